@@ -1,0 +1,174 @@
+// Package etcdembed runs an etcd member inside a Central Node process.
+//
+// A Central Node either embeds etcd (one member of a single-member cluster in
+// `osprey dev`, or one member of a quorum formed by the central nodes) or talks to
+// an external cluster. This package covers the first case: it starts the member,
+// waits until it has joined and is ready, bridges etcd's zap logs into slog, and
+// hands out clients. The rest of the node only ever sees a *clientv3.Client, so
+// both cases look the same above this package.
+package etcdembed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.uber.org/zap"
+)
+
+// Options configures an embedded etcd member.
+type Options struct {
+	// Name is the member name; it must match this member's entry in InitialCluster.
+	Name string
+	// Dir holds the member's data. It is created with mode 0700 if missing.
+	Dir string
+	// ClientAddr is the host:port to serve etcd clients on ("127.0.0.1:0" picks a port).
+	ClientAddr string
+	// PeerAddr is the host:port for raft traffic between members.
+	PeerAddr string
+	// InitialCluster is "name=http://host:port,..." for a multi-member cluster;
+	// empty means a single-member cluster made of this member alone.
+	InitialCluster string
+	// ClusterState is "new" (the default) or "existing" when joining a running cluster.
+	ClusterState string
+	// StartTimeout bounds how long Start waits for the member to be ready.
+	StartTimeout time.Duration
+	// Logger receives etcd's logs (at warn and above unless Debug is set).
+	Logger *slog.Logger
+	// Debug passes etcd's info logs through too.
+	Debug bool
+}
+
+// Server is a running embedded etcd member.
+type Server struct {
+	etcd *embed.Etcd
+	cli  *clientv3.Client
+}
+
+// Start starts the member and waits until it is ready to serve, or ctx ends,
+// or StartTimeout passes.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Name == "" {
+		opts.Name = "default"
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("etcd data dir is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 60 * time.Second
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create etcd data dir: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = opts.Name
+	cfg.Dir = filepath.Clean(opts.Dir)
+	clientURL, err := httpURL(opts.ClientAddr, "127.0.0.1:2379")
+	if err != nil {
+		return nil, fmt.Errorf("etcd client address: %w", err)
+	}
+	peerURL, err := httpURL(opts.PeerAddr, "127.0.0.1:2380")
+	if err != nil {
+		return nil, fmt.Errorf("etcd peer address: %w", err)
+	}
+	cfg.ListenClientUrls = []url.URL{*clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
+	cfg.ListenPeerUrls = []url.URL{*peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
+	if opts.InitialCluster != "" {
+		cfg.InitialCluster = opts.InitialCluster
+	} else {
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	}
+	if opts.ClusterState != "" {
+		cfg.ClusterState = opts.ClusterState
+	}
+	// Keep a day of history for watchers that resume by revision, then compact.
+	cfg.AutoCompactionMode = embed.CompactorModePeriodic
+	cfg.AutoCompactionRetention = "24h"
+	// The cluster's configuration and alerts are small; 2 GiB is etcd's
+	// default quota, stated here so the operator documentation has one source.
+	cfg.QuotaBackendBytes = 2 << 30
+	level := zap.WarnLevel
+	if opts.Debug {
+		level = zap.InfoLevel
+	}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(newSlogCore(opts.Logger.Handler(), level)))
+
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	timer := time.NewTimer(opts.StartTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("wait for embedded etcd: %w", ctx.Err())
+	case <-timer.C:
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd not ready after %s (is the quorum reachable?)", opts.StartTimeout)
+	}
+	return &Server{etcd: e, cli: v3client.New(e.Server)}, nil
+}
+
+// Client returns an in-process client of this member. It is closed by Close.
+func (s *Server) Client() *clientv3.Client { return s.cli }
+
+// Endpoints returns the URLs at which this member serves etcd clients.
+func (s *Server) Endpoints() []string {
+	eps := make([]string, 0, len(s.etcd.Clients))
+	for _, l := range s.etcd.Clients {
+		eps = append(eps, "http://"+l.Addr().String())
+	}
+	return eps
+}
+
+// PeerURLs returns the URLs at which this member serves raft peers.
+func (s *Server) PeerURLs() []string {
+	urls := make([]string, 0, len(s.etcd.Peers))
+	for _, p := range s.etcd.Peers {
+		urls = append(urls, "http://"+p.Addr().String())
+	}
+	return urls
+}
+
+// Err reports a fatal error of the running member.
+func (s *Server) Err() <-chan error { return s.etcd.Err() }
+
+// Close stops the member and waits for it to release its data dir.
+func (s *Server) Close() {
+	s.cli.Close()
+	s.etcd.Close()
+	<-s.etcd.Server.StopNotify()
+}
+
+func httpURL(addr, def string) (*url.URL, error) {
+	if addr == "" {
+		addr = def
+	}
+	if strings.Contains(addr, "://") {
+		return url.Parse(addr)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, err
+	}
+	return &url.URL{Scheme: "http", Host: addr}, nil
+}
