@@ -1,0 +1,124 @@
+package pki_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	"github.com/ospreysec/osprey/pkg/pki"
+)
+
+// Enrollment from end to end, without the network: what the central node
+// and the sensor each do, in order.
+func Example_enrollment() {
+	// Central node, first start: make the cluster CA and seal its key for etcd.
+	ca, err := pki.NewCA("Osprey cluster CA", 0)
+	if err != nil {
+		panic(err)
+	}
+	kek := make([]byte, pki.KEKSize) // pki.LoadOrCreateKEK(dataDir + "/kek") in real life
+	if _, err := rand.Read(kek); err != nil {
+		panic(err)
+	}
+	certPEM, keyPEM, err := pki.MarshalCA(ca)
+	if err != nil {
+		panic(err)
+	}
+	sealedKey, err := pki.Seal(keyPEM, kek, pki.CAKeyLabel) // stored in etcd with certPEM
+	if err != nil {
+		panic(err)
+	}
+
+	// Central node: its gRPC serving certificate, from its own key.
+	nodeKey, err := pki.GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	leaf, err := ca.SignServer(nodeKey.Public(), []string{"central-1.osprey.example"}, 90*24*time.Hour, time.Now())
+	if err != nil {
+		panic(err)
+	}
+	serving, err := ca.TLSCertificate(leaf, nodeKey) // tls.Config.Certificates
+	if err != nil {
+		panic(err)
+	}
+
+	// The join token carries this pin (see package jointoken).
+	pin := pki.SPKIHash(ca.Cert)
+
+	// Sensor: a key of its own and a CSR. The name it asks for does not matter.
+	sensorKey, err := pki.GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	csr, err := pki.NewCSR(sensorKey, "I am the admin")
+	if err != nil {
+		panic(err)
+	}
+	// Sensor: in tls.Config.VerifyPeerCertificate, check the central's chain
+	// against the pin, and keep the CA it finds as its trust root.
+	root, err := pki.VerifyPinnedChain(serving.Certificate, pin)
+	fmt.Println("central matches the pin:", err == nil)
+
+	// Central node (another one, perhaps): open the CA key, refuse a key seen
+	// before, and sign with the identity it assigns.
+	opened, err := pki.Open(sealedKey, kek, pki.CAKeyLabel)
+	if err != nil {
+		panic(err)
+	}
+	signer, err := pki.ParseCA(certPEM, opened)
+	if err != nil {
+		panic(err)
+	}
+	req, err := x509.ParseCertificateRequest(csr)
+	if err != nil {
+		panic(err)
+	}
+	keyID, err := pki.PublicKeyFingerprint(req.PublicKey) // refuse if seen before
+	if err != nil {
+		panic(err)
+	}
+	_ = keyID
+	clientDER, err := signer.SignClient(csr, pki.Identity{Tenant: "default", SensorID: "s-7f3a"}, 24*time.Hour, time.Now())
+	if err != nil {
+		panic(err)
+	}
+
+	// Later, on every mutual-TLS connection: the central reads the identity
+	// from the verified client certificate...
+	client, err := x509.ParseCertificate(clientDER)
+	if err != nil {
+		panic(err)
+	}
+	id, err := pki.IdentityFromCert(client)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("sensor:", id)
+	// ...and the sensor checks the central against the stored root.
+	_, err = pki.VerifyAgainstCA(serving.Certificate, root)
+	fmt.Println("central signed by the stored root:", err == nil)
+	fmt.Println("CA key sealed:", !bytes.Contains(sealedKey, keyPEM[30:60]))
+	// Output:
+	// central matches the pin: true
+	// sensor: osprey://sensor/default/s-7f3a
+	// central signed by the stored root: true
+	// CA key sealed: true
+}
+
+func ExampleSeal() {
+	kek := bytes.Repeat([]byte{0x42}, pki.KEKSize) // use pki.LoadOrCreateKEK
+	sealed, err := pki.Seal([]byte("secret"), kek, "osprey/example")
+	if err != nil {
+		panic(err)
+	}
+	plain, err := pki.Open(sealed, kek, "osprey/example")
+	fmt.Printf("%s %v\n", plain, err)
+	_, err = pki.Open(sealed, kek, pki.CAKeyLabel) // the blob was sealed for another use
+	fmt.Println(err)
+	// Output:
+	// secret <nil>
+	// open: sealed data does not open: wrong key or label, or tampered
+}
