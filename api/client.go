@@ -1,0 +1,386 @@
+// Package api is the Go client of Osprey's REST API, and the JSON types of that API.
+//
+// The types are the API's contract, which openapi.yaml next to this file describes; the
+// server uses the same types. The client reads leniently: it ignores fields it does not know,
+// so an older client keeps working against a newer server. Refusing unknown fields is the
+// server's job, and it does so for every request body.
+//
+// Write-only fields (a POP3 password, an SMTP private key) are never returned by a read; a
+// read says whether one is stored (password_set, key_set) instead, and a write that leaves
+// them empty keeps the stored secret. Writes of a sensor's configuration are conditional on
+// a version: pass the version a read returned and the server answers 409 Conflict if
+// someone else wrote in between.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// DefaultTimeout bounds a whole request of a client that NewClient builds itself.
+const DefaultTimeout = time.Minute
+
+// maxResponseBytes bounds the response bodies the client reads.
+const maxResponseBytes = 16 << 20
+
+// Config configures a Client.
+type Config struct {
+	// Address is the base URL of a central node's API, like "https://central.example.com:8443".
+	// Without a scheme, https is assumed.
+	Address string
+
+	// Username and Password authenticate with HTTP Basic.
+	Username string
+	Password string
+	// Token is an API token ("osp_<id>_<secret>") sent as Authorization: Bearer. Set either
+	// Token or Username, not both.
+	Token string
+
+	// HTTPClient sends the requests. If nil, the client uses one with DefaultTimeout and
+	// TLSConfig.
+	HTTPClient *http.Client
+	// TLSConfig configures TLS when HTTPClient is nil (for a private CA, say). With an
+	// HTTPClient, configure TLS on its transport instead.
+	TLSConfig *tls.Config
+}
+
+// Client calls the REST API of a central node. It is safe for concurrent use.
+type Client struct {
+	base     string // scheme://host[/prefix], without a trailing slash
+	hc       *http.Client
+	username string
+	password string
+	token    string
+}
+
+// NewClient returns a client for cfg.
+func NewClient(cfg Config) (*Client, error) {
+	base, err := parseAddress(cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Token != "" && cfg.Username != "" {
+		return nil, errors.New("api: set a token or a username, not both")
+	}
+	if cfg.Username == "" && cfg.Password != "" {
+		return nil, errors.New("api: password without a username")
+	}
+	hc := cfg.HTTPClient
+	switch {
+	case hc != nil && cfg.TLSConfig != nil:
+		return nil, errors.New("api: TLSConfig is only used without an HTTPClient; set it on the HTTPClient's transport")
+	case hc == nil:
+		hc = &http.Client{Timeout: DefaultTimeout}
+		if cfg.TLSConfig != nil {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = cfg.TLSConfig.Clone()
+			hc.Transport = tr
+		}
+	}
+	return &Client{
+		base:     base,
+		hc:       hc,
+		username: cfg.Username,
+		password: cfg.Password,
+		token:    cfg.Token,
+	}, nil
+}
+
+func parseAddress(addr string) (string, error) {
+	if addr == "" {
+		return "", errors.New("api: no address")
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "https://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", fmt.Errorf("api: address: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("api: address %q: scheme must be http or https", addr)
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("api: address %q: want scheme://host[:port][/prefix]", addr)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// Tenants lists the tenants the caller may see.
+func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
+	var out TenantList
+	if _, err := c.do(ctx, http.MethodGet, "/api/v1/tenants", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Tenants, nil
+}
+
+// CreateTenant creates a tenant and returns it as stored.
+func (c *Client) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
+	var out Tenant
+	if _, err := c.do(ctx, http.MethodPost, "/api/v1/tenants", nil, t, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Sensors lists the sensors the caller may see, with their status.
+func (c *Client) Sensors(ctx context.Context) ([]Sensor, error) {
+	var out SensorList
+	if _, err := c.do(ctx, http.MethodGet, "/api/v1/sensors", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Sensors, nil
+}
+
+// Sensor returns one sensor with its status.
+func (c *Client) Sensor(ctx context.Context, id string) (*Sensor, error) {
+	p, err := sensorPath(id, "")
+	if err != nil {
+		return nil, err
+	}
+	var out Sensor
+	if _, err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ApproveSensor approves a pending (or revoked) sensor and returns it.
+func (c *Client) ApproveSensor(ctx context.Context, id string) (*Sensor, error) {
+	return c.sensorAction(ctx, id, "approve")
+}
+
+// RevokeSensor revokes a sensor and returns it.
+func (c *Client) RevokeSensor(ctx context.Context, id string) (*Sensor, error) {
+	return c.sensorAction(ctx, id, "revoke")
+}
+
+func (c *Client) sensorAction(ctx context.Context, id, action string) (*Sensor, error) {
+	p, err := sensorPath(id, action)
+	if err != nil {
+		return nil, err
+	}
+	var out Sensor
+	if _, err := c.do(ctx, http.MethodPost, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SMTP returns a sensor's SMTP integration and its version, for a later PutSMTP.
+func (c *Client) SMTP(ctx context.Context, id string) (*SMTPIntegration, int64, error) {
+	var out SMTPIntegration
+	v, err := c.getVersioned(ctx, id, "smtp", &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &out, v, nil
+}
+
+// PutSMTP replaces a sensor's SMTP integration and returns it as stored, with its new
+// version. If version is not 0, the write happens only if the stored version is still
+// version; otherwise it fails with an *Error of status 409.
+func (c *Client) PutSMTP(ctx context.Context, id string, cfg *SMTPIntegration, version int64) (*SMTPIntegration, int64, error) {
+	var out SMTPIntegration
+	v, err := c.putVersioned(ctx, id, "smtp", cfg, version, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &out, v, nil
+}
+
+// POP3 returns a sensor's POP3 integration and its version, for a later PutPOP3. The
+// password is never returned; PasswordSet says whether one is stored.
+func (c *Client) POP3(ctx context.Context, id string) (*POP3Integration, int64, error) {
+	var out POP3Integration
+	v, err := c.getVersioned(ctx, id, "pop3", &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &out, v, nil
+}
+
+// PutPOP3 replaces a sensor's POP3 integration and returns it as stored, with its new
+// version. An empty Password keeps the stored one. Version works as in PutSMTP.
+func (c *Client) PutPOP3(ctx context.Context, id string, cfg *POP3Integration, version int64) (*POP3Integration, int64, error) {
+	var out POP3Integration
+	v, err := c.putVersioned(ctx, id, "pop3", cfg, version, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &out, v, nil
+}
+
+func (c *Client) getVersioned(ctx context.Context, id, part string, out any) (int64, error) {
+	p, err := sensorPath(id, part)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.do(ctx, http.MethodGet, p, nil, nil, out)
+	if err != nil {
+		return 0, err
+	}
+	return responseVersion(resp)
+}
+
+func (c *Client) putVersioned(ctx context.Context, id, part string, in any, version int64, out any) (int64, error) {
+	p, err := sensorPath(id, part)
+	if err != nil {
+		return 0, err
+	}
+	if version < 0 {
+		return 0, fmt.Errorf("api: negative version %d", version)
+	}
+	h := http.Header{}
+	if version != 0 {
+		h.Set("If-Match", FormatETag(version))
+	}
+	resp, err := c.do(ctx, http.MethodPut, p, h, in, out)
+	if err != nil {
+		return 0, err
+	}
+	return responseVersion(resp)
+}
+
+// responseVersion returns the version in resp's ETag, or 0 if it has none.
+func responseVersion(resp *http.Response) (int64, error) {
+	etag := resp.Header.Get("ETag")
+	if etag == "" {
+		return 0, nil
+	}
+	v, err := ParseETag(etag)
+	if err != nil {
+		return 0, fmt.Errorf("api: %s %s: %w", resp.Request.Method, resp.Request.URL.Path, err)
+	}
+	return v, nil
+}
+
+// Users lists the users the caller may see. Passwords are never returned.
+func (c *Client) Users(ctx context.Context) ([]User, error) {
+	var out UserList
+	if _, err := c.do(ctx, http.MethodGet, "/api/v1/users", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Users, nil
+}
+
+// CreateUser creates a user (u.Password is required) and returns it as stored.
+func (c *Client) CreateUser(ctx context.Context, u User) (*User, error) {
+	var out User
+	if _, err := c.do(ctx, http.MethodPost, "/api/v1/users", nil, u, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateToken creates a token. The returned Token's Secret is the only copy of the bearer
+// string; the server cannot show it again.
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (*Token, error) {
+	var out Token
+	if _, err := c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// sensorPath returns the escaped path of a sensor, or of one of its sub-resources.
+func sensorPath(id, sub string) (string, error) {
+	if id == "" || id == "." || id == ".." {
+		return "", fmt.Errorf("api: invalid sensor id %q", id)
+	}
+	p := "/api/v1/sensors/" + url.PathEscape(id)
+	if sub != "" {
+		p += "/" + sub
+	}
+	return p, nil
+}
+
+// do sends a request with in as its JSON body (if not nil) and decodes a successful
+// response's body into out (if not nil). A response that is not 2xx becomes an *Error. The
+// returned response's body is closed.
+func (c *Client) do(ctx context.Context, method, path string, header http.Header, in, out any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("api: %s %s: encode request: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("api: %s %s: %w", method, path, err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "osprey-api-go")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	switch {
+	case c.token != "":
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	case c.username != "":
+		req.SetBasicAuth(c.username, c.password)
+	}
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err) // *url.Error already names the method and URL
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("api: %s %s: read response: %w", method, path, err)
+	}
+	if len(b) > maxResponseBytes {
+		return nil, fmt.Errorf("api: %s %s: response larger than %d bytes", method, path, maxResponseBytes)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, decodeError(resp.StatusCode, b)
+	}
+	if out != nil && len(bytes.TrimSpace(b)) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return nil, fmt.Errorf("api: %s %s: decode response: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+// decodeError turns an error response into an *Error. A body that is not the API's error
+// JSON (from a proxy, say) becomes the status text with the start of the body.
+func decodeError(status int, body []byte) *Error {
+	var e Error
+	if err := json.Unmarshal(body, &e); err == nil && e.Message != "" {
+		e.StatusCode = status
+		return &e
+	}
+	msg := http.StatusText(status)
+	if msg == "" {
+		msg = "unexpected status"
+	}
+	if text := strings.TrimSpace(string(body)); text != "" && utf8.ValidString(text) {
+		if len(text) > 200 {
+			n := 200
+			for n > 0 && !utf8.RuneStart(text[n]) {
+				n--
+			}
+			text = text[:n] + "…"
+		}
+		msg += ": " + text
+	}
+	return &Error{StatusCode: status, Message: msg}
+}

@@ -1,0 +1,155 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+
+	"github.com/ospreysec/osprey/api"
+)
+
+// fakeCentral serves a few routes the way a central node does, for the examples.
+func fakeCentral() *httptest.Server {
+	var mu sync.Mutex
+	version := int64(7)
+	smtp := api.SMTPIntegration{Enabled: true, Listen: "127.0.0.1:2525", DestinationDomains: []string{"example.com"}}
+	writeJSON := func(w http.ResponseWriter, status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(v)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/sensors", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.SensorList{Sensors: []api.Sensor{
+			{ID: "s1", Name: "branch-1", Tenant: "default", State: api.SensorApproved, Online: true, ConfigVersion: 7, AppliedVersion: 7},
+			{ID: "s2", Name: "branch-2", Tenant: "default", State: api.SensorPending},
+		}})
+	})
+	mux.HandleFunc("GET /api/v1/sensors/s1/smtp", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("ETag", api.FormatETag(version))
+		writeJSON(w, http.StatusOK, smtp)
+	})
+	mux.HandleFunc("PUT /api/v1/sensors/s1/smtp", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if m := r.Header.Get("If-Match"); m != "" && m != api.FormatETag(version) {
+			writeJSON(w, http.StatusConflict, api.Error{Message: "the configuration changed since it was read"})
+			return
+		}
+		var in api.SMTPIntegration
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			writeJSON(w, http.StatusBadRequest, api.Error{Message: err.Error()})
+			return
+		}
+		if len(in.Clients) > 1 && in.Clients[1] == "10.0.0.300" {
+			writeJSON(w, http.StatusBadRequest, api.Error{
+				Message: "invalid smtp integration",
+				Fields:  []api.FieldError{{Field: "clients[1]", Message: "not an IP address or CIDR"}},
+			})
+			return
+		}
+		smtp = in
+		version++
+		w.Header().Set("ETag", api.FormatETag(version))
+		writeJSON(w, http.StatusOK, smtp)
+	})
+	return httptest.NewServer(mux)
+}
+
+func ExampleNewClient() {
+	srv := fakeCentral()
+	defer srv.Close()
+
+	c, err := api.NewClient(api.Config{
+		Address:  srv.URL, // "https://central.example.com:8443"
+		Username: "admin",
+		Password: "secret",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	sensors, err := c.Sensors(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range sensors {
+		fmt.Println(s.ID, s.Name, s.State, s.Online)
+	}
+	// Output:
+	// s1 branch-1 approved true
+	// s2 branch-2 pending false
+}
+
+// Read a sensor's SMTP integration, change it, and write it back at the version that was
+// read, so a concurrent change is not overwritten.
+func ExampleClient_PutSMTP() {
+	srv := fakeCentral()
+	defer srv.Close()
+	c, err := api.NewClient(api.Config{Address: srv.URL, Token: "osp_0123456789abcdef_c2VjcmV0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	smtp, version, err := c.SMTP(ctx, "s1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	smtp.Clients = []string{"10.0.0.0/8", "!10.0.0.5"}
+	smtp.MaxMessageSize = &api.SizeLimit{Value: 25, Unit: api.MB}
+	smtp, newVersion, err := c.PutSMTP(ctx, "s1", smtp, version)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(version, "->", newVersion, smtp.Clients)
+
+	// Writing again at the old version fails: someone (here, us) wrote in between.
+	_, _, err = c.PutSMTP(ctx, "s1", smtp, version)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
+		fmt.Println("conflict:", apiErr.Message)
+	}
+	// Output:
+	// 7 -> 8 [10.0.0.0/8 !10.0.0.5]
+	// conflict: the configuration changed since it was read
+}
+
+// A validation error names each field that is wrong.
+func ExampleError() {
+	srv := fakeCentral()
+	defer srv.Close()
+	c, err := api.NewClient(api.Config{Address: srv.URL, Username: "admin", Password: "secret"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	bad := &api.SMTPIntegration{Enabled: true, Clients: []string{"10.0.0.0/8", "10.0.0.300"}}
+	_, _, err = c.PutSMTP(context.Background(), "s1", bad, 0)
+
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
+		fmt.Println(apiErr.StatusCode, apiErr.Message)
+		for _, f := range apiErr.Fields {
+			fmt.Printf("%s: %s\n", f.Field, f.Message)
+		}
+	}
+	fmt.Println(err)
+	// Output:
+	// 400 invalid smtp integration
+	// clients[1]: not an IP address or CIDR
+	// invalid smtp integration: clients[1]: not an IP address or CIDR (status 400)
+}
+
+func ExampleParseETag() {
+	v, err := api.ParseETag(`"123"`)
+	fmt.Println(v, err, api.FormatETag(v))
+	// Output: 123 <nil> "123"
+}

@@ -1,0 +1,181 @@
+package convert
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/ospreysec/osprey/api"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// SMTPToProto converts an SMTP integration from a write. The only error is validate.Errors,
+// for unknown enum names; the message is returned with it, filled with everything that did
+// convert, so a caller can validate the rest and report every problem at once. KeySet is
+// ignored; an empty KeyPEM is left for MergeSMTPSecrets.
+func SMTPToProto(in *api.SMTPIntegration) (*ospreyv1.SmtpIntegration, error) {
+	if in == nil {
+		return &ospreyv1.SmtpIntegration{}, nil
+	}
+	var errs fieldErrors
+	out := &ospreyv1.SmtpIntegration{
+		Enabled:            in.Enabled,
+		Listen:             in.Listen,
+		DestinationDomains: slices.Clone(in.DestinationDomains),
+		Clients:            slices.Clone(in.Clients),
+	}
+	if m := in.MaxMessageSize; m != nil {
+		unit, err := SizeUnitToProto(m.Unit)
+		errs.check("max_message_size.unit", err)
+		out.MaxMessageSize = &ospreyv1.SizeLimit{Unlimited: m.Unlimited, Value: m.Value, Unit: unit}
+	}
+	if t := in.TLS; t != nil {
+		mode, err := TLSModeToProto(t.Mode)
+		errs.check("tls.mode", err)
+		cc, err := ClientCertModeToProto(t.ClientCert)
+		errs.check("tls.client_cert", err)
+		out.Tls = &ospreyv1.SmtpTls{
+			Mode:        mode,
+			CertPem:     t.CertPEM,
+			KeyPem:      t.KeyPEM,
+			ClientCert:  cc,
+			ClientCaPem: t.ClientCAPEM,
+		}
+	}
+	if l := in.Limits; l != nil {
+		out.Limits = &ospreyv1.SmtpLimits{
+			MaxRecipients:           l.MaxRecipients,
+			MaxConnections:          l.MaxConnections,
+			MaxConnectionsPerClient: l.MaxConnectionsPerClient,
+			CommandTimeoutSeconds:   l.CommandTimeoutSeconds,
+			DataTimeoutSeconds:      l.DataTimeoutSeconds,
+			SessionTimeoutSeconds:   l.SessionTimeoutSeconds,
+			MaxErrors:               l.MaxErrors,
+		}
+	}
+	if err := errs.err(); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// SMTPFromProto converts an SMTP integration for a read. The private key is not copied:
+// KeySet says whether there is one. Lists are never nil, so they read as [] rather than null.
+func SMTPFromProto(p *ospreyv1.SmtpIntegration) *api.SMTPIntegration {
+	out := &api.SMTPIntegration{
+		Enabled:            p.GetEnabled(),
+		Listen:             p.GetListen(),
+		DestinationDomains: cloneNonNil(p.GetDestinationDomains()),
+		Clients:            cloneNonNil(p.GetClients()),
+	}
+	if m := p.GetMaxMessageSize(); m != nil {
+		out.MaxMessageSize = &api.SizeLimit{Unlimited: m.GetUnlimited(), Value: m.GetValue(), Unit: SizeUnitFromProto(m.GetUnit())}
+	}
+	if t := p.GetTls(); t != nil {
+		out.TLS = &api.SMTPTLS{
+			Mode:        TLSModeFromProto(t.GetMode()),
+			CertPEM:     t.GetCertPem(),
+			KeySet:      t.GetKeyPem() != "",
+			ClientCert:  ClientCertModeFromProto(t.GetClientCert()),
+			ClientCAPEM: t.GetClientCaPem(),
+		}
+	}
+	if l := p.GetLimits(); l != nil {
+		out.Limits = &api.SMTPLimits{
+			MaxRecipients:           l.GetMaxRecipients(),
+			MaxConnections:          l.GetMaxConnections(),
+			MaxConnectionsPerClient: l.GetMaxConnectionsPerClient(),
+			CommandTimeoutSeconds:   l.GetCommandTimeoutSeconds(),
+			DataTimeoutSeconds:      l.GetDataTimeoutSeconds(),
+			SessionTimeoutSeconds:   l.GetSessionTimeoutSeconds(),
+			MaxErrors:               l.GetMaxErrors(),
+		}
+	}
+	return out
+}
+
+// POP3ToProto converts a POP3 integration from a write. The only error is validate.Errors,
+// for unknown enum names, returned with the message as SMTPToProto does. PasswordSet is
+// ignored; an empty Password is left for MergePOP3Secrets.
+func POP3ToProto(in *api.POP3Integration) (*ospreyv1.Pop3Integration, error) {
+	if in == nil {
+		return &ospreyv1.Pop3Integration{}, nil
+	}
+	var errs fieldErrors
+	mode, err := POP3TLSModeToProto(in.TLSMode)
+	errs.check("tls_mode", err)
+	policy, err := TLSCertificatePolicyToProto(in.TLSCertificate)
+	errs.check("tls_certificate", err)
+	return &ospreyv1.Pop3Integration{
+		Enabled:         in.Enabled,
+		Server:          in.Server,
+		Port:            in.Port,
+		IntervalSeconds: in.IntervalSeconds,
+		Tls:             in.TLS,
+		TlsMode:         mode,
+		Username:        in.Username,
+		Password:        in.Password,
+		TlsCertificate:  policy,
+		CipherSuite:     in.CipherSuite,
+		CaPem:           in.CAPEM,
+	}, errs.err()
+}
+
+// POP3FromProto converts a POP3 integration for a read. The password is not copied:
+// PasswordSet says whether there is one.
+func POP3FromProto(p *ospreyv1.Pop3Integration) *api.POP3Integration {
+	return &api.POP3Integration{
+		Enabled:         p.GetEnabled(),
+		Server:          p.GetServer(),
+		Port:            p.GetPort(),
+		IntervalSeconds: p.GetIntervalSeconds(),
+		TLS:             p.GetTls(),
+		TLSMode:         POP3TLSModeFromProto(p.GetTlsMode()),
+		Username:        p.GetUsername(),
+		PasswordSet:     p.GetPassword() != "",
+		TLSCertificate:  TLSCertificatePolicyFromProto(p.GetTlsCertificate()),
+		CipherSuite:     p.GetCipherSuite(),
+		CAPEM:           p.GetCaPem(),
+	}
+}
+
+// MergePOP3Secrets gives incoming, a write that left the password empty, the stored
+// password, so that a read edited and written back keeps it.
+//
+// The stored password is kept only while incoming polls the same mailbox: the same server
+// (compared case-insensitively) and the same user name. Otherwise a caller who may write the
+// configuration but was never told the password could point the sensor at a server of their
+// own and receive it; a write that changes either must carry the password again.
+func MergePOP3Secrets(stored, incoming *ospreyv1.Pop3Integration) {
+	if incoming == nil || incoming.Password != "" || stored.GetPassword() == "" {
+		return
+	}
+	if !strings.EqualFold(strings.TrimSuffix(incoming.Server, "."), strings.TrimSuffix(stored.GetServer(), ".")) ||
+		incoming.Username != stored.GetUsername() {
+		return
+	}
+	incoming.Password = stored.GetPassword()
+}
+
+// MergeSMTPSecrets gives incoming, a write that left the TLS private key empty, the stored
+// key, so that a read edited and written back keeps it. The key is kept only with its
+// certificate: when incoming carries the stored certificate unchanged. A new certificate
+// needs its key, and an empty certificate (the sensor makes a self-signed one) needs none.
+func MergeSMTPSecrets(stored, incoming *ospreyv1.SmtpIntegration) {
+	in := incoming.GetTls()
+	if in == nil || in.KeyPem != "" || in.CertPem == "" {
+		return
+	}
+	st := stored.GetTls()
+	if st.GetKeyPem() == "" || strings.TrimSpace(st.GetCertPem()) != strings.TrimSpace(in.CertPem) {
+		return
+	}
+	in.KeyPem = st.GetKeyPem()
+}
+
+// cloneNonNil returns a copy of s that is not nil, so it marshals as [] rather than null.
+func cloneNonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}

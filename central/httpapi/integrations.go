@@ -1,0 +1,139 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/convert"
+	"github.com/ospreysec/osprey/pkg/validate"
+)
+
+// allProblems joins the field errors of a conversion with those that
+// validating the rest finds, so a refused write names every problem at once.
+// A field the conversion already reported is not reported twice.
+func allProblems(convErr, validateErr error) error {
+	conv, ok := validate.AsErrors(convErr)
+	if !ok {
+		return convErr
+	}
+	seen := map[string]bool{}
+	for _, fe := range conv {
+		seen[fe.Field] = true
+	}
+	more, _ := validate.AsErrors(validateErr)
+	for _, fe := range more {
+		if !seen[fe.Field] {
+			conv = append(conv, fe)
+		}
+	}
+	return conv
+}
+
+// ifMatch returns the version a PUT's If-Match names, or 0 when it has none
+// (an unconditional write).
+func ifMatch(r *http.Request) (int64, error) {
+	h := r.Header.Get("If-Match")
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	v, err := api.ParseETag(h)
+	if err != nil {
+		return 0, badRequest("If-Match: %v", err)
+	}
+	return v, nil
+}
+
+func setETag(w http.ResponseWriter, version int64) {
+	if version > 0 {
+		w.Header().Set("ETag", api.FormatETag(version))
+	}
+}
+
+func (s *Server) getSMTP(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	cfg, version, err := s.store.GetSMTP(r.Context(), scope(p), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	setETag(w, version)
+	writeJSON(w, http.StatusOK, convert.SMTPFromProto(cfg))
+	return nil
+}
+
+// putSMTP replaces a sensor's SMTP integration. The stored private key is kept
+// when the write leaves key_pem empty (see convert.MergeSMTPSecrets); the read
+// of the stored value and the write are tied by its version, so a concurrent
+// change is a 409, never a silent overwrite.
+func (s *Server) putSMTP(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	expect, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var in api.SMTPIntegration
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	cfg, err := convert.SMTPToProto(&in)
+	if err != nil {
+		return allProblems(err, validate.SMTPIntegration(cfg))
+	}
+	id := r.PathValue("id")
+	stored, version, err := s.store.GetSMTP(r.Context(), scope(p), id)
+	if err != nil {
+		return err
+	}
+	if expect == 0 {
+		expect = version
+	}
+	convert.MergeSMTPSecrets(stored, cfg)
+	newVersion, err := s.store.PutSMTP(r.Context(), scope(p), id, cfg, expect)
+	if err != nil {
+		return err
+	}
+	setETag(w, newVersion)
+	writeJSON(w, http.StatusOK, convert.SMTPFromProto(cfg))
+	return nil
+}
+
+func (s *Server) getPOP3(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	cfg, version, err := s.store.GetPOP3(r.Context(), scope(p), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	setETag(w, version)
+	writeJSON(w, http.StatusOK, convert.POP3FromProto(cfg))
+	return nil
+}
+
+// putPOP3 replaces a sensor's POP3 integration; an empty password keeps the
+// stored one while server and user name are unchanged (convert.MergePOP3Secrets).
+func (s *Server) putPOP3(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	expect, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var in api.POP3Integration
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	cfg, err := convert.POP3ToProto(&in)
+	if err != nil {
+		return allProblems(err, validate.POP3Integration(cfg))
+	}
+	id := r.PathValue("id")
+	stored, version, err := s.store.GetPOP3(r.Context(), scope(p), id)
+	if err != nil {
+		return err
+	}
+	if expect == 0 {
+		expect = version
+	}
+	convert.MergePOP3Secrets(stored, cfg)
+	newVersion, err := s.store.PutPOP3(r.Context(), scope(p), id, cfg, expect)
+	if err != nil {
+		return err
+	}
+	setETag(w, newVersion)
+	writeJSON(w, http.StatusOK, convert.POP3FromProto(cfg))
+	return nil
+}

@@ -1,0 +1,105 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/validate"
+)
+
+// maxBody bounds every request body; configurations are a few KB.
+const maxBody = 1 << 20
+
+// errBadRequest marks errors in what the client sent (malformed JSON, a bad
+// header); their message is safe to show.
+var errBadRequest = errors.New("bad request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+// decodeJSON reads exactly one JSON object into v, refusing unknown fields,
+// trailing data and bodies over maxBody.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var maxErr *http.MaxBytesError
+		switch {
+		case errors.As(err, &maxErr):
+			return badRequest("body larger than %d bytes", maxBody)
+		case errors.Is(err, io.EOF):
+			return badRequest("empty body, want a JSON object")
+		default:
+			return badRequest("invalid JSON: %v", err)
+		}
+	}
+	if dec.More() {
+		return badRequest("invalid JSON: data after the object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("invalid JSON: data after the object")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v) // The client went away; nothing useful to do.
+}
+
+// writeError is the one place where errors become HTTP responses.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := s.errorResponse(err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="osprey", charset="UTF-8"`)
+	}
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, body)
+}
+
+func (s *Server) errorResponse(err error) (int, api.Error) {
+	var verrs validate.Errors
+	switch {
+	case errors.As(err, &verrs):
+		fields := make([]api.FieldError, 0, len(verrs))
+		for _, fe := range verrs {
+			fields = append(fields, api.FieldError{Field: fe.Field, Message: fe.Message})
+		}
+		return http.StatusBadRequest, api.Error{Message: "invalid configuration", Fields: fields}
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest, api.Error{Message: err.Error()}
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized, api.Error{Message: "authentication required"}
+	case errors.Is(err, errForbidden), errors.Is(err, store.ErrForbidden):
+		return http.StatusForbidden, api.Error{Message: "forbidden: outside your role or tenant"}
+	case errors.Is(err, store.ErrInvalidID):
+		return http.StatusBadRequest, api.Error{Message: "invalid id: use lower-case letters, digits, '-', '_' and '.', at most 63"}
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, api.Error{Message: "not found"}
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, api.Error{Message: "version conflict: the resource changed since it was read; read it again"}
+	case errors.Is(err, store.ErrExists):
+		return http.StatusConflict, api.Error{Message: "already exists"}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, api.Error{Message: "the configuration store did not answer in time"}
+	default:
+		return http.StatusInternalServerError, api.Error{Message: "internal error"}
+	}
+}
+
+// errForbidden is a role check failing in a handler (the store checks tenants).
+var errForbidden = errors.New("forbidden")

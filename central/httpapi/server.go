@@ -1,0 +1,249 @@
+// Package httpapi is the REST API of a Central Node (/api/v1), with the health
+// and metrics endpoints beside it.
+//
+// Every /api/v1 route authenticates (HTTP Basic or a Bearer API token) before
+// its handler runs, checks the caller's role, and hands the store a tenant
+// Scope derived from the caller: tenant isolation is enforced by the store, so
+// a handler cannot leak another tenant's data by mistake. Errors become JSON in
+// one place (writeError). The route table is data (Routes), so a test can hold
+// it against api/openapi.yaml.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/store"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// Options configures the API.
+type Options struct {
+	Store *store.Store
+	Auth  *auth.Authenticator
+	// Ready reports whether the node can serve (etcd reachable); nil means always.
+	Ready func(context.Context) error
+	// Registry receives the API's metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// JoinTokens mints the secret of a join token: it sets the token's id and
+	// secret hash and returns the string a sensor is given (which carries the
+	// cluster CA's hash). Nil refuses join tokens.
+	JoinTokens func(*ospreyv1.Token) (string, error)
+}
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	store *store.Store
+	auth  *auth.Authenticator
+	ready func(context.Context) error
+	log   *slog.Logger
+	now   func() time.Time
+	mux   *http.ServeMux
+
+	joinTokens func(*ospreyv1.Token) (string, error)
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// access is the least a caller must be to use a route.
+type access int
+
+const (
+	public access = iota // no authentication (health probes only)
+	reader               // any authenticated user, auditors included
+	writer               // a user who may change things (not an auditor)
+	admin                // an admin across tenants
+)
+
+// Route is one entry of the API's route table.
+type Route struct {
+	Method  string
+	Pattern string
+	access  access
+	handler func(*Server, http.ResponseWriter, *http.Request, auth.Principal) error
+}
+
+// Routes is the API's route table.
+func Routes() []Route {
+	return []Route{
+		{"GET", "/healthz", public, (*Server).healthz},
+		{"GET", "/readyz", public, (*Server).readyz},
+		{"GET", "/metrics", reader, nil}, // served by promhttp, see New
+		{"GET", "/api/v1/tenants", reader, (*Server).listTenants},
+		{"POST", "/api/v1/tenants", admin, (*Server).createTenant},
+		{"GET", "/api/v1/sensors", reader, (*Server).listSensors},
+		{"GET", "/api/v1/sensors/{id}", reader, (*Server).getSensor},
+		{"POST", "/api/v1/sensors/{id}/approve", writer, (*Server).approveSensor},
+		{"POST", "/api/v1/sensors/{id}/revoke", writer, (*Server).revokeSensor},
+		{"GET", "/api/v1/sensors/{id}/smtp", reader, (*Server).getSMTP},
+		{"PUT", "/api/v1/sensors/{id}/smtp", writer, (*Server).putSMTP},
+		{"GET", "/api/v1/sensors/{id}/pop3", reader, (*Server).getPOP3},
+		{"PUT", "/api/v1/sensors/{id}/pop3", writer, (*Server).putPOP3},
+		{"GET", "/api/v1/users", reader, (*Server).listUsers},
+		{"POST", "/api/v1/users", writer, (*Server).createUser},
+		{"POST", "/api/v1/tokens", writer, (*Server).createToken},
+	}
+}
+
+// New builds the API handler.
+func New(opts Options) *Server {
+	s := &Server{
+		store: opts.Store,
+		auth:  opts.Auth,
+		ready: opts.Ready,
+		log:   opts.Logger,
+		now:   opts.Now,
+		mux:   http.NewServeMux(),
+
+		joinTokens: opts.JoinTokens,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osprey_http_requests_total",
+			Help: "HTTP requests served, by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "osprey_http_request_duration_seconds",
+			Help:    "Time to serve HTTP requests, by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
+		}, []string{"route"}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.ready == nil {
+		s.ready = func(context.Context) error { return nil }
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(s.requests, s.duration)
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	for _, rt := range Routes() {
+		name := rt.Method + " " + rt.Pattern
+		var h http.Handler
+		if rt.handler == nil {
+			h = s.authenticated(rt.access, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+				metrics.ServeHTTP(w, r)
+				return nil
+			})
+		} else {
+			h = s.authenticated(rt.access, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+				return rt.handler(s, w, r, p)
+			})
+		}
+		s.mux.Handle(name, s.instrument(name, h))
+	}
+	// Everything else under /api/ is a JSON 404 (or 405), never the UI's HTML.
+	s.mux.Handle("/api/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, store.ErrNotFound)
+	})))
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+type handlerFunc func(http.ResponseWriter, *http.Request, auth.Principal) error
+
+// authenticated checks credentials and role before calling h, and turns its
+// error into a response.
+func (s *Server) authenticated(need access, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p auth.Principal
+		if need != public {
+			var err error
+			p, err = s.auth.Authenticate(r)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if !allowed(p, need) {
+				s.writeError(w, r, errForbidden)
+				return
+			}
+		}
+		if err := h(w, r, p); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func allowed(p auth.Principal, need access) bool {
+	switch need {
+	case reader:
+		return true
+	case writer:
+		return p.CanWrite()
+	case admin:
+		return p.IsAdmin()
+	}
+	return need == public
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) instrument(route string, h http.Handler) http.Handler {
+	requests := s.requests.MustCurryWith(prometheus.Labels{"route": route})
+	duration := s.duration.WithLabelValues(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		duration.Observe(time.Since(start).Seconds())
+		requests.WithLabelValues(strconv.Itoa(rec.code)).Inc()
+	})
+}
+
+// scope is the store scope of a caller: every tenant for an admin (and for an
+// auditor without a tenant), else the caller's tenant alone.
+func scope(p auth.Principal) store.Scope {
+	if p.Tenant == "" {
+		return store.AllTenants()
+	}
+	return store.TenantScope(p.Tenant)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}

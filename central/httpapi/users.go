@@ -1,0 +1,55 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/convert"
+	"github.com/ospreysec/osprey/pkg/validate"
+)
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	users, err := s.store.ListUsers(r.Context(), scope(p))
+	if err != nil {
+		return err
+	}
+	out := api.UserList{Users: make([]api.User, 0, len(users))}
+	for _, u := range users {
+		out.Users = append(out.Users, convert.UserFromProto(u))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in api.User
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if !in.CreatedAt.IsZero() {
+		return badRequest("created_at is set by the server")
+	}
+	u, err := convert.UserToProto(in)
+	if err != nil {
+		return err
+	}
+	if len(in.Password) < minPasswordLen || len(in.Password) > auth.MaxPasswordBytes {
+		return validate.Errors{{Field: "password", Message: passwordRule}}
+	}
+	if u.PasswordHash, err = auth.HashPassword(in.Password); err != nil {
+		return err
+	}
+	u.CreatedAt = timestamppb.New(s.now())
+	if _, err := s.store.CreateUser(r.Context(), scope(p), u); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, convert.UserFromProto(u))
+	return nil
+}
+
+const minPasswordLen = 12
+
+var passwordRule = "between 12 and 72 bytes"

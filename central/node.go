@@ -1,0 +1,162 @@
+package central
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/httpapi"
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/pki"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// node holds the components of a running Central Node that the HTTP server
+// and the later services share.
+type node struct {
+	store   *store.Store
+	handler http.Handler
+	ready   Ready
+}
+
+const (
+	defaultTenant = "default"
+	adminUser     = "admin"
+	// initialPasswordFile, in the data dir, holds a generated admin password.
+	initialPasswordFile = "initial-admin-password"
+)
+
+func newNode(ctx context.Context, opts Options, cli *clientv3.Client, log *slog.Logger) (*node, error) {
+	st := store.New(cli)
+	n := &node{store: st}
+	if err := bootstrap(ctx, opts, st, &n.ready, log); err != nil {
+		return nil, err
+	}
+	if opts.Dev {
+		id, err := registerLocalSensor(ctx, st, opts.NodeName)
+		if err != nil {
+			return nil, err
+		}
+		n.ready.LocalSensorID = id
+	}
+	notFound := []error{store.ErrNotFound, store.ErrInvalidID}
+	authn, err := auth.NewAuthenticator(auth.Options{
+		Users: auth.UsersFunc(func(ctx context.Context, name string) (*ospreyv1.User, error) {
+			u, _, err := st.GetUser(ctx, store.AllTenants(), name)
+			return u, err
+		}),
+		Tokens: auth.TokensFunc(func(ctx context.Context, id string) (*ospreyv1.Token, error) {
+			t, _, err := st.GetToken(ctx, store.AllTenants(), id)
+			return t, err
+		}),
+		NotFound: notFound,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := newRegistry()
+	n.handler = httpapi.New(httpapi.Options{
+		Store:    st,
+		Auth:     authn,
+		Registry: reg,
+		Logger:   log.With("component", "api"),
+		Ready: func(ctx context.Context) error {
+			// A linearizable read proves a quorum answers, as etcd's own /health does.
+			if _, err := cli.Get(ctx, "health"); err != nil {
+				return fmt.Errorf("etcd: %w", err)
+			}
+			return nil
+		},
+	})
+	return n, nil
+}
+
+// bootstrap makes what a new cluster needs: the default tenant and the first
+// admin. Both are create-if-absent, so every node may run it at every start
+// and concurrent first starts agree on one admin.
+func bootstrap(ctx context.Context, opts Options, st *store.Store, ready *Ready, log *slog.Logger) error {
+	all := store.AllTenants()
+	_, err := st.CreateTenant(ctx, all, &ospreyv1.Tenant{Id: defaultTenant, Name: "Default", CreatedAt: timestamppb.Now()})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("bootstrap default tenant: %w", err)
+	}
+	ready.AdminUser = adminUser
+	passwordFile := filepath.Join(opts.DataDir, initialPasswordFile)
+	ready.AdminPasswordFile = passwordFile
+
+	if _, _, err := st.GetUser(ctx, all, adminUser); err == nil {
+		// An existing cluster. In dev, show the generated password again while
+		// its file is there, so a restart still prints how to sign in.
+		if opts.Dev && opts.BootstrapAdminPassword == "" {
+			if b, err := os.ReadFile(passwordFile); err == nil {
+				ready.AdminPassword = strings.TrimSpace(string(b))
+			}
+		}
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+
+	password, generated := opts.BootstrapAdminPassword, false
+	if password == "" {
+		password, generated = auth.GeneratePassword(), true
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	// The password reaches the disk before the user exists, so a crash in
+	// between can never leave an admin whose password nobody knows.
+	if generated {
+		if err := pki.WriteFileAtomic(passwordFile, []byte(password+"\n"), 0o600); err != nil {
+			return fmt.Errorf("bootstrap admin: %w", err)
+		}
+	}
+	_, err = st.CreateUser(ctx, all, &ospreyv1.User{
+		Name: adminUser, Role: ospreyv1.Role_ROLE_ADMIN, PasswordHash: hash, CreatedAt: timestamppb.Now(),
+	})
+	if errors.Is(err, store.ErrExists) {
+		// Another node bootstrapped the cluster first; its password stands.
+		if generated {
+			os.Remove(passwordFile)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if generated {
+		ready.AdminPassword = password
+		log.Info("created the first admin with a generated password", "user", adminUser, "password_file", passwordFile)
+	} else {
+		log.Info("created the first admin with the bootstrap password", "user", adminUser)
+	}
+	return nil
+}
+
+// registerLocalSensor records the node's own Sensor component as an approved
+// sensor of the default tenant, named after the node.
+func registerLocalSensor(ctx context.Context, st *store.Store, nodeName string) (string, error) {
+	all := store.AllTenants()
+	_, err := st.CreateSensor(ctx, all, &ospreyv1.Sensor{
+		Id:        nodeName,
+		Tenant:    defaultTenant,
+		Name:      nodeName,
+		State:     ospreyv1.SensorState_SENSOR_STATE_APPROVED,
+		Local:     true,
+		CreatedAt: timestamppb.Now(),
+	})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return "", fmt.Errorf("register the local sensor: %w", err)
+	}
+	return nodeName, nil
+}

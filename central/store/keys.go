@@ -1,0 +1,168 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Key layout. Every key the store reads or writes is built in this file, and
+// nowhere else; ids are checked by validID before they become part of a key.
+//
+//	key (under /osprey/v1/)              value                            written by
+//	-----------------------------------  -------------------------------  ------------------------------------------
+//	tenants/<tenant>/meta                ospreyv1.Tenant                  CreateTenant, UpdateTenant
+//	tenants/<tenant>/sensors/<id>/meta   ospreyv1.Sensor                  CreateSensor, UpdateSensor
+//	tenants/<tenant>/sensors/<id>/smtp   ospreyv1.SmtpIntegration         PutSMTP (absent = disabled, version 0)
+//	tenants/<tenant>/sensors/<id>/pop3   ospreyv1.Pop3Integration         PutPOP3 (absent = disabled, version 0)
+//	sensor-tenant/<id>                   tenant id, plain text (index)    CreateSensor, in the txn that writes meta
+//	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser
+//	tokens/<id>                          ospreyv1.Token                   CreateToken, ConsumeJoinToken, DeleteToken
+//	status/<sensor id>                   reserved: ephemeral sensor status under a lease (not written yet)
+//	cluster/...                          reserved: cluster coordination (not written yet)
+//
+// Values are protobuf messages in deterministic wire form, except the
+// sensor-tenant index, which holds the bare tenant id. A value's version is the
+// ModRevision of its key; a key that was never written has version 0.
+//
+// Everything one sensor's configuration push needs lives under the single
+// prefix tenants/<tenant>/sensors/<id>/, so one range read is a consistent
+// snapshot and one prefix watch sees every change. Sensor ids are unique across
+// tenants (the index enforces it), so a sensor id alone finds its tenant.
+//
+// Ids of tenants, sensors and tokens match [a-z0-9][a-z0-9_.-]{0,62}; user
+// names match [A-Za-z0-9][A-Za-z0-9_.@-]{0,63} (so an e-mail address works).
+// Neither allows "/" or a leading ".", so an id can never reach outside its
+// own key. These are the store's key-safety rules; package validate may be
+// stricter.
+const (
+	rootPrefix         = "/osprey/v1/"
+	tenantsPrefix      = rootPrefix + "tenants/"
+	sensorTenantPrefix = rootPrefix + "sensor-tenant/"
+	usersPrefix        = rootPrefix + "users/"
+	tokensPrefix       = rootPrefix + "tokens/"
+)
+
+// Parts of a sensor's configuration: the last element of its keys.
+const (
+	partMeta = "meta"
+	partSMTP = "smtp"
+	partPOP3 = "pop3"
+)
+
+// maxIDLen bounds every id used in a key.
+const maxIDLen = 63
+
+// validID reports whether id may be used as one element of a key.
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case i > 0 && (c == '-' || c == '_' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// maxUserNameLen bounds a user name.
+const maxUserNameLen = 64
+
+// validUserName reports whether name may be used as the last element of a
+// user key.
+func validUserName(name string) bool {
+	if name == "" || len(name) > maxUserNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '-' || c == '_' || c == '.' || c == '@'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// checkID returns an error wrapping ErrInvalidID when id cannot be used in a key.
+func checkID(kind, id string) error {
+	if !validID(id) {
+		return fmt.Errorf("%s id %q: %w", kind, id, ErrInvalidID)
+	}
+	return nil
+}
+
+// checkUserName returns an error wrapping ErrInvalidID when name cannot be
+// used in a key.
+func checkUserName(name string) error {
+	if !validUserName(name) {
+		return fmt.Errorf("user name %q: %w", name, ErrInvalidID)
+	}
+	return nil
+}
+
+func tenantKey(tenant string) string {
+	return tenantsPrefix + tenant + "/meta"
+}
+
+// tenantSensorsPrefix is the prefix of every sensor key of one tenant.
+func tenantSensorsPrefix(tenant string) string {
+	return tenantsPrefix + tenant + "/sensors/"
+}
+
+// sensorPrefix is the prefix of every key of one sensor's configuration.
+func sensorPrefix(tenant, id string) string {
+	return tenantSensorsPrefix(tenant) + id + "/"
+}
+
+func sensorKey(tenant, id, part string) string {
+	return sensorPrefix(tenant, id) + part
+}
+
+func sensorTenantKey(id string) string {
+	return sensorTenantPrefix + id
+}
+
+func userKey(name string) string {
+	return usersPrefix + name
+}
+
+func tokenKey(id string) string {
+	return tokensPrefix + id
+}
+
+// parseTenantKey returns the tenant of a tenants/<tenant>/meta key.
+func parseTenantKey(key string) (tenant string, ok bool) {
+	rest, ok := strings.CutPrefix(key, tenantsPrefix)
+	if !ok {
+		return "", false
+	}
+	tenant, ok = strings.CutSuffix(rest, "/meta")
+	if !ok || !validID(tenant) {
+		return "", false
+	}
+	return tenant, true
+}
+
+// parseSensorKey splits a tenants/<tenant>/sensors/<id>/<part> key.
+func parseSensorKey(key string) (tenant, id, part string, ok bool) {
+	rest, ok := strings.CutPrefix(key, tenantsPrefix)
+	if !ok {
+		return "", "", "", false
+	}
+	f := strings.Split(rest, "/")
+	if len(f) != 4 || f[1] != "sensors" || !validID(f[0]) || !validID(f[2]) {
+		return "", "", "", false
+	}
+	switch f[3] {
+	case partMeta, partSMTP, partPOP3:
+		return f[0], f[2], f[3], true
+	}
+	return "", "", "", false
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// ListUsers returns the users in scope, ordered by name: all of them for
+// AllTenants, the users of the scope's tenant otherwise.
+func (s *Store) ListUsers(ctx context.Context, scope Scope) ([]*ospreyv1.User, error) {
+	if err := scope.check(); err != nil {
+		return nil, err
+	}
+	all, err := list(ctx, s, usersPrefix, nil, func() *ospreyv1.User { return new(ospreyv1.User) })
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, u := range all {
+		if scope.allows(u.GetTenant()) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// GetUser returns a user and its version. Sign-in looks users up with
+// AllTenants; a tenant scope finds only users of its tenant.
+func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv1.User, int64, error) {
+	if err := scope.check(); err != nil {
+		return nil, 0, err
+	}
+	if err := checkUserName(name); err != nil {
+		return nil, 0, err
+	}
+	u := new(ospreyv1.User)
+	v, err := s.get(ctx, userKey(name), u)
+	if err == nil && !scope.allows(u.GetTenant()) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("user %q: %w", name, err)
+	}
+	return u, v, nil
+}
+
+// scopeUser fills in and checks what a tenant scope may write of a user: its
+// own tenant (an empty tenant means that one) and never the admin role.
+func scopeUser(scope Scope, u *ospreyv1.User) error {
+	tenant, err := scope.claim(u.GetTenant())
+	if err != nil {
+		return err
+	}
+	u.Tenant = tenant
+	if !scope.all && u.GetRole() == ospreyv1.Role_ROLE_ADMIN {
+		return fmt.Errorf("user %q: role admin needs the all-tenants scope: %w", u.GetName(), ErrForbidden)
+	}
+	if tenant != "" {
+		return checkID("tenant", tenant)
+	}
+	return nil
+}
+
+// CreateUser stores a new user and returns its version (ErrExists when the
+// name is taken). A tenant scope creates users of its own tenant only, and
+// never admins (ErrForbidden). A user's tenant, if any, must exist.
+func (s *Store) CreateUser(ctx context.Context, scope Scope, u *ospreyv1.User) (int64, error) {
+	if err := scope.check(); err != nil {
+		return 0, err
+	}
+	u = proto.Clone(u).(*ospreyv1.User)
+	if err := scopeUser(scope, u); err != nil {
+		return 0, err
+	}
+	name := u.GetName()
+	if err := checkUserName(name); err != nil {
+		return 0, err
+	}
+	if err := validateUser(u); err != nil {
+		return 0, err
+	}
+	b, err := encode(u)
+	if err != nil {
+		return 0, err
+	}
+	key := userKey(name)
+	conds, onFail := []clientv3.Cmp{absent(key)}, []clientv3.Op{probe(key)}
+	if u.Tenant != "" {
+		conds = append(conds, exists(tenantKey(u.Tenant)))
+	}
+	return s.put(ctx, write{
+		what: fmt.Sprintf("user %q", name), key: key, value: b, expect: AnyVersion,
+		conds: conds, onFail: onFail,
+		failErr: func(r []*etcdserverpb.ResponseOp) error {
+			if found(r[0]) {
+				return fmt.Errorf("user %q: %w", name, ErrExists)
+			}
+			return fmt.Errorf("tenant %q: %w", u.Tenant, ErrNotFound)
+		},
+	})
+}
+
+// UpdateUser replaces a user if its version is still expect, and returns the
+// new version. A tenant scope finds only users of its tenant (ErrNotFound
+// otherwise) and writes them under the same rules as CreateUser.
+func (s *Store) UpdateUser(ctx context.Context, scope Scope, u *ospreyv1.User, expect int64) (int64, error) {
+	if err := scope.check(); err != nil {
+		return 0, err
+	}
+	u = proto.Clone(u).(*ospreyv1.User)
+	if err := scopeUser(scope, u); err != nil {
+		return 0, err
+	}
+	name := u.GetName()
+	if err := checkUserName(name); err != nil {
+		return 0, err
+	}
+	if err := validateUser(u); err != nil {
+		return 0, err
+	}
+	b, err := encode(u)
+	if err != nil {
+		return 0, err
+	}
+	key := userKey(name)
+	var version int64
+	err = retry(ctx, func() error {
+		// The scope check is on the stored user; the write then compares the
+		// revision that was checked, so the user cannot have moved meanwhile.
+		_, read, err := s.GetUser(ctx, scope, name)
+		if err != nil {
+			return err
+		}
+		conds := []clientv3.Cmp{unmodifiedSince(key, read)}
+		onFail := []clientv3.Op{probe(key)}
+		if u.Tenant != "" {
+			conds = append(conds, exists(tenantKey(u.Tenant)))
+		}
+		version, err = s.put(ctx, write{
+			what: fmt.Sprintf("user %q", name), key: key, value: b, expect: expect,
+			conds: conds, onFail: onFail,
+			failErr: func(r []*etcdserverpb.ResponseOp) error {
+				if modRevision(r[0]) != read {
+					return errRetry
+				}
+				return fmt.Errorf("tenant %q: %w", u.Tenant, ErrNotFound)
+			},
+		})
+		return err
+	})
+	return version, err
+}

@@ -1,0 +1,22 @@
+package store
+
+import (
+	"github.com/ospreysec/osprey/pkg/validate"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// The store validates every message with package validate before writing
+// it; these name the one function per message.
+
+func validateTenant(m *ospreyv1.Tenant) error        { return validate.Tenant(m) }
+func validateSensor(*ospreyv1.Sensor) error          { return nil } // TODO: validate.Sensor
+func validateSMTP(m *ospreyv1.SmtpIntegration) error { return validate.SMTPIntegration(m) }
+func validatePOP3(m *ospreyv1.Pop3Integration) error { return validate.POP3Integration(m) }
+func validateUser(m *ospreyv1.User) error            { return validate.User(m) }
+func validateToken(m *ospreyv1.Token) error          { return validate.Token(m) }
+
+// fieldError is a validation error the store finds itself: a rule that needs
+// the stored state (a sensor cannot change tenant).
+func fieldError(field, msg string) error {
+	return validate.Errors{{Field: field, Message: msg}}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/ospreysec/osprey/central"
+)
+
+// runCentral runs `osprey central`, or `osprey dev` when dev is set.
+func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.Writer) error {
+	name, summary := "central", "Run a Central Node."
+	defaults := struct{ dataDir, httpAddr, node string }{"/var/lib/osprey", "0.0.0.0:8443", hostname()}
+	if dev {
+		name, summary = "dev", "Run everything in one process for a first try: a Central Node with an embedded etcd,\nits own sensor approved, the API and UI on loopback."
+		defaults.dataDir, defaults.httpAddr, defaults.node = "./osprey-data", "127.0.0.1:8080", "dev"
+	}
+	fs := newFlagSet(name, summary, stderr)
+	var opts central.Options
+	var etcdEndpoints stringList
+	var logFormat, logLevel string
+	fs.StringVar(&opts.NodeName, "node-name", defaults.node, "this node's name in the cluster")
+	fs.StringVar(&opts.DataDir, "data-dir", defaults.dataDir, "directory for the embedded etcd and the node's local files")
+	fs.StringVar(&opts.HTTPAddr, "http-addr", defaults.httpAddr, "address of the REST API and web UI")
+	fs.StringVar(&opts.HTTPTLSCert, "http-tls-cert", "", "PEM certificate of the API (outside dev a self-signed one is made when empty)")
+	fs.StringVar(&opts.HTTPTLSKey, "http-tls-key", "", "PEM key of --http-tls-cert")
+	fs.StringVar(&opts.EtcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd member")
+	fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd member")
+	if !dev {
+		fs.Var(&etcdEndpoints, "etcd-endpoints", "comma-separated URLs of an external etcd cluster (empty: embed a member)")
+		fs.StringVar(&opts.EtcdCAFile, "etcd-ca", "", "CA bundle to verify the external etcd")
+		fs.StringVar(&opts.EtcdCertFile, "etcd-cert", "", "client certificate for the external etcd")
+		fs.StringVar(&opts.EtcdKeyFile, "etcd-key", "", "key of --etcd-cert")
+		fs.StringVar(&opts.EtcdUsername, "etcd-username", "", "user name for the external etcd")
+		fs.StringVar(&opts.EtcdPassword, "etcd-password", "", "password for the external etcd")
+	}
+	fs.StringVar(&opts.BootstrapAdminPassword, "bootstrap-admin-password", "", "password of the first admin on a new cluster (generated when empty)")
+	fs.StringVar(&logFormat, "log-format", map[bool]string{true: "text", false: "json"}[dev], "log format: json or text")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	opts.Dev = dev
+	opts.EtcdEndpoints = etcdEndpoints
+	logger, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	opts.Logger = logger
+	opts.OnReady = func(r central.Ready) { printReady(stdout, r, dev) }
+	return central.Run(ctx, opts)
+}
+
+func printReady(w io.Writer, r central.Ready, dev bool) {
+	fmt.Fprintf(w, "\nOsprey Central Node is ready.\n\n")
+	fmt.Fprintf(w, "  API:             %s/api/v1\n", r.HTTPURL)
+	fmt.Fprintf(w, "  Health:          %s/readyz\n", r.HTTPURL)
+	if len(r.EtcdEndpoints) > 0 {
+		fmt.Fprintf(w, "  Embedded etcd:   %s\n", strings.Join(r.EtcdEndpoints, ","))
+	}
+	switch {
+	case r.AdminPassword != "":
+		fmt.Fprintf(w, "  Admin:           user %q, password %q\n", r.AdminUser, r.AdminPassword)
+		fmt.Fprintf(w, "                   (kept in %s; change it, then delete that file)\n", r.AdminPasswordFile)
+	default:
+		fmt.Fprintf(w, "  Admin:           user %q, with the password set at bootstrap\n", r.AdminUser)
+	}
+	if dev && r.LocalSensorID != "" {
+		fmt.Fprintf(w, "  Local sensor:    %s (approved)\n", r.LocalSensorID)
+		fmt.Fprintf(w, "\nTry:  curl -u %s:PASSWORD %s/api/v1/sensors\n", r.AdminUser, r.HTTPURL)
+	}
+	fmt.Fprintln(w)
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	default:
+		return nil, fmt.Errorf("%w: --log-format: %q is not json or text", errUsage, format)
+	}
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "central"
+	}
+	h = strings.ToLower(h)
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	return h
+}

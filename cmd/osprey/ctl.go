@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ospreysec/osprey/api"
+)
+
+const ctlUsage = `Usage: osprey ctl [flags] <command>
+
+Commands:
+  tenants list
+  tenants create ID [NAME]
+  sensors list
+  sensor get ID
+  sensor approve|revoke ID
+  sensor smtp get ID
+  sensor smtp set ID --file smtp.json
+  sensor pop3 get ID
+  sensor pop3 set ID --file pop3.json
+  users list
+  users create --file user.json
+  tokens create --file token.json     (or: tokens create join TENANT [TTL_SECONDS])
+
+"set" reads the JSON of the integration (as "get" prints it) and writes it back
+with If-Match on the version it was read at when the file came from "get",
+so a concurrent change is refused rather than overwritten. A "--file -" reads
+standard input.
+
+Flags:
+`
+
+// runCtl runs `osprey ctl`.
+func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage); fs.PrintDefaults() }
+	var cfg api.Config
+	var insecure bool
+	fs.StringVar(&cfg.Address, "address", "http://127.0.0.1:8080", "base URL of a Central Node's API")
+	fs.StringVar(&cfg.Username, "username", "", "user name (HTTP Basic)")
+	fs.StringVar(&cfg.Password, "password", "", "password (HTTP Basic)")
+	fs.StringVar(&cfg.Token, "token", "", "API token (Authorization: Bearer)")
+	fs.BoolVar(&insecure, "tls-skip-verify", false, "do not verify the API's certificate (a self-signed node certificate)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Flags stop at the first command word; fill unset ones from the environment.
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if insecure {
+		cfg.TLSConfig = insecureTLS()
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	words := fs.Args()
+	if len(words) < 2 {
+		fs.Usage()
+		return errUsage
+	}
+	return ctlCommand(ctx, c, words, stdout)
+}
+
+func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) error {
+	key := w[0] + " " + w[1]
+	if w[0] == "sensor" && len(w) >= 3 && (w[1] == "smtp" || w[1] == "pop3") {
+		key = w[0] + " " + w[1] + " " + w[2]
+		w = append([]string{key}, w[3:]...)
+	} else {
+		w = append([]string{key}, w[2:]...)
+	}
+	arg := func(i int) (string, error) {
+		if i >= len(w) || strings.HasPrefix(w[i], "-") {
+			return "", fmt.Errorf("%w: %s: missing argument", errUsage, key)
+		}
+		return w[i], nil
+	}
+	switch key {
+	case "tenants list":
+		ts, err := c.Tenants(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+		for _, t := range ts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format("2006-01-02 15:04"))
+		}
+		return tw.Flush()
+	case "tenants create":
+		id, err := arg(1)
+		if err != nil {
+			return err
+		}
+		name := id
+		if len(w) > 2 {
+			name = w[2]
+		}
+		t, err := c.CreateTenant(ctx, api.Tenant{ID: id, Name: name})
+		if err != nil {
+			return err
+		}
+		return printJSON(out, t)
+	case "sensors list":
+		ss, err := c.Sensors(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tTENANT\tSTATE\tONLINE\tCONFIG\tAPPLIED\tLAST ERROR")
+		for _, s := range ss {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%d\t%s\n", s.ID, s.Name, s.Tenant, s.State, s.Online, s.ConfigVersion, s.AppliedVersion, s.LastError)
+		}
+		return tw.Flush()
+	case "sensor get", "sensor approve", "sensor revoke":
+		id, err := arg(1)
+		if err != nil {
+			return err
+		}
+		var s *api.Sensor
+		switch key {
+		case "sensor get":
+			s, err = c.Sensor(ctx, id)
+		case "sensor approve":
+			s, err = c.ApproveSensor(ctx, id)
+		default:
+			s, err = c.RevokeSensor(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		return printJSON(out, s)
+	case "sensor smtp get":
+		id, err := arg(1)
+		if err != nil {
+			return err
+		}
+		cfg, version, err := c.SMTP(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printVersioned(out, cfg, version)
+	case "sensor smtp set":
+		id, err := arg(1)
+		if err != nil {
+			return err
+		}
+		var cfg api.SMTPIntegration
+		version, err := readVersioned(w[2:], &cfg)
+		if err != nil {
+			return err
+		}
+		got, newVersion, err := c.PutSMTP(ctx, id, &cfg, version)
+		if err != nil {
+			return err
+		}
+		return printVersioned(out, got, newVersion)
+	case "sensor pop3 get":
+		id, err := arg(1)
+		if err != nil {
+			return err
+		}
+		cfg, version, err := c.POP3(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printVersioned(out, cfg, version)
+	case "sensor pop3 set":
+		id, err := arg(1)
+		if err != nil {
+			return err
+		}
+		var cfg api.POP3Integration
+		version, err := readVersioned(w[2:], &cfg)
+		if err != nil {
+			return err
+		}
+		got, newVersion, err := c.PutPOP3(ctx, id, &cfg, version)
+		if err != nil {
+			return err
+		}
+		return printVersioned(out, got, newVersion)
+	case "users list":
+		us, err := c.Users(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tROLE\tTENANT")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, u.Tenant)
+		}
+		return tw.Flush()
+	case "users create":
+		var u api.User
+		if err := readFileFlag(w[1:], &u); err != nil {
+			return err
+		}
+		got, err := c.CreateUser(ctx, u)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, got)
+	case "tokens create":
+		var req api.TokenRequest
+		if len(w) >= 3 && w[1] == "join" {
+			req = api.TokenRequest{Kind: api.TokenJoin, Tenant: w[2], TTLSeconds: 3600}
+			if len(w) > 3 {
+				if _, err := fmt.Sscan(w[3], &req.TTLSeconds); err != nil {
+					return fmt.Errorf("%w: TTL_SECONDS: %v", errUsage, err)
+				}
+			}
+		} else if err := readFileFlag(w[1:], &req); err != nil {
+			return err
+		}
+		t, err := c.CreateToken(ctx, req)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, t)
+	default:
+		return fmt.Errorf("%w: unknown command %q (see osprey ctl -h)", errUsage, key)
+	}
+}
+
+// versioned is how "get" prints an integration: the value and its version,
+// so "set" can send If-Match.
+type versioned[T any] struct {
+	Version int64 `json:"version"`
+	Value   T     `json:"value"`
+}
+
+func printVersioned[T any](out io.Writer, v T, version int64) error {
+	return printJSON(out, versioned[T]{Version: version, Value: v})
+}
+
+// readVersioned reads --file: either {"version": N, "value": {...}} as "get"
+// printed it (then the write is conditional on N), or the bare integration.
+func readVersioned[T any](args []string, v *T) (int64, error) {
+	data, err := fileFlag(args)
+	if err != nil {
+		return 0, err
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return 0, fmt.Errorf("read --file: %w", err)
+	}
+	if raw, ok := probe["value"]; ok && len(probe) <= 2 {
+		var version int64
+		if rv, ok := probe["version"]; ok {
+			if err := json.Unmarshal(rv, &version); err != nil {
+				return 0, fmt.Errorf("read --file: version: %w", err)
+			}
+		}
+		return version, strictUnmarshal(raw, v)
+	}
+	return 0, strictUnmarshal(data, v)
+}
+
+func readFileFlag(args []string, v any) error {
+	data, err := fileFlag(args)
+	if err != nil {
+		return err
+	}
+	return strictUnmarshal(data, v)
+}
+
+func fileFlag(args []string) ([]byte, error) {
+	fs := flag.NewFlagSet("file", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("file", "", "")
+	if err := fs.Parse(args); err != nil || *file == "" {
+		return nil, fmt.Errorf("%w: --file FILE is required", errUsage)
+	}
+	if *file == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(*file)
+}
+
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("read --file: %w", err)
+	}
+	return nil
+}
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
