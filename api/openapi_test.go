@@ -1,7 +1,6 @@
 package api
 
 import (
-	_ "embed"
 	"encoding/json"
 	"maps"
 	"reflect"
@@ -13,9 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 )
-
-//go:embed openapi.yaml
-var openapiYAML []byte
 
 // spec is the part of an OpenAPI 3.0 document that the tests look at.
 type spec struct {

@@ -1,0 +1,184 @@
+package central_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// node is a Central Node started in-process through central.Run.
+type node struct {
+	ready central.Ready
+	stop  func() error
+}
+
+func startNode(t *testing.T, opts central.Options) *node {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.HTTPListener = ln
+	if opts.NodeName == "" {
+		opts.NodeName = "n1"
+	}
+	if opts.EtcdClientAddr == "" {
+		opts.EtcdClientAddr, opts.EtcdPeerAddr = "127.0.0.1:0", "127.0.0.1:0"
+	}
+	opts.Logger = slog.New(slog.DiscardHandler)
+	readyc := make(chan central.Ready, 1)
+	opts.OnReady = func(r central.Ready) { readyc <- r }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- central.Run(ctx, opts) }()
+	n := &node{stop: func() error {
+		cancel()
+		return <-done
+	}}
+	select {
+	case n.ready = <-readyc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("node stopped before it was ready: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("node not ready after 60s")
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			n.stop()
+		}
+	})
+	orig := n.stop
+	n.stop = func() error { stopped = true; return orig() }
+	return n
+}
+
+func (n *node) client(t *testing.T, password string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(api.Config{
+		Address: n.ready.HTTPURL, Username: n.ready.AdminUser, Password: password,
+		TLSConfig: &tls.Config{InsecureSkipVerify: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDevNodeKeepsItsDataAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	opts := central.Options{DataDir: dir, Dev: true, NodeName: "dev", HTTPAddr: "127.0.0.1:0"}
+	n := startNode(t, opts)
+	if n.ready.AdminPassword == "" || n.ready.LocalSensorID != "dev" {
+		t.Fatalf("first start: ready %+v, want a generated admin password and the local sensor", n.ready)
+	}
+	password := n.ready.AdminPassword
+	c := n.client(t, password)
+	cfg := &api.SMTPIntegration{Enabled: true, Listen: "127.0.0.1:2525", DestinationDomains: []string{"example.com"},
+		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB}}
+	_, version, err := c.PutSMTP(t.Context(), "dev", cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	n2 := startNode(t, opts)
+	if n2.ready.AdminPassword != password {
+		t.Errorf("second start: dev shows password %q, want the one generated at first start", n2.ready.AdminPassword)
+	}
+	got, gotVersion, err := n2.client(t, password).SMTP(t.Context(), "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotVersion != version || got.Listen != cfg.Listen {
+		t.Errorf("after restart: listen %q version %d, want %q version %d", got.Listen, gotVersion, cfg.Listen, version)
+	}
+	if err := n2.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
+
+func TestBootstrapPasswordAndReadiness(t *testing.T) {
+	n := startNode(t, central.Options{DataDir: t.TempDir(), Dev: true, HTTPAddr: "127.0.0.1:0",
+		BootstrapAdminPassword: "a long bootstrap password"})
+	if n.ready.AdminPassword != "" {
+		t.Errorf("ready shows the bootstrap password; it must never be printed")
+	}
+	resp, err := http.Get(n.ready.HTTPURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("readyz: got %d, want 200", resp.StatusCode)
+	}
+	if _, err := n.client(t, "a long bootstrap password").Sensors(t.Context()); err != nil {
+		t.Errorf("sign in with the bootstrap password: %v", err)
+	}
+	var apiErr *api.Error
+	if _, err := n.client(t, "wrong").Sensors(t.Context()); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong password: got %v, want 401", err)
+	}
+}
+
+// TestCentralWithExternalEtcd runs a second node against the first node's etcd,
+// as `osprey central --etcd-endpoints` does: both serve the same configuration,
+// over HTTPS with the node's self-signed certificate.
+func TestCentralWithExternalEtcd(t *testing.T) {
+	first := startNode(t, central.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NodeName: "n1",
+		BootstrapAdminPassword: "a long bootstrap password"})
+	second := startNode(t, central.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NodeName: "n2",
+		EtcdEndpoints: first.ready.EtcdEndpoints})
+	if second.ready.AdminPassword != "" {
+		t.Errorf("the second node generated an admin password; the cluster already had one")
+	}
+	if got := second.ready.HTTPURL[:8]; got != "https://" {
+		t.Errorf("central (not dev) serves %s, want https", second.ready.HTTPURL)
+	}
+	c1, c2 := first.client(t, "a long bootstrap password"), second.client(t, "a long bootstrap password")
+	if _, err := c1.CreateTenant(t.Context(), api.Tenant{ID: "acme", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c2.Tenants(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tn := range ts {
+		ids = append(ids, tn.ID)
+	}
+	if len(ids) != 2 {
+		t.Errorf("tenants seen through the second node: got %v, want default and acme", ids)
+	}
+}
+
+func TestInvalidOptionsAreRefusedTogether(t *testing.T) {
+	err := central.Run(t.Context(), central.Options{HTTPAddr: "nope", HTTPTLSCert: "x", NodeName: "Bad Name"})
+	if err == nil {
+		t.Fatal("got nil, want errors")
+	}
+	for _, want := range []string{"--data-dir", "--node-name", "--http-addr", "--http-tls-cert"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
