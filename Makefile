@@ -51,6 +51,3 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 bench: ## run the Go benchmarks and the bench/ harnesses
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-.PHONY: docs
-docs: ## regenerate docs that are generated from the code
-	$(GO) run ./internal/docgen > docs/configuration.md

@@ -1,0 +1,66 @@
+package validate_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/ospreysec/osprey/pkg/validate"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// TestConfigurationReferenceMatchesTheCode keeps docs/configuration.md honest:
+// every field of the integrations is documented by its full path, and every
+// default the code applies is the one the page states.
+func TestConfigurationReferenceMatchesTheCode(t *testing.T) {
+	b, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, m := range []protoreflect.Message{
+		(&ospreyv1.SmtpIntegration{}).ProtoReflect(),
+		(&ospreyv1.Pop3Integration{}).ProtoReflect(),
+	} {
+		for _, path := range fieldPaths(m.Descriptor(), "") {
+			if !strings.Contains(doc, "| `"+path+"` |") {
+				t.Errorf("docs/configuration.md has no row for %s.%s", m.Descriptor().Name(), path)
+			}
+		}
+	}
+	for field, def := range map[string]int{
+		"limits.max_recipients":             validate.DefaultMaxRecipients,
+		"limits.max_connections":            validate.DefaultMaxConnections,
+		"limits.max_connections_per_client": validate.DefaultMaxConnectionsPerClient,
+		"limits.command_timeout_seconds":    validate.DefaultCommandTimeoutSeconds,
+		"limits.data_timeout_seconds":       validate.DefaultDataTimeoutSeconds,
+		"limits.session_timeout_seconds":    validate.DefaultSessionTimeoutSeconds,
+		"limits.max_errors":                 validate.DefaultMaxErrors,
+	} {
+		if row := fmt.Sprintf("| `%s` | integer | %d |", field, def); !strings.Contains(doc, row) {
+			t.Errorf("docs/configuration.md: want the row %q", row)
+		}
+	}
+	if want := fmt.Sprintf("%d–%d", validate.MinPOP3IntervalSeconds, validate.MaxPOP3IntervalSeconds); !strings.Contains(doc, want) {
+		t.Errorf("docs/configuration.md does not state the POP3 interval bounds %s", want)
+	}
+}
+
+// fieldPaths lists the leaf fields of md as dotted JSON paths.
+func fieldPaths(md protoreflect.MessageDescriptor, prefix string) []string {
+	var out []string
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		f := fields.Get(i)
+		path := prefix + string(f.Name())
+		if f.Kind() == protoreflect.MessageKind && !f.IsList() {
+			out = append(out, fieldPaths(f.Message(), path+".")...)
+			continue
+		}
+		out = append(out, path)
+	}
+	return out
+}
