@@ -249,4 +249,3 @@ func TestVersionCommand(t *testing.T) {
 		t.Errorf("osprey version: %v, %q", err, out)
 	}
 }
-
