@@ -1,7 +1,7 @@
 # Osprey: `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-TOOL := $(GO) tool -modfile=tools/go.mod
+TOOL := $(GO) tool -modfile=$(CURDIR)/tools/go.mod
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/ospreysec/osprey/internal/buildinfo.version=$(VERSION) -X github.com/ospreysec/osprey/internal/buildinfo.commit=$(COMMIT)

@@ -17,8 +17,11 @@ import (
 //	sensor-tenant/<id>                   tenant id, plain text (index)    CreateSensor, in the txn that writes meta
 //	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser
 //	tokens/<id>                          ospreyv1.Token                   CreateToken, ConsumeJoinToken, DeleteToken
-//	status/<sensor id>                   reserved: ephemeral sensor status under a lease (not written yet)
-//	cluster/...                          reserved: cluster coordination (not written yet)
+//	status/<sensor id>                   ospreyv1.SensorRuntime, live     PutStatus, under the lease of the node holding the stream
+//	lastseen/<sensor id>                 ospreyv1.SensorRuntime, durable  PutStatus (durable), when a stream ends or a version is answered
+//	cluster/ca                           ospreyv1.ClusterCA               CreateClusterCA (once, on the first start of a cluster)
+//	cluster/pubkeys/<sha256 of SPKI>     sensor id, plain text            ClaimPublicKey (a key is enrolled at most once)
+//	cluster/...                          reserved: cluster coordination
 //
 // Values are protobuf messages in deterministic wire form, except the
 // sensor-tenant index, which holds the bare tenant id. A value's version is the
@@ -40,6 +43,10 @@ const (
 	sensorTenantPrefix = rootPrefix + "sensor-tenant/"
 	usersPrefix        = rootPrefix + "users/"
 	tokensPrefix       = rootPrefix + "tokens/"
+	statusPrefix       = rootPrefix + "status/"
+	lastSeenPrefix     = rootPrefix + "lastseen/"
+	clusterCAKey       = rootPrefix + "cluster/ca"
+	pubkeysPrefix      = rootPrefix + "cluster/pubkeys/"
 )
 
 // Parts of a sensor's configuration: the last element of its keys.
@@ -165,4 +172,16 @@ func parseSensorKey(key string) (tenant, id, part string, ok bool) {
 		return f[0], f[2], f[3], true
 	}
 	return "", "", "", false
+}
+
+func statusKey(sensorID string) string {
+	return statusPrefix + sensorID
+}
+
+func lastSeenKey(sensorID string) string {
+	return lastSeenPrefix + sensorID
+}
+
+func pubkeyKey(fingerprint string) string {
+	return pubkeysPrefix + fingerprint
 }

@@ -1167,9 +1167,13 @@ type Token struct {
 	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	ExpiresAt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// uses_left counts remaining enrollments of a join token; 0 with max_uses 0 means unlimited.
-	UsesLeft      uint32 `protobuf:"varint,8,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
-	MaxUses       uint32 `protobuf:"varint,9,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
-	Description   string `protobuf:"bytes,10,opt,name=description,proto3" json:"description,omitempty"`
+	UsesLeft    uint32 `protobuf:"varint,8,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
+	MaxUses     uint32 `protobuf:"varint,9,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
+	Description string `protobuf:"bytes,10,opt,name=description,proto3" json:"description,omitempty"`
+	// sensor_id binds a join token to a sensor record made beforehand (the
+	// Sensor component of a Central Node): enrolling with it takes that id and
+	// keeps the record's state instead of creating a pending sensor.
+	SensorId      string `protobuf:"bytes,11,opt,name=sensor_id,json=sensorId,proto3" json:"sensor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1274,6 +1278,13 @@ func (x *Token) GetDescription() string {
 	return ""
 }
 
+func (x *Token) GetSensorId() string {
+	if x != nil {
+		return x.SensorId
+	}
+	return ""
+}
+
 var File_osprey_v1_config_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_config_proto_rawDesc = "" +
@@ -1342,7 +1353,7 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12#\n" +
 	"\rpassword_hash\x18\x04 \x01(\fR\fpasswordHash\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xde\x02\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xfb\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.osprey.v1.TokenKindR\x04kind\x12\x16\n" +
@@ -1357,7 +1368,8 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\tuses_left\x18\b \x01(\rR\busesLeft\x12\x19\n" +
 	"\bmax_uses\x18\t \x01(\rR\amaxUses\x12 \n" +
 	"\vdescription\x18\n" +
-	" \x01(\tR\vdescription*z\n" +
+	" \x01(\tR\vdescription\x12\x1b\n" +
+	"\tsensor_id\x18\v \x01(\tR\bsensorId*z\n" +
 	"\vSensorState\x12\x1c\n" +
 	"\x18SENSOR_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SENSOR_STATE_PENDING\x10\x01\x12\x19\n" +
