@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/ospreysec/osprey/central/etcdembed"
 )
@@ -44,6 +45,15 @@ type Options struct {
 	// HTTPTLSCert and HTTPTLSKey are the API's certificate and key files. Outside
 	// dev, when they are empty, the node makes a self-signed pair in DataDir.
 	HTTPTLSCert, HTTPTLSKey string
+
+	// GRPCAddr is where sensors enroll and hold their configuration streams.
+	GRPCAddr string
+	// GRPCListener, when set, is used instead of listening on GRPCAddr.
+	GRPCListener net.Listener
+	// ClusterKeyFile holds the 32-byte key that seals the cluster CA's key in
+	// etcd; every central node of a cluster needs the same file. Default:
+	// DataDir/cluster.key, made on the first start of a new cluster.
+	ClusterKeyFile string
 
 	// EtcdEndpoints selects an external etcd cluster; empty embeds a member.
 	EtcdEndpoints []string
@@ -75,6 +85,13 @@ type Ready struct {
 	AdminPassword string
 	// AdminPasswordFile is where a generated password is kept.
 	AdminPasswordFile string
+	// GRPCAddr is the address of the sensor service.
+	GRPCAddr string
+	// CAHash is the SHA-256 of the cluster CA's public key, as join tokens carry it.
+	CAHash string
+	// LocalSensorJoinToken, in dev, enrolls the node's own Sensor component
+	// (bound to LocalSensorID) when it has no identity yet.
+	LocalSensorJoinToken string
 	// EtcdEndpoints are the embedded etcd member's client URLs (none with an external etcd).
 	EtcdEndpoints []string
 	// LocalSensorID is the id of the node's own Sensor component, in dev.
@@ -95,6 +112,11 @@ func (o *Options) Validate() error {
 	if o.HTTPListener == nil {
 		if _, _, err := net.SplitHostPort(o.HTTPAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--http-addr: %q: %w", o.HTTPAddr, err))
+		}
+	}
+	if o.GRPCListener == nil {
+		if _, _, err := net.SplitHostPort(o.GRPCAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--grpc-addr: %q: %w", o.GRPCAddr, err))
 		}
 	}
 	if (o.HTTPTLSCert == "") != (o.HTTPTLSKey == "") {
@@ -149,7 +171,17 @@ func Run(ctx context.Context, opts Options) error {
 		defer cli.Close()
 	}
 
-	n, err := newNode(ctx, opts, cli, log)
+	if opts.ClusterKeyFile == "" {
+		opts.ClusterKeyFile = filepath.Join(opts.DataDir, "cluster.key")
+	}
+	grpcLn := opts.GRPCListener
+	if grpcLn == nil {
+		if grpcLn, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
+			return fmt.Errorf("listen for gRPC: %w", err)
+		}
+	}
+	defer grpcLn.Close()
+	n, err := newNode(ctx, opts, cli, grpcLn.Addr(), log)
 	if err != nil {
 		return err
 	}
@@ -187,6 +219,24 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return nil
 	})
+	// The status writer outlives the gRPC server, so the streams that close
+	// at shutdown are recorded offline before the node's lease is revoked.
+	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
+	statusDone := make(chan error, 1)
+	go func() { statusDone <- n.status.Run(statusCtx) }()
+	g.Go(func() error {
+		if err := n.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve gRPC: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		n.sensors.Shutdown()
+		stopGRPC(n.grpc, 5*time.Second)
+		stopStatus()
+		return <-statusDone
+	})
 	if embedded != nil {
 		g.Go(func() error {
 			select {
@@ -206,10 +256,11 @@ func Run(ctx context.Context, opts Options) error {
 
 	ready := n.ready
 	ready.HTTPURL = scheme + "://" + advertised(ln.Addr())
+	ready.GRPCAddr = advertised(grpcLn.Addr())
 	if embedded != nil {
 		ready.EtcdEndpoints = embedded.Endpoints()
 	}
-	log.Info("central node ready", "http", ready.HTTPURL, "etcd", strings.Join(ready.EtcdEndpoints, ","))
+	log.Info("central node ready", "http", ready.HTTPURL, "grpc", ready.GRPCAddr, "etcd", strings.Join(ready.EtcdEndpoints, ","))
 	if opts.OnReady != nil {
 		opts.OnReady(ready)
 	}
@@ -266,6 +317,22 @@ func advertised(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// stopGRPC stops the server gracefully, or at once after timeout: configuration
+// streams never end by themselves.
+func stopGRPC(s *grpc.Server, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.Stop()
+		<-done
+	}
 }
 
 func newRegistry() *prometheus.Registry {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ func startNode(t *testing.T, opts central.Options) *node {
 	opts.HTTPListener = ln
 	if opts.NodeName == "" {
 		opts.NodeName = "n1"
+	}
+	if opts.GRPCAddr == "" {
+		opts.GRPCAddr = "127.0.0.1:0"
 	}
 	if opts.EtcdClientAddr == "" {
 		opts.EtcdClientAddr, opts.EtcdPeerAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -144,10 +148,14 @@ func TestBootstrapPasswordAndReadiness(t *testing.T) {
 // as `osprey central --etcd-endpoints` does: both serve the same configuration,
 // over HTTPS with the node's self-signed certificate.
 func TestCentralWithExternalEtcd(t *testing.T) {
-	first := startNode(t, central.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NodeName: "n1",
+	dir := t.TempDir()
+	first := startNode(t, central.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", NodeName: "n1",
 		BootstrapAdminPassword: "a long bootstrap password"})
 	second := startNode(t, central.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NodeName: "n2",
-		EtcdEndpoints: first.ready.EtcdEndpoints})
+		EtcdEndpoints: first.ready.EtcdEndpoints, ClusterKeyFile: filepath.Join(dir, "cluster.key")})
+	if first.ready.CAHash == "" || second.ready.CAHash != first.ready.CAHash {
+		t.Errorf("CA hashes %q and %q: want one cluster CA", first.ready.CAHash, second.ready.CAHash)
+	}
 	if second.ready.AdminPassword != "" {
 		t.Errorf("the second node generated an admin password; the cluster already had one")
 	}

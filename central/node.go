@@ -2,20 +2,30 @@ package central
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/httpapi"
+	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -26,6 +36,10 @@ type node struct {
 	store   *store.Store
 	handler http.Handler
 	ready   Ready
+
+	grpc    *grpc.Server
+	sensors *sensorsvc.Service
+	status  *sensorsvc.StatusWriter
 }
 
 const (
@@ -35,19 +49,44 @@ const (
 	initialPasswordFile = "initial-admin-password"
 )
 
-func newNode(ctx context.Context, opts Options, cli *clientv3.Client, log *slog.Logger) (*node, error) {
+func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
 	st := store.New(cli)
 	n := &node{store: st}
 	if err := bootstrap(ctx, opts, st, &n.ready, log); err != nil {
 		return nil, err
 	}
+	ca, err := clusterca.Load(ctx, st, opts.ClusterKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	caHash := pki.SPKIHash(ca.Cert)
+	n.ready.CAHash = caHash
 	if opts.Dev {
 		id, err := registerLocalSensor(ctx, st, opts.NodeName)
 		if err != nil {
 			return nil, err
 		}
 		n.ready.LocalSensorID = id
+		sn, _, err := st.GetSensor(ctx, store.AllTenants(), id)
+		if err != nil {
+			return nil, err
+		}
+		if sn.GetCertFingerprint() == "" { // never enrolled
+			if n.ready.LocalSensorJoinToken, err = localSensorToken(ctx, st, id, caHash); err != nil {
+				return nil, err
+			}
+		}
 	}
+	serverCert, err := clusterca.NewServerCert(ca, grpcHosts(opts.NodeName, grpcAddr), nil)
+	if err != nil {
+		return nil, err
+	}
+	n.status = sensorsvc.NewStatusWriter(st, log.With("component", "sensor-status"))
+	n.sensors = sensorsvc.New(sensorsvc.Options{
+		Store: st, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
+	})
+	n.grpc = newGRPCServer(serverCert, ca)
+	n.sensors.Register(n.grpc)
 	notFound := []error{store.ErrNotFound, store.ErrInvalidID}
 	authn, err := auth.NewAuthenticator(auth.Options{
 		Users: auth.UsersFunc(func(ctx context.Context, name string) (*ospreyv1.User, error) {
@@ -69,6 +108,9 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, log *slog.
 		Auth:     authn,
 		Registry: reg,
 		Logger:   log.With("component", "api"),
+		JoinTokens: func(t *ospreyv1.Token) (string, error) {
+			return mintJoinToken(t, caHash)
+		},
 		Ready: func(ctx context.Context) error {
 			// A linearizable read proves a quorum answers, as etcd's own /health does.
 			if _, err := cli.Get(ctx, "health"); err != nil {
@@ -159,4 +201,75 @@ func registerLocalSensor(ctx context.Context, st *store.Store, nodeName string) 
 		return "", fmt.Errorf("register the local sensor: %w", err)
 	}
 	return nodeName, nil
+}
+
+// mintJoinToken gives t a fresh id and secret and returns the string a sensor
+// is given: it carries the cluster CA's hash, so the sensor needs nothing else.
+func mintJoinToken(t *ospreyv1.Token, caHash string) (string, error) {
+	jt, err := jointoken.Generate(caHash)
+	if err != nil {
+		return "", err
+	}
+	t.Id, t.SecretHash = jt.ID, jointoken.SecretHash(jt.Secret)
+	return jt.String(), nil
+}
+
+// localSensorToken makes a one-use join token bound to the node's own sensor,
+// for the Sensor component that runs in this process (dev) to enroll with.
+func localSensorToken(ctx context.Context, st *store.Store, sensorID, caHash string) (string, error) {
+	t := &ospreyv1.Token{
+		Kind:        ospreyv1.TokenKind_TOKEN_KIND_JOIN,
+		Tenant:      defaultTenant,
+		SensorId:    sensorID,
+		MaxUses:     1,
+		UsesLeft:    1,
+		CreatedAt:   timestamppb.Now(),
+		ExpiresAt:   timestamppb.New(time.Now().Add(time.Hour)),
+		Description: "enrollment of the node's own sensor",
+	}
+	secret, err := mintJoinToken(t, caHash)
+	if err != nil {
+		return "", err
+	}
+	if _, err := st.CreateToken(ctx, store.AllTenants(), t); err != nil {
+		return "", fmt.Errorf("join token for the local sensor: %w", err)
+	}
+	return secret, nil
+}
+
+// grpcHosts are the names a node's gRPC certificate is issued for.
+func grpcHosts(nodeName string, addr net.Addr) []string {
+	hosts := []string{nodeName, "localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	if host, _, err := net.SplitHostPort(addr.String()); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			hosts = append(hosts, host)
+		}
+	}
+	return hosts
+}
+
+// newGRPCServer serves the sensor service over TLS: the node's certificate
+// from the cluster CA, and sensors' client certificates verified against that
+// CA when given (Enroll is the one call made without one; every other call
+// checks the verified identity itself).
+func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA) *grpc.Server {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	tc := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: cert.GetCertificate,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      pool,
+	}
+	return grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tc)),
+		// Detect a dead sensor within seconds, and let sensors do the same.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(4<<20),
+		grpc.ConnectionTimeout(10*time.Second),
+	)
 }

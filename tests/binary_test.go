@@ -174,6 +174,7 @@ func TestDevCommand(t *testing.T) {
 	env := []string{
 		"OSPREY_DATA_DIR=" + dataDir, // flags from the environment
 		"OSPREY_HTTP_ADDR=127.0.0.1:0",
+		"OSPREY_GRPC_ADDR=127.0.0.1:0",
 		"OSPREY_ETCD_CLIENT_ADDR=127.0.0.1:0",
 		"OSPREY_ETCD_PEER_ADDR=127.0.0.1:0",
 	}

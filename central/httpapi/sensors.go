@@ -18,9 +18,13 @@ func (s *Server) listSensors(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
+	statuses, err := s.store.Statuses(r.Context(), scope(p))
+	if err != nil {
+		return err
+	}
 	out := api.SensorList{Sensors: make([]api.Sensor, 0, len(sensors))}
 	for _, sn := range sensors {
-		v, err := s.sensorView(r.Context(), scope(p), sn)
+		v, err := s.sensorView(r.Context(), scope(p), sn, statuses[sn.GetId()])
 		if err != nil {
 			return err
 		}
@@ -35,7 +39,7 @@ func (s *Server) getSensor(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
-	v, err := s.sensorView(r.Context(), scope(p), sn)
+	v, err := s.sensorViewWithStatus(r.Context(), scope(p), sn)
 	if err != nil {
 		return err
 	}
@@ -43,14 +47,32 @@ func (s *Server) getSensor(w http.ResponseWriter, r *http.Request, p auth.Princi
 	return nil
 }
 
-// sensorView is a sensor's record with its configuration version.
-func (s *Server) sensorView(ctx context.Context, sc store.Scope, sn *ospreyv1.Sensor) (api.Sensor, error) {
+func (s *Server) sensorViewWithStatus(ctx context.Context, sc store.Scope, sn *ospreyv1.Sensor) (api.Sensor, error) {
+	st, err := s.store.Status(ctx, sc, sn.GetId())
+	if err != nil {
+		return api.Sensor{}, err
+	}
+	return s.sensorView(ctx, sc, sn, st)
+}
+
+// sensorView is a sensor's record with its configuration version and the
+// status its stream reports (nil: never connected).
+func (s *Server) sensorView(ctx context.Context, sc store.Scope, sn *ospreyv1.Sensor, st *ospreyv1.SensorRuntime) (api.Sensor, error) {
 	v := convert.SensorFromProto(sn)
 	cfg, err := s.store.SensorConfig(ctx, sc, sn.GetId())
 	if err != nil {
 		return api.Sensor{}, err
 	}
-	v.ConfigVersion = max(cfg.SensorVersion, cfg.SMTPVersion, cfg.POP3Version)
+	v.ConfigVersion = cfg.Version()
+	if st != nil {
+		v.Online = st.GetOnline()
+		v.Node = st.GetNode()
+		if st.GetLastSeen() != nil {
+			v.LastSeen = st.GetLastSeen().AsTime()
+		}
+		v.AppliedVersion = st.GetAppliedVersion()
+		v.LastError = st.GetLastError()
+	}
 	return v, nil
 }
 
@@ -84,7 +106,7 @@ func (s *Server) setSensorState(w http.ResponseWriter, r *http.Request, p auth.P
 				return fmt.Errorf("set sensor %s %s: %w", id, state, err)
 			}
 		}
-		v, err := s.sensorView(r.Context(), scope(p), sn)
+		v, err := s.sensorViewWithStatus(r.Context(), scope(p), sn)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,13 @@ type SensorConfig struct {
 	POP3Version int64
 }
 
+// Version is the version of what the sensor runs: the newest of its
+// integrations' versions. Changes to the sensor's record alone (its name, its
+// state, a renewed certificate) are not a new configuration.
+func (c *SensorConfig) Version() int64 {
+	return max(c.SMTPVersion, c.POP3Version)
+}
+
 // clone returns a deep copy, so each event owns its messages.
 func (c *SensorConfig) clone() *SensorConfig {
 	out := *c

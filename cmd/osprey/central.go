@@ -15,10 +15,10 @@ import (
 // runCentral runs `osprey central`, or `osprey dev` when dev is set.
 func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.Writer) error {
 	name, summary := "central", "Run a Central Node."
-	defaults := struct{ dataDir, httpAddr, node string }{"/var/lib/osprey", "0.0.0.0:8443", hostname()}
+	defaults := struct{ dataDir, httpAddr, grpcAddr, node string }{"/var/lib/osprey", "0.0.0.0:8443", "0.0.0.0:7443", hostname()}
 	if dev {
 		name, summary = "dev", "Run everything in one process for a first try: a Central Node with an embedded etcd,\nits own sensor approved, the API and UI on loopback."
-		defaults.dataDir, defaults.httpAddr, defaults.node = "./osprey-data", "127.0.0.1:8080", "dev"
+		defaults.dataDir, defaults.httpAddr, defaults.grpcAddr, defaults.node = "./osprey-data", "127.0.0.1:8080", "127.0.0.1:7443", "dev"
 	}
 	fs := newFlagSet(name, summary, stderr)
 	var opts central.Options
@@ -29,6 +29,8 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs.StringVar(&opts.HTTPAddr, "http-addr", defaults.httpAddr, "address of the REST API and web UI")
 	fs.StringVar(&opts.HTTPTLSCert, "http-tls-cert", "", "PEM certificate of the API (outside dev a self-signed one is made when empty)")
 	fs.StringVar(&opts.HTTPTLSKey, "http-tls-key", "", "PEM key of --http-tls-cert")
+	fs.StringVar(&opts.GRPCAddr, "grpc-addr", defaults.grpcAddr, "address where sensors enroll and stream their configuration (gRPC, mutual TLS)")
+	fs.StringVar(&opts.ClusterKeyFile, "cluster-key-file", "", "32-byte key sealing the cluster CA in etcd; the same file on every central node (default <data-dir>/cluster.key)")
 	fs.StringVar(&opts.EtcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd member")
 	fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd member")
 	if !dev {
@@ -63,6 +65,7 @@ func printReady(w io.Writer, r central.Ready, dev bool) {
 	fmt.Fprintf(w, "\nOsprey Central Node is ready.\n\n")
 	fmt.Fprintf(w, "  API:             %s/api/v1\n", r.HTTPURL)
 	fmt.Fprintf(w, "  Health:          %s/readyz\n", r.HTTPURL)
+	fmt.Fprintf(w, "  Sensors connect: %s   (osprey sensor --central %s --join-token TOKEN)\n", r.GRPCAddr, r.GRPCAddr)
 	if len(r.EtcdEndpoints) > 0 {
 		fmt.Fprintf(w, "  Embedded etcd:   %s\n", strings.Join(r.EtcdEndpoints, ","))
 	}

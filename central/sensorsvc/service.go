@@ -1,0 +1,446 @@
+// Package sensorsvc is the Central Node's side of the SensorService gRPC
+// contract: enrollment, the configuration stream, and (with the SMTP work)
+// uploads.
+//
+// Design note. A Connect stream has exactly two goroutines, as etcd's watch
+// server does: a receive loop (acks, nacks, status reports, renewals) and a
+// send loop that owns stream.Send and follows the sensor's configuration in
+// etcd (snapshot, then a watch from the snapshot's revision). The send loop
+// pushes full configurations tagged with their version only when the
+// integrations actually changed; a compacted watch is answered with a fresh
+// snapshot. A pending sensor may hold its stream but gets nothing until an
+// administrator approves it, so approval reaches it within a second; a revoked
+// sensor's stream is ended with PermissionDenied the moment the revocation is
+// written. Status goes to etcd through StatusWriter, batched, under the node's
+// lease.
+package sensorsvc
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/pki"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// ClientCertValidity is the lifetime of a sensor's client certificate. The
+// sensor renews it over its stream when two thirds have passed.
+const ClientCertValidity = 24 * time.Hour
+
+// helloTimeout bounds the wait for a stream's first message.
+const helloTimeout = 10 * time.Second
+
+// Options configures the service.
+type Options struct {
+	Store    *store.Store
+	CA       *pki.CA
+	NodeName string
+	Status   *StatusWriter
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// CertValidity overrides ClientCertValidity (tests of renewal).
+	CertValidity time.Duration
+}
+
+// Service implements ospreyv1.SensorServiceServer.
+type Service struct {
+	ospreyv1.UnimplementedSensorServiceServer
+
+	store    *store.Store
+	ca       *pki.CA
+	node     string
+	status   *StatusWriter
+	log      *slog.Logger
+	now      func() time.Time
+	validity time.Duration
+
+	shutdownOnce sync.Once
+	shutdown     chan struct{}
+}
+
+// New builds the service.
+func New(opts Options) *Service {
+	s := &Service{
+		store: opts.Store, ca: opts.CA, node: opts.NodeName, status: opts.Status,
+		log: opts.Logger, now: opts.Now, validity: opts.CertValidity,
+		shutdown: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.validity == 0 {
+		s.validity = ClientCertValidity
+	}
+	return s
+}
+
+// Shutdown ends every open configuration stream (with Unavailable, so sensors
+// reconnect to another node), letting a graceful stop of the gRPC server finish.
+func (s *Service) Shutdown() {
+	s.shutdownOnce.Do(func() { close(s.shutdown) })
+}
+
+// Register adds the service to a gRPC server.
+func (s *Service) Register(g *grpc.Server) { ospreyv1.RegisterSensorServiceServer(g, s) }
+
+// identity is the authenticated sensor of a call: the identity of its
+// verified client certificate.
+func identity(ctx context.Context) (pki.Identity, *x509.Certificate, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return pki.Identity{}, nil, status.Error(codes.Unauthenticated, "no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return pki.Identity{}, nil, status.Error(codes.Unauthenticated, "a client certificate of this cluster is required")
+	}
+	leaf := info.State.VerifiedChains[0][0]
+	id, err := pki.IdentityFromCert(leaf)
+	if err != nil {
+		return pki.Identity{}, nil, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
+	}
+	return id, leaf, nil
+}
+
+// approvedSensor loads the sensor of id and checks that it may connect.
+func (s *Service) sensor(ctx context.Context, id pki.Identity) (*ospreyv1.Sensor, error) {
+	sn, _, err := s.store.GetSensor(ctx, store.TenantScope(id.Tenant), id.SensorID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Errorf(codes.PermissionDenied, "sensor %s is not known to this cluster", id.SensorID)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if sn.GetState() == ospreyv1.SensorState_SENSOR_STATE_REVOKED {
+		return nil, status.Errorf(codes.PermissionDenied, "sensor %s is revoked", id.SensorID)
+	}
+	return sn, nil
+}
+
+// Connect serves a sensor's configuration stream.
+func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
+	ctx := stream.Context()
+	id, leaf, err := identity(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.sensor(ctx, id); err != nil {
+		return err
+	}
+	hello, err := recvHello(ctx, stream)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	sess := s.status.open(&ospreyv1.SensorRuntime{
+		SensorId:        id.SensorID,
+		Tenant:          id.Tenant,
+		Online:          true,
+		Node:            s.node,
+		ConnectedAt:     timestamppb.New(now),
+		LastSeen:        timestamppb.New(now),
+		AppliedVersion:  hello.GetAppliedRevision(),
+		SoftwareVersion: hello.GetSoftwareVersion(),
+		CertNotAfter:    timestamppb.New(leaf.NotAfter),
+		Healthy:         true,
+	})
+	defer func() { sess.close(s.now()) }()
+	log := s.log.With("sensor", id.SensorID, "tenant", id.Tenant)
+	log.Info("sensor connected", "software", hello.GetSoftwareVersion(), "applied", hello.GetAppliedRevision())
+
+	g, gctx := errgroup.WithContext(ctx)
+	replies := make(chan *ospreyv1.ConnectResponse, 1)
+	g.Go(func() error { return s.receive(gctx, stream, id, sess, replies) })
+	g.Go(func() error { return s.push(gctx, stream, id, replies) })
+	g.Go(func() error {
+		select {
+		case <-s.shutdown:
+			return status.Error(codes.Unavailable, "central node shutting down")
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	err = g.Wait()
+	if errors.Is(err, errStreamClosed) {
+		err = nil
+	}
+	log.Info("sensor disconnected", "err", err)
+	return err
+}
+
+var errStreamClosed = errors.New("the sensor closed its stream")
+
+func recvHello(ctx context.Context, stream ospreyv1.SensorService_ConnectServer) (*ospreyv1.Hello, error) {
+	type result struct {
+		msg *ospreyv1.ConnectRequest
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		msg, err := stream.Recv()
+		ch <- result{msg, err}
+	}()
+	timer := time.NewTimer(helloTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.msg.GetHello() == nil {
+			return nil, status.Error(codes.InvalidArgument, "the first message of a stream must be hello")
+		}
+		return r.msg.GetHello(), nil
+	case <-timer.C:
+		// Returning ends the stream, which ends the Recv above.
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %s", helloTimeout)
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// receive handles what the sensor sends until it closes the stream.
+func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, sess *session, replies chan<- *ospreyv1.ConnectResponse) error {
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return errStreamClosed
+		}
+		if err != nil {
+			return err
+		}
+		seen := timestamppb.New(s.now())
+		switch m := msg.GetMsg().(type) {
+		case *ospreyv1.ConnectRequest_Ack:
+			sess.update(true, func(rt *ospreyv1.SensorRuntime) {
+				rt.LastSeen = seen
+				if v := m.Ack.GetRevision(); v >= rt.GetNackVersion() {
+					rt.LastError, rt.NackVersion = "", 0
+				}
+				rt.AppliedVersion = m.Ack.GetRevision()
+			})
+		case *ospreyv1.ConnectRequest_Nack:
+			s.log.Warn("sensor refused a configuration", "sensor", id.SensorID, "version", m.Nack.GetRevision(), "err", m.Nack.GetError())
+			sess.update(true, func(rt *ospreyv1.SensorRuntime) {
+				rt.LastSeen = seen
+				rt.LastError = truncate(m.Nack.GetError(), 1024)
+				rt.NackVersion = m.Nack.GetRevision()
+			})
+		case *ospreyv1.ConnectRequest_Status:
+			sess.update(false, func(rt *ospreyv1.SensorRuntime) {
+				rt.LastSeen = seen
+				rt.Counters = m.Status.GetCounters()
+				rt.Healthy = m.Status.GetHealthy()
+				rt.Problems = m.Status.GetProblems()
+			})
+		case *ospreyv1.ConnectRequest_Renew:
+			cert, notAfter, err := s.renew(ctx, id, m.Renew.GetCsr())
+			if err != nil {
+				return err
+			}
+			sess.update(true, func(rt *ospreyv1.SensorRuntime) {
+				rt.LastSeen = seen
+				rt.CertNotAfter = timestamppb.New(notAfter)
+			})
+			select {
+			case replies <- &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Renewed{Renewed: &ospreyv1.RenewResponse{Certificate: cert}}}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case *ospreyv1.ConnectRequest_Hello:
+			return status.Error(codes.InvalidArgument, "hello sent twice")
+		default:
+			return status.Error(codes.InvalidArgument, "empty message")
+		}
+	}
+}
+
+// push sends the sensor its configuration, then every change, and the
+// replies the receive loop hands over; it is the only caller of stream.Send.
+func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, replies <-chan *ospreyv1.ConnectResponse) error {
+	scope := store.TenantScope(id.Tenant)
+	var sent int64 = -1
+	for {
+		snap, err := s.store.SensorConfig(ctx, scope, id.SensorID)
+		if err != nil {
+			return toStatus(err)
+		}
+		if err := s.pushConfig(stream, id, snap, &sent); err != nil {
+			return err
+		}
+		events := s.store.WatchSensorConfig(ctx, scope, id.SensorID, snap.Revision)
+	watch:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					return ctx.Err()
+				}
+				if errors.Is(ev.Err, store.ErrCompacted) {
+					s.log.Info("configuration watch compacted; sending a fresh snapshot", "sensor", id.SensorID)
+					break watch
+				}
+				if ev.Err != nil {
+					return toStatus(ev.Err)
+				}
+				if err := s.pushConfig(stream, id, ev.Config, &sent); err != nil {
+					return err
+				}
+			case r := <-replies:
+				if err := stream.Send(r); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// pushConfig sends cfg unless the sensor has it already; it ends the stream
+// of a revoked sensor and holds back configuration from a pending one.
+func (s *Service) pushConfig(stream ospreyv1.SensorService_ConnectServer, id pki.Identity, cfg *store.SensorConfig, sent *int64) error {
+	switch cfg.Sensor.GetState() {
+	case ospreyv1.SensorState_SENSOR_STATE_REVOKED:
+		return status.Errorf(codes.PermissionDenied, "sensor %s is revoked", id.SensorID)
+	case ospreyv1.SensorState_SENSOR_STATE_APPROVED:
+	default:
+		return nil // Pending: wait for approval on the open stream.
+	}
+	version := cfg.Version()
+	if version == *sent {
+		return nil
+	}
+	err := stream.Send(&ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Config{Config: &ospreyv1.SensorConfig{
+		Revision: version,
+		Sensor:   cfg.Sensor,
+		Smtp:     cfg.SMTP,
+		Pop3:     cfg.POP3,
+	}}})
+	if err != nil {
+		return err
+	}
+	*sent = version
+	return nil
+}
+
+// renew signs a new client certificate for a fresh key of the same sensor.
+func (s *Service) renew(ctx context.Context, id pki.Identity, csrDER []byte) ([]byte, time.Time, error) {
+	csr, err := parseCSR(csrDER)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if err := s.claimKey(ctx, csr, id.SensorID); err != nil {
+		return nil, time.Time{}, err
+	}
+	now := s.now()
+	der, err := s.ca.SignClient(csrDER, id, s.validity, now)
+	if err != nil {
+		return nil, time.Time{}, status.Errorf(codes.InvalidArgument, "sign: %v", err)
+	}
+	if err := s.recordCert(ctx, id, der); err != nil {
+		return nil, time.Time{}, err
+	}
+	s.log.Info("renewed a sensor certificate", "sensor", id.SensorID, "sha256", pki.Fingerprint(der))
+	return der, now.Add(s.validity), nil
+}
+
+// recordCert stores the fingerprint of a sensor's newest certificate.
+func (s *Service) recordCert(ctx context.Context, id pki.Identity, der []byte) error {
+	scope := store.TenantScope(id.Tenant)
+	for attempt := 0; ; attempt++ {
+		sn, version, err := s.store.GetSensor(ctx, scope, id.SensorID)
+		if err != nil {
+			return toStatus(err)
+		}
+		sn.CertFingerprint = pki.Fingerprint(der)
+		_, err = s.store.UpdateSensor(ctx, scope, sn, version)
+		if errors.Is(err, store.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return toStatus(err)
+		}
+		return nil
+	}
+}
+
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	if len(der) == 0 || len(der) > 16<<10 {
+		return nil, status.Error(codes.InvalidArgument, "csr: want a DER PKCS#10 request of at most 16 KiB")
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "csr: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "csr: %v", err)
+	}
+	return csr, nil
+}
+
+// claimKey refuses a public key that was enrolled before (a replayed CSR).
+func (s *Service) claimKey(ctx context.Context, csr *x509.CertificateRequest, sensorID string) error {
+	fp, err := pki.PublicKeyFingerprint(csr.PublicKey)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "csr: %v", err)
+	}
+	if err := s.store.ClaimPublicKey(ctx, fp, sensorID); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return status.Error(codes.AlreadyExists, "this public key was enrolled before: a replayed request, or a sensor that reused its key; make a new key")
+		}
+		return toStatus(err)
+	}
+	return nil
+}
+
+// toStatus turns store and context errors into gRPC status errors: the one
+// place where that translation happens.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrForbidden):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, store.ErrInvalidID):
+		return status.Error(codes.InvalidArgument, err.Error())
+	default:
+		return status.Error(codes.Unavailable, fmt.Sprintf("configuration store: %v", err))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
