@@ -82,8 +82,14 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 		return nil, err
 	}
 	n.status = sensorsvc.NewStatusWriter(st, log.With("component", "sensor-status"))
+	reg := newRegistry()
+	spillDir := filepath.Join(opts.DataDir, "spill")
+	if err := os.MkdirAll(spillDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", spillDir, err)
+	}
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
+		SpillDir: spillDir, Registerer: reg,
 	})
 	n.grpc = newGRPCServer(serverCert, ca)
 	n.sensors.Register(n.grpc)
@@ -102,7 +108,6 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	if err != nil {
 		return nil, err
 	}
-	reg := newRegistry()
 	n.handler = httpapi.New(httpapi.Options{
 		Store:    st,
 		Auth:     authn,

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -56,6 +57,12 @@ type Options struct {
 	Now func() time.Time
 	// CertValidity overrides ClientCertValidity (tests of renewal).
 	CertValidity time.Duration
+	// Scanner gives uploaded messages their verdict; nil means Received.
+	Scanner Scanner
+	// SpillDir holds uploads too large to keep in memory; empty means os.TempDir.
+	SpillDir string
+	// Registerer receives the service's metrics.
+	Registerer prometheus.Registerer
 }
 
 // Service implements ospreyv1.SensorServiceServer.
@@ -72,6 +79,11 @@ type Service struct {
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
+
+	scanner    Scanner
+	spillDir   string
+	uploaded   prometheus.Counter
+	duplicates prometheus.Counter
 }
 
 // New builds the service.
@@ -80,6 +92,19 @@ func New(opts Options) *Service {
 		store: opts.Store, ca: opts.CA, node: opts.NodeName, status: opts.Status,
 		log: opts.Logger, now: opts.Now, validity: opts.CertValidity,
 		shutdown: make(chan struct{}),
+		scanner:  opts.Scanner, spillDir: opts.SpillDir,
+		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "osprey_central_uploads_total", Help: "Messages uploaded by sensors and recorded (first time).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "osprey_central_upload_duplicates_total", Help: "Uploads of a message already recorded (a retry after a lost acknowledgement).",
+		}),
+	}
+	if s.scanner == nil {
+		s.scanner = Received
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.uploaded, s.duplicates)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

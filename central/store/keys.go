@@ -19,6 +19,7 @@ import (
 //	tokens/<id>                          ospreyv1.Token                   CreateToken, ConsumeJoinToken, DeleteToken
 //	status/<sensor id>                   ospreyv1.SensorRuntime, live     PutStatus, under the lease of the node holding the stream
 //	lastseen/<sensor id>                 ospreyv1.SensorRuntime, durable  PutStatus (durable), when a stream ends or a version is answered
+//	messages/<tenant>/<sensor>/<msg id>  ospreyv1.MessageRecord           RecordMessage (once per message id; expires with an hourly lease)
 //	cluster/ca                           ospreyv1.ClusterCA               CreateClusterCA (once, on the first start of a cluster)
 //	cluster/pubkeys/<sha256 of SPKI>     sensor id, plain text            ClaimPublicKey (a key is enrolled at most once)
 //	cluster/...                          reserved: cluster coordination
@@ -43,6 +44,7 @@ const (
 	sensorTenantPrefix = rootPrefix + "sensor-tenant/"
 	usersPrefix        = rootPrefix + "users/"
 	tokensPrefix       = rootPrefix + "tokens/"
+	messagesPrefix     = rootPrefix + "messages/"
 	statusPrefix       = rootPrefix + "status/"
 	lastSeenPrefix     = rootPrefix + "lastseen/"
 	clusterCAKey       = rootPrefix + "cluster/ca"
@@ -184,4 +186,8 @@ func lastSeenKey(sensorID string) string {
 
 func pubkeyKey(fingerprint string) string {
 	return pubkeysPrefix + fingerprint
+}
+
+func messageKey(tenant, sensorID, messageID string) string {
+	return messagesPrefix + tenant + "/" + sensorID + "/" + messageID
 }

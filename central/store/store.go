@@ -52,9 +52,12 @@ import (
 const AnyVersion int64 = -1
 
 // Store reads and writes the configuration model in etcd. It is safe for
-// concurrent use; it holds no state besides the client.
+// concurrent use; besides the client it holds only the lease of the current
+// hour's message records.
 type Store struct {
 	cli *clientv3.Client
+
+	leases messageLeases
 }
 
 // New returns a Store over cli. The caller owns cli and closes it after the

@@ -1,0 +1,213 @@
+package sensorsvc
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/sizeunit"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// Scanner gives an uploaded message its verdict. The scanning engines plug in
+// here; the record is stored, and the sensor acknowledged, only after Scan
+// returned.
+type Scanner interface {
+	Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (verdict string, err error)
+}
+
+// ScannerFunc adapts a function to Scanner.
+type ScannerFunc func(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (string, error)
+
+// Scan calls f.
+func (f ScannerFunc) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (string, error) {
+	return f(ctx, rec, body)
+}
+
+// Body is an uploaded message's raw bytes, readable as often as needed.
+type Body interface {
+	Open() (io.ReadCloser, error)
+	Size() int64
+}
+
+// memoryLimit is the size up to which an upload is kept in memory; larger
+// messages spill to a temporary file, so a node never holds more than this
+// per upload in RAM.
+const memoryLimit = 8 << 20
+
+// Upload takes one spooled message from a sensor, has it scanned, records the
+// verdict, and only then answers. A message id seen before is answered from
+// its record, marked duplicate, without a second scan.
+func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
+	ctx := stream.Context()
+	id, _, err := identity(ctx)
+	if err != nil {
+		return err
+	}
+	sn, err := s.sensor(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sn.GetState() != ospreyv1.SensorState_SENSOR_STATE_APPROVED {
+		return status.Errorf(codes.FailedPrecondition, "sensor %s is not approved", id.SensorID)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hdr := first.GetHeader()
+	if hdr == nil {
+		return status.Error(codes.InvalidArgument, "the first message of an upload must be its header")
+	}
+	if hdr.GetSize() < 0 || hdr.GetSize() > sizeunit.HardCeiling {
+		return status.Errorf(codes.InvalidArgument, "size %d: at most %d bytes", hdr.GetSize(), sizeunit.HardCeiling)
+	}
+	if _, err := s.store.GetMessage(ctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, hdr.GetMessageId()); err == nil {
+		// A retry after a lost acknowledgement: drain and answer as before.
+		return s.answerDuplicate(stream, id.Tenant, id.SensorID, hdr.GetMessageId())
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return toStatus(err)
+	}
+
+	body, err := receiveBody(stream, hdr.GetSize(), s.spillDir)
+	if err != nil {
+		return err
+	}
+	defer body.discard()
+	rec := &ospreyv1.MessageRecord{
+		MessageId:  hdr.GetMessageId(),
+		SensorId:   id.SensorID,
+		Tenant:     id.Tenant,
+		Source:     hdr.GetSource(),
+		Envelope:   hdr.GetEnvelope(),
+		Size:       body.size,
+		Sha256:     hex.EncodeToString(body.sum),
+		UploadedAt: timestamppb.New(s.now()),
+		Node:       s.node,
+	}
+	if rec.Verdict, err = s.scanner.Scan(ctx, rec, body); err != nil {
+		return status.Errorf(codes.Unavailable, "scan: %v", err)
+	}
+	stored, dup, err := s.store.RecordMessage(ctx, store.TenantScope(id.Tenant), rec, s.now())
+	if err != nil {
+		return toStatus(err)
+	}
+	if !dup {
+		s.uploaded.Inc()
+	}
+	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: stored.GetMessageId(), Duplicate: dup, Verdict: stored.GetVerdict()})
+}
+
+func (s *Service) answerDuplicate(stream ospreyv1.SensorService_UploadServer, tenant, sensorID, messageID string) error {
+	for {
+		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return err
+		}
+	}
+	rec, err := s.store.GetMessage(stream.Context(), store.TenantScope(tenant), tenant, sensorID, messageID)
+	if err != nil {
+		return toStatus(err)
+	}
+	s.duplicates.Inc()
+	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: messageID, Duplicate: true, Verdict: rec.GetVerdict()})
+}
+
+// body is a received message: in memory, or in a temporary file past memoryLimit.
+type body struct {
+	mem  []byte
+	file string
+	size int64
+	sum  []byte
+}
+
+func (b *body) Size() int64 { return b.size }
+
+func (b *body) Open() (io.ReadCloser, error) {
+	if b.file == "" {
+		return io.NopCloser(bytes.NewReader(b.mem)), nil
+	}
+	return os.Open(b.file)
+}
+
+func (b *body) discard() {
+	if b.file != "" {
+		os.Remove(b.file)
+	}
+}
+
+// receiveBody reads the chunks of an upload; their total must equal declared.
+func receiveBody(stream ospreyv1.SensorService_UploadServer, declared int64, spillDir string) (*body, error) {
+	b := &body{}
+	h := sha256.New()
+	var buf bytes.Buffer
+	var f *os.File
+	fail := func(err error) (*body, error) {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+		return nil, err
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		chunk := msg.GetChunk()
+		if chunk == nil {
+			return fail(status.Error(codes.InvalidArgument, "after the header an upload carries only chunks"))
+		}
+		b.size += int64(len(chunk))
+		if b.size > declared {
+			return fail(status.Errorf(codes.InvalidArgument, "more than the declared %d bytes", declared))
+		}
+		h.Write(chunk)
+		if f == nil && int64(buf.Len()+len(chunk)) > memoryLimit {
+			if f, err = os.CreateTemp(spillDir, "upload-*"); err != nil {
+				return fail(status.Errorf(codes.Unavailable, "spill upload: %v", err))
+			}
+			if _, err := f.Write(buf.Bytes()); err != nil {
+				return fail(status.Errorf(codes.Unavailable, "spill upload: %v", err))
+			}
+			buf = bytes.Buffer{}
+		}
+		if f != nil {
+			if _, err := f.Write(chunk); err != nil {
+				return fail(status.Errorf(codes.Unavailable, "spill upload: %v", err))
+			}
+		} else {
+			buf.Write(chunk)
+		}
+	}
+	if b.size != declared {
+		return fail(status.Errorf(codes.InvalidArgument, "got %d bytes, the header declared %d", b.size, declared))
+	}
+	if f != nil {
+		if err := f.Close(); err != nil {
+			return fail(status.Errorf(codes.Unavailable, "spill upload: %v", err))
+		}
+		b.file = f.Name()
+	}
+	b.mem, b.sum = buf.Bytes(), h.Sum(nil)
+	return b, nil
+}
+
+// Received is the verdict of the scanner used until scanning engines are
+// configured: the message was received and recorded, nothing more.
+var Received = ScannerFunc(func(context.Context, *ospreyv1.MessageRecord, Body) (string, error) {
+	return "received", nil
+})

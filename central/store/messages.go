@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// MessageRetention is how long the record of an uploaded message is kept: the
+// window in which a sensor's retry of the same message is recognised as a
+// duplicate. Sensors retry within minutes; three days covers a sensor that
+// was cut off over a weekend.
+const MessageRetention = 72 * time.Hour
+
+// messageLeases hands out one etcd lease per hour of uploads, so message
+// records expire by themselves without a lease per key.
+type messageLeases struct {
+	mu     sync.Mutex
+	hour   int64
+	lease  clientv3.LeaseID
+	expiry time.Time
+}
+
+// RecordMessage stores the record of an uploaded message unless one with the
+// same sensor and message id exists. It returns the stored record and whether
+// it was there before (a duplicate upload). The sensor's tenant comes from
+// the record; scope must allow it.
+func (s *Store) RecordMessage(ctx context.Context, scope Scope, rec *ospreyv1.MessageRecord, now time.Time) (*ospreyv1.MessageRecord, bool, error) {
+	if err := scope.check(); err != nil {
+		return nil, false, err
+	}
+	if !scope.allows(rec.GetTenant()) {
+		return nil, false, fmt.Errorf("message of tenant %q: %w", rec.GetTenant(), ErrForbidden)
+	}
+	for kind, id := range map[string]string{"tenant": rec.GetTenant(), "sensor": rec.GetSensorId(), "message": rec.GetMessageId()} {
+		if err := checkID(kind, id); err != nil {
+			return nil, false, err
+		}
+	}
+	lease, err := s.messageLease(ctx, now)
+	if err != nil {
+		return nil, false, err
+	}
+	b, err := encode(rec)
+	if err != nil {
+		return nil, false, err
+	}
+	key := messageKey(rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId())
+	resp, err := s.cli.Txn(ctx).If(absent(key)).
+		Then(clientv3.OpPut(key, string(b), clientv3.WithLease(lease))).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return nil, false, etcdErr("txn", key, err)
+	}
+	if resp.Succeeded {
+		return rec, false, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return nil, false, fmt.Errorf("message %s: vanished while read", key)
+	}
+	prev := &ospreyv1.MessageRecord{}
+	if err := decode(kvs[0], prev); err != nil {
+		return nil, false, err
+	}
+	return prev, true, nil
+}
+
+// GetMessage returns the record of an uploaded message.
+func (s *Store) GetMessage(ctx context.Context, scope Scope, tenant, sensorID, messageID string) (*ospreyv1.MessageRecord, error) {
+	if err := scope.check(); err != nil {
+		return nil, err
+	}
+	if !scope.allows(tenant) {
+		return nil, ErrNotFound
+	}
+	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID, "message": messageID} {
+		if err := checkID(kind, id); err != nil {
+			return nil, err
+		}
+	}
+	rec := &ospreyv1.MessageRecord{}
+	if _, err := s.get(ctx, messageKey(tenant, sensorID, messageID), rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// CountMessages counts the records of a sensor's uploaded messages.
+func (s *Store) CountMessages(ctx context.Context, scope Scope, tenant, sensorID string) (int64, error) {
+	if err := scope.check(); err != nil {
+		return 0, err
+	}
+	if !scope.allows(tenant) {
+		return 0, ErrNotFound
+	}
+	prefix := messagesPrefix + tenant + "/" + sensorID + "/"
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, etcdErr("count", prefix, err)
+	}
+	return resp.Count, nil
+}
+
+// messageLease returns the lease for records written in now's hour; it lives
+// MessageRetention past the end of that hour.
+func (s *Store) messageLease(ctx context.Context, now time.Time) (clientv3.LeaseID, error) {
+	hour := now.Unix() / 3600
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	if s.leases.lease != 0 && s.leases.hour == hour && now.Before(s.leases.expiry) {
+		return s.leases.lease, nil
+	}
+	ttl := MessageRetention + time.Hour
+	resp, err := s.cli.Grant(ctx, int64(ttl/time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("etcd grant message lease: %w", err)
+	}
+	s.leases.hour, s.leases.lease = hour, resp.ID
+	s.leases.expiry = now.Add(ttl - time.Hour) // never hand out a lease about to expire
+	return resp.ID, nil
+}
