@@ -2,8 +2,8 @@
 // contract: enrollment, the configuration stream, and (with the SMTP work)
 // uploads.
 //
-// Design note. A Connect stream has exactly two goroutines, as etcd's watch
-// server does: a receive loop (acks, nacks, status reports, renewals) and a
+// Design note. A Connect stream has exactly two goroutines besides the
+// handler, as etcd's watch server does: a receive loop (acks, nacks, status reports, renewals) and a
 // send loop that owns stream.Send and follows the sensor's configuration in
 // etcd (snapshot, then a watch from the snapshot's revision). The send loop
 // pushes full configurations tagged with their version only when the
@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -192,19 +191,24 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	log := s.log.With("sensor", id.SensorID, "tenant", id.Tenant)
 	log.Info("sensor connected", "software", hello.GetSoftwareVersion(), "applied", hello.GetAppliedRevision())
 
-	g, gctx := errgroup.WithContext(ctx)
+	// The receive loop ends when the stream does, which is when this handler
+	// returns; the push loop owns stream.Send and must end before that.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	replies := make(chan *ospreyv1.ConnectResponse, 1)
-	g.Go(func() error { return s.receive(gctx, stream, id, sess, replies) })
-	g.Go(func() error { return s.push(gctx, stream, id, replies) })
-	g.Go(func() error {
-		select {
-		case <-s.shutdown:
-			return status.Error(codes.Unavailable, "central node shutting down")
-		case <-gctx.Done():
-			return nil
-		}
-	})
-	err = g.Wait()
+	recvErr, pushErr := make(chan error, 1), make(chan error, 1)
+	go func() { recvErr <- s.receive(pctx, stream, id, sess, replies) }()
+	go func() { pushErr <- s.push(pctx, stream, id, replies) }()
+	select {
+	case err = <-pushErr:
+	case err = <-recvErr:
+		cancel()
+		<-pushErr
+	case <-s.shutdown:
+		err = status.Error(codes.Unavailable, "central node shutting down")
+		cancel()
+		<-pushErr
+	}
 	if errors.Is(err, errStreamClosed) {
 		err = nil
 	}
