@@ -7,9 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/sensor"
 )
 
 // runCentral runs `osprey central`, or `osprey dev` when dev is set.
@@ -57,8 +61,33 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		return err
 	}
 	opts.Logger = logger
-	opts.OnReady = func(r central.Ready) { printReady(stdout, r, dev) }
-	return central.Run(ctx, opts)
+	if !dev {
+		opts.OnReady = func(r central.Ready) { printReady(stdout, r, dev) }
+		return central.Run(ctx, opts)
+	}
+	// dev also runs the node's own Sensor component, enrolled with a token
+	// bound to the sensor record the node made for it.
+	readyc := make(chan central.Ready, 1)
+	opts.OnReady = func(r central.Ready) {
+		printReady(stdout, r, dev)
+		readyc <- r
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return central.Run(gctx, opts) })
+	g.Go(func() error {
+		select {
+		case r := <-readyc:
+			return sensor.Run(gctx, sensorOptions(sensor.Options{
+				Central:   r.GRPCAddr,
+				JoinToken: r.LocalSensorJoinToken,
+				DataDir:   filepath.Join(opts.DataDir, "sensor"),
+				Name:      opts.NodeName,
+			}, logger, stdout))
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	return g.Wait()
 }
 
 func printReady(w io.Writer, r central.Ready, dev bool) {

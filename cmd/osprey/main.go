@@ -24,6 +24,7 @@ const usage = `Usage: osprey <command> [flags]
 Commands:
   dev       run a Central Node with embedded etcd and everything on loopback
   central   run a Central Node
+  sensor    run a Sensor agent
   ctl       talk to the REST API of a Central Node
   version   print the version
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCentral(ctx, rest, true, stdout, stderr)
 	case "central":
 		return runCentral(ctx, rest, false, stdout, stderr)
+	case "sensor":
+		return runSensor(ctx, rest, stdout, stderr)
 	case "ctl":
 		return runCtl(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":

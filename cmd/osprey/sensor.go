@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/ospreysec/osprey/internal/buildinfo"
+	"github.com/ospreysec/osprey/sensor"
+)
+
+// runSensor runs `osprey sensor`.
+func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sensor", "Run a Sensor: enroll with a Central Node cluster (first start), then run the\nconfiguration it pushes.", stderr)
+	var opts sensor.Options
+	var logFormat, logLevel string
+	fs.StringVar(&opts.Central, "central", "", `gRPC address of the central nodes: "host:port", or "dns:///name:port" for every address of a name`)
+	fs.StringVar(&opts.JoinToken, "join-token", "", "join token from POST /api/v1/tokens (first start only)")
+	fs.StringVar(&opts.DataDir, "data-dir", "/var/lib/osprey-sensor", "directory for the identity, the applied configuration and the spool")
+	fs.StringVar(&opts.Name, "name", "", "the sensor's display name at enrollment (default: host name)")
+	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	logger, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	return sensor.Run(ctx, sensorOptions(opts, logger, stdout))
+}
+
+// sensorOptions completes the options every Sensor component gets.
+func sensorOptions(opts sensor.Options, logger *slog.Logger, stdout io.Writer) sensor.Options {
+	opts.Logger = logger.With("component", "sensor")
+	opts.SoftwareVersion = buildinfo.Version()
+	opts.Notice = func(msg string) { fmt.Fprintln(stdout, msg) }
+	return opts
+}

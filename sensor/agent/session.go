@@ -1,0 +1,307 @@
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/ospreysec/osprey/pkg/pki"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// renewRetry is how long the agent waits for a renewed certificate before it
+// asks again, and waits after a renewal failed; minRenewInterval is the
+// least it waits after a renewal, so that certificates too short-lived to
+// reach two thirds of their life later than at once are not renewed in a
+// loop.
+const (
+	renewRetry       = 5 * time.Minute
+	minRenewInterval = time.Minute
+)
+
+// errStreamClosed is why a stream ended when the central closed it with an
+// OK status.
+var errStreamClosed = errors.New("central closed the stream")
+
+// session is one Connect stream. Its run method, on the goroutine of
+// Agent.Run, owns it; recvLoop and sendLoop only move messages.
+type session struct {
+	a      *Agent
+	ctx    context.Context // the stream's: cancelled when the session ends
+	stream ospreyv1.SensorService_ConnectClient
+
+	in       chan *ospreyv1.ConnectResponse
+	recvErr  chan error // receives once, when Recv fails
+	out      chan *ospreyv1.ConnectRequest
+	sendDone chan struct{} // closed when sendLoop returns
+	sendErr  error         // why sendLoop returned; read after sendDone
+
+	// The renewal in flight: the key whose certificate was asked for.
+	renewKey crypto.Signer
+}
+
+// session holds one stream with target until it ends, and returns how long
+// it was up (0 when the central never answered) and why it ended.
+func (a *Agent) session(ctx context.Context, target string) (time.Duration, error) {
+	a.update(func(s *State) { s.Target = target })
+	conn, err := newClient(target, a.tlsConfig(), a.opts.dialOptions)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := ospreyv1.NewSensorServiceClient(conn).Connect(sctx)
+	if err != nil {
+		return 0, fmt.Errorf("open stream: %w", err)
+	}
+	s := &session{
+		a:        a,
+		ctx:      sctx,
+		stream:   stream,
+		in:       make(chan *ospreyv1.ConnectResponse),
+		recvErr:  make(chan error, 1),
+		out:      make(chan *ospreyv1.ConnectRequest, 8),
+		sendDone: make(chan struct{}),
+	}
+	var wg sync.WaitGroup
+	wg.Go(s.recvLoop)
+	wg.Go(s.sendLoop)
+	lived, err := s.run(ctx, target)
+	cancel()
+	wg.Wait()
+	return lived, err
+}
+
+// tlsConfig is the client side of mutual TLS with a central: the central
+// must have a server certificate from the cluster CA (the host name is not
+// checked; see package pki), and the sensor presents its current
+// certificate, read at each handshake so that a renewal takes effect on the
+// next one. No ClientSessionCache: a resumed session would skip
+// VerifyPeerCertificate and the fresh certificate.
+func (a *Agent) tlsConfig() *tls.Config {
+	ca := a.id.CA
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			_, err := pki.VerifyAgainstCA(raw, ca)
+			return err
+		},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return a.pair.Load(), nil
+		},
+	}
+}
+
+func (s *session) recvLoop() {
+	for {
+		m, err := s.stream.Recv()
+		if err != nil {
+			s.recvErr <- err
+			return
+		}
+		select {
+		case s.in <- m:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *session) sendLoop() {
+	defer close(s.sendDone)
+	for {
+		select {
+		case m := <-s.out:
+			if err := s.stream.Send(m); err != nil {
+				s.sendErr = err
+				return
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// send queues m for sendLoop. When the stream has ended it drops m: run
+// learns why from recvErr or sendDone.
+func (s *session) send(m *ospreyv1.ConnectRequest) {
+	select {
+	case s.out <- m:
+	case <-s.sendDone:
+	case <-s.ctx.Done():
+	}
+}
+
+// run is the stream's owner loop. ctx is the agent's, under which
+// configurations are applied: a stream that ends does not cut an apply short.
+func (s *session) run(ctx context.Context, target string) (time.Duration, error) {
+	a := s.a
+	var up time.Time
+	lived := func() time.Duration {
+		if up.IsZero() {
+			return 0
+		}
+		return a.now().Sub(up)
+	}
+	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Hello{Hello: &ospreyv1.Hello{
+		SoftwareVersion: a.opts.SoftwareVersion,
+		AppliedRevision: a.applied.GetRevision(),
+	}}})
+
+	statusTick := time.NewTicker(a.interval)
+	defer statusTick.Stop()
+	// The renewal timer starts once the central answered.
+	renewTimer := time.NewTimer(time.Hour)
+	renewTimer.Stop()
+	defer renewTimer.Stop()
+
+	for {
+		select {
+		case <-s.ctx.Done():
+			return lived(), s.ctx.Err()
+		case err := <-s.recvErr:
+			return lived(), streamError(err)
+		case <-s.sendDone:
+			return lived(), s.sendError()
+		case m := <-s.in:
+			if up.IsZero() {
+				up = a.now()
+				a.update(func(st *State) { st.Connected = true })
+				a.log.Info("connected to the central", "central", target, "applied_revision", a.applied.GetRevision())
+				renewTimer.Reset(a.renewDelay())
+			}
+			switch msg := m.GetMsg().(type) {
+			case *ospreyv1.ConnectResponse_Config:
+				s.send(a.applyConfig(ctx, msg.Config))
+				s.sendStatus()
+			case *ospreyv1.ConnectResponse_Renewed:
+				renewTimer.Reset(s.renewed(msg.Renewed))
+			default:
+				a.log.Debug("ignoring an unknown message from the central", "type", fmt.Sprintf("%T", msg))
+			}
+		case <-statusTick.C:
+			if !up.IsZero() {
+				s.sendStatus()
+			}
+		case <-renewTimer.C:
+			renewTimer.Reset(s.renew())
+		}
+	}
+}
+
+func (s *session) sendStatus() {
+	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Status{Status: s.a.status()}})
+}
+
+// sendError is why sendLoop stopped. When the central ended the stream, Send
+// says only io.EOF and Recv has the status.
+func (s *session) sendError() error {
+	if s.sendErr == nil {
+		return s.ctx.Err()
+	}
+	if !errors.Is(s.sendErr, io.EOF) {
+		return fmt.Errorf("send on stream: %w", s.sendErr)
+	}
+	select {
+	case err := <-s.recvErr:
+		return streamError(err)
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
+
+func streamError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errStreamClosed
+	}
+	return fmt.Errorf("stream: %w", err)
+}
+
+// renewDelay is how long until the current certificate is two thirds
+// through its lifetime, when it is renewed (zero when it is already).
+func (a *Agent) renewDelay() time.Duration {
+	leaf := a.pair.Load().Leaf
+	due := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
+	return max(due.Sub(a.now()), 0)
+}
+
+// renew asks for a certificate for a new key, unless that is not due yet,
+// and returns when to check again.
+func (s *session) renew() time.Duration {
+	a := s.a
+	if d := a.renewDelay(); d > 0 {
+		return d
+	}
+	key, err := pki.GenerateKey()
+	if err != nil {
+		a.recordError(fmt.Errorf("renew certificate: %w", err))
+		return renewRetry
+	}
+	csr, err := pki.NewCSR(key, a.identity.SensorID)
+	if err != nil {
+		a.recordError(fmt.Errorf("renew certificate: %w", err))
+		return renewRetry
+	}
+	s.renewKey = key
+	a.log.Info("asking for a new client certificate", "not_after", a.pair.Load().Leaf.NotAfter)
+	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Renew{Renew: &ospreyv1.RenewRequest{Csr: csr}}})
+	return renewRetry
+}
+
+// renewed takes the certificate the central sent for the renewal in flight,
+// and returns when to check for the next renewal.
+func (s *session) renewed(resp *ospreyv1.RenewResponse) time.Duration {
+	a := s.a
+	key := s.renewKey
+	if key == nil {
+		a.log.Warn("ignoring a certificate the sensor did not ask for")
+		return a.renewDelay()
+	}
+	s.renewKey = nil
+	if err := a.installCert(resp.GetCertificate(), key); err != nil {
+		err = fmt.Errorf("renew certificate: %w", err)
+		a.log.Error("cannot take the renewed certificate; keeping the current one", "err", err)
+		a.recordError(err)
+		return renewRetry
+	}
+	return max(a.renewDelay(), minRenewInterval)
+}
+
+// installCert checks a renewed certificate (signed by the cluster CA, for
+// the same identity, for key, valid now), stores it with its key, and makes
+// it the one the next handshake presents.
+func (a *Agent) installCert(der []byte, key crypto.Signer) error {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return fmt.Errorf("parse certificate: %w", err)
+	}
+	if err := checkClientCert(cert, a.id.CA, a.identity, a.now()); err != nil {
+		return err
+	}
+	if !sameKey(cert, key) {
+		return errors.New("certificate is not for the key the sensor asked for")
+	}
+	keyPEM, err := pki.MarshalKeyPEM(key)
+	if err != nil {
+		return err
+	}
+	if err := savePair(a.opts.DataDir, keyPEM, encodeCertPEM(der)); err != nil {
+		return fmt.Errorf("store certificate: %w", err)
+	}
+	a.pair.Store(&tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert})
+	fp := pki.Fingerprint(der)
+	a.update(func(s *State) {
+		s.Fingerprint = fp
+		s.NotAfter = cert.NotAfter
+	})
+	a.log.Info("renewed the client certificate", "fingerprint", fp, "not_after", cert.NotAfter)
+	return nil
+}
