@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -18,7 +19,8 @@ import (
 
 // Options configure a sensor.
 type Options struct {
-	// Central is the gRPC target of the central nodes ("host:port", or
+	// Central is the gRPC target of the central nodes ("host:port", or a
+	// comma-separated list of them tried in turn, or
 	// "dns:///name:port" to use every address the name resolves to).
 	// Required to enroll; afterwards it overrides the stored target for
 	// this run.
@@ -46,6 +48,17 @@ type Options struct {
 	// the certificate fingerprint after enrollment, and that the sensor
 	// waits for approval.
 	Notice func(msg string)
+}
+
+// targets splits Central: a comma-separated list of targets, tried in turn.
+func (o Options) targets() []string {
+	var out []string
+	for _, t := range strings.Split(o.Central, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Validate reports every problem of o that can be seen without the data dir.
@@ -83,10 +96,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	var targets []string
-	if opts.Central != "" {
-		targets = []string{opts.Central}
-	}
+	targets := opts.targets()
 	applier := agent.MultiApplier(opts.Appliers...)
 	if len(opts.Appliers) == 0 {
 		applier = agent.ApplierFunc(func(context.Context, *ospreyv1.SensorConfig) error { return nil })
@@ -131,9 +141,10 @@ func enroll(ctx context.Context, opts Options, log *slog.Logger, notice func(str
 			return fmt.Errorf("sensor name: none given and %w", err)
 		}
 	}
-	notice(fmt.Sprintf("Enrolling %q with %s ...", name, opts.Central))
+	target := opts.targets()[0]
+	notice(fmt.Sprintf("Enrolling %q with %s ...", name, target))
 	id, err = agent.Enroll(ctx, agent.EnrollOptions{
-		Target:          opts.Central,
+		Target:          target,
 		Token:           tok,
 		Name:            name,
 		SoftwareVersion: opts.SoftwareVersion,

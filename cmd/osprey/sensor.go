@@ -38,7 +38,7 @@ func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // sensorOptions completes the options every Sensor component gets.
 func sensorOptions(opts sensor.Options, logger *slog.Logger, stdout io.Writer) sensor.Options {
-	opts.Logger = logger.With("component", "sensor")
+	opts.Logger = logger
 	opts.SoftwareVersion = buildinfo.Version()
 	opts.Notice = func(msg string) { fmt.Fprintln(stdout, msg) }
 	return opts
