@@ -134,6 +134,15 @@ func (c *Client) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 	return &out, nil
 }
 
+// ApplySMTP applies one SMTP integration to every sensor of tenant.
+func (c *Client) ApplySMTP(ctx context.Context, tenant string, cfg *SMTPIntegration) (*ApplyResult, error) {
+	var out ApplyResult
+	if _, err := c.do(ctx, http.MethodPut, "/api/v1/tenants/"+url.PathEscape(tenant)+"/smtp", nil, cfg, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Sensors lists the sensors the caller may see, with their status.
 func (c *Client) Sensors(ctx context.Context) ([]Sensor, error) {
 	var out SensorList

@@ -97,6 +97,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"POST /api/v1/users",
 		"PUT /api/v1/sensors/{id}/pop3",
 		"PUT /api/v1/sensors/{id}/smtp",
+		"PUT /api/v1/tenants/{tenant}/smtp",
 	}
 	if diff := cmp.Diff(want, s.routes()); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
@@ -205,6 +206,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"FieldError", FieldError{}, false},
 		{"Tenant", Tenant{}, true},
 		{"TenantList", TenantList{}, false},
+		{"ApplyResult", ApplyResult{}, false},
 		{"Sensor", Sensor{}, false},
 		{"SensorList", SensorList{}, false},
 		{"SizeLimit", SizeLimit{}, true},

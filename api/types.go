@@ -101,6 +101,14 @@ type Tenant struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
+// ApplyResult is the answer to applying an integration to every sensor of a tenant.
+type ApplyResult struct {
+	// Changed counts the sensors whose integration was written.
+	Changed int `json:"changed"`
+	// Version is the revision of the last write, 0 when nothing changed.
+	Version int64 `json:"version"`
+}
+
 // TenantList is the body of GET /api/v1/tenants.
 type TenantList struct {
 	Tenants []Tenant `json:"tenants"`

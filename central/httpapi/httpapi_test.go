@@ -504,3 +504,31 @@ func TestUnknownAPIPathIsJSON404(t *testing.T) {
 		t.Errorf("got %d %q, want a JSON 404", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+func TestApplySMTPToATenant(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	bob := e.client(t, "bob")
+	res, err := bob.ApplySMTP(ctx, "acme", validSMTP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 1 || res.Version == 0 {
+		t.Errorf("got %+v, want one sensor changed", res)
+	}
+	got, _, err := bob.SMTP(ctx, "s2")
+	if err != nil || got.Listen != validSMTP().Listen {
+		t.Errorf("s2 after apply: %+v, %v", got, err)
+	}
+	if _, err := bob.ApplySMTP(ctx, "default", validSMTP()); statusOf(err) != http.StatusForbidden {
+		t.Errorf("apply to another tenant: got %v, want 403", err)
+	}
+	if _, err := e.client(t, "audrey").ApplySMTP(ctx, "default", validSMTP()); statusOf(err) != http.StatusForbidden {
+		t.Errorf("auditor applies: got %v, want 403", err)
+	}
+	bad := validSMTP()
+	bad.Clients = []string{"10.0.0.1/8"}
+	if _, err := bob.ApplySMTP(ctx, "acme", bad); statusOf(err) != http.StatusBadRequest {
+		t.Errorf("invalid apply: got %v, want 400", err)
+	}
+}

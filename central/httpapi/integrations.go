@@ -137,3 +137,22 @@ func (s *Server) putPOP3(w http.ResponseWriter, r *http.Request, p auth.Principa
 	writeJSON(w, http.StatusOK, convert.POP3FromProto(cfg))
 	return nil
 }
+
+// applySMTP applies one SMTP integration to every sensor of a tenant; each
+// sensor keeps its own stored key when the write leaves key_pem empty.
+func (s *Server) applySMTP(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in api.SMTPIntegration
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	cfg, err := convert.SMTPToProto(&in)
+	if err != nil {
+		return allProblems(err, validate.SMTPIntegration(cfg))
+	}
+	changed, version, err := s.store.ApplySMTP(r.Context(), scope(p), r.PathValue("tenant"), cfg, convert.MergeSMTPSecrets)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.ApplyResult{Changed: changed, Version: version})
+	return nil
+}

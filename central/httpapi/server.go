@@ -82,6 +82,7 @@ func Routes() []Route {
 		{"GET", "/metrics", reader, nil}, // served by promhttp, see New
 		{"GET", "/api/v1/tenants", reader, (*Server).listTenants},
 		{"POST", "/api/v1/tenants", admin, (*Server).createTenant},
+		{"PUT", "/api/v1/tenants/{tenant}/smtp", writer, (*Server).applySMTP},
 		{"GET", "/api/v1/sensors", reader, (*Server).listSensors},
 		{"GET", "/api/v1/sensors/{id}", reader, (*Server).getSensor},
 		{"POST", "/api/v1/sensors/{id}/approve", writer, (*Server).approveSensor},

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// bulkBatch is how many sensors one transaction of ApplySMTP writes: two
+// operations each (a condition and a put) stay within etcd's 128.
+const bulkBatch = 64
+
+// ApplySMTP writes cfg as the SMTP integration of every sensor of tenant (as
+// Symantec's "apply to all scanners" does), and returns how many sensors it
+// changed and the revision of its last write. merge, when set, fills each
+// sensor's copy from that sensor's stored value (secrets the write left
+// empty). Sensors whose value would not change are not written, so they are
+// not woken. The writes go in transactions of up to 64 sensors: each batch
+// is atomic, the whole is not (a sensor created meanwhile may miss it); it is
+// last-writer-wins, with no version check. cfg is validated once, first.
+func (s *Store) ApplySMTP(ctx context.Context, scope Scope, tenant string, cfg *ospreyv1.SmtpIntegration,
+	merge func(stored, next *ospreyv1.SmtpIntegration)) (changed int, rev int64, err error) {
+	if err := validateSMTP(cfg); err != nil {
+		return 0, 0, err
+	}
+	if err := scope.check(); err != nil {
+		return 0, 0, err
+	}
+	if tenant, err = scope.claim(tenant); err != nil {
+		return 0, 0, err
+	}
+	if err := checkID("tenant", tenant); err != nil {
+		return 0, 0, err
+	}
+	prefix := tenantSensorsPrefix(tenant)
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, 0, etcdErr("range", prefix, err)
+	}
+	type target struct {
+		id    string
+		msg   *ospreyv1.SmtpIntegration
+		value []byte
+	}
+	stored := map[string]*ospreyv1.SmtpIntegration{}
+	var ids []string
+	for _, kv := range resp.Kvs {
+		_, id, part, ok := parseSensorKey(string(kv.Key))
+		if !ok {
+			continue
+		}
+		switch part {
+		case partMeta:
+			ids = append(ids, id)
+		case partSMTP:
+			m := &ospreyv1.SmtpIntegration{}
+			if err := decode(kv, m); err != nil {
+				return 0, 0, err
+			}
+			stored[id] = m
+		}
+	}
+	var targets []target
+	for _, id := range ids {
+		next := proto.Clone(cfg).(*ospreyv1.SmtpIntegration)
+		old := stored[id]
+		if old == nil {
+			old = &ospreyv1.SmtpIntegration{}
+		}
+		if merge != nil {
+			merge(old, next)
+		}
+		if proto.Equal(old, next) {
+			continue
+		}
+		b, err := encode(next)
+		if err != nil {
+			return 0, 0, err
+		}
+		targets = append(targets, target{id, next, b})
+	}
+	for start := 0; start < len(targets); start += bulkBatch {
+		batch := targets[start:min(start+bulkBatch, len(targets))]
+		conds := make([]clientv3.Cmp, 0, len(batch))
+		ops := make([]clientv3.Op, 0, len(batch))
+		for _, t := range batch {
+			conds = append(conds, exists(sensorKey(tenant, t.id, partMeta)))
+			ops = append(ops, clientv3.OpPut(sensorKey(tenant, t.id, partSMTP), string(t.value)))
+		}
+		resp, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Commit()
+		if err != nil {
+			return changed, rev, etcdErr("txn", prefix, err)
+		}
+		if resp.Succeeded {
+			changed += len(batch)
+			rev = resp.Header.Revision
+			continue
+		}
+		// A sensor of the batch was deleted meanwhile: write the others one by one.
+		for _, t := range batch {
+			r, err := s.putPart(ctx, scope, t.id, partSMTP, t.msg, AnyVersion)
+			if err != nil {
+				continue
+			}
+			changed++
+			rev = max(rev, r)
+		}
+	}
+	if len(targets) > 0 && rev == 0 {
+		return 0, 0, fmt.Errorf("apply SMTP to tenant %q: no sensor could be written", tenant)
+	}
+	return changed, rev, nil
+}
