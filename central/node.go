@@ -25,6 +25,7 @@ import (
 	"github.com/ospreysec/osprey/central/httpapi"
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/central/ui"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -108,7 +109,7 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	if err != nil {
 		return nil, err
 	}
-	n.handler = httpapi.New(httpapi.Options{
+	apiHandler := httpapi.New(httpapi.Options{
 		Store:    st,
 		Auth:     authn,
 		Registry: reg,
@@ -124,6 +125,20 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 			return nil
 		},
 	})
+	// The API keeps its paths; every other path is the web UI.
+	mux := http.NewServeMux()
+	for _, p := range []string{"/api/", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, apiHandler)
+	}
+	mux.Handle("/", ui.New(ui.Options{
+		Store: st, Auth: authn, InsecureCookies: opts.Dev,
+		NodeName: opts.NodeName, GRPCAddr: advertised(grpcAddr), Etcd: cli,
+		JoinTokens: func(t *ospreyv1.Token) (string, error) {
+			return mintJoinToken(t, caHash)
+		},
+		Logger: log.With("component", "ui"),
+	}))
+	n.handler = mux
 	return n, nil
 }
 

@@ -1,0 +1,539 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/convert"
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/validate"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// The sensor settings pages: the SMTP and POP3 integration of one sensor,
+// field by field as the API has them. Apply goes the API's way: the form
+// becomes an api type, convert makes the proto message, the stored secret is
+// merged in when the form left it blank, and store.Put* validates and writes
+// compare-and-swap on the version the form was rendered from (a hidden field).
+// A refused write shows each field's errors beside it and saves nothing; a
+// concurrent change is reported and the form shows the current values.
+
+// sensorHead is the summary above a sensor's settings.
+type sensorHead struct {
+	sensorRow
+	Fingerprint string
+	Created     string
+}
+
+func (s *Server) sensorHead(r *http.Request, req *request, id string) (sensorHead, error) {
+	sn, _, err := s.store.GetSensor(r.Context(), req.scope, id)
+	if err != nil {
+		return sensorHead{}, err
+	}
+	st, err := s.store.Status(r.Context(), req.scope, id)
+	if err != nil {
+		return sensorHead{}, err
+	}
+	cfg, err := s.store.SensorConfig(r.Context(), req.scope, id)
+	if err != nil {
+		return sensorHead{}, err
+	}
+	h := sensorHead{sensorRow: newSensorRow(sn, st, s.now()), Fingerprint: sn.GetCertFingerprint(), Created: "unknown"}
+	h.Stored = cfg.Version()
+	h.Sync = syncState(h.Applied, h.Stored, st.GetNackVersion(), h.LastError)
+	if sn.GetCreatedAt() != nil {
+		h.Created = formatTime(sn.GetCreatedAt().AsTime())
+	}
+	return h, nil
+}
+
+func (s *Server) sensorHome(w http.ResponseWriter, r *http.Request, req *request) error {
+	id := r.PathValue("id")
+	if _, _, err := s.store.GetSensor(r.Context(), req.scope, id); err != nil {
+		return err
+	}
+	redirect(w, r, "/sensors/"+url.PathEscape(id)+"/smtp")
+	return nil
+}
+
+// settingsData is what both settings pages get.
+type settingsData struct {
+	Sensor   sensorHead
+	Errs     *fieldErrors
+	Conflict string
+	ReadOnly bool
+	SMTP     smtpForm
+	POP3     pop3Form
+}
+
+// ---- SMTP ----
+
+type smtpForm struct {
+	Version     int64
+	Enabled     bool
+	Listen      string
+	Domains     []string
+	Clients     []string
+	Unlimited   bool
+	SizeValue   string
+	SizeUnit    string
+	TLSMode     string
+	ClientCert  string
+	CertPEM     string
+	KeySet      bool
+	ClientCAPEM string
+	Limits      []limitField
+}
+
+// limitField is one of an SMTP listener's limits, shown in the advanced part.
+type limitField struct {
+	Key     string // the field's name in the API: "max_recipients"
+	Label   string
+	Value   string
+	Default uint32
+	Unit    string
+}
+
+// ID is the input's id.
+func (l limitField) ID() string { return "smtp-limits-" + strings.ReplaceAll(l.Key, "_", "-") }
+
+// Path is the field's path in validation errors.
+func (l limitField) Path() string { return "limits." + l.Key }
+
+type limitDef struct {
+	key, label, unit string
+	def              uint32
+	field            func(*api.SMTPLimits) *uint32
+}
+
+var smtpLimitDefs = []limitDef{
+	{"max_recipients", "Recipients per message", "", validate.DefaultMaxRecipients, func(l *api.SMTPLimits) *uint32 { return &l.MaxRecipients }},
+	{"max_connections", "Connections", "", validate.DefaultMaxConnections, func(l *api.SMTPLimits) *uint32 { return &l.MaxConnections }},
+	{"max_connections_per_client", "Connections per client", "", validate.DefaultMaxConnectionsPerClient, func(l *api.SMTPLimits) *uint32 { return &l.MaxConnectionsPerClient }},
+	{"command_timeout_seconds", "Command timeout", "seconds", validate.DefaultCommandTimeoutSeconds, func(l *api.SMTPLimits) *uint32 { return &l.CommandTimeoutSeconds }},
+	{"data_timeout_seconds", "Data timeout", "seconds", validate.DefaultDataTimeoutSeconds, func(l *api.SMTPLimits) *uint32 { return &l.DataTimeoutSeconds }},
+	{"session_timeout_seconds", "Session timeout", "seconds", validate.DefaultSessionTimeoutSeconds, func(l *api.SMTPLimits) *uint32 { return &l.SessionTimeoutSeconds }},
+	{"max_errors", "Failed commands before closing", "", validate.DefaultMaxErrors, func(l *api.SMTPLimits) *uint32 { return &l.MaxErrors }},
+}
+
+// smtpFields maps the SMTP integration's field paths to the form.
+var smtpFields = func() map[string]formField {
+	m := map[string]formField{
+		"enabled":                    {"State", "smtp-enabled"},
+		"listen":                     {"Listen address", "smtp-listen"},
+		"destination_domains":        {"Destination domains", "smtp-domains"},
+		"clients":                    {"Clients", "smtp-clients"},
+		"max_message_size":           {"Message size limit", "smtp-size-value"},
+		"max_message_size.unlimited": {"Message size limit", "smtp-size-unlimited"},
+		"max_message_size.value":     {"Message size limit", "smtp-size-value"},
+		"max_message_size.unit":      {"Message size unit", "smtp-size-unit"},
+		"tls.mode":                   {"TLS", "smtp-tls-mode"},
+		"tls.cert_pem":               {"Server certificate", "smtp-tls-cert"},
+		"tls.key_pem":                {"Private key", "smtp-tls-key"},
+		"tls.client_cert":            {"Client certificates", "smtp-tls-client-cert"},
+		"tls.client_ca_pem":          {"Client CA certificates", "smtp-tls-client-ca"},
+	}
+	for _, d := range smtpLimitDefs {
+		l := limitField{Key: d.key}
+		m[l.Path()] = formField{d.label, l.ID()}
+	}
+	return m
+}()
+
+func smtpFormFrom(cfg *ospreyv1.SmtpIntegration, version int64) smtpForm {
+	a := convert.SMTPFromProto(cfg)
+	f := smtpForm{
+		Version: version, Enabled: a.Enabled, Listen: a.Listen,
+		Domains: a.DestinationDomains, Clients: a.Clients,
+		SizeUnit: string(api.MB), TLSMode: string(api.TLSOff), ClientCert: string(api.ClientCertOff),
+	}
+	if m := a.MaxMessageSize; m != nil {
+		f.Unlimited = m.Unlimited
+		if m.Value != 0 {
+			f.SizeValue = strconv.FormatUint(m.Value, 10)
+		}
+		if m.Unit != "" {
+			f.SizeUnit = string(m.Unit)
+		}
+	}
+	if t := a.TLS; t != nil {
+		if t.Mode != "" {
+			f.TLSMode = string(t.Mode)
+		}
+		if t.ClientCert != "" {
+			f.ClientCert = string(t.ClientCert)
+		}
+		f.CertPEM, f.KeySet, f.ClientCAPEM = t.CertPEM, t.KeySet, t.ClientCAPEM
+	}
+	limits := a.Limits
+	if limits == nil {
+		limits = &api.SMTPLimits{}
+	}
+	for _, d := range smtpLimitDefs {
+		l := limitField{Key: d.key, Label: d.label, Default: d.def, Unit: d.unit}
+		if v := *d.field(limits); v != 0 {
+			l.Value = strconv.FormatUint(uint64(v), 10)
+		}
+		f.Limits = append(f.Limits, l)
+	}
+	return f
+}
+
+// formReader reads a posted form and collects the errors of values that
+// are not even of the right type (a number field holding text).
+type formReader struct {
+	r    *http.Request
+	errs []fieldError
+}
+
+func (fr *formReader) text(name string) string { return strings.TrimSpace(fr.r.PostFormValue(name)) }
+
+func (fr *formReader) checked(name string) bool { return fr.r.PostFormValue(name) == "on" }
+
+// list reads a list field: every value of name, split at commas and white
+// space (so a pasted list works too), blanks dropped.
+func (fr *formReader) list(name string) []string {
+	out := []string{}
+	for _, v := range fr.r.PostForm[name] {
+		out = append(out, strings.FieldsFunc(v, func(r rune) bool {
+			return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
+		})...)
+	}
+	return out
+}
+
+// uint reads a whole number of at most bits bits; empty is 0.
+func (fr *formReader) uint(name, field string, bits int) uint64 {
+	v := fr.text(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseUint(v, 10, bits)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		fr.errs = append(fr.errs, fieldError{Field: field, Message: "is too large"})
+		return 0
+	case err != nil:
+		fr.errs = append(fr.errs, fieldError{Field: field, Message: "must be a whole number"})
+		return 0
+	}
+	return n
+}
+
+// parseSMTPForm reads the SMTP form into what it shows again and what is written.
+func parseSMTPForm(r *http.Request) (smtpForm, *api.SMTPIntegration, []fieldError) {
+	fr := &formReader{r: r}
+	f := smtpForm{
+		Enabled: fr.checked("enabled"), Listen: fr.text("listen"),
+		Domains: fr.list("destination_domains"), Clients: fr.list("clients"),
+		Unlimited: fr.checked("size_unlimited"), SizeValue: fr.text("size_value"), SizeUnit: fr.text("size_unit"),
+		TLSMode: fr.text("tls_mode"), ClientCert: fr.text("tls_client_cert"),
+		CertPEM: fr.text("tls_cert_pem"), ClientCAPEM: fr.text("tls_client_ca_pem"),
+	}
+	f.Version = int64(fr.uint("version", "version", 63))
+	in := &api.SMTPIntegration{
+		Enabled: f.Enabled, Listen: f.Listen, DestinationDomains: f.Domains, Clients: f.Clients,
+		MaxMessageSize: &api.SizeLimit{
+			Unlimited: f.Unlimited,
+			Value:     fr.uint("size_value", "max_message_size.value", 64),
+			Unit:      api.SizeUnit(f.SizeUnit),
+		},
+		TLS: &api.SMTPTLS{
+			Mode: api.TLSMode(f.TLSMode), CertPEM: f.CertPEM, KeyPEM: fr.text("tls_key_pem"),
+			ClientCert: api.ClientCertMode(f.ClientCert), ClientCAPEM: f.ClientCAPEM,
+		},
+		Limits: &api.SMTPLimits{},
+	}
+	for _, d := range smtpLimitDefs {
+		l := limitField{Key: d.key, Label: d.label, Default: d.def, Unit: d.unit, Value: fr.text(d.key)}
+		*d.field(in.Limits) = uint32(fr.uint(d.key, l.Path(), 32))
+		f.Limits = append(f.Limits, l)
+	}
+	// Leave out what the form sends by default and means nothing (the unit
+	// drop-down always sends a unit), so that applying a form unchanged
+	// writes what the API would, and no new version.
+	if m := in.MaxMessageSize; m.Value == 0 && f.SizeValue == "" {
+		if !m.Unlimited {
+			in.MaxMessageSize = nil
+		} else {
+			m.Unit = ""
+		}
+	}
+	if t := in.TLS; (t.Mode == "" || t.Mode == api.TLSOff) && (t.ClientCert == "" || t.ClientCert == api.ClientCertOff) &&
+		t.CertPEM == "" && t.KeyPEM == "" && t.ClientCAPEM == "" {
+		in.TLS = nil
+	}
+	if *in.Limits == (api.SMTPLimits{}) {
+		in.Limits = nil
+	}
+	return f, in, fr.errs
+}
+
+func (s *Server) smtpPage(w http.ResponseWriter, r *http.Request, req *request) error {
+	id := r.PathValue("id")
+	head, err := s.sensorHead(r, req, id)
+	if err != nil {
+		return err
+	}
+	cfg, version, err := s.store.GetSMTP(r.Context(), req.scope, id)
+	if err != nil {
+		return err
+	}
+	s.renderSMTP(w, http.StatusOK, req, settingsData{Sensor: head, SMTP: smtpFormFrom(cfg, version)})
+	return nil
+}
+
+func (s *Server) renderSMTP(w http.ResponseWriter, status int, req *request, d settingsData) {
+	d.ReadOnly = !req.p.CanWrite()
+	s.render(w, status, req, "smtp", page{Title: d.Sensor.Name + " · SMTP integration", Nav: "sensors", Data: d})
+}
+
+func (s *Server) applySMTP(w http.ResponseWriter, r *http.Request, req *request) error {
+	id := r.PathValue("id")
+	head, err := s.sensorHead(r, req, id)
+	if err != nil {
+		return err
+	}
+	form, in, readErrs := parseSMTPForm(r)
+	cfg, convErr := convert.SMTPToProto(in)
+	if convErr != nil || len(readErrs) > 0 {
+		problems, err := allProblems(readErrs, convErr, validate.SMTPIntegration(cfg))
+		if err != nil {
+			return err
+		}
+		s.smtpRefused(w, req, head, form, problems)
+		return nil
+	}
+	stored, _, err := s.store.GetSMTP(r.Context(), req.scope, id)
+	if err != nil {
+		return err
+	}
+	convert.MergeSMTPSecrets(stored, cfg)
+	version, err := s.store.PutSMTP(r.Context(), req.scope, id, cfg, form.Version)
+	if verrs, ok := validate.AsErrors(err); ok {
+		s.smtpRefused(w, req, head, form, fieldErrorsOf(verrs))
+		return nil
+	}
+	if errors.Is(err, store.ErrConflict) {
+		current, now, err := s.store.GetSMTP(r.Context(), req.scope, id)
+		if err != nil {
+			return err
+		}
+		s.renderSMTP(w, http.StatusConflict, req, settingsData{
+			Sensor: head, SMTP: smtpFormFrom(current, now), Conflict: conflictMessage("SMTP integration", form.Version, now),
+		})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "smtp integration applied", "sensor", id, "version", version, "user", req.p.Name)
+	s.flash(req, "ok", "SMTP integration applied: configuration version %d.", version)
+	redirect(w, r, "/sensors/"+url.PathEscape(id)+"/smtp")
+	return nil
+}
+
+func (s *Server) smtpRefused(w http.ResponseWriter, req *request, head sensorHead, form smtpForm, problems []fieldError) {
+	errs := newFieldErrors(problems, smtpFields, map[string][]string{"destination_domains": form.Domains, "clients": form.Clients})
+	s.renderSMTP(w, http.StatusUnprocessableEntity, req, settingsData{Sensor: head, SMTP: form, Errs: errs})
+}
+
+func conflictMessage(what string, yours, now int64) string {
+	return fmt.Sprintf("Someone else changed this %s while you were editing it (you started from version %d; it is now at version %d). "+
+		"Your changes were not applied. The form now shows the current values: make your changes again and apply.", what, yours, now)
+}
+
+// allProblems joins the errors of reading the form, of converting it (unknown
+// choices) and of validating what did convert, so a refused form names every
+// problem at once; a field already reported is not reported again. An error
+// that is none of those is returned as it is.
+func allProblems(read []fieldError, convErr, validateErr error) ([]fieldError, error) {
+	out := append([]fieldError(nil), read...)
+	seen := map[string]bool{}
+	for _, fe := range read {
+		seen[fe.Field] = true
+	}
+	for _, err := range []error{convErr, validateErr} {
+		if err == nil {
+			continue
+		}
+		verrs, ok := validate.AsErrors(err)
+		if !ok {
+			return nil, err
+		}
+		for _, fe := range verrs {
+			if !seen[fe.Field] {
+				out = append(out, fieldError(fe))
+			}
+		}
+		for _, fe := range verrs {
+			seen[fe.Field] = true
+		}
+	}
+	return out, nil
+}
+
+func fieldErrorsOf(verrs validate.Errors) []fieldError {
+	out := make([]fieldError, len(verrs))
+	for i, fe := range verrs {
+		out[i] = fieldError(fe)
+	}
+	return out
+}
+
+// ---- POP3 ----
+
+type pop3Form struct {
+	Version        int64
+	Enabled        bool
+	Server         string
+	Port           string
+	Interval       string
+	TLS            bool
+	TLSMode        string
+	Username       string
+	PasswordSet    bool
+	TLSCertificate string
+	CipherSuite    string
+	CAPEM          string
+}
+
+var pop3Fields = map[string]formField{
+	"enabled":          {"State", "pop3-enabled"},
+	"server":           {"Mail server", "pop3-server"},
+	"port":             {"Port", "pop3-port"},
+	"interval_seconds": {"Receive every", "pop3-interval"},
+	"tls":              {"Use TLS encryption", "pop3-tls"},
+	"tls_mode":         {"TLS mode", "pop3-tls-mode"},
+	"username":         {"User name", "pop3-username"},
+	"password":         {"Password", "pop3-password"},
+	"tls_certificate":  {"TLS certificate", "pop3-tls-certificate"},
+	"cipher_suite":     {"Cipher suite", "pop3-cipher-suite"},
+	"ca_pem":           {"Additional trusted CAs", "pop3-ca"},
+}
+
+func pop3FormFrom(cfg *ospreyv1.Pop3Integration, version int64) pop3Form {
+	a := convert.POP3FromProto(cfg)
+	f := pop3Form{
+		Version: version, Enabled: a.Enabled, Server: a.Server, TLS: a.TLS, TLSMode: string(a.TLSMode),
+		Username: a.Username, PasswordSet: a.PasswordSet, TLSCertificate: string(a.TLSCertificate),
+		CipherSuite: a.CipherSuite, CAPEM: a.CAPEM,
+	}
+	if a.Port != 0 {
+		f.Port = strconv.FormatUint(uint64(a.Port), 10)
+	}
+	if a.IntervalSeconds != 0 {
+		f.Interval = strconv.FormatUint(uint64(a.IntervalSeconds), 10)
+	}
+	if f.TLSMode == "" {
+		f.TLSMode = string(api.POP3Implicit)
+	}
+	if f.TLSCertificate == "" {
+		f.TLSCertificate = string(api.TrustedOnly) // the recommended choice
+	}
+	return f
+}
+
+// parsePOP3Form reads the POP3 form. The password is never kept in the form
+// that is shown again, whether or not the write succeeds.
+func parsePOP3Form(r *http.Request) (pop3Form, *api.POP3Integration, []fieldError) {
+	fr := &formReader{r: r}
+	f := pop3Form{
+		Enabled: fr.checked("enabled"), Server: fr.text("server"), Port: fr.text("port"), Interval: fr.text("interval_seconds"),
+		TLS: fr.checked("tls"), TLSMode: fr.text("tls_mode"), Username: fr.text("username"),
+		TLSCertificate: fr.text("tls_certificate"), CipherSuite: fr.text("cipher_suite"), CAPEM: fr.text("ca_pem"),
+	}
+	f.Version = int64(fr.uint("version", "version", 63))
+	in := &api.POP3Integration{
+		Enabled: f.Enabled, Server: f.Server,
+		Port:            uint32(fr.uint("port", "port", 32)),
+		IntervalSeconds: uint32(fr.uint("interval_seconds", "interval_seconds", 32)),
+		TLS:             f.TLS, TLSMode: api.POP3TLSMode(f.TLSMode), Username: f.Username,
+		Password:       r.PostFormValue("password"), // a password's spaces are its own
+		TLSCertificate: api.TLSCertificatePolicy(f.TLSCertificate), CipherSuite: f.CipherSuite, CAPEM: f.CAPEM,
+	}
+	return f, in, fr.errs
+}
+
+func (s *Server) pop3Page(w http.ResponseWriter, r *http.Request, req *request) error {
+	id := r.PathValue("id")
+	head, err := s.sensorHead(r, req, id)
+	if err != nil {
+		return err
+	}
+	cfg, version, err := s.store.GetPOP3(r.Context(), req.scope, id)
+	if err != nil {
+		return err
+	}
+	s.renderPOP3(w, http.StatusOK, req, settingsData{Sensor: head, POP3: pop3FormFrom(cfg, version)})
+	return nil
+}
+
+func (s *Server) renderPOP3(w http.ResponseWriter, status int, req *request, d settingsData) {
+	d.ReadOnly = !req.p.CanWrite()
+	s.render(w, status, req, "pop3", page{Title: d.Sensor.Name + " · POP3 integration", Nav: "sensors", Data: d})
+}
+
+func (s *Server) applyPOP3(w http.ResponseWriter, r *http.Request, req *request) error {
+	id := r.PathValue("id")
+	head, err := s.sensorHead(r, req, id)
+	if err != nil {
+		return err
+	}
+	form, in, readErrs := parsePOP3Form(r)
+	stored, _, err := s.store.GetPOP3(r.Context(), req.scope, id)
+	if err != nil {
+		return err
+	}
+	form.PasswordSet = stored.GetPassword() != ""
+	cfg, convErr := convert.POP3ToProto(in)
+	if convErr != nil || len(readErrs) > 0 {
+		problems, err := allProblems(readErrs, convErr, validate.POP3Integration(cfg))
+		if err != nil {
+			return err
+		}
+		s.pop3Refused(w, req, head, form, problems)
+		return nil
+	}
+	convert.MergePOP3Secrets(stored, cfg)
+	if cfg.GetEnabled() && cfg.GetPassword() == "" && stored.GetPassword() != "" {
+		// The stored password is kept only for the same server and user
+		// name; without this the change would drop it without a word.
+		problems, _ := allProblems([]fieldError{{Field: "password",
+			Message: "enter the password again: the mail server or user name changed, so the stored password is not kept"}},
+			nil, validate.POP3Integration(cfg))
+		s.pop3Refused(w, req, head, form, problems)
+		return nil
+	}
+	version, err := s.store.PutPOP3(r.Context(), req.scope, id, cfg, form.Version)
+	if verrs, ok := validate.AsErrors(err); ok {
+		s.pop3Refused(w, req, head, form, fieldErrorsOf(verrs))
+		return nil
+	}
+	if errors.Is(err, store.ErrConflict) {
+		current, now, err := s.store.GetPOP3(r.Context(), req.scope, id)
+		if err != nil {
+			return err
+		}
+		s.renderPOP3(w, http.StatusConflict, req, settingsData{
+			Sensor: head, POP3: pop3FormFrom(current, now), Conflict: conflictMessage("POP3 integration", form.Version, now),
+		})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "pop3 integration applied", "sensor", id, "version", version, "user", req.p.Name)
+	s.flash(req, "ok", "POP3 integration applied: configuration version %d.", version)
+	redirect(w, r, "/sensors/"+url.PathEscape(id)+"/pop3")
+	return nil
+}
+
+func (s *Server) pop3Refused(w http.ResponseWriter, req *request, head sensorHead, form pop3Form, problems []fieldError) {
+	s.renderPOP3(w, http.StatusUnprocessableEntity, req, settingsData{Sensor: head, POP3: form, Errs: newFieldErrors(problems, pop3Fields, nil)})
+}
