@@ -92,6 +92,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 
 func printReady(w io.Writer, r central.Ready, dev bool) {
 	fmt.Fprintf(w, "\nOsprey Central Node is ready.\n\n")
+	fmt.Fprintf(w, "  Web UI:          %s/\n", r.HTTPURL)
 	fmt.Fprintf(w, "  API:             %s/api/v1\n", r.HTTPURL)
 	fmt.Fprintf(w, "  Health:          %s/readyz\n", r.HTTPURL)
 	fmt.Fprintf(w, "  Sensors connect: %s   (osprey sensor --central %s --join-token TOKEN)\n", r.GRPCAddr, r.GRPCAddr)
