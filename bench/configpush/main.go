@@ -268,7 +268,6 @@ type simSensor struct {
 	conn *grpc.ClientConn
 
 	mu      sync.Mutex
-	version int64
 	at      map[int64]time.Time
 	got     atomic.Int64
 }
