@@ -267,9 +267,9 @@ type simSensor struct {
 	cert tls.Certificate
 	conn *grpc.ClientConn
 
-	mu      sync.Mutex
-	at      map[int64]time.Time
-	got     atomic.Int64
+	mu  sync.Mutex
+	at  map[int64]time.Time
+	got atomic.Int64
 }
 
 func (s *simSensor) connect(ctx context.Context, addr string, pool *x509.CertPool) error {
