@@ -7,6 +7,7 @@ set -euo pipefail
 
 packages=(
   swaks            # SMTP client used in interoperability tests
+  libnet-ssleay-perl # swaks --tls needs it; --no-install-recommends leaves it out
   postfix          # relaying MTA and smtp-source / smtp-sink load tools
   dovecot-pop3d    # POP3 server
   dnsutils         # dig

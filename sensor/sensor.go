@@ -9,12 +9,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
+	"github.com/ospreysec/osprey/sensor/pop3poll"
+	"github.com/ospreysec/osprey/sensor/smtpd"
+	"github.com/ospreysec/osprey/sensor/spool"
+	"github.com/ospreysec/osprey/sensor/upload"
 )
 
 // Options configure a sensor.
@@ -44,6 +54,20 @@ type Options struct {
 	Appliers []agent.Applier
 	// StatusSources report counters and health to the central.
 	StatusSources []agent.StatusSource
+	// Hostname names the sensor in SMTP greetings and Received headers;
+	// empty means the machine's host name.
+	Hostname string
+	// Registerer receives the sensor's metrics (a process that also runs a
+	// central node passes the node's); nil makes the sensor's own registry,
+	// served on MetricsAddr.
+	Registerer prometheus.Registerer
+	// MailboxLock, when set, makes sure one node at most polls a POP3
+	// mailbox at a time (an etcd election on central nodes that run a
+	// sensor component); nil means no coordination.
+	MailboxLock pop3poll.Lock
+	// MetricsAddr, when set (and Registerer nil), serves /metrics, /healthz
+	// and /readyz (ready while the spool can take mail).
+	MetricsAddr string
 	// Notice, when set, receives the lines for the operator at the console:
 	// the certificate fingerprint after enrollment, and that the sensor
 	// waits for approval.
@@ -96,23 +120,104 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	targets := opts.targets()
-	applier := agent.MultiApplier(opts.Appliers...)
-	if len(opts.Appliers) == 0 {
-		applier = agent.ApplierFunc(func(context.Context, *ospreyv1.SensorConfig) error { return nil })
+	id, err := agent.LoadIdentity(opts.DataDir)
+	if err != nil {
+		return err
 	}
+	var reg prometheus.Registerer = opts.Registerer
+	var own *prometheus.Registry
+	if reg == nil {
+		own = newRegistry()
+		reg = own
+	}
+	sp, err := spool.Open(spool.Options{Dir: filepath.Join(opts.DataDir, "spool"), Logger: log.With("component", "spool")})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	smtp := smtpd.New(smtpd.Options{
+		Spool:      sp,
+		Hostname:   opts.Hostname,
+		SensorID:   id.SensorID,
+		Logger:     log.With("component", "smtp"),
+		Registerer: reg,
+	})
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		smtp.Shutdown(shutdownCtx)
+	}()
+	poller, err := pop3poll.New(pop3poll.Options{Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3")})
+	if err != nil {
+		return err
+	}
+	appliers := append([]agent.Applier{
+		agent.ApplierFunc(func(ctx context.Context, cfg *ospreyv1.SensorConfig) error {
+			return smtp.Apply(ctx, cfg.GetSmtp())
+		}),
+		poller,
+	}, opts.Appliers...)
+	st := &status{spool: sp, smtp: smtp, pop3: poller}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
-		Targets:         targets,
+		Targets:         opts.targets(),
 		SoftwareVersion: opts.SoftwareVersion,
-		Applier:         applier,
-		StatusSources:   opts.StatusSources,
+		Applier:         agent.MultiApplier(appliers...),
+		StatusSources:   append([]agent.StatusSource{st}, opts.StatusSources...),
 		Logger:          log,
 	})
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	st.uploads = upload.New(upload.Options{
+		Spool:      sp,
+		Client:     a.Client,
+		Logger:     log.With("component", "upload"),
+		Registerer: reg,
+	})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Run(gctx) })
+	g.Go(func() error { return st.uploads.Run(gctx) })
+	g.Go(func() error { return poller.Run(gctx) })
+	if opts.MetricsAddr != "" && own != nil {
+		g.Go(func() error { return serveMetrics(gctx, opts.MetricsAddr, own, sp.Check) })
+	}
+	return g.Wait()
+}
+
+// status reports the mail components' counters and health to the central.
+type status struct {
+	spool   *spool.Spool
+	smtp    *smtpd.Server
+	pop3    *pop3poll.Poller
+	uploads *upload.Uploader
+}
+
+func (s *status) Status() *ospreyv1.SensorStatus {
+	out := &ospreyv1.SensorStatus{Counters: map[string]uint64{}, Healthy: true}
+	sp := s.spool.Stats()
+	out.Counters["spool_messages"] = uint64(sp.Messages)
+	out.Counters["spool_bytes"] = uint64(sp.Bytes)
+	smtp := s.smtp.Stats()
+	out.Counters["smtp_connections"] = smtp.Connections
+	out.Counters["smtp_accepted"] = smtp.Accepted
+	out.Counters["smtp_accepted_bytes"] = smtp.AcceptedBytes
+	for reason, n := range smtp.Rejected {
+		out.Counters["smtp_rejected_"+reason] = n
+	}
+	maps.Copy(out.Counters, s.uploads.Counters())
+	// Healthy says whether the sensor can take mail safely (the cluster's DNS
+	// leaves out an unhealthy SMTP sensor): a failing POP3 mailbox reports its
+	// problems, and its ALERT after a long failure, but does not stop SMTP.
+	if err := s.spool.Check(); err != nil {
+		out.Healthy = false
+		out.Problems = append(out.Problems, "spool: "+err.Error())
+	}
+	if p := s.pop3.Status(); p != nil {
+		maps.Copy(out.Counters, p.GetCounters())
+		out.Problems = append(out.Problems, p.GetProblems()...)
+	}
+	return out
 }
 
 // enroll enrolls the sensor unless the data dir holds an identity.

@@ -125,3 +125,20 @@ func (s *Store) messageLease(ctx context.Context, now time.Time) (clientv3.Lease
 	s.leases.expiry = now.Add(ttl - time.Hour) // never hand out a lease about to expire
 	return resp.ID, nil
 }
+
+// ListMessages returns the records of a sensor's uploaded messages that are
+// still kept (see MessageRetention), in message id order.
+func (s *Store) ListMessages(ctx context.Context, scope Scope, tenant, sensorID string) ([]*ospreyv1.MessageRecord, error) {
+	if err := scope.check(); err != nil {
+		return nil, err
+	}
+	if !scope.allows(tenant) {
+		return nil, ErrNotFound
+	}
+	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID} {
+		if err := checkID(kind, id); err != nil {
+			return nil, err
+		}
+	}
+	return list(ctx, s, messagesPrefix+tenant+"/"+sensorID+"/", nil, func() *ospreyv1.MessageRecord { return &ospreyv1.MessageRecord{} })
+}

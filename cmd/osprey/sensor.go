@@ -21,6 +21,8 @@ func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&opts.JoinToken, "join-token", "", "join token from POST /api/v1/tokens (first start only)")
 	fs.StringVar(&opts.DataDir, "data-dir", "/var/lib/osprey-sensor", "directory for the identity, the applied configuration and the spool")
 	fs.StringVar(&opts.Name, "name", "", "the sensor's display name at enrollment (default: host name)")
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address of /metrics, /healthz and /readyz (empty: none)")
+	fs.StringVar(&opts.Hostname, "hostname", "", "name in SMTP greetings and Received headers (default: host name)")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {

@@ -1,0 +1,116 @@
+package smtpd
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// fuzzSeeds are whole client sessions.
+var fuzzSeeds = []string{
+	"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: x\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n",
+	"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nx\n.\r\nMAIL FROM:<e@f.test>\r\n.\r\n",
+	"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nx\r\r\n.\r\r\nRSET\r\n.\r\n",
+	"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.com>\r\nBDAT 5\r\nhelloBDAT 2 LAST\r\n\r\nQUIT\r\n",
+	"EHLO x\r\nBDAT 4 FOO\r\nNOOPNOOP\r\nBDAT\r\n",
+	"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<a@b.test>\r\n",
+	"HELO x\r\nMAIL FROM:<a@b.test> SIZE=99999999\r\nRCPT TO:<user%evil@example.com>\r\nRCPT TO:<\"a@b\"@example.com>\r\nVRFY x\r\nAUTH PLAIN\r\n",
+	"\r\n\r\nFOO\r\nSTARTTLS x\r\nEHLO\r\nMAIL\r\nRCPT TO:\r\nDATA x\r\n",
+	"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n" + strings.Repeat("y", 3000) + "\r\n.\r\n",
+	"NOOP " + strings.Repeat("z", 3000) + "\r\n",
+	"EHLO x\r\nMAIL FROM:<a@b.test> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<bob@bücher.example.com>\r\nDATA\r\n\x00\xff\r\n.\r\n",
+}
+
+// FuzzSession plays arbitrary bytes as a client against a server on
+// loopback. The server must not panic (go-smtp would answer "421 Internal
+// server error" for a panic in a command, and a panic in the connection
+// would crash the test), must store exactly the messages it said 250 to,
+// and must store nothing with a lone CR or a bare LF.
+func FuzzSession(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	cfg := testConfig()
+	cfg.Tls = &ospreyv1.SmtpTls{Mode: ospreyv1.TlsMode_TLS_MODE_ACCEPT}
+	cfg.Limits = &ospreyv1.SmtpLimits{MaxRecipients: 3}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := startServer(t, cfg, withTune(shortLimits(200*time.Millisecond, 200*time.Millisecond, 2*time.Second)))
+		nc, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		replies := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(nc)
+			replies <- b
+		}()
+		_, _ = nc.Write(data)
+		_ = nc.(*net.TCPConn).CloseWrite()
+		out := <-replies
+
+		if bytes.Contains(out, []byte("Internal server error")) {
+			t.Fatalf("the server panicked; it answered:\n%s", out)
+		}
+		msgs := s.spool.messages()
+		if n := bytes.Count(out, []byte("250 2.0.0 OK: queued as ")); n != len(msgs) {
+			t.Errorf("%d messages stored, %d acknowledged", len(msgs), n)
+		}
+		for _, m := range msgs {
+			var c crlfChecker
+			if err := errors.Join(c.check([]byte(m.body)), c.end()); err != nil {
+				t.Errorf("stored message with bad line endings: %q", m.body)
+			}
+		}
+	})
+}
+
+// FuzzDataScanner compares the scanner, fed in two pieces, with a plain
+// reading of the rule: the body ends at the first "." line ended by CRLF,
+// unless a lone CR or bare LF comes first.
+func FuzzDataScanner(f *testing.F) {
+	f.Add([]byte("a\r\n.\r\n"), 3)
+	f.Add([]byte(".\r\n"), 1)
+	f.Add([]byte("a\n.\r\n"), 2)
+	f.Add([]byte("a\r\r\n.\r\n"), 4)
+	f.Add([]byte("..\r\n.\r\nrest"), 5)
+	f.Fuzz(func(t *testing.T, data []byte, split int) {
+		if split < 0 || split > len(data) {
+			split = len(data) / 2
+		}
+		wantN, wantEnd, wantErr := referenceScan(data)
+
+		s := newDataScanner(1 << 30)
+		n1, end, err := s.scan(data[:split])
+		n := n1
+		if !end && err == nil && n1 == split {
+			var n2 int
+			n2, end, err = s.scan(data[split:])
+			n += n2
+		}
+		if n != wantN || end != wantEnd || !errors.Is(err, wantErr) {
+			t.Errorf("scan(%q) split at %d = %d, %v, %v; want %d, %v, %v", data, split, n, end, err, wantN, wantEnd, wantErr)
+		}
+	})
+}
+
+func referenceScan(b []byte) (n int, end bool, err error) {
+	for i, c := range b {
+		switch {
+		case c == '\r' && i+1 < len(b) && b[i+1] != '\n':
+			return i + 1, false, errLoneCR
+		case c == '\n' && (i == 0 || b[i-1] != '\r'):
+			return i, false, errBareLF
+		case c == '\n' && i >= 2 && b[i-2] == '.' && (i == 2 || i >= 4 && b[i-3] == '\n'):
+			return i + 1, true, nil
+		}
+	}
+	return len(b), false, nil
+}

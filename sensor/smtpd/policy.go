@@ -1,0 +1,179 @@
+package smtpd
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ospreysec/osprey/pkg/domainlist"
+	"github.com/ospreysec/osprey/pkg/netlist"
+	"github.com/ospreysec/osprey/pkg/sizeunit"
+	"github.com/ospreysec/osprey/pkg/validate"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// Limits that the configuration does not set. The configurable ones
+// (recipients, connections, timeouts, errors) default to the validate
+// package's Default* constants.
+const (
+	// MaxCommandLine is the longest command line accepted, CRLF included.
+	// RFC 5321 §4.5.3.1.4 sets 512 octets and lets extensions raise it;
+	// 2048 leaves room for every parameter we advertise (SIZE, BODY,
+	// SMTPUTF8) on the longest paths (§4.5.3.1.3) and is Postfix's
+	// line_length_limit. A longer line gets "500 5.5.2 Line too long" and
+	// the session is closed.
+	MaxCommandLine = 2048
+	// MaxTextLine is the longest line of message data, CRLF included.
+	// RFC 5321 §4.5.3.1.6 sets 1000 octets, but senders that exceed it
+	// exist and the mail servers that feed a sensor accept them (Postfix
+	// splits such lines), and a copy the sensor refuses is a message it
+	// never scans; the data is streamed, so a long line costs no memory.
+	// Past 64 KiB the sender is broken or hostile: "500 5.5.2 Line too
+	// long" and the session is closed.
+	MaxTextLine = 64 << 10
+	// HardCeiling is the size limit that an "unlimited" message size
+	// stands for: sizeunit.HardCeiling (1 GiB). EHLO then advertises SIZE
+	// without a number (RFC 1870), and a message past the ceiling is
+	// refused like one past a configured limit (552 5.3.4).
+	HardCeiling = sizeunit.HardCeiling
+	// tlsHandshakeTimeout bounds a STARTTLS handshake (and the command
+	// timeout, if shorter, bounds it too).
+	tlsHandshakeTimeout = 30 * time.Second
+)
+
+// policy is one applied configuration, compiled for the checks that run on
+// every connection and every RCPT. It is immutable; the server swaps the
+// whole policy on Apply, and a session keeps the policy it started with.
+type policy struct {
+	listen         string
+	clients        *netlist.List // effective: the blank-list rule applied
+	domains        *domainlist.List
+	maxSize        int64 // bytes; HardCeiling when unlimited
+	unlimited      bool
+	maxRecipients  int
+	maxConns       int
+	maxPerClient   int
+	maxErrors      int
+	commandTimeout time.Duration
+	dataTimeout    time.Duration
+	sessionTimeout time.Duration
+	tls            *tls.Config // nil: STARTTLS is not offered
+	requireTLS     bool
+	clientCAs      *x509.CertPool // nil: client certificates are not asked for
+}
+
+// compile checks cfg and builds its policy. localSubnets is consulted only
+// for the blank-clients rule; cert returns the certificate to serve when
+// cfg has none.
+func compile(cfg *ospreyv1.SmtpIntegration, localSubnets func() ([]netip.Prefix, error), cert func() (tls.Certificate, error)) (*policy, error) {
+	if err := validateConfig(cfg); err != nil {
+		return nil, err
+	}
+	p := &policy{listen: cfg.GetListen()}
+	var err error
+	if p.domains, err = domainlist.Parse(cfg.GetDestinationDomains()); err != nil {
+		return nil, fmt.Errorf("destination_domains: %w", err)
+	}
+	clients, err := netlist.Parse(cfg.GetClients())
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err)
+	}
+	// The blank-clients rule: a list without inclusions means any client
+	// when destination domains scope the mail, and the sensor's own
+	// subnets otherwise. A domain list of exclusions only does not scope
+	// anything, so it counts as no domains.
+	switch {
+	case clients.HasInclusions():
+		p.clients = clients
+	case hasInclusion(cfg.GetDestinationDomains()):
+		p.clients = clients.WithDefault(netlist.Any)
+	default:
+		local, err := localSubnets()
+		if err != nil {
+			return nil, fmt.Errorf("clients: blank, and the sensor's own subnets are unknown: %w", err)
+		}
+		p.clients = clients.WithDefault(local)
+	}
+
+	if p.maxSize, err = sizeunit.Limit(cfg.GetMaxMessageSize()); err != nil {
+		return nil, fmt.Errorf("max_message_size: %w", err)
+	}
+	p.unlimited = cfg.GetMaxMessageSize() == nil || cfg.GetMaxMessageSize().GetUnlimited()
+
+	l := validate.SMTPLimits(cfg.GetLimits())
+	p.maxRecipients = int(l.GetMaxRecipients())
+	p.maxConns = int(l.GetMaxConnections())
+	p.maxPerClient = int(l.GetMaxConnectionsPerClient())
+	p.maxErrors = int(l.GetMaxErrors())
+	p.commandTimeout = time.Duration(l.GetCommandTimeoutSeconds()) * time.Second
+	p.dataTimeout = time.Duration(l.GetDataTimeoutSeconds()) * time.Second
+	p.sessionTimeout = time.Duration(l.GetSessionTimeoutSeconds()) * time.Second
+
+	if err := p.compileTLS(cfg.GetTls(), cert); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return p, nil
+}
+
+// validateConfig is validate.SMTPIntegration, except that it lets port 0
+// through: validate refuses it since an operator has no use for it, but
+// tests and in-process setups bind it, and Server.Addr tells the port.
+func validateConfig(cfg *ospreyv1.SmtpIntegration) error {
+	if host, port, err := net.SplitHostPort(cfg.GetListen()); err == nil && port == "0" {
+		cfg = proto.CloneOf(cfg)
+		cfg.Listen = net.JoinHostPort(host, "1")
+	}
+	return validate.SMTPIntegration(cfg)
+}
+
+func hasInclusion(entries []string) bool {
+	for _, e := range entries {
+		if !strings.HasPrefix(e, "!") {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAllowed applies the clients rule to a connecting address.
+func (p *policy) clientAllowed(ip netip.Addr) bool {
+	return p.clients.Contains(ip)
+}
+
+// recipient applies the destination-domains rule to a RCPT TO path, as
+// go-smtp passes it (angle brackets and any source route removed, quotes
+// of a quoted local part removed). It returns nil when the recipient is in
+// scope.
+//
+// domainlist.RecipientDomain refuses every form that could make a next hop
+// deliver elsewhere than the domain checked here: '%' and '!' routing in
+// the local part, more than one '@' (which is also what a quoted local
+// part holding '@' becomes once go-smtp has removed the quotes), address
+// literals; the domain is normalised (case, IDNA, one trailing dot). A
+// source route is not seen here: go-smtp drops it, as RFC 5321 §C allows,
+// and the check applies to the final domain, the only one a message to
+// that path could reach.
+func (p *policy) recipient(to string) *rejection {
+	d, err := domainlist.RecipientDomain(to)
+	switch {
+	case errors.Is(err, domainlist.ErrNoDomain):
+		// "postmaster" and other local names: in scope only when any
+		// recipient is.
+		if p.domains.Empty() {
+			return nil
+		}
+		return errRelay("Relaying denied: the recipient has no domain")
+	case err != nil:
+		return errRelay("Relaying denied: " + err.Error())
+	case !p.domains.Match(d):
+		return errRelay("Relaying denied: " + d + " is not a destination domain of this sensor")
+	}
+	return nil
+}

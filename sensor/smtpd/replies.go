@@ -1,0 +1,104 @@
+package smtpd
+
+import (
+	"log/slog"
+
+	"github.com/emersion/go-smtp"
+)
+
+// reason names why the server refused something; each has a counter (see
+// [Stats]) and is the "reason" attribute of the log line.
+type reason int
+
+const (
+	reasonClientRefused         reason = iota // 554 at connect: not in the clients list
+	reasonConnectionLimit                     // 421 at connect: max_connections reached
+	reasonClientConnectionLimit               // 421 at connect: max_connections_per_client reached
+	reasonSpoolUnavailable                    // 421 at connect: the spool cannot take mail
+	reasonTLSRequired                         // 530: a mail command before STARTTLS
+	reasonTLSInvalidClientCert                // the client's certificate did not verify
+	reasonTLSHandshake                        // any other failed TLS handshake
+	reasonSTARTTLSPipelining                  // bytes pipelined after STARTTLS, discarded
+	reasonProtocol                            // unknown command, bad syntax, bad sequence
+	reasonRecipientRefused                    // 550 5.7.1: outside the destination domains
+	reasonTooManyRecipients                   // 452 4.5.3: max_recipients reached
+	reasonMessageTooLarge                     // 552 5.3.4
+	reasonBareNewline                         // 550 5.6.0: a lone CR or bare LF in the message
+	reasonLineTooLong                         // 500 5.5.2
+	reasonSpoolFull                           // 452 4.3.1: spool full or disk low
+	reasonSpoolError                          // 451 4.3.0: the spool failed
+	reasonTimeout                             // 421 4.4.2: command, data or session time limit
+	reasonTooManyErrors                       // 421 4.7.0: max_errors reached
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	reasonClientRefused:         "client_refused",
+	reasonConnectionLimit:       "connection_limit",
+	reasonClientConnectionLimit: "client_connection_limit",
+	reasonSpoolUnavailable:      "spool_unavailable",
+	reasonTLSRequired:           "tls_required",
+	reasonTLSInvalidClientCert:  "tls_invalid_client_certificate",
+	reasonTLSHandshake:          "tls_handshake_failed",
+	reasonSTARTTLSPipelining:    "starttls_pipelining",
+	reasonProtocol:              "protocol_error",
+	reasonRecipientRefused:      "recipient_refused",
+	reasonTooManyRecipients:     "too_many_recipients",
+	reasonMessageTooLarge:       "message_too_large",
+	reasonBareNewline:           "bare_newline",
+	reasonLineTooLong:           "line_too_long",
+	reasonSpoolFull:             "spool_full",
+	reasonSpoolError:            "spool_error",
+	reasonTimeout:               "timeout",
+	reasonTooManyErrors:         "too_many_errors",
+}
+
+func (r reason) String() string { return reasonNames[r] }
+
+// rejection is a refusal: the reply go-smtp writes and the reason it is
+// counted under. It unwraps to the reply, so errors.As finds the
+// *smtp.SMTPError through the spool's wrapping; go-smtp itself only
+// recognises a bare *smtp.SMTPError, which is what the session returns.
+type rejection struct {
+	reason reason
+	reply  *smtp.SMTPError
+}
+
+func (r *rejection) Error() string { return r.reply.Error() }
+func (r *rejection) Unwrap() error { return r.reply }
+
+func reject(r reason, code int, enh smtp.EnhancedCode, msg string) *rejection {
+	return &rejection{reason: r, reply: &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}}
+}
+
+// Refusals that the connection finds in the raw DATA stream and returns
+// from Read, so that they reach the session through go-smtp's reader.
+var (
+	errBareLF          = reject(reasonBareNewline, 550, smtp.EnhancedCode{5, 6, 0}, "Bare LF in message data: lines must end with CRLF")
+	errLoneCR          = reject(reasonBareNewline, 550, smtp.EnhancedCode{5, 6, 0}, "Lone CR in message data: lines must end with CRLF")
+	errTextLineTooLong = reject(reasonLineTooLong, 500, smtp.EnhancedCode{5, 5, 2}, "Line too long")
+)
+
+// Refusals of the session.
+var (
+	errTooLarge = reject(reasonMessageTooLarge, 552, smtp.EnhancedCode{5, 3, 4}, "Message exceeds the size limit")
+	errRelay    = func(msg string) *rejection {
+		return reject(reasonRecipientRefused, 550, smtp.EnhancedCode{5, 7, 1}, msg)
+	}
+	errTooManyRcpts = reject(reasonTooManyRecipients, 452, smtp.EnhancedCode{4, 5, 3}, "Too many recipients")
+	errSpoolFull    = reject(reasonSpoolFull, 452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
+	errSpoolFailed  = reject(reasonSpoolError, 451, smtp.EnhancedCode{4, 3, 0}, "Local error in processing, try again later")
+)
+
+// slogLevel is the level a refusal is logged at: the ones an operator
+// should look into at Warn or Error, the daily noise of a mail server at
+// Info.
+func slogLevel(r reason) slog.Level {
+	switch r {
+	case reasonSpoolError:
+		return slog.LevelError
+	case reasonSpoolFull, reasonSpoolUnavailable, reasonTLSInvalidClientCert, reasonSTARTTLSPipelining, reasonBareNewline:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}

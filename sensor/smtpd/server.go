@@ -1,0 +1,543 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ospreysec/osprey/pkg/netlist"
+	"github.com/ospreysec/osprey/pkg/pki"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/spool"
+)
+
+// ErrServerClosed is returned by Apply after Shutdown.
+var ErrServerClosed = errors.New("smtp server closed")
+
+// Spool keeps the messages the server accepts. *spool.Spool implements it.
+type Spool interface {
+	// Put stores a message and returns once it is durable (fsynced). It
+	// fails, keeping nothing, when reading body fails.
+	Put(ctx context.Context, meta spool.Meta, body io.Reader) (id string, err error)
+	// Check returns nil when the spool can take mail, and otherwise why
+	// not (spool.ErrFull, spool.ErrLowDisk, an I/O error).
+	Check() error
+}
+
+// Options configure a Server.
+type Options struct {
+	// Spool keeps the accepted messages; required.
+	Spool Spool
+	// Hostname is the server's name in its greeting and in the Received
+	// header; empty means the machine's host name.
+	Hostname string
+	// SensorID is the sensor's id, recorded in the Received header.
+	SensorID string
+	// Logger receives the log lines; nil discards them.
+	Logger *slog.Logger
+	// Registerer, when set, gets the server's Prometheus collectors.
+	Registerer prometheus.Registerer
+	// LocalSubnets returns the sensor's own subnets, which a blank clients
+	// list stands for when no destination domain is given; nil means
+	// netlist.LocalSubnets.
+	LocalSubnets func() ([]netip.Prefix, error)
+	// Now is the clock of the Received header, the envelope and client
+	// certificate checks; nil means time.Now. (Network timeouts use the
+	// real time.)
+	Now func() time.Time
+}
+
+// Server is the SMTP server of a sensor's SMTP integration. It listens
+// only while the integration is enabled (see Apply).
+type Server struct {
+	opts     Options
+	hostname string
+	log      *slog.Logger
+	now      func() time.Time
+	stats    counters
+	ctx      context.Context // sessions' contexts derive from it; cancelled by Shutdown
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every goroutine and session of the server
+
+	gen atomic.Pointer[generation] // the configuration new connections get; nil when disabled
+
+	mu         sync.Mutex // serialises Apply and Shutdown; guards the fields below
+	closed     bool
+	ln         net.Listener
+	listen     string        // the configured address ln was bound for
+	stopAccept chan struct{} // closed to stop the accept loop of ln
+	acceptDone chan struct{} // closed when that loop has returned
+	cert       *tls.Certificate
+
+	connMu sync.Mutex // guards the connection accounting
+	conns  map[*conn]struct{}
+	perIP  map[netip.Addr]int
+	total  int // connection slots taken
+
+	tune func(*policy) // tests shorten the timeouts with it
+}
+
+// New returns a server that does not listen yet: Apply an enabled
+// configuration to start it.
+func New(opts Options) *Server {
+	s := &Server{
+		opts:     opts,
+		hostname: opts.Hostname,
+		log:      opts.Logger,
+		now:      opts.Now,
+		conns:    make(map[*conn]struct{}),
+		perIP:    make(map[netip.Addr]int),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "smtpd")
+	if s.hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		s.hostname = h
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.opts.LocalSubnets == nil {
+		s.opts.LocalSubnets = netlist.LocalSubnets
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newCollector(&s.stats)); err != nil {
+			s.log.Warn("SMTP metrics not registered", "err", err)
+		}
+	}
+	return s
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats { return s.stats.snapshot() }
+
+// Addr returns the address the server listens on, or nil when it does not
+// listen.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Apply runs cfg. It either takes the whole configuration or returns an
+// error having changed nothing, so that the sensor keeps running the
+// previous one (and NACKs this one): an invalid configuration, or a listen
+// address that cannot be bound, leaves the server as it was.
+//
+// A new configuration applies to the connections accepted from then on;
+// open sessions finish under the configuration they started with. A
+// disabled integration closes the listener, and its open sessions finish.
+// A new listen address is bound before the old one is closed. (When the two
+// overlap on one port, as ":25" after "192.0.2.1:25" does, the old one is
+// closed first, and bound again if the new one cannot be.)
+func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrServerClosed
+	}
+	if s.opts.Spool == nil {
+		return errors.New("smtp integration: the server has no spool")
+	}
+	if !cfg.GetEnabled() {
+		if err := validateConfig(cfg); err != nil {
+			return fmt.Errorf("smtp integration: %w", err)
+		}
+		s.stopListener()
+		if old := s.gen.Swap(nil); old != nil {
+			s.retire(old)
+			s.log.Info("SMTP integration disabled; open sessions finish")
+		}
+		return nil
+	}
+	pol, err := compile(cfg, s.opts.LocalSubnets, s.selfSigned)
+	if err != nil {
+		return fmt.Errorf("smtp integration: %w", err)
+	}
+	if s.tune != nil {
+		s.tune(pol)
+	}
+	var ln net.Listener
+	if s.ln == nil || pol.listen != s.listen {
+		if ln, err = s.bind(ctx, pol.listen); err != nil {
+			return err
+		}
+	}
+	if old := s.gen.Swap(s.newGeneration(pol)); old != nil {
+		s.retire(old)
+	}
+	if ln != nil {
+		s.stopListener()
+		s.startListener(ln, pol.listen)
+	}
+	s.log.Info("SMTP integration applied", "listen", s.ln.Addr().String(), "tls", pol.tls != nil, "require_tls", pol.requireTLS,
+		"max_message_size", pol.maxSize, "unlimited", pol.unlimited, "clients", pol.clients.String(), "destination_domains", pol.domains.String())
+	return nil
+}
+
+// bind listens on addr. When addr overlaps the address held now on the
+// same port, it releases that one first, and takes it back if addr cannot
+// be bound either.
+func (s *Server) bind(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err == nil || s.ln == nil || !errors.Is(err, syscall.EADDRINUSE) || !samePort(s.ln.Addr(), addr) {
+		return ln, err
+	}
+	prev := s.listen
+	s.stopListener()
+	ln, err = lc.Listen(ctx, "tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	back, berr := lc.Listen(ctx, "tcp", prev)
+	if berr != nil {
+		return nil, errors.Join(err, fmt.Errorf("listen again on %s: %w", prev, berr))
+	}
+	s.startListener(back, prev)
+	return nil, err
+}
+
+func samePort(a net.Addr, addr string) bool {
+	ta, ok := a.(*net.TCPAddr)
+	_, port, err := net.SplitHostPort(addr)
+	return ok && err == nil && port == strconv.Itoa(ta.Port) && ta.Port != 0
+}
+
+// startListener starts the accept loop of ln. s.mu is held.
+func (s *Server) startListener(ln net.Listener, addr string) {
+	s.ln, s.listen = ln, addr
+	s.stopAccept, s.acceptDone = make(chan struct{}), make(chan struct{})
+	s.wg.Add(1)
+	go func(stop <-chan struct{}, done chan<- struct{}) {
+		defer s.wg.Done()
+		defer close(done)
+		s.acceptLoop(ln, stop)
+	}(s.stopAccept, s.acceptDone)
+	s.log.Info("SMTP listening", "addr", ln.Addr().String())
+}
+
+// stopListener closes the listener and waits for its accept loop. Open
+// sessions go on. s.mu is held.
+func (s *Server) stopListener() {
+	if s.ln == nil {
+		return
+	}
+	close(s.stopAccept)
+	if err := s.ln.Close(); err != nil {
+		s.log.Warn("close SMTP listener", "err", err)
+	}
+	<-s.acceptDone
+	s.log.Info("SMTP listener closed", "addr", s.ln.Addr().String())
+	s.ln = nil
+}
+
+func (s *Server) acceptLoop(ln net.Listener, stop <-chan struct{}) {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("SMTP accept failed", "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-stop:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		s.admit(nc)
+	}
+}
+
+// admit decides at connect: the clients rule (554), the connection limits
+// and the spool's health (421), then hands the connection to go-smtp under
+// the current configuration.
+func (s *Server) admit(nc net.Conn) {
+	var ip netip.Addr
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ip = ta.AddrPort().Addr().Unmap()
+	}
+	log := s.log.With("client", ip.String())
+	for {
+		g := s.gen.Load()
+		if g == nil {
+			turnAway(nc, "421 4.3.2 "+s.hostname+" Service not available, closing connection\r\n")
+			return
+		}
+		pol := g.pol
+		if !pol.clientAllowed(ip) {
+			s.stats.reject(reasonClientRefused)
+			log.Info("refused connection", "reason", reasonClientRefused)
+			turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
+			return
+		}
+		if r, ok := s.acquire(ip, pol); !ok {
+			s.stats.reject(r)
+			log.Info("refused connection", "reason", r)
+			msg := "421 4.4.5 " + s.hostname + " Too many connections, try again later\r\n"
+			if r == reasonClientConnectionLimit {
+				msg = "421 4.7.0 " + s.hostname + " Too many connections from your address, try again later\r\n"
+			}
+			turnAway(nc, msg)
+			return
+		}
+		if err := s.opts.Spool.Check(); err != nil {
+			s.releaseSlot(ip)
+			s.stats.reject(reasonSpoolUnavailable)
+			log.Warn("refused connection", "reason", reasonSpoolUnavailable, "err", err)
+			// RFC 5321 §3.8: 421 in place of the greeting; the sending MTA
+			// tries the next address of the cluster's name.
+			turnAway(nc, "421 4.3.2 "+s.hostname+" System not accepting network messages, try another server\r\n")
+			return
+		}
+		c := newConn(s, nc, ip, pol)
+		s.register(c)
+		select {
+		case g.ln.conns <- c:
+			s.stats.connections.Add(1)
+			return
+		case <-g.ln.done:
+			// The configuration changed meanwhile: admit again under the
+			// new one.
+			s.unregister(c)
+			c.cancel()
+		}
+	}
+}
+
+// turnAway writes a reply to a connection that gets no session, and closes
+// it. The client has sent nothing yet, so the write cannot block on a full
+// socket buffer; the deadline is there all the same.
+func turnAway(nc net.Conn, reply string) {
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(nc, reply)
+	_ = nc.Close()
+}
+
+// acquire takes a connection slot for ip, or says which limit is reached.
+func (s *Server) acquire(ip netip.Addr, pol *policy) (reason, bool) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	switch {
+	case s.total >= pol.maxConns:
+		return reasonConnectionLimit, false
+	case s.perIP[ip] >= pol.maxPerClient:
+		return reasonClientConnectionLimit, false
+	}
+	s.perIP[ip]++
+	s.total++
+	return 0, true
+}
+
+func (s *Server) releaseSlot(ip netip.Addr) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	s.total--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func (s *Server) register(c *conn) {
+	s.connMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connMu.Unlock()
+	s.stats.active.Add(1)
+}
+
+// unregister forgets a connection and frees its slot.
+func (s *Server) unregister(c *conn) {
+	s.connMu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	s.connMu.Unlock()
+	if ok {
+		s.stats.active.Add(-1)
+		s.releaseSlot(c.ip)
+	}
+}
+
+// release is called by a connection when it closes.
+func (s *Server) release(c *conn) { s.unregister(c) }
+
+// generation is the go-smtp server of one applied configuration. Each has
+// its own, since go-smtp reads its settings from the Server on every use:
+// swapping the whole server is how a new configuration reaches new
+// sessions without touching open ones.
+type generation struct {
+	pol    *policy
+	smtp   *smtp.Server
+	ln     *connListener
+	served chan struct{} // closed when Serve has returned
+}
+
+func (s *Server) newGeneration(pol *policy) *generation {
+	srv := smtp.NewServer(backend{srv: s})
+	srv.Domain = s.hostname
+	srv.EnableSMTPUTF8 = true
+	// The limits below are enforced by this package, which knows the
+	// reason of each refusal and replies with the right code; go-smtp's
+	// own line limit is a backstop that the connection never lets it
+	// reach.
+	srv.MaxRecipients = 0
+	srv.MaxMessageBytes = 0
+	srv.MaxLineLength = MaxTextLine + 16
+	srv.ReadTimeout, srv.WriteTimeout = 0, 0
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	g := &generation{pol: pol, smtp: srv, ln: newConnListener(s.ln), served: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(g.served)
+		_ = srv.Serve(g.ln)
+	}()
+	return g
+}
+
+// retire stops giving g new connections and lets its sessions finish.
+// s.mu is held.
+func (s *Server) retire(g *generation) {
+	s.wg.Add(1) // before Serve can return and let go of its own count
+	_ = g.ln.Close()
+	go func() {
+		defer s.wg.Done()
+		// Serve must have returned before Shutdown, or go-smtp could add
+		// a connection to the wait group Shutdown waits on.
+		<-g.served
+		_ = g.smtp.Shutdown(context.Background()) // returns when g's sessions have ended
+	}()
+}
+
+// Shutdown stops the server: it closes the listener and waits for the open
+// sessions to finish until ctx is done, then closes the ones left and
+// returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		s.stopListener()
+		if g := s.gen.Swap(nil); g != nil {
+			s.retire(g)
+		}
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.connMu.Lock()
+	open := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.connMu.Unlock()
+	for _, c := range open {
+		c.linger.Store(false)
+		_ = c.Close()
+	}
+	<-done
+	return ctx.Err()
+}
+
+// selfSigned returns the certificate the server makes for itself, once.
+// s.mu is held.
+func (s *Server) selfSigned() (tls.Certificate, error) {
+	if s.cert != nil {
+		return *s.cert, nil
+	}
+	certPEM, keyPEM, err := pki.SelfSigned(s.hostname, []string{s.hostname}, selfSignedValidity)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	s.cert = &cert
+	s.log.Info("made a self-signed TLS certificate for STARTTLS", "fingerprint", pki.Fingerprint(cert.Certificate[0]))
+	return cert, nil
+}
+
+// connListener is the listener a generation's go-smtp server serves: the
+// server's accept loop hands it the connections it admits.
+type connListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener(ln net.Listener) *connListener {
+	l := &connListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	if ln != nil {
+		l.addr = ln.Addr()
+	}
+	return l
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr {
+	if l.addr == nil {
+		return &net.TCPAddr{}
+	}
+	return l.addr
+}

@@ -1,0 +1,89 @@
+package smtpd
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Stats are the server's counters since New.
+type Stats struct {
+	// Connections counts the connections that got a session (refused ones
+	// are counted in Rejected).
+	Connections uint64
+	// Active is the number of open sessions.
+	Active int64
+	// Accepted counts the messages spooled, AcceptedBytes their bytes as
+	// stored (the Received header included).
+	Accepted      uint64
+	AcceptedBytes uint64
+	// Rejected counts refusals by reason; every reason is present:
+	// client_refused, connection_limit, client_connection_limit,
+	// spool_unavailable, tls_required, tls_invalid_client_certificate,
+	// tls_handshake_failed, starttls_pipelining, protocol_error,
+	// recipient_refused, too_many_recipients, message_too_large,
+	// bare_newline, line_too_long, spool_full, spool_error, timeout,
+	// too_many_errors.
+	Rejected map[string]uint64
+}
+
+// counters are the atomics behind Stats and the Prometheus collector.
+type counters struct {
+	connections   atomic.Uint64
+	active        atomic.Int64
+	accepted      atomic.Uint64
+	acceptedBytes atomic.Uint64
+	rejected      [numReasons]atomic.Uint64
+}
+
+func (c *counters) reject(r reason) { c.rejected[r].Add(1) }
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Connections:   c.connections.Load(),
+		Active:        c.active.Load(),
+		Accepted:      c.accepted.Load(),
+		AcceptedBytes: c.acceptedBytes.Load(),
+		Rejected:      make(map[string]uint64, numReasons),
+	}
+	for r := range numReasons {
+		s.Rejected[r.String()] = c.rejected[r].Load()
+	}
+	return s
+}
+
+// collector exports the counters to Prometheus.
+type collector struct {
+	c                                             *counters
+	connections, active, accepted, bytes, rejects *prometheus.Desc
+}
+
+func newCollector(c *counters) *collector {
+	return &collector{
+		c:           c,
+		connections: prometheus.NewDesc("osprey_smtp_connections_total", "SMTP connections that got a session.", nil, nil),
+		active:      prometheus.NewDesc("osprey_smtp_sessions_active", "Open SMTP sessions.", nil, nil),
+		accepted:    prometheus.NewDesc("osprey_smtp_messages_accepted_total", "Messages spooled after SMTP.", nil, nil),
+		bytes:       prometheus.NewDesc("osprey_smtp_accepted_bytes_total", "Bytes of the messages spooled after SMTP.", nil, nil),
+		rejects:     prometheus.NewDesc("osprey_smtp_rejections_total", "SMTP refusals by reason.", []string{"reason"}, nil),
+	}
+}
+
+func (col *collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- col.connections
+	ch <- col.active
+	ch <- col.accepted
+	ch <- col.bytes
+	ch <- col.rejects
+}
+
+func (col *collector) Collect(ch chan<- prometheus.Metric) {
+	c := col.c
+	ch <- prometheus.MustNewConstMetric(col.connections, prometheus.CounterValue, float64(c.connections.Load()))
+	ch <- prometheus.MustNewConstMetric(col.active, prometheus.GaugeValue, float64(c.active.Load()))
+	ch <- prometheus.MustNewConstMetric(col.accepted, prometheus.CounterValue, float64(c.accepted.Load()))
+	ch <- prometheus.MustNewConstMetric(col.bytes, prometheus.CounterValue, float64(c.acceptedBytes.Load()))
+	for r := range numReasons {
+		ch <- prometheus.MustNewConstMetric(col.rejects, prometheus.CounterValue, float64(c.rejected[r].Load()), r.String())
+	}
+}

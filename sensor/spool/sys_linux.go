@@ -1,0 +1,33 @@
+//go:build linux
+
+package spool
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// fdatasync flushes the data of f and the metadata needed to read it back
+// (its size), but not its times, which an fsync would write too.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fdatasync(int(fd))
+			if !errors.Is(serr, syscall.EINTR) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
