@@ -87,7 +87,7 @@ func (s *Spool) recover() error {
 	// The segments, oldest first, so that the later copy of a record that
 	// a compaction copied wins.
 	for _, n := range segNums {
-		g := &segment{name: segName(n), n: n, sealed: true}
+		g := &segment{name: segName(n), sealed: true}
 		if err := s.scanSegment(g, rc); err != nil {
 			return fmt.Errorf("scan %s: %w", g.name, err)
 		}

@@ -11,7 +11,6 @@ import (
 // the cleaner deletes the same way once its one record is removed.
 type segment struct {
 	name  string // in the spool directory
-	n     uint64 // number of a log segment; 0 for a spilled message
 	spill bool
 
 	// Guarded by Spool.logMu.
@@ -101,7 +100,7 @@ func (s *Spool) rotateLocked() (*segment, error) {
 		s.sealLocked(s.active)
 	}
 	s.lastSeg++
-	g := &segment{name: segName(s.lastSeg), n: s.lastSeg}
+	g := &segment{name: segName(s.lastSeg)}
 	path := s.filePath(g)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
