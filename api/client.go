@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -37,7 +38,17 @@ const maxResponseBytes = 16 << 20
 type Config struct {
 	// Address is the base URL of a central node's API, like "https://central.example.com:8443".
 	// Without a scheme, https is assumed.
+	//
+	// "dns:///central.cluster.example:8443" (as gRPC writes it) is the HTTPS API of every node
+	// the name resolves to, as the cluster's DNS answers it: each connection tries the
+	// addresses in turn until one answers, so a dead node is skipped. "dns://10.0.0.53:53/name:port"
+	// asks that DNS server instead of the system's resolver. TLS checks the certificate
+	// against the name, so each node's certificate must cover it.
 	Address string
+	// Resolver, when set, resolves the host of Address (for a dns: address, or any other)
+	// instead of the system's resolver. It needs the client's own transport: leave
+	// HTTPClient nil.
+	Resolver *net.Resolver
 
 	// Username and Password authenticate with HTTP Basic.
 	Username string
@@ -65,9 +76,19 @@ type Client struct {
 
 // NewClient returns a client for cfg.
 func NewClient(cfg Config) (*Client, error) {
-	base, err := parseAddress(cfg.Address)
+	base, dnsServer, err := parseAddress(cfg.Address)
 	if err != nil {
 		return nil, err
+	}
+	resolver := cfg.Resolver
+	switch {
+	case dnsServer != "" && resolver != nil:
+		return nil, errors.New("api: a dns://server/ address and a Resolver: give one")
+	case dnsServer != "":
+		resolver = dnsResolver(dnsServer)
+	}
+	if resolver != nil && cfg.HTTPClient != nil {
+		return nil, errors.New("api: a Resolver or a dns://server/ address needs the client's own transport; leave HTTPClient nil")
 	}
 	if cfg.Token != "" && cfg.Username != "" {
 		return nil, errors.New("api: set a token or a username, not both")
@@ -81,9 +102,16 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, errors.New("api: TLSConfig is only used without an HTTPClient; set it on the HTTPClient's transport")
 	case hc == nil:
 		hc = &http.Client{Timeout: DefaultTimeout}
-		if cfg.TLSConfig != nil {
+		if cfg.TLSConfig != nil || resolver != nil {
 			tr := http.DefaultTransport.(*http.Transport).Clone()
-			tr.TLSClientConfig = cfg.TLSConfig.Clone()
+			if cfg.TLSConfig != nil {
+				tr.TLSClientConfig = cfg.TLSConfig.Clone()
+			}
+			if resolver != nil {
+				// The dialer resolves the name and tries each address in turn,
+				// giving each a share of the timeout (at least 2 s).
+				tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second, Resolver: resolver}).DialContext
+			}
 			hc.Transport = tr
 		}
 	}
@@ -96,24 +124,55 @@ func NewClient(cfg Config) (*Client, error) {
 	}, nil
 }
 
-func parseAddress(addr string) (string, error) {
+// dialTimeout bounds one connection, over every address a name resolves to.
+const dialTimeout = 10 * time.Second
+
+// parseAddress returns the base URL of addr and, for "dns://server/name:port",
+// the DNS server to ask.
+func parseAddress(addr string) (base, dnsServer string, err error) {
 	if addr == "" {
-		return "", errors.New("api: no address")
+		return "", "", errors.New("api: no address")
+	}
+	if rest, ok := strings.CutPrefix(addr, "dns://"); ok {
+		server, target, ok := strings.Cut(rest, "/")
+		if !ok || target == "" || strings.ContainsAny(target, "/?#@") {
+			return "", "", fmt.Errorf("api: address %q: want dns:///name:port or dns://server:port/name:port", addr)
+		}
+		if _, _, err := net.SplitHostPort(target); err != nil {
+			return "", "", fmt.Errorf("api: address %q: want dns:///name:port: %w", addr, err)
+		}
+		if server != "" {
+			if _, _, err := net.SplitHostPort(server); err != nil {
+				server = net.JoinHostPort(server, "53")
+			}
+		}
+		return "https://" + target, server, nil
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "https://" + addr
 	}
 	u, err := url.Parse(addr)
 	if err != nil {
-		return "", fmt.Errorf("api: address: %w", err)
+		return "", "", fmt.Errorf("api: address: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("api: address %q: scheme must be http or https", addr)
+		return "", "", fmt.Errorf("api: address %q: scheme must be http, https or dns", addr)
 	}
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("api: address %q: want scheme://host[:port][/prefix]", addr)
+		return "", "", fmt.Errorf("api: address %q: want scheme://host[:port][/prefix]", addr)
 	}
-	return strings.TrimSuffix(u.String(), "/"), nil
+	return strings.TrimSuffix(u.String(), "/"), "", nil
+}
+
+// dnsResolver is a resolver that asks the DNS server at addr (host:port).
+func dnsResolver(addr string) *net.Resolver {
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+	}
 }
 
 // Tenants lists the tenants the caller may see.
@@ -298,6 +357,16 @@ func (c *Client) CreateUser(ctx context.Context, u User) (*User, error) {
 func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (*Token, error) {
 	var out Token
 	if _, err := c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Nodes lists the members of the central node cluster with their state, health and
+// addresses, and the DNS answers the cluster gives, as the node that answers sees them.
+func (c *Client) Nodes(ctx context.Context) (*NodeList, error) {
+	var out NodeList
+	if _, err := c.do(ctx, http.MethodGet, "/api/v1/nodes", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

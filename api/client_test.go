@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
 )
 
 func TestNewClient(t *testing.T) {
@@ -28,7 +30,13 @@ func TestNewClient(t *testing.T) {
 		{name: "token", cfg: Config{Address: "h", Token: "osp_x"}, wantBase: "https://h"},
 		{name: "basic", cfg: Config{Address: "h", Username: "u", Password: "p"}, wantBase: "https://h"},
 		{name: "no address", cfg: Config{}, wantErr: "no address"},
-		{name: "other scheme", cfg: Config{Address: "ftp://h"}, wantErr: "scheme must be http or https"},
+		{name: "other scheme", cfg: Config{Address: "ftp://h"}, wantErr: "scheme must be http, https or dns"},
+		{name: "dns name", cfg: Config{Address: "dns:///central.example:8443"}, wantBase: "https://central.example:8443"},
+		{name: "dns name and server", cfg: Config{Address: "dns://10.0.0.53/central.example:8443"}, wantBase: "https://central.example:8443"},
+		{name: "dns without port", cfg: Config{Address: "dns:///central.example"}, wantErr: "want dns:///name:port"},
+		{name: "dns without name", cfg: Config{Address: "dns://10.0.0.53"}, wantErr: "want dns:///name:port"},
+		{name: "dns server and resolver", cfg: Config{Address: "dns://10.0.0.53/c:1", Resolver: &net.Resolver{}}, wantErr: "give one"},
+		{name: "resolver with HTTPClient", cfg: Config{Address: "h", Resolver: &net.Resolver{}, HTTPClient: &http.Client{}}, wantErr: "leave HTTPClient nil"},
 		{name: "query", cfg: Config{Address: "https://h/?a=b"}, wantErr: "want scheme://host"},
 		{name: "user in URL", cfg: Config{Address: "https://u:p@h"}, wantErr: "want scheme://host"},
 		{name: "token and username", cfg: Config{Address: "h", Token: "t", Username: "u"}, wantErr: "not both"},
@@ -589,4 +597,58 @@ func TestETag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDNSAddressFailsOver resolves a dns: address through a DNS server that
+// answers first with an address where nothing listens, then with the API's:
+// the client skips the dead one.
+func TestDNSAddressFailsOver(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"nodes":[{"name":"n1","state":"alive","roles":["central"],"gossip_addr":"127.0.0.1:7946","health":{"etcd":true,"grpc":true,"http":true,"smtp":false,"spool":true}}],"dns":{"zone":"cluster.test.","addr":"127.0.0.1:53","ttl_seconds":5,"quorum":true,"records":[]}}`)
+	}))
+	t.Cleanup(srv.Close)
+	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 127.0.0.2 on the server's port: nothing listens there, so it refuses.
+	dnsAddr := fakeDNS(t, "central.cluster.test.", "127.0.0.2", "127.0.0.1")
+	c, err := NewClient(Config{Address: "dns://" + dnsAddr + "/central.cluster.test:" + port, Username: "u", Password: "p",
+		TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := c.Nodes(t.Context())
+	if err != nil {
+		t.Fatalf("Nodes: %v", err)
+	}
+	if len(nodes.Nodes) != 1 || nodes.Nodes[0].State != NodeAlive || !nodes.DNS.Quorum {
+		t.Errorf("Nodes: got %+v", nodes)
+	}
+}
+
+// fakeDNS answers A queries for name with ips, in order, over UDP on
+// loopback, and returns its address.
+func fakeDNS(t *testing.T, name string, ips ...string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		if q := req.Question[0]; q.Qtype == dns.TypeA && strings.EqualFold(q.Name, name) {
+			for _, ip := range ips {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP(ip)})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
 }

@@ -62,6 +62,19 @@ func fakeCentral() *httptest.Server {
 		w.Header().Set("ETag", api.FormatETag(version))
 		writeJSON(w, http.StatusOK, smtp)
 	})
+	mux.HandleFunc("GET /api/v1/nodes", func(w http.ResponseWriter, r *http.Request) {
+		ok := api.NodeHealth{Etcd: true, GRPC: true, HTTP: true, SMTP: true, Spool: true}
+		writeJSON(w, http.StatusOK, api.NodeList{
+			Nodes: []api.Node{
+				{Name: "n1", State: api.NodeAlive, Roles: []api.NodeRole{api.NodeRoleCentral, api.NodeRoleSensor}, Self: true, GossipAddr: "10.0.0.1:7946", Health: ok},
+				{Name: "n2", State: api.NodeDead, Roles: []api.NodeRole{api.NodeRoleCentral, api.NodeRoleSensor}, GossipAddr: "10.0.0.2:7946"},
+				{Name: "n3", State: api.NodeAlive, Roles: []api.NodeRole{api.NodeRoleCentral, api.NodeRoleSensor}, GossipAddr: "10.0.0.3:7946", Health: ok},
+			},
+			DNS: api.ClusterDNS{Zone: "osprey.example.com.", Addr: "10.0.0.1:53", TTLSeconds: 5, Quorum: true, Records: []api.DNSRecord{
+				{Name: "smtp.osprey.example.com.", Type: "A", Values: []string{"10.0.0.1", "10.0.0.3"}},
+			}},
+		})
+	})
 	return httptest.NewServer(mux)
 }
 
@@ -152,4 +165,31 @@ func ExampleParseETag() {
 	v, err := api.ParseETag(`"123"`)
 	fmt.Println(v, err, api.FormatETag(v))
 	// Output: 123 <nil> "123"
+}
+
+// List the central nodes of the cluster and what its DNS answers. With
+// Address "dns:///central.osprey.example.com:8443" the client would reach
+// whichever node the cluster's DNS names first, skipping dead ones.
+func ExampleClient_Nodes() {
+	srv := fakeCentral()
+	defer srv.Close()
+	c, err := api.NewClient(api.Config{Address: srv.URL, Token: "osp_0123456789abcdef_c2VjcmV0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	l, err := c.Nodes(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, n := range l.Nodes {
+		fmt.Println(n.Name, n.State, n.Health.SMTP)
+	}
+	for _, r := range l.DNS.Records {
+		fmt.Println(r.Name, r.Type, r.Values)
+	}
+	// Output:
+	// n1 alive true
+	// n2 dead false
+	// n3 alive true
+	// smtp.osprey.example.com. A [10.0.0.1 10.0.0.3]
 }

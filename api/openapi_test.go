@@ -81,6 +81,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		t.Errorf("openapi: got %q, want 3.0.3", s.OpenAPI)
 	}
 	want := []string{
+		"GET /api/v1/nodes",
 		"GET /api/v1/sensors",
 		"GET /api/v1/sensors/{id}",
 		"GET /api/v1/sensors/{id}/pop3",
@@ -218,6 +219,11 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"UserList", UserList{}, false},
 		{"TokenRequest", TokenRequest{}, true},
 		{"Token", Token{}, false},
+		{"NodeHealth", NodeHealth{}, false},
+		{"Node", Node{}, false},
+		{"DNSRecord", DNSRecord{}, false},
+		{"ClusterDNS", ClusterDNS{}, false},
+		{"NodeList", NodeList{}, false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -242,7 +248,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		})
 	}
 	for name := range s.Components.Schemas {
-		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health"}, name) {
+		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health", "NodeState", "NodeRole"}, name) {
 			t.Errorf("schema %s has no Go type in this test", name)
 		}
 	}

@@ -262,3 +262,95 @@ type Token struct {
 	// token carries it; the server keeps a hash and cannot show it again.
 	Secret string `json:"secret,omitempty"`
 }
+
+// NodeState is a central node's membership state, as the node that answers sees it.
+type NodeState string
+
+// The node states.
+const (
+	// NodeAlive: the node answers gossip probes.
+	NodeAlive NodeState = "alive"
+	// NodeSuspect: the node missed probes and may be declared dead soon.
+	NodeSuspect NodeState = "suspect"
+	// NodeDead: the node was declared failed (it stopped answering without leaving).
+	NodeDead NodeState = "dead"
+	// NodeLeft: the node left the cluster on purpose (it was stopped).
+	NodeLeft NodeState = "left"
+)
+
+// NodeRole is a part a node plays in the cluster.
+type NodeRole string
+
+// The node roles.
+const (
+	// NodeRoleCentral serves the REST API, the web UI and the gRPC sensor service.
+	NodeRoleCentral NodeRole = "central"
+	// NodeRoleSensor runs a Sensor component that takes mail by SMTP.
+	NodeRoleSensor NodeRole = "sensor"
+)
+
+// NodeHealth is what a node says about its components; each is true when it works.
+type NodeHealth struct {
+	// Etcd: the node's linearizable reads of etcd succeed (it reaches the quorum).
+	Etcd bool `json:"etcd"`
+	// GRPC: the gRPC sensor service accepts TLS connections.
+	GRPC bool `json:"grpc"`
+	// HTTP: the REST API and web UI answer.
+	HTTP bool `json:"http"`
+	// SMTP: the node's Sensor component has SMTP enabled and its listener accepts connections.
+	SMTP bool `json:"smtp"`
+	// Spool: the Sensor component's spool has room.
+	Spool bool `json:"spool"`
+}
+
+// Node is one member of the central node cluster.
+type Node struct {
+	Name  string     `json:"name"`
+	State NodeState  `json:"state"`
+	Roles []NodeRole `json:"roles"`
+	// Self marks the node that answered the request.
+	Self bool `json:"self,omitempty"`
+	// GossipAddr is where the node gossips (memberlist), as IP:port.
+	GossipAddr string `json:"gossip_addr"`
+	// GRPCAddr, HTTPAddr and SMTPAddr are where the node serves, as IP:port (a node
+	// listening on every address shows its gossip IP); empty when it does not serve that.
+	GRPCAddr string     `json:"grpc_addr,omitempty"`
+	HTTPAddr string     `json:"http_addr,omitempty"`
+	SMTPAddr string     `json:"smtp_addr,omitempty"`
+	Health   NodeHealth `json:"health"`
+	// MetadataError says why the node's gossiped metadata could not be read (a newer,
+	// incompatible version); such a node is in no DNS answer.
+	MetadataError string `json:"metadata_error,omitempty"`
+}
+
+// DNSRecord is one name the cluster's DNS responder answers, with the values it holds now.
+type DNSRecord struct {
+	// Name is the fully qualified name, with the final dot.
+	Name string `json:"name"`
+	// Type is the record type: A, AAAA or SRV.
+	Type string `json:"type"`
+	// Values are the record data in zone-file form ("10.0.0.1", "10 10 25 n1.nodes.example.").
+	Values []string `json:"values"`
+}
+
+// ClusterDNS is the cluster's DNS zone as the answering node serves it.
+type ClusterDNS struct {
+	// Zone is the zone every central node is authoritative for (--dns-zone).
+	Zone string `json:"zone"`
+	// Addr is where the answering node's DNS responder listens.
+	Addr string `json:"addr"`
+	// TTLSeconds is the TTL of every answer.
+	TTLSeconds int `json:"ttl_seconds"`
+	// Quorum is false while the answering node cannot reach the etcd quorum; it then
+	// answers SERVFAIL, so resolvers ask another node.
+	Quorum bool `json:"quorum"`
+	// Records are the names the zone answers with healthy nodes (smtp, central, SRV).
+	Records []DNSRecord `json:"records"`
+}
+
+// NodeList is the body of GET /api/v1/nodes: every member of the central node cluster,
+// as the answering node sees it, and the DNS answers it gives from that view.
+type NodeList struct {
+	Nodes []Node     `json:"nodes"`
+	DNS   ClusterDNS `json:"dns"`
+}

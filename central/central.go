@@ -1,12 +1,14 @@
 // Package central is the Central Node: it owns the lifecycle of every component
-// of a node (etcd, the configuration store, the REST API, and later the sensor
-// service, gossip, DNS and scanning) and composes them under one Run(ctx).
+// of a node (etcd, the configuration store, the REST API and web UI, the sensor
+// service, gossip membership with the node's health, the DNS responder, and
+// later scanning) and composes them under one Run(ctx).
 //
 // cmd/osprey parses flags into Options and calls Run; tests start whole nodes
 // in-process through the same call, on listeners bound to 127.0.0.1:0.
 package central
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,7 +27,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/ospreysec/osprey/central/dnsserver"
 	"github.com/ospreysec/osprey/central/etcdembed"
+	"github.com/ospreysec/osprey/central/gossip"
 )
 
 // Options configures a Central Node.
@@ -64,6 +68,49 @@ type Options struct {
 	// EtcdClientAddr and EtcdPeerAddr are the embedded member's listeners.
 	EtcdClientAddr, EtcdPeerAddr string
 
+	// EtcdInitialCluster ("n1=http://10.0.0.1:2380,n2=...,n3=...") makes the
+	// embedded member one of a cluster formed by the central nodes; it must
+	// name this node. Empty: a single-member cluster.
+	EtcdInitialCluster string
+	// EtcdInitialClusterState is "new" (default) when the members in
+	// EtcdInitialCluster start a cluster together, or "existing" when this
+	// member was added to a running cluster (etcdctl member add).
+	EtcdInitialClusterState string
+
+	// Sensor runs the node's own Sensor component (--sensor; dev always
+	// does): the node registers it as an approved sensor named after the
+	// node and gossips the sensor role and its SMTP listener. cmd/osprey
+	// runs the component once the node is ready.
+	Sensor bool
+
+	// GossipAddr is where the node gossips with the other central nodes,
+	// UDP and TCP (--gossip-addr); port 0 picks one. A dev node without one
+	// gossips on 127.0.0.1, port picked by the kernel.
+	GossipAddr string
+	// GossipAdvertiseAddr, when set, is the IP:port the other nodes reach
+	// this one at (behind NAT); by default the bound address, or a private
+	// IP of the host when it binds every address.
+	GossipAdvertiseAddr string
+	// Join are the gossip addresses (host:port) of nodes to join at start
+	// and to rejoin while they are not seen alive; this node's own address
+	// may be among them. The node list in etcd is used too.
+	Join []string
+	// GossipKey is the base64 of the 32-byte key that encrypts gossip;
+	// GossipKeyringFile a JSON array of such keys, the primary first. One is
+	// required outside dev.
+	GossipKey, GossipKeyringFile string
+	// GossipTiming is GossipTuned (default) or GossipLAN.
+	GossipTiming string
+
+	// DNSAddr is where the DNS responder listens, UDP and TCP; a dev node
+	// without one listens on 127.0.0.1, port picked by the kernel.
+	DNSAddr string
+	// DNSZone is the zone every central node is authoritative for
+	// (default DefaultDNSZone).
+	DNSZone string
+	// DNSTTL is the TTL of every DNS answer (default DefaultDNSTTL).
+	DNSTTL time.Duration
+
 	// BootstrapAdminPassword is the first admin's password on a new cluster.
 	// When empty one is generated and written to DataDir/initial-admin-password.
 	BootstrapAdminPassword string
@@ -89,13 +136,20 @@ type Ready struct {
 	GRPCAddr string
 	// CAHash is the SHA-256 of the cluster CA's public key, as join tokens carry it.
 	CAHash string
-	// LocalSensorJoinToken, in dev, enrolls the node's own Sensor component
+	// LocalSensorJoinToken, in dev and with --sensor, enrolls the node's own Sensor component
 	// (bound to LocalSensorID) when it has no identity yet.
 	LocalSensorJoinToken string
 	// EtcdEndpoints are the embedded etcd member's client URLs (none with an external etcd).
 	EtcdEndpoints []string
-	// LocalSensorID is the id of the node's own Sensor component, in dev.
+	// LocalSensorID is the id of the node's own Sensor component, in dev
+	// and with --sensor.
 	LocalSensorID string
+	// GossipAddr is where the node gossips; GossipEncrypted says whether
+	// with a key.
+	GossipAddr      string
+	GossipEncrypted bool
+	// DNSAddr is where the DNS responder listens, DNSZone its zone.
+	DNSAddr, DNSZone string
 }
 
 // Validate reports every problem with the options at once.
@@ -130,8 +184,82 @@ func (o *Options) Validate() error {
 	if (o.EtcdCertFile == "") != (o.EtcdKeyFile == "") {
 		errs = append(errs, errors.New("--etcd-cert and --etcd-key: give both or neither"))
 	}
+	errs = append(errs, o.validateEtcdCluster(), o.validateCluster())
 	return errors.Join(errs...)
 }
+
+// validateEtcdCluster checks the embedded member's cluster options.
+func (o *Options) validateEtcdCluster() error {
+	var errs []error
+	switch o.EtcdInitialClusterState {
+	case "", "new":
+	case "existing":
+		if o.EtcdInitialCluster == "" {
+			errs = append(errs, errors.New("--etcd-initial-cluster-state existing: needs --etcd-initial-cluster"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--etcd-initial-cluster-state: %q: want new or existing", o.EtcdInitialClusterState))
+	}
+	if o.EtcdInitialCluster == "" {
+		return errors.Join(errs...)
+	}
+	if len(o.EtcdEndpoints) > 0 {
+		errs = append(errs, errors.New("--etcd-initial-cluster: only with the embedded etcd, not with --etcd-endpoints"))
+	}
+	if _, err := etcdembed.MemberPeerURLs(o.EtcdInitialCluster, o.NodeName); err != nil {
+		errs = append(errs, fmt.Errorf("--etcd-initial-cluster: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// devLoopback is where a dev node gossips and answers DNS when no address
+// is given: a cluster of one, on ports the kernel picks.
+const devLoopback = "127.0.0.1:0"
+
+// clusterDefaults fills what a dev node may leave out (Run and Validate
+// both see it so).
+func (o Options) clusterDefaults() Options {
+	if o.Dev {
+		o.GossipAddr = cmp.Or(o.GossipAddr, devLoopback)
+		o.DNSAddr = cmp.Or(o.DNSAddr, devLoopback)
+	}
+	return o
+}
+
+// validateCluster checks the gossip and DNS options, with their packages'
+// own validation. Their node name checks are left to Validate's.
+func (o *Options) validateCluster() error {
+	withDefaults := o.clusterDefaults()
+	o = &withDefaults
+	var errs []error
+	g := o.gossipOptions()
+	g.NodeName = "node"
+	if err := g.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	switch o.GossipTiming {
+	case "", GossipTuned, GossipLAN:
+	default:
+		errs = append(errs, fmt.Errorf("--gossip-timing: %q: want %s or %s", o.GossipTiming, GossipTuned, GossipLAN))
+	}
+	if o.DNSAddr == "" {
+		errs = append(errs, errors.New("--dns-addr: required"))
+	}
+	d := dnsserver.Options{Zone: cmp.Or(o.DNSZone, DefaultDNSZone), NodeName: "node", View: noView{}, Addr: o.DNSAddr, TTL: o.DNSTTL}
+	if validNodeName(o.NodeName) {
+		d.NodeName = o.NodeName
+	}
+	if err := d.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// noView stands for the DNS view while the options are validated.
+type noView struct{}
+
+func (noView) Healthy(gossip.Role) []gossip.Member { return nil }
+func (noView) Quorum() bool                        { return false }
 
 func validNodeName(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
@@ -149,6 +277,7 @@ func validNodeName(s string) bool {
 // Run starts the node and serves until ctx ends or a component fails, then
 // shuts every component down (bounded in time) and returns.
 func Run(ctx context.Context, opts Options) error {
+	opts = opts.clusterDefaults()
 	if err := opts.Validate(); err != nil {
 		return err
 	}
@@ -192,6 +321,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("listen for HTTP: %w", err)
 		}
 	}
+	httpAddr := ln.Addr()
 	scheme := "http"
 	if !opts.Dev || opts.HTTPTLSCert != "" {
 		cfg, err := httpTLSConfig(opts, log)
@@ -202,6 +332,17 @@ func Run(ctx context.Context, opts Options) error {
 		ln = tls.NewListener(ln, cfg)
 		scheme = "https"
 	}
+	httpURL := scheme + "://" + advertised(httpAddr)
+	cluster, err := startCluster(ctx, opts, clusterDeps{
+		store: n.store, etcdRead: n.etcdRead, ca: n.ca.Cert, grpcAddr: grpcLn.Addr(), httpAddr: httpAddr,
+		httpURL: httpURL, registry: n.registry, log: log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cluster.close()
+	n.cluster.Store(cluster)
 	srv := &http.Server{
 		Handler:           n.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -237,6 +378,7 @@ func Run(ctx context.Context, opts Options) error {
 		stopStatus()
 		return <-statusDone
 	})
+	cluster.run(gctx, g)
 	if embedded != nil {
 		g.Go(func() error {
 			select {
@@ -255,12 +397,15 @@ func Run(ctx context.Context, opts Options) error {
 	})
 
 	ready := n.ready
-	ready.HTTPURL = scheme + "://" + advertised(ln.Addr())
+	ready.HTTPURL = httpURL
 	ready.GRPCAddr = advertised(grpcLn.Addr())
 	if embedded != nil {
 		ready.EtcdEndpoints = embedded.Endpoints()
 	}
-	log.Info("central node ready", "http", ready.HTTPURL, "grpc", ready.GRPCAddr, "etcd", strings.Join(ready.EtcdEndpoints, ","))
+	ready.GossipAddr, ready.GossipEncrypted = cluster.gossipAddr(), opts.GossipKey != "" || opts.GossipKeyringFile != ""
+	ready.DNSAddr, ready.DNSZone = cluster.dnsAddr(), cluster.zone
+	log.Info("central node ready", "http", ready.HTTPURL, "grpc", ready.GRPCAddr, "etcd", strings.Join(ready.EtcdEndpoints, ","),
+		"gossip", ready.GossipAddr, "dns", ready.DNSAddr, "zone", ready.DNSZone)
 	if opts.OnReady != nil {
 		opts.OnReady(ready)
 	}
@@ -293,12 +438,21 @@ func connectEtcd(ctx context.Context, opts Options, log *slog.Logger) (*clientv3
 		}
 		return cli, nil, nil
 	}
+	peerAddr := opts.EtcdPeerAddr
+	if peerAddr == "" && opts.EtcdInitialCluster != "" {
+		// Listen where the initial cluster says the others reach this member.
+		if own, err := etcdembed.MemberPeerURLs(opts.EtcdInitialCluster, opts.NodeName); err == nil {
+			peerAddr = own[0].Host
+		}
+	}
 	srv, err := etcdembed.Start(ctx, etcdembed.Options{
-		Name:       opts.NodeName,
-		Dir:        filepath.Join(opts.DataDir, "etcd"),
-		ClientAddr: opts.EtcdClientAddr,
-		PeerAddr:   opts.EtcdPeerAddr,
-		Logger:     log.With("component", "etcd"),
+		Name:           opts.NodeName,
+		Dir:            filepath.Join(opts.DataDir, "etcd"),
+		ClientAddr:     opts.EtcdClientAddr,
+		PeerAddr:       peerAddr,
+		InitialCluster: opts.EtcdInitialCluster,
+		ClusterState:   opts.EtcdInitialClusterState,
+		Logger:         log.With("component", "etcd"),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -1,6 +1,7 @@
 package central_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -22,6 +23,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// testGossipKey encrypts the gossip of the test nodes outside dev.
+const testGossipKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
 // node is a Central Node started in-process through central.Run.
 type node struct {
 	ready central.Ready
@@ -30,7 +34,7 @@ type node struct {
 
 func startNode(t *testing.T, opts central.Options) *node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", cmp.Or(opts.HTTPAddr, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +47,12 @@ func startNode(t *testing.T, opts central.Options) *node {
 	}
 	if opts.EtcdClientAddr == "" {
 		opts.EtcdClientAddr, opts.EtcdPeerAddr = "127.0.0.1:0", "127.0.0.1:0"
+	}
+	if opts.GossipAddr == "" {
+		opts.GossipAddr, opts.DNSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	}
+	if !opts.Dev && opts.GossipKey == "" {
+		opts.GossipKey = testGossipKey
 	}
 	opts.Logger = slog.New(slog.DiscardHandler)
 	readyc := make(chan central.Ready, 1)

@@ -12,14 +12,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/httpapi"
@@ -34,9 +37,15 @@ import (
 // node holds the components of a running Central Node that the HTTP server
 // and the later services share.
 type node struct {
-	store   *store.Store
-	handler http.Handler
-	ready   Ready
+	store    *store.Store
+	handler  http.Handler
+	ready    Ready
+	ca       *pki.CA
+	registry *prometheus.Registry
+	// etcdRead is a linearizable read: it succeeds when etcd has a quorum.
+	etcdRead func(context.Context) error
+	// cluster is set once the cluster component started, before anything serves.
+	cluster atomic.Pointer[clusterNode]
 
 	grpc    *grpc.Server
 	sensors *sensorsvc.Service
@@ -52,7 +61,13 @@ const (
 
 func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
 	st := store.New(cli)
-	n := &node{store: st}
+	n := &node{store: st, etcdRead: func(ctx context.Context) error {
+		// A linearizable read proves a quorum answers, as etcd's own /health does.
+		if _, err := cli.Get(ctx, "health"); err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		return nil
+	}}
 	if err := bootstrap(ctx, opts, st, &n.ready, log); err != nil {
 		return nil, err
 	}
@@ -60,9 +75,10 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	if err != nil {
 		return nil, err
 	}
+	n.ca = ca
 	caHash := pki.SPKIHash(ca.Cert)
 	n.ready.CAHash = caHash
-	if opts.Dev {
+	if opts.Dev || opts.Sensor {
 		id, err := registerLocalSensor(ctx, st, opts.NodeName)
 		if err != nil {
 			return nil, err
@@ -84,6 +100,7 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	}
 	n.status = sensorsvc.NewStatusWriter(st, log.With("component", "sensor-status"))
 	reg := newRegistry()
+	n.registry = reg
 	spillDir := filepath.Join(opts.DataDir, "spill")
 	if err := os.MkdirAll(spillDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", spillDir, err)
@@ -117,13 +134,9 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
-		Ready: func(ctx context.Context) error {
-			// A linearizable read proves a quorum answers, as etcd's own /health does.
-			if _, err := cli.Get(ctx, "health"); err != nil {
-				return fmt.Errorf("etcd: %w", err)
-			}
-			return nil
-		},
+		Ready:     n.etcdRead,
+		Available: n.available,
+		Nodes:     n.nodeList,
 	})
 	// The API keeps its paths; every other path is the web UI.
 	mux := http.NewServeMux()
@@ -136,10 +149,29 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
+		Nodes:  n.nodeList,
 		Logger: log.With("component", "ui"),
 	}))
 	n.handler = mux
 	return n, nil
+}
+
+// available says whether this node reaches the etcd quorum, as far as it
+// knows: a node that lost it refuses API calls at once.
+func (n *node) available() error {
+	if c := n.cluster.Load(); c != nil && !c.etcd.OK() {
+		return fmt.Errorf("no successful etcd read for %v: %w", etcdGrace, store.ErrUnavailable)
+	}
+	return nil
+}
+
+// nodeList lists the cluster's members, once the cluster component runs.
+func (n *node) nodeList(ctx context.Context) (*api.NodeList, error) {
+	c := n.cluster.Load()
+	if c == nil {
+		return nil, errors.New("cluster membership is not running yet")
+	}
+	return c.nodeList(ctx)
 }
 
 // bootstrap makes what a new cluster needs: the default tenant and the first

@@ -177,6 +177,8 @@ func TestDevCommand(t *testing.T) {
 		"OSPREY_GRPC_ADDR=127.0.0.1:0",
 		"OSPREY_ETCD_CLIENT_ADDR=127.0.0.1:0",
 		"OSPREY_ETCD_PEER_ADDR=127.0.0.1:0",
+		"OSPREY_GOSSIP_ADDR=127.0.0.1:0",
+		"OSPREY_DNS_ADDR=127.0.0.1:0",
 	}
 	p := start(t, env, "dev")
 	base := p.waitLine(t, apiLine)[1]

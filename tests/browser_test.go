@@ -19,7 +19,9 @@ import (
 
 	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor"
 )
 
 // The browser tests drive the web UI in a real headless Chromium (the Debian
@@ -86,6 +88,7 @@ func startUINode(t *testing.T) *uiNode {
 	select {
 	case ready = <-readyc:
 	case err := <-done:
+		done <- nil // for the cleanup, which waits for the node
 		t.Fatalf("node stopped before it was ready: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("node not ready after 60s")
@@ -144,6 +147,34 @@ func (n *uiNode) seed(t *testing.T) {
 		}
 		n.putStatus(t, &ospreyv1.SensorRuntime{SensorId: s.id, Tenant: s.tenant, AppliedVersion: applied, LastError: s.lastErr, NackVersion: v - applied})
 	}
+}
+
+// runSensor runs a real Sensor in this process for the sensor record id,
+// enrolled with a join token bound to that record (as the node's own sensor
+// component is), until the test ends.
+func (n *uiNode) runSensor(t *testing.T, id string) {
+	t.Helper()
+	jt, err := jointoken.Generate(n.ready.CAHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := &ospreyv1.Token{Id: jt.ID, Kind: ospreyv1.TokenKind_TOKEN_KIND_JOIN, Tenant: "default", SensorId: id,
+		SecretHash: jointoken.SecretHash(jt.Secret), MaxUses: 1, UsesLeft: 1, CreatedAt: timestamppb.Now()}
+	if _, err := n.store.CreateToken(t.Context(), store.AllTenants(), tok); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- sensor.Run(ctx, sensor.Options{Central: n.ready.GRPCAddr, JoinToken: jt.String(),
+			DataDir: t.TempDir(), Name: id, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("sensor: %v", err)
+		}
+	})
 }
 
 // putStatus records a sensor as online, held by this node, as the sensor
@@ -287,20 +318,22 @@ func TestBrowserSensorSettings(t *testing.T) {
 		t.Fatalf("branch-paris after approve: %v, %v", sn.GetState(), err)
 	}
 
-	// Its online state shows up without a reload.
+	// The real sensor behind the record enrolls and connects; its online
+	// state shows up without a reload.
 	uiDo(t, ctx, "offline", chromedp.WaitVisible(chromedp.CSS(`tr[data-sensor="branch-paris"] .conn-offline`)))
-	n.putStatus(t, &ospreyv1.SensorRuntime{SensorId: "branch-paris", Tenant: "default"})
+	n.runSensor(t, "branch-paris")
 	uiDo(t, ctx, "online without reload", chromedp.WaitVisible(chromedp.CSS(`tr[data-sensor="branch-paris"] .conn-online`)))
 	if flash := uiRun(t, ctx, "flash still shown", chromedp.Text(chromedp.CSS(".flash-ok"))); !strings.Contains(flash, "approved") {
 		t.Errorf("the page was reloaded (the approval message is gone: %q)", flash)
 	}
 
 	// SMTP integration with an invalid CIDR: the error is beside the field and nothing is saved.
+	smtpListen := loopbackPort(t)
 	uiDo(t, ctx, "SMTP settings",
 		chromedp.Click(chromedp.CSS(`tr[data-sensor="branch-paris"] a`)),
 		chromedp.WaitVisible(chromedp.ID("smtp-title")),
 		chromedp.Click(chromedp.ID("smtp-enabled")),
-		chromedp.SendKeys(chromedp.ID("smtp-listen"), "0.0.0.0:2525"),
+		chromedp.SendKeys(chromedp.ID("smtp-listen"), smtpListen),
 		chromedp.SendKeys(chromedp.ID("smtp-domains-new"), "example.com"),
 		chromedp.Click(chromedp.CSS(`[data-add="smtp-domains"]`)),
 		chromedp.SendKeys(chromedp.CSS("#smtp-domains li:last-child input"), "!hr.example.com"),
@@ -349,6 +382,17 @@ func TestBrowserSensorSettings(t *testing.T) {
 	stored := uiRun(t, ctx, "stored version", chromedp.Text(chromedp.CSS(`tr[data-sensor="branch-paris"] [data-live="stored"]`)))
 	if stored != fmt.Sprint(version) {
 		t.Errorf("the server list shows stored version %q, want %d", stored, version)
+	}
+	// The sensor applies it (its SMTP listener comes up) and acknowledges:
+	// the list shows the applied version, in sync, without a reload.
+	uiDo(t, ctx, "applied version", chromedp.WaitVisible(chromedp.CSS(`tr[data-sensor="branch-paris"] .sync-in-sync`)))
+	if applied := uiRun(t, ctx, "applied", chromedp.Text(chromedp.CSS(`tr[data-sensor="branch-paris"] [data-live="applied"]`))); applied != fmt.Sprint(version) {
+		t.Errorf("the server list shows applied version %q, want %d", applied, version)
+	}
+	if c, err := net.Dial("tcp", smtpListen); err != nil {
+		t.Errorf("the sensor's SMTP listener is not up on %s: %v", smtpListen, err)
+	} else {
+		c.Close()
 	}
 	uiScreenshot(t, ctx, "server-list")
 
@@ -428,10 +472,10 @@ func TestBrowserAdminPages(t *testing.T) {
 		t.Errorf("the token is shown a second time")
 	}
 
-	// Cluster: this node, and the members section left for later.
+	// Cluster: this node, the members gossip sees, and the DNS answers.
 	uiDo(t, ctx, "cluster", chromedp.Navigate(n.url+"/cluster"), chromedp.WaitVisible(chromedp.ID("members-title")))
 	page := uiRun(t, ctx, "cluster page", chromedp.Text(chromedp.CSS("main")))
-	for _, want := range []string{"hq-1", n.ready.GRPCAddr, "hq-1 this node", "not available yet"} {
+	for _, want := range []string{"hq-1", n.ready.GRPCAddr, "hq-1 this node", "alive", "central.osprey.internal."} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the cluster page lacks %q", want)
 		}

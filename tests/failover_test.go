@@ -18,6 +18,9 @@ import (
 
 const adminPassword = "a long admin password for tests"
 
+// testGossipKey encrypts the gossip of test clusters (base64 of 32 bytes).
+const testGossipKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
 var (
 	centralAPILine  = regexp.MustCompile(`API:\s+(https?://\S+)/api/v1`)
 	centralGRPCLine = regexp.MustCompile(`Sensors connect:\s+(\S+)`)
@@ -42,6 +45,9 @@ func startCentral(t *testing.T, name string, etcd []string, keyFile string) *cen
 		"--grpc-addr", "127.0.0.1:0",
 		"--etcd-endpoints", strings.Join(etcd, ","),
 		"--cluster-key-file", keyFile,
+		"--gossip-addr", "127.0.0.1:0",
+		"--dns-addr", "127.0.0.1:0",
+		"--gossip-key", testGossipKey,
 		"--bootstrap-admin-password", adminPassword,
 		"--log-format", "text")
 	base := p.waitLine(t, centralAPILine)[1]

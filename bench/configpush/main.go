@@ -53,6 +53,9 @@ import (
 
 const password = "configpush bench password"
 
+// gossipKey encrypts the node's gossip (base64 of 32 bytes); the node is alone.
+const gossipKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
 func main() {
 	ns := flag.String("n", "1,100,1000", "comma-separated sensor counts")
 	changes := flag.Int("changes", 20, "configuration changes timed per count")
@@ -119,6 +122,7 @@ func run(bin string, n, changes int) error {
 	cmd := exec.CommandContext(ctx, bin, "central", "--node-name", "bench", "--data-dir", dataDir,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0",
+		"--gossip-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--gossip-key", gossipKey,
 		"--bootstrap-admin-password", password, "--log-level", "warn")
 	// The central gets the raised file limit too (rlimits are inherited).
 	stdout, err := cmd.StdoutPipe()

@@ -85,16 +85,28 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("etcd peer address: %w", err)
 	}
 	cfg.ListenClientUrls = []url.URL{*clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
 	cfg.ListenPeerUrls = []url.URL{*peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
 	if opts.InitialCluster != "" {
+		// The other members know this one by its entry in the initial
+		// cluster, whatever address it listens on (0.0.0.0, say).
+		own, err := MemberPeerURLs(opts.InitialCluster, opts.Name)
+		if err != nil {
+			return nil, err
+		}
 		cfg.InitialCluster = opts.InitialCluster
+		cfg.AdvertisePeerUrls = own
 	} else {
 		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	}
-	if opts.ClusterState != "" {
-		cfg.ClusterState = opts.ClusterState
+	cfg.AdvertiseClientUrls = []url.URL{advertisedClientURL(*clientURL, cfg.AdvertisePeerUrls[0])}
+	switch opts.ClusterState {
+	case "", embed.ClusterStateFlagNew, embed.ClusterStateFlagExisting:
+		if opts.ClusterState != "" {
+			cfg.ClusterState = opts.ClusterState
+		}
+	default:
+		return nil, fmt.Errorf("etcd initial cluster state %q: want %q or %q", opts.ClusterState, embed.ClusterStateFlagNew, embed.ClusterStateFlagExisting)
 	}
 	// Keep a day of history for watchers that resume by revision, then compact.
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
@@ -158,6 +170,65 @@ func (s *Server) Close() {
 	s.cli.Close()
 	s.etcd.Close()
 	<-s.etcd.Server.StopNotify()
+}
+
+// ParseInitialCluster parses "name=http://host:port,..." (a member may have
+// several entries, one per peer URL) into each member's peer URLs. Peer URLs
+// are http: peer TLS is not supported yet, so members talk in plaintext on
+// a network that must be private to them.
+func ParseInitialCluster(s string) (map[string][]url.URL, error) {
+	out := make(map[string][]url.URL)
+	for _, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, raw, ok := strings.Cut(entry, "=")
+		if !ok || name == "" || raw == "" {
+			return nil, fmt.Errorf("etcd initial cluster: %q: want name=http://host:port", entry)
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("etcd initial cluster: %q: %w", entry, err)
+		}
+		switch {
+		case u.Scheme == "https":
+			return nil, fmt.Errorf("etcd initial cluster: %q: peer TLS is not supported yet; use http:// on a private network", entry)
+		case u.Scheme != "http" || u.Port() == "" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.User != nil:
+			return nil, fmt.Errorf("etcd initial cluster: %q: want name=http://host:port", entry)
+		}
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+			return nil, fmt.Errorf("etcd initial cluster: %q: a peer URL needs the address the other members reach, not %s", entry, u.Hostname())
+		}
+		u.Path = ""
+		out[name] = append(out[name], *u)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("etcd initial cluster: empty")
+	}
+	return out, nil
+}
+
+// MemberPeerURLs returns the peer URLs of member name in the initial cluster.
+func MemberPeerURLs(initialCluster, name string) ([]url.URL, error) {
+	members, err := ParseInitialCluster(initialCluster)
+	if err != nil {
+		return nil, err
+	}
+	own, ok := members[name]
+	if !ok {
+		return nil, fmt.Errorf("etcd initial cluster: no entry for this member, %q", name)
+	}
+	return own, nil
+}
+
+// advertisedClientURL is the client URL other members and etcdctl are told:
+// the listen URL, with the peer URL's host when it listens on every address.
+func advertisedClientURL(listen, peer url.URL) url.URL {
+	if ip := net.ParseIP(listen.Hostname()); ip != nil && ip.IsUnspecified() {
+		listen.Host = net.JoinHostPort(peer.Hostname(), listen.Port())
+	}
+	return listen
 }
 
 func httpURL(addr, def string) (*url.URL, error) {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -27,6 +28,8 @@ import (
 type env struct {
 	url   string
 	store *store.Store
+	// nodesErr, when it holds an error, is the error of the Nodes lister.
+	nodesErr atomic.Pointer[error]
 }
 
 const testPassword = "correct horse battery"
@@ -81,9 +84,17 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Store: st, Auth: a}))
+	e := &env{store: st}
+	nodes := func(context.Context) (*api.NodeList, error) {
+		if err := e.nodesErr.Load(); err != nil {
+			return nil, *err
+		}
+		return testNodes(), nil
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Store: st, Auth: a, Nodes: nodes}))
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, store: st}
+	e.url = srv.URL
+	return e
 }
 
 func (e *env) client(t *testing.T, user string) *api.Client {

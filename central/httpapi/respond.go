@@ -94,8 +94,10 @@ func (s *Server) errorResponse(err error) (int, api.Error) {
 		return http.StatusConflict, api.Error{Message: "version conflict: the resource changed since it was read; read it again"}
 	case errors.Is(err, store.ErrExists):
 		return http.StatusConflict, api.Error{Message: "already exists"}
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable, api.Error{Message: "the configuration store has no quorum (too few etcd members reachable): retry later, or through another node"}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable, api.Error{Message: "the configuration store did not answer in time"}
+		return http.StatusServiceUnavailable, api.Error{Message: "the configuration store did not answer in time (is the etcd quorum reachable?)"}
 	default:
 		return http.StatusInternalServerError, api.Error{Message: "internal error"}
 	}

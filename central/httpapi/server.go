@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -30,6 +31,11 @@ type Options struct {
 	Auth  *auth.Authenticator
 	// Ready reports whether the node can serve (etcd reachable); nil means always.
 	Ready func(context.Context) error
+	// Available, when set, is asked before every authenticated route: an
+	// error (wrapping store.ErrUnavailable when the node knows it lost the
+	// etcd quorum) is answered at once, rather than after etcd's own
+	// timeout. Nil means always available.
+	Available func() error
 	// Registry receives the API's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -39,6 +45,9 @@ type Options struct {
 	// secret hash and returns the string a sensor is given (which carries the
 	// cluster CA's hash). Nil refuses join tokens.
 	JoinTokens func(*ospreyv1.Token) (string, error)
+	// Nodes lists the central node cluster's members and DNS answers (GET
+	// /api/v1/nodes); nil answers 404.
+	Nodes func(context.Context) (*api.NodeList, error)
 }
 
 // Server is the HTTP handler of the API.
@@ -46,15 +55,22 @@ type Server struct {
 	store *store.Store
 	auth  *auth.Authenticator
 	ready func(context.Context) error
+	avail func() error
 	log   *slog.Logger
 	now   func() time.Time
 	mux   *http.ServeMux
 
 	joinTokens func(*ospreyv1.Token) (string, error)
+	nodes      func(context.Context) (*api.NodeList, error)
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
+
+// requestTimeout bounds the store calls of one authenticated request, so a
+// request made while etcd elects a leader or has lost its quorum gets its
+// 503 in seconds.
+const requestTimeout = 10 * time.Second
 
 // access is the least a caller must be to use a route.
 type access int
@@ -94,6 +110,7 @@ func Routes() []Route {
 		{"GET", "/api/v1/users", reader, (*Server).listUsers},
 		{"POST", "/api/v1/users", writer, (*Server).createUser},
 		{"POST", "/api/v1/tokens", writer, (*Server).createToken},
+		{"GET", "/api/v1/nodes", reader, (*Server).listNodes},
 	}
 }
 
@@ -103,11 +120,13 @@ func New(opts Options) *Server {
 		store: opts.Store,
 		auth:  opts.Auth,
 		ready: opts.Ready,
+		avail: opts.Available,
 		log:   opts.Logger,
 		now:   opts.Now,
 		mux:   http.NewServeMux(),
 
 		joinTokens: opts.JoinTokens,
+		nodes:      opts.Nodes,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osprey_http_requests_total",
 			Help: "HTTP requests served, by route and status code.",
@@ -170,6 +189,15 @@ func (s *Server) authenticated(need access, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p auth.Principal
 		if need != public {
+			if s.avail != nil {
+				if err := s.avail(); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
 			var err error
 			p, err = s.auth.Authenticate(r)
 			if err != nil {

@@ -24,4 +24,8 @@ var (
 	ErrTokenExpired = errors.New("token expired")
 	// ErrTokenUsedUp: a join token has no uses left.
 	ErrTokenUsedUp = errors.New("token used up")
+	// ErrUnavailable: etcd did not answer because it has no quorum (no leader,
+	// a leader election, or too few members reachable); nothing was written
+	// unless the caller reads it back. Retry later, or on another node.
+	ErrUnavailable = errors.New("configuration store unavailable: no etcd quorum")
 )

@@ -22,10 +22,12 @@ import (
 //	messages/<tenant>/<sensor>/<msg id>  ospreyv1.MessageRecord           RecordMessage (once per message id; expires with an hourly lease)
 //	cluster/ca                           ospreyv1.ClusterCA               CreateClusterCA (once, on the first start of a cluster)
 //	cluster/pubkeys/<sha256 of SPKI>     sensor id, plain text            ClaimPublicKey (a key is enrolled at most once)
+//	cluster/nodes/<node name>            gossip address, plain text       PutNode (each central node, at every start)
 //	cluster/...                          reserved: cluster coordination
 //
 // Values are protobuf messages in deterministic wire form, except the
-// sensor-tenant index, which holds the bare tenant id. A value's version is the
+// sensor-tenant index, which holds the bare tenant id, and the plain-text
+// values of cluster/pubkeys/ and cluster/nodes/. A value's version is the
 // ModRevision of its key; a key that was never written has version 0.
 //
 // Everything one sensor's configuration push needs lives under the single
@@ -49,6 +51,7 @@ const (
 	lastSeenPrefix     = rootPrefix + "lastseen/"
 	clusterCAKey       = rootPrefix + "cluster/ca"
 	pubkeysPrefix      = rootPrefix + "cluster/pubkeys/"
+	nodesPrefix        = rootPrefix + "cluster/nodes/"
 )
 
 // Parts of a sensor's configuration: the last element of its keys.
@@ -186,6 +189,10 @@ func lastSeenKey(sensorID string) string {
 
 func pubkeyKey(fingerprint string) string {
 	return pubkeysPrefix + fingerprint
+}
+
+func nodeKey(name string) string {
+	return nodesPrefix + name
 }
 
 func messageKey(tenant, sensorID, messageID string) string {

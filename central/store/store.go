@@ -45,6 +45,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -83,12 +85,31 @@ func decode(kv *mvccpb.KeyValue, m proto.Message) error {
 	return nil
 }
 
-// etcdErr wraps an error of an etcd call, turning compaction into ErrCompacted.
+// etcdErr wraps an error of an etcd call, turning compaction into
+// ErrCompacted and a lost quorum into ErrUnavailable.
 func etcdErr(op, key string, err error) error {
-	if errors.Is(err, rpctypes.ErrCompacted) {
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted):
 		return fmt.Errorf("etcd %s %s: %w: %w", op, key, ErrCompacted, err)
+	case unavailable(err):
+		return fmt.Errorf("etcd %s %s: %w: %w", op, key, ErrUnavailable, err)
 	}
 	return fmt.Errorf("etcd %s %s: %w", op, key, err)
+}
+
+// unavailable reports whether err says that etcd cannot serve for want of a
+// quorum or a leader, rather than that the request was wrong.
+func unavailable(err error) bool {
+	for _, e := range []error{
+		rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
+		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost,
+		rpctypes.ErrNotCapable, rpctypes.ErrStopped, rpctypes.ErrUnhealthy,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return status.Code(err) == codes.Unavailable
 }
 
 // get reads key into m and returns its version, or ErrNotFound.

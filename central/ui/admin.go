@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -379,6 +380,22 @@ type clusterData struct {
 	GRPCAddr string
 	Etcd     []etcdMember
 	EtcdErr  string
+	// Members are the central nodes as this node's gossip sees them, DNS
+	// the answers its DNS responder gives; nil when membership is not known.
+	Members  []clusterMember
+	DNS      *api.ClusterDNS
+	NodesErr string
+}
+
+// clusterMember is one gossip member with its health as badges.
+type clusterMember struct {
+	api.Node
+	Components []component
+}
+
+type component struct {
+	Name string
+	OK   bool
 }
 
 type etcdMember struct {
@@ -388,10 +405,10 @@ type etcdMember struct {
 	Learner    bool
 }
 
-// clusterPage shows this node and the etcd members it stores its
-// configuration in. The list of central nodes comes with cluster membership
-// (memberlist); until then the page says so rather than make members up.
-// Node addresses are for those who see every tenant.
+// clusterPage shows this node, the central nodes of the cluster with their
+// state, health and addresses (from gossip), the DNS answers they give, and
+// the etcd members the configuration is stored in. Node addresses are for
+// those who see every tenant.
 func (s *Server) clusterPage(w http.ResponseWriter, r *http.Request, req *request) error {
 	if !req.scope.IsAll() {
 		return errForbidden
@@ -412,6 +429,23 @@ func (s *Server) clusterPage(w http.ResponseWriter, r *http.Request, req *reques
 					Name: m.GetName(), ClientURLs: stripUserinfo(m.GetClientURLs()),
 					PeerURLs: stripUserinfo(m.GetPeerURLs()), Learner: m.GetIsLearner(),
 				})
+			}
+		}
+	}
+	if s.node.Nodes != nil {
+		list, err := s.node.Nodes(r.Context())
+		if err != nil {
+			d.NodesErr = "cluster membership is not available: " + err.Error()
+		} else {
+			d.DNS = &list.DNS
+			for _, n := range list.Nodes {
+				m := clusterMember{Node: n, Components: []component{
+					{"etcd", n.Health.Etcd}, {"grpc", n.Health.GRPC}, {"http", n.Health.HTTP},
+				}}
+				if slices.Contains(n.Roles, api.NodeRoleSensor) {
+					m.Components = append(m.Components, component{"smtp", n.Health.SMTP}, component{"spool", n.Health.Spool})
+				}
+				d.Members = append(d.Members, m)
 			}
 		}
 	}

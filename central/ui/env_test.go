@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/html"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
@@ -122,7 +123,8 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			tok.Id, tok.SecretHash = issued.ID, issued.SecretHash
 			return "ospj_" + issued.ID + "_secret", nil
 		},
-		Now: c.Now,
+		Nodes: func(context.Context) (*api.NodeList, error) { return testNodes(), nil },
+		Now:   c.Now,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -300,4 +302,24 @@ func fieldError(t *testing.T, p page, id string) string {
 		t.Fatalf("the error #%s-err is not in the field of #%s", id, id)
 	}
 	return text(errEl)
+}
+
+// testNodes is the cluster the env's node sees: itself, a sensor node whose
+// SMTP listener is down, and a dead node.
+func testNodes() *api.NodeList {
+	return &api.NodeList{
+		Nodes: []api.Node{
+			{Name: "node-1", State: api.NodeAlive, Roles: []api.NodeRole{api.NodeRoleCentral}, Self: true,
+				GossipAddr: "10.0.0.1:7946", GRPCAddr: "10.0.0.1:7443", HTTPAddr: "10.0.0.1:8443",
+				Health: api.NodeHealth{Etcd: true, GRPC: true, HTTP: true, Spool: true}},
+			{Name: "node-2", State: api.NodeAlive, Roles: []api.NodeRole{api.NodeRoleCentral, api.NodeRoleSensor},
+				GossipAddr: "10.0.0.2:7946", GRPCAddr: "10.0.0.2:7443", HTTPAddr: "10.0.0.2:8443", SMTPAddr: "10.0.0.2:25",
+				Health: api.NodeHealth{Etcd: true, GRPC: true, HTTP: true, SMTP: false, Spool: true}},
+			{Name: "node-3", State: api.NodeDead, Roles: []api.NodeRole{api.NodeRoleCentral}, GossipAddr: "10.0.0.3:7946"},
+		},
+		DNS: api.ClusterDNS{Zone: "cluster.example.", Addr: "10.0.0.1:53", TTLSeconds: 5, Quorum: true, Records: []api.DNSRecord{
+			{Name: "smtp.cluster.example.", Type: "A", Values: []string{}},
+			{Name: "central.cluster.example.", Type: "A", Values: []string{"10.0.0.1", "10.0.0.2"}},
+		}},
+	}
 }

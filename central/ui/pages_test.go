@@ -594,10 +594,23 @@ func TestClusterPage(t *testing.T) {
 		t.Fatalf("got %d", p.status)
 	}
 	// The etcd member of etcdtest is named "test".
-	for _, want := range []string{"node-1", "0.0.0.0:7443", `<td class="strong">test`, strings.TrimPrefix(e.url, "http://"), "not available yet"} {
+	for _, want := range []string{"node-1", "0.0.0.0:7443", `<td class="strong">test`, strings.TrimPrefix(e.url, "http://"),
+		// The members from gossip, with state, health and addresses.
+		`data-node="node-2"`, `<span class="badge node-dead" data-field="state">dead</span>`,
+		`<span class="badge health-failing" data-component="smtp">smtp</span>`, "<code>10.0.0.2:25</code>",
+		// The DNS answers.
+		"<code>cluster.example.</code>", "<code>central.cluster.example.</code>", "<code>10.0.0.2</code>", "no healthy node"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("the cluster page lacks %q", want)
 		}
+	}
+	if strings.Contains(p.body, "SERVFAIL") {
+		t.Error("the cluster page says the node answers SERVFAIL, but it has the quorum")
+	}
+	// node-1 runs no sensor: no smtp or spool health is shown for it.
+	row := p.body[strings.Index(p.body, `data-node="node-1"`):strings.Index(p.body, `data-node="node-2"`)]
+	if strings.Contains(row, `data-component="smtp"`) {
+		t.Error("node-1 shows SMTP health without the sensor role")
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -57,7 +58,10 @@ type Options struct {
 	// JoinTokens mints the secret of a join token, as for the API (see
 	// httpapi.Options.JoinTokens). Nil refuses join tokens.
 	JoinTokens func(*ospreyv1.Token) (string, error)
-	Logger     *slog.Logger
+	// Nodes lists the central node cluster's members and DNS answers for the
+	// cluster page; nil shows none.
+	Nodes  func(context.Context) (*api.NodeList, error)
+	Logger *slog.Logger
 	// Now is the clock of sessions, throttling and token expiry; nil means time.Now.
 	Now func() time.Time
 }
@@ -83,6 +87,7 @@ type nodeInfo struct {
 	Name     string
 	GRPCAddr string
 	Etcd     clientv3.Cluster
+	Nodes    func(context.Context) (*api.NodeList, error)
 }
 
 // access is the least a caller must be to use a route.
@@ -138,7 +143,7 @@ func New(opts Options) *Server {
 		log:        opts.Logger,
 		now:        opts.Now,
 		secure:     !opts.InsecureCookies,
-		node:       nodeInfo{Name: opts.NodeName, GRPCAddr: opts.GRPCAddr, Etcd: opts.Etcd},
+		node:       nodeInfo{Name: opts.NodeName, GRPCAddr: opts.GRPCAddr, Etcd: opts.Etcd, Nodes: opts.Nodes},
 		joinTokens: opts.JoinTokens,
 		pages:      mustParsePages(),
 	}

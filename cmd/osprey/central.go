@@ -19,14 +19,16 @@ import (
 // runCentral runs `osprey central`, or `osprey dev` when dev is set.
 func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.Writer) error {
 	name, summary := "central", "Run a Central Node."
-	defaults := struct{ dataDir, httpAddr, grpcAddr, node string }{"/var/lib/osprey", "0.0.0.0:8443", "0.0.0.0:7443", hostname()}
+	defaults := struct{ dataDir, httpAddr, grpcAddr, node, gossipAddr, dnsAddr string }{
+		"/var/lib/osprey", "0.0.0.0:8443", "0.0.0.0:7443", hostname(), "0.0.0.0:7946", "0.0.0.0:53"}
 	if dev {
 		name, summary = "dev", "Run everything in one process for a first try: a Central Node with an embedded etcd,\nits own sensor approved, the API and UI on loopback."
 		defaults.dataDir, defaults.httpAddr, defaults.grpcAddr, defaults.node = "./osprey-data", "127.0.0.1:8080", "127.0.0.1:7443", "dev"
+		defaults.gossipAddr, defaults.dnsAddr = "127.0.0.1:7946", "127.0.0.1:8053"
 	}
 	fs := newFlagSet(name, summary, stderr)
 	var opts central.Options
-	var etcdEndpoints stringList
+	var etcdEndpoints, join stringList
 	var logFormat, logLevel string
 	fs.StringVar(&opts.NodeName, "node-name", defaults.node, "this node's name in the cluster")
 	fs.StringVar(&opts.DataDir, "data-dir", defaults.dataDir, "directory for the embedded etcd and the node's local files")
@@ -36,7 +38,23 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs.StringVar(&opts.GRPCAddr, "grpc-addr", defaults.grpcAddr, "address where sensors enroll and stream their configuration (gRPC, mutual TLS)")
 	fs.StringVar(&opts.ClusterKeyFile, "cluster-key-file", "", "32-byte key sealing the cluster CA in etcd; the same file on every central node (default <data-dir>/cluster.key)")
 	fs.StringVar(&opts.EtcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd member")
-	fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd member")
+	if dev {
+		fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd member")
+	} else {
+		fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "", "peer address of the embedded etcd member (default 127.0.0.1:2380, or this node's entry in --etcd-initial-cluster)")
+		fs.StringVar(&opts.EtcdInitialCluster, "etcd-initial-cluster", "", "the embedded etcd cluster formed by the central nodes: name=http://host:peer-port,... (this node's name among them; peer TLS is not supported yet)")
+		fs.StringVar(&opts.EtcdInitialClusterState, "etcd-initial-cluster-state", "new", `"new" when the members of --etcd-initial-cluster start together, "existing" for a member added with etcdctl member add`)
+		fs.BoolVar(&opts.Sensor, "sensor", false, "also run the node's own Sensor component, so the node takes mail itself")
+	}
+	fs.StringVar(&opts.GossipAddr, "gossip-addr", defaults.gossipAddr, "address where the node gossips with the other central nodes (UDP and TCP)")
+	fs.StringVar(&opts.GossipAdvertiseAddr, "gossip-advertise-addr", "", "IP:port the other nodes reach this one's gossip at (default: --gossip-addr, or a private IP when it is 0.0.0.0)")
+	fs.Var(&join, "join", "gossip addresses (host:port,...) of central nodes to join; this node's own may be among them")
+	fs.StringVar(&opts.GossipKey, "gossip-key", "", "base64 of the 32-byte key encrypting gossip, the same on every node (required outside dev, or --gossip-keyring-file)")
+	fs.StringVar(&opts.GossipKeyringFile, "gossip-keyring-file", "", `JSON array of base64 gossip keys, the primary first (for key rotation)`)
+	fs.StringVar(&opts.GossipTiming, "gossip-timing", central.GossipTuned, `failure detection timing: "tuned" (about 1 s) or "lan" (memberlist's LAN defaults, about 6 s; for comparisons)`)
+	fs.StringVar(&opts.DNSAddr, "dns-addr", defaults.dnsAddr, "address of the DNS responder (UDP and TCP)")
+	fs.StringVar(&opts.DNSZone, "dns-zone", central.DefaultDNSZone, "DNS zone the central nodes are authoritative for (smtp.<zone>, central.<zone>)")
+	fs.DurationVar(&opts.DNSTTL, "dns-ttl", central.DefaultDNSTTL, "TTL of the DNS answers")
 	if !dev {
 		fs.Var(&etcdEndpoints, "etcd-endpoints", "comma-separated URLs of an external etcd cluster (empty: embed a member)")
 		fs.StringVar(&opts.EtcdCAFile, "etcd-ca", "", "CA bundle to verify the external etcd")
@@ -56,17 +74,19 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	}
 	opts.Dev = dev
 	opts.EtcdEndpoints = etcdEndpoints
+	opts.Join = join
 	logger, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {
 		return err
 	}
 	opts.Logger = logger
-	if !dev {
+	if !dev && !opts.Sensor {
 		opts.OnReady = func(r central.Ready) { printReady(stdout, r, dev) }
 		return central.Run(ctx, opts)
 	}
-	// dev also runs the node's own Sensor component, enrolled with a token
-	// bound to the sensor record the node made for it.
+	// dev, and central with --sensor, also run the node's own Sensor
+	// component, enrolled with a token bound to the sensor record the node
+	// made for it.
 	readyc := make(chan central.Ready, 1)
 	opts.OnReady = func(r central.Ready) {
 		printReady(stdout, r, dev)
@@ -99,6 +119,12 @@ func printReady(w io.Writer, r central.Ready, dev bool) {
 	if len(r.EtcdEndpoints) > 0 {
 		fmt.Fprintf(w, "  Embedded etcd:   %s\n", strings.Join(r.EtcdEndpoints, ","))
 	}
+	encrypted := "encrypted"
+	if !r.GossipEncrypted {
+		encrypted = "NOT encrypted"
+	}
+	fmt.Fprintf(w, "  Gossip:          %s (%s)\n", r.GossipAddr, encrypted)
+	fmt.Fprintf(w, "  DNS:             %s, zone %s (smtp.%s, central.%s)\n", r.DNSAddr, r.DNSZone, r.DNSZone, r.DNSZone)
 	switch {
 	case r.AdminPassword != "":
 		fmt.Fprintf(w, "  Admin:           user %q, password %q\n", r.AdminUser, r.AdminPassword)
@@ -106,8 +132,10 @@ func printReady(w io.Writer, r central.Ready, dev bool) {
 	default:
 		fmt.Fprintf(w, "  Admin:           user %q, with the password set at bootstrap\n", r.AdminUser)
 	}
-	if dev && r.LocalSensorID != "" {
+	if r.LocalSensorID != "" {
 		fmt.Fprintf(w, "  Local sensor:    %s (approved)\n", r.LocalSensorID)
+	}
+	if dev {
 		fmt.Fprintf(w, "\nTry:  curl -u %s:PASSWORD %s/api/v1/sensors\n", r.AdminUser, r.HTTPURL)
 	}
 	fmt.Fprintln(w)

@@ -44,7 +44,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage); fs.PrintDefaults() }
 	var cfg api.Config
 	var insecure bool
-	fs.StringVar(&cfg.Address, "address", "http://127.0.0.1:8080", "base URL of a Central Node's API")
+	fs.StringVar(&cfg.Address, "address", "http://127.0.0.1:8080", `base URL of a Central Node's API, or "dns:///central.<zone>:8443" for any node of a cluster`)
 	fs.StringVar(&cfg.Username, "username", "", "user name (HTTP Basic)")
 	fs.StringVar(&cfg.Password, "password", "", "password (HTTP Basic)")
 	fs.StringVar(&cfg.Token, "token", "", "API token (Authorization: Bearer)")

@@ -1,0 +1,223 @@
+package central_test
+
+import (
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central"
+)
+
+func TestClusterOptionsAreValidated(t *testing.T) {
+	base := func() central.Options {
+		return central.Options{DataDir: "d", NodeName: "n1", HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+			GossipAddr: "127.0.0.1:0", DNSAddr: "127.0.0.1:0", GossipKey: testGossipKey}
+	}
+	if err := (&central.Options{DataDir: "d", NodeName: "n1", HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		GossipAddr: "127.0.0.1:0", DNSAddr: "127.0.0.1:0", Dev: true}).Validate(); err != nil {
+		t.Errorf("dev without a gossip key: %v, want no error", err)
+	}
+	for _, tt := range []struct {
+		name string
+		mod  func(*central.Options)
+		want []string
+	}{
+		{"no gossip key outside dev", func(o *central.Options) { o.GossipKey = "" }, []string{"--gossip-key"}},
+		{"bad key", func(o *central.Options) { o.GossipKey = "c2hvcnQ=" }, []string{"--gossip-key", "want 32"}},
+		{"bad addresses", func(o *central.Options) { o.GossipAddr, o.DNSAddr, o.Join = "nope", "", []string{"x"} },
+			[]string{"--gossip-addr", "--dns-addr", "--join"}},
+		{"bad zone and timing", func(o *central.Options) { o.DNSZone, o.GossipTiming = "a..b", "fast" }, []string{"--dns-zone", "--gossip-timing"}},
+		{"initial cluster without this node", func(o *central.Options) { o.EtcdInitialCluster = "n2=http://127.0.0.2:2380" },
+			[]string{"--etcd-initial-cluster", `"n1"`}},
+		{"peer TLS", func(o *central.Options) { o.EtcdInitialCluster = "n1=https://127.0.0.1:2380" }, []string{"peer TLS is not supported yet"}},
+		{"existing without a cluster", func(o *central.Options) { o.EtcdInitialClusterState = "existing" }, []string{"needs --etcd-initial-cluster"}},
+		{"initial cluster with external etcd", func(o *central.Options) {
+			o.EtcdInitialCluster, o.EtcdEndpoints = "n1=http://127.0.0.1:2380", []string{"http://e:2379"}
+		}, []string{"only with the embedded etcd"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := base()
+			tt.mod(&o)
+			err := o.Validate()
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("got %v, want an error containing %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestTwoNodesGossipHealthAndDNS runs two central nodes in this process, on
+// 127.0.0.1 and 127.0.0.2, over the first one's etcd: they find each other
+// by --join, list each other in GET /api/v1/nodes, and answer DNS with both;
+// the first runs a Sensor component whose SMTP listener (a bare TCP listener
+// here) puts it in smtp.<zone> once its integration is enabled; the second
+// leaves on stop and is gone from the first one's answers at once.
+func TestTwoNodesGossipHealthAndDNS(t *testing.T) {
+	const password = "a long bootstrap password"
+	dir := t.TempDir()
+	n1 := startNode(t, central.Options{DataDir: dir, NodeName: "n1", HTTPAddr: "127.0.0.1:0", Sensor: true,
+		DNSZone: "cluster.test", BootstrapAdminPassword: password})
+	n2 := startNode(t, central.Options{DataDir: t.TempDir(), NodeName: "n2", HTTPAddr: "127.0.0.2:0", GRPCAddr: "127.0.0.2:0",
+		GossipAddr: "127.0.0.2:0", DNSAddr: "127.0.0.2:0", DNSZone: "cluster.test",
+		EtcdEndpoints: n1.ready.EtcdEndpoints, ClusterKeyFile: dir + "/cluster.key", Join: []string{n1.ready.GossipAddr}})
+	if n1.ready.LocalSensorID != "n1" || n1.ready.LocalSensorJoinToken == "" {
+		t.Errorf("--sensor: ready %+v, want the local sensor n1 and its join token", n1.ready)
+	}
+	// An API token, not a password: polling with bcrypt on every call
+	// would be most of this test's time under the race detector.
+	tok, err := n1.client(t, password).CreateToken(t.Context(), api.TokenRequest{Kind: api.TokenAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := tokenClient(t, n1, tok.Secret), tokenClient(t, n2, tok.Secret)
+
+	// Both nodes alive and healthy, as either sees it.
+	waitNodes(t, c1, "both alive and healthy", func(l *api.NodeList) bool {
+		return len(l.Nodes) == 2 && all(l.Nodes, func(n api.Node) bool {
+			return n.State == api.NodeAlive && n.Health.Etcd && n.Health.GRPC && n.Health.HTTP
+		})
+	})
+	l := waitNodes(t, c2, "both alive, seen by n2", func(l *api.NodeList) bool {
+		return len(l.Nodes) == 2 && all(l.Nodes, func(n api.Node) bool { return n.State == api.NodeAlive })
+	})
+	for _, n := range l.Nodes {
+		wantRoles := []api.NodeRole{api.NodeRoleCentral}
+		if n.Name == "n1" {
+			wantRoles = append(wantRoles, api.NodeRoleSensor)
+		}
+		if !slices.Equal(n.Roles, wantRoles) || n.Self != (n.Name == "n2") {
+			t.Errorf("%s: roles %v self %v, want %v and self only for n2", n.Name, n.Roles, n.Self, wantRoles)
+		}
+	}
+	if l.DNS.Zone != "cluster.test." || !l.DNS.Quorum || l.DNS.TTLSeconds != 5 {
+		t.Errorf("dns: %+v", l.DNS)
+	}
+	waitDNS(t, n1.ready.DNSAddr, "central.cluster.test.", []string{"127.0.0.1", "127.0.0.2"})
+	waitDNS(t, n2.ready.DNSAddr, "central.cluster.test.", []string{"127.0.0.1", "127.0.0.2"})
+	waitDNS(t, n1.ready.DNSAddr, "smtp.cluster.test.", nil)
+
+	// The local sensor's SMTP listener: once enabled and accepting, n1 is in smtp.<zone>.
+	smtpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer smtpLn.Close()
+	go func() {
+		for {
+			c, err := smtpLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	smtp := &api.SMTPIntegration{Enabled: true, Listen: smtpLn.Addr().String(), DestinationDomains: []string{"example.com"},
+		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB}}
+	if _, _, err := c1.PutSMTP(t.Context(), "n1", smtp, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitDNS(t, n2.ready.DNSAddr, "smtp.cluster.test.", []string{"127.0.0.1"})
+	l = waitNodes(t, c1, "n1's SMTP healthy", func(l *api.NodeList) bool {
+		return slices.ContainsFunc(l.Nodes, func(n api.Node) bool { return n.Name == "n1" && n.Health.SMTP })
+	})
+	if i := slices.IndexFunc(l.Nodes, func(n api.Node) bool { return n.Name == "n1" }); l.Nodes[i].SMTPAddr != smtpLn.Addr().String() {
+		t.Errorf("n1's SMTP address: got %q, want %q", l.Nodes[i].SMTPAddr, smtpLn.Addr())
+	}
+	smtp.Enabled = false
+	if _, _, err := c1.PutSMTP(t.Context(), "n1", smtp, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitDNS(t, n2.ready.DNSAddr, "smtp.cluster.test.", nil)
+
+	// A graceful stop: n2 leaves, and n1 drops it at once.
+	if err := n2.stop(); err != nil {
+		t.Fatalf("stop n2: %v", err)
+	}
+	start := time.Now()
+	waitDNS(t, n1.ready.DNSAddr, "central.cluster.test.", []string{"127.0.0.1"})
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("n2 left the answers %v after its stop returned, want at once", d)
+	}
+	waitNodes(t, c1, "n2 left", func(l *api.NodeList) bool {
+		return slices.ContainsFunc(l.Nodes, func(n api.Node) bool { return n.Name == "n2" && n.State == api.NodeLeft })
+	})
+}
+
+func tokenClient(t *testing.T, n *node, token string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(api.Config{Address: n.ready.HTTPURL, Token: token, TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func all[T any](s []T, f func(T) bool) bool {
+	for _, v := range s {
+		if !f(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func waitNodes(t *testing.T, c *api.Client, what string, ok func(*api.NodeList) bool) *api.NodeList {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last *api.NodeList
+	var lastErr error
+	for time.Now().Before(deadline) {
+		l, err := c.Nodes(t.Context())
+		if err == nil && ok(l) {
+			return l
+		}
+		last, lastErr = l, err
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nodes: %s not reached in 20s; last %+v, %v", what, last, lastErr)
+	return nil
+}
+
+// waitDNS asks server for name's A records until they are want (sorted).
+func waitDNS(t *testing.T, server, name string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var got []string
+	var lastErr error
+	for time.Now().Before(deadline) {
+		got, lastErr = lookupA(server, name)
+		if lastErr == nil && slices.Equal(got, want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("dns %s at %s: got %v (%v), want %v", name, server, got, lastErr, want)
+}
+
+func lookupA(server, name string) ([]string, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	c := &dns.Client{Timeout: time.Second}
+	resp, _, err := c.Exchange(m, server)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range resp.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			ip, _ := netip.AddrFromSlice(a.A)
+			out = append(out, ip.Unmap().String())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
