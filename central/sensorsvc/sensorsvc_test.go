@@ -437,13 +437,15 @@ func TestUploadIsIdempotent(t *testing.T) {
 		}
 		hdr := &ospreyv1.UploadHeader{MessageId: msgID, Source: ospreyv1.MailSource_MAIL_SOURCE_SMTP, Size: int64(len(body)),
 			Envelope: &ospreyv1.Envelope{MailFrom: "a@example.org", RcptTo: []string{"b@example.com"}}}
+		// A Send fails with io.EOF when the server has already answered; the
+		// answer itself comes from CloseAndRecv.
 		if err := s.Send(&ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Header{Header: hdr}}); err != nil {
-			return nil, err
+			return s.CloseAndRecv()
 		}
 		for len(body) > 0 {
 			n := min(len(body), 3)
 			if err := s.Send(&ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Chunk{Chunk: body[:n]}}); err != nil {
-				return nil, err
+				return s.CloseAndRecv()
 			}
 			body = body[n:]
 		}
