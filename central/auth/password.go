@@ -17,6 +17,18 @@ const BcryptCost = 12
 // MaxPasswordBytes is the longest password bcrypt takes.
 const MaxPasswordBytes = 72
 
+// MinPasswordBytes is the shortest password a new user may be given.
+const MinPasswordBytes = 12
+
+// NewPasswordProblem says what is wrong with a new user's password, or ""
+// when it may be used. The API and the UI both apply it.
+func NewPasswordProblem(password string) string {
+	if len(password) < MinPasswordBytes || len(password) > MaxPasswordBytes {
+		return fmt.Sprintf("must be between %d and %d bytes", MinPasswordBytes, MaxPasswordBytes)
+	}
+	return ""
+}
+
 // dummyHash is the bcrypt hash (at BcryptCost) of a random password that was thrown away.
 // Sign-in compares against it when the user does not exist, so that a missing user costs as
 // much time as a wrong password.

@@ -36,8 +36,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	if len(in.Password) < minPasswordLen || len(in.Password) > auth.MaxPasswordBytes {
-		return validate.Errors{{Field: "password", Message: passwordRule}}
+	if problem := auth.NewPasswordProblem(in.Password); problem != "" {
+		return validate.Errors{{Field: "password", Message: problem}}
 	}
 	if u.PasswordHash, err = auth.HashPassword(in.Password); err != nil {
 		return err
@@ -49,7 +49,3 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 	writeJSON(w, http.StatusCreated, convert.UserFromProto(u))
 	return nil
 }
-
-const minPasswordLen = 12
-
-var passwordRule = "between 12 and 72 bytes"

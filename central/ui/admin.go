@@ -27,10 +27,6 @@ type choice struct {
 
 // ---- Users ----
 
-// minPasswordLen is the API's rule for a new user's password (12 to
-// auth.MaxPasswordBytes bytes).
-const minPasswordLen = 12
-
 type userRow struct {
 	Name    string
 	Role    ospreyv1.Role
@@ -118,8 +114,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, req *request
 	} else if convErr != nil {
 		return convErr
 	}
-	if len(password) < minPasswordLen || len(password) > auth.MaxPasswordBytes {
-		problems = append(problems, fieldError{"password", "must be between 12 and 72 bytes"})
+	if problem := auth.NewPasswordProblem(password); problem != "" {
+		problems = append(problems, fieldError{"password", problem})
 	} else if password != confirm {
 		problems = append(problems, fieldError{"confirm", "does not match the password"})
 	}
