@@ -39,8 +39,10 @@ type MessageRecord struct {
 	Sha256     string                 `protobuf:"bytes,7,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	UploadedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=uploaded_at,json=uploadedAt,proto3" json:"uploaded_at,omitempty"`
 	// node is the central node that took the upload.
-	Node          string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
-	Verdict       string `protobuf:"bytes,10,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Node    string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
+	Verdict string `protobuf:"bytes,10,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// alert_id is the alert raised for the message, if any.
+	AlertId       string `protobuf:"bytes,11,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -145,11 +147,18 @@ func (x *MessageRecord) GetVerdict() string {
 	return ""
 }
 
+func (x *MessageRecord) GetAlertId() string {
+	if x != nil {
+		return x.AlertId
+	}
+	return ""
+}
+
 var File_osprey_v1_message_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/sensor.proto\"\xda\x02\n" +
+	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/sensor.proto\"\xf5\x02\n" +
 	"\rMessageRecord\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -163,7 +172,8 @@ const file_osprey_v1_message_proto_rawDesc = "" +
 	"uploadedAt\x12\x12\n" +
 	"\x04node\x18\t \x01(\tR\x04node\x12\x18\n" +
 	"\averdict\x18\n" +
-	" \x01(\tR\averdictB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
+	" \x01(\tR\averdict\x12\x19\n" +
+	"\balert_id\x18\v \x01(\tR\aalertIdB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
 
 var (
 	file_osprey_v1_message_proto_rawDescOnce sync.Once
