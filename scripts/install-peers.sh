@@ -12,6 +12,10 @@ packages=(
   dovecot-pop3d    # POP3 server
   dnsutils         # dig
   chromium         # the web UI tests drive it with chromedp
+  clamav-daemon    # clamd, for the ClamAV engine test (the test writes its own signatures)
+  fetchmail        # the POP3 drain benchmark's reference
+  rsyslog          # a real syslog receiver for the SIEM export test
+  socat
   openssl
   ca-certificates
 )
