@@ -47,3 +47,44 @@ func ExampleSMTPLimits() {
 	// Output:
 	// 500 200 300
 }
+
+func ExampleRule() {
+	err := validate.Rule(&ospreyv1.Rule{
+		Kind:     ospreyv1.RuleKind_RULE_KIND_SHA1,
+		Value:    "d41d8cd98f00b204e9800998ecf8427e",
+		Severity: ospreyv1.Severity_SEVERITY_HIGH,
+	})
+	fmt.Println(err)
+	// Output:
+	// value: must be a SHA-1 digest: 40 hexadecimal digits
+}
+
+func ExampleCanonicalRuleValue() {
+	for _, v := range []struct {
+		kind  ospreyv1.RuleKind
+		value string
+	}{
+		{ospreyv1.RuleKind_RULE_KIND_URL, "HTTPS://Login.Example.COM:443/Reset"},
+		{ospreyv1.RuleKind_RULE_KIND_SENDER, "Billing@Bücher.de"},
+		{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, ".EXE"},
+	} {
+		c, err := validate.CanonicalRuleValue(v.kind, v.value)
+		fmt.Println(c, err)
+	}
+	// Output:
+	// https://login.example.com/Reset <nil>
+	// billing@xn--bcher-kva.de <nil>
+	// exe <nil>
+}
+
+func ExampleSyslogExport() {
+	err := validate.SyslogExport(&ospreyv1.SyslogExport{Enabled: true, Address: "siem.example.com", Facility: 30})
+	if errs, ok := validate.AsErrors(err); ok {
+		for _, e := range errs {
+			fmt.Printf("%s: %s\n", e.Field, e.Message)
+		}
+	}
+	// Output:
+	// address: must be host:port, such as siem.example.com:6514 or [2001:db8::1]:514
+	// facility: must be 0 (the default, 13) to 23
+}
