@@ -19,8 +19,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,7 @@ const password = "smtpingest bench password"
 func main() {
 	rounds := flag.Int("rounds", 3, "rounds per target and size")
 	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the osprey process, taken during its first 5 KB round, to this file")
 	flag.Parse()
 	work, err := os.MkdirTemp("", "smtpingest")
 	if err != nil {
@@ -47,7 +50,11 @@ func main() {
 	}
 	defer os.RemoveAll(work)
 
-	sensor, stopSensor, pid := startSensor(work)
+	pprofAddr := ""
+	if *cpuProfile != "" {
+		pprofAddr = freePort()
+	}
+	sensor, stopSensor, pid := startSensor(work, pprofAddr)
 	defer stopSensor()
 	pf, err := postfix.Start(filepath.Join(work, "postfix"), freePort(), map[string]string{
 		// Accept into the queue, fsynced, then throw away: Postfix's durable accept path.
@@ -82,7 +89,15 @@ func main() {
 		rates := map[string][]float64{}
 		for range *rounds {
 			for _, tg := range targets {
+				var profiled chan struct{}
+				if tg.addr == sensor && *cpuProfile != "" && len(rates[tg.name]) == 0 && sz == sizes[0] {
+					profiled = make(chan struct{})
+					go func() { defer close(profiled); profile(pprofAddr, *cpuProfile, 5*time.Second) }()
+				}
 				rates[tg.name] = append(rates[tg.name], drive(tg.addr, *sessions, sz.bytes, sz.messages))
+				if profiled != nil {
+					<-profiled
+				}
 			}
 		}
 		o, p, s := median(rates["osprey sensor"]), median(rates["postfix smtpd (queue)"]), median(rates["smtp-sink"])
@@ -107,7 +122,7 @@ var (
 )
 
 // startSensor runs `osprey dev` and enables its sensor's SMTP integration.
-func startSensor(work string) (addr string, stop func(), pid int) {
+func startSensor(work, pprofAddr string) (addr string, stop func(), pid int) {
 	bin := filepath.Join(work, "osprey")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput(); err != nil {
 		log.Fatalf("build: %v\n%s", err, out)
@@ -116,7 +131,7 @@ func startSensor(work string) (addr string, stop func(), pid int) {
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0",
-		"--bootstrap-admin-password", password, "--log-level", "warn")
+		"--bootstrap-admin-password", password, "--log-level", "warn", "--pprof-addr", pprofAddr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		log.Fatal(err)
@@ -157,6 +172,25 @@ func startSensor(work string) (addr string, stop func(), pid int) {
 	}
 	waitListen(addr)
 	return addr, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }, cmd.Process.Pid
+}
+
+// profile saves a CPU profile of the osprey process taken over d.
+func profile(pprofAddr, file string, d time.Duration) {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(d.Seconds())))
+	if err != nil {
+		log.Printf("cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		log.Printf("cpu profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		log.Printf("cpu profile: %v", err)
+	}
 }
 
 func freePort() string {

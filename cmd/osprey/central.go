@@ -29,7 +29,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs := newFlagSet(name, summary, stderr)
 	var opts central.Options
 	var etcdEndpoints, join stringList
-	var logFormat, logLevel string
+	var logFormat, logLevel, pprofAddr string
 	fs.StringVar(&opts.NodeName, "node-name", defaults.node, "this node's name in the cluster")
 	fs.StringVar(&opts.DataDir, "data-dir", defaults.dataDir, "directory for the embedded etcd and the node's local files")
 	fs.StringVar(&opts.HTTPAddr, "http-addr", defaults.httpAddr, "address of the REST API and web UI")
@@ -66,6 +66,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs.StringVar(&opts.BootstrapAdminPassword, "bootstrap-admin-password", "", "password of the first admin on a new cluster (generated when empty)")
 	fs.StringVar(&logFormat, "log-format", map[bool]string{true: "text", false: "json"}[dev], "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ profiling endpoints, unauthenticated: bind it to loopback (empty: off)")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -80,6 +81,13 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		return err
 	}
 	opts.Logger = logger
+	if pprofAddr != "" {
+		stop, err := startPprof(pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if !dev && !opts.Sensor {
 		opts.OnReady = func(r central.Ready) { printReady(stdout, r, dev) }
 		return central.Run(ctx, opts)

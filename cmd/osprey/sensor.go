@@ -16,7 +16,7 @@ import (
 func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sensor", "Run a Sensor: enroll with a Central Node cluster (first start), then run the\nconfiguration it pushes.", stderr)
 	var opts sensor.Options
-	var logFormat, logLevel string
+	var logFormat, logLevel, pprofAddr string
 	fs.StringVar(&opts.Central, "central", "", `gRPC address of the central nodes: "host:port", or "dns:///name:port" for every address of a name`)
 	fs.StringVar(&opts.JoinToken, "join-token", "", "join token from POST /api/v1/tokens (first start only)")
 	fs.StringVar(&opts.DataDir, "data-dir", "/var/lib/osprey-sensor", "directory for the identity, the applied configuration and the spool")
@@ -25,6 +25,7 @@ func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&opts.Hostname, "hostname", "", "name in SMTP greetings and Received headers (default: host name)")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ profiling endpoints, unauthenticated: bind it to loopback (empty: off)")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -34,6 +35,13 @@ func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	logger, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {
 		return err
+	}
+	if pprofAddr != "" {
+		stop, err := startPprof(pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return sensor.Run(ctx, sensorOptions(opts, logger, stdout))
 }
