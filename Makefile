@@ -16,6 +16,13 @@ help: ## list the targets
 build: ## build a static bin/osprey
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/osprey ./cmd/osprey
 
+# Image tag of make image and make deploy-test.
+IMAGE_TAG ?= latest
+
+.PHONY: image
+image: ## build the container images osprey and osprey-mailclient FROM scratch with the local Docker engine (IMAGE_TAG)
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' GO='$(GO)' ./deploy/image/build.sh $(IMAGE_TAG)
+
 .PHONY: peers
 peers: ## install the test peers (Debian packages) that are missing, where we can
 	@./scripts/install-peers.sh
