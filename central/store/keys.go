@@ -14,21 +14,36 @@ import (
 //	tenants/<tenant>/sensors/<id>/meta   ospreyv1.Sensor                  CreateSensor, UpdateSensor
 //	tenants/<tenant>/sensors/<id>/smtp   ospreyv1.SmtpIntegration         PutSMTP (absent = disabled, version 0)
 //	tenants/<tenant>/sensors/<id>/pop3   ospreyv1.Pop3Integration         PutPOP3 (absent = disabled, version 0)
+//	tenants/<tenant>/rules/<id>          ospreyv1.Rule                    CreateRule, UpdateRule, DeleteRule (followed by RuleCache)
+//	tenants/<tenant>/export              ospreyv1.SyslogExport            PutExport (absent = disabled, version 0; followed by ExportCache)
 //	sensor-tenant/<id>                   tenant id, plain text (index)    CreateSensor, in the txn that writes meta
 //	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser
 //	tokens/<id>                          ospreyv1.Token                   CreateToken, ConsumeJoinToken, DeleteToken
 //	status/<sensor id>                   ospreyv1.SensorRuntime, live     PutStatus, under the lease of the node holding the stream
 //	lastseen/<sensor id>                 ospreyv1.SensorRuntime, durable  PutStatus (durable), when a stream ends or a version is answered
-//	messages/<tenant>/<sensor>/<msg id>  ospreyv1.MessageRecord           RecordMessage (once per message id; expires with an hourly lease)
+//	messages/<tenant>/<sensor>/<msg id>  ospreyv1.MessageRecord           RecordScan (once per message id; expires with an hourly lease)
+//	alerts/<tenant>/<alert id>           ospreyv1.Alert                   RecordScan, in the txn of the message record; TrimAlerts deletes the oldest
 //	cluster/ca                           ospreyv1.ClusterCA               CreateClusterCA (once, on the first start of a cluster)
 //	cluster/pubkeys/<sha256 of SPKI>     sensor id, plain text            ClaimPublicKey (a key is enrolled at most once)
 //	cluster/nodes/<node name>            gossip address, plain text       PutNode (each central node, at every start)
+//	cluster/pop3-locks/<sha256>/<lease>  empty, under that session lease   central/mailboxlock (one POP3 poller per mailbox; sha256 of "user@server:port")
 //	cluster/...                          reserved: cluster coordination
 //
 // Values are protobuf messages in deterministic wire form, except the
 // sensor-tenant index, which holds the bare tenant id, and the plain-text
 // values of cluster/pubkeys/ and cluster/nodes/. A value's version is the
 // ModRevision of its key; a key that was never written has version 0.
+//
+// Alert ids start with the scan time (16 hex digits of Unix nanoseconds), so
+// the keys of a tenant's alerts sort by time: the oldest are a key range that
+// one DeleteRange removes (retention), and a page of the newest is one
+// descending range read. Alerts carry no lease: etcd renews every lease to its
+// full TTL when the leader changes, which would keep a 30-day lease alive for
+// ever in a cluster that restarts weekly; see alerts.go.
+//
+// Rules and the export live under tenants/<tenant>/, beside the sensors, so a
+// tenant's configuration stays under one prefix; the caches follow them with
+// one watch of tenants/ and skip the other keys.
 //
 // Everything one sensor's configuration push needs lives under the single
 // prefix tenants/<tenant>/sensors/<id>/, so one range read is a consistent
@@ -47,6 +62,7 @@ const (
 	usersPrefix        = rootPrefix + "users/"
 	tokensPrefix       = rootPrefix + "tokens/"
 	messagesPrefix     = rootPrefix + "messages/"
+	alertsPrefix       = rootPrefix + "alerts/"
 	statusPrefix       = rootPrefix + "status/"
 	lastSeenPrefix     = rootPrefix + "lastseen/"
 	clusterCAKey       = rootPrefix + "cluster/ca"
@@ -197,4 +213,60 @@ func nodeKey(name string) string {
 
 func messageKey(tenant, sensorID, messageID string) string {
 	return messagesPrefix + tenant + "/" + sensorID + "/" + messageID
+}
+
+func messagesTenantPrefix(tenant string) string {
+	return messagesPrefix + tenant + "/"
+}
+
+func messagesSensorPrefix(tenant, sensorID string) string {
+	return messagesTenantPrefix(tenant) + sensorID + "/"
+}
+
+// tenantRulesPrefix is the prefix of every rule of one tenant.
+func tenantRulesPrefix(tenant string) string {
+	return tenantsPrefix + tenant + "/rules/"
+}
+
+func ruleKey(tenant, id string) string {
+	return tenantRulesPrefix(tenant) + id
+}
+
+// parseRuleKey splits a tenants/<tenant>/rules/<id> key.
+func parseRuleKey(key string) (tenant, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, tenantsPrefix)
+	if !ok {
+		return "", "", false
+	}
+	f := strings.Split(rest, "/")
+	if len(f) != 3 || f[1] != "rules" || !validID(f[0]) || !validID(f[2]) {
+		return "", "", false
+	}
+	return f[0], f[2], true
+}
+
+func exportKey(tenant string) string {
+	return tenantsPrefix + tenant + "/export"
+}
+
+// parseExportKey returns the tenant of a tenants/<tenant>/export key.
+func parseExportKey(key string) (tenant string, ok bool) {
+	rest, ok := strings.CutPrefix(key, tenantsPrefix)
+	if !ok {
+		return "", false
+	}
+	tenant, ok = strings.CutSuffix(rest, "/export")
+	if !ok || !validID(tenant) {
+		return "", false
+	}
+	return tenant, true
+}
+
+// tenantAlertsPrefix is the prefix of every alert of one tenant.
+func tenantAlertsPrefix(tenant string) string {
+	return alertsPrefix + tenant + "/"
+}
+
+func alertKey(tenant, id string) string {
+	return tenantAlertsPrefix(tenant) + id
 }

@@ -26,51 +26,6 @@ type messageLeases struct {
 	expiry time.Time
 }
 
-// RecordMessage stores the record of an uploaded message unless one with the
-// same sensor and message id exists. It returns the stored record and whether
-// it was there before (a duplicate upload). The sensor's tenant comes from
-// the record; scope must allow it.
-func (s *Store) RecordMessage(ctx context.Context, scope Scope, rec *ospreyv1.MessageRecord, now time.Time) (*ospreyv1.MessageRecord, bool, error) {
-	if err := scope.check(); err != nil {
-		return nil, false, err
-	}
-	if !scope.allows(rec.GetTenant()) {
-		return nil, false, fmt.Errorf("message of tenant %q: %w", rec.GetTenant(), ErrForbidden)
-	}
-	for kind, id := range map[string]string{"tenant": rec.GetTenant(), "sensor": rec.GetSensorId(), "message": rec.GetMessageId()} {
-		if err := checkID(kind, id); err != nil {
-			return nil, false, err
-		}
-	}
-	lease, err := s.messageLease(ctx, now)
-	if err != nil {
-		return nil, false, err
-	}
-	b, err := encode(rec)
-	if err != nil {
-		return nil, false, err
-	}
-	key := messageKey(rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId())
-	resp, err := s.cli.Txn(ctx).If(absent(key)).
-		Then(clientv3.OpPut(key, string(b), clientv3.WithLease(lease))).
-		Else(clientv3.OpGet(key)).Commit()
-	if err != nil {
-		return nil, false, etcdErr("txn", key, err)
-	}
-	if resp.Succeeded {
-		return rec, false, nil
-	}
-	kvs := resp.Responses[0].GetResponseRange().GetKvs()
-	if len(kvs) == 0 {
-		return nil, false, fmt.Errorf("message %s: vanished while read", key)
-	}
-	prev := &ospreyv1.MessageRecord{}
-	if err := decode(kvs[0], prev); err != nil {
-		return nil, false, err
-	}
-	return prev, true, nil
-}
-
 // GetMessage returns the record of an uploaded message.
 func (s *Store) GetMessage(ctx context.Context, scope Scope, tenant, sensorID, messageID string) (*ospreyv1.MessageRecord, error) {
 	if err := scope.check(); err != nil {

@@ -14,6 +14,8 @@ func validateSMTP(m *ospreyv1.SmtpIntegration) error { return validate.SMTPInteg
 func validatePOP3(m *ospreyv1.Pop3Integration) error { return validate.POP3Integration(m) }
 func validateUser(m *ospreyv1.User) error            { return validate.User(m) }
 func validateToken(m *ospreyv1.Token) error          { return validate.Token(m) }
+func validateRule(m *ospreyv1.Rule) error            { return validate.Rule(m) }
+func validateExport(m *ospreyv1.SyslogExport) error  { return validate.SyslogExport(m) }
 
 // fieldError is a validation error the store finds itself: a rule that needs
 // the stored state (a sensor cannot change tenant).
