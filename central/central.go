@@ -141,6 +141,10 @@ type Ready struct {
 	LocalSensorJoinToken string
 	// EtcdEndpoints are the embedded etcd member's client URLs (none with an external etcd).
 	EtcdEndpoints []string
+	// Etcd is the node's etcd client, usable until Run returns; the node's
+	// own Sensor component locks its POP3 mailboxes with it
+	// (central/mailboxlock).
+	Etcd *clientv3.Client
 	// LocalSensorID is the id of the node's own Sensor component, in dev
 	// and with --sensor.
 	LocalSensorID string
@@ -399,6 +403,7 @@ func Run(ctx context.Context, opts Options) error {
 	ready := n.ready
 	ready.HTTPURL = httpURL
 	ready.GRPCAddr = advertised(grpcLn.Addr())
+	ready.Etcd = cli
 	if embedded != nil {
 		ready.EtcdEndpoints = embedded.Endpoints()
 	}

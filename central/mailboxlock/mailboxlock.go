@@ -61,6 +61,9 @@ const (
 	DefaultRetryInterval = 5 * time.Second
 )
 
+// unlockTimeout bounds a release.
+const unlockTimeout = 3 * time.Second
+
 // Options configure a Locker.
 type Options struct {
 	// Client reaches etcd. Required.
@@ -210,7 +213,8 @@ func (l *Locker) unlock(s *concurrency.Session, m *concurrency.Mutex, mailbox, k
 		return // the key went with the lease
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.TTL)
+	// Bounded, as shutdown is: should it fail, the key goes with the lease.
+	ctx, cancel := context.WithTimeout(context.Background(), min(l.opts.TTL, unlockTimeout))
 	defer cancel()
 	if err := m.Unlock(ctx); err != nil {
 		// The key expires with the session's lease at the latest.

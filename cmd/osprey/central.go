@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/central/mailboxlock"
 	"github.com/ospreysec/osprey/sensor"
 )
 
@@ -105,11 +106,19 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	g.Go(func() error {
 		select {
 		case r := <-readyc:
+			// Central nodes that share a POP3 configuration poll each
+			// mailbox from one node at a time.
+			lock, err := mailboxlock.New(mailboxlock.Options{Client: r.Etcd, Node: opts.NodeName, Logger: logger})
+			if err != nil {
+				return err
+			}
+			defer lock.Close()
 			return sensor.Run(gctx, sensorOptions(sensor.Options{
-				Central:   r.GRPCAddr,
-				JoinToken: r.LocalSensorJoinToken,
-				DataDir:   filepath.Join(opts.DataDir, "sensor"),
-				Name:      opts.NodeName,
+				Central:     r.GRPCAddr,
+				JoinToken:   r.LocalSensorJoinToken,
+				DataDir:     filepath.Join(opts.DataDir, "sensor"),
+				Name:        opts.NodeName,
+				MailboxLock: lock,
 			}, logger, stdout))
 		case <-gctx.Done():
 			return nil
