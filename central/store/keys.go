@@ -27,7 +27,6 @@ import (
 //	cluster/pubkeys/<sha256 of SPKI>     sensor id, plain text            ClaimPublicKey (a key is enrolled at most once)
 //	cluster/nodes/<node name>            gossip address, plain text       PutNode (each central node, at every start)
 //	cluster/pop3-locks/<sha256>/<lease>  empty, under that session lease   central/mailboxlock (one POP3 poller per mailbox; sha256 of "user@server:port")
-//	cluster/pop3-locks/<sha256>/<lease>  empty, under that session lease   central/mailboxlock (one POP3 poller per mailbox; sha256 of "user@server:port")
 //	cluster/...                          reserved: cluster coordination
 //
 // Values are protobuf messages in deterministic wire form, except the
