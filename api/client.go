@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -370,6 +371,215 @@ func (c *Client) Nodes(ctx context.Context) (*NodeList, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Rules lists a tenant's rules, enabled and disabled, by id.
+func (c *Client) Rules(ctx context.Context, tenant string) ([]Rule, error) {
+	p, err := tenantPath(tenant, "rules")
+	if err != nil {
+		return nil, err
+	}
+	var out RuleList
+	if _, err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Rules, nil
+}
+
+// Rule returns one rule of a tenant; its Version is for a later UpdateRule or DeleteRule.
+func (c *Client) Rule(ctx context.Context, tenant, id string) (*Rule, error) {
+	p, err := rulePath(tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	var out Rule
+	if _, err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateRule creates a rule in tenant (an id is generated when r.ID is empty) and returns it
+// as stored, its value in canonical form.
+func (c *Client) CreateRule(ctx context.Context, tenant string, r Rule) (*Rule, error) {
+	p, err := tenantPath(tenant, "rules")
+	if err != nil {
+		return nil, err
+	}
+	var out Rule
+	if _, err := c.do(ctx, http.MethodPost, p, nil, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateRule replaces the rule r.ID of tenant and returns it as stored. If version is not 0,
+// the write happens only if the stored version is still version; otherwise it fails with an
+// *Error of status 409.
+func (c *Client) UpdateRule(ctx context.Context, tenant string, r Rule, version int64) (*Rule, error) {
+	p, err := rulePath(tenant, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	h, err := ifMatch(version)
+	if err != nil {
+		return nil, err
+	}
+	var out Rule
+	if _, err := c.do(ctx, http.MethodPut, p, h, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteRule deletes a rule of tenant. Version works as in UpdateRule.
+func (c *Client) DeleteRule(ctx context.Context, tenant, id string, version int64) error {
+	p, err := rulePath(tenant, id)
+	if err != nil {
+		return err
+	}
+	h, err := ifMatch(version)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, http.MethodDelete, p, h, nil, nil)
+	return err
+}
+
+// Alerts returns one page of the alerts q selects, newest first. Pass the page's
+// NextPageToken as q.PageToken for the next one, until it is empty.
+func (c *Client) Alerts(ctx context.Context, q AlertQuery) (*AlertList, error) {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("tenant", q.Tenant)
+	set("severity", string(q.Severity))
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	set("sensor", q.Sensor)
+	set("q", q.Q)
+	set("page_token", q.PageToken)
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out AlertList
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/api/v1/alerts", v), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Alert returns one alert. tenant may be empty: the server then looks in every tenant the
+// caller may see.
+func (c *Client) Alert(ctx context.Context, tenant, id string) (*Alert, error) {
+	if id == "" || id == "." || id == ".." {
+		return nil, fmt.Errorf("api: invalid alert id %q", id)
+	}
+	v := url.Values{}
+	if tenant != "" {
+		v.Set("tenant", tenant)
+	}
+	var out Alert
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/api/v1/alerts/"+url.PathEscape(id), v), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Messages returns one page of the records of uploaded messages q selects. Pass the page's
+// NextPageToken as q.PageToken for the next one, until it is empty.
+func (c *Client) Messages(ctx context.Context, q MessageQuery) (*MessageList, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"tenant": q.Tenant, "sensor": q.Sensor, "page_token": q.PageToken} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out MessageList
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/api/v1/messages", v), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Export returns a tenant's syslog export and its version, for a later PutExport.
+func (c *Client) Export(ctx context.Context, tenant string) (*SyslogExport, int64, error) {
+	p, err := tenantPath(tenant, "export")
+	if err != nil {
+		return nil, 0, err
+	}
+	var out SyslogExport
+	resp, err := c.do(ctx, http.MethodGet, p, nil, nil, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := responseVersion(resp)
+	return &out, v, err
+}
+
+// PutExport replaces a tenant's syslog export and returns it as stored, with its new version.
+// Version works as in UpdateRule.
+func (c *Client) PutExport(ctx context.Context, tenant string, e *SyslogExport, version int64) (*SyslogExport, int64, error) {
+	p, err := tenantPath(tenant, "export")
+	if err != nil {
+		return nil, 0, err
+	}
+	h, err := ifMatch(version)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out SyslogExport
+	resp, err := c.do(ctx, http.MethodPut, p, h, e, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := responseVersion(resp)
+	return &out, v, err
+}
+
+// ifMatch returns the If-Match header of a conditional write, or none for version 0.
+func ifMatch(version int64) (http.Header, error) {
+	if version < 0 {
+		return nil, fmt.Errorf("api: negative version %d", version)
+	}
+	h := http.Header{}
+	if version != 0 {
+		h.Set("If-Match", FormatETag(version))
+	}
+	return h, nil
+}
+
+func withQuery(path string, v url.Values) string {
+	if len(v) == 0 {
+		return path
+	}
+	return path + "?" + v.Encode()
+}
+
+// tenantPath returns the escaped path of a tenant's sub-resource.
+func tenantPath(tenant, sub string) (string, error) {
+	if tenant == "" || tenant == "." || tenant == ".." {
+		return "", fmt.Errorf("api: invalid tenant %q", tenant)
+	}
+	return "/api/v1/tenants/" + url.PathEscape(tenant) + "/" + sub, nil
+}
+
+func rulePath(tenant, id string) (string, error) {
+	p, err := tenantPath(tenant, "rules")
+	if err != nil {
+		return "", err
+	}
+	if id == "" || id == "." || id == ".." {
+		return "", fmt.Errorf("api: invalid rule id %q", id)
+	}
+	return p + "/" + url.PathEscape(id), nil
 }
 
 // sensorPath returns the escaped path of a sensor, or of one of its sub-resources.

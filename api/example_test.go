@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"time"
 
 	"github.com/ospreysec/osprey/api"
 )
@@ -192,4 +193,40 @@ func ExampleClient_Nodes() {
 	// n2 dead false
 	// n3 alive true
 	// smtp.osprey.example.com. A [10.0.0.1 10.0.0.3]
+}
+
+// ExampleClient_Alerts reads every high or critical alert of the last day, a page at a time.
+func ExampleClient_Alerts() {
+	pages := map[string]api.AlertList{
+		"": {Alerts: []api.Alert{{ID: "1890c5e1a2b3c4d5-00000000000000aa", Severity: api.SeverityCritical,
+			Headers: &api.HeaderSummary{Subject: "Invoice"}}}, NextPageToken: "p2"},
+		"p2": {Alerts: []api.Alert{{ID: "1890c5e1a2b3c4d4-00000000000000bb", Severity: api.SeverityHigh,
+			Headers: &api.HeaderSummary{Subject: "Payroll"}}}},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(pages[r.URL.Query().Get("page_token")])
+	}))
+	defer srv.Close()
+
+	c, err := api.NewClient(api.Config{Address: srv.URL, Username: "admin", Password: "secret"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	q := api.AlertQuery{Severity: api.SeverityHigh, Since: time.Now().Add(-24 * time.Hour)}
+	for {
+		page, err := c.Alerts(context.Background(), q)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, a := range page.Alerts {
+			fmt.Println(a.Severity, a.Headers.Subject)
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		q.PageToken = page.NextPageToken
+	}
+	// Output:
+	// critical Invoice
+	// high Payroll
 }

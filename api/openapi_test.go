@@ -81,12 +81,19 @@ func TestOpenAPIRoutes(t *testing.T) {
 		t.Errorf("openapi: got %q, want 3.0.3", s.OpenAPI)
 	}
 	want := []string{
+		"DELETE /api/v1/tenants/{tenant}/rules/{id}",
+		"GET /api/v1/alerts",
+		"GET /api/v1/alerts/{id}",
+		"GET /api/v1/messages",
 		"GET /api/v1/nodes",
 		"GET /api/v1/sensors",
 		"GET /api/v1/sensors/{id}",
 		"GET /api/v1/sensors/{id}/pop3",
 		"GET /api/v1/sensors/{id}/smtp",
 		"GET /api/v1/tenants",
+		"GET /api/v1/tenants/{tenant}/export",
+		"GET /api/v1/tenants/{tenant}/rules",
+		"GET /api/v1/tenants/{tenant}/rules/{id}",
 		"GET /api/v1/users",
 		"GET /healthz",
 		"GET /metrics",
@@ -94,10 +101,13 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"POST /api/v1/sensors/{id}/approve",
 		"POST /api/v1/sensors/{id}/revoke",
 		"POST /api/v1/tenants",
+		"POST /api/v1/tenants/{tenant}/rules",
 		"POST /api/v1/tokens",
 		"POST /api/v1/users",
 		"PUT /api/v1/sensors/{id}/pop3",
 		"PUT /api/v1/sensors/{id}/smtp",
+		"PUT /api/v1/tenants/{tenant}/export",
+		"PUT /api/v1/tenants/{tenant}/rules/{id}",
 		"PUT /api/v1/tenants/{tenant}/smtp",
 	}
 	if diff := cmp.Diff(want, s.routes()); diff != "" {
@@ -224,6 +234,17 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"DNSRecord", DNSRecord{}, false},
 		{"ClusterDNS", ClusterDNS{}, false},
 		{"NodeList", NodeList{}, false},
+		{"Rule", Rule{}, true},
+		{"RuleList", RuleList{}, false},
+		{"Envelope", Envelope{}, false},
+		{"HeaderSummary", HeaderSummary{}, false},
+		{"Match", Match{}, false},
+		{"Attachment", Attachment{}, false},
+		{"Alert", Alert{}, false},
+		{"AlertList", AlertList{}, false},
+		{"MessageRecord", MessageRecord{}, false},
+		{"MessageList", MessageList{}, false},
+		{"SyslogExport", SyslogExport{}, true},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -248,7 +269,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		})
 	}
 	for name := range s.Components.Schemas {
-		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health", "NodeState", "NodeRole"}, name) {
+		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health", "NodeState", "NodeRole", "Severity", "RuleKind", "MailSource"}, name) {
 			t.Errorf("schema %s has no Go type in this test", name)
 		}
 	}
@@ -268,6 +289,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"POP3Integration", "password_set"},
 		{"Tenant", "created_at"},
 		{"User", "created_at"},
+		{"Rule", "tenant"},
+		{"Rule", "created_at"},
+		{"Rule", "version"},
 	} {
 		if !s.Components.Schemas[f.schema].Properties[f.field].ReadOnly {
 			t.Errorf("%s.%s: not readOnly", f.schema, f.field)
@@ -293,7 +317,8 @@ func jsonFields(t reflect.Type) []string {
 // create something, 200 for the rest.
 func TestOpenAPIStatusCodes(t *testing.T) {
 	s := loadSpec(t)
-	created := map[string]bool{"POST /api/v1/tenants": true, "POST /api/v1/users": true, "POST /api/v1/tokens": true}
+	created := map[string]bool{"POST /api/v1/tenants": true, "POST /api/v1/users": true, "POST /api/v1/tokens": true,
+		"POST /api/v1/tenants/{tenant}/rules": true}
 	for route, op := range s.ops {
 		want := []string{"200"}
 		if created[route] {

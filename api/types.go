@@ -354,3 +354,223 @@ type NodeList struct {
 	Nodes []Node     `json:"nodes"`
 	DNS   ClusterDNS `json:"dns"`
 }
+
+// Severity is how serious a rule's match, or an alert, is.
+type Severity string
+
+// The severities, lowest first.
+const (
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// RuleKind says what a rule's value is compared with.
+type RuleKind string
+
+// The kinds of rule.
+const (
+	// RuleSHA256, RuleSHA1 and RuleMD5 match the hex digest of an attachment or archive member.
+	RuleSHA256 RuleKind = "sha256"
+	RuleSHA1   RuleKind = "sha1"
+	RuleMD5    RuleKind = "md5"
+	// RuleSender matches a sender address (envelope MAIL FROM or header From).
+	RuleSender RuleKind = "sender"
+	// RuleSenderDomain matches a sender domain and its subdomains.
+	RuleSenderDomain RuleKind = "sender_domain"
+	// RuleURL matches a URL found in a body (scheme and host compared without case).
+	RuleURL RuleKind = "url"
+	// RuleURLHost matches the host of a URL found in a body, and its subdomains.
+	RuleURLHost RuleKind = "url_host"
+	// RuleAttachmentName matches attachment and archive member names with a glob (path.Match).
+	RuleAttachmentName RuleKind = "attachment_name"
+	// RuleAttachmentExtension matches a file extension, without the dot.
+	RuleAttachmentExtension RuleKind = "attachment_extension"
+)
+
+// Rule is an indicator of compromise of a tenant, matched against every scanned message.
+type Rule struct {
+	// ID is the rule's id; a create without one gets a generated id.
+	ID string `json:"id,omitempty"`
+	// Tenant is set by the server, from the path.
+	Tenant string   `json:"tenant,omitempty"`
+	Kind   RuleKind `json:"kind"`
+	// Value is what to match; the server stores it in canonical form (hex digests and
+	// addresses lower-cased, domains as IDNA A-labels, URLs with scheme and host
+	// lower-cased and the default port dropped).
+	Value       string   `json:"value"`
+	Severity    Severity `json:"severity"`
+	Description string   `json:"description,omitempty"`
+	// Disabled rules are kept but not matched.
+	Disabled bool `json:"disabled,omitempty"`
+	// CreatedAt is set by the server.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	// Version is the rule's version, set by the server (the same as its ETag).
+	Version int64 `json:"version,omitempty"`
+}
+
+// RuleList is the body of GET /api/v1/tenants/{tenant}/rules.
+type RuleList struct {
+	Rules []Rule `json:"rules"`
+}
+
+// MailSource is how a sensor took a message in.
+type MailSource string
+
+// The mail sources.
+const (
+	SourceSMTP MailSource = "smtp"
+	SourcePOP3 MailSource = "pop3"
+)
+
+// Envelope is what a sensor knows of a message besides its bytes.
+type Envelope struct {
+	MailFrom   string    `json:"mail_from"`
+	RcptTo     []string  `json:"rcpt_to"`
+	ClientAddr string    `json:"client_addr,omitempty"`
+	Helo       string    `json:"helo,omitempty"`
+	TLS        bool      `json:"tls,omitempty"`
+	ReceivedAt time.Time `json:"received_at,omitzero"`
+	// Mailbox names the POP3 mailbox (user@server) a polled message came from.
+	Mailbox string `json:"mailbox,omitempty"`
+}
+
+// HeaderSummary is what an alert keeps of a message's headers.
+type HeaderSummary struct {
+	From      string    `json:"from,omitempty"`
+	To        []string  `json:"to,omitempty"`
+	Cc        []string  `json:"cc,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
+	MessageID string    `json:"message_id,omitempty"`
+	Date      time.Time `json:"date,omitzero"`
+	// Received is the Received chain, newest first.
+	Received              []string `json:"received,omitempty"`
+	AuthenticationResults []string `json:"authentication_results,omitempty"`
+}
+
+// Match is one engine's finding in a scanned message.
+type Match struct {
+	// Engine is "ioc", "eicar", "clamav" or "structure".
+	Engine string `json:"engine"`
+	// RuleID is the matched rule's id (ioc) or the signature's name.
+	RuleID   string   `json:"rule_id,omitempty"`
+	Severity Severity `json:"severity"`
+	// What says what matched, for people.
+	What string `json:"what,omitempty"`
+	// Part says where in the message: "attachment invoice.zip > a.exe".
+	Part string `json:"part,omitempty"`
+}
+
+// Attachment is one attachment or archive member of a scanned message.
+type Attachment struct {
+	// Path names the part through its containers: "report.zip/inner/a.exe".
+	Path         string `json:"path"`
+	Filename     string `json:"filename,omitempty"`
+	DeclaredType string `json:"declared_type,omitempty"`
+	DetectedType string `json:"detected_type,omitempty"`
+	Size         int64  `json:"size"`
+	SHA256       string `json:"sha256,omitempty"`
+	SHA1         string `json:"sha1,omitempty"`
+	MD5          string `json:"md5,omitempty"`
+}
+
+// Alert is raised once for each scanned message with at least one match.
+type Alert struct {
+	// ID sorts by time: 16 hex digits of the scan time in Unix nanoseconds, "-", 16 hex digits.
+	ID          string         `json:"id"`
+	Tenant      string         `json:"tenant"`
+	SensorID    string         `json:"sensor_id"`
+	MessageID   string         `json:"message_id"`
+	Source      MailSource     `json:"source,omitempty"`
+	Envelope    *Envelope      `json:"envelope,omitempty"`
+	Headers     *HeaderSummary `json:"headers,omitempty"`
+	Severity    Severity       `json:"severity"`
+	Matches     []Match        `json:"matches"`
+	Attachments []Attachment   `json:"attachments"`
+	CreatedAt   time.Time      `json:"created_at,omitzero"`
+	// Node is the central node that scanned the message.
+	Node    string `json:"node,omitempty"`
+	Verdict string `json:"verdict"`
+	Size    int64  `json:"size"`
+	// SHA256 is the hex SHA-256 of the raw message.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// AlertList is the body of GET /api/v1/alerts: one page, newest first.
+type AlertList struct {
+	Alerts []Alert `json:"alerts"`
+	// NextPageToken asks for the next page (page_token); empty on the last page. A page may
+	// hold fewer alerts than the limit and still have a next one.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// AlertQuery selects alerts; zero fields select everything.
+type AlertQuery struct {
+	// Tenant restricts the list to one tenant.
+	Tenant string
+	// Severity is the lowest severity listed.
+	Severity Severity
+	// Since lists alerts raised at or after it.
+	Since time.Time
+	// Sensor lists one sensor's alerts.
+	Sensor string
+	// Q is text that must occur, ignoring case, in the subject, From, To, Cc, envelope sender or
+	// recipients, attachment names, or the matches' rule ids and descriptions.
+	Q string
+	// PageToken continues from a previous page's NextPageToken.
+	PageToken string
+	// Limit is the page size: 0 means 50; at most 500.
+	Limit int
+}
+
+// MessageRecord is the central's record of one uploaded message.
+type MessageRecord struct {
+	MessageID string     `json:"message_id"`
+	SensorID  string     `json:"sensor_id"`
+	Tenant    string     `json:"tenant"`
+	Source    MailSource `json:"source,omitempty"`
+	Envelope  *Envelope  `json:"envelope,omitempty"`
+	Size      int64      `json:"size"`
+	// SHA256 is the hex SHA-256 of the raw message.
+	SHA256     string    `json:"sha256,omitempty"`
+	UploadedAt time.Time `json:"uploaded_at,omitzero"`
+	// Node is the central node that took the upload.
+	Node    string `json:"node,omitempty"`
+	Verdict string `json:"verdict"`
+	// AlertID is the alert raised for the message, if any.
+	AlertID string `json:"alert_id,omitempty"`
+}
+
+// MessageList is the body of GET /api/v1/messages: one page, by tenant, sensor and message id.
+type MessageList struct {
+	Messages []MessageRecord `json:"messages"`
+	// NextPageToken asks for the next page (page_token); empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// MessageQuery selects message records; zero fields select everything.
+type MessageQuery struct {
+	Tenant    string
+	Sensor    string
+	PageToken string
+	// Limit is the page size: 0 means 50; at most 500.
+	Limit int
+}
+
+// SyslogExport sends a tenant's alerts to a SIEM: syslog (RFC 5424, octet-counted framing of
+// RFC 6587) over TCP or TLS, in CEF.
+type SyslogExport struct {
+	Enabled bool `json:"enabled"`
+	// Address is host:port of the syslog receiver.
+	Address string `json:"address"`
+	// TLS turns on TLS, verified against the system roots plus CAPEM.
+	TLS   bool   `json:"tls"`
+	CAPEM string `json:"ca_pem,omitempty"`
+	// ServerName overrides the name checked in the receiver's certificate.
+	ServerName string `json:"server_name,omitempty"`
+	// Facility is the syslog facility, 0 to 23; 0 means 13 (log audit).
+	Facility uint32 `json:"facility"`
+	// AppName is the RFC 5424 APP-NAME; empty means "osprey".
+	AppName string `json:"app_name,omitempty"`
+}
