@@ -135,6 +135,10 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer sp.Close()
+	if err := reg.Register(spool.NewCollector(sp)); err != nil {
+		return fmt.Errorf("register spool metrics: %w", err)
+	}
+	defer reg.Unregister(spool.NewCollector(sp))
 	smtp := smtpd.New(smtpd.Options{
 		Spool:      sp,
 		Hostname:   opts.Hostname,

@@ -6,17 +6,25 @@
 //     message before the 250): the durable reference;
 //   - Postfix's smtp-sink, which keeps nothing: the ceiling of the load tool.
 //
-// The sensor is the one `osprey dev` runs (its central takes the uploads in
-// the same process, on the same two cores). Each target is driven in turn,
-// rounds interleaved, and the median of the rounds is reported, with the
-// sensor's peak RSS.
+// By default (-topology split) the central and the sensor are two
+// processes, `osprey central` and `osprey sensor`, as they are deployed on
+// different hosts; the sensor is driven twice, with its uploads going on
+// (the central competes for the same two cores) and with the central
+// stopped by SIGSTOP for the round (the sensor alone, as when the central
+// nodes run on other hosts; its uploads catch up after the round). Between
+// targets the bench waits until the sensor's spool has drained, so no
+// upload backlog takes CPU from the next target. -topology dev runs
+// `osprey dev`, central and sensor in one process. Each target is driven in
+// turn, rounds interleaved, and the median of the rounds is reported, with
+// the sensor's peak RSS.
 //
-// Usage (as root, with postfix installed): go run ./bench/smtpingest -rounds 3
+// Usage (as root, with postfix installed): go run ./bench/smtpingest -rounds 5
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -42,6 +50,7 @@ const password = "smtpingest bench password"
 func main() {
 	rounds := flag.Int("rounds", 3, "rounds per target and size")
 	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s)")
+	topology := flag.String("topology", "split", `"split": osprey central and osprey sensor in two processes; "dev": osprey dev, both in one`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the osprey process, taken during its first 5 KB round, to this file")
 	flag.Parse()
 	work, err := os.MkdirTemp("", "smtpingest")
@@ -54,8 +63,8 @@ func main() {
 	if *cpuProfile != "" {
 		pprofAddr = freePort()
 	}
-	sensor, stopSensor, pid := startSensor(work, pprofAddr)
-	defer stopSensor()
+	o := startOsprey(work, *topology, pprofAddr)
+	defer o.stop()
 	pf, err := postfix.Start(filepath.Join(work, "postfix"), freePort(), map[string]string{
 		// Accept into the queue, fsynced, then throw away: Postfix's durable accept path.
 		"default_transport":                   "discard",
@@ -81,29 +90,60 @@ func main() {
 		bytes, messages int
 	}
 	sizes := []size{{5 << 10, 20000}, {100 << 10, 5000}}
-	targets := []struct{ name, addr string }{{"osprey sensor", sensor}, {"postfix smtpd (queue)", pf.Addr}, {"smtp-sink", sinkAddr}}
-	fmt.Printf("smtp-source -s %d, %d rounds each, medians (msg/s accepted with 250)\n\n", *sessions, *rounds)
-	fmt.Println("| message size | messages | osprey sensor | postfix smtpd (queue) | smtp-sink | sensor / postfix | sensor / sink |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
+	type target struct {
+		name, addr string
+		pause      bool // SIGSTOP the central during the round (split topology)
+	}
+	targets := []target{{"sensor", o.smtpAddr, false}}
+	if *topology == "split" {
+		targets = append(targets, target{"sensor, central paused", o.smtpAddr, true})
+	}
+	targets = append(targets, target{"postfix smtpd (queue)", pf.Addr, false}, target{"smtp-sink", sinkAddr, false})
+	fmt.Printf("topology %s, smtp-source -s %d, %d rounds each, medians (msg/s accepted with 250)\n\n", *topology, *sessions, *rounds)
+	header, rule := "| message size | messages |", "|---:|---:|"
+	for _, tg := range targets {
+		header += " " + tg.name + " |"
+		rule += "---:|"
+	}
+	fmt.Println(header + " sensor / postfix | sensor / sink |")
+	fmt.Println(rule + "---:|---:|")
 	for _, sz := range sizes {
 		rates := map[string][]float64{}
 		for range *rounds {
 			for _, tg := range targets {
 				var profiled chan struct{}
-				if tg.addr == sensor && *cpuProfile != "" && len(rates[tg.name]) == 0 && sz == sizes[0] {
+				if tg.addr == o.smtpAddr && *cpuProfile != "" && len(rates[tg.name]) == 0 && sz == sizes[0] {
 					profiled = make(chan struct{})
 					go func() { defer close(profiled); profile(pprofAddr, *cpuProfile, 5*time.Second) }()
 				}
+				if tg.pause {
+					o.pauseCentral(true)
+				}
 				rates[tg.name] = append(rates[tg.name], drive(tg.addr, *sessions, sz.bytes, sz.messages))
+				if tg.pause {
+					o.pauseCentral(false)
+				}
 				if profiled != nil {
 					<-profiled
 				}
+				// The next target starts with no upload backlog taking CPU.
+				o.drained()
 			}
 		}
-		o, p, s := median(rates["osprey sensor"]), median(rates["postfix smtpd (queue)"]), median(rates["smtp-sink"])
-		fmt.Printf("| %d KB | %d | %.0f | %.0f | %.0f | %.2f | %.2f |\n", sz.bytes>>10, sz.messages, o, p, s, o/p, o/s)
+		line := fmt.Sprintf("| %d KB | %d |", sz.bytes>>10, sz.messages)
+		for _, tg := range targets {
+			line += fmt.Sprintf(" %.0f |", median(rates[tg.name]))
+		}
+		best := median(rates[targets[len(targets)-3].name])
+		p, sk := median(rates["postfix smtpd (queue)"]), median(rates["smtp-sink"])
+		fmt.Printf("%s %.2f | %.2f |\n", line, best/p, best/sk)
 	}
-	fmt.Printf("\nsensor (osprey dev process) peak RSS: %d MB\n", peakRSS(pid)>>10)
+	what := "osprey dev process"
+	if *topology == "split" {
+		what = "osprey sensor process"
+	}
+	fmt.Printf("\nsensor (%s) peak RSS: %d MB\n", what, peakRSS(o.sensorPID)>>10)
+	fmt.Println("the ratios are of the last sensor column (central paused in the split topology)")
 }
 
 // drive runs smtp-source against addr and returns messages per second.
@@ -118,20 +158,150 @@ func drive(addr string, sessions, size, messages int) float64 {
 }
 
 var (
-	apiLine = regexp.MustCompile(`API:\s+(https?://\S+)/api/v1`)
+	apiLine      = regexp.MustCompile(`API:\s+(https?://\S+)/api/v1`)
+	grpcLine     = regexp.MustCompile(`Sensors connect:\s+(\S+)`)
+	enrolledLine = regexp.MustCompile(`Enrolled as sensor (\S+) in tenant`)
 )
 
-// startSensor runs `osprey dev` and enables its sensor's SMTP integration.
-func startSensor(work, pprofAddr string) (addr string, stop func(), pid int) {
+// osprey is the system under test: the sensor's SMTP address, the process
+// whose RSS is reported, and a way to wait until the sensor has uploaded
+// everything it spooled.
+type osprey struct {
+	smtpAddr   string
+	sensorPID  int
+	centralPID int    // 0 in the dev topology, where the central is the sensor's process
+	metrics    string // the sensor's /metrics URL (split topology)
+	procs      []*exec.Cmd
+}
+
+func (o *osprey) stop() {
+	for i := len(o.procs) - 1; i >= 0; i-- {
+		o.procs[i].Process.Signal(syscall.SIGTERM)
+		o.procs[i].Wait()
+	}
+}
+
+// pauseCentral stops (SIGSTOP) or resumes (SIGCONT) the central process.
+func (o *osprey) pauseCentral(pause bool) {
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if err := syscall.Kill(o.centralPID, sig); err != nil {
+		log.Fatalf("signal central: %v", err)
+	}
+}
+
+// drained waits until the sensor's spool is empty (split topology).
+func (o *osprey) drained() {
+	if o.metrics == "" {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		if n, ok := scrape(o.metrics, "osprey_sensor_spool_messages"); ok && n == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	log.Fatal("the sensor's spool did not drain in 10 minutes")
+}
+
+// scrape reads one unlabelled metric from a Prometheus text exposition.
+func scrape(url, name string) (float64, bool) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// startOsprey runs the topology and enables the sensor's SMTP integration.
+// "dev": `osprey dev`, the central and its own sensor in one process.
+// "split": `osprey central` and `osprey sensor`, two processes.
+func startOsprey(work, topology, pprofAddr string) *osprey {
 	bin := filepath.Join(work, "osprey")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput(); err != nil {
 		log.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "dev", "--data-dir", filepath.Join(work, "dev"),
+	o := &osprey{}
+	common := []string{"--data-dir", filepath.Join(work, "central"),
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0",
-		"--bootstrap-admin-password", password, "--log-level", "warn", "--pprof-addr", pprofAddr)
+		"--bootstrap-admin-password", password, "--log-level", "warn"}
+	var args []string
+	switch topology {
+	case "dev":
+		args = append([]string{"dev"}, common...)
+		args = append(args, "--pprof-addr", pprofAddr)
+	case "split":
+		args = append([]string{"central"}, common...)
+		args = append(args, "--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "--log-format", "text")
+	default:
+		log.Fatalf("unknown topology %q", topology)
+	}
+	central, lines := run(bin, args...)
+	o.procs = append(o.procs, central)
+	base := waitFor(lines, apiLine)
+	grpcAddr := waitFor(lines, grpcLine)
+	c, err := api.NewClient(api.Config{Address: base, Username: "admin", Password: password,
+		TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	sensorID := "dev"
+	o.sensorPID = central.Process.Pid
+	if topology == "split" {
+		o.centralPID = central.Process.Pid
+		tok, err := c.CreateToken(ctx, api.TokenRequest{Kind: api.TokenJoin, Tenant: "default", TTLSeconds: 600, MaxUses: 1})
+		if err != nil {
+			log.Fatal(err)
+		}
+		metricsAddr := freePort()
+		sn, slines := run(bin, "sensor", "--central", grpcAddr, "--join-token", tok.Secret,
+			"--data-dir", filepath.Join(work, "sensor"), "--name", "bench", "--metrics-addr", metricsAddr,
+			"--log-level", "warn", "--log-format", "text", "--pprof-addr", pprofAddr)
+		o.procs = append(o.procs, sn)
+		o.sensorPID = sn.Process.Pid
+		o.metrics = "http://" + metricsAddr + "/metrics"
+		sensorID = waitFor(slines, enrolledLine)
+		if _, err := c.ApproveSensor(ctx, sensorID); err != nil {
+			log.Fatal(err)
+		}
+	}
+	o.smtpAddr = freePort()
+	_, v, err := c.PutSMTP(ctx, sensorID, &api.SMTPIntegration{Enabled: true, Listen: o.smtpAddr,
+		DestinationDomains: []string{"example.com"}, Clients: []string{"127.0.0.0/8"},
+		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB},
+		Limits:         &api.SMTPLimits{MaxConnectionsPerClient: 200}}, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		s, err := c.Sensor(ctx, sensorID)
+		if err == nil && s.AppliedVersion == v {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitListen(o.smtpAddr)
+	return o
+}
+
+// run starts bin with args; its stdout lines arrive on the channel.
+func run(bin string, args ...string) (*exec.Cmd, <-chan string) {
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		log.Fatal(err)
@@ -140,38 +310,32 @@ func startSensor(work, pprofAddr string) (addr string, stop func(), pid int) {
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
-	sc := bufio.NewScanner(stdout)
-	var base string
-	for base == "" && sc.Scan() {
-		if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
-			base = m[1]
-		}
-	}
+	lines := make(chan string, 64)
 	go func() {
+		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // nobody waits for more lines
+			}
 		}
 	}()
-	c, err := api.NewClient(api.Config{Address: base, Username: "admin", Password: password})
-	if err != nil {
-		log.Fatal(err)
-	}
-	addr = freePort()
-	_, v, err := c.PutSMTP(context.Background(), "dev", &api.SMTPIntegration{Enabled: true, Listen: addr,
-		DestinationDomains: []string{"example.com"}, Clients: []string{"127.0.0.0/8"},
-		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB},
-		Limits:         &api.SMTPLimits{MaxConnectionsPerClient: 200}}, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
+	return cmd, lines
+}
+
+// waitFor returns the first submatch of re in the lines, within a minute.
+func waitFor(lines <-chan string, re *regexp.Regexp) string {
+	timeout := time.After(time.Minute)
 	for {
-		s, err := c.Sensor(context.Background(), "dev")
-		if err == nil && s.AppliedVersion == v {
-			break
+		select {
+		case l := <-lines:
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m[1]
+			}
+		case <-timeout:
+			log.Fatalf("no line matching %s within a minute", re)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	waitListen(addr)
-	return addr, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }, cmd.Process.Pid
 }
 
 // profile saves a CPU profile of the osprey process taken over d.

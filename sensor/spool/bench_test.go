@@ -33,8 +33,9 @@ import (
 // gather more. With 40 the batches hold 17-19 Puts: 15-20 times the rate
 // of a file per message, whose file fsyncs the journal merged only in
 // part. The rate then depends on the two shared cores (a CPU profile
-// shows half the time in pwrite and fdatasync, and protojson's encoding
-// of the envelope as the largest part of the rest) and on how long the
+// shows half the time in pwrite and fdatasync; the envelope, once encoded
+// with protojson and the largest part of the rest, is now written with
+// encoding/json in the same form) and on how long the
 // shared disk takes per sync: single runs ranged from 10,000 to 43,000
 // messages/s over the day.
 func BenchmarkPut(b *testing.B) {
