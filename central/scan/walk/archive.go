@@ -53,7 +53,7 @@ func (a *archive) memberMeta(name string, encrypted bool) leafMeta {
 // member reads one member of declared size (-1 if unknown) and compressed
 // size (-1 if unknown) from r, within every bound, and visits it. It reports
 // whether to go on with the archive: not after a ratio bound (the archive is
-// a bomb) or a global one.
+// a bomb: no archive is expanded after one) or a global one.
 func (w *walker) member(a *archive, r func() (io.Reader, error), name string, declared, compressed int64) bool {
 	if !w.countPart() {
 		return false
@@ -75,6 +75,9 @@ func (w *walker) member(a *archive, r func() (io.Reader, error), name string, de
 		}
 		if bound != "" {
 			w.limit(bound, at)
+			if bound == LimitRatio {
+				w.bombed = true
+			}
 			w.skip(a, name, declared, false)
 			return bound != LimitRatio && !w.done()
 		}
@@ -88,7 +91,6 @@ func (w *walker) member(a *archive, r func() (io.Reader, error), name string, de
 	}
 	s := w.store(src, min(partCap, totalCap, ratioCap), false)
 	a.expanded += s.size
-	goOn := true
 	if s.truncated {
 		switch {
 		case s.size > totalCap:
@@ -96,7 +98,7 @@ func (w *walker) member(a *archive, r func() (io.Reader, error), name string, de
 			w.stopped = true
 		case s.size > ratioCap:
 			w.limit(LimitRatio, at)
-			goOn = false // the archive as a whole is a bomb
+			w.bombed = true
 		default:
 			w.limit(LimitPartBytes, at)
 		}
@@ -107,7 +109,7 @@ func (w *walker) member(a *archive, r func() (io.Reader, error), name string, de
 		w.note("read member %s: %v", at, clipErr(s.readErr))
 	}
 	w.finishLeaf(s, a.memberMeta(name, false))
-	return goOn && !w.done()
+	return !w.bombed && !w.done()
 }
 
 func (w *walker) expandZip(p *Part, m leafMeta) {

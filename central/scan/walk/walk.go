@@ -306,6 +306,7 @@ type walker struct {
 	err        error // from visit, or the context
 	urlSet     map[string]struct{}
 	urlsFull   bool
+	bombed     bool // an archive broke the compression ratio: expand no more archives
 
 	sha256, sha1, md5 hash.Hash
 	buf               *[]byte
@@ -681,6 +682,10 @@ func (w *walker) expand(p *Part, m leafMeta) {
 		return
 	}
 	p.Container = kind
+	if w.bombed && kind != ContainerMessage {
+		w.incomplete++
+		return
+	}
 	if m.depth+1 > w.lim.MaxDepth {
 		w.limit(LimitDepth, where(p.Names, m.id))
 		return
