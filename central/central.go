@@ -30,6 +30,7 @@ import (
 	"github.com/ospreysec/osprey/central/dnsserver"
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/gossip"
+	"github.com/ospreysec/osprey/central/store"
 )
 
 // Options configures a Central Node.
@@ -114,6 +115,12 @@ type Options struct {
 	// BootstrapAdminPassword is the first admin's password on a new cluster.
 	// When empty one is generated and written to DataDir/initial-admin-password.
 	BootstrapAdminPassword string
+	// ClamdAddress, when set, adds the ClamAV engine: a clamd socket path
+	// ("/run/clamav/clamd.ctl") or host:port.
+	ClamdAddress string
+	// AlertRetention bounds each tenant's alerts; zero fields take the
+	// store's defaults (20,000 alerts, 30 days).
+	AlertRetention store.AlertRetention
 
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
@@ -383,6 +390,8 @@ func Run(ctx context.Context, opts Options) error {
 		return <-statusDone
 	})
 	cluster.run(gctx, g)
+	g.Go(func() error { return n.rules.Run(gctx) })
+	g.Go(func() error { return n.sweeper.Run(gctx) })
 	if embedded != nil {
 		g.Go(func() error {
 			select {

@@ -26,6 +26,9 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/httpapi"
+	"github.com/ospreysec/osprey/central/pipeline"
+	"github.com/ospreysec/osprey/central/scan"
+	"github.com/ospreysec/osprey/central/scan/clamav"
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
@@ -50,6 +53,11 @@ type node struct {
 	grpc    *grpc.Server
 	sensors *sensorsvc.Service
 	status  *sensorsvc.StatusWriter
+
+	// The scanning pipeline's background work: the rule cache, the
+	// alert sweeper (each started by Run with the node's errgroup).
+	rules   *store.RuleCache
+	sweeper *store.AlertSweeper
 }
 
 const (
@@ -60,7 +68,10 @@ const (
 )
 
 func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
-	st := store.New(cli)
+	if err := opts.AlertRetention.Validate(); err != nil {
+		return nil, fmt.Errorf("alert retention: %w", err)
+	}
+	st := store.NewWithOptions(cli, store.Options{AlertRetention: opts.AlertRetention})
 	n := &node{store: st, etcdRead: func(ctx context.Context) error {
 		// A linearizable read proves a quorum answers, as etcd's own /health does.
 		if _, err := cli.Get(ctx, "health"); err != nil {
@@ -105,9 +116,16 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	if err := os.MkdirAll(spillDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", spillDir, err)
 	}
+	scanner, err := newScanner(opts, reg, spillDir, log)
+	if err != nil {
+		return nil, err
+	}
+	n.rules = store.NewRuleCache(st, store.CacheOptions{Logger: log.With("component", "rule-cache")})
+	n.sweeper = store.NewAlertSweeper(st, store.AlertSweeperOptions{Logger: log})
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
+		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
 	})
 	n.grpc = newGRPCServer(serverCert, ca)
 	n.sensors.Register(n.grpc)
@@ -154,6 +172,24 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	}))
 	n.handler = mux
 	return n, nil
+}
+
+// newScanner builds the scan engines: the built-in ones, and ClamAV when a
+// clamd address is configured.
+func newScanner(opts Options, reg prometheus.Registerer, tempDir string, log *slog.Logger) (*scan.Scanner, error) {
+	engines := scan.DefaultEngines()
+	if opts.ClamdAddress != "" {
+		network := "tcp"
+		if strings.HasPrefix(opts.ClamdAddress, "/") {
+			network = "unix"
+		}
+		c, err := clamav.New(clamav.Options{Network: network, Address: opts.ClamdAddress})
+		if err != nil {
+			return nil, fmt.Errorf("clamd: %w", err)
+		}
+		engines = append(engines, clamav.NewEngine(c))
+	}
+	return scan.New(scan.Options{Engines: engines, TempDir: tempDir, Registerer: reg, Logger: log})
 }
 
 // available says whether this node reaches the etcd quorum, as far as it

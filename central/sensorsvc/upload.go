@@ -18,18 +18,27 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
-// Scanner gives an uploaded message its verdict. The scanning engines plug in
-// here; the record is stored, and the sensor acknowledged, only after Scan
-// returned.
+// Scanner gives an uploaded message its verdict and, when it found
+// something, an alert. The record and the alert are stored in one
+// transaction, and the sensor acknowledged, only after Scan returned; an
+// error makes the upload fail (Unavailable), and the sensor tries again.
 type Scanner interface {
-	Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (verdict string, err error)
+	Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (Outcome, error)
+}
+
+// Outcome is what a scan found.
+type Outcome struct {
+	Verdict string
+	// Alert is nil when there is nothing to report. The service fills in
+	// its id, tenant, sensor, message id and time.
+	Alert *ospreyv1.Alert
 }
 
 // ScannerFunc adapts a function to Scanner.
-type ScannerFunc func(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (string, error)
+type ScannerFunc func(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (Outcome, error)
 
 // Scan calls f.
-func (f ScannerFunc) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (string, error) {
+func (f ScannerFunc) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body Body) (Outcome, error) {
 	return f(ctx, rec, body)
 }
 
@@ -94,15 +103,28 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 		UploadedAt: timestamppb.New(s.now()),
 		Node:       s.node,
 	}
-	if rec.Verdict, err = s.scanner.Scan(ctx, rec, body); err != nil {
+	out, err := s.scanner.Scan(ctx, rec, body)
+	if err != nil {
 		return status.Errorf(codes.Unavailable, "scan: %v", err)
 	}
-	stored, dup, err := s.store.RecordMessage(ctx, store.TenantScope(id.Tenant), rec, s.now())
+	rec.Verdict = out.Verdict
+	now := s.now()
+	alert := out.Alert
+	if alert != nil {
+		alert.Id = store.AlertID(now, rec.GetSensorId(), rec.GetMessageId())
+		alert.Tenant, alert.SensorId, alert.MessageId = rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId()
+		alert.CreatedAt = timestamppb.New(now)
+		alert.Node = s.node
+	}
+	stored, dup, err := s.store.RecordScan(ctx, store.TenantScope(id.Tenant), rec, alert, now)
 	if err != nil {
 		return toStatus(err)
 	}
 	if !dup {
 		s.uploaded.Inc()
+		if alert != nil && s.onAlert != nil {
+			s.onAlert(alert)
+		}
 	}
 	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: stored.GetMessageId(), Duplicate: dup, Verdict: stored.GetVerdict()})
 }
@@ -208,6 +230,6 @@ func receiveBody(stream ospreyv1.SensorService_UploadServer, declared int64, spi
 
 // Received is the verdict of the scanner used until scanning engines are
 // configured: the message was received and recorded, nothing more.
-var Received = ScannerFunc(func(context.Context, *ospreyv1.MessageRecord, Body) (string, error) {
-	return "received", nil
+var Received = ScannerFunc(func(context.Context, *ospreyv1.MessageRecord, Body) (Outcome, error) {
+	return Outcome{Verdict: "received"}, nil
 })

@@ -1,0 +1,142 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/ospreysec/osprey/central/scan"
+	"github.com/ospreysec/osprey/central/scan/scantest"
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/etcdtest"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// bytesBody is an uploaded message held in memory.
+type bytesBody []byte
+
+func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func (b bytesBody) Size() int64                  { return int64(len(b)) }
+
+func record(tenant string) *ospreyv1.MessageRecord {
+	return &ospreyv1.MessageRecord{
+		MessageId: "0000000000000001", SensorId: "s1", Tenant: tenant,
+		Source:   ospreyv1.MailSource_MAIL_SOURCE_SMTP,
+		Envelope: &ospreyv1.Envelope{MailFrom: "mallory@evil.example", RcptTo: []string{"bob@example.com"}},
+	}
+}
+
+// TestPipelineUsesTheTenantsCurrentRules scans with a real scanner and the
+// rules held in a real etcd: a rule written through the store applies to
+// the next message, per tenant, with no restart.
+func TestPipelineUsesTheTenantsCurrentRules(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	st := store.New(etcd.Client())
+	ctx := t.Context()
+	for _, tn := range []string{"acme", "globex"} {
+		if _, err := st.CreateTenant(ctx, store.AllTenants(), &ospreyv1.Tenant{Id: tn, Name: tn}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := store.NewRuleCache(st, store.CacheOptions{})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rules.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	scanner, err := scan.New(scan.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(scanner, rules, nil)
+
+	msg := scantest.Message(scantest.Headers("mallory@evil.example", "bob@example.com", "invoice"),
+		scantest.Text("Pay at https://pay.evil.example/now\r\n"))
+	out, err := p.Scan(ctx, record("acme"), bytesBody(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Verdict != scan.VerdictClean || out.Alert != nil {
+		t.Fatalf("before any rule: verdict %q, alert %v; want clean and none", out.Verdict, out.Alert)
+	}
+
+	if _, err := st.CreateRule(ctx, store.TenantScope("acme"), &ospreyv1.Rule{Tenant: "acme",
+		Kind: ospreyv1.RuleKind_RULE_KIND_URL_HOST, Value: "evil.example", Severity: ospreyv1.Severity_SEVERITY_HIGH}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err = p.Scan(ctx, record("acme"), bytesBody(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Verdict == scan.VerdictDetected || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out.Verdict != scan.VerdictDetected || out.Alert == nil {
+		t.Fatalf("after the rule: verdict %q, alert %v; want detected with an alert", out.Verdict, out.Alert)
+	}
+	a := out.Alert
+	if a.GetSeverity() != ospreyv1.Severity_SEVERITY_HIGH || len(a.GetMatches()) == 0 || a.GetMatches()[0].GetEngine() != "ioc" {
+		t.Errorf("alert severity %v, matches %v; want high, from the ioc engine", a.GetSeverity(), a.GetMatches())
+	}
+	if a.GetHeaders().GetSubject() != "invoice" || a.GetEnvelope().GetMailFrom() != "mallory@evil.example" || a.GetVerdict() != scan.VerdictDetected {
+		t.Errorf("alert headers %v, envelope %v, verdict %q", a.GetHeaders(), a.GetEnvelope(), a.GetVerdict())
+	}
+
+	// Another tenant's message is scanned with its own (empty) rules.
+	out, err = p.Scan(ctx, record("globex"), bytesBody(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Verdict != scan.VerdictClean {
+		t.Errorf("globex's message: verdict %q, want clean (the rule is acme's)", out.Verdict)
+	}
+}
+
+func TestPipelineAlertsOnWhatItCannotScan(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	st := store.New(etcd.Client())
+	rules := store.NewRuleCache(st, store.CacheOptions{})
+	runCtx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- rules.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	scanner, err := scan.New(scan.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(scanner, rules, nil)
+	for _, tc := range []struct {
+		name     string
+		msg      []byte
+		verdict  string
+		severity ospreyv1.Severity
+		ruleID   string
+	}{
+		{"EICAR", scantest.Message(scantest.Headers("a@example.org", "b@example.com", "eicar"),
+			scantest.Multipart("mixed", "b1", scantest.Text("see attached\r\n"),
+				scantest.Attachment("eicar.com", "application/octet-stream", scantest.EICAR()))),
+			scan.VerdictDetected, ospreyv1.Severity_SEVERITY_HIGH, "EICAR-Test-File"},
+		{"zip bomb", scantest.Message(scantest.Headers("a@example.org", "b@example.com", "bomb"),
+			scantest.Multipart("mixed", "b2", scantest.Text("hi\r\n"),
+				scantest.Attachment("big.zip", "application/zip", scantest.ZipBomb(4, 10, 1<<20)))),
+			scan.VerdictUnscannableLimit, ospreyv1.Severity_SEVERITY_MEDIUM, "unscannable-limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := p.Scan(t.Context(), record("default"), bytesBody(tc.msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Verdict != tc.verdict || out.Alert == nil {
+				t.Fatalf("verdict %q, alert %v; want %q with an alert", out.Verdict, out.Alert, tc.verdict)
+			}
+			if out.Alert.GetSeverity() != tc.severity || out.Alert.GetMatches()[0].GetRuleId() != tc.ruleID {
+				t.Errorf("alert severity %v, first match %v; want %v, rule %q", out.Alert.GetSeverity(), out.Alert.GetMatches()[0], tc.severity, tc.ruleID)
+			}
+		})
+	}
+}
