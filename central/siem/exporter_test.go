@@ -1,0 +1,391 @@
+package siem
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/ospreysec/osprey/pkg/pki"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// receiver is a syslog receiver on loopback that reads octet-counted
+// frames and keeps their messages.
+type receiver struct {
+	ln net.Listener
+	mu sync.Mutex
+	// msgs are the messages received, in order, over every connection.
+	msgs  []string
+	conns []net.Conn
+	errs  []error
+	got   chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startReceiver(t *testing.T, ln net.Listener) *receiver {
+	t.Helper()
+	r := &receiver{ln: ln, got: make(chan struct{}, 1)}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, c)
+			r.mu.Unlock()
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				r.read(c)
+			}()
+		}
+	}()
+	t.Cleanup(r.close)
+	return r
+}
+
+func (r *receiver) read(c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		n, err := br.ReadString(' ')
+		if err != nil {
+			return
+		}
+		size, err := strconv.Atoi(strings.TrimSuffix(n, " "))
+		if err != nil || size <= 0 || size > 1<<20 {
+			r.mu.Lock()
+			r.errs = append(r.errs, fmt.Errorf("bad frame length %q", n))
+			r.mu.Unlock()
+			c.Close()
+			return
+		}
+		msg := make([]byte, size)
+		if _, err := io.ReadFull(br, msg); err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.msgs = append(r.msgs, string(msg))
+		r.mu.Unlock()
+		signal(r.got)
+	}
+}
+
+// dropConns closes the connections accepted so far, as a receiver that
+// restarts does.
+func (r *receiver) dropConns() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+}
+
+func (r *receiver) close() {
+	r.ln.Close()
+	r.dropConns()
+	r.wg.Wait()
+}
+
+func (r *receiver) messages() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...)
+}
+
+// waitIDs waits until every alert id in ids was received, and returns the
+// messages.
+func (r *receiver) waitIDs(t *testing.T, ids ...string) []string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		msgs := r.messages()
+		missing := ""
+		for _, id := range ids {
+			found := false
+			for _, m := range msgs {
+				found = found || strings.Contains(m, "externalId="+id+" ")
+			}
+			if !found {
+				missing = id
+				break
+			}
+		}
+		if missing == "" {
+			r.mu.Lock()
+			errs := r.errs
+			r.mu.Unlock()
+			if len(errs) > 0 {
+				t.Fatalf("receiver: %v", errs)
+			}
+			return msgs
+		}
+		select {
+		case <-r.got:
+		case <-deadline:
+			t.Fatalf("alert %s not received; got %d messages: %q", missing, len(msgs), msgs)
+		}
+	}
+}
+
+func alert(tenant, id string) *ospreyv1.Alert {
+	a := testAlert()
+	a.Tenant, a.Id = tenant, id
+	return a
+}
+
+func newExporter(t *testing.T, opts Options) (*Exporter, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	if opts.MinBackoff == 0 {
+		opts.MinBackoff = 20 * time.Millisecond
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 100 * time.Millisecond
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "central-1"
+	}
+	e, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e, reg
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func TestExportTCP(t *testing.T) {
+	r := startReceiver(t, listen(t))
+	e, reg := newExporter(t, Options{Version: "v9"})
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.ln.Addr().String(), Facility: 4, AppName: "osprey-test"}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Enqueue(alert("other", "o1")) {
+		t.Error("an alert of a tenant without export was queued")
+	}
+	for i := range 3 {
+		if !e.Enqueue(alert("acme", fmt.Sprint("a", i))) {
+			t.Fatalf("alert %d not queued", i)
+		}
+	}
+	msgs := r.waitIDs(t, "a0", "a1", "a2")
+	want := "<35>1 2026-03-02T10:04:05.123456Z central-1 osprey-test "
+	if !strings.HasPrefix(msgs[0], want) || !strings.Contains(msgs[0], " alert - CEF:0|Osprey|Osprey|v9|eicar:EICAR-Test-File|") {
+		t.Errorf("got %q, want it to start with %q and carry the CEF event", msgs[0], want)
+	}
+	for i, m := range msgs {
+		if !strings.Contains(m, fmt.Sprintf("externalId=a%d ", i)) {
+			t.Errorf("message %d is %q: out of order", i, m)
+		}
+	}
+	if got := testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme")); got != 3 {
+		t.Errorf("sent: got %v, want 3", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "osprey_siem_queue_length"); err != nil || n != 1 {
+		t.Errorf("queue length gauge: %d series, %v", n, err)
+	}
+}
+
+func TestExportTLS(t *testing.T) {
+	ca, err := pki.NewCA("siem test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ca.SignServer(key.Public(), []string{"siem.test"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.TLSCertificate(der, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startReceiver(t, tls.NewListener(listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
+	addr := r.ln.Addr().String()
+
+	t.Run("verified", func(t *testing.T) {
+		e, _ := newExporter(t, Options{})
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
+			t.Fatal(err)
+		}
+		e.Enqueue(alert("acme", "tls1"))
+		r.waitIDs(t, "tls1")
+	})
+	t.Run("wrong name", func(t *testing.T) {
+		e, _ := newExporter(t, Options{})
+		// The certificate is for siem.test, not 127.0.0.1.
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM())}); err != nil {
+			t.Fatal(err)
+		}
+		e.Enqueue(alert("acme", "tls2"))
+		waitQueued(t, e, "acme", 1)
+		time.Sleep(300 * time.Millisecond) // several attempts, none may deliver
+		for _, m := range r.messages() {
+			if strings.Contains(m, "externalId=tls2 ") {
+				t.Fatal("delivered to a receiver whose certificate does not match")
+			}
+		}
+		// Fixing the settings delivers the queued alert.
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
+			t.Fatal(err)
+		}
+		r.waitIDs(t, "tls2")
+	})
+	t.Run("untrusted", func(t *testing.T) {
+		other, err := pki.NewCA("another CA", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := newExporter(t, Options{})
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(other.CertPEM()), ServerName: "siem.test"}); err != nil {
+			t.Fatal(err)
+		}
+		e.Enqueue(alert("acme", "tls3"))
+		time.Sleep(300 * time.Millisecond)
+		for _, m := range r.messages() {
+			if strings.Contains(m, "externalId=tls3 ") {
+				t.Fatal("delivered to an untrusted receiver")
+			}
+		}
+	})
+}
+
+// waitQueued waits until tenant's queue holds n alerts.
+func waitQueued(t *testing.T, e *Exporter, tenant string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)) != float64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue of %s: got %v, want %d", tenant, testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReceiverDownThenUp queues alerts while nothing listens, and delivers
+// them once the receiver comes up.
+func TestReceiverDownThenUp(t *testing.T) {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ln.Close() // down
+	e, _ := newExporter(t, Options{})
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		e.Enqueue(alert("acme", fmt.Sprint("d", i)))
+	}
+	waitQueued(t, e, "acme", 5)
+	ln, err := net.Listen("tcp", addr) // up, on the same port
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	r := startReceiver(t, ln)
+	r.waitIDs(t, "d0", "d1", "d2", "d3", "d4")
+	waitQueued(t, e, "acme", 0)
+}
+
+// TestQueueFull fills the queue of a receiver that is down: Enqueue never
+// blocks, and every drop is counted.
+func TestQueueFull(t *testing.T) {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ln.Close()
+	e, reg := newExporter(t, Options{QueueSize: 5})
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	queued := 0
+	for i := range 1000 {
+		if e.Enqueue(alert("acme", fmt.Sprint("f", i))) {
+			queued++
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("1000 Enqueue calls took %v", d)
+	}
+	if queued != 5 {
+		t.Errorf("%d queued, want 5", queued)
+	}
+	if got := testutil.ToFloat64(e.metrics.dropped.WithLabelValues("acme", DropQueueFull)); got != 995 {
+		t.Errorf("dropped: got %v, want 995", got)
+	}
+	// Disabling the export counts what was queued.
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: false}); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.metrics.dropped.WithLabelValues("acme", DropDisabled)); got != 5 {
+		t.Errorf("dropped when disabled: got %v, want 5", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "osprey_siem_dropped_total"); err != nil || n != 2 {
+		t.Errorf("dropped series: %d, %v", n, err)
+	}
+}
+
+// TestResendAfterBreak closes the connection behind the exporter's back:
+// what it wrote lately is sent again on the next connection, so nothing
+// written just before the break is lost.
+func TestResendAfterBreak(t *testing.T) {
+	r := startReceiver(t, listen(t))
+	e, _ := newExporter(t, Options{})
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.ln.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	e.Enqueue(alert("acme", "b1"))
+	r.waitIDs(t, "b1")
+	r.dropConns() // the receiver restarts
+	e.Enqueue(alert("acme", "b2"))
+	msgs := r.waitIDs(t, "b1", "b2")
+	n := 0
+	for _, m := range msgs {
+		if strings.Contains(m, "externalId=b1 ") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("b1 received %d times, want twice (sent again after the break)", n)
+	}
+}
+
+func TestApplyValidates(t *testing.T) {
+	e, _ := newExporter(t, Options{})
+	err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: "no port", Facility: 99})
+	if err == nil || !strings.Contains(err.Error(), "address") || !strings.Contains(err.Error(), "facility") {
+		t.Errorf("got %v, want errors for address and facility", err)
+	}
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: "127.0.0.1:1", Tls: true, CaPem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}); err == nil {
+		t.Error("a CA PEM without a certificate was accepted")
+	}
+}
