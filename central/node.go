@@ -30,8 +30,10 @@ import (
 	"github.com/ospreysec/osprey/central/scan"
 	"github.com/ospreysec/osprey/central/scan/clamav"
 	"github.com/ospreysec/osprey/central/sensorsvc"
+	"github.com/ospreysec/osprey/central/siem"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
+	"github.com/ospreysec/osprey/internal/buildinfo"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -56,8 +58,10 @@ type node struct {
 
 	// The scanning pipeline's background work: the rule cache, the
 	// alert sweeper (each started by Run with the node's errgroup).
-	rules   *store.RuleCache
-	sweeper *store.AlertSweeper
+	rules    *store.RuleCache
+	sweeper  *store.AlertSweeper
+	exports  *store.ExportCache
+	exporter *siem.Exporter
 }
 
 const (
@@ -122,10 +126,15 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	}
 	n.rules = store.NewRuleCache(st, store.CacheOptions{Logger: log.With("component", "rule-cache")})
 	n.sweeper = store.NewAlertSweeper(st, store.AlertSweeperOptions{Logger: log})
+	n.exports = store.NewExportCache(st, store.CacheOptions{Logger: log.With("component", "export-cache")})
+	if n.exporter, err = siem.New(siem.Options{Version: buildinfo.Version(), Registerer: reg, Logger: log.With("component", "siem")}); err != nil {
+		return nil, err
+	}
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
 		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
+		OnAlert: func(a *ospreyv1.Alert) { n.exporter.Enqueue(a) },
 	})
 	n.grpc = newGRPCServer(serverCert, ca)
 	n.sensors.Register(n.grpc)

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +125,77 @@ func TestEICARFromSwaksRaisesAnAlert(t *testing.T) {
 func waitRecordsN(t *testing.T, d *devNode, n int) {
 	t.Helper()
 	d.waitRecords(t, "all uploaded", func(recs []*ospreyv1.MessageRecord) bool { return len(recs) >= n })
+}
+
+// TestAlertsReachTheSIEM: a tenant's syslog export, set through the API,
+// sends each alert to a real receiver (socat on loopback, writing what it
+// gets to a file) as one RFC 5424 message in CEF, framed by octet counting.
+func TestAlertsReachTheSIEM(t *testing.T) {
+	swaks := requirePeer(t, "swaks")
+	socat := requirePeer(t, "socat")
+	d := startDev(t, filepath.Join(t.TempDir(), "data"))
+	received := filepath.Join(t.TempDir(), "siem.log")
+	siemAddr := loopbackPort(t)
+	_, siemPort, _ := net.SplitHostPort(siemAddr)
+	receiver := exec.Command(socat, "-u", "TCP-LISTEN:"+siemPort+",bind=127.0.0.1,reuseaddr,fork", "OPEN:"+received+",creat,append")
+	if err := receiver.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { receiver.Process.Kill(); receiver.Wait() })
+	if _, _, err := d.api.PutExport(t.Context(), "default", &api.SyslogExport{Enabled: true, Address: siemAddr}, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	listen := loopbackPort(t)
+	d.enableSMTP(t, smtpConfig(listen))
+	host, port, _ := net.SplitHostPort(listen)
+	attachment := filepath.Join(t.TempDir(), "eicar.com")
+	if err := os.WriteFile(attachment, []byte(eicarTestFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(t.Context(), swaks, "--server", host, "--port", port, "--timeout", "20",
+		"--from", "mallory@evil.example", "--to", "bob@example.com", "--header", "Subject: for the SIEM",
+		"--body", "attached", "--attach", attachment).CombinedOutput(); err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	a := waitAlert(t, d.api, api.AlertQuery{Tenant: "default", Q: "for the SIEM"}, 1)[0]
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(received)
+		frames, rest := syslogFrames(b)
+		if len(frames) > 0 {
+			if len(frames) != 1 || len(rest) != 0 {
+				t.Fatalf("want one octet-counted frame, got %d frames and %d bytes left over: %q", len(frames), len(rest), b)
+			}
+			f := frames[0]
+			for _, want := range []string{"<", ">1 ", " osprey ", "CEF:0|Osprey|Osprey|", "EICAR-Test-File", a.ID, "mallory@evil.example", "bob@example.com"} {
+				if !strings.Contains(f, want) {
+					t.Errorf("syslog message lacks %q:\n%s", want, f)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the SIEM received nothing in 30s (%d bytes: %q)", len(b), b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// syslogFrames splits RFC 6587 octet-counted frames ("LEN SP MSG").
+func syslogFrames(b []byte) (frames []string, rest []byte) {
+	for len(b) > 0 {
+		sp := bytes.IndexByte(b, ' ')
+		if sp <= 0 {
+			return frames, b
+		}
+		n, err := strconv.Atoi(string(b[:sp]))
+		if err != nil || n <= 0 || len(b) < sp+1+n {
+			return frames, b
+		}
+		frames = append(frames, string(b[sp+1:sp+1+n]))
+		b = b[sp+1+n:]
+	}
+	return frames, nil
 }
