@@ -218,6 +218,17 @@ func TestDevCommand(t *testing.T) {
 	if err == nil || !strings.Contains(out, "clients[0]") {
 		t.Errorf("ctl with an invalid CIDR: err %v, output %q; want a failure naming clients[0]", err, out)
 	}
+	rule := `{"kind":"sender_domain","value":"Evil.Example","severity":"high","description":"known phisher"}`
+	if out, err := run(t, ctl, rule, "ctl", "rules", "create", "default", "--file", "-"); err != nil {
+		t.Fatalf("ctl rules create: %v\n%s", err, out)
+	}
+	out, err = run(t, ctl, "", "ctl", "rules", "list", "default")
+	if err != nil || !strings.Contains(out, "sender_domain") || !strings.Contains(out, "evil.example") {
+		t.Errorf("ctl rules list: %v\n%s; want the rule, its value canonical", err, out)
+	}
+	if out, err := run(t, ctl, "", "ctl", "alerts", "list", "default", "high"); err != nil || !strings.HasPrefix(out, "TIME") {
+		t.Errorf("ctl alerts list: %v\n%s", err, out)
+	}
 	p.interrupt(t)
 
 	// The same data dir after a restart: same password, same configuration.

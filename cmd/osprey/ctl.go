@@ -28,6 +28,11 @@ Commands:
   users list
   users create --file user.json
   tokens create --file token.json     (or: tokens create join TENANT [TTL_SECONDS])
+  alerts list [TENANT [MIN_SEVERITY [TEXT]]]   the newest 50 (low|medium|high|critical)
+  alert get TENANT ID
+  rules list TENANT
+  rules create TENANT --file rule.json
+  rules delete TENANT ID
 
 "set" reads the JSON of the integration (as "get" prints it) and writes it back
 with If-Match on the version it was read at when the file came from "get",
@@ -228,6 +233,88 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 			return err
 		}
 		return printJSON(out, t)
+	case "alerts list":
+		q := api.AlertQuery{}
+		for i, f := range []*string{&q.Tenant, (*string)(&q.Severity), &q.Q} {
+			if i+1 < len(w) {
+				*f = w[i+1]
+			}
+		}
+		list, err := c.Alerts(ctx, q)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tTENANT\tID\tSEVERITY\tSENSOR\tFROM\tSUBJECT\tMATCHES")
+		for _, a := range list.Alerts {
+			var from, subject string
+			if a.Envelope != nil {
+				from = a.Envelope.MailFrom
+			}
+			if a.Headers != nil {
+				subject = a.Headers.Subject
+			}
+			var rules []string
+			for _, m := range a.Matches {
+				rules = append(rules, m.Engine+":"+m.RuleID)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%q\t%s\n", a.CreatedAt.Format("2006-01-02 15:04:05"), a.Tenant, a.ID,
+				a.Severity, a.SensorID, from, subject, strings.Join(rules, ","))
+		}
+		return tw.Flush()
+	case "alert get":
+		tenant, err := arg(1)
+		if err != nil {
+			return err
+		}
+		id, err := arg(2)
+		if err != nil {
+			return err
+		}
+		a, err := c.Alert(ctx, tenant, id)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, a)
+	case "rules list":
+		tenant, err := arg(1)
+		if err != nil {
+			return err
+		}
+		rules, err := c.Rules(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tKIND\tVALUE\tSEVERITY\tDISABLED\tDESCRIPTION")
+		for _, r := range rules {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", r.ID, r.Kind, r.Value, r.Severity, r.Disabled, r.Description)
+		}
+		return tw.Flush()
+	case "rules create":
+		tenant, err := arg(1)
+		if err != nil {
+			return err
+		}
+		var r api.Rule
+		if err := readFileFlag(w[2:], &r); err != nil {
+			return err
+		}
+		created, err := c.CreateRule(ctx, tenant, r)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, created)
+	case "rules delete":
+		tenant, err := arg(1)
+		if err != nil {
+			return err
+		}
+		id, err := arg(2)
+		if err != nil {
+			return err
+		}
+		return c.DeleteRule(ctx, tenant, id, 0)
 	default:
 		return fmt.Errorf("%w: unknown command %q (see osprey ctl -h)", errUsage, key)
 	}
