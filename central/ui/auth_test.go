@@ -17,6 +17,7 @@ func TestPagesRedirectToSignIn(t *testing.T) {
 	b := e.browser()
 	for _, path := range []string{
 		"/", "/sensors", "/sensors?state=pending", "/sensors/s1", "/sensors/s1/smtp", "/sensors/s1/pop3",
+		"/alerts", "/alerts?severity=high", "/alerts/default/0000000000000001-0000000000000001", "/rules", "/rules/default",
 		"/cluster", "/users", "/tokens", "/no/such/page",
 	} {
 		t.Run(path, func(t *testing.T) {
@@ -30,7 +31,7 @@ func TestPagesRedirectToSignIn(t *testing.T) {
 			}
 		})
 	}
-	for _, path := range []string{"/sensors/s1/approve", "/sensors/s1/smtp", "/users", "/tokens", "/signout"} {
+	for _, path := range []string{"/sensors/s1/approve", "/sensors/s1/smtp", "/users", "/tokens", "/signout", "/rules/default", "/rules/default/r1/delete"} {
 		t.Run("POST "+path, func(t *testing.T) {
 			p := b.postRaw(path, url.Values{"csrf": {"x"}})
 			if p.status != http.StatusSeeOther || p.location != "/signin" {

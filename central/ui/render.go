@@ -30,7 +30,7 @@ type staticFile struct {
 	contentType string
 }
 
-var pageNames = []string{"signin", "sensors", "smtp", "pop3", "cluster", "users", "tokens", "error"}
+var pageNames = []string{"signin", "sensors", "smtp", "pop3", "alerts", "alert", "rules", "cluster", "users", "tokens", "error"}
 
 func mustParsePages() *pages {
 	p := &pages{byName: map[string]*template.Template{}, static: map[string]staticFile{}}
@@ -65,6 +65,12 @@ func mustParsePages() *pages {
 		"role":  roleName,
 		"state": stateName,
 		"time":  formatTime,
+		"isoTime": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format(time.RFC3339)
+		},
 	}
 	base := template.Must(template.New("").Funcs(funcs).ParseFS(assets, "templates/layout.html"))
 	for _, name := range pageNames {

@@ -125,6 +125,14 @@ func routes() []route {
 		{"POST", "/sensors/{id}/smtp", writer, false, (*Server).applySMTP},
 		{"GET", "/sensors/{id}/pop3", reader, false, (*Server).pop3Page},
 		{"POST", "/sensors/{id}/pop3", writer, false, (*Server).applyPOP3},
+		{"GET", "/alerts", reader, false, (*Server).alertList},
+		{"GET", "/alerts/{tenant}/{id}", reader, false, (*Server).alertPage},
+		{"GET", "/rules", reader, false, (*Server).rules},
+		{"GET", "/rules/{tenant}", reader, false, (*Server).rulesPage},
+		{"POST", "/rules/{tenant}", writer, false, (*Server).createRule},
+		{"POST", "/rules/{tenant}/{id}/enable", writer, false, (*Server).enableRule},
+		{"POST", "/rules/{tenant}/{id}/disable", writer, false, (*Server).disableRule},
+		{"POST", "/rules/{tenant}/{id}/delete", writer, false, (*Server).deleteRule},
 		{"GET", "/cluster", reader, false, (*Server).clusterPage},
 		{"GET", "/users", reader, false, (*Server).usersPage},
 		{"POST", "/users", writer, false, (*Server).createUser},
@@ -293,6 +301,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, err 
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalidID):
 		s.renderError(w, r, req, http.StatusNotFound, "There is nothing here, or it is outside your tenant.")
+	case errors.Is(err, errBadForm):
+		s.renderError(w, r, req, http.StatusBadRequest, "The form could not be read. Go back, reload the page and try again.")
 	case errors.Is(err, errForbidden), errors.Is(err, store.ErrForbidden):
 		s.renderError(w, r, req, http.StatusForbidden, "This is outside your role or tenant.")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -88,6 +88,24 @@
     box.addEventListener('change', function () { syncDisables(box); });
   });
 
+  // ---- Forms that ask first (deleting a rule) ----
+  document.addEventListener('submit', function (ev) {
+    var msg = ev.target.getAttribute && ev.target.getAttribute('data-confirm');
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  });
+
+  // ---- A rule's value: the example follows the kind chosen ----
+  var kind = document.getElementById('rule-kind');
+  var value = document.getElementById('rule-value');
+  function syncPlaceholder() {
+    var opt = kind.options[kind.selectedIndex];
+    if (opt) value.placeholder = opt.getAttribute('data-placeholder') || '';
+  }
+  if (kind && value) {
+    syncPlaceholder();
+    kind.addEventListener('change', syncPlaceholder);
+  }
+
   // ---- Live server list ----
   var table = document.getElementById('sensor-table');
   if (!table) return;
