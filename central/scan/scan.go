@@ -41,6 +41,10 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
+// MaxMatches bounds Result.Matches, so that an alert stays small; the
+// verdict does not depend on it.
+const MaxMatches = 500
+
 // Verdicts.
 const (
 	VerdictClean            = "clean"
@@ -204,12 +208,18 @@ func (s *Scanner) Scan(ctx context.Context, r io.Reader, env *ospreyv1.Envelope,
 	res := &Result{}
 	engineTime := make([]time.Duration, len(s.engines))
 	seen := map[matchKey]bool{}
+	overflow := false
 	add := func(ms []*ospreyv1.Match) {
 		for _, m := range ms {
 			k := matchKey{m.GetEngine(), m.GetRuleId(), m.GetPart()}
-			if !seen[k] {
+			switch {
+			case seen[k]:
+			case len(res.Matches) < MaxMatches:
 				seen[k] = true
 				res.Matches = append(res.Matches, m)
+			case !overflow:
+				overflow = true
+				res.Notes = append(res.Notes, fmt.Sprintf("more than %d matches: the rest are not listed", MaxMatches))
 			}
 		}
 	}

@@ -75,6 +75,9 @@ func (f *b64Filter) Read(p []byte) (int, error) {
 				out++
 				f.count = (f.count + 1) % 4
 			case c == '=':
+				if bad {
+					f.st.note("invalid characters in base64 skipped")
+				}
 				f.finish()
 				f.drain(f.buf[i+1 : n])
 				if err == nil {

@@ -42,24 +42,29 @@ type Limits struct {
 	// MaxParts bounds the entities and archive members visited. Past it the
 	// walk stops.
 	MaxParts int
-	// MaxTotalBytes bounds the decoded and expanded bytes kept for all parts
-	// and members together. Past it the walk stops keeping content (MIME
-	// parts are still hashed as they stream by) and expands nothing more.
+	// MaxTotalBytes bounds the decoded and expanded bytes of all parts and
+	// members together, over the whole walk. The part that reaches it is
+	// visited with what was kept, then the walk stops (the rest of the
+	// message is still read, for its size and digest).
 	MaxTotalBytes int64
 	// MaxPartBytes bounds the bytes kept of one part or archive member. A
-	// MIME part that is larger is still hashed in full but only its first
-	// MaxPartBytes reach the engines; an archive member that is larger is
-	// skipped.
+	// MIME part that is larger is still hashed in full as it streams by, but
+	// only its first MaxPartBytes reach the engines; an archive member that
+	// is larger is not expanded past the bound and is visited without
+	// digests (its name still counts). Either way the part is Truncated.
 	MaxPartBytes int64
 	// MaxCompressionRatio bounds expanded size / compressed size of an
 	// archive member (declared sizes, checked before expanding) and of a
 	// whole archive (actual sizes, checked while expanding), for expansions
-	// over one megabyte.
+	// over one megabyte. An archive that breaks it is a bomb: it is expanded
+	// no further, and neither is any other archive of the message (MIME
+	// parts after it are still scanned).
 	MaxCompressionRatio int
 	// MaxHeaderBytes bounds the header block of the message and of each part.
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds the text read from each text or HTML body, for URL
-	// extraction and Message.Text and Message.HTML.
+	// extraction and Message.Text and Message.HTML. Going past it is noted,
+	// not a bound hit: the whole body still reaches the engines.
 	MaxBodyBytes int
 	// MaxURLs bounds the distinct URLs collected.
 	MaxURLs int

@@ -29,6 +29,7 @@ type multipartReader struct {
 	crHeld      bool   // pendEOL holds a CR that ended a full buffer
 	out         []byte // bytes of the current line to return
 	outPend     []byte // pending line end to return before out
+	outPendBuf  [2]byte
 
 	sawDelimiter bool
 	closed       bool // close delimiter seen
@@ -172,7 +173,8 @@ func (mr *multipartReader) endOfInput() {
 // emitPending queues the held-back line end: the line after it is data.
 func (mr *multipartReader) emitPending() {
 	if mr.pendN > 0 {
-		mr.outPend = mr.pendEOL[:mr.pendN]
+		mr.outPendBuf = mr.pendEOL
+		mr.outPend = mr.outPendBuf[:mr.pendN]
 		mr.pendN = 0
 	}
 }
