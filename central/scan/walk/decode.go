@@ -2,6 +2,7 @@ package walk
 
 import (
 	"encoding/base64"
+	"errors"
 	"io"
 	"mime/quotedprintable"
 	"strings"
@@ -15,7 +16,7 @@ func decodeTransfer(cte string, r io.Reader) (io.Reader, *decodeState) {
 	st := &decodeState{}
 	switch strings.ToLower(strings.TrimSpace(cte)) {
 	case "base64":
-		return base64.NewDecoder(base64.StdEncoding, &b64Filter{r: r, st: st}), st
+		return &b64Reader{r: r, st: st}, st
 	case "quoted-printable":
 		return &qpReader{r: quotedprintable.NewReader(r), st: st}, st
 	case "", "7bit", "8bit", "binary":
@@ -39,106 +40,105 @@ func (s *decodeState) note(n string) {
 	s.notes = append(s.notes, n)
 }
 
-// b64Filter passes only base64 alphabet characters, stops at the padding,
-// and pads a truncated final quantum so the decoder keeps what it can.
-type b64Filter struct {
+// b64Class classifies bytes for base64: 1 alphabet, 2 padding, 3 white
+// space, 0 anything else.
+var b64Class = func() (t [256]byte) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = 1
+	}
+	t['='] = 2
+	for _, c := range []byte(" \t\r\n") {
+		t[c] = 3
+	}
+	return t
+}()
+
+// b64Reader decodes base64 leniently: it skips characters outside the
+// alphabet, stops at the padding (noting anything but padding and white
+// space after it), and pads a truncated final quantum so the bytes before
+// it are kept. A lone final character cannot be decoded and is dropped.
+type b64Reader struct {
 	r      io.Reader
 	st     *decodeState
-	count  int // alphabet characters passed, mod 4
-	done   bool
-	tail   []byte
-	padBuf [3]byte
-	buf    [4096]byte
+	in     [4096]byte
+	q      [4096 + 4]byte // alphabet characters not yet decoded
+	qn     int
+	dec    [3 * (4096 + 4) / 4]byte
+	out    []byte
+	padded bool // the padding was seen: only drain what follows
+	eof    bool
+	err    error
 }
 
-func (f *b64Filter) Read(p []byte) (int, error) {
-	if len(f.tail) > 0 {
-		n := copy(p, f.tail)
-		f.tail = f.tail[n:]
-		return n, nil
-	}
-	if f.done {
-		return 0, io.EOF
-	}
-	for {
-		if len(p) > len(f.buf) {
-			p = p[:len(f.buf)]
+func (b *b64Reader) Read(p []byte) (int, error) {
+	for len(b.out) == 0 {
+		if b.eof {
+			if b.err != nil {
+				return 0, b.err
+			}
+			return 0, io.EOF
 		}
-		n, err := f.r.Read(f.buf[:len(p)])
-		out := 0
-		bad := false
-		for i := 0; i < n; i++ {
-			c := f.buf[i]
-			switch {
-			case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
-				p[out] = c
-				out++
-				f.count = (f.count + 1) % 4
-			case c == '=':
-				if bad {
-					f.st.note("invalid characters in base64 skipped")
-				}
-				f.finish()
-				f.drain(f.buf[i+1 : n])
-				if err == nil {
-					f.drainRest()
-				}
-				return out, nil
-			case c == ' ', c == '\t', c == '\r', c == '\n':
-			default:
+		b.fill()
+	}
+	n := copy(p, b.out)
+	b.out = b.out[n:]
+	return n, nil
+}
+
+// fill reads one chunk of input and decodes the whole quanta it completes.
+func (b *b64Reader) fill() {
+	n, err := b.r.Read(b.in[:])
+	bad, after := false, false
+	for _, c := range b.in[:n] {
+		switch b64Class[c] {
+		case 1:
+			if b.padded {
+				after = true
+				continue
+			}
+			b.q[b.qn] = c
+			b.qn++
+		case 2:
+			b.padded = true
+		case 0:
+			if b.padded {
+				after = true
+			} else {
 				bad = true
 			}
 		}
-		if bad {
-			f.st.note("invalid characters in base64 skipped")
-		}
-		if err != nil {
-			if err == io.EOF {
-				f.finish()
-				return out, nil
-			}
-			return out, err
-		}
-		if out > 0 {
-			return out, nil
-		}
 	}
-}
-
-// finish pads the last quantum: "xx" → "xx==", "xxx" → "xxx=".
-func (f *b64Filter) finish() {
-	f.done = true
-	switch f.count {
-	case 2:
-		f.tail = append(f.padBuf[:0], '=', '=')
-	case 3:
-		f.tail = append(f.padBuf[:0], '=')
+	if bad {
+		b.st.note("invalid characters in base64 skipped")
 	}
-	// A lone last character cannot be decoded: the decoder reports it and
-	// the walker keeps the bytes decoded before it.
-}
-
-// drain checks what follows the padding in buf and the rest of the input:
-// anything but more padding and white space is ignored, with a note.
-func (f *b64Filter) drain(b []byte) {
-	for _, c := range b {
-		switch c {
-		case '=', ' ', '\t', '\r', '\n':
-		default:
-			f.st.note("data after base64 padding ignored")
-			return
+	if after {
+		b.st.note("data after base64 padding ignored")
+	}
+	final := err != nil
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.err = err
+	}
+	m := b.qn / 4 * 4
+	if final {
+		switch b.qn % 4 {
+		case 2:
+			b.q[b.qn], b.q[b.qn+1] = '=', '='
+			m = b.qn + 2
+		case 3:
+			b.q[b.qn] = '='
+			m = b.qn + 1
+		case 1:
+			b.st.note("truncated base64")
 		}
+		b.eof = true
 	}
-}
-
-func (f *b64Filter) drainRest() {
-	for {
-		n, err := f.r.Read(f.buf[:])
-		f.drain(f.buf[:n])
-		if err != nil {
-			return
-		}
+	dn, derr := base64.StdEncoding.Decode(b.dec[:], b.q[:m])
+	if derr != nil && b.err == nil {
+		b.err = derr
+		b.eof = true
 	}
+	b.out = b.dec[:dn]
+	b.qn = copy(b.q[:], b.q[min(m, b.qn):b.qn])
 }
 
 // qpReader stops at the first quoted-printable error with a note instead of

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -86,13 +85,51 @@ func URLHost(norm string) string {
 	return u.Hostname()
 }
 
-var textURL = regexp.MustCompile(`(?i)\b(?:https?|ftp)://[^\s<>"'\x60{}|\\^\[\]]+`)
-
-// urlsInText finds http, https and ftp URLs in plain text.
+// urlsInText finds http, https and ftp URLs in plain text: at each "://"
+// it looks back for the scheme and forward to the first character that
+// cannot be in a URL, then trims trailing punctuation.
 func urlsInText(text []byte, add func(string)) {
-	for _, m := range textURL.FindAll(text, -1) {
-		add(string(bytes.TrimRight(m, ".,;:!?)'\"")))
+	for off := 0; ; {
+		i := bytes.Index(text[off:], []byte("://"))
+		if i < 0 {
+			return
+		}
+		i += off
+		off = i + 3
+		start := i
+		for start > 0 && isSchemeByte(text[start-1]) {
+			start--
+		}
+		scheme := text[start:i]
+		if !bytes.EqualFold(scheme, []byte("http")) && !bytes.EqualFold(scheme, []byte("https")) && !bytes.EqualFold(scheme, []byte("ftp")) {
+			continue
+		}
+		end := off
+		for end < len(text) && isURLByte(text[end]) {
+			end++
+		}
+		u := bytes.TrimRight(text[start:end], ".,;:!?)'\"")
+		if len(u) > len(scheme)+3 {
+			add(string(u))
+		}
+		off = end
 	}
+}
+
+func isSchemeByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// isURLByte reports whether c may appear in a URL written in text.
+func isURLByte(c byte) bool {
+	if c <= ' ' || c == 0x7f {
+		return false
+	}
+	switch c {
+	case '<', '>', '"', '\'', '`', '{', '}', '|', '\\', '^', '[', ']':
+		return false
+	}
+	return true
 }
 
 // urlAttrs are the HTML attributes that hold a URL.

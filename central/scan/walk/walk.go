@@ -720,7 +720,9 @@ func (w *walker) bodyText(p *Part, cs string) {
 		}
 	}
 	var sb strings.Builder
-	if _, err := io.Copy(&sb, r); err != nil {
+	sb.Grow(int(min(p.Stored(), int64(w.lim.MaxBodyBytes))))
+	// The walk's copy buffer is free: the part has been stored.
+	if _, err := io.CopyBuffer(&sb, r, *w.buf); err != nil {
 		w.note("decode charset in %s: %v", p.Where(), clipErr(err))
 	}
 	if p.Stored() > int64(w.lim.MaxBodyBytes) {
