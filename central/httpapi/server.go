@@ -99,6 +99,13 @@ func Routes() []Route {
 		{"GET", "/api/v1/tenants", reader, (*Server).listTenants},
 		{"POST", "/api/v1/tenants", admin, (*Server).createTenant},
 		{"PUT", "/api/v1/tenants/{tenant}/smtp", writer, (*Server).applySMTP},
+		{"GET", "/api/v1/tenants/{tenant}/rules", reader, (*Server).listRules},
+		{"POST", "/api/v1/tenants/{tenant}/rules", writer, (*Server).createRule},
+		{"GET", "/api/v1/tenants/{tenant}/rules/{id}", reader, (*Server).getRule},
+		{"PUT", "/api/v1/tenants/{tenant}/rules/{id}", writer, (*Server).putRule},
+		{"DELETE", "/api/v1/tenants/{tenant}/rules/{id}", writer, (*Server).deleteRule},
+		{"GET", "/api/v1/tenants/{tenant}/export", reader, (*Server).getExport},
+		{"PUT", "/api/v1/tenants/{tenant}/export", writer, (*Server).putExport},
 		{"GET", "/api/v1/sensors", reader, (*Server).listSensors},
 		{"GET", "/api/v1/sensors/{id}", reader, (*Server).getSensor},
 		{"POST", "/api/v1/sensors/{id}/approve", writer, (*Server).approveSensor},
@@ -111,6 +118,9 @@ func Routes() []Route {
 		{"POST", "/api/v1/users", writer, (*Server).createUser},
 		{"POST", "/api/v1/tokens", writer, (*Server).createToken},
 		{"GET", "/api/v1/nodes", reader, (*Server).listNodes},
+		{"GET", "/api/v1/alerts", reader, (*Server).listAlerts},
+		{"GET", "/api/v1/alerts/{id}", reader, (*Server).getAlert},
+		{"GET", "/api/v1/messages", reader, (*Server).listMessages},
 	}
 }
 

@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/pkg/validate"
+)
+
+func (s *Server) getExport(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	e, err := s.store.GetExport(r.Context(), scope(p), r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	setETag(w, e.GetVersion())
+	writeJSON(w, http.StatusOK, exportFromProto(e))
+	return nil
+}
+
+// putExport replaces a tenant's syslog export; with If-Match, only if it is
+// still that version.
+func (s *Server) putExport(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	expect, err := writeVersion(r)
+	if err != nil {
+		return err
+	}
+	var in api.SyslogExport
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	e := exportToProto(&in)
+	if err := validate.SyslogExport(e); err != nil {
+		return err
+	}
+	stored, err := s.store.PutExport(r.Context(), scope(p), r.PathValue("tenant"), e, expect)
+	if err != nil {
+		return err
+	}
+	setETag(w, stored.GetVersion())
+	writeJSON(w, http.StatusOK, exportFromProto(stored))
+	return nil
+}
