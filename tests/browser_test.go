@@ -2,9 +2,15 @@ package tests
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
 	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/jointoken"
@@ -509,5 +516,205 @@ func TestBrowserTenantOperatorIsConfinedToTenant(t *testing.T) {
 	resp, err = chromedp.Run(ctx, chromedp.NavigateResponse(n.url+"/sensors/acme-mail/pop3"))
 	if err != nil || resp.Status != 200 {
 		t.Errorf("own sensor: %v, %v", resp, err)
+	}
+}
+
+// runLocalSensor runs the node's own Sensor component in this process, as
+// `osprey dev` does, until the test ends.
+func (n *uiNode) runLocalSensor(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- sensor.Run(ctx, sensor.Options{Central: n.ready.GRPCAddr, JoinToken: n.ready.LocalSensorJoinToken,
+			DataDir: t.TempDir(), Name: n.ready.LocalSensorID, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("local sensor: %v", err)
+		}
+	})
+}
+
+// sendMail sends one message with a text body and, when attachmentName is
+// not empty, an attachment, to bob@example.com through the SMTP listener at addr.
+func sendMail(t *testing.T, addr, subject, body, attachmentName string, attachment []byte) {
+	t.Helper()
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "From: Mallory <mallory@evil.example>\r\nTo: Bob <bob@example.com>\r\nSubject: %s\r\n"+
+		"Message-ID: <%d@evil.example>\r\nDate: %s\r\nMIME-Version: 1.0\r\n",
+		mime.QEncoding.Encode("utf-8", subject), time.Now().UnixNano(), time.Now().Format(time.RFC1123Z))
+	const boundary = "osprey-browser-test"
+	fmt.Fprintf(&msg, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(&msg, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", boundary, body)
+	if attachmentName != "" {
+		fmt.Fprintf(&msg, "--%s\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=%q\r\n"+
+			"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n", boundary, attachmentName, base64.StdEncoding.EncodeToString(attachment))
+	}
+	fmt.Fprintf(&msg, "--%s--\r\n", boundary)
+	// Plain SMTP (smtp.SendMail would take the offered STARTTLS and check
+	// the sensor's self-signed certificate).
+	send := func() error {
+		c, err := smtp.Dial(addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.Mail("mallory@evil.example"); err != nil {
+			return err
+		}
+		if err := c.Rcpt("bob@example.com"); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, msg.String()); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		return c.Quit()
+	}
+	if err := send(); err != nil {
+		t.Fatalf("send %q: %v", subject, err)
+	}
+}
+
+// TestBrowserAlertsAndRules: a rule is added in the Rules page (an invalid
+// value first, refused beside the field), mail sent through the node's own
+// sensor raises alerts, and the Alerts page lists them, newest first, with
+// their detail; what the sender wrote is shown as text.
+func TestBrowserAlertsAndRules(t *testing.T) {
+	ctx := newBrowser(t)
+	n := startUINode(t)
+	n.seed(t)
+	n.runLocalSensor(t)
+	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := loopbackPort(t)
+	_, v, err := c.PutSMTP(t.Context(), n.ready.LocalSensorID, smtpConfig(listen), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSensor(t, c, n.ready.LocalSensorID, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion == v })
+	uiSignIn(t, ctx, n.url, "admin", uiAdminPassword)
+
+	// Rules: an invalid value is refused beside the field, and nothing is saved.
+	uiDo(t, ctx, "rules page",
+		chromedp.Click(chromedp.CSS(`.mainnav a[href="/rules"]`)),
+		chromedp.WaitVisible(chromedp.ID("new-rule-title")),
+		chromedp.SetValue(chromedp.ID("rule-kind"), "url_host"),
+		chromedp.SendKeys(chromedp.ID("rule-value"), "https://pay.evil.example/login"),
+		chromedp.SetValue(chromedp.ID("rule-severity"), "critical"),
+		chromedp.SendKeys(chromedp.ID("rule-description"), "Payment phishing campaign"),
+	)
+	if status := uiSubmit(t, ctx, "add an invalid rule", `#rule-form button.btn-primary`); status != 422 {
+		t.Fatalf("add a rule with a URL as host: status %d, want 422", status)
+	}
+	if msg := uiRun(t, ctx, "value error", chromedp.Text(chromedp.ID("rule-value-err"))); msg == "" {
+		t.Errorf("no error beside the value")
+	}
+	if rules, err := n.store.ListRules(t.Context(), store.AllTenants(), "default"); err != nil || len(rules) != 0 {
+		t.Fatalf("rules after an invalid form: %v, %v", rules, err)
+	}
+	uiDo(t, ctx, "fix the value",
+		chromedp.Clear(chromedp.ID("rule-value")),
+		chromedp.SendKeys(chromedp.ID("rule-value"), "evil.example"),
+	)
+	if status := uiSubmit(t, ctx, "add the rule", `#rule-form button.btn-primary`); status != 200 {
+		t.Fatalf("add the rule: status %d", status)
+	}
+	uiDo(t, ctx, "rule added", chromedp.WaitVisible(chromedp.CSS(".flash-ok")))
+	rules, err := n.store.ListRules(t.Context(), store.AllTenants(), "default")
+	if err != nil || len(rules) != 1 || rules[0].GetValue() != "evil.example" || rules[0].GetSeverity() != ospreyv1.Severity_SEVERITY_CRITICAL {
+		t.Fatalf("rules after adding one: %v, %v", rules, err)
+	}
+	ruleID := rules[0].GetId()
+	uiDo(t, ctx, "rule listed", chromedp.WaitVisible(chromedp.CSS(`tr[data-rule="`+ruleID+`"]`)))
+	uiScreenshot(t, ctx, "rules")
+
+	// Mail through the node's own sensor: a hostile subject and file name
+	// first, then EICAR with a link to the host the rule names.
+	const xssSubject = `<script>alert(1)</script>`
+	const xssName = `"><img src=x onerror=alert(1)>.pdf`
+	waitAlerts := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			page, err := n.store.ListAlerts(t.Context(), store.AllTenants(), store.AlertQuery{Tenant: "default"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Alerts) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d alerts after 90 s, want %d", len(page.Alerts), want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	sendMail(t, listen, xssSubject, "Nothing to see.", xssName, []byte(eicarTestFile))
+	waitAlerts(1)
+	sendMail(t, listen, "Overdue invoice #4471", "Pay today at https://pay.evil.example/invoice/4471 to avoid fees.",
+		"invoice-4471.com", []byte(eicarTestFile))
+	waitAlerts(2)
+
+	// The Alerts page lists both, newest first.
+	uiDo(t, ctx, "alerts page",
+		chromedp.Click(chromedp.CSS(`.mainnav a[href="/alerts"]`)),
+		chromedp.WaitVisible(chromedp.ID("alert-table")),
+	)
+	subjects := uiRun(t, ctx, "subjects", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("#alert-table td.subject a")).map(a => a.textContent)`))
+	if len(subjects) != 2 || subjects[0] != "Overdue invoice #4471" || subjects[1] != xssSubject {
+		t.Errorf("alert subjects %q, want the invoice, then the hostile subject as text", subjects)
+	}
+	firstRow := uiRun(t, ctx, "first row", chromedp.Text(chromedp.CSS(`#alert-table tbody tr:first-child`)))
+	for _, want := range []string{"critical", "hq-1", "SMTP", "mallory@evil.example", "bob@example.com", "detected", "eicar", ruleID} {
+		if !strings.Contains(firstRow, want) {
+			t.Errorf("the first row lacks %q: %q", want, firstRow)
+		}
+	}
+	uiScreenshot(t, ctx, "alerts")
+
+	// Its detail: envelope, headers, every match, attachments with hashes.
+	uiDo(t, ctx, "alert detail",
+		chromedp.Click(chromedp.CSS(`#alert-table tbody tr:first-child td.subject a`)),
+		chromedp.WaitVisible(chromedp.ID("matches-title")),
+	)
+	detail := uiRun(t, ctx, "detail", chromedp.Text(chromedp.CSS("main")))
+	sum := sha256.Sum256([]byte(eicarTestFile))
+	for _, want := range []string{"Overdue invoice #4471", "mallory@evil.example", "bob@example.com", "Mallory <mallory@evil.example>",
+		"EICAR-Test-File", ruleID, "pay.evil.example", "invoice-4471.com", hex.EncodeToString(sum[:]), "hq-1"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("the alert detail lacks %q", want)
+		}
+	}
+	uiScreenshot(t, ctx, "alert-detail")
+	uiDo(t, ctx, "scroll to the headers", chromedp.Evaluate[chromedp.Void](
+		`document.getElementById("headers-title").scrollIntoView({block: "start"}); window.scrollBy(0, -24)`))
+	uiScreenshot(t, ctx, "alert-detail-headers")
+
+	// The hostile alert: its subject and file name are text, no element.
+	uiDo(t, ctx, "hostile alert",
+		chromedp.Navigate(n.url+"/alerts"),
+		chromedp.WaitVisible(chromedp.ID("alert-table")),
+		chromedp.Click(chromedp.CSS(`#alert-table tbody tr:nth-child(2) td.subject a`)),
+		chromedp.WaitVisible(chromedp.ID("attachments-title")),
+	)
+	if h := uiRun(t, ctx, "hostile subject", chromedp.Text(chromedp.ID("alert-subject"))); h != xssSubject {
+		t.Errorf("the subject reads %q, want %q", h, xssSubject)
+	}
+	names := uiRun(t, ctx, "attachment names", chromedp.Text(chromedp.ID("attachment-table")))
+	injected := uiRun(t, ctx, "injected elements", chromedp.Evaluate[int](`document.querySelectorAll('main img, main script').length`))
+	if !strings.Contains(names, xssName) || injected != 0 {
+		t.Errorf("attachment names %q, %d injected elements; want the name as text and none", names, injected)
 	}
 }

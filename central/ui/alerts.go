@@ -234,7 +234,7 @@ type alertRow struct {
 
 // matchChip is a match in the list: the engine and the rule or signature.
 type matchChip struct {
-	Engine, Rule, Severity string
+	Engine, Rule, Severity, What string
 }
 
 // maxRowRecipients and maxRowMatches bound what one row lists; the detail shows all.
@@ -274,8 +274,9 @@ func newAlertRow(a *ospreyv1.Alert, sensorNames map[string]string) alertRow {
 	}
 	row.Recipients, row.MoreRcpts = strings.Join(parts, ", "), len(rcpts)-len(shown)
 	for _, m := range a.GetMatches() {
-		chip := matchChip{Engine: display(m.GetEngine()), Rule: short(m.GetRuleId()), Severity: severityName(m.GetSeverity())}
-		if slices.Contains(row.Matches, chip) {
+		chip := matchChip{Engine: display(m.GetEngine()), Rule: short(m.GetRuleId()), Severity: severityName(m.GetSeverity()),
+			What: short(m.GetWhat())}
+		if slices.ContainsFunc(row.Matches, func(c matchChip) bool { return c.Engine == chip.Engine && c.Rule == chip.Rule }) {
 			continue
 		}
 		if len(row.Matches) == maxRowMatches {
