@@ -24,6 +24,8 @@ func TestConfigurationReferenceMatchesTheCode(t *testing.T) {
 	for _, m := range []protoreflect.Message{
 		(&ospreyv1.SmtpIntegration{}).ProtoReflect(),
 		(&ospreyv1.Pop3Integration{}).ProtoReflect(),
+		(&ospreyv1.Rule{}).ProtoReflect(),
+		(&ospreyv1.SyslogExport{}).ProtoReflect(),
 	} {
 		for _, path := range fieldPaths(m.Descriptor(), "") {
 			if !strings.Contains(doc, "| `"+path+"` |") {
@@ -44,6 +46,23 @@ func TestConfigurationReferenceMatchesTheCode(t *testing.T) {
 			t.Errorf("docs/configuration.md: want the row %q", row)
 		}
 	}
+	for _, row := range []string{
+		fmt.Sprintf("| `facility` | integer | %d |", validate.DefaultSyslogFacility),
+		fmt.Sprintf("| `app_name` | string | `%s` |", validate.DefaultSyslogAppName),
+		fmt.Sprintf("1 to %d printable US-ASCII", validate.MaxSyslogAppNameBytes),
+		fmt.Sprintf("at most %d bytes, no control characters, no leading", validate.MaxRuleValueBytes),
+		fmt.Sprintf("At most %d bytes, no control characters. |", validate.MaxRuleDescriptionBytes),
+	} {
+		if !strings.Contains(doc, row) {
+			t.Errorf("docs/configuration.md: want the text %q", row)
+		}
+	}
+	for kind := range ospreyv1.RuleKind_value {
+		name := strings.ToLower(strings.TrimPrefix(kind, "RULE_KIND_"))
+		if name != "unspecified" && !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("docs/configuration.md does not document the rule kind %s", name)
+		}
+	}
 	if want := fmt.Sprintf("%d–%d", validate.MinPOP3IntervalSeconds, validate.MaxPOP3IntervalSeconds); !strings.Contains(doc, want) {
 		t.Errorf("docs/configuration.md does not state the POP3 interval bounds %s", want)
 	}
@@ -56,7 +75,7 @@ func fieldPaths(md protoreflect.MessageDescriptor, prefix string) []string {
 	for i := 0; i < fields.Len(); i++ {
 		f := fields.Get(i)
 		path := prefix + string(f.Name())
-		if f.Kind() == protoreflect.MessageKind && !f.IsList() {
+		if f.Kind() == protoreflect.MessageKind && !f.IsList() && f.Message().FullName() != "google.protobuf.Timestamp" {
 			out = append(out, fieldPaths(f.Message(), path+".")...)
 			continue
 		}
