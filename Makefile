@@ -23,6 +23,10 @@ IMAGE_TAG ?= latest
 image: ## build the container images osprey and osprey-mailclient FROM scratch with the local Docker engine (IMAGE_TAG)
 	VERSION='$(VERSION)' COMMIT='$(COMMIT)' GO='$(GO)' ./deploy/image/build.sh $(IMAGE_TAG)
 
+.PHONY: deploy-test
+deploy-test: ## run the Docker fault tests of deploy/compose and the checks of the systemd units and Kubernetes manifests (make test runs them too)
+	$(GO) test -count=1 -v -timeout=20m ./deploy/...
+
 .PHONY: peers
 peers: ## install the test peers (Debian packages) that are missing, where we can
 	@./scripts/install-peers.sh

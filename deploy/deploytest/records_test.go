@@ -66,7 +66,7 @@ func (c *cluster) apiRecords(ctx context.Context, n string) ([]record, error) {
 	var out []record
 	token := ""
 	for {
-		q := url.Values{"tenant": {"default"}, "limit": {"1000"}}
+		q := url.Values{"tenant": {"default"}, "limit": {"500"}}
 		if token != "" {
 			q.Set("page_token", token)
 		}
