@@ -1,5 +1,7 @@
 // Package store is the typed store of the configuration model over etcd:
-// tenants, sensors and their SMTP and POP3 integrations, users and tokens.
+// tenants, sensors and their SMTP and POP3 integrations, users and tokens,
+// scan rules and SIEM exports; and of what scanning produces: message records
+// and alerts (see alerts.go for exactly-once alerts and their retention).
 // Every other part of a Central Node reads and writes configuration through it.
 //
 // Design note. Three rules shape every method.
@@ -32,8 +34,11 @@
 // snapshot, so a sensor always receives full configurations tagged with the
 // revision they hold at.
 //
-// Lists read the whole range they cover in one request (consistent at one
-// revision). That suits thousands of sensors; far more would want paging.
+// Lists of configuration read the whole range they cover in one request
+// (consistent at one revision). That suits thousands of sensors; far more
+// would want paging. Alerts and message records, which grow with the mail,
+// are listed a page at a time (ListAlerts, ListMessagesPage), and the scanner
+// reads rules from a watch-backed RuleCache rather than from etcd.
 package store
 
 import (
