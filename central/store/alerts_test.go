@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -483,5 +484,35 @@ func TestListMessagesPage(t *testing.T) {
 	}
 	if _, err := st.ListMessagesPage(ctx, TenantScope("b"), MessageQuery{PageToken: p.NextPageToken}); err == nil {
 		t.Error("b continued a's list")
+	}
+}
+
+func TestAlertSweeperRun(t *testing.T) {
+	st, clk, cli := alertStore(t, AlertRetention{MaxAge: time.Hour})
+	raise(t, st, clk, "a", "s1", 3, high)
+	clk.Advance(2 * time.Hour)
+	wch := cli.Watch(t.Context(), tenantAlertsPrefix("a"), clientv3.WithPrefix())
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- NewAlertSweeper(st, AlertSweeperOptions{Interval: time.Hour}).Run(ctx) }()
+	// The first sweep runs at once: wait for its deletion.
+	deleted := 0
+	for deleted < 3 {
+		wr := <-wch
+		if err := wr.Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				deleted++
+			}
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: got %v, want nil after its context ended", err)
+	}
+	if got := countAlerts(t, cli, "a"); got != 0 {
+		t.Errorf("alerts after the sweep: got %d, want 0", got)
 	}
 }
