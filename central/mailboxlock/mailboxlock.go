@@ -29,11 +29,12 @@
 // next Acquire opens a new session. The client closes the channel when its
 // own view of the lease deadline passes, which trails the server's by the
 // network round trip of the last keep-alive: for that instant both nodes may
-// poll, and a message may then be spooled by both (one duplicate alert at
-// worst; nothing is lost, since deletions need QUIT). Uploads are
-// idempotent per spool, not across nodes, so a holder that dies between
-// spooling a batch and QUIT leaves that batch to be retrieved again by the
-// next holder: at least once, bounded by one batch.
+// poll, and a message may then be spooled by both. A holder that dies
+// between spooling a batch and QUIT leaves that batch to be retrieved
+// again by the next holder. Neither raises a second alert: the central
+// records a POP3 message under its mailbox and UIDL too (store.RecordScan),
+// so its second upload, from whichever sensor, is a duplicate of the first.
+// Nothing is lost, since deletions need QUIT.
 package mailboxlock
 
 import (

@@ -103,6 +103,9 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 		UploadedAt: timestamppb.New(s.now()),
 		Node:       s.node,
 	}
+	if rec.GetSource() == ospreyv1.MailSource_MAIL_SOURCE_POP3 {
+		rec.Uidl = hdr.GetUidl()
+	}
 	out, err := s.scanner.Scan(ctx, rec, body)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "scan: %v", err)
@@ -126,7 +129,9 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 			s.onAlert(alert)
 		}
 	}
-	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: stored.GetMessageId(), Duplicate: dup, Verdict: stored.GetVerdict()})
+	// A duplicate's stored record may be another sensor's (the same POP3
+	// message polled twice): answer with the id this sensor sent.
+	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: rec.GetMessageId(), Duplicate: dup, Verdict: stored.GetVerdict()})
 }
 
 func (s *Service) answerDuplicate(stream ospreyv1.SensorService_UploadServer, tenant, sensorID, messageID string) error {

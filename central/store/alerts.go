@@ -251,7 +251,19 @@ func (s *Store) RecordScan(ctx context.Context, scope Scope, rec *ospreyv1.Messa
 	if alert != nil {
 		ops = append(ops, alertOp)
 	}
-	resp, err := s.cli.Txn(ctx).If(absent(key)).Then(ops...).Else(clientv3.OpGet(key)).Commit()
+	conds := []clientv3.Cmp{absent(key)}
+	elses := []clientv3.Op{clientv3.OpGet(key)}
+	// A POP3 message is also known by its mailbox and UIDL: the node that
+	// took a mailbox over from a poller that crashed after RETR polls the
+	// same message again, under another sensor and message id.
+	var seenKey string
+	if mailbox, uidl := rec.GetEnvelope().GetMailbox(), rec.GetUidl(); rec.GetSource() == ospreyv1.MailSource_MAIL_SOURCE_POP3 && mailbox != "" && uidl != "" {
+		seenKey = pop3SeenKey(tenant, mailbox, uidl)
+		conds = append(conds, absent(seenKey))
+		ops = append(ops, clientv3.OpPut(seenKey, rec.GetSensorId()+"/"+rec.GetMessageId(), clientv3.WithLease(lease)))
+		elses = append(elses, clientv3.OpGet(seenKey))
+	}
+	resp, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Else(elses...).Commit()
 	if err != nil {
 		return nil, false, etcdErr("txn", key, err)
 	}
@@ -264,6 +276,23 @@ func (s *Store) RecordScan(ctx context.Context, scope Scope, rec *ospreyv1.Messa
 		return rec, false, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 && seenKey != "" {
+		// The same POP3 message was recorded under another sensor's id:
+		// answer with that record.
+		seen := resp.Responses[1].GetResponseRange().GetKvs()
+		if len(seen) == 0 {
+			return nil, false, fmt.Errorf("message %s: vanished while read", key)
+		}
+		sensorID, messageID, ok := strings.Cut(string(seen[0].Value), "/")
+		if !ok {
+			return nil, false, fmt.Errorf("%s: malformed value %q", seen[0].Key, seen[0].Value)
+		}
+		first, err := s.GetMessage(ctx, AllTenants(), tenant, sensorID, messageID)
+		if err != nil {
+			return nil, false, fmt.Errorf("the first record of POP3 message %s: %w", seen[0].Key, err)
+		}
+		return first, true, nil
+	}
 	if len(kvs) == 0 {
 		return nil, false, fmt.Errorf("message %s: vanished while read", key)
 	}

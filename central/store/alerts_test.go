@@ -516,3 +516,45 @@ func TestAlertSweeperRun(t *testing.T) {
 		t.Errorf("alerts after the sweep: got %d, want 0", got)
 	}
 }
+
+// TestRecordScanKnowsAPOP3MessageByItsUIDL: the same POP3 message polled by
+// two sensors (a poller that crashed after RETR, and the central node that
+// took the mailbox over) is recorded and alerted once; another UIDL, or the
+// same UIDL of another mailbox, is another message.
+func TestRecordScanKnowsAPOP3MessageByItsUIDL(t *testing.T) {
+	st, clk, cli := alertStore(t, AlertRetention{})
+	ctx := t.Context()
+	scope := TenantScope("a")
+	polled := func(sensor, msg, mailbox, uidl string) *ospreyv1.MessageRecord {
+		r := record("a", sensor, msg)
+		r.Source = ospreyv1.MailSource_MAIL_SOURCE_POP3
+		r.Envelope.Mailbox = mailbox
+		r.Uidl = uidl
+		return r
+	}
+	first, dup, err := st.RecordScan(ctx, scope, polled("node1", "m1", "soc@pop.example.com", "UID-1"), alertFor(ospreyv1.Severity_SEVERITY_HIGH, "x"), clk.Now())
+	if err != nil || dup {
+		t.Fatalf("first upload: dup %v, err %v", dup, err)
+	}
+	again, dup, err := st.RecordScan(ctx, scope, polled("node2", "m9", "soc@pop.example.com", "UID-1"), alertFor(ospreyv1.Severity_SEVERITY_HIGH, "x"), clk.Now())
+	if err != nil || !dup {
+		t.Fatalf("the same message from another sensor: dup %v, err %v; want a duplicate", dup, err)
+	}
+	if again.GetSensorId() != "node1" || again.GetAlertId() != first.GetAlertId() {
+		t.Errorf("duplicate answered with %v, want the first record %v", again, first)
+	}
+	if _, err := st.GetMessage(ctx, scope, "a", "node2", "m9"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the duplicate was recorded under its own id: %v", err)
+	}
+	for _, r := range []*ospreyv1.MessageRecord{
+		polled("node2", "m10", "soc@pop.example.com", "UID-2"),
+		polled("node2", "m11", "other@pop.example.com", "UID-1"),
+	} {
+		if _, dup, err := st.RecordScan(ctx, scope, r, alertFor(ospreyv1.Severity_SEVERITY_HIGH, "x"), clk.Now()); err != nil || dup {
+			t.Errorf("%s %s: dup %v, err %v; want a new message", r.GetEnvelope().GetMailbox(), r.GetUidl(), dup, err)
+		}
+	}
+	if got := countAlerts(t, cli, "a"); got != 3 {
+		t.Errorf("alerts: got %d, want 3", got)
+	}
+}

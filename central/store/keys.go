@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -22,6 +24,7 @@ import (
 //	status/<sensor id>                   ospreyv1.SensorRuntime, live     PutStatus, under the lease of the node holding the stream
 //	lastseen/<sensor id>                 ospreyv1.SensorRuntime, durable  PutStatus (durable), when a stream ends or a version is answered
 //	messages/<tenant>/<sensor>/<msg id>  ospreyv1.MessageRecord           RecordScan (once per message id; expires with an hourly lease)
+//	pop3-seen/<tenant>/<sha256>          "<sensor>/<msg id>", plain text   RecordScan, with the record of a POP3 message: sha256 of mailbox NUL UIDL (same lease)
 //	alerts/<tenant>/<alert id>           ospreyv1.Alert                   RecordScan, in the txn of the message record; TrimAlerts deletes the oldest
 //	cluster/ca                           ospreyv1.ClusterCA               CreateClusterCA (once, on the first start of a cluster)
 //	cluster/pubkeys/<sha256 of SPKI>     sensor id, plain text            ClaimPublicKey (a key is enrolled at most once)
@@ -62,6 +65,7 @@ const (
 	usersPrefix        = rootPrefix + "users/"
 	tokensPrefix       = rootPrefix + "tokens/"
 	messagesPrefix     = rootPrefix + "messages/"
+	pop3SeenPrefix     = rootPrefix + "pop3-seen/"
 	alertsPrefix       = rootPrefix + "alerts/"
 	statusPrefix       = rootPrefix + "status/"
 	lastSeenPrefix     = rootPrefix + "lastseen/"
@@ -209,6 +213,12 @@ func pubkeyKey(fingerprint string) string {
 
 func nodeKey(name string) string {
 	return nodesPrefix + name
+}
+
+// pop3SeenKey names a POP3 message on its server, whichever sensor polled it.
+func pop3SeenKey(tenant, mailbox, uidl string) string {
+	sum := sha256.Sum256([]byte(mailbox + "\x00" + uidl))
+	return pop3SeenPrefix + tenant + "/" + hex.EncodeToString(sum[:])
 }
 
 func messageKey(tenant, sensorID, messageID string) string {

@@ -211,7 +211,7 @@ func (u *Uploader) uploadOne(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", id, err)
 	}
-	hdr := &ospreyv1.UploadHeader{MessageId: id, Source: msg.Meta.Source, Envelope: msg.Meta.Envelope, Size: msg.Size}
+	hdr := &ospreyv1.UploadHeader{MessageId: id, Source: msg.Meta.Source, Envelope: msg.Meta.Envelope, Size: msg.Size, Uidl: msg.Meta.UIDL}
 	if err := stream.Send(&ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Header{Header: hdr}}); err != nil {
 		return fmt.Errorf("upload %s: %w", id, closeErr(stream, err))
 	}

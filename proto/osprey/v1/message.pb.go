@@ -42,7 +42,11 @@ type MessageRecord struct {
 	Node    string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
 	Verdict string `protobuf:"bytes,10,opt,name=verdict,proto3" json:"verdict,omitempty"`
 	// alert_id is the alert raised for the message, if any.
-	AlertId       string `protobuf:"bytes,11,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	AlertId string `protobuf:"bytes,11,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	// uidl is the POP3 unique id of a polled message (source POP3). With
+	// envelope.mailbox it names the message on its server: a second upload
+	// of it, from whichever sensor, is a duplicate of the first.
+	Uidl          string `protobuf:"bytes,12,opt,name=uidl,proto3" json:"uidl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -154,11 +158,18 @@ func (x *MessageRecord) GetAlertId() string {
 	return ""
 }
 
+func (x *MessageRecord) GetUidl() string {
+	if x != nil {
+		return x.Uidl
+	}
+	return ""
+}
+
 var File_osprey_v1_message_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/sensor.proto\"\xf5\x02\n" +
+	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/sensor.proto\"\x89\x03\n" +
 	"\rMessageRecord\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -173,7 +184,8 @@ const file_osprey_v1_message_proto_rawDesc = "" +
 	"\x04node\x18\t \x01(\tR\x04node\x12\x18\n" +
 	"\averdict\x18\n" +
 	" \x01(\tR\averdict\x12\x19\n" +
-	"\balert_id\x18\v \x01(\tR\aalertIdB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
+	"\balert_id\x18\v \x01(\tR\aalertId\x12\x12\n" +
+	"\x04uidl\x18\f \x01(\tR\x04uidlB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
 
 var (
 	file_osprey_v1_message_proto_rawDescOnce sync.Once

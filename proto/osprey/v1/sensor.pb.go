@@ -1016,10 +1016,15 @@ func (*UploadRequest_Chunk) isUploadRequest_Msg() {}
 type UploadHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// message_id is the sensor's id for the spooled message, unique per sensor.
-	MessageId     string     `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	Source        MailSource `protobuf:"varint,2,opt,name=source,proto3,enum=osprey.v1.MailSource" json:"source,omitempty"`
-	Envelope      *Envelope  `protobuf:"bytes,3,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	Size          int64      `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	MessageId string     `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Source    MailSource `protobuf:"varint,2,opt,name=source,proto3,enum=osprey.v1.MailSource" json:"source,omitempty"`
+	Envelope  *Envelope  `protobuf:"bytes,3,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Size      int64      `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// uidl is the POP3 unique id of a polled message (empty for SMTP). With
+	// envelope.mailbox it names the message on its server, so that the same
+	// message polled by two nodes (a poller that crashed after RETR, and the
+	// node that took the mailbox over) is recorded and alerted once.
+	Uidl          string `protobuf:"bytes,5,opt,name=uidl,proto3" json:"uidl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1080,6 +1085,13 @@ func (x *UploadHeader) GetSize() int64 {
 		return x.Size
 	}
 	return 0
+}
+
+func (x *UploadHeader) GetUidl() string {
+	if x != nil {
+		return x.Uidl
+	}
+	return ""
 }
 
 // UploadResponse acknowledges an upload once its verdict is stored.
@@ -1210,13 +1222,14 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\rUploadRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.osprey.v1.UploadHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
-	"\x03msg\"\xa1\x01\n" +
+	"\x03msg\"\xb5\x01\n" +
 	"\fUploadHeader\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12-\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x15.osprey.v1.MailSourceR\x06source\x12/\n" +
 	"\benvelope\x18\x03 \x01(\v2\x13.osprey.v1.EnvelopeR\benvelope\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x03R\x04size\"g\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04uidl\x18\x05 \x01(\tR\x04uidl\"g\n" +
 	"\x0eUploadResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1c\n" +
