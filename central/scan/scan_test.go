@@ -52,7 +52,7 @@ func tenantRules(t testing.TB) *ioc.RuleSet {
 		rule("host-1", ospreyv1.RuleKind_RULE_KIND_URL_HOST, "malware.example"),
 		rule("sha-1", ospreyv1.RuleKind_RULE_KIND_SHA256, strings.ToUpper(hexSHA256(badFile))),
 		rule("md5-1", ospreyv1.RuleKind_RULE_KIND_MD5, hexMD5(badZipIn)),
-		rule("sender-1", ospreyv1.RuleKind_RULE_KIND_SENDER, "<Boss@Spoofed.example>"),
+		rule("sender-1", ospreyv1.RuleKind_RULE_KIND_SENDER, "Boss@Spoofed.example"),
 		rule("domain-1", ospreyv1.RuleKind_RULE_KIND_SENDER_DOMAIN, "evil.example"),
 		rule("name-1", ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME, "invoice_*.js"),
 		rule("ext-1", ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, ".iso"),

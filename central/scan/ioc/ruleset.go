@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/ospreysec/osprey/central/scan/walk"
+	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -108,21 +109,21 @@ func (s *RuleSet) Len() int {
 	return s.n
 }
 
-// ValidateRule checks a rule's kind and value: digests are hex of the right
-// length, a sender has an @, a domain or host has none, a URL is an http,
-// https or ftp URL with a host, a name glob is valid path.Match syntax, an
-// extension has no dot or slash. The API validates rules with it before
-// storing them.
+// ValidateRule reports whether Compile takes a rule: its value must pass
+// pkg/validate's rule validation (the one the API applies before storing a
+// rule) and have a matching form.
 func ValidateRule(r *ospreyv1.Rule) error {
 	_, err := normalize(r.GetKind(), r.GetValue())
 	return err
 }
 
-// normalize returns the form of a rule value that matching compares with.
+// normalize returns the form of a rule value that matching compares with:
+// the canonical value of pkg/validate, in the form the walk gives what it
+// finds in a message.
 func normalize(kind ospreyv1.RuleKind, v string) (string, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return "", errors.New("value: empty")
+	v, err := validate.CanonicalRuleValue(kind, strings.TrimSpace(v))
+	if err != nil {
+		return "", fmt.Errorf("value: %w", err)
 	}
 	switch kind {
 	case ospreyv1.RuleKind_RULE_KIND_SHA256:
