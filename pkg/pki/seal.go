@@ -101,8 +101,9 @@ func additionalData(version byte, label string) []byte {
 // created whole or not at all, and never replaced.
 //
 // It refuses a file that is not exactly 32 bytes, and (outside Windows) one
-// that group or others may read or write: a key others can read protects
-// nothing.
+// that others may access or its group may write: a key others can read
+// protects nothing. Group read is allowed (0640, 0440), as a Kubernetes
+// Secret mounted for a non-root user through fsGroup needs it.
 func LoadOrCreateKEK(path string) ([]byte, error) {
 	key, err := loadKEK(path)
 	if !errors.Is(err, os.ErrNotExist) {
@@ -134,8 +135,8 @@ func loadKEK(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("key-encryption key %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return nil, fmt.Errorf("key-encryption key %s has mode %#o: group or others may access it; chmod 600 it", path, perm)
+	if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o037 != 0 {
+		return nil, fmt.Errorf("key-encryption key %s has mode %#o: others may access it or its group may write it; chmod 600 it", path, perm)
 	}
 	if st.Size() != KEKSize {
 		return nil, fmt.Errorf("key-encryption key %s has %d bytes, want %d", path, st.Size(), KEKSize)

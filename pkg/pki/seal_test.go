@@ -170,9 +170,9 @@ func TestLoadOrCreateKEKRefuses(t *testing.T) {
 		want  string
 	}{
 		{
-			name:  "group-readable",
-			setup: func(t *testing.T, path string) { writeFile(t, path, make([]byte, KEKSize), 0o640) },
-			want:  "mode 0640",
+			name:  "group-writable",
+			setup: func(t *testing.T, path string) { writeFile(t, path, make([]byte, KEKSize), 0o660) },
+			want:  "mode 0660",
 		},
 		{
 			name:  "world-readable",
@@ -259,5 +259,17 @@ func TestLoadOrCreateKEKRace(t *testing.T) {
 		} else if !bytes.Equal(k, first) {
 			t.Error("racing callers got different keys")
 		}
+	}
+}
+
+// TestLoadKEKGroupReadable: a key its group may read (a Kubernetes Secret
+// mounted for a non-root user with fsGroup) is accepted.
+func TestLoadKEKGroupReadable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.key")
+	want := bytes.Repeat([]byte{7}, KEKSize)
+	writeFile(t, path, want, 0o440)
+	got, err := LoadOrCreateKEK(path)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("LoadOrCreateKEK of a 0440 key: %x, %v", got, err)
 	}
 }
