@@ -337,6 +337,15 @@ func (s *Server) alertList(w http.ResponseWriter, r *http.Request, req *request)
 	}
 	status := http.StatusOK
 	q, problems := f.query(alertPageSize)
+	if !q.Since.IsZero() {
+		// Shown in the form as the date picker writes it, in UTC.
+		layout := "2006-01-02T15:04"
+		if q.Since.Second() != 0 || q.Since.Nanosecond() != 0 {
+			layout = "2006-01-02T15:04:05"
+		}
+		f.Since = q.Since.UTC().Format(layout)
+		d.Filter = f
+	}
 	if len(problems) == 0 {
 		page, err := s.store.ListAlerts(ctx, req.scope, q)
 		switch verrs, ok := validate.AsErrors(err); {

@@ -160,13 +160,28 @@ func TestAlertListFilters(t *testing.T) {
 					t.Errorf("%q listed %v, want %v", s, got, want)
 				}
 			}
-			// The filter is shown as it was asked.
+			// The filter is shown as it was asked; a time as the date
+			// picker writes it.
 			for k, v := range tc.query {
-				if k == "sensor" {
+				want := v[0]
+				switch k {
+				case "sensor":
 					continue // a drop-down: an unknown sensor is not one of its choices
+				case "since":
+					since, err := time.Parse(time.RFC3339, v[0])
+					if err != nil {
+						since, err = time.Parse("2006-01-02", v[0])
+					}
+					if err != nil {
+						since, err = time.Parse("2006-01-02T15:04", v[0])
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					want = `id="af-since" name="since" value="` + since.UTC().Format("2006-01-02T15:04") + `"`
 				}
-				if !strings.Contains(p.body, html.EscapeString(v[0])) {
-					t.Errorf("the page does not show the filter %s=%q", k, v[0])
+				if !strings.Contains(p.body, html.EscapeString(want)) && !strings.Contains(p.body, want) {
+					t.Errorf("the page does not show the filter %s=%q", k, want)
 				}
 			}
 		})
@@ -272,6 +287,12 @@ func TestAlertDetail(t *testing.T) {
 		if got := text(el); !strings.Contains(squash(got), squash(want.text)) {
 			t.Errorf("#%s:\n got %q\nwant it to contain %q", want.id, got, want.text)
 		}
+	}
+	if !strings.Contains(p.body, `<a href="/alerts">Alerts</a>`) {
+		t.Errorf("the breadcrumb does not lead to the list")
+	}
+	if p := e.signedIn("alice").get("/alerts/default/" + id + "?back=" + url.QueryEscape("https://evil.example/alerts")); !strings.Contains(p.body, `<a href="/alerts">Alerts</a>`) {
+		t.Errorf("the way back leads off the site")
 	}
 	for _, want := range []string{
 		"from mx.evil.example (192.0.2.7) by sensor-s1 with ESMTPS", "from laptop by mx.evil.example",

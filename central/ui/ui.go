@@ -8,7 +8,7 @@
 // package validate. So a value the API refuses, the UI refuses with the same
 // field-level errors, shown next to the fields they name, and tenant isolation is
 // the store's as it is for the API: every call takes the Scope of the signed-in user,
-// and another tenant's sensor reads as not found (404).
+// and another tenant's sensor, alert or rule reads as not found (404).
 //
 // Sessions live in the node's memory (see sessions): a cookie carries a random id
 // signed with a key made at start, so a restart signs everyone out. Every form
