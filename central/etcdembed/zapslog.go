@@ -2,7 +2,9 @@ package etcdembed
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -34,7 +36,14 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
 	r.AddAttrs(attrs(fields)...)
-	return c.h.Handle(context.Background(), r)
+	err := c.h.Handle(context.Background(), r)
+	if e.Level >= zapcore.DPanicLevel {
+		// etcd panics or exits the process after this line: say why on
+		// standard error too, whatever the handler does with it (a
+		// discarding or buffered one would leave the exit unexplained).
+		fmt.Fprintf(os.Stderr, "embedded etcd: %s: %s %v\n", e.Level.CapitalString(), e.Message, attrs(fields))
+	}
+	return err
 }
 
 func (c *slogCore) Sync() error { return nil }
