@@ -81,7 +81,7 @@ func startUINode(t *testing.T) *uiNode {
 			HTTPListener: ln, GRPCAddr: "127.0.0.1:0",
 			EtcdClientAddr: "127.0.0.1:0", EtcdPeerAddr: "127.0.0.1:0",
 			BootstrapAdminPassword: uiAdminPassword,
-			Logger:                 slog.New(slog.DiscardHandler),
+			Logger:                 errorLogger(),
 			OnReady:                func(r central.Ready) { readyc <- r },
 		})
 	}()
@@ -174,7 +174,7 @@ func (n *uiNode) runSensor(t *testing.T, id string) {
 	done := make(chan error, 1)
 	go func() {
 		done <- sensor.Run(ctx, sensor.Options{Central: n.ready.GRPCAddr, JoinToken: jt.String(),
-			DataDir: t.TempDir(), Name: id, Logger: slog.New(slog.DiscardHandler)})
+			DataDir: t.TempDir(), Name: id, Logger: errorLogger()})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -527,7 +527,7 @@ func (n *uiNode) runLocalSensor(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- sensor.Run(ctx, sensor.Options{Central: n.ready.GRPCAddr, JoinToken: n.ready.LocalSensorJoinToken,
-			DataDir: t.TempDir(), Name: n.ready.LocalSensorID, Logger: slog.New(slog.DiscardHandler)})
+			DataDir: t.TempDir(), Name: n.ready.LocalSensorID, Logger: errorLogger()})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -717,4 +717,11 @@ func TestBrowserAlertsAndRules(t *testing.T) {
 	if !strings.Contains(names, xssName) || injected != 0 {
 		t.Errorf("attachment names %q, %d injected elements; want the name as text and none", names, injected)
 	}
+}
+
+// errorLogger is the logger of the nodes these tests run in process: their
+// errors go to standard error, which go test shows when the package fails
+// (even when the process exits without a test failing).
+func errorLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
