@@ -51,7 +51,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per target and size")
 	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s)")
 	topology := flag.String("topology", "split", `"split": osprey central and osprey sensor in two processes; "dev": osprey dev, both in one`)
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the osprey process, taken during its first 5 KB round, to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the sensor's process, taken during its first 5 KB round (central paused in the split topology), to this file")
 	flag.Parse()
 	work, err := os.MkdirTemp("", "smtpingest")
 	if err != nil {
@@ -112,7 +112,7 @@ func main() {
 		for range *rounds {
 			for _, tg := range targets {
 				var profiled chan struct{}
-				if tg.addr == o.smtpAddr && *cpuProfile != "" && len(rates[tg.name]) == 0 && sz == sizes[0] {
+				if tg.name == targets[len(targets)-3].name && *cpuProfile != "" && len(rates[tg.name]) == 0 && sz == sizes[0] {
 					profiled = make(chan struct{})
 					go func() { defer close(profiled); profile(pprofAddr, *cpuProfile, 5*time.Second) }()
 				}

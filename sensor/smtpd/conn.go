@@ -87,6 +87,11 @@ type conn struct {
 	certErr   error  // why the client certificate was refused
 	closing   bool   // the session is over: Read returns EOF, Write drops
 	wline     []byte // the start of the reply line being written
+	// out gathers the reply lines of one Write (and the replies that
+	// observing them adds), sent with one write to the socket; nil outside
+	// Write.
+	out    []byte
+	outBuf []byte // out's storage, kept between Writes
 }
 
 func newConn(srv *Server, raw net.Conn, ip netip.Addr, pol *policy) *conn {
@@ -475,6 +480,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.closing {
 		return len(p), nil
 	}
+	// go-smtp writes a whole reply (all the lines of EHLO's) at once: it
+	// goes out in one write, not one per line.
+	if c.outBuf == nil {
+		c.outBuf = make([]byte, 0, 512)
+	}
+	c.out = c.outBuf[:0]
+	defer func() { c.outBuf, c.out = c.out[:0], nil }()
 	for off := 0; off < len(p) && !c.closing; {
 		line := p[off:]
 		if i := bytes.IndexByte(line, '\n'); i >= 0 {
@@ -489,7 +501,25 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 		off += len(line)
 	}
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
 	return len(p), nil
+}
+
+// flush writes the gathered reply lines.
+func (c *conn) flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	_ = c.tr.SetWriteDeadline(time.Now().Add(c.pol.commandTimeout))
+	_, err := c.tr.Write(c.out)
+	c.out = c.out[:0]
+	if err != nil {
+		c.log.Debug("write failed", "err", err)
+		c.closing = true
+	}
+	return err
 }
 
 func isSizeCapability(line []byte) bool {
@@ -532,11 +562,15 @@ func (c *conn) refuseWith(rej *rejection) {
 
 // send writes line (a reply line or a part of one) and observes it.
 func (c *conn) send(line []byte) error {
-	_ = c.tr.SetWriteDeadline(time.Now().Add(c.pol.commandTimeout))
-	if _, err := c.tr.Write(line); err != nil {
-		c.log.Debug("write failed", "err", err)
-		c.closing = true
-		return err
+	if c.out != nil {
+		c.out = append(c.out, line...) // within Write: flushed at its end
+	} else {
+		_ = c.tr.SetWriteDeadline(time.Now().Add(c.pol.commandTimeout))
+		if _, err := c.tr.Write(line); err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.closing = true
+			return err
+		}
 	}
 	if len(c.wline) < 4 {
 		c.wline = append(c.wline, line[:min(len(line), 4-len(c.wline))]...)
