@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,6 +54,9 @@ type Options struct {
 type Server struct {
 	etcd *embed.Etcd
 	cli  *clientv3.Client
+	// stopping is set by Close: etcd then reports its listeners closing
+	// as errors, which the log bridge lowers to info.
+	stopping *atomic.Bool
 }
 
 // Start starts the member and waits until it is ready to serve, or ctx ends,
@@ -118,7 +122,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Debug {
 		level = zap.InfoLevel
 	}
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(newSlogCore(opts.Logger.Handler(), level)))
+	stopping := new(atomic.Bool)
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(newSlogCore(opts.Logger.Handler(), level, stopping)))
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -138,7 +143,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd not ready after %s (is the quorum reachable?)", opts.StartTimeout)
 	}
-	return &Server{etcd: e, cli: v3client.New(e.Server)}, nil
+	return &Server{etcd: e, cli: v3client.New(e.Server), stopping: stopping}, nil
 }
 
 // Client returns an in-process client of this member. It is closed by Close.
@@ -167,6 +172,7 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the member and waits for it to release its data dir.
 func (s *Server) Close() {
+	s.stopping.Store(true)
 	s.cli.Close()
 	s.etcd.Close()
 	<-s.etcd.Server.StopNotify()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -14,16 +15,27 @@ import (
 type slogCore struct {
 	h     slog.Handler
 	level zapcore.Level
+	// stopping, once set, lowers errors to info: a member that is being
+	// closed reports each listener it closes as a failure to serve.
+	stopping *atomic.Bool
 }
 
-func newSlogCore(h slog.Handler, level zapcore.Level) zapcore.Core {
-	return &slogCore{h: h.WithGroup("etcd"), level: level}
+func newSlogCore(h slog.Handler, level zapcore.Level, stopping *atomic.Bool) zapcore.Core {
+	return &slogCore{h: h.WithGroup("etcd"), level: level, stopping: stopping}
 }
 
 func (c *slogCore) Enabled(l zapcore.Level) bool { return l >= c.level }
 
+// recordLevel is the slog level of an entry.
+func (c *slogCore) recordLevel(l zapcore.Level) slog.Level {
+	if l < zapcore.DPanicLevel && c.stopping != nil && c.stopping.Load() {
+		return min(slogLevel(l), slog.LevelInfo)
+	}
+	return slogLevel(l)
+}
+
 func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &slogCore{h: c.h.WithAttrs(attrs(fields)), level: c.level}
+	return &slogCore{h: c.h.WithAttrs(attrs(fields)), level: c.level, stopping: c.stopping}
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -34,7 +46,7 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	r := slog.NewRecord(e.Time, c.recordLevel(e.Level), e.Message, 0)
 	r.AddAttrs(attrs(fields)...)
 	err := c.h.Handle(context.Background(), r)
 	if e.Level >= zapcore.DPanicLevel {
