@@ -1,9 +1,8 @@
-package mailboxlock_test
-
-// These tests run the sensor's real POP3 poller with the etcd lock against a
-// real Dovecot, as cmd/osprey wires them on central nodes that run a Sensor
-// component. Only the tests import sensor packages: central and sensor meet
-// in cmd/osprey, and here.
+// Package pop3cluster_test runs the sensor's real POP3 poller with the
+// central's per-mailbox etcd lock against a real Dovecot, as cmd/osprey
+// wires them on central nodes that run a Sensor component. It lives under
+// tests/, where central and sensor may meet, as they do in cmd/osprey.
+package pop3cluster_test
 
 import (
 	"context"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/ospreysec/osprey/central/etcdembed"
@@ -281,4 +281,8 @@ func TestCrashHandover(t *testing.T) {
 		t.Errorf("%d messages spooled by both nodes, want %d (the cut batch)", both, want)
 	}
 	t.Logf("a spooled %d, b %d, both %d", len(ua), len(ub), both)
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }
