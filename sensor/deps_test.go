@@ -37,3 +37,35 @@ func TestDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestNothingElseImportsTheSensor keeps the other side of the rule: central/
+// and pkg/, their tests included, never import sensor/ (nor pkg/ central/).
+// They meet in cmd/osprey and in the end-to-end tests under tests/.
+func TestNothingElseImportsTheSensor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command: %v", err)
+	}
+	const module = "github.com/ospreysec/osprey/"
+	for _, tc := range []struct{ pattern, forbidden string }{
+		{"central/...", "sensor"},
+		{"pkg/...", "sensor"},
+		{"pkg/...", "central"},
+	} {
+		out, err := exec.CommandContext(t.Context(), goTool, "list", "-test", "-f", `{{.ImportPath}}: {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`, module+tc.pattern).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", tc.pattern, err)
+		}
+		for line := range strings.Lines(string(out)) {
+			pkg, imports, _ := strings.Cut(line, ":")
+			for imp := range strings.FieldsSeq(imports) {
+				if imp == module+tc.forbidden || strings.HasPrefix(imp, module+tc.forbidden+"/") {
+					t.Errorf("%s imports %s", pkg, imp)
+				}
+			}
+		}
+	}
+}
