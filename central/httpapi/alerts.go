@@ -6,6 +6,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 )
@@ -20,7 +21,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, p auth.Princ
 		Tenant: v.Get("tenant"), SensorID: v.Get("sensor"), Q: v.Get("q"), PageToken: v.Get("page_token"),
 	}
 	var errs validate.Errors
-	if sev, err := severities.toProto("severity", api.Severity(v.Get("severity"))); err != nil {
+	if sev, err := convert.SeverityToProto(api.Severity(v.Get("severity"))); err != nil {
 		errs = append(errs, validate.FieldError{Field: "severity", Message: err.Error()})
 	} else {
 		q.MinSeverity = sev
@@ -45,7 +46,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}
 	out := api.AlertList{Alerts: make([]api.Alert, 0, len(page.Alerts)), NextPageToken: page.NextPageToken}
 	for _, a := range page.Alerts {
-		out.Alerts = append(out.Alerts, alertFromProto(a))
+		out.Alerts = append(out.Alerts, convert.AlertFromProto(a))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -62,6 +63,6 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, alertFromProto(a))
+	writeJSON(w, http.StatusOK, convert.AlertFromProto(a))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/pkg/validate"
 )
 
@@ -14,7 +15,7 @@ func (s *Server) getExport(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	setETag(w, e.GetVersion())
-	writeJSON(w, http.StatusOK, exportFromProto(e))
+	writeJSON(w, http.StatusOK, convert.ExportFromProto(e))
 	return nil
 }
 
@@ -29,7 +30,7 @@ func (s *Server) putExport(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	e := exportToProto(&in)
+	e := convert.ExportToProto(&in)
 	if err := validate.SyslogExport(e); err != nil {
 		return err
 	}
@@ -38,6 +39,6 @@ func (s *Server) putExport(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	setETag(w, stored.GetVersion())
-	writeJSON(w, http.StatusOK, exportFromProto(stored))
+	writeJSON(w, http.StatusOK, convert.ExportFromProto(stored))
 	return nil
 }

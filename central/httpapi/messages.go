@@ -7,6 +7,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 )
@@ -30,7 +31,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	out := api.MessageList{Messages: make([]api.MessageRecord, 0, len(page.Messages)), NextPageToken: page.NextPageToken}
 	for _, m := range page.Messages {
-		out.Messages = append(out.Messages, messageFromProto(m))
+		out.Messages = append(out.Messages, convert.MessageFromProto(m))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

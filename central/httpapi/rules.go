@@ -5,6 +5,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -17,7 +18,7 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	out := api.RuleList{Rules: make([]api.Rule, 0, len(rules))}
 	for _, rl := range rules {
-		out.Rules = append(out.Rules, ruleFromProto(rl))
+		out.Rules = append(out.Rules, convert.RuleFromProto(rl))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -29,7 +30,7 @@ func (s *Server) getRule(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return err
 	}
 	setETag(w, rl.GetVersion())
-	writeJSON(w, http.StatusOK, ruleFromProto(rl))
+	writeJSON(w, http.StatusOK, convert.RuleFromProto(rl))
 	return nil
 }
 
@@ -42,7 +43,7 @@ func ruleFromRequest(w http.ResponseWriter, r *http.Request) (*ospreyv1.Rule, er
 	if err := decodeJSON(w, r, &in); err != nil {
 		return nil, err
 	}
-	rl, convErr := ruleToProto(&in)
+	rl, convErr := convert.RuleToProto(&in)
 	tenant := r.PathValue("tenant")
 	rl.Tenant = tenant
 	var verr error
@@ -80,7 +81,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}
 	w.Header().Set("Location", "/api/v1/tenants/"+stored.GetTenant()+"/rules/"+stored.GetId())
 	setETag(w, stored.GetVersion())
-	writeJSON(w, http.StatusCreated, ruleFromProto(stored))
+	writeJSON(w, http.StatusCreated, convert.RuleFromProto(stored))
 	return nil
 }
 
@@ -104,7 +105,7 @@ func (s *Server) putRule(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return err
 	}
 	setETag(w, stored.GetVersion())
-	writeJSON(w, http.StatusOK, ruleFromProto(stored))
+	writeJSON(w, http.StatusOK, convert.RuleFromProto(stored))
 	return nil
 }
 
@@ -119,7 +120,7 @@ func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ruleFromProto(gone))
+	writeJSON(w, http.StatusOK, convert.RuleFromProto(gone))
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -24,34 +26,28 @@ import (
 // characters visible: a file name "invoice\u202efdp.exe" must not read as
 // "invoiceexe.pdf".
 
-// severities are the severities in order, with the names the UI and the API use.
-var severities = []struct {
-	sev  ospreyv1.Severity
-	name string
-}{
-	{ospreyv1.Severity_SEVERITY_LOW, "low"},
-	{ospreyv1.Severity_SEVERITY_MEDIUM, "medium"},
-	{ospreyv1.Severity_SEVERITY_HIGH, "high"},
-	{ospreyv1.Severity_SEVERITY_CRITICAL, "critical"},
-}
-
-// severityName is a severity's name, "unknown" for one this UI does not know.
+// severityName is a severity's name as the API spells it, "unknown" for
+// none.
 func severityName(s ospreyv1.Severity) string {
-	for _, v := range severities {
-		if v.sev == s {
-			return v.name
-		}
+	if name := convert.SeverityFromProto(s); name != "" {
+		return string(name)
 	}
 	return "unknown"
 }
 
+// parseSeverity reads a severity's name; "" is not one.
 func parseSeverity(name string) (ospreyv1.Severity, bool) {
-	for _, v := range severities {
-		if v.name == name {
-			return v.sev, true
-		}
+	sev, err := convert.SeverityToProto(api.Severity(name))
+	return sev, err == nil && sev != 0
+}
+
+// severityNames lists the severities' names, lowest first.
+func severityNames() []string {
+	var out []string
+	for _, s := range convert.Severities() {
+		out = append(out, string(s))
 	}
-	return 0, false
+	return out
 }
 
 func sourceName(s ospreyv1.MailSource) string {
@@ -311,9 +307,7 @@ func (s *Server) alertList(w http.ResponseWriter, r *http.Request, req *request)
 		f.Tenant = "" // a tenant operator's list is their tenant's
 	}
 	d := alertListData{Filter: f}
-	for _, v := range severities {
-		d.Severities = append(d.Severities, v.name)
-	}
+	d.Severities = severityNames()
 	sensors, err := s.store.ListSensors(ctx, req.scope)
 	if err != nil {
 		return err

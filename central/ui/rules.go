@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -19,21 +21,21 @@ import (
 // delete are compare-and-swap on the version the row was rendered with: a
 // rule someone else changed meanwhile is reported, not overwritten.
 
-// ruleKinds are the kinds of rule, with the names the API uses, and what
-// the form says of each.
+// ruleKinds are the kinds of rule and what the form says of each; their
+// names are the API's (convert.RuleKindFromProto).
 var ruleKinds = []struct {
-	kind                     ospreyv1.RuleKind
-	name, label, placeholder string
+	kind               ospreyv1.RuleKind
+	label, placeholder string
 }{
-	{ospreyv1.RuleKind_RULE_KIND_SHA256, "sha256", "Attachment SHA-256", "64 hexadecimal digits"},
-	{ospreyv1.RuleKind_RULE_KIND_SHA1, "sha1", "Attachment SHA-1", "40 hexadecimal digits"},
-	{ospreyv1.RuleKind_RULE_KIND_MD5, "md5", "Attachment MD5", "32 hexadecimal digits"},
-	{ospreyv1.RuleKind_RULE_KIND_SENDER, "sender", "Sender address", "mallory@evil.example"},
-	{ospreyv1.RuleKind_RULE_KIND_SENDER_DOMAIN, "sender_domain", "Sender domain", "evil.example"},
-	{ospreyv1.RuleKind_RULE_KIND_URL, "url", "URL in the body", "https://evil.example/login"},
-	{ospreyv1.RuleKind_RULE_KIND_URL_HOST, "url_host", "Host of a URL in the body", "evil.example"},
-	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME, "attachment_name", "Attachment name (glob)", "invoice*.pdf.exe"},
-	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, "attachment_extension", "Attachment extension", "exe"},
+	{ospreyv1.RuleKind_RULE_KIND_SHA256, "Attachment SHA-256", "64 hexadecimal digits"},
+	{ospreyv1.RuleKind_RULE_KIND_SHA1, "Attachment SHA-1", "40 hexadecimal digits"},
+	{ospreyv1.RuleKind_RULE_KIND_MD5, "Attachment MD5", "32 hexadecimal digits"},
+	{ospreyv1.RuleKind_RULE_KIND_SENDER, "Sender address", "mallory@evil.example"},
+	{ospreyv1.RuleKind_RULE_KIND_SENDER_DOMAIN, "Sender domain", "evil.example"},
+	{ospreyv1.RuleKind_RULE_KIND_URL, "URL in the body", "https://evil.example/login"},
+	{ospreyv1.RuleKind_RULE_KIND_URL_HOST, "Host of a URL in the body", "evil.example"},
+	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME, "Attachment name (glob)", "invoice*.pdf.exe"},
+	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, "Attachment extension", "exe"},
 }
 
 func ruleKindLabel(k ospreyv1.RuleKind) string {
@@ -126,21 +128,15 @@ func (s *Server) rulesData(r *http.Request, req *request, tenant string, form ru
 		}
 	}
 	for _, k := range ruleKinds {
-		d.Kinds = append(d.Kinds, ruleKindChoice{Value: k.name, Label: k.label, Placeholder: k.placeholder})
+		d.Kinds = append(d.Kinds, ruleKindChoice{Value: string(convert.RuleKindFromProto(k.kind)), Label: k.label, Placeholder: k.placeholder})
 	}
-	for _, v := range severities {
-		d.Severities = append(d.Severities, v.name)
-	}
+	d.Severities = severityNames()
 	for _, rule := range list {
 		row := ruleRow{
 			ID: rule.GetId(), Kind: ruleKindLabel(rule.GetKind()), Value: display(rule.GetValue()),
 			Severity: severityName(rule.GetSeverity()), Description: display(rule.GetDescription()),
 			Disabled: rule.GetDisabled(), Created: "unknown", Version: rule.GetVersion(),
-		}
-		for _, k := range ruleKinds {
-			if k.kind == rule.GetKind() {
-				row.KindName = k.name
-			}
+			KindName: string(convert.RuleKindFromProto(rule.GetKind())),
 		}
 		if rule.GetCreatedAt() != nil {
 			row.Created = formatTime(rule.GetCreatedAt().AsTime())
@@ -182,13 +178,9 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, req *request
 	form := ruleForm{Kind: fr.text("kind"), Value: fr.text("value"), Severity: fr.text("severity"), Description: fr.text("description")}
 	rule := &ospreyv1.Rule{Tenant: tenant, Value: form.Value, Description: form.Description}
 	var problems []fieldError
-	known := false
-	for _, k := range ruleKinds {
-		if k.name == form.Kind {
-			rule.Kind, known = k.kind, true
-		}
-	}
-	if !known && form.Kind != "" {
+	kind, err := convert.RuleKindToProto(api.RuleKind(form.Kind))
+	rule.Kind = kind
+	if err != nil {
 		problems = append(problems, fieldError{"kind", "must be one of the kinds listed"})
 	}
 	if sev, ok := parseSeverity(form.Severity); ok {

@@ -1,0 +1,165 @@
+package convert
+
+// Conversions of the scanning model: rules, alerts, message records, the
+// syslog export.
+
+import (
+	"slices"
+
+	"github.com/ospreysec/osprey/api"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+var (
+	severities = enum[ospreyv1.Severity, api.Severity]{
+		what: "severity", fold: true,
+		names: []api.Severity{"", api.SeverityLow, api.SeverityMedium, api.SeverityHigh, api.SeverityCritical},
+	}
+	ruleKinds = enum[ospreyv1.RuleKind, api.RuleKind]{
+		what: "rule kind", fold: true,
+		names: []api.RuleKind{"", api.RuleSHA256, api.RuleSHA1, api.RuleMD5, api.RuleSender,
+			api.RuleSenderDomain, api.RuleURL, api.RuleURLHost, api.RuleAttachmentName, api.RuleAttachmentExtension},
+	}
+	mailSources = enum[ospreyv1.MailSource, api.MailSource]{
+		what:  "mail source",
+		names: []api.MailSource{"", api.SourceSMTP, api.SourcePOP3},
+	}
+)
+
+// Severities lists the severities' API names, lowest first.
+func Severities() []api.Severity { return slices.Clone(severities.names[1:]) }
+
+// SeverityFromProto returns the API name of a severity ("low" ... "critical").
+func SeverityFromProto(s ospreyv1.Severity) api.Severity { return severities.toAPI(s) }
+
+// SeverityToProto returns the severity named s, in any case; "" is UNSPECIFIED.
+func SeverityToProto(s api.Severity) (ospreyv1.Severity, error) { return severities.toProto(s) }
+
+// RuleKindFromProto returns the API name of a rule kind ("sha256", "url_host", ...).
+func RuleKindFromProto(k ospreyv1.RuleKind) api.RuleKind { return ruleKinds.toAPI(k) }
+
+// RuleKindToProto returns the rule kind named k, in any case; "" is UNSPECIFIED.
+func RuleKindToProto(k api.RuleKind) (ospreyv1.RuleKind, error) { return ruleKinds.toProto(k) }
+
+// RuleToProto converts a rule from a write. Tenant, CreatedAt and Version
+// are the server's and are not copied.
+func RuleToProto(in *api.Rule) (*ospreyv1.Rule, error) {
+	var fe fieldErrors
+	kind, err := ruleKinds.toProto(in.Kind)
+	fe.check("kind", err)
+	sev, err := severities.toProto(in.Severity)
+	fe.check("severity", err)
+	return &ospreyv1.Rule{
+		Id: in.ID, Kind: kind, Value: in.Value, Severity: sev,
+		Description: in.Description, Disabled: in.Disabled,
+	}, fe.err()
+}
+
+// RuleFromProto converts a stored rule for a read.
+func RuleFromProto(p *ospreyv1.Rule) api.Rule {
+	return api.Rule{
+		ID:          p.GetId(),
+		Tenant:      p.GetTenant(),
+		Kind:        ruleKinds.toAPI(p.GetKind()),
+		Value:       p.GetValue(),
+		Severity:    severities.toAPI(p.GetSeverity()),
+		Description: p.GetDescription(),
+		Disabled:    p.GetDisabled(),
+		CreatedAt:   timeFromProto(p.GetCreatedAt()),
+		Version:     p.GetVersion(),
+	}
+}
+
+func envelopeFromProto(p *ospreyv1.Envelope) *api.Envelope {
+	if p == nil {
+		return nil
+	}
+	return &api.Envelope{
+		MailFrom:   p.GetMailFrom(),
+		RcptTo:     cloneNonNil(p.GetRcptTo()),
+		ClientAddr: p.GetClientAddr(),
+		Helo:       p.GetHelo(),
+		TLS:        p.GetTls(),
+		ReceivedAt: timeFromProto(p.GetReceivedAt()),
+		Mailbox:    p.GetMailbox(),
+	}
+}
+
+// AlertFromProto converts a stored alert for a read.
+func AlertFromProto(p *ospreyv1.Alert) api.Alert {
+	out := api.Alert{
+		ID:          p.GetId(),
+		Tenant:      p.GetTenant(),
+		SensorID:    p.GetSensorId(),
+		MessageID:   p.GetMessageId(),
+		Source:      mailSources.toAPI(p.GetSource()),
+		Envelope:    envelopeFromProto(p.GetEnvelope()),
+		Severity:    severities.toAPI(p.GetSeverity()),
+		Matches:     make([]api.Match, 0, len(p.GetMatches())),
+		Attachments: make([]api.Attachment, 0, len(p.GetAttachments())),
+		CreatedAt:   timeFromProto(p.GetCreatedAt()),
+		Node:        p.GetNode(),
+		Verdict:     p.GetVerdict(),
+		Size:        p.GetSize(),
+		SHA256:      p.GetSha256(),
+	}
+	if h := p.GetHeaders(); h != nil {
+		out.Headers = &api.HeaderSummary{
+			From:                  h.GetFrom(),
+			To:                    h.GetTo(),
+			Cc:                    h.GetCc(),
+			Subject:               h.GetSubject(),
+			MessageID:             h.GetMessageId(),
+			Date:                  timeFromProto(h.GetDate()),
+			Received:              h.GetReceived(),
+			AuthenticationResults: h.GetAuthenticationResults(),
+		}
+	}
+	for _, m := range p.GetMatches() {
+		out.Matches = append(out.Matches, api.Match{
+			Engine: m.GetEngine(), RuleID: m.GetRuleId(), Severity: severities.toAPI(m.GetSeverity()),
+			What: m.GetWhat(), Part: m.GetPart(),
+		})
+	}
+	for _, a := range p.GetAttachments() {
+		out.Attachments = append(out.Attachments, api.Attachment{
+			Path: a.GetPath(), Filename: a.GetFilename(), DeclaredType: a.GetDeclaredType(),
+			DetectedType: a.GetDetectedType(), Size: a.GetSize(),
+			SHA256: a.GetSha256(), SHA1: a.GetSha1(), MD5: a.GetMd5(),
+		})
+	}
+	return out
+}
+
+// MessageFromProto converts a message record for a read.
+func MessageFromProto(p *ospreyv1.MessageRecord) api.MessageRecord {
+	return api.MessageRecord{
+		MessageID:  p.GetMessageId(),
+		SensorID:   p.GetSensorId(),
+		Tenant:     p.GetTenant(),
+		Source:     mailSources.toAPI(p.GetSource()),
+		Envelope:   envelopeFromProto(p.GetEnvelope()),
+		Size:       p.GetSize(),
+		SHA256:     p.GetSha256(),
+		UploadedAt: timeFromProto(p.GetUploadedAt()),
+		Node:       p.GetNode(),
+		Verdict:    p.GetVerdict(),
+		AlertID:    p.GetAlertId(),
+	}
+}
+
+// ExportToProto converts a syslog export from a write; pkg/validate checks it.
+func ExportToProto(in *api.SyslogExport) *ospreyv1.SyslogExport {
+	return &ospreyv1.SyslogExport{
+		Enabled: in.Enabled, Address: in.Address, Tls: in.TLS, CaPem: in.CAPEM,
+		ServerName: in.ServerName, Facility: in.Facility, AppName: in.AppName,
+	}
+}
+
+// ExportFromProto converts a stored syslog export for a read.
+func ExportFromProto(p *ospreyv1.SyslogExport) api.SyslogExport {
+	return api.SyslogExport{
+		Enabled: p.GetEnabled(), Address: p.GetAddress(), TLS: p.GetTls(), CAPEM: p.GetCaPem(),
+		ServerName: p.GetServerName(), Facility: p.GetFacility(), AppName: p.GetAppName(),
+	}
+}
