@@ -73,11 +73,14 @@ func startUINode(t *testing.T) *uiNode {
 		t.Fatal(err)
 	}
 	readyc := make(chan central.Ready, 1)
+	// The data dir is made before the node's cleanup is registered, so it is
+	// removed after the node stopped (cleanups run last-in first-out).
+	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- central.Run(ctx, central.Options{
-			NodeName: "hq-1", DataDir: t.TempDir(), Dev: true,
+			NodeName: "hq-1", DataDir: dataDir, Dev: true,
 			HTTPListener: ln, GRPCAddr: "127.0.0.1:0",
 			EtcdClientAddr: "127.0.0.1:0", EtcdPeerAddr: "127.0.0.1:0",
 			BootstrapAdminPassword: uiAdminPassword,
@@ -170,11 +173,12 @@ func (n *uiNode) runSensor(t *testing.T, id string) {
 	if _, err := n.store.CreateToken(t.Context(), store.AllTenants(), tok); err != nil {
 		t.Fatal(err)
 	}
+	dataDir := t.TempDir() // removed after the sensor stopped
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- sensor.Run(ctx, sensor.Options{Central: n.ready.GRPCAddr, JoinToken: jt.String(),
-			DataDir: t.TempDir(), Name: id, Logger: errorLogger()})
+			DataDir: dataDir, Name: id, Logger: errorLogger()})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -523,11 +527,12 @@ func TestBrowserTenantOperatorIsConfinedToTenant(t *testing.T) {
 // `osprey dev` does, until the test ends.
 func (n *uiNode) runLocalSensor(t *testing.T) {
 	t.Helper()
+	dataDir := t.TempDir() // removed after the sensor stopped
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- sensor.Run(ctx, sensor.Options{Central: n.ready.GRPCAddr, JoinToken: n.ready.LocalSensorJoinToken,
-			DataDir: t.TempDir(), Name: n.ready.LocalSensorID, Logger: errorLogger()})
+			DataDir: dataDir, Name: n.ready.LocalSensorID, Logger: errorLogger()})
 	}()
 	t.Cleanup(func() {
 		cancel()
