@@ -206,8 +206,15 @@ func TestExportTCP(t *testing.T) {
 			t.Errorf("message %d is %q: out of order", i, m)
 		}
 	}
-	if got := testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme")); got != 3 {
-		t.Errorf("sent: got %v, want 3", got)
+	// The receiver may read the alerts before the sender counts them.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme"))
+		if got == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sent: got %v, want 3", got)
+		}
 	}
 	if n, err := testutil.GatherAndCount(reg, "osprey_siem_queue_length"); err != nil || n != 1 {
 		t.Errorf("queue length gauge: %d series, %v", n, err)
