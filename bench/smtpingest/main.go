@@ -51,7 +51,8 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per target and size")
 	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s)")
 	topology := flag.String("topology", "split", `"split": osprey central and osprey sensor in two processes; "dev": osprey dev, both in one`)
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the sensor's process, taken during its first 5 KB round (central paused in the split topology), to this file")
+	sizeList := flag.String("sizes", "5,100", "message sizes in KB, comma-separated (20,000 messages a round under 100 KB, 5,000 from 100 KB)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the sensor's process, taken during its first round of the first size (central paused in the split topology), to this file")
 	flag.Parse()
 	work, err := os.MkdirTemp("", "smtpingest")
 	if err != nil {
@@ -89,7 +90,18 @@ func main() {
 	type size struct {
 		bytes, messages int
 	}
-	sizes := []size{{5 << 10, 20000}, {100 << 10, 5000}}
+	var sizes []size
+	for _, f := range strings.Split(*sizeList, ",") {
+		kb, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || kb <= 0 {
+			log.Fatalf("-sizes: %q is not a size in KB", f)
+		}
+		n := 20000
+		if kb >= 100 {
+			n = 5000
+		}
+		sizes = append(sizes, size{kb << 10, n})
+	}
 	type target struct {
 		name, addr string
 		pause      bool // SIGSTOP the central during the round (split topology)

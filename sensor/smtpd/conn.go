@@ -26,10 +26,10 @@ type phase uint8
 
 const (
 	phaseCommand phase = iota // command lines
-	phaseData                 // a DATA body, from the 354 reply to the end-of-data line
+	phaseData                 // a DATA body, which this connection reads (see data)
 	phaseChunk                // a BDAT chunk that go-smtp reads
 	phaseSwallow              // a BDAT chunk of a refused BDAT command, dropped here
-	phaseAborted              // a refused DATA body: Read fails until the reply, then the session ends
+	phaseAborted              // a refused DATA body: the session ends with its reply
 )
 
 // How long and how much a connection closed by the server reads after its
@@ -86,6 +86,7 @@ type conn struct {
 	tlsState  *tls.ConnectionState
 	certErr   error  // why the client certificate was refused
 	closing   bool   // the session is over: Read returns EOF, Write drops
+	quiet     bool   // drop go-smtp's next reply (to the RSET that ends a DATA)
 	wline     []byte // the start of the reply line being written
 	// out gathers the reply lines of one Write (and the replies that
 	// observing them adds), sent with one write to the socket; nil outside
@@ -131,8 +132,10 @@ func (c *conn) Read(p []byte) (int, error) {
 				return n, nil
 			}
 			c.readCommand()
-		case phaseData:
-			return c.readData(p)
+		case phaseData, phaseAborted:
+			// Only data reads a DATA body, and the reply that ends it
+			// either returns to the command phase or ends the session.
+			return 0, io.ErrUnexpectedEOF
 		case phaseChunk:
 			if c.chunkLeft == 0 {
 				c.phase = phaseCommand
@@ -141,8 +144,6 @@ func (c *conn) Read(p []byte) (int, error) {
 			return c.readChunk(p)
 		case phaseSwallow:
 			c.swallow()
-		case phaseAborted:
-			return 0, c.abortErr
 		}
 	}
 }
@@ -195,7 +196,10 @@ func (c *conn) command(line []byte) {
 	case "BDAT":
 		c.bdat(arg, line)
 		return
-	case "MAIL", "RCPT", "DATA", "VRFY":
+	case "DATA":
+		c.data(arg)
+		return
+	case "MAIL", "RCPT", "VRFY":
 		if rej := c.gate(verb); rej != nil {
 			c.refuseWith(rej)
 			return
@@ -362,26 +366,82 @@ func (c *conn) startTLS(arg string) {
 	c.log.Debug("TLS started", "version", tlsVersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
 }
 
-// readData hands go-smtp the bytes of a DATA body once the scanner has
-// passed them, and nothing past the end-of-data line.
-func (c *conn) readData(p []byte) (int, error) {
-	if err := c.fill(c.pol.dataTimeout); err != nil {
-		return 0, err
+// data answers a DATA command (RFC 5321 §4.1.1.4) and receives its body
+// here, not in go-smtp: dataScanner reads the raw body once, checking it,
+// undoing the dot-stuffing and finding its end a line segment at a time,
+// where go-smtp would read it a byte at a time behind this connection's
+// own check. go-smtp's transaction state is then reset with an RSET whose
+// reply is dropped, as go-smtp resets it after a DATA of its own.
+func (c *conn) data(arg string) {
+	if rej := c.gate("DATA"); rej != nil {
+		c.refuseWith(rej)
+		return
 	}
-	buf, _ := c.br.Peek(min(len(p), c.br.Buffered()))
-	n, end, err := c.scan.scan(buf)
-	copy(p, buf[:n])
-	_, _ = c.br.Discard(n)
-	switch {
-	case err != nil:
-		c.phase, c.abortErr = phaseAborted, err
-		if n == 0 {
-			return 0, err
+	if arg != "" {
+		c.refuse(reasonProtocol, 501, smtp.EnhancedCode{5, 5, 4}, "Syntax: DATA")
+		return
+	}
+	s := c.sess.Load() // gate found a transaction, so there is a session
+	c.phase, c.scan = phaseData, newDataScanner(MaxTextLine)
+	if err := c.send([]byte("354 End data with <CR><LF>.<CR><LF>\r\n")); err != nil {
+		return
+	}
+	body := &dataReader{c: c}
+	err := s.receive(body, true)
+	// Whatever the session made of the body (a size limit refuses it
+	// before its end), the rest of it is read and dropped up to the
+	// end-of-data line, so that it is not read as commands.
+	_, _ = io.Copy(io.Discard, body)
+	var reply *smtp.SMTPError
+	if !errors.As(err, &reply) { // receive answers with an *smtp.SMTPError
+		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message not received in full"}
+	}
+	c.reply(reply.Code, reply.EnhancedCode, reply.Message)
+	if c.phase == phaseData {
+		c.phase = phaseCommand // the body was cut short: the session is closing
+	}
+	c.pending = append(c.pending[:0], "RSET\r\n"...)
+	c.quiet = true
+}
+
+// dataReader is the body of a DATA command as the session reads it: the
+// message with its dot-stuffing undone, up to the end-of-data line. It
+// fails with the violation (see dataScanner) when the client breaks the
+// rule for line endings, and with io.ErrUnexpectedEOF when the connection
+// ends or times out before the end-of-data line, so that a message cut
+// short is never taken for a whole one.
+type dataReader struct{ c *conn }
+
+func (r *dataReader) Read(p []byte) (int, error) {
+	c := r.c
+	for {
+		switch {
+		case c.phase == phaseAborted:
+			return 0, c.abortErr
+		case c.phase != phaseData:
+			return 0, io.EOF
+		case c.closing:
+			return 0, io.ErrUnexpectedEOF
+		case len(p) == 0:
+			return 0, nil
 		}
-	case end:
-		c.phase = phaseCommand
+		if err := c.fill(c.pol.dataTimeout); err != nil {
+			return 0, io.ErrUnexpectedEOF
+		}
+		buf, _ := c.br.Peek(c.br.Buffered())
+		n, used, end, err := c.scan.unstuff(p, buf)
+		_, _ = c.br.Discard(used)
+		switch {
+		case err != nil:
+			c.phase, c.abortErr = phaseAborted, err
+			return n, err
+		case end:
+			c.phase = phaseCommand
+			return n, io.EOF
+		case n > 0:
+			return n, nil
+		}
 	}
-	return n, nil
 }
 
 func (c *conn) readChunk(p []byte) (int, error) {
@@ -471,13 +531,17 @@ func (c *conn) eof() error {
 }
 
 // Write sends go-smtp's replies, one line at a time, watching them: the
-// 354 that starts a DATA body, the 250 that answers HELO or EHLO, and
-// every failed reply, which counts towards max_errors. To the EHLO reply
+// 250 that answers HELO or EHLO, and every failed reply, which counts
+// towards max_errors. To the EHLO reply
 // it adds STARTTLS, which go-smtp cannot offer since TLS is done here, and
 // the size limit (go-smtp advertises a number only when it enforces the
 // limit itself, and the limit is enforced in the session).
 func (c *conn) Write(p []byte) (int, error) {
 	if c.closing {
+		return len(p), nil
+	}
+	if c.quiet {
+		c.quiet = false
 		return len(p), nil
 	}
 	// go-smtp writes a whole reply (all the lines of EHLO's) at once: it
@@ -593,11 +657,7 @@ func (c *conn) observe(head []byte) {
 	if err != nil || head[3] == '-' {
 		return // not a reply, or not its last line
 	}
-	switch {
-	case code == 354:
-		c.phase = phaseData
-		c.scan = newDataScanner(MaxTextLine)
-	case c.phase == phaseAborted:
+	if c.phase == phaseAborted {
 		// The reply to a DATA body refused for its line endings or line
 		// length: the rest of the body can no longer be told apart from
 		// commands, so the session ends here.

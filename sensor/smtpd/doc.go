@@ -18,20 +18,23 @@
 // the client's bytes arrive first. go-smtp alone leaves several things
 // open, and they can only be closed there:
 //
-//   - Line endings in DATA. go-smtp's dot reader (v0.25.1, data.go) ends a
-//     message only at a real <CRLF>.<CRLF>, so none of the smuggling
-//     sequences ends a message, but it passes lone CRs and bare LFs on,
-//     silently drops a '.' and a lone CR at the start of a line ("\r\n.\rX"
-//     becomes "\r\nX"), and after a CR before CRLF ("X\r\r\n") no longer
-//     sees the start of the next line, so a following ".\r\n" does not end
-//     the message and a stuffed ".." keeps both dots. conn therefore checks
-//     the raw body before go-smtp undoes the dot-stuffing (see dataScanner):
-//     a lone CR or bare LF gets "550 5.6.0" and the session is closed,
-//     since what follows can no longer be told apart from commands; on a
-//     body without them go-smtp's reader is exact. This is the one rule for
-//     line endings: CR and LF only as CRLF, in DATA and in BDAT chunks
-//     alike (for BDAT the length frames the chunk, so the session goes on).
-//     Nothing is normalised: a message is stored as the client sent it.
+//   - DATA. go-smtp's dot reader (v0.25.1, data.go) ends a message only at
+//     a real <CRLF>.<CRLF>, so none of the smuggling sequences ends a
+//     message, but it passes lone CRs and bare LFs on, silently drops a '.'
+//     and a lone CR at the start of a line ("\r\n.\rX" becomes "\r\nX"),
+//     and after a CR before CRLF ("X\r\r\n") no longer sees the start of
+//     the next line, so a following ".\r\n" does not end the message and a
+//     stuffed ".." keeps both dots; it also reads a byte at a time, which
+//     made it the largest cost of receiving mail. conn therefore answers
+//     DATA and reads the body itself (see dataScanner), a line segment at
+//     a time: a lone CR or bare LF gets "550 5.6.0" and the session is
+//     closed, since what follows can no longer be told apart from
+//     commands. The session spools the body as for BDAT, and go-smtp's
+//     transaction is reset with an RSET whose reply conn drops. This is
+//     the one rule for line endings: CR and LF only as CRLF, in DATA and in
+//     BDAT chunks alike (for BDAT the length frames the chunk, so the
+//     session goes on). Nothing is normalised: a message is stored as the
+//     client sent it.
 //   - STARTTLS. conn implements it (go-smtp is never given a TLS
 //     configuration), so that conn still sees the plaintext afterwards.
 //     Anything the client pipelined behind STARTTLS is discarded before the
@@ -42,8 +45,8 @@
 //     over. The EHLO reply gets STARTTLS and the SIZE limit added by conn.
 //   - Buffering. conn hands go-smtp at most one command line per Read, so
 //     go-smtp's own buffer never holds more than the command at hand: the
-//     bytes after it are still in conn when the phase changes (DATA, a
-//     BDAT chunk, STARTTLS).
+//     bytes after it are still in conn when the phase changes (a BDAT
+//     chunk, STARTTLS).
 //   - BDAT. A chunk follows its command without waiting for the reply.
 //     go-smtp v0.25.1 consumes the chunk of a BDAT it refuses for want of
 //     MAIL or RCPT (go-smtp issue 315), but not of one it refuses for its

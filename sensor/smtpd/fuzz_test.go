@@ -72,33 +72,67 @@ func FuzzSession(f *testing.F) {
 	})
 }
 
-// FuzzDataScanner compares the scanner, fed in two pieces, with a plain
-// reading of the rule: the body ends at the first "." line ended by CRLF,
-// unless a lone CR or bare LF comes first.
+// FuzzDataScanner compares the scanner, fed in two pieces as the socket
+// might deliver them and writing into a large and a tiny buffer, with a
+// plain reading of the rule: the body ends at the first "." line ended by
+// CRLF, unless a lone CR or bare LF comes first, and what is passed on is
+// its lines with the leading dot of each removed.
 func FuzzDataScanner(f *testing.F) {
 	f.Add([]byte("a\r\n.\r\n"), 3)
 	f.Add([]byte(".\r\n"), 1)
 	f.Add([]byte("a\n.\r\n"), 2)
 	f.Add([]byte("a\r\r\n.\r\n"), 4)
 	f.Add([]byte("..\r\n.\r\nrest"), 5)
+	f.Add([]byte(".a\r\n..\r\n.b.\r\n.\r\n"), 7)
 	f.Fuzz(func(t *testing.T, data []byte, split int) {
 		if split < 0 || split > len(data) {
 			split = len(data) / 2
 		}
 		wantN, wantEnd, wantErr := referenceScan(data)
-
-		s := newDataScanner(1 << 30)
-		n1, end, err := s.scan(data[:split])
-		n := n1
-		if !end && err == nil && n1 == split {
-			var n2 int
-			n2, end, err = s.scan(data[split:])
-			n += n2
+		var want []byte
+		if wantEnd {
+			want = referenceUnstuff(data[:wantN])
 		}
-		if n != wantN || end != wantEnd || !errors.Is(err, wantErr) {
-			t.Errorf("scan(%q) split at %d = %d, %v, %v; want %d, %v, %v", data, split, n, end, err, wantN, wantEnd, wantErr)
+		for _, room := range []int{1 << 16, 1 + split%5} {
+			out, n, end, err := unstuffPieces(data, split, room)
+			if end != wantEnd || !errors.Is(err, wantErr) || end && n != wantN {
+				t.Fatalf("unstuff(%q) split at %d into %d: consumed %d, end %v, %v; want %d, %v, %v", data, split, room, n, end, err, wantN, wantEnd, wantErr)
+			}
+			if end && !bytes.Equal(out, want) {
+				t.Fatalf("unstuff(%q) split at %d into %d = %q, want %q", data, split, room, out, want)
+			}
 		}
 	})
+}
+
+// unstuffPieces runs a scanner over data delivered in two pieces, with an
+// output buffer of room bytes.
+func unstuffPieces(data []byte, split, room int) (out []byte, consumed int, end bool, err error) {
+	s := newDataScanner(1 << 30)
+	dst := make([]byte, room)
+	for _, piece := range [][]byte{data[:split], data[split:]} {
+		for len(piece) > 0 {
+			w, r, e, err := s.unstuff(dst, piece)
+			out, consumed, piece = append(out, dst[:w]...), consumed+r, piece[r:]
+			if e || err != nil {
+				return out, consumed, e, err
+			}
+		}
+	}
+	return out, consumed, false, nil
+}
+
+// referenceUnstuff undoes the dot-stuffing of a whole body, its end line
+// included.
+func referenceUnstuff(body []byte) []byte {
+	lines := bytes.Split(body, []byte("\r\n"))
+	lines = lines[:len(lines)-2] // the "." line and what follows its CRLF
+	var out []byte
+	for _, l := range lines {
+		out = append(out, bytes.TrimPrefix(l, []byte("."))...)
+		out = append(out, "\r\n"...)
+	}
+	return out
 }
 
 func referenceScan(b []byte) (n int, end bool, err error) {

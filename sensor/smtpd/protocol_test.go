@@ -127,6 +127,32 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
+// TestPipelinedTransactions sends two transactions and QUIT in one write,
+// the first refused for its size: each command gets exactly its own
+// reply, and the server's RSET of go-smtp after each DATA (see conn.data)
+// never shows.
+func TestPipelinedTransactions(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxMessageSize = &ospreyv1.SizeLimit{Value: 1, Unit: ospreyv1.SizeUnit_SIZE_UNIT_KB}
+	s := startServer(t, cfg)
+	c := hello(t, s.Addr())
+	txn := func(body string) string {
+		return "MAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n" + body + ".\r\n"
+	}
+	c.send(txn("Subject: big\r\n\r\n"+strings.Repeat("x\r\n", 1000)) + txn("Subject: small\r\n\r\n..dot\r\n") + "QUIT\r\n")
+	for _, want := range []string{"250 ", "250 ", "354 ", "552 5.3.4 ", "250 ", "250 ", "354 ", "250 2.0.0 OK: queued as ", "221 "} {
+		c.expect(want)
+	}
+	c.expectClosed()
+	msgs := s.spool.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages stored, want 1", len(msgs))
+	}
+	if got, want := bodyOf(t, msgs[0]), "Subject: small\r\n\r\n.dot\r\n"; got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
+}
+
 // traceID returns the id in a Received header.
 func traceID(t *testing.T, hdr string) string {
 	t.Helper()
@@ -206,6 +232,16 @@ func TestReplies(t *testing.T) {
 				{"RCPT TO:<bob@other.test>", "550 5.7.1 "},
 				{"DATA", "554 5.5.1 "},
 				{"NOOP", "250 "},
+			},
+		},
+		{
+			name: "DATA with an argument",
+			steps: []step{
+				{"EHLO c.test", "250"},
+				{"MAIL FROM:<a@b.test>", "250 "},
+				{"RCPT TO:<bob@example.com>", "250 "},
+				{"DATA now", "501 5.5.4 "},
+				{"RSET", "250 "},
 			},
 		},
 		{

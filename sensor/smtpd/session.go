@@ -148,10 +148,18 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-// Data spools the message: a Received header, then the body as the client
-// sent it (dot-stuffing undone). It answers 250 only once Spool.Put has
-// returned nil, that is once the message is on disk.
+// Data receives the message of a BDAT transfer, which go-smtp reads; conn
+// reads DATA bodies itself (see conn.data).
 func (s *session) Data(r io.Reader) error {
+	return s.receive(r, false)
+}
+
+// receive spools the message: a Received header, then the body as the
+// client sent it (dot-stuffing undone). It answers 250 only once
+// Spool.Put has returned nil, that is once the message is on disk. The
+// answer is always an *smtp.SMTPError, 250 included. checked says that r
+// already enforces the rule for line endings (see dataScanner).
+func (s *session) receive(r io.Reader, checked bool) error {
 	if !s.enter() {
 		return smtp.ErrDataReset
 	}
@@ -182,7 +190,7 @@ func (s *session) Data(r io.Reader) error {
 		rcpts:    rcpts,
 		now:      now,
 	})
-	body := &bodyReader{r: r, limit: s.c.pol.maxSize}
+	body := &bodyReader{r: r, limit: s.c.pol.maxSize, checked: checked}
 	meta := spool.Meta{Source: ospreyv1.MailSource_MAIL_SOURCE_SMTP, Envelope: env}
 	id, err := s.srv.opts.Spool.Put(s.ctx, meta, io.MultiReader(strings.NewReader(hdr), body))
 	if err != nil {
@@ -236,13 +244,14 @@ type clientError struct{ err error }
 func (e *clientError) Error() string { return "read message: " + e.err.Error() }
 func (e *clientError) Unwrap() error { return e.err }
 
-// bodyReader reads the message body from go-smtp, enforcing the size limit
-// and the CRLF rule (see dataScanner).
+// bodyReader reads the message body, enforcing the size limit and, unless
+// its source already does, the CRLF rule (see dataScanner).
 type bodyReader struct {
-	r     io.Reader
-	limit int64
-	n     int64
-	crlf  crlfChecker
+	r       io.Reader
+	limit   int64
+	n       int64
+	checked bool // r enforces the CRLF rule
+	crlf    crlfChecker
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -250,6 +259,12 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	if b.n > b.limit {
 		return 0, errTooLarge
+	}
+	if b.checked {
+		if err != nil && err != io.EOF {
+			return n, &clientError{err}
+		}
+		return n, err
 	}
 	if cerr := b.crlf.check(p[:n]); cerr != nil {
 		return 0, cerr
