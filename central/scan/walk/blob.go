@@ -1,6 +1,7 @@
 package walk
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,8 +74,15 @@ func (b *blob) release() {
 	}
 }
 
+var errNegativeOffset = errors.New("read at a negative offset")
+
 // ReadAt implements io.ReaderAt.
 func (b *blob) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		// archive/zip computes offsets from the archive's own fields,
+		// which a crafted zip can make negative.
+		return 0, errNegativeOffset
+	}
 	if b.f != nil {
 		return b.f.ReadAt(p, off)
 	}
