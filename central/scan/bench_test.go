@@ -102,7 +102,8 @@ func randBytes(rng *rand.Rand, n int) []byte {
 // rules), structure and eicar engines, one message per op: "serial" on one
 // goroutine, "parallel" on GOMAXPROCS goroutines as a central node scans
 // concurrent uploads; "plain5KB" is the mix's most common class alone, the
-// messages of the SMTP ingest benchmark.
+// messages of the SMTP ingest benchmark, as "plain100KB" is of its large
+// ones.
 func BenchmarkScanMix(b *testing.B) {
 	all := mix(b)
 	var plain [][]byte
@@ -110,6 +111,12 @@ func BenchmarkScanMix(b *testing.B) {
 		if i%20 != 0 && i%4 != 1 {
 			plain = append(plain, m)
 		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var plain100 [][]byte
+	for i := range 20 {
+		hdr := scantest.Headers(fmt.Sprintf("user%d@example.com", i), "team@example.org", fmt.Sprintf("long message %d", i))
+		plain100 = append(plain100, scantest.Message(hdr, scantest.Text(text(rng, 100<<10))))
 	}
 	rules := benchRules(b)
 	s, err := scan.New(scan.Options{TempDir: b.TempDir()})
@@ -119,7 +126,7 @@ func BenchmarkScanMix(b *testing.B) {
 	for _, set := range []struct {
 		name string
 		msgs [][]byte
-	}{{"mix", all}, {"plain5KB", plain}} {
+	}{{"mix", all}, {"plain5KB", plain}, {"plain100KB", plain100}} {
 		var total int
 		for _, m := range set.msgs {
 			total += len(m)

@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 
@@ -230,16 +231,17 @@ func Walk(ctx context.Context, r io.Reader, opts Options, visit VisitFunc) (*Mes
 		return nil, err
 	}
 	w := &walker{
-		ctx:    ctx,
-		lim:    opts.Limits.withDefaults(),
-		dir:    opts.TempDir,
-		visit:  visit,
-		msg:    &Message{},
-		src:    &srcReader{ctx: ctx, r: r, h: sha256.New()},
-		urlSet: map[string]struct{}{},
-		sha256: sha256.New(),
-		sha1:   sha1.New(),
-		md5:    md5.New(),
+		ctx:     ctx,
+		lim:     opts.Limits.withDefaults(),
+		dir:     opts.TempDir,
+		visit:   visit,
+		msg:     &Message{},
+		src:     &srcReader{ctx: ctx, r: r, h: sha256.New()},
+		urlSet:  map[string]struct{}{},
+		rawURLs: map[string]struct{}{},
+		sha256:  sha256.New(),
+		sha1:    sha1.New(),
+		md5:     md5.New(),
 	}
 	w.buf = copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(w.buf)
@@ -305,6 +307,7 @@ type walker struct {
 	incomplete int   // bounds hit and faults, to tell whether a container was expanded whole
 	err        error // from visit, or the context
 	urlSet     map[string]struct{}
+	rawURLs    map[string]struct{} // the URLs as written, already added or refused
 	urlsFull   bool
 	bombed     bool // an archive broke the compression ratio: expand no more archives
 
@@ -728,7 +731,10 @@ func (w *walker) bodyText(p *Part, cs string) {
 	if p.Stored() > int64(w.lim.MaxBodyBytes) {
 		w.note("only the first %d bytes of %s were searched for URLs", w.lim.MaxBodyBytes, p.Where())
 	}
-	text := strings.ToValidUTF8(sb.String(), "\uFFFD")
+	text := sb.String()
+	if !utf8.ValidString(text) { // ToValidUTF8 is slow even on valid text
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
 	if p.DeclaredType == "text/html" {
 		if w.msg.HTML == "" {
 			w.msg.HTML = text
@@ -745,6 +751,13 @@ func (w *walker) bodyText(p *Part, cs string) {
 func (w *walker) addURL(raw string) {
 	if w.urlsFull {
 		return
+	}
+	// A body tends to repeat its links: normalise each spelling once.
+	if _, seen := w.rawURLs[raw]; seen {
+		return
+	}
+	if len(w.rawURLs) < 4*w.lim.MaxURLs {
+		w.rawURLs[raw] = struct{}{}
 	}
 	u, ok := NormalizeURL(raw)
 	if !ok {
