@@ -12,6 +12,7 @@ type metrics struct {
 	engineTime   *prometheus.HistogramVec
 	engineErrors *prometheus.CounterVec
 	limits       *prometheus.CounterVec
+	panics       prometheus.Counter
 	duration     prometheus.Histogram
 }
 
@@ -31,6 +32,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osprey_scan_limits_total", Help: "Scans that hit a bound, by bound.",
 		}, []string{"limit"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "osprey_scan_panics_total", Help: "Scans cut short by a panic in the walk or an engine (a bug): the message is recorded as unscannable.",
+		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "osprey_scan_duration_seconds",
 			Help:    "Time to scan one message, from its first byte read to its verdict.",
@@ -41,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.messages.WithLabelValues(v)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.engineTime, m.engineErrors, m.limits, m.duration} {
+		for _, c := range []prometheus.Collector{m.messages, m.engineTime, m.engineErrors, m.limits, m.panics, m.duration} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register scan metrics: %w", err)
 			}

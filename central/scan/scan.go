@@ -13,7 +13,10 @@
 //   - VerdictDetected: at least one engine matched, whatever else happened.
 //     A match found before a bound was hit still counts.
 //   - VerdictUnscannableError: nothing matched and an engine failed on some
-//     part (clamd unreachable, say), so the message was not fully scanned.
+//     part (clamd unreachable, say), so the message was not fully scanned;
+//     also when the walk or an engine panicked (a bug, counted in
+//     osprey_scan_panics_total and logged with its stack), which costs the
+//     message its scan but not the node.
 //   - VerdictUnscannableLimit: nothing matched and a bound of walk.Limits
 //     was hit (or an engine hit its own, such as clamd's stream limit), so
 //     part of the message was not looked at.
@@ -30,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -247,8 +251,19 @@ func (s *Scanner) Scan(ctx context.Context, r io.Reader, env *ospreyv1.Envelope,
 		}
 		return nil
 	}
-	msg, err := walk.Walk(ctx, r, s.opts, visit)
-	if err != nil {
+	var msg *walk.Message
+	err := s.protect(ctx, func() (err error) {
+		msg, err = walk.Walk(ctx, r, s.opts, visit)
+		return err
+	})
+	var pe *panicError
+	switch {
+	case errors.As(err, &pe):
+		// What the walk had gathered is lost with it; the matches found
+		// so far stand.
+		res.Errors = append(res.Errors, "walk: "+pe.Error())
+		msg = &walk.Message{}
+	case err != nil:
 		return nil, fmt.Errorf("scan: %w", err)
 	}
 	for i, e := range s.engines {
@@ -257,7 +272,11 @@ func (s *Scanner) Scan(ctx context.Context, r io.Reader, env *ospreyv1.Envelope,
 			continue
 		}
 		t := time.Now()
-		ms, err := me.ScanMessage(ctx, msg, env, rules)
+		var ms []*ospreyv1.Match
+		err := s.protect(ctx, func() (err error) {
+			ms, err = me.ScanMessage(ctx, msg, env, rules)
+			return err
+		})
 		engineTime[i] += time.Since(t)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("scan: %w", ctx.Err())
@@ -293,6 +312,26 @@ func (s *Scanner) Scan(ctx context.Context, r io.Reader, env *ospreyv1.Envelope,
 		"size", res.Size, "parts", msg.Parts, "duration", res.Duration)
 	return res, nil
 }
+
+// protect runs f and turns a panic into a *panicError. A message is
+// hostile input: a bug that one trips must cost that message its verdict
+// (it is recorded as unscannable), not the node — nor, as the sensor then
+// uploads it to another node, every node in turn.
+func (s *Scanner) protect(ctx context.Context, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.m.panics.Inc()
+			s.log.ErrorContext(ctx, "scan panicked; the message is recorded as unscannable", "panic", v, "stack", string(debug.Stack()))
+			err = &panicError{v}
+		}
+	}()
+	return f()
+}
+
+// panicError is a panic caught by protect.
+type panicError struct{ v any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("internal error: %v", e.v) }
 
 type matchKey struct{ engine, rule, part string }
 

@@ -372,8 +372,8 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
-// prometheusCounter returns the counter of name with the given label value,
-// as gathered from reg.
+// prometheusCounter returns the counter of name with the given label value
+// ("" for a counter without labels), as gathered from reg.
 func prometheusCounter(t *testing.T, reg *prometheus.Registry, name, label string) prometheus.Collector {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -385,12 +385,14 @@ func prometheusCounter(t *testing.T, reg *prometheus.Registry, name, label strin
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			match := label == "" && len(m.GetLabel()) == 0
 			for _, lp := range m.GetLabel() {
-				if lp.GetValue() == label {
-					c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
-					c.Add(m.GetCounter().GetValue())
-					return c
-				}
+				match = match || lp.GetValue() == label
+			}
+			if match {
+				c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+				c.Add(m.GetCounter().GetValue())
+				return c
 			}
 		}
 	}
@@ -588,6 +590,30 @@ func TestScanErrors(t *testing.T) {
 		}
 		if res.Verdict != scan.VerdictUnscannableError || len(res.Errors) == 0 {
 			t.Errorf("got %q %v, want %q with errors", res.Verdict, res.Errors, scan.VerdictUnscannableError)
+		}
+	})
+	t.Run("engine panics", func(t *testing.T) {
+		panicking := scan.NewEngine("panicking", func(context.Context, *walk.Part, *ioc.RuleSet) ([]*ospreyv1.Match, error) {
+			panic("index out of range")
+		})
+		reg := prometheus.NewRegistry()
+		s, err := scan.New(scan.Options{Engines: append(scan.DefaultEngines(), panicking), Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Scan(t.Context(), bytes.NewReader(msg), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict != scan.VerdictUnscannableError || len(res.Errors) != 1 || !strings.Contains(res.Errors[0], "index out of range") {
+			t.Errorf("got %q %v, want %q with the panic as its error", res.Verdict, res.Errors, scan.VerdictUnscannableError)
+		}
+		if got := testutil.ToFloat64(prometheusCounter(t, reg, "osprey_scan_panics_total", "")); got != 1 {
+			t.Errorf("osprey_scan_panics_total = %v, want 1", got)
+		}
+		// The scanner goes on scanning.
+		if _, err := s.Scan(t.Context(), bytes.NewReader(msg), nil, nil); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("bad options", func(t *testing.T) {
