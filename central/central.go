@@ -14,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ import (
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/gossip"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/pki"
 )
 
 // Options configures a Central Node.
@@ -219,6 +222,15 @@ func (o *Options) validateEtcdCluster() error {
 	}
 	if _, err := etcdembed.MemberPeerURLs(o.EtcdInitialCluster, o.NodeName); err != nil {
 		errs = append(errs, fmt.Errorf("--etcd-initial-cluster: %w", err))
+	} else {
+		members, _ := etcdembed.ParseInitialCluster(o.EtcdInitialCluster)
+		for _, name := range slices.Sorted(maps.Keys(members)) {
+			for _, u := range members[name] {
+				if u.Scheme != "https" {
+					errs = append(errs, fmt.Errorf("--etcd-initial-cluster: %s=%s: the members talk mutual TLS (with certificates from the cluster key), so peer URLs are https://", name, u.String()))
+				}
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -301,6 +313,9 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 
+	if opts.ClusterKeyFile == "" {
+		opts.ClusterKeyFile = filepath.Join(opts.DataDir, "cluster.key")
+	}
 	cli, embedded, err := connectEtcd(ctx, opts, log)
 	if err != nil {
 		return err
@@ -311,9 +326,6 @@ func Run(ctx context.Context, opts Options) error {
 		defer cli.Close()
 	}
 
-	if opts.ClusterKeyFile == "" {
-		opts.ClusterKeyFile = filepath.Join(opts.DataDir, "cluster.key")
-	}
 	grpcLn := opts.GRPCListener
 	if grpcLn == nil {
 		if grpcLn, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
@@ -462,6 +474,23 @@ func connectEtcd(ctx context.Context, opts Options, log *slog.Logger) (*clientv3
 			peerAddr = own[0].Host
 		}
 	}
+	if host, _, err := net.SplitHostPort(opts.EtcdClientAddr); err == nil {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			log.Warn("the embedded etcd's client listener is not on loopback: it serves every tenant's data, without authentication, to whoever reaches it",
+				"etcd_client_addr", opts.EtcdClientAddr)
+		}
+	}
+	// The members authenticate each other with certificates from a CA
+	// that every holder of the cluster key derives: etcd, where the
+	// cluster CA lives, is not readable yet.
+	kek, err := pki.LoadOrCreateKEK(opts.ClusterKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster key: %w", err)
+	}
+	peerCA, err := pki.DeriveCA(kek, "etcd peers", "Osprey etcd peer CA")
+	if err != nil {
+		return nil, nil, err
+	}
 	srv, err := etcdembed.Start(ctx, etcdembed.Options{
 		Name:           opts.NodeName,
 		Dir:            filepath.Join(opts.DataDir, "etcd"),
@@ -470,6 +499,7 @@ func connectEtcd(ctx context.Context, opts Options, log *slog.Logger) (*clientv3
 		InitialCluster: opts.EtcdInitialCluster,
 		ClusterState:   opts.EtcdInitialClusterState,
 		Logger:         log.With("component", "etcd"),
+		PeerTLS:        &etcdembed.PeerTLS{CA: peerCA, Dir: filepath.Join(opts.DataDir, "etcd-peer-tls")},
 	})
 	if err != nil {
 		return nil, nil, err

@@ -34,12 +34,13 @@ func TestClusterOptionsAreValidated(t *testing.T) {
 		{"bad addresses", func(o *central.Options) { o.GossipAddr, o.DNSAddr, o.Join = "nope", "", []string{"x"} },
 			[]string{"--gossip-addr", "--dns-addr", "--join"}},
 		{"bad zone and timing", func(o *central.Options) { o.DNSZone, o.GossipTiming = "a..b", "fast" }, []string{"--dns-zone", "--gossip-timing"}},
-		{"initial cluster without this node", func(o *central.Options) { o.EtcdInitialCluster = "n2=http://127.0.0.2:2380" },
+		{"plaintext peer URLs", func(o *central.Options) { o.EtcdInitialCluster = "n1=http://127.0.0.1:2380" },
+			[]string{"n1=http://127.0.0.1:2380", "peer URLs are https://"}},
+		{"initial cluster without this node", func(o *central.Options) { o.EtcdInitialCluster = "n2=https://127.0.0.2:2380" },
 			[]string{"--etcd-initial-cluster", `"n1"`}},
-		{"peer TLS", func(o *central.Options) { o.EtcdInitialCluster = "n1=https://127.0.0.1:2380" }, []string{"peer TLS is not supported yet"}},
 		{"existing without a cluster", func(o *central.Options) { o.EtcdInitialClusterState = "existing" }, []string{"needs --etcd-initial-cluster"}},
 		{"initial cluster with external etcd", func(o *central.Options) {
-			o.EtcdInitialCluster, o.EtcdEndpoints = "n1=http://127.0.0.1:2380", []string{"http://e:2379"}
+			o.EtcdInitialCluster, o.EtcdEndpoints = "n1=https://127.0.0.1:2380", []string{"http://e:2379"}
 		}, []string{"only with the embedded etcd"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -135,7 +135,7 @@ func startCluster(t *testing.T) *testCluster {
 	}
 	var initial, join []string
 	for i, ip := range clusterIPs {
-		initial = append(initial, fmt.Sprintf("n%d=http://%s:%d", i+1, ip, c.ports.etcdPeer))
+		initial = append(initial, fmt.Sprintf("n%d=https://%s:%d", i+1, ip, c.ports.etcdPeer))
 		join = append(join, net.JoinHostPort(ip, strconv.Itoa(c.ports.gossip)))
 	}
 	for i, ip := range clusterIPs {

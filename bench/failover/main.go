@@ -232,7 +232,7 @@ func startCluster(bin, timing string, extra ...string) (*cluster, error) {
 	}
 	var initial, join []string
 	for i, ip := range ips {
-		initial = append(initial, fmt.Sprintf("n%d=http://%s:%d", i+1, ip, c.ports["etcd-peer"]))
+		initial = append(initial, fmt.Sprintf("n%d=https://%s:%d", i+1, ip, c.ports["etcd-peer"]))
 		join = append(join, net.JoinHostPort(ip, strconv.Itoa(c.ports["gossip"])))
 	}
 	for i, ip := range ips {

@@ -10,6 +10,7 @@ package etcdembed
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,10 +22,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
+
+	"github.com/ospreysec/osprey/pkg/pki"
 )
 
 // Options configures an embedded etcd member.
@@ -48,7 +52,27 @@ type Options struct {
 	Logger *slog.Logger
 	// Debug passes etcd's info logs through too.
 	Debug bool
+	// PeerTLS, when set, makes the traffic between members mutual TLS:
+	// peer URLs are then https://. Nil leaves it plaintext (http://),
+	// for a member alone on loopback.
+	PeerTLS *PeerTLS
 }
+
+// PeerTLS is how members authenticate each other: each presents a
+// certificate that CA signed, for both ends of a connection, and accepts
+// only such certificates. Every member must have the same CA (the central
+// nodes derive it from the cluster key; see pki.DeriveCA).
+type PeerTLS struct {
+	CA *pki.CA
+	// Dir receives the member's certificate and key, made at each start
+	// (etcd reads them from files, at each handshake, which is how a
+	// renewed certificate takes effect).
+	Dir string
+}
+
+// peerCertValidity is the lifetime of a member's peer certificate; it is
+// renewed when a third of it is left.
+const peerCertValidity = 30 * 24 * time.Hour
 
 // Server is a running embedded etcd member.
 type Server struct {
@@ -57,6 +81,9 @@ type Server struct {
 	// stopping is set by Close: etcd then reports its listeners closing
 	// as errors, which the log bridge lowers to info.
 	stopping *atomic.Bool
+	scheme   string        // of the peer URLs
+	renewed  chan struct{} // closed when the renewal of the peer certificate has stopped
+	stop     chan struct{} // closed by Close
 }
 
 // Start starts the member and waits until it is ready to serve, or ctx ends,
@@ -88,12 +115,33 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd peer address: %w", err)
 	}
+	scheme := "http"
+	if opts.PeerTLS != nil {
+		scheme = "https"
+	}
+	if !strings.Contains(opts.PeerAddr, "://") {
+		peerURL.Scheme = scheme
+	}
+	if peerURL.Scheme != scheme {
+		return nil, peerSchemeError(peerURL.String(), scheme)
+	}
 	cfg.ListenClientUrls = []url.URL{*clientURL}
 	cfg.ListenPeerUrls = []url.URL{*peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
 	if opts.InitialCluster != "" {
 		// The other members know this one by its entry in the initial
 		// cluster, whatever address it listens on (0.0.0.0, say).
+		members, err := ParseInitialCluster(opts.InitialCluster)
+		if err != nil {
+			return nil, err
+		}
+		for name, urls := range members {
+			for _, u := range urls {
+				if u.Scheme != scheme {
+					return nil, peerSchemeError(name+"="+u.String(), scheme)
+				}
+			}
+		}
 		own, err := MemberPeerURLs(opts.InitialCluster, opts.Name)
 		if err != nil {
 			return nil, err
@@ -122,6 +170,25 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Debug {
 		level = zap.InfoLevel
 	}
+	var peerCert *peerCert
+	if opts.PeerTLS != nil {
+		if peerCert, err = newPeerCert(opts.PeerTLS, peerHosts(*peerURL, cfg.AdvertisePeerUrls)); err != nil {
+			return nil, err
+		}
+		cfg.PeerTLSInfo = transport.TLSInfo{
+			CertFile:      peerCert.certFile,
+			KeyFile:       peerCert.keyFile,
+			TrustedCAFile: peerCert.caFile,
+			// Only a certificate from the CA is accepted, and only a holder
+			// of the CA's key (the cluster key) can have one. etcd's check
+			// that a peer's certificate names the address it connects from
+			// adds nothing to that, and fails behind NAT and on hosts with
+			// several addresses.
+			ClientCertAuth:      true,
+			SkipClientSANVerify: true,
+			MinVersion:          tls.VersionTLS12,
+		}
+	}
 	stopping := new(atomic.Bool)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(newSlogCore(opts.Logger.Handler(), level, stopping)))
 
@@ -143,7 +210,36 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd not ready after %s (is the quorum reachable?)", opts.StartTimeout)
 	}
-	return &Server{etcd: e, cli: v3client.New(e.Server), stopping: stopping}, nil
+	srv := &Server{etcd: e, cli: v3client.New(e.Server), stopping: stopping, scheme: scheme,
+		renewed: make(chan struct{}), stop: make(chan struct{})}
+	if peerCert != nil {
+		go srv.renewPeerCert(peerCert, opts.Logger)
+	} else {
+		close(srv.renewed)
+	}
+	return srv, nil
+}
+
+// renewPeerCert keeps the member's peer certificate valid until Close.
+func (s *Server) renewPeerCert(pc *peerCert, log *slog.Logger) {
+	defer close(s.renewed)
+	for {
+		t := time.NewTimer(time.Until(pc.renewAt()))
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := pc.renew(time.Now()); err != nil {
+			log.Error("renew the etcd peer certificate", "err", err)
+			// Try again in a while: the certificate is still valid for a
+			// third of its life.
+			pc.retryAt = time.Now().Add(time.Hour)
+			continue
+		}
+		log.Info("renewed the etcd peer certificate", "not_after", pc.notAfter)
+	}
 }
 
 // Client returns an in-process client of this member. It is closed by Close.
@@ -162,7 +258,7 @@ func (s *Server) Endpoints() []string {
 func (s *Server) PeerURLs() []string {
 	urls := make([]string, 0, len(s.etcd.Peers))
 	for _, p := range s.etcd.Peers {
-		urls = append(urls, "http://"+p.Addr().String())
+		urls = append(urls, s.scheme+"://"+p.Addr().String())
 	}
 	return urls
 }
@@ -172,16 +268,17 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the member and waits for it to release its data dir.
 func (s *Server) Close() {
+	close(s.stop)
+	<-s.renewed
 	s.stopping.Store(true)
 	s.cli.Close()
 	s.etcd.Close()
 	<-s.etcd.Server.StopNotify()
 }
 
-// ParseInitialCluster parses "name=http://host:port,..." (a member may have
-// several entries, one per peer URL) into each member's peer URLs. Peer URLs
-// are http: peer TLS is not supported yet, so members talk in plaintext on
-// a network that must be private to them.
+// ParseInitialCluster parses "name=https://host:port,..." (a member may
+// have several entries, one per peer URL) into each member's peer URLs.
+// Peer URLs are https:// with PeerTLS, http:// without (see Start).
 func ParseInitialCluster(s string) (map[string][]url.URL, error) {
 	out := make(map[string][]url.URL)
 	for _, entry := range strings.Split(s, ",") {
@@ -191,17 +288,14 @@ func ParseInitialCluster(s string) (map[string][]url.URL, error) {
 		}
 		name, raw, ok := strings.Cut(entry, "=")
 		if !ok || name == "" || raw == "" {
-			return nil, fmt.Errorf("etcd initial cluster: %q: want name=http://host:port", entry)
+			return nil, fmt.Errorf("etcd initial cluster: %q: want name=https://host:port", entry)
 		}
 		u, err := url.Parse(raw)
 		if err != nil {
 			return nil, fmt.Errorf("etcd initial cluster: %q: %w", entry, err)
 		}
-		switch {
-		case u.Scheme == "https":
-			return nil, fmt.Errorf("etcd initial cluster: %q: peer TLS is not supported yet; use http:// on a private network", entry)
-		case u.Scheme != "http" || u.Port() == "" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.User != nil:
-			return nil, fmt.Errorf("etcd initial cluster: %q: want name=http://host:port", entry)
+		if u.Scheme != "http" && u.Scheme != "https" || u.Port() == "" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.User != nil {
+			return nil, fmt.Errorf("etcd initial cluster: %q: want name=https://host:port", entry)
 		}
 		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
 			return nil, fmt.Errorf("etcd initial cluster: %q: a peer URL needs the address the other members reach, not %s", entry, u.Hostname())
@@ -213,6 +307,13 @@ func ParseInitialCluster(s string) (map[string][]url.URL, error) {
 		return nil, errors.New("etcd initial cluster: empty")
 	}
 	return out, nil
+}
+
+func peerSchemeError(entry, scheme string) error {
+	if scheme == "https" {
+		return fmt.Errorf("etcd peer URL %q: members talk mutual TLS, so it must be https://", entry)
+	}
+	return fmt.Errorf("etcd peer URL %q: https:// needs peer TLS, which this member is not given", entry)
 }
 
 // MemberPeerURLs returns the peer URLs of member name in the initial cluster.

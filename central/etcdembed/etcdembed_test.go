@@ -1,7 +1,10 @@
 package etcdembed
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -10,7 +13,88 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ospreysec/osprey/pkg/pki"
 )
+
+// testPeerCA derives a peer CA from a key made of seed's byte.
+func testPeerCA(t *testing.T, seed byte) *pki.CA {
+	t.Helper()
+	ca, err := pki.DeriveCA(bytes.Repeat([]byte{seed}, pki.KEKSize), "etcd peers", "test peer CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// TestPeerTLS checks who may talk to a member's peer port: not a client
+// without a certificate, nor one whose certificate comes from the CA of
+// another cluster key, and a member with that other CA cannot join.
+func TestPeerTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	peer1, peer2 := freeAddr(t), freeAddr(t)
+	initial := "m1=https://" + peer1 + ",m2=https://" + peer2
+	m1, err := Start(ctx, Options{Name: "m1", Dir: filepath.Join(dir, "m1"), ClientAddr: "127.0.0.1:0", PeerAddr: peer1,
+		Logger: slog.New(slog.DiscardHandler), PeerTLS: &PeerTLS{CA: testPeerCA(t, 1), Dir: filepath.Join(dir, "m1-tls")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	if got := m1.PeerURLs(); len(got) != 1 || !strings.HasPrefix(got[0], "https://") {
+		t.Errorf("peer URLs %v, want one https URL", got)
+	}
+
+	// Without a client certificate, or with one from another CA, the
+	// handshake fails.
+	other := testPeerCA(t, 2)
+	key, err := pki.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := other.SignPeer(key.Public(), []string{"127.0.0.1"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := other.TLSCertificate(der, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, certs := range map[string][]tls.Certificate{"no certificate": nil, "another cluster's": {foreign}} {
+		conn, err := tls.Dial("tcp", peer1, &tls.Config{InsecureSkipVerify: true, Certificates: certs})
+		if err == nil {
+			// TLS 1.3 reports a refused client certificate at the first read.
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: the peer port accepted the connection (%v)", name, err)
+		}
+	}
+
+	// A member with another cluster's CA never joins, though the cluster
+	// expects it.
+	if _, err := m1.Client().MemberAdd(ctx, []string{"https://" + peer2}); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	m2, err := Start(sctx, Options{Name: "m2", Dir: filepath.Join(dir, "m2"), ClientAddr: "127.0.0.1:0", PeerAddr: peer2,
+		InitialCluster: initial, ClusterState: "existing", Logger: slog.New(slog.DiscardHandler),
+		PeerTLS: &PeerTLS{CA: other, Dir: filepath.Join(dir, "m2-tls")}})
+	if err == nil {
+		m2.Close()
+		t.Fatal("a member with another cluster's peer CA joined")
+	}
+	t.Logf("the member with another CA: %v", err)
+
+	// A plaintext peer URL is refused up front.
+	if _, err := Start(ctx, Options{Name: "m3", Dir: filepath.Join(dir, "m3"), InitialCluster: "m3=http://" + freeAddr(t),
+		PeerTLS: &PeerTLS{CA: other, Dir: filepath.Join(dir, "m3-tls")}}); err == nil || !strings.Contains(err.Error(), "must be https://") {
+		t.Errorf("http peer URL with peer TLS: got %v", err)
+	}
+}
 
 func TestParseInitialCluster(t *testing.T) {
 	got, err := ParseInitialCluster("n1=http://10.0.0.1:2380, n2=http://10.0.0.2:2380,n2=http://[fd00::2]:2380")
@@ -28,12 +112,12 @@ func TestParseInitialCluster(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	for in, wantErr := range map[string]string{
-		"":                         "empty",
-		"n1":                       "want name=http://host:port",
-		"n1=https://10.0.0.1:2380": "peer TLS is not supported yet",
-		"n1=http://10.0.0.1":       "want name=http://host:port",
-		"n1=http://0.0.0.0:2380":   "not 0.0.0.0",
-		"=http://10.0.0.1:2380":    "want name=http://host:port",
+		"":                        "empty",
+		"n1":                      "want name=https://host:port",
+		"n1=ftp://10.0.0.1:2380":  "want name=https://host:port",
+		"n1=https://10.0.0.1":     "want name=https://host:port",
+		"n1=https://0.0.0.0:2380": "not 0.0.0.0",
+		"=https://10.0.0.1:2380":  "want name=https://host:port",
 	} {
 		if _, err := ParseInitialCluster(in); err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("ParseInitialCluster(%q): got %v, want an error containing %q", in, err, wantErr)
@@ -59,13 +143,15 @@ func freeAddr(t *testing.T) string {
 // TestAddAndRemoveMember grows a one-member cluster to two the way the
 // operations guide says (etcdctl member add, then start the new member with
 // the initial cluster and state "existing"), checks that both serve the same
-// data, then removes the new member again.
+// data, then removes the new member again. The members talk mutual TLS.
 func TestAddAndRemoveMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	peer1, peer2 := freeAddr(t), freeAddr(t)
-	m1, err := Start(ctx, Options{Name: "m1", Dir: filepath.Join(dir, "m1"), ClientAddr: "127.0.0.1:0", PeerAddr: peer1, Logger: slog.New(slog.DiscardHandler)})
+	ca := testPeerCA(t, 1)
+	m1, err := Start(ctx, Options{Name: "m1", Dir: filepath.Join(dir, "m1"), ClientAddr: "127.0.0.1:0", PeerAddr: peer1, Logger: slog.New(slog.DiscardHandler),
+		PeerTLS: &PeerTLS{CA: ca, Dir: filepath.Join(dir, "m1-tls")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +160,7 @@ func TestAddAndRemoveMember(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	added, err := m1.Client().MemberAdd(ctx, []string{"http://" + peer2})
+	added, err := m1.Client().MemberAdd(ctx, []string{"https://" + peer2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +175,8 @@ func TestAddAndRemoveMember(t *testing.T) {
 		}
 	}
 	m2, err := Start(ctx, Options{Name: "m2", Dir: filepath.Join(dir, "m2"), ClientAddr: "127.0.0.1:0", PeerAddr: peer2,
-		InitialCluster: strings.Join(initial, ","), ClusterState: "existing", Logger: slog.New(slog.DiscardHandler)})
+		InitialCluster: strings.Join(initial, ","), ClusterState: "existing", Logger: slog.New(slog.DiscardHandler),
+		PeerTLS: &PeerTLS{CA: ca, Dir: filepath.Join(dir, "m2-tls")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func TestKubernetesManifests(t *testing.T) {
 		for i := range replicas {
 			pod := fmt.Sprintf("%s-%d", sts.Name, i)
 			host := fmt.Sprintf("%s.%s.%s.svc.cluster.local", pod, hs.Name, ns)
-			wantMembers = append(wantMembers, fmt.Sprintf("%s=http://%s:2380", pod, host))
+			wantMembers = append(wantMembers, fmt.Sprintf("%s=https://%s:2380", pod, host))
 			wantJoin = append(wantJoin, host+":7946")
 		}
 		if got := env["OSPREY_ETCD_INITIAL_CLUSTER"]; got != strings.Join(wantMembers, ",") {

@@ -160,10 +160,29 @@ func (ca *CA) SignClient(csrDER []byte, id Identity, validity time.Duration, now
 // expiry). The certificate allows server authentication only. The central
 // node makes the key itself: it never leaves the node.
 func (ca *CA) SignServer(pub crypto.PublicKey, hosts []string, validity time.Duration, now time.Time) ([]byte, error) {
+	der, err := ca.signHost(pub, hosts, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, validity, now)
+	if err != nil {
+		return nil, fmt.Errorf("sign server certificate: %w", err)
+	}
+	return der, nil
+}
+
+// SignPeer issues a certificate for a member of a cluster whose members
+// connect to each other (etcd's peers): like [CA.SignServer], but for
+// client authentication too.
+func (ca *CA) SignPeer(pub crypto.PublicKey, hosts []string, validity time.Duration, now time.Time) ([]byte, error) {
+	der, err := ca.signHost(pub, hosts, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, validity, now)
+	if err != nil {
+		return nil, fmt.Errorf("sign peer certificate: %w", err)
+	}
+	return der, nil
+}
+
+func (ca *CA) signHost(pub crypto.PublicKey, hosts []string, usage []x509.ExtKeyUsage, validity time.Duration, now time.Time) ([]byte, error) {
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "osprey central node", Organization: []string{"Osprey"}},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: usage,
 	}
 	for _, h := range hosts {
 		if h == "" {
@@ -178,11 +197,7 @@ func (ca *CA) SignServer(pub crypto.PublicKey, hosts []string, validity time.Dur
 			tmpl.Subject.CommonName = h
 		}
 	}
-	der, err := ca.sign(tmpl, pub, validity, now)
-	if err != nil {
-		return nil, fmt.Errorf("sign server certificate: %w", err)
-	}
-	return der, nil
+	return ca.sign(tmpl, pub, validity, now)
 }
 
 // sign fills in what every leaf shares and signs tmpl for pub.

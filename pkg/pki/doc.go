@@ -39,4 +39,13 @@
 // certificates from the cluster CA (sensors' certificates allow client
 // authentication only), so "signed by our CA for server auth" already means
 // "a central node of our cluster", whatever name the sensor dialled.
+//
+// # Between central nodes
+//
+// etcd's members must authenticate each other before etcd, and so the
+// cluster CA, can be read. Every central node holds the same
+// key-encryption key, so each derives the same second CA from it
+// ([DeriveCA]: HKDF-SHA256 seeds an Ed25519 key) and signs its own peer
+// certificate ([CA.SignPeer]) for a key it makes at each start. Holding
+// the key-encryption key is then what makes a host a member.
 package pki
