@@ -11,15 +11,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/api"
@@ -136,7 +140,9 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
 		OnAlert: func(a *ospreyv1.Alert) { n.exporter.Enqueue(a) },
 	})
-	n.grpc = newGRPCServer(serverCert, ca)
+	if n.grpc, err = newGRPCServer(serverCert, ca, reg, log.With("component", "grpc")); err != nil {
+		return nil, err
+	}
 	n.sensors.Register(n.grpc)
 	notFound := []error{store.ErrNotFound, store.ErrInvalidID}
 	authn, err := auth.NewAuthenticator(auth.Options{
@@ -351,8 +357,23 @@ func grpcHosts(nodeName string, addr net.Addr) []string {
 // newGRPCServer serves the sensor service over TLS: the node's certificate
 // from the cluster CA, and sensors' client certificates verified against that
 // CA when given (Enroll is the one call made without one; every other call
-// checks the verified identity itself).
-func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA) *grpc.Server {
+// checks the verified identity itself). A panic in a call fails that call
+// with Internal instead of ending the process (gRPC, unlike net/http, does
+// not recover): it is logged with its stack and counted in
+// osprey_grpc_panics_total.
+func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA, reg prometheus.Registerer, log *slog.Logger) (*grpc.Server, error) {
+	panics := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "osprey_grpc_panics_total", Help: "gRPC calls that panicked (a bug): each failed with Internal, and the node went on.",
+	})
+	if err := reg.Register(panics); err != nil {
+		return nil, fmt.Errorf("register gRPC metrics: %w", err)
+	}
+	recovered := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		panics.Inc()
+		method, _ := grpc.Method(ctx)
+		log.ErrorContext(ctx, "gRPC call panicked", "method", method, "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	tc := &tls.Config{
@@ -368,5 +389,7 @@ func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA) *grpc.Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.ConnectionTimeout(10*time.Second),
-	)
+		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
+		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered)),
+	), nil
 }
