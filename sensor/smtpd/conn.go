@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -382,6 +383,15 @@ func (c *conn) data(arg string) {
 		return
 	}
 	s := c.sess.Load() // gate found a transaction, so there is a session
+	// go-smtp recovers a panic in the commands it runs; this one runs
+	// inside Read, where go-smtp does not: do as it does.
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("panic while receiving a message", "panic", v, "stack", string(debug.Stack()))
+			c.reply(421, smtp.EnhancedCode{4, 0, 0}, "Internal server error")
+			c.closing = true
+		}
+	}()
 	c.phase, c.scan = phaseData, newDataScanner(MaxTextLine)
 	if err := c.send([]byte("354 End data with <CR><LF>.<CR><LF>\r\n")); err != nil {
 		return

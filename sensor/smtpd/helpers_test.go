@@ -35,6 +35,9 @@ type fakeSpool struct {
 	n        int
 }
 
+// errPanic given to setPut makes Put panic.
+var errPanic = errors.New("panic")
+
 type storedMessage struct {
 	id   string
 	meta spool.Meta
@@ -48,6 +51,9 @@ func (f *fakeSpool) Put(ctx context.Context, meta spool.Meta, body io.Reader) (s
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.putErr == errPanic {
+		panic("spool bug")
+	}
 	if f.putErr != nil {
 		return "", f.putErr
 	}

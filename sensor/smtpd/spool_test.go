@@ -71,6 +71,29 @@ func TestSpoolPutFails(t *testing.T) {
 	}
 }
 
+// TestSpoolPutPanics: a panic while a DATA body is spooled, which conn
+// runs outside go-smtp's recovery, gets go-smtp's answer to a panic, 421
+// and the end of the session, and the server goes on.
+func TestSpoolPutPanics(t *testing.T) {
+	s := startServer(t, testConfig())
+	s.spool.setPut(errPanic)
+	c := hello(t, s.Addr())
+	c.cmd("MAIL FROM:<alice@sender.test>", "250 ")
+	c.cmd("RCPT TO:<bob@example.com>", "250 ")
+	c.cmd("DATA", "354 ")
+	c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+	c.expect("421 4.0.0 ")
+	c.expectClosed()
+	s.spool.setPut(nil)
+	c = hello(t, s.Addr())
+	c.cmd("MAIL FROM:<alice@sender.test>", "250 ")
+	c.cmd("RCPT TO:<bob@example.com>", "250 ")
+	c.cmd("DATA", "354 ")
+	c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+	c.expect("250 ")
+	c.quit()
+}
+
 // TestRealSpool delivers through the sensor's spool: the reply carries
 // the spool's id, and the message is there with its envelope.
 func TestRealSpool(t *testing.T) {
