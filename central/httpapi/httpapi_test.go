@@ -176,6 +176,34 @@ func TestEveryAPIRouteNeedsCredentials(t *testing.T) {
 	}
 }
 
+// TestBasicAuthThrottled: after five wrong passwords for a user, HTTP
+// Basic gets 429 with Retry-After, even with the right password.
+func TestBasicAuthThrottled(t *testing.T) {
+	e := newEnv(t)
+	get := func(password string) *http.Response {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", e.url+"/api/v1/tenants", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("root", password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 5 {
+		if resp := get("wrong"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: got %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp := get(testPassword)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("right password after 5 failures: got %d with Retry-After %q, want 429 with one", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
 func TestRolesAndTenants(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()

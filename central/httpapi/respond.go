@@ -62,8 +62,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError is the one place where errors become HTTP responses.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.errorResponse(err)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="osprey", charset="UTF-8"`)
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "60")
 	}
 	if status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -82,6 +85,8 @@ func (s *Server) errorResponse(err error) (int, api.Error) {
 		return http.StatusBadRequest, api.Error{Message: "invalid configuration", Fields: fields}
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest, api.Error{Message: err.Error()}
+	case errors.Is(err, auth.ErrThrottled):
+		return http.StatusTooManyRequests, api.Error{Message: "too many failed sign-ins for this user or from this address: try again in a minute"}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized, api.Error{Message: "authentication required"}
 	case errors.Is(err, errForbidden), errors.Is(err, store.ErrForbidden):

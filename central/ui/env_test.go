@@ -104,7 +104,9 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			t.Fatal(err)
 		}
 	}
+	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	authn, err := auth.NewAuthenticator(auth.Options{
+		Now: c.Now,
 		Users: auth.UsersFunc(func(ctx context.Context, name string) (*ospreyv1.User, error) {
 			u, _, err := st.GetUser(ctx, all, name)
 			return u, err
@@ -114,7 +116,6 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	h := ui.New(ui.Options{
 		Store: st, Auth: authn, InsecureCookies: !o.secureCookies,
 		NodeName: "node-1", GRPCAddr: "0.0.0.0:7443", Etcd: cli,

@@ -51,27 +51,24 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, _ *request) erro
 		s.renderSignIn(w, http.StatusForbidden, next, name, "The sign-in form had expired. Please sign in again.")
 		return nil
 	}
-	addr := clientAddr(r)
+	addr := auth.ClientAddr(r)
 	if name == "" || password == "" {
 		s.renderSignIn(w, http.StatusUnauthorized, next, name, signInFailed)
 		return nil
 	}
-	if !s.throttle.allow(name, addr) {
+	p, err := s.auth.AuthenticatePassword(r.Context(), name, password, addr)
+	switch {
+	case errors.Is(err, auth.ErrThrottled):
 		s.log.WarnContext(r.Context(), "sign-in throttled", "user", loggableName(name), "client", addr)
 		s.renderSignIn(w, http.StatusTooManyRequests, next, name, signInFailed)
 		return nil
-	}
-	p, err := s.auth.AuthenticatePassword(r.Context(), name, password)
-	if errors.Is(err, auth.ErrUnauthenticated) {
-		s.throttle.failed(name, addr)
+	case errors.Is(err, auth.ErrUnauthenticated):
 		s.log.InfoContext(r.Context(), "sign-in failed", "user", loggableName(name), "client", addr)
 		s.renderSignIn(w, http.StatusUnauthorized, next, name, signInFailed)
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	s.throttle.succeeded(name)
 	_, cookie := s.sessions.create(p)
 	s.setCookie(w, sessionCookie(s.secure), cookie, AbsoluteTimeout)
 	s.clearCookie(w, signInCookie(s.secure))

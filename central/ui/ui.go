@@ -67,7 +67,8 @@ type Options struct {
 }
 
 // Server is the UI's HTTP handler. It is safe for concurrent use and owns no
-// goroutines: expired sessions and throttle entries are swept as it goes.
+// goroutines: expired sessions are swept as it goes. Sign-ins are throttled
+// by the Authenticator (auth.Throttle).
 type Server struct {
 	store      *store.Store
 	auth       *auth.Authenticator
@@ -78,7 +79,6 @@ type Server struct {
 	joinTokens func(*ospreyv1.Token) (string, error)
 
 	sessions *sessions
-	throttle *throttle
 	pages    *pages
 	handler  http.Handler
 }
@@ -162,7 +162,6 @@ func New(opts Options) *Server {
 		s.now = time.Now
 	}
 	s.sessions = newSessions(s.now)
-	s.throttle = newThrottle(s.now)
 
 	mux := http.NewServeMux()
 	for _, rt := range routes() {

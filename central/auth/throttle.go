@@ -1,4 +1,4 @@
-package ui
+package auth
 
 import (
 	"net"
@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Sign-in throttling. Each failed sign-in takes a token from two buckets: one
+// Throttle limits password guessing, through the web UI's sign-in form and
+// the API's HTTP Basic alike. Each failed sign-in takes a token from two buckets: one
 // of the user name tried, one of the client's address. An attempt is refused,
 // without checking the password, while either bucket is empty; the buckets
 // refill slowly. Guessing one user's password from many addresses is bound by
@@ -38,7 +39,9 @@ type bucket struct {
 	last   time.Time
 }
 
-type throttle struct {
+// Throttle is the state of the buckets: one per node, shared by the UI and
+// the API through the Authenticator. It is safe for concurrent use.
+type Throttle struct {
 	now func() time.Time
 
 	mu        sync.Mutex
@@ -46,8 +49,12 @@ type throttle struct {
 	lastSweep time.Time
 }
 
-func newThrottle(now func() time.Time) *throttle {
-	return &throttle{now: now, buckets: map[string]*bucket{}}
+// NewThrottle returns a Throttle on the clock now (nil means time.Now).
+func NewThrottle(now func() time.Time) *Throttle {
+	if now == nil {
+		now = time.Now
+	}
+	return &Throttle{now: now, buckets: map[string]*bucket{}}
 }
 
 // keys returns the bucket keys and rates of an attempt.
@@ -56,7 +63,7 @@ func throttleKeys(name, addr string) ([2]string, [2]bucketRate) {
 }
 
 // level returns the tokens in key's bucket now.
-func (t *throttle) level(key string, rate bucketRate, now time.Time) float64 {
+func (t *Throttle) level(key string, rate bucketRate, now time.Time) float64 {
 	b, ok := t.buckets[key]
 	if !ok {
 		return rate.burst
@@ -64,8 +71,8 @@ func (t *throttle) level(key string, rate bucketRate, now time.Time) float64 {
 	return min(rate.burst, b.tokens+float64(now.Sub(b.last))/float64(rate.every))
 }
 
-// allow reports whether a sign-in as name from addr may be tried now.
-func (t *throttle) allow(name, addr string) bool {
+// Allow reports whether a sign-in as name from addr may be tried now.
+func (t *Throttle) Allow(name, addr string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -78,8 +85,8 @@ func (t *throttle) allow(name, addr string) bool {
 	return true
 }
 
-// failed records a failed sign-in as name from addr.
-func (t *throttle) failed(name, addr string) {
+// Failed records a failed sign-in as name from addr.
+func (t *Throttle) Failed(name, addr string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -94,8 +101,8 @@ func (t *throttle) failed(name, addr string) {
 	}
 }
 
-// succeeded forgets the failures of name.
-func (t *throttle) succeeded(name string) {
+// Succeeded forgets the failures of name.
+func (t *Throttle) Succeeded(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	keys, _ := throttleKeys(name, "")
@@ -103,7 +110,7 @@ func (t *throttle) succeeded(name string) {
 }
 
 // sweepLocked drops buckets that have refilled, at most once a minute.
-func (t *throttle) sweepLocked(now time.Time) {
+func (t *Throttle) sweepLocked(now time.Time) {
 	if now.Sub(t.lastSweep) < time.Minute {
 		return
 	}
@@ -119,10 +126,10 @@ func (t *throttle) sweepLocked(now time.Time) {
 	}
 }
 
-// clientAddr is the address a sign-in is throttled by: the peer's IP, or its
+// ClientAddr is the address a sign-in is throttled by: the peer's IP, or its
 // /64 for IPv6, where one host easily has many addresses. Headers such as
 // X-Forwarded-For are not trusted: anyone can send them.
-func clientAddr(r *http.Request) string {
+func ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
