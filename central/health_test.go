@@ -12,32 +12,15 @@ import (
 	"time"
 
 	"github.com/ospreysec/osprey/central/gossip"
+	"github.com/ospreysec/osprey/internal/clocktest"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestEtcdProbeGrace: the quorum holds while the last successful read is
 // younger than the grace, so a failed read or two (a leader election) do
 // not drop it, and a lasting failure does.
 func TestEtcdProbeGrace(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1000, 0)}
+	clock := clocktest.New(time.Unix(1000, 0))
 	var fail bool
 	p := newEtcdProbe(func(context.Context) error {
 		if fail {

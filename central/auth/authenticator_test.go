@@ -8,26 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ospreysec/osprey/internal/clocktest"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
-
-// testClock is a clock the test moves.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // countChecks counts the bcrypt comparisons made until the test ends.
 func countChecks(t *testing.T) *int {
@@ -44,7 +27,7 @@ func countChecks(t *testing.T) *int {
 	return n
 }
 
-func passwordAuthenticator(t *testing.T) (*Authenticator, *fakeStore, *testClock) {
+func passwordAuthenticator(t *testing.T) (*Authenticator, *fakeStore, *clocktest.Clock) {
 	t.Helper()
 	hash, err := hashPassword("right password", 4)
 	if err != nil {
@@ -53,7 +36,7 @@ func passwordAuthenticator(t *testing.T) (*Authenticator, *fakeStore, *testClock
 	st := &fakeStore{users: map[string]*ospreyv1.User{
 		"ann": {Name: "ann", Role: ospreyv1.Role_ROLE_ADMIN, PasswordHash: hash},
 	}}
-	c := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	a, err := NewAuthenticator(Options{Users: st, NotFound: []error{errNotFound, errInvalidID}, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +68,7 @@ func TestBasicAuthThrottled(t *testing.T) {
 	if *checks != before {
 		t.Errorf("a throttled attempt made %d bcrypt comparisons, want none", *checks-before)
 	}
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	if err := basic("right password"); err != nil {
 		t.Fatalf("right password a minute later: %v", err)
 	}
@@ -132,7 +115,7 @@ func TestVerifiedPasswordsRemembered(t *testing.T) {
 	if err := signIn("new password"); err != nil || *checks != n {
 		t.Errorf("the new password again: %v after %d more comparisons, want none", err, *checks-n)
 	}
-	clock.advance(verifiedTTL)
+	clock.Advance(verifiedTTL)
 	if err := signIn("new password"); err != nil || *checks != n+1 {
 		t.Errorf("after %v: %v after %d more comparisons, want 1", verifiedTTL, err, *checks-n)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
+	"github.com/ospreysec/osprey/internal/clocktest"
 	"github.com/ospreysec/osprey/internal/etcdtest"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -41,30 +41,13 @@ var testUsers = []*ospreyv1.User{
 }
 
 // clock is a settable clock for session expiry and throttling.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is the UI over a real embedded etcd with two tenants (default and
 // acme), a pending sensor in each (s1, s2), and a user of every role.
 type env struct {
 	t     *testing.T
 	url   string
 	store *store.Store
-	clock *clock
+	clock *clocktest.Clock
 }
 
 type envOptions struct {
@@ -104,7 +87,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	authn, err := auth.NewAuthenticator(auth.Options{
 		Now: c.Now,
 		Users: auth.UsersFunc(func(ctx context.Context, name string) (*ospreyv1.User, error) {

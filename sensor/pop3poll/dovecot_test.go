@@ -13,6 +13,8 @@ import (
 	"time"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+
+	"github.com/ospreysec/osprey/internal/clocktest"
 )
 
 // TestPollDovecot drains a mailbox over each kind of connection.
@@ -270,7 +272,7 @@ func TestStatusErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &fakeClock{t: time.Now()}
+			clock := clocktest.New(time.Now())
 			p := newPoller(t, Options{Spool: openSpool(t, t.TempDir()), Now: clock.Now})
 			if _, err := pollOnce(t, p, tt.cfg); err == nil {
 				t.Fatal("session succeeded")
@@ -294,7 +296,7 @@ func TestStatusErrors(t *testing.T) {
 		})
 	}
 	t.Run("success clears the alert", func(t *testing.T) {
-		clock := &fakeClock{t: time.Now()}
+		clock := clocktest.New(time.Now())
 		p := newPoller(t, Options{Spool: openSpool(t, t.TempDir()), Now: clock.Now})
 		pollOnce(t, p, wrongPass)
 		clock.Advance(2 * time.Hour)
