@@ -405,7 +405,7 @@ func Run(ctx context.Context, opts Options) error {
 	g.Go(func() error { return n.rules.Run(gctx) })
 	g.Go(func() error { return n.sweeper.Run(gctx) })
 	g.Go(func() error { return n.exports.Run(gctx) })
-	g.Go(func() error { return syncExports(gctx, n.exports, n.exporter, log.With("component", "siem")) })
+	g.Go(func() error { return n.feeder.Run(gctx) })
 	g.Go(func() error { return n.exporter.Run(gctx) })
 	if embedded != nil {
 		g.Go(func() error {

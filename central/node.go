@@ -35,6 +35,7 @@ import (
 	"github.com/ospreysec/osprey/central/scan/clamav"
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/siem"
+	"github.com/ospreysec/osprey/central/siemfeed"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
 	"github.com/ospreysec/osprey/internal/buildinfo"
@@ -66,6 +67,7 @@ type node struct {
 	sweeper  *store.AlertSweeper
 	exports  *store.ExportCache
 	exporter *siem.Exporter
+	feeder   *siemfeed.Feeder
 }
 
 const (
@@ -134,11 +136,16 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	if n.exporter, err = siem.New(siem.Options{Version: buildinfo.Version(), Registerer: reg, Logger: log.With("component", "siem")}); err != nil {
 		return nil, err
 	}
+	if n.feeder, err = siemfeed.New(siemfeed.Options{
+		Client: cli, Store: st, Exports: n.exports, Exporter: n.exporter, NodeName: opts.NodeName,
+		Registerer: reg, Logger: log.With("component", "siem"),
+	}); err != nil {
+		return nil, err
+	}
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
 		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
-		OnAlert: func(a *ospreyv1.Alert) { n.exporter.Enqueue(a) },
 	})
 	if n.grpc, err = newGRPCServer(serverCert, ca, reg, log.With("component", "grpc")); err != nil {
 		return nil, err

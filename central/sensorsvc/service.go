@@ -58,10 +58,6 @@ type Options struct {
 	CertValidity time.Duration
 	// Scanner gives uploaded messages their verdict; nil means Received.
 	Scanner Scanner
-	// OnAlert, when set, is called with each alert once it is stored with
-	// its message's record (never for a duplicate upload). It must not
-	// block: the sensor waits for the upload's answer.
-	OnAlert func(*ospreyv1.Alert)
 	// SpillDir holds uploads too large to keep in memory; empty means os.TempDir.
 	SpillDir string
 	// Registerer receives the service's metrics.
@@ -84,7 +80,6 @@ type Service struct {
 	shutdown     chan struct{}
 
 	scanner    Scanner
-	onAlert    func(*ospreyv1.Alert)
 	spillDir   string
 	uploaded   prometheus.Counter
 	duplicates prometheus.Counter
@@ -96,7 +91,7 @@ func New(opts Options) *Service {
 		store: opts.Store, ca: opts.CA, node: opts.NodeName, status: opts.Status,
 		log: opts.Logger, now: opts.Now, validity: opts.CertValidity,
 		shutdown: make(chan struct{}),
-		scanner:  opts.Scanner, onAlert: opts.OnAlert, spillDir: opts.SpillDir,
+		scanner:  opts.Scanner, spillDir: opts.SpillDir,
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "osprey_central_uploads_total", Help: "Messages uploaded by sensors and recorded (first time).",
 		}),

@@ -124,10 +124,7 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 		return toStatus(err)
 	}
 	if !dup {
-		s.uploaded.Inc()
-		if alert != nil && s.onAlert != nil {
-			s.onAlert(alert)
-		}
+		s.uploaded.Inc() // the alert, in etcd, reaches the SIEM through central/siemfeed
 	}
 	// A duplicate's stored record may be another sensor's (the same POP3
 	// message polled twice): answer with the id this sensor sent.

@@ -4,12 +4,18 @@
 //
 // # Design
 //
-// Scanning must never wait for a SIEM, and an alert must never be lost
-// silently. So [Exporter.Enqueue] only appends the alert to the bounded
-// in-memory queue of its tenant's sink and returns; when the queue is full
-// the alert is dropped, counted in osprey_siem_dropped_total{tenant,reason},
-// and a warning is logged (at most once a minute per sink, with the count).
-// Each sink has one sender goroutine, owned by the Exporter, that connects,
+// The Exporter is the sending half of the export; package siemfeed feeds it
+// from etcd, where every alert is stored first, on one central node at a
+// time. [Exporter.Enqueue] appends an alert, with the etcd revision that
+// stored it, to the bounded in-memory queue of its tenant's sink and
+// returns; the feeder enqueues no more than [Exporter.Room] allows, and
+// [Exporter.Delivered] tells it up to which revision the tenant's alerts
+// are through, which it records in etcd. What is queued when a node stops
+// or crashes is therefore not lost: the next node to export starts from
+// that record. Should the queue be full all the same, the alert is
+// dropped, counted in osprey_siem_dropped_total{tenant,reason}, and a
+// warning is logged (at most once a minute per sink, with the count). Each
+// sink has one sender goroutine, owned by the Exporter, that connects,
 // writes the queued alerts in order, and reconnects after a failure with
 // exponential backoff and jitter.
 //
@@ -22,9 +28,10 @@
 // of the rest. The kernel is told to give up on data unacknowledged for
 // longer than the window (TCP_USER_TIMEOUT), so a receiver that vanished
 // without closing is noticed within it. A SIEM may therefore see an alert
-// twice; the alert id (externalId, cs3) tells the copies apart. Alerts still
-// queued when the Exporter stops, or when a tenant's export is disabled,
-// are counted as dropped.
+// twice; the alert id (externalId, cs3) tells the copies apart. An alert
+// counts as delivered once it has been written and the window has passed
+// with the connection up. Alerts still queued when a tenant's export is
+// disabled are counted as dropped.
 //
 // The configuration of a sink changes at runtime through [Exporter.Apply]:
 // the queue stays, the sender closes its connection and connects to the new
@@ -71,7 +78,6 @@ const (
 const (
 	DropQueueFull = "queue_full"
 	DropDisabled  = "disabled"
-	DropShutdown  = "shutdown"
 )
 
 // maxBatch bounds the alerts written in one write.
@@ -135,7 +141,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osprey_siem_dropped_total",
-			Help: "Alerts not exported: queue_full (the receiver could not keep up or was down), disabled (queued when the export was turned off), shutdown (queued when the node stopped).",
+			Help: "Alerts not exported: queue_full (more than the queue holds were enqueued), disabled (queued when the export was turned off).",
 		}, []string{"tenant", "reason"}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "osprey_siem_queue_length",
@@ -264,18 +270,57 @@ func (e *Exporter) Apply(tenant string, cfg *ospreyv1.SyslogExport) error {
 	return nil
 }
 
-// Enqueue queues alert for its tenant's receiver and returns at once. It
-// reports whether the alert was queued: false when the tenant exports
-// nothing, or when the queue is full (the drop is counted and logged). The
-// caller must not modify alert afterwards.
-func (e *Exporter) Enqueue(alert *ospreyv1.Alert) bool {
-	e.mu.Lock()
-	s := e.sinks[alert.GetTenant()]
-	e.mu.Unlock()
+// Enqueue queues alert, which etcd stored at revision rev, for its
+// tenant's receiver and returns at once. It reports whether the alert was
+// queued: false when the tenant exports nothing, or when the queue is full
+// (the drop is counted and logged). Alerts are to be enqueued in the order
+// of their revisions. The caller must not modify alert afterwards.
+func (e *Exporter) Enqueue(alert *ospreyv1.Alert, rev int64) bool {
+	s := e.sink(alert.GetTenant())
 	if s == nil {
 		return false
 	}
-	return s.enqueue(alert)
+	return s.enqueue(item{alert, rev})
+}
+
+// Room returns how many alerts of tenant may be enqueued now: the queue's
+// free places, less those the alerts in the resend window would take
+// should the connection break. It is 0 when the tenant exports nothing.
+func (e *Exporter) Room(tenant string) int {
+	s := e.sink(tenant)
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(0, e.opts.QueueSize-len(s.queue)-s.window.n)
+}
+
+// Delivered returns the revision up to which tenant's enqueued alerts are
+// through: every alert enqueued with a revision up to it was written and
+// outlived the resend window, or was dropped. It is the revision before
+// the oldest alert still queued or in the window, or the last revision
+// enqueued when none is. ok is false when the tenant exports nothing.
+func (e *Exporter) Delivered(tenant string) (rev int64, ok bool) {
+	s := e.sink(tenant)
+	if s == nil {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.window.n > 0:
+		return s.window.oldest - 1, true
+	case len(s.queue) > 0:
+		return s.queue[0].rev - 1, true
+	}
+	return s.lastRev, true
+}
+
+func (e *Exporter) sink(tenant string) *sink {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sinks[tenant]
 }
 
 // Run waits until ctx is done, then stops the Exporter as Close does.
@@ -285,15 +330,28 @@ func (e *Exporter) Run(ctx context.Context) error {
 	return nil
 }
 
+// Release stops every sink, as when this node stops exporting for another
+// to take over: what is still queued is left to that node and not counted
+// as dropped. Apply makes sinks again.
+func (e *Exporter) Release() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for t, s := range e.sinks {
+		delete(e.sinks, t)
+		s.stop("")
+	}
+}
+
 // Close stops every sender, after its write in progress (bounded by
-// WriteTimeout), and counts the alerts still queued as dropped.
+// WriteTimeout). What is still queued is left to the next node to export
+// (see the package comment).
 func (e *Exporter) Close() {
 	e.mu.Lock()
 	if !e.closed {
 		e.closed = true
 		for t, s := range e.sinks {
 			delete(e.sinks, t)
-			s.stop(DropShutdown)
+			s.stop("")
 		}
 	}
 	e.mu.Unlock()
@@ -337,8 +395,10 @@ type sink struct {
 
 	mu       sync.Mutex
 	st       *settings
-	queue    []*ospreyv1.Alert // FIFO; queue[0] goes next
-	dropped  int               // since the last warning
+	queue    []item // FIFO; queue[0] goes next
+	lastRev  int64  // of the last alert enqueued
+	window   windowMirror
+	dropped  int // since the last warning
 	warnedAt time.Time
 
 	sent    prometheus.Counter
@@ -362,6 +422,19 @@ func (e *Exporter) newSink(tenant string, st *settings) *sink {
 	}
 }
 
+// item is a queued alert and the revision that stored it.
+type item struct {
+	alert *ospreyv1.Alert
+	rev   int64
+}
+
+// windowMirror is what the sender has in its resend window, for Room and
+// Delivered: how many alerts, and the revision of the oldest.
+type windowMirror struct {
+	n      int
+	oldest int64
+}
+
 func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -369,19 +442,20 @@ func signal(ch chan struct{}) {
 	}
 }
 
-func (s *sink) enqueue(a *ospreyv1.Alert) bool {
+func (s *sink) enqueue(it item) bool {
 	s.mu.Lock()
 	if s.ctx.Err() != nil { // stopped just now
 		s.mu.Unlock()
-		s.e.metrics.dropped.WithLabelValues(s.tenant, DropShutdown).Inc()
 		return false
 	}
 	if len(s.queue) >= s.e.opts.QueueSize {
 		s.dropLocked(1)
+		s.lastRev = max(s.lastRev, it.rev)
 		s.mu.Unlock()
 		return false
 	}
-	s.queue = append(s.queue, a)
+	s.lastRev = max(s.lastRev, it.rev)
+	s.queue = append(s.queue, it)
 	s.length.Set(float64(len(s.queue)))
 	s.mu.Unlock()
 	signal(s.wake)
@@ -400,25 +474,38 @@ func (s *sink) dropLocked(n int) {
 	}
 }
 
-// requeue puts alerts back at the head of the queue, in order; what does
-// not fit is dropped.
-func (s *sink) requeue(alerts []*ospreyv1.Alert) {
+// requeue puts alerts back at the head of the queue, in order, and
+// empties the window they come from. Room keeps a place for each of them,
+// so they fit unless more than Room allowed were enqueued; what does not
+// fit is dropped.
+func (s *sink) requeue(alerts []item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.window = windowMirror{}
 	if len(alerts) == 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	room := s.e.opts.QueueSize - len(s.queue)
 	if room < len(alerts) {
 		s.dropLocked(len(alerts) - max(room, 0))
 		alerts = alerts[len(alerts)-max(room, 0):]
 	}
-	s.queue = append(append(make([]*ospreyv1.Alert, 0, len(alerts)+len(s.queue)), alerts...), s.queue...)
+	s.queue = append(append(make([]item, 0, len(alerts)+len(s.queue)), alerts...), s.queue...)
 	s.length.Set(float64(len(s.queue)))
 }
 
+// setWindow mirrors the sender's resend window.
+func (s *sink) setWindow(w []written) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.window = windowMirror{n: len(w)}
+	if len(w) > 0 {
+		s.window.oldest = w[0].rev
+	}
+}
+
 // peek returns up to n alerts from the head of the queue.
-func (s *sink) peek(n int) ([]*ospreyv1.Alert, *settings) {
+func (s *sink) peek(n int) ([]item, *settings) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.queue[:min(n, len(s.queue)):min(n, len(s.queue))], s.st
@@ -446,7 +533,8 @@ func (s *sink) reconfigure(st *settings) {
 }
 
 // stop ends the sender; the alerts it leaves queued are counted as
-// dropped for reason. The Exporter's mutex is held.
+// dropped for reason, unless reason is "" (see Close). The Exporter's
+// mutex is held.
 func (s *sink) stop(reason string) {
 	s.cancel()
 	s.mu.Lock()
@@ -454,7 +542,7 @@ func (s *sink) stop(reason string) {
 	s.queue = nil
 	s.mu.Unlock()
 	s.length.Set(0)
-	if n > 0 {
+	if n > 0 && reason != "" {
 		s.e.metrics.dropped.WithLabelValues(s.tenant, reason).Add(float64(n))
 		s.log.Warn("syslog export stopped with alerts queued: dropped", "dropped", n, "reason", reason)
 	}
@@ -468,8 +556,8 @@ type conn struct {
 }
 
 type written struct {
-	alert *ospreyv1.Alert
-	at    time.Time
+	item
+	at time.Time
 }
 
 // run is the sender: see the package comment.
@@ -487,10 +575,7 @@ func (s *sink) run() {
 		case <-s.ctx.Done():
 			return
 		case <-s.reconf:
-			if c != nil {
-				c.Close()
-				c = nil
-			}
+			c = s.closeForReconf(c)
 			continue
 		default:
 		}
@@ -501,20 +586,29 @@ func (s *sink) run() {
 		batch, st := s.peek(maxBatch)
 		if len(batch) == 0 {
 			var broken <-chan struct{} // nil blocks
+			var expire <-chan time.Time
+			stopTimer := func() bool { return false }
 			if c != nil {
 				broken = c.broken
+				if len(c.written) > 0 {
+					// Idle: the window still empties as it expires,
+					// so that Delivered moves on.
+					t := time.NewTimer(time.Until(c.written[0].at.Add(s.e.opts.ResendWindow)) + time.Millisecond)
+					expire, stopTimer = t.C, t.Stop
+				}
 			}
 			select {
 			case <-s.ctx.Done():
 				return
 			case <-s.wake:
 			case <-broken: // handled at the top: what it took goes again
+			case <-expire:
+				c.remember(nil, time.Now(), s.e.opts.ResendWindow, s.e.opts.QueueSize)
+				s.setWindow(c.written)
 			case <-s.reconf:
-				if c != nil {
-					c.Close()
-					c = nil
-				}
+				c = s.closeForReconf(c)
 			}
+			stopTimer()
 			continue
 		}
 		if c == nil {
@@ -536,7 +630,8 @@ func (s *sink) run() {
 		}
 		now := time.Now()
 		buf = buf[:0]
-		for _, a := range batch {
+		for _, it := range batch {
+			a := it.alert
 			msg := AppendMessage(nil, st.header, SyslogSeverity(a.GetSeverity()), createdAt(a, now), CEF(a, s.e.opts.Version))
 			buf = AppendFrame(buf, msg)
 		}
@@ -553,17 +648,29 @@ func (s *sink) run() {
 			continue
 		}
 		c.remember(batch, now, s.e.opts.ResendWindow, s.e.opts.QueueSize)
+		s.setWindow(c.written)
 		s.pop(len(batch))
 		s.sent.Add(float64(len(batch)))
 	}
 }
 
+// closeForReconf closes c, if any, for the sender to connect to the new
+// receiver; what c took was meant for the old one, which has it, so its
+// window is not sent again.
+func (s *sink) closeForReconf(c *conn) *conn {
+	if c != nil {
+		c.Close()
+		s.setWindow(nil)
+	}
+	return nil
+}
+
 // broken closes c and queues again what was written on it lately.
 func (s *sink) broken(c *conn, err error) {
 	c.Close()
-	alerts := make([]*ospreyv1.Alert, len(c.written))
+	alerts := make([]item, len(c.written))
 	for i, w := range c.written {
-		alerts[i] = w.alert
+		alerts[i] = w.item
 	}
 	s.requeue(alerts)
 	s.log.Warn("syslog connection broke; sending the alerts of the last moments again", "address", c.RemoteAddr().String(), "err", err, "resent", len(alerts))
@@ -571,15 +678,15 @@ func (s *sink) broken(c *conn, err error) {
 
 // remember records batch as written at now, and forgets what is older
 // than window, and what is beyond the last limit alerts.
-func (c *conn) remember(batch []*ospreyv1.Alert, now time.Time, window time.Duration, limit int) {
+func (c *conn) remember(batch []item, now time.Time, window time.Duration, limit int) {
 	i := max(0, len(c.written)+len(batch)-limit)
 	for i < len(c.written) && now.Sub(c.written[i].at) > window {
 		i++
 	}
 	i = min(i, len(c.written))
 	c.written = append(c.written[:0], c.written[i:]...)
-	for _, a := range batch {
-		c.written = append(c.written, written{a, now})
+	for _, it := range batch {
+		c.written = append(c.written, written{it, now})
 	}
 }
 

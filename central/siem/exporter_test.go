@@ -188,11 +188,11 @@ func TestExportTCP(t *testing.T) {
 	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.ln.Addr().String(), Facility: 4, AppName: "osprey-test"}); err != nil {
 		t.Fatal(err)
 	}
-	if e.Enqueue(alert("other", "o1")) {
+	if e.Enqueue(alert("other", "o1"), 0) {
 		t.Error("an alert of a tenant without export was queued")
 	}
 	for i := range 3 {
-		if !e.Enqueue(alert("acme", fmt.Sprint("a", i))) {
+		if !e.Enqueue(alert("acme", fmt.Sprint("a", i)), 0) {
 			t.Fatalf("alert %d not queued", i)
 		}
 	}
@@ -246,7 +246,7 @@ func TestExportTLS(t *testing.T) {
 		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
 			t.Fatal(err)
 		}
-		e.Enqueue(alert("acme", "tls1"))
+		e.Enqueue(alert("acme", "tls1"), 0)
 		r.waitIDs(t, "tls1")
 	})
 	t.Run("wrong name", func(t *testing.T) {
@@ -255,7 +255,7 @@ func TestExportTLS(t *testing.T) {
 		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM())}); err != nil {
 			t.Fatal(err)
 		}
-		e.Enqueue(alert("acme", "tls2"))
+		e.Enqueue(alert("acme", "tls2"), 0)
 		waitQueued(t, e, "acme", 1)
 		time.Sleep(300 * time.Millisecond) // several attempts, none may deliver
 		for _, m := range r.messages() {
@@ -278,7 +278,7 @@ func TestExportTLS(t *testing.T) {
 		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(other.CertPEM()), ServerName: "siem.test"}); err != nil {
 			t.Fatal(err)
 		}
-		e.Enqueue(alert("acme", "tls3"))
+		e.Enqueue(alert("acme", "tls3"), 0)
 		time.Sleep(300 * time.Millisecond)
 		for _, m := range r.messages() {
 			if strings.Contains(m, "externalId=tls3 ") {
@@ -311,7 +311,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		e.Enqueue(alert("acme", fmt.Sprint("d", i)))
+		e.Enqueue(alert("acme", fmt.Sprint("d", i)), 0)
 	}
 	waitQueued(t, e, "acme", 5)
 	ln, err := net.Listen("tcp", addr) // up, on the same port
@@ -336,7 +336,7 @@ func TestQueueFull(t *testing.T) {
 	start := time.Now()
 	queued := 0
 	for i := range 1000 {
-		if e.Enqueue(alert("acme", fmt.Sprint("f", i))) {
+		if e.Enqueue(alert("acme", fmt.Sprint("f", i)), 0) {
 			queued++
 		}
 	}
@@ -370,10 +370,10 @@ func TestResendAfterBreak(t *testing.T) {
 	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.ln.Addr().String()}); err != nil {
 		t.Fatal(err)
 	}
-	e.Enqueue(alert("acme", "b1"))
+	e.Enqueue(alert("acme", "b1"), 0)
 	r.waitIDs(t, "b1")
 	r.dropConns() // the receiver restarts
-	e.Enqueue(alert("acme", "b2"))
+	e.Enqueue(alert("acme", "b2"), 0)
 	msgs := r.waitIDs(t, "b1", "b2")
 	n := 0
 	for _, m := range msgs {
@@ -395,4 +395,82 @@ func TestApplyValidates(t *testing.T) {
 	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: "127.0.0.1:1", Tls: true, CaPem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}); err == nil {
 		t.Error("a CA PEM without a certificate was accepted")
 	}
+}
+
+// waitDelivered waits until Delivered reports want for tenant.
+func waitDelivered(t *testing.T, e *Exporter, tenant string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, ok := e.Delivered(tenant)
+		if ok && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Delivered(%s) = %d, %v; want %d", tenant, got, ok, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDeliveredAndRoom follows what the feeder reads: Delivered stays
+// before the oldest alert queued or in the resend window, and reaches the
+// last revision once the window has passed; Room keeps places for the
+// window's alerts, which a break puts back in the queue.
+func TestDeliveredAndRoom(t *testing.T) {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ln.Close() // down
+	e, _ := newExporter(t, Options{QueueSize: 10, ResendWindow: 300 * time.Millisecond})
+	if _, ok := e.Delivered("acme"); ok || e.Room("acme") != 0 {
+		t.Error("a tenant without export has a Delivered or Room")
+	}
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr}); err != nil {
+		t.Fatal(err)
+	}
+	for rev := int64(101); rev <= 104; rev++ {
+		e.Enqueue(alert("acme", fmt.Sprint("r", rev)), rev)
+	}
+	waitQueued(t, e, "acme", 4)
+	if got, _ := e.Delivered("acme"); got != 100 {
+		t.Errorf("receiver down: Delivered = %d, want 100", got)
+	}
+	if got := e.Room("acme"); got != 6 {
+		t.Errorf("receiver down: Room = %d, want 6", got)
+	}
+
+	ln, err := net.Listen("tcp", addr) // up
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	r := startReceiver(t, ln)
+	r.waitIDs(t, "r101", "r102", "r103", "r104")
+	waitQueued(t, e, "acme", 0)
+	// Written, but in the window: not yet delivered, and still holding
+	// their places.
+	if got, _ := e.Delivered("acme"); got != 100 {
+		t.Errorf("in the window: Delivered = %d, want 100", got)
+	}
+	if got := e.Room("acme"); got != 6 {
+		t.Errorf("in the window: Room = %d, want 6", got)
+	}
+	waitDelivered(t, e, "acme", 104)
+	if got := e.Room("acme"); got != 10 {
+		t.Errorf("window passed: Room = %d, want 10", got)
+	}
+
+	// A break puts the window back in the queue: Delivered goes back.
+	e.Enqueue(alert("acme", "r105"), 105)
+	r.waitIDs(t, "r105")
+	waitQueued(t, e, "acme", 0)
+	if got, _ := e.Delivered("acme"); got != 104 {
+		t.Errorf("r105 in the window: Delivered = %d, want 104", got)
+	}
+	r.dropConns()
+	e.Enqueue(alert("acme", "r106"), 106)
+	msgs := r.waitIDs(t, "r105", "r106")
+	if n := strings.Count(strings.Join(msgs, "\n"), "externalId=r105 "); n != 2 {
+		t.Errorf("r105 received %d times, want twice", n)
+	}
+	waitDelivered(t, e, "acme", 106)
 }

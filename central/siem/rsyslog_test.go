@@ -143,7 +143,7 @@ func TestRsyslog(t *testing.T) {
 	alerts := []*ospreyv1.Alert{alert("acme", "r1"), alert("acme", "r2"), alert("acme", "r3")}
 	alerts[1].Severity = ospreyv1.Severity_SEVERITY_CRITICAL
 	for _, a := range alerts {
-		e.Enqueue(a)
+		e.Enqueue(a, 0)
 	}
 	lines := rs.waitLines(t, len(alerts))
 	for i, a := range alerts {
@@ -165,11 +165,11 @@ func TestRsyslogDownThenUp(t *testing.T) {
 	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr}); err != nil {
 		t.Fatal(err)
 	}
-	e.Enqueue(alert("acme", "u0"))
+	e.Enqueue(alert("acme", "u0"), 0)
 	rs.waitLines(t, 1)
 	rs.stop()
 	for i := 1; i <= 5; i++ {
-		e.Enqueue(alert("acme", fmt.Sprint("u", i)))
+		e.Enqueue(alert("acme", fmt.Sprint("u", i)), 0)
 	}
 	// Five queued, and u0 again once the sender saw the connection close.
 	waitQueued(t, e, "acme", 6)

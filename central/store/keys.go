@@ -30,11 +30,14 @@ import (
 //	cluster/pubkeys/<sha256 of SPKI>     sensor id, plain text            ClaimPublicKey (a key is enrolled at most once)
 //	cluster/nodes/<node name>            gossip address, plain text       PutNode (each central node, at every start)
 //	cluster/pop3-locks/<sha256>/<lease>  empty, under that session lease   central/mailboxlock (one POP3 poller per mailbox; sha256 of "user@server:port")
+//	cluster/siem-leader/<lease>          node name, under that session lease  central/siemfeed (the node that exports alerts; an etcd election)
+//	cluster/siem-cursor/<tenant>         revision, decimal plain text     SetExportCursor (the leader): the tenant's alerts up to it were exported
 //	cluster/...                          reserved: cluster coordination
 //
 // Values are protobuf messages in deterministic wire form, except the
 // sensor-tenant index, which holds the bare tenant id, and the plain-text
-// values of cluster/pubkeys/ and cluster/nodes/. A value's version is the
+// values of cluster/pubkeys/, cluster/nodes/, cluster/siem-leader/ and
+// cluster/siem-cursor/. A value's version is the
 // ModRevision of its key; a key that was never written has version 0.
 //
 // Alert ids start with the scan time (16 hex digits of Unix nanoseconds), so
@@ -72,6 +75,8 @@ const (
 	clusterCAKey       = rootPrefix + "cluster/ca"
 	pubkeysPrefix      = rootPrefix + "cluster/pubkeys/"
 	nodesPrefix        = rootPrefix + "cluster/nodes/"
+	exportLeaderPrefix = rootPrefix + "cluster/siem-leader/"
+	exportCursorPrefix = rootPrefix + "cluster/siem-cursor/"
 )
 
 // Parts of a sensor's configuration: the last element of its keys.
@@ -279,4 +284,8 @@ func tenantAlertsPrefix(tenant string) string {
 
 func alertKey(tenant, id string) string {
 	return tenantAlertsPrefix(tenant) + id
+}
+
+func exportCursorKey(tenant string) string {
+	return exportCursorPrefix + tenant
 }

@@ -1,0 +1,320 @@
+package siemfeed
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/ospreysec/osprey/central/siem"
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/etcdtest"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// receiver is a syslog receiver over TCP with octet counting: it counts
+// the alert ids it gets.
+type receiver struct {
+	ln  net.Listener
+	mu  sync.Mutex
+	got map[string]int
+}
+
+var externalID = regexp.MustCompile(`externalId=(\S+)`)
+
+func startReceiver(t *testing.T) *receiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{ln: ln, got: map[string]int{}}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go r.read(c)
+		}
+	}()
+	return r
+}
+
+func (r *receiver) read(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		n, err := br.ReadString(' ')
+		if err != nil {
+			return
+		}
+		size, err := strconv.Atoi(n[:len(n)-1])
+		if err != nil {
+			return
+		}
+		msg := make([]byte, size)
+		if _, err := io.ReadFull(br, msg); err != nil {
+			return
+		}
+		if m := externalID.FindSubmatch(msg); m != nil {
+			r.mu.Lock()
+			r.got[string(m[1])]++
+			r.mu.Unlock()
+		}
+	}
+}
+
+// waitAll waits until every id in ids has arrived, and returns how many
+// times each did.
+func (r *receiver) waitAll(t *testing.T, ids []string) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r.mu.Lock()
+		missing := 0
+		for _, id := range ids {
+			if r.got[id] == 0 {
+				missing++
+			}
+		}
+		got := make(map[string]int, len(r.got))
+		for k, v := range r.got {
+			got[k] = v
+		}
+		r.mu.Unlock()
+		if missing == 0 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d alerts never reached the receiver", missing, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cluster is an etcd and what the test does to it as an operator would.
+type cluster struct {
+	t         *testing.T
+	endpoints []string
+	st        *store.Store
+	n         int
+}
+
+func newCluster(t *testing.T) *cluster {
+	srv := etcdtest.Start(t)
+	c := &cluster{t: t, endpoints: srv.Endpoints()}
+	c.st = store.New(c.client())
+	if _, err := c.st.CreateTenant(t.Context(), store.AllTenants(), &ospreyv1.Tenant{Id: "acme", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *cluster) client() *clientv3.Client {
+	// The node whose client a test closes retries until it is stopped:
+	// the client's own log of that would fill the output.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func (c *cluster) export(addr string) {
+	c.t.Helper()
+	if _, err := c.st.PutExport(c.t.Context(), store.AllTenants(), "acme", &ospreyv1.SyslogExport{Enabled: addr != "", Address: addr}, store.AnyVersion); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// alerts records n messages with an alert each and returns the alerts' ids.
+func (c *cluster) alerts(n int) []string {
+	c.t.Helper()
+	var ids []string
+	for range n {
+		c.n++
+		rec := &ospreyv1.MessageRecord{MessageId: fmt.Sprintf("m%d", c.n), SensorId: "s1", Tenant: "acme", Verdict: "detected",
+			Source: ospreyv1.MailSource_MAIL_SOURCE_SMTP}
+		alert := &ospreyv1.Alert{Severity: ospreyv1.Severity_SEVERITY_HIGH, Verdict: "detected",
+			Headers: &ospreyv1.HeaderSummary{Subject: fmt.Sprint("alert ", c.n)}}
+		stored, _, err := c.st.RecordScan(c.t.Context(), store.AllTenants(), rec, alert, time.Now())
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		ids = append(ids, stored.GetAlertId())
+	}
+	return ids
+}
+
+// node is one central node's export: its own etcd client, export cache,
+// exporter and feeder.
+type node struct {
+	cli    *clientv3.Client
+	ex     *siem.Exporter
+	f      *Feeder
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// node starts a node whose election session lasts ttl seconds: long where
+// a test counts copies (a session that ran out on a starved machine would
+// hand over, and a handover sends the last moments again), short where it
+// waits for a dead node's session to run out.
+func (c *cluster) node(name string, ttl int) *node {
+	c.t.Helper()
+	cli := c.client()
+	st := store.New(cli)
+	cache := store.NewExportCache(st, store.CacheOptions{})
+	ex, err := siem.New(siem.Options{ResendWindow: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	f, err := New(Options{Client: cli, Store: st, Exports: cache, Exporter: ex, NodeName: name, SessionTTL: ttl, Interval: 100 * time.Millisecond})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{cli: cli, ex: ex, f: f, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = cache.Run(ctx) }()
+	go func() { defer wg.Done(); _ = f.Run(ctx) }()
+	go func() { wg.Wait(); ex.Close(); close(n.done) }()
+	c.t.Cleanup(n.stop)
+	return n
+}
+
+// stop stops the node as a clean shutdown does.
+func (n *node) stop() {
+	n.cancel()
+	<-n.done
+}
+
+func (n *node) leads() bool { return testutil.ToFloat64(n.f.leader) == 1 }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOneNodeExportsEachAlertOnce runs two nodes: one leads, every alert
+// arrives once; after a clean stop of the leader the other takes over at
+// once, and the alerts made meanwhile arrive too.
+func TestOneNodeExportsEachAlertOnce(t *testing.T) {
+	c := newCluster(t)
+	r := startReceiver(t)
+	c.export(r.ln.Addr().String())
+	a, b := c.node("a", 10), c.node("b", 10)
+	waitFor(t, "a node leads", func() bool { return a.leads() || b.leads() })
+	first, second := a, b
+	if b.leads() {
+		first, second = b, a
+	}
+	ids := c.alerts(50)
+	got := r.waitAll(t, ids)
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("alert %s arrived %d times, want once", id, got[id])
+		}
+	}
+	if second.leads() {
+		t.Fatal("both nodes lead")
+	}
+
+	first.stop()
+	waitFor(t, "the other node leads", second.leads)
+	more := c.alerts(50)
+	r.waitAll(t, append(ids, more...))
+}
+
+// TestCrashedLeaderLosesNothing: alerts queued on a leader while the
+// receiver is unreachable, when that node dies without a word (its etcd
+// client closed: no resignation, its session runs out), reach the
+// receiver through the node that takes over.
+func TestCrashedLeaderLosesNothing(t *testing.T) {
+	c := newCluster(t)
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := down.Addr().String()
+	down.Close()
+	c.export(downAddr)
+	a := c.node("a", 2)
+	waitFor(t, "a leads", a.leads)
+	b := c.node("b", 10)
+	ids := c.alerts(30)
+	waitFor(t, "a has queued the alerts", func() bool { return a.ex.Room("acme") == siem.DefaultQueueSize-len(ids) })
+
+	a.cli.Close() // the crash: a's session is never revoked
+	waitFor(t, "b leads", b.leads)
+	r := startReceiver(t)
+	c.export(r.ln.Addr().String())
+	got := r.waitAll(t, ids)
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("alert %s arrived %d times, want once (it never reached a receiver before)", id, got[id])
+		}
+	}
+	// b records its progress: a third node would not send them again.
+	waitFor(t, "the cursor passes the alerts", func() bool {
+		cur, ok, err := c.st.ExportCursor(t.Context(), "acme")
+		last, _ := b.ex.Delivered("acme")
+		return err == nil && ok && cur == last
+	})
+}
+
+// TestTurnedOffForgetsTheCursor: an export turned off and on again starts
+// with the alerts made from then on.
+func TestTurnedOffForgetsTheCursor(t *testing.T) {
+	c := newCluster(t)
+	r := startReceiver(t)
+	c.export(r.ln.Addr().String())
+	a := c.node("a", 10)
+	waitFor(t, "a leads", a.leads)
+	r.waitAll(t, c.alerts(3))
+	waitFor(t, "a cursor", func() bool {
+		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
+		return ok
+	})
+	c.export("")
+	waitFor(t, "the cursor is gone", func() bool {
+		_, ok, err := c.st.ExportCursor(t.Context(), "acme")
+		return err == nil && !ok
+	})
+	off := c.alerts(3)
+	c.export(r.ln.Addr().String())
+	waitFor(t, "a new cursor", func() bool {
+		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
+		return ok
+	})
+	on := c.alerts(3)
+	r.waitAll(t, on)
+	time.Sleep(300 * time.Millisecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range off {
+		if r.got[id] != 0 {
+			t.Errorf("alert %s, made while the export was off, was exported", id)
+		}
+	}
+}
