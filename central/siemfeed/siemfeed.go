@@ -6,9 +6,10 @@
 // store.RecordScan). The central nodes elect one of them (an etcd election
 // under store.ExportLeaderPrefix, on a session of Options.SessionTTL). The
 // leader applies every tenant's export to its siem.Exporter and, for each
-// exporting tenant, reads the tenant's alerts in the order etcd stored them
-// (store.AlertsAfter, from a watch's wake-up or once a second), enqueues as
-// many as the exporter has room for, and records, at most once a second,
+// exporting tenant, follows the tenant's alerts in the order etcd stored
+// them (a watch from the last one enqueued, which etcd replays from its
+// history; range reads when that is compacted), enqueues as many as the
+// exporter has room for, and records, at most once a second,
 // the revision up to which they are delivered (siem.Exporter.Delivered) as
 // the tenant's cursor, with a transaction that holds only while this node
 // leads. A node that takes over starts from the cursors: what the last
@@ -226,7 +227,11 @@ func (f *Feeder) off(ctx context.Context, tenant string, leader clientv3.Cmp, st
 }
 
 // feed moves tenant's alerts from etcd into the exporter and its progress
-// back into etcd, until ctx ends or the node no longer leads.
+// back into etcd, until ctx ends or the node no longer leads. It watches
+// the alerts from the last one enqueued while the exporter has room, and
+// stops watching when it has none, to watch again from there (etcd replays
+// its history); when the history is compacted it reads the rest with
+// range reads first.
 func (f *Feeder) feed(ctx context.Context, tenant string, leader clientv3.Cmp) {
 	log := f.log.With("tenant", tenant)
 	st, ex := f.opts.Store, f.opts.Exporter
@@ -240,29 +245,52 @@ func (f *Feeder) feed(ctx context.Context, tenant string, leader clientv3.Cmp) {
 	next := cursor // the last revision enqueued
 	tick := time.NewTicker(f.opts.Interval)
 	defer tick.Stop()
-	var wake clientv3.WatchChan
+	var alerts <-chan store.AlertBatch
+	stopWatch := func() {}
+	defer func() { stopWatch() }()
+	pause := false // after a failed watch: watch again after a tick
 	for {
-		if wake == nil {
-			if wake, err = st.WatchAlerts(ctx, tenant); err != nil {
+		if alerts == nil && !pause && ex.Room(tenant) > 0 {
+			wctx, wcancel := context.WithCancel(ctx)
+			if alerts, err = st.WatchNewAlerts(wctx, tenant, next); err != nil {
+				wcancel()
 				log.WarnContext(ctx, "watch alerts", "err", err)
 				return
 			}
+			stopWatch = wcancel
 		}
-		for room := ex.Room(tenant); room > 0; room = ex.Room(tenant) {
-			alerts, _, err := st.AlertsAfter(ctx, store.AllTenants(), tenant, next, min(room, readBatch))
-			if err != nil {
-				if ctx.Err() == nil {
-					log.WarnContext(ctx, "read alerts to export", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case b, ok := <-alerts:
+			switch {
+			case !ok:
+				stopWatch()
+				alerts, pause = nil, true
+			case errors.Is(b.Err, store.ErrCompacted):
+				stopWatch()
+				alerts = nil
+				next = f.catchUp(ctx, tenant, next, log)
+			case b.Err != nil:
+				log.WarnContext(ctx, "watch alerts to export", "err", b.Err)
+				stopWatch()
+				alerts, pause = nil, true
+			default:
+				for i, a := range b.Alerts {
+					if ex.Room(tenant) == 0 {
+						// Full: stop here, and watch again from the last
+						// alert enqueued once there is room.
+						log.DebugContext(ctx, "SIEM export queue full: waiting", "left", len(b.Alerts)-i)
+						stopWatch()
+						alerts = nil
+						break
+					}
+					ex.Enqueue(a.Alert, a.Revision)
+					next = a.Revision
 				}
-				break
 			}
-			for _, a := range alerts {
-				ex.Enqueue(a.Alert, a.Revision)
-				next = a.Revision
-			}
-			if len(alerts) < min(room, readBatch) {
-				break
-			}
+		case <-tick.C:
+			pause = false
 		}
 		if d, ok := ex.Delivered(tenant); ok && d > cursor {
 			err := st.SetExportCursor(ctx, tenant, d, leader)
@@ -278,21 +306,32 @@ func (f *Feeder) feed(ctx context.Context, tenant string, leader clientv3.Cmp) {
 				cursor = d
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-wake:
-			if !ok {
-				wake = nil // ended (compaction, lost leader): watch again
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+	}
+}
+
+// catchUp enqueues, with range reads, what the exporter has room for of
+// tenant's alerts after revision next, when etcd no longer has the history
+// to watch from there. It returns the revision to watch from: the last one
+// enqueued, or the revision of the read that found no more.
+func (f *Feeder) catchUp(ctx context.Context, tenant string, next int64, log *slog.Logger) int64 {
+	st, ex := f.opts.Store, f.opts.Exporter
+	for room := ex.Room(tenant); room > 0; room = ex.Room(tenant) {
+		alerts, rev, err := st.AlertsAfter(ctx, store.AllTenants(), tenant, next, min(room, readBatch))
+		if err != nil {
+			if ctx.Err() == nil {
+				log.WarnContext(ctx, "read alerts to export", "err", err)
 			}
-		case <-tick.C:
+			return next
+		}
+		for _, a := range alerts {
+			ex.Enqueue(a.Alert, a.Revision)
+			next = a.Revision
+		}
+		if len(alerts) < min(room, readBatch) {
+			return max(next, rev) // nothing more up to rev
 		}
 	}
+	return next
 }
 
 // start returns tenant's cursor, making it the store's current revision

@@ -173,12 +173,15 @@ type node struct {
 // a test counts copies (a session that ran out on a starved machine would
 // hand over, and a handover sends the last moments again), short where it
 // waits for a dead node's session to run out.
-func (c *cluster) node(name string, ttl int) *node {
+func (c *cluster) node(name string, ttl int) *node { return c.nodeQueue(name, ttl, 0) }
+
+// nodeQueue is node with an exporter queue of queue alerts (0: the default).
+func (c *cluster) nodeQueue(name string, ttl, queue int) *node {
 	c.t.Helper()
 	cli := c.client()
 	st := store.New(cli)
 	cache := store.NewExportCache(st, store.CacheOptions{})
-	ex, err := siem.New(siem.Options{ResendWindow: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	ex, err := siem.New(siem.Options{QueueSize: queue, ResendWindow: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -315,6 +318,42 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 	for _, id := range off {
 		if r.got[id] != 0 {
 			t.Errorf("alert %s, made while the export was off, was exported", id)
+		}
+	}
+}
+
+// TestFullQueueAndCompactedHistory: with a queue of 5 and the receiver
+// down, the feed stops at 5 alerts of 20; etcd's history is then
+// compacted, so the feed must range-read the rest once there is room. All
+// 20 arrive.
+func TestFullQueueAndCompactedHistory(t *testing.T) {
+	c := newCluster(t)
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := down.Addr().String()
+	down.Close()
+	c.export(downAddr)
+	a := c.nodeQueue("a", 10, 5)
+	waitFor(t, "a leads", a.leads)
+	waitFor(t, "the export is applied", func() bool { return a.ex.Room("acme") == 5 })
+	ids := c.alerts(20)
+	waitFor(t, "the queue is full", func() bool { return a.ex.Room("acme") == 0 })
+	cli := c.client()
+	resp, err := cli.Get(t.Context(), "compact")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(t.Context(), resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	r := startReceiver(t)
+	c.export(r.ln.Addr().String())
+	got := r.waitAll(t, ids)
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("alert %s arrived %d times, want once", id, got[id])
 		}
 	}
 }

@@ -13,8 +13,9 @@ import (
 
 // The SIEM export follows the alerts in etcd (see package siemfeed): one
 // central node at a time, elected under ExportLeaderPrefix, reads each
-// exporting tenant's alerts in the order etcd stored them (by ModRevision)
-// and keeps, per tenant, the revision up to which they have reached the
+// exporting tenant's alerts in the order etcd stored them (by ModRevision:
+// WatchNewAlerts, or AlertsAfter once etcd's history is compacted) and
+// keeps, per tenant, the revision up to which they have reached the
 // tenant's receiver.
 
 // ErrNotLeader is the error of a cursor write by a node that is no longer
@@ -67,13 +68,62 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-// WatchAlerts watches tenant's alerts; the events only say that something
-// changed (read with AlertsAfter).
-func (s *Store) WatchAlerts(ctx context.Context, tenant string) (clientv3.WatchChan, error) {
+// AlertBatch is what WatchNewAlerts delivers: alerts in the order etcd
+// stored them, or the error that ended the watch (ErrCompacted when the
+// history from the requested revision is gone: read it with AlertsAfter).
+type AlertBatch struct {
+	Alerts []StoredAlert
+	Err    error
+}
+
+// WatchNewAlerts streams the alerts of tenant stored after revision rev,
+// from etcd's history and then as they are stored, until ctx ends or an
+// error does (the last batch then carries it, and the channel closes). It
+// reads no alert twice and, unlike a range read, none that it is not
+// asked for.
+func (s *Store) WatchNewAlerts(ctx context.Context, tenant string, rev int64) (<-chan AlertBatch, error) {
 	if err := checkID("tenant", tenant); err != nil {
 		return nil, err
 	}
-	return s.cli.Watch(clientv3.WithRequireLeader(ctx), tenantAlertsPrefix(tenant), clientv3.WithPrefix(), clientv3.WithCreatedNotify()), nil
+	prefix := tenantAlertsPrefix(tenant)
+	wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
+	out := make(chan AlertBatch)
+	go func() {
+		defer close(out)
+		send := func(b AlertBatch) bool {
+			select {
+			case out <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for resp := range wch {
+			if err := resp.Err(); err != nil {
+				send(AlertBatch{Err: etcdErr("watch", prefix, err)})
+				return
+			}
+			var b AlertBatch
+			for _, ev := range resp.Events {
+				if !ev.IsCreate() {
+					continue // alerts are written once: a rewrite is not a new alert
+				}
+				a := new(ospreyv1.Alert)
+				if err := decode(ev.Kv, a); err != nil {
+					send(AlertBatch{Err: err})
+					return
+				}
+				b.Alerts = append(b.Alerts, StoredAlert{Alert: a, Revision: ev.Kv.ModRevision})
+			}
+			if len(b.Alerts) > 0 && !send(b) {
+				return
+			}
+		}
+		if ctx.Err() == nil {
+			send(AlertBatch{Err: fmt.Errorf("etcd watch %s: %w", prefix, ErrUnavailable)})
+		}
+	}()
+	return out, nil
 }
 
 // ExportCursor returns the revision up to which tenant's alerts were
