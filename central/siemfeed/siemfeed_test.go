@@ -208,6 +208,17 @@ func (n *node) stop() {
 
 func (n *node) leads() bool { return testutil.ToFloat64(n.f.leader) == 1 }
 
+// unreachable returns a loopback address where nothing listens.
+func unreachable(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -255,13 +266,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 // receiver through the node that takes over.
 func TestCrashedLeaderLosesNothing(t *testing.T) {
 	c := newCluster(t)
-	down, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	downAddr := down.Addr().String()
-	down.Close()
-	c.export(downAddr)
+	c.export(unreachable(t))
 	a := c.node("a", 2)
 	waitFor(t, "a leads", a.leads)
 	b := c.node("b", 10)
@@ -328,13 +333,7 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 // 20 arrive.
 func TestFullQueueAndCompactedHistory(t *testing.T) {
 	c := newCluster(t)
-	down, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	downAddr := down.Addr().String()
-	down.Close()
-	c.export(downAddr)
+	c.export(unreachable(t))
 	a := c.nodeQueue("a", 10, 5)
 	waitFor(t, "a leads", a.leads)
 	waitFor(t, "the export is applied", func() bool { return a.ex.Room("acme") == 5 })
