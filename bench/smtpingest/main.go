@@ -51,7 +51,8 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per target and size")
 	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s)")
 	topology := flag.String("topology", "split", `"split": osprey central and osprey sensor in two processes; "dev": osprey dev, both in one`)
-	sizeList := flag.String("sizes", "5,100", "message sizes in KB, comma-separated (20,000 messages a round under 100 KB, 5,000 from 100 KB)")
+	sizeList := flag.String("sizes", "5,100", "message sizes in KB, comma-separated")
+	messages := flag.Int("messages", 20000, "messages per round (smtp-source -m)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the sensor's process, taken during its first round of the first size (central paused in the split topology), to this file")
 	flag.Parse()
 	work, err := os.MkdirTemp("", "smtpingest")
@@ -96,11 +97,7 @@ func main() {
 		if err != nil || kb <= 0 {
 			log.Fatalf("-sizes: %q is not a size in KB", f)
 		}
-		n := 20000
-		if kb >= 100 {
-			n = 5000
-		}
-		sizes = append(sizes, size{kb << 10, n})
+		sizes = append(sizes, size{kb << 10, *messages})
 	}
 	type target struct {
 		name, addr string
