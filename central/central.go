@@ -72,7 +72,7 @@ type Options struct {
 	// EtcdClientAddr and EtcdPeerAddr are the embedded member's listeners.
 	EtcdClientAddr, EtcdPeerAddr string
 
-	// EtcdInitialCluster ("n1=http://10.0.0.1:2380,n2=...,n3=...") makes the
+	// EtcdInitialCluster ("n1=https://10.0.0.1:2380,n2=...,n3=...") makes the
 	// embedded member one of a cluster formed by the central nodes; it must
 	// name this node. Empty: a single-member cluster.
 	EtcdInitialCluster string
