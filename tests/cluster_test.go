@@ -816,6 +816,12 @@ func (m *mta) resolve() []string {
 
 // deliver sends one small message to addr from the sender from.
 func deliver(addr, from string) error {
+	return sendMessage(addr, from, "failover "+from, "hello")
+}
+
+// sendMessage sends one message to user@example.com with subject and
+// body, and its Message-ID made of from.
+func sendMessage(addr, from, subject, body string) error {
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
@@ -839,7 +845,7 @@ func deliver(addr, from string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "From: <%s>\r\nTo: <user@example.com>\r\nSubject: failover %s\r\nMessage-ID: <%s>\r\n\r\nhello\r\n", from, from, from)
+	fmt.Fprintf(w, "From: <%s>\r\nTo: <user@example.com>\r\nSubject: %s\r\nMessage-ID: <%s>\r\n\r\n%s\r\n", from, subject, from, body)
 	if err := w.Close(); err != nil { // the server's 250 (or an error) to DATA
 		return err
 	}

@@ -1,0 +1,179 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ospreysec/osprey/api"
+)
+
+// TestClusterSIEMExportSurvivesLeaderKill: three central processes; the
+// SIEM receiver is down while EICAR messages raise alerts, which the node
+// leading the export queues; that node is killed with SIGKILL; once the
+// receiver is up, every alert reaches it through the node that takes over.
+func TestClusterSIEMExportSurvivesLeaderKill(t *testing.T) {
+	c := startCluster(t)
+	ctx := t.Context()
+	waitCluster(t, c.nodes, "three healthy members", allHealthy("n1", "n2", "n3"))
+	leader := c.node(siemLeader(t, c))
+	sender := c.others(leader)[0]
+	other := c.others(leader)[1]
+	smtpAddr := net.JoinHostPort(sender.ip, strconv.Itoa(c.ports.smtp))
+	putSMTP(t, sender, sender.name, &api.SMTPIntegration{Enabled: true, Listen: smtpAddr,
+		DestinationDomains: []string{"example.com"}, Clients: []string{"127.0.0.0/8"},
+		MaxMessageSize: &api.SizeLimit{Value: 1, Unit: api.MB}})
+
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := down.Addr().String()
+	down.Close()
+	_, version, err := other.api.PutExport(ctx, "default", &api.SyslogExport{Enabled: true, Address: downAddr}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; i < n; {
+		from := fmt.Sprintf("siem%d@sender.test", i)
+		err := sendMessage(smtpAddr, from, "EICAR "+from, eicarTestFile)
+		if err == nil {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("send EICAR message %d: %v", i, err)
+		}
+		time.Sleep(200 * time.Millisecond) // the listener may still be starting
+	}
+	var ids []string
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d alerts", n), func() bool {
+		l, err := other.api.Alerts(ctx, api.AlertQuery{Tenant: "default", Q: "EICAR"})
+		if err != nil {
+			return false
+		}
+		ids = ids[:0]
+		for _, a := range l.Alerts {
+			ids = append(ids, a.ID)
+		}
+		return len(ids) == n
+	})
+
+	leader.kill(t) // SIGKILL: no resignation, its queue is gone
+	r := startFrameReceiver(t)
+	// The kill may have taken etcd's raft leader with it: the API answers
+	// 503 until the other two members elect one.
+	waitFor(t, 30*time.Second, "the export pointed at the receiver", func() bool {
+		_, _, err := other.api.PutExport(ctx, "default", &api.SyslogExport{Enabled: true, Address: r.addr()}, version)
+		return err == nil
+	})
+	killed := time.Now()
+	waitFor(t, 60*time.Second, "every alert at the receiver", func() bool { return r.hasAll(ids) })
+	t.Logf("all %d alerts reached the receiver %v after the leader's kill (its election session lasts 10 s)", n, time.Since(killed).Round(time.Millisecond))
+}
+
+// siemLeader returns the name of the node that leads the SIEM export, as
+// its election key in etcd says.
+func siemLeader(t *testing.T, c *testCluster) string {
+	t.Helper()
+	var eps []string
+	for _, n := range c.nodes {
+		eps = append(eps, "http://"+net.JoinHostPort(n.ip, strconv.Itoa(c.ports.etcdClient)))
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var name string
+	waitFor(t, 30*time.Second, "a SIEM export leader", func() bool {
+		resp, err := cli.Get(t.Context(), "/osprey/v1/cluster/siem-leader/", clientv3.WithFirstCreate()...)
+		if err != nil || len(resp.Kvs) == 0 {
+			return false
+		}
+		name = string(resp.Kvs[0].Value)
+		return true
+	})
+	return name
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// frameReceiver is a syslog receiver over TCP with octet counting.
+type frameReceiver struct {
+	ln  net.Listener
+	mu  sync.Mutex
+	got map[string]bool
+}
+
+var externalIDRE = regexp.MustCompile(`externalId=(\S+)`)
+
+func startFrameReceiver(t *testing.T) *frameReceiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	r := &frameReceiver{ln: ln, got: map[string]bool{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var buf []byte
+				b := make([]byte, 4096)
+				for {
+					n, err := c.Read(b)
+					buf = append(buf, b[:n]...)
+					frames, rest := syslogFrames(buf)
+					r.mu.Lock()
+					for _, f := range frames {
+						if m := externalIDRE.FindStringSubmatch(f); m != nil {
+							r.got[m[1]] = true
+						}
+					}
+					r.mu.Unlock()
+					buf = append(buf[:0], rest...)
+					if err != nil { // io.EOF or a broken connection
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return r
+}
+
+func (r *frameReceiver) addr() string { return r.ln.Addr().String() }
+
+func (r *frameReceiver) hasAll(ids []string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		if !r.got[id] {
+			return false
+		}
+	}
+	return true
+}
