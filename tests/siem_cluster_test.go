@@ -3,15 +3,14 @@ package tests
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/syslogtest"
 )
 
 // TestClusterSIEMExportSurvivesLeaderKill: three central processes; the
@@ -68,15 +67,15 @@ func TestClusterSIEMExportSurvivesLeaderKill(t *testing.T) {
 	})
 
 	leader.kill(t) // SIGKILL: no resignation, its queue is gone
-	r := startFrameReceiver(t)
+	r := syslogtest.Listen(t)
 	// The kill may have taken etcd's raft leader with it: the API answers
 	// 503 until the other two members elect one.
 	waitFor(t, 30*time.Second, "the export pointed at the receiver", func() bool {
-		_, _, err := other.api.PutExport(ctx, "default", &api.SyslogExport{Enabled: true, Address: r.addr()}, version)
+		_, _, err := other.api.PutExport(ctx, "default", &api.SyslogExport{Enabled: true, Address: r.Addr()}, version)
 		return err == nil
 	})
 	killed := time.Now()
-	waitFor(t, 60*time.Second, "every alert at the receiver", func() bool { return r.hasAll(ids) })
+	r.WaitIDs(t, 60*time.Second, ids...)
 	t.Logf("all %d alerts reached the receiver %v after the leader's kill (its election session lasts 10 s)", n, time.Since(killed).Round(time.Millisecond))
 }
 
@@ -114,66 +113,4 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// frameReceiver is a syslog receiver over TCP with octet counting.
-type frameReceiver struct {
-	ln  net.Listener
-	mu  sync.Mutex
-	got map[string]bool
-}
-
-var externalIDRE = regexp.MustCompile(`externalId=(\S+)`)
-
-func startFrameReceiver(t *testing.T) *frameReceiver {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	r := &frameReceiver{ln: ln, got: map[string]bool{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var buf []byte
-				b := make([]byte, 4096)
-				for {
-					n, err := c.Read(b)
-					buf = append(buf, b[:n]...)
-					frames, rest := syslogFrames(buf)
-					r.mu.Lock()
-					for _, f := range frames {
-						if m := externalIDRE.FindStringSubmatch(f); m != nil {
-							r.got[m[1]] = true
-						}
-					}
-					r.mu.Unlock()
-					buf = append(buf[:0], rest...)
-					if err != nil { // io.EOF or a broken connection
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return r
-}
-
-func (r *frameReceiver) addr() string { return r.ln.Addr().String() }
-
-func (r *frameReceiver) hasAll(ids []string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, id := range ids {
-		if !r.got[id] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,14 +1,10 @@
 package siem
 
 import (
-	"bufio"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,134 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/ospreysec/osprey/internal/syslogtest"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// receiver is a syslog receiver on loopback that reads octet-counted
-// frames and keeps their messages.
-type receiver struct {
-	ln net.Listener
-	mu sync.Mutex
-	// msgs are the messages received, in order, over every connection.
-	msgs  []string
-	conns []net.Conn
-	errs  []error
-	got   chan struct{}
-	wg    sync.WaitGroup
-}
-
-func startReceiver(t *testing.T, ln net.Listener) *receiver {
-	t.Helper()
-	r := &receiver{ln: ln, got: make(chan struct{}, 1)}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r.mu.Lock()
-			r.conns = append(r.conns, c)
-			r.mu.Unlock()
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				r.read(c)
-			}()
-		}
-	}()
-	t.Cleanup(r.close)
-	return r
-}
-
-func (r *receiver) read(c net.Conn) {
-	br := bufio.NewReader(c)
-	for {
-		n, err := br.ReadString(' ')
-		if err != nil {
-			return
-		}
-		size, err := strconv.Atoi(strings.TrimSuffix(n, " "))
-		if err != nil || size <= 0 || size > 1<<20 {
-			r.mu.Lock()
-			r.errs = append(r.errs, fmt.Errorf("bad frame length %q", n))
-			r.mu.Unlock()
-			c.Close()
-			return
-		}
-		msg := make([]byte, size)
-		if _, err := io.ReadFull(br, msg); err != nil {
-			return
-		}
-		r.mu.Lock()
-		r.msgs = append(r.msgs, string(msg))
-		r.mu.Unlock()
-		signal(r.got)
-	}
-}
-
-// dropConns closes the connections accepted so far, as a receiver that
-// restarts does.
-func (r *receiver) dropConns() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		c.Close()
-	}
-	r.conns = nil
-}
-
-func (r *receiver) close() {
-	r.ln.Close()
-	r.dropConns()
-	r.wg.Wait()
-}
-
-func (r *receiver) messages() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.msgs...)
-}
-
-// waitIDs waits until every alert id in ids was received, and returns the
-// messages.
-func (r *receiver) waitIDs(t *testing.T, ids ...string) []string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		msgs := r.messages()
-		missing := ""
-		for _, id := range ids {
-			found := false
-			for _, m := range msgs {
-				found = found || strings.Contains(m, "externalId="+id+" ")
-			}
-			if !found {
-				missing = id
-				break
-			}
-		}
-		if missing == "" {
-			r.mu.Lock()
-			errs := r.errs
-			r.mu.Unlock()
-			if len(errs) > 0 {
-				t.Fatalf("receiver: %v", errs)
-			}
-			return msgs
-		}
-		select {
-		case <-r.got:
-		case <-deadline:
-			t.Fatalf("alert %s not received; got %d messages: %q", missing, len(msgs), msgs)
-		}
-	}
 }
 
 func alert(tenant, id string) *ospreyv1.Alert {
@@ -183,9 +58,9 @@ func listen(t *testing.T) net.Listener {
 }
 
 func TestExportTCP(t *testing.T) {
-	r := startReceiver(t, listen(t))
+	r := syslogtest.Start(t, listen(t))
 	e, reg := newExporter(t, Options{Version: "v9"})
-	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.ln.Addr().String(), Facility: 4, AppName: "osprey-test"}); err != nil {
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr(), Facility: 4, AppName: "osprey-test"}); err != nil {
 		t.Fatal(err)
 	}
 	if e.Enqueue(alert("other", "o1"), 0) {
@@ -196,7 +71,7 @@ func TestExportTCP(t *testing.T) {
 			t.Fatalf("alert %d not queued", i)
 		}
 	}
-	msgs := r.waitIDs(t, "a0", "a1", "a2")
+	msgs := r.WaitIDs(t, 20*time.Second, "a0", "a1", "a2")
 	want := "<35>1 2026-03-02T10:04:05.123456Z central-1 osprey-test "
 	if !strings.HasPrefix(msgs[0], want) || !strings.Contains(msgs[0], " alert - CEF:0|Osprey|Osprey|v9|eicar:EICAR-Test-File|") {
 		t.Errorf("got %q, want it to start with %q and carry the CEF event", msgs[0], want)
@@ -238,8 +113,8 @@ func TestExportTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := startReceiver(t, tls.NewListener(listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
-	addr := r.ln.Addr().String()
+	r := syslogtest.Start(t, tls.NewListener(listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
+	addr := r.Addr()
 
 	t.Run("verified", func(t *testing.T) {
 		e, _ := newExporter(t, Options{})
@@ -247,7 +122,7 @@ func TestExportTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Enqueue(alert("acme", "tls1"), 0)
-		r.waitIDs(t, "tls1")
+		r.WaitIDs(t, 20*time.Second, "tls1")
 	})
 	t.Run("wrong name", func(t *testing.T) {
 		e, _ := newExporter(t, Options{})
@@ -258,7 +133,7 @@ func TestExportTLS(t *testing.T) {
 		e.Enqueue(alert("acme", "tls2"), 0)
 		waitQueued(t, e, "acme", 1)
 		time.Sleep(300 * time.Millisecond) // several attempts, none may deliver
-		for _, m := range r.messages() {
+		for _, m := range r.Messages() {
 			if strings.Contains(m, "externalId=tls2 ") {
 				t.Fatal("delivered to a receiver whose certificate does not match")
 			}
@@ -267,7 +142,7 @@ func TestExportTLS(t *testing.T) {
 		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
 			t.Fatal(err)
 		}
-		r.waitIDs(t, "tls2")
+		r.WaitIDs(t, 20*time.Second, "tls2")
 	})
 	t.Run("untrusted", func(t *testing.T) {
 		other, err := pki.NewCA("another CA", time.Hour)
@@ -280,7 +155,7 @@ func TestExportTLS(t *testing.T) {
 		}
 		e.Enqueue(alert("acme", "tls3"), 0)
 		time.Sleep(300 * time.Millisecond)
-		for _, m := range r.messages() {
+		for _, m := range r.Messages() {
 			if strings.Contains(m, "externalId=tls3 ") {
 				t.Fatal("delivered to an untrusted receiver")
 			}
@@ -318,8 +193,8 @@ func TestReceiverDownThenUp(t *testing.T) {
 	if err != nil {
 		t.Skipf("port %s taken meanwhile: %v", addr, err)
 	}
-	r := startReceiver(t, ln)
-	r.waitIDs(t, "d0", "d1", "d2", "d3", "d4")
+	r := syslogtest.Start(t, ln)
+	r.WaitIDs(t, 20*time.Second, "d0", "d1", "d2", "d3", "d4")
 	waitQueued(t, e, "acme", 0)
 }
 
@@ -365,16 +240,16 @@ func TestQueueFull(t *testing.T) {
 // what it wrote lately is sent again on the next connection, so nothing
 // written just before the break is lost.
 func TestResendAfterBreak(t *testing.T) {
-	r := startReceiver(t, listen(t))
+	r := syslogtest.Start(t, listen(t))
 	e, _ := newExporter(t, Options{})
-	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.ln.Addr().String()}); err != nil {
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr()}); err != nil {
 		t.Fatal(err)
 	}
 	e.Enqueue(alert("acme", "b1"), 0)
-	r.waitIDs(t, "b1")
-	r.dropConns() // the receiver restarts
+	r.WaitIDs(t, 20*time.Second, "b1")
+	r.DropConns() // the receiver restarts
 	e.Enqueue(alert("acme", "b2"), 0)
-	msgs := r.waitIDs(t, "b1", "b2")
+	msgs := r.WaitIDs(t, 20*time.Second, "b1", "b2")
 	n := 0
 	for _, m := range msgs {
 		if strings.Contains(m, "externalId=b1 ") {
@@ -443,8 +318,8 @@ func TestDeliveredAndRoom(t *testing.T) {
 	if err != nil {
 		t.Skipf("port %s taken meanwhile: %v", addr, err)
 	}
-	r := startReceiver(t, ln)
-	r.waitIDs(t, "r101", "r102", "r103", "r104")
+	r := syslogtest.Start(t, ln)
+	r.WaitIDs(t, 20*time.Second, "r101", "r102", "r103", "r104")
 	waitQueued(t, e, "acme", 0)
 	// Written, but in the window: not yet delivered, and still holding
 	// their places.
@@ -461,14 +336,14 @@ func TestDeliveredAndRoom(t *testing.T) {
 
 	// A break puts the window back in the queue: Delivered goes back.
 	e.Enqueue(alert("acme", "r105"), 105)
-	r.waitIDs(t, "r105")
+	r.WaitIDs(t, 20*time.Second, "r105")
 	waitQueued(t, e, "acme", 0)
 	if got, _ := e.Delivered("acme"); got != 104 {
 		t.Errorf("r105 in the window: Delivered = %d, want 104", got)
 	}
-	r.dropConns()
+	r.DropConns()
 	e.Enqueue(alert("acme", "r106"), 106)
-	msgs := r.waitIDs(t, "r105", "r106")
+	msgs := r.WaitIDs(t, 20*time.Second, "r105", "r106")
 	if n := strings.Count(strings.Join(msgs, "\n"), "externalId=r105 "); n != 2 {
 		t.Errorf("r105 received %d times, want twice", n)
 	}

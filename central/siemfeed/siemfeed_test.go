@@ -1,13 +1,9 @@
 package siemfeed
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -19,89 +15,20 @@ import (
 	"github.com/ospreysec/osprey/central/siem"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/syslogtest"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
-// receiver is a syslog receiver over TCP with octet counting: it counts
-// the alert ids it gets.
-type receiver struct {
-	ln  net.Listener
-	mu  sync.Mutex
-	got map[string]int
-}
-
-var externalID = regexp.MustCompile(`externalId=(\S+)`)
-
-func startReceiver(t *testing.T) *receiver {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &receiver{ln: ln, got: map[string]int{}}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go r.read(c)
-		}
-	}()
-	return r
-}
-
-func (r *receiver) read(c net.Conn) {
-	defer c.Close()
-	br := bufio.NewReader(c)
-	for {
-		n, err := br.ReadString(' ')
-		if err != nil {
-			return
-		}
-		size, err := strconv.Atoi(n[:len(n)-1])
-		if err != nil {
-			return
-		}
-		msg := make([]byte, size)
-		if _, err := io.ReadFull(br, msg); err != nil {
-			return
-		}
-		if m := externalID.FindSubmatch(msg); m != nil {
-			r.mu.Lock()
-			r.got[string(m[1])]++
-			r.mu.Unlock()
-		}
-	}
-}
-
-// waitAll waits until every id in ids has arrived, and returns how many
+// waitAll waits until every alert in ids reached r, and returns how many
 // times each did.
-func (r *receiver) waitAll(t *testing.T, ids []string) map[string]int {
+func waitAll(t *testing.T, r *syslogtest.Receiver, ids []string) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r.mu.Lock()
-		missing := 0
-		for _, id := range ids {
-			if r.got[id] == 0 {
-				missing++
-			}
-		}
-		got := make(map[string]int, len(r.got))
-		for k, v := range r.got {
-			got[k] = v
-		}
-		r.mu.Unlock()
-		if missing == 0 {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d alerts never reached the receiver", missing, len(ids))
-		}
-		time.Sleep(20 * time.Millisecond)
+	r.WaitIDs(t, 30*time.Second, ids...)
+	got := map[string]int{}
+	for _, id := range ids {
+		got[id] = r.Count(id)
 	}
+	return got
 }
 
 // cluster is an etcd and what the test does to it as an operator would.
@@ -235,8 +162,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // once, and the alerts made meanwhile arrive too.
 func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 	c := newCluster(t)
-	r := startReceiver(t)
-	c.export(r.ln.Addr().String())
+	r := syslogtest.Listen(t)
+	c.export(r.Addr())
 	a, b := c.node("a", 10), c.node("b", 10)
 	waitFor(t, "a node leads", func() bool { return a.leads() || b.leads() })
 	first, second := a, b
@@ -244,7 +171,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 		first, second = b, a
 	}
 	ids := c.alerts(50)
-	got := r.waitAll(t, ids)
+	got := waitAll(t, r, ids)
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Errorf("alert %s arrived %d times, want once", id, got[id])
@@ -257,7 +184,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 	first.stop()
 	waitFor(t, "the other node leads", second.leads)
 	more := c.alerts(50)
-	r.waitAll(t, append(ids, more...))
+	waitAll(t, r, append(ids, more...))
 }
 
 // TestCrashedLeaderLosesNothing: alerts queued on a leader while the
@@ -275,9 +202,9 @@ func TestCrashedLeaderLosesNothing(t *testing.T) {
 
 	a.cli.Close() // the crash: a's session is never revoked
 	waitFor(t, "b leads", b.leads)
-	r := startReceiver(t)
-	c.export(r.ln.Addr().String())
-	got := r.waitAll(t, ids)
+	r := syslogtest.Listen(t)
+	c.export(r.Addr())
+	got := waitAll(t, r, ids)
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Errorf("alert %s arrived %d times, want once (it never reached a receiver before)", id, got[id])
@@ -295,11 +222,11 @@ func TestCrashedLeaderLosesNothing(t *testing.T) {
 // with the alerts made from then on.
 func TestTurnedOffForgetsTheCursor(t *testing.T) {
 	c := newCluster(t)
-	r := startReceiver(t)
-	c.export(r.ln.Addr().String())
+	r := syslogtest.Listen(t)
+	c.export(r.Addr())
 	a := c.node("a", 10)
 	waitFor(t, "a leads", a.leads)
-	r.waitAll(t, c.alerts(3))
+	waitAll(t, r, c.alerts(3))
 	waitFor(t, "a cursor", func() bool {
 		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
 		return ok
@@ -310,18 +237,16 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 		return err == nil && !ok
 	})
 	off := c.alerts(3)
-	c.export(r.ln.Addr().String())
+	c.export(r.Addr())
 	waitFor(t, "a new cursor", func() bool {
 		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
 		return ok
 	})
 	on := c.alerts(3)
-	r.waitAll(t, on)
+	waitAll(t, r, on)
 	time.Sleep(300 * time.Millisecond)
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, id := range off {
-		if r.got[id] != 0 {
+		if r.Count(id) != 0 {
 			t.Errorf("alert %s, made while the export was off, was exported", id)
 		}
 	}
@@ -347,9 +272,9 @@ func TestFullQueueAndCompactedHistory(t *testing.T) {
 	if _, err := cli.Compact(t.Context(), resp.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
-	r := startReceiver(t)
-	c.export(r.ln.Addr().String())
-	got := r.waitAll(t, ids)
+	r := syslogtest.Listen(t)
+	c.export(r.Addr())
+	got := waitAll(t, r, ids)
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Errorf("alert %s arrived %d times, want once", id, got[id])
