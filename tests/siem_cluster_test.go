@@ -54,17 +54,9 @@ func TestClusterSIEMExportSurvivesLeaderKill(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // the listener may still be starting
 	}
 	var ids []string
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d alerts", n), func() bool {
-		l, err := other.api.Alerts(ctx, api.AlertQuery{Tenant: "default", Q: "EICAR"})
-		if err != nil {
-			return false
-		}
-		ids = ids[:0]
-		for _, a := range l.Alerts {
-			ids = append(ids, a.ID)
-		}
-		return len(ids) == n
-	})
+	for _, a := range waitAlert(t, other.api, api.AlertQuery{Tenant: "default", Q: "EICAR"}, n) {
+		ids = append(ids, a.ID)
+	}
 
 	leader.kill(t) // SIGKILL: no resignation, its queue is gone
 	r := syslogtest.Listen(t)

@@ -19,16 +19,16 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
-// waitAll waits until every alert in ids reached r, and returns how many
-// times each did.
-func waitAll(t *testing.T, r *syslogtest.Receiver, ids []string) map[string]int {
+// waitOnce waits until every alert in ids reached r, and fails unless each
+// did exactly once: why the test expects no resend.
+func waitOnce(t *testing.T, r *syslogtest.Receiver, ids []string, why string) {
 	t.Helper()
 	r.WaitIDs(t, 30*time.Second, ids...)
-	got := map[string]int{}
 	for _, id := range ids {
-		got[id] = r.Count(id)
+		if n := r.Count(id); n != 1 {
+			t.Errorf("alert %s arrived %d times, want once (%s)", id, n, why)
+		}
 	}
-	return got
 }
 
 // cluster is an etcd and what the test does to it as an operator would.
@@ -171,12 +171,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 		first, second = b, a
 	}
 	ids := c.alerts(50)
-	got := waitAll(t, r, ids)
-	for _, id := range ids {
-		if got[id] != 1 {
-			t.Errorf("alert %s arrived %d times, want once", id, got[id])
-		}
-	}
+	waitOnce(t, r, ids, "one node leads")
 	if second.leads() {
 		t.Fatal("both nodes lead")
 	}
@@ -184,7 +179,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 	first.stop()
 	waitFor(t, "the other node leads", second.leads)
 	more := c.alerts(50)
-	waitAll(t, r, append(ids, more...))
+	r.WaitIDs(t, 30*time.Second, append(ids, more...)...)
 }
 
 // TestCrashedLeaderLosesNothing: alerts queued on a leader while the
@@ -204,12 +199,7 @@ func TestCrashedLeaderLosesNothing(t *testing.T) {
 	waitFor(t, "b leads", b.leads)
 	r := syslogtest.Listen(t)
 	c.export(r.Addr())
-	got := waitAll(t, r, ids)
-	for _, id := range ids {
-		if got[id] != 1 {
-			t.Errorf("alert %s arrived %d times, want once (it never reached a receiver before)", id, got[id])
-		}
-	}
+	waitOnce(t, r, ids, "it never reached a receiver before")
 	// b records its progress: a third node would not send them again.
 	waitFor(t, "the cursor passes the alerts", func() bool {
 		cur, ok, err := c.st.ExportCursor(t.Context(), "acme")
@@ -226,7 +216,7 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 	c.export(r.Addr())
 	a := c.node("a", 10)
 	waitFor(t, "a leads", a.leads)
-	waitAll(t, r, c.alerts(3))
+	r.WaitIDs(t, 30*time.Second, c.alerts(3)...)
 	waitFor(t, "a cursor", func() bool {
 		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
 		return ok
@@ -243,7 +233,7 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 		return ok
 	})
 	on := c.alerts(3)
-	waitAll(t, r, on)
+	r.WaitIDs(t, 30*time.Second, on...)
 	time.Sleep(300 * time.Millisecond)
 	for _, id := range off {
 		if r.Count(id) != 0 {
@@ -274,10 +264,5 @@ func TestFullQueueAndCompactedHistory(t *testing.T) {
 	}
 	r := syslogtest.Listen(t)
 	c.export(r.Addr())
-	got := waitAll(t, r, ids)
-	for _, id := range ids {
-		if got[id] != 1 {
-			t.Errorf("alert %s arrived %d times, want once", id, got[id])
-		}
-	}
+	waitOnce(t, r, ids, "each was read once, by watch or by range")
 }
