@@ -316,7 +316,11 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ClusterKeyFile == "" {
 		opts.ClusterKeyFile = filepath.Join(opts.DataDir, "cluster.key")
 	}
-	cli, embedded, err := connectEtcd(ctx, opts, log)
+	kek, err := pki.LoadOrCreateKEK(opts.ClusterKeyFile)
+	if err != nil {
+		return fmt.Errorf("cluster key: %w", err)
+	}
+	cli, embedded, err := connectEtcd(ctx, opts, kek, log)
 	if err != nil {
 		return err
 	}
@@ -333,7 +337,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	defer grpcLn.Close()
-	n, err := newNode(ctx, opts, cli, grpcLn.Addr(), log)
+	n, err := newNode(ctx, opts, kek, cli, grpcLn.Addr(), log)
 	if err != nil {
 		return err
 	}
@@ -444,7 +448,7 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 // connectEtcd starts the embedded member or connects to the external cluster.
-func connectEtcd(ctx context.Context, opts Options, log *slog.Logger) (*clientv3.Client, *etcdembed.Server, error) {
+func connectEtcd(ctx context.Context, opts Options, kek []byte, log *slog.Logger) (*clientv3.Client, *etcdembed.Server, error) {
 	if len(opts.EtcdEndpoints) > 0 {
 		cfg := clientv3.Config{
 			Endpoints:   opts.EtcdEndpoints,
@@ -483,10 +487,6 @@ func connectEtcd(ctx context.Context, opts Options, log *slog.Logger) (*clientv3
 	// The members authenticate each other with certificates from a CA
 	// that every holder of the cluster key derives: etcd, where the
 	// cluster CA lives, is not readable yet.
-	kek, err := pki.LoadOrCreateKEK(opts.ClusterKeyFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cluster key: %w", err)
-	}
 	peerCA, err := pki.DeriveCA(kek, "etcd peers", "Osprey etcd peer CA")
 	if err != nil {
 		return nil, nil, err

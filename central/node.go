@@ -77,7 +77,7 @@ const (
 	initialPasswordFile = "initial-admin-password"
 )
 
-func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
+func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
 	if err := opts.AlertRetention.Validate(); err != nil {
 		return nil, fmt.Errorf("alert retention: %w", err)
 	}
@@ -92,9 +92,9 @@ func newNode(ctx context.Context, opts Options, cli *clientv3.Client, grpcAddr n
 	if err := bootstrap(ctx, opts, st, &n.ready, log); err != nil {
 		return nil, err
 	}
-	ca, err := clusterca.Load(ctx, st, opts.ClusterKeyFile)
+	ca, err := clusterca.Load(ctx, st, kek)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster key %s: %w", opts.ClusterKeyFile, err)
 	}
 	n.ca = ca
 	caHash := pki.SPKIHash(ca.Cert)

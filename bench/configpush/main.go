@@ -159,7 +159,11 @@ func run(bin string, n, changes int) error {
 	}
 	defer cli.Close()
 	st := store.New(cli)
-	ca, err := clusterca.Load(ctx, st, filepath.Join(dataDir, "cluster.key"))
+	kek, err := pki.LoadOrCreateKEK(filepath.Join(dataDir, "cluster.key"))
+	if err != nil {
+		return err
+	}
+	ca, err := clusterca.Load(ctx, st, kek)
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,8 @@ import (
 const ServerCertValidity = 30 * 24 * time.Hour
 
 // Load returns the cluster CA from the store, making and storing a new one on
-// a new cluster. kekFile is the cluster key file, made if missing.
-func Load(ctx context.Context, st *store.Store, kekFile string) (*pki.CA, error) {
-	kek, err := pki.LoadOrCreateKEK(kekFile)
-	if err != nil {
-		return nil, fmt.Errorf("cluster key: %w", err)
-	}
+// a new cluster. kek is the cluster key (pki.LoadOrCreateKEK).
+func Load(ctx context.Context, st *store.Store, kek []byte) (*pki.CA, error) {
 	rec, err := st.ClusterCA(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		rec, err = create(ctx, st, kek)
@@ -44,7 +40,7 @@ func Load(ctx context.Context, st *store.Store, kekFile string) (*pki.CA, error)
 	}
 	keyPEM, err := pki.Open(rec.GetSealedKey(), kek, pki.CAKeyLabel)
 	if err != nil {
-		return nil, fmt.Errorf("open the cluster CA key with %s: %w (every central node needs the same cluster key file: copy it from the first node)", kekFile, err)
+		return nil, fmt.Errorf("open the cluster CA key: %w (every central node needs the same cluster key file: copy it from the first node)", err)
 	}
 	ca, err := pki.ParseCA([]byte(rec.GetCertPem()), keyPEM)
 	if err != nil {
