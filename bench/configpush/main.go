@@ -23,7 +23,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"log"
@@ -34,19 +33,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/sensorsim"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -172,46 +167,17 @@ func run(bin string, n, changes int) error {
 	if _, err := st.CreateTenant(ctx, all, &ospreyv1.Tenant{Id: tenant, Name: "Bench"}); err != nil {
 		return err
 	}
-	key, err := pki.GenerateKey()
+	fleet, err := sensorsim.NewFleet(ctx, st, ca, tenant, "b", n)
 	if err != nil {
 		return err
 	}
-	csr, err := pki.NewCSR(key, "bench")
-	if err != nil {
+	defer fleet.Close()
+	if err := fleet.Connect(ctx, grpcAddr); err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-
-	sensors := make([]*simSensor, n)
-	var g errgroup.Group
-	g.SetLimit(16)
-	for i := range n {
-		id := fmt.Sprintf("b%05d", i)
-		g.Go(func() error {
-			_, err := st.CreateSensor(ctx, all, &ospreyv1.Sensor{Id: id, Tenant: tenant, Name: id, State: ospreyv1.SensorState_SENSOR_STATE_APPROVED})
-			if err != nil {
-				return err
-			}
-			der, err := ca.SignClient(csr, pki.Identity{Tenant: tenant, SensorID: id}, 24*time.Hour, time.Now())
-			if err != nil {
-				return err
-			}
-			sensors[i] = &simSensor{cert: tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key}}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	for _, s := range sensors {
-		g.Go(func() error { return s.connect(ctx, grpcAddr, pool) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
+	sensors := fleet.Sensors
 	// Every sensor has its first configuration (the empty one) before timing.
-	if err := waitAll(sensors, nil, 2*time.Minute); err != nil {
+	if err := waitNewer(sensors, nil, 2*time.Minute); err != nil {
 		return err
 	}
 	rss := rssKB(cmd.Process.Pid)
@@ -236,10 +202,7 @@ func run(bin string, n, changes int) error {
 		cfg := &api.SMTPIntegration{Enabled: false, Listen: "0.0.0.0:25",
 			DestinationDomains: []string{fmt.Sprintf("change%d.example.com", i)},
 			MaxMessageSize:     &api.SizeLimit{Value: 10, Unit: api.MB}}
-		before := make([]int64, n)
-		for j, s := range sensors {
-			before[j] = s.got.Load()
-		}
+		before := sensorsim.Versions(sensors)
 		start := time.Now()
 		res, err := c.ApplySMTP(ctx, tenant, cfg)
 		if err != nil {
@@ -249,12 +212,12 @@ func run(bin string, n, changes int) error {
 		if res.Changed != n {
 			return fmt.Errorf("change %d: %d sensors changed, want %d", i, res.Changed, n)
 		}
-		if err := waitAll(sensors, before, time.Minute); err != nil {
+		if err := waitNewer(sensors, before, time.Minute); err != nil {
 			return err
 		}
 		var last time.Time
 		for _, s := range sensors {
-			if t := s.ackedAt(s.got.Load()); t.After(last) {
+			if t := s.AckedAt(s.Version()); t.After(last) {
 				last = t
 			}
 		}
@@ -264,93 +227,15 @@ func run(bin string, n, changes int) error {
 	}
 	fmt.Printf("| %d | %d | %s | %s | %s | %s | %s | %.0f MB |\n", n, changes,
 		ms(median(toLast)), ms(pct(toLast, 0.99)), ms(median(fromStart)), ms(pct(fromStart, 0.99)), ms(median(calls)), float64(rss)/1024)
-	for _, s := range sensors {
-		s.close()
-	}
 	return nil
 }
 
-// simSensor is one simulated sensor: a real gRPC client with its own certificate.
-type simSensor struct {
-	cert tls.Certificate
-	conn *grpc.ClientConn
-
-	mu  sync.Mutex
-	at  map[int64]time.Time
-	got atomic.Int64
-}
-
-func (s *simSensor) connect(ctx context.Context, addr string, pool *x509.CertPool) error {
-	tc := &tls.Config{Certificates: []tls.Certificate{s.cert}, RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
-	if err != nil {
-		return err
-	}
-	s.conn = conn
-	s.at = map[int64]time.Time{}
-	s.got.Store(-1)
-	stream, err := ospreyv1.NewSensorServiceClient(conn).Connect(ctx)
-	if err != nil {
-		return err
-	}
-	if err := stream.Send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Hello{Hello: &ospreyv1.Hello{SoftwareVersion: "bench"}}}); err != nil {
-		return err
-	}
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			cfg := m.GetConfig()
-			if cfg == nil {
-				continue
-			}
-			v := cfg.GetRevision()
-			if err := stream.Send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Ack{Ack: &ospreyv1.Ack{Revision: v}}}); err != nil {
-				return
-			}
-			now := time.Now()
-			s.mu.Lock()
-			s.at[v] = now
-			s.mu.Unlock()
-			s.got.Store(v)
-		}
-	}()
-	return nil
-}
-
-func (s *simSensor) ackedAt(v int64) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.at[v]
-}
-
-func (s *simSensor) close() { s.conn.Close() }
-
-// waitAll waits until every sensor acknowledged a version newer than the
+// waitNewer waits until every sensor acknowledged a version newer than the
 // one it had before (nil: any version at all).
-func waitAll(sensors []*simSensor, before []int64, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		behind := 0
-		for i, s := range sensors {
-			prev := int64(-1)
-			if before != nil {
-				prev = before[i]
-			}
-			if s.got.Load() <= prev {
-				behind++
-			}
-		}
-		if behind == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d sensors without a new version after %s", behind, len(sensors), timeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
+func waitNewer(sensors []*sensorsim.Sensor, before []int64, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return sensorsim.WaitNewer(ctx, sensors, before)
 }
 
 func rssKB(pid int) int64 {

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,6 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 
 	"github.com/ospreysec/osprey/pkg/pki"
@@ -210,7 +210,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd not ready after %s (is the quorum reachable?)", opts.StartTimeout)
 	}
-	srv := &Server{etcd: e, cli: v3client.New(e.Server), stopping: stopping, scheme: scheme,
+	cli, err := newClient(e, opts.Logger, stopping)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	srv := &Server{etcd: e, cli: cli, stopping: stopping, scheme: scheme,
 		renewed: make(chan struct{}), stop: make(chan struct{})}
 	if peerCert != nil {
 		go srv.renewPeerCert(peerCert, opts.Logger)
@@ -242,7 +247,40 @@ func (s *Server) renewPeerCert(pc *peerCert, log *slog.Logger) {
 	}
 }
 
-// Client returns an in-process client of this member. It is closed by Close.
+// newClient connects a client to the member's own client listener: a real
+// gRPC connection over loopback, as any other client's.
+//
+// It is not etcd's in-process client (v3client), which joins client and
+// server with Go channels instead of a connection: without HTTP/2 flow
+// control between them, a storm of watch cancellations (a thousand sensor
+// streams ending at once) deadlocks its watch multiplexer, and with it every
+// watch of the node and the node's shutdown (etcd issues 18879 and 20716).
+func newClient(e *embed.Etcd, log *slog.Logger, stopping *atomic.Bool) (*clientv3.Client, error) {
+	if len(e.Clients) == 0 {
+		return nil, errors.New("embedded etcd serves no clients")
+	}
+	addr := e.Clients[0].Addr().(*net.TCPAddr)
+	host := addr.IP
+	if host.IsUnspecified() {
+		host = net.IPv4(127, 0, 0, 1)
+		if addr.IP.To4() == nil {
+			host = net.IPv6loopback
+		}
+	}
+	endpoint := "http://" + net.JoinHostPort(host.String(), strconv.Itoa(addr.Port))
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{endpoint},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.New(newSlogCore(log.Handler(), zap.WarnLevel, stopping)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the embedded etcd at %s: %w", endpoint, err)
+	}
+	return cli, nil
+}
+
+// Client returns a client of this member, connected over loopback. It is
+// closed by Close.
 func (s *Server) Client() *clientv3.Client { return s.cli }
 
 // Endpoints returns the URLs at which this member serves etcd clients.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ospreysec/osprey/pkg/pki"
 )
@@ -223,5 +225,75 @@ func TestAddAndRemoveMember(t *testing.T) {
 	list, err = m1.Client().MemberList(ctx)
 	if err != nil || len(list.Members) != 1 {
 		t.Fatalf("members after remove: %v, %v; want 1", list, err)
+	}
+}
+
+// TestWatchCancellationStorm opens a thousand watches through the member's
+// client, as a node does with one per sensor stream, cancels 990 of them at
+// once, and checks that a write still reaches the other watches and a new
+// one, and that the member closes promptly. etcd's in-process client
+// deadlocked in exactly this storm, wedging every watch of the node and its
+// shutdown.
+func TestWatchCancellationStorm(t *testing.T) {
+	srv, err := Start(t.Context(), Options{Name: "storm", Dir: filepath.Join(t.TempDir(), "etcd"),
+		ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			srv.Close()
+		}
+	}()
+	cli := srv.Client()
+	const n, keep = 1000, 10
+	type watch struct {
+		ch     clientv3.WatchChan
+		cancel context.CancelFunc
+	}
+	watches := make([]watch, n)
+	for i := range watches {
+		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(t.Context()))
+		key := fmt.Sprintf("storm/%04d", i)
+		watches[i] = watch{cli.Watch(ctx, key, clientv3.WithCreatedNotify()), cancel}
+		if wr := <-watches[i].ch; !wr.Created {
+			t.Fatalf("watch %d: first response %+v, want created", i, wr)
+		}
+	}
+	for _, w := range watches[keep:] {
+		go w.cancel()
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	fresh := cli.Watch(clientv3.WithRequireLeader(ctx), "storm/fresh")
+	for i := range keep {
+		if _, err := cli.Put(ctx, fmt.Sprintf("storm/%04d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Put(ctx, "storm/fresh", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range append(watches[:keep:keep], watch{ch: fresh}) {
+		select {
+		case wr := <-w.ch:
+			if err := wr.Err(); err != nil || len(wr.Events) != 1 {
+				t.Errorf("watch %d after the storm: %d events, err %v; want the write", i, len(wr.Events), err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("watch %d after the storm: no event: the client is wedged", i)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		closed = true
+	case <-time.After(10 * time.Second):
+		t.Fatal("the member did not close within 10s of the storm")
 	}
 }
