@@ -406,6 +406,7 @@ func Run(ctx context.Context, opts Options) error {
 		return <-statusDone
 	})
 	cluster.run(gctx, g)
+	g.Go(func() error { return n.configs.Run(gctx) })
 	g.Go(func() error { return n.rules.Run(gctx) })
 	g.Go(func() error { return n.sweeper.Run(gctx) })
 	g.Go(func() error { return n.exports.Run(gctx) })

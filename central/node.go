@@ -58,6 +58,7 @@ type node struct {
 	cluster atomic.Pointer[clusterNode]
 
 	grpc    *grpc.Server
+	configs *store.ConfigHub
 	sensors *sensorsvc.Service
 	status  *sensorsvc.StatusWriter
 
@@ -142,8 +143,9 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	}); err != nil {
 		return nil, err
 	}
+	n.configs = store.NewConfigHub(st, store.CacheOptions{Logger: log.With("component", "config-hub")})
 	n.sensors = sensorsvc.New(sensorsvc.Options{
-		Store: st, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
+		Store: st, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
 		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
 	})

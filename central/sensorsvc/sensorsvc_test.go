@@ -57,7 +57,10 @@ func newCluster(t *testing.T, validity time.Duration) *cluster {
 	sw := sensorsvc.NewStatusWriter(st, slog.New(slog.DiscardHandler))
 	swDone := make(chan error, 1)
 	go func() { swDone <- sw.Run(ctx) }()
-	svc := sensorsvc.New(sensorsvc.Options{Store: st, CA: ca, NodeName: "n1", Status: sw, CertValidity: validity})
+	hub := store.NewConfigHub(st, store.CacheOptions{})
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- hub.Run(ctx) }()
+	svc := sensorsvc.New(sensorsvc.Options{Store: st, Configs: hub, CA: ca, NodeName: "n1", Status: sw, CertValidity: validity})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
@@ -74,6 +77,7 @@ func newCluster(t *testing.T, validity time.Duration) *cluster {
 		srv.Stop()
 		cancel()
 		<-swDone
+		<-hubDone
 	})
 	return &cluster{store: st, ca: ca, addr: ln.Addr().String()}
 }

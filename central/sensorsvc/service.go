@@ -3,12 +3,12 @@
 // uploads.
 //
 // Design note. A Connect stream has exactly two goroutines besides the
-// handler, as etcd's watch server does: a receive loop (acks, nacks, status reports, renewals) and a
-// send loop that owns stream.Send and follows the sensor's configuration in
-// etcd (snapshot, then a watch from the snapshot's revision). The send loop
-// pushes full configurations tagged with their version only when the
-// integrations actually changed; a compacted watch is answered with a fresh
-// snapshot. A pending sensor may hold its stream but gets nothing until an
+// handler, as etcd's watch server does: a receive loop (acks, nacks, status
+// reports, renewals) and a send loop that owns stream.Send and follows the
+// sensor's configuration through the node's store.ConfigHub (a snapshot,
+// then the changes from the node's one shared watch). The send loop pushes
+// full configurations tagged with their version only when the integrations
+// actually changed. A pending sensor may hold its stream but gets nothing until an
 // administrator approves it, so approval reaches it within a second; a revoked
 // sensor's stream is ended with PermissionDenied the moment the revocation is
 // written. Status goes to etcd through StatusWriter, batched, under the node's
@@ -47,7 +47,10 @@ const helloTimeout = 10 * time.Second
 
 // Options configures the service.
 type Options struct {
-	Store    *store.Store
+	Store *store.Store
+	// Configs follows the sensors' configuration for the streams; the
+	// node runs it.
+	Configs  *store.ConfigHub
 	CA       *pki.CA
 	NodeName string
 	Status   *StatusWriter
@@ -69,6 +72,7 @@ type Service struct {
 	ospreyv1.UnimplementedSensorServiceServer
 
 	store    *store.Store
+	configs  *store.ConfigHub
 	ca       *pki.CA
 	node     string
 	status   *StatusWriter
@@ -88,7 +92,7 @@ type Service struct {
 // New builds the service.
 func New(opts Options) *Service {
 	s := &Service{
-		store: opts.Store, ca: opts.CA, node: opts.NodeName, status: opts.Status,
+		store: opts.Store, configs: opts.Configs, ca: opts.CA, node: opts.NodeName, status: opts.Status,
 		log: opts.Logger, now: opts.Now, validity: opts.CertValidity,
 		shutdown: make(chan struct{}),
 		scanner:  opts.Scanner, spillDir: opts.SpillDir,
@@ -306,41 +310,31 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 // push sends the sensor its configuration, then every change, and the
 // replies the receive loop hands over; it is the only caller of stream.Send.
 func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, replies <-chan *ospreyv1.ConnectResponse) error {
-	scope := store.TenantScope(id.Tenant)
+	f, err := s.configs.Follow(ctx, store.TenantScope(id.Tenant), id.SensorID)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer f.Close()
 	var sent int64 = -1
 	for {
-		snap, err := s.store.SensorConfig(ctx, scope, id.SensorID)
-		if err != nil {
-			return toStatus(err)
-		}
-		if err := s.pushConfig(stream, id, snap, &sent); err != nil {
-			return err
-		}
-		events := s.store.WatchSensorConfig(ctx, scope, id.SensorID, snap.Revision)
-	watch:
-		for {
-			select {
-			case ev, ok := <-events:
-				if !ok {
-					return ctx.Err()
-				}
-				if errors.Is(ev.Err, store.ErrCompacted) {
-					s.log.Info("configuration watch compacted; sending a fresh snapshot", "sensor", id.SensorID)
-					break watch
-				}
-				if ev.Err != nil {
-					return toStatus(ev.Err)
-				}
-				if err := s.pushConfig(stream, id, ev.Config, &sent); err != nil {
-					return err
-				}
-			case r := <-replies:
-				if err := stream.Send(r); err != nil {
-					return err
-				}
-			case <-ctx.Done():
-				return ctx.Err()
+		select {
+		case <-f.Changed():
+			cfg, err := f.Next(ctx)
+			if err != nil {
+				return toStatus(err)
 			}
+			if cfg == nil {
+				continue
+			}
+			if err := s.pushConfig(stream, id, cfg, &sent); err != nil {
+				return err
+			}
+		case r := <-replies:
+			if err := stream.Send(r); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -11,32 +11,79 @@ import (
 	"go.uber.org/goleak"
 )
 
-// recv returns the next event of a watch, failing the test after a generous
-// timeout (a guard against a hung test, not a wait for anything).
-func recv[E any](t *testing.T, ch <-chan E) E {
+// startHub runs a ConfigHub over st until the test ends.
+func startHub(t *testing.T, st *Store) *ConfigHub {
 	t.Helper()
-	select {
-	case ev, ok := <-ch:
-		if !ok {
-			t.Fatalf("watch closed, want an event")
+	h := NewConfigHub(st, CacheOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hub: %v", err)
 		}
-		return ev
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no event after 20s")
-	}
-	panic("unreachable")
+	})
+	return h
 }
 
-// recvClosed fails unless ch is closed (after draining nothing).
-func recvClosed[E any](t *testing.T, ch <-chan E) {
+// follow registers a follower of sensor id, closed when the test ends.
+func follow(t *testing.T, h *ConfigHub, scope Scope, id string) *Follower {
+	t.Helper()
+	f, err := h.Follow(t.Context(), scope, id)
+	if err != nil {
+		t.Fatalf("follow %s: %v", id, err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+// next returns the follower's next configuration, failing the test after a
+// generous timeout (a guard against a hung test, not a wait for anything).
+func next(t *testing.T, f *Follower) *SensorConfig {
+	t.Helper()
+	cfg, err := nextErr(t, f)
+	if err != nil {
+		t.Fatalf("next: %v", err)
+	}
+	return cfg
+}
+
+func nextErr(t *testing.T, f *Follower) (*SensorConfig, error) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case <-f.Changed():
+			cfg, err := f.Next(t.Context())
+			if err != nil || cfg != nil {
+				return cfg, err
+			}
+		case <-timeout:
+			t.Fatalf("no configuration after 20s")
+		}
+	}
+}
+
+// nextAt returns the follower's configuration once it holds at rev or later.
+func nextAt(t *testing.T, f *Follower, rev int64) *SensorConfig {
+	t.Helper()
+	for {
+		if cfg := next(t, f); cfg.Revision >= rev {
+			return cfg
+		}
+	}
+}
+
+// idle fails unless the follower has nothing new.
+func idle(t *testing.T, f *Follower) {
 	t.Helper()
 	select {
-	case ev, ok := <-ch:
-		if ok {
-			t.Fatalf("got event %+v, want the watch closed", ev)
+	case <-f.Changed():
+		if cfg, err := f.Next(t.Context()); cfg != nil || err != nil {
+			t.Errorf("got %+v, %v; want nothing new", cfg, err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("watch not closed after 20s")
+	default:
 	}
 }
 
@@ -82,68 +129,86 @@ func changes(n int) []change {
 	return out
 }
 
-func TestWatchDeliversEveryChangeInOrder(t *testing.T) {
+func TestFollowerDeliversEachChange(t *testing.T) {
 	st, _ := testStore(t)
 	ctx := t.Context()
 	mustCreate(t, st, []string{"a"}, [2]string{"a", "s1"}, [2]string{"a", "other"})
-	snap, err := st.SensorConfig(ctx, TenantScope("a"), "s1")
+	h := startHub(t, st)
+	f := follow(t, h, TenantScope("a"), "s1")
+	snap := next(t, f)
+	want, err := st.SensorConfig(ctx, AllTenants(), "s1")
 	if err != nil {
-		t.Fatalf("snapshot: %v", err)
+		t.Fatal(err)
 	}
-	events := st.WatchSensorConfig(ctx, TenantScope("a"), "s1", snap.Revision)
+	if snap.Revision < want.Revision {
+		t.Errorf("first configuration at %d, want at least %d", snap.Revision, want.Revision)
+	}
+	snap.Revision = want.Revision
+	if d := diff(want, snap); d != "" {
+		t.Errorf("first configuration: diff (-snapshot +got):\n%s", d)
+	}
 
-	const n = 30
-	cs := changes(n)
-	versions := make([]int64, n)
-	for i, c := range cs {
+	last := want.Revision
+	for i, c := range changes(30) {
 		v, err := c.write(ctx, st)
 		if err != nil {
 			t.Fatalf("change %d: %v", i, err)
 		}
-		versions[i] = v
-		// Another sensor's changes are not this watch's business.
+		// Another sensor's changes are not this follower's business.
 		if _, err := st.PutSMTP(ctx, AllTenants(), "other", smtp(fmt.Sprintf("o%d.example.com", i)), AnyVersion); err != nil {
 			t.Fatalf("change other sensor: %v", err)
 		}
-	}
-
-	last := snap.Revision
-	var lastEv ConfigEvent
-	for i, c := range cs {
-		ev := recv(t, events)
-		lastEv = ev
-		if ev.Err != nil {
-			t.Fatalf("event %d: %v", i, ev.Err)
+		// The hub may start watching after the follower read its first
+		// snapshot; the follower then reads a fresh one, at a revision
+		// that may already hold the other sensor's change.
+		cfg := next(t, f)
+		if cfg.Revision < v || cfg.Revision <= last {
+			t.Errorf("change %d: revision %d, want %d or later (after %d)", i, cfg.Revision, v, last)
 		}
-		if ev.Config.Revision != versions[i] || ev.Config.Revision <= last {
-			t.Errorf("event %d: revision %d, want %d (after %d)", i, ev.Config.Revision, versions[i], last)
-		}
-		last = ev.Config.Revision
-		if d := c.check(ev.Config); d != "" {
-			t.Errorf("event %d: diff (-want +got):\n%s", i, d)
+		last = cfg.Revision
+		if d := c.check(cfg); d != "" {
+			t.Errorf("change %d: diff (-want +got):\n%s", i, d)
 		}
 	}
-
-	// The last event is what a fresh snapshot reads.
-	now, err := st.SensorConfig(ctx, AllTenants(), "s1")
-	if err != nil {
-		t.Fatalf("snapshot: %v", err)
-	}
-	now.Revision = lastEv.Config.Revision
-	if d := diff(now, lastEv.Config); d != "" {
-		t.Errorf("last event differs from a snapshot: diff (-snapshot +event):\n%s", d)
-	}
+	idle(t, f)
 }
 
-func TestWatchGroupsOneTransaction(t *testing.T) {
+// TestFollowerCoalesces checks that a follower that did not read while
+// changes were made gets the newest configuration once, equal to a fresh
+// snapshot: a stream sends full configurations, so the ones in between
+// would only be replaced.
+func TestFollowerCoalesces(t *testing.T) {
+	st, _ := testStore(t)
+	ctx := t.Context()
+	mustCreate(t, st, []string{"a"}, [2]string{"a", "s1"})
+	h := startHub(t, st)
+	f := follow(t, h, AllTenants(), "s1")
+	next(t, f)
+	var v int64
+	for i, c := range changes(9) {
+		var err error
+		if v, err = c.write(ctx, st); err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	cfg := nextAt(t, f, v)
+	want, err := st.SensorConfig(ctx, AllTenants(), "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diff(want, cfg); d != "" {
+		t.Errorf("after 9 unread changes: diff (-snapshot +got):\n%s", d)
+	}
+	idle(t, f)
+}
+
+func TestFollowerGroupsOneTransaction(t *testing.T) {
 	st, cli := testStore(t)
 	ctx := t.Context()
 	mustCreate(t, st, []string{"a"}, [2]string{"a", "s1"})
-	snap, err := st.SensorConfig(ctx, AllTenants(), "s1")
-	if err != nil {
-		t.Fatalf("snapshot: %v", err)
-	}
-	events := st.WatchSensorConfig(ctx, AllTenants(), "s1", snap.Revision)
+	h := startHub(t, st)
+	f := follow(t, h, AllTenants(), "s1")
+	next(t, f)
 
 	s, _ := encode(smtp("example.com"))
 	p, _ := encode(pop3("pop.example.com"))
@@ -154,165 +219,168 @@ func TestWatchGroupsOneTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatalf("txn: %v", err)
 	}
-	if _, err := st.PutSMTP(ctx, AllTenants(), "s1", smtp("next.example.com"), AnyVersion); err != nil {
-		t.Fatalf("put smtp: %v", err)
-	}
-
 	rev := resp.Header.Revision
-	ev := recv(t, events)
-	if ev.Err != nil || ev.Config.Revision != rev || ev.Config.SMTPVersion != rev || ev.Config.POP3Version != rev {
-		t.Fatalf("first event: got %+v, want both parts at revision %d", ev, rev)
+	cfg := next(t, f)
+	if cfg.Revision != rev || cfg.SMTPVersion != rev || cfg.POP3Version != rev {
+		t.Fatalf("got revision %d, smtp %d, pop3 %d; want both parts at revision %d", cfg.Revision, cfg.SMTPVersion, cfg.POP3Version, rev)
 	}
-	if d := diff(pop3("pop.example.com"), ev.Config.POP3); d != "" {
+	if d := diff(pop3("pop.example.com"), cfg.POP3); d != "" {
 		t.Errorf("pop3: diff (-want +got):\n%s", d)
-	}
-	if ev := recv(t, events); ev.Err != nil || ev.Config.Revision <= rev {
-		t.Errorf("second event: got %+v, want the next change", ev)
 	}
 }
 
-func TestWatchResumesFromRevision(t *testing.T) {
+// TestFollowersRaceWithWrites registers followers while a writer changes
+// the sensor, before and after the hub starts, and checks that each ends
+// with the last configuration written: the registration comes before the
+// snapshot, so no change falls between the two.
+func TestFollowersRaceWithWrites(t *testing.T) {
 	st, _ := testStore(t)
 	ctx := t.Context()
 	mustCreate(t, st, []string{"a"}, [2]string{"a", "s1"})
-	cs := changes(6)
-	versions := make([]int64, len(cs))
-	for i, c := range cs {
-		v, err := c.write(ctx, st)
-		if err != nil {
-			t.Fatalf("change %d: %v", i, err)
-		}
-		versions[i] = v
-	}
+	h := NewConfigHub(st, CacheOptions{})
+	early := follow(t, h, AllTenants(), "s1")
+	next(t, early)
 
-	// A sensor that applied change 2 resumes from its revision.
-	const applied = 2
-	events := st.WatchSensorConfig(ctx, AllTenants(), "s1", versions[applied])
-	more := changes(7)[6]
-	v, err := more.write(ctx, st)
-	if err != nil {
-		t.Fatalf("change after resume: %v", err)
+	const writes = 60
+	written := make(chan int64, 1)
+	started := make(chan struct{})
+	go func() {
+		var v int64
+		for i, c := range changes(writes) {
+			if i == writes/3 {
+				close(started)
+			}
+			var err error
+			if v, err = c.write(ctx, st); err != nil {
+				t.Errorf("change %d: %v", i, err)
+			}
+		}
+		written <- v
+	}()
+	<-started
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	var fs []*Follower
+	for range 10 {
+		f := follow(t, h, AllTenants(), "s1")
+		next(t, f) // reads its snapshot while the writer goes on
+		fs = append(fs, f)
 	}
-	later, laterV := append(cs[applied+1:], more), append(versions[applied+1:], v)
-	for i, c := range later {
-		ev := recv(t, events)
-		if ev.Err != nil {
-			t.Fatalf("event %d: %v", i, ev.Err)
-		}
-		if ev.Config.Revision != laterV[i] {
-			t.Errorf("event %d: revision %d, want %d", i, ev.Config.Revision, laterV[i])
-		}
-		if d := c.check(ev.Config); d != "" {
-			t.Errorf("event %d: diff (-want +got):\n%s", i, d)
-		}
-		// The first change after the resume point (meta) carries the POP3
-		// part written before it.
-		if i == 0 && ev.Config.POP3Version != versions[1] {
-			t.Errorf("event %d: POP3 version %d, want %d from before the resume point", i, ev.Config.POP3Version, versions[1])
+	last := <-written
+	want, err := st.SensorConfig(ctx, AllTenants(), "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range append(fs, early) {
+		if d := diff(want, nextAt(t, f, last)); d != "" {
+			t.Errorf("follower %d: diff (-snapshot +got):\n%s", i, d)
 		}
 	}
 }
 
-func TestWatchCompacted(t *testing.T) {
+// TestFollowerFallsBackToSnapshot checks the two ways a follower misses
+// changes, each answered with a fresh snapshot: it left more than
+// maxPending unread, or the hub's watch restarted from a compacted
+// revision.
+func TestFollowerFallsBackToSnapshot(t *testing.T) {
 	st, cli := testStore(t)
 	ctx := t.Context()
 	mustCreate(t, st, []string{"a"}, [2]string{"a", "s1"})
-	var versions []int64
-	for i, c := range changes(4) {
-		v, err := c.write(ctx, st)
-		if err != nil {
-			t.Fatalf("change %d: %v", i, err)
+	h := startHub(t, st)
+	f := follow(t, h, AllTenants(), "s1")
+	next(t, f)
+	var v int64
+	for i := range maxPending + 10 {
+		var err error
+		if v, err = st.PutSMTP(ctx, AllTenants(), "s1", smtp(fmt.Sprintf("d%d.example.com", i)), AnyVersion); err != nil {
+			t.Fatal(err)
 		}
-		versions = append(versions, v)
 	}
-	if _, err := cli.Compact(ctx, versions[2], clientv3.WithCompactPhysical()); err != nil {
+	cfg := nextAt(t, f, v)
+	if d := diff(smtp(fmt.Sprintf("d%d.example.com", maxPending+9)), cfg.SMTP); d != "" {
+		t.Errorf("after %d unread changes: diff (-want +got):\n%s", maxPending+10, d)
+	}
+
+	// A hub that stops, misses changes that etcd then compacts away, and
+	// runs again.
+	h2 := NewConfigHub(st, CacheOptions{})
+	f2 := follow(t, h2, AllTenants(), "s1")
+	next(t, f2)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- h2.Run(runCtx) }()
+	v, err := st.PutSMTP(ctx, AllTenants(), "s1", smtp("seen.example.com"), AnyVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextAt(t, f2, v)
+	cancel()
+	<-done
+	for i := range 3 {
+		if v, err = st.PutSMTP(ctx, AllTenants(), "s1", smtp(fmt.Sprintf("missed%d.example.com", i)), AnyVersion); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Compact(ctx, v, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatalf("compact: %v", err)
 	}
-
-	events := st.WatchSensorConfig(ctx, AllTenants(), "s1", versions[1])
-	ev := recv(t, events)
-	if !errors.Is(ev.Err, ErrCompacted) || ev.Config != nil {
-		t.Fatalf("watch from a compacted revision: got %+v, want Err ErrCompacted", ev)
+	runCtx, cancel = context.WithCancel(ctx)
+	go func() { done <- h2.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	if cfg := nextAt(t, f2, v); cfg.SMTP.GetDestinationDomains()[0] != "missed2.example.com" {
+		t.Errorf("after compaction: smtp %v, want missed2.example.com", cfg.SMTP.GetDestinationDomains())
 	}
-	recvClosed(t, events)
-
-	// The compaction revision itself is still there.
-	events = st.WatchSensorConfig(ctx, AllTenants(), "s1", versions[2])
-	if ev := recv(t, events); ev.Err != nil || ev.Config.Revision != versions[3] {
-		t.Errorf("watch from the compaction revision: got %+v, want the change at %d", ev, versions[3])
+	if v, err = st.PutSMTP(ctx, AllTenants(), "s1", smtp("after.example.com"), AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := nextAt(t, f2, v); cfg.Revision != v {
+		t.Errorf("a change after the compaction: revision %d, want %d", cfg.Revision, v)
 	}
 }
 
-func TestWatchSensors(t *testing.T) {
+func TestFollowerOfDeletedOrMissingSensor(t *testing.T) {
 	st, cli := testStore(t)
 	ctx := t.Context()
-	mustCreate(t, st, []string{"a", "b"})
-	start := revision(t, cli)
-	all := st.WatchSensors(ctx, AllTenants(), start)
-	onlyB := st.WatchSensors(ctx, TenantScope("b"), start)
-	mustCreate(t, st, nil, [2]string{"a", "a1"}, [2]string{"b", "b1"})
-	if _, err := st.PutSMTP(ctx, AllTenants(), "a1", smtp("example.com"), AnyVersion); err != nil {
-		t.Fatalf("put smtp: %v", err)
+	mustCreate(t, st, []string{"a"}, [2]string{"a", "s1"})
+	h := startHub(t, st)
+	if _, err := h.Follow(ctx, AllTenants(), "missing"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("follow a missing sensor: got %v, want ErrNotFound", err)
 	}
-
-	type seen struct{ Tenant, SensorID, Part string }
-	want := []seen{{"a", "a1", partMeta}, {"b", "b1", partMeta}, {"a", "a1", partSMTP}}
-	for i, w := range want {
-		c := recv(t, all)
-		if got := (seen{c.Tenant, c.SensorID, c.Part}); got != w || c.Err != nil {
-			t.Errorf("all tenants, change %d: got %+v, want %+v", i, c, w)
-		}
+	f := follow(t, h, AllTenants(), "s1")
+	next(t, f)
+	if _, err := cli.Delete(ctx, sensorPrefix("a", "s1"), clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
 	}
-	if c := recv(t, onlyB); c.SensorID != "b1" || c.Part != partMeta {
-		t.Errorf("tenant b: got %+v, want b1 meta", c)
+	if _, err := nextErr(t, f); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after the sensor was deleted: got %v, want ErrNotFound", err)
 	}
 }
 
-// TestWatchGoroutinesExit checks that a watch's goroutines end with its
-// context: while blocked on etcd, while blocked on a consumer that stopped
-// reading, and after delivering an error.
-func TestWatchGoroutinesExit(t *testing.T) {
+// TestHubGoroutinesExit checks that the hub's goroutines end with its
+// context, with followers registered that nobody reads.
+func TestHubGoroutinesExit(t *testing.T) {
 	st, _ := testStore(t)
 	mustCreate(t, st, []string{"a"}, [2]string{"a", "s1"})
 	ignore := goleak.IgnoreCurrent()
-
+	h := NewConfigHub(st, CacheOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
-	idle := st.WatchSensorConfig(ctx, AllTenants(), "s1", 0)
-	stuck := st.WatchSensorConfig(ctx, AllTenants(), "s1", 0) // never read
-	list := st.WatchSensors(ctx, AllTenants(), 0)
-	failed := st.WatchSensorConfig(ctx, AllTenants(), "missing", 0)
-	if ev := recv(t, failed); !errors.Is(ev.Err, ErrNotFound) {
-		t.Errorf("watch of a missing sensor: got %+v, want ErrNotFound", ev)
-	}
-	recvClosed(t, failed)
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	read := follow(t, h, AllTenants(), "s1")
+	follow(t, h, AllTenants(), "s1") // never read
+	next(t, read)
 	for i, c := range changes(3) {
-		if _, err := c.write(t.Context(), st); err != nil {
+		v, err := c.write(t.Context(), st)
+		if err != nil {
 			t.Fatalf("change %d: %v", i, err)
 		}
+		nextAt(t, read, v)
 	}
-	recv(t, idle)
-	recv(t, list)
 	cancel()
-
-	drainClosed(t, idle)
-	drainClosed(t, list)
-	// Nobody reads stuck: its goroutine must leave on its own.
-	goleak.VerifyNone(t, ignore)
-	recvClosed(t, stuck)
-}
-
-// drainClosed reads ch until it is closed.
-func drainClosed[E any](t *testing.T, ch <-chan E) {
-	t.Helper()
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("watch not closed 20s after its context ended")
-		}
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
 	}
+	goleak.VerifyNone(t, ignore)
 }

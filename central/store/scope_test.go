@@ -114,10 +114,14 @@ func TestTenantScopeIsolation(t *testing.T) {
 			return err
 		}, ErrNotFound},
 		{"SensorConfig", func(ctx context.Context) error { _, err := st.SensorConfig(ctx, a, "b1"); return err }, ErrNotFound},
-		{"WatchSensorConfig", func(ctx context.Context) error {
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			return recv(t, st.WatchSensorConfig(ctx, a, "b1", 0)).Err
+		{"Follow", func(ctx context.Context) error {
+			f, err := NewConfigHub(st, CacheOptions{}).Follow(ctx, a, "b1")
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.Next(ctx)
+			return err
 		}, ErrNotFound},
 
 		{"GetUser of b", func(ctx context.Context) error { _, _, err := st.GetUser(ctx, a, "bob"); return err }, ErrNotFound},

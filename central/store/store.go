@@ -30,9 +30,9 @@
 // sent to etcd; a refused write changes nothing and returns validate.Errors.
 //
 // SensorConfig reads a sensor's whole configuration with one range read, and
-// WatchSensorConfig follows it by applying each watched change to that
-// snapshot, so a sensor always receives full configurations tagged with the
-// revision they hold at.
+// a ConfigHub follows every sensor's with one watch per node, applying each
+// watched change to a follower's snapshot, so a sensor always receives full
+// configurations tagged with the revision they hold at.
 //
 // Lists of configuration read the whole range they cover in one request
 // (consistent at one revision). That suits thousands of sensors; far more

@@ -250,7 +250,10 @@ func TestUnchangedWriteIsNoop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("put smtp: %v", err)
 	}
-	events := st.WatchSensorConfig(ctx, AllTenants(), "s1", v1)
+	f := follow(t, startHub(t, st), AllTenants(), "s1")
+	if cfg := next(t, f); cfg.SMTPVersion != v1 {
+		t.Fatalf("first configuration: smtp version %d, want %d", cfg.SMTPVersion, v1)
+	}
 	before := revision(t, cli)
 
 	for _, expect := range []int64{v1, AnyVersion, v1 - 1} {
@@ -267,17 +270,17 @@ func TestUnchangedWriteIsNoop(t *testing.T) {
 		t.Errorf("etcd revision after unchanged writes: got %d, want %d", after, before)
 	}
 
-	// The first event a watcher sees is the next real change.
+	// The next configuration a follower sees is the next real change.
 	v2, err := st.PutSMTP(ctx, AllTenants(), "s1", smtp("changed.example.com"), v1)
 	if err != nil {
 		t.Fatalf("put changed smtp: %v", err)
 	}
-	ev := recv(t, events)
-	if ev.Config.Revision != v2 {
-		t.Errorf("first event: revision %d, want %d", ev.Config.Revision, v2)
+	cfg := next(t, f)
+	if cfg.Revision != v2 {
+		t.Errorf("next configuration: revision %d, want %d", cfg.Revision, v2)
 	}
-	if d := diff(smtp("changed.example.com"), ev.Config.SMTP); d != "" {
-		t.Errorf("first event smtp: diff (-want +got):\n%s", d)
+	if d := diff(smtp("changed.example.com"), cfg.SMTP); d != "" {
+		t.Errorf("next configuration smtp: diff (-want +got):\n%s", d)
 	}
 }
 
