@@ -16,6 +16,7 @@ packages=(
   fetchmail        # the POP3 drain benchmark's reference
   rsyslog          # a real syslog receiver for the SIEM export test
   socat
+  postgresql       # the SQL store's PostgreSQL driver; tests run their own server in a temp dir
   openssl
   ca-certificates
 )
@@ -46,7 +47,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" d
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The tests start their own instances on loopback ports; the packaged daemons
 # must not hold the standard ports or run in the background.
-for svc in postfix dovecot; do
+for svc in postfix dovecot postgresql; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     "${sudo[@]}" systemctl stop "$svc" || true
   fi

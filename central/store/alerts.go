@@ -207,14 +207,14 @@ func (s *Store) RecordMessage(ctx context.Context, scope Scope, rec *ospreyv1.Me
 // tenant's alerts (TrimAlerts); a failed trim does not fail the call and is
 // tried again at the next alert.
 func (s *Store) RecordScan(ctx context.Context, scope Scope, rec *ospreyv1.MessageRecord, alert *ospreyv1.Alert, now time.Time) (*ospreyv1.MessageRecord, bool, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, false, err
 	}
-	if !scope.allows(rec.GetTenant()) {
+	if !scope.Allows(rec.GetTenant()) {
 		return nil, false, fmt.Errorf("message of tenant %q: %w", rec.GetTenant(), ErrForbidden)
 	}
 	for kind, id := range map[string]string{"tenant": rec.GetTenant(), "sensor": rec.GetSensorId(), "message": rec.GetMessageId()} {
-		if err := checkID(kind, id); err != nil {
+		if err := CheckID(kind, id); err != nil {
 			return nil, false, err
 		}
 	}
@@ -343,10 +343,10 @@ const maxTrimBatch = 10000
 // node's machinery). Concurrent calls, on any nodes, are safe: each deletes
 // a key range that holds only alerts due to go.
 func (s *Store) TrimAlerts(ctx context.Context, scope Scope, tenant string, now time.Time) (int64, error) {
-	if err := scope.requireAll("trim alerts"); err != nil {
+	if err := scope.RequireAll("trim alerts"); err != nil {
 		return 0, err
 	}
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return 0, err
 	}
 	prefix := tenantAlertsPrefix(tenant)
@@ -402,7 +402,7 @@ func (s *Store) TrimAlerts(ctx context.Context, scope Scope, tenant string, now 
 // SweepAlerts trims the alerts of every tenant (TrimAlerts) and returns how
 // many it deleted. It needs the all-tenants scope.
 func (s *Store) SweepAlerts(ctx context.Context, scope Scope, now time.Time) (int64, error) {
-	if err := scope.requireAll("sweep alerts"); err != nil {
+	if err := scope.RequireAll("sweep alerts"); err != nil {
 		return 0, err
 	}
 	tenants, err := s.tenantIDs(ctx)
@@ -499,7 +499,7 @@ func (w *AlertSweeper) Run(ctx context.Context) error {
 // tenant scope: its own). An alert of another tenant, or past the retention's
 // MaxAge, is ErrNotFound.
 func (s *Store) GetAlert(ctx context.Context, scope Scope, tenant, id string) (*ospreyv1.Alert, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	if err := checkAlertID(id); err != nil {
@@ -628,7 +628,7 @@ const (
 // most about 2,000 in memory at once, whatever the number of tenants.
 // Problems with q are validate.Errors naming the REST API's parameters.
 func (s *Store) ListAlerts(ctx context.Context, scope Scope, q AlertQuery) (*AlertPage, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	if err := q.check(); err != nil {
@@ -851,7 +851,7 @@ type MessagePage struct {
 // after MessageRetention. Problems with q are validate.Errors naming the
 // REST API's parameters; a tenant or sensor outside scope is ErrNotFound.
 func (s *Store) ListMessagesPage(ctx context.Context, scope Scope, q MessageQuery) (*MessagePage, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	var errs validate.Errors
@@ -873,7 +873,7 @@ func (s *Store) ListMessagesPage(ctx context.Context, scope Scope, q MessageQuer
 	}
 	tenant := q.Tenant
 	switch {
-	case tenant != "" && !scope.allows(tenant):
+	case tenant != "" && !scope.Allows(tenant):
 		return nil, fmt.Errorf("tenant %q: %w", tenant, ErrNotFound)
 	case tenant == "" && !scope.all:
 		tenant = scope.tenant

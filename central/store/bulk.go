@@ -27,13 +27,13 @@ func (s *Store) ApplySMTP(ctx context.Context, scope Scope, tenant string, cfg *
 	if err := validateSMTP(cfg); err != nil {
 		return 0, 0, err
 	}
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return 0, 0, err
 	}
-	if tenant, err = scope.claim(tenant); err != nil {
+	if tenant, err = scope.Claim(tenant); err != nil {
 		return 0, 0, err
 	}
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return 0, 0, err
 	}
 	prefix := tenantSensorsPrefix(tenant)

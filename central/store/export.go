@@ -46,14 +46,14 @@ func (s *Store) GetExport(ctx context.Context, scope Scope, tenant string) (*osp
 // tenant scope naming another is ErrForbidden; the tenant must exist
 // (ErrNotFound).
 func (s *Store) PutExport(ctx context.Context, scope Scope, tenant string, e *ospreyv1.SyslogExport, expect int64) (*ospreyv1.SyslogExport, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
-	tenant, err := scope.claim(tenant)
+	tenant, err := scope.Claim(tenant)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return nil, err
 	}
 	e = proto.Clone(e).(*ospreyv1.SyslogExport)

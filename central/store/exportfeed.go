@@ -82,7 +82,7 @@ type AlertBatch struct {
 // reads no alert twice and, unlike a range read, none that it is not
 // asked for.
 func (s *Store) WatchNewAlerts(ctx context.Context, tenant string, rev int64) (<-chan AlertBatch, error) {
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return nil, err
 	}
 	prefix := tenantAlertsPrefix(tenant)
@@ -129,7 +129,7 @@ func (s *Store) WatchNewAlerts(ctx context.Context, tenant string, rev int64) (<
 // ExportCursor returns the revision up to which tenant's alerts were
 // exported, and false when none was recorded.
 func (s *Store) ExportCursor(ctx context.Context, tenant string) (int64, bool, error) {
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return 0, false, err
 	}
 	key := exportCursorKey(tenant)
@@ -151,7 +151,7 @@ func (s *Store) ExportCursor(ctx context.Context, tenant string) (int64, bool, e
 // exported, if leader (the compare of the election's leader key) still
 // holds; otherwise it fails with ErrNotLeader and changes nothing.
 func (s *Store) SetExportCursor(ctx context.Context, tenant string, rev int64, leader clientv3.Cmp) error {
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return err
 	}
 	return s.leaderTxn(ctx, exportCursorKey(tenant), leader, clientv3.OpPut(exportCursorKey(tenant), strconv.FormatInt(rev, 10)))
@@ -160,7 +160,7 @@ func (s *Store) SetExportCursor(ctx context.Context, tenant string, rev int64, l
 // DeleteExportCursor forgets tenant's cursor, when its export is turned
 // off: turned on again, it starts with the alerts made from then on.
 func (s *Store) DeleteExportCursor(ctx context.Context, tenant string, leader clientv3.Cmp) error {
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return err
 	}
 	return s.leaderTxn(ctx, exportCursorKey(tenant), leader, clientv3.OpDelete(exportCursorKey(tenant)))

@@ -127,8 +127,8 @@ func validUserName(name string) bool {
 	return true
 }
 
-// checkID returns an error wrapping ErrInvalidID when id cannot be used in a key.
-func checkID(kind, id string) error {
+// CheckID returns an error wrapping ErrInvalidID when id cannot be used in a key.
+func CheckID(kind, id string) error {
 	if !validID(id) {
 		return fmt.Errorf("%s id %q: %w", kind, id, ErrInvalidID)
 	}

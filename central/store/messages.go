@@ -28,14 +28,14 @@ type messageLeases struct {
 
 // GetMessage returns the record of an uploaded message.
 func (s *Store) GetMessage(ctx context.Context, scope Scope, tenant, sensorID, messageID string) (*ospreyv1.MessageRecord, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
-	if !scope.allows(tenant) {
+	if !scope.Allows(tenant) {
 		return nil, ErrNotFound
 	}
 	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID, "message": messageID} {
-		if err := checkID(kind, id); err != nil {
+		if err := CheckID(kind, id); err != nil {
 			return nil, err
 		}
 	}
@@ -48,10 +48,10 @@ func (s *Store) GetMessage(ctx context.Context, scope Scope, tenant, sensorID, m
 
 // CountMessages counts the records of a sensor's uploaded messages.
 func (s *Store) CountMessages(ctx context.Context, scope Scope, tenant, sensorID string) (int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return 0, err
 	}
-	if !scope.allows(tenant) {
+	if !scope.Allows(tenant) {
 		return 0, ErrNotFound
 	}
 	prefix := messagesPrefix + tenant + "/" + sensorID + "/"
@@ -84,14 +84,14 @@ func (s *Store) messageLease(ctx context.Context, now time.Time) (clientv3.Lease
 // ListMessages returns the records of a sensor's uploaded messages that are
 // still kept (see MessageRetention), in message id order.
 func (s *Store) ListMessages(ctx context.Context, scope Scope, tenant, sensorID string) ([]*ospreyv1.MessageRecord, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
-	if !scope.allows(tenant) {
+	if !scope.Allows(tenant) {
 		return nil, ErrNotFound
 	}
 	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID} {
-		if err := checkID(kind, id); err != nil {
+		if err := CheckID(kind, id); err != nil {
 			return nil, err
 		}
 	}

@@ -22,7 +22,7 @@ type Node struct {
 // where the nodes find each other again after a partition (see ListNodes).
 // It is the node's machinery, not a caller's: it takes no scope.
 func (s *Store) PutNode(ctx context.Context, name, gossipAddr string) error {
-	if err := checkID("node", name); err != nil {
+	if err := CheckID("node", name); err != nil {
 		return err
 	}
 	if _, err := netip.ParseAddrPort(gossipAddr); err != nil {

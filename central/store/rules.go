@@ -52,7 +52,7 @@ func (s *Store) GetRule(ctx context.Context, scope Scope, tenant, id string) (*o
 	if err := s.tenantReadScope(scope, tenant); err != nil {
 		return nil, err
 	}
-	if err := checkID("rule", id); err != nil {
+	if err := CheckID("rule", id); err != nil {
 		return nil, err
 	}
 	r := new(ospreyv1.Rule)
@@ -66,13 +66,13 @@ func (s *Store) GetRule(ctx context.Context, scope Scope, tenant, id string) (*o
 
 // tenantReadScope checks a read of tenant's rules.
 func (s *Store) tenantReadScope(scope Scope, tenant string) error {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return err
 	}
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return err
 	}
-	if !scope.allows(tenant) {
+	if !scope.Allows(tenant) {
 		return fmt.Errorf("tenant %q: %w", tenant, ErrNotFound)
 	}
 	return nil
@@ -84,22 +84,22 @@ func (s *Store) tenantReadScope(scope Scope, tenant string) error {
 // canonical form, created_at (now, when unset) and Version. The tenant must
 // exist (ErrNotFound).
 func (s *Store) CreateRule(ctx context.Context, scope Scope, r *ospreyv1.Rule) (*ospreyv1.Rule, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	r = proto.Clone(r).(*ospreyv1.Rule)
-	tenant, err := scope.claim(r.GetTenant())
+	tenant, err := scope.Claim(r.GetTenant())
 	if err != nil {
 		return nil, err
 	}
 	r.Tenant = tenant
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return nil, err
 	}
 	if r.GetId() == "" {
 		r.Id = newRuleID()
 	}
-	if err := checkID("rule", r.GetId()); err != nil {
+	if err := CheckID("rule", r.GetId()); err != nil {
 		return nil, err
 	}
 	if r.GetCreatedAt() == nil {
@@ -133,20 +133,20 @@ func (s *Store) CreateRule(ctx context.Context, scope Scope, r *ospreyv1.Rule) (
 // stored. A rule that does not exist in scope is ErrNotFound; a tenant
 // scope naming another tenant is ErrForbidden.
 func (s *Store) UpdateRule(ctx context.Context, scope Scope, r *ospreyv1.Rule, expect int64) (*ospreyv1.Rule, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	r = proto.Clone(r).(*ospreyv1.Rule)
-	tenant, err := scope.claim(r.GetTenant())
+	tenant, err := scope.Claim(r.GetTenant())
 	if err != nil {
 		return nil, err
 	}
 	r.Tenant = tenant
 	id := r.GetId()
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return nil, err
 	}
-	if err := checkID("rule", id); err != nil {
+	if err := CheckID("rule", id); err != nil {
 		return nil, err
 	}
 	// Validate before the read, so a bad write is refused even for a rule

@@ -34,23 +34,23 @@ func (s Scope) String() string {
 	return fmt.Sprintf("tenant %q", s.tenant)
 }
 
-// check refuses the zero Scope and a tenant scope of an invalid id.
-func (s Scope) check() error {
+// Check refuses the zero Scope and a tenant scope of an invalid id.
+func (s Scope) Check() error {
 	if s.all || validID(s.tenant) {
 		return nil
 	}
 	return fmt.Errorf("scope %s: %w", s, ErrForbidden)
 }
 
-// allows reports whether objects of tenant are visible in s. Objects with no
+// Allows reports whether objects of tenant are visible in s. Objects with no
 // tenant (admin users, their API tokens) are visible only to AllTenants.
-func (s Scope) allows(tenant string) bool {
+func (s Scope) Allows(tenant string) bool {
 	return s.all || (s.tenant != "" && tenant == s.tenant)
 }
 
-// requireAll refuses every scope but AllTenants.
-func (s Scope) requireAll(what string) error {
-	if err := s.check(); err != nil {
+// RequireAll refuses every scope but AllTenants.
+func (s Scope) RequireAll(what string) error {
+	if err := s.Check(); err != nil {
 		return err
 	}
 	if !s.all {
@@ -59,9 +59,9 @@ func (s Scope) requireAll(what string) error {
 	return nil
 }
 
-// claim resolves the tenant a write names: an empty tenant in a tenant scope
+// Claim resolves the tenant a write names: an empty tenant in a tenant scope
 // means the scope's own tenant; naming another tenant is ErrForbidden.
-func (s Scope) claim(tenant string) (string, error) {
+func (s Scope) Claim(tenant string) (string, error) {
 	if s.all {
 		return tenant, nil
 	}

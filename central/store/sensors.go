@@ -15,10 +15,10 @@ import (
 // scope is concerned: a tenant scope only ever looks under its own tenant (the
 // sensor may then turn out not to be there), AllTenants asks the index.
 func (s *Store) sensorTenant(ctx context.Context, scope Scope, id string) (string, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return "", err
 	}
-	if err := checkID("sensor", id); err != nil {
+	if err := CheckID("sensor", id); err != nil {
 		return "", err
 	}
 	if !scope.all {
@@ -41,7 +41,7 @@ func (s *Store) sensorTenant(ctx context.Context, scope Scope, id string) (strin
 
 // ListSensors returns the sensors in scope, ordered by tenant and id.
 func (s *Store) ListSensors(ctx context.Context, scope Scope) ([]*ospreyv1.Sensor, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	prefix := tenantsPrefix
@@ -73,20 +73,20 @@ func (s *Store) GetSensor(ctx context.Context, scope Scope, id string) (*ospreyv
 // naming another tenant gets ErrForbidden. The tenant must exist (ErrNotFound);
 // sensor ids are unique across tenants (ErrExists).
 func (s *Store) CreateSensor(ctx context.Context, scope Scope, sn *ospreyv1.Sensor) (int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return 0, err
 	}
 	sn = proto.Clone(sn).(*ospreyv1.Sensor)
-	tenant, err := scope.claim(sn.GetTenant())
+	tenant, err := scope.Claim(sn.GetTenant())
 	if err != nil {
 		return 0, err
 	}
 	sn.Tenant = tenant
-	if err := checkID("tenant", tenant); err != nil {
+	if err := CheckID("tenant", tenant); err != nil {
 		return 0, err
 	}
 	id := sn.GetId()
-	if err := checkID("sensor", id); err != nil {
+	if err := CheckID("sensor", id); err != nil {
 		return 0, err
 	}
 	if err := validateSensor(sn); err != nil {
@@ -123,7 +123,7 @@ func (s *Store) UpdateSensor(ctx context.Context, scope Scope, sn *ospreyv1.Sens
 		return 0, err
 	}
 	sn = proto.Clone(sn).(*ospreyv1.Sensor)
-	claimed, err := scope.claim(sn.GetTenant())
+	claimed, err := scope.Claim(sn.GetTenant())
 	if err != nil {
 		return 0, err
 	}

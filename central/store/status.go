@@ -40,7 +40,7 @@ func (s *Store) PutStatuses(ctx context.Context, lease clientv3.LeaseID, writes 
 	}
 	for _, w := range writes {
 		id := w.Status.GetSensorId()
-		if err := checkID("sensor", id); err != nil {
+		if err := CheckID("sensor", id); err != nil {
 			return err
 		}
 		b, err := encode(w.Status)
@@ -67,7 +67,7 @@ func (s *Store) PutStatuses(ctx context.Context, lease clientv3.LeaseID, writes 
 // Statuses returns the status of every sensor in scope, by sensor id: the
 // live entry of an online sensor, else its last known state (Online false).
 func (s *Store) Statuses(ctx context.Context, scope Scope) (map[string]*ospreyv1.SensorRuntime, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	out := map[string]*ospreyv1.SensorRuntime{}
@@ -81,7 +81,7 @@ func (s *Store) Statuses(ctx context.Context, scope Scope) (map[string]*ospreyv1
 			if err := decode(kv, st); err != nil {
 				return nil, err
 			}
-			if !scope.allows(st.GetTenant()) {
+			if !scope.Allows(st.GetTenant()) {
 				continue
 			}
 			if prefix == lastSeenPrefix {
@@ -96,10 +96,10 @@ func (s *Store) Statuses(ctx context.Context, scope Scope) (map[string]*ospreyv1
 // Status returns one sensor's status as Statuses does, or nil when the sensor
 // has never connected.
 func (s *Store) Status(ctx context.Context, scope Scope, sensorID string) (*ospreyv1.SensorRuntime, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
-	if err := checkID("sensor", sensorID); err != nil {
+	if err := CheckID("sensor", sensorID); err != nil {
 		return nil, err
 	}
 	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(statusKey(sensorID)), clientv3.OpGet(lastSeenKey(sensorID))).Commit()
@@ -115,7 +115,7 @@ func (s *Store) Status(ctx context.Context, scope Scope, sensorID string) (*ospr
 		if err := decode(kvs[0], st); err != nil {
 			return nil, err
 		}
-		if !scope.allows(st.GetTenant()) {
+		if !scope.Allows(st.GetTenant()) {
 			return nil, nil
 		}
 		if i == 1 {

@@ -14,7 +14,7 @@ import (
 // ListTenants returns the tenants in scope, ordered by id: every tenant for
 // AllTenants, the scope's own tenant (if it exists) otherwise.
 func (s *Store) ListTenants(ctx context.Context, scope Scope) ([]*ospreyv1.Tenant, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	if !scope.all {
@@ -35,13 +35,13 @@ func (s *Store) ListTenants(ctx context.Context, scope Scope) ([]*ospreyv1.Tenan
 
 // GetTenant returns a tenant and its version.
 func (s *Store) GetTenant(ctx context.Context, scope Scope, id string) (*ospreyv1.Tenant, int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, 0, err
 	}
-	if err := checkID("tenant", id); err != nil {
+	if err := CheckID("tenant", id); err != nil {
 		return nil, 0, err
 	}
-	if !scope.allows(id) {
+	if !scope.Allows(id) {
 		return nil, 0, fmt.Errorf("tenant %q: %w", id, ErrNotFound)
 	}
 	t := new(ospreyv1.Tenant)
@@ -56,10 +56,10 @@ func (s *Store) GetTenant(ctx context.Context, scope Scope, id string) (*ospreyv
 // all-tenants scope (ErrForbidden otherwise) and fails with ErrExists when the
 // id is taken.
 func (s *Store) CreateTenant(ctx context.Context, scope Scope, t *ospreyv1.Tenant) (int64, error) {
-	if err := scope.requireAll("create tenant"); err != nil {
+	if err := scope.RequireAll("create tenant"); err != nil {
 		return 0, err
 	}
-	if err := checkID("tenant", t.GetId()); err != nil {
+	if err := CheckID("tenant", t.GetId()); err != nil {
 		return 0, err
 	}
 	if err := validateTenant(t); err != nil {
@@ -82,10 +82,10 @@ func (s *Store) CreateTenant(ctx context.Context, scope Scope, t *ospreyv1.Tenan
 // UpdateTenant replaces a tenant (name, SCN) if its version is still expect,
 // and returns the new version. It needs the all-tenants scope.
 func (s *Store) UpdateTenant(ctx context.Context, scope Scope, t *ospreyv1.Tenant, expect int64) (int64, error) {
-	if err := scope.requireAll("update tenant"); err != nil {
+	if err := scope.RequireAll("update tenant"); err != nil {
 		return 0, err
 	}
-	if err := checkID("tenant", t.GetId()); err != nil {
+	if err := CheckID("tenant", t.GetId()); err != nil {
 		return 0, err
 	}
 	if err := validateTenant(t); err != nil {

@@ -15,7 +15,7 @@ import (
 // ListTokens returns the tokens in scope, ordered by id: all of them for
 // AllTenants, the tokens of the scope's tenant otherwise.
 func (s *Store) ListTokens(ctx context.Context, scope Scope) ([]*ospreyv1.Token, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	all, err := list(ctx, s, tokensPrefix, nil, func() *ospreyv1.Token { return new(ospreyv1.Token) })
@@ -24,7 +24,7 @@ func (s *Store) ListTokens(ctx context.Context, scope Scope) ([]*ospreyv1.Token,
 	}
 	out := all[:0]
 	for _, t := range all {
-		if scope.allows(t.GetTenant()) {
+		if scope.Allows(t.GetTenant()) {
 			out = append(out, t)
 		}
 	}
@@ -34,15 +34,15 @@ func (s *Store) ListTokens(ctx context.Context, scope Scope) ([]*ospreyv1.Token,
 // GetToken returns a token and its version. Authentication looks tokens up
 // with AllTenants; a tenant scope finds only tokens of its tenant.
 func (s *Store) GetToken(ctx context.Context, scope Scope, id string) (*ospreyv1.Token, int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, 0, err
 	}
-	if err := checkID("token", id); err != nil {
+	if err := CheckID("token", id); err != nil {
 		return nil, 0, err
 	}
 	t := new(ospreyv1.Token)
 	v, err := s.get(ctx, tokenKey(id), t)
-	if err == nil && !scope.allows(t.GetTenant()) {
+	if err == nil && !scope.Allows(t.GetTenant()) {
 		err = ErrNotFound
 	}
 	if err != nil {
@@ -57,22 +57,22 @@ func (s *Store) GetToken(ctx context.Context, scope Scope, id string) (*ospreyv1
 // token's user must exist in scope (ErrNotFound) and belong to the token's
 // tenant (a validation error otherwise).
 func (s *Store) CreateToken(ctx context.Context, scope Scope, t *ospreyv1.Token) (int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return 0, err
 	}
 	t = proto.Clone(t).(*ospreyv1.Token)
-	tenant, err := scope.claim(t.GetTenant())
+	tenant, err := scope.Claim(t.GetTenant())
 	if err != nil {
 		return 0, err
 	}
 	t.Tenant = tenant
 	if tenant != "" {
-		if err := checkID("tenant", tenant); err != nil {
+		if err := CheckID("tenant", tenant); err != nil {
 			return 0, err
 		}
 	}
 	id := t.GetId()
-	if err := checkID("token", id); err != nil {
+	if err := CheckID("token", id); err != nil {
 		return 0, err
 	}
 	if err := validateToken(t); err != nil {

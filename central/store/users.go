@@ -14,7 +14,7 @@ import (
 // ListUsers returns the users in scope, ordered by name: all of them for
 // AllTenants, the users of the scope's tenant otherwise.
 func (s *Store) ListUsers(ctx context.Context, scope Scope) ([]*ospreyv1.User, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	all, err := list(ctx, s, usersPrefix, nil, func() *ospreyv1.User { return new(ospreyv1.User) })
@@ -23,7 +23,7 @@ func (s *Store) ListUsers(ctx context.Context, scope Scope) ([]*ospreyv1.User, e
 	}
 	out := all[:0]
 	for _, u := range all {
-		if scope.allows(u.GetTenant()) {
+		if scope.Allows(u.GetTenant()) {
 			out = append(out, u)
 		}
 	}
@@ -33,7 +33,7 @@ func (s *Store) ListUsers(ctx context.Context, scope Scope) ([]*ospreyv1.User, e
 // GetUser returns a user and its version. Sign-in looks users up with
 // AllTenants; a tenant scope finds only users of its tenant.
 func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv1.User, int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return nil, 0, err
 	}
 	if err := checkUserName(name); err != nil {
@@ -41,7 +41,7 @@ func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv
 	}
 	u := new(ospreyv1.User)
 	v, err := s.get(ctx, userKey(name), u)
-	if err == nil && !scope.allows(u.GetTenant()) {
+	if err == nil && !scope.Allows(u.GetTenant()) {
 		err = ErrNotFound
 	}
 	if err != nil {
@@ -53,7 +53,7 @@ func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv
 // scopeUser fills in and checks what a tenant scope may write of a user: its
 // own tenant (an empty tenant means that one) and never the admin role.
 func scopeUser(scope Scope, u *ospreyv1.User) error {
-	tenant, err := scope.claim(u.GetTenant())
+	tenant, err := scope.Claim(u.GetTenant())
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func scopeUser(scope Scope, u *ospreyv1.User) error {
 		return fmt.Errorf("user %q: role admin needs the all-tenants scope: %w", u.GetName(), ErrForbidden)
 	}
 	if tenant != "" {
-		return checkID("tenant", tenant)
+		return CheckID("tenant", tenant)
 	}
 	return nil
 }
@@ -71,7 +71,7 @@ func scopeUser(scope Scope, u *ospreyv1.User) error {
 // name is taken). A tenant scope creates users of its own tenant only, and
 // never admins (ErrForbidden). A user's tenant, if any, must exist.
 func (s *Store) CreateUser(ctx context.Context, scope Scope, u *ospreyv1.User) (int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return 0, err
 	}
 	u = proto.Clone(u).(*ospreyv1.User)
@@ -110,7 +110,7 @@ func (s *Store) CreateUser(ctx context.Context, scope Scope, u *ospreyv1.User) (
 // new version. A tenant scope finds only users of its tenant (ErrNotFound
 // otherwise) and writes them under the same rules as CreateUser.
 func (s *Store) UpdateUser(ctx context.Context, scope Scope, u *ospreyv1.User, expect int64) (int64, error) {
-	if err := scope.check(); err != nil {
+	if err := scope.Check(); err != nil {
 		return 0, err
 	}
 	u = proto.Clone(u).(*ospreyv1.User)

@@ -1,0 +1,328 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/validate"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// RecordMessage stores the record of an uploaded message unless one with the
+// same keys exists: RecordScan without an alert.
+func (s *Store) RecordMessage(ctx context.Context, scope store.Scope, rec *ospreyv1.MessageRecord, now time.Time) (*ospreyv1.MessageRecord, bool, error) {
+	return s.RecordScan(ctx, scope, rec, nil, now)
+}
+
+// RecordScan stores the record of a scanned message and, when alert is not
+// nil, its alert, in one transaction, unless the message was recorded
+// before: a record with the same tenant, sensor and message id, or a POP3
+// message with the same tenant, mailbox and UIDL. It returns the record as
+// stored and whether it was there before (a duplicate upload: then nothing
+// is written, and the stored record says which alert, if any, the first
+// upload raised). The tenant comes from the record; scope must allow it
+// (store.ErrForbidden).
+//
+// The alert gets the record's tenant, sensor and message id (naming others
+// is an error), the id store.AlertID(now, ...) when it has none, and
+// created_at now when unset; the record gets the alert's id as alert_id.
+// Every max(1, MaxAlerts/100) alerts of a tenant, RecordScan applies the
+// count bound of the retention to that tenant; a failed trim does not fail
+// the call and is done by the next sweep.
+func (s *Store) RecordScan(ctx context.Context, scope store.Scope, rec *ospreyv1.MessageRecord, alert *ospreyv1.Alert, now time.Time) (*ospreyv1.MessageRecord, bool, error) {
+	if err := scope.Check(); err != nil {
+		return nil, false, err
+	}
+	if !scope.Allows(rec.GetTenant()) {
+		return nil, false, fmt.Errorf("message of tenant %q: %w", rec.GetTenant(), store.ErrForbidden)
+	}
+	for kind, id := range map[string]string{"tenant": rec.GetTenant(), "sensor": rec.GetSensorId(), "message": rec.GetMessageId()} {
+		if err := store.CheckID(kind, id); err != nil {
+			return nil, false, err
+		}
+	}
+	rec = proto.Clone(rec).(*ospreyv1.MessageRecord)
+	var alertRow *alertRow
+	if alert != nil {
+		alert = proto.Clone(alert).(*ospreyv1.Alert)
+		if err := fillAlert(alert, rec, now); err != nil {
+			return nil, false, err
+		}
+		rec.AlertId = alert.GetId()
+		var err error
+		if alertRow, err = newAlertRow(alert); err != nil {
+			return nil, false, err
+		}
+	} else if rec.GetAlertId() != "" {
+		return nil, false, fmt.Errorf("message %s/%s: alert_id %q without its alert", rec.GetSensorId(), rec.GetMessageId(), rec.GetAlertId())
+	}
+	body, err := marshal(rec)
+	if err != nil {
+		return nil, false, err
+	}
+	var mailbox, uidl sql.NullString
+	if m, u := rec.GetEnvelope().GetMailbox(), rec.GetUidl(); rec.GetSource() == ospreyv1.MailSource_MAIL_SOURCE_POP3 && m != "" && u != "" {
+		mailbox, uidl = sql.NullString{String: m, Valid: true}, sql.NullString{String: u, Valid: true}
+	}
+	var (
+		prev *ospreyv1.MessageRecord
+		seq  int64
+	)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO messages
+			(tenant, sensor_id, message_id, mailbox, uidl, recorded_at, verdict, alert_id, record)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+			rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), mailbox, uidl, micros(now), rec.GetVerdict(),
+			sql.NullString{String: rec.GetAlertId(), Valid: rec.GetAlertId() != ""}, body)
+		if err != nil {
+			return s.d.wrap("insert message", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return s.d.wrap("insert message", err)
+		} else if n == 0 {
+			prev, err = s.recorded(ctx, tx, rec, mailbox, uidl)
+			return err
+		}
+		if alertRow == nil {
+			return nil
+		}
+		seq, err = s.insertAlert(ctx, tx, alertRow)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if prev != nil {
+		return prev, true, nil
+	}
+	if alertRow != nil {
+		s.alerts.notify()
+		if seq%int64(s.retention.trimEvery()) == 0 {
+			if _, err := s.trimCount(ctx, rec.GetTenant(), seq); err != nil {
+				s.log.WarnContext(ctx, "trim alerts", "tenant", rec.GetTenant(), "err", err)
+			}
+		}
+	}
+	return rec, false, nil
+}
+
+// recorded returns the record that made an insert of rec a duplicate.
+func (s *Store) recorded(ctx context.Context, tx *sql.Tx, rec *ospreyv1.MessageRecord, mailbox, uidl sql.NullString) (*ospreyv1.MessageRecord, error) {
+	var body []byte
+	err := tx.QueryRowContext(ctx, s.d.q(`SELECT record FROM messages WHERE tenant = ? AND sensor_id = ? AND message_id = ?`),
+		rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId()).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) && uidl.Valid {
+		// The same POP3 message, recorded under another sensor's id.
+		err = tx.QueryRowContext(ctx, s.d.q(`SELECT record FROM messages WHERE tenant = ? AND mailbox = ? AND uidl = ?`),
+			rec.GetTenant(), mailbox, uidl).Scan(&body)
+	}
+	if err != nil {
+		return nil, s.d.wrap(fmt.Sprintf("read the record of message %s/%s", rec.GetSensorId(), rec.GetMessageId()), err)
+	}
+	prev := new(ospreyv1.MessageRecord)
+	if err := proto.Unmarshal(body, prev); err != nil {
+		return nil, fmt.Errorf("decode the record of message %s/%s: %w", rec.GetSensorId(), rec.GetMessageId(), err)
+	}
+	return prev, nil
+}
+
+// GetMessage returns the record of an uploaded message; one of a tenant
+// outside scope is store.ErrNotFound.
+func (s *Store) GetMessage(ctx context.Context, scope store.Scope, tenant, sensorID, messageID string) (*ospreyv1.MessageRecord, error) {
+	if err := scope.Check(); err != nil {
+		return nil, err
+	}
+	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID, "message": messageID} {
+		if err := store.CheckID(kind, id); err != nil {
+			return nil, err
+		}
+	}
+	if !scope.Allows(tenant) {
+		return nil, fmt.Errorf("message %s/%s: %w", sensorID, messageID, store.ErrNotFound)
+	}
+	var body []byte
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT record FROM messages WHERE tenant = ? AND sensor_id = ? AND message_id = ?`),
+		tenant, sensorID, messageID).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("message %s/%s: %w", sensorID, messageID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.d.wrap("read message", err)
+	}
+	rec := new(ospreyv1.MessageRecord)
+	if err := proto.Unmarshal(body, rec); err != nil {
+		return nil, fmt.Errorf("decode message %s/%s: %w", sensorID, messageID, err)
+	}
+	return rec, nil
+}
+
+// Page sizes of the paged lists (ListAlerts, ListMessages).
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 500
+)
+
+// MessageQuery selects message records for ListMessages.
+type MessageQuery struct {
+	// Tenant restricts the list to one tenant; "" means every tenant in scope.
+	Tenant string
+	// SensorID restricts it to one sensor.
+	SensorID string
+	// PageToken continues a list where the page that returned it ended.
+	PageToken string
+	// Limit is the most records to return: 0 means DefaultPageLimit; at most MaxPageLimit.
+	Limit int
+}
+
+// MessagePage is one page of ListMessages.
+type MessagePage struct {
+	Messages []*ospreyv1.MessageRecord
+	// NextPageToken continues the list; "" when it has ended.
+	NextPageToken string
+}
+
+// messageTokenVersion starts every message page token, so their format can
+// change.
+const messageTokenVersion = "m1"
+
+// ListMessages returns the message records in scope that q selects, ordered
+// by tenant, sensor and message id, a page at a time. Problems with q are
+// validate.Errors naming the REST API's parameters; a tenant outside scope
+// is store.ErrNotFound.
+func (s *Store) ListMessages(ctx context.Context, scope store.Scope, q MessageQuery) (*MessagePage, error) {
+	if err := scope.Check(); err != nil {
+		return nil, err
+	}
+	var errs validate.Errors
+	if q.Limit < 0 || q.Limit > MaxPageLimit {
+		errs = append(errs, validate.FieldError{Field: "limit", Message: fmt.Sprintf("must be 1 to %d", MaxPageLimit)})
+	}
+	if q.Tenant != "" && store.CheckID("tenant", q.Tenant) != nil {
+		errs = append(errs, validate.FieldError{Field: "tenant", Message: "not a tenant id"})
+	}
+	if q.SensorID != "" && store.CheckID("sensor", q.SensorID) != nil {
+		errs = append(errs, validate.FieldError{Field: "sensor", Message: "not a sensor id"})
+	}
+	var after []string
+	if q.PageToken != "" {
+		var ok bool
+		if after, ok = parseToken(q.PageToken, messageTokenVersion, 3); !ok {
+			errs = append(errs, validate.FieldError{Field: "page_token", Message: "not a page token of this list; start again without one"})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	tenant := q.Tenant
+	switch {
+	case tenant != "" && !scope.Allows(tenant):
+		return nil, fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
+	case tenant == "" && !scope.IsAll():
+		tenant = scope.Tenant()
+	}
+	limit := cmp.Or(q.Limit, DefaultPageLimit)
+	var (
+		where []string
+		args  []any
+	)
+	if tenant != "" {
+		where, args = append(where, "tenant = ?"), append(args, tenant)
+	}
+	if q.SensorID != "" {
+		where, args = append(where, "sensor_id = ?"), append(args, q.SensorID)
+	}
+	if after != nil {
+		where = append(where, "(tenant, sensor_id, message_id) > (?, ?, ?)")
+		args = append(args, after[0], after[1], after[2])
+	}
+	query := "SELECT tenant, sensor_id, message_id, record FROM messages"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY tenant, sensor_id, message_id LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := s.db.QueryContext(ctx, s.d.q(query), args...)
+	if err != nil {
+		return nil, s.d.wrap("list messages", err)
+	}
+	defer rows.Close()
+	page := &MessagePage{Messages: []*ospreyv1.MessageRecord{}}
+	var last [3]string
+	for rows.Next() {
+		var (
+			t, sn, id string
+			body      []byte
+		)
+		if err := rows.Scan(&t, &sn, &id, &body); err != nil {
+			return nil, s.d.wrap("list messages", err)
+		}
+		if len(page.Messages) == limit {
+			page.NextPageToken = token(messageTokenVersion, last[:]...)
+			break
+		}
+		rec := new(ospreyv1.MessageRecord)
+		if err := proto.Unmarshal(body, rec); err != nil {
+			return nil, fmt.Errorf("decode message %s/%s: %w", sn, id, err)
+		}
+		page.Messages = append(page.Messages, rec)
+		last = [3]string{t, sn, id}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.d.wrap("list messages", err)
+	}
+	return page, nil
+}
+
+// CountMessages counts the records of a sensor's uploaded messages.
+func (s *Store) CountMessages(ctx context.Context, scope store.Scope, tenant, sensorID string) (int64, error) {
+	if err := scope.Check(); err != nil {
+		return 0, err
+	}
+	if !scope.Allows(tenant) {
+		return 0, fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
+	}
+	var n int64
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT COUNT(*) FROM messages WHERE tenant = ? AND sensor_id = ?`), tenant, sensorID).Scan(&n)
+	if err != nil {
+		return 0, s.d.wrap("count messages", err)
+	}
+	return n, nil
+}
+
+// token encodes a page token: a version, then the fields of the last row.
+func token(version string, fields ...string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(version + "\x00" + strings.Join(fields, "\x00")))
+}
+
+// parseToken decodes a page token of version with n fields.
+func parseToken(tok, version string, n int) ([]string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, false
+	}
+	f := strings.Split(string(b), "\x00")
+	if len(f) != n+1 || f[0] != version {
+		return nil, false
+	}
+	return f[1:], true
+}
+
+func marshal(m proto.Message) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	return b, nil
+}
+
+// micros is t in Unix microseconds, the stores' unit of time.
+func micros(t time.Time) int64 { return t.UnixMicro() }
