@@ -354,6 +354,8 @@ func (c *jsonChecker) unmarshaler(t reflect.Type, path string) {
 }
 
 // mismatch reports a value of the wrong JSON type and skips the rest of it.
+// The message names the type it got, never the value, which may be a
+// secret sent in the wrong form.
 func (c *jsonChecker) mismatch(path, want string, tok json.Token) {
 	var got string
 	switch tok := tok.(type) {
@@ -367,9 +369,9 @@ func (c *jsonChecker) mismatch(path, want string, tok json.Token) {
 	case string:
 		got = "a string"
 	case bool:
-		got = strconv.FormatBool(tok)
+		got = "a boolean"
 	case json.Number:
-		got = short(string(tok))
+		got = "a number"
 	}
 	c.add(path, "must be %s, not %s", want, got)
 }
