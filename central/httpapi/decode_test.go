@@ -209,3 +209,39 @@ func TestDecodeErrorsAreFieldErrors(t *testing.T) {
 		t.Errorf("etcd revision after the refused writes: %d (%v), want %d: something was written", after, err, before)
 	}
 }
+
+// TestCreateUserAnswersWhatWasStored: a tenant admin who leaves out the new
+// user's tenant creates it in their own tenant, and the answer says so.
+func TestCreateUserAnswersWhatWasStored(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	tests := []struct {
+		creator    string
+		in         api.User
+		wantTenant string
+	}{
+		{"bob", api.User{Name: "carol", Role: api.RoleAuditor, Password: testPassword}, "acme"},
+		{"bob", api.User{Name: "dave", Role: api.RoleTenantAdmin, Tenant: "acme", Password: testPassword}, "acme"},
+		{"root", api.User{Name: "erin", Role: api.RoleAuditor, Password: testPassword}, ""},
+		{"root", api.User{Name: "frank", Role: api.RoleAuditor, Tenant: "default", Password: testPassword}, "default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.creator+" creates "+tt.in.Name, func(t *testing.T) {
+			got, err := e.client(t, tt.creator).CreateUser(ctx, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, _, err := e.store.GetUser(ctx, store.AllTenants(), tt.in.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored.GetTenant() != tt.wantTenant {
+				t.Fatalf("stored tenant %q, want %q", stored.GetTenant(), tt.wantTenant)
+			}
+			want := api.User{Name: stored.GetName(), Role: tt.in.Role, Tenant: stored.GetTenant(), CreatedAt: stored.GetCreatedAt().AsTime()}
+			if diff := cmp.Diff(want, *got); diff != "" {
+				t.Errorf("response (-stored +got):\n%s", diff)
+			}
+		})
+	}
+}
