@@ -245,3 +245,20 @@ func TestCreateUserAnswersWhatWasStored(t *testing.T) {
 		})
 	}
 }
+
+// TestCreatedAtIsAFieldError: created_at is the server's to set; a create
+// that sends it is refused with the field named.
+func TestCreatedAtIsAFieldError(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/api/v1/tenants", "/api/v1/users"} {
+		body := `{"name":"carol","role":"auditor","password":"correct horse battery","created_at":"2026-01-02T15:04:05Z"}`
+		if path == "/api/v1/tenants" {
+			body = `{"id":"globex","name":"Globex","created_at":"2026-01-02T15:04:05Z"}`
+		}
+		status, got := e.send(t, "POST", path, body)
+		want := []api.FieldError{{Field: "created_at", Message: "is set by the server; leave it out"}}
+		if diff := cmp.Diff(want, got.Fields); status != http.StatusBadRequest || diff != "" {
+			t.Errorf("POST %s: got %d, fields (-want +got):\n%s", path, status, diff)
+		}
+	}
+}

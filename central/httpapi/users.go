@@ -30,7 +30,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return err
 	}
 	if !in.CreatedAt.IsZero() {
-		return badRequest("created_at is set by the server")
+		return validate.Errors{{Field: "created_at", Message: "is set by the server; leave it out"}}
 	}
 	u, err := convert.UserToProto(in)
 	if err != nil {
