@@ -208,8 +208,6 @@ func TestSMTPErrorsShownBesideFields(t *testing.T) {
 	}
 	for _, tc := range []struct{ id, want string }{
 		{"smtp-listen", "must be host:port"},
-		{"smtp-clients", `Entry 2 10.0.0.1/8: `},
-		{"smtp-clients", `Entry 3 192.0.2.300: `}, // the blank entry was dropped
 		{"smtp-size-value", "must be a whole number"},
 		{"smtp-limits-max-recipients", "at most 10000"},
 	} {
@@ -217,7 +215,26 @@ func TestSMTPErrorsShownBesideFields(t *testing.T) {
 			t.Errorf("error beside #%s: %q, want %q in it", tc.id, got, tc.want)
 		}
 	}
+	// A list entry's error is beside that entry (the blank entry was dropped,
+	// so 192.0.2.300 is the third), not under the list.
+	for _, tc := range []struct{ id, want string }{
+		{"smtp-clients-1", "host bits set"},
+		{"smtp-clients-2", "not an IP address"},
+	} {
+		if got := entryError(t, p, tc.id); !strings.Contains(got, tc.want) {
+			t.Errorf("error beside entry #%s: %q, want %q in it", tc.id, got, tc.want)
+		}
+	}
 	doc := p.doc(t)
+	if got := entryError(t, p, "smtp-clients-0"); got != "" {
+		t.Errorf("the good client entry has the error %q", got)
+	}
+	if list := byID(doc, "smtp-clients-err"); list != nil {
+		t.Errorf("errors under the list, not beside their entries: %q", text(list))
+	}
+	if in := byID(doc, "smtp-clients-1"); !strings.Contains(attr(in, "aria-describedby"), "smtp-clients-1-err") {
+		t.Errorf("the bad entry is not described by its error: aria-describedby %q", attr(in, "aria-describedby"))
+	}
 	if in := byID(doc, "smtp-clients-1"); in == nil || attr(in, "aria-invalid") != "true" || attr(in, "value") != "10.0.0.1/8" {
 		t.Errorf("the bad client entry is not marked invalid with its value")
 	}
@@ -269,6 +286,22 @@ func TestSMTPErrorsShownBesideFields(t *testing.T) {
 	// The server list shows the stored version.
 	if p := b.get("/sensors"); !strings.Contains(p.body, fmt.Sprintf(`<span data-live="stored">%d</span>`, version)) {
 		t.Errorf("the server list does not show stored version %d", version)
+	}
+}
+
+// TestSMTPSizeZeroIsAtLeastOne: a size of 0 is refused with what is wanted,
+// in the words the API uses too.
+func TestSMTPSizeZeroIsAtLeastOne(t *testing.T) {
+	e := newEnv(t)
+	b := e.signedIn("root")
+	form := validSMTP()
+	form.Set("size_value", "0")
+	p := b.post("/sensors/s1/smtp", form)
+	if p.status != http.StatusUnprocessableEntity {
+		t.Fatalf("got %d, want 422", p.status)
+	}
+	if got := fieldError(t, p, "smtp-size-value"); got != "must be at least 1 unless unlimited" {
+		t.Errorf("size error: %q, want %q", got, "must be at least 1 unless unlimited")
 	}
 }
 

@@ -11,6 +11,7 @@
     input.removeAttribute('aria-invalid');
     input.removeAttribute('aria-describedby');
     row.classList.remove('invalid');
+    row.querySelectorAll('.entry-error').forEach(function (el) { el.parentNode.removeChild(el); });
     return input;
   }
 
