@@ -202,8 +202,8 @@ func TestDecodeJSONUnsupportedTypes(t *testing.T) {
 		N int `json:"n,string"`
 	}
 	type twice struct {
-		A string `json:"a"`
-		B string `json:"a"`
+		A string // named "A" by encoding/json, as B is by its tag
+		B string `json:"A"`
 	}
 	for _, v := range []any{&embedded{}, &withMap{}, &withString{}, &twice{}, sample{}, (*sample)(nil), new(int)} {
 		err := validate.DecodeJSON([]byte(`{}`), v)
