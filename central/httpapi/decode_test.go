@@ -262,3 +262,20 @@ func TestCreatedAtIsAFieldError(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyOverOneMiBIsRefused: the decoder reads at most 1 MiB of a body.
+func TestBodyOverOneMiBIsRefused(t *testing.T) {
+	e := newEnv(t)
+	before, err := e.store.Revision(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"enabled":false,"listen":"` + strings.Repeat("a", 1<<20) + `"}`
+	status, got := e.send(t, "PUT", "/api/v1/sensors/s1/smtp", body)
+	if status != http.StatusBadRequest || !strings.HasSuffix(got.Message, "body larger than 1048576 bytes") {
+		t.Errorf("got %d %q, want 400 body larger than 1048576 bytes", status, got.Message)
+	}
+	if after, err := e.store.Revision(t.Context()); err != nil || after != before {
+		t.Errorf("etcd revision after the refused write: %d (%v), want %d", after, err, before)
+	}
+}
