@@ -53,8 +53,9 @@ func notObject(format string, args ...any) error {
 const MaxJSONFieldErrors = 100
 
 // DecodeJSON decodes data, which must be one JSON object, into v, a pointer to
-// a struct, as encoding/json's Decoder does with DisallowUnknownFields. v is
-// changed only when DecodeJSON returns nil.
+// a struct, as encoding/json's Decoder does with DisallowUnknownFields, but
+// into a zero value: a field the document leaves out is zero in *v whatever
+// it held before. *v is set only when DecodeJSON returns nil.
 //
 // Data that is not one well-formed JSON object is an error matching
 // [ErrNotJSONObject]. Otherwise every value that does not fit v's type is a
@@ -98,14 +99,16 @@ func DecodeJSON(data []byte, v any) error {
 	if len(c.errs) > 0 {
 		return c.errs
 	}
+	fresh := reflect.New(rv.Elem().Type())
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := dec.Decode(fresh.Interface()); err != nil {
 		// The walk found nothing wrong, so this is a disagreement between it
 		// and encoding/json (FuzzDecodeJSON looks for those): refuse the
 		// data rather than use what encoding/json made of it.
 		return notObject("invalid JSON: %v", err)
 	}
+	rv.Elem().Set(fresh.Elem())
 	return nil
 }
 

@@ -66,6 +66,11 @@ func TestDecodeJSONAcceptsWhatFits(t *testing.T) {
 	if diff := cmp.Diff(want, got, sampleCmp); diff != "" {
 		t.Errorf("decoded (-want +got):\n%s", diff)
 	}
+	// What the document leaves out is zero, whatever v held.
+	got = sample{Name: "before", Count: 7}
+	if err := validate.DecodeJSON([]byte(`{"count":3}`), &got); err != nil || !cmp.Equal(got, sample{Count: 3}, sampleCmp) {
+		t.Errorf("decoding {\"count\":3} over a value: got %+v, %v; want only count set", got, err)
+	}
 	// null leaves any field unset; an empty object sets nothing.
 	for _, data := range []string{`{}`, ` {} `, `{"name":null,"limit":null,"list":null,"at":null,"when":null,"blob":null,"addr":null,"inner":null,"count":null}`} {
 		var got sample
