@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"net/http"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -357,9 +358,8 @@ func TestBrowserSensorSettings(t *testing.T) {
 	if status := uiSubmit(t, ctx, "apply invalid", `form.settings button.btn-primary`); status != 422 {
 		t.Fatalf("apply with an invalid CIDR: status %d, want 422", status)
 	}
-	msg := uiRun(t, ctx, "clients error", chromedp.Text(chromedp.ID("smtp-clients-err")))
-	if !strings.Contains(msg, "Entry 2") || !strings.Contains(msg, "10.20.0.0/33") {
-		t.Errorf("the error beside Clients is %q, want it to name entry 2, 10.20.0.0/33", msg)
+	if msg := uiRun(t, ctx, "clients error", chromedp.Text(chromedp.ID("smtp-clients-1-err"))); msg == "" {
+		t.Errorf("no error beside the Clients entry 10.20.0.0/33")
 	}
 	invalid := uiRun(t, ctx, "invalid entry", chromedp.AttributeValue(chromedp.ID("smtp-clients-1"), "aria-invalid"))
 	if !invalid.Exists || invalid.Value != "true" {
@@ -434,6 +434,141 @@ func TestBrowserSensorSettings(t *testing.T) {
 	}
 	if value := uiRun(t, ctx, "password field", chromedp.Value(chromedp.ID("pop3-password"))); value != "" {
 		t.Errorf("the password field holds %d characters, want none", len(value))
+	}
+}
+
+// TestBrowserSettingsFormsLive: what the settings forms do without a
+// reload. The POP3 settings that apply only with TLS follow "Use TLS"
+// (disabled and greyed while it is off); a list entry's error is shown
+// beside the entry, and a row added after it does not carry it.
+func TestBrowserSettingsFormsLive(t *testing.T) {
+	ctx := newBrowser(t)
+	n := startUINode(t)
+	n.seed(t)
+	uiSignIn(t, ctx, n.url, "admin", uiAdminPassword)
+
+	uiDo(t, ctx, "POP3 settings", chromedp.Navigate(n.url+"/sensors/dc-frankfurt/pop3"), chromedp.WaitVisible(chromedp.ID("pop3-title")))
+	tlsFields := func(what string) string {
+		t.Helper()
+		return uiRun(t, ctx, what, chromedp.Evaluate[string](`["pop3-tls-mode", "pop3-tls-certificate", "pop3-cipher-suite", "pop3-ca"].map(id => {
+			const el = document.getElementById(id), group = el.closest("[data-enabled-by]");
+			const grey = group && getComputedStyle(group.classList.contains("field") ? group.querySelector(".control") : group).opacity < 1;
+			return id + (el.disabled ? " disabled" : " enabled") + (grey ? " grey" : "");
+		}).join(", ")`))
+	}
+	const off = "pop3-tls-mode disabled grey, pop3-tls-certificate disabled grey, pop3-cipher-suite disabled grey, pop3-ca disabled grey"
+	const on = "pop3-tls-mode enabled, pop3-tls-certificate enabled, pop3-cipher-suite enabled, pop3-ca enabled"
+	if got := tlsFields("TLS fields, TLS off"); got != off {
+		t.Errorf("TLS off:\n got %s\nwant %s", got, off)
+	}
+	uiDo(t, ctx, "turn TLS on", chromedp.Click(chromedp.ID("pop3-tls")))
+	if got := tlsFields("TLS fields, TLS on"); got != on {
+		t.Errorf("after turning TLS on:\n got %s\nwant %s", got, on)
+	}
+	uiDo(t, ctx, "type a cipher suite", chromedp.SendKeys(chromedp.ID("pop3-cipher-suite"), "HIGH"))
+	uiDo(t, ctx, "turn TLS off", chromedp.Click(chromedp.ID("pop3-tls")))
+	if got := tlsFields("TLS fields, TLS off again"); got != off {
+		t.Errorf("after turning TLS off again:\n got %s\nwant %s", got, off)
+	}
+
+	// A bad Clients entry: its error is under that entry, above the next row.
+	uiDo(t, ctx, "SMTP settings",
+		chromedp.Navigate(n.url+"/sensors/dc-frankfurt/smtp"),
+		chromedp.WaitVisible(chromedp.ID("smtp-title")),
+		chromedp.SendKeys(chromedp.ID("smtp-clients-new"), "10.0.0.1/8"),
+	)
+	if status := uiSubmit(t, ctx, "apply a bad client", `form.settings button.btn-primary`); status != 422 {
+		t.Fatalf("apply a bad client: status %d, want 422", status)
+	}
+	where := uiRun(t, ctx, "where the error is", chromedp.Evaluate[string](`(() => {
+		const top = id => document.getElementById(id).getBoundingClientRect().top;
+		const entry = document.getElementById("smtp-clients-0").getBoundingClientRect();
+		return top("smtp-clients-0-err") >= entry.bottom && top("smtp-clients-0-err") < top("smtp-clients-new") ? "beside its entry" : "elsewhere";
+	})()`))
+	if where != "beside its entry" {
+		t.Errorf("the entry's error is %s, want it under the entry, before the next row", where)
+	}
+	// Remove the blank row, so the bad one is last, and add a row: the new
+	// row is a copy of the last one, without its value or its error.
+	uiDo(t, ctx, "remove the blank row, add one",
+		chromedp.Click(chromedp.CSS(`#smtp-clients-new + [data-remove]`)),
+		chromedp.Click(chromedp.CSS(`[data-add="smtp-clients"]`)),
+	)
+	added := uiRun(t, ctx, "the added row", chromedp.Evaluate[string](`(() => {
+		const rows = document.querySelectorAll("#smtp-clients .list-row"), last = rows[rows.length - 1], input = last.querySelector("input");
+		return rows.length + " rows; the new one: " + JSON.stringify(input.value) + ", errors " + last.querySelectorAll(".entry-error").length + ", invalid " + input.hasAttribute("aria-invalid");
+	})()`))
+	if want := `2 rows; the new one: "", errors 0, invalid false`; added != want {
+		t.Errorf("after adding a row: %s, want %s", added, want)
+	}
+}
+
+// TestAPINullBodyKeepsTheSensorListening: a PUT of null to a running
+// sensor's integrations (or to the tenant's export) is refused and changes
+// nothing: after the sensor applied a later configuration, its SMTP
+// listener still takes connections and the POP3 password is still stored.
+func TestAPINullBodyKeepsTheSensorListening(t *testing.T) {
+	n := startUINode(t)
+	n.runLocalSensor(t)
+	ctx, id := t.Context(), n.ready.LocalSensorID
+	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := loopbackPort(t)
+	if _, _, err := c.PutSMTP(ctx, id, smtpConfig(listen), 0); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "journal-Pa55word"
+	pop3 := &api.POP3Integration{Server: "mail.example.com", Port: 995, IntervalSeconds: 60, TLS: true,
+		Username: "journal", Password: secret, TLSCertificate: api.TrustedOnly}
+	_, v, err := c.PutPOP3(ctx, id, pop3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSensor(t, c, id, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion == v })
+	if conn, err := net.Dial("tcp", listen); err != nil {
+		t.Fatalf("the SMTP listener is not up: %v", err)
+	} else {
+		conn.Close()
+	}
+
+	for _, path := range []string{"/api/v1/sensors/" + id + "/smtp", "/api/v1/sensors/" + id + "/pop3", "/api/v1/tenants/default/export"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, n.url+path, strings.NewReader("null"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("admin", uiAdminPassword)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("PUT %s null: got %d %s, want 400", path, resp.StatusCode, body)
+		}
+	}
+
+	// A later configuration, applied after anything written before it.
+	pop3.Password, pop3.IntervalSeconds = "", 120
+	_, v, err = c.PutPOP3(ctx, id, pop3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSensor(t, c, id, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion == v })
+	if conn, err := net.Dial("tcp", listen); err != nil {
+		t.Errorf("the SMTP listener stopped after a PUT of null: %v", err)
+	} else {
+		conn.Close()
+	}
+	if smtpNow, _, err := c.SMTP(ctx, id); err != nil {
+		t.Error(err)
+	} else if !smtpNow.Enabled || smtpNow.Listen != listen {
+		t.Errorf("SMTP after a PUT of null: enabled %v, listen %q; want it unchanged", smtpNow.Enabled, smtpNow.Listen)
+	}
+	if stored, _, err := n.store.GetPOP3(ctx, store.AllTenants(), id); err != nil || stored.GetPassword() != secret {
+		t.Errorf("the POP3 password after a PUT of null: kept %v (%v), want it kept", stored.GetPassword() == secret, err)
 	}
 }
 

@@ -25,30 +25,39 @@ func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
 }
 
-// decodeJSON reads exactly one JSON object into v, refusing unknown fields,
-// trailing data and bodies over maxBody.
+// decodeJSON reads a request body, at most maxBody bytes, into v through
+// validate.DecodeJSON: the one decoder of every route that takes a body. A
+// body that is not one JSON object (empty, null, an array, malformed,
+// followed by more data) is a bad request that says what it is; fields that
+// do not fit v (unknown, of the wrong type, out of range) are a bodyError
+// that names each. Either way v is left as it was, so a handler that returns
+// the error writes nothing.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var maxErr *http.MaxBytesError
-		switch {
-		case errors.As(err, &maxErr):
+		if errors.As(err, &maxErr) {
 			return badRequest("body larger than %d bytes", maxBody)
-		case errors.Is(err, io.EOF):
-			return badRequest("empty body, want a JSON object")
-		default:
-			return badRequest("invalid JSON: %v", err)
 		}
+		return fmt.Errorf("read request body: %w", err)
 	}
-	if dec.More() {
-		return badRequest("invalid JSON: data after the object")
+	err = validate.DecodeJSON(data, v)
+	if errors.Is(err, validate.ErrNotJSONObject) {
+		return badRequest("request body: %v", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return badRequest("invalid JSON: data after the object")
+	if verrs, ok := validate.AsErrors(err); ok {
+		return &bodyError{fields: verrs}
 	}
-	return nil
+	return err
 }
+
+// bodyError lists the fields of a request body that do not fit the
+// request's type; it is answered like a validation error.
+type bodyError struct {
+	fields validate.Errors
+}
+
+func (e *bodyError) Error() string { return "invalid request body: " + e.fields.Error() }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -75,14 +84,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Server) errorResponse(err error) (int, api.Error) {
-	var verrs validate.Errors
+	var (
+		berr  *bodyError
+		verrs validate.Errors
+	)
 	switch {
+	case errors.As(err, &berr):
+		return http.StatusBadRequest, api.Error{Message: "invalid request body", Fields: apiFields(berr.fields)}
 	case errors.As(err, &verrs):
-		fields := make([]api.FieldError, 0, len(verrs))
-		for _, fe := range verrs {
-			fields = append(fields, api.FieldError{Field: fe.Field, Message: fe.Message})
-		}
-		return http.StatusBadRequest, api.Error{Message: "invalid configuration", Fields: fields}
+		return http.StatusBadRequest, api.Error{Message: "invalid configuration", Fields: apiFields(verrs)}
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest, api.Error{Message: err.Error()}
 	case errors.Is(err, auth.ErrThrottled):
@@ -106,6 +116,14 @@ func (s *Server) errorResponse(err error) (int, api.Error) {
 	default:
 		return http.StatusInternalServerError, api.Error{Message: "internal error"}
 	}
+}
+
+func apiFields(verrs validate.Errors) []api.FieldError {
+	fields := make([]api.FieldError, 0, len(verrs))
+	for _, fe := range verrs {
+		fields = append(fields, api.FieldError{Field: fe.Field, Message: fe.Message})
+	}
+	return fields
 }
 
 // errForbidden is a role check failing in a handler (the store checks tenants).

@@ -8,6 +8,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
+	"github.com/ospreysec/osprey/pkg/validate"
 )
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -29,7 +30,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return err
 	}
 	if !in.CreatedAt.IsZero() {
-		return badRequest("created_at is set by the server")
+		return validate.Errors{{Field: "created_at", Message: "is set by the server; leave it out"}}
 	}
 	t := convert.TenantToProto(in)
 	if t.Name == "" {

@@ -30,11 +30,16 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return err
 	}
 	if !in.CreatedAt.IsZero() {
-		return badRequest("created_at is set by the server")
+		return validate.Errors{{Field: "created_at", Message: "is set by the server; leave it out"}}
 	}
 	u, err := convert.UserToProto(in)
 	if err != nil {
 		return err
+	}
+	// A tenant admin's user without a tenant is one of theirs (the store
+	// fills it in alike); the answer says so, as it says what was stored.
+	if u.Tenant == "" {
+		u.Tenant = p.Tenant
 	}
 	if problem := auth.NewPasswordProblem(in.Password); problem != "" {
 		return validate.Errors{{Field: "password", Message: problem}}

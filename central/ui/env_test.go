@@ -269,6 +269,35 @@ func text(n *html.Node) string {
 	return strings.Join(strings.Fields(b.String()), " ")
 }
 
+// attrOK returns an attribute's value and whether the element has it.
+func attrOK(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+// entryError returns the error shown beside the list entry input with id:
+// the text of the element id+"-err", which must be in the entry's row.
+func entryError(t *testing.T, p page, id string) string {
+	t.Helper()
+	doc := p.doc(t)
+	input := byID(doc, id)
+	if input == nil {
+		t.Fatalf("no element #%s in the page", id)
+	}
+	errEl := byID(doc, id+"-err")
+	if errEl == nil {
+		return ""
+	}
+	if errEl.Parent != input.Parent || attr(input.Parent, "class") == "" || !strings.Contains(attr(input.Parent, "class"), "list-row") {
+		t.Fatalf("the error #%s-err is not in the row of #%s", id, id)
+	}
+	return text(errEl)
+}
+
 // fieldError returns the error shown for the input with id: the text of
 // the element id+"-err", which must be in the same field as the input.
 func fieldError(t *testing.T, p page, id string) string {

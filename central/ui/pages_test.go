@@ -208,8 +208,6 @@ func TestSMTPErrorsShownBesideFields(t *testing.T) {
 	}
 	for _, tc := range []struct{ id, want string }{
 		{"smtp-listen", "must be host:port"},
-		{"smtp-clients", `Entry 2 10.0.0.1/8: `},
-		{"smtp-clients", `Entry 3 192.0.2.300: `}, // the blank entry was dropped
 		{"smtp-size-value", "must be a whole number"},
 		{"smtp-limits-max-recipients", "at most 10000"},
 	} {
@@ -217,7 +215,26 @@ func TestSMTPErrorsShownBesideFields(t *testing.T) {
 			t.Errorf("error beside #%s: %q, want %q in it", tc.id, got, tc.want)
 		}
 	}
+	// A list entry's error is beside that entry (the blank entry was dropped,
+	// so 192.0.2.300 is the third), not under the list.
+	for _, tc := range []struct{ id, want string }{
+		{"smtp-clients-1", "host bits set"},
+		{"smtp-clients-2", "not an IP address"},
+	} {
+		if got := entryError(t, p, tc.id); !strings.Contains(got, tc.want) {
+			t.Errorf("error beside entry #%s: %q, want %q in it", tc.id, got, tc.want)
+		}
+	}
 	doc := p.doc(t)
+	if got := entryError(t, p, "smtp-clients-0"); got != "" {
+		t.Errorf("the good client entry has the error %q", got)
+	}
+	if list := byID(doc, "smtp-clients-err"); list != nil {
+		t.Errorf("errors under the list, not beside their entries: %q", text(list))
+	}
+	if in := byID(doc, "smtp-clients-1"); !strings.Contains(attr(in, "aria-describedby"), "smtp-clients-1-err") {
+		t.Errorf("the bad entry is not described by its error: aria-describedby %q", attr(in, "aria-describedby"))
+	}
 	if in := byID(doc, "smtp-clients-1"); in == nil || attr(in, "aria-invalid") != "true" || attr(in, "value") != "10.0.0.1/8" {
 		t.Errorf("the bad client entry is not marked invalid with its value")
 	}
@@ -269,6 +286,22 @@ func TestSMTPErrorsShownBesideFields(t *testing.T) {
 	// The server list shows the stored version.
 	if p := b.get("/sensors"); !strings.Contains(p.body, fmt.Sprintf(`<span data-live="stored">%d</span>`, version)) {
 		t.Errorf("the server list does not show stored version %d", version)
+	}
+}
+
+// TestSMTPSizeZeroIsAtLeastOne: a size of 0 is refused with what is wanted,
+// in the words the API uses too.
+func TestSMTPSizeZeroIsAtLeastOne(t *testing.T) {
+	e := newEnv(t)
+	b := e.signedIn("root")
+	form := validSMTP()
+	form.Set("size_value", "0")
+	p := b.post("/sensors/s1/smtp", form)
+	if p.status != http.StatusUnprocessableEntity {
+		t.Fatalf("got %d, want 422", p.status)
+	}
+	if got := fieldError(t, p, "smtp-size-value"); got != "must be at least 1 unless unlimited" {
+		t.Errorf("size error: %q, want %q", got, "must be at least 1 unless unlimited")
 	}
 }
 
@@ -384,6 +417,113 @@ func TestPOP3PasswordIsNeverShown(t *testing.T) {
 	}
 	if cfg, _, _ := e.store.GetPOP3(t.Context(), store.AllTenants(), "s1"); cfg.GetServer() != "mail.example.com" {
 		t.Errorf("the server changed to %q without the password", cfg.GetServer())
+	}
+}
+
+// pop3TLSFields are the ids of the POP3 settings that apply only with TLS.
+var pop3TLSFields = []string{"pop3-tls-mode", "pop3-tls-certificate", "pop3-cipher-suite", "pop3-ca"}
+
+// TestPOP3TLSFieldsFollowUseTLS: the settings that apply only with TLS are
+// disabled, and marked so, while "Use TLS" is off; a form sent without them
+// (a browser does not send disabled fields) keeps what is stored.
+func TestPOP3TLSFieldsFollowUseTLS(t *testing.T) {
+	e := newEnv(t)
+	b := e.signedIn("root")
+	stored := &ospreyv1.Pop3Integration{
+		Enabled: true, Server: "mail.example.com", Port: 110, IntervalSeconds: 60, Username: "journal", Password: "Pa55-w0rd",
+		TlsMode: ospreyv1.Pop3TlsMode_POP3_TLS_MODE_STARTTLS, TlsCertificate: ospreyv1.TlsCertificatePolicy_TLS_CERTIFICATE_POLICY_ACCEPT_SELF_SIGNED,
+		CipherSuite: "HIGH:!aNULL",
+	}
+	version, err := e.store.PutPOP3(t.Context(), store.AllTenants(), "s1", stored, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disabled := func(p page) map[string]bool {
+		doc := p.doc(t)
+		out := map[string]bool{}
+		for _, id := range pop3TLSFields {
+			in := byID(doc, id)
+			if in == nil {
+				t.Fatalf("no #%s", id)
+			}
+			_, off := attrOK(in, "disabled")
+			group := in
+			for group != nil && attr(group, "data-enabled-by") == "" {
+				group = group.Parent
+			}
+			if group == nil || attr(group, "data-enabled-by") != "pop3-tls" {
+				t.Fatalf("#%s is in no group that follows #pop3-tls", id)
+			}
+			if marked := strings.Contains(" "+attr(group, "class")+" ", " is-disabled "); marked != off {
+				t.Errorf("#%s: disabled %v, but its group marked disabled %v", id, off, marked)
+			}
+			out[id] = off
+		}
+		return out
+	}
+	all := func(v bool) map[string]bool {
+		m := map[string]bool{}
+		for _, id := range pop3TLSFields {
+			m[id] = v
+		}
+		return m
+	}
+	if diff := cmp.Diff(all(true), disabled(b.get("/sensors/s1/pop3"))); diff != "" {
+		t.Errorf("TLS off: disabled fields (-want +got):\n%s", diff)
+	}
+
+	// What a browser posts with the TLS fields disabled: they are kept.
+	p := b.post("/sensors/s1/pop3", url.Values{
+		"enabled": {"on"}, "server": {"mail.example.com"}, "port": {"110"}, "interval_seconds": {"120"},
+		"username": {"journal"}, "password": {""}, "version": {strconv.FormatInt(version, 10)},
+	})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("apply: got %d\n%s", p.status, p.body)
+	}
+	got, version, err := e.store.GetPOP3(t.Context(), store.AllTenants(), "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := proto.Clone(stored).(*ospreyv1.Pop3Integration)
+	want.IntervalSeconds = 120
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("stored after a form without the TLS fields (-want +got):\n%s", diff)
+	}
+
+	// With TLS on they are enabled, and what they send is written, an
+	// empty cipher suite too.
+	got.Tls = true
+	if version, err = e.store.PutPOP3(t.Context(), store.AllTenants(), "s1", got, version); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(all(false), disabled(b.get("/sensors/s1/pop3"))); diff != "" {
+		t.Errorf("TLS on: disabled fields (-want +got):\n%s", diff)
+	}
+	p = b.post("/sensors/s1/pop3", url.Values{
+		"enabled": {"on"}, "server": {"mail.example.com"}, "port": {"995"}, "interval_seconds": {"120"},
+		"tls": {"on"}, "tls_mode": {"implicit"}, "tls_certificate": {"trusted_only"}, "cipher_suite": {""}, "ca_pem": {""},
+		"username": {"journal"}, "password": {""}, "version": {strconv.FormatInt(version, 10)},
+	})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("apply with TLS: got %d\n%s", p.status, p.body)
+	}
+	got, _, err = e.store.GetPOP3(t.Context(), store.AllTenants(), "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = proto.Clone(stored).(*ospreyv1.Pop3Integration)
+	want.Port, want.IntervalSeconds, want.Tls, want.CipherSuite = 995, 120, true, ""
+	want.TlsMode, want.TlsCertificate = ospreyv1.Pop3TlsMode_POP3_TLS_MODE_IMPLICIT, ospreyv1.TlsCertificatePolicy_TLS_CERTIFICATE_POLICY_TRUSTED_ONLY
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("stored after a form with TLS (-want +got):\n%s", diff)
+	}
+	// A refused form with TLS off shows them disabled again.
+	p = b.post("/sensors/s1/pop3", url.Values{"enabled": {"on"}, "server": {"mail.example.com:110"}, "version": {"0"}})
+	if p.status != http.StatusUnprocessableEntity {
+		t.Fatalf("invalid form: got %d, want 422", p.status)
+	}
+	if diff := cmp.Diff(all(true), disabled(p)); diff != "" {
+		t.Errorf("refused form, TLS off: disabled fields (-want +got):\n%s", diff)
 	}
 }
 

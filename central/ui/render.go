@@ -290,16 +290,6 @@ func (fe *fieldErrors) Entries(list string) []entryError {
 	return fe.entries[list]
 }
 
-// EntryHas reports whether entry i of list has an error.
-func (fe *fieldErrors) EntryHas(list string, i int) bool {
-	for _, e := range fe.Entries(list) {
-		if e.Index == i {
-			return true
-		}
-	}
-	return false
-}
-
 // HasPrefix reports whether a field under any of the prefixes has an error.
 func (fe *fieldErrors) HasPrefix(prefixes ...string) bool {
 	if fe == nil {
@@ -323,25 +313,34 @@ type fieldErrView struct {
 }
 
 // listView is what the "listeditor" template shows: a list field's entries,
-// each marked when it has an error, and the errors named by entry.
+// each with its own errors beside it, and the errors of the list as a whole.
 type listView struct {
 	Name, ID, ItemLabel, Placeholder string
 	Rows                             []listRow
 	Errors                           []string
-	Entries                          []entryError
 }
 
 type listRow struct {
 	Index, Number int
 	Value         string
-	Invalid       bool
+	Errors        []string
 }
 
+// Invalid reports whether the entry has an error.
+func (r listRow) Invalid() bool { return len(r.Errors) > 0 }
+
 func newListView(name, id, itemLabel, placeholder string, values []string, errs *fieldErrors) listView {
-	v := listView{Name: name, ID: id, ItemLabel: itemLabel, Placeholder: placeholder,
-		Errors: errs.For(name), Entries: errs.Entries(name)}
+	v := listView{Name: name, ID: id, ItemLabel: itemLabel, Placeholder: placeholder, Errors: errs.For(name)}
 	for i, val := range values {
-		v.Rows = append(v.Rows, listRow{Index: i, Number: i + 1, Value: val, Invalid: errs.EntryHas(name, i)})
+		v.Rows = append(v.Rows, listRow{Index: i, Number: i + 1, Value: val})
+	}
+	for _, e := range errs.Entries(name) {
+		if e.Index < len(v.Rows) {
+			v.Rows[e.Index].Errors = append(v.Rows[e.Index].Errors, e.Message)
+		} else {
+			// An entry the form no longer shows: say so under the list.
+			v.Errors = append(v.Errors, fmt.Sprintf("entry %d: %s", e.Number(), e.Message))
+		}
 	}
 	return v
 }

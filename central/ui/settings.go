@@ -195,6 +195,16 @@ func (fr *formReader) text(name string) string { return strings.TrimSpace(fr.r.P
 
 func (fr *formReader) checked(name string) bool { return fr.r.PostFormValue(name) == "on" }
 
+// textOr reads a field that may be disabled in the form: one that was not
+// sent at all is def.
+func (fr *formReader) textOr(name, def string) string {
+	v := fr.text(name) // parses the form
+	if _, sent := fr.r.PostForm[name]; !sent {
+		return def
+	}
+	return v
+}
+
 // list reads a list field: every value of name, split at commas and white
 // space (so a pasted list works too), blanks dropped.
 func (fr *formReader) list(name string) []string {
@@ -439,14 +449,18 @@ func pop3FormFrom(cfg *ospreyv1.Pop3Integration, version int64) pop3Form {
 	return f
 }
 
-// parsePOP3Form reads the POP3 form. The password is never kept in the form
-// that is shown again, whether or not the write succeeds.
-func parsePOP3Form(r *http.Request) (pop3Form, *api.POP3Integration, []fieldError) {
+// parsePOP3Form reads the POP3 form. The settings that apply only with TLS
+// are disabled while "Use TLS" is off, and a browser does not send disabled
+// fields: one that is not sent keeps the value shown, from stored. The
+// password is never kept in the form that is shown again, whether or not
+// the write succeeds.
+func parsePOP3Form(r *http.Request, stored pop3Form) (pop3Form, *api.POP3Integration, []fieldError) {
 	fr := &formReader{r: r}
 	f := pop3Form{
 		Enabled: fr.checked("enabled"), Server: fr.text("server"), Port: fr.text("port"), Interval: fr.text("interval_seconds"),
-		TLS: fr.checked("tls"), TLSMode: fr.text("tls_mode"), Username: fr.text("username"),
-		TLSCertificate: fr.text("tls_certificate"), CipherSuite: fr.text("cipher_suite"), CAPEM: fr.text("ca_pem"),
+		TLS: fr.checked("tls"), TLSMode: fr.textOr("tls_mode", stored.TLSMode), Username: fr.text("username"),
+		TLSCertificate: fr.textOr("tls_certificate", stored.TLSCertificate),
+		CipherSuite:    fr.textOr("cipher_suite", stored.CipherSuite), CAPEM: fr.textOr("ca_pem", stored.CAPEM),
 	}
 	f.Version = int64(fr.uint("version", "version", 63))
 	in := &api.POP3Integration{
@@ -485,11 +499,13 @@ func (s *Server) applyPOP3(w http.ResponseWriter, r *http.Request, req *request)
 	if err != nil {
 		return err
 	}
-	form, in, readErrs := parsePOP3Form(r)
-	stored, _, err := s.store.GetPOP3(r.Context(), req.scope, id)
+	stored, storedVersion, err := s.store.GetPOP3(r.Context(), req.scope, id)
 	if err != nil {
 		return err
 	}
+	// Fields the form did not send keep the stored value. If it changed
+	// since the form was shown, the write below is refused as a conflict.
+	form, in, readErrs := parsePOP3Form(r, pop3FormFrom(stored, storedVersion))
 	form.PasswordSet = stored.GetPassword() != ""
 	cfg, convErr := convert.POP3ToProto(in)
 	if convErr != nil || len(readErrs) > 0 {

@@ -195,8 +195,10 @@ func sizeLimit(r *report, field string, l *ospreyv1.SizeLimit, enabled bool) {
 		r.add(unitField, "must be KB, MB or GB")
 	}
 	if l.GetValue() == 0 {
+		// One message for a value left out and a 0, which the API cannot
+		// tell apart: what is wanted, not only that something is.
 		if need {
-			r.add(valueField, "required unless unlimited")
+			r.add(valueField, "must be at least 1 unless unlimited")
 		}
 		return
 	}

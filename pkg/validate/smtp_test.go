@@ -67,7 +67,7 @@ func TestSMTPIntegration(t *testing.T) {
 		{name: "unlimited", edit: func(s *ospreyv1.SmtpIntegration) { s.MaxMessageSize = &ospreyv1.SizeLimit{Unlimited: true} }},
 		{name: "unlimited keeps a valid value", edit: func(s *ospreyv1.SmtpIntegration) { s.MaxMessageSize.Unlimited = true }},
 		{name: "size empty", edit: func(s *ospreyv1.SmtpIntegration) { s.MaxMessageSize = &ospreyv1.SizeLimit{} }, wantFields: []string{"max_message_size.unit", "max_message_size.value"}},
-		{name: "size zero", edit: func(s *ospreyv1.SmtpIntegration) { s.MaxMessageSize.Value = 0 }, wantFields: []string{"max_message_size.value"}},
+		{name: "size zero", edit: func(s *ospreyv1.SmtpIntegration) { s.MaxMessageSize.Value = 0 }, wantFields: []string{"max_message_size.value"}, wantText: "must be at least 1 unless unlimited"},
 		{name: "size without unit", edit: func(s *ospreyv1.SmtpIntegration) { s.MaxMessageSize.Unit = 0 }, wantFields: []string{"max_message_size.unit"}},
 		{name: "size value without unit even when unlimited", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.MaxMessageSize = &ospreyv1.SizeLimit{Unlimited: true, Value: 3}

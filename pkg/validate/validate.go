@@ -10,6 +10,11 @@
 // "max_message_size.unit"). Nothing here has side effects: no network,
 // no file system, no clock except where a message carries its own times.
 //
+// [DecodeJSON] reads a JSON document into an API type and reports what does
+// not fit (an unknown field, a string where a number goes, a negative count)
+// as the same Errors, so a body of the wrong shape is answered like a value
+// that fails validation.
+//
 // A disabled integration is validated too, for what it contains, so that a
 // bad value cannot be stored and enabled later; but a field that is needed
 // only to run it is required only when it is enabled. Secrets (passwords, private

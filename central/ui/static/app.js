@@ -11,6 +11,7 @@
     input.removeAttribute('aria-invalid');
     input.removeAttribute('aria-describedby');
     row.classList.remove('invalid');
+    row.querySelectorAll('.entry-error').forEach(function (el) { el.parentNode.removeChild(el); });
     return input;
   }
 
@@ -86,6 +87,24 @@
   document.querySelectorAll('[data-disables]').forEach(function (box) {
     syncDisables(box);
     box.addEventListener('change', function () { syncDisables(box); });
+  });
+
+  // ---- Settings that apply only while a check box is on (POP3: Use TLS) ----
+  // The server renders them disabled already; this follows the box live.
+  function syncEnabledBy(box) {
+    var off = !box.checked || box.disabled;
+    document.querySelectorAll('[data-enabled-by="' + CSS.escape(box.id) + '"]').forEach(function (group) {
+      group.querySelectorAll('input,select,textarea').forEach(function (el) { el.disabled = off; });
+      group.classList.toggle('is-disabled', off);
+    });
+  }
+  var enablers = {};
+  document.querySelectorAll('[data-enabled-by]').forEach(function (group) {
+    var box = document.getElementById(group.getAttribute('data-enabled-by'));
+    if (!box || enablers[box.id]) return;
+    enablers[box.id] = true;
+    syncEnabledBy(box);
+    box.addEventListener('change', function () { syncEnabledBy(box); });
   });
 
   // ---- Forms that ask first (deleting a rule) ----
