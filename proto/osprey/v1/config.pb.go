@@ -534,9 +534,14 @@ type Sensor struct {
 	CertFingerprint string                 `protobuf:"bytes,5,opt,name=cert_fingerprint,json=certFingerprint,proto3" json:"cert_fingerprint,omitempty"`
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// local marks the Sensor component that runs inside a Central Node process.
-	Local         bool `protobuf:"varint,7,opt,name=local,proto3" json:"local,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Local bool `protobuf:"varint,7,opt,name=local,proto3" json:"local,omitempty"`
+	// previous_cert_fingerprint is the SHA-256 (hex) of the certificate the
+	// one of cert_fingerprint replaced, kept until the sensor is seen holding
+	// the newer one: a sensor that never received its new certificate (the
+	// link dropped before the answer came) can still renew with the older.
+	PreviousCertFingerprint string `protobuf:"bytes,8,opt,name=previous_cert_fingerprint,json=previousCertFingerprint,proto3" json:"previous_cert_fingerprint,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Sensor) Reset() {
@@ -616,6 +621,13 @@ func (x *Sensor) GetLocal() bool {
 		return x.Local
 	}
 	return false
+}
+
+func (x *Sensor) GetPreviousCertFingerprint() string {
+	if x != nil {
+		return x.PreviousCertFingerprint
+	}
+	return ""
 }
 
 // SizeLimit is a message size limit: unlimited, or value × unit.
@@ -1295,7 +1307,7 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
 	"\x03scn\x18\x03 \x01(\tR\x03scn\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xee\x01\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xaa\x02\n" +
 	"\x06Sensor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
@@ -1304,7 +1316,8 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x10cert_fingerprint\x18\x05 \x01(\tR\x0fcertFingerprint\x129\n" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
-	"\x05local\x18\a \x01(\bR\x05local\"h\n" +
+	"\x05local\x18\a \x01(\bR\x05local\x12:\n" +
+	"\x19previous_cert_fingerprint\x18\b \x01(\tR\x17previousCertFingerprint\"h\n" +
 	"\tSizeLimit\x12\x1c\n" +
 	"\tunlimited\x18\x01 \x01(\bR\tunlimited\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value\x12'\n" +
