@@ -60,15 +60,16 @@ func (s *Service) Enroll(ctx context.Context, req *ospreyv1.EnrollRequest) (*osp
 		return nil, toStatus(err)
 	}
 	id := pki.Identity{Tenant: tok.GetTenant(), SensorID: sensorID}
-	der, err := s.ca.SignClient(req.GetCsr(), id, s.validity, s.now())
+	cert, err := s.sign(req.GetCsr(), id)
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
+		return nil, err
 	}
+	der := cert.Raw
 	fp := pki.Fingerprint(der)
 	state := ospreyv1.SensorState_SENSOR_STATE_PENDING
 	if tok.GetSensorId() != "" {
 		// A token bound to a sensor record: enroll into it, keeping its state.
-		if err := s.recordCert(ctx, id, der); err != nil {
+		if err := s.recordEnrolled(ctx, id, der); err != nil {
 			return nil, err
 		}
 		sn, _, err := s.store.GetSensor(ctx, store.TenantScope(id.Tenant), sensorID)
