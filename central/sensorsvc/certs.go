@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/pki"
@@ -88,11 +89,21 @@ func (s *Service) certificatePolicy() *ospreyv1.ConnectResponse {
 	}}}
 }
 
-// current reports whether fp is a certificate of sn's that may still get a
-// new one: the latest the cluster issued, or the one before while the
-// sensor has not been seen with the latest.
-func current(sn *ospreyv1.Sensor, fp string) bool {
-	return fp != "" && (fp == sn.GetCertFingerprint() || fp == sn.GetPreviousCertFingerprint())
+// current reports whether cert, a certificate the cluster issued the
+// sensor of sn, may still hold a stream and get a new one: it is the latest
+// the cluster issued the sensor, or the one before while the sensor has not
+// been seen with the latest, or one issued after the latest the record
+// knows (the record was restored from an older backup).
+func current(sn *ospreyv1.Sensor, cert *x509.Certificate) bool {
+	fp := pki.Fingerprint(cert.Raw)
+	return fp == sn.GetCertFingerprint() || fp == sn.GetPreviousCertFingerprint() || newer(sn, cert)
+}
+
+// newer reports whether cert was issued after the latest certificate sn
+// names. A record written before the start of validity was kept knows no
+// such time: nothing is newer than it.
+func newer(sn *ospreyv1.Sensor, cert *x509.Certificate) bool {
+	return sn.GetCertNotBefore() != nil && cert.NotBefore.After(sn.GetCertNotBefore().AsTime())
 }
 
 // unknownSensor is the refusal of a sensor that has no record (it was
@@ -123,10 +134,9 @@ func usable(sn *ospreyv1.Sensor, id pki.Identity, approved bool) error {
 }
 
 // renew signs a new client certificate for a fresh key of the sensor of a
-// stream, which holds the certificate held (its fingerprint): the one the
-// stream was opened with, or the last one renewed on it. It returns the
-// certificate.
-func (s *Service) renew(ctx context.Context, id pki.Identity, held string, csrDER []byte) (*x509.Certificate, error) {
+// stream, which holds the certificate held: the one the stream was opened
+// with, or the last one renewed on it. It returns the new certificate.
+func (s *Service) renew(ctx context.Context, id pki.Identity, held *x509.Certificate, csrDER []byte) (*x509.Certificate, error) {
 	csr, err := parseCSR(csrDER)
 	if err != nil {
 		return nil, err
@@ -139,12 +149,12 @@ func (s *Service) renew(ctx context.Context, id pki.Identity, held string, csrDE
 	if err != nil {
 		return nil, err
 	}
-	err = s.supersede(ctx, id, held, cert.Raw, func(sn *ospreyv1.Sensor) error { return usable(sn, id, false) })
+	err = s.supersede(ctx, id, held, cert, func(sn *ospreyv1.Sensor) error { return usable(sn, id, false) })
 	if err != nil {
 		return nil, err
 	}
 	s.log.Info("renewed a sensor certificate", "sensor", id.SensorID, "tenant", id.Tenant,
-		"old_sha256", held, "sha256", pki.Fingerprint(cert.Raw), "not_after", cert.NotAfter)
+		"old_sha256", pki.Fingerprint(held.Raw), "sha256", pki.Fingerprint(cert.Raw), "not_after", cert.NotAfter)
 	return cert, nil
 }
 
@@ -161,13 +171,13 @@ func (s *Service) sign(csrDER []byte, id pki.Identity) (*x509.Certificate, error
 	return cert, nil
 }
 
-// supersede records der as the sensor's newest certificate, issued to the
+// supersede records cert as the sensor's newest certificate, issued to the
 // holder of the certificate held, which stays current until the sensor is
 // seen with the new one ([Service.confirmCert]). It decides on the record as
 // it is at the write: a revocation (allow refuses) or another certificate
-// recorded in between (held no longer current) wins, and der is never
+// recorded in between (held no longer current) wins, and cert is never
 // delivered.
-func (s *Service) supersede(ctx context.Context, id pki.Identity, held string, der []byte, allow func(*ospreyv1.Sensor) error) error {
+func (s *Service) supersede(ctx context.Context, id pki.Identity, held, cert *x509.Certificate, allow func(*ospreyv1.Sensor) error) error {
 	return s.updateSensor(ctx, id, func(sn *ospreyv1.Sensor) (bool, error) {
 		if err := allow(sn); err != nil {
 			return false, err
@@ -175,31 +185,59 @@ func (s *Service) supersede(ctx context.Context, id pki.Identity, held string, d
 		if !current(sn, held) {
 			return false, superseded(id)
 		}
-		sn.CertFingerprint, sn.PreviousCertFingerprint = pki.Fingerprint(der), held
+		setLatest(sn, cert)
+		sn.PreviousCertFingerprint = pki.Fingerprint(held.Raw)
 		return true, nil
 	})
 }
 
-// recordEnrolled records der as the certificate of a sensor enrolled into an
-// existing record: the only current one.
-func (s *Service) recordEnrolled(ctx context.Context, id pki.Identity, der []byte) error {
+// setLatest makes cert the latest certificate sn names, and the only
+// current one.
+func setLatest(sn *ospreyv1.Sensor, cert *x509.Certificate) {
+	sn.CertFingerprint = pki.Fingerprint(cert.Raw)
+	sn.CertNotBefore = timestamppb.New(cert.NotBefore)
+	sn.PreviousCertFingerprint = ""
+}
+
+// recordEnrolled records cert as the certificate of a sensor enrolled into
+// an existing record: the only current one.
+func (s *Service) recordEnrolled(ctx context.Context, id pki.Identity, cert *x509.Certificate) error {
 	return s.updateSensor(ctx, id, func(sn *ospreyv1.Sensor) (bool, error) {
-		sn.CertFingerprint, sn.PreviousCertFingerprint = pki.Fingerprint(der), ""
+		setLatest(sn, cert)
 		return true, nil
 	})
 }
 
-// confirmCert forgets the certificate before the sensor's latest, fp, now
-// that the sensor was seen holding fp: from then on only fp gets a new
-// certificate.
-func (s *Service) confirmCert(ctx context.Context, id pki.Identity, fp string) error {
+// confirmCert records that the sensor was seen holding cert, a current
+// certificate of its: when it is the latest, the one before stops being
+// current; when it is newer than the latest the record names (the record
+// was restored from an older backup), it becomes the latest.
+func (s *Service) confirmCert(ctx context.Context, id pki.Identity, cert *x509.Certificate) error {
+	fp := pki.Fingerprint(cert.Raw)
 	return s.updateSensor(ctx, id, func(sn *ospreyv1.Sensor) (bool, error) {
-		if sn.GetCertFingerprint() != fp || sn.GetPreviousCertFingerprint() == "" {
+		switch {
+		case fp == sn.GetCertFingerprint():
+			if sn.GetPreviousCertFingerprint() == "" {
+				return false, nil
+			}
+			sn.PreviousCertFingerprint = ""
+		case newer(sn, cert):
+			s.log.Warn("a sensor holds a certificate newer than the newest its record names (was the record restored from a backup?); taking it as the newest",
+				"sensor", id.SensorID, "tenant", id.Tenant, "sha256", fp, "recorded_sha256", sn.GetCertFingerprint())
+			setLatest(sn, cert)
+		default:
 			return false, nil
 		}
-		sn.PreviousCertFingerprint = ""
 		return true, nil
 	})
+}
+
+// settled reports whether the record sn needs no confirmCert for cert: it
+// names cert as the latest and nothing before it, or cert is the one before
+// (the sensor has not got the newer one).
+func settled(sn *ospreyv1.Sensor, cert *x509.Certificate) bool {
+	fp := pki.Fingerprint(cert.Raw)
+	return fp == sn.GetCertFingerprint() && sn.GetPreviousCertFingerprint() == "" || fp == sn.GetPreviousCertFingerprint()
 }
 
 // updateSensor changes the record of the sensor of id with change, which

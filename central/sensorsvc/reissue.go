@@ -93,7 +93,6 @@ func (s *Service) reissue(ctx context.Context, nonce []byte, req *ospreyv1.Reiss
 	if err != nil {
 		return nil, err
 	}
-	held := pki.Fingerprint(oldDER)
 	// Refuse before a key is claimed what the record refuses now; supersede
 	// decides again at the write.
 	allow := func(sn *ospreyv1.Sensor) error { return usable(sn, id, true) }
@@ -101,7 +100,7 @@ func (s *Service) reissue(ctx context.Context, nonce []byte, req *ospreyv1.Reiss
 	if err == nil {
 		err = allow(sn)
 	}
-	if err == nil && !current(sn, held) {
+	if err == nil && !current(sn, old) {
 		err = superseded(id)
 	}
 	if err != nil {
@@ -114,12 +113,12 @@ func (s *Service) reissue(ctx context.Context, nonce []byte, req *ospreyv1.Reiss
 	if err != nil {
 		return nil, err
 	}
-	if err := s.supersede(ctx, id, held, cert.Raw, allow); err != nil {
+	if err := s.supersede(ctx, id, old, cert, allow); err != nil {
 		return nil, s.refuse(err, id, old)
 	}
 	fp := pki.Fingerprint(cert.Raw)
 	s.log.Info("reissued a sensor certificate", "sensor", id.SensorID, "tenant", id.Tenant,
-		"old_sha256", held, "old_not_after", old.NotAfter, "sha256", fp, "not_after", cert.NotAfter,
+		"old_sha256", pki.Fingerprint(oldDER), "old_not_after", old.NotAfter, "sha256", fp, "not_after", cert.NotAfter,
 		"software", req.GetSoftwareVersion())
 	return &ospreyv1.ReissuedCertificate{Certificate: cert.Raw, Fingerprint: fp}, nil
 }

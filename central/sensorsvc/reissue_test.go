@@ -539,3 +539,48 @@ func TestValidateCerts(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordRestoredFromABackup: etcd restored from a backup names, for a
+// sensor that renewed since, a certificate older than the one it holds. The
+// newer one still works and becomes the recorded one; the older does not.
+func TestRecordRestoredFromABackup(t *testing.T) {
+	clock := clocktest.New(time.Now())
+	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	id, old := c.approvedSensor(t)
+	backup, _, err := c.store.GetSensor(t.Context(), store.AllTenants(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Advance(40 * time.Minute)
+	renewed, err := c.reissue(t, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.opens(t, renewed); err != nil {
+		t.Fatal(err)
+	}
+	c.waitRecord(t, id, "the renewed certificate confirmed", func(sn *ospreyv1.Sensor) bool { return sn.GetPreviousCertFingerprint() == "" })
+	// The restore.
+	_, ver, err := c.store.GetSensor(t.Context(), store.AllTenants(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.store.UpdateSensor(t.Context(), store.AllTenants(), backup, ver); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.opens(t, renewed); err != nil {
+		t.Fatalf("stream with the certificate newer than the restored record: %v", err)
+	}
+	c.waitRecord(t, id, "the newer certificate recorded", func(sn *ospreyv1.Sensor) bool {
+		return sn.GetCertFingerprint() == renewed.fingerprint() && sn.GetPreviousCertFingerprint() == ""
+	})
+	if err := c.opens(t, old); code(err) != codes.PermissionDenied {
+		t.Errorf("stream with the certificate the backup named: got %v, want PermissionDenied", err)
+	}
+	clock.Advance(2 * time.Hour)
+	if _, err := c.reissue(t, renewed); err != nil {
+		t.Errorf("reissue with the newer certificate once expired: %v", err)
+	}
+}

@@ -25,17 +25,20 @@
 // good (ClaimPublicKey), so a replayed CSR is refused.
 //
 // The sensor record names the certificate the cluster last issued the
-// sensor (cert_fingerprint) and, until the sensor is seen with that one,
-// the one it replaced (previous_cert_fingerprint). Only these two are
-// current: a stream opened with any other is refused with PermissionDenied,
-// and only a current certificate gets a new one. The older one stays
-// current because an answer can be lost: the link may drop between the
-// central recording a new certificate and the sensor receiving it, and the
-// sensor must then be able to come back with the one it has. It stops
-// being current as soon as the sensor shows it holds the newer one: a
-// stream opened with it, or, on the stream that renewed, a status that
-// names it (SensorStatus.cert_fingerprint). A stolen key of an older
-// certificate is then useless.
+// sensor (cert_fingerprint, and its cert_not_before) and, until the sensor
+// is seen with that one, the one it replaced (previous_cert_fingerprint).
+// Only these two are current: a stream opened with any other is refused
+// with PermissionDenied, and only a current certificate gets a new one. The
+// older one stays current because an answer can be lost: the link may drop
+// between the central recording a new certificate and the sensor receiving
+// it, and the sensor must then be able to come back with the one it has. It
+// stops being current as soon as the sensor shows it holds the newer one: a
+// stream opened with it, or, on the stream that renewed, a status that names
+// it (SensorStatus.cert_fingerprint). A stolen key of an older certificate
+// is then useless. One exception: a certificate of the sensor's issued
+// after the latest the record names is current too, and becomes the
+// latest when it opens a stream, because only a record restored from an
+// older backup of etcd can be behind the certificates the cluster issued.
 //
 // A sensor that was offline past its certificate's expiry cannot open a
 // stream: TLS refuses the certificate. Reissue is its way back, with no
@@ -226,14 +229,12 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
-	held := pki.Fingerprint(leaf.Raw)
-	if !current(sn, held) {
+	if !current(sn, leaf) {
 		return superseded(id)
 	}
-	if held == sn.GetCertFingerprint() && sn.GetPreviousCertFingerprint() != "" {
-		// The sensor got its newest certificate: the one before is done.
-		if err := s.confirmCert(ctx, id, held); err != nil {
-			s.log.Warn("cannot forget a sensor's certificate before its newest; it stays usable until the next stream",
+	if !settled(sn, leaf) {
+		if err := s.confirmCert(ctx, id, leaf); err != nil {
+			s.log.Warn("cannot record that a sensor holds its newest certificate; the one before stays usable until its next stream",
 				"sensor", id.SensorID, "err", err)
 		}
 	}
@@ -264,7 +265,7 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	defer cancel()
 	replies := make(chan *ospreyv1.ConnectResponse, 1)
 	recvErr, pushErr := make(chan error, 1), make(chan error, 1)
-	go func() { recvErr <- s.receive(pctx, stream, id, held, sess, replies) }()
+	go func() { recvErr <- s.receive(pctx, stream, id, leaf, sess, replies) }()
 	go func() { pushErr <- s.push(pctx, stream, id, hello.GetWantsCertificatePolicy(), replies) }()
 	select {
 	case err = <-pushErr:
@@ -315,11 +316,11 @@ func recvHello(ctx context.Context, stream ospreyv1.SensorService_ConnectServer)
 }
 
 // receive handles what the sensor sends until it closes the stream. held is
-// the certificate the sensor holds (its fingerprint): the stream's, then
-// each one renewed on the stream; unconfirmed is the last renewed until the
-// sensor's status says it has it.
-func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, held string, sess *session, replies chan<- *ospreyv1.ConnectResponse) error {
-	var unconfirmed string
+// the certificate the sensor holds: the stream's, then each one renewed on
+// the stream; unconfirmed is the last renewed until the sensor's status says
+// it has it.
+func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, held *x509.Certificate, sess *session, replies chan<- *ospreyv1.ConnectResponse) error {
+	var unconfirmed *x509.Certificate
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -352,10 +353,10 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 				rt.Healthy = m.Status.GetHealthy()
 				rt.Problems = m.Status.GetProblems()
 			})
-			if fp := unconfirmed; fp != "" && m.Status.GetCertFingerprint() == fp {
-				unconfirmed = ""
-				if err := s.confirmCert(ctx, id, fp); err != nil {
-					s.log.Warn("cannot forget a sensor's certificate before its newest; it stays usable until the next stream",
+			if cert := unconfirmed; cert != nil && m.Status.GetCertFingerprint() == pki.Fingerprint(cert.Raw) {
+				unconfirmed = nil
+				if err := s.confirmCert(ctx, id, cert); err != nil {
+					s.log.Warn("cannot record that a sensor holds its newest certificate; the one before stays usable until its next stream",
 						"sensor", id.SensorID, "err", err)
 				}
 			}
@@ -364,8 +365,7 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 			if err != nil {
 				return err
 			}
-			held = pki.Fingerprint(cert.Raw)
-			unconfirmed = held
+			held, unconfirmed = cert, cert
 			sess.update(true, func(rt *ospreyv1.SensorRuntime) {
 				rt.LastSeen = seen
 				rt.CertNotAfter = timestamppb.New(cert.NotAfter)
