@@ -100,9 +100,15 @@ func current(sn *ospreyv1.Sensor, cert *x509.Certificate) bool {
 }
 
 // newer reports whether cert was issued after the latest certificate sn
-// names. A record written before the start of validity was kept knows no
-// such time: nothing is newer than it.
+// names, or sn names none (a record made outside enrollment, or restored
+// from before the sensor enrolled): every certificate is recorded as it is
+// issued, so only a record older than the certificate can be behind it. A
+// record that names a certificate but not its start of validity (written
+// by an older version) is behind nothing.
 func newer(sn *ospreyv1.Sensor, cert *x509.Certificate) bool {
+	if sn.GetCertFingerprint() == "" {
+		return true
+	}
 	return sn.GetCertNotBefore() != nil && cert.NotBefore.After(sn.GetCertNotBefore().AsTime())
 }
 
@@ -210,17 +216,20 @@ func (s *Service) recordEnrolled(ctx context.Context, id pki.Identity, cert *x50
 
 // confirmCert records that the sensor was seen holding cert, a current
 // certificate of its: when it is the latest, the one before stops being
-// current; when it is newer than the latest the record names (the record
-// was restored from an older backup), it becomes the latest.
+// current (and a record of an older version learns its start of validity);
+// when it is newer than the latest the record names (the record was
+// restored from an older backup), it becomes the latest.
 func (s *Service) confirmCert(ctx context.Context, id pki.Identity, cert *x509.Certificate) error {
 	fp := pki.Fingerprint(cert.Raw)
 	return s.updateSensor(ctx, id, func(sn *ospreyv1.Sensor) (bool, error) {
 		switch {
 		case fp == sn.GetCertFingerprint():
-			if sn.GetPreviousCertFingerprint() == "" {
+			if settled(sn, cert) {
 				return false, nil
 			}
-			sn.PreviousCertFingerprint = ""
+			setLatest(sn, cert)
+		case sn.GetCertFingerprint() == "":
+			return false, nil // see settled
 		case newer(sn, cert):
 			s.log.Warn("a sensor holds a certificate newer than the newest its record names (was the record restored from a backup?); taking it as the newest",
 				"sensor", id.SensorID, "tenant", id.Tenant, "sha256", fp, "recorded_sha256", sn.GetCertFingerprint())
@@ -233,11 +242,21 @@ func (s *Service) confirmCert(ctx context.Context, id pki.Identity, cert *x509.C
 }
 
 // settled reports whether the record sn needs no confirmCert for cert: it
-// names cert as the latest and nothing before it, or cert is the one before
-// (the sensor has not got the newer one).
+// names cert as the latest (with its start of validity) and nothing before
+// it, or cert is the one before (the sensor has not got the newer one), or
+// it names no certificate at all. Such a record is left so until the
+// sensor's next certificate, so that a fleet of records made outside
+// enrollment (a load test's simulated sensors) connects without a write
+// each.
 func settled(sn *ospreyv1.Sensor, cert *x509.Certificate) bool {
 	fp := pki.Fingerprint(cert.Raw)
-	return fp == sn.GetCertFingerprint() && sn.GetPreviousCertFingerprint() == "" || fp == sn.GetPreviousCertFingerprint()
+	switch sn.GetCertFingerprint() {
+	case "":
+		return true
+	case fp:
+		return sn.GetPreviousCertFingerprint() == "" && sn.GetCertNotBefore() != nil
+	}
+	return fp == sn.GetPreviousCertFingerprint()
 }
 
 // updateSensor changes the record of the sensor of id with change, which

@@ -584,3 +584,59 @@ func TestRecordRestoredFromABackup(t *testing.T) {
 		t.Errorf("reissue with the newer certificate once expired: %v", err)
 	}
 }
+
+// TestRecordsThatNameNoStartOfValidity: a record made outside enrollment
+// names no certificate, and one written by an older version names its
+// certificate without its start of validity. Both work; the second learns
+// the time on the sensor's next stream.
+func TestRecordsThatNameNoStartOfValidity(t *testing.T) {
+	clock := clocktest.New(time.Now())
+	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	all := store.AllTenants()
+
+	// Made outside enrollment, with a certificate signed for it.
+	key, csr := newCSR(t)
+	der, err := c.ca.SignClient(csr, pki.Identity{Tenant: "acme", SensorID: "s-made"}, time.Hour, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.store.CreateSensor(t.Context(), all, &ospreyv1.Sensor{Id: "s-made", Tenant: "acme", Name: "made", State: ospreyv1.SensorState_SENSOR_STATE_APPROVED}); err != nil {
+		t.Fatal(err)
+	}
+	made := held{der: der, key: key}
+	if err := c.opens(t, made); err != nil {
+		t.Fatalf("stream of a sensor whose record names no certificate: %v", err)
+	}
+	if rec := c.record(t, "s-made"); rec.GetCertFingerprint() != "" {
+		t.Errorf("record after a stream: certificate %q, want none still (no write)", rec.GetCertFingerprint())
+	}
+	clock.Advance(2 * time.Hour)
+	got, err := c.reissue(t, made)
+	if err != nil {
+		t.Fatalf("reissue of a sensor whose record names no certificate: %v", err)
+	}
+	if rec := c.record(t, "s-made"); rec.GetCertFingerprint() != got.fingerprint() {
+		t.Errorf("record after a reissue: certificate %s, want the new %s", rec.GetCertFingerprint(), got.fingerprint())
+	}
+
+	// Written by an older version.
+	id, h := c.approvedSensor(t)
+	sn, ver, err := c.store.GetSensor(t.Context(), all, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.CertNotBefore = nil
+	if _, err := c.store.UpdateSensor(t.Context(), all, sn, ver); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.opens(t, h); err != nil {
+		t.Fatalf("stream of a sensor whose record has no start of validity: %v", err)
+	}
+	cert, err := x509.ParseCertificate(h.der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitRecord(t, id, "the start of validity learnt", func(sn *ospreyv1.Sensor) bool {
+		return sn.GetCertNotBefore() != nil && sn.GetCertNotBefore().AsTime().Equal(cert.NotBefore)
+	})
+}

@@ -36,9 +36,10 @@
 // stream opened with it, or, on the stream that renewed, a status that names
 // it (SensorStatus.cert_fingerprint). A stolen key of an older certificate
 // is then useless. One exception: a certificate of the sensor's issued
-// after the latest the record names is current too, and becomes the
-// latest when it opens a stream, because only a record restored from an
-// older backup of etcd can be behind the certificates the cluster issued.
+// after the latest the record names (or when it names none) is current
+// too, and becomes the latest when it opens a stream, because only a
+// record restored from an older backup of etcd (or made outside
+// enrollment) can be behind the certificates the cluster issued.
 //
 // A sensor that was offline past its certificate's expiry cannot open a
 // stream: TLS refuses the certificate. Reissue is its way back, with no
