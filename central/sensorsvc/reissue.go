@@ -71,8 +71,7 @@ func recvReissue(ctx context.Context, stream ospreyv1.SensorService_ReissueServe
 }
 
 // reissue checks a request against the challenge nonce and, if it holds,
-// issues the certificate. The checks that need no store come first, so that
-// someone who does not hold a sensor's key learns nothing of its record.
+// issues the certificate. Every refusal of a certificate is logged.
 func (s *Service) reissue(ctx context.Context, nonce []byte, req *ospreyv1.ReissueRequest) (*ospreyv1.ReissuedCertificate, error) {
 	oldDER := req.GetCertificate()
 	if len(oldDER) == 0 || len(oldDER) > maxCertificateSize {
@@ -82,16 +81,36 @@ func (s *Service) reissue(ctx context.Context, nonce []byte, req *ospreyv1.Reiss
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "certificate: %v", err)
 	}
+	out, id, err := s.reissueFor(ctx, nonce, old, req)
+	if err != nil {
+		// What the certificate claims, when TLS would not vouch for it: it
+		// may be someone trying a stolen or forged one. No secrets: the
+		// request has none (a signature over a one-time challenge).
+		claimed, _ := pki.IdentityFromCert(old)
+		s.log.Warn("refused to reissue a sensor certificate", "sensor", claimed.SensorID, "tenant", claimed.Tenant,
+			"old_sha256", pki.Fingerprint(oldDER), "code", status.Code(err).String(), "err", err)
+		return nil, err
+	}
+	s.log.Info("reissued a sensor certificate", "sensor", id.SensorID, "tenant", id.Tenant,
+		"old_sha256", pki.Fingerprint(oldDER), "old_not_after", old.NotAfter,
+		"sha256", out.GetFingerprint(), "software", req.GetSoftwareVersion())
+	return out, nil
+}
+
+// reissueFor decides on a request for a new certificate by the holder of
+// old. The checks that need no store come first, so that someone who does
+// not hold a sensor's key learns nothing of its record.
+func (s *Service) reissueFor(ctx context.Context, nonce []byte, old *x509.Certificate, req *ospreyv1.ReissueRequest) (*ospreyv1.ReissuedCertificate, pki.Identity, error) {
 	id, err := s.ca.VerifyIssuedClient(old)
 	if err != nil {
-		return nil, s.refuse(status.Errorf(codes.Unauthenticated, "certificate: not a sensor certificate of this cluster: %v", err), pki.Identity{}, old)
+		return nil, id, status.Errorf(codes.Unauthenticated, "certificate: not a sensor certificate of this cluster: %v", err)
 	}
 	if err := pki.VerifyReissueProof(old, nonce, req.GetCsr(), req.GetSignature()); err != nil {
-		return nil, s.refuse(status.Errorf(codes.Unauthenticated, "signature: %v", err), id, old)
+		return nil, id, status.Errorf(codes.Unauthenticated, "signature: %v", err)
 	}
 	csr, err := parseCSR(req.GetCsr())
 	if err != nil {
-		return nil, err
+		return nil, id, err
 	}
 	// Refuse before a key is claimed what the record refuses now; supersede
 	// decides again at the write.
@@ -104,31 +123,17 @@ func (s *Service) reissue(ctx context.Context, nonce []byte, req *ospreyv1.Reiss
 		err = superseded(id)
 	}
 	if err != nil {
-		return nil, s.refuse(err, id, old)
+		return nil, id, err
 	}
 	if err := s.claimKey(ctx, csr, id.SensorID); err != nil {
-		return nil, s.refuse(err, id, old)
+		return nil, id, err
 	}
 	cert, err := s.sign(req.GetCsr(), id)
 	if err != nil {
-		return nil, err
+		return nil, id, err
 	}
 	if err := s.supersede(ctx, id, old, cert, allow); err != nil {
-		return nil, s.refuse(err, id, old)
+		return nil, id, err
 	}
-	fp := pki.Fingerprint(cert.Raw)
-	s.log.Info("reissued a sensor certificate", "sensor", id.SensorID, "tenant", id.Tenant,
-		"old_sha256", pki.Fingerprint(oldDER), "old_not_after", old.NotAfter, "sha256", fp, "not_after", cert.NotAfter,
-		"software", req.GetSoftwareVersion())
-	return &ospreyv1.ReissuedCertificate{Certificate: cert.Raw, Fingerprint: fp}, nil
-}
-
-// refuse logs a refused reissue, which may be someone trying a stolen or
-// forged certificate, and returns err. The log has the certificate's
-// fingerprint and what it claims, never the request's secrets (there are
-// none: a signature over a one-time challenge).
-func (s *Service) refuse(err error, id pki.Identity, old *x509.Certificate) error {
-	s.log.Warn("refused to reissue a sensor certificate", "sensor", id.SensorID, "tenant", id.Tenant,
-		"subject", old.Subject.CommonName, "old_sha256", pki.Fingerprint(old.Raw), "code", status.Code(err).String(), "err", err)
-	return err
+	return &ospreyv1.ReissuedCertificate{Certificate: cert.Raw, Fingerprint: pki.Fingerprint(cert.Raw)}, id, nil
 }

@@ -1,6 +1,7 @@
 package sensorsvc_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,7 +227,8 @@ func (c *cluster) waitRecord(t *testing.T, id, what string, ok func(*ospreyv1.Se
 // old one's key, and connects with it; the old one is done.
 func TestReissueAfterExpiry(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	logs := &syncBuffer{}
+	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	id, old := c.approvedSensor(t)
 	if err := c.opens(t, old); err != nil {
 		t.Fatalf("stream with the enrolled certificate: %v", err)
@@ -267,6 +270,35 @@ func TestReissueAfterExpiry(t *testing.T) {
 	if _, err := c.reissue(t, old); code(err) != codes.PermissionDenied {
 		t.Errorf("reissue with the superseded certificate: got %v, want PermissionDenied", err)
 	}
+
+	// Both are in the log, with the certificates' fingerprints.
+	for _, want := range []string{
+		`msg="reissued a sensor certificate" sensor=` + id + ` tenant=acme old_sha256=` + old.fingerprint(),
+		`sha256=` + got.fingerprint(),
+		`msg="refused to reissue a sensor certificate" sensor=` + id + ` tenant=acme old_sha256=` + old.fingerprint() + ` code=PermissionDenied`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log: want %q in\n%s", want, logs)
+		}
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestReissueRefuses: what the central refuses, and that a refusal issues

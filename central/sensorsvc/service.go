@@ -49,18 +49,19 @@
 // answers with its certificate, a CSR for a new key, and a signature by the
 // certificate's key over the nonce, the certificate and the CSR
 // (pki.SignReissueProof); the central answers with the new certificate. The
-// central checks, in order, without the store first: that the CA signed the
+// central checks first, without reading the store, that the CA signed the
 // certificate and that it is a sensor's (pki.CA.VerifyIssuedClient, which
-// ignores only the validity period); that the signature verifies over this
-// stream's nonce (so a proof cannot be replayed on another stream, and binds
-// the CSR, so it cannot be moved to another key); then that the sensor still
-// exists and is not revoked (PermissionDenied otherwise), is approved
-// (FailedPrecondition while pending), and that the certificate is current
-// (PermissionDenied). It claims the new key and records the new certificate
-// in a write conditional on the record it checked, so a revocation or
-// another renewal that comes in between wins. However long the sensor was
-// away, it comes back; revocation is the way to cut it off. Every reissue,
-// and every refusal, is logged with the certificates' fingerprints.
+// ignores only the validity period), and that the signature verifies over
+// this stream's nonce (so a proof cannot be replayed on another stream) and
+// this CSR (so it cannot be moved to another key): Unauthenticated
+// otherwise. Then it checks that the sensor still exists and is not revoked
+// (PermissionDenied otherwise), is approved (FailedPrecondition while
+// pending), and that the certificate is current (PermissionDenied). It
+// claims the new key and records the new certificate in a write conditional
+// on the record it checked, so a revocation or another renewal that comes
+// in between wins. However long the sensor was away, it comes back;
+// revocation is the way to cut it off. Every reissue, and every refusal of
+// a certificate, is logged with the certificates' fingerprints.
 package sensorsvc
 
 import (
