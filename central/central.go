@@ -32,6 +32,7 @@ import (
 	"github.com/ospreysec/osprey/central/dnsserver"
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/gossip"
+	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/pki"
 )
@@ -124,6 +125,14 @@ type Options struct {
 	// AlertRetention bounds each tenant's alerts; zero fields take the
 	// store's defaults (20,000 alerts, 30 days).
 	AlertRetention store.AlertRetention
+	// SensorCertValidity is the lifetime of the sensors' client
+	// certificates (--sensor-cert-validity). SensorCertRenewFrom and
+	// SensorCertRenewUntil are the window, in percent of a certificate's
+	// lifetime, in which sensors renew it (--sensor-cert-renew-from,
+	// --sensor-cert-renew-until). Zero means the default (24h, 60, 75);
+	// every node of a cluster should be given the same.
+	SensorCertValidity                        time.Duration
+	SensorCertRenewFrom, SensorCertRenewUntil int
 
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
@@ -198,8 +207,18 @@ func (o *Options) Validate() error {
 	if (o.EtcdCertFile == "") != (o.EtcdKeyFile == "") {
 		errs = append(errs, errors.New("--etcd-cert and --etcd-key: give both or neither"))
 	}
-	errs = append(errs, o.validateEtcdCluster(), o.validateCluster())
+	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.sensorCerts().ValidateCerts())
 	return errors.Join(errs...)
+}
+
+// sensorCerts is the part of the sensor service's options that sets the
+// certificate lifetimes.
+func (o *Options) sensorCerts() sensorsvc.Options {
+	return sensorsvc.Options{
+		CertValidity:   o.SensorCertValidity,
+		CertRenewFrom:  o.SensorCertRenewFrom,
+		CertRenewUntil: o.SensorCertRenewUntil,
+	}
 }
 
 // validateEtcdCluster checks the embedded member's cluster options.

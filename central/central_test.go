@@ -190,11 +190,13 @@ func TestCentralWithExternalEtcd(t *testing.T) {
 }
 
 func TestInvalidOptionsAreRefusedTogether(t *testing.T) {
-	err := central.Run(t.Context(), central.Options{HTTPAddr: "nope", HTTPTLSCert: "x", NodeName: "Bad Name"})
+	err := central.Run(t.Context(), central.Options{HTTPAddr: "nope", HTTPTLSCert: "x", NodeName: "Bad Name",
+		SensorCertValidity: time.Minute, SensorCertRenewFrom: 80, SensorCertRenewUntil: 70})
 	if err == nil {
 		t.Fatal("got nil, want errors")
 	}
-	for _, want := range []string{"--data-dir", "--node-name", "--http-addr", "--http-tls-cert"} {
+	for _, want := range []string{"--data-dir", "--node-name", "--http-addr", "--http-tls-cert",
+		"--sensor-cert-validity: 1m0s is too short", "--sensor-cert-renew-from 80 is after --sensor-cert-renew-until 70"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -147,7 +147,8 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
-		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
+		Scanner:      pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
+		CertValidity: opts.SensorCertValidity, CertRenewFrom: opts.SensorCertRenewFrom, CertRenewUntil: opts.SensorCertRenewUntil,
 	})
 	if n.grpc, err = newGRPCServer(serverCert, ca, reg, log.With("component", "grpc")); err != nil {
 		return nil, err

@@ -60,15 +60,15 @@ func (s *Service) Enroll(ctx context.Context, req *ospreyv1.EnrollRequest) (*osp
 		return nil, toStatus(err)
 	}
 	id := pki.Identity{Tenant: tok.GetTenant(), SensorID: sensorID}
-	der, err := s.ca.SignClient(req.GetCsr(), id, s.validity, s.now())
+	cert, err := s.sign(req.GetCsr(), id)
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
+		return nil, err
 	}
-	fp := pki.Fingerprint(der)
+	fp := pki.Fingerprint(cert.Raw)
 	state := ospreyv1.SensorState_SENSOR_STATE_PENDING
 	if tok.GetSensorId() != "" {
 		// A token bound to a sensor record: enroll into it, keeping its state.
-		if err := s.recordCert(ctx, id, der); err != nil {
+		if err := s.recordEnrolled(ctx, id, cert); err != nil {
 			return nil, err
 		}
 		sn, _, err := s.store.GetSensor(ctx, store.TenantScope(id.Tenant), sensorID)
@@ -78,7 +78,8 @@ func (s *Service) Enroll(ctx context.Context, req *ospreyv1.EnrollRequest) (*osp
 		state = sn.GetState()
 	} else {
 		_, err = s.store.CreateSensor(ctx, store.TenantScope(id.Tenant), &ospreyv1.Sensor{
-			Id: sensorID, Tenant: id.Tenant, Name: name, State: state, CertFingerprint: fp, CreatedAt: timestamppb.New(s.now()),
+			Id: sensorID, Tenant: id.Tenant, Name: name, State: state, CreatedAt: timestamppb.New(s.now()),
+			CertFingerprint: fp, CertNotBefore: timestamppb.New(cert.NotBefore),
 		})
 		if err != nil {
 			return nil, toStatus(err)
@@ -88,7 +89,7 @@ func (s *Service) Enroll(ctx context.Context, req *ospreyv1.EnrollRequest) (*osp
 	return &ospreyv1.EnrollResponse{
 		SensorId:      sensorID,
 		Tenant:        id.Tenant,
-		Certificate:   der,
+		Certificate:   cert.Raw,
 		CaCertificate: s.ca.Cert.Raw,
 		Fingerprint:   fp,
 		State:         state,

@@ -13,6 +13,55 @@
 // sensor's stream is ended with PermissionDenied the moment the revocation is
 // written. Status goes to etcd through StatusWriter, batched, under the node's
 // lease.
+//
+// # Certificates
+//
+// A sensor's client certificate lives Options.CertValidity (a day by
+// default). A sensor that asks for it (Hello.wants_certificate_policy) is
+// told first on its stream when to renew: at a point between
+// Options.CertRenewFrom and CertRenewUntil percent of the lifetime, fixed by
+// the certificate itself so that a fleet does not renew at once. It renews
+// over the stream with a CSR for a new key; every key is claimed once for
+// good (ClaimPublicKey), so a replayed CSR is refused.
+//
+// The sensor record names the certificate the cluster last issued the
+// sensor (cert_fingerprint, and its cert_not_before) and, until the sensor
+// is seen with that one, the one it replaced (previous_cert_fingerprint).
+// Only these two are current: a stream opened with any other is refused
+// with PermissionDenied, and only a current certificate gets a new one. The
+// older one stays current because an answer can be lost: the link may drop
+// between the central recording a new certificate and the sensor receiving
+// it, and the sensor must then be able to come back with the one it has. It
+// stops being current as soon as the sensor shows it holds the newer one: a
+// stream opened with it, or, on the stream that renewed, a status that names
+// it (SensorStatus.cert_fingerprint). A stolen key of an older certificate
+// is then useless. One exception: a certificate of the sensor's issued
+// after the latest the record names (or when it names none) is current
+// too, and becomes the latest when it opens a stream, because only a
+// record restored from an older backup of etcd (or made outside
+// enrollment) can be behind the certificates the cluster issued.
+//
+// A sensor that was offline past its certificate's expiry cannot open a
+// stream: TLS refuses the certificate. Reissue is its way back, with no
+// person involved. It runs over server-authenticated TLS, like Enroll, as a
+// stream of three messages on one connection (so one node, with no state
+// shared between nodes): the central sends 32 random bytes; the sensor
+// answers with its certificate, a CSR for a new key, and a signature by the
+// certificate's key over the nonce, the certificate and the CSR
+// (pki.SignReissueProof); the central answers with the new certificate. The
+// central checks first, without reading the store, that the CA signed the
+// certificate and that it is a sensor's (pki.CA.VerifyIssuedClient, which
+// ignores only the validity period), and that the signature verifies over
+// this stream's nonce (so a proof cannot be replayed on another stream) and
+// this CSR (so it cannot be moved to another key): Unauthenticated
+// otherwise. Then it checks that the sensor still exists and is not revoked
+// (PermissionDenied otherwise), is approved (FailedPrecondition while
+// pending), and that the certificate is current (PermissionDenied). It
+// claims the new key and records the new certificate in a write conditional
+// on the record it checked, so a revocation or another renewal that comes
+// in between wins. However long the sensor was away, it comes back;
+// revocation is the way to cut it off. Every reissue, and every refusal of
+// a certificate, is logged with the certificates' fingerprints.
 package sensorsvc
 
 import (
@@ -38,10 +87,6 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
-// ClientCertValidity is the lifetime of a sensor's client certificate. The
-// sensor renews it over its stream when two thirds have passed.
-const ClientCertValidity = 24 * time.Hour
-
 // helloTimeout bounds the wait for a stream's first message.
 const helloTimeout = 10 * time.Second
 
@@ -57,8 +102,15 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// CertValidity overrides ClientCertValidity (tests of renewal).
-	CertValidity time.Duration
+	// CertValidity is the lifetime of the client certificates the service
+	// issues (DefaultCertValidity when zero). CertRenewFrom and
+	// CertRenewUntil are the window, in percent of a certificate's
+	// lifetime, in which sensors renew it (DefaultCertRenewFrom and
+	// DefaultCertRenewUntil when zero). See ValidateCerts; New takes them as
+	// they are, so that tests may issue certificates shorter than a node
+	// would.
+	CertValidity                  time.Duration
+	CertRenewFrom, CertRenewUntil int
 	// Scanner gives uploaded messages their verdict; nil means Received.
 	Scanner Scanner
 	// SpillDir holds uploads too large to keep in memory; empty means os.TempDir.
@@ -79,6 +131,8 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	validity time.Duration
+	// renewFrom and renewUntil are the renewal window, in percent.
+	renewFrom, renewUntil int
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
@@ -116,8 +170,9 @@ func New(opts Options) *Service {
 		s.now = time.Now
 	}
 	if s.validity == 0 {
-		s.validity = ClientCertValidity
+		s.validity = DefaultCertValidity
 	}
+	s.renewFrom, s.renewUntil = opts.renewWindow()
 	return s
 }
 
@@ -149,11 +204,12 @@ func identity(ctx context.Context) (pki.Identity, *x509.Certificate, error) {
 	return id, leaf, nil
 }
 
-// approvedSensor loads the sensor of id and checks that it may connect.
+// sensor loads the sensor of id and checks that it may connect: it exists
+// and is not revoked.
 func (s *Service) sensor(ctx context.Context, id pki.Identity) (*ospreyv1.Sensor, error) {
 	sn, _, err := s.store.GetSensor(ctx, store.TenantScope(id.Tenant), id.SensorID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Errorf(codes.PermissionDenied, "sensor %s is not known to this cluster", id.SensorID)
+		return nil, unknownSensor(id)
 	}
 	if err != nil {
 		return nil, toStatus(err)
@@ -171,8 +227,18 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.sensor(ctx, id); err != nil {
+	sn, err := s.sensor(ctx, id)
+	if err != nil {
 		return err
+	}
+	if !current(sn, leaf) {
+		return superseded(id)
+	}
+	if !settled(sn, leaf) {
+		if err := s.confirmCert(ctx, id, leaf); err != nil {
+			s.log.Warn("cannot record that a sensor holds its newest certificate; the one before stays usable until its next stream",
+				"sensor", id.SensorID, "err", err)
+		}
 	}
 	hello, err := recvHello(ctx, stream)
 	if err != nil {
@@ -201,8 +267,8 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	defer cancel()
 	replies := make(chan *ospreyv1.ConnectResponse, 1)
 	recvErr, pushErr := make(chan error, 1), make(chan error, 1)
-	go func() { recvErr <- s.receive(pctx, stream, id, sess, replies) }()
-	go func() { pushErr <- s.push(pctx, stream, id, replies) }()
+	go func() { recvErr <- s.receive(pctx, stream, id, leaf, sess, replies) }()
+	go func() { pushErr <- s.push(pctx, stream, id, hello.GetWantsCertificatePolicy(), replies) }()
 	select {
 	case err = <-pushErr:
 	case err = <-recvErr:
@@ -251,8 +317,12 @@ func recvHello(ctx context.Context, stream ospreyv1.SensorService_ConnectServer)
 	}
 }
 
-// receive handles what the sensor sends until it closes the stream.
-func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, sess *session, replies chan<- *ospreyv1.ConnectResponse) error {
+// receive handles what the sensor sends until it closes the stream. held is
+// the certificate the sensor holds: the stream's, then each one renewed on
+// the stream; unconfirmed is the last renewed until the sensor's status says
+// it has it.
+func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, held *x509.Certificate, sess *session, replies chan<- *ospreyv1.ConnectResponse) error {
+	var unconfirmed *x509.Certificate
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -285,17 +355,25 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 				rt.Healthy = m.Status.GetHealthy()
 				rt.Problems = m.Status.GetProblems()
 			})
+			if cert := unconfirmed; cert != nil && m.Status.GetCertFingerprint() == pki.Fingerprint(cert.Raw) {
+				unconfirmed = nil
+				if err := s.confirmCert(ctx, id, cert); err != nil {
+					s.log.Warn("cannot record that a sensor holds its newest certificate; the one before stays usable until its next stream",
+						"sensor", id.SensorID, "err", err)
+				}
+			}
 		case *ospreyv1.ConnectRequest_Renew:
-			cert, notAfter, err := s.renew(ctx, id, m.Renew.GetCsr())
+			cert, err := s.renew(ctx, id, held, m.Renew.GetCsr())
 			if err != nil {
 				return err
 			}
+			held, unconfirmed = cert, cert
 			sess.update(true, func(rt *ospreyv1.SensorRuntime) {
 				rt.LastSeen = seen
-				rt.CertNotAfter = timestamppb.New(notAfter)
+				rt.CertNotAfter = timestamppb.New(cert.NotAfter)
 			})
 			select {
-			case replies <- &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Renewed{Renewed: &ospreyv1.RenewResponse{Certificate: cert}}}:
+			case replies <- &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Renewed{Renewed: &ospreyv1.RenewResponse{Certificate: cert.Raw}}}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -307,9 +385,15 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 	}
 }
 
-// push sends the sensor its configuration, then every change, and the
-// replies the receive loop hands over; it is the only caller of stream.Send.
-func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, replies <-chan *ospreyv1.ConnectResponse) error {
+// push sends the sensor the certificate policy when it asked for it, then
+// its configuration, then every change, and the replies the receive loop
+// hands over; it is the only caller of stream.Send.
+func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, policy bool, replies <-chan *ospreyv1.ConnectResponse) error {
+	if policy {
+		if err := stream.Send(s.certificatePolicy()); err != nil {
+			return err
+		}
+	}
 	f, err := s.configs.Follow(ctx, store.TenantScope(id.Tenant), id.SensorID)
 	if err != nil {
 		return toStatus(err)
@@ -364,47 +448,6 @@ func (s *Service) pushConfig(stream ospreyv1.SensorService_ConnectServer, id pki
 	}
 	*sent = version
 	return nil
-}
-
-// renew signs a new client certificate for a fresh key of the same sensor.
-func (s *Service) renew(ctx context.Context, id pki.Identity, csrDER []byte) ([]byte, time.Time, error) {
-	csr, err := parseCSR(csrDER)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if err := s.claimKey(ctx, csr, id.SensorID); err != nil {
-		return nil, time.Time{}, err
-	}
-	now := s.now()
-	der, err := s.ca.SignClient(csrDER, id, s.validity, now)
-	if err != nil {
-		return nil, time.Time{}, status.Errorf(codes.InvalidArgument, "sign: %v", err)
-	}
-	if err := s.recordCert(ctx, id, der); err != nil {
-		return nil, time.Time{}, err
-	}
-	s.log.Info("renewed a sensor certificate", "sensor", id.SensorID, "sha256", pki.Fingerprint(der))
-	return der, now.Add(s.validity), nil
-}
-
-// recordCert stores the fingerprint of a sensor's newest certificate.
-func (s *Service) recordCert(ctx context.Context, id pki.Identity, der []byte) error {
-	scope := store.TenantScope(id.Tenant)
-	for attempt := 0; ; attempt++ {
-		sn, version, err := s.store.GetSensor(ctx, scope, id.SensorID)
-		if err != nil {
-			return toStatus(err)
-		}
-		sn.CertFingerprint = pki.Fingerprint(der)
-		_, err = s.store.UpdateSensor(ctx, scope, sn, version)
-		if errors.Is(err, store.ErrConflict) && attempt < 5 {
-			continue
-		}
-		if err != nil {
-			return toStatus(err)
-		}
-		return nil
-	}
 }
 
 func parseCSR(der []byte) (*x509.CertificateRequest, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/central/mailboxlock"
+	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/sensor"
 )
@@ -68,6 +69,9 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs.StringVar(&opts.ClamdAddress, "clamd-address", "", "clamd socket path (/run/clamav/clamd.ctl) or host:port: adds the ClamAV engine to the scan (empty: off)")
 	fs.IntVar(&opts.AlertRetention.MaxAlerts, "alert-max", store.DefaultMaxAlerts, "alerts kept per tenant; the oldest go first")
 	fs.DurationVar(&opts.AlertRetention.MaxAge, "alert-max-age", store.DefaultAlertMaxAge, "how long an alert is kept (at least 1h)")
+	fs.DurationVar(&opts.SensorCertValidity, "sensor-cert-validity", sensorsvc.DefaultCertValidity, "lifetime of the sensors' client certificates (1h to 8760h)")
+	fs.IntVar(&opts.SensorCertRenewFrom, "sensor-cert-renew-from", sensorsvc.DefaultCertRenewFrom, "sensors renew a client certificate after this percent of its lifetime, each at its own point up to --sensor-cert-renew-until (10 to 90)")
+	fs.IntVar(&opts.SensorCertRenewUntil, "sensor-cert-renew-until", sensorsvc.DefaultCertRenewUntil, "the end of the renewal window, in percent of a client certificate's lifetime (10 to 90)")
 	fs.StringVar(&opts.BootstrapAdminPassword, "bootstrap-admin-password", "", "password of the first admin on a new cluster (generated when empty)")
 	fs.StringVar(&logFormat, "log-format", map[bool]string{true: "text", false: "json"}[dev], "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

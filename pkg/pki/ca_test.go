@@ -99,10 +99,14 @@ func TestNewCA(t *testing.T) {
 
 func TestClientRoundTrip(t *testing.T) {
 	ca := newTestCA(t)
+	// A minute past the point from which a backdated certificate starts
+	// within the CA's validity, so its NotBefore is not clamped to the
+	// CA's (now, taken when the package started, may be before it).
+	now := ca.Cert.NotBefore.Add(backdate + time.Minute)
 	key, csr := newTestCSR(t, nil)
 	id := Identity{Tenant: "default", SensorID: "s-0123456789abcdef"}
 
-	der, err := ca.SignClient(csr, id, 24*time.Hour, testNow)
+	der, err := ca.SignClient(csr, id, 24*time.Hour, now)
 	if err != nil {
 		t.Fatalf("SignClient: %v", err)
 	}
@@ -121,10 +125,10 @@ func TestClientRoundTrip(t *testing.T) {
 	if !key.Public().(*ecdsa.PublicKey).Equal(cert.PublicKey) {
 		t.Error("certificate key is not the CSR's key")
 	}
-	if got, want := cert.NotBefore, testNow.Add(-5*time.Minute); !got.Equal(want) {
+	if got, want := cert.NotBefore, now.Add(-5*time.Minute); !got.Equal(want) {
 		t.Errorf("NotBefore: got %v, want %v", got, want)
 	}
-	if got, want := cert.NotAfter, testNow.Add(24*time.Hour); !got.Equal(want) {
+	if got, want := cert.NotAfter, now.Add(24*time.Hour); !got.Equal(want) {
 		t.Errorf("NotAfter: got %v, want %v", got, want)
 	}
 	if cert.IsCA {
@@ -143,7 +147,7 @@ func TestClientRoundTrip(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	verify := func(usage x509.ExtKeyUsage) error {
-		_, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: testNow, KeyUsages: []x509.ExtKeyUsage{usage}})
+		_, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}})
 		return err
 	}
 	if err := verify(x509.ExtKeyUsageClientAuth); err != nil {
@@ -153,7 +157,7 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Error("verify for server auth: got nil error, want the client certificate refused")
 	}
 
-	second, err := ca.SignClient(csr, id, time.Hour, testNow)
+	second, err := ca.SignClient(csr, id, time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,13 @@
 // encoded as the URI SAN osprey://sensor/<tenant>/<sensor-id> and read back
 // with [IdentityFromCert]. Client certificates are short-lived; the sensor
 // renews them over its stream with a fresh key, and the central refuses a
-// public key it has seen before ([PublicKeyFingerprint]).
+// public key it has seen before ([PublicKeyFingerprint]). A sensor whose
+// certificate expired while it was offline gets a new one without a
+// person: it proves it holds the expired certificate's key by signing a
+// challenge of the central's, bound to that certificate and to the request
+// for the new key ([SignReissueProof], [VerifyReissueProof]), and the
+// central checks that it issued the certificate, expiry aside
+// ([CA.VerifyIssuedClient]).
 //
 // After enrollment the sensor keeps the CA certificate as its only trust root
 // and checks every central with [VerifyAgainstCA]: the chain must lead to that

@@ -122,3 +122,52 @@ func ExampleSeal() {
 	// secret <nil>
 	// open: sealed data does not open: wrong key or label, or tampered
 }
+
+// A sensor whose certificate expired while it was offline proves it still
+// holds that certificate's key, and gets one for a new key.
+func Example_reissue() {
+	ca, err := pki.NewCA("Osprey cluster CA", 0)
+	if err != nil {
+		panic(err)
+	}
+	id := pki.Identity{Tenant: "default", SensorID: "s-7f3a"}
+	oldKey, _ := pki.GenerateKey()
+	oldCSR, _ := pki.NewCSR(oldKey, "s-7f3a")
+	// Issued four minutes ago for one minute (the CA, made just now, is
+	// valid from five minutes back): expired.
+	oldDER, err := ca.SignClient(oldCSR, id, time.Minute, time.Now().Add(-4*time.Minute))
+	if err != nil {
+		panic(err)
+	}
+
+	// Central: a fresh challenge for this one request.
+	nonce := make([]byte, pki.ReissueNonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err)
+	}
+	// Sensor: a new key, and a proof by the old key over the challenge, the
+	// old certificate and the new request.
+	newKey, _ := pki.GenerateKey()
+	newCSR, _ := pki.NewCSR(newKey, "s-7f3a")
+	proof, err := pki.SignReissueProof(oldKey, nonce, oldDER, newCSR)
+	if err != nil {
+		panic(err)
+	}
+
+	// Central: the certificate is one it issued (expired or not), the proof
+	// is good for this challenge; then it checks the sensor's record
+	// (approved, and this its latest certificate) and signs.
+	old, _ := x509.ParseCertificate(oldDER)
+	got, err := ca.VerifyIssuedClient(old)
+	fmt.Println("issued to:", got, err)
+	fmt.Println("proof:", pki.VerifyReissueProof(old, nonce, newCSR, proof))
+	replay := make([]byte, pki.ReissueNonceSize) // the next request's challenge
+	if _, err := rand.Read(replay); err != nil {
+		panic(err)
+	}
+	fmt.Println("replayed:", pki.VerifyReissueProof(old, replay, newCSR, proof) != nil)
+	// Output:
+	// issued to: osprey://sensor/default/s-7f3a <nil>
+	// proof: <nil>
+	// replayed: true
+}

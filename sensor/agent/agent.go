@@ -119,9 +119,13 @@ type Agent struct {
 	pair    atomic.Pointer[tls.Certificate]
 	running atomic.Bool
 
-	// applied and problem are owned by the goroutine of Run.
+	// applied, problem, renewFrom and renewUntil are owned by the goroutine
+	// of Run.
 	applied *ospreyv1.SensorConfig
 	problem string // why the last configuration received was not applied
+	// renewFrom and renewUntil are the renewal window the central sent, in
+	// percent of a certificate's lifetime; zero until it sent one.
+	renewFrom, renewUntil int
 
 	mu      sync.Mutex
 	state   State
@@ -227,16 +231,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.update(func(s *State) { s.Connected = false })
 	defer a.closeClients()
-	if leaf := a.pair.Load().Leaf; a.now().After(leaf.NotAfter) {
-		a.log.Error("the client certificate has expired: the central will refuse it; to enroll again, remove the identity dir and start with a new join token",
-			"not_after", leaf.NotAfter, "identity_dir", filepath.Join(a.opts.DataDir, identityDir))
-	}
 	a.applyStored(ctx)
 
 	attempt := 0
 	for i := 0; ; i++ {
 		target := a.targets[i%len(a.targets)]
-		lived, err := a.session(ctx, target)
+		lived, err := a.connect(ctx, target)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -259,13 +259,17 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // logStreamEnd says why a stream ended, in the words an operator needs.
 func (a *Agent) logStreamEnd(target string, err error, retryIn time.Duration) {
+	if errors.As(err, new(*reissueError)) {
+		a.logReissueFailure(target, err, retryIn)
+		return
+	}
 	switch status.Code(err) {
 	case codes.FailedPrecondition:
 		a.log.Info("the central has not approved this sensor yet; an administrator must approve it (compare the fingerprint first)",
 			"central", target, "fingerprint", a.State().Fingerprint, "retry_in", retryIn, "err", err)
 	case codes.PermissionDenied:
-		a.log.Warn("the central refuses this sensor: it was revoked, or its certificate is no longer accepted",
-			"central", target, "retry_in", retryIn, "err", err)
+		a.log.Error("the central refuses this sensor: it was revoked or deleted, or its certificate was superseded by a newer one; unless an administrator approves it again, to enroll again remove the identity dir and start with a new join token",
+			"central", target, "identity_dir", filepath.Join(a.opts.DataDir, identityDir), "retry_in", retryIn, "err", err)
 	default:
 		a.log.Warn("no stream with the central; retrying", "central", target, "retry_in", retryIn, "err", err)
 	}
@@ -357,6 +361,7 @@ func (a *Agent) storeApplied(cfg *ospreyv1.SensorConfig) error {
 // own problem.
 func (a *Agent) status() *ospreyv1.SensorStatus {
 	st := mergeStatus(a.opts.StatusSources)
+	st.CertFingerprint = pki.Fingerprint(a.pair.Load().Certificate[0])
 	if a.problem != "" {
 		st.Problems = append(st.Problems, a.problem)
 	}

@@ -335,7 +335,7 @@ func TestEnrollWithBadToken(t *testing.T) {
 
 func TestConfigAckAndStatus(t *testing.T) {
 	srv := centraltest.NewServer(t, centraltest.Options{})
-	dir, _ := enroll(t, srv, true)
+	dir, id := enroll(t, srv, true)
 	rec := &recorder{}
 	a := startAgent(t, Options{
 		DataDir:         dir,
@@ -352,7 +352,7 @@ func TestConfigAckAndStatus(t *testing.T) {
 	})
 
 	st := srv.NextStream(t)
-	if diff := cmp.Diff(&ospreyv1.Hello{SoftwareVersion: "1.2.3"}, st.Hello, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(&ospreyv1.Hello{SoftwareVersion: "1.2.3", WantsCertificatePolicy: true}, st.Hello, protocmp.Transform()); diff != "" {
 		t.Errorf("Hello (-want +got):\n%s", diff)
 	}
 	cfg := config(5, "127.0.0.1:2525")
@@ -360,7 +360,7 @@ func TestConfigAckAndStatus(t *testing.T) {
 	if diff := cmp.Diff(ackOf(5), st.Next(t), protocmp.Transform()); diff != "" {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}
-	wantStatus := &ospreyv1.SensorStatus{Healthy: true, Counters: map[string]uint64{"smtp_messages": 3, "pop3_messages": 4}}
+	wantStatus := &ospreyv1.SensorStatus{Healthy: true, Counters: map[string]uint64{"smtp_messages": 3, "pop3_messages": 4}, CertFingerprint: id.Fingerprint}
 	if diff := cmp.Diff(wantStatus, st.NextStatus(t), protocmp.Transform()); diff != "" {
 		t.Errorf("status after apply (-want +got):\n%s", diff)
 	}
@@ -577,6 +577,10 @@ func TestCertificateRenewal(t *testing.T) {
 	if time.Until(got.NotAfter) < 50*time.Minute {
 		t.Errorf("NotAfter = %v, want about an hour from now", got.NotAfter)
 	}
+	// A status names it, for the central to know it arrived (NextStatus
+	// fails the test if none does).
+	for st.NextStatus(t).GetCertFingerprint() != renewed {
+	}
 
 	// Stored, key and certificate together.
 	loaded, err := LoadIdentity(dir)
@@ -712,7 +716,7 @@ func TestBackoffResetsAfterLongStream(t *testing.T) {
 
 func TestPeriodicStatus(t *testing.T) {
 	srv := centraltest.NewServer(t, centraltest.Options{})
-	dir, _ := enroll(t, srv, true)
+	dir, id := enroll(t, srv, true)
 	startAgent(t, Options{
 		DataDir:        dir,
 		Applier:        &recorder{},
@@ -724,7 +728,7 @@ func TestPeriodicStatus(t *testing.T) {
 	st := srv.NextStream(t)
 	st.SendConfig(t, config(1, "127.0.0.1:2525"))
 	st.Next(t)
-	want := &ospreyv1.SensorStatus{Counters: map[string]uint64{}, Problems: []string{"spool disk full"}}
+	want := &ospreyv1.SensorStatus{Counters: map[string]uint64{}, Problems: []string{"spool disk full"}, CertFingerprint: id.Fingerprint}
 	for range 3 { // one after the apply, then periodic ones
 		if diff := cmp.Diff(want, st.NextStatus(t), protocmp.Transform(), protocmp.IgnoreEmptyMessages()); diff != "" {
 			t.Errorf("status (-want +got):\n%s", diff)

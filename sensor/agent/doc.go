@@ -35,12 +35,26 @@
 // One goroutine owns a stream, as in etcd's watch client: a receive loop and
 // a send loop feed it through channels, it applies configurations, sends
 // status every [Options.StatusInterval] and after each configuration, and
-// renews the certificate when two thirds of its lifetime have passed. The
-// renewal happens on the open stream: the new pair is persisted, then swapped
-// into the value that tls.Config.GetClientCertificate reads, so the stream in
-// use stays up and the next handshake presents the new certificate. Each
-// stream has its own gRPC client connection, closed when the stream ends, so
-// the next stream is a new handshake.
+// renews the certificate in the renewal window the central sends first on
+// the stream (a point between 60% and 75% of its lifetime by default, fixed
+// per certificate). The renewal happens on the open stream: the new pair is
+// persisted, then swapped into the value that
+// tls.Config.GetClientCertificate reads, so the stream in use stays up and
+// the next handshake presents the new certificate; a status naming the new
+// certificate tells the central it arrived. Each stream has its own gRPC
+// client connection, closed when the stream ends, so the next stream is a
+// new handshake.
+//
+// A sensor that was offline for longer than its certificate lives cannot
+// open a stream: TLS refuses the certificate. Before a stream, when the
+// certificate has expired by the agent's clock, or when the central refused
+// it as expired in the handshake (its clock is ahead), the agent calls
+// Reissue over TLS without a client certificate: it signs the central's
+// challenge, its certificate and a CSR for a new key with the certificate's
+// key, and stores and uses the certificate it gets as a renewal does. So a
+// sensor comes back by itself however long it was away; only a central that
+// refuses it for good (revoked, deleted, a certificate superseded by a newer
+// one) leaves the operator something to do, and the log says what.
 //
 // Between streams the agent waits with exponential backoff and full jitter
 // (500 ms to 30 s; a revoked sensor, which the central refuses with

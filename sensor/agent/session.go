@@ -19,11 +19,18 @@ import (
 // renewRetry is how long the agent waits for a renewed certificate before it
 // asks again, and waits after a renewal failed; minRenewInterval is the
 // least it waits after a renewal, so that certificates too short-lived to
-// reach two thirds of their life later than at once are not renewed in a
-// loop.
+// reach their renewal point later than at once are not renewed in a loop.
 const (
 	renewRetry       = 5 * time.Minute
 	minRenewInterval = time.Minute
+)
+
+// defaultRenewFrom and defaultRenewUntil are the renewal window, in percent
+// of a certificate's lifetime, until the central sends its own (a central
+// too old to send one uses these too).
+const (
+	defaultRenewFrom  = 60
+	defaultRenewUntil = 75
 )
 
 // errStreamClosed is why a stream ended when the central closed it with an
@@ -81,12 +88,23 @@ func (a *Agent) session(ctx context.Context, target string) (time.Duration, erro
 }
 
 // tlsConfig is the client side of mutual TLS with a central: the central
-// must have a server certificate from the cluster CA (the host name is not
-// checked; see package pki), and the sensor presents its current
-// certificate, read at each handshake so that a renewal takes effect on the
-// next one. No ClientSessionCache: a resumed session would skip
-// VerifyPeerCertificate and the fresh certificate.
+// must have a server certificate from the cluster CA (see serverTLSConfig),
+// and the sensor presents its current certificate, read at each handshake
+// so that a renewal takes effect on the next one.
 func (a *Agent) tlsConfig() *tls.Config {
+	c := a.serverTLSConfig()
+	c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		return a.pair.Load(), nil
+	}
+	return c
+}
+
+// serverTLSConfig checks that the central has a server certificate from the
+// cluster CA (the host name is not checked; see package pki), and presents
+// no client certificate: what Reissue runs over. No ClientSessionCache: a
+// resumed session would skip VerifyPeerCertificate and the fresh
+// certificate.
+func (a *Agent) serverTLSConfig() *tls.Config {
 	ca := a.id.CA
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
@@ -94,9 +112,6 @@ func (a *Agent) tlsConfig() *tls.Config {
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			_, err := pki.VerifyAgainstCA(raw, ca)
 			return err
-		},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return a.pair.Load(), nil
 		},
 	}
 }
@@ -153,8 +168,9 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 		return a.now().Sub(up)
 	}
 	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Hello{Hello: &ospreyv1.Hello{
-		SoftwareVersion: a.opts.SoftwareVersion,
-		AppliedRevision: a.applied.GetRevision(),
+		SoftwareVersion:        a.opts.SoftwareVersion,
+		AppliedRevision:        a.applied.GetRevision(),
+		WantsCertificatePolicy: true,
 	}}})
 
 	statusTick := time.NewTicker(a.interval)
@@ -185,6 +201,10 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 				s.sendStatus()
 			case *ospreyv1.ConnectResponse_Renewed:
 				renewTimer.Reset(s.renewed(msg.Renewed))
+			case *ospreyv1.ConnectResponse_CertificatePolicy:
+				if a.takePolicy(msg.CertificatePolicy) && s.renewKey == nil {
+					renewTimer.Reset(a.renewDelay())
+				}
 			default:
 				a.log.Debug("ignoring an unknown message from the central", "type", fmt.Sprintf("%T", msg))
 			}
@@ -226,19 +246,46 @@ func streamError(err error) error {
 	return fmt.Errorf("stream: %w", err)
 }
 
-// renewDelay is how long until the current certificate is two thirds
-// through its lifetime, when it is renewed (zero when it is already).
-func (a *Agent) renewDelay() time.Duration {
-	leaf := a.pair.Load().Leaf
-	life := leaf.NotAfter.Sub(leaf.NotBefore)
-	due := leaf.NotBefore.Add(life*3/5 + time.Duration(renewSpread(leaf.Raw)*float64(life/7)))
-	return max(due.Sub(a.now()), 0)
+// takePolicy makes the renewal window the central sent the agent's, and
+// reports whether it changed. A window that makes no sense is ignored.
+func (a *Agent) takePolicy(p *ospreyv1.CertificatePolicy) bool {
+	from, until := int(p.GetRenewFromPercent()), int(p.GetRenewUntilPercent())
+	if from < 1 || until > 99 || from > until {
+		a.log.Warn("ignoring the central's certificate renewal window: it makes no sense; keeping the one in use",
+			"renew_from_percent", from, "renew_until_percent", until)
+		return false
+	}
+	if from == a.renewFrom && until == a.renewUntil {
+		return false
+	}
+	a.renewFrom, a.renewUntil = from, until
+	a.log.Debug("renewal window from the central", "renew_from_percent", from, "renew_until_percent", until)
+	return true
 }
 
-// renewSpread places a certificate's renewal between 3/5 and about 3/4 of
-// its life, at a point fixed by the certificate itself: sensors enrolled
-// together (a fleet rolled out at once) do not all renew in the same second,
-// and a restart does not move the point.
+// renewDelay is how long until the current certificate is due for renewal
+// (zero when it is already).
+func (a *Agent) renewDelay() time.Duration {
+	leaf := a.pair.Load().Leaf
+	from, until := a.renewFrom, a.renewUntil
+	if from == 0 {
+		from, until = defaultRenewFrom, defaultRenewUntil
+	}
+	return max(renewDue(leaf, from, until).Sub(a.now()), 0)
+}
+
+// renewDue is when cert is due for renewal in the window from–until
+// (percent of its lifetime).
+func renewDue(cert *x509.Certificate, from, until int) time.Time {
+	life := float64(cert.NotAfter.Sub(cert.NotBefore))
+	at := (float64(from) + renewSpread(cert.Raw)*float64(until-from)) / 100
+	return cert.NotBefore.Add(time.Duration(life * at))
+}
+
+// renewSpread places a certificate's renewal in the renewal window, at a
+// point fixed by the certificate itself: sensors enrolled together (a fleet
+// rolled out at once) do not all renew in the same second, and a restart
+// does not move the point.
 func renewSpread(certDER []byte) float64 {
 	h := fnv.New64a()
 	h.Write(certDER)
@@ -278,19 +325,21 @@ func (s *session) renewed(resp *ospreyv1.RenewResponse) time.Duration {
 		return a.renewDelay()
 	}
 	s.renewKey = nil
-	if err := a.installCert(resp.GetCertificate(), key); err != nil {
+	if err := a.installCert(resp.GetCertificate(), key, "renewed the client certificate"); err != nil {
 		err = fmt.Errorf("renew certificate: %w", err)
 		a.log.Error("cannot take the renewed certificate; keeping the current one", "err", err)
 		a.recordError(err)
 		return renewRetry
 	}
+	// The status names the new certificate: the central learns it arrived.
+	s.sendStatus()
 	return max(a.renewDelay(), minRenewInterval)
 }
 
-// installCert checks a renewed certificate (signed by the cluster CA, for
-// the same identity, for key, valid now), stores it with its key, and makes
-// it the one the next handshake presents.
-func (a *Agent) installCert(der []byte, key crypto.Signer) error {
+// installCert checks a new certificate (signed by the cluster CA, for the
+// same identity, for key, valid now), stores it with its key, makes it the
+// one the next handshake presents, and logs msg.
+func (a *Agent) installCert(der []byte, key crypto.Signer, msg string) error {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return fmt.Errorf("parse certificate: %w", err)
@@ -314,6 +363,6 @@ func (a *Agent) installCert(der []byte, key crypto.Signer) error {
 		s.Fingerprint = fp
 		s.NotAfter = cert.NotAfter
 	})
-	a.log.Info("renewed the client certificate", "fingerprint", fp, "not_after", cert.NotAfter)
+	a.log.Info(msg, "fingerprint", fp, "not_after", cert.NotAfter)
 	return nil
 }

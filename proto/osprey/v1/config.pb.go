@@ -534,7 +534,17 @@ type Sensor struct {
 	CertFingerprint string                 `protobuf:"bytes,5,opt,name=cert_fingerprint,json=certFingerprint,proto3" json:"cert_fingerprint,omitempty"`
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// local marks the Sensor component that runs inside a Central Node process.
-	Local         bool `protobuf:"varint,7,opt,name=local,proto3" json:"local,omitempty"`
+	Local bool `protobuf:"varint,7,opt,name=local,proto3" json:"local,omitempty"`
+	// previous_cert_fingerprint is the SHA-256 (hex) of the certificate the
+	// one of cert_fingerprint replaced, kept until the sensor is seen holding
+	// the newer one: a sensor that never received its new certificate (the
+	// link dropped before the answer came) can still renew with the older.
+	PreviousCertFingerprint string `protobuf:"bytes,8,opt,name=previous_cert_fingerprint,json=previousCertFingerprint,proto3" json:"previous_cert_fingerprint,omitempty"`
+	// cert_not_before is the start of validity of the certificate of
+	// cert_fingerprint. A certificate the cluster issued the sensor later than
+	// that is taken as its newest: the record was restored from a backup older
+	// than the sensor's last renewal.
+	CertNotBefore *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=cert_not_before,json=certNotBefore,proto3" json:"cert_not_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -616,6 +626,20 @@ func (x *Sensor) GetLocal() bool {
 		return x.Local
 	}
 	return false
+}
+
+func (x *Sensor) GetPreviousCertFingerprint() string {
+	if x != nil {
+		return x.PreviousCertFingerprint
+	}
+	return ""
+}
+
+func (x *Sensor) GetCertNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertNotBefore
+	}
+	return nil
 }
 
 // SizeLimit is a message size limit: unlimited, or value × unit.
@@ -1295,7 +1319,7 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
 	"\x03scn\x18\x03 \x01(\tR\x03scn\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xee\x01\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xee\x02\n" +
 	"\x06Sensor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
@@ -1304,7 +1328,9 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x10cert_fingerprint\x18\x05 \x01(\tR\x0fcertFingerprint\x129\n" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
-	"\x05local\x18\a \x01(\bR\x05local\"h\n" +
+	"\x05local\x18\a \x01(\bR\x05local\x12:\n" +
+	"\x19previous_cert_fingerprint\x18\b \x01(\tR\x17previousCertFingerprint\x12B\n" +
+	"\x0fcert_not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rcertNotBefore\"h\n" +
 	"\tSizeLimit\x12\x1c\n" +
 	"\tunlimited\x18\x01 \x01(\bR\tunlimited\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value\x12'\n" +
@@ -1448,24 +1474,25 @@ var file_osprey_v1_config_proto_depIdxs = []int32{
 	17, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: osprey.v1.Sensor.state:type_name -> osprey.v1.SensorState
 	17, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: osprey.v1.SizeLimit.unit:type_name -> osprey.v1.SizeUnit
-	2,  // 4: osprey.v1.SmtpTls.mode:type_name -> osprey.v1.TlsMode
-	3,  // 5: osprey.v1.SmtpTls.client_cert:type_name -> osprey.v1.ClientCertMode
-	10, // 6: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
-	11, // 7: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
-	12, // 8: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
-	5,  // 9: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
-	4,  // 10: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
-	6,  // 11: osprey.v1.User.role:type_name -> osprey.v1.Role
-	17, // 12: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 13: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
-	17, // 14: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	17, // 15: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	17, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
+	1,  // 4: osprey.v1.SizeLimit.unit:type_name -> osprey.v1.SizeUnit
+	2,  // 5: osprey.v1.SmtpTls.mode:type_name -> osprey.v1.TlsMode
+	3,  // 6: osprey.v1.SmtpTls.client_cert:type_name -> osprey.v1.ClientCertMode
+	10, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
+	11, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
+	12, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
+	5,  // 10: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
+	4,  // 11: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
+	6,  // 12: osprey.v1.User.role:type_name -> osprey.v1.Role
+	17, // 13: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 14: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
+	17, // 15: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	17, // 16: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_config_proto_init() }

@@ -1,7 +1,9 @@
 // The gRPC contract between Sensors and Central Nodes.
 //
-// Enroll is the only call a sensor makes without a client certificate: it
-// proves a join token and gets a certificate signed by the cluster CA. Every
+// Enroll and Reissue are the calls a sensor makes without a client
+// certificate: Enroll proves a join token and gets a certificate signed by
+// the cluster CA; Reissue proves possession of the key of the certificate the
+// cluster last issued the sensor, expired or not, and gets a new one. Every
 // other call uses mutual TLS with that certificate, whose identity (sensor id,
 // tenant) the central node assigned.
 
@@ -453,8 +455,11 @@ type Hello struct {
 	SoftwareVersion string                 `protobuf:"bytes,1,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
 	// applied_revision is the configuration version the sensor runs now (0 if none).
 	AppliedRevision int64 `protobuf:"varint,2,opt,name=applied_revision,json=appliedRevision,proto3" json:"applied_revision,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// wants_certificate_policy asks the central to send a CertificatePolicy
+	// first on the stream: the sensor renews its certificate when it says.
+	WantsCertificatePolicy bool `protobuf:"varint,3,opt,name=wants_certificate_policy,json=wantsCertificatePolicy,proto3" json:"wants_certificate_policy,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -499,6 +504,13 @@ func (x *Hello) GetAppliedRevision() int64 {
 		return x.AppliedRevision
 	}
 	return 0
+}
+
+func (x *Hello) GetWantsCertificatePolicy() bool {
+	if x != nil {
+		return x.WantsCertificatePolicy
+	}
+	return false
 }
 
 // Ack says a configuration version was applied.
@@ -605,10 +617,15 @@ type SensorStatus struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Counters map[string]uint64      `protobuf:"bytes,1,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// healthy is false while the sensor cannot take mail safely.
-	Healthy       bool     `protobuf:"varint,2,opt,name=healthy,proto3" json:"healthy,omitempty"`
-	Problems      []string `protobuf:"bytes,3,rep,name=problems,proto3" json:"problems,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Healthy  bool     `protobuf:"varint,2,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Problems []string `protobuf:"bytes,3,rep,name=problems,proto3" json:"problems,omitempty"`
+	// cert_fingerprint is the SHA-256 (hex) of the client certificate the
+	// sensor holds now, which after a renewal on the stream is not the one
+	// the stream was opened with: it tells the central the renewed
+	// certificate arrived.
+	CertFingerprint string `protobuf:"bytes,4,opt,name=cert_fingerprint,json=certFingerprint,proto3" json:"cert_fingerprint,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SensorStatus) Reset() {
@@ -660,6 +677,13 @@ func (x *SensorStatus) GetProblems() []string {
 		return x.Problems
 	}
 	return nil
+}
+
+func (x *SensorStatus) GetCertFingerprint() string {
+	if x != nil {
+		return x.CertFingerprint
+	}
+	return ""
 }
 
 // RenewRequest asks for a fresh client certificate for a new key.
@@ -714,6 +738,7 @@ type ConnectResponse struct {
 	//
 	//	*ConnectResponse_Config
 	//	*ConnectResponse_Renewed
+	//	*ConnectResponse_CertificatePolicy
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -774,6 +799,15 @@ func (x *ConnectResponse) GetRenewed() *RenewResponse {
 	return nil
 }
 
+func (x *ConnectResponse) GetCertificatePolicy() *CertificatePolicy {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_CertificatePolicy); ok {
+			return x.CertificatePolicy
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -786,9 +820,71 @@ type ConnectResponse_Renewed struct {
 	Renewed *RenewResponse `protobuf:"bytes,2,opt,name=renewed,proto3,oneof"`
 }
 
+type ConnectResponse_CertificatePolicy struct {
+	CertificatePolicy *CertificatePolicy `protobuf:"bytes,3,opt,name=certificate_policy,json=certificatePolicy,proto3,oneof"`
+}
+
 func (*ConnectResponse_Config) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Renewed) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_CertificatePolicy) isConnectResponse_Msg() {}
+
+// CertificatePolicy says when a sensor renews its client certificate: at a
+// point between renew_from_percent and renew_until_percent of the
+// certificate's lifetime, fixed per certificate so that sensors enrolled
+// together do not renew together.
+type CertificatePolicy struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RenewFromPercent  uint32                 `protobuf:"varint,1,opt,name=renew_from_percent,json=renewFromPercent,proto3" json:"renew_from_percent,omitempty"`
+	RenewUntilPercent uint32                 `protobuf:"varint,2,opt,name=renew_until_percent,json=renewUntilPercent,proto3" json:"renew_until_percent,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CertificatePolicy) Reset() {
+	*x = CertificatePolicy{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificatePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificatePolicy) ProtoMessage() {}
+
+func (x *CertificatePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificatePolicy.ProtoReflect.Descriptor instead.
+func (*CertificatePolicy) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CertificatePolicy) GetRenewFromPercent() uint32 {
+	if x != nil {
+		return x.RenewFromPercent
+	}
+	return 0
+}
+
+func (x *CertificatePolicy) GetRenewUntilPercent() uint32 {
+	if x != nil {
+		return x.RenewUntilPercent
+	}
+	return 0
+}
 
 // RenewResponse carries a renewed client certificate.
 type RenewResponse struct {
@@ -800,7 +896,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +908,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +921,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{10}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RenewResponse) GetCertificate() []byte {
@@ -833,6 +929,265 @@ func (x *RenewResponse) GetCertificate() []byte {
 		return x.Certificate
 	}
 	return nil
+}
+
+// ReissueRequest is a sensor's one message on a Reissue stream.
+type ReissueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificate is the DER client certificate the cluster last issued the
+	// sensor (expired or not).
+	Certificate []byte `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// csr is a DER PKCS#10 request for a new key; only its public key is used.
+	Csr []byte `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"`
+	// signature proves possession of certificate's key: a signature by it over
+	// the challenge's nonce, certificate and csr (see pki.SignReissueProof).
+	Signature       []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	SoftwareVersion string `protobuf:"bytes,4,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReissueRequest) Reset() {
+	*x = ReissueRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueRequest) ProtoMessage() {}
+
+func (x *ReissueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueRequest.ProtoReflect.Descriptor instead.
+func (*ReissueRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReissueRequest) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *ReissueRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *ReissueRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *ReissueRequest) GetSoftwareVersion() string {
+	if x != nil {
+		return x.SoftwareVersion
+	}
+	return ""
+}
+
+// ReissueResponse is a message from the central node on a Reissue stream:
+// the challenge first, then the certificate.
+type ReissueResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ReissueResponse_Challenge
+	//	*ReissueResponse_Certificate
+	Msg           isReissueResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissueResponse) Reset() {
+	*x = ReissueResponse{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueResponse) ProtoMessage() {}
+
+func (x *ReissueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueResponse.ProtoReflect.Descriptor instead.
+func (*ReissueResponse) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReissueResponse) GetMsg() isReissueResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ReissueResponse) GetChallenge() *ReissueChallenge {
+	if x != nil {
+		if x, ok := x.Msg.(*ReissueResponse_Challenge); ok {
+			return x.Challenge
+		}
+	}
+	return nil
+}
+
+func (x *ReissueResponse) GetCertificate() *ReissuedCertificate {
+	if x != nil {
+		if x, ok := x.Msg.(*ReissueResponse_Certificate); ok {
+			return x.Certificate
+		}
+	}
+	return nil
+}
+
+type isReissueResponse_Msg interface {
+	isReissueResponse_Msg()
+}
+
+type ReissueResponse_Challenge struct {
+	Challenge *ReissueChallenge `protobuf:"bytes,1,opt,name=challenge,proto3,oneof"`
+}
+
+type ReissueResponse_Certificate struct {
+	Certificate *ReissuedCertificate `protobuf:"bytes,2,opt,name=certificate,proto3,oneof"`
+}
+
+func (*ReissueResponse_Challenge) isReissueResponse_Msg() {}
+
+func (*ReissueResponse_Certificate) isReissueResponse_Msg() {}
+
+// ReissueChallenge is what the sensor's proof must sign: fresh for each
+// stream, so that a proof cannot be replayed.
+type ReissueChallenge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissueChallenge) Reset() {
+	*x = ReissueChallenge{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueChallenge) ProtoMessage() {}
+
+func (x *ReissueChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueChallenge.ProtoReflect.Descriptor instead.
+func (*ReissueChallenge) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReissueChallenge) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+// ReissuedCertificate is the sensor's new client certificate.
+type ReissuedCertificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificate is the DER client certificate for the key of the request.
+	Certificate []byte `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// fingerprint is the SHA-256 of certificate, hex.
+	Fingerprint   string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissuedCertificate) Reset() {
+	*x = ReissuedCertificate{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissuedCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissuedCertificate) ProtoMessage() {}
+
+func (x *ReissuedCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissuedCertificate.ProtoReflect.Descriptor instead.
+func (*ReissuedCertificate) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReissuedCertificate) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *ReissuedCertificate) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
 }
 
 // Envelope is what the sensor knows of a message besides its bytes.
@@ -852,7 +1207,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +1219,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1232,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{11}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Envelope) GetMailFrom() string {
@@ -943,7 +1298,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1310,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1323,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{12}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadRequest) GetMsg() isUploadRequest_Msg {
@@ -1031,7 +1386,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1398,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1411,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{13}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UploadHeader) GetMessageId() string {
@@ -1107,7 +1462,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1474,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1487,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UploadResponse) GetMessageId() string {
@@ -1185,30 +1540,50 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x04nack\x18\x03 \x01(\v2\x0f.osprey.v1.NackH\x00R\x04nack\x121\n" +
 	"\x06status\x18\x04 \x01(\v2\x17.osprey.v1.SensorStatusH\x00R\x06status\x12/\n" +
 	"\x05renew\x18\x05 \x01(\v2\x17.osprey.v1.RenewRequestH\x00R\x05renewB\x05\n" +
-	"\x03msg\"]\n" +
+	"\x03msg\"\x97\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10software_version\x18\x01 \x01(\tR\x0fsoftwareVersion\x12)\n" +
-	"\x10applied_revision\x18\x02 \x01(\x03R\x0fappliedRevision\"!\n" +
+	"\x10applied_revision\x18\x02 \x01(\x03R\x0fappliedRevision\x128\n" +
+	"\x18wants_certificate_policy\x18\x03 \x01(\bR\x16wantsCertificatePolicy\"!\n" +
 	"\x03Ack\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"8\n" +
 	"\x04Nack\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\xc4\x01\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\xef\x01\n" +
 	"\fSensorStatus\x12A\n" +
 	"\bcounters\x18\x01 \x03(\v2%.osprey.v1.SensorStatus.CountersEntryR\bcounters\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
-	"\bproblems\x18\x03 \x03(\tR\bproblems\x1a;\n" +
+	"\bproblems\x18\x03 \x03(\tR\bproblems\x12)\n" +
+	"\x10cert_fingerprint\x18\x04 \x01(\tR\x0fcertFingerprint\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\" \n" +
 	"\fRenewRequest\x12\x10\n" +
-	"\x03csr\x18\x01 \x01(\fR\x03csr\"\x81\x01\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"\xd0\x01\n" +
 	"\x0fConnectResponse\x121\n" +
 	"\x06config\x18\x01 \x01(\v2\x17.osprey.v1.SensorConfigH\x00R\x06config\x124\n" +
-	"\arenewed\x18\x02 \x01(\v2\x18.osprey.v1.RenewResponseH\x00R\arenewedB\x05\n" +
-	"\x03msg\"1\n" +
+	"\arenewed\x18\x02 \x01(\v2\x18.osprey.v1.RenewResponseH\x00R\arenewed\x12M\n" +
+	"\x12certificate_policy\x18\x03 \x01(\v2\x1c.osprey.v1.CertificatePolicyH\x00R\x11certificatePolicyB\x05\n" +
+	"\x03msg\"q\n" +
+	"\x11CertificatePolicy\x12,\n" +
+	"\x12renew_from_percent\x18\x01 \x01(\rR\x10renewFromPercent\x12.\n" +
+	"\x13renew_until_percent\x18\x02 \x01(\rR\x11renewUntilPercent\"1\n" +
 	"\rRenewResponse\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xde\x01\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\x8d\x01\n" +
+	"\x0eReissueRequest\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x10\n" +
+	"\x03csr\x18\x02 \x01(\fR\x03csr\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x12)\n" +
+	"\x10software_version\x18\x04 \x01(\tR\x0fsoftwareVersion\"\x99\x01\n" +
+	"\x0fReissueResponse\x12;\n" +
+	"\tchallenge\x18\x01 \x01(\v2\x1b.osprey.v1.ReissueChallengeH\x00R\tchallenge\x12B\n" +
+	"\vcertificate\x18\x02 \x01(\v2\x1e.osprey.v1.ReissuedCertificateH\x00R\vcertificateB\x05\n" +
+	"\x03msg\"(\n" +
+	"\x10ReissueChallenge\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"Y\n" +
+	"\x13ReissuedCertificate\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\xde\x01\n" +
 	"\bEnvelope\x12\x1b\n" +
 	"\tmail_from\x18\x01 \x01(\tR\bmailFrom\x12\x17\n" +
 	"\arcpt_to\x18\x02 \x03(\tR\x06rcptTo\x12\x1f\n" +
@@ -1239,11 +1614,12 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"MailSource\x12\x1b\n" +
 	"\x17MAIL_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10MAIL_SOURCE_SMTP\x10\x01\x12\x14\n" +
-	"\x10MAIL_SOURCE_POP3\x10\x022\xd5\x01\n" +
+	"\x10MAIL_SOURCE_POP3\x10\x022\x9b\x02\n" +
 	"\rSensorService\x12=\n" +
 	"\x06Enroll\x12\x18.osprey.v1.EnrollRequest\x1a\x19.osprey.v1.EnrollResponse\x12D\n" +
 	"\aConnect\x12\x19.osprey.v1.ConnectRequest\x1a\x1a.osprey.v1.ConnectResponse(\x010\x01\x12?\n" +
-	"\x06Upload\x12\x18.osprey.v1.UploadRequest\x1a\x19.osprey.v1.UploadResponse(\x01B6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
+	"\x06Upload\x12\x18.osprey.v1.UploadRequest\x1a\x19.osprey.v1.UploadResponse(\x01\x12D\n" +
+	"\aReissue\x12\x19.osprey.v1.ReissueRequest\x1a\x1a.osprey.v1.ReissueResponse(\x010\x01B6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
 
 var (
 	file_osprey_v1_sensor_proto_rawDescOnce sync.Once
@@ -1258,7 +1634,7 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_osprey_v1_sensor_proto_goTypes = []any{
 	(MailSource)(0),               // 0: osprey.v1.MailSource
 	(*EnrollRequest)(nil),         // 1: osprey.v1.EnrollRequest
@@ -1271,46 +1647,56 @@ var file_osprey_v1_sensor_proto_goTypes = []any{
 	(*SensorStatus)(nil),          // 8: osprey.v1.SensorStatus
 	(*RenewRequest)(nil),          // 9: osprey.v1.RenewRequest
 	(*ConnectResponse)(nil),       // 10: osprey.v1.ConnectResponse
-	(*RenewResponse)(nil),         // 11: osprey.v1.RenewResponse
-	(*Envelope)(nil),              // 12: osprey.v1.Envelope
-	(*UploadRequest)(nil),         // 13: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),          // 14: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),        // 15: osprey.v1.UploadResponse
-	nil,                           // 16: osprey.v1.SensorStatus.CountersEntry
-	(SensorState)(0),              // 17: osprey.v1.SensorState
-	(*Sensor)(nil),                // 18: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),       // 19: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 20: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*CertificatePolicy)(nil),     // 11: osprey.v1.CertificatePolicy
+	(*RenewResponse)(nil),         // 12: osprey.v1.RenewResponse
+	(*ReissueRequest)(nil),        // 13: osprey.v1.ReissueRequest
+	(*ReissueResponse)(nil),       // 14: osprey.v1.ReissueResponse
+	(*ReissueChallenge)(nil),      // 15: osprey.v1.ReissueChallenge
+	(*ReissuedCertificate)(nil),   // 16: osprey.v1.ReissuedCertificate
+	(*Envelope)(nil),              // 17: osprey.v1.Envelope
+	(*UploadRequest)(nil),         // 18: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),          // 19: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),        // 20: osprey.v1.UploadResponse
+	nil,                           // 21: osprey.v1.SensorStatus.CountersEntry
+	(SensorState)(0),              // 22: osprey.v1.SensorState
+	(*Sensor)(nil),                // 23: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),       // 24: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),       // 25: osprey.v1.Pop3Integration
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	17, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	18, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	19, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	20, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	22, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	23, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	24, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	25, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
 	5,  // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
 	6,  // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
 	7,  // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
 	8,  // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
 	9,  // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
-	16, // 9: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	21, // 9: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
 	3,  // 10: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	11, // 11: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	21, // 12: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	14, // 13: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	0,  // 14: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	12, // 15: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	1,  // 16: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	4,  // 17: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	13, // 18: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	2,  // 19: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	10, // 20: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	15, // 21: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	12, // 11: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	11, // 12: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	15, // 13: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	16, // 14: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	26, // 15: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	19, // 16: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	0,  // 17: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	17, // 18: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	1,  // 19: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	4,  // 20: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	18, // 21: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	13, // 22: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	2,  // 23: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	10, // 24: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	20, // 25: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	14, // 26: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	23, // [23:27] is the sub-list for method output_type
+	19, // [19:23] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -1329,8 +1715,13 @@ func file_osprey_v1_sensor_proto_init() {
 	file_osprey_v1_sensor_proto_msgTypes[9].OneofWrappers = []any{
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Renewed)(nil),
+		(*ConnectResponse_CertificatePolicy)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[12].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[13].OneofWrappers = []any{
+		(*ReissueResponse_Challenge)(nil),
+		(*ReissueResponse_Certificate)(nil),
+	}
+	file_osprey_v1_sensor_proto_msgTypes[17].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Chunk)(nil),
 	}
@@ -1340,7 +1731,7 @@ func file_osprey_v1_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

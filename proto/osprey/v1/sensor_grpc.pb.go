@@ -1,7 +1,9 @@
 // The gRPC contract between Sensors and Central Nodes.
 //
-// Enroll is the only call a sensor makes without a client certificate: it
-// proves a join token and gets a certificate signed by the cluster CA. Every
+// Enroll and Reissue are the calls a sensor makes without a client
+// certificate: Enroll proves a join token and gets a certificate signed by
+// the cluster CA; Reissue proves possession of the key of the certificate the
+// cluster last issued the sensor, expired or not, and gets a new one. Every
 // other call uses mutual TLS with that certificate, whose identity (sensor id,
 // tenant) the central node assigned.
 
@@ -29,6 +31,7 @@ const (
 	SensorService_Enroll_FullMethodName  = "/osprey.v1.SensorService/Enroll"
 	SensorService_Connect_FullMethodName = "/osprey.v1.SensorService/Connect"
 	SensorService_Upload_FullMethodName  = "/osprey.v1.SensorService/Upload"
+	SensorService_Reissue_FullMethodName = "/osprey.v1.SensorService/Reissue"
 )
 
 // SensorServiceClient is the client API for SensorService service.
@@ -45,6 +48,14 @@ type SensorServiceClient interface {
 	// Upload hands one spooled message to the central node, which scans it and
 	// stores the verdict before it answers. Idempotent by message id.
 	Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadRequest, UploadResponse], error)
+	// Reissue gives a sensor whose client certificate expired (TLS refuses it)
+	// a certificate for a new key, without a person. It runs over
+	// server-authenticated TLS, like Enroll: the central sends a challenge
+	// first; the sensor answers with one ReissueRequest, signed by the key of
+	// its certificate; the central answers with the new certificate and ends
+	// the stream. The sensor must still be approved, and the certificate the
+	// latest the cluster issued it.
+	Reissue(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReissueRequest, ReissueResponse], error)
 }
 
 type sensorServiceClient struct {
@@ -91,6 +102,19 @@ func (c *sensorServiceClient) Upload(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SensorService_UploadClient = grpc.ClientStreamingClient[UploadRequest, UploadResponse]
 
+func (c *sensorServiceClient) Reissue(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReissueRequest, ReissueResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SensorService_ServiceDesc.Streams[2], SensorService_Reissue_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReissueRequest, ReissueResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SensorService_ReissueClient = grpc.BidiStreamingClient[ReissueRequest, ReissueResponse]
+
 // SensorServiceServer is the server API for SensorService service.
 // All implementations must embed UnimplementedSensorServiceServer
 // for forward compatibility.
@@ -105,6 +129,14 @@ type SensorServiceServer interface {
 	// Upload hands one spooled message to the central node, which scans it and
 	// stores the verdict before it answers. Idempotent by message id.
 	Upload(grpc.ClientStreamingServer[UploadRequest, UploadResponse]) error
+	// Reissue gives a sensor whose client certificate expired (TLS refuses it)
+	// a certificate for a new key, without a person. It runs over
+	// server-authenticated TLS, like Enroll: the central sends a challenge
+	// first; the sensor answers with one ReissueRequest, signed by the key of
+	// its certificate; the central answers with the new certificate and ends
+	// the stream. The sensor must still be approved, and the certificate the
+	// latest the cluster issued it.
+	Reissue(grpc.BidiStreamingServer[ReissueRequest, ReissueResponse]) error
 	mustEmbedUnimplementedSensorServiceServer()
 }
 
@@ -123,6 +155,9 @@ func (UnimplementedSensorServiceServer) Connect(grpc.BidiStreamingServer[Connect
 }
 func (UnimplementedSensorServiceServer) Upload(grpc.ClientStreamingServer[UploadRequest, UploadResponse]) error {
 	return status.Error(codes.Unimplemented, "method Upload not implemented")
+}
+func (UnimplementedSensorServiceServer) Reissue(grpc.BidiStreamingServer[ReissueRequest, ReissueResponse]) error {
+	return status.Error(codes.Unimplemented, "method Reissue not implemented")
 }
 func (UnimplementedSensorServiceServer) mustEmbedUnimplementedSensorServiceServer() {}
 func (UnimplementedSensorServiceServer) testEmbeddedByValue()                       {}
@@ -177,6 +212,13 @@ func _SensorService_Upload_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SensorService_UploadServer = grpc.ClientStreamingServer[UploadRequest, UploadResponse]
 
+func _SensorService_Reissue_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SensorServiceServer).Reissue(&grpc.GenericServerStream[ReissueRequest, ReissueResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SensorService_ReissueServer = grpc.BidiStreamingServer[ReissueRequest, ReissueResponse]
+
 // SensorService_ServiceDesc is the grpc.ServiceDesc for SensorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -199,6 +241,12 @@ var SensorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Upload",
 			Handler:       _SensorService_Upload_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Reissue",
+			Handler:       _SensorService_Reissue_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},
