@@ -261,6 +261,12 @@ func TestFullDiskRemovals(t *testing.T) {
 	}
 	// No pass of the cleaner either, until the disk is full again.
 	s.cleanMu.Lock()
+	held := s
+	t.Cleanup(func() { // before Close, which waits for the cleaner
+		if held != nil {
+			held.cleanMu.Unlock()
+		}
+	})
 	fillers := []string{tmpfstest.Fill(t, root)}
 
 	// The first line creates the removal log, which has no page yet.
@@ -302,6 +308,7 @@ func TestFullDiskRemovals(t *testing.T) {
 			t.Errorf("HasUIDL(u%d): false, want true", i)
 		}
 	}
+	held = nil
 	s.cleanMu.Unlock()
 
 	// A restart before the rewrite: the dropped lines were lost.

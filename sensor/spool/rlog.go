@@ -212,7 +212,7 @@ func (s *Spool) writeRemovalLocked(line []byte) error {
 	}
 	if _, err := l.f.Write(line); err != nil {
 		l.torn = true
-		return fmt.Errorf("write %s: %w", l.f.Name(), err)
+		return err // an *os.PathError, which names the file
 	}
 	l.torn = false
 	l.lines++
