@@ -131,12 +131,13 @@
 // whole segments and never makes the cleaner compact.
 //
 // The removal log is rewritten by the cleaner when it holds twice the
-// lines still needed plus 65,536, and at its first pass after an Open
-// that found a removal log: a new removed-<n+1>.log gets the lines of the
-// removed records whose segments still exist and of the tombstones, it is
-// fdatasynced and its directory entry fsynced, and only then are the
-// older logs deleted; Open reads every removal log it finds, so a crash
-// during a rewrite loses nothing. Each line is "<CRC-32C in hex> <JSON>";
+// lines still needed plus 65,536, at its first pass after an Open that
+// found a removal log or quarantined a record, and after a line was
+// dropped (see "A full disk"): a new removed-<n+1>.log gets the lines of
+// the removed records whose segments still exist and of the tombstones,
+// it is fdatasynced and its directory entry fsynced, and only then are
+// the older logs deleted; Open reads every removal log it finds, so a
+// crash during a rewrite loses nothing. Each line is "<CRC-32C in hex> <JSON>";
 // a line whose CRC does not match (a write cut by a crash) is skipped, and
 // after a failed write the next line starts with a newline, so that a torn
 // line never swallows the next.
@@ -171,10 +172,9 @@
 // applied, the tombstones restored, the ids advanced past every id seen,
 // the segments all of whose records are removed deleted; the removal log
 // is left for the cleaner to rewrite (see below). Open reads the segments
-// whole, once: it takes as long as
-// reading them (seconds for a spool of gigabytes after a long outage of
-// the central; the cleaner keeps the removed records in them below the
-// live ones, see above). After a power cut, a torn record whose footer
+// whole, once: it takes as long as reading them (seconds for a spool of
+// gigabytes after a long outage of the central; the cleaner keeps the
+// removed records in them below the live ones, see above). After a power cut, a torn record whose footer
 // happened to reach the disk looks like a damaged one and is quarantined
 // too: its Put never returned.
 //
@@ -205,8 +205,9 @@
 // and made again once the disk has room. Together with the room left in
 // the last page of the log, that is enough for the tombstones of a whole
 // segment of POP3 messages averaging over 2 KiB (a tombstone line takes
-// about 140 bytes), after which the segment's deletion frees the disk. A tombstone that still finds no room fails its
-// Remove, and the message stays, to be uploaded and removed again later.
+// about 140 bytes), after which the segment's deletion frees the disk. A
+// tombstone that still finds no room fails its Remove, and the message
+// stays, to be uploaded and removed again later.
 //
 // # Bounds and accounting
 //

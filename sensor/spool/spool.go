@@ -367,6 +367,12 @@ func Open(opts Options) (*Spool, error) {
 	if len(s.index) > 0 {
 		s.ready <- struct{}{}
 	}
+	if s.corrupt.Load() > 0 {
+		// The cleaner's first pass writes the removals of the records
+		// quarantined, so that the next Open does not find them again;
+		// otherwise it runs when a Remove or a Put asks.
+		s.kickCleaner()
+	}
 	go s.commitLoop()
 	go s.cleanLoop()
 	return s, nil
