@@ -204,8 +204,8 @@
 // while the disk has room for it above the floor, is deleted to make room,
 // and made again once the disk has room. Together with the room left in
 // the last page of the log, that is enough for the tombstones of a whole
-// segment of POP3 messages averaging over 2 KiB (a tombstone line takes
-// about 140 bytes), after which the segment's deletion frees the disk. A
+// segment of POP3 messages averaging 3 KiB or more (a tombstone line takes
+// about 170 bytes), after which the segment's deletion frees the disk. A
 // tombstone that still finds no room fails its Remove, and the message
 // stays, to be uploaded and removed again later.
 //
