@@ -5,6 +5,7 @@
 package sensor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,7 +73,22 @@ type Options struct {
 	// the certificate fingerprint after enrollment, and that the sensor
 	// waits for approval.
 	Notice func(msg string)
+	// SpoolMinFreeBytes is the free space of the spool's file system below
+	// which the sensor refuses new mail (SMTP answers 421, POP3 mail stays
+	// on its server) and reports an ALERT in its status, until uploads or
+	// the operator free space; 0 means DefaultSpoolMinFree. It should hold
+	// a message of the largest size the sensor accepts.
+	SpoolMinFreeBytes int64
+	// StatusInterval is how often the sensor sends its status to the
+	// central; 0 means agent.DefaultStatusInterval (10 s).
+	StatusInterval time.Duration
 }
+
+// Bounds of Options.SpoolMinFreeBytes, the --spool-min-free flag.
+const (
+	DefaultSpoolMinFree = spool.DefaultMinFreeBytes // 256 MiB
+	MinSpoolMinFree     = 1 << 20                   // 1 MiB
+)
 
 // targets splits Central: a comma-separated list of targets, tried in turn.
 func (o Options) targets() []string {
@@ -95,6 +111,12 @@ func (o Options) Validate() error {
 		if a == nil {
 			errs = append(errs, fmt.Errorf("appliers[%d] is nil", i))
 		}
+	}
+	if n := o.SpoolMinFreeBytes; n < 0 || n > 0 && n < MinSpoolMinFree {
+		errs = append(errs, fmt.Errorf("--spool-min-free: %d bytes: want at least 1 MB (1048576 bytes); the default is 256 MB", n))
+	}
+	if o.StatusInterval < 0 {
+		errs = append(errs, fmt.Errorf("status interval %v is negative", o.StatusInterval))
 	}
 	return errors.Join(errs...)
 }
@@ -130,7 +152,12 @@ func Run(ctx context.Context, opts Options) error {
 		own = newRegistry()
 		reg = own
 	}
-	sp, err := spool.Open(spool.Options{Dir: filepath.Join(opts.DataDir, "spool"), Logger: log.With("component", "spool")})
+	spoolDir := filepath.Join(opts.DataDir, "spool")
+	sp, err := spool.Open(spool.Options{
+		Dir:          spoolDir,
+		MinFreeBytes: cmp.Or(opts.SpoolMinFreeBytes, DefaultSpoolMinFree),
+		Logger:       log.With("component", "spool"),
+	})
 	if err != nil {
 		return err
 	}
@@ -161,13 +188,14 @@ func Run(ctx context.Context, opts Options) error {
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, smtp: smtp, pop3: poller}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
 		SoftwareVersion: opts.SoftwareVersion,
 		Applier:         agent.MultiApplier(appliers...),
 		StatusSources:   append([]agent.StatusSource{st}, opts.StatusSources...),
+		StatusInterval:  opts.StatusInterval,
 		Logger:          log,
 	})
 	if err != nil {
@@ -191,10 +219,11 @@ func Run(ctx context.Context, opts Options) error {
 
 // status reports the mail components' counters and health to the central.
 type status struct {
-	spool   *spool.Spool
-	smtp    *smtpd.Server
-	pop3    *pop3poll.Poller
-	uploads *upload.Uploader
+	spool    *spool.Spool
+	spoolDir string
+	smtp     *smtpd.Server
+	pop3     *pop3poll.Poller
+	uploads  *upload.Uploader
 }
 
 func (s *status) Status() *ospreyv1.SensorStatus {
@@ -215,13 +244,26 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 	// problems, and its ALERT after a long failure, but does not stop SMTP.
 	if err := s.spool.Check(); err != nil {
 		out.Healthy = false
-		out.Problems = append(out.Problems, "spool: "+err.Error())
+		out.Problems = append(out.Problems, spoolProblem(s.spoolDir, err))
 	}
 	if p := s.pop3.Status(); p != nil {
 		maps.Copy(out.Counters, p.GetCounters())
 		out.Problems = append(out.Problems, p.GetProblems()...)
 	}
 	return out
+}
+
+// spoolProblem is the status problem of a spool that cannot take mail. Low
+// disk space is an ALERT, as a POP3 mailbox that fails for long is: nothing
+// comes in until space is freed, and the sensor frees it by itself only if
+// its spool is what fills the disk and a central takes the backlog.
+func spoolProblem(dir string, err error) string {
+	var low *spool.LowDiskError
+	if errors.As(err, &low) {
+		return fmt.Sprintf("%s spool %s: %v; SMTP answers 421 and POP3 mail stays on its server until space is freed",
+			pop3poll.AlertPrefix, dir, low)
+	}
+	return "spool: " + err.Error()
 }
 
 // enroll enrolls the sensor unless the data dir holds an identity.

@@ -150,6 +150,9 @@ func TestRunRefuses(t *testing.T) {
 		{"not enrolled and no token", sensor.Options{Central: srv.Addr(), DataDir: t.TempDir()}, "give a join token"},
 		{"not enrolled and no central", sensor.Options{JoinToken: srv.Token().String(), DataDir: t.TempDir()}, "give the central"},
 		{"malformed token", sensor.Options{Central: srv.Addr(), JoinToken: "OSPJ1.x", DataDir: t.TempDir()}, "malformed join token"},
+		{"spool floor below 1 MB", sensor.Options{DataDir: t.TempDir(), SpoolMinFreeBytes: 4096}, "--spool-min-free: 4096 bytes: want at least 1 MB"},
+		{"negative spool floor", sensor.Options{DataDir: t.TempDir(), SpoolMinFreeBytes: -1}, "--spool-min-free: -1 bytes"},
+		{"negative status interval", sensor.Options{DataDir: t.TempDir(), StatusInterval: -time.Second}, "status interval -1s is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,6 +33,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	var opts central.Options
 	var etcdEndpoints, join stringList
 	var logFormat, logLevel, pprofAddr string
+	var spoolMinFree int64
 	fs.StringVar(&opts.NodeName, "node-name", defaults.node, "this node's name in the cluster")
 	fs.StringVar(&opts.DataDir, "data-dir", defaults.dataDir, "directory for the embedded etcd and the node's local files")
 	fs.StringVar(&opts.HTTPAddr, "http-addr", defaults.httpAddr, "address of the REST API and web UI")
@@ -67,6 +68,11 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		fs.StringVar(&opts.EtcdPassword, "etcd-password", "", "password for the external etcd")
 	}
 	fs.StringVar(&opts.ClamdAddress, "clamd-address", "", "clamd socket path (/run/clamav/clamd.ctl) or host:port: adds the ClamAV engine to the scan (empty: off)")
+	if dev {
+		spoolMinFreeFlag(fs, &spoolMinFree, "the node's own sensor")
+	} else {
+		spoolMinFreeFlag(fs, &spoolMinFree, "with --sensor, the node's own sensor")
+	}
 	fs.IntVar(&opts.AlertRetention.MaxAlerts, "alert-max", store.DefaultMaxAlerts, "alerts kept per tenant; the oldest go first")
 	fs.DurationVar(&opts.AlertRetention.MaxAge, "alert-max-age", store.DefaultAlertMaxAge, "how long an alert is kept (at least 1h)")
 	fs.DurationVar(&opts.SensorCertValidity, "sensor-cert-validity", sensorsvc.DefaultCertValidity, "lifetime of the sensors' client certificates (1h to 8760h)")
@@ -103,7 +109,15 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	}
 	// dev, and central with --sensor, also run the node's own Sensor
 	// component, enrolled with a token bound to the sensor record the node
-	// made for it.
+	// made for it. Its options are checked before the node starts.
+	sensorOpts := sensorOptions(sensor.Options{
+		DataDir:           filepath.Join(opts.DataDir, "sensor"),
+		Name:              opts.NodeName,
+		SpoolMinFreeBytes: spoolMinFree,
+	}, logger, stdout)
+	if err := sensorOpts.Validate(); err != nil {
+		return fmt.Errorf("sensor options: %w", err)
+	}
 	readyc := make(chan central.Ready, 1)
 	opts.OnReady = func(r central.Ready) {
 		printReady(stdout, r, dev)
@@ -121,13 +135,10 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 				return err
 			}
 			defer lock.Close()
-			return sensor.Run(gctx, sensorOptions(sensor.Options{
-				Central:     r.GRPCAddr,
-				JoinToken:   r.LocalSensorJoinToken,
-				DataDir:     filepath.Join(opts.DataDir, "sensor"),
-				Name:        opts.NodeName,
-				MailboxLock: lock,
-			}, logger, stdout))
+			sensorOpts.Central = r.GRPCAddr
+			sensorOpts.JoinToken = r.LocalSensorJoinToken
+			sensorOpts.MailboxLock = lock
+			return sensor.Run(gctx, sensorOpts)
 		case <-gctx.Done():
 			return nil
 		}

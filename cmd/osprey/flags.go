@@ -5,7 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"strings"
+
+	"github.com/ospreysec/osprey/pkg/sizeunit"
 )
 
 // envName is the environment variable that sets a flag: OSPREY_DATA_DIR for --data-dir.
@@ -15,15 +19,20 @@ func envName(flagName string) string {
 
 // parseFlags parses args, then fills every flag that the command line left
 // unset from its environment variable. The command line wins over the
-// environment, which wins over the default.
+// environment, which wins over the default. Its errors are printed to the
+// flag set's output, as fs.Parse prints its own.
 func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	err := applyEnv(fs, lookupEnv)
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return applyEnv(fs, lookupEnv)
+	if err != nil {
+		fmt.Fprintln(fs.Output(), err)
+	}
+	return err
 }
 
 // applyEnv sets each flag not given on the command line from OSPREY_<FLAG>.
@@ -68,4 +77,49 @@ func (l *stringList) Set(s string) error {
 		}
 	}
 	return nil
+}
+
+// sizeFlag is a size flag: a whole number and a unit of pkg/sizeunit (KB,
+// MB, GB: binary multiples, as in the configuration), as "256MB" or
+// "1 GB". Unlike a message size limit it has no ceiling of 1 GB.
+type sizeFlag struct{ n *int64 }
+
+func (f sizeFlag) String() string {
+	if f.n == nil || *f.n == 0 {
+		return "0"
+	}
+	return strings.ReplaceAll(sizeunit.Format(*f.n), " ", "")
+}
+
+func (f sizeFlag) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*f.n = n
+	return nil
+}
+
+// parseSize parses a size as sizeFlag takes it.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("%q: want a whole number and a unit, as 256MB or 1GB", s)
+	}
+	u, err := sizeunit.ParseUnit(strings.TrimSpace(t[i:]))
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > math.MaxInt64/int64(u) {
+		return 0, fmt.Errorf("%q: too large", s)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%q: %w", s, sizeunit.ErrZero)
+	}
+	return n * int64(u), nil
 }

@@ -23,6 +23,7 @@ func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&opts.Name, "name", "", "the sensor's display name at enrollment (default: host name)")
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address of /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&opts.Hostname, "hostname", "", "name in SMTP greetings and Received headers (default: host name)")
+	spoolMinFreeFlag(fs, &opts.SpoolMinFreeBytes, "the sensor")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ profiling endpoints, unauthenticated: bind it to loopback (empty: off)")
@@ -52,4 +53,12 @@ func sensorOptions(opts sensor.Options, logger *slog.Logger, stdout io.Writer) s
 	opts.SoftwareVersion = buildinfo.Version()
 	opts.Notice = func(msg string) { fmt.Fprintln(stdout, msg) }
 	return opts
+}
+
+// spoolMinFreeFlag defines --spool-min-free, the floor of free disk space
+// of a Sensor component's spool, in n; who names the sensor it sets.
+func spoolMinFreeFlag(fs *flag.FlagSet, n *int64, who string) {
+	*n = sensor.DefaultSpoolMinFree
+	fs.Var(sizeFlag{n}, "spool-min-free", who+" refuses new mail (SMTP 421) and reports an ALERT while its spool's disk has "+
+		"less free space than this: a number and KB, MB or GB (binary multiples), at least 1MB")
 }

@@ -37,7 +37,9 @@ func (s *Spool) cleanLoop() {
 }
 
 // clean deletes the files all of whose records are removed, rewrites the
-// removal log when it has grown, and compacts.
+// removal log when it has grown or is due, compacts, and makes the reserve
+// of disk space when the spool has none. What needs disk space waits for
+// a pass that finds room for it.
 func (s *Spool) clean() error {
 	s.cleanMu.Lock()
 	defer s.cleanMu.Unlock()
@@ -45,14 +47,23 @@ func (s *Spool) clean() error {
 		return err
 	}
 	s.rlogMu.Lock()
-	rewrite := s.rlog.lines >= s.rlog.limit
+	rewrite := s.rlog.due || s.rlog.lines >= s.rlog.limit
 	s.rlogMu.Unlock()
 	if rewrite {
-		if err := s.rewriteRemovals(); err != nil {
+		switch err := s.rewriteRemovals(); {
+		case errors.Is(err, errNoRoom):
+			s.log.Debug("removal log rewrite postponed", "err", err)
+		case isNoSpace(err):
+			s.log.Warn("removal log rewrite postponed: the disk filled up", "err", err)
+		case err != nil:
 			return err
 		}
 	}
-	return s.compact()
+	if err := s.compact(); err != nil {
+		return err
+	}
+	s.ensureReserve()
+	return nil
 }
 
 // deleteDead deletes the segments and spilled messages all of whose
@@ -142,6 +153,14 @@ func (s *Spool) compact() error {
 		if v == nil {
 			return nil
 		}
+		// The copies need room; without it compaction waits.
+		s.mu.Lock()
+		need := v.liveBytes + compactBatch
+		s.mu.Unlock()
+		if free, err := freeBytes(s.dir); err == nil && free < need {
+			s.log.Debug("compaction postponed: no room on the disk for the copies", "segment", v.name, "free_bytes", free, "want_bytes", need)
+			return nil
+		}
 		if err := s.compactSegment(v); err != nil {
 			return err
 		}
@@ -162,7 +181,7 @@ func (s *Spool) pickVictim() *segment {
 	var removed, live int64
 	var v *segment
 	for _, g := range s.segs {
-		if g.spill || !g.sealed || g.deleting {
+		if g.spill || !g.sealed || g.deleting || g.keep {
 			continue
 		}
 		removed += g.size - g.liveBytes

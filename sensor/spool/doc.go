@@ -16,6 +16,8 @@
 // (see BenchmarkPut). The layout of the spool directory:
 //
 //	LOCK               flock(2)ed by the process that has the spool open
+//	RESERVE            disk space kept for the removal log (see "A full
+//	                   disk" below)
 //	seg-<n>.log        a log segment, n in decimal, 16 digits; records of
 //	                   messages, in the order they were appended
 //	removed-<n>.log    the removal log: which messages were removed, and
@@ -129,14 +131,16 @@
 // whole segments and never makes the cleaner compact.
 //
 // The removal log is rewritten by the cleaner when it holds twice the
-// lines still needed plus 65,536, and at every Open: a new
-// removed-<n+1>.log gets the lines of the removed records whose segments
-// still exist and of the tombstones, it is fdatasynced and its directory
-// entry fsynced, and only then is the old log deleted; Open reads every
-// removal log it finds, so a crash during a rewrite loses nothing. Each
-// line is "<CRC-32C in hex> <JSON>"; a line whose CRC does not match (a
-// write cut by a crash) is skipped, and after a failed write the next
-// line starts with a newline, so that a torn line never swallows the next.
+// lines still needed plus 65,536, at its first pass after an Open that
+// found a removal log or quarantined a record, and after a line was
+// dropped (see "A full disk"): a new removed-<n+1>.log gets the lines of
+// the removed records whose segments still exist and of the tombstones,
+// it is fdatasynced and its directory entry fsynced, and only then are
+// the older logs deleted; Open reads every removal log it finds, so a
+// crash during a rewrite loses nothing. Each line is "<CRC-32C in hex> <JSON>";
+// a line whose CRC does not match (a write cut by a crash) is skipped, and
+// after a failed write the next line starts with a newline, so that a torn
+// line never swallows the next.
 //
 // # POP3 UIDLs
 //
@@ -166,13 +170,44 @@
 // a copy of it is quarantined as <id>.corrupt, a removal record keeps the
 // next Open from finding it again, and the scan goes on. Removals are
 // applied, the tombstones restored, the ids advanced past every id seen,
-// the segments all of whose records are removed deleted, and the removal
-// log rewritten. Open reads the segments whole, once: it takes as long as
-// reading them (seconds for a spool of gigabytes after a long outage of
-// the central; the cleaner keeps the removed records in them below the
-// live ones, see above). After a power cut, a torn record whose footer
+// the segments all of whose records are removed deleted; the removal log
+// is left for the cleaner to rewrite (see below). Open reads the segments
+// whole, once: it takes as long as reading them (seconds for a spool of
+// gigabytes after a long outage of the central; the cleaner keeps the
+// removed records in them below the live ones, see above). After a power cut, a torn record whose footer
 // happened to reach the disk looks like a damaged one and is quarantined
 // too: its Put never returned.
+//
+// # A full disk
+//
+// A sensor whose disk filled up (the spool stops taking mail below its
+// floor, but other files grow too) must be able to start and upload its
+// backlog, which is what frees the disk; so Open needs no free space at
+// all. What it deletes (temporary files, torn tails, segments all
+// removed) and syncs needs none, and it writes nothing else: the removal
+// log it would rewrite is left to the cleaner, whose passes rewrite the
+// log, compact and make the reserve only when statfs shows room for what
+// they write, and otherwise wait for a later pass. A damaged record that
+// Open has no room to quarantine stays where it is, out of the index, and
+// keeps its segment from being deleted until an Open with room
+// quarantines it.
+//
+// Removing must need no space either, or the backlog could never be
+// removed. A removal line that the disk has no room for is dropped, unless
+// it is a tombstone: the removal holds in memory, and the rewrite of the
+// log, due from then on, writes it if its segment still exists. Dropping
+// it is safe because only tombstones must outlive their records (above):
+// a crash before the rewrite brings the message back, to be uploaded again
+// as after any lost removal. A tombstone that finds no room takes the space
+// of the reserve: RESERVE, a file of a sixteenth of the segment size (4
+// MiB by default, at least 64 KiB), allocated by Open and by the cleaner
+// while the disk has room for it above the floor, is deleted to make room,
+// and made again once the disk has room. Together with the room left in
+// the last page of the log, that is enough for the tombstones of a whole
+// segment of POP3 messages averaging 3 KiB or more (a tombstone line takes
+// about 170 bytes), after which the segment's deletion frees the disk. A
+// tombstone that still finds no room fails its Remove, and the message
+// stays, to be uploaded and removed again later.
 //
 // # Bounds and accounting
 //
@@ -181,11 +216,14 @@
 // system (statfs). The message count and bytes include the Puts in
 // progress: each reserves its slot at the start and its bytes as it reads
 // them, so a body that grows past what is left of the budget is cut with
-// ErrFull while it is read. Free space is checked once per Put, against
-// MinFreeBytes, which the sensor sizes to hold a message of the largest
-// size it accepts. The budget counts live records only: removed records
-// that wait for their segment to go, tombstones and quarantined records
-// count in neither. [Stats.DiskBytes] shows what the files take.
+// ErrFull while it is read. Free space is checked once per Put, and by
+// Check, against the floor, MinFreeBytes (the sensor's --spool-min-free,
+// which should hold a message of the largest size it accepts); below it
+// both fail with a *LowDiskError, and the spool logs when the disk goes
+// below the floor and when it is back. The budget counts live records
+// only: removed records that wait for their segment to go, tombstones,
+// quarantined records and the reserve count in neither. [Stats.DiskBytes]
+// shows what the segments and spilled messages take.
 //
 // Ids are 16 bytes, hex: the Unix time in nanoseconds (forced to grow
 // within a process and past every id found at Open) and 8 random bytes.

@@ -21,12 +21,14 @@ type recovery struct {
 	tornBytes int64 // cut off segments
 	tmp       int   // temporary files removed
 	corrupt   int   // records quarantined now
+	unsaved   int   // damaged records left in place, for lack of space
 	expired   int   // tombstones dropped
 }
 
 // recover rebuilds the index, the accounting and the tombstones from the
-// directory (see the package comment), deletes what is all removed, and
-// starts a new removal log.
+// directory (see the package comment) and deletes what is all removed. It
+// writes nothing that needs free space: the removal logs it read are left
+// for the cleaner to rewrite.
 func (s *Spool) recover() error {
 	des, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -37,7 +39,7 @@ func (s *Spool) recover() error {
 	var spills []string
 	for _, de := range des {
 		name := de.Name()
-		if name == lockName {
+		if name == lockName || name == reserveName {
 			continue
 		}
 		if !de.Type().IsRegular() {
@@ -103,24 +105,27 @@ func (s *Spool) recover() error {
 	s.ids.advance(rc.lastID)
 	s.corrupt.Store(uint64(rc.corrupt))
 
-	// Delete what is all removed (the removal logs read are synced
-	// first: their lines may have been in the page cache only), then
-	// keep what is still needed in a new removal log.
-	if err := s.deleteDead(); err != nil {
-		return err
-	}
-	if err := s.rewriteRemovals(); err != nil {
-		return err
-	}
-	if rc.tmp > 0 {
+	// Make the quarantined copies durable, then delete what is all
+	// removed (the removal logs read are synced first: their lines may
+	// have been in the page cache only). Neither needs free space. The
+	// lines still needed, among them the removals of the quarantined
+	// records, go to a new removal log that the cleaner writes at its
+	// first pass, when the disk has room for it; until then the logs read
+	// stay, and the next Open reads them again.
+	if rc.tmp > 0 || rc.corrupt > 0 {
 		if err := s.sync(s.dirFile); err != nil {
 			return err
 		}
 	}
+	if err := s.deleteDead(); err != nil {
+		return err
+	}
+	s.rlog.due = len(logGens) > 0 || rc.corrupt > 0
+	s.rlog.limit = s.rlogSlack
 	st := s.Stats()
 	s.log.Info("spool opened", "dir", s.dir, "messages", st.Messages, "bytes", st.Bytes,
 		"tombstones", st.Tombstones, "segments", st.Segments, "disk_bytes", st.DiskBytes,
-		"removed_temp_files", rc.tmp, "quarantined", rc.corrupt, "torn_bytes", rc.tornBytes,
+		"removed_temp_files", rc.tmp, "quarantined", rc.corrupt, "not_quarantined", rc.unsaved, "torn_bytes", rc.tornBytes,
 		"bad_removal_lines", rc.badLines, "expired_tombstones", rc.expired)
 	return nil
 }
@@ -197,8 +202,18 @@ func (s *Spool) scanSegment(g *segment, rc *recovery) error {
 			key, err = rec.key()
 		}
 		if err != nil {
-			if err := s.quarantine(f, rec.id, off, rec.len); err != nil {
-				return err
+			if qerr := s.quarantine(f, rec.id, off, rec.len); isNoSpace(qerr) {
+				// The record stays where it is, out of the index, and
+				// keeps its segment from being deleted, so that a later
+				// Open quarantines it.
+				s.log.Error("a damaged record stays in its segment: no room on the disk to quarantine it",
+					"file", g.name, "offset", off, "id", rec.id, "err", err, "quarantine_err", qerr)
+				g.keep = true
+				rc.unsaved++
+				off += rec.len
+				continue
+			} else if qerr != nil {
+				return qerr
 			}
 			s.log.Error("quarantined a damaged record", "file", g.name, "offset", off, "id", rec.id, "err", err)
 			rc.removed[rec.id] = &removal{Op: opRemove, ID: rec.id}
@@ -228,7 +243,12 @@ func (s *Spool) quarantine(f *os.File, id string, off, n int64) error {
 	if err == nil {
 		err = s.sync(out)
 	}
-	return errors.Join(err, out.Close())
+	if err = errors.Join(err, out.Close()); err != nil {
+		// A copy cut short must not pass for the quarantined record
+		// at the next Open.
+		return errors.Join(err, os.Remove(out.Name()))
+	}
+	return nil
 }
 
 // readSpilled indexes the spilled message id, or quarantines its file.

@@ -39,14 +39,20 @@ func (r *removal) key() uidlKey {
 }
 
 // removalLog is the removal log being appended to, created by the first
-// line it takes. Guarded by Spool.rlogMu; only the cleaner (and Open)
-// replaces it.
+// line it takes. Guarded by Spool.rlogMu; only the cleaner replaces it.
 type removalLog struct {
 	f     *os.File
 	gen   uint64
 	lines int  // in f
 	limit int  // lines from which the cleaner rewrites the log
 	torn  bool // a write to f failed: the next line starts with a newline
+	// due makes the cleaner rewrite the log whatever its lines: after
+	// Open, which leaves the logs it read to the cleaner, and after a line
+	// was dropped for lack of space.
+	due bool
+	// full is set while lines are dropped for lack of space, so that the
+	// spool logs when that starts and when it ends.
+	full bool
 	// closed is set by Close.
 	closed bool
 	// stale are the older logs, open when this process wrote them, which
@@ -147,7 +153,12 @@ func parseRemoval(line []byte) (removal, error) {
 	return r, nil
 }
 
-// logRemoval appends r to the removal log, without syncing it.
+// logRemoval appends r to the removal log, without syncing it. When the
+// disk has no room for the line, a tombstone gets the space of the
+// reserve, if the spool still has it, and any other line is dropped: the
+// removal holds in memory, and the next rewrite of the log writes it if it
+// is still needed (see the package comment). It returns an error only for
+// a line it could not write nor drop.
 func (s *Spool) logRemoval(r removal) error {
 	line := appendRemoval(make([]byte, 1, 160), r)
 	s.rlogMu.Lock()
@@ -156,6 +167,37 @@ func (s *Spool) logRemoval(r removal) error {
 	if l.closed {
 		return ErrClosed
 	}
+	tomb := r.key() != (uidlKey{})
+	err := s.writeRemovalLocked(line)
+	if err != nil && tomb && isNoSpace(err) && s.spendReserve() {
+		err = s.writeRemovalLocked(line)
+	}
+	switch {
+	case err == nil:
+		if l.full {
+			l.full = false
+			s.log.Info("the removal log has room again")
+		}
+	case !tomb && isNoSpace(err):
+		if !l.full {
+			l.full = true
+			s.log.Warn("no room on the disk for the removal log: removals are kept in memory until the log is rewritten; "+
+				"a crash before that brings their messages back, to be uploaded again", "err", err)
+		}
+		l.due = true
+	default:
+		return err
+	}
+	if l.due || l.lines >= l.limit {
+		s.kickCleaner()
+	}
+	return nil
+}
+
+// writeRemovalLocked appends line, which starts with a spare byte, to the
+// removal log, creating the log if there is none. s.rlogMu is held.
+func (s *Spool) writeRemovalLocked(line []byte) error {
+	l := &s.rlog
 	if l.f == nil {
 		f, err := s.createRemovalLog(l.gen+1, true)
 		if err != nil {
@@ -170,13 +212,10 @@ func (s *Spool) logRemoval(r removal) error {
 	}
 	if _, err := l.f.Write(line); err != nil {
 		l.torn = true
-		return fmt.Errorf("write %s: %w", l.f.Name(), err)
+		return err // an *os.PathError, which names the file
 	}
 	l.torn = false
 	l.lines++
-	if l.lines >= l.limit {
-		s.kickCleaner()
-	}
 	return nil
 }
 
@@ -235,16 +274,30 @@ func (s *Spool) neededRemovalsLocked() []removal {
 	return out
 }
 
+// errNoRoom means the disk has no room for a new removal log now.
+var errNoRoom = errors.New("no room on the disk")
+
 // rewriteRemovals starts a new generation of the removal log with the
 // lines still needed, or none when none are, and deletes the older
 // generations once the new one is durable. Removes append to the new log
 // while its first lines are being written: the order of the lines does
-// not matter. The caller holds s.cleanMu, or is Open.
+// not matter. When the disk has no room for the lines it returns
+// errNoRoom, having changed nothing. The caller holds s.cleanMu.
 func (s *Spool) rewriteRemovals() error {
 	s.mu.Lock()
 	s.logMu.Lock()
 	rs := s.neededRemovalsLocked()
 	s.logMu.Unlock()
+	if len(rs) > 0 {
+		want := int64(0)
+		for _, r := range rs {
+			want += removalLineBound(r)
+		}
+		if free, err := freeBytes(s.dir); err == nil && free < want {
+			s.mu.Unlock()
+			return fmt.Errorf("rewrite the removal log: %d bytes free, want %d: %w", free, want, errNoRoom)
+		}
+	}
 	s.rlogMu.Lock()
 	l := &s.rlog
 	stale := l.stale
@@ -283,7 +336,11 @@ func (s *Spool) rewriteRemovals() error {
 			err = s.sync(s.dirFile)
 		}
 		if err != nil {
-			// The older logs stay, and Open reads them all.
+			// The older logs stay, and Open reads them all; a later
+			// pass tries again.
+			s.rlogMu.Lock()
+			l.due = true
+			s.rlogMu.Unlock()
 			return fmt.Errorf("rewrite the removal log: %w", err)
 		}
 	}
@@ -308,6 +365,14 @@ func (s *Spool) rewriteRemovals() error {
 		return fmt.Errorf("rewrite the removal log: %w", err)
 	}
 	return nil
+}
+
+// removalLineBound is at least the length of the line of r: the
+// checksum, the JSON with its longest time, the newline.
+func removalLineBound(r removal) int64 {
+	const fixed = len(`00000000 {"op":"remove","id":"","mailbox":"","uidl":"","at":"2006-01-02T15:04:05.999999999-07:00"}`) + 1
+	// JSON may escape a byte as \u00XX.
+	return int64(fixed + len(r.ID) + 6*(len(r.Mailbox)+len(r.UIDL)))
 }
 
 // createRemovalLog creates generation gen of the removal log and, when

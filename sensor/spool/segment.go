@@ -30,6 +30,10 @@ type segment struct {
 	removed  []string
 	deleting bool // the cleaner is deleting it
 	gone     bool // deleted, durably
+	// keep is set by Open on a segment that holds a damaged record it
+	// had no room to quarantine: the segment is neither deleted nor
+	// compacted, so that a later Open finds the record again.
+	keep bool
 }
 
 // segName is the file name of log segment n.
@@ -148,9 +152,10 @@ func (s *Spool) doneInflight(g *segment) {
 }
 
 // deletableLocked reports whether the cleaner may delete g: sealed, every
-// record in it removed, nothing in flight. s.mu and s.logMu are held.
+// record in it removed, nothing in flight, not kept. s.mu and s.logMu are
+// held.
 func deletableLocked(g *segment) bool {
-	return g.sealed && !g.deleting && g.live == 0 && g.removing == 0 &&
+	return g.sealed && !g.deleting && !g.keep && g.live == 0 && g.removing == 0 &&
 		g.inflight == 0 && !g.queued && !g.syncing
 }
 

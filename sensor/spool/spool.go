@@ -20,7 +20,7 @@ var (
 	// ErrFull means the spool holds as many messages or bytes as it may.
 	ErrFull = errors.New("spool full")
 	// ErrLowDisk means the file system has less free space than
-	// Options.MinFreeBytes.
+	// Options.MinFreeBytes; the error is a *LowDiskError.
 	ErrLowDisk = errors.New("low disk space")
 	// ErrNotFound means no message has the id.
 	ErrNotFound = errors.New("message not found")
@@ -70,15 +70,16 @@ type Options struct {
 	// MaxMessages bounds the number of spooled messages; 0 means
 	// DefaultMaxMessages.
 	MaxMessages int
-	// MinFreeBytes is the free space below which the spool refuses new
-	// mail with ErrLowDisk; 0 means DefaultMinFreeBytes. The sensor passes
-	// max(1.5 × the message size limit, 256 MiB).
+	// MinFreeBytes is the free space of the file system below which the
+	// spool refuses new mail with ErrLowDisk, the floor; 0 means
+	// DefaultMinFreeBytes. The sensor passes its --spool-min-free setting.
 	MinFreeBytes int64
 	// UIDLRetention is how long a tombstone of a removed POP3 message is
 	// kept at most; 0 means DefaultUIDLRetention.
 	UIDLRetention time.Duration
 	// SegmentSize is the size at which the spool starts a new segment
-	// file; 0 means DefaultSegmentSize.
+	// file; 0 means DefaultSegmentSize. The reserve of disk space (see the
+	// package comment) is a sixteenth of it, and at least 64 KiB.
 	SegmentSize int64
 	// Logger receives the log lines; nil discards them.
 	Logger *slog.Logger
@@ -158,6 +159,34 @@ type Stats struct {
 	Compactions, Corrupt uint64
 }
 
+// LowDiskError is the error of Check and Put while the file system has
+// less free space than the floor, Options.MinFreeBytes. It matches
+// ErrLowDisk with errors.Is.
+type LowDiskError struct {
+	Free, Floor int64 // bytes
+}
+
+func (e *LowDiskError) Error() string {
+	return fmt.Sprintf("low disk space: %s free, below the %s floor", formatBytes(e.Free), formatBytes(e.Floor))
+}
+
+// Is reports whether target is ErrLowDisk.
+func (e *LowDiskError) Is(target error) bool { return target == ErrLowDisk }
+
+// formatBytes prints n with the largest binary unit it reaches: "12 MiB",
+// "1.5 GiB", "300 B".
+func formatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	i, u := 0, int64(1)
+	for i+1 < len(units) && n/u >= 1024 {
+		i, u = i+1, u*1024
+	}
+	if n%u == 0 {
+		return fmt.Sprintf("%d %s", n/u, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", float64(n)/float64(u), units[i])
+}
+
 // uidlKey names a POP3 message.
 type uidlKey struct{ mailbox, uidl string }
 
@@ -203,6 +232,8 @@ type Spool struct {
 	retireSize int64
 	compactMin int64
 	rlogSlack  int
+	// reserveSize is the size of the reserve file.
+	reserveSize int64
 
 	dirFile *os.File
 	unlock  func() error
@@ -243,6 +274,15 @@ type Spool struct {
 	rlogMu sync.Mutex
 	rlog   removalLog
 
+	// reserveMu guards whether the reserve file is there (reserveHave),
+	// and whether it was spent since the spool had one (reserveSpent).
+	reserveMu                 sync.Mutex
+	reserveHave, reserveSpent bool
+
+	// lowDiskSeen is set while the disk is below the floor, so that the
+	// spool logs when it goes below and when it is back above.
+	lowDiskSeen atomic.Bool
+
 	mu        sync.Mutex
 	closed    bool
 	index     map[string]*entry
@@ -257,8 +297,10 @@ type Spool struct {
 }
 
 // Open opens the spool in opts.Dir, creating it if needed, and recovers it
-// after a crash (see the package comment). Only one Spool may have a
-// directory open; Open fails while another process holds it.
+// after a crash (see the package comment). It needs no free space on the
+// disk, so that a sensor whose disk is full starts and uploads the backlog
+// that frees it. Only one Spool may have a directory open; Open fails
+// while another process holds it.
 func Open(opts Options) (*Spool, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("spool options: %w", err)
@@ -290,6 +332,7 @@ func Open(opts Options) (*Spool, error) {
 	}
 	s.retireSize = min(1<<20, s.segmentSize/2)
 	s.compactMin = 4 * s.segmentSize
+	s.reserveSize = max(s.segmentSize/16, minReserve)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -319,8 +362,16 @@ func Open(opts Options) (*Spool, error) {
 		err = errors.Join(err, s.rlog.close(), s.dirFile.Close(), unlock())
 		return nil, fmt.Errorf("open spool %s: %w", s.dir, err)
 	}
+	// Only if the disk has room for it; the cleaner tries again.
+	s.ensureReserve()
 	if len(s.index) > 0 {
 		s.ready <- struct{}{}
+	}
+	if s.corrupt.Load() > 0 {
+		// The cleaner's first pass writes the removals of the records
+		// quarantined, so that the next Open does not find them again;
+		// otherwise it runs when a Remove or a Put asks.
+		s.kickCleaner()
 	}
 	go s.commitLoop()
 	go s.cleanLoop()
@@ -516,15 +567,24 @@ func (s *Spool) capacityLocked(extra int64) error {
 	return nil
 }
 
-// lowDisk turns the result of freeBytes into ErrLowDisk or nil. A file
-// system whose free space cannot be read is not reported as low.
+// lowDisk turns the result of freeBytes into a *LowDiskError or nil, and
+// logs when the disk goes below the floor and when it is back above. A
+// file system whose free space cannot be read is not reported as low.
 func (s *Spool) lowDisk(free int64, err error) error {
 	if err != nil {
 		s.log.Warn("cannot read free disk space", "err", err)
 		return nil
 	}
 	if free < s.minFree {
-		return fmt.Errorf("%d bytes free, want %d: %w", free, s.minFree, ErrLowDisk)
+		if !s.lowDiskSeen.Swap(true) {
+			s.log.Warn("low disk space: the spool refuses new mail until space is freed",
+				"dir", s.dir, "free_bytes", free, "floor_bytes", s.minFree)
+		}
+		return &LowDiskError{Free: free, Floor: s.minFree}
+	}
+	if s.lowDiskSeen.Swap(false) {
+		s.log.Info("disk space is back above the floor: the spool takes mail again",
+			"dir", s.dir, "free_bytes", free, "floor_bytes", s.minFree)
 	}
 	return nil
 }

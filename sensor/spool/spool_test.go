@@ -127,7 +127,7 @@ func content(t *testing.T, s *Spool, id string) string {
 	return string(b)
 }
 
-// files lists the names in dir other than LOCK.
+// files lists the names in dir other than LOCK and RESERVE.
 func files(t *testing.T, dir string) []string {
 	t.Helper()
 	des, err := os.ReadDir(dir)
@@ -136,7 +136,7 @@ func files(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, de := range des {
-		if de.Name() != lockName {
+		if de.Name() != lockName && de.Name() != reserveName {
 			names = append(names, de.Name())
 		}
 	}
@@ -214,8 +214,10 @@ func TestPutGetRemove(t *testing.T) {
 			if st := s.Stats(); st.Messages != 0 || st.Bytes != 0 || st.Removes != 1 {
 				t.Errorf("Stats after Remove: got %+v, want 0 messages, 0 bytes, 1 remove", st)
 			}
-			// Open deletes the segment; only a tombstone stays.
+			// Open deletes the segment, and the cleaner's first pass
+			// rewrites the removal log: only a tombstone stays.
 			s = reopen(t, s, Options{Now: newClock(t0).Now})
+			clean(t, s)
 			var wantFiles []string
 			if tt.meta.UIDL != "" {
 				wantFiles = []string{rlogName(2)}
@@ -627,5 +629,35 @@ func TestOptionsValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), field+":") {
 			t.Errorf("Validate: got %v, want a problem with %s", err, field)
 		}
+	}
+}
+
+func TestLowDiskError(t *testing.T) {
+	tests := []struct {
+		free, floor int64
+		want        string
+	}{
+		{0, 256 << 20, "low disk space: 0 B free, below the 256 MiB floor"},
+		{12 << 20, 256 << 20, "low disk space: 12 MiB free, below the 256 MiB floor"},
+		{12<<20 + 300<<10, 1 << 30, "low disk space: 12.3 MiB free, below the 1 GiB floor"},
+		{1000, 1536, "low disk space: 1000 B free, below the 1.5 KiB floor"},
+	}
+	for _, tt := range tests {
+		err := error(&LowDiskError{Free: tt.free, Floor: tt.floor})
+		if got := err.Error(); got != tt.want {
+			t.Errorf("LowDiskError{%d, %d}: got %q, want %q", tt.free, tt.floor, got, tt.want)
+		}
+		if !errors.Is(fmt.Errorf("wrapped: %w", err), ErrLowDisk) {
+			t.Errorf("LowDiskError{%d, %d} does not match ErrLowDisk", tt.free, tt.floor)
+		}
+	}
+	// Check and Put say how much is free, and the floor.
+	s := open(t, Options{MinFreeBytes: 1 << 62})
+	var low *LowDiskError
+	if err := s.Check(); !errors.As(err, &low) || low.Floor != 1<<62 || low.Free <= 0 {
+		t.Errorf("Check: got %v, want a LowDiskError with the floor of 4 EiB and the free bytes", err)
+	}
+	if _, err := s.Put(t.Context(), smtpMeta(), strings.NewReader("x")); !errors.As(err, &low) {
+		t.Errorf("Put: got %v, want a LowDiskError", err)
 	}
 }

@@ -31,3 +31,31 @@ func fdatasync(f *os.File) error {
 	}
 	return nil
 }
+
+// allocate gives f size bytes of disk space, so that writing them later
+// needs none (fallocate(2)); it fails with errors.ErrUnsupported where the
+// file system cannot.
+func allocate(f *os.File, size int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fallocate(int(fd), 0, 0, size)
+			if !errors.Is(serr, syscall.EINTR) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if errors.Is(serr, syscall.EOPNOTSUPP) {
+		return errors.ErrUnsupported
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: serr}
+	}
+	return nil
+}

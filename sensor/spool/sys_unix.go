@@ -37,3 +37,9 @@ func lockDir(dir string) (unlock func() error, err error) {
 	}
 	return f.Close, nil
 }
+
+// isNoSpace reports whether err says that the file system (or the quota of
+// the user) has no room left.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}

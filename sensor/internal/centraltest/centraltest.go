@@ -1,9 +1,10 @@
 // Package centraltest runs the central side of the sensor protocol for the
 // sensor's tests: a real gRPC SensorService on loopback, with a real cluster
 // CA, mutual TLS (tls.VerifyClientCertIfGiven, and the identity checked on
-// every Connect), enrollment by join token, approval states, and certificate
-// renewal. The test drives each Connect stream through a [Stream]: it sends
-// configurations and reads what the sensor answers.
+// every Connect), enrollment by join token, approval states, certificate
+// renewal, and uploads (kept in memory, idempotent by message id). The test
+// drives each Connect stream through a [Stream]: it sends configurations
+// and reads what the sensor answers.
 //
 // It is a stand-in for the central node, which the sensor's packages may not
 // import, as httptest is for a web server. The server can be stopped and
@@ -19,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"sync"
 	"testing"
@@ -76,6 +78,11 @@ type Server struct {
 	tokens  map[string][]byte // join token id → hash of its secret
 	sensors map[string]ospreyv1.SensorState
 	enrolls int
+	uploads map[string][]byte // message id → bytes
+	// uploaded is closed, and replaced, when a message is uploaded.
+	uploaded chan struct{}
+	// paused, while uploads are paused, is closed by ResumeUploads.
+	paused chan struct{}
 }
 
 // NewServer starts a test central on 127.0.0.1 and stops it when the test
@@ -106,14 +113,16 @@ func NewServer(t testing.TB, opts Options) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{
-		CA:      ca,
-		t:       t,
-		opts:    opts,
-		tlsCert: cert,
-		lis:     lis,
-		streams: make(chan *Stream, 16),
-		tokens:  map[string][]byte{},
-		sensors: map[string]ospreyv1.SensorState{},
+		CA:       ca,
+		t:        t,
+		opts:     opts,
+		tlsCert:  cert,
+		lis:      lis,
+		streams:  make(chan *Stream, 16),
+		tokens:   map[string][]byte{},
+		sensors:  map[string]ospreyv1.SensorState{},
+		uploads:  map[string][]byte{},
+		uploaded: make(chan struct{}),
 	}
 	s.acceptWG.Go(s.acceptLoop)
 	s.Start()
@@ -246,6 +255,57 @@ func (s *Server) NextStream(t testing.TB) *Stream {
 	case <-time.After(Wait):
 		t.Fatalf("no Connect stream within %v", Wait)
 		return nil
+	}
+}
+
+// Streams returns the Connect streams as the server accepts them, for a
+// test that waits for one and for something else at once; NextStream takes
+// from it too.
+func (s *Server) Streams() <-chan *Stream { return s.streams }
+
+// PauseUploads makes the server hold every upload it has read, unanswered
+// and not recorded, until ResumeUploads or the upload's end: a central that
+// the sensor reaches but that takes nothing, while the test looks at the
+// sensor with its backlog.
+func (s *Server) PauseUploads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paused == nil {
+		s.paused = make(chan struct{})
+	}
+}
+
+// ResumeUploads answers the uploads held since PauseUploads, and the next
+// ones at once.
+func (s *Server) ResumeUploads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paused != nil {
+		close(s.paused)
+		s.paused = nil
+	}
+}
+
+// WaitUploads waits until the server recorded at least n messages, and
+// returns them by id.
+func (s *Server) WaitUploads(t testing.TB, n int) map[string][]byte {
+	t.Helper()
+	timeout := time.After(Wait)
+	for {
+		s.mu.Lock()
+		got, changed := len(s.uploads), s.uploaded
+		if got >= n {
+			out := maps.Clone(s.uploads)
+			s.mu.Unlock()
+			return out
+		}
+		s.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("WaitUploads: %d messages uploaded within %v, want %d", got, Wait, n)
+			return nil
+		}
 	}
 }
 
@@ -469,6 +529,64 @@ func (v *service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 			}
 		}
 	}
+}
+
+// Upload records a message, once per id (after PauseUploads, only once
+// ResumeUploads is called), and answers it.
+func (v *service) Upload(stream ospreyv1.SensorService_UploadServer) error {
+	s := v.s
+	ctx := stream.Context()
+	if _, _, err := peerIdentity(ctx); err != nil {
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+	var hdr *ospreyv1.UploadHeader
+	var body []byte
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		switch msg := m.GetMsg().(type) {
+		case *ospreyv1.UploadRequest_Header:
+			if hdr != nil {
+				return status.Error(codes.InvalidArgument, "a second header")
+			}
+			hdr = msg.Header
+		case *ospreyv1.UploadRequest_Chunk:
+			if hdr == nil {
+				return status.Error(codes.InvalidArgument, "a chunk before the header")
+			}
+			body = append(body, msg.Chunk...)
+		}
+	}
+	if hdr.GetMessageId() == "" {
+		return status.Error(codes.InvalidArgument, "no header with a message id")
+	}
+	if int64(len(body)) != hdr.GetSize() {
+		return status.Errorf(codes.InvalidArgument, "%d bytes, the header says %d", len(body), hdr.GetSize())
+	}
+	s.mu.Lock()
+	paused := s.paused
+	s.mu.Unlock()
+	if paused != nil {
+		select {
+		case <-paused:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	s.mu.Lock()
+	_, dup := s.uploads[hdr.GetMessageId()]
+	if !dup {
+		s.uploads[hdr.GetMessageId()] = body
+		close(s.uploaded)
+		s.uploaded = make(chan struct{})
+	}
+	s.mu.Unlock()
+	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: hdr.GetMessageId(), Duplicate: dup})
 }
 
 // peerIdentity is the sensor identity of the client certificate that TLS
