@@ -33,7 +33,7 @@ import (
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/gossip"
 	"github.com/ospreysec/osprey/central/sensorsvc"
-	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/pkg/pki"
 )
 
@@ -122,9 +122,16 @@ type Options struct {
 	// ClamdAddress, when set, adds the ClamAV engine: a clamd socket path
 	// ("/run/clamav/clamd.ctl") or host:port.
 	ClamdAddress string
+	// DBURL is the SQL store of message records and alerts: a postgres://
+	// URL, which every node of a cluster shares (--db-url). Empty: SQLite in
+	// DataDir, for a node alone; a cluster node refuses to start without it.
+	DBURL string
 	// AlertRetention bounds each tenant's alerts; zero fields take the
 	// store's defaults (20,000 alerts, 30 days).
-	AlertRetention store.AlertRetention
+	AlertRetention sqlstore.AlertRetention
+	// MessageRetention is how long message records are kept; 0 means the
+	// store's default (30 days).
+	MessageRetention time.Duration
 	// SensorCertValidity is the lifetime of the sensors' client
 	// certificates (--sensor-cert-validity). SensorCertRenewFrom and
 	// SensorCertRenewUntil are the window, in percent of a certificate's
@@ -207,7 +214,7 @@ func (o *Options) Validate() error {
 	if (o.EtcdCertFile == "") != (o.EtcdKeyFile == "") {
 		errs = append(errs, errors.New("--etcd-cert and --etcd-key: give both or neither"))
 	}
-	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.sensorCerts().ValidateCerts())
+	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.sensorCerts().ValidateCerts(), o.validateDB())
 	return errors.Join(errs...)
 }
 
@@ -219,6 +226,23 @@ func (o *Options) sensorCerts() sensorsvc.Options {
 		CertRenewFrom:  o.SensorCertRenewFrom,
 		CertRenewUntil: o.SensorCertRenewUntil,
 	}
+}
+
+// validateDB checks the SQL store's options.
+func (o *Options) validateDB() error {
+	var errs []error
+	if o.DBURL == "" && (o.EtcdInitialCluster != "" || len(o.EtcdEndpoints) > 0 || len(o.Join) > 0) {
+		errs = append(errs, errors.New("--db-url: required for a node of a cluster, which shares its message records and alerts with the other nodes in one PostgreSQL (postgres://user@host/osprey?target_session_attrs=read-write); only a node alone keeps them in SQLite in its data dir"))
+	}
+	if o.DBURL != "" {
+		if err := sqlstore.CheckURL(o.DBURL); err != nil {
+			errs = append(errs, fmt.Errorf("--db-url: %w", err))
+		}
+	}
+	if o.MessageRetention != 0 && o.MessageRetention < sqlstore.MinMessageRetention {
+		errs = append(errs, fmt.Errorf("--message-retention: %s: want at least %s (a record also recognises a sensor's retry of its upload)", o.MessageRetention, sqlstore.MinMessageRetention))
+	}
+	return errors.Join(errs...)
 }
 
 // validateEtcdCluster checks the embedded member's cluster options.
@@ -356,7 +380,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	defer grpcLn.Close()
-	n, err := newNode(ctx, opts, kek, cli, grpcLn.Addr(), log)
+	db, err := openDB(ctx, opts, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := newNode(ctx, opts, kek, cli, db, grpcLn.Addr(), log)
 	if err != nil {
 		return err
 	}
@@ -465,6 +494,21 @@ func Run(ctx context.Context, opts Options) error {
 	err = g.Wait()
 	log.Info("central node stopped")
 	return err
+}
+
+// openDB opens the SQL store: PostgreSQL at --db-url, or SQLite in the data
+// dir.
+func openDB(ctx context.Context, opts Options, log *slog.Logger) (*sqlstore.Store, error) {
+	url := opts.DBURL
+	if url == "" {
+		url = filepath.Join(opts.DataDir, "osprey.db")
+	}
+	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: url, AlertRetention: opts.AlertRetention,
+		MessageRetention: opts.MessageRetention, Logger: log.With("component", "sqlstore")})
+	if err != nil {
+		return nil, fmt.Errorf("message store: %w", err)
+	}
+	return db, nil
 }
 
 // connectEtcd starts the embedded member or connects to the external cluster.

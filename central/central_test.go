@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,10 +18,11 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/internal/pgtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	os.Exit(pgtest.Main(m, func() error { return goleak.Find() }))
 }
 
 // testGossipKey encrypts the gossip of the test nodes outside dev.
@@ -158,10 +160,10 @@ func TestBootstrapPasswordAndReadiness(t *testing.T) {
 // as `osprey central --etcd-endpoints` does: both serve the same configuration,
 // over HTTPS with the node's self-signed certificate.
 func TestCentralWithExternalEtcd(t *testing.T) {
-	dir := t.TempDir()
-	first := startNode(t, central.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", NodeName: "n1",
+	dir, db := t.TempDir(), pgtest.DB(t)
+	first := startNode(t, central.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", NodeName: "n1", DBURL: db,
 		BootstrapAdminPassword: "a long bootstrap password"})
-	second := startNode(t, central.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NodeName: "n2",
+	second := startNode(t, central.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NodeName: "n2", DBURL: db,
 		EtcdEndpoints: first.ready.EtcdEndpoints, ClusterKeyFile: filepath.Join(dir, "cluster.key")})
 	if first.ready.CAHash == "" || second.ready.CAHash != first.ready.CAHash {
 		t.Errorf("CA hashes %q and %q: want one cluster CA", first.ready.CAHash, second.ready.CAHash)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/internal/pgtest"
 )
 
 func TestClusterOptionsAreValidated(t *testing.T) {
@@ -39,6 +40,9 @@ func TestClusterOptionsAreValidated(t *testing.T) {
 		{"initial cluster without this node", func(o *central.Options) { o.EtcdInitialCluster = "n2=https://127.0.0.2:2380" },
 			[]string{"--etcd-initial-cluster", `"n1"`}},
 		{"existing without a cluster", func(o *central.Options) { o.EtcdInitialClusterState = "existing" }, []string{"needs --etcd-initial-cluster"}},
+		{"a cluster without a database", func(o *central.Options) { o.Join = []string{"127.0.0.2:7946"} }, []string{"--db-url", "PostgreSQL"}},
+		{"a database URL of another kind", func(o *central.Options) { o.DBURL = "mysql://db/osprey" }, []string{"--db-url", "postgres://"}},
+		{"message retention too short", func(o *central.Options) { o.MessageRetention = time.Hour }, []string{"--message-retention", "72h"}},
 		{"initial cluster with external etcd", func(o *central.Options) {
 			o.EtcdInitialCluster, o.EtcdEndpoints = "n1=https://127.0.0.1:2380", []string{"http://e:2379"}
 		}, []string{"only with the embedded etcd"}},
@@ -64,10 +68,10 @@ func TestClusterOptionsAreValidated(t *testing.T) {
 // leaves on stop and is gone from the first one's answers at once.
 func TestTwoNodesGossipHealthAndDNS(t *testing.T) {
 	const password = "a long bootstrap password"
-	dir := t.TempDir()
+	dir, db := t.TempDir(), pgtest.DB(t)
 	n1 := startNode(t, central.Options{DataDir: dir, NodeName: "n1", HTTPAddr: "127.0.0.1:0", Sensor: true,
-		DNSZone: "cluster.test", BootstrapAdminPassword: password})
-	n2 := startNode(t, central.Options{DataDir: t.TempDir(), NodeName: "n2", HTTPAddr: "127.0.0.2:0", GRPCAddr: "127.0.0.2:0",
+		DNSZone: "cluster.test", BootstrapAdminPassword: password, DBURL: db})
+	n2 := startNode(t, central.Options{DataDir: t.TempDir(), NodeName: "n2", DBURL: db, HTTPAddr: "127.0.0.2:0", GRPCAddr: "127.0.0.2:0",
 		GossipAddr: "127.0.0.2:0", DNSAddr: "127.0.0.2:0", DNSZone: "cluster.test",
 		EtcdEndpoints: n1.ready.EtcdEndpoints, ClusterKeyFile: dir + "/cluster.key", Join: []string{n1.ready.GossipAddr}})
 	if n1.ready.LocalSensorID != "n1" || n1.ready.LocalSensorJoinToken == "" {

@@ -36,8 +36,10 @@ import (
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/siem"
 	"github.com/ospreysec/osprey/central/siemfeed"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
+	"github.com/ospreysec/osprey/central/upgrade"
 	"github.com/ospreysec/osprey/internal/buildinfo"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
@@ -48,6 +50,7 @@ import (
 // and the later services share.
 type node struct {
 	store    *store.Store
+	db       *sqlstore.Store
 	handler  http.Handler
 	ready    Ready
 	ca       *pki.CA
@@ -65,7 +68,7 @@ type node struct {
 	// The scanning pipeline's background work: the rule cache, the
 	// alert sweeper (each started by Run with the node's errgroup).
 	rules    *store.RuleCache
-	sweeper  *store.AlertSweeper
+	sweeper  *sqlstore.Sweeper
 	exports  *store.ExportCache
 	exporter *siem.Exporter
 	feeder   *siemfeed.Feeder
@@ -78,12 +81,9 @@ const (
 	initialPasswordFile = "initial-admin-password"
 )
 
-func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
-	if err := opts.AlertRetention.Validate(); err != nil {
-		return nil, fmt.Errorf("alert retention: %w", err)
-	}
-	st := store.NewWithOptions(cli, store.Options{AlertRetention: opts.AlertRetention})
-	n := &node{store: st, etcdRead: func(ctx context.Context) error {
+func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client, db *sqlstore.Store, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
+	st := store.New(cli)
+	n := &node{store: st, db: db, etcdRead: func(ctx context.Context) error {
 		// A linearizable read proves a quorum answers, as etcd's own /health does.
 		if _, err := cli.Get(ctx, "health"); err != nil {
 			return fmt.Errorf("etcd: %w", err)
@@ -91,6 +91,9 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil
 	}}
 	if err := bootstrap(ctx, opts, st, &n.ready, log); err != nil {
+		return nil, err
+	}
+	if _, err := upgrade.MoveToSQL(ctx, cli, st, db, log.With("component", "upgrade")); err != nil {
 		return nil, err
 	}
 	ca, err := clusterca.Load(ctx, st, kek)
@@ -132,20 +135,20 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil, err
 	}
 	n.rules = store.NewRuleCache(st, store.CacheOptions{Logger: log.With("component", "rule-cache")})
-	n.sweeper = store.NewAlertSweeper(st, store.AlertSweeperOptions{Logger: log})
+	n.sweeper = sqlstore.NewSweeper(db, sqlstore.SweeperOptions{Logger: log.With("component", "retention")})
 	n.exports = store.NewExportCache(st, store.CacheOptions{Logger: log.With("component", "export-cache")})
 	if n.exporter, err = siem.New(siem.Options{Version: buildinfo.Version(), Registerer: reg, Logger: log.With("component", "siem")}); err != nil {
 		return nil, err
 	}
 	if n.feeder, err = siemfeed.New(siemfeed.Options{
-		Client: cli, Store: st, Exports: n.exports, Exporter: n.exporter, NodeName: opts.NodeName,
+		Client: cli, Store: st, Alerts: db, Exports: n.exports, Exporter: n.exporter, NodeName: opts.NodeName,
 		Registerer: reg, Logger: log.With("component", "siem"),
 	}); err != nil {
 		return nil, err
 	}
 	n.configs = store.NewConfigHub(st, store.CacheOptions{Logger: log.With("component", "config-hub")})
 	n.sensors = sensorsvc.New(sensorsvc.Options{
-		Store: st, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
+		Store: st, Messages: db, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
 		Scanner:      pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
 		CertValidity: opts.SensorCertValidity, CertRenewFrom: opts.SensorCertRenewFrom, CertRenewUntil: opts.SensorCertRenewUntil,
@@ -171,13 +174,19 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	}
 	apiHandler := httpapi.New(httpapi.Options{
 		Store:    st,
+		Messages: db,
 		Auth:     authn,
 		Registry: reg,
 		Logger:   log.With("component", "api"),
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
-		Ready:     n.etcdRead,
+		Ready: func(ctx context.Context) error {
+			if err := n.etcdRead(ctx); err != nil {
+				return err
+			}
+			return db.Ping(ctx)
+		},
 		Available: n.available,
 		Nodes:     n.nodeList,
 	})
@@ -187,7 +196,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		mux.Handle(p, apiHandler)
 	}
 	mux.Handle("/", ui.New(ui.Options{
-		Store: st, Auth: authn, InsecureCookies: opts.Dev,
+		Store: st, Messages: db, Auth: authn, InsecureCookies: opts.Dev,
 		NodeName: opts.NodeName, GRPCAddr: advertised(grpcAddr), Etcd: cli,
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -65,6 +66,7 @@ type uiNode struct {
 	url   string
 	ready central.Ready
 	store *store.Store
+	db    *sqlstore.Store
 }
 
 func startUINode(t *testing.T) *uiNode {
@@ -109,7 +111,12 @@ func startUINode(t *testing.T) *uiNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	return &uiNode{url: ready.HTTPURL, ready: ready, store: store.New(cli)}
+	db, err := sqlstore.Open(t.Context(), sqlstore.Options{URL: filepath.Join(dataDir, "osprey.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &uiNode{url: ready.HTTPURL, ready: ready, store: store.New(cli), db: db}
 }
 
 // seed adds what the tests look at: a second tenant with its operator and
@@ -787,7 +794,7 @@ func TestBrowserAlertsAndRules(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(90 * time.Second)
 		for {
-			page, err := n.store.ListAlerts(t.Context(), store.AllTenants(), store.AlertQuery{Tenant: "default"})
+			page, err := n.db.ListAlerts(t.Context(), store.AllTenants(), sqlstore.AlertQuery{Tenant: "default"})
 			if err != nil {
 				t.Fatal(err)
 			}

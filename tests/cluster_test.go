@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/pgtest"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -133,6 +134,8 @@ func startCluster(t *testing.T) *testCluster {
 	if _, err := pki.LoadOrCreateKEK(c.keyFile); err != nil {
 		t.Fatal(err)
 	}
+	// The nodes share one PostgreSQL, the test's own.
+	dbURL := pgtest.DB(t)
 	var initial, join []string
 	for i, ip := range clusterIPs {
 		initial = append(initial, fmt.Sprintf("n%d=https://%s:%d", i+1, ip, c.ports.etcdPeer))
@@ -155,6 +158,7 @@ func startCluster(t *testing.T) *testCluster {
 			"--etcd-client-addr", at(c.ports.etcdClient),
 			"--etcd-peer-addr", at(c.ports.etcdPeer),
 			"--cluster-key-file", c.keyFile,
+			"--db-url", dbURL,
 			"--bootstrap-admin-password", adminPassword,
 			"--sensor",
 			"--log-format", "text",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/pgtest"
 	"github.com/ospreysec/osprey/pkg/pki"
 )
 
@@ -35,8 +36,8 @@ type centralProc struct {
 }
 
 // startCentral runs `osprey central` against a shared external etcd, with the
-// cluster key file every node of the cluster shares.
-func startCentral(t *testing.T, name string, etcd []string, keyFile string) *centralProc {
+// cluster key file and the database every node of the cluster shares.
+func startCentral(t *testing.T, name string, etcd []string, keyFile, dbURL string) *centralProc {
 	t.Helper()
 	p := start(t, nil, "central",
 		"--node-name", name,
@@ -45,6 +46,7 @@ func startCentral(t *testing.T, name string, etcd []string, keyFile string) *cen
 		"--grpc-addr", "127.0.0.1:0",
 		"--etcd-endpoints", strings.Join(etcd, ","),
 		"--cluster-key-file", keyFile,
+		"--db-url", dbURL,
 		"--gossip-addr", "127.0.0.1:0",
 		"--dns-addr", "127.0.0.1:0",
 		"--gossip-key", testGossipKey,
@@ -101,8 +103,9 @@ func TestSensorFailsOverBetweenCentrals(t *testing.T) {
 	if _, err := pki.LoadOrCreateKEK(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	a := startCentral(t, "a", etcd.Endpoints(), keyFile)
-	b := startCentral(t, "b", etcd.Endpoints(), keyFile)
+	db := pgtest.DB(t)
+	a := startCentral(t, "a", etcd.Endpoints(), keyFile, db)
+	b := startCentral(t, "b", etcd.Endpoints(), keyFile, db)
 	ctx := t.Context()
 
 	tok, err := a.api.CreateToken(ctx, api.TokenRequest{Kind: api.TokenJoin, Tenant: "default", TTLSeconds: 600, MaxUses: 1})

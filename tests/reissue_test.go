@@ -24,6 +24,7 @@ import (
 
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/sensorsvc"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/clocktest"
 	"github.com/ospreysec/osprey/internal/etcdtest"
@@ -52,6 +53,7 @@ const branchTenant = "acme"
 // certCentral is the central side of the branch tests.
 type certCentral struct {
 	store *store.Store
+	db    *sqlstore.Store
 	ca    *pki.CA
 	clock *clocktest.Clock
 	link  *link
@@ -80,7 +82,12 @@ func startCertCentral(t *testing.T, clock *clocktest.Clock, opts sensorsvc.Optio
 	hub := store.NewConfigHub(st, store.CacheOptions{})
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- hub.Run(ctx) }()
-	opts.Store, opts.Configs, opts.CA, opts.NodeName, opts.Status, opts.Now = st, hub, ca, "n1", sw, clock.Now
+	db, err := sqlstore.Open(t.Context(), sqlstore.Options{URL: filepath.Join(t.TempDir(), "osprey.db"), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	opts.Store, opts.Messages, opts.Configs, opts.CA, opts.NodeName, opts.Status, opts.Now = st, db, hub, ca, "n1", sw, clock.Now
 	opts.SpillDir, opts.Logger = t.TempDir(), slog.New(slog.DiscardHandler)
 	svc := sensorsvc.New(opts)
 	pool := x509.NewCertPool()
@@ -107,7 +114,7 @@ func startCertCentral(t *testing.T, clock *clocktest.Clock, opts sensorsvc.Optio
 		<-swDone
 		<-hubDone
 	})
-	return &certCentral{store: st, ca: ca, clock: clock, link: newLink(t, ln.Addr().String())}
+	return &certCentral{store: st, db: db, ca: ca, clock: clock, link: newLink(t, ln.Addr().String())}
 }
 
 // joinToken makes a join token of the branch tenant.
@@ -257,7 +264,7 @@ func (c *certCentral) waitUploaded(t *testing.T, s *branchSensor, n int) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		got, err := c.store.CountMessages(t.Context(), store.AllTenants(), branchTenant, s.id.SensorID)
+		got, err := c.db.CountMessages(t.Context(), store.AllTenants(), branchTenant, s.id.SensorID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +353,7 @@ func TestRevokedSensorStaysOutAfterExpiry(t *testing.T) {
 	if logs := s.logs.String(); !strings.Contains(logs, "remove the identity dir") {
 		t.Errorf("the sensor did not tell its operator what is left to do:\n%s", logs)
 	}
-	if n, err := c.store.CountMessages(t.Context(), store.AllTenants(), branchTenant, s.id.SensorID); err != nil || n != 0 {
+	if n, err := c.db.CountMessages(t.Context(), store.AllTenants(), branchTenant, s.id.SensorID); err != nil || n != 0 {
 		t.Errorf("uploads of a revoked sensor: %d recorded (%v), want none", n, err)
 	}
 

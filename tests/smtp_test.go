@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -25,6 +26,9 @@ type devNode struct {
 	*proc
 	api   *api.Client
 	store *store.Store
+	// db is the node's SQL store, the SQLite file in its data dir, opened
+	// beside the node (SQLite's WAL lets two processes share it).
+	db *sqlstore.Store
 }
 
 var etcdLine = regexp.MustCompile(`Embedded etcd:\s+(\S+)`)
@@ -49,7 +53,12 @@ func startDev(t *testing.T, dataDir string) *devNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	return &devNode{proc: p, api: c, store: store.New(cli)}
+	db, err := sqlstore.Open(t.Context(), sqlstore.Options{URL: filepath.Join(dataDir, "osprey.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &devNode{proc: p, api: c, store: store.New(cli), db: db}
 }
 
 // freePort returns a loopback port nobody listens on now, for a listener
@@ -78,11 +87,18 @@ func (d *devNode) enableSMTP(t *testing.T, cfg *api.SMTPIntegration) {
 // records returns what the central recorded of the dev sensor's uploads.
 func (d *devNode) records(t *testing.T) []*ospreyv1.MessageRecord {
 	t.Helper()
-	recs, err := d.store.ListMessages(t.Context(), store.AllTenants(), "default", "dev")
-	if err != nil {
-		t.Fatal(err)
+	var recs []*ospreyv1.MessageRecord
+	q := sqlstore.MessageQuery{Tenant: "default", SensorID: "dev", Limit: sqlstore.MaxPageLimit}
+	for {
+		page, err := d.db.ListMessages(t.Context(), store.AllTenants(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, page.Messages...)
+		if q.PageToken = page.NextPageToken; q.PageToken == "" {
+			return recs
+		}
 	}
-	return recs
 }
 
 // waitRecords waits until ok accepts the recorded uploads.

@@ -45,6 +45,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/ospreysec/osprey/internal/pgtest"
 	"github.com/ospreysec/osprey/pkg/pki"
 )
 
@@ -210,6 +211,7 @@ type cluster struct {
 	dir   string
 	ports map[string]int
 	nodes []*node
+	db    *pgtest.Server // the PostgreSQL the nodes share
 }
 
 // startCluster starts three nodes with the gossip timing and waits until
@@ -230,6 +232,13 @@ func startCluster(bin, timing string, extra ...string) (*cluster, error) {
 			return c, err
 		}
 	}
+	if c.db, err = pgtest.Start(context.Background()); err != nil {
+		return c, err
+	}
+	_, dbURL, err := c.db.CreateDB(context.Background())
+	if err != nil {
+		return c, err
+	}
 	var initial, join []string
 	for i, ip := range ips {
 		initial = append(initial, fmt.Sprintf("n%d=https://%s:%d", i+1, ip, c.ports["etcd-peer"]))
@@ -243,7 +252,7 @@ func startCluster(bin, timing string, extra ...string) (*cluster, error) {
 			"--join", strings.Join(join, ","), "--gossip-key", gossipKey, "--gossip-timing", timing,
 			"--dns-addr", at("dns"), "--dns-zone", zone, "--dns-ttl", ttl.String(),
 			"--etcd-initial-cluster", strings.Join(initial, ","), "--etcd-client-addr", at("etcd-client"),
-			"--etcd-peer-addr", at("etcd-peer"), "--cluster-key-file", keyFile,
+			"--etcd-peer-addr", at("etcd-peer"), "--cluster-key-file", keyFile, "--db-url", dbURL,
 			"--bootstrap-admin-password", password, "--log-level", "warn"}, extra...)
 		c.nodes = append(c.nodes, n)
 	}
@@ -266,6 +275,9 @@ func (c *cluster) stop() {
 	}
 	for _, n := range c.nodes {
 		n.signal(syscall.SIGTERM)
+	}
+	if c.db != nil {
+		c.db.Close()
 	}
 	os.RemoveAll(c.dir)
 }

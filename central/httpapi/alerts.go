@@ -7,7 +7,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
-	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/pkg/validate"
 )
 
@@ -17,7 +17,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	q := store.AlertQuery{
+	q := sqlstore.AlertQuery{
 		Tenant: v.Get("tenant"), SensorID: v.Get("sensor"), Q: v.Get("q"), PageToken: v.Get("page_token"),
 	}
 	var errs validate.Errors
@@ -40,7 +40,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if len(errs) > 0 {
 		return errs
 	}
-	page, err := s.store.ListAlerts(r.Context(), scope(p), q)
+	page, err := s.messages.ListAlerts(r.Context(), scope(p), q)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return err
 	}
-	a, err := s.store.GetAlert(r.Context(), scope(p), v.Get("tenant"), r.PathValue("id"))
+	a, err := s.messages.GetAlert(r.Context(), scope(p), v.Get("tenant"), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

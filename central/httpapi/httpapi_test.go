@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/httpapi"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/etcdtest"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -28,6 +30,7 @@ import (
 type env struct {
 	url   string
 	store *store.Store
+	db    *sqlstore.Store
 	// nodesErr, when it holds an error, is the error of the Nodes lister.
 	nodesErr atomic.Pointer[error]
 }
@@ -84,14 +87,19 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: st}
+	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: filepath.Join(t.TempDir(), "osprey.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &env{store: st, db: db}
 	nodes := func(context.Context) (*api.NodeList, error) {
 		if err := e.nodesErr.Load(); err != nil {
 			return nil, *err
 		}
 		return testNodes(), nil
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Store: st, Auth: a, Nodes: nodes}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Store: st, Messages: db, Auth: a, Nodes: nodes}))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e

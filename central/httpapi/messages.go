@@ -8,7 +8,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
-	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/pkg/validate"
 )
 
@@ -23,7 +23,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, p auth.Pri
 	if err != nil {
 		return err
 	}
-	page, err := s.store.ListMessagesPage(r.Context(), scope(p), store.MessageQuery{
+	page, err := s.messages.ListMessages(r.Context(), scope(p), sqlstore.MessageQuery{
 		Tenant: v.Get("tenant"), SensorID: v.Get("sensor"), PageToken: v.Get("page_token"), Limit: limit,
 	})
 	if err != nil {
@@ -76,8 +76,8 @@ func limitParam(v url.Values) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > store.MaxPageLimit {
-		return 0, validate.Errors{{Field: "limit", Message: "must be a number from 1 to " + strconv.Itoa(store.MaxPageLimit)}}
+	if err != nil || n < 1 || n > sqlstore.MaxPageLimit {
+		return 0, validate.Errors{{Field: "limit", Message: "must be a number from 1 to " + strconv.Itoa(sqlstore.MaxPageLimit)}}
 	}
 	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 )
@@ -111,6 +112,8 @@ func (s *Server) errorResponse(err error) (int, api.Error) {
 		return http.StatusConflict, api.Error{Message: "already exists"}
 	case errors.Is(err, store.ErrUnavailable):
 		return http.StatusServiceUnavailable, api.Error{Message: "the configuration store has no quorum (too few etcd members reachable): retry later, or through another node"}
+	case errors.Is(err, sqlstore.ErrUnavailable):
+		return http.StatusServiceUnavailable, api.Error{Message: "the message store (SQL database) is unreachable: retry later"}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, api.Error{Message: "the configuration store did not answer in time (is the etcd quorum reachable?)"}
 	default:

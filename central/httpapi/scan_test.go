@@ -189,7 +189,7 @@ func seedScans(t *testing.T, e *env, tenant, sensor string, n int, start time.Ti
 				Attachments: []*ospreyv1.Attachment{{Path: "eicar.com", Filename: "eicar.com", Size: 68}},
 			}
 		}
-		stored, _, err := e.store.RecordScan(t.Context(), store.AllTenants(), rec, alert, now)
+		stored, _, err := e.db.RecordScan(t.Context(), store.AllTenants(), rec, alert, now)
 		if err != nil {
 			t.Fatal(err)
 		}

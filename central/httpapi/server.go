@@ -21,6 +21,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -28,7 +29,9 @@ import (
 // Options configures the API.
 type Options struct {
 	Store *store.Store
-	Auth  *auth.Authenticator
+	// Messages holds the message records and alerts.
+	Messages *sqlstore.Store
+	Auth     *auth.Authenticator
 	// Ready reports whether the node can serve (etcd reachable); nil means always.
 	Ready func(context.Context) error
 	// Available, when set, is asked before every authenticated route: an
@@ -52,13 +55,14 @@ type Options struct {
 
 // Server is the HTTP handler of the API.
 type Server struct {
-	store *store.Store
-	auth  *auth.Authenticator
-	ready func(context.Context) error
-	avail func() error
-	log   *slog.Logger
-	now   func() time.Time
-	mux   *http.ServeMux
+	store    *store.Store
+	messages *sqlstore.Store
+	auth     *auth.Authenticator
+	ready    func(context.Context) error
+	avail    func() error
+	log      *slog.Logger
+	now      func() time.Time
+	mux      *http.ServeMux
 
 	joinTokens func(*ospreyv1.Token) (string, error)
 	nodes      func(context.Context) (*api.NodeList, error)
@@ -127,7 +131,7 @@ func Routes() []Route {
 // New builds the API handler.
 func New(opts Options) *Server {
 	s := &Server{
-		store: opts.Store,
+		store: opts.Store, messages: opts.Messages,
 		auth:  opts.Auth,
 		ready: opts.Ready,
 		avail: opts.Available,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/sensorsvc"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/etcdtest"
 	"github.com/ospreysec/osprey/pkg/jointoken"
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 // real CA and mutual TLS, as a Central Node serves it.
 type cluster struct {
 	store *store.Store
+	db    *sqlstore.Store
 	ca    *pki.CA
 	addr  string
 }
@@ -60,7 +63,12 @@ func newCluster(t *testing.T, validity time.Duration) *cluster {
 	hub := store.NewConfigHub(st, store.CacheOptions{})
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- hub.Run(ctx) }()
-	svc := sensorsvc.New(sensorsvc.Options{Store: st, Configs: hub, CA: ca, NodeName: "n1", Status: sw, CertValidity: validity})
+	db, err := sqlstore.Open(t.Context(), sqlstore.Options{URL: filepath.Join(t.TempDir(), "osprey.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := sensorsvc.New(sensorsvc.Options{Store: st, Messages: db, Configs: hub, CA: ca, NodeName: "n1", Status: sw, CertValidity: validity})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
@@ -79,7 +87,7 @@ func newCluster(t *testing.T, validity time.Duration) *cluster {
 		<-swDone
 		<-hubDone
 	})
-	return &cluster{store: st, ca: ca, addr: ln.Addr().String()}
+	return &cluster{store: st, db: db, ca: ca, addr: ln.Addr().String()}
 }
 
 // joinToken makes a join token for tenant acme with maxUses.
@@ -472,7 +480,7 @@ func TestUploadIsIdempotent(t *testing.T) {
 	if err != nil || !r2.GetDuplicate() || r2.GetVerdict() != r1.GetVerdict() {
 		t.Fatalf("retry: %v, %v; want a duplicate with the same verdict", r2, err)
 	}
-	if n, err := c.store.CountMessages(ctx, store.AllTenants(), "acme", id); err != nil || n != 1 {
+	if n, err := c.db.CountMessages(ctx, store.AllTenants(), "acme", id); err != nil || n != 1 {
 		t.Errorf("records: %d, %v; want exactly 1", n, err)
 	}
 	if _, err := upload("m2", msg[:5]); err != nil {
@@ -488,7 +496,7 @@ func TestUploadIsIdempotent(t *testing.T) {
 	if _, err := s.CloseAndRecv(); code(err) != codes.InvalidArgument {
 		t.Errorf("truncated upload: got %v, want InvalidArgument", err)
 	}
-	if _, err := c.store.GetMessage(ctx, store.AllTenants(), "acme", id, "m3"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := c.db.GetMessage(ctx, store.AllTenants(), "acme", id, "m3"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("truncated upload recorded: %v", err)
 	}
 }

@@ -82,6 +82,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -93,6 +94,8 @@ const helloTimeout = 10 * time.Second
 // Options configures the service.
 type Options struct {
 	Store *store.Store
+	// Messages records the uploaded messages and their alerts.
+	Messages *sqlstore.Store
 	// Configs follows the sensors' configuration for the streams; the
 	// node runs it.
 	Configs  *store.ConfigHub
@@ -124,6 +127,7 @@ type Service struct {
 	ospreyv1.UnimplementedSensorServiceServer
 
 	store    *store.Store
+	messages *sqlstore.Store
 	configs  *store.ConfigHub
 	ca       *pki.CA
 	node     string
@@ -146,7 +150,7 @@ type Service struct {
 // New builds the service.
 func New(opts Options) *Service {
 	s := &Service{
-		store: opts.Store, configs: opts.Configs, ca: opts.CA, node: opts.NodeName, status: opts.Status,
+		store: opts.Store, messages: opts.Messages, configs: opts.Configs, ca: opts.CA, node: opts.NodeName, status: opts.Status,
 		log: opts.Logger, now: opts.Now, validity: opts.CertValidity,
 		shutdown: make(chan struct{}),
 		scanner:  opts.Scanner, spillDir: opts.SpillDir,
@@ -500,7 +504,7 @@ func toStatus(err error) error {
 	case errors.Is(err, store.ErrInvalidID):
 		return status.Error(codes.InvalidArgument, err.Error())
 	default:
-		return status.Error(codes.Unavailable, fmt.Sprintf("configuration store: %v", err))
+		return status.Error(codes.Unavailable, fmt.Sprintf("store: %v", err))
 	}
 }
 

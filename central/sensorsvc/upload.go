@@ -80,7 +80,7 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if hdr.GetSize() < 0 || hdr.GetSize() > sizeunit.HardCeiling {
 		return status.Errorf(codes.InvalidArgument, "size %d: at most %d bytes", hdr.GetSize(), sizeunit.HardCeiling)
 	}
-	if _, err := s.store.GetMessage(ctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, hdr.GetMessageId()); err == nil {
+	if _, err := s.messages.GetMessage(ctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, hdr.GetMessageId()); err == nil {
 		// A retry after a lost acknowledgement: drain and answer as before.
 		return s.answerDuplicate(stream, id.Tenant, id.SensorID, hdr.GetMessageId())
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -114,17 +114,15 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	now := s.now()
 	alert := out.Alert
 	if alert != nil {
-		alert.Id = store.AlertID(now, rec.GetSensorId(), rec.GetMessageId())
-		alert.Tenant, alert.SensorId, alert.MessageId = rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId()
-		alert.CreatedAt = timestamppb.New(now)
+		// RecordScan gives it its id, tenant, sensor and message.
 		alert.Node = s.node
 	}
-	stored, dup, err := s.store.RecordScan(ctx, store.TenantScope(id.Tenant), rec, alert, now)
+	stored, dup, err := s.messages.RecordScan(ctx, store.TenantScope(id.Tenant), rec, alert, now)
 	if err != nil {
 		return toStatus(err)
 	}
 	if !dup {
-		s.uploaded.Inc() // the alert, in etcd, reaches the SIEM through central/siemfeed
+		s.uploaded.Inc() // the alert, in the SQL store, reaches the SIEM through central/siemfeed
 	}
 	// A duplicate's stored record may be another sensor's (the same POP3
 	// message polled twice): answer with the id this sensor sent.
@@ -139,7 +137,7 @@ func (s *Service) answerDuplicate(stream ospreyv1.SensorService_UploadServer, te
 			return err
 		}
 	}
-	rec, err := s.store.GetMessage(stream.Context(), store.TenantScope(tenant), tenant, sensorID, messageID)
+	rec, err := s.messages.GetMessage(stream.Context(), store.TenantScope(tenant), tenant, sensorID, messageID)
 	if err != nil {
 		return toStatus(err)
 	}

@@ -1,17 +1,18 @@
-// Package siemfeed exports the alerts stored in etcd to each tenant's SIEM,
-// from one central node at a time, so that an alert reaches the SIEM even
-// when the node that recorded it, or the one exporting, dies.
+// Package siemfeed exports the alerts of the SQL store to each tenant's
+// SIEM, from one central node at a time, so that an alert reaches the SIEM
+// even when the node that recorded it, or the one exporting, dies.
 //
-// Every alert is in etcd before its message's upload is acknowledged (see
-// store.RecordScan). The central nodes elect one of them (an etcd election
-// under store.ExportLeaderPrefix, on a session of Options.SessionTTL). The
-// leader applies every tenant's export to its siem.Exporter and, for each
-// exporting tenant, follows the tenant's alerts in the order etcd stored
-// them (a watch from the last one enqueued, which etcd replays from its
-// history; range reads when that is compacted), enqueues as many as the
-// exporter has room for, and records, at most once a second,
-// the revision up to which they are delivered (siem.Exporter.Delivered) as
-// the tenant's cursor, with a transaction that holds only while this node
+// Every alert is in the SQL store before its message's upload is
+// acknowledged (see sqlstore.Store.RecordScan), numbered in its tenant in
+// commit order without gaps. The central nodes elect one of them (an etcd
+// election under store.ExportLeaderPrefix, on a session of
+// Options.SessionTTL). The leader applies every tenant's export to its
+// siem.Exporter and, for each exporting tenant, reads the tenant's alerts
+// by number from the last one enqueued (when this node commits an alert,
+// and every Interval for those other nodes commit), enqueues as many as the
+// exporter has room for, and records, at most once a wake-up, the number up
+// to which they are delivered (siem.Exporter.Delivered) as the tenant's
+// cursor in etcd, with a transaction that holds only while this node
 // leads. A node that takes over starts from the cursors: what the last
 // leader had queued or had written within the resend window is sent again
 // (at least once, as the exporter's own resend is), nothing is skipped.
@@ -35,6 +36,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ospreysec/osprey/central/siem"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -49,8 +51,10 @@ const (
 
 // Options configure a Feeder.
 type Options struct {
-	Client   *clientv3.Client
+	Client *clientv3.Client
+	// Store holds the election and the cursors; Alerts, the alerts.
 	Store    *store.Store
+	Alerts   *sqlstore.Store
 	Exports  *store.ExportCache
 	Exporter *siem.Exporter
 	// NodeName is what the election records of the leader.
@@ -66,7 +70,8 @@ type Options struct {
 	Logger     *slog.Logger
 }
 
-// Feeder is the export's side that follows etcd; see the package comment.
+// Feeder is the export's side that follows the alerts; see the package
+// comment.
 type Feeder struct {
 	opts   Options
 	log    *slog.Logger
@@ -75,8 +80,8 @@ type Feeder struct {
 
 // New returns a Feeder; Run runs it.
 func New(opts Options) (*Feeder, error) {
-	if opts.Client == nil || opts.Store == nil || opts.Exports == nil || opts.Exporter == nil {
-		return nil, errors.New("siemfeed: Client, Store, Exports and Exporter are required")
+	if opts.Client == nil || opts.Store == nil || opts.Alerts == nil || opts.Exports == nil || opts.Exporter == nil {
+		return nil, errors.New("siemfeed: Client, Store, Alerts, Exports and Exporter are required")
 	}
 	if opts.SessionTTL == 0 {
 		opts.SessionTTL = DefaultSessionTTL
@@ -226,12 +231,11 @@ func (f *Feeder) off(ctx context.Context, tenant string, leader clientv3.Cmp, st
 	}
 }
 
-// feed moves tenant's alerts from etcd into the exporter and its progress
-// back into etcd, until ctx ends or the node no longer leads. It watches
-// the alerts from the last one enqueued while the exporter has room, and
-// stops watching when it has none, to watch again from there (etcd replays
-// its history); when the history is compacted it reads the rest with
-// range reads first.
+// feed moves tenant's alerts from the SQL store into the exporter, in the
+// order of their numbers, as many as the exporter has room for, and its
+// progress into etcd, until ctx ends or the node no longer leads. It reads
+// again when this node commits an alert, and every Interval for the alerts
+// other nodes commit to a shared database.
 func (f *Feeder) feed(ctx context.Context, tenant string, leader clientv3.Cmp) {
 	log := f.log.With("tenant", tenant)
 	st, ex := f.opts.Store, f.opts.Exporter
@@ -242,56 +246,13 @@ func (f *Feeder) feed(ctx context.Context, tenant string, leader clientv3.Cmp) {
 		}
 		return
 	}
-	next := cursor // the last revision enqueued
+	next := cursor // the number of the last alert enqueued
 	tick := time.NewTicker(f.opts.Interval)
 	defer tick.Stop()
-	var alerts <-chan store.AlertBatch
-	stopWatch := func() {}
-	defer func() { stopWatch() }()
-	pause := false // after a failed watch: watch again after a tick
 	for {
-		if alerts == nil && !pause && ex.Room(tenant) > 0 {
-			wctx, wcancel := context.WithCancel(ctx)
-			if alerts, err = st.WatchNewAlerts(wctx, tenant, next); err != nil {
-				wcancel()
-				log.WarnContext(ctx, "watch alerts", "err", err)
-				return
-			}
-			stopWatch = wcancel
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case b, ok := <-alerts:
-			switch {
-			case !ok:
-				stopWatch()
-				alerts, pause = nil, true
-			case errors.Is(b.Err, store.ErrCompacted):
-				stopWatch()
-				alerts = nil
-				next = f.catchUp(ctx, tenant, next, log)
-			case b.Err != nil:
-				log.WarnContext(ctx, "watch alerts to export", "err", b.Err)
-				stopWatch()
-				alerts, pause = nil, true
-			default:
-				for i, a := range b.Alerts {
-					if ex.Room(tenant) == 0 {
-						// Full: stop here, and watch again from the last
-						// alert enqueued once there is room.
-						log.DebugContext(ctx, "SIEM export queue full: waiting", "left", len(b.Alerts)-i)
-						stopWatch()
-						alerts = nil
-						break
-					}
-					ex.Enqueue(a.Alert, a.Revision)
-					next = a.Revision
-				}
-			}
-		case <-tick.C:
-			pause = false
-		}
+		// Taken before the read, so an alert committed after it wakes us.
+		added := f.opts.Alerts.AlertsAdded()
+		next = f.enqueue(ctx, tenant, next, log)
 		if d, ok := ex.Delivered(tenant); ok && d > cursor {
 			err := st.SetExportCursor(ctx, tenant, d, leader)
 			switch {
@@ -306,17 +267,21 @@ func (f *Feeder) feed(ctx context.Context, tenant string, leader clientv3.Cmp) {
 				cursor = d
 			}
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-added:
+		case <-tick.C:
+		}
 	}
 }
 
-// catchUp enqueues, with range reads, what the exporter has room for of
-// tenant's alerts after revision next, when etcd no longer has the history
-// to watch from there. It returns the revision to watch from: the last one
-// enqueued, or the revision of the read that found no more.
-func (f *Feeder) catchUp(ctx context.Context, tenant string, next int64, log *slog.Logger) int64 {
-	st, ex := f.opts.Store, f.opts.Exporter
+// enqueue hands the exporter tenant's alerts numbered after next, as many
+// as it has room for, and returns the number of the last one enqueued.
+func (f *Feeder) enqueue(ctx context.Context, tenant string, next int64, log *slog.Logger) int64 {
+	ex := f.opts.Exporter
 	for room := ex.Room(tenant); room > 0; room = ex.Room(tenant) {
-		alerts, rev, err := st.AlertsAfter(ctx, store.AllTenants(), tenant, next, min(room, readBatch))
+		alerts, err := f.opts.Alerts.AlertsAfter(ctx, store.AllTenants(), tenant, next, min(room, readBatch))
 		if err != nil {
 			if ctx.Err() == nil {
 				log.WarnContext(ctx, "read alerts to export", "err", err)
@@ -324,25 +289,28 @@ func (f *Feeder) catchUp(ctx context.Context, tenant string, next int64, log *sl
 			return next
 		}
 		for _, a := range alerts {
-			ex.Enqueue(a.Alert, a.Revision)
-			next = a.Revision
+			ex.Enqueue(a.Alert, a.Seq)
+			next = a.Seq
 		}
 		if len(alerts) < min(room, readBatch) {
-			return max(next, rev) // nothing more up to rev
+			return next
 		}
+	}
+	if ex.Room(tenant) == 0 {
+		log.DebugContext(ctx, "SIEM export queue full: waiting")
 	}
 	return next
 }
 
-// start returns tenant's cursor, making it the store's current revision
-// when there is none.
+// start returns tenant's cursor, making it the number of the tenant's
+// newest alert when there is none: the export starts from then on.
 func (f *Feeder) start(ctx context.Context, tenant string, leader clientv3.Cmp) (int64, error) {
 	st := f.opts.Store
 	cursor, ok, err := st.ExportCursor(ctx, tenant)
 	if err != nil || ok {
 		return cursor, err
 	}
-	if cursor, err = st.Revision(ctx); err != nil {
+	if cursor, err = f.opts.Alerts.LastAlertSeq(ctx, store.AllTenants(), tenant); err != nil {
 		return 0, err
 	}
 	return cursor, st.SetExportCursor(ctx, tenant, cursor, leader)

@@ -69,26 +69,17 @@ func (s *Store) RecordScan(ctx context.Context, scope store.Scope, rec *ospreyv1
 	if err != nil {
 		return nil, false, err
 	}
-	var mailbox, uidl sql.NullString
-	if m, u := rec.GetEnvelope().GetMailbox(), rec.GetUidl(); rec.GetSource() == ospreyv1.MailSource_MAIL_SOURCE_POP3 && m != "" && u != "" {
-		mailbox, uidl = sql.NullString{String: m, Valid: true}, sql.NullString{String: u, Valid: true}
-	}
 	var (
 		prev *ospreyv1.MessageRecord
 		seq  int64
 	)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO messages
-			(tenant, sensor_id, message_id, mailbox, uidl, recorded_at, verdict, alert_id, record)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-			rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), mailbox, uidl, micros(now), rec.GetVerdict(),
-			sql.NullString{String: rec.GetAlertId(), Valid: rec.GetAlertId() != ""}, body)
+		inserted, err := s.insertMessage(ctx, tx, rec, body, now)
 		if err != nil {
-			return s.d.wrap("insert message", err)
+			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return s.d.wrap("insert message", err)
-		} else if n == 0 {
+		if !inserted {
+			mailbox, uidl := pop3Keys(rec)
 			prev, err = s.recorded(ctx, tx, rec, mailbox, uidl)
 			return err
 		}
@@ -113,6 +104,39 @@ func (s *Store) RecordScan(ctx context.Context, scope store.Scope, rec *ospreyv1
 		}
 	}
 	return rec, false, nil
+}
+
+// execer is a database or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// insertMessage inserts rec, recorded at, unless a record with its keys
+// exists, and reports whether it did.
+func (s *Store) insertMessage(ctx context.Context, db execer, rec *ospreyv1.MessageRecord, body []byte, at time.Time) (bool, error) {
+	mailbox, uidl := pop3Keys(rec)
+	res, err := db.ExecContext(ctx, s.d.q(`INSERT INTO messages
+		(tenant, sensor_id, message_id, mailbox, uidl, recorded_at, verdict, alert_id, record)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), mailbox, uidl, micros(at), rec.GetVerdict(),
+		sql.NullString{String: rec.GetAlertId(), Valid: rec.GetAlertId() != ""}, body)
+	if err != nil {
+		return false, s.d.wrap(fmt.Sprintf("insert message %s/%s", rec.GetSensorId(), rec.GetMessageId()), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.d.wrap("insert message", err)
+	}
+	return n > 0, nil
+}
+
+// pop3Keys returns the mailbox and UIDL that also key a POP3 message (NULL
+// for other messages).
+func pop3Keys(rec *ospreyv1.MessageRecord) (mailbox, uidl sql.NullString) {
+	if m, u := rec.GetEnvelope().GetMailbox(), rec.GetUidl(); rec.GetSource() == ospreyv1.MailSource_MAIL_SOURCE_POP3 && m != "" && u != "" {
+		return sql.NullString{String: m, Valid: true}, sql.NullString{String: u, Valid: true}
+	}
+	return sql.NullString{}, sql.NullString{}
 }
 
 // recorded returns the record that made an insert of rec a duplicate.

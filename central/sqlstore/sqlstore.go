@@ -158,6 +158,13 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithSlog(s.log)}
+	if s.d.path != "" {
+		unlock, err := lockFile(s.d.path + ".lock")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	if s.d.name == dialectPostgres {
 		// Nodes starting together wait for the first one's migrations:
 		// try every second, for up to 5 minutes.

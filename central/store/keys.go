@@ -1,8 +1,6 @@
 package store
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -67,16 +65,23 @@ const (
 	sensorTenantPrefix = rootPrefix + "sensor-tenant/"
 	usersPrefix        = rootPrefix + "users/"
 	tokensPrefix       = rootPrefix + "tokens/"
-	messagesPrefix     = rootPrefix + "messages/"
-	pop3SeenPrefix     = rootPrefix + "pop3-seen/"
-	alertsPrefix       = rootPrefix + "alerts/"
 	statusPrefix       = rootPrefix + "status/"
 	lastSeenPrefix     = rootPrefix + "lastseen/"
 	clusterCAKey       = rootPrefix + "cluster/ca"
 	pubkeysPrefix      = rootPrefix + "cluster/pubkeys/"
 	nodesPrefix        = rootPrefix + "cluster/nodes/"
 	exportLeaderPrefix = rootPrefix + "cluster/siem-leader/"
-	exportCursorPrefix = rootPrefix + "cluster/siem-cursor/"
+	exportCursorPrefix = rootPrefix + "cluster/siem-seq/"
+)
+
+// Keys of what an earlier version kept in etcd and the SQL store now holds
+// (see legacy.go): message records, the index of POP3 messages by mailbox
+// and UIDL, alerts, and the SIEM export's cursors by etcd revision.
+const (
+	legacyMessagesPrefix = rootPrefix + "messages/"
+	legacyPOP3SeenPrefix = rootPrefix + "pop3-seen/"
+	legacyAlertsPrefix   = rootPrefix + "alerts/"
+	legacyCursorPrefix   = rootPrefix + "cluster/siem-cursor/"
 )
 
 // Parts of a sensor's configuration: the last element of its keys.
@@ -220,24 +225,6 @@ func nodeKey(name string) string {
 	return nodesPrefix + name
 }
 
-// pop3SeenKey names a POP3 message on its server, whichever sensor polled it.
-func pop3SeenKey(tenant, mailbox, uidl string) string {
-	sum := sha256.Sum256([]byte(mailbox + "\x00" + uidl))
-	return pop3SeenPrefix + tenant + "/" + hex.EncodeToString(sum[:])
-}
-
-func messageKey(tenant, sensorID, messageID string) string {
-	return messagesPrefix + tenant + "/" + sensorID + "/" + messageID
-}
-
-func messagesTenantPrefix(tenant string) string {
-	return messagesPrefix + tenant + "/"
-}
-
-func messagesSensorPrefix(tenant, sensorID string) string {
-	return messagesTenantPrefix(tenant) + sensorID + "/"
-}
-
 // tenantRulesPrefix is the prefix of every rule of one tenant.
 func tenantRulesPrefix(tenant string) string {
 	return tenantsPrefix + tenant + "/rules/"
@@ -275,15 +262,6 @@ func parseExportKey(key string) (tenant string, ok bool) {
 		return "", false
 	}
 	return tenant, true
-}
-
-// tenantAlertsPrefix is the prefix of every alert of one tenant.
-func tenantAlertsPrefix(tenant string) string {
-	return alertsPrefix + tenant + "/"
-}
-
-func alertKey(tenant, id string) string {
-	return tenantAlertsPrefix(tenant) + id
 }
 
 func exportCursorKey(tenant string) string {

@@ -103,7 +103,7 @@ func (s *Store) CreateRule(ctx context.Context, scope Scope, r *ospreyv1.Rule) (
 		return nil, err
 	}
 	if r.GetCreatedAt() == nil {
-		r.CreatedAt = timestamppb.New(s.now())
+		r.CreatedAt = timestamppb.Now()
 	}
 	b, err := encodeRule(r)
 	if err != nil {

@@ -45,7 +45,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -60,41 +59,15 @@ import (
 const AnyVersion int64 = -1
 
 // Store reads and writes the configuration model in etcd. It is safe for
-// concurrent use; besides the client it holds only the lease of the current
-// hour's message records and the count of alerts it wrote since it last
-// trimmed each tenant's.
+// concurrent use and holds nothing but the client.
 type Store struct {
 	cli *clientv3.Client
-
-	leases    messageLeases
-	retention AlertRetention
-	now       func() time.Time
-	trims     alertTrims
 }
 
-// Options configures a Store beyond its client.
-type Options struct {
-	// AlertRetention bounds each tenant's alerts; zero fields take the defaults.
-	AlertRetention AlertRetention
-	// Now is the clock that alert reads measure the age limit against; nil
-	// means time.Now.
-	Now func() time.Time
-}
-
-// New returns a Store over cli with the default options. The caller owns cli
-// and closes it after the last call (and after every watch has ended).
+// New returns a Store over cli. The caller owns cli and closes it after the
+// last call (and after every watch has ended).
 func New(cli *clientv3.Client) *Store {
-	return NewWithOptions(cli, Options{})
-}
-
-// NewWithOptions returns a Store over cli. Check opts.AlertRetention with
-// its Validate first: out-of-range values are clamped here, not refused.
-func NewWithOptions(cli *clientv3.Client, opts Options) *Store {
-	s := &Store{cli: cli, retention: opts.AlertRetention.withDefaults(), now: opts.Now}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s
+	return &Store{cli: cli}
 }
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}
@@ -278,4 +251,13 @@ func retry(ctx context.Context, f func() error) error {
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// Revision returns the store's current revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.cli.Get(ctx, clusterCAKey, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, etcdErr("get", clusterCAKey, err)
+	}
+	return resp.Header.Revision, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/convert"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -150,8 +151,8 @@ func parseAlertFilter(q url.Values) alertFilter {
 
 // query turns the filter into the store's query, or the errors of the
 // fields that cannot be read, named as the store names them.
-func (f alertFilter) query(limit int) (store.AlertQuery, []fieldError) {
-	q := store.AlertQuery{Tenant: f.Tenant, SensorID: f.Sensor, Q: f.Q, PageToken: f.Token, Limit: limit}
+func (f alertFilter) query(limit int) (sqlstore.AlertQuery, []fieldError) {
+	q := sqlstore.AlertQuery{Tenant: f.Tenant, SensorID: f.Sensor, Q: f.Q, PageToken: f.Token, Limit: limit}
 	var errs []fieldError
 	if f.Severity != "" {
 		sev, ok := parseSeverity(f.Severity)
@@ -341,7 +342,7 @@ func (s *Server) alertList(w http.ResponseWriter, r *http.Request, req *request)
 		d.Filter = f
 	}
 	if len(problems) == 0 {
-		page, err := s.store.ListAlerts(ctx, req.scope, q)
+		page, err := s.messages.ListAlerts(ctx, req.scope, q)
 		switch verrs, ok := validate.AsErrors(err); {
 		case ok:
 			problems = fieldErrorsOf(verrs)
@@ -494,7 +495,7 @@ func mediaType(ct string) string {
 
 func (s *Server) alertPage(w http.ResponseWriter, r *http.Request, req *request) error {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
-	a, err := s.store.GetAlert(r.Context(), req.scope, tenant, id)
+	a, err := s.messages.GetAlert(r.Context(), req.scope, tenant, id)
 	if err != nil {
 		return err
 	}

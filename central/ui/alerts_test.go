@@ -24,7 +24,7 @@ func (e *env) addAlert(tenant, sensor, messageID string, at time.Time, a *osprey
 		MessageId: messageID, SensorId: sensor, Tenant: tenant, Source: ospreyv1.MailSource_MAIL_SOURCE_SMTP,
 		Size: a.GetSize(), Sha256: a.GetSha256(), Node: "node-1", Verdict: "detected", UploadedAt: timestamppb.New(at),
 	}
-	stored, dup, err := e.store.RecordScan(e.t.Context(), store.AllTenants(), rec, a, at)
+	stored, dup, err := e.db.RecordScan(e.t.Context(), store.AllTenants(), rec, a, at)
 	if err != nil || dup {
 		e.t.Fatalf("record alert of %s/%s: duplicate %v, %v", sensor, messageID, dup, err)
 	}

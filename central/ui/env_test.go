@@ -7,6 +7,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
 	"github.com/ospreysec/osprey/internal/clocktest"
@@ -47,6 +49,7 @@ type env struct {
 	t     *testing.T
 	url   string
 	store *store.Store
+	db    *sqlstore.Store
 	clock *clocktest.Clock
 }
 
@@ -99,8 +102,13 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: filepath.Join(t.TempDir(), "osprey.db"), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	h := ui.New(ui.Options{
-		Store: st, Auth: authn, InsecureCookies: !o.secureCookies,
+		Store: st, Messages: db, Auth: authn, InsecureCookies: !o.secureCookies,
 		NodeName: "node-1", GRPCAddr: "0.0.0.0:7443", Etcd: cli,
 		JoinTokens: func(tok *ospreyv1.Token) (string, error) {
 			issued := auth.NewToken() // any id and secret will do here
@@ -112,7 +120,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, url: srv.URL, store: st, clock: c}
+	return &env{t: t, url: srv.URL, store: st, db: db, clock: c}
 }
 
 // browser is an HTTP client with a cookie jar that does not follow

@@ -33,6 +33,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -43,7 +44,9 @@ var assets embed.FS
 // Options configures the UI.
 type Options struct {
 	Store *store.Store
-	Auth  *auth.Authenticator
+	// Messages holds the alerts.
+	Messages *sqlstore.Store
+	Auth     *auth.Authenticator
 	// InsecureCookies leaves the Secure attribute off the session cookie, for
 	// plain HTTP on loopback (osprey dev). Everywhere else the UI is served
 	// over HTTPS and the cookie is Secure.
@@ -71,6 +74,7 @@ type Options struct {
 // by the Authenticator (auth.Throttle).
 type Server struct {
 	store      *store.Store
+	messages   *sqlstore.Store
 	auth       *auth.Authenticator
 	log        *slog.Logger
 	now        func() time.Time
@@ -147,6 +151,7 @@ func routes() []route {
 func New(opts Options) *Server {
 	s := &Server{
 		store:      opts.Store,
+		messages:   opts.Messages,
 		auth:       opts.Auth,
 		log:        opts.Logger,
 		now:        opts.Now,
@@ -306,6 +311,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, err 
 		s.renderError(w, r, req, http.StatusForbidden, "This is outside your role or tenant.")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.renderError(w, r, req, http.StatusServiceUnavailable, "The configuration store did not answer in time. Try again shortly.")
+	case errors.Is(err, sqlstore.ErrUnavailable):
+		s.renderError(w, r, req, http.StatusServiceUnavailable, "The message store (SQL database) is unreachable. Try again shortly.")
 	default:
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		s.renderError(w, r, req, http.StatusInternalServerError, "Something went wrong on the server; it has been logged.")

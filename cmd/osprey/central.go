@@ -15,7 +15,7 @@ import (
 	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/central/mailboxlock"
 	"github.com/ospreysec/osprey/central/sensorsvc"
-	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/sensor"
 )
 
@@ -73,8 +73,12 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	} else {
 		spoolMinFreeFlag(fs, &spoolMinFree, "with --sensor, the node's own sensor")
 	}
-	fs.IntVar(&opts.AlertRetention.MaxAlerts, "alert-max", store.DefaultMaxAlerts, "alerts kept per tenant; the oldest go first")
-	fs.DurationVar(&opts.AlertRetention.MaxAge, "alert-max-age", store.DefaultAlertMaxAge, "how long an alert is kept (at least 1h)")
+	if !dev {
+		fs.StringVar(&opts.DBURL, "db-url", "", "PostgreSQL URL of the message records and alerts, shared by every node of a cluster (postgres://user@host/osprey?target_session_attrs=read-write; the password from the URL or PGPASSWORD); empty: SQLite in the data dir, for a node alone")
+	}
+	fs.IntVar(&opts.AlertRetention.MaxAlerts, "alert-max", sqlstore.DefaultMaxAlerts, "alerts kept per tenant; the oldest go first")
+	fs.DurationVar(&opts.AlertRetention.MaxAge, "alert-max-age", sqlstore.DefaultAlertMaxAge, "how long an alert is kept (at least 1h)")
+	fs.DurationVar(&opts.MessageRetention, "message-retention", sqlstore.DefaultMessageRetention, "how long the record of each message is kept (at least 72h)")
 	fs.DurationVar(&opts.SensorCertValidity, "sensor-cert-validity", sensorsvc.DefaultCertValidity, "lifetime of the sensors' client certificates (1h to 8760h)")
 	fs.IntVar(&opts.SensorCertRenewFrom, "sensor-cert-renew-from", sensorsvc.DefaultCertRenewFrom, "sensors renew a client certificate after this percent of its lifetime, each at its own point up to --sensor-cert-renew-until (10 to 90)")
 	fs.IntVar(&opts.SensorCertRenewUntil, "sensor-cert-renew-until", sensorsvc.DefaultCertRenewUntil, "the end of the renewal window, in percent of a client certificate's lifetime (10 to 90)")

@@ -226,12 +226,22 @@ var shared struct {
 	err  error
 }
 
-// Main runs a package's tests (from its TestMain) and then stops the
-// shared server, if a test started it: os.Exit(pgtest.Main(m)).
-func Main(m *testing.M) int {
+// Main runs a package's tests (from its TestMain), then stops the shared
+// server if a test started it, then, when the tests passed, runs the checks
+// (a goroutine-leak check, say): os.Exit(pgtest.Main(m, goleak.Find)).
+func Main(m *testing.M, checks ...func() error) int {
 	code := m.Run()
 	if shared.srv != nil {
 		shared.srv.Close()
+	}
+	for _, check := range checks {
+		if code != 0 {
+			break
+		}
+		if err := check(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
 	}
 	return code
 }
