@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
 )
 
 // The SIEM export follows the alerts of the SQL store (see package
