@@ -69,8 +69,9 @@
 // One message must be spooled once across the switch, too: the poller
 // takes the SHA-256 of every message it spools under its UID as it
 // retrieves it, and keeps these hashes in memory (for the current mailbox,
-// up to 100,000), so that a message spooled under its UID and still on
-// the server is found by its hash, deleted and not spooled again.
+// up to 100,000, until the mailbox is empty), so that a message spooled
+// under its UID and still on the server is found by its hash, deleted and
+// not spooled again.
 //
 // # Servers that keep deleted messages
 //

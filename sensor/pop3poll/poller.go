@@ -143,9 +143,8 @@ type mailboxState struct {
 	// with what the poller knows of the message under each.
 	deleted map[string]known
 	// hashes holds the content-hash keys of the messages spooled under
-	// their UID, or found still on the server under a UID that the spool
-	// knows: the messages that content hashes must find spooled once
-	// they are in use.
+	// their UID, which content hashes must find spooled once they are in
+	// use; forgotten once the mailbox is empty.
 	hashes map[string]bool
 	// pin is the fingerprint of the self-signed certificate seen first.
 	pin string

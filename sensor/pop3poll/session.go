@@ -96,6 +96,10 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 
 	p.mu.Lock()
 	hashReason := p.mbox.hashReason
+	if count == 0 {
+		// As the spool's content-hash UIDLs (see ForgetUIDLs below).
+		p.mbox.hashes = nil
+	}
 	p.mu.Unlock()
 	uids := map[int]string{}
 	if count > 0 && hashReason == "" {
