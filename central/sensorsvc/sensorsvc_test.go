@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -229,10 +230,13 @@ func connect(t *testing.T, client ospreyv1.SensorServiceClient, applied int64) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Hello{Hello: &ospreyv1.Hello{SoftwareVersion: "test", AppliedRevision: applied}}}); err != nil {
+	st := &stream{s: s, msgs: make(chan *ospreyv1.ConnectResponse, 16), errc: make(chan error, 1)}
+	// A server that ends the stream at once (a revoked sensor) may do so
+	// before this Send: it then returns io.EOF, and the status is what
+	// Recv returns, which the goroutine below hands to ended.
+	if err := s.Send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Hello{Hello: &ospreyv1.Hello{SoftwareVersion: "test", AppliedRevision: applied}}}); err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
-	st := &stream{s: s, msgs: make(chan *ospreyv1.ConnectResponse, 16), errc: make(chan error, 1)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -275,9 +279,15 @@ func (s *stream) ended(t *testing.T) error {
 	return nil
 }
 
+// send sends m; when the server ended the stream first, it fails with
+// the status the stream ended with (Send only says io.EOF).
 func (s *stream) send(t *testing.T, m *ospreyv1.ConnectRequest) {
 	t.Helper()
-	if err := s.s.Send(m); err != nil {
+	err := s.s.Send(m)
+	if errors.Is(err, io.EOF) {
+		t.Fatalf("send %v: the stream ended: %v", m, s.ended(t))
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -56,12 +56,41 @@
 //     printable characters),
 //   - lists one UID for two messages, or
 //   - lists a UID that this poller deleted in a session whose QUIT the
-//     server confirmed (the server reuses UIDs, which RFC 1939 forbids).
+//     server confirmed, for another message (the server reuses UIDs,
+//     which RFC 1939 forbids): the spool forgot the UID since (a listing
+//     without it came in between), or the message's size or content is
+//     not that of the message deleted.
 //
 // The choice is kept in memory until the mailbox changes or the sensor
 // restarts, and shown in the status. Content-hash UIDLs are forgotten
 // (ForgetUIDLs) once the mailbox is empty, and otherwise kept for the
 // spool's UIDL retention (14 days).
+//
+// One message must be spooled once across the switch, too: the poller
+// takes the SHA-256 of every message it spools under its UID as it
+// retrieves it, and keeps these hashes in memory (for the current mailbox,
+// up to 100,000, until the mailbox is empty), so that a message spooled
+// under its UID and still on the server is found by its hash, deleted and
+// not spooled again.
+//
+// # Servers that keep deleted messages
+//
+// A server may acknowledge DELE and QUIT and keep the messages. The
+// poller sees it when a UID that it deleted is listed again: with the same
+// size and, if this poller retrieved the message, the same content (one
+// more RETR, once per message) it is the message spooled before, which
+// the spool knows by its UID, so it is deleted again in every session
+// and never spooled again; the UIDs stay usable. The status says so,
+// since the mailbox keeps growing. When this poller did not retrieve the
+// message (the spool knew its UID from before a restart), the spool's word
+// and the size are all there is to go by.
+//
+// What stays in memory is lost with a restart: a message that an earlier
+// run spooled under its UID, and that the server still keeps, is spooled
+// again under its hash should the server's UIDs become unusable in a
+// later run (the central, which knows a POP3 message by its mailbox and
+// UIDL, records it a second time). Telling them apart would take the
+// content hash of every message in the spool's durable UIDL memory.
 //
 // # Failures, backoff and alerts
 //

@@ -1,136 +1,13 @@
 package pop3poll
 
 import (
-	"bufio"
-	"fmt"
-	"net"
-	"strconv"
+	"io"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/ospreysec/osprey/pkg/pop3/pop3test"
+	"github.com/ospreysec/osprey/sensor/spool"
 )
-
-// fakeServer is a minimal POP3 server for what Dovecot will not do: no
-// UIDL, or unique ids that are not unique. It serves one connection at a
-// time; QUIT deletes the messages marked deleted.
-type fakeServer struct {
-	mu   sync.Mutex
-	msgs []string
-	// uids gives the unique ids of the current messages; nil means UIDL
-	// is refused.
-	uids func(msgs []string) []string
-}
-
-func (f *fakeServer) add(msg string) {
-	f.mu.Lock()
-	f.msgs = append(f.msgs, msg)
-	f.mu.Unlock()
-}
-
-func (f *fakeServer) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.msgs)
-}
-
-func (f *fakeServer) start(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			f.serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-	})
-	return l.Addr().String()
-}
-
-func (f *fakeServer) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	w := bufio.NewWriter(c)
-	reply := func(s string) { w.WriteString(s + "\r\n"); w.Flush() }
-	f.mu.Lock()
-	msgs := append([]string(nil), f.msgs...)
-	f.mu.Unlock()
-	deleted := map[int]bool{}
-	reply("+OK fake")
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		cmd, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-		n, _ := strconv.Atoi(arg)
-		switch strings.ToUpper(cmd) {
-		case "USER", "PASS", "NOOP":
-			reply("+OK")
-		case "STAT":
-			size := 0
-			for _, m := range msgs {
-				size += len(m)
-			}
-			reply(fmt.Sprintf("+OK %d %d", len(msgs), size))
-		case "LIST":
-			reply("+OK")
-			for i, m := range msgs {
-				reply(fmt.Sprintf("%d %d", i+1, len(m)))
-			}
-			reply(".")
-		case "UIDL":
-			if f.uids == nil {
-				reply("-ERR unknown command")
-				continue
-			}
-			reply("+OK")
-			for i, u := range f.uids(msgs) {
-				reply(fmt.Sprintf("%d %s", i+1, u))
-			}
-			reply(".")
-		case "RETR":
-			if n < 1 || n > len(msgs) {
-				reply("-ERR no such message")
-				continue
-			}
-			reply("+OK")
-			for _, l := range strings.SplitAfter(msgs[n-1], "\r\n") {
-				if strings.HasPrefix(l, ".") {
-					w.WriteString(".")
-				}
-				w.WriteString(l)
-			}
-			reply(".")
-		case "DELE":
-			deleted[n] = true
-			reply("+OK")
-		case "QUIT":
-			f.mu.Lock()
-			var keep []string
-			for i, m := range f.msgs {
-				if !deleted[i+1] {
-					keep = append(keep, m)
-				}
-			}
-			f.msgs = keep
-			f.mu.Unlock()
-			reply("+OK bye")
-			return
-		default:
-			reply("-ERR unknown command")
-		}
-	}
-}
 
 // TestContentHashFallback polls servers whose unique ids cannot be used:
 // every message is spooled exactly once, also when a session dies before
@@ -138,44 +15,31 @@ func (f *fakeServer) serve(c net.Conn) {
 func TestContentHashFallback(t *testing.T) {
 	tests := []struct {
 		name   string
-		uids   func(msgs []string) []string
+		uids   pop3test.UIDMode
 		reason string
 	}{
-		{"no UIDL", nil, "does not support UIDL"},
-		{"one id for all", func(msgs []string) []string {
-			out := make([]string, len(msgs))
-			for i := range out {
-				out[i] = "same"
-			}
-			return out
-		}, "for messages 1 and 2"},
-		{"message numbers as ids", func(msgs []string) []string {
-			out := make([]string, len(msgs))
-			for i := range out {
-				out[i] = strconv.Itoa(i + 1)
-			}
-			return out
-		}, "reuses unique id"},
+		{"no UIDL", pop3test.NoUIDL, "does not support UIDL"},
+		{"one id for all", pop3test.SameID, "for messages 1 and 2"},
+		{"message numbers as ids", pop3test.NumberIDs, "reuses unique id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &fakeServer{uids: tt.uids}
-			addr := f.start(t)
+			f := pop3test.StartServer(t, pop3test.ServerOptions{User: testUser, Password: testPass, UIDs: tt.uids})
 			sp := openSpool(t, t.TempDir())
-			cfg := plainIntegration(addr)
+			cfg := plainIntegration(f.Addr())
 			mb := Mailbox(cfg.GetPop3())
 			want := map[string]bool{}
 			add := func(i int) {
-				m := string(message(i))
-				f.add(m)
-				want[m] = true
+				m := message(i)
+				f.Add(m)
+				want[string(m)] = true
 			}
 			add(1)
 			add(2)
 			p := newPoller(t, Options{Spool: sp})
 			drain(t, p, cfg)
-			if f.count() != 0 {
-				t.Fatalf("%d messages left", f.count())
+			if f.Messages() != 0 {
+				t.Fatalf("%d messages left", f.Messages())
 			}
 			// New messages at the numbers, and with the ids, of the
 			// deleted ones.
@@ -194,17 +58,17 @@ func TestContentHashFallback(t *testing.T) {
 				defer func() { recover() }()
 				pollOnce(t, crashed, cfg)
 			}()
-			if f.count() != 3 {
-				t.Fatalf("%d messages on the server after the crash, want 3", f.count())
+			if f.Messages() != 3 {
+				t.Fatalf("%d messages on the server after the crash, want 3", f.Messages())
 			}
 			drain(t, p, cfg)
-			if f.count() != 0 {
-				t.Fatalf("%d messages left", f.count())
+			if f.Messages() != 0 {
+				t.Fatalf("%d messages left", f.Messages())
 			}
 			got := spooled(t, sp, mb)
 			checkAll(t, got, want)
 			for uidl := range got {
-				if !strings.HasPrefix(uidl, hashPrefix) && tt.uids == nil {
+				if !strings.HasPrefix(uidl, hashPrefix) && tt.uids == pop3test.NoUIDL {
 					t.Errorf("UIDL %q, want a content hash", uidl)
 				}
 			}
@@ -217,4 +81,131 @@ func TestContentHashFallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOneSpoolPerMessage polls servers that keep the messages whose
+// deletion they confirmed, or give the ids of deleted messages to new
+// ones, over ten sessions, while an uploader takes every message out of
+// the spool after each (leaving the spool's tombstones, as the real one
+// does). Each of three messages, added over the sessions, is spooled
+// exactly once: whichever key the poller uses, across its switch from
+// unique ids to content hashes, and across a restart of the poller.
+func TestOneSpoolPerMessage(t *testing.T) {
+	noUIDL := pop3test.NoUIDL
+	tests := []struct {
+		name string
+		uids pop3test.UIDMode
+		keep bool // the server keeps deleted messages
+		// switchTo, when set, is how the server answers UIDL from the
+		// fourth session on.
+		switchTo *pop3test.UIDMode
+		restart  bool // a new poller takes over from the sixth session on
+		hashes   bool // content hashes are in use at the end
+	}{
+		{name: "keeps deleted messages", uids: pop3test.UniqueIDs, keep: true},
+		{name: "keeps deleted messages, restart", uids: pop3test.UniqueIDs, keep: true, restart: true},
+		{name: "keeps deleted messages, message numbers as ids", uids: pop3test.NumberIDs, keep: true, restart: true},
+		{name: "keeps deleted messages, one id for all", uids: pop3test.SameID, keep: true, hashes: true},
+		{name: "keeps deleted messages, then refuses UIDL", uids: pop3test.UniqueIDs, keep: true, switchTo: &noUIDL, hashes: true},
+		{name: "keeps deleted messages, never answers UIDL", uids: pop3test.NoUIDL, keep: true, restart: true, hashes: true},
+		{name: "reuses the ids of deleted messages", uids: pop3test.NumberIDs, hashes: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := pop3test.StartServer(t, pop3test.ServerOptions{User: testUser, Password: testPass, UIDs: tt.uids, KeepDeleted: tt.keep})
+			sp := openSpool(t, t.TempDir())
+			cfg := plainIntegration(srv.Addr())
+			mb := Mailbox(cfg.GetPop3())
+			p := newPoller(t, Options{Spool: sp})
+			want := map[string]bool{}
+			var got []spool.Meta
+			bodies := map[string]int{}
+			for session := 1; session <= 10; session++ {
+				switch session {
+				case 1, 3, 7:
+					m := message(session)
+					srv.Add(m)
+					want[string(m)] = true
+				case 4:
+					if tt.switchTo != nil {
+						srv.SetUIDs(*tt.switchTo)
+					}
+				case 6:
+					if tt.restart {
+						p = newPoller(t, Options{Spool: sp})
+					}
+				}
+				if _, err := pollOnce(t, p, cfg); err != nil {
+					t.Fatalf("session %d: %v", session, err)
+				}
+				for _, u := range upload(t, sp) {
+					got = append(got, u.meta)
+					bodies[u.body]++
+					if !want[u.body] {
+						t.Errorf("session %d spooled %q, which is not a message of the server", session, u.body)
+					}
+				}
+			}
+			for b, n := range bodies {
+				if n != 1 {
+					t.Errorf("message %q spooled %d times, want once (spooled: %+v)", b, n, got)
+				}
+			}
+			if len(bodies) != len(want) {
+				t.Errorf("%d messages spooled, want %d", len(bodies), len(want))
+			}
+			if n, wantN := srv.Messages(), map[bool]int{true: 3, false: 0}[tt.keep]; n != wantN {
+				t.Errorf("%d messages on the server, want %d", n, wantN)
+			}
+			for _, m := range got {
+				if m.Envelope.GetMailbox() != mb {
+					t.Errorf("spooled for mailbox %q, want %q", m.Envelope.GetMailbox(), mb)
+				}
+			}
+			problems := strings.Join(p.Status().Problems, "\n")
+			if got := strings.Contains(problems, "content hash"); got != tt.hashes {
+				t.Errorf("problems %q: content hashes in use %v, want %v", problems, got, tt.hashes)
+			}
+			// The server shows that it keeps deleted messages when it
+			// lists their ids again.
+			wantKeeps := tt.keep && tt.uids != pop3test.NoUIDL
+			if got := strings.Contains(problems, "keeps messages whose deletion it confirmed"); got != wantKeeps {
+				t.Errorf("problems %q: say that the server keeps deleted messages %v, want %v", problems, got, wantKeeps)
+			}
+		})
+	}
+}
+
+// uploaded is a message that upload took out of the spool.
+type uploaded struct {
+	meta spool.Meta
+	body string
+}
+
+// upload does what the uploader does once a central acknowledged an
+// upload: it removes every spooled message, which leaves the tombstone of
+// its UIDL.
+func upload(t *testing.T, sp *spool.Spool) []uploaded {
+	t.Helper()
+	var out []uploaded
+	for _, id := range sp.List() {
+		m, err := sp.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := m.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.Remove(id); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, uploaded{meta: m.Meta, body: string(b)})
+	}
+	return out
 }

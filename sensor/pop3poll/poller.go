@@ -136,10 +136,25 @@ type mailboxState struct {
 	// hashReason, when set, is why UIDs are unusable and content hashes
 	// are used instead.
 	hashReason string
-	// deleted holds the UIDs deleted in sessions whose QUIT succeeded.
-	deleted map[string]bool
+	// keeps, when set, says how the server showed that it keeps messages
+	// whose deletion it confirmed.
+	keeps string
+	// deleted holds the UIDs deleted in sessions whose QUIT succeeded,
+	// with what the poller knows of the message under each.
+	deleted map[string]known
+	// hashes holds the content-hash keys of the messages spooled under
+	// their UID, which content hashes must find spooled once they are in
+	// use; forgotten once the mailbox is empty.
+	hashes map[string]bool
 	// pin is the fingerprint of the self-signed certificate seen first.
 	pin string
+}
+
+// known is what the poller knows of a message it deleted.
+type known struct {
+	size int64  // its size in the server's LIST
+	sum  string // its content-hash key; empty if it was not retrieved
+	kept bool   // the server listed it again, unchanged, after deleting it
 }
 
 // status is what Status reports.

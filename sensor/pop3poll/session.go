@@ -96,10 +96,14 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 
 	p.mu.Lock()
 	hashReason := p.mbox.hashReason
+	if count == 0 {
+		// As the spool's content-hash UIDLs (see ForgetUIDLs below).
+		p.mbox.hashes = nil
+	}
 	p.mu.Unlock()
 	uids := map[int]string{}
 	if count > 0 && hashReason == "" {
-		hashReason, err = p.listUIDs(sctx, c, j.mailbox, uids)
+		hashReason, err = p.listUIDs(sctx, c, j.mailbox, list, uids)
 		if err != nil {
 			return res, err
 		}
@@ -121,16 +125,20 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 		p.log.Warn("cannot forget UIDLs", "mailbox", j.mailbox, "err", err)
 	}
 
-	var deleted []string // UIDs marked deleted, in UIDL mode
+	deleted := map[string]known{} // UIDs marked deleted, in UIDL mode
 	meta := spool.Meta{
 		Source:   ospreyv1.MailSource_MAIL_SOURCE_POP3,
 		Envelope: &ospreyv1.Envelope{Mailbox: j.mailbox, Tls: c.TLS() != nil},
 	}
-	dele := func(m pop3.MessageInfo) error {
+	// dele marks message m deleted; sum is its content-hash key if this
+	// session retrieved it.
+	dele := func(m pop3.MessageInfo, sum string) error {
 		if err := c.Dele(sctx, m.Number); err != nil {
 			return err
 		}
-		deleted = append(deleted, uids[m.Number])
+		if uid, ok := uids[m.Number]; ok {
+			deleted[uid] = known{size: m.Size, sum: sum}
+		}
 		return nil
 	}
 	loop := func() error {
@@ -140,7 +148,7 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 			}
 			uid, byUID := uids[m.Number]
 			if byUID && p.opts.Spool.HasUIDL(j.mailbox, uid) {
-				if err := dele(m); err != nil {
+				if err := dele(m, ""); err != nil {
 					return err
 				}
 				continue
@@ -170,8 +178,10 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 					return err
 				}
 				key = hashPrefix + hex.EncodeToString(sum)
-				if p.opts.Spool.HasUIDL(j.mailbox, key) {
-					if err := dele(m); err != nil {
+				// Spooled under this hash, or under its UID before
+				// the hashes were in use.
+				if p.opts.Spool.HasUIDL(j.mailbox, key) || p.knownHash(key) {
+					if err := dele(m, ""); err != nil {
 						return err
 					}
 					continue
@@ -182,18 +192,31 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 			if err != nil {
 				return err
 			}
+			var h hash.Hash
 			if verify != nil {
 				r = verify(r)
+			} else {
+				// The content hash of a message spooled under its UID,
+				// should the UIDs become unusable later.
+				h = sha256.New()
+				r = io.TeeReader(r, h)
 			}
 			meta.UIDL = key
 			if _, err := p.opts.Spool.Put(sctx, meta, r); err != nil {
 				return fmt.Errorf("spool message %d: %w", m.Number, err)
 			}
 			res.spooled++
+			var sumKey string
+			if h != nil {
+				sumKey = hashPrefix + hex.EncodeToString(h.Sum(nil))
+			}
 			p.mu.Lock()
 			p.st.spooled++
+			if sumKey != "" {
+				p.addHashLocked(sumKey)
+			}
 			p.mu.Unlock()
-			if err := dele(m); err != nil {
+			if err := dele(m, sumKey); err != nil {
 				return err
 			}
 		}
@@ -217,11 +240,11 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 	return res, loopErr
 }
 
-// listUIDs reads the UIDL listing into uids. It returns why the UIDs are
-// unusable, if they are, rather than an error: the caller falls back to
-// content hashes. An I/O error is an error.
-func (p *Poller) listUIDs(ctx context.Context, c *pop3.Client, mailbox string, uids map[int]string) (hashReason string, err error) {
-	list, err := c.UIDL(ctx)
+// listUIDs reads the UIDL listing into uids; list is the LIST listing. It
+// returns why the UIDs are unusable, if they are, rather than an error:
+// the caller falls back to content hashes. An I/O error is an error.
+func (p *Poller) listUIDs(ctx context.Context, c *pop3.Client, mailbox string, list []pop3.MessageInfo, uids map[int]string) (hashReason string, err error) {
+	ul, err := c.UIDL(ctx)
 	var perr *pop3.Error
 	switch {
 	case errors.As(err, &perr):
@@ -232,21 +255,68 @@ func (p *Poller) listUIDs(ctx context.Context, c *pop3.Client, mailbox string, u
 	case err != nil:
 		return "", err
 	}
-	p.mu.Lock()
-	deleted := p.mbox.deleted
-	p.mu.Unlock()
-	seen := make(map[string]int, len(list))
-	for _, m := range list {
+	seen := make(map[string]int, len(ul))
+	for _, m := range ul {
 		if n, dup := seen[m.UID]; dup {
 			return p.useHashes(fmt.Sprintf("the server lists unique id %q for messages %d and %d", m.UID, n, m.Number)), nil
-		}
-		if deleted[m.UID] {
-			return p.useHashes(fmt.Sprintf("the server reuses unique id %q of a deleted message", m.UID)), nil
 		}
 		seen[m.UID] = m.Number
 		uids[m.Number] = m.UID
 	}
+	sizes := make(map[int]int64, len(list))
+	for _, m := range list {
+		sizes[m.Number] = m.Size
+	}
+	for _, m := range ul {
+		same, err := p.sameAsDeleted(ctx, c, mailbox, m, sizes[m.Number])
+		if err != nil {
+			return "", err
+		}
+		if !same {
+			return p.useHashes(fmt.Sprintf("the server reuses unique id %q of a deleted message", m.UID)), nil
+		}
+	}
 	return "", nil
+}
+
+// sameAsDeleted reports whether message m (of the given size), if its UID
+// is one that this poller deleted, is still the message it deleted: the
+// server keeps messages whose deletion it confirmed. The message under a
+// UID that the spool forgot since (a listing without it came in between),
+// or whose size or content changed, is another one: the server reuses
+// UIDs. The content is compared, with one more RETR, when this poller
+// retrieved the message it deleted; when it deleted the message without
+// retrieving it (the spool knew its UID, from before a restart), the
+// spool's word and the size are all there is to go by.
+func (p *Poller) sameAsDeleted(ctx context.Context, c *pop3.Client, mailbox string, m pop3.MessageInfo, size int64) (bool, error) {
+	p.mu.Lock()
+	d, ok := p.mbox.deleted[m.UID]
+	p.mu.Unlock()
+	switch {
+	case !ok:
+		return true, nil
+	case !p.opts.Spool.HasUIDL(mailbox, m.UID) || d.size != size:
+		return false, nil
+	}
+	if !d.kept && d.sum != "" {
+		sum, err := p.contentHash(ctx, c, m.Number)
+		if err != nil {
+			return false, err
+		}
+		if hashPrefix+hex.EncodeToString(sum) != d.sum {
+			return false, nil
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d.kept = true
+	p.mbox.deleted[m.UID] = d
+	if p.mbox.keeps == "" {
+		p.mbox.keeps = fmt.Sprintf("unique id %q is listed again, unchanged, after its deletion was confirmed", m.UID)
+		p.log.Warn("the server keeps messages whose deletion it confirmed; they are deleted again in every session, not spooled again",
+			"mailbox", mailbox, "uid", m.UID)
+	}
+	return true, nil
 }
 
 // useHashes switches the current mailbox to content hashes.
@@ -260,19 +330,41 @@ func (p *Poller) useHashes(reason string) string {
 	return reason
 }
 
-// rememberDeleted records UIDs whose deletion the server confirmed.
-func (p *Poller) rememberDeleted(uids []string) {
+// rememberDeleted records UIDs whose deletion the server confirmed. What
+// is known of a UID already remembered stays, unless this session
+// retrieved its message anew.
+func (p *Poller) rememberDeleted(uids map[string]known) {
 	if len(uids) == 0 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mbox.deleted == nil || len(p.mbox.deleted)+len(uids) > maxDeletedMemory {
-		p.mbox.deleted = make(map[string]bool, len(uids))
+		p.mbox.deleted = make(map[string]known, len(uids))
 	}
-	for _, u := range uids {
-		p.mbox.deleted[u] = true
+	for u, k := range uids {
+		if _, ok := p.mbox.deleted[u]; ok && k.sum == "" {
+			continue
+		}
+		p.mbox.deleted[u] = k
 	}
+}
+
+// addHashLocked remembers the content-hash key of a message spooled under
+// its UID; p.mu is held.
+func (p *Poller) addHashLocked(key string) {
+	if p.mbox.hashes == nil || len(p.mbox.hashes) >= maxDeletedMemory {
+		p.mbox.hashes = make(map[string]bool)
+	}
+	p.mbox.hashes[key] = true
+}
+
+// knownHash reports whether key is the content-hash key of a message
+// spooled under its UID.
+func (p *Poller) knownHash(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mbox.hashes[key]
 }
 
 // contentHash retrieves message n and returns the SHA-256 of its bytes.

@@ -90,6 +90,9 @@ func (p *Poller) Status() *ospreyv1.SensorStatus {
 	if r := p.mbox.hashReason; r != "" && p.mbox.name == mb {
 		out.Problems = append(out.Problems, fmt.Sprintf("pop3 %s: unique ids are unusable (%s); messages are deduplicated by content hash (SHA-256)", mb, r))
 	}
+	if r := p.mbox.keeps; r != "" && p.mbox.name == mb {
+		out.Problems = append(out.Problems, fmt.Sprintf("pop3 %s: the server keeps messages whose deletion it confirmed (%s); they are deleted again in every session and not spooled again, but the mailbox keeps growing", mb, r))
+	}
 	if len(p.st.tooLarge) > 0 {
 		var s []string
 		keys := slices.Sorted(maps.Keys(p.st.tooLarge))

@@ -89,6 +89,7 @@ type conn struct {
 	closing   bool   // the session is over: Read returns EOF, Write drops
 	quiet     bool   // drop go-smtp's next reply (to the RSET that ends a DATA)
 	wline     []byte // the start of the reply line being written
+	contd     bool   // the last reply line written has more lines after it
 	// out gathers the reply lines of one Write (and the replies that
 	// observing them adds), sent with one write to the socket; nil outside
 	// Write.
@@ -545,7 +546,9 @@ func (c *conn) eof() error {
 // towards max_errors. To the EHLO reply
 // it adds STARTTLS, which go-smtp cannot offer since TLS is done here, and
 // the size limit (go-smtp advertises a number only when it enforces the
-// limit itself, and the limit is enforced in the session).
+// limit itself, and the limit is enforced in the session). The text of
+// go-smtp's successful replies is replaced with this server's (see
+// reword).
 func (c *conn) Write(p []byte) (int, error) {
 	if c.closing {
 		return len(p), nil
@@ -566,6 +569,10 @@ func (c *conn) Write(p []byte) (int, error) {
 		if i := bytes.IndexByte(line, '\n'); i >= 0 {
 			line = line[:i+1]
 		}
+		n := len(line)
+		if r := c.reword(line); r != nil {
+			line = r
+		}
 		if c.verb == "EHLO" && len(c.wline) == 0 && isSizeCapability(line) {
 			if err := c.ehloSize(line[3]); err != nil {
 				return off, err
@@ -573,12 +580,53 @@ func (c *conn) Write(p []byte) (int, error) {
 		} else if err := c.send(line); err != nil {
 			return off, err
 		}
-		off += len(line)
+		off += n
 	}
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// Replies that take the place of go-smtp's texts for the commands it
+// accepts ("Roger, accepting mail from <...>", "I'll make sure <...> gets
+// this", "I have successfully done nothing"): the plain texts of RFC 5321's
+// examples, with the enhanced status codes of RFC 3463 that the EHLO reply
+// advertises (ENHANCEDSTATUSCODES).
+var (
+	replySenderOK    = []byte("250 2.1.0 Sender OK\r\n")
+	replyRecipientOK = []byte("250 2.1.5 Recipient OK\r\n")
+	replyOK          = []byte("250 2.0.0 OK\r\n")
+)
+
+// reword returns the line this server sends in place of go-smtp's reply
+// line, or nil to send line as it is. Besides the texts above, the reply
+// to HELO and the first line of the reply to EHLO start with the server's
+// name, as RFC 5321 §4.1.1.1 has them, where go-smtp writes "Hello
+// <client's name>"; neither carries an enhanced status code (RFC 2034 §3).
+// go-smtp answers one command line at a time (see Read), so the verb read
+// last is the command that line answers.
+func (c *conn) reword(line []byte) []byte {
+	if len(c.wline) != 0 || len(line) < 4 || line[len(line)-1] != '\n' || string(line[:3]) != "250" {
+		return nil
+	}
+	switch last := line[3] == ' '; {
+	case c.verb == "EHLO" && !last && !c.contd:
+		return []byte("250-" + c.srv.hostname + "\r\n")
+	case !last:
+		return nil
+	}
+	switch c.verb {
+	case "MAIL":
+		return replySenderOK
+	case "RCPT":
+		return replyRecipientOK
+	case "RSET", "NOOP":
+		return replyOK
+	case "HELO":
+		return []byte("250 " + c.srv.hostname + "\r\n")
+	}
+	return nil
 }
 
 // flush writes the gathered reply lines.
@@ -653,6 +701,7 @@ func (c *conn) send(line []byte) error {
 		var head [4]byte
 		n := copy(head[:], c.wline)
 		c.wline = c.wline[:0] // observe may write a reply of its own
+		c.contd = n == 4 && head[3] == '-'
 		c.observe(head[:n])
 	}
 	return nil

@@ -99,5 +99,8 @@
 //	500 5.5.2  an unknown command, a line too long
 //	452 4.3.1  the spool is full or the disk low; 451 4.3.0 the spool failed
 //	421 4.4.2  command, data or session time limit; 421 4.7.0 max_errors
+//	250 2.1.0  "Sender OK" (MAIL); 250 2.1.5 "Recipient OK" (RCPT);
+//	           250 2.0.0 "OK" (RSET, NOOP), in place of go-smtp's texts
 //	250 2.0.0  "OK: queued as <spool id>", only once Spool.Put returned nil
+//	250        "<hostname>" to HELO, and as the first line of the EHLO reply
 package smtpd

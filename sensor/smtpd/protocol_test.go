@@ -69,12 +69,62 @@ func TestEHLOCapabilities(t *testing.T) {
 			if got := c.expect("220 "); got != "220 sensor.test ESMTP Service Ready" {
 				t.Errorf("greeting %q", got)
 			}
-			reply := c.cmd("EHLO client.test", "250-Hello client.test\n")
+			reply := c.cmd("EHLO client.test", "250-sensor.test\n")
 			if diff := cmp.Diff(tt.want, capabilities(reply)); diff != "" {
 				t.Errorf("capabilities (-want +got):\n%s", diff)
 			}
 			c.cmd("QUIT", "221 ")
 		})
+	}
+}
+
+// TestReplyTexts checks the whole transcript of a session: every reply
+// to a command that succeeds has a plain text (none of go-smtp's "Roger,
+// accepting mail from" or "I'll make sure <...> gets this") and the
+// enhanced status code of RFC 3463 for what it answers; the replies to
+// HELO and EHLO start with the server's name (RFC 5321 §4.1.1.1). The
+// second round is pipelined: each command still gets its own text.
+func TestReplyTexts(t *testing.T) {
+	s := startServer(t, testConfig())
+	c := dial(t, s.Addr())
+	steps := []struct{ send, want string }{
+		{"", "220 sensor.test ESMTP Service Ready"},
+		{"HELO client.test\r\n", "250 sensor.test"},
+		{"EHLO client.test\r\n", "250-sensor.test\n250-PIPELINING\n250-8BITMIME\n250-ENHANCEDSTATUSCODES\n250-CHUNKING\n250-SMTPUTF8\n250 SIZE 1048576"},
+		{"NOOP\r\n", "250 2.0.0 OK"},
+		{"MAIL FROM:<alice@sender.test>\r\n", "250 2.1.0 Sender OK"},
+		{"RCPT TO:<bob@example.com>\r\n", "250 2.1.5 Recipient OK"},
+		{"RSET\r\n", "250 2.0.0 OK"},
+		{"MAIL FROM:<>\r\n", "250 2.1.0 Sender OK"},
+		{"RCPT TO:<bob@example.com>\r\n", "250 2.1.5 Recipient OK"},
+		{"RCPT TO:<carol@example.com>\r\n", "250 2.1.5 Recipient OK"},
+		{"DATA\r\n", "354 End data with <CR><LF>.<CR><LF>"},
+		{"Subject: one\r\n\r\nbody\r\n.\r\n", "250 2.0.0 OK: queued as msg1"},
+		{"MAIL FROM:<alice@sender.test>\r\n", "250 2.1.0 Sender OK"},
+		{"RCPT TO:<bob@example.com>\r\n", "250 2.1.5 Recipient OK"},
+		{"BDAT 5\r\nSubje", "250 2.0.0 Continue"},
+		{"BDAT 17 LAST\r\nct: two\r\n\r\nbody\r\n", "250 2.0.0 OK: queued as msg2"},
+	}
+	var got, want []string
+	for _, st := range steps {
+		c.send(st.send)
+		got = append(got, c.reply())
+		want = append(want, st.want)
+	}
+	// The same transaction again, every command in one write.
+	c.send("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.com>\r\nNOOP\r\nRSET\r\n" +
+		"MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: three\r\n\r\n.\r\nQUIT\r\n")
+	for _, w := range []string{"250 2.1.0 Sender OK", "250 2.1.5 Recipient OK", "250 2.0.0 OK", "250 2.0.0 OK",
+		"250 2.1.0 Sender OK", "250 2.1.5 Recipient OK", "354 End data with <CR><LF>.<CR><LF>", "250 2.0.0 OK: queued as msg3", "221 2.0.0 Bye"} {
+		got = append(got, c.reply())
+		want = append(want, w)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("transcript (-want +got):\n%s", diff)
+	}
+	c.expectClosed()
+	if n := len(s.spool.messages()); n != 3 {
+		t.Errorf("%d messages stored, want 3", n)
 	}
 }
 

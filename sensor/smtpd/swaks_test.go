@@ -65,8 +65,10 @@ func TestSwaks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("swaks: %v\n%s", err, out)
 		}
-		if !strings.Contains(out, "<-  250 2.0.0 OK: queued as msg1") {
-			t.Errorf("no 250 after DATA in:\n%s", out)
+		for _, want := range []string{"<-  250-sensor.test\n", "<-  250 2.1.0 Sender OK\n", "<-  250 2.1.5 Recipient OK\n", "<-  250 2.0.0 OK: queued as msg1\n", "<-  221 2.0.0 Bye\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("no %q in:\n%s", want, out)
+			}
 		}
 		msgs := s.spool.messages()
 		if len(msgs) != 1 {

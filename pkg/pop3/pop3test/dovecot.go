@@ -2,6 +2,9 @@
 // client and of the sensor's poller: started on loopback ports with a
 // configuration generated in a temporary directory (never the system's),
 // a passwd-file user database and a Maildir per user that the test fills.
+// For what Dovecot will not do on demand (refuse UIDL, list ids that are
+// not unique, acknowledge DELE and keep the message), [Server] is a small
+// POP3 server of this package that misbehaves as told.
 //
 // Tests that need it call [StartDovecot], which skips the test when
 // Dovecot is not installed, or fails it when OSPREY_REQUIRE_PEERS=1 is set
