@@ -124,6 +124,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 				DataDir:     filepath.Join(opts.DataDir, "sensor"),
 				Name:        opts.NodeName,
 				MailboxLock: lock,
+				Registerer:  r.Metrics, // served on the node's /metrics
 			}, logger, stdout))
 		case <-gctx.Done():
 			return nil
@@ -137,6 +138,12 @@ func printReady(w io.Writer, r central.Ready, dev bool) {
 	fmt.Fprintf(w, "  Web UI:          %s/\n", r.HTTPURL)
 	fmt.Fprintf(w, "  API:             %s/api/v1\n", r.HTTPURL)
 	fmt.Fprintf(w, "  Health:          %s/readyz\n", r.HTTPURL)
+	if r.HTTPCertFingerprint != "" {
+		fmt.Fprintf(w, "  API certificate: SHA-256 %s\n", r.HTTPCertFingerprint)
+		if r.HTTPCertSelfSigned {
+			fmt.Fprintf(w, "                   (self-signed; pin it: osprey ctl --address %s --tls-fingerprint %s)\n", r.HTTPURL, r.HTTPCertFingerprint)
+		}
+	}
 	fmt.Fprintf(w, "  Sensors connect: %s   (osprey sensor --central %s --join-token TOKEN)\n", r.GRPCAddr, r.GRPCAddr)
 	if len(r.EtcdEndpoints) > 0 {
 		fmt.Fprintf(w, "  Embedded etcd:   %s\n", strings.Join(r.EtcdEndpoints, ","))
