@@ -64,6 +64,13 @@ type Config struct {
 	// TLSConfig configures TLS when HTTPClient is nil (for a private CA, say). With an
 	// HTTPClient, configure TLS on its transport instead.
 	TLSConfig *tls.Config
+	// TLSFingerprints, when set, pins the server's certificate: a connection is made when
+	// the SHA-256 fingerprint of the certificate the server presents is one of these
+	// (see [ParseFingerprint] for the forms taken), whatever its chain and the names it
+	// covers, and fails with a *[FingerprintError] otherwise. A central node prints its
+	// API certificate's fingerprint at start. It replaces the usual verification; it
+	// needs the client's own transport, so leave HTTPClient nil.
+	TLSFingerprints []string
 }
 
 // Client calls the REST API of a central node. It is safe for concurrent use.
@@ -101,12 +108,20 @@ func NewClient(cfg Config) (*Client, error) {
 	switch {
 	case hc != nil && cfg.TLSConfig != nil:
 		return nil, errors.New("api: TLSConfig is only used without an HTTPClient; set it on the HTTPClient's transport")
+	case hc != nil && len(cfg.TLSFingerprints) > 0:
+		return nil, errors.New("api: TLSFingerprints needs the client's own transport; leave HTTPClient nil")
 	case hc == nil:
 		hc = &http.Client{Timeout: DefaultTimeout}
-		if cfg.TLSConfig != nil || resolver != nil {
+		tlsConfig := cfg.TLSConfig
+		if len(cfg.TLSFingerprints) > 0 {
+			if tlsConfig, err = pinnedTLS(cfg.TLSConfig, cfg.TLSFingerprints); err != nil {
+				return nil, err
+			}
+		}
+		if tlsConfig != nil || resolver != nil {
 			tr := http.DefaultTransport.(*http.Transport).Clone()
-			if cfg.TLSConfig != nil {
-				tr.TLSClientConfig = cfg.TLSConfig.Clone()
+			if tlsConfig != nil {
+				tr.TLSClientConfig = tlsConfig.Clone()
 			}
 			if resolver != nil {
 				// The dialer resolves the name and tries each address in turn,
@@ -627,6 +642,10 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if u := req.URL; u.Scheme == "https" && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+			// net/http has no error value to match for this one.
+			return nil, fmt.Errorf("api: %s answers in plain HTTP, not HTTPS: use the address %s: %w", u.Host, "http://"+strings.TrimPrefix(c.base, "https://"), err)
+		}
 		return nil, fmt.Errorf("api: %w", err) // *url.Error already names the method and URL
 	}
 	defer resp.Body.Close()

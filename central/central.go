@@ -43,8 +43,9 @@ type Options struct {
 	NodeName string
 	// DataDir holds the embedded etcd's data and the node's local secrets.
 	DataDir string
-	// Dev runs the single-process trial mode: plain HTTP on loopback, text logs,
-	// and the node's own Sensor component registered and approved.
+	// Dev runs the single-process trial mode: plain HTTP on loopback (HTTPS
+	// with HTTPTLSCert), text logs, and the node's own Sensor component
+	// registered and approved.
 	Dev bool
 
 	// HTTPAddr is where the REST API and web UI listen.
@@ -151,6 +152,12 @@ type Options struct {
 type Ready struct {
 	// HTTPURL is the base URL of the REST API and web UI.
 	HTTPURL string
+	// HTTPCertFingerprint is the SHA-256 (lower-case hex) of the
+	// certificate the API is served with, for clients to pin
+	// (osprey ctl --tls-fingerprint); empty over plain HTTP.
+	// HTTPCertSelfSigned says whether the node made that certificate.
+	HTTPCertFingerprint string
+	HTTPCertSelfSigned  bool
 	// AdminUser is the bootstrap administrator's name.
 	AdminUser string
 	// AdminPassword is the bootstrap administrator's generated password, when
@@ -174,6 +181,10 @@ type Ready struct {
 	// LocalSensorID is the id of the node's own Sensor component, in dev
 	// and with --sensor.
 	LocalSensorID string
+	// Metrics registers the metrics of what the process runs beside the
+	// node (its own Sensor component), to be served with the node's on its
+	// /metrics.
+	Metrics prometheus.Registerer
 	// GossipAddr is where the node gossips; GossipEncrypted says whether
 	// with a key.
 	GossipAddr      string
@@ -277,6 +288,10 @@ func (o *Options) validateEtcdCluster() error {
 	}
 	return errors.Join(errs...)
 }
+
+// servesTLS says whether the API and web UI are served over HTTPS: always,
+// but on a dev node without --http-tls-cert.
+func (o *Options) servesTLS() bool { return !o.Dev || o.HTTPTLSCert != "" }
 
 // devLoopback is where a dev node gossips and answers DNS when no address
 // is given: a cluster of one, on ports the kernel picks.
@@ -398,13 +413,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	httpAddr := ln.Addr()
 	scheme := "http"
-	if !opts.Dev || opts.HTTPTLSCert != "" {
-		cfg, err := httpTLSConfig(opts, log)
-		if err != nil {
+	var cert *httpCert
+	if opts.servesTLS() {
+		if cert, err = httpTLSConfig(opts, []net.Addr{httpAddr, grpcLn.Addr()}, log); err != nil {
 			ln.Close()
 			return err
 		}
-		ln = tls.NewListener(ln, cfg)
+		ln = tls.NewListener(ln, cert.config)
 		scheme = "https"
 	}
 	httpURL := scheme + "://" + advertised(httpAddr)
@@ -481,13 +496,17 @@ func Run(ctx context.Context, opts Options) error {
 	ready.HTTPURL = httpURL
 	ready.GRPCAddr = advertised(grpcLn.Addr())
 	ready.Etcd = cli
+	ready.Metrics = n.registry
 	if embedded != nil {
 		ready.EtcdEndpoints = embedded.Endpoints()
 	}
 	ready.GossipAddr, ready.GossipEncrypted = cluster.gossipAddr(), opts.GossipKey != "" || opts.GossipKeyringFile != ""
 	ready.DNSAddr, ready.DNSZone = cluster.dnsAddr(), cluster.zone
-	log.Info("central node ready", "http", ready.HTTPURL, "grpc", ready.GRPCAddr, "etcd", strings.Join(ready.EtcdEndpoints, ","),
-		"gossip", ready.GossipAddr, "dns", ready.DNSAddr, "zone", ready.DNSZone)
+	if cert != nil {
+		ready.HTTPCertFingerprint, ready.HTTPCertSelfSigned = cert.fingerprint, cert.selfSigned
+	}
+	log.Info("central node ready", "http", ready.HTTPURL, "http_cert_sha256", ready.HTTPCertFingerprint, "grpc", ready.GRPCAddr,
+		"etcd", strings.Join(ready.EtcdEndpoints, ","), "gossip", ready.GossipAddr, "dns", ready.DNSAddr, "zone", ready.DNSZone)
 	if opts.OnReady != nil {
 		opts.OnReady(ready)
 	}

@@ -58,9 +58,10 @@ type Options struct {
 	// Hostname names the sensor in SMTP greetings and Received headers;
 	// empty means the machine's host name.
 	Hostname string
-	// Registerer receives the sensor's metrics (a process that also runs a
-	// central node passes the node's); nil makes the sensor's own registry,
-	// served on MetricsAddr.
+	// Registerer receives the sensor's metrics while Run runs (a process
+	// that also runs a central node passes the node's, which serves them on
+	// its /metrics); nil makes the sensor's own registry, served on
+	// MetricsAddr.
 	Registerer prometheus.Registerer
 	// MailboxLock, when set, makes sure one node at most polls a POP3
 	// mailbox at a time (an etcd election on central nodes that run a
@@ -146,11 +147,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	var reg prometheus.Registerer = opts.Registerer
 	var own *prometheus.Registry
-	if reg == nil {
+	reg := &scopedRegisterer{Registerer: opts.Registerer}
+	if opts.Registerer == nil {
 		own = newRegistry()
-		reg = own
+		reg.Registerer = own
 	}
 	spoolDir := filepath.Join(opts.DataDir, "spool")
 	sp, err := spool.Open(spool.Options{
@@ -162,10 +163,12 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer sp.Close()
+	// Unregistered before the spool closes (defers run last first), so a
+	// scrape never reads a closed spool.
+	defer reg.unregisterAll()
 	if err := reg.Register(spool.NewCollector(sp)); err != nil {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
-	defer reg.Unregister(spool.NewCollector(sp))
 	smtp := smtpd.New(smtpd.Options{
 		Spool:      sp,
 		Hostname:   opts.Hostname,
@@ -181,6 +184,9 @@ func Run(ctx context.Context, opts Options) error {
 	poller, err := pop3poll.New(pop3poll.Options{Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3")})
 	if err != nil {
 		return err
+	}
+	if err := reg.Register(newPOP3Collector(poller)); err != nil {
+		return fmt.Errorf("register POP3 metrics: %w", err)
 	}
 	appliers := append([]agent.Applier{
 		agent.ApplierFunc(func(ctx context.Context, cfg *ospreyv1.SensorConfig) error {

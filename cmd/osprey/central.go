@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +19,7 @@ import (
 )
 
 // runCentral runs `osprey central`, or `osprey dev` when dev is set.
-func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.Writer) error {
+func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.Writer) (err error) {
 	name, summary := "central", "Run a Central Node."
 	defaults := struct{ dataDir, httpAddr, grpcAddr, node, gossipAddr, dnsAddr string }{
 		"/var/lib/osprey", "0.0.0.0:8443", "0.0.0.0:7443", hostname(), "0.0.0.0:7946", "0.0.0.0:53"}
@@ -30,6 +29,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		defaults.gossipAddr, defaults.dnsAddr = "127.0.0.1:7946", "127.0.0.1:8053"
 	}
 	fs := newFlagSet(name, summary, stderr)
+	defer func() { err = withUsage(err, stderr, name, fs.Usage) }()
 	var opts central.Options
 	var etcdEndpoints, join stringList
 	var logFormat, logLevel, pprofAddr string
@@ -87,10 +87,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ profiling endpoints, unauthenticated: bind it to loopback (empty: off)")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	opts.Dev = dev
 	opts.EtcdEndpoints = etcdEndpoints
@@ -142,6 +139,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 			sensorOpts.Central = r.GRPCAddr
 			sensorOpts.JoinToken = r.LocalSensorJoinToken
 			sensorOpts.MailboxLock = lock
+			sensorOpts.Registerer = r.Metrics // served on the node's /metrics
 			return sensor.Run(gctx, sensorOpts)
 		case <-gctx.Done():
 			return nil
@@ -155,6 +153,12 @@ func printReady(w io.Writer, r central.Ready, dev bool) {
 	fmt.Fprintf(w, "  Web UI:          %s/\n", r.HTTPURL)
 	fmt.Fprintf(w, "  API:             %s/api/v1\n", r.HTTPURL)
 	fmt.Fprintf(w, "  Health:          %s/readyz\n", r.HTTPURL)
+	if r.HTTPCertFingerprint != "" {
+		fmt.Fprintf(w, "  API certificate: SHA-256 %s\n", r.HTTPCertFingerprint)
+		if r.HTTPCertSelfSigned {
+			fmt.Fprintf(w, "                   (self-signed; pin it: osprey ctl --address %s --tls-fingerprint %s)\n", r.HTTPURL, r.HTTPCertFingerprint)
+		}
+	}
 	fmt.Fprintf(w, "  Sensors connect: %s   (osprey sensor --central %s --join-token TOKEN)\n", r.GRPCAddr, r.GRPCAddr)
 	if len(r.EtcdEndpoints) > 0 {
 		fmt.Fprintf(w, "  Embedded etcd:   %s\n", strings.Join(r.EtcdEndpoints, ","))
@@ -184,7 +188,7 @@ func printReady(w io.Writer, r central.Ready, dev bool) {
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+		return nil, usageErrorf("--log-level: %v", err)
 	}
 	hopts := &slog.HandlerOptions{Level: lvl}
 	switch format {
@@ -193,7 +197,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, hopts)), nil
 	default:
-		return nil, fmt.Errorf("%w: --log-format: %q is not json or text", errUsage, format)
+		return nil, usageErrorf("--log-format: %q is not json or text", format)
 	}
 }
 

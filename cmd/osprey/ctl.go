@@ -37,43 +37,74 @@ Commands:
 "set" reads the JSON of the integration (as "get" prints it) and writes it back
 with If-Match on the version it was read at when the file came from "get",
 so a concurrent change is refused rather than overwritten. A "--file -" reads
-standard input.
+standard input. "sensors list" shows the start of each sensor's certificate
+fingerprint (SHA-256), "sensor get" all of it (cert_fingerprint): compare it
+with the one the sensor printed at enrollment before "sensor approve".
 
-Flags:
+The API's certificate is verified against the system's CAs, or --tls-ca; a
+node's self-signed certificate can be pinned instead with --tls-fingerprint,
+the SHA-256 the node prints at start ("API certificate").
+
+Flags (each also read from OSPREY_<FLAG>):
 `
 
 // runCtl runs `osprey ctl`.
-func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage); fs.PrintDefaults() }
+	defer func() { err = withUsage(err, stderr, "ctl", fs.Usage) }()
 	var cfg api.Config
+	var passwordFile, tlsCA, fingerprints string
 	var insecure bool
-	fs.StringVar(&cfg.Address, "address", "http://127.0.0.1:8080", `base URL of a Central Node's API, or "dns:///central.<zone>:8443" for any node of a cluster`)
+	fs.StringVar(&cfg.Address, "address", "http://127.0.0.1:8080", `base URL of a Central Node's API (http:// for osprey dev, https:// otherwise), or "dns:///central.<zone>:8443" for any node of a cluster`)
 	fs.StringVar(&cfg.Username, "username", "", "user name (HTTP Basic)")
 	fs.StringVar(&cfg.Password, "password", "", "password (HTTP Basic)")
+	fs.StringVar(&passwordFile, "password-file", "", "file holding the password (its first line), instead of --password")
 	fs.StringVar(&cfg.Token, "token", "", "API token (Authorization: Bearer)")
-	fs.BoolVar(&insecure, "tls-skip-verify", false, "do not verify the API's certificate (a self-signed node certificate)")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&tlsCA, "tls-ca", "", "PEM file of the CA certificates to verify the API's certificate with, instead of the system's (a node's self-signed <data-dir>/http-tls/cert.pem will do)")
+	fs.StringVar(&fingerprints, "tls-fingerprint", "", "SHA-256 fingerprint of the API's certificate, as the node prints it at start (comma-separated for several nodes): accept that certificate whatever signed it")
+	fs.BoolVar(&insecure, "tls-skip-verify", false, "do not verify the API's certificate at all (for a test; prefer --tls-fingerprint)")
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	// Flags stop at the first command word; fill unset ones from the environment.
+	src := newFlagSources(fs)
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usageErrorf("%v", err)
 	}
-	if insecure {
-		cfg.TLSConfig = insecureTLS()
+	src.fromEnv(fs)
+	words := fs.Args()
+	switch len(words) {
+	case 0:
+		return usageErrorf("no command")
+	case 1:
+		return usageErrorf("incomplete command %q", words[0])
+	}
+	if !strings.Contains(cfg.Address, "://") {
+		return usageErrorf("%s %q has no scheme: write http://%s for a node that serves plain HTTP (osprey dev), or https://%s",
+			src.name("address"), cfg.Address, cfg.Address, cfg.Address)
+	}
+	if passwordFile != "" {
+		if cfg.Password != "" {
+			return usageErrorf("give %s or %s, not both", src.name("password"), src.name("password-file"))
+		}
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return fmt.Errorf("read the password: %w", err)
+		}
+		cfg.Password, _, _ = strings.Cut(string(b), "\n")
+		cfg.Password = strings.TrimSuffix(cfg.Password, "\r")
+	}
+	if err := ctlTLS(&cfg, src, tlsCA, fingerprints, insecure); err != nil {
+		return err
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return err
 	}
-	words := fs.Args()
-	if len(words) < 2 {
-		fs.Usage()
-		return errUsage
-	}
-	return ctlCommand(ctx, c, words, stdout)
+	creds := credentials{username: cfg.Username, token: cfg.Token, src: src, passwordFile: passwordFile, password: cfg.Password != ""}
+	return explainTLS(creds.explain(ctlCommand(ctx, c, words, stdout)))
 }
 
 func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) error {
@@ -84,9 +115,9 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 	} else {
 		w = append([]string{key}, w[2:]...)
 	}
-	arg := func(i int) (string, error) {
+	arg := func(i int, name string) (string, error) {
 		if i >= len(w) || strings.HasPrefix(w[i], "-") {
-			return "", fmt.Errorf("%w: %s: missing argument", errUsage, key)
+			return "", usageErrorf("%s: missing %s", key, name)
 		}
 		return w[i], nil
 	}
@@ -103,7 +134,7 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return tw.Flush()
 	case "tenants create":
-		id, err := arg(1)
+		id, err := arg(1, "ID")
 		if err != nil {
 			return err
 		}
@@ -122,13 +153,14 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tTENANT\tSTATE\tONLINE\tCONFIG\tAPPLIED\tLAST ERROR")
+		fmt.Fprintln(tw, "ID\tNAME\tTENANT\tSTATE\tONLINE\tCONFIG\tAPPLIED\tFINGERPRINT\tLAST ERROR")
 		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%d\t%s\n", s.ID, s.Name, s.Tenant, s.State, s.Online, s.ConfigVersion, s.AppliedVersion, s.LastError)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%d\t%s\t%s\n", s.ID, s.Name, s.Tenant, s.State, s.Online, s.ConfigVersion, s.AppliedVersion,
+				shortFingerprint(s.CertFingerprint), s.LastError)
 		}
 		return tw.Flush()
 	case "sensor get", "sensor approve", "sensor revoke":
-		id, err := arg(1)
+		id, err := arg(1, "ID")
 		if err != nil {
 			return err
 		}
@@ -146,7 +178,7 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return printJSON(out, s)
 	case "sensor smtp get":
-		id, err := arg(1)
+		id, err := arg(1, "ID")
 		if err != nil {
 			return err
 		}
@@ -156,12 +188,12 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return printVersioned(out, cfg, version)
 	case "sensor smtp set":
-		id, err := arg(1)
+		id, err := arg(1, "ID")
 		if err != nil {
 			return err
 		}
 		var cfg api.SMTPIntegration
-		version, err := readVersioned(w[2:], &cfg)
+		version, err := readVersioned(key, w[2:], &cfg)
 		if err != nil {
 			return err
 		}
@@ -171,7 +203,7 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return printVersioned(out, got, newVersion)
 	case "sensor pop3 get":
-		id, err := arg(1)
+		id, err := arg(1, "ID")
 		if err != nil {
 			return err
 		}
@@ -181,12 +213,12 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return printVersioned(out, cfg, version)
 	case "sensor pop3 set":
-		id, err := arg(1)
+		id, err := arg(1, "ID")
 		if err != nil {
 			return err
 		}
 		var cfg api.POP3Integration
-		version, err := readVersioned(w[2:], &cfg)
+		version, err := readVersioned(key, w[2:], &cfg)
 		if err != nil {
 			return err
 		}
@@ -208,7 +240,7 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		return tw.Flush()
 	case "users create":
 		var u api.User
-		if err := readFileFlag(w[1:], &u); err != nil {
+		if err := readFileFlag(key, w[1:], &u); err != nil {
 			return err
 		}
 		got, err := c.CreateUser(ctx, u)
@@ -222,10 +254,10 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 			req = api.TokenRequest{Kind: api.TokenJoin, Tenant: w[2], TTLSeconds: 3600}
 			if len(w) > 3 {
 				if _, err := fmt.Sscan(w[3], &req.TTLSeconds); err != nil {
-					return fmt.Errorf("%w: TTL_SECONDS: %v", errUsage, err)
+					return usageErrorf("%s: TTL_SECONDS %q is not a number of seconds", key, w[3])
 				}
 			}
-		} else if err := readFileFlag(w[1:], &req); err != nil {
+		} else if err := readFileFlag(key, w[1:], &req); err != nil {
 			return err
 		}
 		t, err := c.CreateToken(ctx, req)
@@ -247,10 +279,7 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "TIME\tTENANT\tID\tSEVERITY\tSENSOR\tFROM\tSUBJECT\tMATCHES")
 		for _, a := range list.Alerts {
-			var from, subject string
-			if a.Envelope != nil {
-				from = a.Envelope.MailFrom
-			}
+			var subject string
 			if a.Headers != nil {
 				subject = a.Headers.Subject
 			}
@@ -259,15 +288,15 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 				rules = append(rules, m.Engine+":"+m.RuleID)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%q\t%s\n", a.CreatedAt.Format("2006-01-02 15:04:05"), a.Tenant, a.ID,
-				a.Severity, a.SensorID, from, subject, strings.Join(rules, ","))
+				a.Severity, a.SensorID, alertSender(a), subject, strings.Join(rules, ","))
 		}
 		return tw.Flush()
 	case "alert get":
-		tenant, err := arg(1)
+		tenant, err := arg(1, "TENANT")
 		if err != nil {
 			return err
 		}
-		id, err := arg(2)
+		id, err := arg(2, "ID")
 		if err != nil {
 			return err
 		}
@@ -277,7 +306,7 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return printJSON(out, a)
 	case "rules list":
-		tenant, err := arg(1)
+		tenant, err := arg(1, "TENANT")
 		if err != nil {
 			return err
 		}
@@ -292,12 +321,12 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return tw.Flush()
 	case "rules create":
-		tenant, err := arg(1)
+		tenant, err := arg(1, "TENANT")
 		if err != nil {
 			return err
 		}
 		var r api.Rule
-		if err := readFileFlag(w[2:], &r); err != nil {
+		if err := readFileFlag(key, w[2:], &r); err != nil {
 			return err
 		}
 		created, err := c.CreateRule(ctx, tenant, r)
@@ -306,18 +335,45 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 		}
 		return printJSON(out, created)
 	case "rules delete":
-		tenant, err := arg(1)
+		tenant, err := arg(1, "TENANT")
 		if err != nil {
 			return err
 		}
-		id, err := arg(2)
+		id, err := arg(2, "ID")
 		if err != nil {
 			return err
 		}
 		return c.DeleteRule(ctx, tenant, id, 0)
 	default:
-		return fmt.Errorf("%w: unknown command %q (see osprey ctl -h)", errUsage, key)
+		return usageErrorf("unknown command %q", key)
 	}
+}
+
+// shortFingerprint is the start of a certificate fingerprint, enough to
+// compare by eye with the one a sensor printed at enrollment; "sensor get"
+// shows the whole of it.
+func shortFingerprint(fp string) string {
+	if fp == "" {
+		return "-"
+	}
+	const short = 16
+	if len(fp) <= short {
+		return fp
+	}
+	return fp[:short] + "…"
+}
+
+// alertSender is who sent an alert's message, as the web UI shows it: the
+// envelope sender, or the header From when the envelope has none (a POP3
+// message, or the null sender of a bounce).
+func alertSender(a api.Alert) string {
+	if a.Envelope != nil && a.Envelope.MailFrom != "" {
+		return a.Envelope.MailFrom
+	}
+	if a.Headers != nil {
+		return a.Headers.From
+	}
+	return ""
 }
 
 // versioned is how "get" prints an integration: the value and its version,
@@ -333,8 +389,8 @@ func printVersioned[T any](out io.Writer, v T, version int64) error {
 
 // readVersioned reads --file: either {"version": N, "value": {...}} as "get"
 // printed it (then the write is conditional on N), or the bare integration.
-func readVersioned[T any](args []string, v *T) (int64, error) {
-	data, err := fileFlag(args)
+func readVersioned[T any](cmd string, args []string, v *T) (int64, error) {
+	data, err := fileFlag(cmd, args)
 	if err != nil {
 		return 0, err
 	}
@@ -354,20 +410,20 @@ func readVersioned[T any](args []string, v *T) (int64, error) {
 	return 0, strictUnmarshal(data, v)
 }
 
-func readFileFlag(args []string, v any) error {
-	data, err := fileFlag(args)
+func readFileFlag(cmd string, args []string, v any) error {
+	data, err := fileFlag(cmd, args)
 	if err != nil {
 		return err
 	}
 	return strictUnmarshal(data, v)
 }
 
-func fileFlag(args []string) ([]byte, error) {
+func fileFlag(cmd string, args []string) ([]byte, error) {
 	fs := flag.NewFlagSet("file", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	file := fs.String("file", "", "")
 	if err := fs.Parse(args); err != nil || *file == "" {
-		return nil, fmt.Errorf("%w: --file FILE is required", errUsage)
+		return nil, usageErrorf("%s: --file FILE is required", cmd)
 	}
 	if *file == "-" {
 		return io.ReadAll(os.Stdin)

@@ -17,22 +17,56 @@ func envName(flagName string) string {
 	return "OSPREY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseFlags parses args, then fills every flag that the command line left
-// unset from its environment variable. The command line wins over the
-// environment, which wins over the default. Its errors are printed to the
-// flag set's output, as fs.Parse prints its own.
-func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
-	if err := fs.Parse(args); err != nil {
+// usageError is a command line that a command cannot run: a missing or
+// unknown word, a bad flag value. withUsage prints its message and the
+// command's usage on stderr, and main exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// withUsage prints a *usageError in err on stderr, as "osprey CMD: message",
+// then the command's usage, and returns errUsage in its place. Other errors
+// are returned as they are.
+func withUsage(err error, stderr io.Writer, cmd string, usage func()) error {
+	var ue *usageError
+	if !errors.As(err, &ue) {
 		return err
 	}
-	err := applyEnv(fs, lookupEnv)
+	fmt.Fprintf(stderr, "osprey %s: %s\n\n", cmd, ue.msg)
+	usage()
+	return errUsage
+}
+
+// parseFlags parses args, then fills every flag that the command line left
+// unset from its environment variable. The command line wins over the
+// environment, which wins over the default.
+func parseFlags(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
-	if err != nil {
-		fmt.Fprintln(fs.Output(), err)
+	if err := applyEnv(fs, lookupEnv); err != nil {
+		return usageErrorf("%v", err)
 	}
-	return err
+	return nil
+}
+
+// parseArgs parses args. The flag package prints its own errors with the
+// usage, so a bad flag returns errUsage (and -h flag.ErrHelp).
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
 }
 
 // applyEnv sets each flag not given on the command line from OSPREY_<FLAG>.

@@ -37,11 +37,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	var usageErr *usageError
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
 	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case errors.As(err, &usageErr): // a command that did not print its usage
+		fmt.Fprintln(os.Stderr, "osprey:", err)
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "osprey:", err)
@@ -49,11 +53,13 @@ func main() {
 	}
 }
 
+// errUsage ends a command line that could not run once its message and the
+// command's usage are on stderr (see withUsage): main exits with status 2.
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintf(stderr, "osprey: no command\n\n%s", usage)
 		return errUsage
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {

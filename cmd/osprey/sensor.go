@@ -13,8 +13,9 @@ import (
 )
 
 // runSensor runs `osprey sensor`.
-func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("sensor", "Run a Sensor: enroll with a Central Node cluster (first start), then run the\nconfiguration it pushes.", stderr)
+	defer func() { err = withUsage(err, stderr, "sensor", fs.Usage) }()
 	var opts sensor.Options
 	var logFormat, logLevel, pprofAddr string
 	fs.StringVar(&opts.Central, "central", "", `gRPC address of the central nodes: "host:port", or "dns:///name:port" for every address of a name`)
@@ -28,10 +29,7 @@ func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ profiling endpoints, unauthenticated: bind it to loopback (empty: off)")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	logger, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {
