@@ -69,41 +69,56 @@ func (s *Store) RecordScan(ctx context.Context, scope store.Scope, rec *ospreyv1
 	if err != nil {
 		return nil, false, err
 	}
-	var (
-		prev *ospreyv1.MessageRecord
-		seq  int64
-	)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		inserted, err := s.insertMessage(ctx, tx, rec, body, now)
-		if err != nil {
-			return err
-		}
-		if !inserted {
-			mailbox, uidl := pop3Keys(rec)
-			prev, err = s.recorded(ctx, tx, rec, mailbox, uidl)
-			return err
-		}
-		if alertRow == nil {
-			return nil
-		}
-		seq, err = s.insertAlert(ctx, tx, alertRow)
-		return err
-	})
+	w := &recordWrite{rec: rec, body: body, alert: alertRow, now: now}
+	if s.group != nil {
+		err = s.group.do(ctx, w)
+	} else {
+		err = s.inTx(ctx, func(tx *sql.Tx) error { return s.record(ctx, tx, w) })
+	}
 	if err != nil {
 		return nil, false, err
 	}
-	if prev != nil {
-		return prev, true, nil
+	if w.prev != nil {
+		return w.prev, true, nil
 	}
 	if alertRow != nil {
 		s.alerts.notify()
-		if seq%int64(s.retention.trimEvery()) == 0 {
-			if _, err := s.trimCount(ctx, rec.GetTenant(), seq); err != nil {
+		if w.seq%int64(s.retention.trimEvery()) == 0 {
+			if _, err := s.trimCount(ctx, rec.GetTenant(), w.seq); err != nil {
 				s.log.WarnContext(ctx, "trim alerts", "tenant", rec.GetTenant(), "err", err)
 			}
 		}
 	}
 	return rec, false, nil
+}
+
+// recordWrite is one RecordScan's work in a transaction, and its outcome.
+type recordWrite struct {
+	rec   *ospreyv1.MessageRecord
+	body  []byte
+	alert *alertRow // nil: no alert
+	now   time.Time
+
+	prev *ospreyv1.MessageRecord // the record found, when rec was recorded before
+	seq  int64                   // the alert's number, when one was inserted
+}
+
+// record inserts w's record and, when it is new, its alert, in tx.
+func (s *Store) record(ctx context.Context, tx *sql.Tx, w *recordWrite) error {
+	inserted, err := s.insertMessage(ctx, tx, w.rec, w.body, w.now)
+	if err != nil {
+		return err
+	}
+	if !inserted {
+		mailbox, uidl := pop3Keys(w.rec)
+		w.prev, err = s.recorded(ctx, tx, w.rec, mailbox, uidl)
+		return err
+	}
+	if w.alert == nil {
+		return nil
+	}
+	w.seq, err = s.insertAlert(ctx, tx, w.alert)
+	return err
 }
 
 // execer is a database or a transaction.

@@ -96,6 +96,8 @@ type Store struct {
 	log              *slog.Logger
 	// alerts is closed and replaced whenever this store commits an alert.
 	alerts *broadcast
+	// group batches RecordScan's transactions (SQLite); nil: each its own.
+	group *groupCommit
 }
 
 // Open connects to the database of opts.URL and brings its schema up to
@@ -134,11 +136,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if d.name == dialectSQLite {
+		s.group = newGroupCommit(s)
+	}
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close waits for the writes under way and closes the database.
+func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
+	return s.db.Close()
+}
 
 // Dialect names the database: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name }

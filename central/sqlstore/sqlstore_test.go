@@ -760,3 +760,44 @@ func TestSweeperRun(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentUploadsOneStore records 300 messages from 30 goroutines on
+// one store (on SQLite, they share group commits): each is recorded once,
+// and the alerts of every third are numbered 1 to 100 without a gap.
+func TestConcurrentUploadsOneStore(t *testing.T) {
+	suite(t, func(t *testing.T, db *testDB) {
+		st := db.open(AlertRetention{})
+		var wg sync.WaitGroup
+		for g := range 30 {
+			wg.Go(func() {
+				for i := range 10 {
+					n := g*10 + i
+					var alert *ospreyv1.Alert
+					if n%3 == 0 {
+						alert = alertFor(2, fmt.Sprint(n))
+					}
+					rec, dup, err := st.RecordScan(t.Context(), store.AllTenants(), record("a", "s1", fmt.Sprintf("m%03d", n)), alert, db.clk.Now())
+					if err != nil || dup || (alert != nil) != (rec.GetAlertId() != "") {
+						t.Errorf("message %d: %v, dup %v, %v", n, rec, dup, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if n := countMessages(t, st); n != 300 {
+			t.Errorf("records: %d, want 300", n)
+		}
+		got, err := st.AlertsAfter(t.Context(), store.AllTenants(), "a", 0, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, a := range got {
+			if a.Seq != int64(i+1) {
+				t.Fatalf("alert %d numbered %d", i, a.Seq)
+			}
+		}
+		if len(got) != 100 {
+			t.Errorf("alerts: %d, want 100", len(got))
+		}
+	})
+}
