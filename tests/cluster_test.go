@@ -21,13 +21,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/sqlstore"
+	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/pgtest"
 	"github.com/ospreysec/osprey/pkg/pki"
-	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
 // The cluster tests run three `osprey central --sensor` processes on
@@ -54,6 +53,7 @@ type testCluster struct {
 	t       *testing.T
 	ports   clusterPorts
 	keyFile string
+	dbURL   string // the PostgreSQL the nodes share
 	token   string // an admin's API token
 	nodes   []*clusterProc
 }
@@ -135,7 +135,7 @@ func startCluster(t *testing.T) *testCluster {
 		t.Fatal(err)
 	}
 	// The nodes share one PostgreSQL, the test's own.
-	dbURL := pgtest.DB(t)
+	c.dbURL = pgtest.DB(t)
 	var initial, join []string
 	for i, ip := range clusterIPs {
 		initial = append(initial, fmt.Sprintf("n%d=https://%s:%d", i+1, ip, c.ports.etcdPeer))
@@ -158,7 +158,7 @@ func startCluster(t *testing.T) *testCluster {
 			"--etcd-client-addr", at(c.ports.etcdClient),
 			"--etcd-peer-addr", at(c.ports.etcdPeer),
 			"--cluster-key-file", c.keyFile,
-			"--db-url", dbURL,
+			"--db-url", c.dbURL,
 			"--bootstrap-admin-password", adminPassword,
 			"--sensor",
 			"--log-format", "text",
@@ -857,33 +857,30 @@ func sendMessage(addr, from, subject, body string) error {
 	return nil
 }
 
-// recordedSenders reads every message record from etcd and counts them by
-// envelope sender.
+// recordedSenders reads every message record from the cluster's database
+// and counts them by envelope sender.
 func recordedSenders(ctx context.Context, c *testCluster) (map[string]int, error) {
-	var eps []string
-	for _, n := range c.nodes {
-		eps = append(eps, "http://"+net.JoinHostPort(n.ip, strconv.Itoa(c.ports.etcdClient)))
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: c.dbURL})
 	if err != nil {
 		return nil, err
 	}
-	defer cli.Close()
+	defer db.Close()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(rctx, "/osprey/v1/messages/", clientv3.WithPrefix())
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]int{}
-	for _, kv := range resp.Kvs {
-		var rec ospreyv1.MessageRecord
-		if err := proto.Unmarshal(kv.Value, &rec); err != nil {
-			return nil, fmt.Errorf("%s: %w", kv.Key, err)
+	q := sqlstore.MessageQuery{Limit: sqlstore.MaxPageLimit}
+	for {
+		page, err := db.ListMessages(rctx, store.AllTenants(), q)
+		if err != nil {
+			return nil, err
 		}
-		out[rec.GetEnvelope().GetMailFrom()]++
+		for _, rec := range page.Messages {
+			out[rec.GetEnvelope().GetMailFrom()]++
+		}
+		if q.PageToken = page.NextPageToken; q.PageToken == "" {
+			return out, nil
+		}
 	}
-	return out, nil
 }
 
 // all reports whether every key of m passes f.

@@ -40,7 +40,7 @@ func untar(t *testing.T, archive, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := filepath.Join(dir, filepath.Clean("/" + h.Name))
+		name := filepath.Join(dir, filepath.Clean("/"+h.Name))
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(name, 0o700); err != nil {

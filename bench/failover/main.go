@@ -212,6 +212,7 @@ type cluster struct {
 	ports map[string]int
 	nodes []*node
 	db    *pgtest.Server // the PostgreSQL the nodes share
+	dbURL string
 }
 
 // startCluster starts three nodes with the gossip timing and waits until
@@ -235,8 +236,7 @@ func startCluster(bin, timing string, extra ...string) (*cluster, error) {
 	if c.db, err = pgtest.Start(context.Background()); err != nil {
 		return c, err
 	}
-	_, dbURL, err := c.db.CreateDB(context.Background())
-	if err != nil {
+	if _, c.dbURL, err = c.db.CreateDB(context.Background()); err != nil {
 		return c, err
 	}
 	var initial, join []string
@@ -252,7 +252,7 @@ func startCluster(bin, timing string, extra ...string) (*cluster, error) {
 			"--join", strings.Join(join, ","), "--gossip-key", gossipKey, "--gossip-timing", timing,
 			"--dns-addr", at("dns"), "--dns-zone", zone, "--dns-ttl", ttl.String(),
 			"--etcd-initial-cluster", strings.Join(initial, ","), "--etcd-client-addr", at("etcd-client"),
-			"--etcd-peer-addr", at("etcd-peer"), "--cluster-key-file", keyFile, "--db-url", dbURL,
+			"--etcd-peer-addr", at("etcd-peer"), "--cluster-key-file", keyFile, "--db-url", c.dbURL,
 			"--bootstrap-admin-password", password, "--log-level", "warn"}, extra...)
 		c.nodes = append(c.nodes, n)
 	}

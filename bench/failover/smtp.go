@@ -12,11 +12,9 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/ospreysec/osprey/api"
-	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/central/sqlstore"
+	"github.com/ospreysec/osprey/central/store"
 )
 
 // smtpReport is the outcome of the SMTP run.
@@ -92,18 +90,14 @@ func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 	r.elapsed = time.Since(start)
 
 	// Every accepted message must be recorded by a central node, once.
-	var eps []string
-	for _, ip := range ips {
-		eps = append(eps, "http://"+net.JoinHostPort(ip, strconv.Itoa(c.ports["etcd-client"])))
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	db, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: c.dbURL})
 	if err != nil {
 		return nil, err
 	}
-	defer cli.Close()
+	defer db.Close()
 	var recorded map[string][]time.Time
 	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if recorded, err = records(cli); err == nil && len(recorded) >= len(m.accepted) {
+		if recorded, err = records(db); err == nil && len(recorded) >= len(m.accepted) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -139,23 +133,24 @@ func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 }
 
 // records returns the upload times of the recorded messages, by envelope sender.
-func records(cli *clientv3.Client) (map[string][]time.Time, error) {
+func records(db *sqlstore.Store) (map[string][]time.Time, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, "/osprey/v1/messages/", clientv3.WithPrefix())
-	if err != nil {
-		return nil, err
-	}
 	out := map[string][]time.Time{}
-	for _, kv := range resp.Kvs {
-		var rec ospreyv1.MessageRecord
-		if err := proto.Unmarshal(kv.Value, &rec); err != nil {
+	q := sqlstore.MessageQuery{Limit: sqlstore.MaxPageLimit}
+	for {
+		page, err := db.ListMessages(ctx, store.AllTenants(), q)
+		if err != nil {
 			return nil, err
 		}
-		from := rec.GetEnvelope().GetMailFrom()
-		out[from] = append(out[from], rec.GetUploadedAt().AsTime())
+		for _, rec := range page.Messages {
+			from := rec.GetEnvelope().GetMailFrom()
+			out[from] = append(out[from], rec.GetUploadedAt().AsTime())
+		}
+		if q.PageToken = page.NextPageToken; q.PageToken == "" {
+			return out, nil
+		}
 	}
-	return out, nil
 }
 
 // mta sends one message after another, as a mail server would: it resolves
