@@ -76,7 +76,7 @@ func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body s
 	if err != nil {
 		return sensorsvc.Outcome{}, err
 	}
-	out := sensorsvc.Outcome{Verdict: res.Verdict}
+	out := sensorsvc.Outcome{Verdict: res.Verdict, Headers: res.Headers}
 	matches := res.Matches
 	severity := res.Severity
 	switch res.Verdict {

@@ -29,6 +29,8 @@ type Scanner interface {
 // Outcome is what a scan found.
 type Outcome struct {
 	Verdict string
+	// Headers summarises the message's header, for its record.
+	Headers *ospreyv1.HeaderSummary
 	// Alert is nil when there is nothing to report. The service fills in
 	// its id, tenant, sensor, message id and time.
 	Alert *ospreyv1.Alert
@@ -110,7 +112,7 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "scan: %v", err)
 	}
-	rec.Verdict = out.Verdict
+	rec.Verdict, rec.Headers = out.Verdict, out.Headers
 	now := s.now()
 	alert := out.Alert
 	if alert != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -126,15 +127,19 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// insertMessage inserts rec, recorded at, unless a record with its keys
+// insertMessage inserts rec, recorded at, with the columns the audit log
+// searches and a row for each recipient, unless a record with its keys
 // exists, and reports whether it did.
 func (s *Store) insertMessage(ctx context.Context, db execer, rec *ospreyv1.MessageRecord, body []byte, at time.Time) (bool, error) {
 	mailbox, uidl := pop3Keys(rec)
+	a := auditColumns(rec, at)
 	res, err := db.ExecContext(ctx, s.d.q(`INSERT INTO messages
-		(tenant, sensor_id, message_id, mailbox, uidl, recorded_at, verdict, alert_id, record)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		(tenant, sensor_id, message_id, mailbox, uidl, recorded_at, verdict, alert_id, record,
+		 received_at, client_ip, mail_from, header_from, subject, header_message_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
 		rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), mailbox, uidl, micros(at), rec.GetVerdict(),
-		sql.NullString{String: rec.GetAlertId(), Valid: rec.GetAlertId() != ""}, body)
+		sql.NullString{String: rec.GetAlertId(), Valid: rec.GetAlertId() != ""}, body,
+		a.receivedAt, a.clientIP, a.mailFrom, a.headerFrom, a.subject, a.messageID)
 	if err != nil {
 		return false, s.d.wrap(fmt.Sprintf("insert message %s/%s", rec.GetSensorId(), rec.GetMessageId()), err)
 	}
@@ -142,7 +147,65 @@ func (s *Store) insertMessage(ctx context.Context, db execer, rec *ospreyv1.Mess
 	if err != nil {
 		return false, s.d.wrap("insert message", err)
 	}
-	return n > 0, nil
+	if n == 0 {
+		return false, nil
+	}
+	for _, rcpt := range a.rcpts {
+		_, err := db.ExecContext(ctx, s.d.q(`INSERT INTO message_rcpts (tenant, sensor_id, message_id, rcpt, received_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`), rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), rcpt, a.receivedAt)
+		if err != nil {
+			return false, s.d.wrap(fmt.Sprintf("insert the recipients of message %s/%s", rec.GetSensorId(), rec.GetMessageId()), err)
+		}
+	}
+	return true, nil
+}
+
+// audit is what the audit log searches of a message, normalised: lower
+// case where the search ignores case.
+type audit struct {
+	receivedAt                                         int64
+	clientIP, mailFrom, headerFrom, subject, messageID string
+	rcpts                                              []string
+}
+
+// maxRcpts bounds the recipients of a message that the audit log indexes.
+const maxRcpts = 1000
+
+func auditColumns(rec *ospreyv1.MessageRecord, recorded time.Time) audit {
+	env, h := rec.GetEnvelope(), rec.GetHeaders()
+	a := audit{
+		receivedAt: micros(recorded),
+		clientIP:   hostOf(env.GetClientAddr()),
+		mailFrom:   strings.ToLower(env.GetMailFrom()),
+		headerFrom: strings.ToLower(h.GetFrom()),
+		subject:    strings.ToLower(h.GetSubject()),
+		messageID:  normalMessageID(h.GetMessageId()),
+	}
+	if t := env.GetReceivedAt(); t != nil {
+		a.receivedAt = micros(t.AsTime())
+	}
+	seen := map[string]bool{}
+	for _, r := range env.GetRcptTo() {
+		r = strings.ToLower(r)
+		if !seen[r] && len(a.rcpts) < maxRcpts {
+			seen[r] = true
+			a.rcpts = append(a.rcpts, r)
+		}
+	}
+	return a
+}
+
+// hostOf returns the host of a host:port address, or addr itself.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// normalMessageID is a Message-ID without its angle brackets and spaces.
+func normalMessageID(id string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(id), "<"), ">")
 }
 
 // pop3Keys returns the mailbox and UIDL that also key a POP3 message (NULL

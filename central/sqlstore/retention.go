@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,13 +89,41 @@ func (s *Store) Sweep(ctx context.Context, scope store.Scope, now time.Time) (al
 			}
 		}
 	}
-	messages, err = s.deleteBatches(ctx, "delete old message records", `DELETE FROM messages WHERE (tenant, sensor_id, message_id) IN
-		(SELECT tenant, sensor_id, message_id FROM messages WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)`,
-		micros(now.Add(-s.messageRetention)), deleteBatch)
+	cutoff := micros(now.Add(-s.messageRetention))
+	messages, err = s.deleteOldMessages(ctx, cutoff)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := s.deleteBatches(ctx, "delete old refusals", `DELETE FROM refusals WHERE (tenant, sensor_id, minute, client_ip, reason) IN
+		(SELECT tenant, sensor_id, minute, client_ip, reason FROM refusals WHERE last_at < ? ORDER BY last_at LIMIT ?)`, cutoff, deleteBatch); err != nil {
+		errs = append(errs, err)
+	}
 	return alerts, messages, errors.Join(errs...)
+}
+
+// deleteOldMessages deletes the records recorded before cutoff, with their
+// recipients, a batch a transaction, and returns how many it deleted.
+func (s *Store) deleteOldMessages(ctx context.Context, cutoff int64) (int64, error) {
+	const batch = `(SELECT tenant, sensor_id, message_id FROM messages WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)`
+	var total int64
+	for {
+		var n int64
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM message_rcpts WHERE (tenant, sensor_id, message_id) IN `+batch), cutoff, deleteBatch); err != nil {
+				return s.d.wrap("delete old recipients", err)
+			}
+			res, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM messages WHERE (tenant, sensor_id, message_id) IN `+batch), cutoff, deleteBatch)
+			if err != nil {
+				return s.d.wrap("delete old message records", err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil || n < deleteBatch {
+			return total, err
+		}
+	}
 }
 
 // DefaultSweepInterval is how often a Sweeper sweeps by default.

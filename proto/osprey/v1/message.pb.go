@@ -46,7 +46,11 @@ type MessageRecord struct {
 	// uidl is the POP3 unique id of a polled message (source POP3). With
 	// envelope.mailbox it names the message on its server: a second upload
 	// of it, from whichever sensor, is a duplicate of the first.
-	Uidl          string `protobuf:"bytes,12,opt,name=uidl,proto3" json:"uidl,omitempty"`
+	Uidl string `protobuf:"bytes,12,opt,name=uidl,proto3" json:"uidl,omitempty"`
+	// headers summarises the message's header (From, To, Subject,
+	// Message-ID, …) as the scan read it: what the message audit log shows
+	// and searches.
+	Headers       *HeaderSummary `protobuf:"bytes,13,opt,name=headers,proto3" json:"headers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,11 +169,18 @@ func (x *MessageRecord) GetUidl() string {
 	return ""
 }
 
+func (x *MessageRecord) GetHeaders() *HeaderSummary {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
 var File_osprey_v1_message_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/sensor.proto\"\x89\x03\n" +
+	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14osprey/v1/scan.proto\x1a\x16osprey/v1/sensor.proto\"\xbd\x03\n" +
 	"\rMessageRecord\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -185,7 +196,8 @@ const file_osprey_v1_message_proto_rawDesc = "" +
 	"\averdict\x18\n" +
 	" \x01(\tR\averdict\x12\x19\n" +
 	"\balert_id\x18\v \x01(\tR\aalertId\x12\x12\n" +
-	"\x04uidl\x18\f \x01(\tR\x04uidlB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
+	"\x04uidl\x18\f \x01(\tR\x04uidl\x122\n" +
+	"\aheaders\x18\r \x01(\v2\x18.osprey.v1.HeaderSummaryR\aheadersB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
 
 var (
 	file_osprey_v1_message_proto_rawDescOnce sync.Once
@@ -205,16 +217,18 @@ var file_osprey_v1_message_proto_goTypes = []any{
 	(MailSource)(0),               // 1: osprey.v1.MailSource
 	(*Envelope)(nil),              // 2: osprey.v1.Envelope
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*HeaderSummary)(nil),         // 4: osprey.v1.HeaderSummary
 }
 var file_osprey_v1_message_proto_depIdxs = []int32{
 	1, // 0: osprey.v1.MessageRecord.source:type_name -> osprey.v1.MailSource
 	2, // 1: osprey.v1.MessageRecord.envelope:type_name -> osprey.v1.Envelope
 	3, // 2: osprey.v1.MessageRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 3: osprey.v1.MessageRecord.headers:type_name -> osprey.v1.HeaderSummary
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_message_proto_init() }
@@ -222,6 +236,7 @@ func file_osprey_v1_message_proto_init() {
 	if File_osprey_v1_message_proto != nil {
 		return
 	}
+	file_osprey_v1_scan_proto_init()
 	file_osprey_v1_sensor_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
