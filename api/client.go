@@ -488,6 +488,32 @@ func (c *Client) Alerts(ctx context.Context, q AlertQuery) (*AlertList, error) {
 	return &out, nil
 }
 
+// Audit returns one page of the message audit log, newest first.
+func (c *Client) Audit(ctx context.Context, q AuditQuery) (*AuditList, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"tenant": q.Tenant, "sensor": q.Sensor, "kind": q.Kind, "sender": q.Sender,
+		"recipient": q.Recipient, "subject": q.Subject, "message_id": q.MessageID, "client_ip": q.ClientIP,
+		"verdict": q.Verdict, "reason": q.Reason, "page_token": q.PageToken} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if !q.From.IsZero() {
+		v.Set("from", q.From.Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.Format(time.RFC3339Nano))
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out AuditList
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/api/v1/audit", v), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Alert returns one alert. tenant may be empty: the server then looks in every tenant the
 // caller may see.
 func (c *Client) Alert(ctx context.Context, tenant, id string) (*Alert, error) {

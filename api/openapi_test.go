@@ -84,6 +84,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"DELETE /api/v1/tenants/{tenant}/rules/{id}",
 		"GET /api/v1/alerts",
 		"GET /api/v1/alerts/{id}",
+		"GET /api/v1/audit",
 		"GET /api/v1/messages",
 		"GET /api/v1/nodes",
 		"GET /api/v1/sensors",
@@ -244,6 +245,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"AlertList", AlertList{}, false},
 		{"MessageRecord", MessageRecord{}, false},
 		{"MessageList", MessageList{}, false},
+		{"AuditEvent", AuditEvent{}, false},
+		{"AuditRefusal", AuditRefusal{}, false},
+		{"AuditList", AuditList{}, false},
 		{"SyslogExport", SyslogExport{}, true},
 	}
 	seen := map[string]bool{}

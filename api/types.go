@@ -540,6 +540,76 @@ type MessageRecord struct {
 	Verdict string `json:"verdict"`
 	// AlertID is the alert raised for the message, if any.
 	AlertID string `json:"alert_id,omitempty"`
+	// Headers summarises the message's header, as the scan read it.
+	Headers *HeaderSummary `json:"headers,omitempty"`
+}
+
+// Audit event kinds.
+const (
+	AuditAccepted = "accepted"
+	AuditRefused  = "refused"
+)
+
+// AuditEvent is one entry of the message audit log (GET /api/v1/audit): a
+// message a sensor accepted (Message set), or the attempts it refused for
+// one reason from one client within one minute (Refusal set).
+type AuditEvent struct {
+	// Kind is "accepted" or "refused".
+	Kind string `json:"kind"`
+	// Time is when the sensor took the message, or the last refusal of the minute.
+	Time     time.Time      `json:"time"`
+	Tenant   string         `json:"tenant"`
+	SensorID string         `json:"sensor_id"`
+	Message  *MessageRecord `json:"message,omitempty"`
+	Refusal  *AuditRefusal  `json:"refusal,omitempty"`
+}
+
+// AuditRefusal counts a sensor's refusals of one reason from one client
+// within one minute, with what the first of them said.
+type AuditRefusal struct {
+	Minute   time.Time `json:"minute"`
+	ClientIP string    `json:"client_ip"`
+	// Reason names why: client_refused, recipient_refused,
+	// message_too_large, tls_invalid_client_certificate, bare_newline, …
+	Reason   string    `json:"reason"`
+	Count    int64     `json:"count"`
+	FirstAt  time.Time `json:"first_at"`
+	LastAt   time.Time `json:"last_at"`
+	MailFrom string    `json:"mail_from,omitempty"`
+	Rcpt     string    `json:"rcpt,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// AuditList is the body of GET /api/v1/audit: one page, newest first.
+type AuditList struct {
+	Events []AuditEvent `json:"events"`
+	// NextPageToken asks for the next page (page_token); empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// AuditQuery selects audit events (GET /api/v1/audit). Filters combine;
+// text filters ignore case, but for MessageID.
+type AuditQuery struct {
+	Tenant string
+	Sensor string
+	// From and To bound the events' time: From inclusive, To exclusive.
+	From, To time.Time
+	// Kind is "accepted", "refused", or empty for both.
+	Kind string
+	// Sender must occur in the envelope sender or the header From.
+	Sender string
+	// Recipient is an envelope recipient, exactly.
+	Recipient string
+	// Subject must occur in an accepted message's subject.
+	Subject string
+	// MessageID is an accepted message's Message-ID header.
+	MessageID string
+	ClientIP  string
+	Verdict   string
+	Reason    string
+	PageToken string
+	// Limit is the page size: 0 means 50; at most 500.
+	Limit int
 }
 
 // MessageList is the body of GET /api/v1/messages: one page, by tenant, sensor and message id.

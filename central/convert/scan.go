@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -103,18 +104,7 @@ func AlertFromProto(p *ospreyv1.Alert) api.Alert {
 		Size:        p.GetSize(),
 		SHA256:      p.GetSha256(),
 	}
-	if h := p.GetHeaders(); h != nil {
-		out.Headers = &api.HeaderSummary{
-			From:                  h.GetFrom(),
-			To:                    h.GetTo(),
-			Cc:                    h.GetCc(),
-			Subject:               h.GetSubject(),
-			MessageID:             h.GetMessageId(),
-			Date:                  timeFromProto(h.GetDate()),
-			Received:              h.GetReceived(),
-			AuthenticationResults: h.GetAuthenticationResults(),
-		}
-	}
+	out.Headers = headersFromProto(p.GetHeaders())
 	for _, m := range p.GetMatches() {
 		out.Matches = append(out.Matches, api.Match{
 			Engine: m.GetEngine(), RuleID: m.GetRuleId(), Severity: severities.toAPI(m.GetSeverity()),
@@ -134,6 +124,7 @@ func AlertFromProto(p *ospreyv1.Alert) api.Alert {
 // MessageFromProto converts a message record for a read.
 func MessageFromProto(p *ospreyv1.MessageRecord) api.MessageRecord {
 	return api.MessageRecord{
+		Headers:    headersFromProto(p.GetHeaders()),
 		MessageID:  p.GetMessageId(),
 		SensorID:   p.GetSensorId(),
 		Tenant:     p.GetTenant(),
@@ -146,6 +137,37 @@ func MessageFromProto(p *ospreyv1.MessageRecord) api.MessageRecord {
 		Verdict:    p.GetVerdict(),
 		AlertID:    p.GetAlertId(),
 	}
+}
+
+// headersFromProto converts a header summary (nil: none).
+func headersFromProto(h *ospreyv1.HeaderSummary) *api.HeaderSummary {
+	if h == nil {
+		return nil
+	}
+	return &api.HeaderSummary{
+		From:                  h.GetFrom(),
+		To:                    h.GetTo(),
+		Cc:                    h.GetCc(),
+		Subject:               h.GetSubject(),
+		MessageID:             h.GetMessageId(),
+		Date:                  timeFromProto(h.GetDate()),
+		Received:              h.GetReceived(),
+		AuthenticationResults: h.GetAuthenticationResults(),
+	}
+}
+
+// AuditEventFromStore converts an entry of the message audit log.
+func AuditEventFromStore(e sqlstore.AuditEvent) api.AuditEvent {
+	out := api.AuditEvent{Kind: e.Kind, Time: e.Time, Tenant: e.Tenant, SensorID: e.SensorID}
+	if e.Message != nil {
+		m := MessageFromProto(e.Message)
+		out.Message = &m
+	}
+	if r := e.Refusal; r != nil {
+		out.Refusal = &api.AuditRefusal{Minute: r.Minute, ClientIP: r.ClientIP, Reason: r.Reason, Count: r.Count,
+			FirstAt: r.FirstAt, LastAt: r.LastAt, MailFrom: r.MailFrom, Rcpt: r.Rcpt, Detail: r.Detail}
+	}
+	return out
 }
 
 // ExportToProto converts a syslog export from a write; pkg/validate checks it.

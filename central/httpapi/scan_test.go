@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -417,5 +418,66 @@ func TestExportAPI(t *testing.T) {
 	}
 	if got, _, err := e.client(t, "audrey").Export(ctx, "default"); err != nil || got.Facility != 17 {
 		t.Errorf("auditor reads the export: %+v, %v; want facility 17", got, err)
+	}
+}
+
+func TestAuditAPI(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	seedScans(t, e, "default", "s1", 4, start)
+	seedScans(t, e, "acme", "s2", 2, start.Add(time.Minute))
+	if err := e.db.RecordRefusals(ctx, store.AllTenants(), "default", "s1", []sqlstore.Refusal{{
+		Minute: start.Add(10 * time.Minute), ClientIP: "198.51.100.7", Reason: "recipient_refused", Count: 12,
+		FirstAt: start.Add(10 * time.Minute), LastAt: start.Add(10*time.Minute + 30*time.Second),
+		MailFrom: "spam@evil.example", Rcpt: "nobody@example.com",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(user string, q api.AuditQuery) []string {
+		t.Helper()
+		var got []string
+		for range 20 {
+			page, err := e.client(t, user).Audit(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range page.Events {
+				switch {
+				case ev.Kind == api.AuditAccepted && ev.Message != nil:
+					got = append(got, ev.Message.MessageID)
+				case ev.Kind == api.AuditRefused && ev.Refusal != nil:
+					got = append(got, fmt.Sprintf("%s x%d", ev.Refusal.Reason, ev.Refusal.Count))
+				default:
+					t.Errorf("event %+v: kind and body disagree", ev)
+				}
+			}
+			if q.PageToken = page.NextPageToken; q.PageToken == "" {
+				return got
+			}
+		}
+		t.Fatal("too many pages")
+		return nil
+	}
+	if d := cmp.Diff([]string{"recipient_refused x12", "s1-003", "s1-002", "s1-001", "s1-000"}, list("audrey", api.AuditQuery{Limit: 2})); d != "" {
+		t.Errorf("the auditor's log (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"s2-001", "s2-000"}, list("root", api.AuditQuery{Tenant: "acme"})); d != "" {
+		t.Errorf("acme's log (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"recipient_refused x12"}, list("root", api.AuditQuery{Kind: api.AuditRefused, ClientIP: "198.51.100.7"})); d != "" {
+		t.Errorf("refusals of a client (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"s1-001"}, list("root", api.AuditQuery{Tenant: "default", Verdict: "detected", To: start.Add(2 * time.Second)})); d != "" {
+		t.Errorf("detected messages before a time (-want +got):\n%s", d)
+	}
+	if _, err := e.client(t, "alice").Audit(ctx, api.AuditQuery{Tenant: "acme"}); statusOf(err) != http.StatusNotFound {
+		t.Errorf("alice reads acme's log: got %v, want 404", err)
+	}
+	for _, bad := range []string{"kind=deleted", "client_ip=nope", "from=yesterday", "limit=501", "page_token=x", "colour=red"} {
+		body := rawGet(t, e.url+"/api/v1/audit?"+bad, "root")
+		if !strings.Contains(body, `"fields"`) {
+			t.Errorf("?%s: got %s, want field errors", bad, body)
+		}
 	}
 }

@@ -122,6 +122,7 @@ func Routes() []Route {
 		{"POST", "/api/v1/users", writer, (*Server).createUser},
 		{"POST", "/api/v1/tokens", writer, (*Server).createToken},
 		{"GET", "/api/v1/nodes", reader, (*Server).listNodes},
+		{"GET", "/api/v1/audit", reader, (*Server).listAudit},
 		{"GET", "/api/v1/alerts", reader, (*Server).listAlerts},
 		{"GET", "/api/v1/alerts/{id}", reader, (*Server).getAlert},
 		{"GET", "/api/v1/messages", reader, (*Server).listMessages},
