@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ospreysec/osprey/api"
 )
@@ -30,6 +32,10 @@ Commands:
   tokens create --file token.json     (or: tokens create join TENANT [TTL_SECONDS])
   alerts list [TENANT [MIN_SEVERITY [TEXT]]]   the newest 50 (low|medium|high|critical)
   alert get TENANT ID
+  audit list [--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused]
+             [--sender TEXT] [--recipient ADDR] [--subject TEXT] [--message-id ID]
+             [--client IP] [--verdict V] [--reason R] [--limit N]
+                                      the message audit log, newest first
   rules list TENANT
   rules create TENANT --file rule.json
   rules delete TENANT ID
@@ -291,6 +297,27 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 				a.Severity, a.SensorID, alertSender(a), subject, strings.Join(rules, ","))
 		}
 		return tw.Flush()
+	case "audit list":
+		q, err := auditFlags(key, w[1:])
+		if err != nil {
+			return err
+		}
+		list, err := c.Audit(ctx, q)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tKIND\tTENANT\tSENSOR\tCLIENT\tFROM\tTO\tSUBJECT\tVERDICT/REASON\tCOUNT")
+		for _, e := range list.Events {
+			fmt.Fprintln(tw, auditRow(e))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if list.NextPageToken != "" {
+			fmt.Fprintf(out, "(more: --page-token %s)\n", list.NextPageToken)
+		}
+		return nil
 	case "alert get":
 		tenant, err := arg(1, "TENANT")
 		if err != nil {
@@ -366,6 +393,61 @@ func shortFingerprint(fp string) string {
 // alertSender is who sent an alert's message, as the web UI shows it: the
 // envelope sender, or the header From when the envelope has none (a POP3
 // message, or the null sender of a bounce).
+// auditFlags parses the filters of "audit list".
+func auditFlags(cmd string, args []string) (api.AuditQuery, error) {
+	var q api.AuditQuery
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	since := fs.Duration("since", 0, "")
+	for name, p := range map[string]*string{"tenant": &q.Tenant, "sensor": &q.Sensor, "kind": &q.Kind, "sender": &q.Sender,
+		"recipient": &q.Recipient, "subject": &q.Subject, "message-id": &q.MessageID, "client": &q.ClientIP,
+		"verdict": &q.Verdict, "reason": &q.Reason, "page-token": &q.PageToken} {
+		fs.StringVar(p, name, "", "")
+	}
+	fs.IntVar(&q.Limit, "limit", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return q, usageErrorf("%s: %v", cmd, err)
+	}
+	if fs.NArg() > 0 {
+		return q, usageErrorf("%s: unexpected argument %q (filters are flags: --sender TEXT)", cmd, fs.Arg(0))
+	}
+	if *since < 0 {
+		return q, usageErrorf("%s: --since must be positive", cmd)
+	}
+	if *since > 0 {
+		q.From = time.Now().Add(-*since)
+	}
+	return q, nil
+}
+
+// auditRow is one line of "audit list".
+func auditRow(e api.AuditEvent) string {
+	cols := []string{e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Tenant, e.SensorID}
+	switch {
+	case e.Message != nil:
+		m := e.Message
+		var client, from, subject string
+		var to []string
+		if m.Envelope != nil {
+			client, from, to = m.Envelope.ClientAddr, m.Envelope.MailFrom, m.Envelope.RcptTo
+		}
+		if h := m.Headers; h != nil {
+			subject = h.Subject
+			if from == "" {
+				from = h.From
+			}
+		}
+		if len(to) > 2 {
+			to = append(to[:2:2], fmt.Sprintf("+%d", len(to)-2))
+		}
+		cols = append(cols, client, from, strings.Join(to, ","), strconv.Quote(subject), m.Verdict, "1")
+	case e.Refusal != nil:
+		r := e.Refusal
+		cols = append(cols, r.ClientIP, r.MailFrom, r.Rcpt, "", r.Reason, strconv.FormatInt(r.Count, 10))
+	}
+	return strings.Join(cols, "\t")
+}
+
 func alertSender(a api.Alert) string {
 	if a.Envelope != nil && a.Envelope.MailFrom != "" {
 		return a.Envelope.MailFrom
