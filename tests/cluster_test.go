@@ -129,13 +129,19 @@ func pickClusterPorts(t *testing.T) clusterPorts {
 // of them) and waits until each is ready.
 func startCluster(t *testing.T) *testCluster {
 	t.Helper()
+	return startClusterDB(t, pgtest.DB(t))
+}
+
+// startClusterDB is startCluster with the nodes' database at dbURL.
+func startClusterDB(t *testing.T, dbURL string) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, ports: pickClusterPorts(t), keyFile: filepath.Join(t.TempDir(), "cluster.key")}
 	// Every node needs the same cluster key; the test gives it the file.
 	if _, err := pki.LoadOrCreateKEK(c.keyFile); err != nil {
 		t.Fatal(err)
 	}
-	// The nodes share one PostgreSQL, the test's own.
-	c.dbURL = pgtest.DB(t)
+	// The nodes share one PostgreSQL.
+	c.dbURL = dbURL
 	var initial, join []string
 	for i, ip := range clusterIPs {
 		initial = append(initial, fmt.Sprintf("n%d=https://%s:%d", i+1, ip, c.ports.etcdPeer))

@@ -181,6 +181,38 @@ func (s *Sensor) Connect(ctx context.Context, addr string) error {
 	return nil
 }
 
+// Upload uploads one message to the central node at addr over a
+// connection of its own (the sensor need not be connected), as the
+// sensor's uploader does, and returns the central's answer.
+func (s *Sensor) Upload(ctx context.Context, addr, messageID string, env *ospreyv1.Envelope, body []byte) (*ospreyv1.UploadResponse, error) {
+	tc := &tls.Config{Certificates: []tls.Certificate{s.cert}, RootCAs: s.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: %w", s.ID, err)
+	}
+	defer conn.Close()
+	stream, err := ospreyv1.NewSensorServiceClient(conn).Upload(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: upload: %w", s.ID, err)
+	}
+	hdr := &ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Header{Header: &ospreyv1.UploadHeader{
+		MessageId: messageID, Source: ospreyv1.MailSource_MAIL_SOURCE_SMTP, Envelope: env, Size: int64(len(body)),
+	}}}
+	if err := stream.Send(hdr); err == nil {
+		for rest := body; len(rest) > 0 && err == nil; {
+			n := min(len(rest), 64<<10)
+			err = stream.Send(&ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Chunk{Chunk: rest[:n]}})
+			rest = rest[n:]
+		}
+	}
+	// A send that fails has its reason in CloseAndRecv.
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: upload %s: %w", s.ID, messageID, err)
+	}
+	return resp, nil
+}
+
 // Close ends the sensor's connection, as a sensor whose link drops would
 // (the central sees the transport close), and waits for its receive loop.
 func (s *Sensor) Close() {
