@@ -6,8 +6,7 @@
 // each field by its JSON path ("tls.mode", "max_message_size.unit"); it checks nothing else,
 // which is pkg/validate's job once the message is built. Proto to API (a read) never copies
 // a secret: a POP3 password or an SMTP private key becomes password_set or key_set. A write
-// that leaves a secret empty keeps the stored one through MergePOP3Secrets and
-// MergeSMTPSecrets.
+// that leaves a secret empty keeps the stored one: the store's writes see to that.
 package convert
 
 import (

@@ -2,7 +2,6 @@ package convert
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/ospreysec/osprey/api"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -11,7 +10,7 @@ import (
 // SMTPToProto converts an SMTP integration from a write. The only error is validate.Errors,
 // for unknown enum names; the message is returned with it, filled with everything that did
 // convert, so a caller can validate the rest and report every problem at once. KeySet is
-// ignored; an empty KeyPEM is left for MergeSMTPSecrets.
+// ignored; an empty KeyPEM keeps the stored key (store.PutSMTP).
 func SMTPToProto(in *api.SMTPIntegration) (*ospreyv1.SmtpIntegration, error) {
 	if in == nil {
 		return &ospreyv1.SmtpIntegration{}, nil
@@ -95,7 +94,7 @@ func SMTPFromProto(p *ospreyv1.SmtpIntegration) *api.SMTPIntegration {
 
 // POP3ToProto converts a POP3 integration from a write. The only error is validate.Errors,
 // for unknown enum names, returned with the message as SMTPToProto does. PasswordSet is
-// ignored; an empty Password is left for MergePOP3Secrets.
+// ignored; an empty Password keeps the stored one (store.PutPOP3).
 func POP3ToProto(in *api.POP3Integration) (*ospreyv1.Pop3Integration, error) {
 	if in == nil {
 		return &ospreyv1.Pop3Integration{}, nil
@@ -136,40 +135,6 @@ func POP3FromProto(p *ospreyv1.Pop3Integration) *api.POP3Integration {
 		CipherSuite:     p.GetCipherSuite(),
 		CAPEM:           p.GetCaPem(),
 	}
-}
-
-// MergePOP3Secrets gives incoming, a write that left the password empty, the stored
-// password, so that a read edited and written back keeps it.
-//
-// The stored password is kept only while incoming polls the same mailbox: the same server
-// (compared case-insensitively) and the same user name. Otherwise a caller who may write the
-// configuration but was never told the password could point the sensor at a server of their
-// own and receive it; a write that changes either must carry the password again.
-func MergePOP3Secrets(stored, incoming *ospreyv1.Pop3Integration) {
-	if incoming == nil || incoming.Password != "" || stored.GetPassword() == "" {
-		return
-	}
-	if !strings.EqualFold(strings.TrimSuffix(incoming.Server, "."), strings.TrimSuffix(stored.GetServer(), ".")) ||
-		incoming.Username != stored.GetUsername() {
-		return
-	}
-	incoming.Password = stored.GetPassword()
-}
-
-// MergeSMTPSecrets gives incoming, a write that left the TLS private key empty, the stored
-// key, so that a read edited and written back keeps it. The key is kept only with its
-// certificate: when incoming carries the stored certificate unchanged. A new certificate
-// needs its key, and an empty certificate (the sensor makes a self-signed one) needs none.
-func MergeSMTPSecrets(stored, incoming *ospreyv1.SmtpIntegration) {
-	in := incoming.GetTls()
-	if in == nil || in.KeyPem != "" || in.CertPem == "" {
-		return
-	}
-	st := stored.GetTls()
-	if st.GetKeyPem() == "" || strings.TrimSpace(st.GetCertPem()) != strings.TrimSpace(in.CertPem) {
-		return
-	}
-	in.KeyPem = st.GetKeyPem()
 }
 
 // cloneNonNil returns a copy of s that is not nil, so it marshals as [] rather than null.

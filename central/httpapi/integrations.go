@@ -9,27 +9,6 @@ import (
 	"github.com/ospreysec/osprey/pkg/validate"
 )
 
-// allProblems joins the field errors of a conversion with those that
-// validating the rest finds, so a refused write names every problem at once.
-// A field the conversion already reported is not reported twice.
-func allProblems(convErr, validateErr error) error {
-	conv, ok := validate.AsErrors(convErr)
-	if !ok {
-		return convErr
-	}
-	seen := map[string]bool{}
-	for _, fe := range conv {
-		seen[fe.Field] = true
-	}
-	more, _ := validate.AsErrors(validateErr)
-	for _, fe := range more {
-		if !seen[fe.Field] {
-			conv = append(conv, fe)
-		}
-	}
-	return conv
-}
-
 // ifMatch returns the version a PUT's If-Match names, or 0 when it has none
 // (an unconditional write).
 func ifMatch(r *http.Request) (int64, error) {
@@ -61,11 +40,11 @@ func (s *Server) getSMTP(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 // putSMTP replaces a sensor's SMTP integration. The stored private key is kept
-// when the write leaves key_pem empty (see convert.MergeSMTPSecrets); the read
-// of the stored value and the write are tied by its version, so a concurrent
-// change is a 409, never a silent overwrite.
+// when the write leaves key_pem empty (see store.PutSMTP); without If-Match,
+// the store ties the write to the version it read, so a concurrent change is
+// a 409, never a silent overwrite.
 func (s *Server) putSMTP(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	expect, err := ifMatch(r)
+	expect, err := writeVersion(r)
 	if err != nil {
 		return err
 	}
@@ -75,18 +54,9 @@ func (s *Server) putSMTP(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	cfg, err := convert.SMTPToProto(&in)
 	if err != nil {
-		return allProblems(err, validate.SMTPIntegration(cfg))
+		return validate.Merge(err, validate.SMTPIntegration(cfg))
 	}
-	id := r.PathValue("id")
-	stored, version, err := s.store.GetSMTP(r.Context(), scope(p), id)
-	if err != nil {
-		return err
-	}
-	if expect == 0 {
-		expect = version
-	}
-	convert.MergeSMTPSecrets(stored, cfg)
-	newVersion, err := s.store.PutSMTP(r.Context(), scope(p), id, cfg, expect)
+	newVersion, err := s.store.PutSMTP(r.Context(), scope(p), r.PathValue("id"), cfg, expect)
 	if err != nil {
 		return err
 	}
@@ -106,9 +76,9 @@ func (s *Server) getPOP3(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 // putPOP3 replaces a sensor's POP3 integration; an empty password keeps the
-// stored one while server and user name are unchanged (convert.MergePOP3Secrets).
+// stored one while server and user name are unchanged (store.PutPOP3).
 func (s *Server) putPOP3(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	expect, err := ifMatch(r)
+	expect, err := writeVersion(r)
 	if err != nil {
 		return err
 	}
@@ -118,18 +88,9 @@ func (s *Server) putPOP3(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	cfg, err := convert.POP3ToProto(&in)
 	if err != nil {
-		return allProblems(err, validate.POP3Integration(cfg))
+		return validate.Merge(err, validate.POP3Integration(cfg))
 	}
-	id := r.PathValue("id")
-	stored, version, err := s.store.GetPOP3(r.Context(), scope(p), id)
-	if err != nil {
-		return err
-	}
-	if expect == 0 {
-		expect = version
-	}
-	convert.MergePOP3Secrets(stored, cfg)
-	newVersion, err := s.store.PutPOP3(r.Context(), scope(p), id, cfg, expect)
+	newVersion, err := s.store.PutPOP3(r.Context(), scope(p), r.PathValue("id"), cfg, expect)
 	if err != nil {
 		return err
 	}
@@ -147,9 +108,9 @@ func (s *Server) applySMTP(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	cfg, err := convert.SMTPToProto(&in)
 	if err != nil {
-		return allProblems(err, validate.SMTPIntegration(cfg))
+		return validate.Merge(err, validate.SMTPIntegration(cfg))
 	}
-	changed, version, err := s.store.ApplySMTP(r.Context(), scope(p), r.PathValue("tenant"), cfg, convert.MergeSMTPSecrets)
+	changed, version, err := s.store.ApplySMTP(r.Context(), scope(p), r.PathValue("tenant"), cfg)
 	if err != nil {
 		return err
 	}

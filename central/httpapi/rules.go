@@ -51,23 +51,9 @@ func ruleFromRequest(w http.ResponseWriter, r *http.Request) (*ospreyv1.Rule, er
 		verr = validate.Errors{{Field: "tenant", Message: "must be empty or the tenant of the path"}}
 	}
 	if convErr != nil || verr != nil {
-		return nil, allProblems(joinErrors(convErr, verr), validate.Rule(rl))
+		return nil, validate.Merge(convErr, verr, validate.Rule(rl))
 	}
 	return rl, nil
-}
-
-// joinErrors concatenates validation errors (nil ones are skipped).
-func joinErrors(errs ...error) error {
-	var out validate.Errors
-	for _, err := range errs {
-		if es, ok := validate.AsErrors(err); ok {
-			out = append(out, es...)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 func (s *Server) createRule(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

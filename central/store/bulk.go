@@ -16,14 +16,12 @@ const bulkBatch = 64
 
 // ApplySMTP writes cfg as the SMTP integration of every sensor of tenant (as
 // Symantec's "apply to all scanners" does), and returns how many sensors it
-// changed and the revision of its last write. merge, when set, fills each
-// sensor's copy from that sensor's stored value (secrets the write left
-// empty). Sensors whose value would not change are not written, so they are
+// changed and the revision of its last write. Each sensor keeps its stored
+// TLS key when cfg leaves it empty (see secrets.go). Sensors whose value would not change are not written, so they are
 // not woken. The writes go in transactions of up to 64 sensors: each batch
 // is atomic, the whole is not (a sensor created meanwhile may miss it); it is
 // last-writer-wins, with no version check. cfg is validated once, first.
-func (s *Store) ApplySMTP(ctx context.Context, scope Scope, tenant string, cfg *ospreyv1.SmtpIntegration,
-	merge func(stored, next *ospreyv1.SmtpIntegration)) (changed int, rev int64, err error) {
+func (s *Store) ApplySMTP(ctx context.Context, scope Scope, tenant string, cfg *ospreyv1.SmtpIntegration) (changed int, rev int64, err error) {
 	if err := validateSMTP(cfg); err != nil {
 		return 0, 0, err
 	}
@@ -71,9 +69,7 @@ func (s *Store) ApplySMTP(ctx context.Context, scope Scope, tenant string, cfg *
 		if old == nil {
 			old = &ospreyv1.SmtpIntegration{}
 		}
-		if merge != nil {
-			merge(old, next)
-		}
+		mergeSMTPSecrets(old, next)
 		if proto.Equal(old, next) {
 			continue
 		}

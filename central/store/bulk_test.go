@@ -34,7 +34,7 @@ func TestApplySMTPToEverySensorOfATenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed, rev, err := st.ApplySMTP(ctx, store.TenantScope("acme"), "acme", cfg, nil)
+	changed, rev, err := st.ApplySMTP(ctx, store.TenantScope("acme"), "acme", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +53,11 @@ func TestApplySMTPToEverySensorOfATenant(t *testing.T) {
 	if _, v, _ := st.GetSMTP(ctx, all, "other"); v != 0 {
 		t.Error("a sensor of another tenant was written")
 	}
-	if _, _, err := st.ApplySMTP(ctx, store.TenantScope("acme"), "globex", cfg, nil); err == nil {
+	if _, _, err := st.ApplySMTP(ctx, store.TenantScope("acme"), "globex", cfg); err == nil {
 		t.Error("a tenant scope applied to another tenant")
 	}
 	bad := &ospreyv1.SmtpIntegration{Enabled: true, Listen: "nope"}
-	if _, _, err := st.ApplySMTP(ctx, all, "acme", bad, nil); err == nil {
+	if _, _, err := st.ApplySMTP(ctx, all, "acme", bad); err == nil {
 		t.Error("an invalid configuration was applied")
 	}
 }

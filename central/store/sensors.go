@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -160,14 +161,19 @@ func (s *Store) GetSMTP(ctx context.Context, scope Scope, sensorID string) (*osp
 }
 
 // PutSMTP replaces a sensor's SMTP integration if its version is still
-// expect (or expect is AnyVersion), and returns the new version. Storing the
-// value already stored changes nothing and returns the current version. The
-// sensor must exist in scope (ErrNotFound).
+// expect (AnyVersion: the version it reads first), and returns the new
+// version. A TLS private key left empty keeps the stored one while the
+// certificate is the stored one (see secrets.go); the result is validated,
+// once. Storing the value already stored changes nothing and returns the
+// current version. The sensor must exist in scope (ErrNotFound). It costs
+// one read and one conditional write (and, in the all-tenants scope, a read
+// of the sensor's tenant).
 func (s *Store) PutSMTP(ctx context.Context, scope Scope, sensorID string, cfg *ospreyv1.SmtpIntegration, expect int64) (int64, error) {
-	if err := validateSMTP(cfg); err != nil {
-		return 0, err
-	}
-	return s.putPart(ctx, scope, sensorID, partSMTP, cfg, expect)
+	next := proto.Clone(cfg).(*ospreyv1.SmtpIntegration)
+	return s.updatePart(ctx, scope, sensorID, partSMTP, new(ospreyv1.SmtpIntegration), expect, func(stored proto.Message) (proto.Message, error) {
+		mergeSMTPSecrets(stored.(*ospreyv1.SmtpIntegration), next)
+		return next, validateSMTP(next)
+	})
 }
 
 // GetPOP3 returns a sensor's POP3 integration and its version; one never
@@ -182,12 +188,45 @@ func (s *Store) GetPOP3(ctx context.Context, scope Scope, sensorID string) (*osp
 	return m, v, nil
 }
 
-// PutPOP3 is PutSMTP for the POP3 integration.
+// PutPOP3 is PutSMTP for the POP3 integration: an empty password keeps
+// the stored one while the server and user name are the stored ones.
 func (s *Store) PutPOP3(ctx context.Context, scope Scope, sensorID string, cfg *ospreyv1.Pop3Integration, expect int64) (int64, error) {
-	if err := validatePOP3(cfg); err != nil {
+	next := proto.Clone(cfg).(*ospreyv1.Pop3Integration)
+	return s.updatePart(ctx, scope, sensorID, partPOP3, new(ospreyv1.Pop3Integration), expect, func(stored proto.Message) (proto.Message, error) {
+		old := stored.(*ospreyv1.Pop3Integration)
+		mergePOP3Secrets(old, next)
+		if next.GetEnabled() && next.GetPassword() == "" && old.GetPassword() != "" {
+			// Dropping the stored password without a word would leave
+			// the sensor failing to log in.
+			return next, validate.Merge(validate.Errors{{Field: "password",
+				Message: "enter the password again: the mail server or user name changed, so the stored password is not kept"}}, validatePOP3(next))
+		}
+		return next, validatePOP3(next)
+	})
+}
+
+// updatePart reads one integration of a sensor into stored, makes the
+// value to write from it with next, and writes that if the integration is
+// still at expect (AnyVersion: the version read), on condition that the
+// sensor exists in its tenant.
+func (s *Store) updatePart(ctx context.Context, scope Scope, id, part string, stored proto.Message, expect int64,
+	next func(stored proto.Message) (proto.Message, error)) (int64, error) {
+	tenant, err := s.sensorTenant(ctx, scope, id)
+	if err != nil {
 		return 0, err
 	}
-	return s.putPart(ctx, scope, sensorID, partPOP3, cfg, expect)
+	version, err := s.getPartAt(ctx, tenant, id, part, stored)
+	if err != nil {
+		return 0, err
+	}
+	if expect == AnyVersion {
+		expect = version
+	}
+	m, err := next(stored)
+	if err != nil {
+		return 0, err
+	}
+	return s.putPartAt(ctx, tenant, id, part, m, expect)
 }
 
 // getPart reads one integration of a sensor, with the sensor's existence, in
@@ -197,6 +236,11 @@ func (s *Store) getPart(ctx context.Context, scope Scope, id, part string, m pro
 	if err != nil {
 		return 0, err
 	}
+	return s.getPartAt(ctx, tenant, id, part, m)
+}
+
+// getPartAt is getPart of a sensor of tenant.
+func (s *Store) getPartAt(ctx context.Context, tenant, id, part string, m proto.Message) (int64, error) {
 	key := sensorKey(tenant, id, part)
 	resp, err := s.cli.Txn(ctx).Then(probe(sensorKey(tenant, id, partMeta)), clientv3.OpGet(key)).Commit()
 	if err != nil {
@@ -222,6 +266,11 @@ func (s *Store) putPart(ctx context.Context, scope Scope, id, part string, m pro
 	if err != nil {
 		return 0, err
 	}
+	return s.putPartAt(ctx, tenant, id, part, m, expect)
+}
+
+// putPartAt is putPart of a sensor of tenant.
+func (s *Store) putPartAt(ctx context.Context, tenant, id, part string, m proto.Message, expect int64) (int64, error) {
 	b, err := encode(m)
 	if err != nil {
 		return 0, err

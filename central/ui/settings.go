@@ -319,11 +319,6 @@ func (s *Server) applySMTP(w http.ResponseWriter, r *http.Request, req *request)
 		s.smtpRefused(w, req, head, form, problems)
 		return nil
 	}
-	stored, _, err := s.store.GetSMTP(r.Context(), req.scope, id)
-	if err != nil {
-		return err
-	}
-	convert.MergeSMTPSecrets(stored, cfg)
 	version, err := s.store.PutSMTP(r.Context(), req.scope, id, cfg, form.Version)
 	if verrs, ok := validate.AsErrors(err); ok {
 		s.smtpRefused(w, req, head, form, fieldErrorsOf(verrs))
@@ -359,33 +354,27 @@ func conflictMessage(what string, yours, now int64) string {
 }
 
 // allProblems joins the errors of reading the form, of converting it (unknown
-// choices) and of validating what did convert, so a refused form names every
-// problem at once; a field already reported is not reported again. An error
-// that is none of those is returned as it is.
-func allProblems(read []fieldError, convErr, validateErr error) ([]fieldError, error) {
-	out := append([]fieldError(nil), read...)
-	seen := map[string]bool{}
-	for _, fe := range read {
-		seen[fe.Field] = true
+// choices) and of validating what did convert (validate.Merge), so a refused
+// form names every problem at once. An error that is none of those is
+// returned as it is.
+func allProblems(read []fieldError, errs ...error) ([]fieldError, error) {
+	var readErr error
+	if len(read) > 0 {
+		verrs := make(validate.Errors, len(read))
+		for i, fe := range read {
+			verrs[i] = validate.FieldError(fe)
+		}
+		readErr = verrs
 	}
-	for _, err := range []error{convErr, validateErr} {
-		if err == nil {
-			continue
-		}
-		verrs, ok := validate.AsErrors(err)
-		if !ok {
-			return nil, err
-		}
-		for _, fe := range verrs {
-			if !seen[fe.Field] {
-				out = append(out, fieldError(fe))
-			}
-		}
-		for _, fe := range verrs {
-			seen[fe.Field] = true
-		}
+	merged := validate.Merge(append([]error{readErr}, errs...)...)
+	if merged == nil {
+		return nil, nil
 	}
-	return out, nil
+	verrs, ok := validate.AsErrors(merged)
+	if !ok {
+		return nil, merged
+	}
+	return fieldErrorsOf(verrs), nil
 }
 
 func fieldErrorsOf(verrs validate.Errors) []fieldError {
@@ -513,16 +502,6 @@ func (s *Server) applyPOP3(w http.ResponseWriter, r *http.Request, req *request)
 		if err != nil {
 			return err
 		}
-		s.pop3Refused(w, req, head, form, problems)
-		return nil
-	}
-	convert.MergePOP3Secrets(stored, cfg)
-	if cfg.GetEnabled() && cfg.GetPassword() == "" && stored.GetPassword() != "" {
-		// The stored password is kept only for the same server and user
-		// name; without this the change would drop it without a word.
-		problems, _ := allProblems([]fieldError{{Field: "password",
-			Message: "enter the password again: the mail server or user name changed, so the stored password is not kept"}},
-			nil, validate.POP3Integration(cfg))
 		s.pop3Refused(w, req, head, form, problems)
 		return nil
 	}

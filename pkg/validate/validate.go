@@ -84,6 +84,39 @@ func AsErrors(err error) (Errors, bool) {
 	return nil, false
 }
 
+// Merge joins the field errors of several checks of one input (reading it,
+// converting it, validating what converted), so that a refusal names every
+// problem at once: a field an earlier check reported is not reported again
+// by a later one. Nil errors are skipped; the first error that holds no
+// field errors is returned as it is, since it is not about the input.
+func Merge(errs ...error) error {
+	var out Errors
+	seen := map[string]bool{}
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		es, ok := AsErrors(err)
+		if !ok {
+			return err
+		}
+		reported := map[string]bool{}
+		for _, e := range es {
+			if !seen[e.Field] {
+				out = append(out, e)
+				reported[e.Field] = true
+			}
+		}
+		for f := range reported {
+			seen[f] = true
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // report collects field errors.
 type report struct {
 	errs Errors

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +118,22 @@ func TestCertificates(t *testing.T) {
 				t.Errorf("parseCertificates error = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestMerge(t *testing.T) {
+	a := Errors{{Field: "listen", Message: "not an address"}, {Field: "clients[0]", Message: "bad"}}
+	b := Errors{{Field: "listen", Message: "required"}, {Field: "max_message_size.unit", Message: "unknown"}}
+	got, ok := AsErrors(Merge(nil, a, nil, b))
+	want := Errors{a[0], a[1], b[1]}
+	if !ok || !slices.Equal(got, want) {
+		t.Errorf("Merge: got %v, want %v (a field reported once, by the first check)", got, want)
+	}
+	if err := Merge(nil, nil); err != nil {
+		t.Errorf("Merge of nothing: got %v, want nil", err)
+	}
+	other := errors.New("etcd unavailable")
+	if err := Merge(a, other, b); err != other {
+		t.Errorf("Merge with an error that is not about fields: got %v, want it as it is", err)
 	}
 }

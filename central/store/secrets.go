@@ -1,0 +1,46 @@
+package store
+
+import (
+	"strings"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// A read never returns an integration's secret to people (package convert
+// turns it into password_set or key_set), so a read edited and written back
+// leaves it empty. The store's writes keep the stored secret then, when the
+// write still names what it belongs to.
+
+// mergePOP3Secrets gives incoming, a write that left the password empty, the stored
+// password, so that a read edited and written back keeps it.
+//
+// The stored password is kept only while incoming polls the same mailbox: the same server
+// (compared case-insensitively) and the same user name. Otherwise a caller who may write the
+// configuration but was never told the password could point the sensor at a server of their
+// own and receive it; a write that changes either must carry the password again.
+func mergePOP3Secrets(stored, incoming *ospreyv1.Pop3Integration) {
+	if incoming == nil || incoming.Password != "" || stored.GetPassword() == "" {
+		return
+	}
+	if !strings.EqualFold(strings.TrimSuffix(incoming.Server, "."), strings.TrimSuffix(stored.GetServer(), ".")) ||
+		incoming.Username != stored.GetUsername() {
+		return
+	}
+	incoming.Password = stored.GetPassword()
+}
+
+// mergeSMTPSecrets gives incoming, a write that left the TLS private key empty, the stored
+// key, so that a read edited and written back keeps it. The key is kept only with its
+// certificate: when incoming carries the stored certificate unchanged. A new certificate
+// needs its key, and an empty certificate (the sensor makes a self-signed one) needs none.
+func mergeSMTPSecrets(stored, incoming *ospreyv1.SmtpIntegration) {
+	in := incoming.GetTls()
+	if in == nil || in.KeyPem != "" || in.CertPem == "" {
+		return
+	}
+	st := stored.GetTls()
+	if st.GetKeyPem() == "" || strings.TrimSpace(st.GetCertPem()) != strings.TrimSpace(in.CertPem) {
+		return
+	}
+	in.KeyPem = st.GetKeyPem()
+}

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"testing"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+func TestMergePOP3Secrets(t *testing.T) {
+	stored := &ospreyv1.Pop3Integration{Server: "mail.example.com", Port: 995, Username: "journal", Password: "old"}
+	tests := []struct {
+		name     string
+		stored   *ospreyv1.Pop3Integration
+		incoming *ospreyv1.Pop3Integration
+		want     string
+	}{
+		{name: "empty keeps the stored password", stored: stored, incoming: &ospreyv1.Pop3Integration{Server: "mail.example.com", Username: "journal", IntervalSeconds: 30}, want: "old"},
+		{name: "server compared without case or final dot", stored: stored, incoming: &ospreyv1.Pop3Integration{Server: "MAIL.example.com.", Username: "journal"}, want: "old"},
+		{name: "a new password replaces it", stored: stored, incoming: &ospreyv1.Pop3Integration{Server: "mail.example.com", Username: "journal", Password: "new"}, want: "new"},
+		{name: "another server needs the password again", stored: stored, incoming: &ospreyv1.Pop3Integration{Server: "evil.example.net", Username: "journal"}, want: ""},
+		{name: "another user needs the password again", stored: stored, incoming: &ospreyv1.Pop3Integration{Server: "mail.example.com", Username: "ceo"}, want: ""},
+		{name: "nothing stored", stored: nil, incoming: &ospreyv1.Pop3Integration{Server: "mail.example.com", Username: "journal"}, want: ""},
+		{name: "stored without a password", stored: &ospreyv1.Pop3Integration{Server: "mail.example.com", Username: "journal"}, incoming: &ospreyv1.Pop3Integration{Server: "mail.example.com", Username: "journal"}, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mergePOP3Secrets(tt.stored, tt.incoming)
+			if got := tt.incoming.GetPassword(); got != tt.want {
+				t.Errorf("password: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	mergePOP3Secrets(stored, nil) // must not panic
+	if stored.Password != "old" {
+		t.Errorf("stored password: got %q, want it unchanged", stored.Password)
+	}
+}
+
+func TestMergeSMTPSecrets(t *testing.T) {
+	stored := &ospreyv1.SmtpIntegration{Tls: &ospreyv1.SmtpTls{Mode: ospreyv1.TlsMode_TLS_MODE_REQUIRE, CertPem: "CERT\n", KeyPem: "KEY"}}
+	withTLS := func(cert, key string) *ospreyv1.SmtpIntegration {
+		return &ospreyv1.SmtpIntegration{Tls: &ospreyv1.SmtpTls{CertPem: cert, KeyPem: key}}
+	}
+	tests := []struct {
+		name     string
+		stored   *ospreyv1.SmtpIntegration
+		incoming *ospreyv1.SmtpIntegration
+		want     string
+	}{
+		{name: "same certificate keeps the key", stored: stored, incoming: withTLS("CERT", ""), want: "KEY"},
+		{name: "a new key replaces it", stored: stored, incoming: withTLS("CERT", "NEWKEY"), want: "NEWKEY"},
+		{name: "a new certificate needs its key", stored: stored, incoming: withTLS("OTHER", ""), want: ""},
+		{name: "no certificate needs no key", stored: stored, incoming: withTLS("", ""), want: ""},
+		{name: "no TLS section", stored: stored, incoming: &ospreyv1.SmtpIntegration{}, want: ""},
+		{name: "nothing stored", stored: nil, incoming: withTLS("CERT", ""), want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mergeSMTPSecrets(tt.stored, tt.incoming)
+			if got := tt.incoming.GetTls().GetKeyPem(); got != tt.want {
+				t.Errorf("key: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	mergeSMTPSecrets(stored, nil) // must not panic
+}
+
