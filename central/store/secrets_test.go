@@ -64,4 +64,3 @@ func TestMergeSMTPSecrets(t *testing.T) {
 	}
 	mergeSMTPSecrets(stored, nil) // must not panic
 }
-
