@@ -164,6 +164,12 @@ func TestSystemdUnits(t *testing.T) {
 			sc := bufio.NewScanner(bytes.NewReader(envData))
 			for sc.Scan() {
 				line := strings.TrimSpace(sc.Text())
+				// A setting left commented out ("#OSPREY_DB_URL=...") is
+				// checked too: it is there to be uncommented.
+				if m := commentedSetting.FindStringSubmatch(line); m != nil {
+					env = append(env, m[1])
+					continue
+				}
 				if line == "" || strings.HasPrefix(line, "#") {
 					continue
 				}
@@ -225,6 +231,9 @@ func TestSystemdUnits(t *testing.T) {
 		t.Logf("%s", lines[len(lines)-1])
 	}
 }
+
+// commentedSetting is a commented-out NAME=value line of an environment file.
+var commentedSetting = regexp.MustCompile(`^#\s*([A-Z][A-Z0-9_]*)=`)
 
 // parseUnit reads a systemd unit: section → key → values in order.
 func parseUnit(t *testing.T, path string) map[string]map[string][]string {
