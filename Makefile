@@ -20,7 +20,7 @@ build: ## build a static bin/osprey
 IMAGE_TAG ?= latest
 
 .PHONY: image
-image: ## build the container images osprey and osprey-mailclient FROM scratch with the local Docker engine (IMAGE_TAG)
+image: ## build the container images osprey, osprey-mailclient and osprey-postgres (from the host's Debian postgresql) FROM scratch with the local Docker engine (IMAGE_TAG)
 	VERSION='$(VERSION)' COMMIT='$(COMMIT)' GO='$(GO)' ./deploy/image/build.sh $(IMAGE_TAG)
 
 .PHONY: deploy-test

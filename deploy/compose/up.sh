@@ -11,8 +11,8 @@
 #
 # Environment: COMPOSE (default: "docker compose" if it works, else
 # docker-compose), COMPOSE_PROJECT_NAME (default osprey), OSPREY_ENV_FILE
-# (default ./.env, written on the first run with a new gossip key and admin
-# password, mode 0600).
+# (default ./.env, written on the first run with a new gossip key, admin
+# password and database password, mode 0600).
 set -euo pipefail
 cd "$(dirname "$0")"
 env_file=${OSPREY_ENV_FILE:-.env}
@@ -20,14 +20,20 @@ export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-osprey}
 if [[ -z ${COMPOSE:-} ]]; then
 	if docker compose version >/dev/null 2>&1; then COMPOSE="docker compose"; else COMPOSE=docker-compose; fi
 fi
+secret() { head -c 18 /dev/urandom | base64 | tr '+/' '-_'; }
 if [[ ! -f $env_file ]]; then
 	umask 077
 	{
-		echo "# made by up.sh: the gossip key and the first admin's password of this cluster"
+		echo "# made by up.sh: the gossip key, the first admin's password and the database password of this cluster"
 		echo "OSPREY_GOSSIP_KEY=$(head -c 32 /dev/urandom | base64)"
-		echo "OSPREY_ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
+		echo "OSPREY_ADMIN_PASSWORD=$(secret)"
+		echo "OSPREY_DB_PASSWORD=$(secret)"
 	} >"$env_file"
-	echo "wrote $env_file (gossip key, admin password)"
+	echo "wrote $env_file (gossip key, admin password, database password)"
+elif ! grep -q '^OSPREY_DB_PASSWORD=' "$env_file"; then
+	# An .env of an earlier up.sh, from before PostgreSQL.
+	echo "OSPREY_DB_PASSWORD=$(secret)" >>"$env_file"
+	echo "added a database password to $env_file"
 fi
 compose() { $COMPOSE --env-file "$env_file" "$@"; }
 ctl() { compose run --rm -T ctl "$@"; }
@@ -45,10 +51,11 @@ up) ;;
 *) echo "usage: $0 [up|down|destroy]" >&2; exit 2 ;;
 esac
 
-for img in "$(setting OSPREY_IMAGE osprey:latest)" "$(setting OSPREY_CLIENT_IMAGE osprey-mailclient:latest)"; do
+for img in "$(setting OSPREY_IMAGE osprey:latest)" "$(setting OSPREY_CLIENT_IMAGE osprey-mailclient:latest)" "$(setting OSPREY_POSTGRES_IMAGE osprey-postgres:latest)"; do
 	docker image inspect "$img" >/dev/null 2>&1 || { echo "no image $img: run make image first" >&2; exit 1; }
 done
 
+# PostgreSQL first: the centrals start once it answers (depends_on).
 compose up -d central1 central2 central3
 echo -n "waiting for the cluster"
 for i in $(seq 90); do
@@ -100,6 +107,7 @@ Osprey is up (project $COMPOSE_PROJECT_NAME).
 
   Web UI and API:  https://$publish/  (self-signed certificate)
   Admin:           user "admin", password in $(realpath "$env_file") (OSPREY_ADMIN_PASSWORD)
+  PostgreSQL:      $hq.5:5432, database and role osprey (OSPREY_DB_PASSWORD), from $hq.0/24
   Cluster DNS:     $hq.11:53, $hq.12:53, $hq.13:53, zone $zone
   Mail:            smtp.$zone port 25 (now: $hq.11-13, from $hq.0/24)
   Sensors connect: $branch.11-13:7443 (branch network)

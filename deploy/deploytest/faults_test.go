@@ -1,8 +1,11 @@
 package deploytest
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -23,17 +26,18 @@ func outage(t *testing.T) time.Duration {
 	return time.Minute
 }
 
-// TestComposeFaults brings up deploy/compose (three centrals, two branch
-// sensors) and, with mail flowing from HQ to smtp.<zone> and from a branch
-// office to its sensor, kills a central, partitions one, restarts all of
-// them one by one, and cuts a branch sensor from the centrals; after each,
-// every message answered 250 is recorded exactly once and every node shows
-// the same healthy cluster.
+// TestComposeFaults brings up deploy/compose (three centrals sharing one
+// PostgreSQL, two branch sensors) and, with mail flowing from HQ to
+// smtp.<zone> and from a branch office to its sensor, kills a central,
+// partitions one, restarts all of them one by one, stops and starts
+// PostgreSQL, and cuts a branch sensor from the centrals; after each, every
+// message answered 250 is recorded exactly once and every node shows the
+// same healthy cluster.
 func TestComposeFaults(t *testing.T) {
 	compose := needDocker(t)
-	img, client := images(t)
-	p := newProject(t, compose, img, client)
+	p := newProject(t, compose, images(t))
 	c := startCluster(t, p)
+	c.checkPostgresReach(t)
 	var report []string
 	defer func() {
 		t.Logf("report:\n%s", strings.Join(report, "\n"))
@@ -144,6 +148,44 @@ func TestComposeFaults(t *testing.T) {
 		}
 	})
 
+	scenario("postgres-restart", func(t *testing.T, hq, br *sender) {
+		// docker stop: SIGINT, PostgreSQL's fast shutdown, which ends every
+		// central's connections; started again on its volume once mail has
+		// been taken meanwhile.
+		pg := p.container("postgres")
+		hqBefore, _ := hq.counts()
+		brBefore, _ := br.counts()
+		stopped := time.Now()
+		if _, err := docker(t.Context(), "stop", "--time", "20", pg); err != nil {
+			t.Fatal(err)
+		}
+		down := time.Since(stopped)
+		// Every central knows: /readyz pings the database.
+		for _, n := range centrals {
+			eventually(t, time.Minute, n+" not ready without its database", func() error {
+				if c.readyz(t.Context(), n) == nil {
+					return fmt.Errorf("%s ready", n)
+				}
+				return nil
+			})
+		}
+		// Mail is still taken: the sensors spool it, and retry the uploads
+		// the centrals refuse (Unavailable).
+		hq.waitAccepted(t, 50, time.Minute)
+		br.waitAccepted(t, 20, time.Minute)
+		hqDuring, _ := hq.counts()
+		brDuring, _ := br.counts()
+		if _, err := docker(t.Context(), "start", pg); err != nil {
+			t.Fatal(err)
+		}
+		started := time.Now()
+		for _, n := range centrals {
+			eventually(t, 2*time.Minute, n+" ready again", func() error { return c.readyz(t.Context(), n) })
+		}
+		reportf("postgres-restart: stopped in %v (SIGINT), down for %v; %d messages accepted at HQ and %d at branch1 meanwhile; every central ready %v after the start",
+			down.Round(time.Millisecond), started.Sub(stopped).Round(time.Second), hqDuring-hqBefore, brDuring-brBefore, time.Since(started).Round(time.Millisecond))
+	})
+
 	scenario("branch-link", func(t *testing.T, hq, br *sender) {
 		b := "branch1"
 		id := c.sensors[b]
@@ -183,6 +225,33 @@ func TestComposeFaults(t *testing.T) {
 		reportf("branch-link: %s cut for %v: offline on every central after %v; %d messages accepted (spooled) by the end of the cut; online on every central %v after the link came back",
 			b, restored.Sub(cut).Round(time.Second), offline.Round(time.Millisecond), spooled, time.Since(restored).Round(time.Millisecond))
 	})
+}
+
+// checkPostgresReach checks that PostgreSQL answers from a central's
+// network namespace and cannot be reached from a branch sensor's, with
+// pg_isready (exit status 0: accepting connections, 2: no answer).
+func (c *cluster) checkPostgresReach(t *testing.T) {
+	t.Helper()
+	for _, tc := range []struct {
+		from string
+		want int
+	}{{"central1", 0}, {"branch1", 2}} {
+		cmd := exec.CommandContext(t.Context(), "docker", "run", "--rm", "--label", "osprey.deploytest="+c.name,
+			"--network", "container:"+c.container(tc.from), "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+			"--entrypoint", "/usr/local/bin/pg_isready", c.images.postgres, "-h", c.postgresIP(), "-p", "5432", "-t", "5")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		got := 0
+		switch {
+		case errors.As(err, &exit):
+			got = exit.ExitCode()
+		case err != nil:
+			t.Fatalf("pg_isready from %s: %v: %s", tc.from, err, out)
+		}
+		if got != tc.want {
+			t.Errorf("pg_isready %s:5432 from %s: exit status %d (%s), want %d", c.postgresIP(), tc.from, got, bytes.TrimSpace(out), tc.want)
+		}
+	}
 }
 
 // centralAt is the central whose HQ address is ip.

@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 )
 
@@ -164,6 +166,12 @@ func TestSystemdUnits(t *testing.T) {
 			sc := bufio.NewScanner(bytes.NewReader(envData))
 			for sc.Scan() {
 				line := strings.TrimSpace(sc.Text())
+				// A setting left commented out ("#OSPREY_DB_URL=...") is
+				// checked too: it is there to be uncommented.
+				if m := commentedSetting.FindStringSubmatch(line); m != nil {
+					env = append(env, m[1])
+					continue
+				}
 				if line == "" || strings.HasPrefix(line, "#") {
 					continue
 				}
@@ -226,6 +234,9 @@ func TestSystemdUnits(t *testing.T) {
 	}
 }
 
+// commentedSetting is a commented-out NAME=value line of an environment file.
+var commentedSetting = regexp.MustCompile(`^#\s*([A-Z][A-Z0-9_]*)=`)
+
 // parseUnit reads a systemd unit: section → key → values in order.
 func parseUnit(t *testing.T, path string) map[string]map[string][]string {
 	t.Helper()
@@ -252,4 +263,107 @@ func parseUnit(t *testing.T, path string) map[string]map[string][]string {
 		}
 	}
 	return out
+}
+
+// composeDefaults replaces each ${NAME:-default} of the compose file by its
+// default and each ${NAME:?message} by "<NAME>", as compose would with no
+// variables set but the required ones.
+func composeDefaults(data []byte) []byte {
+	data = regexp.MustCompile(`\$\{(\w+):-([^}]*)\}`).ReplaceAll(data, []byte("$2"))
+	return regexp.MustCompile(`\$\{(\w+):\?[^}]*\}`).ReplaceAll(data, []byte("<$1>"))
+}
+
+// TestComposePostgres checks how the compose file wires PostgreSQL, with
+// the variables' defaults: on the HQ network only, at the address every
+// central's OSPREY_DB_URL names, taking logins from the HQ subnet only,
+// with the password of OSPREY_DB_PASSWORD, a volume, a health check the
+// centrals wait for, and the hardening of every other container.
+func TestComposePostgres(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "compose", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type network struct {
+		IPv4Address string `json:"ipv4_address"`
+	}
+	var f struct {
+		Services map[string]struct {
+			Command     []string           `json:"command"`
+			User        string             `json:"user"`
+			ReadOnly    bool               `json:"read_only"`
+			CapDrop     []string           `json:"cap_drop"`
+			SecurityOpt []string           `json:"security_opt"`
+			Environment map[string]string  `json:"environment"`
+			Networks    map[string]network `json:"networks"`
+			Volumes     []string           `json:"volumes"`
+			Tmpfs       []string           `json:"tmpfs"`
+			Healthcheck *struct {
+				Test []string `json:"test"`
+			} `json:"healthcheck"`
+			DependsOn map[string]struct {
+				Condition string `json:"condition"`
+			} `json:"depends_on"`
+		} `json:"services"`
+		Networks map[string]struct {
+			IPAM struct {
+				Config []struct {
+					Subnet string `json:"subnet"`
+				} `json:"config"`
+			} `json:"ipam"`
+		} `json:"networks"`
+	}
+	if err := yaml.Unmarshal(composeDefaults(data), &f); err != nil {
+		t.Fatal(err)
+	}
+	pg, ok := f.Services["postgres"]
+	if !ok {
+		t.Fatal("no service postgres")
+	}
+	hqSubnet := f.Networks["hq"].IPAM.Config[0].Subnet
+	pgIP := pg.Networks["hq"].IPv4Address
+	if len(pg.Networks) != 1 || pgIP == "" {
+		t.Errorf("postgres on networks %v, want the HQ network only, at a fixed address", pg.Networks)
+	}
+	want := map[string]string{
+		"OSPREY_PG_PASSWORD": "<OSPREY_DB_PASSWORD>",
+		"OSPREY_PG_ALLOW":    hqSubnet,
+		"OSPREY_PG_LISTEN":   pgIP,
+	}
+	if diff := cmp.Diff(want, pg.Environment); diff != "" {
+		t.Errorf("postgres's environment (-want +got):\n%s", diff)
+	}
+	if pg.User == "" || strings.HasPrefix(pg.User, "0") || !pg.ReadOnly || !slices.Contains(pg.CapDrop, "ALL") || !slices.Contains(pg.SecurityOpt, "no-new-privileges:true") {
+		t.Errorf("postgres: user %q read_only %v cap_drop %v security_opt %v: want a non-root user, a read-only root, no capabilities, no-new-privileges",
+			pg.User, pg.ReadOnly, pg.CapDrop, pg.SecurityOpt)
+	}
+	if !slices.ContainsFunc(pg.Volumes, func(v string) bool { return strings.HasSuffix(v, ":/var/lib/postgresql") }) {
+		t.Errorf("postgres: volumes %v, want one on /var/lib/postgresql (PGDATA's parent)", pg.Volumes)
+	}
+	if !slices.ContainsFunc(pg.Tmpfs, func(v string) bool { return strings.HasPrefix(v, "/var/run/postgresql:") }) {
+		t.Errorf("postgres: tmpfs %v, want one on /var/run/postgresql (the socket, on a read-only root)", pg.Tmpfs)
+	}
+	if pg.Healthcheck == nil || len(pg.Healthcheck.Test) < 2 || pg.Healthcheck.Test[0] != "CMD" {
+		t.Errorf("postgres: healthcheck %+v, want one run without a shell (CMD)", pg.Healthcheck)
+	}
+
+	wantURL := "postgres://osprey@" + pgIP + ":5432/osprey?sslmode=disable"
+	centrals := 0
+	for name, s := range f.Services {
+		if len(s.Command) == 0 || s.Command[0] != "central" {
+			continue
+		}
+		centrals++
+		if got := s.Environment["OSPREY_DB_URL"]; got != wantURL {
+			t.Errorf("%s: OSPREY_DB_URL %q, want %q", name, got, wantURL)
+		}
+		if got := s.Environment["PGPASSWORD"]; got != "<OSPREY_DB_PASSWORD>" {
+			t.Errorf("%s: PGPASSWORD %q, want OSPREY_DB_PASSWORD's", name, got)
+		}
+		if got := s.DependsOn["postgres"].Condition; got != "service_healthy" {
+			t.Errorf("%s: depends on postgres with %q, want service_healthy (a central refuses to start while its database does not answer)", name, got)
+		}
+	}
+	if centrals != 3 {
+		t.Errorf("%d centrals, want 3", centrals)
+	}
 }

@@ -76,16 +76,26 @@ func needDocker(t *testing.T) []string {
 	return nil
 }
 
-// images returns the osprey and mail client images, built by
-// deploy/image/build.sh unless OSPREY_DEPLOYTEST_IMAGE names them.
-func images(t *testing.T) (osprey, client string) {
+// imageSet names the images a project runs.
+type imageSet struct {
+	osprey, client, postgres string
+}
+
+// images returns the osprey, mail client and PostgreSQL images, built by
+// deploy/image/build.sh unless OSPREY_DEPLOYTEST_IMAGE names the first
+// (and OSPREY_DEPLOYTEST_CLIENT_IMAGE, OSPREY_DEPLOYTEST_POSTGRES_IMAGE the
+// others; by default those of the same tag).
+func images(t *testing.T) imageSet {
 	t.Helper()
 	if img := os.Getenv("OSPREY_DEPLOYTEST_IMAGE"); img != "" {
-		client = os.Getenv("OSPREY_DEPLOYTEST_CLIENT_IMAGE")
-		if client == "" {
-			client = "osprey-mailclient:" + tagOf(img)
+		set := imageSet{osprey: img, client: os.Getenv("OSPREY_DEPLOYTEST_CLIENT_IMAGE"), postgres: os.Getenv("OSPREY_DEPLOYTEST_POSTGRES_IMAGE")}
+		if set.client == "" {
+			set.client = "osprey-mailclient:" + tagOf(img)
 		}
-		return img, client
+		if set.postgres == "" {
+			set.postgres = "osprey-postgres:" + tagOf(img)
+		}
+		return set
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
@@ -96,7 +106,7 @@ func images(t *testing.T) (osprey, client string) {
 		t.Fatalf("deploy/image/build.sh: %v\n%s", err, out)
 	}
 	t.Logf("images built in %v", time.Since(start).Round(time.Second))
-	return "osprey:deploytest", "osprey-mailclient:deploytest"
+	return imageSet{osprey: "osprey:deploytest", client: "osprey-mailclient:deploytest", postgres: "osprey-postgres:deploytest"}
 }
 
 func tagOf(image string) string {
@@ -124,13 +134,14 @@ type project struct {
 	name          string
 	file, envFile string
 	hq, branch    string // the /24 prefixes, "10.201.7"
-	image, client string
+	images        imageSet
 	containers    map[string]string // service → container id
 	extraEnv      []string
 }
 
 // hqIP is a central's (n = 1..3) address on the HQ network; branchIP on the branch one.
 func (p *project) hqIP(central string) string     { return p.hq + ".1" + central[len(central)-1:] }
+func (p *project) postgresIP() string             { return p.hq + ".5" }
 func (p *project) branchIP(service string) string { return p.branch + "." + branchHost[service] }
 
 var branchHost = map[string]string{"central1": "11", "central2": "12", "central3": "13", "branch1": "21", "branch2": "22"}
@@ -169,12 +180,12 @@ func (p *project) network(name string) string { return p.name + "_" + name }
 // newProject writes the env file of a new project on free subnets and
 // registers its removal (with the logs of every container when the test
 // failed).
-func newProject(t *testing.T, compose []string, image, client string) *project {
+func newProject(t *testing.T, compose []string, images imageSet) *project {
 	t.Helper()
 	key := make([]byte, 32)
 	rand.Read(key)
 	p := &project{
-		t: t, compose: compose, image: image, client: client,
+		t: t, compose: compose, images: images,
 		name:       fmt.Sprintf("ospreydt%06x", mrand.IntN(1<<24)),
 		file:       filepath.Join(repoRoot(t), "deploy", "compose", "docker-compose.yml"),
 		envFile:    filepath.Join(t.TempDir(), "env"),
@@ -184,8 +195,10 @@ func newProject(t *testing.T, compose []string, image, client string) *project {
 	env := strings.Join([]string{
 		"OSPREY_GOSSIP_KEY=" + base64.StdEncoding.EncodeToString(key),
 		"OSPREY_ADMIN_PASSWORD=" + adminPassword,
-		"OSPREY_IMAGE=" + image,
-		"OSPREY_CLIENT_IMAGE=" + client,
+		"OSPREY_DB_PASSWORD=" + rand.Text(),
+		"OSPREY_IMAGE=" + images.osprey,
+		"OSPREY_CLIENT_IMAGE=" + images.client,
+		"OSPREY_POSTGRES_IMAGE=" + images.postgres,
 		"OSPREY_ZONE=" + zone,
 		"OSPREY_HQ_NET=" + p.hq,
 		"OSPREY_BRANCH_NET=" + p.branch,
@@ -276,8 +289,6 @@ type cluster struct {
 	apis    map[string]*api.Client // by central
 	sensors map[string]string      // branch service → sensor id
 	hc      *http.Client
-
-	loggedFallback bool
 }
 
 // startCluster brings the project's centrals up, then enrolls the branch

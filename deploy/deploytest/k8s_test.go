@@ -138,6 +138,23 @@ func TestKubernetesManifests(t *testing.T) {
 		if f := valueFrom(c, "OSPREY_NODE_NAME"); f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "metadata.name" {
 			t.Errorf("OSPREY_NODE_NAME must come from metadata.name (the etcd member and gossip name is the pod's)")
 		}
+		// Secrets come from Secrets, never from the manifest: the URL of
+		// the PostgreSQL the nodes share (it holds the password, and a node
+		// of a cluster refuses to start without it), the gossip key, the
+		// first admin's password.
+		for _, name := range []string{"OSPREY_DB_URL", "OSPREY_GOSSIP_KEY", "OSPREY_BOOTSTRAP_ADMIN_PASSWORD"} {
+			f := valueFrom(c, name)
+			switch {
+			case !slices.Contains(envNames(c), name):
+				t.Errorf("%s: missing", name)
+			case f == nil || f.SecretKeyRef == nil:
+				t.Errorf("%s: a value in the manifest; want it from a Secret (valueFrom.secretKeyRef)", name)
+			case f.SecretKeyRef.Name == "" || f.SecretKeyRef.Key == "":
+				t.Errorf("%s: secretKeyRef %+v: want a Secret's name and key", name, f.SecretKeyRef)
+			case f.SecretKeyRef.Optional != nil && *f.SecretKeyRef.Optional:
+				t.Errorf("%s: an optional secretKeyRef, but the node refuses to start without it", name)
+			}
+		}
 		var wantMembers, wantJoin []string
 		for i := range replicas {
 			pod := fmt.Sprintf("%s-%d", sts.Name, i)

@@ -9,9 +9,6 @@ import (
 // TestMain removes the binaries the tests built for themselves.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if etcdRecordsDir != "" {
-		os.RemoveAll(etcdRecordsDir)
-	}
 	if flagsBin != "" {
 		os.RemoveAll(filepath.Dir(flagsBin))
 	}

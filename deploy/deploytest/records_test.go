@@ -1,19 +1,13 @@
 package deploytest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -58,11 +52,10 @@ func (r apiRecord) record() record {
 		MailFrom: or(r.Envelope.MailFrom, r.Envelope.MailFrom2), UploadedAt: at}
 }
 
-// errNoMessagesRoute is the answer of a node whose API has no messages route.
-var errNoMessagesRoute = errors.New("no GET /api/v1/messages")
-
-// apiRecords pages through GET /api/v1/messages?tenant=default on central n.
-func (c *cluster) apiRecords(ctx context.Context, n string) ([]record, error) {
+// records pages through GET /api/v1/messages?tenant=default on central n:
+// every message record of the cluster, which the nodes keep in the
+// PostgreSQL they share.
+func (c *cluster) records(ctx context.Context, n string) ([]record, error) {
 	var out []record
 	token := ""
 	for {
@@ -82,11 +75,7 @@ func (c *cluster) apiRecords(ctx context.Context, n string) ([]record, error) {
 			NextPageToken  string      `json:"nextPageToken"`
 			NextPageToken2 string      `json:"next_page_token"`
 		}
-		switch {
-		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-			resp.Body.Close()
-			return nil, errNoMessagesRoute
-		case resp.StatusCode != http.StatusOK:
+		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
 			return nil, fmt.Errorf("GET /api/v1/messages on %s: %s", n, resp.Status)
 		}
@@ -102,68 +91,6 @@ func (c *cluster) apiRecords(ctx context.Context, n string) ([]record, error) {
 			return out, nil
 		}
 	}
-}
-
-var (
-	etcdRecordsOnce sync.Once
-	etcdRecordsDir  string
-	etcdRecordsErr  error
-)
-
-// etcdRecords reads the records from etcd in central n's network namespace
-// (its client port is on loopback), with the etcdrecords tool mounted into
-// a container of the osprey image: for nodes whose API has no messages route.
-func (c *cluster) etcdRecords(ctx context.Context, n string) ([]record, error) {
-	etcdRecordsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "osprey-etcdrecords")
-		if err == nil {
-			err = os.Chmod(dir, 0o755)
-		}
-		if err != nil {
-			etcdRecordsErr = err
-			return
-		}
-		etcdRecordsDir = dir
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "etcdrecords"), "./deploy/deploytest/etcdrecords")
-		cmd.Dir = repoRoot(c.t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			etcdRecordsErr = fmt.Errorf("build etcdrecords: %w: %s", err, out)
-		}
-	})
-	if etcdRecordsErr != nil {
-		return nil, etcdRecordsErr
-	}
-	out, err := docker(ctx, "run", "--rm", "--label", "osprey.deploytest="+c.name, "--network", "container:"+c.container(n),
-		"-v", etcdRecordsDir+":/tools:ro", "--entrypoint", "/tools/etcdrecords", c.image)
-	if err != nil {
-		return nil, err
-	}
-	var recs []record
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r apiRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("etcdrecords: %q: %w", sc.Text(), err)
-		}
-		recs = append(recs, r.record())
-	}
-	return recs, nil
-}
-
-// records reads every message record through central n: its API, or etcd
-// when the API has no messages route yet.
-func (c *cluster) records(ctx context.Context, n string) ([]record, error) {
-	recs, err := c.apiRecords(ctx, n)
-	if errors.Is(err, errNoMessagesRoute) {
-		if !c.loggedFallback {
-			c.t.Logf("central %s has no GET /api/v1/messages: counting the records in etcd", n)
-			c.loggedFallback = true
-		}
-		return c.etcdRecords(ctx, n)
-	}
-	return recs, err
 }
 
 // delivery is what a scenario's senders delivered, as the cluster recorded it.

@@ -49,7 +49,7 @@ func startSender(t *testing.T, p *project, run string, dockerArgs, clientArgs []
 		accepted: map[string]time.Time{}, failed: map[string]string{}, byAddr: map[string]int{}}
 	args := append([]string{"run", "--rm", "--name", s.name, "--label", "osprey.deploytest=" + p.name,
 		"--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "64m"}, dockerArgs...)
-	args = append(args, p.client, "--count", "0", "--run", run)
+	args = append(args, p.images.client, "--count", "0", "--run", run)
 	s.cmd = exec.Command("docker", append(args, clientArgs...)...)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
