@@ -301,6 +301,9 @@ type NodeHealth struct {
 	SMTP bool `json:"smtp"`
 	// Spool: the Sensor component's spool has room.
 	Spool bool `json:"spool"`
+	// SQL: the node reaches its SQL store (message records and alerts). Without it the node
+	// still serves, but sensors' uploads wait.
+	SQL bool `json:"sql"`
 }
 
 // Node is one member of the central node cluster.

@@ -70,6 +70,7 @@ type clusterNode struct {
 type clusterDeps struct {
 	store    *store.Store
 	etcdRead func(context.Context) error
+	sqlPing  func(context.Context) error
 	ca       *x509.Certificate
 	grpcAddr net.Addr
 	httpAddr net.Addr
@@ -154,6 +155,7 @@ func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNod
 		ca:         d.ca,
 		httpURL:    d.httpURL,
 		smtpConfig: smtpConfig,
+		sqlPing:    d.sqlPing,
 		selfIP:     c.gossip.Addr().Addr(),
 		log:        d.log.With("component", "health"),
 	})
@@ -213,7 +215,7 @@ func (c *clusterNode) nodeList(context.Context) (*api.NodeList, error) {
 			SMTPAddr:   concreteAddr(m.Meta.SMTPAddr, ip),
 			Health: api.NodeHealth{
 				Etcd: m.Meta.Health.Etcd, GRPC: m.Meta.Health.GRPC, HTTP: m.Meta.Health.HTTP,
-				SMTP: m.Meta.Health.SMTP, Spool: m.Meta.Health.Spool,
+				SMTP: m.Meta.Health.SMTP, Spool: m.Meta.Health.Spool, SQL: m.Meta.Health.SQL,
 			},
 		}
 		for _, r := range m.Meta.Roles {

@@ -112,6 +112,8 @@ type healthMonitor struct {
 	// smtpConfig reads the SMTP integration of the node's own Sensor
 	// component; nil when the node runs none.
 	smtpConfig func(context.Context) (*ospreyv1.SmtpIntegration, error)
+	// sqlPing checks the SQL store; nil counts it as reached.
+	sqlPing func(context.Context) error
 	// selfIP stands for an unspecified listen host (0.0.0.0, ::) when the
 	// SMTP listener is dialled: the node's gossip IP.
 	selfIP netip.Addr
@@ -129,6 +131,7 @@ type healthOptions struct {
 	ca         *x509.Certificate
 	httpURL    string
 	smtpConfig func(context.Context) (*ospreyv1.SmtpIntegration, error)
+	sqlPing    func(context.Context) error
 	selfIP     netip.Addr
 	log        *slog.Logger
 }
@@ -154,6 +157,7 @@ func newHealthMonitor(o healthOptions) *healthMonitor {
 		healthz:    o.httpURL + "/healthz",
 		http:       &http.Client{Transport: tr, Timeout: probeTimeout},
 		smtpConfig: o.smtpConfig,
+		sqlPing:    o.sqlPing,
 		selfIP:     o.selfIP,
 	}
 }
@@ -209,6 +213,14 @@ func (h *healthMonitor) check(ctx context.Context) gossip.Meta {
 	wg.Go(func() { m.Health.HTTP = h.probeHTTP(ctx) })
 	if h.smtpConfig != nil {
 		wg.Go(func() { m.SMTPAddr, m.Health.SMTP = h.probeSMTP(ctx) })
+	}
+	m.Health.SQL = true
+	if h.sqlPing != nil {
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			m.Health.SQL = h.sqlPing(pctx) == nil
+		})
 	}
 	wg.Wait()
 	m.Health.Etcd = h.etcd.OK()

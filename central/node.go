@@ -181,12 +181,10 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
-		Ready: func(ctx context.Context) error {
-			if err := n.etcdRead(ctx); err != nil {
-				return err
-			}
-			return db.Ping(ctx)
-		},
+		// Ready is etcd's quorum only: without its SQL store the node still
+		// pushes configuration and serves the API and UI (which show the
+		// store's state); only uploads wait.
+		Ready:     n.etcdRead,
 		Available: n.available,
 		Nodes:     n.nodeList,
 	})

@@ -34,6 +34,10 @@ type Health struct {
 	SMTP bool
 	// Spool is true when the spool has room for more mail (it is not full).
 	Spool bool
+	// SQL is true when the node reaches its SQL store (message records and
+	// alerts). It decides no role's health: without it the node still
+	// pushes configuration and its sensor still takes mail (uploads wait).
+	SQL bool
 }
 
 // Meta is the metadata a node gossips about itself. Addresses are host:port
@@ -95,6 +99,7 @@ const (
 	compHTTP  = "http"
 	compSMTP  = "smtp"
 	compSpool = "spool"
+	compSQL   = "sql"
 )
 
 // encodeMeta encodes the metadata of the node called name.
@@ -108,7 +113,7 @@ func encodeMeta(name string, m Meta, leaving bool) ([]byte, error) {
 		name string
 	}{
 		{m.Health.Etcd, compEtcd}, {m.Health.GRPC, compGRPC}, {m.Health.HTTP, compHTTP},
-		{m.Health.SMTP, compSMTP}, {m.Health.Spool, compSpool},
+		{m.Health.SMTP, compSMTP}, {m.Health.Spool, compSpool}, {m.Health.SQL, compSQL},
 	} {
 		if c.ok {
 			w.OK = append(w.OK, c.name)
@@ -151,6 +156,8 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 			m.Health.SMTP = true
 		case compSpool:
 			m.Health.Spool = true
+		case compSQL:
+			m.Health.SQL = true
 		}
 	}
 	return m, w.Leaving, nil

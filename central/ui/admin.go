@@ -436,7 +436,7 @@ func (s *Server) clusterPage(w http.ResponseWriter, r *http.Request, req *reques
 			d.DNS = &list.DNS
 			for _, n := range list.Nodes {
 				m := clusterMember{Node: n, Components: []component{
-					{"etcd", n.Health.Etcd}, {"grpc", n.Health.GRPC}, {"http", n.Health.HTTP},
+					{"etcd", n.Health.Etcd}, {"grpc", n.Health.GRPC}, {"http", n.Health.HTTP}, {"sql", n.Health.SQL},
 				}}
 				if slices.Contains(n.Roles, api.NodeRoleSensor) {
 					m.Components = append(m.Components, component{"smtp", n.Health.SMTP}, component{"spool", n.Health.Spool})

@@ -425,7 +425,7 @@ func (c *cluster) checkNodes(ctx context.Context, view string, want []string) er
 			continue
 		}
 		h := m.Health
-		if m.State != api.NodeAlive || !h.Etcd || !h.GRPC || !h.HTTP || !h.SMTP || !h.Spool {
+		if m.State != api.NodeAlive || !h.Etcd || !h.GRPC || !h.HTTP || !h.SMTP || !h.Spool || !h.SQL {
 			errs = append(errs, fmt.Errorf("%s: %s %+v", m.Name, m.State, h))
 		}
 		if wantHTTP := c.hqIP(m.Name) + ":8443"; m.HTTPAddr != wantHTTP {
