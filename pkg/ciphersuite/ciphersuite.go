@@ -72,6 +72,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/ospreysec/osprey/pkg/listentry"
 )
 
 // Errors an [ElementError] wraps; match them with [errors.Is].
@@ -100,24 +102,7 @@ func (e *ElementError) Unwrap() error { return e.Err }
 
 // Errors is the error returned by [Parse] when elements are at fault: one
 // [ElementError] per bad element, in order.
-type Errors []*ElementError
-
-func (es Errors) Error() string {
-	msgs := make([]string, len(es))
-	for i, e := range es {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-// Unwrap lets [errors.Is] and [errors.As] see each element's error.
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
+type Errors = listentry.Errors[*ElementError]
 
 // Result is what a cipher list selects.
 type Result struct {

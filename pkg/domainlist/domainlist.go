@@ -53,6 +53,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ospreysec/osprey/pkg/listentry"
 	"golang.org/x/net/idna"
 )
 
@@ -76,38 +77,11 @@ var (
 )
 
 // EntryError is a problem with one entry of a list.
-type EntryError struct {
-	Index int    // position of the entry in the list given to Parse
-	Entry string // the entry as given
-	Err   error
-}
-
-func (e *EntryError) Error() string {
-	return fmt.Sprintf("entry %d %q: %v", e.Index, e.Entry, e.Err)
-}
-
-func (e *EntryError) Unwrap() error { return e.Err }
+type EntryError = listentry.Error
 
 // Errors is the error returned by [Parse]: one [EntryError] per bad entry,
 // in the order of the entries.
-type Errors []*EntryError
-
-func (es Errors) Error() string {
-	msgs := make([]string, len(es))
-	for i, e := range es {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-// Unwrap lets [errors.Is] and [errors.As] see each entry's error.
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
+type Errors = listentry.Errors[*EntryError]
 
 // Normalize returns the canonical form of a domain: lower-case A-labels
 // without a trailing dot. It fails for anything that is not a domain name

@@ -37,6 +37,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/ospreysec/osprey/pkg/listentry"
 )
 
 // Errors an [EntryError] wraps; match them with [errors.Is].
@@ -50,38 +52,11 @@ var (
 )
 
 // EntryError is a problem with one entry of a list.
-type EntryError struct {
-	Index int    // position of the entry in the list given to Parse
-	Entry string // the entry as given
-	Err   error
-}
-
-func (e *EntryError) Error() string {
-	return fmt.Sprintf("entry %d %q: %v", e.Index, e.Entry, e.Err)
-}
-
-func (e *EntryError) Unwrap() error { return e.Err }
+type EntryError = listentry.Error
 
 // Errors is the error returned by [Parse]: one [EntryError] per bad entry,
 // in the order of the entries.
-type Errors []*EntryError
-
-func (es Errors) Error() string {
-	msgs := make([]string, len(es))
-	for i, e := range es {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-// Unwrap lets [errors.Is] and [errors.As] see each entry's error.
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
+type Errors = listentry.Errors[*EntryError]
 
 // List is a parsed client list. The zero value and nil are empty lists. A
 // List is immutable and safe for concurrent use.

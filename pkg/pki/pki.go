@@ -99,6 +99,13 @@ func Fingerprint(der []byte) string {
 // renames it over name and fsyncs the directory, so a crash leaves either the
 // old file or the new one.
 func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
+	return placeFile(name, data, perm, os.Rename)
+}
+
+// placeFile writes data to a temporary file beside name, fsyncs it, puts it
+// in place with place (os.Rename replaces name, os.Link never does) and
+// fsyncs the directory.
+func placeFile(name string, data []byte, perm os.FileMode, place func(tmp, name string) error) error {
 	dir := filepath.Dir(name)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
 	if err != nil {
@@ -120,8 +127,8 @@ func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return fmt.Errorf("rename into %s: %w", name, err)
+	if err := place(f.Name(), name); err != nil {
+		return fmt.Errorf("put %s in place: %w", name, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
