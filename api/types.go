@@ -148,8 +148,9 @@ type Sensor struct {
 	// at once when its POP3 polling changes state); the fields below are
 	// that report, and for an offline sensor its last one.
 	StatusAt time.Time `json:"status_at,omitzero"`
-	// Healthy is false while the sensor cannot take mail safely (its spool
-	// cannot take mail, or POP3 sessions fail).
+	// Healthy is false while the sensor cannot take mail safely: its spool
+	// cannot take mail (the cluster's DNS then leaves it out). A failing
+	// POP3 mailbox does not make it unhealthy; POP3Status says so.
 	Healthy bool `json:"healthy"`
 	// Problems are every problem the sensor reports, most urgent first.
 	Problems []Problem `json:"problems,omitempty"`
