@@ -174,6 +174,14 @@ func TestPOP3TroubleIsVisible(t *testing.T) {
 // the test ends.
 func (n *uiNode) runStatusSensor(t *testing.T, id string, statusInterval time.Duration) {
 	t.Helper()
+	n.startSensor(t, sensor.Options{JoinToken: n.sensorToken(t, id), DataDir: t.TempDir(), Name: id,
+		SpoolMinFreeBytes: sensor.MinSpoolMinFree, StatusInterval: statusInterval})
+}
+
+// sensorToken makes an approved sensor record id and returns a join token
+// bound to it.
+func (n *uiNode) sensorToken(t *testing.T, id string) string {
+	t.Helper()
 	ctx := t.Context()
 	if _, err := n.store.CreateSensor(ctx, store.AllTenants(), &ospreyv1.Sensor{
 		Id: id, Tenant: "default", Name: id, State: ospreyv1.SensorState_SENSOR_STATE_APPROVED, CreatedAt: timestamppb.Now(),
@@ -189,20 +197,107 @@ func (n *uiNode) runStatusSensor(t *testing.T, id string, statusInterval time.Du
 	if _, err := n.store.CreateToken(ctx, store.AllTenants(), tok); err != nil {
 		t.Fatal(err)
 	}
-	dataDir := t.TempDir() // removed after the sensor stopped
-	sctx, cancel := context.WithCancel(context.Background())
+	return jt.String()
+}
+
+// startSensor runs a real sensor in this process with opts, against this
+// node, until stop is called or the test ends (before a data dir made
+// before this call is removed).
+func (n *uiNode) startSensor(t *testing.T, opts sensor.Options) (stop func()) {
+	t.Helper()
+	opts.Central = n.ready.GRPCAddr
+	opts.Logger = errorLogger()
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- sensor.Run(sctx, sensor.Options{Central: n.ready.GRPCAddr, JoinToken: jt.String(),
-			DataDir: dataDir, Name: id, Logger: errorLogger(), SpoolMinFreeBytes: sensor.MinSpoolMinFree,
-			StatusInterval: statusInterval})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sensor: %v", err)
-		}
+	go func() { done <- sensor.Run(ctx, opts) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("sensor: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// TestLowDiskIsVisible: a real sensor whose spool's disk has less free
+// space than its floor shows it in the API (spool_status low_disk with the
+// free bytes and the floor, an ALERT, SMTP failing, unhealthy), in "osprey
+// ctl sensors list" and "sensor status", and on the server list and the
+// status page with the ALERT styled as such; started again with a floor
+// below the free space, it shows none of it.
+func TestLowDiskIsVisible(t *testing.T) {
+	n := startUINode(t)
+	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "branch-bergen"
+	opts := sensor.Options{JoinToken: n.sensorToken(t, id), DataDir: t.TempDir(), Name: id,
+		SpoolMinFreeBytes: 1 << 60, StatusInterval: 200 * time.Millisecond}
+	stop := n.startSensor(t, opts)
+	waitSensor(t, c, id, "online", func(s *api.Sensor) bool { return s.Online })
+	_, v, err := c.PutSMTP(t.Context(), id, &api.SMTPIntegration{Enabled: true, Listen: loopbackPort(t),
+		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := waitSensor(t, c, id, "low disk reported with SMTP listening", func(s *api.Sensor) bool {
+		return s.AppliedVersion == v && s.SpoolStatus != nil && s.SpoolStatus.State == api.SpoolLowDisk &&
+			s.SMTPStatus != nil && s.SMTPStatus.State == api.IntegrationFailing
 	})
+	sp := s.SpoolStatus
+	if sp.MinFreeBytes != 1<<60 || sp.FreeBytes == 0 || sp.FreeBytes >= sp.MinFreeBytes || !strings.Contains(sp.Error, "low disk space") {
+		t.Errorf("spool status %+v: want the free bytes below the 1 EiB floor and a low disk error", sp)
+	}
+	if s.Healthy || !hasProblem(s.Problems, api.ProblemAlert, "low disk space") || s.Problems[0].Level != api.ProblemAlert {
+		t.Errorf("healthy %v, problems %+v: want unhealthy, an ALERT of low disk space first", s.Healthy, s.Problems)
+	}
+	if !strings.Contains(s.SMTPStatus.LastError, "low disk space") || s.SMTPStatus.LastErrorAt.IsZero() {
+		t.Errorf("SMTP status %+v: want the spool's error and its time", s.SMTPStatus)
+	}
+	ctlEnv := []string{"OSPREY_ADDRESS=" + n.url, "OSPREY_USERNAME=admin", "OSPREY_PASSWORD=" + uiAdminPassword}
+	r := runOsprey(t, ctlEnv, "ctl", "sensors", "list")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^`+id+`\s.*\sfailing\s+disabled\s+low_disk\s.*\s1 alert\s.*smtp: spool: low disk space`).MatchString(r.stdout) {
+		t.Errorf("ctl sensors list: exit %d, stderr %q\n%s\nwant SMTP failing, POP3 disabled, spool low_disk, 1 alert", r.code, r.stderr, r.stdout)
+	}
+	r = runOsprey(t, ctlEnv, "ctl", "sensor", "status", id)
+	if r.code != 0 || !regexp.MustCompile(`(?m)^Spool:\s+low_disk: `).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^\s+ALERT\s+ALERT: spool .*low disk space`).MatchString(r.stdout) {
+		t.Errorf("ctl sensor status: exit %d, stderr %q\n%s\nwant the spool low_disk and its ALERT", r.code, r.stderr, r.stdout)
+	}
+	ui := signInUI(t, n.url, "admin", uiAdminPassword)
+	row := sensorRowHTML(t, ui.get(t, "/sensors"), id)
+	for _, want := range []string{`class="problem problem-alert"`, "low disk space", `class="badge part-failing"`} {
+		if !strings.Contains(row, want) {
+			t.Errorf("server list row: no %s in\n%s", want, row)
+		}
+	}
+	page := ui.get(t, "/sensors/"+id+"/status")
+	for _, want := range []string{`class="badge spool-low_disk"`, `class="problem problem-alert"`, "unhealthy"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page: no %s", want)
+		}
+	}
+
+	// The disk has room again (here: the floor is lowered).
+	stop()
+	opts.SpoolMinFreeBytes = sensor.MinSpoolMinFree
+	n.startSensor(t, opts)
+	s = waitSensor(t, c, id, "the spool ok again", func(s *api.Sensor) bool {
+		return s.Online && s.SpoolStatus != nil && s.SpoolStatus.State == api.SpoolOK &&
+			s.SMTPStatus != nil && s.SMTPStatus.State == api.IntegrationListening
+	})
+	if !s.Healthy || len(s.Faults()) != 0 || hasProblem(s.Problems, api.ProblemAlert, "") {
+		t.Errorf("after: healthy %v, faults %+v, problems %+v; want healthy, no fault, no alert", s.Healthy, s.Faults(), s.Problems)
+	}
+	row = sensorRowHTML(t, ui.get(t, "/sensors"), id)
+	if strings.Contains(row, "problem-alert") || !strings.Contains(row, `class="badge part-listening"`) {
+		t.Errorf("server list row after:\n%s\nwant SMTP listening and no alert", row)
+	}
 }
 
 // waitPOP3 waits two poll intervals at most until the sensor's POP3 status
