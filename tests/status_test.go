@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/api"
@@ -447,4 +448,72 @@ func sensorRowHTML(t *testing.T, page, id string) string {
 		row = row[:j]
 	}
 	return row
+}
+
+// TestBrowserServerListShowsTrouble: in Chromium, the server list shows a
+// real sensor's POP3 failing (a closed port) with its error and its RISK,
+// turns to polling without a reload once the integration points at a
+// working server, and the sensor's status page shows the problems by level
+// and the POP3 details.
+func TestBrowserServerListShowsTrouble(t *testing.T) {
+	ctx := newBrowser(t)
+	n := startUINode(t)
+	n.seed(t)
+	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "branch-tromso"
+	n.runStatusSensor(t, id, time.Hour)
+	waitSensor(t, c, id, "online", func(s *api.Sensor) bool { return s.Online })
+	put := func(addr string) {
+		t.Helper()
+		host, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		_, v, err := c.PutPOP3(t.Context(), id, &api.POP3Integration{
+			Enabled: true, Server: host, Port: uint32(p), IntervalSeconds: uint32(statusPollInterval / time.Second),
+			Username: "journal", Password: "secret",
+		}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitSensor(t, c, id, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion >= v })
+	}
+	put(loopbackPort(t))
+	waitPOP3(t, c, id, "failing", func(st *api.IntegrationStatus) bool { return st.State == api.IntegrationFailing })
+
+	uiSignIn(t, ctx, n.url, "admin", uiAdminPassword)
+	row := `tr[data-sensor="` + id + `"] `
+	uiDo(t, ctx, "POP3 failing in the list", chromedp.WaitVisible(chromedp.CSS(row+`[data-live="pop3"] .part-failing`)))
+	if got := uiRun(t, ctx, "last error", chromedp.Text(chromedp.CSS(row+`[data-live="last_error"]`))); !strings.Contains(got, "pop3: ") || !strings.Contains(got, "connection refused") {
+		t.Errorf("last error cell: got %q, want the POP3 error", got)
+	}
+	if got := uiRun(t, ctx, "risk", chromedp.Text(chromedp.CSS(row+`.problem-risk`))); !strings.HasPrefix(got, "RISK: pop3 ") {
+		t.Errorf("risk in the list: got %q", got)
+	}
+	// A RISK and an ALERT look different from each other and from an error.
+	styles := uiRun(t, ctx, "problem styles", chromedp.Evaluate[[]string](`(() => {
+		const s = c => { const li = document.createElement("li"); li.className = "problem " + c; document.body.appendChild(li);
+			const st = getComputedStyle(li); const v = st.backgroundColor + "|" + st.borderLeftColor; li.remove(); return v; };
+		return [s("problem-alert"), s("problem-risk"), s("problem-error"), s("problem-note")];
+	})()`))
+	if len(styles) != 4 || styles[0] == styles[1] || styles[0] == styles[2] || styles[1] == styles[2] || styles[1] == styles[3] {
+		t.Errorf("problem styles (alert, risk, error, note): %q, want alert, risk and error each their own", styles)
+	}
+
+	srv := pop3test.StartServer(t, pop3test.ServerOptions{User: "journal", Password: "secret"})
+	put(srv.Addr())
+	uiDo(t, ctx, "POP3 polling in the list without a reload", chromedp.WaitVisible(chromedp.CSS(row+`[data-live="pop3"] .part-polling`)))
+	if got := uiRun(t, ctx, "last error", chromedp.Text(chromedp.CSS(row+`[data-live="last_error"]`))); got != "" {
+		t.Errorf("last error cell after the fix: got %q, want it empty", got)
+	}
+
+	uiDo(t, ctx, "status page", chromedp.Click(chromedp.CSS(row+`a.strong`)), chromedp.WaitVisible(chromedp.ID("status-title")))
+	if got := uiRun(t, ctx, "POP3 state", chromedp.Text(chromedp.CSS(`#pop3 .badge`))); got != "polling" {
+		t.Errorf("status page POP3 state: got %q, want polling", got)
+	}
+	if got := uiRun(t, ctx, "problems", chromedp.Text(chromedp.CSS(`#problems .problem-risk`))); !strings.Contains(got, "TLS is off") {
+		t.Errorf("status page problems: got %q, want the RISK of TLS off", got)
+	}
+	uiScreenshot(t, ctx, "sensor-status")
 }

@@ -84,12 +84,13 @@ func sensorTypeName(t api.SensorType) string {
 	return "Remote sensor"
 }
 
-// shortFingerprint is the start of a fingerprint, to compare by eye.
+// shortFingerprint is the start of a fingerprint, to compare by eye; the
+// whole of it is the tooltip and on the sensor's page.
 func shortFingerprint(fp string) string {
-	if len(fp) <= 16 {
+	if len(fp) <= 12 {
 		return fp
 	}
-	return fp[:16] + "…"
+	return fp[:12] + "…"
 }
 
 // syncState compares the version a sensor applied with the stored one:

@@ -160,7 +160,7 @@
   function setPart(cell, part) {
     if (!cell || !part) return;
     var el = cell.querySelector('.badge');
-    setBadge(el, 'part-' + part.state, part.state === 'waiting_lock' ? 'waiting for lock' : part.state);
+    setBadge(el, 'part-' + part.state, part.state === 'waiting_lock' ? 'waiting for lock' : part.state === 'unknown' ? '—' : part.state);
     if (el) el.title = part.title;
   }
 
