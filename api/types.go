@@ -150,7 +150,8 @@ type Sensor struct {
 	StatusAt time.Time `json:"status_at,omitzero"`
 	// Healthy is false while the sensor cannot take mail safely: its spool
 	// cannot take mail (the cluster's DNS then leaves it out). A failing
-	// POP3 mailbox does not make it unhealthy; POP3Status says so.
+	// POP3 mailbox does not make it unhealthy; POP3Status says so. It is
+	// false too before the sensor's first report (StatusAt zero).
 	Healthy bool `json:"healthy"`
 	// Problems are every problem the sensor reports, most urgent first.
 	Problems []Problem `json:"problems,omitempty"`

@@ -359,16 +359,19 @@ func (s *Server) sensorStatus(w http.ResponseWriter, r *http.Request, req *reque
 		return err
 	}
 	for _, row := range rows {
-		out.Sensors = append(out.Sensors, liveSensor{
+		ls := liveSensor{
 			ID: row.ID, State: row.State, Online: row.Online, Node: row.Node,
 			LastSeen: formatTime(row.LastSeen), LastSeenAgo: row.LastSeenAgo,
-			Applied: row.Applied, Stored: row.Stored, Sync: row.Sync,
-			LastError: row.LastError, LastErrorAt: formatTime(row.LastErrorAt),
+			Applied: row.Applied, Stored: row.Stored, Sync: row.Sync, LastError: row.LastError,
 			SMTP: row.SMTP, POP3: row.POP3, Spool: row.Spool, Problems: row.Problems,
-		})
-		if out.Sensors[len(out.Sensors)-1].Problems == nil {
-			out.Sensors[len(out.Sensors)-1].Problems = []api.Problem{}
 		}
+		if !row.LastErrorAt.IsZero() {
+			ls.LastErrorAt = formatTime(row.LastErrorAt)
+		}
+		if ls.Problems == nil {
+			ls.Problems = []api.Problem{} // the page's script expects a list
+		}
+		out.Sensors = append(out.Sensors, ls)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
