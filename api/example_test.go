@@ -230,3 +230,23 @@ func ExampleClient_Alerts() {
 	// critical Invoice
 	// high Payroll
 }
+
+// A sensor's faults: what fails on it now, the first of which the server
+// list shows as its last error.
+func ExampleSensor_Faults() {
+	s := api.Sensor{
+		ID: "branch-paris",
+		POP3Status: &api.IntegrationStatus{
+			State:       api.IntegrationFailing,
+			Target:      "journal@mail.example.com:995",
+			LastError:   "login: -ERR [AUTH] Authentication failed.",
+			LastErrorAt: time.Date(2026, 1, 2, 9, 30, 0, 0, time.UTC),
+		},
+		SpoolStatus: &api.SpoolStatus{State: api.SpoolOK},
+	}
+	for _, f := range s.Faults() {
+		fmt.Printf("%s at %s: %s\n", f.Part, f.At.Format(time.RFC3339), f.Error)
+	}
+	// Output:
+	// pop3 at 2026-01-02T09:30:00Z: login: -ERR [AUTH] Authentication failed.
+}

@@ -37,7 +37,7 @@ type operation struct {
 
 type schema struct {
 	Type                 string            `json:"type"`
-	AdditionalProperties *bool             `json:"additionalProperties"`
+	AdditionalProperties json.RawMessage   `json:"additionalProperties"` // false, or the schema of a map's values
 	Properties           map[string]schema `json:"properties"`
 	Ref                  string            `json:"$ref"`
 	ReadOnly             bool              `json:"readOnly"`
@@ -221,6 +221,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"ApplyResult", ApplyResult{}, false},
 		{"Sensor", Sensor{}, false},
 		{"SensorList", SensorList{}, false},
+		{"IntegrationStatus", IntegrationStatus{}, false},
+		{"SpoolStatus", SpoolStatus{}, false},
+		{"Problem", Problem{}, false},
 		{"SizeLimit", SizeLimit{}, true},
 		{"SMTPIntegration", SMTPIntegration{}, true},
 		{"SMTPTLS", SMTPTLS{}, true},
@@ -266,7 +269,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 			if diff := cmp.Diff(jsonFields(reflect.TypeOf(tt.typ)), props); diff != "" {
 				t.Errorf("properties (-Go type +schema):\n%s", diff)
 			}
-			strict := sc.AdditionalProperties != nil && !*sc.AdditionalProperties
+			strict := string(sc.AdditionalProperties) == "false"
 			if strict != tt.strict {
 				t.Errorf("additionalProperties false: got %v, want %v", strict, tt.strict)
 			}

@@ -138,6 +138,148 @@ type Sensor struct {
 	AppliedVersion int64 `json:"applied_version"`
 	// LastError is the error of the sensor's last refused configuration, if any.
 	LastError string `json:"last_error,omitempty"`
+
+	// Type says whether the sensor is a Central Node's own Sensor component
+	// (as Local does) or a remote sensor.
+	Type SensorType `json:"type"`
+	// SoftwareVersion is the version the sensor reported when it connected.
+	SoftwareVersion string `json:"software_version,omitempty"`
+	// StatusAt is when the sensor last reported its status (every 10 s, and
+	// at once when its POP3 polling changes state); the fields below are
+	// that report, and for an offline sensor its last one.
+	StatusAt time.Time `json:"status_at,omitzero"`
+	// Healthy is false while the sensor cannot take mail safely: its spool
+	// cannot take mail (the cluster's DNS then leaves it out). A failing
+	// POP3 mailbox does not make it unhealthy; POP3Status says so. It is
+	// false too before the sensor's first report (StatusAt zero).
+	Healthy bool `json:"healthy"`
+	// Problems are every problem the sensor reports, most urgent first.
+	Problems []Problem `json:"problems,omitempty"`
+	// SMTPStatus, POP3Status and SpoolStatus are the state of each part of
+	// the sensor; absent until the sensor reported them.
+	SMTPStatus  *IntegrationStatus `json:"smtp_status,omitempty"`
+	POP3Status  *IntegrationStatus `json:"pop3_status,omitempty"`
+	SpoolStatus *SpoolStatus       `json:"spool_status,omitempty"`
+	// Counters are the sensor's counters since it started, by name
+	// ("smtp_accepted", "pop3_errors", "upload_uploaded", ...).
+	Counters map[string]uint64 `json:"counters,omitempty"`
+}
+
+// SensorType says what runs a sensor.
+type SensorType string
+
+// Sensor types.
+const (
+	// SensorCentralNodeComponent is the Sensor component of a Central Node.
+	SensorCentralNodeComponent SensorType = "central_node_component"
+	// SensorRemote is a sensor that runs on its own (osprey sensor).
+	SensorRemote SensorType = "remote_sensor"
+)
+
+// IntegrationState is what an integration (SMTP or POP3) of a sensor does.
+type IntegrationState string
+
+// Integration states.
+const (
+	// IntegrationUnknown: not reported yet (or by a sensor too old to say).
+	IntegrationUnknown IntegrationState = "unknown"
+	// IntegrationDisabled: the configuration turns it off.
+	IntegrationDisabled IntegrationState = "disabled"
+	// IntegrationListening: SMTP listens and takes mail.
+	IntegrationListening IntegrationState = "listening"
+	// IntegrationPolling: POP3 polls and its last session succeeded.
+	IntegrationPolling IntegrationState = "polling"
+	// IntegrationFailing: POP3 sessions fail, or SMTP turns mail away
+	// because the spool cannot take it; LastError says why.
+	IntegrationFailing IntegrationState = "failing"
+	// IntegrationWaitingLock: POP3 waits for the mailbox lock while
+	// another Central Node's Sensor component polls the mailbox.
+	IntegrationWaitingLock IntegrationState = "waiting_lock"
+)
+
+// IntegrationStatus is the state of a sensor's SMTP or POP3 integration.
+type IntegrationStatus struct {
+	State IntegrationState `json:"state"`
+	// Target is the SMTP listen address, or the POP3 mailbox as
+	// user@server:port.
+	Target string `json:"target,omitempty"`
+	// LastError is the error of the current failure (empty once the
+	// integration works again); LastErrorAt is when it last happened,
+	// FailingSince when the failures began, Failures how many in a row.
+	LastError    string    `json:"last_error,omitempty"`
+	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	Failures     uint32    `json:"failures,omitempty"`
+	// LastSuccessAt is the end of the last successful POP3 session, or when
+	// SMTP last accepted a message.
+	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
+	// Messages and Bytes count what was taken into the spool since the
+	// sensor started.
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
+	// Refusals counts what was turned away since the sensor started, by
+	// reason (SMTP: client_refused, message_too_large, spool_full, ...;
+	// POP3: too_large, messages left on the server).
+	Refusals map[string]uint64 `json:"refusals,omitempty"`
+	// Problems are the problems of this integration.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// SpoolState is whether a sensor's spool can take mail.
+type SpoolState string
+
+// Spool states.
+const (
+	SpoolUnknown SpoolState = "unknown"
+	SpoolOK      SpoolState = "ok"
+	// SpoolLowDisk: free space is below the floor; SMTP answers 421 and
+	// POP3 mail stays on its server until space is freed.
+	SpoolLowDisk SpoolState = "low_disk"
+	// SpoolFailing: the spool cannot write.
+	SpoolFailing SpoolState = "failing"
+)
+
+// SpoolStatus is the state of a sensor's spool and of its disk.
+type SpoolStatus struct {
+	State SpoolState `json:"state"`
+	// Error says why State is not ok.
+	Error string `json:"error,omitempty"`
+	// Messages and Bytes wait for upload to a Central Node.
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
+	// FreeBytes is the free space of the spool's file system, MinFreeBytes
+	// the floor below which the sensor takes no mail (--spool-min-free).
+	FreeBytes    uint64    `json:"free_bytes"`
+	MinFreeBytes uint64    `json:"min_free_bytes"`
+	Problems     []Problem `json:"problems,omitempty"`
+}
+
+// ProblemLevel is how urgent a problem is.
+type ProblemLevel string
+
+// Problem levels, most urgent first.
+const (
+	// ProblemAlert: mail does not come in (a POP3 mailbox failing for long,
+	// low disk space); the text starts with "ALERT:".
+	ProblemAlert ProblemLevel = "alert"
+	// ProblemRisk: mail comes in, but unsafely (TLS off, certificates not
+	// checked); the text starts with "RISK:".
+	ProblemRisk ProblemLevel = "risk"
+	// ProblemWarning: something changed that an operator should check (a
+	// pinned certificate changed); the text starts with "WARNING:".
+	ProblemWarning ProblemLevel = "warning"
+	// ProblemError: a failure that has not lasted long enough for an alert.
+	ProblemError ProblemLevel = "error"
+	// ProblemNote: how the sensor works around a server's quirk.
+	ProblemNote ProblemLevel = "note"
+)
+
+// Problem is one problem a sensor reports.
+type Problem struct {
+	Level ProblemLevel `json:"level"`
+	// Text is the problem as the sensor says it, its level's prefix
+	// included ("RISK: pop3 journal@mail:110: TLS is off: ...").
+	Text string `json:"text"`
 }
 
 // SensorList is the body of GET /api/v1/sensors.

@@ -14,10 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -181,7 +183,17 @@ func Run(ctx context.Context, opts Options) error {
 		defer cancel()
 		smtp.Shutdown(shutdownCtx)
 	}()
-	poller, err := pop3poll.New(pop3poll.Options{Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3")})
+	// A change of the poller's state is sent to the central at once.
+	statusChanged := make(chan struct{}, 1)
+	poller, err := pop3poll.New(pop3poll.Options{
+		Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3"),
+		Notify: func() {
+			select {
+			case statusChanged <- struct{}{}:
+			default:
+			}
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -194,7 +206,7 @@ func Run(ctx context.Context, opts Options) error {
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, now: time.Now}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
@@ -202,6 +214,7 @@ func Run(ctx context.Context, opts Options) error {
 		Applier:         agent.MultiApplier(appliers...),
 		StatusSources:   append([]agent.StatusSource{st}, opts.StatusSources...),
 		StatusInterval:  opts.StatusInterval,
+		StatusChanged:   statusChanged,
 		Logger:          log,
 	})
 	if err != nil {
@@ -223,13 +236,19 @@ func Run(ctx context.Context, opts Options) error {
 	return g.Wait()
 }
 
-// status reports the mail components' counters and health to the central.
+// status reports the mail components' counters and health to the central,
+// and each of them as a whole: SMTP, POP3 and the spool.
 type status struct {
 	spool    *spool.Spool
 	spoolDir string
 	smtp     *smtpd.Server
 	pop3     *pop3poll.Poller
 	uploads  *upload.Uploader
+	now      func() time.Time
+
+	// mu guards spoolErrSince: since when the spool has been failing.
+	mu            sync.Mutex
+	spoolErrSince time.Time
 }
 
 func (s *status) Status() *ospreyv1.SensorStatus {
@@ -245,18 +264,76 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["smtp_rejected_"+reason] = n
 	}
 	maps.Copy(out.Counters, s.uploads.Counters())
+
+	out.Spool = &ospreyv1.SpoolStatus{
+		State:    ospreyv1.SpoolState_SPOOL_STATE_OK,
+		Messages: uint64(sp.Messages),
+		Bytes:    uint64(max(sp.Bytes, 0)),
+	}
+	if free, floor, err := s.spool.Disk(); err == nil {
+		out.Spool.FreeBytes, out.Spool.MinFreeBytes = uint64(max(free, 0)), uint64(max(floor, 0))
+	}
+	out.Smtp = &ospreyv1.IntegrationStatus{
+		State:    ospreyv1.IntegrationState_INTEGRATION_STATE_DISABLED,
+		Messages: smtp.Accepted,
+		Bytes:    smtp.AcceptedBytes,
+		Refusals: smtp.Rejected,
+	}
+	if !smtp.LastAccepted.IsZero() {
+		out.Smtp.LastSuccessAt = timestamppb.New(smtp.LastAccepted)
+	}
+	if addr := s.smtp.Addr(); addr != nil {
+		out.Smtp.State = ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING
+		out.Smtp.Target = addr.String()
+	}
+
 	// Healthy says whether the sensor can take mail safely (the cluster's DNS
 	// leaves out an unhealthy SMTP sensor): a failing POP3 mailbox reports its
 	// problems, and its ALERT after a long failure, but does not stop SMTP.
-	if err := s.spool.Check(); err != nil {
+	since, spoolErr := s.checkSpool()
+	if spoolErr != nil {
 		out.Healthy = false
-		out.Problems = append(out.Problems, spoolProblem(s.spoolDir, err))
+		problem := spoolProblem(s.spoolDir, spoolErr)
+		out.Problems = append(out.Problems, problem)
+		out.Spool.State = ospreyv1.SpoolState_SPOOL_STATE_FAILING
+		var low *spool.LowDiskError
+		if errors.As(spoolErr, &low) {
+			out.Spool.State = ospreyv1.SpoolState_SPOOL_STATE_LOW_DISK
+			out.Spool.FreeBytes, out.Spool.MinFreeBytes = uint64(max(low.Free, 0)), uint64(max(low.Floor, 0))
+		}
+		out.Spool.Error = spoolErr.Error()
+		out.Spool.Problems = []string{problem}
+		// A listener that turns every message away fails as a whole; the
+		// problem itself belongs to the spool.
+		if out.Smtp.State == ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING {
+			out.Smtp.State = ospreyv1.IntegrationState_INTEGRATION_STATE_FAILING
+			out.Smtp.LastError = "spool: " + spoolErr.Error()
+			out.Smtp.LastErrorAt = timestamppb.New(since)
+			out.Smtp.FailingSince = timestamppb.New(since)
+		}
 	}
 	if p := s.pop3.Status(); p != nil {
 		maps.Copy(out.Counters, p.GetCounters())
 		out.Problems = append(out.Problems, p.GetProblems()...)
+		out.Pop3 = p.GetPop3()
 	}
 	return out
+}
+
+// checkSpool checks the spool, and returns since when the spool has been
+// failing (as these checks saw it) and its error.
+func (s *status) checkSpool() (time.Time, error) {
+	err := s.spool.Check()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.spoolErrSince = time.Time{}
+		return time.Time{}, nil
+	}
+	if s.spoolErrSince.IsZero() {
+		s.spoolErrSince = s.now()
+	}
+	return s.spoolErrSince, err
 }
 
 // spoolProblem is the status problem of a spool that cannot take mail. Low

@@ -163,8 +163,32 @@ func (n *uiNode) seed(t *testing.T) {
 		if s.lastErr != "" {
 			applied = 0
 		}
-		n.putStatus(t, &ospreyv1.SensorRuntime{SensorId: s.id, Tenant: s.tenant, AppliedVersion: applied, LastError: s.lastErr, NackVersion: v - applied})
+		n.putStatus(t, &ospreyv1.SensorRuntime{SensorId: s.id, Tenant: s.tenant, AppliedVersion: applied, LastError: s.lastErr, NackVersion: v - applied,
+			Healthy: true, StatusAt: timestamppb.Now(),
+			Smtp:  &ospreyv1.IntegrationStatus{State: ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING, Target: "0.0.0.0:25"},
+			Pop3:  &ospreyv1.IntegrationStatus{State: ospreyv1.IntegrationState_INTEGRATION_STATE_DISABLED},
+			Spool: &ospreyv1.SpoolStatus{State: ospreyv1.SpoolState_SPOOL_STATE_OK, FreeBytes: 40 << 30, MinFreeBytes: 256 << 20},
+		})
 	}
+	// dc-frankfurt also polls a journaling mailbox, without TLS, and the
+	// mail server refuses its password.
+	const mb = "journal@mail.example.com:110"
+	failed := timestamppb.New(time.Now().Add(-2 * time.Minute))
+	n.putStatus(t, &ospreyv1.SensorRuntime{SensorId: "dc-frankfurt", Tenant: "default", AppliedVersion: n.smtpVersion(t, "dc-frankfurt"),
+		Healthy: true, StatusAt: timestamppb.Now(),
+		Problems: []string{
+			"pop3 " + mb + ": login: -ERR [AUTH] Authentication failed. (3 failures in a row)",
+			"RISK: pop3 " + mb + ": TLS is off: the password and the mail cross the network in the clear",
+		},
+		Smtp: &ospreyv1.IntegrationStatus{State: ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING, Target: "0.0.0.0:25"},
+		Pop3: &ospreyv1.IntegrationStatus{State: ospreyv1.IntegrationState_INTEGRATION_STATE_FAILING, Target: mb,
+			LastError: "login: -ERR [AUTH] Authentication failed.", LastErrorAt: failed, FailingSince: failed, Failures: 3,
+			Problems: []string{
+				"pop3 " + mb + ": login: -ERR [AUTH] Authentication failed. (3 failures in a row)",
+				"RISK: pop3 " + mb + ": TLS is off: the password and the mail cross the network in the clear",
+			}},
+		Spool: &ospreyv1.SpoolStatus{State: ospreyv1.SpoolState_SPOOL_STATE_OK, FreeBytes: 40 << 30, MinFreeBytes: 256 << 20},
+	})
 }
 
 // runSensor runs a real Sensor in this process for the sensor record id,
@@ -350,6 +374,8 @@ func TestBrowserSensorSettings(t *testing.T) {
 	smtpListen := loopbackPort(t)
 	uiDo(t, ctx, "SMTP settings",
 		chromedp.Click(chromedp.CSS(`tr[data-sensor="branch-paris"] a`)),
+		chromedp.WaitVisible(chromedp.ID("status-title")),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/smtp"]`)),
 		chromedp.WaitVisible(chromedp.ID("smtp-title")),
 		chromedp.Click(chromedp.ID("smtp-enabled")),
 		chromedp.SendKeys(chromedp.ID("smtp-listen"), smtpListen),
@@ -412,6 +438,8 @@ func TestBrowserSensorSettings(t *testing.T) {
 	} else {
 		c.Close()
 	}
+	uiDo(t, ctx, "scroll to the list", chromedp.Evaluate[chromedp.Void](
+		`document.getElementById("list-title").scrollIntoView({block: "start"}); window.scrollBy(0, -24)`))
 	uiScreenshot(t, ctx, "server-list")
 
 	// POP3 with a password: it is saved and never rendered back.

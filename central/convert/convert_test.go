@@ -419,9 +419,26 @@ func TestReadsFillEveryField(t *testing.T) {
 		unset  []string // JSON names of fields the conversion does not fill
 		secret string   // a value that must not appear
 	}{
-		{name: "sensor", got: SensorFromProto(sensor), unset: []string{"online", "node", "last_seen", "config_version", "applied_version", "last_error"}},
+		{name: "sensor", got: SensorFromProto(sensor), unset: []string{"online", "node", "last_seen", "config_version", "applied_version", "last_error",
+			"software_version", "status_at", "healthy", "problems", "smtp_status", "pop3_status", "spool_status", "counters"}},
 		{name: "token", got: TokenFromProto(token), unset: []string{"secret"}, secret: string(token.SecretHash)},
 	}
+	rt := &ospreyv1.SensorRuntime{}
+	fill(rt.ProtoReflect())
+	in := &ospreyv1.IntegrationStatus{}
+	fill(in.ProtoReflect())
+	sp := &ospreyv1.SpoolStatus{}
+	fill(sp.ProtoReflect())
+	tests = append(tests, []struct {
+		name   string
+		got    any
+		unset  []string
+		secret string
+	}{
+		{name: "sensor status", got: func() api.Sensor { v := SensorFromProto(sensor); SensorStatus(&v, rt); return v }(), unset: []string{"config_version"}},
+		{name: "integration status", got: IntegrationStatusFromProto(in)},
+		{name: "spool status", got: SpoolStatusFromProto(sp)},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := json.Marshal(tt.got)
@@ -508,6 +525,10 @@ func fill(m protoreflect.Message) {
 	for i := range fields.Len() {
 		fd := fields.Get(i)
 		switch {
+		case fd.IsMap():
+			mp := m.Mutable(fd).Map()
+			mp.Set(scalar(fd.MapKey(), 1).MapKey(), scalar(fd.MapValue(), 1))
+			mp.Set(scalar(fd.MapKey(), 2).MapKey(), scalar(fd.MapValue(), 2))
 		case fd.IsList():
 			l := m.Mutable(fd).List()
 			l.Append(scalar(fd, 1))
@@ -536,6 +557,8 @@ func scalar(fd protoreflect.FieldDescriptor, n int) protoreflect.Value {
 		return protoreflect.ValueOfUint32(uint32(100 + n))
 	case protoreflect.Uint64Kind:
 		return protoreflect.ValueOfUint64(uint64(100 + n))
+	case protoreflect.Int64Kind:
+		return protoreflect.ValueOfInt64(int64(100 + n))
 	case protoreflect.EnumKind:
 		vals := fd.Enum().Values()
 		return protoreflect.ValueOfEnum(vals.Get(vals.Len() - 1).Number())

@@ -21,8 +21,9 @@ func TenantFromProto(p *ospreyv1.Tenant) api.Tenant {
 }
 
 // SensorFromProto converts the durable record of a sensor for a read. The status fields
-// (Online, Node, LastSeen, ConfigVersion, AppliedVersion, LastError) are not in the record;
-// the caller fills them in from the sensor's status.
+// (Online, Node, LastSeen, ConfigVersion, AppliedVersion, LastError, and the sensor's
+// report: see SensorStatus) are not in the record; the caller fills them in from the
+// sensor's status.
 func SensorFromProto(p *ospreyv1.Sensor) api.Sensor {
 	return api.Sensor{
 		ID:              p.GetId(),
@@ -31,6 +32,7 @@ func SensorFromProto(p *ospreyv1.Sensor) api.Sensor {
 		State:           SensorStateFromProto(p.GetState()),
 		CertFingerprint: p.GetCertFingerprint(),
 		Local:           p.GetLocal(),
+		Type:            SensorType(p.GetLocal()),
 		CreatedAt:       timeFromProto(p.GetCreatedAt()),
 	}
 }

@@ -64,15 +64,7 @@ func (s *Server) sensorView(ctx context.Context, sc store.Scope, sn *ospreyv1.Se
 		return api.Sensor{}, err
 	}
 	v.ConfigVersion = cfg.Version()
-	if st != nil {
-		v.Online = st.GetOnline()
-		v.Node = st.GetNode()
-		if st.GetLastSeen() != nil {
-			v.LastSeen = st.GetLastSeen().AsTime()
-		}
-		v.AppliedVersion = st.GetAppliedVersion()
-		v.LastError = st.GetLastError()
-	}
+	convert.SensorStatus(&v, st)
 	return v, nil
 }
 

@@ -353,11 +353,16 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 				rt.NackVersion = m.Nack.GetRevision()
 			})
 		case *ospreyv1.ConnectRequest_Status:
+			st := boundStatus(m.Status)
 			sess.update(false, func(rt *ospreyv1.SensorRuntime) {
 				rt.LastSeen = seen
-				rt.Counters = m.Status.GetCounters()
-				rt.Healthy = m.Status.GetHealthy()
-				rt.Problems = m.Status.GetProblems()
+				rt.StatusAt = seen
+				rt.Counters = st.GetCounters()
+				rt.Healthy = st.GetHealthy()
+				rt.Problems = st.GetProblems()
+				rt.Smtp = st.GetSmtp()
+				rt.Pop3 = st.GetPop3()
+				rt.Spool = st.GetSpool()
 			})
 			if cert := unconfirmed; cert != nil && m.Status.GetCertFingerprint() == pki.Fingerprint(cert.Raw) {
 				unconfirmed = nil

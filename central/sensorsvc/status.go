@@ -3,6 +3,9 @@ package sensorsvc
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,4 +175,71 @@ func (s *session) close(now time.Time) {
 	s.rt.Online = false
 	s.rt.LastSeen = timestamppb.New(now)
 	s.w.pending[s.rt.GetSensorId()] = store.StatusWrite{Status: proto.Clone(s.rt).(*ospreyv1.SensorRuntime), Offline: true}
+}
+
+// Bounds of what a sensor's status may store: the sensor is trusted with
+// its own status, not with the size of the etcd values that hold it.
+const (
+	maxStatusProblems = 32
+	maxStatusText     = 1024 // bytes of one problem or error
+	maxStatusCounters = 256
+)
+
+// boundStatus returns st cut to the bounds above: a status that exceeds
+// them keeps its first problems and counters (by name), each text cut.
+func boundStatus(st *ospreyv1.SensorStatus) *ospreyv1.SensorStatus {
+	st = proto.CloneOf(st)
+	st.Counters = boundCounters(st.GetCounters())
+	st.Problems = boundTexts(st.GetProblems())
+	for _, in := range []*ospreyv1.IntegrationStatus{st.GetSmtp(), st.GetPop3()} {
+		if in == nil {
+			continue
+		}
+		in.Target = cutText(in.GetTarget())
+		in.LastError = cutText(in.GetLastError())
+		in.Refusals = boundCounters(in.GetRefusals())
+		in.Problems = boundTexts(in.GetProblems())
+	}
+	if sp := st.GetSpool(); sp != nil {
+		sp.Error = cutText(sp.GetError())
+		sp.Problems = boundTexts(sp.GetProblems())
+	}
+	return st
+}
+
+func boundTexts(texts []string) []string {
+	texts = texts[:min(len(texts), maxStatusProblems)]
+	for i, t := range texts {
+		texts[i] = cutText(t)
+	}
+	return texts
+}
+
+func boundCounters(m map[string]uint64) map[string]uint64 {
+	if len(m) <= maxStatusCounters {
+		for k := range m {
+			if len(k) > 128 {
+				delete(m, k)
+			}
+		}
+		return m
+	}
+	out := make(map[string]uint64, maxStatusCounters)
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if len(out) == maxStatusCounters {
+			break
+		}
+		if len(k) <= 128 {
+			out[k] = m[k]
+		}
+	}
+	return out
+}
+
+// cutText cuts s to maxStatusText bytes, on a character boundary.
+func cutText(s string) string {
+	if len(s) <= maxStatusText {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxStatusText], "") + "…"
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/convert"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -30,7 +31,7 @@ type staticFile struct {
 	contentType string
 }
 
-var pageNames = []string{"signin", "sensors", "smtp", "pop3", "alerts", "alert", "rules", "cluster", "users", "tokens", "error"}
+var pageNames = []string{"signin", "sensors", "status", "smtp", "pop3", "alerts", "alert", "rules", "cluster", "users", "tokens", "error"}
 
 func mustParsePages() *pages {
 	p := &pages{byName: map[string]*template.Template{}, static: map[string]staticFile{}}
@@ -65,6 +66,15 @@ func mustParsePages() *pages {
 		"role":  roleName,
 		"state": stateName,
 		"time":  formatTime,
+		"bytes": convert.FormatBytes,
+		"dict": func(kv ...any) map[string]any {
+			m := make(map[string]any, len(kv)/2)
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[kv[i].(string)] = kv[i+1]
+			}
+			return m
+		},
+		"tabs": func(id, current string) sensorTabs { return sensorTabs{ID: id, Current: current} },
 		"isoTime": func(t time.Time) string {
 			if t.IsZero() {
 				return ""

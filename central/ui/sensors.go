@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -24,14 +26,71 @@ type sensorRow struct {
 	ID, Name, Tenant string
 	State            string
 	Local            bool
+	// Type is what the product calls the sensor: the Sensor component of a
+	// Central Node, or a remote sensor.
+	Type             string
+	Fingerprint      string // SHA-256 of the client certificate, hex
+	ShortFingerprint string
 	Online           bool
 	Node             string
 	LastSeen         time.Time
 	LastSeenAgo      string
 	Applied, Stored  int64
 	Sync             string // see syncState
-	LastError        string
-	Software         string
+	// ConfigError is the error of the configuration the sensor refused.
+	ConfigError string
+	// LastError is what fails now (api.Sensor.Faults: a refused
+	// configuration, then SMTP, POP3, the spool), LastErrorAt when it
+	// last happened.
+	LastError   string
+	LastErrorAt time.Time
+	Software    string
+	SMTP, POP3  partState
+	Spool       string // the spool's state: ok, low_disk, failing, unknown
+	// Problems are the sensor's problems, most urgent first; Alerts and
+	// Risks count those of the two most urgent levels.
+	Problems      []api.Problem
+	Alerts, Risks int
+	// Status is the sensor with its status as the API shows it.
+	Status api.Sensor
+}
+
+// partState is an integration's state at a glance: its state and, as a
+// tooltip, what it serves and its error.
+type partState struct {
+	State string `json:"state"` // api.IntegrationState, or "unknown"
+	Title string `json:"title"`
+}
+
+func newPartState(name string, st *api.IntegrationStatus) partState {
+	if st == nil {
+		return partState{State: string(api.IntegrationUnknown), Title: name + ": not reported yet"}
+	}
+	title := name + ": " + string(st.State)
+	if st.Target != "" {
+		title += " · " + st.Target
+	}
+	if st.LastError != "" {
+		title += " · " + st.LastError
+	}
+	return partState{State: string(st.State), Title: title}
+}
+
+// sensorTypeName is the product's name of a sensor type.
+func sensorTypeName(t api.SensorType) string {
+	if t == api.SensorCentralNodeComponent {
+		return "Central node component"
+	}
+	return "Remote sensor"
+}
+
+// shortFingerprint is the start of a fingerprint, to compare by eye; the
+// whole of it is the tooltip and on the sensor's page.
+func shortFingerprint(fp string) string {
+	if len(fp) <= 12 {
+		return fp
+	}
+	return fp[:12] + "…"
 }
 
 // syncState compares the version a sensor applied with the stored one:
@@ -50,22 +109,36 @@ func syncState(applied, stored, nack int64, lastErr string) string {
 }
 
 func newSensorRow(sn *ospreyv1.Sensor, st *ospreyv1.SensorRuntime, now time.Time) sensorRow {
+	v := convert.SensorFromProto(sn)
+	convert.SensorStatus(&v, st)
 	row := sensorRow{
 		ID: sn.GetId(), Name: sn.GetName(), Tenant: sn.GetTenant(),
 		State: stateName(sn.GetState()), Local: sn.GetLocal(),
+		Type:        sensorTypeName(v.Type),
+		Fingerprint: v.CertFingerprint, ShortFingerprint: shortFingerprint(v.CertFingerprint),
+		Online: v.Online, Node: v.Node, LastSeen: v.LastSeen,
+		Applied: v.AppliedVersion, ConfigError: v.LastError, Software: v.SoftwareVersion,
+		SMTP: newPartState("SMTP", v.SMTPStatus), POP3: newPartState("POP3", v.POP3Status),
+		Spool:    string(api.SpoolUnknown),
+		Problems: v.Problems,
+		Status:   v,
 	}
 	if row.Name == "" {
 		row.Name = row.ID
 	}
-	if st != nil {
-		row.Online = st.GetOnline()
-		row.Node = st.GetNode()
-		if st.GetLastSeen() != nil {
-			row.LastSeen = st.GetLastSeen().AsTime()
+	if v.SpoolStatus != nil {
+		row.Spool = string(v.SpoolStatus.State)
+	}
+	if f := v.Faults(); len(f) > 0 {
+		row.LastError, row.LastErrorAt = f[0].Part+": "+f[0].Error, f[0].At
+	}
+	for _, p := range v.Problems {
+		switch p.Level {
+		case api.ProblemAlert:
+			row.Alerts++
+		case api.ProblemRisk:
+			row.Risks++
 		}
-		row.Applied = st.GetAppliedVersion()
-		row.LastError = st.GetLastError()
-		row.Software = st.GetSoftwareVersion()
 	}
 	row.LastSeenAgo = ago(now, row.LastSeen)
 	return row
@@ -87,7 +160,7 @@ func (s *Server) fillStored(ctx context.Context, sc store.Scope, rows []sensorRo
 			}
 			rows[i].Stored = cfg.Version()
 			st := statuses[rows[i].ID]
-			rows[i].Sync = syncState(rows[i].Applied, rows[i].Stored, st.GetNackVersion(), rows[i].LastError)
+			rows[i].Sync = syncState(rows[i].Applied, rows[i].Stored, st.GetNackVersion(), rows[i].ConfigError)
 			return nil
 		})
 	}
@@ -223,16 +296,21 @@ func (s *Server) sensorList(w http.ResponseWriter, r *http.Request, req *request
 
 // liveSensor is one sensor in the server list's live update.
 type liveSensor struct {
-	ID          string `json:"id"`
-	State       string `json:"state"`
-	Online      bool   `json:"online"`
-	Node        string `json:"node"`
-	LastSeen    string `json:"last_seen"`
-	LastSeenAgo string `json:"last_seen_ago"`
-	Applied     int64  `json:"applied_version"`
-	Stored      int64  `json:"config_version"`
-	Sync        string `json:"sync"`
-	LastError   string `json:"last_error"`
+	ID          string        `json:"id"`
+	State       string        `json:"state"`
+	Online      bool          `json:"online"`
+	Node        string        `json:"node"`
+	LastSeen    string        `json:"last_seen"`
+	LastSeenAgo string        `json:"last_seen_ago"`
+	Applied     int64         `json:"applied_version"`
+	Stored      int64         `json:"config_version"`
+	Sync        string        `json:"sync"`
+	LastError   string        `json:"last_error"`
+	LastErrorAt string        `json:"last_error_at"`
+	SMTP        partState     `json:"smtp"`
+	POP3        partState     `json:"pop3"`
+	Spool       string        `json:"spool"`
+	Problems    []api.Problem `json:"problems"`
 }
 
 type liveList struct {
@@ -281,11 +359,19 @@ func (s *Server) sensorStatus(w http.ResponseWriter, r *http.Request, req *reque
 		return err
 	}
 	for _, row := range rows {
-		out.Sensors = append(out.Sensors, liveSensor{
+		ls := liveSensor{
 			ID: row.ID, State: row.State, Online: row.Online, Node: row.Node,
 			LastSeen: formatTime(row.LastSeen), LastSeenAgo: row.LastSeenAgo,
 			Applied: row.Applied, Stored: row.Stored, Sync: row.Sync, LastError: row.LastError,
-		})
+			SMTP: row.SMTP, POP3: row.POP3, Spool: row.Spool, Problems: row.Problems,
+		}
+		if !row.LastErrorAt.IsZero() {
+			ls.LastErrorAt = formatTime(row.LastErrorAt)
+		}
+		if ls.Problems == nil {
+			ls.Problems = []api.Problem{} // the page's script expects a list
+		}
+		out.Sensors = append(out.Sensors, ls)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

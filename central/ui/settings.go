@@ -26,8 +26,7 @@ import (
 // sensorHead is the summary above a sensor's settings.
 type sensorHead struct {
 	sensorRow
-	Fingerprint string
-	Created     string
+	Created string
 }
 
 func (s *Server) sensorHead(r *http.Request, req *request, id string) (sensorHead, error) {
@@ -43,9 +42,9 @@ func (s *Server) sensorHead(r *http.Request, req *request, id string) (sensorHea
 	if err != nil {
 		return sensorHead{}, err
 	}
-	h := sensorHead{sensorRow: newSensorRow(sn, st, s.now()), Fingerprint: sn.GetCertFingerprint(), Created: "unknown"}
+	h := sensorHead{sensorRow: newSensorRow(sn, st, s.now()), Created: "unknown"}
 	h.Stored = cfg.Version()
-	h.Sync = syncState(h.Applied, h.Stored, st.GetNackVersion(), h.LastError)
+	h.Sync = syncState(h.Applied, h.Stored, st.GetNackVersion(), h.ConfigError)
 	if sn.GetCreatedAt() != nil {
 		h.Created = formatTime(sn.GetCreatedAt().AsTime())
 	}
@@ -57,7 +56,21 @@ func (s *Server) sensorHome(w http.ResponseWriter, r *http.Request, req *request
 	if _, _, err := s.store.GetSensor(r.Context(), req.scope, id); err != nil {
 		return err
 	}
-	redirect(w, r, "/sensors/"+url.PathEscape(id)+"/smtp")
+	redirect(w, r, "/sensors/"+url.PathEscape(id)+"/status")
+	return nil
+}
+
+// sensorTabs names a sensor and the section of its page shown.
+type sensorTabs struct{ ID, Current string }
+
+// statusPage shows what a sensor reports of itself: its problems, and the
+// state of its SMTP and POP3 integrations and of its spool.
+func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, req *request) error {
+	head, err := s.sensorHead(r, req, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.render(w, http.StatusOK, req, "status", page{Title: head.Name + " · Status", Nav: "sensors", Data: settingsData{Sensor: head}})
 	return nil
 }
 

@@ -125,6 +125,7 @@ func routes() []route {
 		{"POST", "/sensors/{id}/reject", writer, false, (*Server).rejectSensor},
 		{"POST", "/sensors/{id}/revoke", writer, false, (*Server).revokeSensor},
 		{"GET", "/sensors/{id}", reader, false, (*Server).sensorHome},
+		{"GET", "/sensors/{id}/status", reader, false, (*Server).statusPage},
 		{"GET", "/sensors/{id}/smtp", reader, false, (*Server).smtpPage},
 		{"POST", "/sensors/{id}/smtp", writer, false, (*Server).applySMTP},
 		{"GET", "/sensors/{id}/pop3", reader, false, (*Server).pop3Page},

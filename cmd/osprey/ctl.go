@@ -21,7 +21,8 @@ Commands:
   tenants list
   tenants create ID [NAME]
   sensors list
-  sensor get ID
+  sensor get ID                       the sensor and its status, as JSON
+  sensor status ID                    the same for a person: problems, errors and their times
   sensor approve|revoke ID
   sensor smtp get ID
   sensor smtp set ID --file smtp.json
@@ -46,6 +47,11 @@ so a concurrent change is refused rather than overwritten. A "--file -" reads
 standard input. "sensors list" shows the start of each sensor's certificate
 fingerprint (SHA-256), "sensor get" all of it (cert_fingerprint): compare it
 with the one the sensor printed at enrollment before "sensor approve".
+"sensors list" shows each sensor's TYPE (central: the Sensor component of a
+Central Node; remote), the state of its SMTP and POP3 integrations
+(listening, polling, failing, waiting_lock, disabled) and of its SPOOL (ok,
+low_disk, failing), the count of its PROBLEMS by level, and what fails now
+(LAST ERROR: a refused configuration, then smtp, pop3 or spool).
 
 The API's certificate is verified against the system's CAs, or --tls-ca; a
 node's self-signed certificate can be pinned instead with --tls-fingerprint,
@@ -159,12 +165,27 @@ func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) e
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tTENANT\tSTATE\tONLINE\tCONFIG\tAPPLIED\tFINGERPRINT\tLAST ERROR")
+		fmt.Fprintln(tw, "ID\tNAME\tTYPE\tTENANT\tSTATE\tONLINE\tSMTP\tPOP3\tSPOOL\tCONFIG\tAPPLIED\tFINGERPRINT\tPROBLEMS\tLAST ERROR")
 		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%d\t%s\t%s\n", s.ID, s.Name, s.Tenant, s.State, s.Online, s.ConfigVersion, s.AppliedVersion,
-				shortFingerprint(s.CertFingerprint), s.LastError)
+			lastErr := "-"
+			if f := s.Faults(); len(f) > 0 {
+				lastErr = f[0].Part + ": " + f[0].Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.Name, shortType(s.Type), s.Tenant, s.State, s.Online,
+				integrationState(s.SMTPStatus), integrationState(s.POP3Status), spoolState(s.SpoolStatus),
+				s.ConfigVersion, s.AppliedVersion, shortFingerprint(s.CertFingerprint), problemCounts(s.Problems), oneLine(lastErr))
 		}
 		return tw.Flush()
+	case "sensor status":
+		id, err := arg(1, "ID")
+		if err != nil {
+			return err
+		}
+		s, err := c.Sensor(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printSensorStatus(out, s)
 	case "sensor get", "sensor approve", "sensor revoke":
 		id, err := arg(1, "ID")
 		if err != nil {

@@ -51,6 +51,12 @@ type Options struct {
 	// StatusInterval is how often status is sent; zero means
 	// [DefaultStatusInterval].
 	StatusInterval time.Duration
+	// StatusChanged, when set, makes the agent send its status at once
+	// (while a stream is up) whenever it receives: a source whose state
+	// changed sends on it (without blocking, into a buffer of one), so
+	// that the operator learns of a failure without waiting for the next
+	// periodic status.
+	StatusChanged <-chan struct{}
 	// Logger receives the agent's log lines, tagged component=agent; nil
 	// discards them.
 	Logger *slog.Logger

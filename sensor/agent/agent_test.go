@@ -735,3 +735,44 @@ func TestPeriodicStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusChangedSendsAtOnce: with an hour between periodic reports, a
+// source whose state changed has the status sent at once, with the SMTP,
+// POP3 and spool reports of the first source that has each.
+func TestStatusChangedSendsAtOnce(t *testing.T) {
+	srv := centraltest.NewServer(t, centraltest.Options{})
+	dir, _ := enroll(t, srv, true)
+	var failing atomic.Bool
+	changed := make(chan struct{}, 1)
+	startAgent(t, Options{
+		DataDir:        dir,
+		Applier:        &recorder{},
+		StatusInterval: time.Hour,
+		StatusChanged:  changed,
+		StatusSources: []StatusSource{
+			statusFunc(func() *ospreyv1.SensorStatus {
+				st := &ospreyv1.SensorStatus{Healthy: true, Pop3: &ospreyv1.IntegrationStatus{State: ospreyv1.IntegrationState_INTEGRATION_STATE_POLLING}}
+				if failing.Load() {
+					st.Pop3 = &ospreyv1.IntegrationStatus{State: ospreyv1.IntegrationState_INTEGRATION_STATE_FAILING, LastError: "connection refused"}
+				}
+				return st
+			}),
+			statusFunc(func() *ospreyv1.SensorStatus {
+				return &ospreyv1.SensorStatus{Healthy: true, Smtp: &ospreyv1.IntegrationStatus{State: ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING},
+					Pop3: &ospreyv1.IntegrationStatus{Target: "not the first"}, Spool: &ospreyv1.SpoolStatus{State: ospreyv1.SpoolState_SPOOL_STATE_OK}}
+			}),
+		},
+	})
+	st := srv.NextStream(t)
+	st.SendConfig(t, config(1, "127.0.0.1:2525"))
+	st.Next(t)
+	if got := st.NextStatus(t); got.GetPop3().GetState() != ospreyv1.IntegrationState_INTEGRATION_STATE_POLLING ||
+		got.GetSmtp().GetState() != ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING || got.GetSpool().GetState() != ospreyv1.SpoolState_SPOOL_STATE_OK {
+		t.Errorf("status after apply: %v", got)
+	}
+	failing.Store(true)
+	changed <- struct{}{}
+	if got := st.NextStatus(t); got.GetPop3().GetLastError() != "connection refused" {
+		t.Errorf("status after the change: %v, want POP3 failing", got)
+	}
+}

@@ -75,8 +75,9 @@ type StatusSource interface {
 }
 
 // mergeStatus combines the sources' reports: counters are added up by name,
-// the sensor is healthy when every source is, and problems are listed in
-// order.
+// the sensor is healthy when every source is, problems are listed in
+// order, and the SMTP, POP3 and spool reports are the first source's that
+// has one.
 func mergeStatus(sources []StatusSource) *ospreyv1.SensorStatus {
 	out := &ospreyv1.SensorStatus{Counters: map[string]uint64{}, Healthy: true}
 	for _, src := range sources {
@@ -89,6 +90,15 @@ func mergeStatus(sources []StatusSource) *ospreyv1.SensorStatus {
 		}
 		out.Healthy = out.Healthy && st.GetHealthy()
 		out.Problems = append(out.Problems, st.GetProblems()...)
+		if out.Smtp == nil {
+			out.Smtp = st.GetSmtp()
+		}
+		if out.Pop3 == nil {
+			out.Pop3 = st.GetPop3()
+		}
+		if out.Spool == nil {
+			out.Spool = st.GetSpool()
+		}
 	}
 	return out
 }

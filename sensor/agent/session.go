@@ -212,6 +212,11 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 			if !up.IsZero() {
 				s.sendStatus()
 			}
+		case <-a.opts.StatusChanged:
+			if !up.IsZero() {
+				s.sendStatus()
+				statusTick.Reset(a.interval)
+			}
 		case <-renewTimer.C:
 			renewTimer.Reset(s.renew())
 		}

@@ -95,13 +95,21 @@
 // # Failures, backoff and alerts
 //
 // A session that fails is retried after Options.MinBackoff (5 s),
-// doubling up to Options.MaxBackoff (5 min). Its error is the status's
+// doubling up to Options.MaxBackoff (5 min), and never later than the
+// poll interval, so that the status clears within an interval once the
+// fault is gone. Its error is the status's
 // first problem ("pop3 alice@mail.example.com:995: login: ... [AUTH]
 // Authentication failed."), and the sensor is reported unhealthy. Once
 // failures have lasted Options.AlertAfter (default one hour) without a
 // successful session, the problem list starts with a line that begins with
 // "ALERT:" and the poller logs it at error level, once per failure streak:
 // the central surfaces problems that start with "ALERT:" to the operator.
+// Status also reports the integration as a whole (IntegrationStatus: its
+// state, the error of the current failure streak and when it happened,
+// the last successful session, the messages taken, what was left on the
+// server, and these problems), and Options.Notify is called when that
+// changes in a way the operator should learn at once, so that the sensor
+// sends its status then rather than at its next periodic report.
 //
 // Other problems: "RISK:" while the certificate policy is accept_any (the
 // certificate is not checked) or TLS is off (the password crosses the

@@ -62,6 +62,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of the failure durations; nil means time.Now.
 	Now func() time.Time
+	// Notify, when set, is called when what Status reports changed in a
+	// way the operator should learn at once rather than at the next
+	// periodic status: a session failed with a new error, sessions work
+	// again, an alert was raised, the poller started or stopped waiting
+	// for the mailbox lock. It is called from the poller's goroutine,
+	// without its lock held, and must not block.
+	Notify func()
 
 	// BatchMessages and BatchBytes bound what one session retrieves; 0
 	// means DefaultBatchMessages and DefaultBatchBytes.
@@ -160,8 +167,11 @@ type known struct {
 // status is what Status reports.
 type status struct {
 	polled, spooled, deleted, errors uint64
+	spooledBytes                     uint64 // by the server's LIST sizes
 
-	lastErr      error
+	lastSuccess  time.Time // the end of the last session that succeeded
+	lastErr      error     // of the current failure streak; nil when none
+	lastErrAt    time.Time
 	failingSince time.Time
 	failures     int
 	alerted      bool
@@ -252,7 +262,7 @@ func (p *Poller) Apply(_ context.Context, cfg *ospreyv1.SensorConfig) error {
 	p.st.certWarning = ""
 	p.st.tooLarge = nil
 	if j == nil {
-		p.st.lastErr, p.st.failingSince, p.st.alerted = nil, time.Time{}, false
+		p.st.lastErr, p.st.lastErrAt, p.st.failingSince, p.st.alerted = nil, time.Time{}, time.Time{}, false
 	}
 	select {
 	case p.wake <- struct{}{}:
@@ -365,14 +375,18 @@ func (p *Poller) runMailbox(ctx context.Context, mailbox string, stop <-chan str
 		if stopped() || isClosed(lost) {
 			return
 		}
+		// A failing mailbox is tried again at least as often as a working
+		// one is polled, so that the status clears within an interval of
+		// the fault's end.
+		interval := time.Duration(j.cfg.GetIntervalSeconds()) * time.Second
 		var d time.Duration
 		switch {
 		case err != nil:
-			d = p.backoff()
+			d = min(p.backoff(), max(interval, p.opts.MinBackoff))
 		case res.more:
 			d = 0
 		default:
-			d = time.Duration(j.cfg.GetIntervalSeconds()) * time.Second
+			d = interval
 		}
 		if d > 0 && !p.wait(ctx, stop, lost, d) {
 			return
@@ -398,8 +412,12 @@ func (p *Poller) acquire(ctx context.Context, mailbox string, stop <-chan struct
 
 func (p *Poller) setWaitingLock(v bool) {
 	p.mu.Lock()
+	changed := p.st.waitingLock != v
 	p.st.waitingLock = v
 	p.mu.Unlock()
+	if changed {
+		p.notify()
+	}
 }
 
 // wait waits d, and reports false when polling must stop instead. A new

@@ -212,6 +212,7 @@ func (p *Poller) session(ctx context.Context, j *job, stop, lost <-chan struct{}
 			}
 			p.mu.Lock()
 			p.st.spooled++
+			p.st.spooledBytes += uint64(m.Size)
 			if sumKey != "" {
 				p.addHashLocked(sumKey)
 			}

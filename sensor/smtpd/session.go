@@ -200,6 +200,7 @@ func (s *session) receive(r io.Reader, checked bool) error {
 	s.c.errs.Store(0)
 	s.srv.stats.accepted.Add(1)
 	s.srv.stats.acceptedBytes.Add(uint64(size))
+	s.srv.stats.lastAccepted.Store(s.srv.now().UnixNano())
 	s.c.log.Info("message accepted", "id", id, "trace", trace, "from", from, "rcpts", len(rcpts), "bytes", size, "tls", tlsState != nil)
 	// go-smtp writes an *SMTPError as it is, so this carries the spool id
 	// to the client, where it ends up in the sending MTA's log.

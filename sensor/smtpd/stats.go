@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,6 +18,8 @@ type Stats struct {
 	// stored (the Received header included).
 	Accepted      uint64
 	AcceptedBytes uint64
+	// LastAccepted is when the last message was spooled; zero if none was.
+	LastAccepted time.Time
 	// Rejected counts refusals by reason; every reason is present:
 	// client_refused, connection_limit, client_connection_limit,
 	// spool_unavailable, tls_required, tls_invalid_client_certificate,
@@ -33,6 +36,7 @@ type counters struct {
 	active        atomic.Int64
 	accepted      atomic.Uint64
 	acceptedBytes atomic.Uint64
+	lastAccepted  atomic.Int64 // Unix nanoseconds; 0 if none
 	rejected      [numReasons]atomic.Uint64
 }
 
@@ -45,6 +49,9 @@ func (c *counters) snapshot() Stats {
 		Accepted:      c.accepted.Load(),
 		AcceptedBytes: c.acceptedBytes.Load(),
 		Rejected:      make(map[string]uint64, numReasons),
+	}
+	if ns := c.lastAccepted.Load(); ns != 0 {
+		s.LastAccepted = time.Unix(0, ns)
 	}
 	for r := range numReasons {
 		s.Rejected[r.String()] = c.rejected[r].Load()

@@ -156,6 +156,28 @@
     if (title !== undefined) el.title = title;
   }
 
+  // setPart shows an integration's state, as the "partbadge" template does.
+  function setPart(cell, part) {
+    if (!cell || !part) return;
+    var el = cell.querySelector('.badge');
+    setBadge(el, 'part-' + part.state, part.state === 'waiting_lock' ? 'waiting for lock' : part.state === 'unknown' ? '—' : part.state);
+    if (el) el.title = part.title;
+  }
+
+  // setProblems lists the ALERT and RISK problems, as the list template does.
+  function setProblems(list, problems) {
+    if (!list) return;
+    list.textContent = '';
+    problems.forEach(function (p) {
+      if (p.level !== 'alert' && p.level !== 'risk') return;
+      var li = document.createElement('li');
+      li.className = 'problem problem-' + p.level;
+      li.title = p.text;
+      li.textContent = p.text;
+      list.appendChild(li);
+    });
+  }
+
   function update(data) {
     data.sensors.forEach(function (s) {
       var row = table.querySelector('tr[data-sensor="' + CSS.escape(s.id) + '"]');
@@ -168,7 +190,10 @@
       setText(q('last_seen'), s.last_seen_ago, s.last_seen);
       setText(q('applied'), String(s.applied_version));
       setText(q('stored'), String(s.config_version));
-      setText(q('last_error'), s.last_error || '');
+      setText(q('last_error'), s.last_error || '', s.last_error_at || '');
+      setPart(q('smtp'), s.smtp);
+      setPart(q('pop3'), s.pop3);
+      setProblems(q('problems'), s.problems || []);
     });
     table.setAttribute('data-updated', String(Date.now()));
     var pending = Number(table.getAttribute('data-pending'));

@@ -111,7 +111,13 @@ type SensorRuntime struct {
 	Healthy         bool              `protobuf:"varint,12,opt,name=healthy,proto3" json:"healthy,omitempty"`
 	Problems        []string          `protobuf:"bytes,13,rep,name=problems,proto3" json:"problems,omitempty"`
 	// cert_not_after is when the sensor's current client certificate expires.
-	CertNotAfter  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
+	CertNotAfter *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
+	// smtp, pop3 and spool are the sensor's last report of them
+	// (SensorStatus); status_at is when it came.
+	Smtp          *IntegrationStatus     `protobuf:"bytes,15,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	Pop3          *IntegrationStatus     `protobuf:"bytes,16,opt,name=pop3,proto3" json:"pop3,omitempty"`
+	Spool         *SpoolStatus           `protobuf:"bytes,17,opt,name=spool,proto3" json:"spool,omitempty"`
+	StatusAt      *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=status_at,json=statusAt,proto3" json:"status_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,17 +250,45 @@ func (x *SensorRuntime) GetCertNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SensorRuntime) GetSmtp() *IntegrationStatus {
+	if x != nil {
+		return x.Smtp
+	}
+	return nil
+}
+
+func (x *SensorRuntime) GetPop3() *IntegrationStatus {
+	if x != nil {
+		return x.Pop3
+	}
+	return nil
+}
+
+func (x *SensorRuntime) GetSpool() *SpoolStatus {
+	if x != nil {
+		return x.Spool
+	}
+	return nil
+}
+
+func (x *SensorRuntime) GetStatusAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusAt
+	}
+	return nil
+}
+
 var File_osprey_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x17osprey/v1/cluster.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n" +
+	"\x17osprey/v1/cluster.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/sensor.proto\"\x80\x01\n" +
 	"\tClusterCA\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\tR\acertPem\x12\x1d\n" +
 	"\n" +
 	"sealed_key\x18\x02 \x01(\fR\tsealedKey\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xf7\x04\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xc2\x06\n" +
 	"\rSensorRuntime\x12\x1b\n" +
 	"\tsensor_id\x18\x01 \x01(\tR\bsensorId\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x16\n" +
@@ -271,7 +305,11 @@ const file_osprey_v1_cluster_proto_rawDesc = "" +
 	"\bcounters\x18\v \x03(\v2&.osprey.v1.SensorRuntime.CountersEntryR\bcounters\x12\x18\n" +
 	"\ahealthy\x18\f \x01(\bR\ahealthy\x12\x1a\n" +
 	"\bproblems\x18\r \x03(\tR\bproblems\x12@\n" +
-	"\x0ecert_not_after\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\x1a;\n" +
+	"\x0ecert_not_after\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\x120\n" +
+	"\x04smtp\x18\x0f \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04smtp\x120\n" +
+	"\x04pop3\x18\x10 \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04pop3\x12,\n" +
+	"\x05spool\x18\x11 \x01(\v2\x16.osprey.v1.SpoolStatusR\x05spool\x127\n" +
+	"\tstatus_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\bstatusAt\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01B6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
@@ -294,6 +332,8 @@ var file_osprey_v1_cluster_proto_goTypes = []any{
 	(*SensorRuntime)(nil),         // 1: osprey.v1.SensorRuntime
 	nil,                           // 2: osprey.v1.SensorRuntime.CountersEntry
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*IntegrationStatus)(nil),     // 4: osprey.v1.IntegrationStatus
+	(*SpoolStatus)(nil),           // 5: osprey.v1.SpoolStatus
 }
 var file_osprey_v1_cluster_proto_depIdxs = []int32{
 	3, // 0: osprey.v1.ClusterCA.created_at:type_name -> google.protobuf.Timestamp
@@ -301,11 +341,15 @@ var file_osprey_v1_cluster_proto_depIdxs = []int32{
 	3, // 2: osprey.v1.SensorRuntime.last_seen:type_name -> google.protobuf.Timestamp
 	2, // 3: osprey.v1.SensorRuntime.counters:type_name -> osprey.v1.SensorRuntime.CountersEntry
 	3, // 4: osprey.v1.SensorRuntime.cert_not_after:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	4, // 5: osprey.v1.SensorRuntime.smtp:type_name -> osprey.v1.IntegrationStatus
+	4, // 6: osprey.v1.SensorRuntime.pop3:type_name -> osprey.v1.IntegrationStatus
+	5, // 7: osprey.v1.SensorRuntime.spool:type_name -> osprey.v1.SpoolStatus
+	3, // 8: osprey.v1.SensorRuntime.status_at:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_cluster_proto_init() }
@@ -313,6 +357,7 @@ func file_osprey_v1_cluster_proto_init() {
 	if File_osprey_v1_cluster_proto != nil {
 		return
 	}
+	file_osprey_v1_sensor_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

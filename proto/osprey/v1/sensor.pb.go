@@ -31,6 +31,131 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// IntegrationState is what an integration of a sensor does now.
+type IntegrationState int32
+
+const (
+	// INTEGRATION_STATE_UNSPECIFIED: not reported (a sensor too old to say,
+	// or one that never connected).
+	IntegrationState_INTEGRATION_STATE_UNSPECIFIED IntegrationState = 0
+	// INTEGRATION_STATE_DISABLED: the configuration turns it off.
+	IntegrationState_INTEGRATION_STATE_DISABLED IntegrationState = 1
+	// INTEGRATION_STATE_LISTENING: SMTP listens and can take mail.
+	IntegrationState_INTEGRATION_STATE_LISTENING IntegrationState = 2
+	// INTEGRATION_STATE_POLLING: POP3 polls, and its last session succeeded
+	// (or none has ended yet).
+	IntegrationState_INTEGRATION_STATE_POLLING IntegrationState = 3
+	// INTEGRATION_STATE_FAILING: POP3 sessions fail, or SMTP turns mail away
+	// because the spool cannot take it; last_error says why.
+	IntegrationState_INTEGRATION_STATE_FAILING IntegrationState = 4
+	// INTEGRATION_STATE_WAITING_LOCK: POP3 waits for the mailbox lock while
+	// another central node's sensor component polls the mailbox.
+	IntegrationState_INTEGRATION_STATE_WAITING_LOCK IntegrationState = 5
+)
+
+// Enum value maps for IntegrationState.
+var (
+	IntegrationState_name = map[int32]string{
+		0: "INTEGRATION_STATE_UNSPECIFIED",
+		1: "INTEGRATION_STATE_DISABLED",
+		2: "INTEGRATION_STATE_LISTENING",
+		3: "INTEGRATION_STATE_POLLING",
+		4: "INTEGRATION_STATE_FAILING",
+		5: "INTEGRATION_STATE_WAITING_LOCK",
+	}
+	IntegrationState_value = map[string]int32{
+		"INTEGRATION_STATE_UNSPECIFIED":  0,
+		"INTEGRATION_STATE_DISABLED":     1,
+		"INTEGRATION_STATE_LISTENING":    2,
+		"INTEGRATION_STATE_POLLING":      3,
+		"INTEGRATION_STATE_FAILING":      4,
+		"INTEGRATION_STATE_WAITING_LOCK": 5,
+	}
+)
+
+func (x IntegrationState) Enum() *IntegrationState {
+	p := new(IntegrationState)
+	*p = x
+	return p
+}
+
+func (x IntegrationState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IntegrationState) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[0].Descriptor()
+}
+
+func (IntegrationState) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[0]
+}
+
+func (x IntegrationState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IntegrationState.Descriptor instead.
+func (IntegrationState) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{0}
+}
+
+// SpoolState is whether a sensor's spool can take mail.
+type SpoolState int32
+
+const (
+	SpoolState_SPOOL_STATE_UNSPECIFIED SpoolState = 0
+	SpoolState_SPOOL_STATE_OK          SpoolState = 1
+	// SPOOL_STATE_LOW_DISK: the file system's free space is below the floor:
+	// SMTP answers 421 and POP3 mail stays on its server.
+	SpoolState_SPOOL_STATE_LOW_DISK SpoolState = 2
+	// SPOOL_STATE_FAILING: the spool cannot write (an I/O error, full).
+	SpoolState_SPOOL_STATE_FAILING SpoolState = 3
+)
+
+// Enum value maps for SpoolState.
+var (
+	SpoolState_name = map[int32]string{
+		0: "SPOOL_STATE_UNSPECIFIED",
+		1: "SPOOL_STATE_OK",
+		2: "SPOOL_STATE_LOW_DISK",
+		3: "SPOOL_STATE_FAILING",
+	}
+	SpoolState_value = map[string]int32{
+		"SPOOL_STATE_UNSPECIFIED": 0,
+		"SPOOL_STATE_OK":          1,
+		"SPOOL_STATE_LOW_DISK":    2,
+		"SPOOL_STATE_FAILING":     3,
+	}
+)
+
+func (x SpoolState) Enum() *SpoolState {
+	p := new(SpoolState)
+	*p = x
+	return p
+}
+
+func (x SpoolState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SpoolState) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[1].Descriptor()
+}
+
+func (SpoolState) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[1]
+}
+
+func (x SpoolState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SpoolState.Descriptor instead.
+func (SpoolState) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{1}
+}
+
 // MailSource says how a message reached the sensor.
 type MailSource int32
 
@@ -65,11 +190,11 @@ func (x MailSource) String() string {
 }
 
 func (MailSource) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_sensor_proto_enumTypes[0].Descriptor()
+	return file_osprey_v1_sensor_proto_enumTypes[2].Descriptor()
 }
 
 func (MailSource) Type() protoreflect.EnumType {
-	return &file_osprey_v1_sensor_proto_enumTypes[0]
+	return &file_osprey_v1_sensor_proto_enumTypes[2]
 }
 
 func (x MailSource) Number() protoreflect.EnumNumber {
@@ -78,7 +203,7 @@ func (x MailSource) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MailSource.Descriptor instead.
 func (MailSource) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{0}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{2}
 }
 
 // EnrollRequest carries the join token's id and secret and a PKCS#10 CSR.
@@ -624,8 +749,14 @@ type SensorStatus struct {
 	// the stream was opened with: it tells the central the renewed
 	// certificate arrived.
 	CertFingerprint string `protobuf:"bytes,4,opt,name=cert_fingerprint,json=certFingerprint,proto3" json:"cert_fingerprint,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// smtp, pop3 and spool say the same as counters and problems, per part
+	// of the sensor and with times, for the server list, the API and the
+	// CLI. A sensor too old to send them leaves them unset.
+	Smtp          *IntegrationStatus `protobuf:"bytes,5,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	Pop3          *IntegrationStatus `protobuf:"bytes,6,opt,name=pop3,proto3" json:"pop3,omitempty"`
+	Spool         *SpoolStatus       `protobuf:"bytes,7,opt,name=spool,proto3" json:"spool,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SensorStatus) Reset() {
@@ -686,6 +817,265 @@ func (x *SensorStatus) GetCertFingerprint() string {
 	return ""
 }
 
+func (x *SensorStatus) GetSmtp() *IntegrationStatus {
+	if x != nil {
+		return x.Smtp
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetPop3() *IntegrationStatus {
+	if x != nil {
+		return x.Pop3
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetSpool() *SpoolStatus {
+	if x != nil {
+		return x.Spool
+	}
+	return nil
+}
+
+// IntegrationStatus is the state of one integration (SMTP or POP3) of a
+// sensor.
+type IntegrationStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State IntegrationState       `protobuf:"varint,1,opt,name=state,proto3,enum=osprey.v1.IntegrationState" json:"state,omitempty"`
+	// target is what the integration serves: the SMTP listen address, or the
+	// POP3 mailbox as user@server:port.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// last_error is the last failure (a POP3 session, the spool turning SMTP
+	// mail away), kept after recovery; last_error_at says when it happened.
+	LastError   string                 `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
+	// last_success_at is the end of the last successful POP3 session, or the
+	// time SMTP last accepted a message.
+	LastSuccessAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_success_at,json=lastSuccessAt,proto3" json:"last_success_at,omitempty"`
+	// failures counts the failures in a row (POP3), since failing_since.
+	Failures     uint32                 `protobuf:"varint,6,opt,name=failures,proto3" json:"failures,omitempty"`
+	FailingSince *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	// messages counts the messages taken into the spool since the sensor
+	// started, bytes their size.
+	Messages uint64 `protobuf:"varint,8,opt,name=messages,proto3" json:"messages,omitempty"`
+	Bytes    uint64 `protobuf:"varint,9,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// refusals counts what was turned away since the sensor started, by
+	// reason (SMTP: the smtpd reasons, as client_refused or
+	// message_too_large; POP3: too_large, messages left on the server).
+	Refusals map[string]uint64 `protobuf:"bytes,10,rep,name=refusals,proto3" json:"refusals,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// problems are the status problems that belong to this integration
+	// ("RISK: ...", "ALERT: ...", notes), as in SensorStatus.problems.
+	Problems      []string `protobuf:"bytes,11,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntegrationStatus) Reset() {
+	*x = IntegrationStatus{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntegrationStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntegrationStatus) ProtoMessage() {}
+
+func (x *IntegrationStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntegrationStatus.ProtoReflect.Descriptor instead.
+func (*IntegrationStatus) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *IntegrationStatus) GetState() IntegrationState {
+	if x != nil {
+		return x.State
+	}
+	return IntegrationState_INTEGRATION_STATE_UNSPECIFIED
+}
+
+func (x *IntegrationStatus) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *IntegrationStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *IntegrationStatus) GetLastErrorAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorAt
+	}
+	return nil
+}
+
+func (x *IntegrationStatus) GetLastSuccessAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessAt
+	}
+	return nil
+}
+
+func (x *IntegrationStatus) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *IntegrationStatus) GetFailingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailingSince
+	}
+	return nil
+}
+
+func (x *IntegrationStatus) GetMessages() uint64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *IntegrationStatus) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *IntegrationStatus) GetRefusals() map[string]uint64 {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+func (x *IntegrationStatus) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+// SpoolStatus is the state of a sensor's spool: the mail taken and not yet
+// uploaded, and the disk it lives on.
+type SpoolStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State SpoolState             `protobuf:"varint,1,opt,name=state,proto3,enum=osprey.v1.SpoolState" json:"state,omitempty"`
+	// error says why the state is not OK.
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// messages and bytes wait for upload to a central node.
+	Messages uint64 `protobuf:"varint,3,opt,name=messages,proto3" json:"messages,omitempty"`
+	Bytes    uint64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// free_bytes is the free space of the spool's file system;
+	// min_free_bytes the floor below which the sensor takes no mail.
+	FreeBytes     uint64   `protobuf:"varint,5,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	MinFreeBytes  uint64   `protobuf:"varint,6,opt,name=min_free_bytes,json=minFreeBytes,proto3" json:"min_free_bytes,omitempty"`
+	Problems      []string `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpoolStatus) Reset() {
+	*x = SpoolStatus{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpoolStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpoolStatus) ProtoMessage() {}
+
+func (x *SpoolStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpoolStatus.ProtoReflect.Descriptor instead.
+func (*SpoolStatus) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SpoolStatus) GetState() SpoolState {
+	if x != nil {
+		return x.State
+	}
+	return SpoolState_SPOOL_STATE_UNSPECIFIED
+}
+
+func (x *SpoolStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SpoolStatus) GetMessages() uint64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *SpoolStatus) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SpoolStatus) GetFreeBytes() uint64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *SpoolStatus) GetMinFreeBytes() uint64 {
+	if x != nil {
+		return x.MinFreeBytes
+	}
+	return 0
+}
+
+func (x *SpoolStatus) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 // RenewRequest asks for a fresh client certificate for a new key.
 type RenewRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -696,7 +1086,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +1098,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +1111,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{8}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -746,7 +1136,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1148,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1161,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{9}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -844,7 +1234,7 @@ type CertificatePolicy struct {
 
 func (x *CertificatePolicy) Reset() {
 	*x = CertificatePolicy{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1246,7 @@ func (x *CertificatePolicy) String() string {
 func (*CertificatePolicy) ProtoMessage() {}
 
 func (x *CertificatePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1259,7 @@ func (x *CertificatePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatePolicy.ProtoReflect.Descriptor instead.
 func (*CertificatePolicy) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{10}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CertificatePolicy) GetRenewFromPercent() uint32 {
@@ -896,7 +1286,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1298,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1311,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{11}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RenewResponse) GetCertificate() []byte {
@@ -949,7 +1339,7 @@ type ReissueRequest struct {
 
 func (x *ReissueRequest) Reset() {
 	*x = ReissueRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1351,7 @@ func (x *ReissueRequest) String() string {
 func (*ReissueRequest) ProtoMessage() {}
 
 func (x *ReissueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1364,7 @@ func (x *ReissueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueRequest.ProtoReflect.Descriptor instead.
 func (*ReissueRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{12}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReissueRequest) GetCertificate() []byte {
@@ -1020,7 +1410,7 @@ type ReissueResponse struct {
 
 func (x *ReissueResponse) Reset() {
 	*x = ReissueResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1422,7 @@ func (x *ReissueResponse) String() string {
 func (*ReissueResponse) ProtoMessage() {}
 
 func (x *ReissueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1435,7 @@ func (x *ReissueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueResponse.ProtoReflect.Descriptor instead.
 func (*ReissueResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{13}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReissueResponse) GetMsg() isReissueResponse_Msg {
@@ -1100,7 +1490,7 @@ type ReissueChallenge struct {
 
 func (x *ReissueChallenge) Reset() {
 	*x = ReissueChallenge{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1502,7 @@ func (x *ReissueChallenge) String() string {
 func (*ReissueChallenge) ProtoMessage() {}
 
 func (x *ReissueChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1515,7 @@ func (x *ReissueChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueChallenge.ProtoReflect.Descriptor instead.
 func (*ReissueChallenge) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReissueChallenge) GetNonce() []byte {
@@ -1148,7 +1538,7 @@ type ReissuedCertificate struct {
 
 func (x *ReissuedCertificate) Reset() {
 	*x = ReissuedCertificate{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1550,7 @@ func (x *ReissuedCertificate) String() string {
 func (*ReissuedCertificate) ProtoMessage() {}
 
 func (x *ReissuedCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1563,7 @@ func (x *ReissuedCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissuedCertificate.ProtoReflect.Descriptor instead.
 func (*ReissuedCertificate) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{15}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReissuedCertificate) GetCertificate() []byte {
@@ -1207,7 +1597,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1609,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1622,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{16}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Envelope) GetMailFrom() string {
@@ -1298,7 +1688,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1700,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1713,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{17}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UploadRequest) GetMsg() isUploadRequest_Msg {
@@ -1386,7 +1776,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1788,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1801,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{18}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UploadHeader) GetMessageId() string {
@@ -1462,7 +1852,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1864,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1877,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{19}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UploadResponse) GetMessageId() string {
@@ -1549,15 +1939,44 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"8\n" +
 	"\x04Nack\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\xef\x01\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\x81\x03\n" +
 	"\fSensorStatus\x12A\n" +
 	"\bcounters\x18\x01 \x03(\v2%.osprey.v1.SensorStatus.CountersEntryR\bcounters\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
 	"\bproblems\x18\x03 \x03(\tR\bproblems\x12)\n" +
-	"\x10cert_fingerprint\x18\x04 \x01(\tR\x0fcertFingerprint\x1a;\n" +
+	"\x10cert_fingerprint\x18\x04 \x01(\tR\x0fcertFingerprint\x120\n" +
+	"\x04smtp\x18\x05 \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04smtp\x120\n" +
+	"\x04pop3\x18\x06 \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04pop3\x12,\n" +
+	"\x05spool\x18\a \x01(\v2\x16.osprey.v1.SpoolStatusR\x05spool\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\" \n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xb1\x04\n" +
+	"\x11IntegrationStatus\x121\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1b.osprey.v1.IntegrationStateR\x05state\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x03 \x01(\tR\tlastError\x12>\n" +
+	"\rlast_error_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\x12B\n" +
+	"\x0flast_success_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rlastSuccessAt\x12\x1a\n" +
+	"\bfailures\x18\x06 \x01(\rR\bfailures\x12?\n" +
+	"\rfailing_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12\x1a\n" +
+	"\bmessages\x18\b \x01(\x04R\bmessages\x12\x14\n" +
+	"\x05bytes\x18\t \x01(\x04R\x05bytes\x12F\n" +
+	"\brefusals\x18\n" +
+	" \x03(\v2*.osprey.v1.IntegrationStatus.RefusalsEntryR\brefusals\x12\x1a\n" +
+	"\bproblems\x18\v \x03(\tR\bproblems\x1a;\n" +
+	"\rRefusalsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xe3\x01\n" +
+	"\vSpoolStatus\x12+\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x15.osprey.v1.SpoolStateR\x05state\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1a\n" +
+	"\bmessages\x18\x03 \x01(\x04R\bmessages\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x05 \x01(\x04R\tfreeBytes\x12$\n" +
+	"\x0emin_free_bytes\x18\x06 \x01(\x04R\fminFreeBytes\x12\x1a\n" +
+	"\bproblems\x18\a \x03(\tR\bproblems\" \n" +
 	"\fRenewRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"\xd0\x01\n" +
 	"\x0fConnectResponse\x121\n" +
@@ -1609,7 +2028,20 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x18\n" +
-	"\averdict\x18\x03 \x01(\tR\averdict*U\n" +
+	"\averdict\x18\x03 \x01(\tR\averdict*\xd8\x01\n" +
+	"\x10IntegrationState\x12!\n" +
+	"\x1dINTEGRATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aINTEGRATION_STATE_DISABLED\x10\x01\x12\x1f\n" +
+	"\x1bINTEGRATION_STATE_LISTENING\x10\x02\x12\x1d\n" +
+	"\x19INTEGRATION_STATE_POLLING\x10\x03\x12\x1d\n" +
+	"\x19INTEGRATION_STATE_FAILING\x10\x04\x12\"\n" +
+	"\x1eINTEGRATION_STATE_WAITING_LOCK\x10\x05*p\n" +
+	"\n" +
+	"SpoolState\x12\x1b\n" +
+	"\x17SPOOL_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eSPOOL_STATE_OK\x10\x01\x12\x18\n" +
+	"\x14SPOOL_STATE_LOW_DISK\x10\x02\x12\x17\n" +
+	"\x13SPOOL_STATE_FAILING\x10\x03*U\n" +
 	"\n" +
 	"MailSource\x12\x1b\n" +
 	"\x17MAIL_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -1633,70 +2065,84 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_sensor_proto_rawDescData
 }
 
-var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_osprey_v1_sensor_proto_goTypes = []any{
-	(MailSource)(0),               // 0: osprey.v1.MailSource
-	(*EnrollRequest)(nil),         // 1: osprey.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 2: osprey.v1.EnrollResponse
-	(*SensorConfig)(nil),          // 3: osprey.v1.SensorConfig
-	(*ConnectRequest)(nil),        // 4: osprey.v1.ConnectRequest
-	(*Hello)(nil),                 // 5: osprey.v1.Hello
-	(*Ack)(nil),                   // 6: osprey.v1.Ack
-	(*Nack)(nil),                  // 7: osprey.v1.Nack
-	(*SensorStatus)(nil),          // 8: osprey.v1.SensorStatus
-	(*RenewRequest)(nil),          // 9: osprey.v1.RenewRequest
-	(*ConnectResponse)(nil),       // 10: osprey.v1.ConnectResponse
-	(*CertificatePolicy)(nil),     // 11: osprey.v1.CertificatePolicy
-	(*RenewResponse)(nil),         // 12: osprey.v1.RenewResponse
-	(*ReissueRequest)(nil),        // 13: osprey.v1.ReissueRequest
-	(*ReissueResponse)(nil),       // 14: osprey.v1.ReissueResponse
-	(*ReissueChallenge)(nil),      // 15: osprey.v1.ReissueChallenge
-	(*ReissuedCertificate)(nil),   // 16: osprey.v1.ReissuedCertificate
-	(*Envelope)(nil),              // 17: osprey.v1.Envelope
-	(*UploadRequest)(nil),         // 18: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),          // 19: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),        // 20: osprey.v1.UploadResponse
-	nil,                           // 21: osprey.v1.SensorStatus.CountersEntry
-	(SensorState)(0),              // 22: osprey.v1.SensorState
-	(*Sensor)(nil),                // 23: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),       // 24: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 25: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(IntegrationState)(0),         // 0: osprey.v1.IntegrationState
+	(SpoolState)(0),               // 1: osprey.v1.SpoolState
+	(MailSource)(0),               // 2: osprey.v1.MailSource
+	(*EnrollRequest)(nil),         // 3: osprey.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 4: osprey.v1.EnrollResponse
+	(*SensorConfig)(nil),          // 5: osprey.v1.SensorConfig
+	(*ConnectRequest)(nil),        // 6: osprey.v1.ConnectRequest
+	(*Hello)(nil),                 // 7: osprey.v1.Hello
+	(*Ack)(nil),                   // 8: osprey.v1.Ack
+	(*Nack)(nil),                  // 9: osprey.v1.Nack
+	(*SensorStatus)(nil),          // 10: osprey.v1.SensorStatus
+	(*IntegrationStatus)(nil),     // 11: osprey.v1.IntegrationStatus
+	(*SpoolStatus)(nil),           // 12: osprey.v1.SpoolStatus
+	(*RenewRequest)(nil),          // 13: osprey.v1.RenewRequest
+	(*ConnectResponse)(nil),       // 14: osprey.v1.ConnectResponse
+	(*CertificatePolicy)(nil),     // 15: osprey.v1.CertificatePolicy
+	(*RenewResponse)(nil),         // 16: osprey.v1.RenewResponse
+	(*ReissueRequest)(nil),        // 17: osprey.v1.ReissueRequest
+	(*ReissueResponse)(nil),       // 18: osprey.v1.ReissueResponse
+	(*ReissueChallenge)(nil),      // 19: osprey.v1.ReissueChallenge
+	(*ReissuedCertificate)(nil),   // 20: osprey.v1.ReissuedCertificate
+	(*Envelope)(nil),              // 21: osprey.v1.Envelope
+	(*UploadRequest)(nil),         // 22: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),          // 23: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),        // 24: osprey.v1.UploadResponse
+	nil,                           // 25: osprey.v1.SensorStatus.CountersEntry
+	nil,                           // 26: osprey.v1.IntegrationStatus.RefusalsEntry
+	(SensorState)(0),              // 27: osprey.v1.SensorState
+	(*Sensor)(nil),                // 28: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),       // 29: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),       // 30: osprey.v1.Pop3Integration
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	22, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	23, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	24, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	25, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
-	5,  // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
-	6,  // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
-	7,  // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
-	8,  // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
-	9,  // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
-	21, // 9: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
-	3,  // 10: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	12, // 11: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	11, // 12: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	15, // 13: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
-	16, // 14: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	26, // 15: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	19, // 16: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	0,  // 17: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	17, // 18: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	1,  // 19: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	4,  // 20: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	18, // 21: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	13, // 22: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	2,  // 23: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	10, // 24: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	20, // 25: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	14, // 26: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	23, // [23:27] is the sub-list for method output_type
-	19, // [19:23] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	27, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	28, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	29, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	30, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	7,  // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
+	8,  // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
+	9,  // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
+	10, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
+	13, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
+	25, // 9: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	11, // 10: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
+	11, // 11: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
+	12, // 12: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
+	0,  // 13: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
+	31, // 14: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	31, // 15: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	31, // 16: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	26, // 17: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	1,  // 18: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
+	5,  // 19: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
+	16, // 20: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	15, // 21: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	19, // 22: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	20, // 23: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	31, // 24: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	23, // 25: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 26: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	21, // 27: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	3,  // 28: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	6,  // 29: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	22, // 30: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	17, // 31: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	4,  // 32: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	14, // 33: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	24, // 34: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	18, // 35: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	32, // [32:36] is the sub-list for method output_type
+	28, // [28:32] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -1712,16 +2158,16 @@ func file_osprey_v1_sensor_proto_init() {
 		(*ConnectRequest_Status)(nil),
 		(*ConnectRequest_Renew)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[9].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[11].OneofWrappers = []any{
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Renewed)(nil),
 		(*ConnectResponse_CertificatePolicy)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[13].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[15].OneofWrappers = []any{
 		(*ReissueResponse_Challenge)(nil),
 		(*ReissueResponse_Certificate)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[17].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[19].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Chunk)(nil),
 	}
@@ -1730,8 +2176,8 @@ func file_osprey_v1_sensor_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   21,
+			NumEnums:      3,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
