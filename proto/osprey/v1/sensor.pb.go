@@ -453,6 +453,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Nack
 	//	*ConnectRequest_Status
 	//	*ConnectRequest_Renew
+	//	*ConnectRequest_Refusals
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -540,6 +541,15 @@ func (x *ConnectRequest) GetRenew() *RenewRequest {
 	return nil
 }
 
+func (x *ConnectRequest) GetRefusals() *RefusalReport {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_Refusals); ok {
+			return x.Refusals
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -564,6 +574,10 @@ type ConnectRequest_Renew struct {
 	Renew *RenewRequest `protobuf:"bytes,5,opt,name=renew,proto3,oneof"`
 }
 
+type ConnectRequest_Refusals struct {
+	Refusals *RefusalReport `protobuf:"bytes,6,opt,name=refusals,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Ack) isConnectRequest_Msg() {}
@@ -573,6 +587,169 @@ func (*ConnectRequest_Nack) isConnectRequest_Msg() {}
 func (*ConnectRequest_Status) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Renew) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_Refusals) isConnectRequest_Msg() {}
+
+// RefusalReport carries what a sensor refused since its last report, for
+// the message audit log: each refused attempt counted per client, reason
+// and minute, so that a flood costs one entry a client and reason a minute.
+// A report lost with its stream is not sent again.
+type RefusalReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Refusals      []*Refusal             `protobuf:"bytes,1,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefusalReport) Reset() {
+	*x = RefusalReport{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefusalReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefusalReport) ProtoMessage() {}
+
+func (x *RefusalReport) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefusalReport.ProtoReflect.Descriptor instead.
+func (*RefusalReport) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RefusalReport) GetRefusals() []*Refusal {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+// Refusal counts a sensor's refusals of one reason from one client within
+// one minute, with what the first of them said.
+type Refusal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// minute is the start of the minute.
+	Minute   *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=minute,proto3" json:"minute,omitempty"`
+	ClientIp string                 `protobuf:"bytes,2,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	// reason names why, as the sensor's counters do: client_refused,
+	// recipient_refused, message_too_large, tls_invalid_client_certificate, ...
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count         uint64                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	FirstAt       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=first_at,json=firstAt,proto3" json:"first_at,omitempty"`
+	LastAt        *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_at,json=lastAt,proto3" json:"last_at,omitempty"`
+	MailFrom      string                 `protobuf:"bytes,7,opt,name=mail_from,json=mailFrom,proto3" json:"mail_from,omitempty"`
+	Rcpt          string                 `protobuf:"bytes,8,opt,name=rcpt,proto3" json:"rcpt,omitempty"`
+	Detail        string                 `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refusal) Reset() {
+	*x = Refusal{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refusal) ProtoMessage() {}
+
+func (x *Refusal) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
+func (*Refusal) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Refusal) GetMinute() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Minute
+	}
+	return nil
+}
+
+func (x *Refusal) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *Refusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Refusal) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *Refusal) GetFirstAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstAt
+	}
+	return nil
+}
+
+func (x *Refusal) GetLastAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAt
+	}
+	return nil
+}
+
+func (x *Refusal) GetMailFrom() string {
+	if x != nil {
+		return x.MailFrom
+	}
+	return ""
+}
+
+func (x *Refusal) GetRcpt() string {
+	if x != nil {
+		return x.Rcpt
+	}
+	return ""
+}
+
+func (x *Refusal) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
 
 // Hello opens a Connect stream.
 type Hello struct {
@@ -589,7 +766,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[4]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +778,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[4]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +791,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{4}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Hello) GetSoftwareVersion() string {
@@ -648,7 +825,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[5]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +837,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[5]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +850,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{5}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Ack) GetRevision() int64 {
@@ -695,7 +872,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[6]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +884,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[6]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +897,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{6}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Nack) GetRevision() int64 {
@@ -761,7 +938,7 @@ type SensorStatus struct {
 
 func (x *SensorStatus) Reset() {
 	*x = SensorStatus{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[7]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +950,7 @@ func (x *SensorStatus) String() string {
 func (*SensorStatus) ProtoMessage() {}
 
 func (x *SensorStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[7]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +963,7 @@ func (x *SensorStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStatus.ProtoReflect.Descriptor instead.
 func (*SensorStatus) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{7}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SensorStatus) GetCounters() map[string]uint64 {
@@ -873,7 +1050,7 @@ type IntegrationStatus struct {
 
 func (x *IntegrationStatus) Reset() {
 	*x = IntegrationStatus{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1062,7 @@ func (x *IntegrationStatus) String() string {
 func (*IntegrationStatus) ProtoMessage() {}
 
 func (x *IntegrationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[8]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1075,7 @@ func (x *IntegrationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrationStatus.ProtoReflect.Descriptor instead.
 func (*IntegrationStatus) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{8}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IntegrationStatus) GetState() IntegrationState {
@@ -999,7 +1176,7 @@ type SpoolStatus struct {
 
 func (x *SpoolStatus) Reset() {
 	*x = SpoolStatus{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1188,7 @@ func (x *SpoolStatus) String() string {
 func (*SpoolStatus) ProtoMessage() {}
 
 func (x *SpoolStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[9]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1201,7 @@ func (x *SpoolStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpoolStatus.ProtoReflect.Descriptor instead.
 func (*SpoolStatus) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{9}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SpoolStatus) GetState() SpoolState {
@@ -1086,7 +1263,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1275,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[10]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1288,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{10}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -1136,7 +1313,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1325,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[11]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1338,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{11}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -1234,7 +1411,7 @@ type CertificatePolicy struct {
 
 func (x *CertificatePolicy) Reset() {
 	*x = CertificatePolicy{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1423,7 @@ func (x *CertificatePolicy) String() string {
 func (*CertificatePolicy) ProtoMessage() {}
 
 func (x *CertificatePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[12]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1436,7 @@ func (x *CertificatePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatePolicy.ProtoReflect.Descriptor instead.
 func (*CertificatePolicy) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{12}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CertificatePolicy) GetRenewFromPercent() uint32 {
@@ -1286,7 +1463,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1475,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[13]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1488,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{13}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RenewResponse) GetCertificate() []byte {
@@ -1339,7 +1516,7 @@ type ReissueRequest struct {
 
 func (x *ReissueRequest) Reset() {
 	*x = ReissueRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1528,7 @@ func (x *ReissueRequest) String() string {
 func (*ReissueRequest) ProtoMessage() {}
 
 func (x *ReissueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1541,7 @@ func (x *ReissueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueRequest.ProtoReflect.Descriptor instead.
 func (*ReissueRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReissueRequest) GetCertificate() []byte {
@@ -1410,7 +1587,7 @@ type ReissueResponse struct {
 
 func (x *ReissueResponse) Reset() {
 	*x = ReissueResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1599,7 @@ func (x *ReissueResponse) String() string {
 func (*ReissueResponse) ProtoMessage() {}
 
 func (x *ReissueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1612,7 @@ func (x *ReissueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueResponse.ProtoReflect.Descriptor instead.
 func (*ReissueResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{15}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReissueResponse) GetMsg() isReissueResponse_Msg {
@@ -1490,7 +1667,7 @@ type ReissueChallenge struct {
 
 func (x *ReissueChallenge) Reset() {
 	*x = ReissueChallenge{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1679,7 @@ func (x *ReissueChallenge) String() string {
 func (*ReissueChallenge) ProtoMessage() {}
 
 func (x *ReissueChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1692,7 @@ func (x *ReissueChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueChallenge.ProtoReflect.Descriptor instead.
 func (*ReissueChallenge) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{16}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReissueChallenge) GetNonce() []byte {
@@ -1538,7 +1715,7 @@ type ReissuedCertificate struct {
 
 func (x *ReissuedCertificate) Reset() {
 	*x = ReissuedCertificate{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1727,7 @@ func (x *ReissuedCertificate) String() string {
 func (*ReissuedCertificate) ProtoMessage() {}
 
 func (x *ReissuedCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1740,7 @@ func (x *ReissuedCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissuedCertificate.ProtoReflect.Descriptor instead.
 func (*ReissuedCertificate) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{17}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReissuedCertificate) GetCertificate() []byte {
@@ -1597,7 +1774,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1786,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1799,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{18}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Envelope) GetMailFrom() string {
@@ -1688,7 +1865,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1877,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1890,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{19}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UploadRequest) GetMsg() isUploadRequest_Msg {
@@ -1776,7 +1953,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1965,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1978,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{20}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UploadHeader) GetMessageId() string {
@@ -1852,7 +2029,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +2041,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2054,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{21}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UploadResponse) GetMessageId() string {
@@ -1923,14 +2100,27 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12)\n" +
 	"\x06sensor\x18\x02 \x01(\v2\x11.osprey.v1.SensorR\x06sensor\x12.\n" +
 	"\x04smtp\x18\x03 \x01(\v2\x1a.osprey.v1.SmtpIntegrationR\x04smtp\x12.\n" +
-	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\"\xf0\x01\n" +
+	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\"\xa8\x02\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.osprey.v1.HelloH\x00R\x05hello\x12\"\n" +
 	"\x03ack\x18\x02 \x01(\v2\x0e.osprey.v1.AckH\x00R\x03ack\x12%\n" +
 	"\x04nack\x18\x03 \x01(\v2\x0f.osprey.v1.NackH\x00R\x04nack\x121\n" +
 	"\x06status\x18\x04 \x01(\v2\x17.osprey.v1.SensorStatusH\x00R\x06status\x12/\n" +
-	"\x05renew\x18\x05 \x01(\v2\x17.osprey.v1.RenewRequestH\x00R\x05renewB\x05\n" +
-	"\x03msg\"\x97\x01\n" +
+	"\x05renew\x18\x05 \x01(\v2\x17.osprey.v1.RenewRequestH\x00R\x05renew\x126\n" +
+	"\brefusals\x18\x06 \x01(\v2\x18.osprey.v1.RefusalReportH\x00R\brefusalsB\x05\n" +
+	"\x03msg\"?\n" +
+	"\rRefusalReport\x12.\n" +
+	"\brefusals\x18\x01 \x03(\v2\x12.osprey.v1.RefusalR\brefusals\"\xbd\x02\n" +
+	"\aRefusal\x122\n" +
+	"\x06minute\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06minute\x12\x1b\n" +
+	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x04R\x05count\x125\n" +
+	"\bfirst_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\afirstAt\x123\n" +
+	"\alast_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x06lastAt\x12\x1b\n" +
+	"\tmail_from\x18\a \x01(\tR\bmailFrom\x12\x12\n" +
+	"\x04rcpt\x18\b \x01(\tR\x04rcpt\x12\x16\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\"\x97\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10software_version\x18\x01 \x01(\tR\x0fsoftwareVersion\x12)\n" +
 	"\x10applied_revision\x18\x02 \x01(\x03R\x0fappliedRevision\x128\n" +
@@ -2066,7 +2256,7 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_osprey_v1_sensor_proto_goTypes = []any{
 	(IntegrationState)(0),         // 0: osprey.v1.IntegrationState
 	(SpoolState)(0),               // 1: osprey.v1.SpoolState
@@ -2075,74 +2265,81 @@ var file_osprey_v1_sensor_proto_goTypes = []any{
 	(*EnrollResponse)(nil),        // 4: osprey.v1.EnrollResponse
 	(*SensorConfig)(nil),          // 5: osprey.v1.SensorConfig
 	(*ConnectRequest)(nil),        // 6: osprey.v1.ConnectRequest
-	(*Hello)(nil),                 // 7: osprey.v1.Hello
-	(*Ack)(nil),                   // 8: osprey.v1.Ack
-	(*Nack)(nil),                  // 9: osprey.v1.Nack
-	(*SensorStatus)(nil),          // 10: osprey.v1.SensorStatus
-	(*IntegrationStatus)(nil),     // 11: osprey.v1.IntegrationStatus
-	(*SpoolStatus)(nil),           // 12: osprey.v1.SpoolStatus
-	(*RenewRequest)(nil),          // 13: osprey.v1.RenewRequest
-	(*ConnectResponse)(nil),       // 14: osprey.v1.ConnectResponse
-	(*CertificatePolicy)(nil),     // 15: osprey.v1.CertificatePolicy
-	(*RenewResponse)(nil),         // 16: osprey.v1.RenewResponse
-	(*ReissueRequest)(nil),        // 17: osprey.v1.ReissueRequest
-	(*ReissueResponse)(nil),       // 18: osprey.v1.ReissueResponse
-	(*ReissueChallenge)(nil),      // 19: osprey.v1.ReissueChallenge
-	(*ReissuedCertificate)(nil),   // 20: osprey.v1.ReissuedCertificate
-	(*Envelope)(nil),              // 21: osprey.v1.Envelope
-	(*UploadRequest)(nil),         // 22: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),          // 23: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),        // 24: osprey.v1.UploadResponse
-	nil,                           // 25: osprey.v1.SensorStatus.CountersEntry
-	nil,                           // 26: osprey.v1.IntegrationStatus.RefusalsEntry
-	(SensorState)(0),              // 27: osprey.v1.SensorState
-	(*Sensor)(nil),                // 28: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),       // 29: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 30: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*RefusalReport)(nil),         // 7: osprey.v1.RefusalReport
+	(*Refusal)(nil),               // 8: osprey.v1.Refusal
+	(*Hello)(nil),                 // 9: osprey.v1.Hello
+	(*Ack)(nil),                   // 10: osprey.v1.Ack
+	(*Nack)(nil),                  // 11: osprey.v1.Nack
+	(*SensorStatus)(nil),          // 12: osprey.v1.SensorStatus
+	(*IntegrationStatus)(nil),     // 13: osprey.v1.IntegrationStatus
+	(*SpoolStatus)(nil),           // 14: osprey.v1.SpoolStatus
+	(*RenewRequest)(nil),          // 15: osprey.v1.RenewRequest
+	(*ConnectResponse)(nil),       // 16: osprey.v1.ConnectResponse
+	(*CertificatePolicy)(nil),     // 17: osprey.v1.CertificatePolicy
+	(*RenewResponse)(nil),         // 18: osprey.v1.RenewResponse
+	(*ReissueRequest)(nil),        // 19: osprey.v1.ReissueRequest
+	(*ReissueResponse)(nil),       // 20: osprey.v1.ReissueResponse
+	(*ReissueChallenge)(nil),      // 21: osprey.v1.ReissueChallenge
+	(*ReissuedCertificate)(nil),   // 22: osprey.v1.ReissuedCertificate
+	(*Envelope)(nil),              // 23: osprey.v1.Envelope
+	(*UploadRequest)(nil),         // 24: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),          // 25: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),        // 26: osprey.v1.UploadResponse
+	nil,                           // 27: osprey.v1.SensorStatus.CountersEntry
+	nil,                           // 28: osprey.v1.IntegrationStatus.RefusalsEntry
+	(SensorState)(0),              // 29: osprey.v1.SensorState
+	(*Sensor)(nil),                // 30: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),       // 31: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),       // 32: osprey.v1.Pop3Integration
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	27, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	28, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	29, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	30, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
-	7,  // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
-	8,  // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
-	9,  // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
-	10, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
-	13, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
-	25, // 9: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
-	11, // 10: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
-	11, // 11: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
-	12, // 12: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
-	0,  // 13: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
-	31, // 14: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	31, // 15: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	31, // 16: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
-	26, // 17: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
-	1,  // 18: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
-	5,  // 19: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	16, // 20: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	15, // 21: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	19, // 22: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
-	20, // 23: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	31, // 24: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	23, // 25: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	2,  // 26: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	21, // 27: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	3,  // 28: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	6,  // 29: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	22, // 30: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	17, // 31: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	4,  // 32: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	14, // 33: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	24, // 34: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	18, // 35: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	32, // [32:36] is the sub-list for method output_type
-	28, // [28:32] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	29, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	30, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	31, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	32, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	9,  // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
+	10, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
+	11, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
+	12, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
+	15, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
+	7,  // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
+	8,  // 10: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
+	33, // 11: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
+	33, // 12: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
+	33, // 13: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
+	27, // 14: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	13, // 15: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
+	13, // 16: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
+	14, // 17: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
+	0,  // 18: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
+	33, // 19: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	33, // 20: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	33, // 21: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	28, // 22: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	1,  // 23: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
+	5,  // 24: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
+	18, // 25: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	17, // 26: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	21, // 27: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	22, // 28: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	33, // 29: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	25, // 30: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 31: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	23, // 32: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	3,  // 33: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	6,  // 34: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	24, // 35: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	19, // 36: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	4,  // 37: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	16, // 38: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	26, // 39: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	20, // 40: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	37, // [37:41] is the sub-list for method output_type
+	33, // [33:37] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -2157,17 +2354,18 @@ func file_osprey_v1_sensor_proto_init() {
 		(*ConnectRequest_Nack)(nil),
 		(*ConnectRequest_Status)(nil),
 		(*ConnectRequest_Renew)(nil),
+		(*ConnectRequest_Refusals)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[11].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[13].OneofWrappers = []any{
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Renewed)(nil),
 		(*ConnectResponse_CertificatePolicy)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[15].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[17].OneofWrappers = []any{
 		(*ReissueResponse_Challenge)(nil),
 		(*ReissueResponse_Certificate)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[19].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[21].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Chunk)(nil),
 	}
@@ -2177,7 +2375,7 @@ func file_osprey_v1_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
