@@ -397,12 +397,12 @@ func auditFields(f auditFilter, sensors, tenants []choice, errs *fieldErrors) []
 	}
 	fields[0].Label, fields[1].Label = "From (UTC)", "To (UTC)"
 	return append(fields,
-		input("sender", f.Sender, "search", "Part of an address"),
-		input("recipient", f.Recipient, "search", "user@example.com"),
-		input("subject", f.Subject, "search", "Part of the subject"),
-		input("message_id", f.MessageID, "search", "id@host.example"),
-		input("client_ip", f.ClientIP, "search", "192.0.2.7"),
 		sel("verdict", f.Verdict, "Any", verdicts),
+		input("sender", f.Sender, "search", "Any part"),
+		input("recipient", f.Recipient, "search", "Whole address"),
+		input("subject", f.Subject, "search", "Any part"),
+		input("message_id", f.MessageID, "search", "id@host"),
+		input("client_ip", f.ClientIP, "search", "192.0.2.7"),
 		sel("reason", f.Reason, "Any", reasons),
 	)
 }

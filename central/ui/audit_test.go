@@ -158,6 +158,18 @@ func TestAuditLogShowsEventsInScope(t *testing.T) {
 			if hasTenant := byID(doc, "au-tenant") != nil; hasTenant != (tc.user == "root") {
 				t.Errorf("the tenant filter is shown: %v", hasTenant)
 			}
+			// A refusal's detail row spans every column, and its button
+			// names it.
+			cols := strings.Count(p.body, `<th scope="col"`)
+			spans := regexp.MustCompile(`<tr class="refusal-detail" id="(refusal-\d+)">\s*<td colspan="(\d+)">`).FindAllStringSubmatch(p.body, -1)
+			if want := len(slices.DeleteFunc(slices.Clone(tc.want), func(e string) bool { return !strings.HasPrefix(e, "refused ") })); len(spans) != want {
+				t.Errorf("%d refusal detail rows, want %d", len(spans), want)
+			}
+			for _, m := range spans {
+				if m[2] != fmt.Sprint(cols) || !strings.Contains(p.body, `aria-controls="`+m[1]+`"`) {
+					t.Errorf("the refusal's detail row %s spans %s columns of %d, or no button names it", m[1], m[2], cols)
+				}
+			}
 			if !strings.Contains(p.body, `href="/audit" aria-current="page">Audit log</a>`) {
 				t.Errorf("the navigation does not mark the Audit log as the current page")
 			}
