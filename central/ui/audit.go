@@ -474,12 +474,15 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, req *request)
 
 // ---- Detail of an accepted message ----
 
+// auditMessage is an accepted message as its detail shows it: its timeline
+// (received, uploaded, scanned, alert), its envelope and its headers.
 type auditMessage struct {
 	Tenant, MessageID string
 	SensorID, Sensor  string
 	SensorKnown       bool
 	Source            string
-	// The session the sensor took the message in.
+	// Received to Mailbox are the sensor's session with the client (or the
+	// POP3 server); TLSVersion is "" while envelopes do not say.
 	Received     time.Time
 	Client, Helo string
 	TLS          bool
