@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-cmp/cmp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -891,6 +893,234 @@ func TestBrowserAlertsAndRules(t *testing.T) {
 	injected := uiRun(t, ctx, "injected elements", chromedp.Evaluate[int](`document.querySelectorAll('main img, main script').length`))
 	if !strings.Contains(names, xssName) || injected != 0 {
 		t.Errorf("attachment names %q, %d injected elements; want the name as text and none", names, injected)
+	}
+}
+
+// sendAuditMail sends one message from `from` to `to` through the SMTP
+// listener at addr, saying HELO helo, over STARTTLS when startTLS (without
+// checking the sensor's self-signed certificate), with the EICAR file
+// attached when eicar.
+func sendAuditMail(t *testing.T, addr, helo, from, to, subject string, startTLS, eicar bool) {
+	t.Helper()
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@%s>\r\nDate: %s\r\nMIME-Version: 1.0\r\n",
+		from, to, mime.QEncoding.Encode("utf-8", subject), time.Now().UnixNano(), helo, time.Now().Format(time.RFC1123Z))
+	const boundary = "osprey-audit-test"
+	fmt.Fprintf(&msg, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(&msg, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n", boundary)
+	if eicar {
+		fmt.Fprintf(&msg, "--%s\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"eicar.com\"\r\n"+
+			"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n", boundary, base64.StdEncoding.EncodeToString([]byte(eicarTestFile)))
+	}
+	fmt.Fprintf(&msg, "--%s--\r\n", boundary)
+	send := func() error {
+		c, err := smtp.Dial(addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.Hello(helo); err != nil {
+			return err
+		}
+		if startTLS {
+			if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+				return err
+			}
+		}
+		if err := c.Mail(from); err != nil {
+			return err
+		}
+		if err := c.Rcpt(to); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, msg.String()); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		return c.Quit()
+	}
+	if err := send(); err != nil {
+		t.Fatalf("send %q: %v", subject, err)
+	}
+}
+
+// TestBrowserAuditLog: the Audit log page shows mail that the node's own
+// sensor took (one message in plain SMTP, one over STARTTLS with the EICAR
+// file) and refusals recorded as a sensor's report records them, newest
+// first; its filters narrow it and refuse a bad value beside the field, a
+// refusal opens to its detail, and a message's timeline names the sensor,
+// the client, TLS, the central node and the verdict, and leads to its alert.
+func TestBrowserAuditLog(t *testing.T) {
+	ctx := newBrowser(t)
+	n := startUINode(t)
+	n.seed(t)
+	n.runLocalSensor(t)
+	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := loopbackPort(t)
+	_, v, err := c.PutSMTP(t.Context(), n.ready.LocalSensorID, smtpConfig(listen), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSensor(t, c, n.ready.LocalSensorID, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion == v })
+
+	sendAuditMail(t, listen, "mx.example.org", "alice@example.org", "ceo@example.com", "Quarterly figures", false, false)
+	sendAuditMail(t, listen, "mx.evil.example", "mallory@evil.example", "bob@example.com", "Overdue invoice #4471", true, true)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		page, err := n.db.ListAudit(t.Context(), store.AllTenants(), sqlstore.AuditQuery{Tenant: "default", Kind: sqlstore.AuditAccepted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Events) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d accepted messages in the audit log after 90 s, want 2", len(page.Events))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Refusals, as the sensor's report of them is recorded.
+	for _, r := range []sqlstore.Refusal{
+		{ClientIP: "127.0.0.1", Reason: "recipient_refused", Count: 3, MailFrom: "spammer@bulk.example", Rcpt: "payroll@hr.example.com",
+			Detail: "550 5.7.1 recipient outside the destination domains"},
+		{ClientIP: "198.51.100.7", Reason: "tls_invalid_client_certificate", Count: 1, Detail: "x509: certificate signed by unknown authority"},
+	} {
+		now := time.Now()
+		r.Minute, r.FirstAt, r.LastAt = now.Truncate(time.Minute), now, now
+		if err := n.db.RecordRefusals(t.Context(), store.AllTenants(), "default", n.ready.LocalSensorID, []sqlstore.Refusal{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	uiSignIn(t, ctx, n.url, "admin", uiAdminPassword)
+	uiDo(t, ctx, "audit log",
+		chromedp.Click(chromedp.CSS(`.mainnav a[href="/audit"]`)),
+		chromedp.WaitVisible(chromedp.ID("audit-table")),
+	)
+	rows := func(what string) []string {
+		t.Helper()
+		return uiRun(t, ctx, what, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#audit-table tbody tr[data-event]")).map(r =>
+			r.dataset.event + " " + r.querySelector("td.subject").textContent.trim() + " " + r.querySelector("td.outcome .badge").textContent.trim())`))
+	}
+	want := []string{
+		"refused — tls_invalid_client_certificate",
+		"refused — recipient_refused",
+		"accepted Overdue invoice #4471 detected",
+		"accepted Quarterly figures clean",
+	}
+	if got := rows("the log"); !cmp.Equal(got, want) {
+		t.Errorf("the log, newest first:\n got %q\nwant %q", got, want)
+	}
+	// A refusal unfolds its detail, folded at first.
+	const toggle = `tr[data-key$="/recipient_refused"] [data-toggle-row]`
+	detailID := uiRun(t, ctx, "the refusal's detail row", chromedp.Evaluate[string](`document.querySelector('`+toggle+`').getAttribute("aria-controls")`))
+	shown := func() string {
+		t.Helper()
+		return uiRun(t, ctx, "detail shown", chromedp.Evaluate[string](`getComputedStyle(document.getElementById("`+detailID+`")).display + " " +
+			document.querySelector('`+toggle+`').getAttribute("aria-expanded")`))
+	}
+	if got := shown(); got != "none false" {
+		t.Errorf("the refusal's detail before a click: %s, want none false", got)
+	}
+	uiDo(t, ctx, "open a refusal", chromedp.Click(chromedp.CSS(toggle)))
+	if got := shown(); got != "table-row true" {
+		t.Errorf("the refusal's detail after a click: %s, want table-row true", got)
+	}
+	detail := uiRun(t, ctx, "refusal detail", chromedp.Text(chromedp.ID(detailID)))
+	for _, want := range []string{"3 times", "127.0.0.1", "spammer@bulk.example", "payroll@hr.example.com", "550 5.7.1 recipient outside"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("the refusal's detail lacks %q: %q", want, detail)
+		}
+	}
+	uiDo(t, ctx, "fold the refusal", chromedp.Click(chromedp.CSS(toggle)))
+	if got := shown(); got != "none false" {
+		t.Errorf("the refusal's detail after a second click: %s, want none false", got)
+	}
+	uiScreenshot(t, ctx, "audit")
+
+	// Filters: a bad client address is refused beside its field.
+	uiDo(t, ctx, "filter by a bad client", chromedp.SendKeys(chromedp.ID("au-client"), "not-an-ip"))
+	if status := uiSubmit(t, ctx, "filter", `form.audit-filters button[type="submit"]`); status != 400 {
+		t.Fatalf("a bad client address: status %d, want 400", status)
+	}
+	if msg := uiRun(t, ctx, "client error", chromedp.Text(chromedp.ID("au-client-err"))); !strings.Contains(msg, "not an IP address") {
+		t.Errorf("the error beside Client IP is %q", msg)
+	}
+	// A reason keeps the refusals of that reason.
+	uiDo(t, ctx, "filter by reason",
+		chromedp.Clear(chromedp.ID("au-client")),
+		chromedp.SetValue(chromedp.ID("au-reason"), "tls_invalid_client_certificate"),
+	)
+	if status := uiSubmit(t, ctx, "filter", `form.audit-filters button[type="submit"]`); status != 200 {
+		t.Fatalf("filter by reason: status %d", status)
+	}
+	if got := rows("by reason"); !cmp.Equal(got, want[:1]) {
+		t.Errorf("filtered by reason: %q, want %q", got, want[:1])
+	}
+	// Accepted messages with a subject, and the detail of one.
+	uiDo(t, ctx, "filter by subject",
+		chromedp.SetValue(chromedp.ID("au-reason"), ""),
+		chromedp.SetValue(chromedp.ID("au-kind"), "accepted"),
+		chromedp.SendKeys(chromedp.ID("au-subject"), "INVOICE"),
+	)
+	if status := uiSubmit(t, ctx, "filter", `form.audit-filters button[type="submit"]`); status != 200 {
+		t.Fatalf("filter by subject: status %d", status)
+	}
+	if got := rows("by subject"); !cmp.Equal(got, want[2:3]) {
+		t.Errorf("filtered by subject: %q, want %q", got, want[2:3])
+	}
+	row := uiRun(t, ctx, "the row", chromedp.Text(chromedp.CSS(`#audit-table tbody tr`)))
+	for _, want := range []string{"accepted", "SMTP", n.ready.LocalSensorID, "127.0.0.1", "mallory@evil.example", "bob@example.com", "detected", "alert"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the row lacks %q: %q", want, row)
+		}
+	}
+	uiDo(t, ctx, "message detail",
+		chromedp.Click(chromedp.CSS(`#audit-table tbody tr td.subject a`)),
+		chromedp.WaitVisible(chromedp.ID("audit-timeline")),
+	)
+	for id, want := range map[string][]string{
+		"step-received": {"Received by sensor " + n.ready.LocalSensorID, "From the client 127.0.0.1:", "which said HELO mx.evil.example", "over TLS"},
+		"step-uploaded": {"Uploaded to central node hq-1", "to 1 recipient"},
+		"step-scanned":  {"Scanned: detected"},
+		"step-alert":    {"Alert raised"},
+		"audit-headers": {"mallory@evil.example", "Overdue invoice #4471", "@mx.evil.example", "using TLS1.3"},
+	} {
+		got := uiRun(t, ctx, id, chromedp.Text(chromedp.ID(id)))
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("#%s lacks %q: %q", id, w, got)
+			}
+		}
+	}
+	uiScreenshot(t, ctx, "audit-message")
+	uiDo(t, ctx, "its alert",
+		chromedp.Click(chromedp.ID("audit-alert-link")),
+		chromedp.WaitVisible(chromedp.ID("matches-title")),
+	)
+	if subject := uiRun(t, ctx, "alert subject", chromedp.Text(chromedp.ID("alert-subject"))); subject != "Overdue invoice #4471" {
+		t.Errorf("the alert's subject is %q", subject)
+	}
+	// The plain message: without TLS, and no alert.
+	uiDo(t, ctx, "the clean message",
+		chromedp.Navigate(n.url+"/audit?kind=accepted&subject=quarterly"),
+		chromedp.WaitVisible(chromedp.ID("audit-table")),
+		chromedp.Click(chromedp.CSS(`#audit-table tbody tr td.subject a`)),
+		chromedp.WaitVisible(chromedp.ID("audit-timeline")),
+	)
+	for id, want := range map[string]string{"step-received": "without TLS", "step-alert": "No alert"} {
+		if got := uiRun(t, ctx, id, chromedp.Text(chromedp.ID(id))); !strings.Contains(got, want) {
+			t.Errorf("#%s of the clean message lacks %q: %q", id, want, got)
+		}
 	}
 }
 

@@ -132,6 +132,8 @@ func routes() []route {
 		{"POST", "/sensors/{id}/pop3", writer, false, (*Server).applyPOP3},
 		{"GET", "/alerts", reader, false, (*Server).alertList},
 		{"GET", "/alerts/{tenant}/{id}", reader, false, (*Server).alertPage},
+		{"GET", "/audit", reader, false, (*Server).auditList},
+		{"GET", "/audit/{tenant}/{sensor}/{message}", reader, false, (*Server).auditMessagePage},
 		{"GET", "/rules", reader, false, (*Server).rules},
 		{"GET", "/rules/{tenant}", reader, false, (*Server).rulesPage},
 		{"POST", "/rules/{tenant}", writer, false, (*Server).createRule},

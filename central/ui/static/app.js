@@ -107,6 +107,17 @@
     box.addEventListener('change', function () { syncEnabledBy(box); });
   });
 
+  // ---- Rows that unfold a detail row (a refusal in the audit log) ----
+  document.addEventListener('click', function (ev) {
+    var btn = ev.target.closest('[data-toggle-row]');
+    if (!btn) return;
+    var row = document.getElementById(btn.getAttribute('data-toggle-row'));
+    if (!row) return;
+    var open = row.classList.toggle('open');
+    btn.setAttribute('aria-expanded', open ? 'true' : 'false');
+    btn.textContent = open ? 'Hide details' : 'Details';
+  });
+
   // ---- Forms that ask first (deleting a rule) ----
   document.addEventListener('submit', function (ev) {
     var msg = ev.target.getAttribute && ev.target.getAttribute('data-confirm');
