@@ -579,6 +579,9 @@ type Envelope struct {
 	ReceivedAt time.Time `json:"received_at,omitzero"`
 	// Mailbox names the POP3 mailbox (user@server) a polled message came from.
 	Mailbox string `json:"mailbox,omitempty"`
+	// TLSVersion and TLSCipher name the TLS of the session ("TLS 1.3", "TLS_AES_128_GCM_SHA256").
+	TLSVersion string `json:"tls_version,omitempty"`
+	TLSCipher  string `json:"tls_cipher,omitempty"`
 }
 
 // HeaderSummary is what an alert keeps of a message's headers.

@@ -83,6 +83,8 @@ func envelopeFromProto(p *ospreyv1.Envelope) *api.Envelope {
 		TLS:        p.GetTls(),
 		ReceivedAt: timeFromProto(p.GetReceivedAt()),
 		Mailbox:    p.GetMailbox(),
+		TLSVersion: p.GetTlsVersion(),
+		TLSCipher:  p.GetTlsCipher(),
 	}
 }
 

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -482,11 +479,12 @@ type auditMessage struct {
 	SensorKnown       bool
 	Source            string
 	// Received to Mailbox are the sensor's session with the client (or the
-	// POP3 server); TLSVersion is "" while envelopes do not say.
+	// POP3 server); TLSVersion and TLSCipher name the session's TLS ("" without).
 	Received     time.Time
 	Client, Helo string
 	TLS          bool
 	TLSVersion   string
+	TLSCipher    string
 	Mailbox      string
 	Node         string
 	Uploaded     time.Time
@@ -532,40 +530,6 @@ func newHeadersView(h *ospreyv1.HeaderSummary) *headersView {
 	return v
 }
 
-// tlsVersion is the TLS version of the session an envelope was taken in,
-// when the envelope says: from a field named tls_version, which Envelope
-// does not have yet, so that one added later (a name such as "TLS 1.3",
-// the protocol's number such as 0x0304, or an enum) shows without a
-// change here. "" when there is none.
-func tlsVersion(m protoreflect.Message) string {
-	fd := m.Descriptor().Fields().ByName("tls_version")
-	if fd == nil || fd.IsList() || fd.IsMap() || !m.Has(fd) {
-		return ""
-	}
-	v := m.Get(fd)
-	switch fd.Kind() {
-	case protoreflect.StringKind:
-		return display(v.String())
-	case protoreflect.EnumKind:
-		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
-			return string(ev.Name())
-		}
-		return strconv.Itoa(int(v.Enum()))
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		if n := v.Uint(); n <= 0xffff {
-			return tls.VersionName(uint16(n))
-		}
-		return strconv.FormatUint(v.Uint(), 10)
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
-		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		if n := v.Int(); n > 0 && n <= 0xffff {
-			return tls.VersionName(uint16(n))
-		}
-		return strconv.FormatInt(v.Int(), 10)
-	}
-	return ""
-}
-
 func newAuditMessage(m *ospreyv1.MessageRecord) auditMessage {
 	env := m.GetEnvelope()
 	d := auditMessage{
@@ -578,9 +542,7 @@ func newAuditMessage(m *ospreyv1.MessageRecord) auditMessage {
 		Subject:  display(m.GetHeaders().GetSubject()),
 		Envelope: newEnvelopeView(env), Headers: newHeadersView(m.GetHeaders()),
 	}
-	if env != nil {
-		d.TLSVersion = tlsVersion(env.ProtoReflect())
-	}
+	d.TLSVersion, d.TLSCipher = display(env.GetTlsVersion()), display(env.GetTlsCipher())
 	if env.GetReceivedAt() != nil {
 		d.Received = env.GetReceivedAt().AsTime()
 	}

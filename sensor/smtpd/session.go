@@ -179,6 +179,9 @@ func (s *session) receive(r io.Reader, checked bool) error {
 		Tls:        tlsState != nil,
 		ReceivedAt: timestamppb.New(now),
 	}
+	if tlsState != nil {
+		env.TlsVersion, env.TlsCipher = tls.VersionName(tlsState.Version), tls.CipherSuiteName(tlsState.CipherSuite)
+	}
 	hdr := receivedHeader(stamp{
 		helo:     helo,
 		ip:       s.c.ip,

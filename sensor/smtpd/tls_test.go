@@ -51,8 +51,8 @@ func TestSTARTTLS(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages, want 1", len(msgs))
 	}
-	if !msgs[0].meta.Envelope.GetTls() {
-		t.Error("envelope tls = false, want true")
+	if env := msgs[0].meta.Envelope; !env.GetTls() || env.GetTlsVersion() != "TLS 1.3" || !strings.HasPrefix(env.GetTlsCipher(), "TLS_") {
+		t.Errorf("envelope tls %v, version %q, cipher %q; want TLS 1.3 and its cipher", env.GetTls(), env.GetTlsVersion(), env.GetTlsCipher())
 	}
 	if !strings.Contains(msgs[0].body, " with ESMTPS id ") || !strings.Contains(msgs[0].body, "\r\n\t(using TLS1.3 with cipher TLS_") {
 		t.Errorf("Received header without TLS: %q", msgs[0].body)

@@ -59,11 +59,13 @@ type envelopeJSON struct {
 	TLS        bool     `json:"tls,omitempty"`
 	ReceivedAt string   `json:"receivedAt,omitempty"`
 	Mailbox    string   `json:"mailbox,omitempty"`
+	TLSVersion string   `json:"tlsVersion,omitempty"`
+	TLSCipher  string   `json:"tlsCipher,omitempty"`
 }
 
 func newEnvelopeJSON(e *ospreyv1.Envelope) envelopeJSON {
 	j := envelopeJSON{MailFrom: e.GetMailFrom(), RcptTo: e.GetRcptTo(), ClientAddr: e.GetClientAddr(),
-		Helo: e.GetHelo(), TLS: e.GetTls(), Mailbox: e.GetMailbox()}
+		Helo: e.GetHelo(), TLS: e.GetTls(), Mailbox: e.GetMailbox(), TLSVersion: e.GetTlsVersion(), TLSCipher: e.GetTlsCipher()}
 	if ts := e.GetReceivedAt(); ts != nil {
 		j.ReceivedAt = timestampJSON(ts.GetSeconds(), ts.GetNanos())
 	}

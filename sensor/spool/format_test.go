@@ -17,7 +17,8 @@ func TestEnvelopeJSONMatchesProtojson(t *testing.T) {
 	for _, e := range []*ospreyv1.Envelope{
 		{},
 		{MailFrom: "a@example.com", RcptTo: []string{"b@example.org", "c\"<>&\u2028@example.org"}, ClientAddr: "[2001:db8::1]:25",
-			Helo: "mx.example.com", Tls: true, ReceivedAt: timestamppb.New(time.Unix(1700000000, 0)), Mailbox: "u@pop.example.com"},
+			Helo: "mx.example.com", Tls: true, ReceivedAt: timestamppb.New(time.Unix(1700000000, 0)), Mailbox: "u@pop.example.com",
+			TlsVersion: "TLS 1.3", TlsCipher: "TLS_AES_128_GCM_SHA256"},
 		{ReceivedAt: timestamppb.New(time.Unix(1700000000, 120_000_000))},
 		{ReceivedAt: timestamppb.New(time.Unix(1700000000, 123_456_000))},
 		{ReceivedAt: timestamppb.New(time.Unix(1700000000, 123_456_789))},

@@ -1767,7 +1767,11 @@ type Envelope struct {
 	Tls        bool                   `protobuf:"varint,5,opt,name=tls,proto3" json:"tls,omitempty"`
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	// mailbox names the POP3 mailbox (user@server) a polled message came from.
-	Mailbox       string `protobuf:"bytes,7,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
+	Mailbox string `protobuf:"bytes,7,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
+	// tls_version and tls_cipher name the TLS of the session a message came
+	// in ("TLS 1.3", "TLS_AES_128_GCM_SHA256"), when it had TLS.
+	TlsVersion    string `protobuf:"bytes,8,opt,name=tls_version,json=tlsVersion,proto3" json:"tls_version,omitempty"`
+	TlsCipher     string `protobuf:"bytes,9,opt,name=tls_cipher,json=tlsCipher,proto3" json:"tls_cipher,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1847,6 +1851,20 @@ func (x *Envelope) GetReceivedAt() *timestamppb.Timestamp {
 func (x *Envelope) GetMailbox() string {
 	if x != nil {
 		return x.Mailbox
+	}
+	return ""
+}
+
+func (x *Envelope) GetTlsVersion() string {
+	if x != nil {
+		return x.TlsVersion
+	}
+	return ""
+}
+
+func (x *Envelope) GetTlsCipher() string {
+	if x != nil {
+		return x.TlsCipher
 	}
 	return ""
 }
@@ -2192,7 +2210,7 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"Y\n" +
 	"\x13ReissuedCertificate\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12 \n" +
-	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\xde\x01\n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x9e\x02\n" +
 	"\bEnvelope\x12\x1b\n" +
 	"\tmail_from\x18\x01 \x01(\tR\bmailFrom\x12\x17\n" +
 	"\arcpt_to\x18\x02 \x03(\tR\x06rcptTo\x12\x1f\n" +
@@ -2202,7 +2220,11 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x03tls\x18\x05 \x01(\bR\x03tls\x12;\n" +
 	"\vreceived_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x18\n" +
-	"\amailbox\x18\a \x01(\tR\amailbox\"a\n" +
+	"\amailbox\x18\a \x01(\tR\amailbox\x12\x1f\n" +
+	"\vtls_version\x18\b \x01(\tR\n" +
+	"tlsVersion\x12\x1d\n" +
+	"\n" +
+	"tls_cipher\x18\t \x01(\tR\ttlsCipher\"a\n" +
 	"\rUploadRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.osprey.v1.UploadHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
