@@ -143,7 +143,11 @@ func Create(ctx context.Context, opts Options) (*Manifest, error) {
 		CreatedAt: now().UTC().Truncate(time.Second), Node: opts.NodeName, DataDir: absPath(opts.DataDir),
 		Key: KeyPart{Check: KeyCheck(key)},
 	}
-	if err := describeEtcd(ctx, cli, key, &m.Etcd); err != nil {
+	// A member that does not answer fails the backup instead of holding it.
+	dctx, cancel := context.WithTimeout(ctx, describeTimeout)
+	err = describeEtcd(dctx, cli, key, &m.Etcd)
+	cancel()
+	if err != nil {
 		return nil, err
 	}
 	if m.Node == "" {
@@ -220,6 +224,10 @@ func Create(ctx context.Context, opts Options) (*Manifest, error) {
 	return m, nil
 }
 
+// describeTimeout bounds the calls that describe the etcd member before
+// its snapshot.
+const describeTimeout = 15 * time.Second
+
 // checkOut refuses a destination that holds anything.
 func checkOut(out string) error {
 	entries, err := os.ReadDir(out)
@@ -249,7 +257,7 @@ func describeEtcd(ctx context.Context, cli *clientv3.Client, key []byte, p *Etcd
 	ep := cli.Endpoints()[0]
 	st, err := cli.Status(ctx, ep)
 	if err != nil {
-		return fmt.Errorf("etcd status of %s: %w", ep, err)
+		return fmt.Errorf("etcd at %s: %w (is the node running? it prints its embedded etcd's URL at start)", ep, err)
 	}
 	ml, err := cli.MemberList(ctx)
 	if err != nil {
