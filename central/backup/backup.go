@@ -18,8 +18,9 @@
 //     PostgreSQL is not in the backup: the operator backs it up with its
 //     own tools (pg_dump, base backups);
 //   - local-sensor/identity/: the identity (key and certificates) of the
-//     node's own Sensor component, which lives in the data dir and which
-//     no join token replaces once its sensor record names a certificate;
+//     node's own Sensor component, which lives in the data dir: restored on
+//     that node, the sensor goes on with its certificate (the other nodes
+//     of a cluster restored from the backup enroll theirs again);
 //   - cluster.key, only when asked: the key unseals the cluster CA's key,
 //     so by default it stays out and the manifest keeps a check value that
 //     a restore compares the key it is given with.

@@ -377,6 +377,20 @@ func TestBackupAndRestore(t *testing.T) {
 			t.Errorf("moved aside: %v", err)
 		}
 	}
+	// Another node restored from the backup does not get the backed-up
+	// node's sensor identity.
+	otherDir := filepath.Join(t.TempDir(), "n2")
+	if err := os.MkdirAll(otherDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r, err = Restore(ctx, RestoreOptions{From: out, DataDir: otherDir, NodeName: "n2", EtcdPeerAddr: freeAddr(t),
+		ClusterKeyFile: filepath.Join(dataDir, "cluster.key"), LocalSensorDir: filepath.Join(otherDir, "sensor")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(otherDir, "sensor", "identity")); r.Sensor || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("restore of node n2 from n1's backup: sensor identity restored %v (%v), want not", r.Sensor, err)
+	}
 	again := startMember(t, dataDir, "n1", peer, "", n.key)
 	if _, _, err := store.New(again.Client()).GetTenant(ctx, store.AllTenants(), "after"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("tenant made after the first restore, after the second: got %v, want not found", err)

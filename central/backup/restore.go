@@ -51,8 +51,9 @@ type RestoreOptions struct {
 	// the backup when it is missing and the backup holds the key.
 	ClusterKeyFile string
 	// LocalSensorDir is the data dir of the node's own Sensor component:
-	// the backup's sensor identity goes back in its identity/ when that is
-	// missing. Empty: it is not restored.
+	// when the node is the one the backup was taken from, the backup's
+	// sensor identity goes back in its identity/ if that is missing.
+	// Empty: it is not restored.
 	LocalSensorDir string
 	// Force restores over a data dir that holds a node's data, which is
 	// moved aside first.
@@ -180,7 +181,9 @@ func Restore(ctx context.Context, opts RestoreOptions) (*Restored, error) {
 		return nil, err
 	}
 	identity := ""
-	if m.Sensor.Included && opts.LocalSensorDir != "" {
+	// The identity is the backed-up node's own sensor's: the other nodes
+	// of a cluster restored from the backup enroll theirs again.
+	if m.Sensor.Included && opts.LocalSensorDir != "" && opts.NodeName == m.Node {
 		identity = filepath.Join(opts.LocalSensorDir, "identity")
 		if _, err := os.Lstat(identity); err == nil {
 			// The identity in place is the backup's or newer: keep it.
