@@ -177,6 +177,9 @@ cluster, restore every node from the same backup with the same
 		return usageErrorf("--from: required")
 	}
 	opts.LocalSensorDir = filepath.Join(opts.DataDir, "sensor")
+	if err := opts.Validate(); err != nil {
+		return usageErrorf("%v", err)
+	}
 	r, err := backup.Restore(ctx, opts)
 	if errors.Is(err, backup.ErrDataDirInUse) {
 		return err
