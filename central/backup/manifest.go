@@ -211,16 +211,6 @@ func (m *Manifest) check(dir string) error {
 	return nil
 }
 
-// file returns the manifest's entry of name.
-func (m *Manifest) file(name string) (File, bool) {
-	for _, f := range m.Files {
-		if f.Name == name {
-			return f, true
-		}
-	}
-	return File{}, false
-}
-
 // localName reports whether name is a clean relative slash path that stays
 // inside the backup.
 func localName(name string) bool {
