@@ -548,7 +548,7 @@ func connectEtcd(ctx context.Context, opts Options, kek []byte, log *slog.Logger
 			Logger:      nil,
 		}
 		if opts.EtcdCAFile != "" || opts.EtcdCertFile != "" {
-			tc, err := etcdClientTLS(opts)
+			tc, err := EtcdClientTLS(opts.EtcdCAFile, opts.EtcdCertFile, opts.EtcdKeyFile)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/central/backup"
 )
 
@@ -97,7 +96,7 @@ cluster key is not in it unless --include-cluster-key: keep a copy apart.`, stde
 	}
 	opts.Etcd.Endpoints = endpoints
 	if caFile != "" || certFile != "" {
-		if opts.Etcd.TLS, err = etcdTLS(caFile, certFile, keyFile); err != nil {
+		if opts.Etcd.TLS, err = central.EtcdClientTLS(caFile, certFile, keyFile); err != nil {
 			return err
 		}
 	}
@@ -220,28 +219,4 @@ func printRestore(w io.Writer, opts backup.RestoreOptions, r *backup.Restored) {
 	} else {
 		fmt.Fprintf(w, "Start the node with its usual flags.\n")
 	}
-}
-
-// etcdTLS is the TLS configuration of a client of an external etcd.
-func etcdTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pemBytes, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--etcd-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("--etcd-ca: %s holds no PEM certificate", caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--etcd-cert: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
