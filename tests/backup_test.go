@@ -27,8 +27,10 @@ import (
 // three-node cluster (PostgreSQL) are backed up while they run, changed
 // after the backup, stopped and wiped (data dirs, and the database), then
 // restored with osprey admin restore (and pg_restore) and started: they
-// come back as they were at the backup, every sensor reconnects with the
-// identity it has (no enrollment), and mail flows again.
+// come back as they were at the backup (tenants, users, rules, sensors,
+// alerts, message records, the audit log, and every row of every SQL
+// table), every sensor reconnects with the identity it has (no
+// enrollment), and mail flows again.
 
 // apiState is what a node's API shows of the data a backup must keep,
 // without what changes by itself (who is online, since when).
@@ -39,6 +41,7 @@ type apiState struct {
 	Sensors  []api.Sensor
 	Alerts   []api.Alert
 	Messages []api.MessageRecord
+	Audit    []api.AuditEvent
 }
 
 // readState reads the API's view of every tenant's data. Sensors keep
@@ -70,6 +73,11 @@ func readState(t *testing.T, c *api.Client, reenrolled bool) apiState {
 			t.Fatal(err)
 		}
 		s.Messages = append(s.Messages, msgs.Messages...)
+		audit, err := c.Audit(ctx, api.AuditQuery{Tenant: tn.ID, Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Audit = append(s.Audit, audit.Events...)
 	}
 	sensors, err := c.Sensors(ctx)
 	if err != nil {
@@ -84,6 +92,25 @@ func readState(t *testing.T, c *api.Client, reenrolled bool) apiState {
 	}
 	slices.SortFunc(s.Sensors, func(a, b api.Sensor) int { return strings.Compare(a.ID, b.ID) })
 	return s
+}
+
+// check checks that s holds what the drills made before their backup: the
+// tenant acme and its admin, a rule in each tenant, the sensor branch-1,
+// and the alerts, message records and accepted messages in the audit log
+// of the n messages sent.
+func (s apiState) check(t *testing.T, n int) {
+	t.Helper()
+	rules := 0
+	for _, rs := range s.Rules {
+		rules += len(rs)
+	}
+	if !slices.ContainsFunc(s.Tenants, func(tn api.Tenant) bool { return tn.ID == "acme" }) ||
+		!slices.ContainsFunc(s.Users, func(u api.User) bool { return u.Name == "acme-admin" }) || rules != 2 ||
+		!slices.ContainsFunc(s.Sensors, func(sn api.Sensor) bool { return sn.Name == "branch-1" && sn.State == api.SensorApproved }) ||
+		len(s.Alerts) != n || len(s.Messages) != n || len(s.Audit) != n {
+		t.Fatalf("before the backup: tenants %v, users %v, %d rules, sensors %v, %d alerts, %d records, %d audit events; want acme, acme-admin, 2 rules, branch-1 approved, %d alerts, records and events",
+			s.Tenants, s.Users, rules, s.Sensors, len(s.Alerts), len(s.Messages), len(s.Audit), n)
+	}
 }
 
 // sqlRows reads every row of every table of a database (driver "sqlite"
@@ -313,6 +340,7 @@ func TestRestoreDrillDev(t *testing.T) {
 	sendEICAR(t, sensorSMTP, "through branch-1")
 	waitAlert(t, c, api.AlertQuery{Tenant: "default"}, 2)
 	before := readState(t, c, false)
+	before.check(t, 2)
 
 	// The backup, from the running node, as docs/operations.md shows it.
 	backupDir := filepath.Join(work, "backups", "osprey-1")
@@ -396,6 +424,7 @@ func TestRestoreDrillCluster(t *testing.T) {
 		waitSensor(t, n1.api, name, "the node's own sensor online", func(s *api.Sensor) bool { return s.Online })
 	}
 	before := readState(t, n1.api, true)
+	before.check(t, 1)
 
 	// The backup: etcd through n2's member, the database with pg_dump.
 	work := t.TempDir()
