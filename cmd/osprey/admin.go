@@ -75,9 +75,6 @@ cluster key is not in it unless --include-cluster-key: keep a copy apart.`, stde
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
 		return err
 	}
-	if opts.Out == "" {
-		return usageErrorf("--out: required")
-	}
 	if len(endpoints) == 0 {
 		host, port, err := net.SplitHostPort(clientAddr)
 		if err != nil {
@@ -88,13 +85,13 @@ cluster key is not in it unless --include-cluster-key: keep a copy apart.`, stde
 		}
 		endpoints = stringList{"http://" + net.JoinHostPort(host, port)}
 	}
-	if len(endpoints) != 1 {
-		return usageErrorf("--etcd-endpoints: %d given, want one member's client URL: a snapshot is one member's", len(endpoints))
+	opts.Etcd.Endpoints = endpoints
+	if err := opts.Validate(); err != nil {
+		return usageErrorf("%v", err)
 	}
 	if (certFile == "") != (keyFile == "") {
 		return usageErrorf("--etcd-cert and --etcd-key: give both or neither")
 	}
-	opts.Etcd.Endpoints = endpoints
 	if caFile != "" || certFile != "" {
 		if opts.Etcd.TLS, err = central.EtcdClientTLS(caFile, certFile, keyFile); err != nil {
 			return err
