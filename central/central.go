@@ -88,6 +88,12 @@ type Options struct {
 	// node and gossips the sensor role and its SMTP listener. cmd/osprey
 	// runs the component once the node is ready.
 	Sensor bool
+	// LocalSensorUnenrolled says that the node's own Sensor component has
+	// no identity in its data dir (lost, or a data dir restored from
+	// another node's backup) though its record names a certificate: the
+	// node then makes it a join token all the same (Ready), and it enrolls
+	// into its record again. cmd/osprey looks at the sensor's data dir.
+	LocalSensorUnenrolled bool
 
 	// GossipAddr is where the node gossips with the other central nodes,
 	// UDP and TCP (--gossip-addr); port 0 picks one. A dev node without one
@@ -542,7 +548,7 @@ func connectEtcd(ctx context.Context, opts Options, kek []byte, log *slog.Logger
 			Logger:      nil,
 		}
 		if opts.EtcdCAFile != "" || opts.EtcdCertFile != "" {
-			tc, err := etcdClientTLS(opts)
+			tc, err := EtcdClientTLS(opts.EtcdCAFile, opts.EtcdCertFile, opts.EtcdKeyFile)
 			if err != nil {
 				return nil, nil, err
 			}

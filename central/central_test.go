@@ -18,6 +18,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/pgtest"
 )
 
@@ -130,6 +131,41 @@ func TestDevNodeKeepsItsDataAcrossRestarts(t *testing.T) {
 	}
 	if err := n2.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// TestLocalSensorEnrollsAgain: a node makes its own sensor a join token
+// while the sensor's record names no certificate and, once it names one,
+// only when the sensor has lost its identity (a data dir restored from
+// another node's backup), so that it enrolls into its record again.
+func TestLocalSensorEnrollsAgain(t *testing.T) {
+	opts := central.Options{DataDir: t.TempDir(), Dev: true, NodeName: "dev", HTTPAddr: "127.0.0.1:0"}
+	n := startNode(t, opts)
+	if n.ready.LocalSensorJoinToken == "" {
+		t.Fatal("first start: no join token for the own sensor, which never enrolled")
+	}
+	// The sensor enrolled: its record names its certificate.
+	st := store.New(n.ready.Etcd)
+	sn, v, err := st.GetSensor(t.Context(), store.AllTenants(), "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.CertFingerprint = strings.Repeat("ab", 32)
+	if _, err := st.UpdateSensor(t.Context(), store.AllTenants(), sn, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, unenrolled := range []bool{false, true} {
+		opts.LocalSensorUnenrolled = unenrolled
+		n := startNode(t, opts)
+		if got := n.ready.LocalSensorJoinToken != ""; got != unenrolled {
+			t.Errorf("restart with LocalSensorUnenrolled %v: join token made %v, want %v", unenrolled, got, unenrolled)
+		}
+		if err := n.stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -113,7 +113,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		if err != nil {
 			return nil, err
 		}
-		if sn.GetCertFingerprint() == "" { // never enrolled
+		if sn.GetCertFingerprint() == "" || opts.LocalSensorUnenrolled { // never enrolled, or lost its identity
 			if n.ready.LocalSensorJoinToken, err = localSensorToken(ctx, st, id, caHash); err != nil {
 				return nil, err
 			}

@@ -173,22 +173,25 @@ func covers(c *x509.Certificate, hosts []string) bool {
 	return true
 }
 
-// etcdClientTLS builds the TLS configuration for an external etcd.
-func etcdClientTLS(opts Options) (*tls.Config, error) {
+// EtcdClientTLS builds the TLS configuration of a client of an external
+// etcd: the CAs of caFile verify it (the system's when empty), and the pair
+// certFile, keyFile is presented when given (--etcd-ca, --etcd-cert,
+// --etcd-key).
+func EtcdClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if opts.EtcdCAFile != "" {
-		pemBytes, err := os.ReadFile(opts.EtcdCAFile)
+	if caFile != "" {
+		pemBytes, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--etcd-ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("--etcd-ca: %s holds no PEM certificate", opts.EtcdCAFile)
+			return nil, fmt.Errorf("--etcd-ca: %s holds no PEM certificate", caFile)
 		}
 		cfg.RootCAs = pool
 	}
-	if opts.EtcdCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(opts.EtcdCertFile, opts.EtcdKeyFile)
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("--etcd-cert: %w", err)
 		}

@@ -30,6 +30,9 @@ var (
 	hereDoc    = regexp.MustCompile(`<<-?\s*['"]?(\w+)['"]?`)
 	devDNSLine = regexp.MustCompile(`DNS:\s+127\.0\.0\.1:(\d+),`)
 	ctlCommand = regexp.MustCompile(`^(?:osprey|go run \./cmd/osprey) ctl\s`)
+	// backupCommand is the backup of a node alone with the defaults of
+	// osprey dev, which the test's node is (a cluster's names its hosts).
+	backupCommand = regexp.MustCompile(`^osprey admin backup --out `)
 )
 
 // shellBlocks returns the commands of each fenced sh, bash or shell block
@@ -114,6 +117,7 @@ func TestDocumentedCommands(t *testing.T) {
 		"OSPREY_GOSSIP_ADDR=127.0.0.1:0", "OSPREY_DNS_ADDR=127.0.0.1:0",
 	}, "dev")
 	base := p.waitLine(t, apiLine)[1]
+	etcd := p.waitLine(t, etcdLine)[1]
 	dnsPort := p.waitLine(t, devDNSLine)[1]
 	password, err := os.ReadFile(filepath.Join(work, "osprey-data", "initial-admin-password"))
 	if err != nil {
@@ -135,7 +139,9 @@ func TestDocumentedCommands(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env = append(env, "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		// Where the node's etcd listens, for osprey admin backup.
+		"OSPREY_ETCD_CLIENT_ADDR="+strings.TrimPrefix(etcd, "http://"))
 
 	// exports are the README's export lines run so far: each block runs in
 	// a shell of its own that starts with them, as a user's terminal has
@@ -197,7 +203,8 @@ func TestDocumentedCommands(t *testing.T) {
 		t.Errorf("the tour's alert: severity %s, want high", a.Severity)
 	}
 
-	// Every `osprey ctl` command of the README and docs/, on its own.
+	// Every `osprey ctl` command of the README and docs/, and every backup
+	// of a node alone, on its own.
 	docs, err := filepath.Glob("../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
@@ -206,12 +213,15 @@ func TestDocumentedCommands(t *testing.T) {
 	for _, d := range docs {
 		files = append(files, strings.TrimPrefix(d, "../"))
 	}
-	ran := 0
+	ran, backups := 0, 0
 	for _, f := range files {
 		for _, block := range shellBlocks(t, "..", f) {
 			for _, c := range block {
-				if !ctlCommand.MatchString(c.text) {
+				if !ctlCommand.MatchString(c.text) && !backupCommand.MatchString(c.text) {
 					continue
+				}
+				if backupCommand.MatchString(c.text) {
+					backups++
 				}
 				ran++
 				t.Run(c.where, func(t *testing.T) { shell(t, []docCommand{c}) })
@@ -220,6 +230,14 @@ func TestDocumentedCommands(t *testing.T) {
 	}
 	if ran == 0 {
 		t.Error("found no documented osprey ctl command")
+	}
+	// Each documented backup made one, in a directory of its own.
+	made, err := filepath.Glob(filepath.Join(work, "backups", "*", "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if backups == 0 || len(made) != backups {
+		t.Errorf("%d documented backups of a node alone made %d backups (%v), want one each and at least one", backups, len(made), made)
 	}
 }
 

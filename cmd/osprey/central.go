@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/sensor"
+	"github.com/ospreysec/osprey/sensor/agent"
 )
 
 // runCentral runs `osprey central`, or `osprey dev` when dev is set.
@@ -118,6 +120,11 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	}, logger, stdout)
 	if err := sensorOpts.Validate(); err != nil {
 		return fmt.Errorf("sensor options: %w", err)
+	}
+	// A sensor without its identity (a data dir restored from another
+	// node's backup) enrolls again, into its record.
+	if _, err := agent.LoadIdentity(sensorOpts.DataDir); errors.Is(err, agent.ErrNotEnrolled) {
+		opts.LocalSensorUnenrolled = true
 	}
 	readyc := make(chan central.Ready, 1)
 	opts.OnReady = func(r central.Ready) {

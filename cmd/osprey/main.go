@@ -1,6 +1,7 @@
 // Command osprey is the single binary of the Osprey platform: a Central Node
 // (`osprey central`), everything in one process for a first try (`osprey dev`),
-// the command-line client of the REST API (`osprey ctl`) and `osprey version`.
+// the command-line client of the REST API (`osprey ctl`), backup and restore
+// (`osprey admin`) and `osprey version`.
 //
 // This package only parses flags and wires; the behaviour lives in central/,
 // sensor/ and api/.
@@ -26,6 +27,7 @@ Commands:
   central   run a Central Node
   sensor    run a Sensor agent
   ctl       talk to the REST API of a Central Node
+  admin     back up a running Central Node, restore a stopped one
   version   print the version
 
 Every flag can also be set as an environment variable: OSPREY_ and the flag's
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSensor(ctx, rest, stdout, stderr)
 	case "ctl":
 		return runCtl(ctx, rest, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, buildinfo.String())
 		return nil

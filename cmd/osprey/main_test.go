@@ -41,6 +41,18 @@ func TestUsageErrors(t *testing.T) {
 		{"central argument", []string{"central", "extra"}, `osprey central: unexpected argument "extra"`, "Usage: osprey central [flags]"},
 		{"dev log format", []string{"dev", "--log-format", "xml"}, `osprey dev: --log-format: "xml" is not json or text`, "Usage: osprey dev [flags]"},
 		{"sensor argument", []string{"sensor", "extra"}, `osprey sensor: unexpected argument "extra"`, "Usage: osprey sensor [flags]"},
+		{"admin without a command", []string{"admin"}, "osprey admin: no command", "Usage: osprey admin <command>"},
+		{"admin unknown command", []string{"admin", "snapshot"}, `osprey admin: unknown command "snapshot"`, "Usage: osprey admin <command>"},
+		{"backup without --out", []string{"admin", "backup"}, "osprey admin backup: --out: required", "Usage: osprey admin backup [flags]"},
+		{"backup of two members", []string{"admin", "backup", "--out", "b", "--etcd-endpoints", "http://a:2379,http://b:2379"},
+			"osprey admin backup: --etcd-endpoints: 2 given, want one member's client URL", "Usage: osprey admin backup [flags]"},
+		{"backup half a key pair", []string{"admin", "backup", "--out", "b", "--etcd-cert", "c.pem"},
+			"osprey admin backup: --etcd-cert and --etcd-key: give both or neither", "Usage: osprey admin backup [flags]"},
+		{"restore without --from", []string{"admin", "restore"}, "osprey admin restore: --from: required", "Usage: osprey admin restore [flags]"},
+		{"restore with a plaintext peer URL", []string{"admin", "restore", "--from", "b", "--node-name", "n1", "--etcd-initial-cluster", "n1=http://10.0.0.1:2380"},
+			"osprey admin restore: --etcd-initial-cluster: n1=http://10.0.0.1:2380: the members talk mutual TLS", "Usage: osprey admin restore [flags]"},
+		{"restore of a node not in the cluster", []string{"admin", "restore", "--from", "b", "--node-name", "n4", "--etcd-initial-cluster", "n1=https://10.0.0.1:2380"},
+			`osprey admin restore: --etcd-initial-cluster: etcd initial cluster: no entry for this member, "n4"`, "Usage: osprey admin restore [flags]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

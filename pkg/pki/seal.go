@@ -122,6 +122,11 @@ func LoadOrCreateKEK(path string) ([]byte, error) {
 	return key, nil
 }
 
+// LoadKEK reads the key-encryption key at path, with the checks of
+// [LoadOrCreateKEK], and never makes one: a missing file is an error
+// matching [os.ErrNotExist].
+func LoadKEK(path string) ([]byte, error) { return loadKEK(path) }
+
 func loadKEK(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

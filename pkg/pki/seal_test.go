@@ -273,3 +273,28 @@ func TestLoadKEKGroupReadable(t *testing.T) {
 		t.Fatalf("LoadOrCreateKEK of a 0440 key: %x, %v", got, err)
 	}
 }
+
+// TestLoadKEK reads a key as LoadOrCreateKEK does, and never makes one.
+func TestLoadKEK(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.key")
+	if _, err := LoadKEK(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadKEK of a missing file: got %v, want os.ErrNotExist", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadKEK made %s (%v)", path, err)
+	}
+	made, err := LoadOrCreateKEK(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadKEK(path)
+	if err != nil || !bytes.Equal(got, made) {
+		t.Errorf("LoadKEK: %x, %v; want %x", got, err, made)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKEK(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("LoadKEK of a world-readable key: got %v, want it refused", err)
+	}
+}
