@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -109,6 +110,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	d, dsn, err := dialectOf(opts.URL)
 	if err != nil {
 		return nil, err
+	}
+	if d.path != "" {
+		// Only the node's user reads the records: SQLite gives its -wal
+		// and -shm files the database file's mode.
+		f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", d.path, err)
+		}
+		f.Close()
 	}
 	db, err := sql.Open(d.driver, dsn)
 	if err != nil {

@@ -801,3 +801,25 @@ func TestConcurrentUploadsOneStore(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLiteFileModes: only the node's user may read the records.
+func TestSQLiteFileModes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.db")
+	st, err := Open(t.Context(), Options{URL: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.RecordMessage(t.Context(), store.AllTenants(), record("a", "s1", "m1"), t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+}
