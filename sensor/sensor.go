@@ -25,6 +25,7 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
+	"github.com/ospreysec/osprey/sensor/refusals"
 	"github.com/ospreysec/osprey/sensor/smtpd"
 	"github.com/ospreysec/osprey/sensor/spool"
 	"github.com/ospreysec/osprey/sensor/upload"
@@ -171,7 +172,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(spool.NewCollector(sp)); err != nil {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
+	refused := refusals.New()
 	smtp := smtpd.New(smtpd.Options{
+		Refusals:   refused,
 		Spool:      sp,
 		Hostname:   opts.Hostname,
 		SensorID:   id.SensorID,
@@ -215,6 +218,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatusSources:   append([]agent.StatusSource{st}, opts.StatusSources...),
 		StatusInterval:  opts.StatusInterval,
 		StatusChanged:   statusChanged,
+		Refusals:        refused,
 		Logger:          log,
 	})
 	if err != nil {

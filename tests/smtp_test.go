@@ -191,9 +191,35 @@ func TestSMTPIngestWithSwaks(t *testing.T) {
 		if r.GetMessageId() == "" || !strings.HasPrefix(r.GetEnvelope().GetClientAddr(), "127.0.0.1") {
 			t.Errorf("record %v: want its id and the client's address", r)
 		}
-		if r.GetEnvelope().GetMailFrom() == "tls@example.org" && !r.GetEnvelope().GetTls() {
-			t.Error("the STARTTLS message is not recorded as received over TLS")
+		if r.GetEnvelope().GetMailFrom() == "tls@example.org" && (!r.GetEnvelope().GetTls() || !strings.HasPrefix(r.GetEnvelope().GetTlsVersion(), "TLS 1.")) {
+			t.Errorf("the STARTTLS message is not recorded as received over TLS: %v", r.GetEnvelope())
 		}
+	}
+
+	// The refused attempts reach the audit log with the sensor's next
+	// status, as the accepted messages do with their uploads.
+	// Counts are per minute: the two recipients refused may fall in two.
+	deadline := time.Now().Add(60 * time.Second)
+	var counts map[string]int64
+	for {
+		list, err := d.api.Audit(t.Context(), api.AuditQuery{Kind: api.AuditRefused, ClientIP: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts = map[string]int64{}
+		for _, e := range list.Events {
+			counts[e.Refusal.Reason] += e.Refusal.Count
+			if e.Refusal.Reason == "recipient_refused" && e.Refusal.MailFrom != "x@example.org" {
+				t.Errorf("recipient refusal: %+v, want the sender x@example.org", e.Refusal)
+			}
+		}
+		if counts["recipient_refused"] == 2 && counts["message_too_large"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("refusals in the audit log after 60s: %v, want 2 recipients and 1 message refused", counts)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

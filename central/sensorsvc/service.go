@@ -371,6 +371,8 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 						"sensor", id.SensorID, "err", err)
 				}
 			}
+		case *ospreyv1.ConnectRequest_Refusals:
+			s.recordRefusals(ctx, id, m.Refusals.GetRefusals())
 		case *ospreyv1.ConnectRequest_Renew:
 			cert, err := s.renew(ctx, id, held, m.Renew.GetCsr())
 			if err != nil {
@@ -518,4 +520,33 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// refusalTimeout bounds the write of one refusal report: the receive loop
+// waits for it.
+const refusalTimeout = 10 * time.Second
+
+// recordRefusals adds a sensor's refusal report to the message audit log.
+// A report that cannot be written is dropped and logged: the sensor does
+// not send it again, and the stream goes on.
+func (s *Service) recordRefusals(ctx context.Context, id pki.Identity, rs []*ospreyv1.Refusal) {
+	if s.messages == nil || len(rs) == 0 {
+		return
+	}
+	if len(rs) > sqlstore.MaxRefusalsPerReport {
+		rs = rs[:sqlstore.MaxRefusalsPerReport]
+	}
+	out := make([]sqlstore.Refusal, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, sqlstore.Refusal{
+			Minute: r.GetMinute().AsTime(), ClientIP: r.GetClientIp(), Reason: r.GetReason(), Count: int64(min(r.GetCount(), 1<<62)),
+			FirstAt: r.GetFirstAt().AsTime(), LastAt: r.GetLastAt().AsTime(),
+			MailFrom: r.GetMailFrom(), Rcpt: r.GetRcpt(), Detail: r.GetDetail(),
+		})
+	}
+	wctx, cancel := context.WithTimeout(ctx, refusalTimeout)
+	defer cancel()
+	if err := s.messages.RecordRefusals(wctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, out); err != nil {
+		s.log.Warn("refusal report not recorded", "sensor", id.SensorID, "refusals", len(out), "err", err)
+	}
 }

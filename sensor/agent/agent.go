@@ -48,6 +48,9 @@ type Options struct {
 	Applier Applier
 	// StatusSources report counters and health in the periodic status.
 	StatusSources []StatusSource
+	// Refusals, when set, hands over the refused attempts to report with
+	// each status, for the central's message audit log.
+	Refusals RefusalSource
 	// StatusInterval is how often status is sent; zero means
 	// [DefaultStatusInterval].
 	StatusInterval time.Duration

@@ -74,6 +74,13 @@ type StatusSource interface {
 	Status() *ospreyv1.SensorStatus
 }
 
+// RefusalSource hands over the refusals counted since the last report
+// (Take), and takes back those a report could not carry (Return).
+type RefusalSource interface {
+	Take() []*ospreyv1.Refusal
+	Return([]*ospreyv1.Refusal)
+}
+
 // mergeStatus combines the sources' reports: counters are added up by name,
 // the sensor is healthy when every source is, problems are listed in
 // order, and the SMTP, POP3 and spool reports are the first source's that

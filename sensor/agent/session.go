@@ -148,12 +148,16 @@ func (s *session) sendLoop() {
 
 // send queues m for sendLoop. When the stream has ended it drops m: run
 // learns why from recvErr or sendDone.
-func (s *session) send(m *ospreyv1.ConnectRequest) {
+// send queues m for the send loop, and reports whether it did (not when
+// the stream has ended).
+func (s *session) send(m *ospreyv1.ConnectRequest) bool {
 	select {
 	case s.out <- m:
+		return true
 	case <-s.sendDone:
 	case <-s.ctx.Done():
 	}
+	return false
 }
 
 // run is the stream's owner loop. ctx is the agent's, under which
@@ -225,6 +229,31 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 
 func (s *session) sendStatus() {
 	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Status{Status: s.a.status()}})
+	s.sendRefusals()
+}
+
+// maxRefusalReports bounds the refusal reports sent with one status: a
+// flood's counts go out over a few statuses rather than all at once.
+const maxRefusalReports = 5
+
+// sendRefusals reports the refusals counted since the last report. Those
+// a report could not be queued for are given back for the next one; one
+// queued on a stream that then ends is lost.
+func (s *session) sendRefusals() {
+	src := s.a.opts.Refusals
+	if src == nil {
+		return
+	}
+	for range maxRefusalReports {
+		rs := src.Take()
+		if len(rs) == 0 {
+			return
+		}
+		if !s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Refusals: rs}}}) {
+			src.Return(rs)
+			return
+		}
+	}
 }
 
 // sendError is why sendLoop stopped. When the central ended the stream, Send

@@ -327,7 +327,7 @@ func (c *conn) startTLS(arg string) {
 	// through TLS (CVE-2011-0411): drop it.
 	if n := c.br.Buffered(); n > 0 {
 		_, _ = c.br.Discard(n)
-		c.srv.stats.reject(reasonSTARTTLSPipelining)
+		c.srv.refused(reasonSTARTTLSPipelining, c.ip, "", "", fmt.Sprintf("%d bytes sent before the TLS handshake", n))
 		c.log.Warn("discarded data pipelined after STARTTLS", "reason", reasonSTARTTLSPipelining, "bytes", n)
 	}
 	c.reply(220, smtp.EnhancedCode{2, 0, 0}, "Ready to start TLS")
@@ -349,10 +349,10 @@ func (c *conn) startTLS(arg string) {
 	_ = c.raw.SetDeadline(c.capDeadline(min(c.pol.commandTimeout, tlsHandshakeTimeout)))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		if c.certErr != nil {
-			c.srv.stats.reject(reasonTLSInvalidClientCert)
+			c.srv.refused(reasonTLSInvalidClientCert, c.ip, "", "", c.certErr.Error())
 			c.log.Warn("refused client certificate", "reason", reasonTLSInvalidClientCert, "err", c.certErr)
 		} else {
-			c.srv.stats.reject(reasonTLSHandshake)
+			c.srv.refused(reasonTLSHandshake, c.ip, "", "", err.Error())
 			c.log.Info("TLS handshake failed", "reason", reasonTLSHandshake, "err", err)
 		}
 		c.closing = true
@@ -520,7 +520,7 @@ func (c *conn) readErr(err error) error {
 		case c.phase != phaseCommand:
 			what = "Data timeout"
 		}
-		c.srv.stats.reject(reasonTimeout)
+		c.srv.refused(reasonTimeout, c.ip, c.mailFrom(), "", what)
 		c.log.Info("closing session", "reason", reasonTimeout, "limit", what)
 		c.reply(421, smtp.EnhancedCode{4, 4, 2}, what+" exceeded, closing connection")
 	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -673,7 +673,11 @@ func (c *conn) reply(code int, enh smtp.EnhancedCode, msg string) {
 
 // refuse counts and logs a refusal and replies with it.
 func (c *conn) refuse(r reason, code int, enh smtp.EnhancedCode, msg string) {
-	c.srv.stats.reject(r)
+	detail := fmt.Sprintf("%d %s", code, msg)
+	if c.verb != "" {
+		detail = c.verb + ": " + detail
+	}
+	c.srv.refused(r, c.ip, c.mailFrom(), "", detail)
 	c.log.Debug("refused command", "reason", r, "verb", c.verb, "code", code)
 	c.reply(code, enh, msg)
 }
@@ -730,7 +734,7 @@ func (c *conn) observe(head []byte) {
 		return
 	}
 	if n := c.errs.Add(1); int(n) >= c.pol.maxErrors {
-		c.srv.stats.reject(reasonTooManyErrors)
+		c.srv.refused(reasonTooManyErrors, c.ip, c.mailFrom(), "", fmt.Sprintf("%d failed commands", n))
 		c.log.Info("closing session", "reason", reasonTooManyErrors, "errors", n)
 		c.reply(421, smtp.EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
 		c.closing = true

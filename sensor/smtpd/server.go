@@ -59,6 +59,9 @@ type Options struct {
 	// certificate checks; nil means time.Now. (Network timeouts use the
 	// real time.)
 	Now func() time.Time
+	// Refusals, when set, receives every refused attempt, for the message
+	// audit log.
+	Refusals RefusalSink
 }
 
 // Server is the SMTP server of a sensor's SMTP integration. It listens
@@ -303,13 +306,13 @@ func (s *Server) admit(nc net.Conn) {
 		}
 		pol := g.pol
 		if !pol.clientAllowed(ip) {
-			s.stats.reject(reasonClientRefused)
+			s.refused(reasonClientRefused, ip, "", "", "")
 			log.Info("refused connection", "reason", reasonClientRefused)
 			turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
 			return
 		}
 		if r, ok := s.acquire(ip, pol); !ok {
-			s.stats.reject(r)
+			s.refused(r, ip, "", "", "")
 			log.Info("refused connection", "reason", r)
 			msg := "421 4.4.5 " + s.hostname + " Too many connections, try again later\r\n"
 			if r == reasonClientConnectionLimit {
@@ -320,7 +323,7 @@ func (s *Server) admit(nc net.Conn) {
 		}
 		if err := s.opts.Spool.Check(); err != nil {
 			s.releaseSlot(ip)
-			s.stats.reject(reasonSpoolUnavailable)
+			s.refused(reasonSpoolUnavailable, ip, "", "", err.Error())
 			log.Warn("refused connection", "reason", reasonSpoolUnavailable, "err", err)
 			// RFC 5321 §3.8: 421 in place of the greeting; the sending MTA
 			// tries the next address of the cluster's name.

@@ -115,10 +115,10 @@ func (s *session) leave() {
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := s.srv.opts.Spool.Check(); err != nil {
-		return s.refuse(spoolRejection(err), "err", err)
+		return s.refuse(spoolRejection(err), "from", from, "err", err)
 	}
 	if opts.Size > s.c.pol.maxSize {
-		return s.refuse(errTooLarge, "size", opts.Size)
+		return s.refuse(errTooLarge, "from", from, "size", opts.Size)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,7 +236,11 @@ func spoolRejection(err error) *rejection {
 
 // refuse counts and logs a refusal and returns its reply for go-smtp.
 func (s *session) refuse(rej *rejection, args ...any) error {
-	s.srv.stats.reject(rej.reason)
+	from, rcpt, detail := detailOf(args)
+	if from == "" {
+		from = s.c.mailFrom()
+	}
+	s.srv.refused(rej.reason, s.c.ip, from, rcpt, detail)
 	level := slogLevel(rej.reason)
 	s.c.log.Log(s.ctx, level, "refused", append([]any{"reason", rej.reason, "code", rej.reply.Code}, args...)...)
 	return rej.reply
