@@ -45,24 +45,38 @@ func (s *Store) ImportAlert(ctx context.Context, a *ospreyv1.Alert) (int64, erro
 	return seq, nil
 }
 
-// ImportMessage stores a message record that an earlier version kept
-// elsewhere, recorded at its upload time, unless it is there already.
-func (s *Store) ImportMessage(ctx context.Context, rec *ospreyv1.MessageRecord) error {
-	for kind, id := range map[string]string{"tenant": rec.GetTenant(), "sensor": rec.GetSensorId(), "message": rec.GetMessageId()} {
-		if err := store.CheckID(kind, id); err != nil {
+// ImportMessages stores message records that an earlier version kept
+// elsewhere, each recorded at its upload time, in one transaction; those it
+// holds already are left as they are.
+func (s *Store) ImportMessages(ctx context.Context, recs []*ospreyv1.MessageRecord) error {
+	type row struct {
+		rec  *ospreyv1.MessageRecord
+		body []byte
+		at   time.Time
+	}
+	rows := make([]row, 0, len(recs))
+	for _, rec := range recs {
+		for kind, id := range map[string]string{"tenant": rec.GetTenant(), "sensor": rec.GetSensorId(), "message": rec.GetMessageId()} {
+			if err := store.CheckID(kind, id); err != nil {
+				return err
+			}
+		}
+		body, err := marshal(rec)
+		if err != nil {
 			return err
 		}
+		at := time.Now()
+		if rec.GetUploadedAt() != nil {
+			at = rec.GetUploadedAt().AsTime()
+		}
+		rows = append(rows, row{rec, body, at})
 	}
-	body, err := marshal(rec)
-	if err != nil {
-		return err
-	}
-	at := time.Now()
-	if rec.GetUploadedAt() != nil {
-		at = rec.GetUploadedAt().AsTime()
-	}
-	if _, err := s.insertMessage(ctx, s.db, rec, body, at); err != nil {
-		return fmt.Errorf("import: %w", err)
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rows {
+			if _, err := s.insertMessage(ctx, tx, r.rec, r.body, r.at); err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+		}
+		return nil
+	})
 }

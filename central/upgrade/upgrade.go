@@ -28,6 +28,7 @@ import (
 
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
 // lockKey is the prefix of the mutex of the move.
@@ -145,11 +146,13 @@ func MoveToSQL(ctx context.Context, cli *clientv3.Client, st *store.Store, db *s
 			break
 		}
 		keys := make([]string, 0, len(msgs))
+		recs := make([]*ospreyv1.MessageRecord, 0, len(msgs))
 		for _, m := range msgs {
-			if err := db.ImportMessage(ctx, m.Record); err != nil {
-				return moved, err
-			}
+			recs = append(recs, m.Record)
 			keys = append(keys, m.Key)
+		}
+		if err := db.ImportMessages(ctx, recs); err != nil {
+			return moved, err
 		}
 		if err := st.DeleteLegacy(ctx, keys); err != nil {
 			return moved, err
