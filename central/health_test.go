@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,6 +112,8 @@ func TestHealthMonitorGossipsChanges(t *testing.T) {
 	cfg := &ospreyv1.SmtpIntegration{Enabled: true, Listen: "0.0.0.0:" + port}
 	rec := &recorder{}
 	closedGRPC := mustClosedAddr(t)
+	var sqlDown atomic.Bool
+	sqlDown.Store(true)
 	h := newHealthMonitor(healthOptions{
 		cluster:  rec,
 		etcd:     newEtcdProbe(func(context.Context) error { return nil }, nil),
@@ -122,6 +125,12 @@ func TestHealthMonitorGossipsChanges(t *testing.T) {
 			cfgMu.Lock()
 			defer cfgMu.Unlock()
 			return cfg, nil
+		},
+		sqlPing: func(context.Context) error {
+			if sqlDown.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
 		},
 		selfIP: netip.MustParseAddr("127.0.0.1"),
 		log:    slog.New(slog.DiscardHandler),
@@ -145,6 +154,13 @@ func TestHealthMonitorGossipsChanges(t *testing.T) {
 	h.update(t.Context())
 	if len(rec.metas) != 2 || rec.metas[1].Health.SMTP {
 		t.Fatalf("after SMTP was disabled: %+v, want a second report without SMTP", rec.metas)
+	}
+
+	// The SQL store answers again: a report says so.
+	sqlDown.Store(false)
+	h.update(t.Context())
+	if len(rec.metas) != 3 || !rec.metas[2].Health.SQL {
+		t.Fatalf("after the SQL store came back: %+v, want a third report with SQL", rec.metas)
 	}
 }
 
