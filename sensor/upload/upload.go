@@ -41,7 +41,9 @@ type Options struct {
 	// Client returns a client of the central nodes over the sensor's mutual
 	// TLS connection, or an error while there is none.
 	Client func(ctx context.Context) (ospreyv1.SensorServiceClient, error)
-	// Workers is the number of concurrent uploads; 0 means 4.
+	// Workers is the number of concurrent uploads; 0 means 16. Each waits for
+	// the central to scan and record its message, so the uploads in flight,
+	// not the CPU, bound the rate: 4 held osprey dev at about 950 msg/s.
 	Workers int
 	// ChunkSize is the size of the chunks a message is sent in; 0 means 64 KiB.
 	ChunkSize int
@@ -67,7 +69,7 @@ type Uploader struct {
 // New makes an uploader; Run starts it.
 func New(opts Options) *Uploader {
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		opts.Workers = 16
 	}
 	if opts.ChunkSize <= 0 {
 		opts.ChunkSize = 64 << 10
