@@ -268,6 +268,9 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["smtp_rejected_"+reason] = n
 	}
 	maps.Copy(out.Counters, s.uploads.Counters())
+	if stuck := s.uploads.Stuck(); len(stuck) > 0 {
+		out.Problems = append(out.Problems, stuckProblem(stuck))
+	}
 
 	out.Spool = &ospreyv1.SpoolStatus{
 		State:    ospreyv1.SpoolState_SPOOL_STATE_OK,
@@ -322,6 +325,18 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Pop3 = p.GetPop3()
 	}
 	return out
+}
+
+// stuckProblem tells of the spooled messages that fail to upload on their
+// own: they stay in the spool until the cause is fixed.
+func stuckProblem(stuck []upload.Stuck) string {
+	first := stuck[0]
+	what := "1 spooled message fails"
+	if len(stuck) > 1 {
+		what = fmt.Sprintf("%d spooled messages fail", len(stuck))
+	}
+	return fmt.Sprintf("%s to upload, kept in the spool and retried (%s: %d tries, next at %s): %v",
+		what, first.ID, first.Failures, first.Next.UTC().Format(time.RFC3339), first.Err)
 }
 
 // checkSpool checks the spool, and returns since when the spool has been

@@ -115,6 +115,7 @@ func (s *Spool) Put(ctx context.Context, meta Meta, body io.Reader) (string, err
 	delete(s.putting, key)
 	if out == spooled {
 		s.index[id] = e
+		s.added = append(s.added, id)
 		s.bytes += e.len
 		g.live++
 		g.liveBytes += e.len

@@ -286,6 +286,7 @@ type Spool struct {
 	mu        sync.Mutex
 	closed    bool
 	index     map[string]*entry
+	added     []string // spooled since the last Added
 	bytes     int64 // of the messages in index
 	reserved  int64 // by Puts in progress
 	inflight  int   // Puts in progress
@@ -365,6 +366,7 @@ func Open(opts Options) (*Spool, error) {
 	// Only if the disk has room for it; the cleaner tries again.
 	s.ensureReserve()
 	if len(s.index) > 0 {
+		s.added = s.List()
 		s.ready <- struct{}{}
 	}
 	if s.corrupt.Load() > 0 {
@@ -481,9 +483,22 @@ func (s *Spool) List() []string {
 // Ready returns a channel that receives after a message was spooled; it
 // holds one token, so a consumer that was busy still sees that something
 // came. It has a token after Open when the spool is not empty. Meant for
-// one consumer, the uploader: wait on it, then List.
+// one consumer, the uploader: wait on it, then call Added.
 func (s *Spool) Ready() <-chan struct{} {
 	return s.ready
+}
+
+// Added returns the ids of the messages spooled since the last call, oldest
+// first; the first call after Open returns those the spool held already.
+// Meant for one consumer, which learns each message once this way and so
+// never lists the whole spool.
+func (s *Spool) Added() []string {
+	s.mu.Lock()
+	ids := s.added
+	s.added = nil
+	s.mu.Unlock()
+	slices.Sort(ids)
+	return ids
 }
 
 // Stats returns the spool's gauges and counters.

@@ -563,6 +563,36 @@ func TestReady(t *testing.T) {
 	}
 }
 
+func TestAdded(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Options{Dir: dir})
+	if got := s.Added(); len(got) != 0 {
+		t.Errorf("Added on an empty spool = %v, want none", got)
+	}
+	a := put(t, s, smtpMeta(), "a")
+	b := put(t, s, smtpMeta(), "b")
+	if diff := cmp.Diff([]string{a, b}, s.Added()); diff != "" {
+		t.Errorf("Added after two Puts (-want +got):\n%s", diff)
+	}
+	if got := s.Added(); len(got) != 0 {
+		t.Errorf("Added again = %v, want none: each id is told once", got)
+	}
+	c := put(t, s, smtpMeta(), "c")
+	if err := s.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	// A message removed before its consumer looked is told anyway; the
+	// consumer's Get finds it gone.
+	if diff := cmp.Diff([]string{c}, s.Added()); diff != "" {
+		t.Errorf("Added after a third Put (-want +got):\n%s", diff)
+	}
+	// After a restart, every message the spool holds.
+	s = reopen(t, s, Options{Dir: dir})
+	if diff := cmp.Diff([]string{b, c}, s.Added()); diff != "" {
+		t.Errorf("Added after Open (-want +got):\n%s", diff)
+	}
+}
+
 // blockingReader returns one byte, tells started, and then blocks until
 // release is closed, when it returns EOF.
 type blockingReader struct {

@@ -5,10 +5,18 @@
 // stored. Uploads are idempotent by message id at the central, so every
 // failure mode (a lost answer, a crash between the answer and the removal, a
 // removal the disk lost) ends in a retry that is recognised as a duplicate,
-// never in a second alert. Workers take messages oldest first; a failing
-// central makes every worker back off (with jitter) instead of spinning, and a
-// message the central refuses as malformed is kept and retried slowly, never
-// dropped.
+// never in a second alert.
+//
+// The spool tells the uploader each message once (Spool.Added, after its
+// Ready signal), and a schedule.Scheduler decides when each is tried: at
+// once when it arrives, oldest first, by a fixed number of workers. Two
+// kinds of failure are told apart. When no central answers (no connection,
+// Unavailable, a deadline), the failure is the destination's: every upload
+// waits for one hold that grows with the outage, with jitter, and no message
+// is marked. When the central refuses the message itself (InvalidArgument)
+// or the spool cannot read it (a checksum), the failure is the message's: it
+// alone is retried slowly, from a minute to an hour, never dropped, and the
+// sensor's status names it, so that an operator sees what is stuck.
 package upload
 
 import (
@@ -17,22 +25,28 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/schedule"
 	"github.com/ospreysec/osprey/sensor/spool"
 )
 
 // Spool is what the uploader needs of the spool.
 type Spool interface {
-	List() []string
+	// Ready signals that messages were spooled, and Added returns them,
+	// each once; the first call returns those spooled before.
+	Ready() <-chan struct{}
+	Added() []string
 	Get(id string) (*spool.Message, error)
 	Remove(id string) error
-	Ready() <-chan struct{}
 }
 
 // Options configures an Uploader.
@@ -50,18 +64,29 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registerer receives the uploader's metrics.
 	Registerer prometheus.Registerer
-	// Retry gives the delay before the next attempt after failures in a row;
-	// nil means exponential from 200 ms to 30 s with full jitter.
-	Retry func(failures int) time.Duration
+	// Unreachable is the hold of every upload while no central answers;
+	// zero means from 200 ms to 30 s. Refused is the backoff of a message
+	// the central refuses or the spool cannot read; zero means from a
+	// minute to an hour.
+	Unreachable, Refused schedule.Backoff
+}
+
+// Stuck is a message whose own uploads failed.
+type Stuck struct {
+	ID       string
+	Failures int
+	Err      error
+	Next     time.Time
 }
 
 // Uploader moves spooled messages to the central nodes.
 type Uploader struct {
-	opts Options
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	sched *schedule.Scheduler[string]
 
-	mu       sync.Mutex
-	inFlight map[string]bool
+	mu    sync.Mutex
+	stuck map[string]Stuck // messages whose last try failed on their own
 
 	uploaded, duplicates, failures prometheus.Counter
 }
@@ -74,13 +99,11 @@ func New(opts Options) *Uploader {
 	if opts.ChunkSize <= 0 {
 		opts.ChunkSize = 64 << 10
 	}
-	if opts.Retry == nil {
-		opts.Retry = defaultRetry
-	}
 	u := &Uploader{
-		opts:     opts,
-		log:      opts.Logger,
-		inFlight: map[string]bool{},
+		opts:  opts,
+		log:   opts.Logger,
+		sched: schedule.New[string](schedule.Options{Item: opts.Refused, Group: opts.Unreachable}),
+		stuck: map[string]Stuck{},
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "osprey_sensor_uploaded_total", Help: "Messages uploaded to a central node and removed from the spool.",
 		}),
@@ -95,15 +118,18 @@ func New(opts Options) *Uploader {
 		u.log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(u.uploaded, u.duplicates, u.failures)
+		opts.Registerer.MustRegister(u.uploaded, u.duplicates, u.failures,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "osprey_sensor_upload_deferred",
+				Help: "Spooled messages waiting to be tried again after failures of their own (refused by the central, or unreadable).",
+			}, func() float64 { return float64(u.sched.Stats().Deferred) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "osprey_sensor_upload_held",
+				Help: "1 while uploads wait because no central node answers.",
+			}, func() float64 { return float64(u.sched.Stats().HeldGroups) }),
+		)
 	}
 	return u
-}
-
-func defaultRetry(failures int) time.Duration {
-	d := 200 * time.Millisecond << min(failures, 8)
-	d = min(d, 30*time.Second)
-	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
 // Counters reports the uploader's counters for the sensor's status.
@@ -115,88 +141,104 @@ func (u *Uploader) Counters() map[string]uint64 {
 	}
 }
 
+// Stuck returns the messages whose last upload failed on their own, oldest
+// first by id.
+func (u *Uploader) Stuck() []Stuck {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]Stuck, 0, len(u.stuck))
+	for _, s := range u.stuck {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Stuck) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // Run uploads until ctx ends.
 func (u *Uploader) Run(ctx context.Context) error {
-	work := make(chan string)
 	var wg sync.WaitGroup
-	for range u.opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			u.worker(ctx, work)
-		}()
-	}
 	defer wg.Wait()
-	// A periodic rescan covers messages whose upload failed.
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	for range u.opts.Workers {
+		wg.Go(func() { u.worker(ctx) })
+	}
 	for {
-		for _, id := range u.opts.Spool.List() {
-			if !u.claim(id) {
-				continue
-			}
-			select {
-			case work <- id:
-			case <-ctx.Done():
-				u.release(id)
-				close(work)
-				return nil
-			}
+		for _, id := range u.opts.Spool.Added() {
+			u.sched.Add(id, "")
 		}
 		select {
 		case <-u.opts.Spool.Ready():
-		case <-tick.C:
 		case <-ctx.Done():
-			close(work)
 			return nil
 		}
 	}
 }
 
-func (u *Uploader) claim(id string) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.inFlight[id] {
-		return false
-	}
-	u.inFlight[id] = true
-	return true
-}
-
-func (u *Uploader) release(id string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	delete(u.inFlight, id)
-}
-
-func (u *Uploader) worker(ctx context.Context, work <-chan string) {
-	failures := 0
-	for id := range work {
-		err := u.uploadOne(ctx, id)
-		u.release(id)
-		if err == nil || errors.Is(err, spool.ErrNotFound) {
-			failures = 0
-			continue
+func (u *Uploader) worker(ctx context.Context) {
+	for {
+		t, err := u.sched.Next(ctx)
+		if err != nil {
+			return
 		}
-		if ctx.Err() != nil {
-			continue
-		}
-		failures++
-		u.failures.Inc()
-		u.log.Warn("upload failed; will retry", "message", id, "err", err)
-		select {
-		case <-time.After(u.opts.Retry(failures)):
-		case <-ctx.Done():
+		err = u.uploadOne(ctx, t.Key)
+		switch {
+		case err == nil:
+			u.sched.Done(t.Key)
+			u.unstick(t.Key)
+		case errors.Is(err, spool.ErrNotFound):
+			u.sched.Drop(t.Key)
+			u.unstick(t.Key)
+		case ctx.Err() != nil:
+			u.sched.Release(t.Key)
+		case refused(err):
+			u.failures.Inc()
+			next := u.sched.Failed(t.Key)
+			u.mu.Lock()
+			u.stuck[t.Key] = Stuck{ID: t.Key, Failures: t.Failures + 1, Err: err, Next: next}
+			u.mu.Unlock()
+			u.log.Warn("upload refused; the message stays in the spool and is retried",
+				"message", t.Key, "failures", t.Failures+1, "next_try", next, "err", err)
+		default:
+			u.failures.Inc()
+			until, started := u.sched.Unreachable(t.Key)
+			if started {
+				u.log.Warn("upload failed; uploads wait and are retried",
+					"message", t.Key, "retry_at", until, "err", err)
+			}
 		}
 	}
+}
+
+func (u *Uploader) unstick(id string) {
+	u.mu.Lock()
+	delete(u.stuck, id)
+	u.mu.Unlock()
+}
+
+// errUnreadable marks a message the spool cannot read back.
+var errUnreadable = errors.New("unreadable")
+
+// refused reports whether err is the message's own failure rather than the
+// central's or the connection's.
+func refused(err error) bool {
+	if errors.Is(err, errUnreadable) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.OutOfRange:
+		return true
+	}
+	return false
 }
 
 // uploadOne sends one message and removes it from the spool once the central
 // answered.
 func (u *Uploader) uploadOne(ctx context.Context, id string) error {
 	msg, err := u.opts.Spool.Get(id)
-	if err != nil {
+	if errors.Is(err, spool.ErrNotFound) {
 		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	client, err := u.opts.Client(ctx)
 	if err != nil {
@@ -204,7 +246,7 @@ func (u *Uploader) uploadOne(ctx context.Context, id string) error {
 	}
 	body, err := msg.Open()
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	defer body.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -230,7 +272,7 @@ func (u *Uploader) uploadOne(ctx context.Context, id string) error {
 		}
 		if rerr != nil {
 			// The spool's CRC check failed: keep the message for a human.
-			return fmt.Errorf("read spooled %s: %w", id, rerr)
+			return fmt.Errorf("read spooled %s: %w: %w", id, errUnreadable, rerr)
 		}
 	}
 	resp, err := stream.CloseAndRecv()

@@ -79,7 +79,12 @@ type Server struct {
 	sensors map[string]ospreyv1.SensorState
 	enrolls int
 	uploads map[string][]byte // message id → bytes
-	// uploaded is closed, and replaced, when a message is uploaded.
+	// attempts counts the uploads read, by message id; refuse is set by
+	// RefuseUploads.
+	attempts map[string]int
+	refuse   func(id string) error
+	// uploaded is closed, and replaced, when an upload is read and when a
+	// message is recorded.
 	uploaded chan struct{}
 	// paused, while uploads are paused, is closed by ResumeUploads.
 	paused chan struct{}
@@ -122,6 +127,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 		tokens:   map[string][]byte{},
 		sensors:  map[string]ospreyv1.SensorState{},
 		uploads:  map[string][]byte{},
+		attempts: map[string]int{},
 		uploaded: make(chan struct{}),
 	}
 	s.acceptWG.Go(s.acceptLoop)
@@ -284,6 +290,80 @@ func (s *Server) ResumeUploads() {
 		close(s.paused)
 		s.paused = nil
 	}
+}
+
+// RefuseUploads makes the server answer each upload for which refuse
+// returns an error with that error (a gRPC status error) instead of
+// recording it; nil takes every message again.
+func (s *Server) RefuseUploads(refuse func(id string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = refuse
+}
+
+// Attempts returns how many uploads of message id the server read, whatever
+// their answer.
+func (s *Server) Attempts(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts[id]
+}
+
+// WaitAttempts waits until the server read at least n uploads of message
+// id.
+func (s *Server) WaitAttempts(t testing.TB, id string, n int) {
+	t.Helper()
+	timeout := time.After(Wait)
+	for {
+		s.mu.Lock()
+		got, changed := s.attempts[id], s.uploaded
+		s.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("WaitAttempts: %d uploads of %s within %v, want %d", got, id, Wait, n)
+		}
+	}
+}
+
+// Client returns a client of the server with a certificate for sensor id
+// of Tenant, as an enrolled sensor has, over a connection closed when the
+// test ends.
+func (s *Server) Client(t testing.TB, sensorID string) ospreyv1.SensorServiceClient {
+	t.Helper()
+	key, err := pki.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.NewCSR(key, sensorID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := s.CA.SignClient(csr, pki.Identity{Tenant: Tenant, SensorID: sensorID}, s.opts.ClientValidity, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := s.CA.TLSCertificate(der, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(s.CA.Cert)
+	creds := credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      roots,
+		ServerName:   "127.0.0.1",
+		MinVersion:   tls.VersionTLS13,
+	})
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return ospreyv1.NewSensorServiceClient(conn)
 }
 
 // WaitUploads waits until the server recorded at least n messages, and
@@ -569,8 +649,17 @@ func (v *service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 		return status.Errorf(codes.InvalidArgument, "%d bytes, the header says %d", len(body), hdr.GetSize())
 	}
 	s.mu.Lock()
+	s.attempts[hdr.GetMessageId()]++
+	close(s.uploaded)
+	s.uploaded = make(chan struct{})
+	refuse := s.refuse
 	paused := s.paused
 	s.mu.Unlock()
+	if refuse != nil {
+		if err := refuse(hdr.GetMessageId()); err != nil {
+			return err
+		}
+	}
 	if paused != nil {
 		select {
 		case <-paused:
