@@ -18,6 +18,7 @@
 //
 //	go run ./bench/endtoend -rounds 3
 //	go run ./bench/endtoend -rounds 1 -duration 10m -baseline ''
+//	go run ./bench/endtoend -rounds 1 -baseline '' -cpuprofile /tmp/e2e.pprof
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -54,6 +56,7 @@ func main() {
 	size := flag.Int("size", 5, "message size in KB")
 	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s)")
 	baseline := flag.String("baseline", defaultBaseline, "git revision to compare with (empty: none)")
+	profile := flag.String("cpuprofile", "", "write a 10 s CPU profile of this tree's node, taken during the first round, to this file")
 	flag.Parse()
 	if _, err := exec.LookPath("smtp-source"); err != nil {
 		log.Fatal("smtp-source not found: install postfix (make peers)")
@@ -75,7 +78,11 @@ func main() {
 	}
 	for r := range *rounds {
 		for _, t := range targets {
-			res := runRound(work, t.bin, *messages, *duration, *size, *sessions)
+			prof := ""
+			if r == 0 && t == targets[0] {
+				prof = *profile
+			}
+			res := runRound(work, t.bin, *messages, *duration, *size, *sessions, prof)
 			log.Printf("round %d, %s: %d messages in %s: %.0f msg/s; etcd %d KB, SQL %d KB, RSS %d MB",
 				r+1, t.name, res.sent, res.elapsed.Round(time.Millisecond), res.rate, res.etcdBytes>>10, res.sqlBytes>>10, res.rssKB>>10)
 			t.rates = append(t.rates, res.rate)
@@ -140,8 +147,9 @@ var (
 )
 
 // runRound starts a node on a fresh data dir, sends the messages, and waits
-// until every one is recorded.
-func runRound(work, bin string, messages int, duration time.Duration, size, sessions int) result {
+// until every one is recorded; with profile set, it writes a CPU profile of
+// the node taken from 2 s into the sending to that file.
+func runRound(work, bin string, messages int, duration time.Duration, size, sessions int, profile string) result {
 	dataDir, err := os.MkdirTemp(work, "data")
 	if err != nil {
 		log.Fatal(err)
@@ -152,6 +160,11 @@ func runRound(work, bin string, messages int, duration time.Duration, size, sess
 		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0",
 		"--bootstrap-admin-password", password, "--log-level", "warn")
+	pprofAddr := ""
+	if profile != "" {
+		pprofAddr = freePort()
+		cmd.Args = append(cmd.Args, "--pprof-addr", pprofAddr)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		log.Fatal(err)
@@ -225,6 +238,14 @@ func runRound(work, bin string, messages int, duration time.Duration, size, sess
 	uploads := func() float64 { return metrics(base+"/metrics", tok.Secret, "osprey_central_uploads_total") }
 
 	start := time.Now()
+	if profile != "" {
+		go func() {
+			time.Sleep(2 * time.Second)
+			if err := fetchProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=10", profile); err != nil {
+				log.Printf("CPU profile: %v", err)
+			}
+		}()
+	}
 	sent := 0
 	args := func(n int) []string {
 		return []string{"-s", strconv.Itoa(sessions), "-l", strconv.Itoa(size << 10), "-m", strconv.Itoa(n),
@@ -260,6 +281,27 @@ func runRound(work, bin string, messages int, duration time.Duration, size, sess
 		}
 	}
 	return res
+}
+
+// fetchProfile saves what url answers to file.
+func fetchProfile(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func waitFor(lines <-chan string, re *regexp.Regexp) string {
