@@ -20,11 +20,11 @@ func TestApplySMTPToEverySensorOfATenant(t *testing.T) {
 	}
 	const n = 150 // more than two transactions' worth
 	for i := range n {
-		if _, err := st.CreateSensor(ctx, all, &ospreyv1.Sensor{Id: fmt.Sprintf("s%03d", i), Tenant: "acme", Name: "x"}); err != nil {
+		if _, err := st.CreateSensor(ctx, all, &ospreyv1.Sensor{Id: fmt.Sprintf("s%03d", i), Tenant: "acme", Name: "x", State: ospreyv1.SensorState_SENSOR_STATE_PENDING}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.CreateSensor(ctx, all, &ospreyv1.Sensor{Id: "other", Tenant: "globex", Name: "x"}); err != nil {
+	if _, err := st.CreateSensor(ctx, all, &ospreyv1.Sensor{Id: "other", Tenant: "globex", Name: "x", State: ospreyv1.SensorState_SENSOR_STATE_PENDING}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := &ospreyv1.SmtpIntegration{Enabled: true, Listen: "0.0.0.0:25", DestinationDomains: []string{"example.com"},

@@ -9,7 +9,7 @@ import (
 // it; these name the one function per message.
 
 func validateTenant(m *ospreyv1.Tenant) error        { return validate.Tenant(m) }
-func validateSensor(*ospreyv1.Sensor) error          { return nil } // TODO: validate.Sensor
+func validateSensor(m *ospreyv1.Sensor) error        { return validate.Sensor(m) }
 func validateSMTP(m *ospreyv1.SmtpIntegration) error { return validate.SMTPIntegration(m) }
 func validatePOP3(m *ospreyv1.Pop3Integration) error { return validate.POP3Integration(m) }
 func validateUser(m *ospreyv1.User) error            { return validate.User(m) }

@@ -3,6 +3,8 @@ package validate
 import (
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -49,6 +51,43 @@ func name(r *report, field, v string, max int) {
 		r.add(field, "must not start or end with spaces")
 	}
 }
+
+// Sensor validates a sensor's record: name 1 to 64 printable characters
+// without spaces at either end (as enrollment takes it); state pending,
+// approved or revoked; each certificate fingerprint empty or a SHA-256 in
+// lower-case hex, and the previous one only beside a current one. The
+// store checks the ids, which make its keys.
+func Sensor(sn *ospreyv1.Sensor) error {
+	var r report
+	if n := sn.GetName(); n == "" {
+		r.add("name", "required")
+	} else if len(n) > 64 || strings.ContainsFunc(n, func(c rune) bool { return !unicode.IsPrint(c) }) || !utf8.ValidString(n) {
+		r.add("name", "must be 1 to 64 printable characters")
+	} else if strings.TrimSpace(n) != n {
+		r.add("name", "must not start or end with spaces")
+	}
+	switch sn.GetState() {
+	case ospreyv1.SensorState_SENSOR_STATE_PENDING, ospreyv1.SensorState_SENSOR_STATE_APPROVED, ospreyv1.SensorState_SENSOR_STATE_REVOKED:
+	case ospreyv1.SensorState_SENSOR_STATE_UNSPECIFIED:
+		r.add("state", "required: pending, approved or revoked")
+	default:
+		r.add("state", "must be pending, approved or revoked")
+	}
+	for _, f := range [...]struct{ field, fp string }{
+		{"cert_fingerprint", sn.GetCertFingerprint()},
+		{"previous_cert_fingerprint", sn.GetPreviousCertFingerprint()},
+	} {
+		if f.fp != "" && !sha256Hex.MatchString(f.fp) {
+			r.add(f.field, "must be a SHA-256 in lower-case hex (64 digits)")
+		}
+	}
+	if sn.GetPreviousCertFingerprint() != "" && sn.GetCertFingerprint() == "" {
+		r.add("previous_cert_fingerprint", "needs cert_fingerprint: a certificate replaced by none")
+	}
+	return r.err()
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // User validates a user: name per the rule above; role required; an admin
 // works across tenants and has no tenant, a tenant_admin needs one, an

@@ -43,6 +43,43 @@ func TestTenant(t *testing.T) {
 	}
 }
 
+func TestSensor(t *testing.T) {
+	fp := strings.Repeat("ab", 32)
+	ok := func() *ospreyv1.Sensor {
+		return &ospreyv1.Sensor{Id: "s-0123456789ab", Tenant: "acme", Name: "mx1.example.com", State: ospreyv1.SensorState_SENSOR_STATE_APPROVED, CertFingerprint: fp}
+	}
+	with := func(f func(*ospreyv1.Sensor)) *ospreyv1.Sensor { sn := ok(); f(sn); return sn }
+	tests := []struct {
+		name       string
+		in         *ospreyv1.Sensor
+		wantFields []string
+	}{
+		{name: "valid", in: ok()},
+		{name: "local, no certificate", in: with(func(sn *ospreyv1.Sensor) { sn.CertFingerprint, sn.Local = "", true })},
+		{name: "renewed", in: with(func(sn *ospreyv1.Sensor) { sn.PreviousCertFingerprint = strings.Repeat("01", 32) })},
+		{name: "pending", in: with(func(sn *ospreyv1.Sensor) { sn.State = ospreyv1.SensorState_SENSOR_STATE_PENDING })},
+		{name: "unicode name", in: with(func(sn *ospreyv1.Sensor) { sn.Name = "Capteur de Bâle" })},
+		{name: "nil", in: nil, wantFields: []string{"name", "state"}},
+		{name: "name required", in: with(func(sn *ospreyv1.Sensor) { sn.Name = "" }), wantFields: []string{"name"}},
+		{name: "name too long", in: with(func(sn *ospreyv1.Sensor) { sn.Name = strings.Repeat("n", 65) }), wantFields: []string{"name"}},
+		{name: "name control", in: with(func(sn *ospreyv1.Sensor) { sn.Name = "mx1\n" }), wantFields: []string{"name"}},
+		{name: "name padded", in: with(func(sn *ospreyv1.Sensor) { sn.Name = " mx1" }), wantFields: []string{"name"}},
+		{name: "state unknown", in: with(func(sn *ospreyv1.Sensor) { sn.State = 9 }), wantFields: []string{"state"}},
+		{name: "fingerprint upper case", in: with(func(sn *ospreyv1.Sensor) { sn.CertFingerprint = strings.ToUpper(fp) }), wantFields: []string{"cert_fingerprint"}},
+		{name: "fingerprint short", in: with(func(sn *ospreyv1.Sensor) { sn.CertFingerprint = fp[:62] }), wantFields: []string{"cert_fingerprint"}},
+		{name: "previous without current", in: with(func(sn *ospreyv1.Sensor) { sn.CertFingerprint, sn.PreviousCertFingerprint = "", fp }), wantFields: []string{"previous_cert_fingerprint"}},
+		{name: "previous malformed", in: with(func(sn *ospreyv1.Sensor) { sn.PreviousCertFingerprint = "xyz" }), wantFields: []string{"previous_cert_fingerprint"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Sensor(tt.in)
+			if diff := cmp.Diff(tt.wantFields, fields(t, err)); diff != "" {
+				t.Errorf("Sensor() = %v, fields mismatch (-want +got):\n%s", err, diff)
+			}
+		})
+	}
+}
+
 func TestUser(t *testing.T) {
 	tests := []struct {
 		name       string
