@@ -1,7 +1,8 @@
 // Package central is the Central Node: it owns the lifecycle of every component
 // of a node (etcd, the configuration store, the REST API and web UI, the sensor
-// service, gossip membership with the node's health, the DNS responder, and
-// later scanning) and composes them under one Run(ctx).
+// service with the scanning pipeline, the SQL store of messages, alerts and
+// audit events, the SIEM export, gossip membership with the node's health,
+// and the DNS responder) and composes them under one Run(ctx).
 //
 // cmd/osprey parses flags into Options and calls Run; tests start whole nodes
 // in-process through the same call, on listeners bound to 127.0.0.1:0.

@@ -1,7 +1,7 @@
 // Command osprey is the single binary of the Osprey platform: a Central Node
-// (`osprey central`), everything in one process for a first try (`osprey dev`),
-// the command-line client of the REST API (`osprey ctl`), backup and restore
-// (`osprey admin`) and `osprey version`.
+// (`osprey central`), a Sensor (`osprey sensor`), everything in one process
+// for a first try (`osprey dev`), the command-line client of the REST API
+// (`osprey ctl`), backup and restore (`osprey admin`) and `osprey version`.
 //
 // This package only parses flags and wires; the behaviour lives in central/,
 // sensor/ and api/.
