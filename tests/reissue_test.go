@@ -32,6 +32,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
+	"github.com/ospreysec/osprey/sensor/schedule"
 	"github.com/ospreysec/osprey/sensor/spool"
 	"github.com/ospreysec/osprey/sensor/upload"
 )
@@ -202,7 +203,7 @@ func (c *certCentral) startBranchSensor(t *testing.T, agentClock func() time.Tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := upload.New(upload.Options{Spool: sp, Client: a.Client, Logger: log, Retry: func(int) time.Duration { return 20 * time.Millisecond }})
+	up := upload.New(upload.Options{Spool: sp, Client: a.Client, Logger: log, Unreachable: schedule.Backoff{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -143,7 +143,7 @@ func TestFailedItemBacksOffAlone(t *testing.T) {
 		}
 		s.Done("good")
 		w := startWorker(t.Context(), s)
-		time.Sleep(due.Sub(time.Now()) - time.Nanosecond)
+		time.Sleep(time.Until(due) - time.Nanosecond)
 		synctest.Wait()
 		w.idle(t)
 		time.Sleep(time.Nanosecond)

@@ -287,9 +287,9 @@ type Spool struct {
 	closed    bool
 	index     map[string]*entry
 	added     []string // spooled since the last Added
-	bytes     int64 // of the messages in index
-	reserved  int64 // by Puts in progress
-	inflight  int   // Puts in progress
+	bytes     int64    // of the messages in index
+	reserved  int64    // by Puts in progress
+	inflight  int      // Puts in progress
 	uidls     map[uidlKey]uidlRef
 	putting   map[uidlKey]bool // UIDLs of Puts in progress
 	tombs     int
@@ -337,7 +337,6 @@ func Open(opts Options) (*Spool, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("component", "spool")
 	if s.now == nil {
 		s.now = time.Now
 	}
