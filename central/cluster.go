@@ -114,7 +114,7 @@ func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNod
 		}
 		return out, nil
 	})
-	gopts.Logger = d.log
+	gopts.Logger = d.log.With("component", "gossip")
 	gopts.Registerer = d.registry
 	var err error
 	if c.gossip, err = gossip.New(gopts); err != nil {
@@ -129,7 +129,7 @@ func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNod
 		NodeName:   opts.NodeName,
 		View:       dnsserver.NewView(c.gossip, c.etcd.OK),
 		TTL:        c.ttl,
-		Logger:     d.log,
+		Logger:     d.log.With("component", "dns"),
 		Registerer: d.registry,
 	})
 	if err != nil {

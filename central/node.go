@@ -142,7 +142,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	}
 	if n.feeder, err = siemfeed.New(siemfeed.Options{
 		Client: cli, Store: st, Alerts: db, Exports: n.exports, Exporter: n.exporter, NodeName: opts.NodeName,
-		Registerer: reg, Logger: log.With("component", "siem"),
+		Registerer: reg, Logger: log.With("component", "siemfeed"),
 	}); err != nil {
 		return nil, err
 	}
@@ -221,7 +221,7 @@ func newScanner(opts Options, reg prometheus.Registerer, tempDir string, log *sl
 		}
 		engines = append(engines, clamav.NewEngine(c))
 	}
-	return scan.New(scan.Options{Engines: engines, TempDir: tempDir, Registerer: reg, Logger: log})
+	return scan.New(scan.Options{Engines: engines, TempDir: tempDir, Registerer: reg, Logger: log.With("component", "scan")})
 }
 
 // available says whether this node reaches the etcd quorum, as far as it

@@ -42,8 +42,8 @@ type Options struct {
 	// JoinToken enrolls the sensor on its first start; it is ignored once
 	// the data dir holds an identity.
 	JoinToken string
-	// DataDir holds the identity, the applied configuration and, later, the
-	// spool. Created with mode 0700.
+	// DataDir holds the identity, the applied configuration and the spool
+	// (with the UIDLs of the POP3 messages taken). Created with mode 0700.
 	DataDir string
 	// Name is the sensor's display name at enrollment; empty means the
 	// host name.
@@ -219,7 +219,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatusInterval:  opts.StatusInterval,
 		StatusChanged:   statusChanged,
 		Refusals:        refused,
-		Logger:          log,
+		Logger:          log.With("component", "agent"),
 	})
 	if err != nil {
 		return err

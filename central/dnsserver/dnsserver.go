@@ -187,7 +187,7 @@ func New(opts Options) (*Server, error) {
 		opts:    opts,
 		zone:    dns.CanonicalName(opts.Zone),
 		ttl:     uint32(opts.TTL / time.Second),
-		log:     log.With("component", "dns"),
+		log:     log,
 		metrics: m,
 		started: make(chan struct{}),
 	}, nil

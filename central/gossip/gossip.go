@@ -100,7 +100,6 @@ func New(opts Options) (*Cluster, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "gossip")
 	c := &Cluster{
 		opts:    opts,
 		log:     logger,

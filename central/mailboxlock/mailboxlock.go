@@ -128,7 +128,7 @@ func New(opts Options) (*Locker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Locker{
 		opts:   opts,
-		log:    log.With("component", "mailboxlock"),
+		log:    log,
 		ctx:    ctx,
 		cancel: cancel,
 		held:   map[string]chan struct{}{},

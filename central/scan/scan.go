@@ -163,7 +163,6 @@ func New(opts Options) (*Scanner, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("component", "scan")
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err

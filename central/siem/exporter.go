@@ -203,7 +203,7 @@ func New(opts Options) (*Exporter, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Exporter{
 		opts:    opts,
-		log:     log.With("component", "siem"),
+		log:     log,
 		metrics: newMetrics(opts.Registerer),
 		procID:  strconv.Itoa(os.Getpid()),
 		ctx:     ctx,

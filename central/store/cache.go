@@ -154,7 +154,7 @@ func newTenantCache[T proto.Message](st *Store, opts CacheOptions, what string, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &tenantCache[T]{
-		st: st, what: what, log: log.With("component", what+"-cache"),
+		st: st, what: what, log: log,
 		fetch: fetch, parse: parse, newT: newT, setVersion: setVersion, keep: keep,
 		ready:   make(chan struct{}),
 		items:   map[string]map[string]T{},

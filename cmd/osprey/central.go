@@ -138,7 +138,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		case r := <-readyc:
 			// Central nodes that share a POP3 configuration poll each
 			// mailbox from one node at a time.
-			lock, err := mailboxlock.New(mailboxlock.Options{Client: r.Etcd, Node: opts.NodeName, Logger: logger})
+			lock, err := mailboxlock.New(mailboxlock.Options{Client: r.Etcd, Node: opts.NodeName, Logger: logger.With("component", "mailboxlock")})
 			if err != nil {
 				return err
 			}

@@ -177,7 +177,6 @@ func New(opts Options) (*Agent, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.log = a.log.With("component", "agent")
 	if a.now == nil {
 		a.now = time.Now
 	}

@@ -219,7 +219,7 @@ func New(opts Options) (*Poller, error) {
 	}
 	return &Poller{
 		opts: opts,
-		log:  log.With("component", "pop3poll"),
+		log:  log,
 		now:  now,
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),

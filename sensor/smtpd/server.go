@@ -108,7 +108,6 @@ func New(opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("component", "smtpd")
 	if s.hostname == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
