@@ -9,39 +9,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ospreysec/osprey/api"
 )
 
-const ctlUsage = `Usage: osprey ctl [flags] <command>
+// ctlUsage is the usage of `osprey ctl`; the list of its commands comes
+// from ctlCommands.
+var ctlUsage = "Usage: osprey ctl [flags] <command>\n\nCommands:\n" + ctlCommandList() + "\n" + ctlUsageNotes
 
-Commands:
-  tenants list
-  tenants create ID [NAME]
-  sensors list
-  sensor get ID                       the sensor and its status, as JSON
-  sensor status ID                    the same for a person: problems, errors and their times
-  sensor approve|revoke ID
-  sensor smtp get ID
-  sensor smtp set ID --file smtp.json
-  sensor pop3 get ID
-  sensor pop3 set ID --file pop3.json
-  users list
-  users create --file user.json
-  tokens create --file token.json     (or: tokens create join TENANT [TTL_SECONDS])
-  alerts list [TENANT [MIN_SEVERITY [TEXT]]]   the newest 50 (low|medium|high|critical)
-  alert get TENANT ID
-  audit list [--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused]
-             [--sender TEXT] [--recipient ADDR] [--subject TEXT] [--message-id ID]
-             [--client IP] [--verdict V] [--reason R] [--limit N]
-                                      the message audit log, newest first
-  rules list TENANT
-  rules create TENANT --file rule.json
-  rules delete TENANT ID
-
-"set" reads the JSON of the integration (as "get" prints it) and writes it back
+const ctlUsageNotes = `"set" reads the JSON of the integration (as "get" prints it) and writes it back
 with If-Match on the version it was read at when the file came from "get",
 so a concurrent change is refused rather than overwritten. A "--file -" reads
 standard input. "sensors list" shows the start of each sensor's certificate
@@ -87,11 +64,12 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	}
 	src.fromEnv(fs)
 	words := fs.Args()
-	switch len(words) {
-	case 0:
+	if len(words) == 0 {
 		return usageErrorf("no command")
-	case 1:
-		return usageErrorf("incomplete command %q", words[0])
+	}
+	cmd, rest, err := findCtlCommand(words)
+	if err != nil {
+		return err
 	}
 	if !strings.Contains(cfg.Address, "://") {
 		return usageErrorf("%s %q has no scheme: write http://%s for a node that serves plain HTTP (osprey dev), or https://%s",
@@ -116,285 +94,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		return err
 	}
 	creds := credentials{username: cfg.Username, token: cfg.Token, src: src, passwordFile: passwordFile, password: cfg.Password != ""}
-	return explainTLS(creds.explain(ctlCommand(ctx, c, words, stdout)))
-}
-
-func ctlCommand(ctx context.Context, c *api.Client, w []string, out io.Writer) error {
-	key := w[0] + " " + w[1]
-	if w[0] == "sensor" && len(w) >= 3 && (w[1] == "smtp" || w[1] == "pop3") {
-		key = w[0] + " " + w[1] + " " + w[2]
-		w = append([]string{key}, w[3:]...)
-	} else {
-		w = append([]string{key}, w[2:]...)
-	}
-	arg := func(i int, name string) (string, error) {
-		if i >= len(w) || strings.HasPrefix(w[i], "-") {
-			return "", usageErrorf("%s: missing %s", key, name)
-		}
-		return w[i], nil
-	}
-	switch key {
-	case "tenants list":
-		ts, err := c.Tenants(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
-		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format("2006-01-02 15:04"))
-		}
-		return tw.Flush()
-	case "tenants create":
-		id, err := arg(1, "ID")
-		if err != nil {
-			return err
-		}
-		name := id
-		if len(w) > 2 {
-			name = w[2]
-		}
-		t, err := c.CreateTenant(ctx, api.Tenant{ID: id, Name: name})
-		if err != nil {
-			return err
-		}
-		return printJSON(out, t)
-	case "sensors list":
-		ss, err := c.Sensors(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tTYPE\tTENANT\tSTATE\tONLINE\tSMTP\tPOP3\tSPOOL\tCONFIG\tAPPLIED\tFINGERPRINT\tPROBLEMS\tLAST ERROR")
-		for _, s := range ss {
-			lastErr := "-"
-			if f := s.Faults(); len(f) > 0 {
-				lastErr = f[0].Part + ": " + f[0].Error
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.Name, shortType(s.Type), s.Tenant, s.State, s.Online,
-				integrationState(s.SMTPStatus), integrationState(s.POP3Status), spoolState(s.SpoolStatus),
-				s.ConfigVersion, s.AppliedVersion, shortFingerprint(s.CertFingerprint), problemCounts(s.Problems), oneLine(lastErr))
-		}
-		return tw.Flush()
-	case "sensor status":
-		id, err := arg(1, "ID")
-		if err != nil {
-			return err
-		}
-		s, err := c.Sensor(ctx, id)
-		if err != nil {
-			return err
-		}
-		return printSensorStatus(out, s)
-	case "sensor get", "sensor approve", "sensor revoke":
-		id, err := arg(1, "ID")
-		if err != nil {
-			return err
-		}
-		var s *api.Sensor
-		switch key {
-		case "sensor get":
-			s, err = c.Sensor(ctx, id)
-		case "sensor approve":
-			s, err = c.ApproveSensor(ctx, id)
-		default:
-			s, err = c.RevokeSensor(ctx, id)
-		}
-		if err != nil {
-			return err
-		}
-		return printJSON(out, s)
-	case "sensor smtp get":
-		id, err := arg(1, "ID")
-		if err != nil {
-			return err
-		}
-		cfg, version, err := c.SMTP(ctx, id)
-		if err != nil {
-			return err
-		}
-		return printVersioned(out, cfg, version)
-	case "sensor smtp set":
-		id, err := arg(1, "ID")
-		if err != nil {
-			return err
-		}
-		var cfg api.SMTPIntegration
-		version, err := readVersioned(key, w[2:], &cfg)
-		if err != nil {
-			return err
-		}
-		got, newVersion, err := c.PutSMTP(ctx, id, &cfg, version)
-		if err != nil {
-			return err
-		}
-		return printVersioned(out, got, newVersion)
-	case "sensor pop3 get":
-		id, err := arg(1, "ID")
-		if err != nil {
-			return err
-		}
-		cfg, version, err := c.POP3(ctx, id)
-		if err != nil {
-			return err
-		}
-		return printVersioned(out, cfg, version)
-	case "sensor pop3 set":
-		id, err := arg(1, "ID")
-		if err != nil {
-			return err
-		}
-		var cfg api.POP3Integration
-		version, err := readVersioned(key, w[2:], &cfg)
-		if err != nil {
-			return err
-		}
-		got, newVersion, err := c.PutPOP3(ctx, id, &cfg, version)
-		if err != nil {
-			return err
-		}
-		return printVersioned(out, got, newVersion)
-	case "users list":
-		us, err := c.Users(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tROLE\tTENANT")
-		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, u.Tenant)
-		}
-		return tw.Flush()
-	case "users create":
-		var u api.User
-		if err := readFileFlag(key, w[1:], &u); err != nil {
-			return err
-		}
-		got, err := c.CreateUser(ctx, u)
-		if err != nil {
-			return err
-		}
-		return printJSON(out, got)
-	case "tokens create":
-		var req api.TokenRequest
-		if len(w) >= 3 && w[1] == "join" {
-			req = api.TokenRequest{Kind: api.TokenJoin, Tenant: w[2], TTLSeconds: 3600}
-			if len(w) > 3 {
-				if _, err := fmt.Sscan(w[3], &req.TTLSeconds); err != nil {
-					return usageErrorf("%s: TTL_SECONDS %q is not a number of seconds", key, w[3])
-				}
-			}
-		} else if err := readFileFlag(key, w[1:], &req); err != nil {
-			return err
-		}
-		t, err := c.CreateToken(ctx, req)
-		if err != nil {
-			return err
-		}
-		return printJSON(out, t)
-	case "alerts list":
-		q := api.AlertQuery{}
-		for i, f := range []*string{&q.Tenant, (*string)(&q.Severity), &q.Q} {
-			if i+1 < len(w) {
-				*f = w[i+1]
-			}
-		}
-		list, err := c.Alerts(ctx, q)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tTENANT\tID\tSEVERITY\tSENSOR\tFROM\tSUBJECT\tMATCHES")
-		for _, a := range list.Alerts {
-			var subject string
-			if a.Headers != nil {
-				subject = a.Headers.Subject
-			}
-			var rules []string
-			for _, m := range a.Matches {
-				rules = append(rules, m.Engine+":"+m.RuleID)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%q\t%s\n", a.CreatedAt.Format("2006-01-02 15:04:05"), a.Tenant, a.ID,
-				a.Severity, a.SensorID, alertSender(a), subject, strings.Join(rules, ","))
-		}
-		return tw.Flush()
-	case "audit list":
-		q, err := auditFlags(key, w[1:])
-		if err != nil {
-			return err
-		}
-		list, err := c.Audit(ctx, q)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tKIND\tTENANT\tSENSOR\tCLIENT\tFROM\tTO\tSUBJECT\tVERDICT/REASON\tCOUNT")
-		for _, e := range list.Events {
-			fmt.Fprintln(tw, auditRow(e))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if list.NextPageToken != "" {
-			fmt.Fprintf(out, "(more: --page-token %s)\n", list.NextPageToken)
-		}
-		return nil
-	case "alert get":
-		tenant, err := arg(1, "TENANT")
-		if err != nil {
-			return err
-		}
-		id, err := arg(2, "ID")
-		if err != nil {
-			return err
-		}
-		a, err := c.Alert(ctx, tenant, id)
-		if err != nil {
-			return err
-		}
-		return printJSON(out, a)
-	case "rules list":
-		tenant, err := arg(1, "TENANT")
-		if err != nil {
-			return err
-		}
-		rules, err := c.Rules(ctx, tenant)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tKIND\tVALUE\tSEVERITY\tDISABLED\tDESCRIPTION")
-		for _, r := range rules {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", r.ID, r.Kind, r.Value, r.Severity, r.Disabled, r.Description)
-		}
-		return tw.Flush()
-	case "rules create":
-		tenant, err := arg(1, "TENANT")
-		if err != nil {
-			return err
-		}
-		var r api.Rule
-		if err := readFileFlag(key, w[2:], &r); err != nil {
-			return err
-		}
-		created, err := c.CreateRule(ctx, tenant, r)
-		if err != nil {
-			return err
-		}
-		return printJSON(out, created)
-	case "rules delete":
-		tenant, err := arg(1, "TENANT")
-		if err != nil {
-			return err
-		}
-		id, err := arg(2, "ID")
-		if err != nil {
-			return err
-		}
-		return c.DeleteRule(ctx, tenant, id, 0)
-	default:
-		return usageErrorf("unknown command %q", key)
-	}
+	return explainTLS(creds.explain(cmd.run(ctx, c, ctlArgs{cmd: cmd.name(), rest: rest}, stdout)))
 }
 
 // shortFingerprint is the start of a certificate fingerprint, enough to
@@ -411,9 +111,6 @@ func shortFingerprint(fp string) string {
 	return fp[:short] + "…"
 }
 
-// alertSender is who sent an alert's message, as the web UI shows it: the
-// envelope sender, or the header From when the envelope has none (a POP3
-// message, or the null sender of a bounce).
 // auditFlags parses the filters of "audit list".
 func auditFlags(cmd string, args []string) (api.AuditQuery, error) {
 	var q api.AuditQuery
@@ -469,6 +166,9 @@ func auditRow(e api.AuditEvent) string {
 	return strings.Join(cols, "\t")
 }
 
+// alertSender is who sent an alert's message, as the web UI shows it: the
+// envelope sender, or the header From when the envelope has none (a POP3
+// message, or the null sender of a bounce).
 func alertSender(a api.Alert) string {
 	if a.Envelope != nil && a.Envelope.MailFrom != "" {
 		return a.Envelope.MailFrom
