@@ -83,10 +83,10 @@ var ctlCommands = []ctlCmd{
 	{words: []string{"sensor", "status"}, args: "ID", help: "the same for a person: problems, errors and their times", run: sensorStatus},
 	{words: []string{"sensor", "approve"}, args: "ID", run: sensorJSON},
 	{words: []string{"sensor", "revoke"}, args: "ID", run: sensorJSON},
-	{words: []string{"sensor", "smtp", "get"}, args: "ID", run: smtpGet},
-	{words: []string{"sensor", "smtp", "set"}, args: "ID --file smtp.json", run: smtpSet},
-	{words: []string{"sensor", "pop3", "get"}, args: "ID", run: pop3Get},
-	{words: []string{"sensor", "pop3", "set"}, args: "ID --file pop3.json", run: pop3Set},
+	{words: []string{"sensor", "smtp", "get"}, args: "ID", run: integrationGet((*api.Client).SMTP)},
+	{words: []string{"sensor", "smtp", "set"}, args: "ID --file smtp.json", run: integrationSet((*api.Client).PutSMTP)},
+	{words: []string{"sensor", "pop3", "get"}, args: "ID", run: integrationGet((*api.Client).POP3)},
+	{words: []string{"sensor", "pop3", "set"}, args: "ID --file pop3.json", run: integrationSet((*api.Client).PutPOP3)},
 	{words: []string{"users", "list"}, run: usersList},
 	{words: []string{"users", "create"}, args: "--file user.json", run: usersCreate},
 	{words: []string{"tokens", "create"}, args: "--file token.json", help: "(or: tokens create join TENANT [TTL_SECONDS])", run: tokensCreate},
@@ -183,62 +183,39 @@ func sensorJSON(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) er
 	return printJSON(out, s)
 }
 
-func smtpGet(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-	id, err := a.pos(0, "ID")
-	if err != nil {
-		return err
+// integrationGet and integrationSet make the get and set commands of an
+// integration from its client methods.
+func integrationGet[T any](get func(*api.Client, context.Context, string) (*T, int64, error)) func(context.Context, *api.Client, ctlArgs, io.Writer) error {
+	return func(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
+		id, err := a.pos(0, "ID")
+		if err != nil {
+			return err
+		}
+		cfg, version, err := get(c, ctx, id)
+		if err != nil {
+			return err
+		}
+		return printVersioned(out, cfg, version)
 	}
-	cfg, version, err := c.SMTP(ctx, id)
-	if err != nil {
-		return err
-	}
-	return printVersioned(out, cfg, version)
 }
 
-func smtpSet(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-	id, err := a.pos(0, "ID")
-	if err != nil {
-		return err
+func integrationSet[T any](put func(*api.Client, context.Context, string, *T, int64) (*T, int64, error)) func(context.Context, *api.Client, ctlArgs, io.Writer) error {
+	return func(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
+		id, err := a.pos(0, "ID")
+		if err != nil {
+			return err
+		}
+		var cfg T
+		version, err := readVersioned(a.cmd, a.rest[1:], &cfg)
+		if err != nil {
+			return err
+		}
+		got, newVersion, err := put(c, ctx, id, &cfg, version)
+		if err != nil {
+			return err
+		}
+		return printVersioned(out, got, newVersion)
 	}
-	var cfg api.SMTPIntegration
-	version, err := readVersioned(a.cmd, a.rest[1:], &cfg)
-	if err != nil {
-		return err
-	}
-	got, newVersion, err := c.PutSMTP(ctx, id, &cfg, version)
-	if err != nil {
-		return err
-	}
-	return printVersioned(out, got, newVersion)
-}
-
-func pop3Get(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-	id, err := a.pos(0, "ID")
-	if err != nil {
-		return err
-	}
-	cfg, version, err := c.POP3(ctx, id)
-	if err != nil {
-		return err
-	}
-	return printVersioned(out, cfg, version)
-}
-
-func pop3Set(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-	id, err := a.pos(0, "ID")
-	if err != nil {
-		return err
-	}
-	var cfg api.POP3Integration
-	version, err := readVersioned(a.cmd, a.rest[1:], &cfg)
-	if err != nil {
-		return err
-	}
-	got, newVersion, err := c.PutPOP3(ctx, id, &cfg, version)
-	if err != nil {
-		return err
-	}
-	return printVersioned(out, got, newVersion)
 }
 
 func usersList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) error {
