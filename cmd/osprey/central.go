@@ -48,7 +48,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd member")
 	} else {
 		fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "", "peer address of the embedded etcd member (default 127.0.0.1:2380, or this node's entry in --etcd-initial-cluster)")
-		fs.StringVar(&opts.EtcdInitialCluster, "etcd-initial-cluster", "", "the embedded etcd cluster formed by the central nodes: name=https://host:peer-port,... (this node's name among them; peer TLS is not supported yet)")
+		fs.StringVar(&opts.EtcdInitialCluster, "etcd-initial-cluster", "", "the embedded etcd cluster formed by the central nodes: name=https://host:peer-port,... (this node's name among them; members speak mutual TLS with certificates derived from the cluster key)")
 		fs.StringVar(&opts.EtcdInitialClusterState, "etcd-initial-cluster-state", "new", `"new" when the members of --etcd-initial-cluster start together, "existing" for a member added with etcdctl member add`)
 		fs.BoolVar(&opts.Sensor, "sensor", false, "also run the node's own Sensor component, so the node takes mail itself")
 	}
