@@ -18,6 +18,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/pgtest"
 )
@@ -37,25 +38,25 @@ type node struct {
 
 func startNode(t *testing.T, opts central.Options) *node {
 	t.Helper()
-	ln, err := net.Listen("tcp", cmp.Or(opts.HTTPAddr, "127.0.0.1:0"))
+	ln, err := net.Listen("tcp", cmp.Or(opts.HTTP.Addr, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.HTTPListener = ln
+	opts.HTTP.Listener = ln
 	if opts.NodeName == "" {
 		opts.NodeName = "n1"
 	}
-	if opts.GRPCAddr == "" {
-		opts.GRPCAddr = "127.0.0.1:0"
+	if opts.GRPC.Addr == "" {
+		opts.GRPC.Addr = "127.0.0.1:0"
 	}
-	if opts.EtcdClientAddr == "" {
-		opts.EtcdClientAddr, opts.EtcdPeerAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if opts.Etcd.ClientAddr == "" {
+		opts.Etcd.ClientAddr, opts.Etcd.PeerAddr = "127.0.0.1:0", "127.0.0.1:0"
 	}
-	if opts.GossipAddr == "" {
-		opts.GossipAddr, opts.DNSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if opts.Gossip.Addr == "" {
+		opts.Gossip.Addr, opts.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	}
-	if !opts.Dev && opts.GossipKey == "" {
-		opts.GossipKey = testGossipKey
+	if !opts.Dev && opts.Gossip.Key == "" {
+		opts.Gossip.Key = testGossipKey
 	}
 	opts.Logger = slog.New(slog.DiscardHandler)
 	readyc := make(chan central.Ready, 1)
@@ -101,7 +102,7 @@ func (n *node) client(t *testing.T, password string) *api.Client {
 
 func TestDevNodeKeepsItsDataAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
-	opts := central.Options{DataDir: dir, Dev: true, NodeName: "dev", HTTPAddr: "127.0.0.1:0"}
+	opts := central.Options{DataDir: dir, Dev: true, NodeName: "dev", HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}}
 	n := startNode(t, opts)
 	if n.ready.AdminPassword == "" || n.ready.LocalSensorID != "dev" {
 		t.Fatalf("first start: ready %+v, want a generated admin password and the local sensor", n.ready)
@@ -139,7 +140,7 @@ func TestDevNodeKeepsItsDataAcrossRestarts(t *testing.T) {
 // only when the sensor has lost its identity (a data dir restored from
 // another node's backup), so that it enrolls into its record again.
 func TestLocalSensorEnrollsAgain(t *testing.T) {
-	opts := central.Options{DataDir: t.TempDir(), Dev: true, NodeName: "dev", HTTPAddr: "127.0.0.1:0"}
+	opts := central.Options{DataDir: t.TempDir(), Dev: true, NodeName: "dev", HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}}
 	n := startNode(t, opts)
 	if n.ready.LocalSensorJoinToken == "" {
 		t.Fatal("first start: no join token for the own sensor, which never enrolled")
@@ -158,7 +159,7 @@ func TestLocalSensorEnrollsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, unenrolled := range []bool{false, true} {
-		opts.LocalSensorUnenrolled = unenrolled
+		opts.LocalSensor.Unenrolled = unenrolled
 		n := startNode(t, opts)
 		if got := n.ready.LocalSensorJoinToken != ""; got != unenrolled {
 			t.Errorf("restart with LocalSensorUnenrolled %v: join token made %v, want %v", unenrolled, got, unenrolled)
@@ -170,8 +171,8 @@ func TestLocalSensorEnrollsAgain(t *testing.T) {
 }
 
 func TestBootstrapPasswordAndReadiness(t *testing.T) {
-	n := startNode(t, central.Options{DataDir: t.TempDir(), Dev: true, HTTPAddr: "127.0.0.1:0",
-		BootstrapAdminPassword: "a long bootstrap password"})
+	n := startNode(t, central.Options{DataDir: t.TempDir(), Dev: true, BootstrapAdminPassword: "a long bootstrap password",
+		HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}})
 	if n.ready.AdminPassword != "" {
 		t.Errorf("ready shows the bootstrap password; it must never be printed")
 	}
@@ -197,10 +198,10 @@ func TestBootstrapPasswordAndReadiness(t *testing.T) {
 // over HTTPS with the node's self-signed certificate.
 func TestCentralWithExternalEtcd(t *testing.T) {
 	dir, db := t.TempDir(), pgtest.DB(t)
-	first := startNode(t, central.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", NodeName: "n1", DBURL: db,
-		BootstrapAdminPassword: "a long bootstrap password"})
-	second := startNode(t, central.Options{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NodeName: "n2", DBURL: db,
-		EtcdEndpoints: first.ready.EtcdEndpoints, ClusterKeyFile: filepath.Join(dir, "cluster.key")})
+	first := startNode(t, central.Options{DataDir: dir, NodeName: "n1", BootstrapAdminPassword: "a long bootstrap password",
+		HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}, DB: central.DBOptions{URL: db}})
+	second := startNode(t, central.Options{DataDir: t.TempDir(), NodeName: "n2", ClusterKeyFile: filepath.Join(dir, "cluster.key"),
+		HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}, DB: central.DBOptions{URL: db}, Etcd: central.EtcdOptions{Endpoints: first.ready.EtcdEndpoints}})
 	if first.ready.CAHash == "" || second.ready.CAHash != first.ready.CAHash {
 		t.Errorf("CA hashes %q and %q: want one cluster CA", first.ready.CAHash, second.ready.CAHash)
 	}
@@ -228,8 +229,8 @@ func TestCentralWithExternalEtcd(t *testing.T) {
 }
 
 func TestInvalidOptionsAreRefusedTogether(t *testing.T) {
-	err := central.Run(t.Context(), central.Options{HTTPAddr: "nope", HTTPTLSCert: "x", NodeName: "Bad Name",
-		SensorCertValidity: time.Minute, SensorCertRenewFrom: 80, SensorCertRenewUntil: 70})
+	err := central.Run(t.Context(), central.Options{NodeName: "Bad Name", HTTP: central.HTTPOptions{Addr: "nope", TLSCert: "x"},
+		SensorCerts: sensorsvc.CertLifetime{Validity: time.Minute, RenewFrom: 80, RenewUntil: 70}})
 	if err == nil {
 		t.Fatal("got nil, want errors")
 	}

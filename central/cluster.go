@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/dnsserver"
@@ -85,8 +84,8 @@ type clusterDeps struct {
 func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNode, error) {
 	c := &clusterNode{
 		name: opts.NodeName,
-		zone: dns.CanonicalName(cmp.Or(opts.DNSZone, DefaultDNSZone)),
-		ttl:  cmp.Or(opts.DNSTTL, DefaultDNSTTL),
+		zone: dns.CanonicalName(cmp.Or(opts.DNS.Zone, DefaultDNSZone)),
+		ttl:  cmp.Or(opts.DNS.TTL, DefaultDNSTTL),
 		log:  d.log,
 	}
 	c.etcd = newEtcdProbe(d.etcdRead, nil)
@@ -95,7 +94,7 @@ func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNod
 		GRPCAddr: d.grpcAddr.String(),
 		HTTPAddr: d.httpAddr.String(),
 	}
-	runsSensor := opts.Dev || opts.Sensor
+	runsSensor := opts.Dev || opts.LocalSensor.Run
 	if runsSensor {
 		base.Roles = append(base.Roles, gossip.RoleSensor)
 	}
@@ -136,7 +135,7 @@ func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNod
 		c.gossip.Close()
 		return nil, err
 	}
-	if c.dnsPC, c.dnsLn, err = dnsserver.Listen(opts.DNSAddr); err != nil {
+	if c.dnsPC, c.dnsLn, err = dnsserver.Listen(opts.DNS.Addr); err != nil {
 		c.gossip.Close()
 		return nil, err
 	}
@@ -162,25 +161,28 @@ func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNod
 	return c, nil
 }
 
-// run adds the cluster's components to g: the etcd probe, the health
-// monitor, gossip (which leaves the cluster when ctx ends) and DNS.
-func (c *clusterNode) run(ctx context.Context, g *errgroup.Group) {
+// components are the cluster's components in their order: the etcd probe,
+// gossip (which leaves the cluster when it stops), the health monitor that
+// gossips the node's health, and DNS, which answers from both.
+func (c *clusterNode) components() []component {
 	c.started = true
-	g.Go(func() error { return c.etcd.Run(ctx) })
-	g.Go(func() error { return c.health.Run(ctx) })
-	g.Go(func() error { return c.gossip.Run(ctx) })
-	g.Go(func() error {
-		if err := c.dns.Serve(c.dnsPC, c.dnsLn); err != nil && !errors.Is(err, dnsserver.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dnsserver.DefaultTimeout)
-		defer cancel()
-		return c.dns.Shutdown(sctx)
-	})
+	return []component{
+		{"etcd-probe", c.etcd.Run},
+		{"gossip", c.gossip.Run},
+		{"health", c.health.Run},
+		{"dns", func(ctx context.Context) error {
+			return serveUntil(ctx, func() error {
+				if err := c.dns.Serve(c.dnsPC, c.dnsLn); err != nil && !errors.Is(err, dnsserver.ErrServerClosed) {
+					return err
+				}
+				return nil
+			}, func() error {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dnsserver.DefaultTimeout)
+				defer cancel()
+				return c.dns.Shutdown(sctx)
+			})
+		}},
+	}
 }
 
 // close releases what startCluster took, when run was never called.
@@ -307,14 +309,14 @@ func concreteAddr(s string, gossipIP netip.Addr) string {
 func (o *Options) gossipOptions() gossip.Options {
 	g := gossip.Options{
 		NodeName:          o.NodeName,
-		BindAddr:          o.GossipAddr,
-		AdvertiseAddr:     o.GossipAdvertiseAddr,
-		Seeds:             o.Join,
-		Key:               o.GossipKey,
-		KeyringFile:       o.GossipKeyringFile,
+		BindAddr:          o.Gossip.Addr,
+		AdvertiseAddr:     o.Gossip.AdvertiseAddr,
+		Seeds:             o.Gossip.Join,
+		Key:               o.Gossip.Key,
+		KeyringFile:       o.Gossip.KeyringFile,
 		RequireEncryption: !o.Dev,
 	}
-	if o.GossipTiming == GossipLAN {
+	if o.Gossip.Timing == GossipLAN {
 		g.Configure = lanTiming
 	}
 	return g

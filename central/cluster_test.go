@@ -18,11 +18,13 @@ import (
 
 func TestClusterOptionsAreValidated(t *testing.T) {
 	base := func() central.Options {
-		return central.Options{DataDir: "d", NodeName: "n1", HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-			GossipAddr: "127.0.0.1:0", DNSAddr: "127.0.0.1:0", GossipKey: testGossipKey}
+		return central.Options{DataDir: "d", NodeName: "n1",
+			HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}, GRPC: central.GRPCOptions{Addr: "127.0.0.1:0"},
+			Gossip: central.GossipOptions{Addr: "127.0.0.1:0", Key: testGossipKey}, DNS: central.DNSOptions{Addr: "127.0.0.1:0"}}
 	}
-	if err := (&central.Options{DataDir: "d", NodeName: "n1", HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		GossipAddr: "127.0.0.1:0", DNSAddr: "127.0.0.1:0", Dev: true}).Validate(); err != nil {
+	if err := (&central.Options{DataDir: "d", NodeName: "n1", Dev: true,
+		HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}, GRPC: central.GRPCOptions{Addr: "127.0.0.1:0"},
+		Gossip: central.GossipOptions{Addr: "127.0.0.1:0"}, DNS: central.DNSOptions{Addr: "127.0.0.1:0"}}).Validate(); err != nil {
 		t.Errorf("dev without a gossip key: %v, want no error", err)
 	}
 	for _, tt := range []struct {
@@ -30,21 +32,21 @@ func TestClusterOptionsAreValidated(t *testing.T) {
 		mod  func(*central.Options)
 		want []string
 	}{
-		{"no gossip key outside dev", func(o *central.Options) { o.GossipKey = "" }, []string{"--gossip-key"}},
-		{"bad key", func(o *central.Options) { o.GossipKey = "c2hvcnQ=" }, []string{"--gossip-key", "want 32"}},
-		{"bad addresses", func(o *central.Options) { o.GossipAddr, o.DNSAddr, o.Join = "nope", "", []string{"x"} },
+		{"no gossip key outside dev", func(o *central.Options) { o.Gossip.Key = "" }, []string{"--gossip-key"}},
+		{"bad key", func(o *central.Options) { o.Gossip.Key = "c2hvcnQ=" }, []string{"--gossip-key", "want 32"}},
+		{"bad addresses", func(o *central.Options) { o.Gossip.Addr, o.DNS.Addr, o.Gossip.Join = "nope", "", []string{"x"} },
 			[]string{"--gossip-addr", "--dns-addr", "--join"}},
-		{"bad zone and timing", func(o *central.Options) { o.DNSZone, o.GossipTiming = "a..b", "fast" }, []string{"--dns-zone", "--gossip-timing"}},
-		{"plaintext peer URLs", func(o *central.Options) { o.EtcdInitialCluster = "n1=http://127.0.0.1:2380" },
+		{"bad zone and timing", func(o *central.Options) { o.DNS.Zone, o.Gossip.Timing = "a..b", "fast" }, []string{"--dns-zone", "--gossip-timing"}},
+		{"plaintext peer URLs", func(o *central.Options) { o.Etcd.InitialCluster = "n1=http://127.0.0.1:2380" },
 			[]string{"n1=http://127.0.0.1:2380", "peer URLs are https://"}},
-		{"initial cluster without this node", func(o *central.Options) { o.EtcdInitialCluster = "n2=https://127.0.0.2:2380" },
+		{"initial cluster without this node", func(o *central.Options) { o.Etcd.InitialCluster = "n2=https://127.0.0.2:2380" },
 			[]string{"--etcd-initial-cluster", `"n1"`}},
-		{"existing without a cluster", func(o *central.Options) { o.EtcdInitialClusterState = "existing" }, []string{"needs --etcd-initial-cluster"}},
-		{"a cluster without a database", func(o *central.Options) { o.Join = []string{"127.0.0.2:7946"} }, []string{"--db-url", "PostgreSQL"}},
-		{"a database URL of another kind", func(o *central.Options) { o.DBURL = "mysql://db/osprey" }, []string{"--db-url", "postgres://"}},
-		{"message retention too short", func(o *central.Options) { o.MessageRetention = time.Hour }, []string{"--message-retention", "72h"}},
+		{"existing without a cluster", func(o *central.Options) { o.Etcd.InitialClusterState = "existing" }, []string{"needs --etcd-initial-cluster"}},
+		{"a cluster without a database", func(o *central.Options) { o.Gossip.Join = []string{"127.0.0.2:7946"} }, []string{"--db-url", "PostgreSQL"}},
+		{"a database URL of another kind", func(o *central.Options) { o.DB.URL = "mysql://db/osprey" }, []string{"--db-url", "postgres://"}},
+		{"message retention too short", func(o *central.Options) { o.DB.MessageRetention = time.Hour }, []string{"--message-retention", "72h"}},
 		{"initial cluster with external etcd", func(o *central.Options) {
-			o.EtcdInitialCluster, o.EtcdEndpoints = "n1=https://127.0.0.1:2380", []string{"http://e:2379"}
+			o.Etcd.InitialCluster, o.Etcd.Endpoints = "n1=https://127.0.0.1:2380", []string{"http://e:2379"}
 		}, []string{"only with the embedded etcd"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,11 +71,14 @@ func TestClusterOptionsAreValidated(t *testing.T) {
 func TestTwoNodesGossipHealthAndDNS(t *testing.T) {
 	const password = "a long bootstrap password"
 	dir, db := t.TempDir(), pgtest.DB(t)
-	n1 := startNode(t, central.Options{DataDir: dir, NodeName: "n1", HTTPAddr: "127.0.0.1:0", Sensor: true,
-		DNSZone: "cluster.test", BootstrapAdminPassword: password, DBURL: db})
-	n2 := startNode(t, central.Options{DataDir: t.TempDir(), NodeName: "n2", DBURL: db, HTTPAddr: "127.0.0.2:0", GRPCAddr: "127.0.0.2:0",
-		GossipAddr: "127.0.0.2:0", DNSAddr: "127.0.0.2:0", DNSZone: "cluster.test",
-		EtcdEndpoints: n1.ready.EtcdEndpoints, ClusterKeyFile: dir + "/cluster.key", Join: []string{n1.ready.GossipAddr}})
+	n1 := startNode(t, central.Options{DataDir: dir, NodeName: "n1", BootstrapAdminPassword: password,
+		HTTP: central.HTTPOptions{Addr: "127.0.0.1:0"}, LocalSensor: central.LocalSensorOptions{Run: true},
+		DNS: central.DNSOptions{Zone: "cluster.test"}, DB: central.DBOptions{URL: db}})
+	n2 := startNode(t, central.Options{DataDir: t.TempDir(), NodeName: "n2", ClusterKeyFile: dir + "/cluster.key",
+		DB: central.DBOptions{URL: db}, Etcd: central.EtcdOptions{Endpoints: n1.ready.EtcdEndpoints},
+		HTTP: central.HTTPOptions{Addr: "127.0.0.2:0"}, GRPC: central.GRPCOptions{Addr: "127.0.0.2:0"},
+		Gossip: central.GossipOptions{Addr: "127.0.0.2:0", Join: []string{n1.ready.GossipAddr}},
+		DNS:    central.DNSOptions{Addr: "127.0.0.2:0", Zone: "cluster.test"}})
 	if n1.ready.LocalSensorID != "n1" || n1.ready.LocalSensorJoinToken == "" {
 		t.Errorf("--sensor: ready %+v, want the local sensor n1 and its join token", n1.ready)
 	}

@@ -103,7 +103,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.ca = ca
 	caHash := pki.SPKIHash(ca.Cert)
 	n.ready.CAHash = caHash
-	if opts.Dev || opts.Sensor {
+	if opts.Dev || opts.LocalSensor.Run {
 		id, err := registerLocalSensor(ctx, st, opts.NodeName)
 		if err != nil {
 			return nil, err
@@ -113,7 +113,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		if err != nil {
 			return nil, err
 		}
-		if sn.GetCertFingerprint() == "" || opts.LocalSensorUnenrolled { // never enrolled, or lost its identity
+		if sn.GetCertFingerprint() == "" || opts.LocalSensor.Unenrolled { // never enrolled, or lost its identity
 			if n.ready.LocalSensorJoinToken, err = localSensorToken(ctx, st, id, caHash); err != nil {
 				return nil, err
 			}
@@ -150,8 +150,8 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, Messages: db, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
-		Scanner:      pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
-		CertValidity: opts.SensorCertValidity, CertRenewFrom: opts.SensorCertRenewFrom, CertRenewUntil: opts.SensorCertRenewUntil,
+		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
+		Certs:   opts.SensorCerts,
 	})
 	if n.grpc, err = newGRPCServer(serverCert, ca, reg, log.With("component", "grpc")); err != nil {
 		return nil, err
@@ -210,12 +210,12 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 // clamd address is configured.
 func newScanner(opts Options, reg prometheus.Registerer, tempDir string, log *slog.Logger) (*scan.Scanner, error) {
 	engines := scan.DefaultEngines()
-	if opts.ClamdAddress != "" {
+	if opts.Scan.ClamdAddress != "" {
 		network := "tcp"
-		if strings.HasPrefix(opts.ClamdAddress, "/") {
+		if strings.HasPrefix(opts.Scan.ClamdAddress, "/") {
 			network = "unix"
 		}
-		c, err := clamav.New(clamav.Options{Network: network, Address: opts.ClamdAddress})
+		c, err := clamav.New(clamav.Options{Network: network, Address: opts.Scan.ClamdAddress})
 		if err != nil {
 			return nil, fmt.Errorf("clamd: %w", err)
 		}

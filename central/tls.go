@@ -42,9 +42,9 @@ const (
 func httpTLSConfig(opts Options, bound []net.Addr, log *slog.Logger) (*httpCert, error) {
 	var cert tls.Certificate
 	var err error
-	selfSigned := opts.HTTPTLSCert == ""
+	selfSigned := opts.HTTP.TLSCert == ""
 	if !selfSigned {
-		cert, err = tls.LoadX509KeyPair(opts.HTTPTLSCert, opts.HTTPTLSKey)
+		cert, err = tls.LoadX509KeyPair(opts.HTTP.TLSCert, opts.HTTP.TLSKey)
 		if err != nil {
 			return nil, fmt.Errorf("load --http-tls-cert: %w", err)
 		}
@@ -80,10 +80,10 @@ func httpCertHosts(opts Options, bound []net.Addr, interfaceAddrs func() ([]net.
 			hosts = append(hosts, short)
 		}
 	}
-	zone := strings.TrimSuffix(dns.CanonicalName(cmp.Or(opts.DNSZone, DefaultDNSZone)), ".")
+	zone := strings.TrimSuffix(dns.CanonicalName(cmp.Or(opts.DNS.Zone, DefaultDNSZone)), ".")
 	hosts = append(hosts, opts.NodeName+".nodes."+zone, "central."+zone)
 
-	addrs := []string{opts.HTTPAddr, opts.GRPCAddr, opts.GossipAdvertiseAddr}
+	addrs := []string{opts.HTTP.Addr, opts.GRPC.Addr, opts.Gossip.AdvertiseAddr}
 	for _, a := range bound {
 		addrs = append(addrs, a.String())
 	}

@@ -40,33 +40,33 @@ func TestHTTPCertHosts(t *testing.T) {
 	}{
 		{
 			name:    "bound to one address",
-			opts:    Options{HTTPAddr: "10.0.0.1:8443", GRPCAddr: "10.0.0.1:7443"},
+			opts:    Options{HTTP: HTTPOptions{Addr: "10.0.0.1:8443"}, GRPC: GRPCOptions{Addr: "10.0.0.1:7443"}},
 			bound:   []net.Addr{&net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 8443}},
 			want:    []string{"10.0.0.1"},
 			wantNot: []string{"192.0.2.10", "2001:db8::10"},
 		},
 		{
 			name:    "wildcard: every interface's address",
-			opts:    Options{HTTPAddr: "0.0.0.0:8443", GRPCAddr: "10.0.0.1:7443"},
+			opts:    Options{HTTP: HTTPOptions{Addr: "0.0.0.0:8443"}, GRPC: GRPCOptions{Addr: "10.0.0.1:7443"}},
 			bound:   []net.Addr{&net.TCPAddr{IP: net.IPv4zero, Port: 8443}},
 			want:    []string{"10.0.0.1", "192.0.2.10", "2001:db8::10"},
 			wantNot: []string{"fe80::1"},
 		},
 		{
 			name:  "IPv6 wildcard",
-			opts:  Options{HTTPAddr: "[::]:8443"},
+			opts:  Options{HTTP: HTTPOptions{Addr: "[::]:8443"}},
 			bound: []net.Addr{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8443}},
 			want:  []string{"192.0.2.10", "2001:db8::10"},
 		},
 		{
 			name: "a host name and an advertised address",
-			opts: Options{HTTPAddr: "Osprey-1.Example.com:8443", GossipAdvertiseAddr: "203.0.113.7:7946"},
+			opts: Options{HTTP: HTTPOptions{Addr: "Osprey-1.Example.com:8443"}, Gossip: GossipOptions{AdvertiseAddr: "203.0.113.7:7946"}},
 			want: []string{"osprey-1.example.com", "203.0.113.7"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.opts.NodeName, tt.opts.DNSZone = "n1", "osprey.example.com."
+			tt.opts.NodeName, tt.opts.DNS.Zone = "n1", "osprey.example.com."
 			got := httpCertHosts(tt.opts, tt.bound, ifAddrs)
 			for _, w := range append(common, tt.want...) {
 				if !slices.Contains(got, w) {

@@ -84,7 +84,7 @@ func TestCookiesAreSecureOverHTTPS(t *testing.T) {
 		wantSecure bool
 	}{
 		{"dev on plain HTTP", central.Options{Dev: true}, "http", false},
-		{"dev with --http-tls-cert", central.Options{Dev: true, HTTPTLSCert: certFile, HTTPTLSKey: keyFile}, "https", true},
+		{"dev with --http-tls-cert", central.Options{Dev: true, HTTP: central.HTTPOptions{TLSCert: certFile, TLSKey: keyFile}}, "https", true},
 		{"central", central.Options{}, "https", true},
 	}
 	for _, tt := range tests {
@@ -155,7 +155,7 @@ func TestSelfSignedCertificateNamesTheNodeAddress(t *testing.T) {
 	const password = "a long bootstrap password"
 	start := func(addr string) (*node, *x509.Certificate) {
 		t.Helper()
-		n := startNode(t, central.Options{DataDir: dir, HTTPAddr: addr, BootstrapAdminPassword: password})
+		n := startNode(t, central.Options{DataDir: dir, BootstrapAdminPassword: password, HTTP: central.HTTPOptions{Addr: addr}})
 		if !n.ready.HTTPCertSelfSigned || n.ready.HTTPCertFingerprint == "" {
 			t.Errorf("ready: self-signed %v, fingerprint %q; want a self-signed certificate and its fingerprint",
 				n.ready.HTTPCertSelfSigned, n.ready.HTTPCertFingerprint)

@@ -86,8 +86,9 @@ func startUINode(t *testing.T) *uiNode {
 	go func() {
 		done <- central.Run(ctx, central.Options{
 			NodeName: "hq-1", DataDir: dataDir, Dev: true,
-			HTTPListener: ln, GRPCAddr: "127.0.0.1:0",
-			EtcdClientAddr: "127.0.0.1:0", EtcdPeerAddr: "127.0.0.1:0",
+			HTTP:                   central.HTTPOptions{Listener: ln},
+			GRPC:                   central.GRPCOptions{Addr: "127.0.0.1:0"},
+			Etcd:                   central.EtcdOptions{ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"},
 			BootstrapAdminPassword: uiAdminPassword,
 			Logger:                 errorLogger(),
 			OnReady:                func(r central.Ready) { readyc <- r },

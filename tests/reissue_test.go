@@ -287,7 +287,7 @@ func (c *certCentral) waitUploaded(t *testing.T, s *branchSensor, n int) {
 // mail, and holds its stream again. Nobody re-enrolls it.
 func TestSensorOfflinePastCertificateExpiryComesBack(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := startCertCentral(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := startCertCentral(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	s := c.startBranchSensor(t, nil)
 	s.waitAgent(t, "connected", func(st agent.State) bool { return st.Connected })
 	enrolled := s.id.Fingerprint
@@ -327,7 +327,7 @@ func TestSensorOfflinePastCertificateExpiryComesBack(t *testing.T) {
 // is left to do. Approved again, it comes back by itself.
 func TestRevokedSensorStaysOutAfterExpiry(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := startCertCentral(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := startCertCentral(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	s := c.startBranchSensor(t, nil)
 	s.waitAgent(t, "connected", func(st agent.State) bool { return st.Connected })
 	enrolled := s.id.Fingerprint
@@ -370,7 +370,7 @@ func TestSensorReissuesWhenTheCentralSaysItsCertificateExpired(t *testing.T) {
 	now := time.Now()
 	clock := clocktest.New(now)
 	sensorClock := clocktest.New(now.Add(-2 * time.Minute))
-	c := startCertCentral(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := startCertCentral(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	s := c.startBranchSensor(t, sensorClock.Now)
 	s.waitAgent(t, "connected", func(st agent.State) bool { return st.Connected })
 	enrolled := s.agent.State()
@@ -401,7 +401,7 @@ func TestSensorReissuesWhenTheCentralSaysItsCertificateExpired(t *testing.T) {
 // setting; the sensor follows it.
 func TestSensorRenewsWhenTheCentralSays(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := startCertCentral(t, clock, sensorsvc.Options{CertValidity: time.Hour, CertRenewFrom: 10, CertRenewUntil: 10})
+	c := startCertCentral(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour, RenewFrom: 10, RenewUntil: 10}})
 	s := c.startBranchSensor(t, nil)
 	s.waitAgent(t, "connected", func(st agent.State) bool { return st.Connected })
 	enrolled := s.agent.State()

@@ -17,7 +17,7 @@ import (
 )
 
 // Lifetimes of the sensors' client certificates: the defaults and bounds of
-// Options.CertValidity, CertRenewFrom and CertRenewUntil.
+// CertLifetime's fields.
 const (
 	// DefaultCertValidity is how long a client certificate lives.
 	DefaultCertValidity = 24 * time.Hour
@@ -39,13 +39,22 @@ const (
 	MaxCertRenewPercent = 90
 )
 
-// ValidateCerts reports every problem of the certificate lifetimes in o, by
+// CertLifetime is how long the sensors' client certificates live, and
+// when, in percent of that lifetime, sensors renew them: each certificate
+// at its own point of the window from RenewFrom to RenewUntil. Zero fields
+// take the defaults (DefaultCertValidity, DefaultCertRenewFrom,
+// DefaultCertRenewUntil).
+type CertLifetime struct {
+	Validity              time.Duration
+	RenewFrom, RenewUntil int
+}
+
+// Validate reports every problem of the certificate lifetimes in o, by
 // the Central Node's flags that set them (--sensor-cert-validity,
-// --sensor-cert-renew-from, --sensor-cert-renew-until). Zero means the
-// default.
-func (o Options) ValidateCerts() error {
+// --sensor-cert-renew-from, --sensor-cert-renew-until).
+func (o CertLifetime) Validate() error {
 	var errs []error
-	switch v := o.CertValidity; {
+	switch v := o.Validity; {
 	case v == 0:
 	case v < MinCertValidity:
 		errs = append(errs, fmt.Errorf("--sensor-cert-validity: %v is too short: at least %v", v, MinCertValidity))
@@ -56,7 +65,7 @@ func (o Options) ValidateCerts() error {
 	for _, p := range []struct {
 		flag    string
 		percent int
-	}{{"--sensor-cert-renew-from", o.CertRenewFrom}, {"--sensor-cert-renew-until", o.CertRenewUntil}} {
+	}{{"--sensor-cert-renew-from", o.RenewFrom}, {"--sensor-cert-renew-until", o.RenewUntil}} {
 		if p.percent != 0 && (p.percent < MinCertRenewPercent || p.percent > MaxCertRenewPercent) {
 			errs = append(errs, fmt.Errorf("%s: %d: want %d to %d (percent of a certificate's lifetime)", p.flag, p.percent, MinCertRenewPercent, MaxCertRenewPercent))
 			inRange = false
@@ -69,8 +78,8 @@ func (o Options) ValidateCerts() error {
 }
 
 // renewWindow is the renewal window of o, defaults filled in.
-func (o Options) renewWindow() (from, until int) {
-	from, until = o.CertRenewFrom, o.CertRenewUntil
+func (o CertLifetime) renewWindow() (from, until int) {
+	from, until = o.RenewFrom, o.RenewUntil
 	if from == 0 {
 		from = DefaultCertRenewFrom
 	}

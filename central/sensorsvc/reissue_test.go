@@ -228,7 +228,7 @@ func (c *cluster) waitRecord(t *testing.T, id, what string, ok func(*ospreyv1.Se
 func TestReissueAfterExpiry(t *testing.T) {
 	clock := clocktest.New(time.Now())
 	logs := &syncBuffer{}
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	c := newClockCluster(t, clock, sensorsvc.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	id, old := c.approvedSensor(t)
 	if err := c.opens(t, old); err != nil {
 		t.Fatalf("stream with the enrolled certificate: %v", err)
@@ -305,8 +305,8 @@ func (b *syncBuffer) String() string {
 // nothing.
 func TestReissueRefuses(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
-	other := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := newClockCluster(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
+	other := newClockCluster(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	all := store.AllTenants()
 
 	revokedID, revoked := c.approvedSensor(t)
@@ -424,7 +424,7 @@ func TestReissueRefuses(t *testing.T) {
 // stays good for that until the sensor shows up with a newer one.
 func TestReissueAfterALostAnswer(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := newClockCluster(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	id, old := c.approvedSensor(t)
 	clock.Advance(2 * time.Hour)
 
@@ -458,7 +458,7 @@ func TestReissueAfterALostAnswer(t *testing.T) {
 // as often as it lives long enough to.
 func TestRenewalSupersedes(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := newClockCluster(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	id, old := c.approvedSensor(t)
 	s := connect(t, c.dial(t, old.tls()), 0)
 	s.next(t) // the configuration
@@ -501,7 +501,7 @@ func TestRenewalSupersedes(t *testing.T) {
 // first.
 func TestCertificatePolicy(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: 2 * time.Hour, CertRenewFrom: 30, CertRenewUntil: 40})
+	c := newClockCluster(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: 2 * time.Hour, RenewFrom: 30, RenewUntil: 40}})
 	_, h := c.approvedSensor(t)
 	s, err := c.dial(t, h.tls()).Connect(t.Context())
 	if err != nil {
@@ -530,26 +530,26 @@ func TestValidateCerts(t *testing.T) {
 		want []string // substrings of the error, one per problem; none for valid
 	}{
 		{name: "defaults", opts: sensorsvc.Options{}},
-		{name: "an hour, renewed from 10% to 90%", opts: sensorsvc.Options{CertValidity: time.Hour, CertRenewFrom: 10, CertRenewUntil: 90}},
-		{name: "a year, renewed at 50%", opts: sensorsvc.Options{CertValidity: 365 * 24 * time.Hour, CertRenewFrom: 50, CertRenewUntil: 50}},
-		{name: "too short", opts: sensorsvc.Options{CertValidity: 59 * time.Minute},
+		{name: "an hour, renewed from 10% to 90%", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour, RenewFrom: 10, RenewUntil: 90}}},
+		{name: "a year, renewed at 50%", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: 365 * 24 * time.Hour, RenewFrom: 50, RenewUntil: 50}}},
+		{name: "too short", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: 59 * time.Minute}},
 			want: []string{"--sensor-cert-validity: 59m0s is too short: at least 1h0m0s"}},
-		{name: "too long", opts: sensorsvc.Options{CertValidity: 366 * 24 * time.Hour},
+		{name: "too long", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: 366 * 24 * time.Hour}},
 			want: []string{"--sensor-cert-validity: 8784h0m0s is too long"}},
-		{name: "negative", opts: sensorsvc.Options{CertValidity: -time.Hour},
+		{name: "negative", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: -time.Hour}},
 			want: []string{"--sensor-cert-validity: -1h0m0s is too short"}},
-		{name: "window outside the lifetime", opts: sensorsvc.Options{CertRenewFrom: 5, CertRenewUntil: 100},
+		{name: "window outside the lifetime", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{RenewFrom: 5, RenewUntil: 100}},
 			want: []string{"--sensor-cert-renew-from: 5: want 10 to 90", "--sensor-cert-renew-until: 100: want 10 to 90"}},
-		{name: "window closes before it opens", opts: sensorsvc.Options{CertRenewFrom: 80, CertRenewUntil: 70},
+		{name: "window closes before it opens", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{RenewFrom: 80, RenewUntil: 70}},
 			want: []string{"--sensor-cert-renew-from 80 is after --sensor-cert-renew-until 70"}},
-		{name: "from past the default until", opts: sensorsvc.Options{CertRenewFrom: 80},
+		{name: "from past the default until", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{RenewFrom: 80}},
 			want: []string{"--sensor-cert-renew-from 80 is after --sensor-cert-renew-until 75"}},
-		{name: "everything wrong at once", opts: sensorsvc.Options{CertValidity: time.Minute, CertRenewFrom: -1},
+		{name: "everything wrong at once", opts: sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Minute, RenewFrom: -1}},
 			want: []string{"--sensor-cert-validity: 1m0s is too short", "--sensor-cert-renew-from: -1: want 10 to 90"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.opts.ValidateCerts()
+			err := tt.opts.Certs.Validate()
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Errorf("ValidateCerts: %v", err)
@@ -577,7 +577,7 @@ func TestValidateCerts(t *testing.T) {
 // newer one still works and becomes the recorded one; the older does not.
 func TestRecordRestoredFromABackup(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := newClockCluster(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	id, old := c.approvedSensor(t)
 	backup, _, err := c.store.GetSensor(t.Context(), store.AllTenants(), id)
 	if err != nil {
@@ -623,7 +623,7 @@ func TestRecordRestoredFromABackup(t *testing.T) {
 // the time on the sensor's next stream.
 func TestRecordsThatNameNoStartOfValidity(t *testing.T) {
 	clock := clocktest.New(time.Now())
-	c := newClockCluster(t, clock, sensorsvc.Options{CertValidity: time.Hour})
+	c := newClockCluster(t, clock, sensorsvc.Options{Certs: sensorsvc.CertLifetime{Validity: time.Hour}})
 	all := store.AllTenants()
 
 	// Made outside enrollment, with a certificate signed for it.

@@ -69,7 +69,7 @@ func newCluster(t *testing.T, validity time.Duration) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc := sensorsvc.New(sensorsvc.Options{Store: st, Messages: db, Configs: hub, CA: ca, NodeName: "n1", Status: sw, CertValidity: validity})
+	svc := sensorsvc.New(sensorsvc.Options{Store: st, Messages: db, Configs: hub, CA: ca, NodeName: "n1", Status: sw, Certs: sensorsvc.CertLifetime{Validity: validity}})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{

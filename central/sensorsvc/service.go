@@ -16,10 +16,10 @@
 //
 // # Certificates
 //
-// A sensor's client certificate lives Options.CertValidity (a day by
+// A sensor's client certificate lives Options.Certs.Validity (a day by
 // default). A sensor that asks for it (Hello.wants_certificate_policy) is
 // told first on its stream when to renew: at a point between
-// Options.CertRenewFrom and CertRenewUntil percent of the lifetime, fixed by
+// Options.Certs.RenewFrom and RenewUntil percent of the lifetime, fixed by
 // the certificate itself so that a fleet does not renew at once. It renews
 // over the stream with a CSR for a new key; every key is claimed once for
 // good (ClaimPublicKey), so a replayed CSR is refused.
@@ -105,15 +105,11 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// CertValidity is the lifetime of the client certificates the service
-	// issues (DefaultCertValidity when zero). CertRenewFrom and
-	// CertRenewUntil are the window, in percent of a certificate's
-	// lifetime, in which sensors renew it (DefaultCertRenewFrom and
-	// DefaultCertRenewUntil when zero). See ValidateCerts; New takes them as
-	// they are, so that tests may issue certificates shorter than a node
-	// would.
-	CertValidity                  time.Duration
-	CertRenewFrom, CertRenewUntil int
+	// Certs are the lifetimes of the client certificates the service
+	// issues; zero fields take the defaults. See CertLifetime.Validate; New
+	// takes them as they are, so that tests may issue certificates shorter
+	// than a node would.
+	Certs CertLifetime
 	// Scanner gives uploaded messages their verdict; nil means Received.
 	Scanner Scanner
 	// SpillDir holds uploads too large to keep in memory; empty means os.TempDir.
@@ -151,7 +147,7 @@ type Service struct {
 func New(opts Options) *Service {
 	s := &Service{
 		store: opts.Store, messages: opts.Messages, configs: opts.Configs, ca: opts.CA, node: opts.NodeName, status: opts.Status,
-		log: opts.Logger, now: opts.Now, validity: opts.CertValidity,
+		log: opts.Logger, now: opts.Now, validity: opts.Certs.Validity,
 		shutdown: make(chan struct{}),
 		scanner:  opts.Scanner, spillDir: opts.SpillDir,
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
@@ -176,7 +172,7 @@ func New(opts Options) *Service {
 	if s.validity == 0 {
 		s.validity = DefaultCertValidity
 	}
-	s.renewFrom, s.renewUntil = opts.renewWindow()
+	s.renewFrom, s.renewUntil = opts.Certs.renewWindow()
 	return s
 }
 

@@ -38,52 +38,52 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	var spoolMinFree int64
 	fs.StringVar(&opts.NodeName, "node-name", defaults.node, "this node's name in the cluster")
 	fs.StringVar(&opts.DataDir, "data-dir", defaults.dataDir, "directory for the embedded etcd and the node's local files")
-	fs.StringVar(&opts.HTTPAddr, "http-addr", defaults.httpAddr, "address of the REST API and web UI")
-	fs.StringVar(&opts.HTTPTLSCert, "http-tls-cert", "", "PEM certificate of the API (outside dev a self-signed one is made when empty)")
-	fs.StringVar(&opts.HTTPTLSKey, "http-tls-key", "", "PEM key of --http-tls-cert")
-	fs.StringVar(&opts.GRPCAddr, "grpc-addr", defaults.grpcAddr, "address where sensors enroll and stream their configuration (gRPC, mutual TLS)")
+	fs.StringVar(&opts.HTTP.Addr, "http-addr", defaults.httpAddr, "address of the REST API and web UI")
+	fs.StringVar(&opts.HTTP.TLSCert, "http-tls-cert", "", "PEM certificate of the API (outside dev a self-signed one is made when empty)")
+	fs.StringVar(&opts.HTTP.TLSKey, "http-tls-key", "", "PEM key of --http-tls-cert")
+	fs.StringVar(&opts.GRPC.Addr, "grpc-addr", defaults.grpcAddr, "address where sensors enroll and stream their configuration (gRPC, mutual TLS)")
 	fs.StringVar(&opts.ClusterKeyFile, "cluster-key-file", "", "32-byte key sealing the cluster CA in etcd; the same file on every central node (default <data-dir>/cluster.key)")
-	fs.StringVar(&opts.EtcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd member")
+	fs.StringVar(&opts.Etcd.ClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd member")
 	if dev {
-		fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd member")
+		fs.StringVar(&opts.Etcd.PeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd member")
 	} else {
-		fs.StringVar(&opts.EtcdPeerAddr, "etcd-peer-addr", "", "peer address of the embedded etcd member (default 127.0.0.1:2380, or this node's entry in --etcd-initial-cluster)")
-		fs.StringVar(&opts.EtcdInitialCluster, "etcd-initial-cluster", "", "the embedded etcd cluster formed by the central nodes: name=https://host:peer-port,... (this node's name among them; members speak mutual TLS with certificates derived from the cluster key)")
-		fs.StringVar(&opts.EtcdInitialClusterState, "etcd-initial-cluster-state", "new", `"new" when the members of --etcd-initial-cluster start together, "existing" for a member added with etcdctl member add`)
-		fs.BoolVar(&opts.Sensor, "sensor", false, "also run the node's own Sensor component, so the node takes mail itself")
+		fs.StringVar(&opts.Etcd.PeerAddr, "etcd-peer-addr", "", "peer address of the embedded etcd member (default 127.0.0.1:2380, or this node's entry in --etcd-initial-cluster)")
+		fs.StringVar(&opts.Etcd.InitialCluster, "etcd-initial-cluster", "", "the embedded etcd cluster formed by the central nodes: name=https://host:peer-port,... (this node's name among them; members speak mutual TLS with certificates derived from the cluster key)")
+		fs.StringVar(&opts.Etcd.InitialClusterState, "etcd-initial-cluster-state", "new", `"new" when the members of --etcd-initial-cluster start together, "existing" for a member added with etcdctl member add`)
+		fs.BoolVar(&opts.LocalSensor.Run, "sensor", false, "also run the node's own Sensor component, so the node takes mail itself")
 	}
-	fs.StringVar(&opts.GossipAddr, "gossip-addr", defaults.gossipAddr, "address where the node gossips with the other central nodes (UDP and TCP)")
-	fs.StringVar(&opts.GossipAdvertiseAddr, "gossip-advertise-addr", "", "IP:port the other nodes reach this one's gossip at (default: --gossip-addr, or a private IP when it is 0.0.0.0)")
+	fs.StringVar(&opts.Gossip.Addr, "gossip-addr", defaults.gossipAddr, "address where the node gossips with the other central nodes (UDP and TCP)")
+	fs.StringVar(&opts.Gossip.AdvertiseAddr, "gossip-advertise-addr", "", "IP:port the other nodes reach this one's gossip at (default: --gossip-addr, or a private IP when it is 0.0.0.0)")
 	fs.Var(&join, "join", "gossip addresses (host:port,...) of central nodes to join; this node's own may be among them")
-	fs.StringVar(&opts.GossipKey, "gossip-key", "", "base64 of the 32-byte key encrypting gossip, the same on every node (required outside dev, or --gossip-keyring-file)")
-	fs.StringVar(&opts.GossipKeyringFile, "gossip-keyring-file", "", `JSON array of base64 gossip keys, the primary first (for key rotation)`)
-	fs.StringVar(&opts.GossipTiming, "gossip-timing", central.GossipTuned, `failure detection timing: "tuned" (about 1 s) or "lan" (memberlist's LAN defaults, about 6 s; for comparisons)`)
-	fs.StringVar(&opts.DNSAddr, "dns-addr", defaults.dnsAddr, "address of the DNS responder (UDP and TCP)")
-	fs.StringVar(&opts.DNSZone, "dns-zone", central.DefaultDNSZone, "DNS zone the central nodes are authoritative for (smtp.<zone>, central.<zone>)")
-	fs.DurationVar(&opts.DNSTTL, "dns-ttl", central.DefaultDNSTTL, "TTL of the DNS answers")
+	fs.StringVar(&opts.Gossip.Key, "gossip-key", "", "base64 of the 32-byte key encrypting gossip, the same on every node (required outside dev, or --gossip-keyring-file)")
+	fs.StringVar(&opts.Gossip.KeyringFile, "gossip-keyring-file", "", `JSON array of base64 gossip keys, the primary first (for key rotation)`)
+	fs.StringVar(&opts.Gossip.Timing, "gossip-timing", central.GossipTuned, `failure detection timing: "tuned" (about 1 s) or "lan" (memberlist's LAN defaults, about 6 s; for comparisons)`)
+	fs.StringVar(&opts.DNS.Addr, "dns-addr", defaults.dnsAddr, "address of the DNS responder (UDP and TCP)")
+	fs.StringVar(&opts.DNS.Zone, "dns-zone", central.DefaultDNSZone, "DNS zone the central nodes are authoritative for (smtp.<zone>, central.<zone>)")
+	fs.DurationVar(&opts.DNS.TTL, "dns-ttl", central.DefaultDNSTTL, "TTL of the DNS answers")
 	if !dev {
 		fs.Var(&etcdEndpoints, "etcd-endpoints", "comma-separated URLs of an external etcd cluster (empty: embed a member)")
-		fs.StringVar(&opts.EtcdCAFile, "etcd-ca", "", "CA bundle to verify the external etcd")
-		fs.StringVar(&opts.EtcdCertFile, "etcd-cert", "", "client certificate for the external etcd")
-		fs.StringVar(&opts.EtcdKeyFile, "etcd-key", "", "key of --etcd-cert")
-		fs.StringVar(&opts.EtcdUsername, "etcd-username", "", "user name for the external etcd")
-		fs.StringVar(&opts.EtcdPassword, "etcd-password", "", "password for the external etcd")
+		fs.StringVar(&opts.Etcd.CAFile, "etcd-ca", "", "CA bundle to verify the external etcd")
+		fs.StringVar(&opts.Etcd.CertFile, "etcd-cert", "", "client certificate for the external etcd")
+		fs.StringVar(&opts.Etcd.KeyFile, "etcd-key", "", "key of --etcd-cert")
+		fs.StringVar(&opts.Etcd.Username, "etcd-username", "", "user name for the external etcd")
+		fs.StringVar(&opts.Etcd.Password, "etcd-password", "", "password for the external etcd")
 	}
-	fs.StringVar(&opts.ClamdAddress, "clamd-address", "", "clamd socket path (/run/clamav/clamd.ctl) or host:port: adds the ClamAV engine to the scan (empty: off)")
+	fs.StringVar(&opts.Scan.ClamdAddress, "clamd-address", "", "clamd socket path (/run/clamav/clamd.ctl) or host:port: adds the ClamAV engine to the scan (empty: off)")
 	if dev {
 		spoolMinFreeFlag(fs, &spoolMinFree, "the node's own sensor")
 	} else {
 		spoolMinFreeFlag(fs, &spoolMinFree, "with --sensor, the node's own sensor")
 	}
 	if !dev {
-		fs.StringVar(&opts.DBURL, "db-url", "", "PostgreSQL URL of the message records and alerts, shared by every node of a cluster (postgres://user@host/osprey?target_session_attrs=read-write; the password from the URL or PGPASSWORD); empty: SQLite in the data dir, for a node alone")
+		fs.StringVar(&opts.DB.URL, "db-url", "", "PostgreSQL URL of the message records and alerts, shared by every node of a cluster (postgres://user@host/osprey?target_session_attrs=read-write; the password from the URL or PGPASSWORD); empty: SQLite in the data dir, for a node alone")
 	}
-	fs.IntVar(&opts.AlertRetention.MaxAlerts, "alert-max", sqlstore.DefaultMaxAlerts, "alerts kept per tenant; the oldest go first")
-	fs.DurationVar(&opts.AlertRetention.MaxAge, "alert-max-age", sqlstore.DefaultAlertMaxAge, "how long an alert is kept (at least 1h)")
-	fs.DurationVar(&opts.MessageRetention, "message-retention", sqlstore.DefaultMessageRetention, "how long the record of each message is kept (at least 72h)")
-	fs.DurationVar(&opts.SensorCertValidity, "sensor-cert-validity", sensorsvc.DefaultCertValidity, "lifetime of the sensors' client certificates (1h to 8760h)")
-	fs.IntVar(&opts.SensorCertRenewFrom, "sensor-cert-renew-from", sensorsvc.DefaultCertRenewFrom, "sensors renew a client certificate after this percent of its lifetime, each at its own point up to --sensor-cert-renew-until (10 to 90)")
-	fs.IntVar(&opts.SensorCertRenewUntil, "sensor-cert-renew-until", sensorsvc.DefaultCertRenewUntil, "the end of the renewal window, in percent of a client certificate's lifetime (10 to 90)")
+	fs.IntVar(&opts.DB.AlertRetention.MaxAlerts, "alert-max", sqlstore.DefaultMaxAlerts, "alerts kept per tenant; the oldest go first")
+	fs.DurationVar(&opts.DB.AlertRetention.MaxAge, "alert-max-age", sqlstore.DefaultAlertMaxAge, "how long an alert is kept (at least 1h)")
+	fs.DurationVar(&opts.DB.MessageRetention, "message-retention", sqlstore.DefaultMessageRetention, "how long the record of each message is kept (at least 72h)")
+	fs.DurationVar(&opts.SensorCerts.Validity, "sensor-cert-validity", sensorsvc.DefaultCertValidity, "lifetime of the sensors' client certificates (1h to 8760h)")
+	fs.IntVar(&opts.SensorCerts.RenewFrom, "sensor-cert-renew-from", sensorsvc.DefaultCertRenewFrom, "sensors renew a client certificate after this percent of its lifetime, each at its own point up to --sensor-cert-renew-until (10 to 90)")
+	fs.IntVar(&opts.SensorCerts.RenewUntil, "sensor-cert-renew-until", sensorsvc.DefaultCertRenewUntil, "the end of the renewal window, in percent of a client certificate's lifetime (10 to 90)")
 	fs.StringVar(&opts.BootstrapAdminPassword, "bootstrap-admin-password", "", "password of the first admin on a new cluster (generated when empty)")
 	fs.StringVar(&logFormat, "log-format", map[bool]string{true: "text", false: "json"}[dev], "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -92,8 +92,8 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		return err
 	}
 	opts.Dev = dev
-	opts.EtcdEndpoints = etcdEndpoints
-	opts.Join = join
+	opts.Etcd.Endpoints = etcdEndpoints
+	opts.Gossip.Join = join
 	logger, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		}
 		defer stop()
 	}
-	if !dev && !opts.Sensor {
+	if !dev && !opts.LocalSensor.Run {
 		opts.OnReady = func(r central.Ready) { printReady(stdout, r, dev) }
 		return central.Run(ctx, opts)
 	}
@@ -124,7 +124,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	// A sensor without its identity (a data dir restored from another
 	// node's backup) enrolls again, into its record.
 	if _, err := agent.LoadIdentity(sensorOpts.DataDir); errors.Is(err, agent.ErrNotEnrolled) {
-		opts.LocalSensorUnenrolled = true
+		opts.LocalSensor.Unenrolled = true
 	}
 	readyc := make(chan central.Ready, 1)
 	opts.OnReady = func(r central.Ready) {
