@@ -15,6 +15,7 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 
 	"github.com/ospreysec/osprey/internal/clocktest"
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 // TestPollDovecot drains a mailbox over each kind of connection.
@@ -84,7 +85,7 @@ func TestBatches(t *testing.T) {
 	done := make(chan error)
 	ctx, cancel := contextWithCancel(t)
 	go func() { done <- p.Run(ctx) }()
-	waitFor(t, "1000 messages spooled", 3*time.Minute, func() bool {
+	testwait.For(t, "1000 messages spooled and deleted", func() bool {
 		return p.Status().Counters["pop3_deleted"] == 1000
 	})
 	cancel()
@@ -382,16 +383,22 @@ func TestDisableStopsAfterCurrentMessage(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
 	<-inPut
+	// Apply returns while the message is still being spooled: the session
+	// cannot end before release is closed, after Apply returned.
 	off := &ospreyv1.SensorConfig{Revision: 2, Pop3: &ospreyv1.Pop3Integration{}}
-	start := time.Now()
-	if err := p.Apply(t.Context(), off); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("Apply took %v", d)
+	applied := make(chan error, 1)
+	go func() { applied <- p.Apply(t.Context(), off) }()
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(testwait.Timeout):
+		close(release)
+		t.Fatalf("Apply did not return within %v while a message was being spooled", testwait.Timeout)
 	}
 	close(release)
-	waitFor(t, "the session to end", 30*time.Second, func() bool {
+	testwait.For(t, "the session to end", func() bool {
 		return p.Status().Counters["pop3_polled"] == 1
 	})
 	if got := d.Messages(testUser); got != 4 {
@@ -422,7 +429,7 @@ func TestLock(t *testing.T) {
 	ctx, cancel := contextWithCancel(t)
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
-	waitFor(t, "the poller to wait for the lock", 10*time.Second, func() bool {
+	testwait.For(t, "the poller to wait for the lock", func() bool {
 		pr := p.Status().Problems
 		return len(pr) > 0 && strings.Contains(pr[0], "waiting for the mailbox lock")
 	})
@@ -430,7 +437,7 @@ func TestLock(t *testing.T) {
 		t.Fatalf("the mailbox was polled without the lock")
 	}
 	unlock()
-	waitFor(t, "the message to be polled", 30*time.Second, func() bool {
+	testwait.For(t, "the message to be polled", func() bool {
 		return p.Status().Counters["pop3_deleted"] == 1
 	})
 	cancel()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pop3/pop3test"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -103,11 +104,11 @@ func TestWaitingForTheLockIsReported(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	waitFor(t, "waiting for the lock", 10*time.Second, func() bool {
+	testwait.For(t, "the state waiting_lock, notified", func() bool {
 		return p.Status().GetPop3().GetState() == ospreyv1.IntegrationState_INTEGRATION_STATE_WAITING_LOCK && notified.Load() >= 1
 	})
 	release()
-	waitFor(t, "polling", 10*time.Second, func() bool {
+	testwait.For(t, "a session and the state polling", func() bool {
 		return p.Status().GetPop3().GetState() == ospreyv1.IntegrationState_INTEGRATION_STATE_POLLING && srv.Sessions() > 0
 	})
 	cancel()

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/internal/centraltest"
 	"github.com/ospreysec/osprey/sensor/schedule"
@@ -99,13 +100,14 @@ func (f *fixture) waitEmpty(t *testing.T) {
 // waitSpooled waits until the spool holds n messages.
 func (f *fixture) waitSpooled(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(centraltest.Wait)
-	for f.spool.Stats().Messages != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the spool holds %d messages after %v, want %d", f.spool.Stats().Messages, centraltest.Wait, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, fmt.Sprintf("the spool to hold %d messages", n), func() bool { return f.spool.Stats().Messages == n })
+}
+
+// waitStuck waits until Stuck reports n messages, and returns them.
+func (f *fixture) waitStuck(t *testing.T, n int) []Stuck {
+	t.Helper()
+	testwait.For(t, fmt.Sprintf("%d messages reported stuck", n), func() bool { return len(f.up.Stuck()) == n })
+	return f.up.Stuck()
 }
 
 func TestUploadsEachMessageOnce(t *testing.T) {
@@ -124,6 +126,8 @@ func TestUploadsEachMessageOnce(t *testing.T) {
 	}
 	got := f.central.WaitUploads(t, len(want))
 	f.waitEmpty(t)
+	// A message leaves the spool before its upload is counted.
+	testwait.For(t, "every upload counted", func() bool { return f.up.Counters()["uploaded"] >= uint64(len(want)) })
 	for id, body := range want {
 		if string(got[id]) != body {
 			t.Errorf("%s: the central got %q, want %q", id, got[id], body)
@@ -154,6 +158,7 @@ func TestRefusedMessageWaitsAlone(t *testing.T) {
 	}
 	f.run(t)
 	f.central.WaitUploads(t, len(good))
+	stuck := f.waitStuck(t, 1) // the refused message's one try, whenever it ended
 	for _, id := range good {
 		if n := f.central.Attempts(id); n != 1 {
 			t.Errorf("%s: uploaded %d times, want once", id, n)
@@ -165,7 +170,6 @@ func TestRefusedMessageWaitsAlone(t *testing.T) {
 	if _, err := f.spool.Get(bad); err != nil {
 		t.Errorf("the refused message left the spool: %v", err)
 	}
-	stuck := f.up.Stuck()
 	if len(stuck) != 1 || stuck[0].ID != bad || stuck[0].Failures != 1 || status.Code(stuck[0].Err) != codes.InvalidArgument {
 		t.Fatalf("Stuck() = %+v, want %s with 1 failure and InvalidArgument", stuck, bad)
 	}
@@ -184,17 +188,18 @@ func TestRefusedMessageIsRetriedUntilItGoes(t *testing.T) {
 	f.central.RefuseUploads(refuse(bad, status.Error(codes.InvalidArgument, "refused")))
 	f.run(t)
 	f.central.WaitAttempts(t, bad, 3)
-	if stuck := f.up.Stuck(); len(stuck) != 1 || stuck[0].Failures < 2 {
-		t.Errorf("Stuck() = %+v, want %s with 2 failures or more", stuck, bad)
-	}
+	// The third try followed the second failure, which Stuck reports once
+	// the worker that saw it has recorded it.
+	testwait.For(t, "2 failures or more of the refused message reported", func() bool {
+		stuck := f.up.Stuck()
+		return len(stuck) == 1 && stuck[0].ID == bad && stuck[0].Failures >= 2
+	})
 	f.central.RefuseUploads(nil)
 	if got := f.central.WaitUploads(t, 1); string(got[bad]) != "refused for a while\r\n" {
 		t.Errorf("the central got %q", got[bad])
 	}
 	f.waitEmpty(t)
-	if stuck := f.up.Stuck(); len(stuck) != 0 {
-		t.Errorf("Stuck() = %+v after the upload, want none", stuck)
-	}
+	f.waitStuck(t, 0) // cleared once the upload went
 }
 
 func TestCentralOutageHoldsEveryUpload(t *testing.T) {
@@ -205,13 +210,7 @@ func TestCentralOutageHoldsEveryUpload(t *testing.T) {
 		ids = append(ids, f.put(t, fmt.Sprintf("during the outage %d\r\n", i)))
 	}
 	// The uploads fail while the central is down...
-	deadline := time.Now().Add(centraltest.Wait)
-	for f.up.Counters()["upload_failures"] < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("no upload failed while the central was down")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, "3 uploads to fail while the central is down", func() bool { return f.up.Counters()["upload_failures"] >= 3 })
 	// ...which is no message's fault: none is marked or left behind for
 	// the hour of a refused message.
 	if stuck := f.up.Stuck(); len(stuck) != 0 {
@@ -260,14 +259,7 @@ func TestUnreadableMessageIsKept(t *testing.T) {
 	f.run(t)
 	f.central.WaitUploads(t, 1)
 	f.waitSpooled(t, 1)
-	deadline := time.Now().Add(centraltest.Wait)
-	for len(f.up.Stuck()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the unreadable message is not reported stuck")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	stuck := f.up.Stuck()
+	stuck := f.waitStuck(t, 1)
 	if len(stuck) != 1 || stuck[0].ID != bad || !errors.Is(stuck[0].Err, errUnreadable) {
 		t.Errorf("Stuck() = %+v, want %s unreadable", stuck, bad)
 	}
