@@ -376,25 +376,32 @@ func (s *Store) auditAccepted(ctx context.Context, q AuditQuery, tenant string, 
 		args  []any
 	)
 	add := func(cond string, a ...any) { where, args = append(where, cond), append(args, a...) }
+	// A search by recipient reads that recipient's rows of message_rcpts
+	// newest first, in the log's order, from their index
+	// (message_rcpts_by_rcpt), and joins each to its message; every other
+	// search reads the messages by time. t is the table whose time, tenant,
+	// sensor and message id order the rows.
+	from, t := "messages m", "m"
+	if q.Recipient != "" {
+		from, t = `message_rcpts r JOIN messages m
+			ON m.tenant = r.tenant AND m.sensor_id = r.sensor_id AND m.message_id = r.message_id`, "r"
+		add("r.rcpt = ?", strings.ToLower(q.Recipient))
+	}
 	if tenant != "" {
-		add("m.tenant = ?", tenant)
+		add(t+".tenant = ?", tenant)
 	}
 	if q.SensorID != "" {
-		add("m.sensor_id = ?", q.SensorID)
+		add(t+".sensor_id = ?", q.SensorID)
 	}
 	if !q.From.IsZero() {
-		add("m.received_at >= ?", micros(q.From))
+		add(t+".received_at >= ?", micros(q.From))
 	}
 	if !q.To.IsZero() {
-		add("m.received_at < ?", micros(q.To))
+		add(t+".received_at < ?", micros(q.To))
 	}
 	if q.Sender != "" {
 		p := likeArg(q.Sender)
 		add(`(m.mail_from LIKE ? ESCAPE '\' OR m.header_from LIKE ? ESCAPE '\')`, p, p)
-	}
-	if q.Recipient != "" {
-		add(`EXISTS (SELECT 1 FROM message_rcpts r WHERE r.tenant = m.tenant AND r.sensor_id = m.sensor_id
-			AND r.message_id = m.message_id AND r.rcpt = ?)`, strings.ToLower(q.Recipient))
 	}
 	if q.Subject != "" {
 		add(`m.subject LIKE ? ESCAPE '\'`, likeArg(q.Subject))
@@ -408,14 +415,14 @@ func (s *Store) auditAccepted(ctx context.Context, q AuditQuery, tenant string, 
 	if q.Verdict != "" {
 		add("m.verdict = ?", q.Verdict)
 	}
-	if cond, a := after(cursor, AuditAccepted, "m.received_at", "m.tenant", "m.sensor_id", "m.message_id"); cond != "" {
+	if cond, a := after(cursor, AuditAccepted, t+".received_at", t+".tenant", t+".sensor_id", t+".message_id"); cond != "" {
 		add(cond, a...)
 	}
-	query := "SELECT m.received_at, m.record FROM messages m"
+	query := "SELECT " + t + ".received_at, m.record FROM " + from
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY m.received_at DESC, m.tenant DESC, m.sensor_id DESC, m.message_id DESC LIMIT ?"
+	query += " ORDER BY " + t + ".received_at DESC, " + t + ".tenant DESC, " + t + ".sensor_id DESC, " + t + ".message_id DESC LIMIT ?"
 	args = append(args, limit)
 	rows, err := s.db.QueryContext(ctx, s.d.q(query), args...)
 	if err != nil {
