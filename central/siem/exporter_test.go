@@ -1,6 +1,7 @@
 package siem
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -27,6 +28,7 @@ func alert(tenant, id string) *ospreyv1.Alert {
 	return a
 }
 
+// newExporter returns an Exporter that runs until the test ends.
 func newExporter(t *testing.T, opts Options) (*Exporter, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -44,8 +46,29 @@ func newExporter(t *testing.T, opts Options) (*Exporter, *prometheus.Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	return e, reg
+}
+
+// waitFor waits until cond holds, and fails the test when it does not
+// within a long time.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func listen(t *testing.T) net.Listener {
@@ -82,15 +105,9 @@ func TestExportTCP(t *testing.T) {
 		}
 	}
 	// The receiver may read the alerts before the sender counts them.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got := testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme"))
-		if got == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sent: got %v, want 3", got)
-		}
-	}
+	waitFor(t, "3 alerts are counted as sent", func() bool {
+		return testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme")) == 3
+	})
 	if n, err := testutil.GatherAndCount(reg, "osprey_siem_queue_length"); err != nil || n != 1 {
 		t.Errorf("queue length gauge: %d series, %v", n, err)
 	}
@@ -113,66 +130,77 @@ func TestExportTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := syslogtest.Start(t, tls.NewListener(listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
-	addr := r.Addr()
+	// Each case has its own receiver, so that the connections it sees are
+	// the case's own.
+	receiver := func(t *testing.T) *syslogtest.Receiver {
+		return syslogtest.Start(t, tls.NewListener(listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}
+	verified := func(addr string) *ospreyv1.SyslogExport {
+		return &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}
+	}
+	// refused checks that e gives up on r's certificate and delivers
+	// nothing: r sees two connections (the first attempt and a retry) end
+	// before any message.
+	refused := func(t *testing.T, r *syslogtest.Receiver, id, why string) {
+		t.Helper()
+		waitFor(t, "the exporter gives up two connections", func() bool { return len(r.Abandoned()) >= 2 })
+		for _, m := range r.Messages() {
+			if strings.Contains(m, "externalId="+id+" ") {
+				t.Fatalf("delivered to %s", why)
+			}
+		}
+	}
 
 	t.Run("verified", func(t *testing.T) {
+		r := receiver(t)
 		e, _ := newExporter(t, Options{})
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
+		if err := e.Apply("acme", verified(r.Addr())); err != nil {
 			t.Fatal(err)
 		}
 		e.Enqueue(alert("acme", "tls1"), 0)
 		r.WaitIDs(t, 20*time.Second, "tls1")
 	})
 	t.Run("wrong name", func(t *testing.T) {
+		r := receiver(t)
 		e, _ := newExporter(t, Options{})
 		// The certificate is for siem.test, not 127.0.0.1.
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM())}); err != nil {
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr(), Tls: true, CaPem: string(ca.CertPEM())}); err != nil {
 			t.Fatal(err)
 		}
 		e.Enqueue(alert("acme", "tls2"), 0)
-		waitQueued(t, e, "acme", 1)
-		time.Sleep(300 * time.Millisecond) // several attempts, none may deliver
-		for _, m := range r.Messages() {
-			if strings.Contains(m, "externalId=tls2 ") {
-				t.Fatal("delivered to a receiver whose certificate does not match")
-			}
-		}
+		refused(t, r, "tls2", "a receiver whose certificate does not match")
 		// Fixing the settings delivers the queued alert.
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
+		if err := e.Apply("acme", verified(r.Addr())); err != nil {
 			t.Fatal(err)
 		}
 		r.WaitIDs(t, 20*time.Second, "tls2")
 	})
 	t.Run("untrusted", func(t *testing.T) {
+		r := receiver(t)
 		other, err := pki.NewCA("another CA", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		e, _ := newExporter(t, Options{})
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(other.CertPEM()), ServerName: "siem.test"}); err != nil {
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr(), Tls: true, CaPem: string(other.CertPEM()), ServerName: "siem.test"}); err != nil {
 			t.Fatal(err)
 		}
 		e.Enqueue(alert("acme", "tls3"), 0)
-		time.Sleep(300 * time.Millisecond)
-		for _, m := range r.Messages() {
-			if strings.Contains(m, "externalId=tls3 ") {
-				t.Fatal("delivered to an untrusted receiver")
-			}
+		refused(t, r, "tls3", "an untrusted receiver")
+		// Trusting the receiver's CA delivers the queued alert.
+		if err := e.Apply("acme", verified(r.Addr())); err != nil {
+			t.Fatal(err)
 		}
+		r.WaitIDs(t, 20*time.Second, "tls3")
 	})
 }
 
 // waitQueued waits until tenant's queue holds n alerts.
 func waitQueued(t *testing.T, e *Exporter, tenant string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)) != float64(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("queue of %s: got %v, want %d", tenant, testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("the queue of %s holds %d alerts", tenant, n), func() bool {
+		return testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)) == float64(n)
+	})
 }
 
 // TestReceiverDownThenUp queues alerts while nothing listens, and delivers
@@ -261,6 +289,41 @@ func TestResendAfterBreak(t *testing.T) {
 	}
 }
 
+// TestRunOwnsTheSenders: New and Apply start nothing, and an alert
+// enqueued before Run waits in its queue; Run sends it, and leaves no
+// goroutine behind once ctx ends.
+func TestRunOwnsTheSenders(t *testing.T) {
+	r := syslogtest.Listen(t)
+	others := goleak.IgnoreCurrent()
+	e, err := New(Options{Hostname: "central-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Enqueue(alert("acme", "w1"), 1) {
+		t.Fatal("alert not queued before Run")
+	}
+	goleak.VerifyNone(t, others)
+	if got := testutil.ToFloat64(e.metrics.queue.WithLabelValues("acme")); got != 1 {
+		t.Errorf("queued before Run: got %v, want 1", got)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	r.WaitIDs(t, 20*time.Second, "w1")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, ok := e.Delivered("acme"); ok {
+		t.Error("the sink outlived Run")
+	}
+	goleak.VerifyNone(t, others)
+}
+
 func TestApplyValidates(t *testing.T) {
 	e, _ := newExporter(t, Options{})
 	err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: "no port", Facility: 99})
@@ -275,17 +338,10 @@ func TestApplyValidates(t *testing.T) {
 // waitDelivered waits until Delivered reports want for tenant.
 func waitDelivered(t *testing.T, e *Exporter, tenant string, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, fmt.Sprintf("Delivered(%s) is %d", tenant, want), func() bool {
 		got, ok := e.Delivered(tenant)
-		if ok && got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Delivered(%s) = %d, %v; want %d", tenant, got, ok, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ok && got == want
+	})
 }
 
 // TestDeliveredAndRoom follows what the feeder reads: Delivered stays

@@ -135,11 +135,19 @@ func (c *cluster) nodeQueue(name string, ttl, queue int) *node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{cli: cli, ex: ex, f: f, cancel: cancel, done: make(chan struct{})}
+	// As in central.Run, the exporter outlives its feeder.
+	exportCtx, stopExport := context.WithCancel(context.Background())
+	exported := make(chan struct{})
+	go func() { defer close(exported); _ = ex.Run(exportCtx) }()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = cache.Run(ctx) }()
-	go func() { defer wg.Done(); _ = f.Run(ctx) }()
-	go func() { wg.Wait(); ex.Close(); close(n.done) }()
+	wg.Go(func() { _ = cache.Run(ctx) })
+	wg.Go(func() { _ = f.Run(ctx) })
+	go func() {
+		wg.Wait()
+		stopExport()
+		<-exported
+		close(n.done)
+	}()
 	c.t.Cleanup(n.stop)
 	return n
 }
