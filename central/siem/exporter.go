@@ -37,9 +37,9 @@
 // The configuration of a sink changes at runtime through [Exporter.Apply],
 // which hands it over and starts nothing: the queue stays, the sender
 // closes its connection and connects to the new receiver, and Run starts
-// the sender of a new sink. TLS verifies the receiver's certificate against the system
-// roots plus the configured CA certificates, for server_name or else the
-// host of the address.
+// the sender of a new sink. TLS verifies the receiver's certificate
+// against the system roots plus the configured CA certificates, for
+// server_name or else the host of the address.
 package siem
 
 import (
