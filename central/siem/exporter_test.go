@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ospreysec/osprey/internal/syslogtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -59,19 +60,6 @@ func newExporter(t *testing.T, opts Options) (*Exporter, *prometheus.Registry) {
 	return e, reg
 }
 
-// waitFor waits until cond holds, and fails the test when it does not
-// within a long time.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func listen(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -106,7 +94,7 @@ func TestExportTCP(t *testing.T) {
 		}
 	}
 	// The receiver may read the alerts before the sender counts them.
-	waitFor(t, "3 alerts are counted as sent", func() bool {
+	testwait.For(t, "3 alerts to be counted as sent", func() bool {
 		return testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme")) == 3
 	})
 	if n, err := testutil.GatherAndCount(reg, "osprey_siem_queue_length"); err != nil || n != 1 {
@@ -144,7 +132,7 @@ func TestExportTLS(t *testing.T) {
 	// before any message.
 	refused := func(t *testing.T, r *syslogtest.Receiver, id, why string) {
 		t.Helper()
-		waitFor(t, "the exporter gives up two connections", func() bool { return len(r.Abandoned()) >= 2 })
+		testwait.For(t, "the exporter to give up two connections", func() bool { return len(r.Abandoned()) >= 2 })
 		for _, m := range r.Messages() {
 			if strings.Contains(m, "externalId="+id+" ") {
 				t.Fatalf("delivered to %s", why)
@@ -199,7 +187,7 @@ func TestExportTLS(t *testing.T) {
 // waitQueued waits until tenant's queue holds n alerts.
 func waitQueued(t *testing.T, e *Exporter, tenant string, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("the queue of %s holds %d alerts", tenant, n), func() bool {
+	testwait.For(t, fmt.Sprintf("the queue of %s to hold %d alerts", tenant, n), func() bool {
 		return testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)) == float64(n)
 	})
 }
@@ -344,7 +332,7 @@ func TestApplyValidates(t *testing.T) {
 // waitDelivered waits until Delivered reports want for tenant.
 func waitDelivered(t *testing.T, e *Exporter, tenant string, want int64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("Delivered(%s) is %d", tenant, want), func() bool {
+	testwait.For(t, fmt.Sprintf("Delivered(%s) to be %d", tenant, want), func() bool {
 		got, ok := e.Delivered(tenant)
 		return ok && got == want
 	})

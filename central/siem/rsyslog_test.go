@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -88,7 +89,7 @@ func (r *rsyslog) start(t *testing.T) {
 			t.Logf("rsyslogd output:\n%s", stderr.String())
 		}
 	})
-	waitFor(t, "rsyslogd listens on "+r.addr, func() bool {
+	testwait.For(t, "rsyslogd to listen on "+r.addr, func() bool {
 		c, err := net.Dial("tcp", r.addr)
 		if err != nil {
 			return false
@@ -110,7 +111,7 @@ func (r *rsyslog) stop() {
 func (r *rsyslog) waitLines(t *testing.T, n int) []string {
 	t.Helper()
 	var lines []string
-	waitFor(t, fmt.Sprintf("rsyslog writes %d lines", n), func() bool {
+	testwait.For(t, fmt.Sprintf("rsyslog to write %d lines", n), func() bool {
 		b, _ := os.ReadFile(r.out)
 		lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 		if len(b) == 0 {
