@@ -167,12 +167,13 @@ func Run(ctx context.Context, opts Options) error {
 
 	// The node's components in the order they start; they stop in the
 	// reverse order, each once those after it have stopped. The caches and
-	// feeds come first, for the servers use them; the status writer
-	// outlives the gRPC server, so the streams that close at shutdown are
-	// recorded offline before the node's lease is revoked; the node joins
-	// the cluster (gossip, and with it the DNS answers) once it serves, and
-	// leaves it before it stops serving, so mail servers and sensors turn
-	// to the other nodes first.
+	// feeds come first, for the servers use them; the SIEM exporter comes
+	// before its feeder, which enqueues into it until it stops; the status
+	// writer outlives the gRPC server, so the streams that close at
+	// shutdown are recorded offline before the node's lease is revoked; the
+	// node joins the cluster (gossip, and with it the DNS answers) once it
+	// serves, and leaves it before it stops serving, so mail servers and
+	// sensors turn to the other nodes first.
 	var components []component
 	if embedded != nil {
 		components = append(components, component{"etcd", func(ctx context.Context) error {

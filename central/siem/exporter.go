@@ -15,9 +15,10 @@
 // that record. Should the queue be full all the same, the alert is
 // dropped, counted in osprey_siem_dropped_total{tenant,reason}, and a
 // warning is logged (at most once a minute per sink, with the count). Each
-// sink has one sender goroutine, owned by the Exporter, that connects,
+// sink has one sender goroutine, run by [Exporter.Run], that connects,
 // writes the queued alerts in order, and reconnects after a failure with
-// exponential backoff and jitter.
+// exponential backoff and jitter. New starts nothing: alerts enqueued
+// before Run starts wait in their queues.
 //
 // Delivery is at least once, as far as TCP allows: syslog over TCP has no
 // acknowledgement, so an alert written into a connection that then breaks
@@ -33,11 +34,12 @@
 // with the connection up. Alerts still queued when a tenant's export is
 // disabled are counted as dropped.
 //
-// The configuration of a sink changes at runtime through [Exporter.Apply]:
-// the queue stays, the sender closes its connection and connects to the new
-// receiver. TLS verifies the receiver's certificate against the system
-// roots plus the configured CA certificates, for server_name or else the
-// host of the address.
+// The configuration of a sink changes at runtime through [Exporter.Apply],
+// which hands it over and starts nothing: the queue stays, the sender
+// closes its connection and connects to the new receiver, and Run starts
+// the sender of a new sink. TLS verifies the receiver's certificate
+// against the system roots plus the configured CA certificates, for
+// server_name or else the host of the address.
 package siem
 
 import (
@@ -160,16 +162,13 @@ type Exporter struct {
 	log     *slog.Logger
 	metrics *metrics
 	procID  string
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	added   chan struct{} // Apply made a sink: Run starts its sender
 
-	mu     sync.Mutex
-	sinks  map[string]*sink
-	closed bool
+	mu    sync.Mutex
+	sinks map[string]*sink
 }
 
-// New returns an Exporter with no sinks; Apply adds them.
+// New returns an Exporter with no sinks; Apply adds them, and Run sends.
 func New(opts Options) (*Exporter, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("siem exporter options: %w", err)
@@ -200,14 +199,12 @@ func New(opts Options) (*Exporter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Exporter{
 		opts:    opts,
 		log:     log,
 		metrics: newMetrics(opts.Registerer),
 		procID:  strconv.Itoa(os.Getpid()),
-		ctx:     ctx,
-		cancel:  cancel,
+		added:   make(chan struct{}, 1),
 		sinks:   map[string]*sink{},
 	}, nil
 }
@@ -215,7 +212,8 @@ func New(opts Options) (*Exporter, error) {
 // Apply sets the export of tenant: nil or disabled removes its sink (the
 // alerts still queued are counted as dropped); otherwise the sink is made,
 // or takes the new settings from its next connection on, keeping its
-// queue. It validates cfg and never waits for the network.
+// queue. It validates cfg, starts nothing (Run sends) and never waits for
+// the network.
 func (e *Exporter) Apply(tenant string, cfg *ospreyv1.SyslogExport) error {
 	if cfg != nil {
 		if err := validate.SyslogExport(cfg); err != nil {
@@ -231,9 +229,6 @@ func (e *Exporter) Apply(tenant string, cfg *ospreyv1.SyslogExport) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
-		return errors.New("siem exporter: closed")
-	}
 	s := e.sinks[tenant]
 	if !cfg.GetEnabled() {
 		if s != nil {
@@ -260,13 +255,8 @@ func (e *Exporter) Apply(tenant string, cfg *ospreyv1.SyslogExport) error {
 		s.reconfigure(st)
 		return nil
 	}
-	s = e.newSink(tenant, st)
-	e.sinks[tenant] = s
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		s.run()
-	}()
+	e.sinks[tenant] = e.newSink(tenant, st)
+	signal(e.added)
 	return nil
 }
 
@@ -323,11 +313,31 @@ func (e *Exporter) sink(tenant string) *sink {
 	return e.sinks[tenant]
 }
 
-// Run waits until ctx is done, then stops the Exporter as Close does.
+// Run runs the sender of every sink, those Apply makes later too, until
+// ctx ends. Then it stops every sink, as Release does, and returns once
+// every sender has ended, after its write in progress (bounded by
+// WriteTimeout). What is still queued is left to the next node to export
+// (see the package comment).
 func (e *Exporter) Run(ctx context.Context) error {
-	<-ctx.Done()
-	e.Close()
-	return nil
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer e.Release()
+	for {
+		e.mu.Lock()
+		for _, s := range e.sinks {
+			if s.cancel == nil {
+				sctx, cancel := context.WithCancel(ctx)
+				s.cancel = cancel
+				wg.Go(func() { s.run(sctx) })
+			}
+		}
+		e.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.added:
+		}
+	}
 }
 
 // Release stops every sink, as when this node stops exporting for another
@@ -340,23 +350,6 @@ func (e *Exporter) Release() {
 		delete(e.sinks, t)
 		s.stop("")
 	}
-}
-
-// Close stops every sender, after its write in progress (bounded by
-// WriteTimeout). What is still queued is left to the next node to export
-// (see the package comment).
-func (e *Exporter) Close() {
-	e.mu.Lock()
-	if !e.closed {
-		e.closed = true
-		for t, s := range e.sinks {
-			delete(e.sinks, t)
-			s.stop("")
-		}
-	}
-	e.mu.Unlock()
-	e.cancel()
-	e.wg.Wait()
 }
 
 // tlsConfig verifies the receiver against the system roots plus ca_pem,
@@ -388,12 +381,14 @@ type sink struct {
 	e      *Exporter
 	tenant string
 	log    *slog.Logger
-	ctx    context.Context
+	// cancel stops the sender; nil until Run starts it. The Exporter's
+	// mutex guards it.
 	cancel context.CancelFunc
 	wake   chan struct{} // an alert was queued
 	reconf chan struct{} // the settings changed
 
 	mu       sync.Mutex
+	stopped  bool // the sink left the Exporter: it takes no more alerts
 	st       *settings
 	queue    []item // FIFO; queue[0] goes next
 	lastRev  int64  // of the last alert enqueued
@@ -407,12 +402,9 @@ type sink struct {
 }
 
 func (e *Exporter) newSink(tenant string, st *settings) *sink {
-	ctx, cancel := context.WithCancel(e.ctx)
 	return &sink{
 		e: e, tenant: tenant, st: st,
 		log:    e.log.With("tenant", tenant),
-		ctx:    ctx,
-		cancel: cancel,
 		wake:   make(chan struct{}, 1),
 		reconf: make(chan struct{}, 1),
 
@@ -444,7 +436,7 @@ func signal(ch chan struct{}) {
 
 func (s *sink) enqueue(it item) bool {
 	s.mu.Lock()
-	if s.ctx.Err() != nil { // stopped just now
+	if s.stopped { // just now
 		s.mu.Unlock()
 		return false
 	}
@@ -532,12 +524,15 @@ func (s *sink) reconfigure(st *settings) {
 	signal(s.wake)
 }
 
-// stop ends the sender; the alerts it leaves queued are counted as
-// dropped for reason, unless reason is "" (see Close). The Exporter's
-// mutex is held.
+// stop ends the sender, if Run started it; the alerts it leaves queued
+// are counted as dropped for reason, unless reason is "" (see Release).
+// The Exporter's mutex is held.
 func (s *sink) stop(reason string) {
-	s.cancel()
+	if s.cancel != nil {
+		s.cancel()
+	}
 	s.mu.Lock()
+	s.stopped = true
 	n := len(s.queue)
 	s.queue = nil
 	s.mu.Unlock()
@@ -551,8 +546,14 @@ func (s *sink) stop(reason string) {
 // conn is a connection to the receiver and what was written on it.
 type conn struct {
 	net.Conn
-	broken  chan struct{} // closed when the receiver closed it or reading failed
+	broken  chan struct{} // closed when the receiver closed it or reading failed: its reader ended
 	written []written
+}
+
+// close closes c and waits for its reader to end.
+func (c *conn) close() {
+	c.Close()
+	<-c.broken
 }
 
 type written struct {
@@ -560,19 +561,19 @@ type written struct {
 	at time.Time
 }
 
-// run is the sender: see the package comment.
-func (s *sink) run() {
+// run is the sender, until ctx ends: see the package comment.
+func (s *sink) run(ctx context.Context) {
 	var c *conn
 	defer func() {
 		if c != nil {
-			c.Close()
+			c.close()
 		}
 	}()
 	failures := 0
 	buf := make([]byte, 0, 64<<10)
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-s.reconf:
 			c = s.closeForReconf(c)
@@ -598,7 +599,7 @@ func (s *sink) run() {
 				}
 			}
 			select {
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-s.wake:
 			case <-broken: // handled at the top: what it took goes again
@@ -613,12 +614,12 @@ func (s *sink) run() {
 		}
 		if c == nil {
 			var err error
-			if c, err = s.dial(st); err != nil {
+			if c, err = s.dial(ctx, st); err != nil {
 				failures++
 				if failures == 1 || failures%10 == 0 {
 					s.log.Warn("cannot connect to the syslog receiver", "address", st.cfg.GetAddress(), "err", err, "failures", failures)
 				}
-				if !s.backoff(failures) {
+				if !s.backoff(ctx, failures) {
 					return
 				}
 				continue
@@ -642,7 +643,7 @@ func (s *sink) run() {
 			s.broken(c, err)
 			c = nil
 			failures++
-			if !s.backoff(failures) {
+			if !s.backoff(ctx, failures) {
 				return
 			}
 			continue
@@ -659,7 +660,7 @@ func (s *sink) run() {
 // window is not sent again.
 func (s *sink) closeForReconf(c *conn) *conn {
 	if c != nil {
-		c.Close()
+		c.close()
 		s.setWindow(nil)
 	}
 	return nil
@@ -667,7 +668,7 @@ func (s *sink) closeForReconf(c *conn) *conn {
 
 // broken closes c and queues again what was written on it lately.
 func (s *sink) broken(c *conn, err error) {
-	c.Close()
+	c.close()
 	alerts := make([]item, len(c.written))
 	for i, w := range c.written {
 		alerts[i] = w.item
@@ -693,7 +694,7 @@ func (c *conn) remember(batch []item, now time.Time, window time.Duration, limit
 // backoff waits after failures failed attempts: exponential from
 // MinBackoff to MaxBackoff, with jitter (a random half of it). It reports
 // false when the sender must stop.
-func (s *sink) backoff(failures int) bool {
+func (s *sink) backoff(ctx context.Context, failures int) bool {
 	d := s.e.opts.MinBackoff
 	for i := 1; i < failures && d < s.e.opts.MaxBackoff; i++ {
 		d *= 2
@@ -703,7 +704,7 @@ func (s *sink) backoff(failures int) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-s.ctx.Done():
+	case <-ctx.Done():
 		return false
 	case <-s.reconf:
 		signal(s.reconf) // the loop closes the connection and takes the settings
@@ -713,9 +714,10 @@ func (s *sink) backoff(failures int) bool {
 	}
 }
 
-// dial connects to the receiver of st.
-func (s *sink) dial(st *settings) (*conn, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.e.opts.DialTimeout)
+// dial connects to the receiver of st. The connection's reader ends when
+// it is closed (conn.close waits for it).
+func (s *sink) dial(ctx context.Context, st *settings) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.e.opts.DialTimeout)
 	defer cancel()
 	d := &net.Dialer{KeepAlive: 15 * time.Second, Control: userTimeout(s.e.opts.ResendWindow)}
 	var nc net.Conn

@@ -1,11 +1,13 @@
 package siem
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ospreysec/osprey/internal/syslogtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -27,6 +30,7 @@ func alert(tenant, id string) *ospreyv1.Alert {
 	return a
 }
 
+// newExporter returns an Exporter that runs until the test ends.
 func newExporter(t *testing.T, opts Options) (*Exporter, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -44,7 +48,15 @@ func newExporter(t *testing.T, opts Options) (*Exporter, *prometheus.Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	return e, reg
 }
 
@@ -82,15 +94,9 @@ func TestExportTCP(t *testing.T) {
 		}
 	}
 	// The receiver may read the alerts before the sender counts them.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got := testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme"))
-		if got == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sent: got %v, want 3", got)
-		}
-	}
+	testwait.For(t, "3 alerts to be counted as sent", func() bool {
+		return testutil.ToFloat64(e.metrics.sent.WithLabelValues("acme")) == 3
+	})
 	if n, err := testutil.GatherAndCount(reg, "osprey_siem_queue_length"); err != nil || n != 1 {
 		t.Errorf("queue length gauge: %d series, %v", n, err)
 	}
@@ -113,66 +119,77 @@ func TestExportTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := syslogtest.Start(t, tls.NewListener(listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
-	addr := r.Addr()
+	// Each case has its own receiver, so that the connections it sees are
+	// the case's own.
+	receiver := func(t *testing.T) *syslogtest.Receiver {
+		return syslogtest.Start(t, tls.NewListener(listen(t), &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}
+	verified := func(addr string) *ospreyv1.SyslogExport {
+		return &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}
+	}
+	// refused checks that e gives up on r's certificate and delivers
+	// nothing: r sees two connections (the first attempt and a retry) end
+	// before any message.
+	refused := func(t *testing.T, r *syslogtest.Receiver, id, why string) {
+		t.Helper()
+		testwait.For(t, "the exporter to give up two connections", func() bool { return len(r.Abandoned()) >= 2 })
+		for _, m := range r.Messages() {
+			if strings.Contains(m, "externalId="+id+" ") {
+				t.Fatalf("delivered to %s", why)
+			}
+		}
+	}
 
 	t.Run("verified", func(t *testing.T) {
+		r := receiver(t)
 		e, _ := newExporter(t, Options{})
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
+		if err := e.Apply("acme", verified(r.Addr())); err != nil {
 			t.Fatal(err)
 		}
 		e.Enqueue(alert("acme", "tls1"), 0)
 		r.WaitIDs(t, 20*time.Second, "tls1")
 	})
 	t.Run("wrong name", func(t *testing.T) {
+		r := receiver(t)
 		e, _ := newExporter(t, Options{})
 		// The certificate is for siem.test, not 127.0.0.1.
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM())}); err != nil {
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr(), Tls: true, CaPem: string(ca.CertPEM())}); err != nil {
 			t.Fatal(err)
 		}
 		e.Enqueue(alert("acme", "tls2"), 0)
-		waitQueued(t, e, "acme", 1)
-		time.Sleep(300 * time.Millisecond) // several attempts, none may deliver
-		for _, m := range r.Messages() {
-			if strings.Contains(m, "externalId=tls2 ") {
-				t.Fatal("delivered to a receiver whose certificate does not match")
-			}
-		}
+		refused(t, r, "tls2", "a receiver whose certificate does not match")
 		// Fixing the settings delivers the queued alert.
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(ca.CertPEM()), ServerName: "siem.test"}); err != nil {
+		if err := e.Apply("acme", verified(r.Addr())); err != nil {
 			t.Fatal(err)
 		}
 		r.WaitIDs(t, 20*time.Second, "tls2")
 	})
 	t.Run("untrusted", func(t *testing.T) {
+		r := receiver(t)
 		other, err := pki.NewCA("another CA", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		e, _ := newExporter(t, Options{})
-		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr, Tls: true, CaPem: string(other.CertPEM()), ServerName: "siem.test"}); err != nil {
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr(), Tls: true, CaPem: string(other.CertPEM()), ServerName: "siem.test"}); err != nil {
 			t.Fatal(err)
 		}
 		e.Enqueue(alert("acme", "tls3"), 0)
-		time.Sleep(300 * time.Millisecond)
-		for _, m := range r.Messages() {
-			if strings.Contains(m, "externalId=tls3 ") {
-				t.Fatal("delivered to an untrusted receiver")
-			}
+		refused(t, r, "tls3", "an untrusted receiver")
+		// Trusting the receiver's CA delivers the queued alert.
+		if err := e.Apply("acme", verified(r.Addr())); err != nil {
+			t.Fatal(err)
 		}
+		r.WaitIDs(t, 20*time.Second, "tls3")
 	})
 }
 
 // waitQueued waits until tenant's queue holds n alerts.
 func waitQueued(t *testing.T, e *Exporter, tenant string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)) != float64(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("queue of %s: got %v, want %d", tenant, testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, fmt.Sprintf("the queue of %s to hold %d alerts", tenant, n), func() bool {
+		return testutil.ToFloat64(e.metrics.queue.WithLabelValues(tenant)) == float64(n)
+	})
 }
 
 // TestReceiverDownThenUp queues alerts while nothing listens, and delivers
@@ -198,42 +215,47 @@ func TestReceiverDownThenUp(t *testing.T) {
 	waitQueued(t, e, "acme", 0)
 }
 
-// TestQueueFull fills the queue of a receiver that is down: Enqueue never
-// blocks, and every drop is counted.
+// TestQueueFull fills a queue that nothing drains (Run does not run, as
+// for a receiver that is down): Enqueue never waits, and every drop is
+// counted. In the bubble, an Enqueue that waited on a channel would be a
+// deadlock, and one that waited on a timer would move the clock.
 func TestQueueFull(t *testing.T) {
-	ln := listen(t)
-	addr := ln.Addr().String()
-	ln.Close()
-	e, reg := newExporter(t, Options{QueueSize: 5})
-	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: addr}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	queued := 0
-	for i := range 1000 {
-		if e.Enqueue(alert("acme", fmt.Sprint("f", i)), 0) {
-			queued++
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		e, err := New(Options{QueueSize: 5, Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("1000 Enqueue calls took %v", d)
-	}
-	if queued != 5 {
-		t.Errorf("%d queued, want 5", queued)
-	}
-	if got := testutil.ToFloat64(e.metrics.dropped.WithLabelValues("acme", DropQueueFull)); got != 995 {
-		t.Errorf("dropped: got %v, want 995", got)
-	}
-	// Disabling the export counts what was queued.
-	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: false}); err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(e.metrics.dropped.WithLabelValues("acme", DropDisabled)); got != 5 {
-		t.Errorf("dropped when disabled: got %v, want 5", got)
-	}
-	if n, err := testutil.GatherAndCount(reg, "osprey_siem_dropped_total"); err != nil || n != 2 {
-		t.Errorf("dropped series: %d, %v", n, err)
-	}
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: "127.0.0.1:1"}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		queued := 0
+		for i := range 1000 {
+			if e.Enqueue(alert("acme", fmt.Sprint("f", i)), 0) {
+				queued++
+			}
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("1000 Enqueue calls waited %v", d)
+		}
+		if queued != 5 {
+			t.Errorf("%d queued, want 5", queued)
+		}
+		if got := testutil.ToFloat64(e.metrics.dropped.WithLabelValues("acme", DropQueueFull)); got != 995 {
+			t.Errorf("dropped: got %v, want 995", got)
+		}
+		// Disabling the export counts what was queued.
+		if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: false}); err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(e.metrics.dropped.WithLabelValues("acme", DropDisabled)); got != 5 {
+			t.Errorf("dropped when disabled: got %v, want 5", got)
+		}
+		if n, err := testutil.GatherAndCount(reg, "osprey_siem_dropped_total"); err != nil || n != 2 {
+			t.Errorf("dropped series: %d, %v", n, err)
+		}
+	})
 }
 
 // TestResendAfterBreak closes the connection behind the exporter's back:
@@ -261,6 +283,41 @@ func TestResendAfterBreak(t *testing.T) {
 	}
 }
 
+// TestRunOwnsTheSenders: New and Apply start nothing, and an alert
+// enqueued before Run waits in its queue; Run sends it, and leaves no
+// goroutine behind once ctx ends.
+func TestRunOwnsTheSenders(t *testing.T) {
+	r := syslogtest.Listen(t)
+	others := goleak.IgnoreCurrent()
+	e, err := New(Options{Hostname: "central-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: r.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Enqueue(alert("acme", "w1"), 1) {
+		t.Fatal("alert not queued before Run")
+	}
+	goleak.VerifyNone(t, others)
+	if got := testutil.ToFloat64(e.metrics.queue.WithLabelValues("acme")); got != 1 {
+		t.Errorf("queued before Run: got %v, want 1", got)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	r.WaitIDs(t, 20*time.Second, "w1")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, ok := e.Delivered("acme"); ok {
+		t.Error("the sink outlived Run")
+	}
+	goleak.VerifyNone(t, others)
+}
+
 func TestApplyValidates(t *testing.T) {
 	e, _ := newExporter(t, Options{})
 	err := e.Apply("acme", &ospreyv1.SyslogExport{Enabled: true, Address: "no port", Facility: 99})
@@ -275,17 +332,10 @@ func TestApplyValidates(t *testing.T) {
 // waitDelivered waits until Delivered reports want for tenant.
 func waitDelivered(t *testing.T, e *Exporter, tenant string, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.For(t, fmt.Sprintf("Delivered(%s) to be %d", tenant, want), func() bool {
 		got, ok := e.Delivered(tenant)
-		if ok && got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Delivered(%s) = %d, %v; want %d", tenant, got, ok, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ok && got == want
+	})
 }
 
 // TestDeliveredAndRoom follows what the feeder reads: Delivered stays

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -64,6 +64,12 @@ ruleset(name="osprey") {
 	if out, err := exec.Command(rsyslogd, "-N1", "-f", r.conf).CombinedOutput(); err != nil {
 		t.Fatalf("rsyslogd -N1: %v\n%s", err, out)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(r.out)
+			t.Logf("rsyslog wrote:\n%s", b)
+		}
+	})
 	r.start(t)
 	t.Cleanup(r.stop)
 	return r
@@ -77,19 +83,20 @@ func (r *rsyslog) start(t *testing.T) {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	t.Cleanup(func() {
+		if t.Failed() {
+			r.stop() // before reading what it wrote
+			t.Logf("rsyslogd output:\n%s", stderr.String())
+		}
+	})
+	testwait.For(t, "rsyslogd to listen on "+r.addr, func() bool {
 		c, err := net.Dial("tcp", r.addr)
-		if err == nil {
-			c.Close()
-			return
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			r.stop()
-			t.Fatalf("rsyslogd does not listen on %s: %v\n%s", r.addr, err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		c.Close()
+		return true
+	})
 }
 
 func (r *rsyslog) stop() {
@@ -103,21 +110,16 @@ func (r *rsyslog) stop() {
 // waitLines waits until the output file has n lines, and returns them.
 func (r *rsyslog) waitLines(t *testing.T, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var lines []string
+	testwait.For(t, fmt.Sprintf("rsyslog to write %d lines", n), func() bool {
 		b, _ := os.ReadFile(r.out)
-		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 		if len(b) == 0 {
 			lines = nil
 		}
-		if len(lines) >= n {
-			return lines
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rsyslog wrote %d lines, want %d:\n%s", len(lines), n, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(lines) >= n
+	})
+	return lines
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.

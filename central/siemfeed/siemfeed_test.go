@@ -18,6 +18,7 @@ import (
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/etcdtest"
 	"github.com/ospreysec/osprey/internal/syslogtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -135,11 +136,19 @@ func (c *cluster) nodeQueue(name string, ttl, queue int) *node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{cli: cli, ex: ex, f: f, cancel: cancel, done: make(chan struct{})}
+	// As in central.Run, the exporter outlives its feeder.
+	exportCtx, stopExport := context.WithCancel(context.Background())
+	exported := make(chan struct{})
+	go func() { defer close(exported); _ = ex.Run(exportCtx) }()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = cache.Run(ctx) }()
-	go func() { defer wg.Done(); _ = f.Run(ctx) }()
-	go func() { wg.Wait(); ex.Close(); close(n.done) }()
+	wg.Go(func() { _ = cache.Run(ctx) })
+	wg.Go(func() { _ = f.Run(ctx) })
+	go func() {
+		wg.Wait()
+		stopExport()
+		<-exported
+		close(n.done)
+	}()
 	c.t.Cleanup(n.stop)
 	return n
 }
@@ -163,17 +172,6 @@ func unreachable(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestOneNodeExportsEachAlertOnce runs two nodes: one leads, every alert
 // arrives once; after a clean stop of the leader the other takes over at
 // once, and the alerts made meanwhile arrive too.
@@ -182,7 +180,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 	r := syslogtest.Listen(t)
 	c.export(r.Addr())
 	a, b := c.node("a", 10), c.node("b", 10)
-	waitFor(t, "a node leads", func() bool { return a.leads() || b.leads() })
+	testwait.For(t, "a node to lead", func() bool { return a.leads() || b.leads() })
 	first, second := a, b
 	if b.leads() {
 		first, second = b, a
@@ -194,7 +192,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 	}
 
 	first.stop()
-	waitFor(t, "the other node leads", second.leads)
+	testwait.For(t, "the other node to lead", second.leads)
 	more := c.alerts(50)
 	r.WaitIDs(t, 30*time.Second, append(ids, more...)...)
 }
@@ -207,18 +205,18 @@ func TestCrashedLeaderLosesNothing(t *testing.T) {
 	c := newCluster(t)
 	c.export(unreachable(t))
 	a := c.node("a", 2)
-	waitFor(t, "a leads", a.leads)
+	testwait.For(t, "a to lead", a.leads)
 	b := c.node("b", 10)
 	ids := c.alerts(30)
-	waitFor(t, "a has queued the alerts", func() bool { return a.ex.Room("acme") == siem.DefaultQueueSize-len(ids) })
+	testwait.For(t, "a to queue the alerts", func() bool { return a.ex.Room("acme") == siem.DefaultQueueSize-len(ids) })
 
 	a.cli.Close() // the crash: a's session is never revoked
-	waitFor(t, "b leads", b.leads)
+	testwait.For(t, "b to lead", b.leads)
 	r := syslogtest.Listen(t)
 	c.export(r.Addr())
 	waitOnce(t, r, ids, "it never reached a receiver before")
 	// b records its progress: a third node would not send them again.
-	waitFor(t, "the cursor passes the alerts", func() bool {
+	testwait.For(t, "the cursor to pass the alerts", func() bool {
 		cur, ok, err := c.st.ExportCursor(t.Context(), "acme")
 		last, _ := b.ex.Delivered("acme")
 		return err == nil && ok && cur == last
@@ -232,20 +230,20 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 	r := syslogtest.Listen(t)
 	c.export(r.Addr())
 	a := c.node("a", 10)
-	waitFor(t, "a leads", a.leads)
+	testwait.For(t, "a to lead", a.leads)
 	r.WaitIDs(t, 30*time.Second, c.alerts(3)...)
-	waitFor(t, "a cursor", func() bool {
+	testwait.For(t, "a cursor", func() bool {
 		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
 		return ok
 	})
 	c.export("")
-	waitFor(t, "the cursor is gone", func() bool {
+	testwait.For(t, "the cursor to be gone", func() bool {
 		_, ok, err := c.st.ExportCursor(t.Context(), "acme")
 		return err == nil && !ok
 	})
 	off := c.alerts(3)
 	c.export(r.Addr())
-	waitFor(t, "a new cursor", func() bool {
+	testwait.For(t, "a new cursor", func() bool {
 		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
 		return ok
 	})
@@ -267,10 +265,10 @@ func TestFullQueue(t *testing.T) {
 	c := newCluster(t)
 	c.export(unreachable(t))
 	a := c.nodeQueue("a", 10, 5)
-	waitFor(t, "a leads", a.leads)
-	waitFor(t, "the export is applied", func() bool { return a.ex.Room("acme") == 5 })
+	testwait.For(t, "a to lead", a.leads)
+	testwait.For(t, "the export to be applied", func() bool { return a.ex.Room("acme") == 5 })
 	ids := c.alerts(20)
-	waitFor(t, "the queue is full", func() bool { return a.ex.Room("acme") == 0 })
+	testwait.For(t, "the queue to be full", func() bool { return a.ex.Room("acme") == 0 })
 	r := syslogtest.Listen(t)
 	c.export(r.Addr())
 	waitOnce(t, r, ids, "each was read once")

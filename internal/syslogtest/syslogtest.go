@@ -5,6 +5,7 @@ package syslogtest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,8 +25,11 @@ type Receiver struct {
 	msgs  []string
 	conns []net.Conn
 	errs  []error
-	got   chan struct{}
-	wg    sync.WaitGroup
+	// abandoned are the errors that ended connections before their first
+	// message.
+	abandoned []error
+	got       chan struct{}
+	wg        sync.WaitGroup
 }
 
 // Listen starts a Receiver on a loopback port.
@@ -66,9 +70,14 @@ func Start(t testing.TB, ln net.Listener) *Receiver {
 
 func (r *Receiver) read(c net.Conn) {
 	br := bufio.NewReader(c)
-	for {
+	for first := true; ; first = false {
 		n, err := br.ReadString(' ')
 		if err != nil {
+			if first && !errors.Is(err, net.ErrClosed) {
+				r.mu.Lock()
+				r.abandoned = append(r.abandoned, err)
+				r.mu.Unlock()
+			}
 			return
 		}
 		size, err := strconv.Atoi(strings.TrimSuffix(n, " "))
@@ -119,6 +128,16 @@ func (r *Receiver) Messages() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.msgs...)
+}
+
+// Abandoned returns, for each connection that ended before its first
+// message other than by the Receiver's closing it, the error that ended
+// it: io.EOF when the sender closed it, a TLS alert when the sender
+// refused the certificate.
+func (r *Receiver) Abandoned() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.abandoned...)
 }
 
 // Count returns how many messages carried the alert id (CEF externalId).
