@@ -82,8 +82,12 @@ func TestDevServesSensorMetrics(t *testing.T) {
 	}
 
 	samples, types := scrape(t, base)
+	// The node's health monitor connects to the SMTP listener every
+	// second too, so the client's connection is one of one or more.
+	if got := samples["osprey_smtp_connections_total"]; got < 1 {
+		t.Errorf("osprey_smtp_connections_total: got %v, want at least 1", got)
+	}
 	for name, want := range map[string]float64{
-		"osprey_smtp_connections_total":       1,
 		"osprey_smtp_messages_accepted_total": 1,
 		"osprey_sensor_spool_puts_total":      1,
 		"osprey_sensor_spool_messages":        0,

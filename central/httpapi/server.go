@@ -210,11 +210,13 @@ func (s *Server) authenticated(need access, h handlerFunc) http.Handler {
 					return
 				}
 			}
-			ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-			defer cancel()
-			r = r.WithContext(ctx)
+			// The sign-in's lookup and the handler's store calls each
+			// get requestTimeout: a password check (bcrypt, a quarter of
+			// a second on an idle core) is not the store's time.
+			actx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 			var err error
-			p, err = s.auth.Authenticate(r)
+			p, err = s.auth.Authenticate(r.WithContext(actx))
+			cancel()
 			if err != nil {
 				s.writeError(w, r, err)
 				return
@@ -223,6 +225,9 @@ func (s *Server) authenticated(need access, h handlerFunc) http.Handler {
 				s.writeError(w, r, errForbidden)
 				return
 			}
+			ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
 		}
 		if err := h(w, r, p); err != nil {
 			s.writeError(w, r, err)
