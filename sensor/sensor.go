@@ -181,11 +181,6 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:     log.With("component", "smtp"),
 		Registerer: reg,
 	})
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		smtp.Shutdown(shutdownCtx)
-	}()
 	// A change of the poller's state is sent to the central at once.
 	statusChanged := make(chan struct{}, 1)
 	poller, err := pop3poll.New(pop3poll.Options{
@@ -230,7 +225,10 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:     log.With("component", "upload"),
 		Registerer: reg,
 	})
+	// The spool closes (deferred above) only once g.Wait has returned, so
+	// after smtp.Run: its sessions write to the spool until then.
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return smtp.Run(gctx) })
 	g.Go(func() error { return a.Run(gctx) })
 	g.Go(func() error { return st.uploads.Run(gctx) })
 	g.Go(func() error { return poller.Run(gctx) })

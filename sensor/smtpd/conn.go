@@ -97,8 +97,10 @@ type conn struct {
 	outBuf []byte // out's storage, kept between Writes
 }
 
-func newConn(srv *Server, raw net.Conn, ip netip.Addr, pol *policy) *conn {
-	ctx, cancel := context.WithCancel(srv.ctx)
+// newConn wraps raw, admitted under pol. Its context derives from base, the
+// context of the Run's sessions.
+func newConn(base context.Context, srv *Server, raw net.Conn, ip netip.Addr, pol *policy) *conn {
+	ctx, cancel := context.WithCancel(base)
 	c := &conn{
 		raw:      raw,
 		srv:      srv,

@@ -65,11 +65,21 @@
 //     does not (it is flow control, RFC 5321 §4.5.3.1.10), and an accepted
 //     message resets the count.
 //
-// Each applied configuration gets its own go-smtp server (a generation),
-// fed by the server's single accept loop: go-smtp reads its settings on
-// every use, so a new configuration reaches new sessions by swapping the
-// server, and the old one drains. Sessions keep the policy they started
-// with.
+// # Lifecycle
+//
+// [Server.Apply] checks a configuration, compiles it into a policy and
+// binds its listen address, so that an address that cannot be bound fails
+// the Apply (and the sensor refuses that configuration); it starts
+// nothing, and may come before Run. [Server.Run] owns every goroutine: an
+// accept loop on each listener Apply hands over, and one go-smtp server
+// for all the connections they admit. go-smtp's settings do not depend on
+// the configuration; each connection carries the policy it was admitted
+// under, so a new configuration reaches new sessions at once and open
+// sessions keep the policy they started with. When Run's context ends,
+// Run closes the listener, gives the open sessions Options.StopGrace to
+// finish (their contexts outlive Run's until then), closes the
+// connections left, and returns once every session has ended: the spool
+// must stay open until Run returns.
 //
 // # Limits and defaults
 //

@@ -176,17 +176,59 @@ func startServer(t *testing.T, cfg *ospreyv1.SmtpIntegration, opts ...serverOpti
 	for _, o := range opts {
 		o(s)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	runServer(t, s)
 	if err := s.Apply(t.Context(), cfg); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 	return &testServer{Server: s, spool: sp}
+}
+
+// runServer runs s until the end of the test, and then fails the test if
+// a connection was still open at the end of the stop grace (the clients'
+// connections close before, in their own cleanups).
+func runServer(t *testing.T, s *Server) {
+	t.Helper()
+	cancel, done := goRun(s)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if n := s.closedAtStop(); n != 0 {
+			t.Errorf("Run closed %d connections still open at the end of its stop grace, want none", n)
+		}
+	})
+}
+
+// goRun runs s on a goroutine until cancel is called; done receives what
+// Run returns. (Its context is not a test's, which ends before the test's
+// cleanups: the server stops when its caller says.)
+func goRun(s *Server) (cancel context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- s.Run(ctx) }()
+	return cancel, ch
+}
+
+// expectNotListening fails unless s has no address and addr, where it
+// listened, takes no connection.
+func expectNotListening(t *testing.T, s *Server, addr net.Addr) {
+	t.Helper()
+	if s.Addr() != nil {
+		t.Errorf("Addr %v, want nil", s.Addr())
+	}
+	if nc, err := net.Dial("tcp", addr.String()); err == nil {
+		nc.Close()
+		t.Errorf("connected to %v, want no listener", addr)
+	}
+}
+
+// closedAtStop returns how many connections Run closed when its stop grace
+// ran out.
+func (s *Server) closedAtStop() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cut
 }
 
 // client is a raw SMTP client: it writes what it is told and reads replies.

@@ -87,7 +87,7 @@ func TestLocalSubnetsError(t *testing.T) {
 	s := New(Options{Spool: &fakeSpool{}, LocalSubnets: func() ([]netip.Prefix, error) {
 		return nil, errors.New("no interfaces")
 	}})
-	defer s.Shutdown(t.Context())
+	runServer(t, s)
 	if err := s.Apply(t.Context(), cfg); err == nil {
 		t.Fatal("Apply with a blank clients list and unknown subnets: got nil error")
 	}
@@ -196,7 +196,7 @@ func TestApplyRefusesInvalidConfigurations(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := New(Options{Spool: &fakeSpool{}})
-			defer s.Shutdown(t.Context())
+			runServer(t, s)
 			cfg := testConfig()
 			tt.edit(cfg)
 			if err := s.Apply(t.Context(), cfg); err == nil {

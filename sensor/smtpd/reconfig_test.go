@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -68,13 +67,7 @@ func TestDisable(t *testing.T) {
 	if err := s.Apply(t.Context(), off); err != nil {
 		t.Fatalf("Apply disabled: %v", err)
 	}
-	if s.Addr() != nil {
-		t.Errorf("Addr %v after disabling, want nil", s.Addr())
-	}
-	if nc, err := net.Dial("tcp", addr.String()); err == nil {
-		nc.Close()
-		t.Errorf("connected to %v after disabling", addr)
-	}
+	expectNotListening(t, s.Server, addr)
 
 	// The open session finishes.
 	open.cmd("RCPT TO:<bob@example.com>", "250 ")
@@ -153,22 +146,83 @@ func TestApplyOverlappingAddress(t *testing.T) {
 	hello(t, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}).quit()
 }
 
-func TestShutdownWaitsForSessions(t *testing.T) {
+// TestApplyBeforeRun: a configuration applied before Run binds the
+// listener at once; the connections made meanwhile are served once Run
+// starts.
+func TestApplyBeforeRun(t *testing.T) {
 	s := New(Options{Spool: &fakeSpool{}, Now: func() time.Time { return testNow }})
 	if err := s.Apply(t.Context(), testConfig()); err != nil {
 		t.Fatal(err)
 	}
+	c := dial(t, s.Addr())
+	runServer(t, s)
+	c.expect("220 ")
+	c.cmd("EHLO client.test", "250")
+	c.quit()
+}
+
+// TestStopWaitsForSessions: when Run's context ends, a session open then
+// finishes its message before Run returns, and nothing new is accepted.
+func TestStopWaitsForSessions(t *testing.T) {
+	sp := &fakeSpool{}
+	s := New(Options{Spool: sp, Now: func() time.Time { return testNow }})
+	if err := s.Apply(t.Context(), testConfig()); err != nil {
+		t.Fatal(err)
+	}
+	cancel, done := goRun(s)
+	defer cancel()
+	addr := s.Addr()
+	c := hello(t, addr)
+	c.cmd("MAIL FROM:<alice@sender.test>", "250 ")
+	c.cmd("RCPT TO:<bob@example.com>", "250 ")
+
+	cancel()
+	c.cmd("DATA", "354 ")
+	c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+	c.expect("250 2.0.0 ")
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) while a session was open", err)
+	default:
+	}
+	c.quit()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if n := s.closedAtStop(); n != 0 {
+		t.Errorf("Run closed %d connections, want none", n)
+	}
+	if n := len(sp.messages()); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+	expectNotListening(t, s, addr)
+}
+
+// TestStopClosesSessionsAfterGrace: a session still open when the stop
+// grace runs out is closed, and the server takes no more configurations.
+func TestStopClosesSessionsAfterGrace(t *testing.T) {
+	s := New(Options{Spool: &fakeSpool{}, Now: func() time.Time { return testNow }, StopGrace: time.Nanosecond})
+	if err := s.Apply(t.Context(), testConfig()); err != nil {
+		t.Fatal(err)
+	}
+	cancel, done := goRun(s)
+	defer cancel()
 	c := hello(t, s.Addr())
 	c.cmd("MAIL FROM:<alice@sender.test>", "250 ")
 
-	// A Shutdown whose context ends first closes the open session.
-	ctx, cancel := context.WithCancel(t.Context())
+	// A Run whose grace ends first closes the open session.
 	cancel()
-	if err := s.Shutdown(ctx); err == nil {
-		t.Error("Shutdown with an open session and a done context: got nil")
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if n := s.closedAtStop(); n != 1 {
+		t.Errorf("Run closed %d connections at the end of its grace, want 1", n)
 	}
 	c.expectClosed()
 	if err := s.Apply(t.Context(), testConfig()); !errors.Is(err, ErrServerClosed) {
-		t.Errorf("Apply after Shutdown: %v, want ErrServerClosed", err)
+		t.Errorf("Apply after Run: %v, want ErrServerClosed", err)
+	}
+	if err := s.Run(t.Context()); !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Run again: %v, want ErrServerClosed", err)
 	}
 }

@@ -25,8 +25,12 @@ import (
 	"github.com/ospreysec/osprey/sensor/spool"
 )
 
-// ErrServerClosed is returned by Apply after Shutdown.
+// ErrServerClosed is returned by Apply once Run has stopped, and by Run
+// called again.
 var ErrServerClosed = errors.New("smtp server closed")
+
+// DefaultStopGrace is Options.StopGrace when it is zero.
+const DefaultStopGrace = 10 * time.Second
 
 // Spool keeps the messages the server accepts. *spool.Spool implements it.
 type Spool interface {
@@ -40,7 +44,8 @@ type Spool interface {
 
 // Options configure a Server.
 type Options struct {
-	// Spool keeps the accepted messages; required.
+	// Spool keeps the accepted messages; required. It must stay open until
+	// Run has returned: sessions write to it until then.
 	Spool Spool
 	// Hostname is the server's name in its greeting and in the Received
 	// header; empty means the machine's host name.
@@ -62,29 +67,33 @@ type Options struct {
 	// Refusals, when set, receives every refused attempt, for the message
 	// audit log.
 	Refusals RefusalSink
+	// StopGrace is how long the sessions open when Run's context ends may
+	// take to finish before they are closed; 0 or less means
+	// DefaultStopGrace.
+	StopGrace time.Duration
 }
 
-// Server is the SMTP server of a sensor's SMTP integration. It listens
-// only while the integration is enabled (see Apply).
+// Server is the SMTP server of a sensor's SMTP integration. Apply hands it
+// each configuration; Run serves them. It listens only while the
+// integration is enabled.
 type Server struct {
 	opts     Options
 	hostname string
 	log      *slog.Logger
 	now      func() time.Time
 	stats    counters
-	ctx      context.Context // sessions' contexts derive from it; cancelled by Shutdown
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup // every goroutine and session of the server
+	wake     chan struct{}  // Apply bound a new listener for Run
+	sessions sync.WaitGroup // every session, from NewSession to Logout and its last Data
 
-	gen atomic.Pointer[generation] // the configuration new connections get; nil when disabled
+	pol atomic.Pointer[policy] // the policy new connections get; nil when disabled
 
-	mu         sync.Mutex // serialises Apply and Shutdown; guards the fields below
-	closed     bool
-	ln         net.Listener
-	listen     string        // the configured address ln was bound for
-	stopAccept chan struct{} // closed to stop the accept loop of ln
-	acceptDone chan struct{} // closed when that loop has returned
-	cert       *tls.Certificate
+	mu     sync.Mutex // serialises Apply and the start and end of Run; guards the fields below
+	ran    bool       // Run was called
+	closed bool       // Run is stopping or has returned: Apply refuses
+	ln     net.Listener
+	listen string // the configured address ln was bound for
+	cert   *tls.Certificate
+	cut    int // connections Run closed when its grace ran out (tests read it)
 
 	connMu sync.Mutex // guards the connection accounting
 	conns  map[*conn]struct{}
@@ -95,13 +104,14 @@ type Server struct {
 }
 
 // New returns a server that does not listen yet: Apply an enabled
-// configuration to start it.
+// configuration, and Run it.
 func New(opts Options) *Server {
 	s := &Server{
 		opts:     opts,
 		hostname: opts.Hostname,
 		log:      opts.Logger,
 		now:      opts.Now,
+		wake:     make(chan struct{}, 1),
 		conns:    make(map[*conn]struct{}),
 		perIP:    make(map[netip.Addr]int),
 	}
@@ -121,7 +131,9 @@ func New(opts Options) *Server {
 	if s.opts.LocalSubnets == nil {
 		s.opts.LocalSubnets = netlist.LocalSubnets
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.opts.StopGrace <= 0 {
+		s.opts.StopGrace = DefaultStopGrace
+	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newCollector(&s.stats)); err != nil {
 			s.log.Warn("SMTP metrics not registered", "err", err)
@@ -144,17 +156,21 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Apply runs cfg. It either takes the whole configuration or returns an
-// error having changed nothing, so that the sensor keeps running the
-// previous one (and NACKs this one): an invalid configuration, or a listen
-// address that cannot be bound, leaves the server as it was.
+// Apply hands cfg over to Run. It either takes the whole configuration or
+// returns an error having changed nothing, so that the sensor keeps running
+// the previous one (and NACKs this one): an invalid configuration, or a
+// listen address that cannot be bound, leaves the server as it was.
 //
-// A new configuration applies to the connections accepted from then on;
-// open sessions finish under the configuration they started with. A
-// disabled integration closes the listener, and its open sessions finish.
-// A new listen address is bound before the old one is closed. (When the two
-// overlap on one port, as ":25" after "192.0.2.1:25" does, the old one is
-// closed first, and bound again if the new one cannot be.)
+// Apply binds the listen address itself, so that it can report a failure,
+// and hands the listener to Run, which accepts on it; it starts nothing. It
+// may be called before Run: connections wait in the listener's backlog
+// until Run starts. A new configuration applies to the connections
+// accepted from then on; open sessions finish under the configuration they
+// started with. A disabled integration closes the listener, and its open
+// sessions finish. A new listen address is bound before the old one is
+// closed. (When the two overlap on one port, as ":25" after "192.0.2.1:25"
+// does, the old one is closed first, and bound again if the new one cannot
+// be.)
 func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,9 +184,8 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 		if err := validateConfig(cfg); err != nil {
 			return fmt.Errorf("smtp integration: %w", err)
 		}
-		s.stopListener()
-		if old := s.gen.Swap(nil); old != nil {
-			s.retire(old)
+		s.closeListener()
+		if s.pol.Swap(nil) != nil {
 			s.log.Info("SMTP integration disabled; open sessions finish")
 		}
 		return nil
@@ -188,12 +203,10 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 			return err
 		}
 	}
-	if old := s.gen.Swap(s.newGeneration(pol)); old != nil {
-		s.retire(old)
-	}
+	s.pol.Store(pol)
 	if ln != nil {
-		s.stopListener()
-		s.startListener(ln, pol.listen)
+		s.closeListener()
+		s.setListener(ln, pol.listen)
 	}
 	s.log.Info("SMTP integration applied", "listen", s.ln.Addr().String(), "tls", pol.tls != nil, "require_tls", pol.requireTLS,
 		"max_message_size", pol.maxSize, "unlimited", pol.unlimited, "clients", pol.clients.String(), "destination_domains", pol.domains.String())
@@ -210,7 +223,7 @@ func (s *Server) bind(ctx context.Context, addr string) (net.Listener, error) {
 		return ln, err
 	}
 	prev := s.listen
-	s.stopListener()
+	s.closeListener()
 	ln, err = lc.Listen(ctx, "tcp", addr)
 	if err == nil {
 		return ln, nil
@@ -219,7 +232,7 @@ func (s *Server) bind(ctx context.Context, addr string) (net.Listener, error) {
 	if berr != nil {
 		return nil, errors.Join(err, fmt.Errorf("listen again on %s: %w", prev, berr))
 	}
-	s.startListener(back, prev)
+	s.setListener(back, prev)
 	return nil, err
 }
 
@@ -229,45 +242,152 @@ func samePort(a net.Addr, addr string) bool {
 	return ok && err == nil && port == strconv.Itoa(ta.Port) && ta.Port != 0
 }
 
-// startListener starts the accept loop of ln. s.mu is held.
-func (s *Server) startListener(ln net.Listener, addr string) {
+// setListener hands ln to Run, which accepts on it from its next wake-up.
+// s.mu is held.
+func (s *Server) setListener(ln net.Listener, addr string) {
 	s.ln, s.listen = ln, addr
-	s.stopAccept, s.acceptDone = make(chan struct{}), make(chan struct{})
-	s.wg.Add(1)
-	go func(stop <-chan struct{}, done chan<- struct{}) {
-		defer s.wg.Done()
-		defer close(done)
-		s.acceptLoop(ln, stop)
-	}(s.stopAccept, s.acceptDone)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 	s.log.Info("SMTP listening", "addr", ln.Addr().String())
 }
 
-// stopListener closes the listener and waits for its accept loop. Open
-// sessions go on. s.mu is held.
-func (s *Server) stopListener() {
+// closeListener closes the listener; its accept loop in Run, if any, ends
+// by itself. Open sessions go on. s.mu is held.
+func (s *Server) closeListener() {
 	if s.ln == nil {
 		return
 	}
-	close(s.stopAccept)
 	if err := s.ln.Close(); err != nil {
 		s.log.Warn("close SMTP listener", "err", err)
 	}
-	<-s.acceptDone
 	s.log.Info("SMTP listener closed", "addr", s.ln.Addr().String())
 	s.ln = nil
 }
 
-func (s *Server) acceptLoop(ln net.Listener, stop <-chan struct{}) {
+// listener returns the listener Apply bound last; nil when none.
+func (s *Server) listener() net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln
+}
+
+// Run serves the configurations that Apply hands over until ctx is done.
+// Then it closes the listener, lets the open sessions finish for
+// Options.StopGrace, closes the connections still open, and returns nil
+// once every goroutine it started, and every session, has ended. It may be
+// called once.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.ran {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.ran = true
+	s.mu.Unlock()
+
+	// Sessions outlive ctx by the grace period: their contexts carry ctx's
+	// values, and are cancelled when the connections left are closed.
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+
+	// One go-smtp server serves every connection of the Run: its settings
+	// do not depend on the configuration, which each connection carries.
+	srv := s.newSMTP()
+	cl := newConnListener()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(cl)
+	}()
+
+	var loops sync.WaitGroup // the accept loops
+	s.accept(ctx, base, cl, &loops)
+
+	s.mu.Lock()
+	s.closed = true
+	s.closeListener()
+	s.pol.Store(nil)
+	s.mu.Unlock()
+	loops.Wait()
+	// Serve must have returned before Shutdown, or go-smtp could add a
+	// connection to the wait group Shutdown waits on.
+	_ = cl.Close()
+	<-served
+	s.drain(srv, cancel)
+	return nil
+}
+
+// accept runs an accept loop on each listener that Apply hands over, until
+// ctx is done. A loop ends when Apply closes its listener.
+func (s *Server) accept(ctx, base context.Context, cl *connListener, loops *sync.WaitGroup) {
+	var serving net.Listener // the listener of the newest loop
+	for {
+		if ln := s.listener(); ln != nil && ln != serving {
+			serving = ln
+			loops.Go(func() { s.acceptLoop(ctx, base, ln, cl) })
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// drain waits for the sessions of srv, which serves no new connection, to
+// end. When Options.StopGrace runs out first, it cancels their context
+// (cancel), closes the connections left and waits for them.
+func (s *Server) drain(srv *smtp.Server, cancel context.CancelFunc) {
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		_ = srv.Shutdown(context.Background()) // returns when go-smtp's connections have ended
+		s.sessions.Wait()                      // and the BDAT Data calls it does not wait for
+	}()
+	t := time.NewTimer(s.opts.StopGrace)
+	defer t.Stop()
+	select {
+	case <-drained:
+		return
+	case <-t.C:
+	}
+	cancel()
+	n := s.closeConns()
+	s.mu.Lock()
+	s.cut = n
+	s.mu.Unlock()
+	if n > 0 {
+		s.log.Warn("SMTP connections closed: still open at the end of the stop grace", "connections", n, "grace", s.opts.StopGrace)
+	}
+	<-drained
+}
+
+// closeConns closes every open connection at once, and returns how many
+// there were.
+func (s *Server) closeConns() int {
+	s.connMu.Lock()
+	open := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.connMu.Unlock()
+	for _, c := range open {
+		c.linger.Store(false)
+		_ = c.Close()
+	}
+	return len(open)
+}
+
+// acceptLoop admits the connections of ln until ln is closed or ctx is
+// done. base is the context of their sessions; cl takes them to go-smtp.
+func (s *Server) acceptLoop(ctx, base context.Context, ln net.Listener, cl *connListener) {
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
 			}
 			// Out of file descriptors and the like: wait and retry, as
@@ -277,70 +397,67 @@ func (s *Server) acceptLoop(ln net.Listener, stop <-chan struct{}) {
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
-			case <-stop:
+			case <-ctx.Done():
 				t.Stop()
 				return
 			}
 			continue
 		}
 		delay = 0
-		s.admit(nc)
+		s.admit(base, nc, cl)
 	}
 }
 
 // admit decides at connect: the clients rule (554), the connection limits
 // and the spool's health (421), then hands the connection to go-smtp under
 // the current configuration.
-func (s *Server) admit(nc net.Conn) {
+func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
 	var ip netip.Addr
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		ip = ta.AddrPort().Addr().Unmap()
 	}
 	log := s.log.With("client", ip.String())
-	for {
-		g := s.gen.Load()
-		if g == nil {
-			turnAway(nc, "421 4.3.2 "+s.hostname+" Service not available, closing connection\r\n")
-			return
+	pol := s.pol.Load()
+	if pol == nil {
+		turnAway(nc, "421 4.3.2 "+s.hostname+" Service not available, closing connection\r\n")
+		return
+	}
+	if !pol.clientAllowed(ip) {
+		s.refused(reasonClientRefused, ip, "", "", "")
+		log.Info("refused connection", "reason", reasonClientRefused)
+		turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
+		return
+	}
+	if r, ok := s.acquire(ip, pol); !ok {
+		s.refused(r, ip, "", "", "")
+		log.Info("refused connection", "reason", r)
+		msg := "421 4.4.5 " + s.hostname + " Too many connections, try again later\r\n"
+		if r == reasonClientConnectionLimit {
+			msg = "421 4.7.0 " + s.hostname + " Too many connections from your address, try again later\r\n"
 		}
-		pol := g.pol
-		if !pol.clientAllowed(ip) {
-			s.refused(reasonClientRefused, ip, "", "", "")
-			log.Info("refused connection", "reason", reasonClientRefused)
-			turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
-			return
-		}
-		if r, ok := s.acquire(ip, pol); !ok {
-			s.refused(r, ip, "", "", "")
-			log.Info("refused connection", "reason", r)
-			msg := "421 4.4.5 " + s.hostname + " Too many connections, try again later\r\n"
-			if r == reasonClientConnectionLimit {
-				msg = "421 4.7.0 " + s.hostname + " Too many connections from your address, try again later\r\n"
-			}
-			turnAway(nc, msg)
-			return
-		}
-		if err := s.opts.Spool.Check(); err != nil {
-			s.releaseSlot(ip)
-			s.refused(reasonSpoolUnavailable, ip, "", "", err.Error())
-			log.Warn("refused connection", "reason", reasonSpoolUnavailable, "err", err)
-			// RFC 5321 §3.8: 421 in place of the greeting; the sending MTA
-			// tries the next address of the cluster's name.
-			turnAway(nc, "421 4.3.2 "+s.hostname+" System not accepting network messages, try another server\r\n")
-			return
-		}
-		c := newConn(s, nc, ip, pol)
-		s.register(c)
-		select {
-		case g.ln.conns <- c:
-			s.stats.connections.Add(1)
-			return
-		case <-g.ln.done:
-			// The configuration changed meanwhile: admit again under the
-			// new one.
-			s.unregister(c)
-			c.cancel()
-		}
+		turnAway(nc, msg)
+		return
+	}
+	if err := s.opts.Spool.Check(); err != nil {
+		s.releaseSlot(ip)
+		s.refused(reasonSpoolUnavailable, ip, "", "", err.Error())
+		log.Warn("refused connection", "reason", reasonSpoolUnavailable, "err", err)
+		// RFC 5321 §3.8: 421 in place of the greeting; the sending MTA
+		// tries the next address of the cluster's name.
+		turnAway(nc, "421 4.3.2 "+s.hostname+" System not accepting network messages, try another server\r\n")
+		return
+	}
+	c := newConn(base, s, nc, ip, pol)
+	s.register(c)
+	select {
+	case cl.conns <- c:
+		s.stats.connections.Add(1)
+	case <-cl.done:
+		// Run is stopping. (It ends its accept loops before go-smtp, so
+		// this is a safeguard.)
+		s.unregister(c)
+		c.cancel()
+		turnAway(nc, "421 4.3.2 "+s.hostname+" Service not available, closing connection\r\n")
 	}
 }
 
@@ -399,18 +516,8 @@ func (s *Server) unregister(c *conn) {
 // release is called by a connection when it closes.
 func (s *Server) release(c *conn) { s.unregister(c) }
 
-// generation is the go-smtp server of one applied configuration. Each has
-// its own, since go-smtp reads its settings from the Server on every use:
-// swapping the whole server is how a new configuration reaches new
-// sessions without touching open ones.
-type generation struct {
-	pol    *policy
-	smtp   *smtp.Server
-	ln     *connListener
-	served chan struct{} // closed when Serve has returned
-}
-
-func (s *Server) newGeneration(pol *policy) *generation {
+// newSMTP returns the go-smtp server of a Run.
+func (s *Server) newSMTP() *smtp.Server {
 	srv := smtp.NewServer(backend{srv: s})
 	srv.Domain = s.hostname
 	srv.EnableSMTPUTF8 = true
@@ -423,68 +530,7 @@ func (s *Server) newGeneration(pol *policy) *generation {
 	srv.MaxLineLength = MaxTextLine + 16
 	srv.ReadTimeout, srv.WriteTimeout = 0, 0
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	g := &generation{pol: pol, smtp: srv, ln: newConnListener(s.ln), served: make(chan struct{})}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(g.served)
-		_ = srv.Serve(g.ln)
-	}()
-	return g
-}
-
-// retire stops giving g new connections and lets its sessions finish.
-// s.mu is held.
-func (s *Server) retire(g *generation) {
-	s.wg.Add(1) // before Serve can return and let go of its own count
-	_ = g.ln.Close()
-	go func() {
-		defer s.wg.Done()
-		// Serve must have returned before Shutdown, or go-smtp could add
-		// a connection to the wait group Shutdown waits on.
-		<-g.served
-		_ = g.smtp.Shutdown(context.Background()) // returns when g's sessions have ended
-	}()
-}
-
-// Shutdown stops the server: it closes the listener and waits for the open
-// sessions to finish until ctx is done, then closes the ones left and
-// returns ctx's error.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		s.stopListener()
-		if g := s.gen.Swap(nil); g != nil {
-			s.retire(g)
-		}
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-	}
-	s.cancel()
-	s.connMu.Lock()
-	open := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		open = append(open, c)
-	}
-	s.connMu.Unlock()
-	for _, c := range open {
-		c.linger.Store(false)
-		_ = c.Close()
-	}
-	<-done
-	return ctx.Err()
+	return srv
 }
 
 // selfSigned returns the certificate the server makes for itself, once.
@@ -506,21 +552,16 @@ func (s *Server) selfSigned() (tls.Certificate, error) {
 	return cert, nil
 }
 
-// connListener is the listener a generation's go-smtp server serves: the
-// server's accept loop hands it the connections it admits.
+// connListener is the listener that a Run's go-smtp server serves: the
+// accept loops hand it the connections they admit.
 type connListener struct {
-	addr  net.Addr
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
 }
 
-func newConnListener(ln net.Listener) *connListener {
-	l := &connListener{conns: make(chan net.Conn), done: make(chan struct{})}
-	if ln != nil {
-		l.addr = ln.Addr()
-	}
-	return l
+func newConnListener() *connListener {
+	return &connListener{conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
 func (l *connListener) Accept() (net.Conn, error) {
@@ -537,9 +578,6 @@ func (l *connListener) Close() error {
 	return nil
 }
 
-func (l *connListener) Addr() net.Addr {
-	if l.addr == nil {
-		return &net.TCPAddr{}
-	}
-	return l.addr
-}
+// Addr is the zero address: the connections come from every listener Apply
+// binds during a Run, and go-smtp does not ask.
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{} }

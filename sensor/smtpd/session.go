@@ -31,7 +31,7 @@ func (b backend) NewSession(sc *smtp.Conn) (smtp.Session, error) {
 	s := &session{c: c, sc: sc, srv: b.srv, ctx: ctx, cancel: cancel}
 	// The server waits for the session until Logout and the end of the
 	// last Data; see enter.
-	b.srv.wg.Add(1)
+	b.srv.sessions.Add(1)
 	c.sess.Store(s)
 	return s, nil
 }
@@ -83,7 +83,7 @@ func (s *session) Logout() error {
 	if !s.over {
 		s.over = true
 		if s.running == 0 {
-			s.srv.wg.Done()
+			s.srv.sessions.Done()
 		}
 	}
 	return nil
@@ -91,9 +91,9 @@ func (s *session) Logout() error {
 
 // enter registers a Data call; it fails after Logout. go-smtp runs Data for
 // BDAT on a goroutine that it does not wait for, and that may even start
-// after the session ended: the server's wait group, which Shutdown waits
-// for, is held from NewSession until Logout and the last Data have both
-// returned.
+// after the session ended: the server's sessions wait group, which Run
+// waits for, is held from NewSession until Logout and the last Data have
+// both returned.
 func (s *session) enter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -109,7 +109,7 @@ func (s *session) leave() {
 	defer s.mu.Unlock()
 	s.running--
 	if s.over && s.running == 0 {
-		s.srv.wg.Done()
+		s.srv.sessions.Done()
 	}
 }
 

@@ -135,7 +135,7 @@ func TestRealSpool(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := New(Options{Spool: &fakeSpool{}, Registerer: reg})
-	defer s.Shutdown(t.Context())
+	runServer(t, s)
 	if err := s.Apply(t.Context(), testConfig()); err != nil {
 		t.Fatal(err)
 	}
