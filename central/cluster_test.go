@@ -2,6 +2,7 @@ package central_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/internal/pgtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 func TestClusterOptionsAreValidated(t *testing.T) {
@@ -180,37 +182,26 @@ func all[T any](s []T, f func(T) bool) bool {
 	return true
 }
 
+// waitNodes polls c's GET /api/v1/nodes until ok accepts the list, and
+// returns that list.
 func waitNodes(t *testing.T, c *api.Client, what string, ok func(*api.NodeList) bool) *api.NodeList {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var last *api.NodeList
-	var lastErr error
-	for time.Now().Before(deadline) {
-		l, err := c.Nodes(t.Context())
-		if err == nil && ok(l) {
-			return l
-		}
-		last, lastErr = l, err
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nodes: %s not reached in 20s; last %+v, %v", what, last, lastErr)
-	return nil
+	var l *api.NodeList
+	testwait.For(t, "nodes: "+what, func() bool {
+		var err error
+		l, err = c.Nodes(t.Context())
+		return err == nil && ok(l)
+	})
+	return l
 }
 
 // waitDNS asks server for name's A records until they are want (sorted).
 func waitDNS(t *testing.T, server, name string, want []string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var got []string
-	var lastErr error
-	for time.Now().Before(deadline) {
-		got, lastErr = lookupA(server, name)
-		if lastErr == nil && slices.Equal(got, want) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("dns %s at %s: got %v (%v), want %v", name, server, got, lastErr, want)
+	testwait.For(t, fmt.Sprintf("dns %s at %s to answer %v", name, server, want), func() bool {
+		got, err := lookupA(server, name)
+		return err == nil && slices.Equal(got, want)
+	})
 }
 
 func lookupA(server, name string) ([]string, error) {

@@ -30,6 +30,7 @@ import (
 	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor"
@@ -823,20 +824,13 @@ func TestBrowserAlertsAndRules(t *testing.T) {
 	const xssName = `"><img src=x onerror=alert(1)>.pdf`
 	waitAlerts := func(want int) {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for {
+		testwait.For(t, fmt.Sprintf("%d alerts", want), func() bool {
 			page, err := n.db.ListAlerts(t.Context(), store.AllTenants(), sqlstore.AlertQuery{Tenant: "default"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(page.Alerts) == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d alerts after 90 s, want %d", len(page.Alerts), want)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return len(page.Alerts) == want
+		})
 	}
 	sendMail(t, listen, xssSubject, "Nothing to see.", xssName, []byte(eicarTestFile))
 	waitAlerts(1)
@@ -975,20 +969,13 @@ func TestBrowserAuditLog(t *testing.T) {
 
 	sendAuditMail(t, listen, "mx.example.org", "alice@example.org", "ceo@example.com", "Quarterly figures", false, false)
 	sendAuditMail(t, listen, "mx.evil.example", "mallory@evil.example", "bob@example.com", "Overdue invoice #4471", true, true)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	testwait.For(t, "2 accepted messages in the audit log", func() bool {
 		page, err := n.db.ListAudit(t.Context(), store.AllTenants(), sqlstore.AuditQuery{Tenant: "default", Kind: sqlstore.AuditAccepted})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page.Events) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d accepted messages in the audit log after 90 s, want 2", len(page.Events))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(page.Events) == 2
+	})
 	// Refusals, as the sensor's report of them is recorded.
 	for _, r := range []sqlstore.Refusal{
 		{ClientIP: "127.0.0.1", Reason: "recipient_refused", Count: 3, MailFrom: "spammer@bulk.example", Rcpt: "payroll@hr.example.com",

@@ -26,6 +26,7 @@ import (
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/pgtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 )
 
@@ -270,24 +271,14 @@ func lookupA(server, name string) (ips []string, rcode int, err error) {
 	return ips, resp.Rcode, nil
 }
 
-// waitAnswer polls server until ok accepts the sorted A records of name,
-// and returns how long that took.
-func waitAnswer(t *testing.T, server, name, what string, within time.Duration, ok func([]string) bool) time.Duration {
+// waitAnswer polls server until ok accepts the sorted A records of name.
+func waitAnswer(t *testing.T, server, name, what string, ok func([]string) bool) {
 	t.Helper()
-	start := time.Now()
-	var last []string
-	var lastErr error
-	for time.Since(start) < within {
+	testwait.For(t, fmt.Sprintf("dns %s at %s: %s", name, server, what), func() bool {
 		ips, _, err := lookupA(server, name)
 		slices.Sort(ips)
-		if err == nil && ok(ips) {
-			return time.Since(start)
-		}
-		last, lastErr = ips, err
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("dns %s at %s: %s not reached in %v; last %v, %v", name, server, what, within, last, lastErr)
-	return 0
+		return err == nil && ok(ips)
+	})
 }
 
 func equalIPs(want ...string) func([]string) bool {
@@ -357,20 +348,10 @@ func runDig(t *testing.T, dig, server string, args ...string) digResult {
 func waitCluster(t *testing.T, nodes []*clusterProc, what string, ok func(*api.NodeList) bool) {
 	t.Helper()
 	for _, n := range nodes {
-		deadline := time.Now().Add(60 * time.Second)
-		var last *api.NodeList
-		var lastErr error
-		for {
+		testwait.For(t, n.name+"'s view: "+what, func() bool {
 			l, err := n.api.Nodes(t.Context())
-			if err == nil && ok(l) {
-				break
-			}
-			last, lastErr = l, err
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s not reached in 60s; last %+v, %v", n.name, what, last, lastErr)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return err == nil && ok(l)
+		})
 	}
 }
 
@@ -398,22 +379,23 @@ func allHealthy(names ...string) func(*api.NodeList) bool {
 	}
 }
 
-// putSMTP writes the sensor's SMTP integration through n, retrying for a
-// while (an etcd leader election refuses writes for a second or two), and
-// returns the version written.
+// putSMTP writes the sensor's SMTP integration through n, retrying (an etcd
+// leader election refuses writes for a second or two), and returns the
+// version written.
 func putSMTP(t *testing.T, n *clusterProc, sensor string, cfg *api.SMTPIntegration) int64 {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, v, err := n.api.PutSMTP(t.Context(), sensor, cfg, 0)
-		if err == nil {
-			return v
+	var v int64
+	var err error
+	defer func() {
+		if err != nil {
+			t.Logf("the last PUT: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("PUT smtp of %s through %s: %v", sensor, n.name, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	}()
+	testwait.For(t, fmt.Sprintf("a PUT of %s's SMTP integration through %s", sensor, n.name), func() bool {
+		_, v, err = n.api.PutSMTP(t.Context(), sensor, cfg, 0)
+		return err == nil
+	})
+	return v
 }
 
 // TestClusterFailover is the cluster's life in one run: three nodes form a
@@ -436,7 +418,7 @@ func TestClusterFailover(t *testing.T) {
 	// One cluster: every node sees three healthy members and the quorum.
 	waitCluster(t, c.nodes, "three healthy members", allHealthy(all...))
 	for _, n := range c.nodes {
-		waitAnswer(t, n.dnsAddr(dnsPort), central, "all three", 10*time.Second, equalIPs(clusterIPs...))
+		waitAnswer(t, n.dnsAddr(dnsPort), central, "all three", equalIPs(clusterIPs...))
 	}
 	// Real dig: all three, rotated per query.
 	firsts := map[string]bool{}
@@ -495,10 +477,10 @@ func TestClusterFailover(t *testing.T) {
 	killed := time.Now()
 	holder.kill(t)
 	for _, n := range survivors {
-		d := waitAnswer(t, n.dnsAddr(dnsPort), central, "without "+holder.name, 10*time.Second, equalIPs(ipsOf(survivors...)...))
+		waitAnswer(t, n.dnsAddr(dnsPort), central, "without "+holder.name, equalIPs(ipsOf(survivors...)...))
 		t.Logf("%s dropped %s from its answer %v after the kill", n.name, holder.name, time.Since(killed).Round(time.Millisecond))
 		if since := time.Since(killed); since > 3*time.Second {
-			t.Errorf("%s still answered with the killed %s for %v (polled %v), want within the detection time", n.name, holder.name, since, d)
+			t.Errorf("%s still answered with the killed %s for %v, want within the detection time", n.name, holder.name, since)
 		}
 	}
 	r := runDig(t, dig, survivors[0].dnsAddr(dnsPort), central, "A")
@@ -537,7 +519,7 @@ func TestClusterFailover(t *testing.T) {
 	// The killed node comes back and rejoins every answer.
 	c.restart(holder)
 	for _, n := range c.nodes {
-		waitAnswer(t, n.dnsAddr(dnsPort), central, "all three again", 30*time.Second, equalIPs(clusterIPs...))
+		waitAnswer(t, n.dnsAddr(dnsPort), central, "all three again", equalIPs(clusterIPs...))
 	}
 	waitCluster(t, c.nodes, "three healthy members again", allHealthy(all...))
 
@@ -552,7 +534,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	stopped := time.Now()
 	for _, n := range stayers {
-		waitAnswer(t, n.dnsAddr(dnsPort), central, "without "+leaver.name, 5*time.Second, equalIPs(ipsOf(stayers...)...))
+		waitAnswer(t, n.dnsAddr(dnsPort), central, "without "+leaver.name, equalIPs(ipsOf(stayers...)...))
 	}
 	left := time.Since(stopped)
 	t.Logf("%s left the others' answers %v after SIGTERM", leaver.name, left.Round(time.Millisecond))
@@ -563,7 +545,7 @@ func TestClusterFailover(t *testing.T) {
 	waitCluster(t, stayers, leaver.name+" left", func(l *api.NodeList) bool { return states(l)[leaver.name] == api.NodeLeft })
 	c.restart(leaver)
 	for _, n := range c.nodes {
-		waitAnswer(t, n.dnsAddr(dnsPort), central, "all three after the restart", 30*time.Second, equalIPs(clusterIPs...))
+		waitAnswer(t, n.dnsAddr(dnsPort), central, "all three after the restart", equalIPs(clusterIPs...))
 	}
 	waitCluster(t, c.nodes, "three healthy members after the restart", allHealthy(all...))
 
@@ -574,17 +556,10 @@ func TestClusterFailover(t *testing.T) {
 		n.kill(t)
 	}
 	waitReady(t, last, http.StatusServiceUnavailable)
-	lost := time.Now()
-	for {
+	testwait.For(t, "SERVFAIL from DNS without quorum", func() bool {
 		_, rcode, err := lookupA(last.dnsAddr(dnsPort), central)
-		if err == nil && rcode == dns.RcodeServerFailure {
-			break
-		}
-		if time.Since(lost) > 10*time.Second {
-			t.Fatalf("DNS without quorum: rcode %s (%v), want SERVFAIL within 10s", dns.RcodeToString[rcode], err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && rcode == dns.RcodeServerFailure
+	})
 	if r := runDig(t, dig, last.dnsAddr(dnsPort), central, "A"); r.status != "SERVFAIL" {
 		t.Errorf("dig without quorum: %s %v, want SERVFAIL", r.status, r.values)
 	}
@@ -629,19 +604,14 @@ func waitReady(t *testing.T, n *clusterProc, status int) {
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	defer hc.CloseIdleConnections()
 	url := fmt.Sprintf("https://%s/readyz", net.JoinHostPort(n.ip, strconv.Itoa(portOf(t, n))))
-	deadline := time.Now().Add(60 * time.Second)
-	got := 0
-	for time.Now().Before(deadline) {
+	testwait.For(t, fmt.Sprintf("%s /readyz to answer %d", n.name, status), func() bool {
 		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if got = resp.StatusCode; got == status {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s /readyz: got %d, want %d within 60s", n.name, got, status)
+		resp.Body.Close()
+		return resp.StatusCode == status
+	})
 }
 
 // portOf is n's HTTP port, from its --http-addr.
@@ -688,7 +658,7 @@ func TestClusterSMTPDeliveryAcrossFailover(t *testing.T) {
 	var resolvers []string
 	for _, n := range c.nodes {
 		resolvers = append(resolvers, n.dnsAddr(c.ports.dns))
-		waitAnswer(t, n.dnsAddr(c.ports.dns), smtpName, "all three", 30*time.Second, equalIPs(clusterIPs...))
+		waitAnswer(t, n.dnsAddr(c.ports.dns), smtpName, "all three", equalIPs(clusterIPs...))
 	}
 	// Real dig: smtp.<zone> names all three, rotated per query.
 	firsts := map[string]bool{}
@@ -703,16 +673,17 @@ func TestClusterSMTPDeliveryAcrossFailover(t *testing.T) {
 		t.Errorf("dig %s three times: always %v first, want the answers rotated", smtpName, firsts)
 	}
 
-	// A continuous stream; after 2 s, kill -9 the node that took the last
-	// message, while the stream goes on.
+	// A continuous stream; once it flows, kill -9 the node that took the
+	// last message, while the stream goes on to the others.
 	m := &mta{resolvers: resolvers, name: smtpName, port: c.ports.smtp, byIP: map[string]int{}}
 	stop := make(chan struct{})
 	done := make(chan []string)
 	go func() { done <- m.sendUntil(stop) }()
-	time.Sleep(2 * time.Second)
+	testwait.For(t, "50 messages accepted", func() bool { return m.count() >= 50 })
 	victim := c.nodes[slices.Index(clusterIPs, m.last())]
 	victim.kill(t)
-	time.Sleep(5 * time.Second)
+	killedAt := m.count()
+	testwait.For(t, "50 more messages accepted after the kill", func() bool { return m.count() >= killedAt+50 })
 	close(stop)
 	sent := <-done
 	t.Logf("killed %s; %d messages accepted, %d tries refused or cut, by node: %v", victim.name, len(sent), m.failures, m.byIP)
@@ -730,19 +701,17 @@ func TestClusterSMTPDeliveryAcrossFailover(t *testing.T) {
 	for _, s := range sent {
 		want[s] = true
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	var got map[string]int
-	for {
-		var err error
-		got, err = recordedSenders(ctx, c)
-		if err == nil && all(want, func(s string) bool { return got[s] > 0 }) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 90s, %d senders recorded for %d accepted messages (%v)", len(got), len(want), err)
-		}
-		time.Sleep(500 * time.Millisecond)
+	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: c.dbURL})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer db.Close()
+	var got map[string]int
+	testwait.For(t, fmt.Sprintf("the %d accepted messages recorded", len(want)), func() bool {
+		var err error
+		got, err = recordedSenders(ctx, db)
+		return err == nil && all(want, func(s string) bool { return got[s] > 0 })
+	})
 	twice := 0
 	for s := range want {
 		switch {
@@ -765,8 +734,9 @@ type mta struct {
 	name      string
 	port      int
 
-	mu     sync.Mutex
-	lastIP string
+	mu       sync.Mutex
+	lastIP   string
+	accepted int
 
 	// Read once sendUntil returned.
 	failures int
@@ -777,6 +747,13 @@ func (m *mta) last() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.lastIP
+}
+
+// count is how many messages were accepted so far.
+func (m *mta) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.accepted
 }
 
 // sendUntil sends messages one after another until stop is closed, and
@@ -798,6 +775,7 @@ func (m *mta) sendUntil(stop <-chan struct{}) []string {
 			}
 			m.mu.Lock()
 			m.lastIP = ip
+			m.accepted++
 			m.mu.Unlock()
 			m.byIP[ip]++
 			ok = true
@@ -863,14 +841,9 @@ func sendMessage(addr, from, subject, body string) error {
 	return nil
 }
 
-// recordedSenders reads every message record from the cluster's database
+// recordedSenders reads every message record from db, the cluster's database,
 // and counts them by envelope sender.
-func recordedSenders(ctx context.Context, c *testCluster) (map[string]int, error) {
-	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: c.dbURL})
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
+func recordedSenders(ctx context.Context, db *sqlstore.Store) (map[string]int, error) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out := map[string]int{}

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/internal/etcdtest"
 	"github.com/ospreysec/osprey/internal/pgtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 )
 
@@ -71,22 +71,17 @@ func (p *proc) kill(t *testing.T) {
 	<-p.done
 }
 
-// waitSensor polls the API until ok accepts the sensor's view.
+// waitSensor polls the API until ok accepts the sensor's view, and returns
+// that view.
 func waitSensor(t *testing.T, c *api.Client, id string, what string, ok func(*api.Sensor) bool) *api.Sensor {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last *api.Sensor
-	var lastErr error
-	for time.Now().Before(deadline) {
-		s, err := c.Sensor(t.Context(), id)
-		if err == nil && ok(s) {
-			return s
-		}
-		last, lastErr = s, err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("sensor %s: %s not reached in 60s; last %+v, %v", id, what, last, lastErr)
-	return nil
+	var s *api.Sensor
+	testwait.For(t, fmt.Sprintf("sensor %s: %s", id, what), func() bool {
+		var err error
+		s, err = c.Sensor(t.Context(), id)
+		return err == nil && ok(s)
+	})
+	return s
 }
 
 var enrolledLine = regexp.MustCompile(`Enrolled as sensor (\S+) in tenant (\S+)\.`)

@@ -8,7 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 // scrape reads the node's /metrics (as the admin) and returns each
@@ -69,17 +70,10 @@ func TestDevServesSensorMetrics(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	// The sensor counts an upload once the central acknowledged it.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testwait.For(t, "osprey_sensor_uploaded_total to be 1", func() bool {
 		samples, _ := scrape(t, base)
-		if samples["osprey_sensor_uploaded_total"] == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("osprey_sensor_uploaded_total is %v after 60s, want 1", samples["osprey_sensor_uploaded_total"])
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return samples["osprey_sensor_uploaded_total"] == 1
+	})
 
 	samples, types := scrape(t, base)
 	// The node's health monitor connects to the SMTP listener every

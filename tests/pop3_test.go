@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pop3/pop3test"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -62,7 +62,7 @@ func TestPOP3OneRecordPerMessage(t *testing.T) {
 					t.Fatal(err)
 				}
 				waitSensor(t, d.api, "dev", fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion >= v })
-				waitFor(t, 30*time.Second, "a POP3 session", func() bool { return srv.Sessions() > n })
+				testwait.For(t, "a POP3 session", func() bool { return srv.Sessions() > n })
 			}
 			tag := fmt.Sprintf("pop3-case-%d", i)
 			for session := 1; session <= 8; session++ {

@@ -28,6 +28,7 @@ import (
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/clocktest"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -44,9 +45,6 @@ import (
 // central issues certificates by it, its TLS stack checks the sensors'
 // certificates by it, and the sensor's agent reads it; so "offline for a
 // weekend" takes no real time.
-
-// reissueWait bounds every wait of these tests.
-const reissueWait = 30 * time.Second
 
 // branchTenant is the tenant of the branch sensors.
 const branchTenant = "acme"
@@ -220,14 +218,18 @@ func (c *certCentral) startBranchSensor(t *testing.T, agentClock func() time.Tim
 		cancel()
 		wg.Wait()
 		sp.Close()
+		if t.Failed() {
+			t.Logf("sensor: state %+v; log:\n%s", a.State(), logs)
+		}
 	})
 	return &branchSensor{id: id, dir: dir, agent: a, spool: sp, logs: logs}
 }
 
-// waitAgent waits until cond holds for the agent's state.
+// waitAgent waits until cond holds for the agent's state, waking at every
+// change of it, for at most testwait.Timeout.
 func (s *branchSensor) waitAgent(t *testing.T, what string, cond func(agent.State) bool) agent.State {
 	t.Helper()
-	timeout := time.After(reissueWait)
+	timeout := time.After(testwait.Timeout)
 	for {
 		changed := s.agent.Changed()
 		if st := s.agent.State(); cond(st) {
@@ -236,7 +238,7 @@ func (s *branchSensor) waitAgent(t *testing.T, what string, cond func(agent.Stat
 		select {
 		case <-changed:
 		case <-timeout:
-			t.Fatalf("sensor: %s not within %v; state %+v; log:\n%s", what, reissueWait, s.agent.State(), s.logs)
+			t.Fatalf("sensor: %s not within %v", what, testwait.Timeout)
 		}
 	}
 }
@@ -261,24 +263,13 @@ func (s *branchSensor) spoolMail(t *testing.T, n int) {
 // the sensor's spool is empty.
 func (c *certCentral) waitUploaded(t *testing.T, s *branchSensor, n int) {
 	t.Helper()
-	deadline := time.Now().Add(reissueWait)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	testwait.For(t, fmt.Sprintf("%d messages recorded and none left in the spool", n), func() bool {
 		got, err := c.db.CountMessages(t.Context(), store.AllTenants(), branchTenant, s.id.SensorID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		left := len(s.spool.List())
-		if got == int64(n) && left == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("uploads: %d recorded and %d still spooled after %v, want %d and 0; state %+v; log:\n%s",
-				got, left, reissueWait, n, s.agent.State(), s.logs)
-		}
-		<-tick.C
-	}
+		return got == int64(n) && len(s.spool.List()) == 0
+	})
 }
 
 // TestSensorOfflinePastCertificateExpiryComesBack: a branch sensor whose
@@ -421,17 +412,10 @@ func TestSensorRenewsWhenTheCentralSays(t *testing.T) {
 	}
 	// The sensor's status told the central it has the new certificate, so
 	// the enrolled one is superseded for good.
-	deadline := time.Now().Add(reissueWait)
-	for {
+	testwait.For(t, "the central's record to hold the renewed certificate and no previous one", func() bool {
 		rec := c.sensorRecord(t, s.id.SensorID)
-		if rec.GetCertFingerprint() == st.Fingerprint && rec.GetPreviousCertFingerprint() == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("central's record: latest %s, previous %s; want %s and none", rec.GetCertFingerprint(), rec.GetPreviousCertFingerprint(), st.Fingerprint)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return rec.GetCertFingerprint() == st.Fingerprint && rec.GetPreviousCertFingerprint() == ""
+	})
 }
 
 // link is a branch office's link to the central: a TCP forwarder on

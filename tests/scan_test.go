@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,9 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -25,20 +26,18 @@ const eicarTestFile = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST
 // (want of them), and returns them.
 func waitAlert(t *testing.T, c *api.Client, q api.AlertQuery, want int) []api.Alert {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		list, err := c.Alerts(t.Context(), q)
-		if err != nil {
+	var list *api.AlertList
+	testwait.For(t, fmt.Sprintf("%d alerts for %+v", want, q), func() bool {
+		var err error
+		if list, err = c.Alerts(t.Context(), q); err != nil {
 			t.Fatal(err)
 		}
-		if len(list.Alerts) >= want || time.Now().After(deadline) {
-			if len(list.Alerts) != want {
-				t.Fatalf("alerts for %+v: got %d, want %d: %+v", q, len(list.Alerts), want, list.Alerts)
-			}
-			return list.Alerts
-		}
-		time.Sleep(200 * time.Millisecond)
+		return len(list.Alerts) >= want
+	})
+	if len(list.Alerts) != want {
+		t.Fatalf("alerts for %+v: got %d, want %d: %+v", q, len(list.Alerts), want, list.Alerts)
 	}
+	return list.Alerts
 }
 
 // TestEICARFromSwaksRaisesAnAlert: swaks sends the EICAR file as an
@@ -160,26 +159,22 @@ func TestAlertsReachTheSIEM(t *testing.T) {
 	}
 	a := waitAlert(t, d.api, api.AlertQuery{Tenant: "default", Q: "for the SIEM"}, 1)[0]
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, _ := os.ReadFile(received)
-		frames, rest := syslogFrames(b)
-		if len(frames) > 0 {
-			if len(frames) != 1 || len(rest) != 0 {
-				t.Fatalf("want one octet-counted frame, got %d frames and %d bytes left over: %q", len(frames), len(rest), b)
-			}
-			f := frames[0]
-			for _, want := range []string{"<", ">1 ", " osprey ", "CEF:0|Osprey|Osprey|", "EICAR-Test-File", a.ID, "mallory@evil.example", "bob@example.com"} {
-				if !strings.Contains(f, want) {
-					t.Errorf("syslog message lacks %q:\n%s", want, f)
-				}
-			}
-			return
+	var b []byte
+	var frames []string
+	var rest []byte
+	testwait.For(t, "a frame at the SIEM", func() bool {
+		b, _ = os.ReadFile(received)
+		frames, rest = syslogFrames(b)
+		return len(frames) > 0
+	})
+	if len(frames) != 1 || len(rest) != 0 {
+		t.Fatalf("want one octet-counted frame, got %d frames and %d bytes left over: %q", len(frames), len(rest), b)
+	}
+	f := frames[0]
+	for _, want := range []string{"<", ">1 ", " osprey ", "CEF:0|Osprey|Osprey|", "EICAR-Test-File", a.ID, "mallory@evil.example", "bob@example.com"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("syslog message lacks %q:\n%s", want, f)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the SIEM received nothing in 30s (%d bytes: %q)", len(b), b)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/internal/syslogtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 // TestClusterSIEMExportSurvivesLeaderKill: three central processes; the
@@ -40,18 +41,19 @@ func TestClusterSIEMExportSurvivesLeaderKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 10
-	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; i < n; {
+	var sendErr error
+	defer func() {
+		if sendErr != nil {
+			t.Logf("the last send: %v", sendErr)
+		}
+	}()
+	for i := range n {
 		from := fmt.Sprintf("siem%d@sender.test", i)
-		err := sendMessage(smtpAddr, from, "EICAR "+from, eicarTestFile)
-		if err == nil {
-			i++
-			continue
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("send EICAR message %d: %v", i, err)
-		}
-		time.Sleep(200 * time.Millisecond) // the listener may still be starting
+		// The listener may still be starting.
+		testwait.For(t, "EICAR message "+from+" accepted", func() bool {
+			sendErr = sendMessage(smtpAddr, from, "EICAR "+from, eicarTestFile)
+			return sendErr == nil
+		})
 	}
 	var ids []string
 	for _, a := range waitAlert(t, other.api, api.AlertQuery{Tenant: "default", Q: "EICAR"}, n) {
@@ -62,7 +64,7 @@ func TestClusterSIEMExportSurvivesLeaderKill(t *testing.T) {
 	r := syslogtest.Listen(t)
 	// The kill may have taken etcd's raft leader with it: the API answers
 	// 503 until the other two members elect one.
-	waitFor(t, 30*time.Second, "the export pointed at the receiver", func() bool {
+	testwait.For(t, "the export pointed at the receiver", func() bool {
 		_, _, err := other.api.PutExport(ctx, "default", &api.SyslogExport{Enabled: true, Address: r.Addr()}, version)
 		return err == nil
 	})
@@ -85,7 +87,7 @@ func siemLeader(t *testing.T, c *testCluster) string {
 	}
 	defer cli.Close()
 	var name string
-	waitFor(t, 30*time.Second, "a SIEM export leader", func() bool {
+	testwait.For(t, "a SIEM export leader", func() bool {
 		resp, err := cli.Get(t.Context(), "/osprey/v1/cluster/siem-leader/", clientv3.WithFirstCreate()...)
 		if err != nil || len(resp.Kvs) == 0 {
 			return false
@@ -94,15 +96,4 @@ func siemLeader(t *testing.T, c *testCluster) string {
 		return true
 	})
 	return name
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -101,20 +102,15 @@ func (d *devNode) records(t *testing.T) []*ospreyv1.MessageRecord {
 	}
 }
 
-// waitRecords waits until ok accepts the recorded uploads.
+// waitRecords waits until ok accepts the recorded uploads, and returns them.
 func (d *devNode) waitRecords(t *testing.T, what string, ok func([]*ospreyv1.MessageRecord) bool) []*ospreyv1.MessageRecord {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		recs := d.records(t)
-		if ok(recs) {
-			return recs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("uploads: %s not reached in 90s; %d records", what, len(recs))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var recs []*ospreyv1.MessageRecord
+	testwait.For(t, "uploads: "+what, func() bool {
+		recs = d.records(t)
+		return ok(recs)
+	})
+	return recs
 }
 
 // requirePeer finds a peer program, failing under OSPREY_REQUIRE_PEERS=1.
@@ -199,27 +195,22 @@ func TestSMTPIngestWithSwaks(t *testing.T) {
 	// The refused attempts reach the audit log with the sensor's next
 	// status, as the accepted messages do with their uploads.
 	// Counts are per minute: the two recipients refused may fall in two.
-	deadline := time.Now().Add(60 * time.Second)
-	var counts map[string]int64
-	for {
-		list, err := d.api.Audit(t.Context(), api.AuditQuery{Kind: api.AuditRefused, ClientIP: "127.0.0.1"})
-		if err != nil {
+	var list *api.AuditList
+	testwait.For(t, "2 recipients and 1 message refused in the audit log", func() bool {
+		var err error
+		if list, err = d.api.Audit(t.Context(), api.AuditQuery{Kind: api.AuditRefused, ClientIP: "127.0.0.1"}); err != nil {
 			t.Fatal(err)
 		}
-		counts = map[string]int64{}
+		counts := map[string]int64{}
 		for _, e := range list.Events {
 			counts[e.Refusal.Reason] += e.Refusal.Count
-			if e.Refusal.Reason == "recipient_refused" && e.Refusal.MailFrom != "x@example.org" {
-				t.Errorf("recipient refusal: %+v, want the sender x@example.org", e.Refusal)
-			}
 		}
-		if counts["recipient_refused"] == 2 && counts["message_too_large"] == 1 {
-			break
+		return counts["recipient_refused"] == 2 && counts["message_too_large"] == 1
+	})
+	for _, e := range list.Events {
+		if e.Refusal.Reason == "recipient_refused" && e.Refusal.MailFrom != "x@example.org" {
+			t.Errorf("recipient refusal: %+v, want the sender x@example.org", e.Refusal)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("refusals in the audit log after 60s: %v, want 2 recipients and 1 message refused", counts)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -266,16 +257,11 @@ func TestSensorCrashLosesNothing(t *testing.T) {
 		}()
 	}
 	// Kill once a good number of messages got their 250.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.For(t, "200 messages with a 250", func() bool {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 200 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(acked) >= 200
+	})
 	d.kill(t)
 	close(stop)
 	wg.Wait()

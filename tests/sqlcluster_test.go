@@ -18,6 +18,7 @@ import (
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/pgtest"
 	"github.com/ospreysec/osprey/internal/sensorsim"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -132,9 +133,9 @@ func TestUploadsRacingAcrossNodesAreRecordedOnce(t *testing.T) {
 }
 
 // TestPostgresRestartLosesNothing kills the cluster's PostgreSQL while a
-// sensor uploads, and starts it again 5 s later: uploads fail meanwhile
-// (the sensor keeps its messages and retries), and once the database is
-// back every message is recorded once.
+// sensor uploads, and starts it again once uploads have failed a few
+// times: the sensor keeps its messages and retries, and once the database
+// is back every message is recorded once.
 func TestPostgresRestartLosesNothing(t *testing.T) {
 	// A PostgreSQL of its own, which the test kills.
 	ctx := t.Context()
@@ -184,7 +185,8 @@ func TestPostgresRestartLosesNothing(t *testing.T) {
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Second) // the outage
+	// The outage lasts until it has refused a few uploads.
+	testwait.For(t, "5 uploads refused while the database is down", func() bool { return refused.Load() >= 5 })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}

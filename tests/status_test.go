@@ -21,6 +21,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
 	"github.com/ospreysec/osprey/pkg/pop3/pop3test"
@@ -301,27 +302,23 @@ func TestLowDiskIsVisible(t *testing.T) {
 	}
 }
 
-// waitPOP3 waits two poll intervals at most until the sensor's POP3 status
-// satisfies ok.
+// waitPOP3 waits until the sensor's POP3 status satisfies ok, and fails t
+// unless that took two poll intervals at most.
 func waitPOP3(t *testing.T, c *api.Client, id, what string, ok func(*api.IntegrationStatus) bool) *api.Sensor {
 	t.Helper()
-	within := 2 * statusPollInterval
-	deadline := time.Now().Add(within)
-	var last *api.Sensor
-	for {
-		s, err := c.Sensor(t.Context(), id)
-		if err != nil {
+	start := time.Now()
+	var s *api.Sensor
+	testwait.For(t, fmt.Sprintf("sensor %s: POP3 %s", id, what), func() bool {
+		var err error
+		if s, err = c.Sensor(t.Context(), id); err != nil {
 			t.Fatal(err)
 		}
-		if s.POP3Status != nil && ok(s.POP3Status) {
-			return s
-		}
-		last = s
-		if time.Now().After(deadline) {
-			t.Fatalf("sensor %s: POP3 not %s within %v; last POP3 status %+v, problems %+v", id, what, within, last.POP3Status, last.Problems)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return s.POP3Status != nil && ok(s.POP3Status)
+	})
+	if d, within := time.Since(start), 2*statusPollInterval; d > within {
+		t.Errorf("sensor %s: POP3 %s after %v, want within two poll intervals, %v", id, what, d.Round(time.Millisecond), within)
 	}
+	return s
 }
 
 func hasProblem(ps []api.Problem, level api.ProblemLevel, text string) bool {

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/sensorsim"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -175,27 +177,17 @@ func waitNewer(t *testing.T, what string, sensors []*sensorsim.Sensor, before []
 // waitOnline waits until the node shows exactly n sensors of tenant online.
 func waitOnline(t *testing.T, c *api.Client, tenant string, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	got := -1
-	for {
-		if l, err := c.Sensors(ctx); err == nil {
-			got = 0
-			for _, s := range l {
-				if s.Tenant == tenant && s.Online {
-					got++
-				}
-			}
-			if got == n {
-				return
+	testwait.For(t, fmt.Sprintf("exactly %d sensors of %s online", n, tenant), func() bool {
+		l, err := c.Sensors(t.Context())
+		if err != nil {
+			return false
+		}
+		got := 0
+		for _, s := range l {
+			if s.Tenant == tenant && s.Online {
+				got++
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%d sensors online, want %d", got, n)
-		case <-tick.C:
-		}
-	}
+		return got == n
+	})
 }

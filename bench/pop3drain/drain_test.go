@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	"github.com/ospreysec/osprey/pkg/pop3/pop3test"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -180,18 +181,18 @@ func drainOsprey(t *testing.T, d *pop3test.Dovecot, dir string, caPEM []byte) ti
 	start := time.Now()
 	go func() { done <- p.Run(ctx) }()
 	want := uint64(*count)
-	for {
+	testwait.For(t, fmt.Sprintf("osprey to delete the %d messages", want), func() bool {
 		st := p.Status()
 		if st.Counters["pop3_deleted"] >= want {
-			break
+			return true
 		}
 		if st.Counters["pop3_errors"] > 0 {
 			cancel()
 			<-done
 			t.Fatalf("osprey: %v", st.Problems)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return false
+	})
 	el := time.Since(start)
 	cancel()
 	if err := <-done; err != nil {
@@ -266,15 +267,15 @@ func startSink(t *testing.T, bin string) string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
+	testwait.For(t, "smtp-sink to listen on "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("smtp-sink does not listen on %s", addr)
-	return ""
+		c.Close()
+		return true
+	})
+	return addr
 }
 
 // sinkHostPort is addr as fetchmail's smtphost wants it: host/port.

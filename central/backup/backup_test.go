@@ -25,6 +25,7 @@ import (
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -204,9 +205,7 @@ func TestBackupAndRestore(t *testing.T) {
 		})
 	}
 	// Let the writers get going before the backup starts.
-	for written.Load() < 20 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "20 writes before the backup", func() bool { return written.Load() >= 20 })
 	out := filepath.Join(t.TempDir(), "backups", "b1")
 	m, err := Create(ctx, n.backupOptions(out))
 	close(stop)

@@ -63,7 +63,7 @@ func detectOnce(b *testing.B, n int, loss float64, mod func(*Options)) time.Dura
 	victim.c.Close()
 	var worst time.Duration
 	for _, nd := range nodes[:n-1] {
-		waitFor(b, nd.c, 30*time.Second, "dead", isState(victim.name, StateDead))
+		waitFor(b, nd.c, "dead", isState(victim.name, StateDead))
 		worst = max(worst, time.Since(start))
 	}
 	for _, nd := range nodes {

@@ -52,7 +52,7 @@ func TestClusterFormsAndShares(t *testing.T) {
 		t.Fatalf("SetHealth: %v", err)
 	}
 	for _, nd := range nodes {
-		waitFor(t, nd.c, 5*time.Second, nd.name+" sees node-2's spool full", func(ms []Member) bool {
+		waitFor(t, nd.c, nd.name+" sees node-2's spool full", func(ms []Member) bool {
 			i := slices.IndexFunc(ms, func(m Member) bool { return m.Name == "node-2" })
 			return i >= 0 && !ms[i].Meta.Health.Spool
 		})
@@ -71,7 +71,7 @@ func TestClusterFormsAndShares(t *testing.T) {
 	if err := nodes[2].c.SetMeta(t.Context(), m); err != nil {
 		t.Fatalf("SetMeta: %v", err)
 	}
-	waitFor(t, nodes[0].c, 5*time.Second, "node-1 sees node-3's new meta", func(ms []Member) bool {
+	waitFor(t, nodes[0].c, "node-1 sees node-3's new meta", func(ms []Member) bool {
 		i := slices.IndexFunc(ms, func(m Member) bool { return m.Name == "node-3" })
 		return i >= 0 && cmp.Equal(ms[i].Meta, m)
 	})
@@ -91,7 +91,7 @@ func TestKilledNodeDeclaredDead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range nodes[:2] {
-		waitFor(t, nd.c, 10*time.Second, nd.name+" sees node-3 dead", isState("node-3", StateDead))
+		waitFor(t, nd.c, nd.name+" sees node-3 dead", isState("node-3", StateDead))
 		t.Logf("%s declared the killed node-3 dead after %v", nd.name, time.Since(start))
 		if got := names(nd.c.Healthy(RoleSensor)); slices.Contains(got, "node-3") {
 			t.Errorf("%s: Healthy(sensor) = %v still has node-3", nd.name, got)
@@ -105,7 +105,7 @@ func TestGracefulLeave(t *testing.T) {
 	nodes[2].stop()
 	left := time.Since(start)
 	for _, nd := range nodes[:2] {
-		waitFor(t, nd.c, 5*time.Second, nd.name+" sees node-3 left", isState("node-3", StateLeft))
+		waitFor(t, nd.c, nd.name+" sees node-3 left", isState("node-3", StateLeft))
 	}
 	t.Logf("Run returned after leaving in %v; the others saw it left after %v", left, time.Since(start))
 	if got, want := names(nodes[0].c.Healthy(RoleCentral)), []string{"node-1", "node-2"}; !slices.Equal(got, want) {
@@ -159,9 +159,9 @@ func TestRejoinAfterPartition(t *testing.T) {
 
 	c.lt.Isolate(true)
 	for _, nd := range nodes[:2] {
-		waitFor(t, nd.c, 10*time.Second, nd.name+" sees node-3 dead", isState("node-3", StateDead))
+		waitFor(t, nd.c, nd.name+" sees node-3 dead", isState("node-3", StateDead))
 	}
-	waitFor(t, c.c, 10*time.Second, "node-3 sees the others dead", func(ms []Member) bool {
+	waitFor(t, c.c, "node-3 sees the others dead", func(ms []Member) bool {
 		return isState("node-1", StateDead)(ms) && isState("node-2", StateDead)(ms)
 	})
 
@@ -169,7 +169,7 @@ func TestRejoinAfterPartition(t *testing.T) {
 	start := time.Now()
 	a.clock.tick() // node-1 rejoins node-3, which it knows as dead
 	for _, nd := range nodes {
-		waitFor(t, nd.c, 10*time.Second, nd.name+" sees all alive after the heal", allAlive("node-1", "node-2", "node-3"))
+		waitFor(t, nd.c, nd.name+" sees all alive after the heal", allAlive("node-1", "node-2", "node-3"))
 	}
 	t.Logf("partition healed %v after the rejoin tick", time.Since(start))
 }
@@ -189,7 +189,7 @@ func TestRejoinFromPeerSource(t *testing.T) {
 	known.Store(true)
 	lone.clock.tick()
 	for _, nd := range append(nodes, lone) {
-		waitFor(t, nd.c, 10*time.Second, nd.name+" sees all alive", allAlive("node-1", "node-2", "node-3"))
+		waitFor(t, nd.c, nd.name+" sees all alive", allAlive("node-1", "node-2", "node-3"))
 	}
 }
 
@@ -244,7 +244,7 @@ func TestKeyRotation(t *testing.T) {
 		nodes = append(nodes, startNode(t, name, seeds, func(o *Options) { o.Key, o.KeyringFile = "", file }))
 	}
 	for _, nd := range nodes {
-		waitFor(t, nd.c, 10*time.Second, nd.name+" sees all alive", allAlive("node-1", "node-2"))
+		waitFor(t, nd.c, nd.name+" sees all alive", allAlive("node-1", "node-2"))
 	}
 	for _, step := range []func(*Cluster) error{
 		func(c *Cluster) error { return c.AddKey(k2) },
@@ -268,7 +268,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 	// A node with only the new key joins; one with only the old key cannot.
 	startNode(t, "node-3", []string{nodes[0].addr()}, func(o *Options) { o.Key = EncodeKey(k2) })
-	waitFor(t, nodes[1].c, 10*time.Second, "node-2 sees node-3", allAlive("node-3"))
+	waitFor(t, nodes[1].c, "node-2 sees node-3", allAlive("node-3"))
 
 	old, err := New(Options{NodeName: "old", BindAddr: "127.0.0.1:0", Key: EncodeKey(k1)})
 	if err != nil {

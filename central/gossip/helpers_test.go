@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
+
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -108,23 +110,19 @@ func (n *testNode) stop() {
 
 func (n *testNode) addr() string { return n.c.Addr().String() }
 
-// waitFor waits until cond holds for c's members, without sleeping: it
-// re-checks on every change of the view. It returns how long it waited.
-func waitFor(t testing.TB, c *Cluster, timeout time.Duration, what string, cond func([]Member) bool) time.Duration {
+// waitFor waits until cond holds for c's members, without polling: it
+// re-checks on every change of the view, for at most testwait.Timeout.
+func waitFor(t testing.TB, c *Cluster, what string, cond func([]Member) bool) {
 	t.Helper()
 	ch, cancel := c.Subscribe()
 	defer cancel()
-	start := time.Now()
-	timer := time.NewTimer(timeout)
+	timer := time.NewTimer(testwait.Timeout)
 	defer timer.Stop()
-	for {
-		if cond(c.Members()) {
-			return time.Since(start)
-		}
+	for !cond(c.Members()) {
 		select {
 		case <-ch:
 		case <-timer.C:
-			t.Fatalf("%s: not after %v; members: %v", what, timeout, c.Members())
+			t.Fatalf("%s: not within %v; members: %v", what, testwait.Timeout, c.Members())
 		}
 	}
 }
@@ -173,7 +171,7 @@ func startCluster(t testing.TB, n int, mods ...func(*Options)) []*testNode {
 		names = append(names, name)
 	}
 	for _, nd := range nodes {
-		waitFor(t, nd.c, 10*time.Second, nd.name+" sees all alive", allAlive(names...))
+		waitFor(t, nd.c, nd.name+" sees all alive", allAlive(names...))
 	}
 	return nodes
 }

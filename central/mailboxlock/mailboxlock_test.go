@@ -3,6 +3,7 @@ package mailboxlock
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -41,16 +43,50 @@ func newClient(t *testing.T, srv *etcdembed.Server) *clientv3.Client {
 }
 
 // newLocker returns a Locker of node over its own client of srv, as each
-// central node has; closed when t ends.
-func newLocker(t *testing.T, srv *etcdembed.Server, node string) (*Locker, *clientv3.Client) {
+// central node has; closed when t ends. waiting, when not nil, receives a
+// value each time the Locker starts waiting for a lock another node holds.
+func newLocker(t *testing.T, srv *etcdembed.Server, node string, waiting chan<- struct{}) (*Locker, *clientv3.Client) {
 	t.Helper()
 	cli := newClient(t, srv)
-	l, err := New(Options{Client: cli, Node: node, TTL: testTTL, RetryInterval: testRetry})
+	opts := Options{Client: cli, Node: node, TTL: testTTL, RetryInterval: testRetry}
+	if waiting != nil {
+		opts.Logger = slog.New(waitingLog(waiting))
+	}
+	l, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	return l, cli
+}
+
+// waitingLog is a slog handler that signals the line a Locker logs when it
+// finds the lock held by another node and starts waiting: the sign that
+// Acquire passed the point where it could have taken the lock.
+type waitingLog chan<- struct{}
+
+func (w waitingLog) Enabled(context.Context, slog.Level) bool { return true }
+func (w waitingLog) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w waitingLog) WithGroup(string) slog.Handler            { return w }
+
+func (w waitingLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "another node polls the mailbox") {
+		select {
+		case w <- struct{}{}:
+		default: // signalled already
+		}
+	}
+	return nil
+}
+
+// waitWaiting waits until waiting receives a value.
+func waitWaiting(t *testing.T, waiting <-chan struct{}, who string) {
+	t.Helper()
+	select {
+	case <-waiting:
+	case <-time.After(testwait.Timeout):
+		t.Fatalf("%s did not find the lock held within %v", who, testwait.Timeout)
+	}
 }
 
 // acquireAsync runs Acquire in the background; the result arrives on the
@@ -82,8 +118,9 @@ func isClosed(ch <-chan struct{}) bool {
 
 func TestMutualExclusion(t *testing.T) {
 	srv := etcdtest.Start(t)
-	a, cli := newLocker(t, srv, "a")
-	b, _ := newLocker(t, srv, "b")
+	a, cli := newLocker(t, srv, "a", nil)
+	bWaits := make(chan struct{}, 1)
+	b, _ := newLocker(t, srv, "b", bWaits)
 
 	lostA, releaseA, err := a.Acquire(t.Context(), testMailbox)
 	if err != nil {
@@ -102,10 +139,11 @@ func TestMutualExclusion(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	bc := acquireAsync(ctx, b, testMailbox)
+	waitWaiting(t, bWaits, "b")
 	select {
 	case r := <-bc:
 		t.Fatalf("b acquired while a holds the lock (err %v)", r.err)
-	case <-time.After(10 * testRetry):
+	default:
 	}
 	// Another mailbox is another lock.
 	_, releaseOther, err := b.Acquire(t.Context(), "other@mail.example.com:995")
@@ -121,8 +159,8 @@ func TestMutualExclusion(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("b: acquire after a released: %v", r.err)
 	}
-	if d := r.at.Sub(released); d > testTTL {
-		t.Errorf("b took the lock %v after a released it, want within the retry interval", d)
+	if d := r.at.Sub(released); d < 0 || d > testTTL {
+		t.Errorf("b took the lock %v after a released it, want after it and within the retry interval", d)
 	}
 	if isClosed(lostA) {
 		t.Error("a's lost channel closed on release; want it closed only when the session is lost")
@@ -138,18 +176,20 @@ func TestMutualExclusion(t *testing.T) {
 
 func TestHandoverAfterCrash(t *testing.T) {
 	srv := etcdtest.Start(t)
-	a, cliA := newLocker(t, srv, "a")
-	b, _ := newLocker(t, srv, "b")
+	a, cliA := newLocker(t, srv, "a", nil)
+	bWaits := make(chan struct{}, 1)
+	b, _ := newLocker(t, srv, "b", bWaits)
 
 	lostA, _, err := a.Acquire(t.Context(), testMailbox)
 	if err != nil {
 		t.Fatalf("a: acquire: %v", err)
 	}
 	bc := acquireAsync(t.Context(), b, testMailbox)
+	waitWaiting(t, bWaits, "b")
 	select {
 	case r := <-bc:
 		t.Fatalf("b acquired while a holds the lock (err %v)", r.err)
-	case <-time.After(5 * testRetry):
+	default:
 	}
 
 	// a crashes: its client goes away without unlocking or revoking.
@@ -179,7 +219,7 @@ func TestHandoverAfterCrash(t *testing.T) {
 
 func TestLostSession(t *testing.T) {
 	srv := etcdtest.Start(t)
-	a, cli := newLocker(t, srv, "a")
+	a, cli := newLocker(t, srv, "a", nil)
 
 	lost, release, err := a.Acquire(t.Context(), testMailbox)
 	if err != nil {
@@ -213,7 +253,7 @@ func TestLostSession(t *testing.T) {
 
 func TestOneHolderPerLocker(t *testing.T) {
 	srv := etcdtest.Start(t)
-	a, _ := newLocker(t, srv, "a")
+	a, _ := newLocker(t, srv, "a", nil)
 	_, release, err := a.Acquire(t.Context(), testMailbox)
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +276,7 @@ func TestOneHolderPerLocker(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	srv := etcdtest.Start(t)
-	a, cli := newLocker(t, srv, "a")
+	a, cli := newLocker(t, srv, "a", nil)
 	lost, _, err := a.Acquire(t.Context(), testMailbox)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/ospreysec/osprey/central/scan/scantest"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -61,20 +62,27 @@ func TestPipelineUsesTheTenantsCurrentRules(t *testing.T) {
 		t.Fatalf("before any rule: verdict %q, alert %v; want clean and none", out.Verdict, out.Alert)
 	}
 
-	if _, err := st.CreateRule(ctx, store.TenantScope("acme"), &ospreyv1.Rule{Tenant: "acme",
-		Kind: ospreyv1.RuleKind_RULE_KIND_URL_HOST, Value: "evil.example", Severity: ospreyv1.Severity_SEVERITY_HIGH}); err != nil {
+	r, err := st.CreateRule(ctx, store.TenantScope("acme"), &ospreyv1.Rule{Tenant: "acme",
+		Kind: ospreyv1.RuleKind_RULE_KIND_URL_HOST, Value: "evil.example", Severity: ospreyv1.Severity_SEVERITY_HIGH})
+	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// The rule cache follows etcd: once it holds the rule's revision, the
+	// next message is scanned with the rule.
 	for {
-		out, err = p.Scan(ctx, record("acme"), bytesBody(msg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out.Verdict == scan.VerdictDetected || time.Now().After(deadline) {
+		changed := rules.Changed()
+		if _, rev := rules.Rules("acme"); rev >= r.GetVersion() {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-time.After(testwait.Timeout):
+			t.Fatalf("the rule cache did not reach the rule's revision %d", r.GetVersion())
+		}
+	}
+	out, err = p.Scan(ctx, record("acme"), bytesBody(msg))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if out.Verdict != scan.VerdictDetected || out.Alert == nil {
 		t.Fatalf("after the rule: verdict %q, alert %v; want detected with an alert", out.Verdict, out.Alert)

@@ -24,6 +24,7 @@ import (
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/clocktest"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -209,17 +210,7 @@ func (c *cluster) opens(t *testing.T, h held) error {
 // waitRecord polls the sensor record until ok accepts it.
 func (c *cluster) waitRecord(t *testing.T, id, what string, ok func(*ospreyv1.Sensor) bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		sn := c.record(t, id)
-		if ok(sn) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sensor record: %s not within 10s; got %v", what, sn)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, "the sensor record: "+what, func() bool { return ok(c.record(t, id)) })
 }
 
 // TestReissueAfterExpiry: a sensor whose certificate expired while it was

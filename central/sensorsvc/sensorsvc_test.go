@@ -25,6 +25,7 @@ import (
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -297,23 +298,18 @@ func smtpConfig(listen string) *ospreyv1.SmtpIntegration {
 		MaxMessageSize: &ospreyv1.SizeLimit{Value: 10, Unit: ospreyv1.SizeUnit_SIZE_UNIT_MB}}
 }
 
-// waitStatus polls the stored status until ok accepts it.
+// waitStatus polls the stored status until ok accepts it, and returns it.
 func waitStatus(t *testing.T, st *store.Store, id string, ok func(*ospreyv1.SensorRuntime) bool) *ospreyv1.SensorRuntime {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rt, err := st.Status(t.Context(), store.AllTenants(), id)
-		if err != nil {
+	var rt *ospreyv1.SensorRuntime
+	testwait.For(t, "the stored status of "+id, func() bool {
+		var err error
+		if rt, err = st.Status(t.Context(), store.AllTenants(), id); err != nil {
 			t.Fatal(err)
 		}
-		if rt != nil && ok(rt) {
-			return rt
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status of %s: got %v, condition not met within 10s", id, rt)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return rt != nil && ok(rt)
+	})
+	return rt
 }
 
 func TestPendingApprovedPushAckNackRevoke(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/clocktest"
 	"github.com/ospreysec/osprey/internal/pgtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -747,13 +748,7 @@ func TestSweeperRun(t *testing.T) {
 		sw := NewSweeper(st, SweeperOptions{Interval: time.Hour})
 		go func() { done <- sw.Run(ctx) }()
 		// The first sweep runs at once.
-		deadline := time.Now().Add(20 * time.Second)
-		for countAlerts(t, st, "a") != 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("alerts past their age still there 20s after the sweeper started")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testwait.For(t, "the first sweep to delete the alerts past their age", func() bool { return countAlerts(t, st, "a") == 0 })
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: got %v, want nil after its context ended", err)

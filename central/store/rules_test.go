@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -121,11 +122,11 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// waitFor waits until cond holds, waking at every change of the cache.
+// waitFor waits until cond holds, waking at every change of the cache,
+// for at most testwait.Timeout.
 func waitFor(t *testing.T, changed func() <-chan struct{}, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	timeout := time.After(testwait.Timeout)
 	for {
 		ch := changed()
 		if cond() {
@@ -133,8 +134,8 @@ func waitFor(t *testing.T, changed func() <-chan struct{}, cond func() bool) {
 		}
 		select {
 		case <-ch:
-		case <-ctx.Done():
-			t.Fatal("condition not met within 10s")
+		case <-timeout:
+			t.Fatalf("condition not met within %v", testwait.Timeout)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 const (
@@ -309,7 +310,7 @@ func startCluster(t *testing.T, p *project) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Minute, "an API token from central1", func() error {
+	eventually(t, "an API token from central1", func() error {
 		tok, err := admin.CreateToken(ctx, api.TokenRequest{Kind: api.TokenAPI, Description: "deploy test"})
 		if err == nil {
 			c.token = tok.Secret
@@ -324,12 +325,12 @@ func startCluster(t *testing.T, p *project) *cluster {
 		c.apis[n] = cl
 	}
 	for _, n := range centrals {
-		eventually(t, 2*time.Minute, n+" ready", func() error { return c.readyz(ctx, n) })
+		eventually(t, n+" ready", func() error { return c.readyz(ctx, n) })
 	}
 	for _, n := range centrals {
 		cfg := &api.SMTPIntegration{Enabled: true, Listen: p.hqIP(n) + ":25", DestinationDomains: []string{"example.com"},
 			Clients: []string{p.hq + ".0/24"}, MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB}}
-		eventually(t, time.Minute, "SMTP on "+n, func() error { _, _, err := c.apis[n].PutSMTP(ctx, n, cfg, 0); return err })
+		eventually(t, "SMTP on "+n, func() error { _, _, err := c.apis[n].PutSMTP(ctx, n, cfg, 0); return err })
 	}
 
 	// Branch sensors: a join token each, the sensor started with it, then
@@ -344,7 +345,7 @@ func startCluster(t *testing.T, p *project) *cluster {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	}
-	eventually(t, 2*time.Minute, "the branch sensors pending", func() error {
+	eventually(t, "the branch sensors pending", func() error {
 		ss, err := c.apis["central3"].Sensors(ctx)
 		if err != nil {
 			return err
@@ -366,31 +367,27 @@ func startCluster(t *testing.T, p *project) *cluster {
 		}
 		cfg := &api.SMTPIntegration{Enabled: true, Listen: "0.0.0.0:25", DestinationDomains: []string{"example.com"},
 			Clients: []string{p.branch + ".0/24", "127.0.0.0/8"}, MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB}}
-		eventually(t, time.Minute, "SMTP on "+b, func() error { _, _, err := c.apis["central1"].PutSMTP(ctx, id, cfg, 0); return err })
+		eventually(t, "SMTP on "+b, func() error { _, _, err := c.apis["central1"].PutSMTP(ctx, id, cfg, 0); return err })
 	}
 	c.waitHealthy(t, "the cluster after bring-up")
 	t.Logf("project %s (hq %s.0/24, branch %s.0/24) up and configured in %v", p.name, p.hq, p.branch, time.Since(start).Round(time.Second))
 	return c
 }
 
-// eventually retries f every half second until it succeeds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, f func() error) {
+// eventually retries f until it succeeds, and logs f's last error when it
+// never did.
+func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
+	var err error
+	defer func() {
+		if err != nil {
+			t.Logf("%s: the last try: %v", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached in %v: %v", what, within, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v", what, t.Context().Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	}()
+	testwait.For(t, what, func() bool {
+		err = f()
+		return err == nil
+	})
 }
 
 // waitNodes waits until every named central's view of the cluster has the
@@ -398,7 +395,7 @@ func eventually(t *testing.T, within time.Duration, what string, f func() error)
 func (c *cluster) waitNodes(t *testing.T, views []string, what string) {
 	t.Helper()
 	for _, v := range views {
-		eventually(t, 2*time.Minute, v+": "+what, func() error { return c.checkNodes(t.Context(), v, centrals) })
+		eventually(t, v+": "+what, func() error { return c.checkNodes(t.Context(), v, centrals) })
 	}
 }
 
@@ -510,7 +507,7 @@ func (c *cluster) readyz(ctx context.Context, n string) error {
 func (c *cluster) waitHealthy(t *testing.T, what string) {
 	t.Helper()
 	ctx := t.Context()
-	eventually(t, 3*time.Minute, what, func() error {
+	eventually(t, what, func() error {
 		var errs []error
 		for _, n := range centrals {
 			errs = append(errs, c.readyz(ctx, n), c.checkNodes(ctx, n, centrals))
@@ -561,22 +558,17 @@ func lookupA(server, name string) ([]string, error) {
 	return ips, nil
 }
 
-// waitDNSWithout polls the DNS responders of servers every 10 ms until none
-// names ip for name, and returns how long that took from since.
-func waitDNSWithout(t *testing.T, servers []string, name, ip string, since time.Time, within time.Duration) time.Duration {
+// waitDNSWithout polls the DNS responders of servers until none names ip
+// for name, and returns how long that took from since.
+func waitDNSWithout(t *testing.T, servers []string, name, ip string, since time.Time) time.Duration {
 	t.Helper()
 	pending := slices.Clone(servers)
-	for len(pending) > 0 {
-		if time.Since(since) > within {
-			t.Fatalf("dns %s: %s still named by %v after %v", name, ip, pending, within)
-		}
+	testwait.For(t, fmt.Sprintf("dns %s at %v without %s", name, servers, ip), func() bool {
 		pending = slices.DeleteFunc(pending, func(s string) bool {
 			ips, err := lookupA(s, name)
 			return err == nil && len(ips) > 0 && !slices.Contains(ips, ip)
 		})
-		if len(pending) > 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+		return len(pending) == 0
+	})
 	return time.Since(since)
 }

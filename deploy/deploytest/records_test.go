@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 // record is what the test reads of a central's message record.
@@ -123,34 +125,32 @@ func (c *cluster) checkRecorded(t *testing.T, via string, senders ...*sender) de
 		return slices.ContainsFunc(senders, func(s *sender) bool { return strings.HasPrefix(from, s.run+"-") })
 	}
 	var byFrom map[string][]record
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		recs, err := c.records(t.Context(), via)
-		missing := 0
-		if err == nil {
-			byFrom = map[string][]record{}
-			for _, r := range recs {
-				if mine(r.MailFrom) {
-					byFrom[r.MailFrom] = append(byFrom[r.MailFrom], r)
-				}
-			}
-			for from := range accepted {
-				if len(byFrom[from]) == 0 {
-					missing++
-				}
-			}
-			if missing == 0 {
-				break
+	var missing []string
+	var err error
+	defer func() {
+		if err != nil || len(missing) > 0 {
+			t.Logf("records through %s: the last read: %v; answered 250 but not recorded: %v", via, err, missing)
+		}
+	}()
+	testwait.For(t, fmt.Sprintf("the %d tries answered 250 recorded through %s", len(accepted), via), func() bool {
+		var recs []record
+		if recs, err = c.records(t.Context(), via); err != nil {
+			return false
+		}
+		byFrom = map[string][]record{}
+		for _, r := range recs {
+			if mine(r.MailFrom) {
+				byFrom[r.MailFrom] = append(byFrom[r.MailFrom], r)
 			}
 		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatalf("read the message records through %s: %v", via, err)
+		missing = missing[:0]
+		for from := range accepted {
+			if len(byFrom[from]) == 0 {
+				missing = append(missing, from)
 			}
-			break
 		}
-		time.Sleep(time.Second)
-	}
+		return len(missing) == 0
+	})
 	var d delivery
 	var delays []time.Duration
 	for from, at := range accepted {

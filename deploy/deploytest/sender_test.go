@@ -3,6 +3,7 @@ package deploytest
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os/exec"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 // clientEvent is a line the mail client prints (deploy/mailclient).
@@ -68,6 +71,12 @@ func startSender(t *testing.T, p *project, run string, dockerArgs, clientArgs []
 			docker(t.Context(), "rm", "-f", s.name)
 			s.cmd.Process.Kill()
 		}
+		if t.Failed() {
+			accepted, failed := s.counts()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			t.Logf("sender %s: %d tries accepted, %d failed; stderr %s", s.run, accepted, failed, s.stderr.String())
+		}
 	})
 	return s
 }
@@ -119,22 +128,13 @@ func (s *sender) last() string {
 }
 
 // waitAccepted waits until n more tries than now were answered 250.
-func (s *sender) waitAccepted(t *testing.T, n int, within time.Duration) {
+func (s *sender) waitAccepted(t *testing.T, n int) {
 	t.Helper()
 	base, _ := s.counts()
-	deadline := time.Now().Add(within)
-	for {
-		got, failed := s.counts()
-		if got >= base+n {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			t.Fatalf("sender %s: %d messages accepted in %v, want %d (%d tries failed; stderr %s)", s.run, got-base, within, n, failed, s.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.For(t, fmt.Sprintf("sender %s: %d more messages accepted", s.run, n), func() bool {
+		got, _ := s.counts()
+		return got >= base+n
+	})
 }
 
 // stop asks the client to stop (SIGTERM: it finishes the try in progress)

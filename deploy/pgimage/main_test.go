@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 // TestMain runs main instead of the tests when PGIMAGE_TEST_MAIN=1: the
@@ -212,7 +214,12 @@ func startEntryPoint(t *testing.T, root string, env ...string) *server {
 	}
 	s.cmd = cmd
 	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() { s.stop(t) })
+	t.Cleanup(func() {
+		s.stop(t)
+		if t.Failed() {
+			t.Logf("the entry point's log:\n%s", s.log)
+		}
+	})
 	return s
 }
 
@@ -239,13 +246,14 @@ func (s *server) url(user, password, db string) string {
 	return u.String()
 }
 
-// connect waits until the server answers and opens db as user.
+// connect waits until the server answers, and opens db as user; the error
+// is the server's answer, when it refused.
 func (s *server) connect(t *testing.T, user, password, db string) (*sql.DB, error) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		conn, err := sql.Open("pgx", s.url(user, password, db))
-		if err != nil {
+	var conn *sql.DB
+	var err error
+	testwait.For(t, "an answer from postgres", func() bool {
+		if conn, err = sql.Open("pgx", s.url(user, password, db)); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -253,25 +261,23 @@ func (s *server) connect(t *testing.T, user, password, db string) (*sql.DB, erro
 		cancel()
 		var pgErr *pgconn.PgError
 		if err == nil || errors.As(err, &pgErr) && pgErr.Code != "57P03" { // 57P03: starting up
-			if err != nil {
-				conn.Close()
-				return nil, err
-			}
-			t.Cleanup(func() { conn.Close() })
-			return conn, nil
+			return true
 		}
 		conn.Close()
 		select {
 		case werr := <-s.done:
 			s.done <- werr
-			t.Fatalf("the entry point exited: %v\n%s", werr, s.log)
+			t.Fatalf("the entry point exited: %v", werr)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer from postgres in a minute: %v\n%s", err, s.log)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	if err != nil {
+		conn.Close()
+		return nil, err
 	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, nil
 }
 
 // pgCode is the SQLSTATE of err, or "".

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 // The tests run in a synctest bubble: time moves only when every goroutine
@@ -401,12 +403,9 @@ func TestConcurrentWorkers(t *testing.T) {
 		for i := range items {
 			s.Add(fmt.Sprintf("m%04d", i), fmt.Sprint(i%3))
 		}
-		for {
-			time.Sleep(10 * time.Millisecond)
-			if st := s.Stats(); st == (Stats{}) {
-				break
-			}
-		}
+		// The bubble's clock moves while testwait sleeps between checks:
+		// the backoffs run out.
+		testwait.For(t, "every item done", func() bool { return s.Stats() == (Stats{}) })
 		cancel()
 		wg.Wait()
 		if len(done) != items {

@@ -21,6 +21,7 @@ import (
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/mailboxlock"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	"github.com/ospreysec/osprey/pkg/pop3/pop3test"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -178,18 +179,6 @@ func setup(t *testing.T) (*pop3test.Dovecot, *etcdembed.Server, *ospreyv1.Sensor
 	return d, etcdtest.Start(t), cfg
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestTwoPollers runs two nodes' pollers on one mailbox at the same time:
 // one polls while the other waits, the holder stops half way (a shutdown:
 // it finishes its message, QUITs and releases the lock), and the other
@@ -197,9 +186,9 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 func TestTwoPollers(t *testing.T) {
 	d, srv, cfg := setup(t)
 	a := startNode(t, srv, "a", cfg)
-	waitFor(t, "a to poll", 30*time.Second, func() bool { return a.spooled() > 0 })
+	testwait.For(t, "a to poll", func() bool { return a.spooled() > 0 })
 	b := startNode(t, srv, "b", cfg)
-	waitFor(t, "b to wait for the lock", 10*time.Second, func() bool {
+	testwait.For(t, "b to wait for the lock", func() bool {
 		for _, p := range b.poller.Status().Problems {
 			if p == "pop3 "+pop3poll.Mailbox(cfg.GetPop3())+": waiting for the mailbox lock: another node polls it" {
 				return true
@@ -207,14 +196,14 @@ func TestTwoPollers(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "a to poll half the mailbox", time.Minute, func() bool { return a.spooled() >= messages/2 })
+	testwait.For(t, "a to poll half the mailbox", func() bool { return a.spooled() >= messages/2 })
 	if got := b.spooled(); got != 0 {
 		t.Fatalf("b spooled %d messages while a held the lock", got)
 	}
 	a.stop()
-	waitFor(t, "the mailbox to be drained", time.Minute, func() bool { return d.Messages(user) == 0 })
+	testwait.For(t, "the mailbox to be drained", func() bool { return d.Messages(user) == 0 })
 	// The last session ends with QUIT before the counters say so.
-	waitFor(t, "b's last session", 10*time.Second, func() bool { return a.spooled()+b.spooled() >= messages })
+	testwait.For(t, "b's last session", func() bool { return a.spooled()+b.spooled() >= messages })
 
 	ua, ub := a.uidls(t), b.uidls(t)
 	for u := range ua {
@@ -253,11 +242,11 @@ func TestCrashHandover(t *testing.T) {
 		<-lost
 	}
 	a.hook.mu.Unlock()
-	waitFor(t, "a to poll", 30*time.Second, func() bool { return a.spooled() > 0 })
+	testwait.For(t, "a to poll", func() bool { return a.spooled() > 0 })
 	b := startNode(t, srv, "b", cfg)
 
-	waitFor(t, "the mailbox to be drained", 2*time.Minute, func() bool { return d.Messages(user) == 0 })
-	waitFor(t, "the last session", 10*time.Second, func() bool { return a.spooled()+b.spooled() >= messages+batch/2 })
+	testwait.For(t, "the mailbox to be drained", func() bool { return d.Messages(user) == 0 })
+	testwait.For(t, "the last session", func() bool { return a.spooled()+b.spooled() >= messages+batch/2 })
 	a.stop()
 	b.stop()
 

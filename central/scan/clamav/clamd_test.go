@@ -18,6 +18,7 @@ import (
 	"github.com/ospreysec/osprey/central/scan/clamav"
 	"github.com/ospreysec/osprey/central/scan/scantest"
 	"github.com/ospreysec/osprey/central/scan/walk"
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 const clamdBinary = "/usr/sbin/clamd"
@@ -98,29 +99,30 @@ func startClamd(t *testing.T) *clamav.Client {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
+		if t.Failed() {
+			t.Logf("clamd's output:\n%s", out.String())
+		}
 	})
 	c, err := clamav.New(clamav.Options{Network: "unix", Address: sock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Wait for PONG: clamd loads its database before it listens.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testwait.For(t, "clamd to answer PING", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		err := c.Ping(ctx)
 		cancel()
-		if err == nil {
-			return c
+		if err != nil {
+			select {
+			case werr := <-exited:
+				exited <- werr // for the cleanup
+				t.Fatalf("clamd exited (%v) before answering PING", werr)
+			default:
+			}
 		}
-		select {
-		case werr := <-exited:
-			t.Fatalf("clamd exited (%v) before answering PING: %s", werr, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("clamd did not answer PING in 60s: %v\n%s", err, out.String())
-		}
-	}
+		return err == nil
+	})
+	return c
 }
 
 func TestClamd(t *testing.T) {
