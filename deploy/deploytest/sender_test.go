@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,7 +69,10 @@ func startSender(t *testing.T, p *project, run string, dockerArgs, clientArgs []
 	}()
 	t.Cleanup(func() {
 		if s.cmd.ProcessState == nil {
-			docker(t.Context(), "rm", "-f", s.name)
+			// t.Context() is already done when cleanups run.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			docker(ctx, "rm", "-f", s.name)
+			cancel()
 			s.cmd.Process.Kill()
 		}
 		if t.Failed() {

@@ -22,16 +22,22 @@ import (
 // that is merely slow.
 const Timeout = 3 * time.Minute
 
-// poll is the time between two checks of a condition.
-const poll = 10 * time.Millisecond
+// firstPoll and maxPoll bound the time between two checks of a condition:
+// it starts short, for conditions that hold at once, and doubles up to
+// maxPoll, so that a costly check (an API listing, a round of requests) does
+// not load the system under test for the whole of a long wait.
+const (
+	firstPoll = 5 * time.Millisecond
+	maxPoll   = 250 * time.Millisecond
+)
 
-// For waits until cond holds, checking it every few milliseconds, and fails
-// t if it does not within Timeout. what says what the test waits for, as
-// in "the spool to be empty".
+// For waits until cond holds, checking it often, and fails t if it does
+// not within Timeout. what says what the test waits for, as in "the spool
+// to be empty".
 func For(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(Timeout)
-	for !cond() {
+	for poll := firstPoll; !cond(); poll = min(2*poll, maxPoll) {
 		if time.Now().After(deadline) {
 			t.Fatalf("waiting for %s: not within %v", what, Timeout)
 		}
