@@ -46,6 +46,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -103,6 +104,10 @@ type Locker struct {
 	// ctx ends the sessions; cancelled by Close.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// waiting counts the callers waiting for another holder in this
+	// process (tests read it).
+	waiting atomic.Int32
 
 	mu     sync.Mutex
 	sess   *concurrency.Session // nil until needed, replaced once Done
@@ -240,12 +245,15 @@ func (l *Locker) holdLocal(ctx context.Context, key string) (chan struct{}, erro
 			l.mu.Unlock()
 			return ch, nil
 		}
+		l.waiting.Add(1)
 		l.mu.Unlock()
 		select {
 		case <-busy:
 		case <-ctx.Done():
+			l.waiting.Add(-1)
 			return nil, ctx.Err()
 		}
+		l.waiting.Add(-1)
 	}
 }
 

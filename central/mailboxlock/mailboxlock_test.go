@@ -261,10 +261,11 @@ func TestOneHolderPerLocker(t *testing.T) {
 	// A second caller in the same process waits too, though the etcd key
 	// (the session's) would let it through.
 	second := acquireAsync(t.Context(), a, testMailbox)
+	testwait.For(t, "the second caller to wait for the first", func() bool { return a.waiting.Load() == 1 })
 	select {
 	case r := <-second:
 		t.Fatalf("second caller acquired while the first holds (err %v)", r.err)
-	case <-time.After(5 * testRetry):
+	default:
 	}
 	release()
 	r := <-second
