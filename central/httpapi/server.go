@@ -225,7 +225,7 @@ func (s *Server) authenticated(need access, h handlerFunc) http.Handler {
 				s.writeError(w, r, errForbidden)
 				return
 			}
-			ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+			ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), untimedKey{}, r.Context()), requestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
@@ -233,6 +233,22 @@ func (s *Server) authenticated(need access, h handlerFunc) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// untimedKey keeps, in an authenticated request's context, the context it
+// had before requestTimeout was set on it.
+type untimedKey struct{}
+
+// retimed gives r's store calls the whole requestTimeout again from now,
+// after work of the handler's own that may take long on a busy machine (a
+// password's bcrypt hash): that is not the store's time.
+func retimed(r *http.Request) (*http.Request, context.CancelFunc) {
+	base, ok := r.Context().Value(untimedKey{}).(context.Context)
+	if !ok {
+		return r, func() {}
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(base, untimedKey{}, base), requestTimeout)
+	return r.WithContext(ctx), cancel
 }
 
 func allowed(p auth.Principal, need access) bool {

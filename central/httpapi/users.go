@@ -47,6 +47,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if u.PasswordHash, err = auth.HashPassword(in.Password); err != nil {
 		return err
 	}
+	r, cancel := retimed(r)
+	defer cancel()
 	u.CreatedAt = timestamppb.New(s.now())
 	if _, err := s.store.CreateUser(r.Context(), scope(p), u); err != nil {
 		return err
