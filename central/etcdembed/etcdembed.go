@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,6 +85,7 @@ type Server struct {
 	scheme   string        // of the peer URLs
 	renewed  chan struct{} // closed when the renewal of the peer certificate has stopped
 	stop     chan struct{} // closed by Close
+	close    sync.Once
 }
 
 // Start starts the member and waits until it is ready to serve, or ctx ends,
@@ -304,14 +306,17 @@ func (s *Server) PeerURLs() []string {
 // Err reports a fatal error of the running member.
 func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
-// Close stops the member and waits for it to release its data dir.
+// Close stops the member and waits for it to release its data dir. Calls
+// after the first do nothing.
 func (s *Server) Close() {
-	close(s.stop)
-	<-s.renewed
-	s.stopping.Store(true)
-	s.cli.Close()
-	s.etcd.Close()
-	<-s.etcd.Server.StopNotify()
+	s.close.Do(func() {
+		close(s.stop)
+		<-s.renewed
+		s.stopping.Store(true)
+		s.cli.Close()
+		s.etcd.Close()
+		<-s.etcd.Server.StopNotify()
+	})
 }
 
 // ParseInitialCluster parses "name=https://host:port,..." (a member may

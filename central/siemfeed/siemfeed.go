@@ -126,7 +126,7 @@ func (f *Feeder) term(ctx context.Context) error {
 	}
 	defer sess.Close()
 	el := concurrency.NewElection(sess, store.ExportLeaderPrefix())
-	if err := el.Campaign(ctx, f.opts.NodeName); err != nil {
+	if err := campaign(ctx, el, f.opts.NodeName); err != nil {
 		return fmt.Errorf("campaign: %w", err)
 	}
 	tctx, cancel := context.WithCancel(ctx)
@@ -151,6 +151,23 @@ func (f *Feeder) term(ctx context.Context) error {
 		return nil
 	}
 	return errors.New("election session ended")
+}
+
+// campaign is el.Campaign, but returns as soon as ctx ends. Campaign
+// cleans up after a cancelled campaign with a Resign under the client's
+// own context, which has no deadline: without an etcd quorum it waits until
+// the quorum is back or the client is closed, and a node that lost its
+// quorum would not stop. That clean-up is left to finish behind it (the
+// node closes its client once its components have stopped).
+func campaign(ctx context.Context, el *concurrency.Election, val string) error {
+	done := make(chan error, 1)
+	go func() { done <- el.Campaign(ctx, val) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // lead applies the exports and runs a feed per exporting tenant until ctx

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/siem"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -38,6 +39,7 @@ func waitOnce(t *testing.T, r *syslogtest.Receiver, ids []string, why string) {
 // test does to them as an operator would.
 type cluster struct {
 	t         *testing.T
+	etcd      *etcdembed.Server
 	endpoints []string
 	dbPath    string
 	st        *store.Store
@@ -47,7 +49,7 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	srv := etcdtest.Start(t)
-	c := &cluster{t: t, endpoints: srv.Endpoints(), dbPath: filepath.Join(t.TempDir(), "osprey.db")}
+	c := &cluster{t: t, etcd: srv, endpoints: srv.Endpoints(), dbPath: filepath.Join(t.TempDir(), "osprey.db")}
 	c.st = store.New(c.client())
 	c.alertDB = c.sqlStore()
 	if _, err := c.st.CreateTenant(t.Context(), store.AllTenants(), &ospreyv1.Tenant{Id: "acme", Name: "Acme"}); err != nil {
@@ -220,6 +222,30 @@ func TestCrashedLeaderLosesNothing(t *testing.T) {
 		cur, ok, err := c.st.ExportCursor(t.Context(), "acme")
 		last, _ := b.ex.Delivered("acme")
 		return err == nil && ok && cur == last
+	})
+}
+
+// TestStopsWithoutQuorum: a node that waits to lead stops when it is told
+// to though etcd no longer answers (etcd's Campaign cleans up after itself
+// with no deadline, and held the node's stop until the quorum was back).
+func TestStopsWithoutQuorum(t *testing.T) {
+	c := newCluster(t)
+	a := c.node("a", 10)
+	testwait.For(t, "a to lead", a.leads)
+	b := c.node("b", 10)
+	testwait.For(t, "b to campaign", func() bool {
+		resp, err := c.client().Get(t.Context(), store.ExportLeaderPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err == nil && resp.Count == 2
+	})
+	c.etcd.Close()
+	b.cancel()
+	testwait.For(t, "b to stop", func() bool {
+		select {
+		case <-b.done:
+			return true
+		default:
+			return false
+		}
 	})
 }
 
