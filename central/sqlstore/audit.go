@@ -383,9 +383,13 @@ func (s *Store) auditAccepted(ctx context.Context, q AuditQuery, tenant string, 
 	// sensor and message id order the rows.
 	from, t := "messages m", "m"
 	if q.Recipient != "" {
-		from, t = `message_rcpts r JOIN messages m
-			ON m.tenant = r.tenant AND m.sensor_id = r.sensor_id AND m.message_id = r.message_id`, "r"
+		// CROSS JOIN makes SQLite read message_rcpts first (PostgreSQL
+		// plans it as any join): reading the tenant's messages newest
+		// first and looking for the recipient in each looks cheaper to
+		// its planner, and is, but only for a recipient of most messages.
+		from, t = "message_rcpts r CROSS JOIN messages m", "r"
 		add("r.rcpt = ?", strings.ToLower(q.Recipient))
+		add("m.tenant = r.tenant AND m.sensor_id = r.sensor_id AND m.message_id = r.message_id")
 	}
 	if tenant != "" {
 		add(t+".tenant = ?", tenant)
