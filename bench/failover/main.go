@@ -119,10 +119,17 @@ func startCluster(bin, timing string, extra ...string) (*cluster, error) {
 	}
 	c := &cluster{nc}
 	if err := c.settled("central", 60*time.Second); err != nil {
-		c.Stop()
+		c.stop()
 		return nil, err
 	}
 	return c, nil
+}
+
+// stop stops the cluster and says which nodes had to be killed.
+func (c *cluster) stop() {
+	if err := c.Stop(); err != nil {
+		log.Print(err)
+	}
 }
 
 func (c *cluster) dnsAddr(n *nodeproc.Node) string { return c.Addr(n, "dns") }
@@ -161,7 +168,7 @@ func measure(bin, timing string, trials int) ([]time.Duration, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer c.Stop()
+	defer c.stop()
 	log.Printf("%s: cluster of 3 up; %d kills", timing, trials)
 
 	var times []time.Duration

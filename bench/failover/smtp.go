@@ -40,7 +40,7 @@ func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer c.Stop()
+	defer c.stop()
 	for _, n := range c.Nodes {
 		cl, err := api.NewClient(api.Config{Address: n.Ready.API,
 			Username: "admin", Password: nodeproc.AdminPassword, TLSConfig: &tls.Config{InsecureSkipVerify: true}})

@@ -14,6 +14,7 @@ package nodeproc
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -52,8 +53,9 @@ type Node struct {
 	// Ready is what the node printed when it was last ready.
 	Ready Banner
 
-	cmd  *exec.Cmd
-	done chan error
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process of the last start has exited
+	waitErr error         // how it exited, once exited is closed
 }
 
 // Banner is what a node says in its ready banner.
@@ -87,25 +89,25 @@ func (b *Banner) parse(key, value string) {
 // Start runs the node and waits for its ready banner. The node is killed
 // if the harness dies first.
 func (n *Node) Start() error {
-	n.cmd = exec.Command(n.Args[0], n.Args[1:]...)
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	n.cmd.Stderr = os.Stderr
+	cmd := exec.Command(n.Args[0], n.Args[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
 	if n.LogFile != "" {
 		f, err := os.OpenFile(n.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		n.cmd.Stderr = f
+		cmd.Stderr = f
 	}
-	stdout, err := n.cmd.StdoutPipe()
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	if err := n.cmd.Start(); err != nil {
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}
-	n.done = make(chan error, 1)
+	n.cmd, n.exited = cmd, make(chan struct{})
 	ready := make(chan Banner, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -124,10 +126,14 @@ func (n *Node) Start() error {
 				fields++
 			case strings.TrimSpace(line) == "" && fields > 0:
 				in = false
-				ready <- b
+				select {
+				case ready <- b:
+				default: // a banner was read already
+				}
 			}
 		}
-		n.done <- n.cmd.Wait()
+		n.waitErr = cmd.Wait()
+		close(n.exited)
 	}()
 	where := ""
 	if n.LogFile != "" {
@@ -136,19 +142,51 @@ func (n *Node) Start() error {
 	select {
 	case n.Ready = <-ready:
 		return nil
-	case err := <-n.done:
-		n.done <- err
-		return fmt.Errorf("%s exited before it was ready: %v%s", n.Name, err, where)
+	case <-n.exited:
+		return fmt.Errorf("%s exited before it was ready: %v%s", n.Name, n.waitErr, where)
 	case <-time.After(readyTimeout):
 		return fmt.Errorf("%s not ready after %v%s", n.Name, readyTimeout, where)
 	}
 }
 
+// running says whether the node was started and has not exited.
+func (n *Node) running() bool {
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // Signal sends sig to the node, if it runs, and waits for it to exit.
 func (n *Node) Signal(sig syscall.Signal) {
-	if n.cmd != nil && n.cmd.ProcessState == nil {
+	if n.running() {
 		n.cmd.Process.Signal(sig)
-		<-n.done
+		<-n.exited
+	}
+}
+
+// stopGrace is how long Stop waits for a node to exit after SIGTERM.
+const stopGrace = 30 * time.Second
+
+// Stop sends the node SIGTERM, if it runs, and waits for it to exit; a
+// node still running stopGrace later is killed, and Stop says so.
+func (n *Node) Stop() error {
+	if !n.running() {
+		return nil
+	}
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+		return nil
+	case <-time.After(stopGrace):
+		n.cmd.Process.Kill()
+		<-n.exited
+		return fmt.Errorf("%s still running %v after SIGTERM: killed", n.Name, stopGrace)
 	}
 }
 
@@ -159,7 +197,8 @@ func (n *Node) Pid() int { return n.cmd.Process.Pid }
 type Options struct {
 	// Bin is the osprey binary.
 	Bin string
-	// Nodes is how many nodes, on 127.0.0.1 to 127.0.0.<Nodes>.
+	// Nodes is how many nodes: node i (from 1) is named n<i> and listens
+	// on 127.0.0.<i>.
 	Nodes int
 	// Args, when set, returns the flags to add to node n's command line
 	// (n.Name and n.IP are set): --sensor, say.
@@ -252,15 +291,20 @@ func (c *Cluster) Addr(n *Node, service string) string {
 	return net.JoinHostPort(n.IP, strconv.Itoa(c.Ports[service]))
 }
 
-// Stop ends every node and the PostgreSQL, and removes the cluster's files.
-func (c *Cluster) Stop() {
+// Stop ends every node, one after the other, and the PostgreSQL, and
+// removes the cluster's files. It returns which nodes did not stop on
+// SIGTERM and were killed: the last node to stop has lost its etcd quorum,
+// and a node must stop even then.
+func (c *Cluster) Stop() error {
+	var errs []error
 	for _, n := range c.Nodes {
-		n.Signal(syscall.SIGTERM)
+		errs = append(errs, n.Stop())
 	}
 	if c.DB != nil {
 		c.DB.Close()
 	}
 	os.RemoveAll(c.Dir)
+	return errors.Join(errs...)
 }
 
 // freePort returns a port free for TCP and UDP on every address of ips now,
