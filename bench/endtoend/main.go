@@ -1,29 +1,42 @@
-// Command endtoend measures how many messages per second `osprey dev`
-// takes end to end: accepted over SMTP (250, fsynced in the sensor's
-// spool), uploaded to the central, scanned and recorded, with the message
-// records and alerts in the node's SQL store. Postfix's smtp-source drives
-// it over loopback.
+// Command endtoend measures how many messages per second Osprey takes end
+// to end: accepted over SMTP (250, fsynced in the sensor's spool), uploaded
+// to the central, scanned and recorded, with the message records and
+// alerts in the SQL store. Postfix's smtp-source drives it over loopback.
 //
-// It runs, side by side and rounds interleaved, the binary built from this
-// tree and one built from a baseline commit (-baseline; by default the last
-// one that kept the records in etcd), each round on a fresh data dir. A
-// round ends when the node's osprey_central_uploads_total reaches the
-// messages sent; the rate is the messages over the time from the first
-// connection to the last record. It also reports what the round left in
-// each store: etcd's database size (etcd_mvcc_db_total_size_in_bytes) and
-// the SQL store's file, and the node's peak RSS. -duration instead of
-// -messages sends for that long, at the rate the node takes.
+// By default it runs `osprey dev` (one process, SQLite in its data dir)
+// and, side by side and rounds interleaved, the binary built from this tree
+// and one built from a baseline commit (-baseline; by default the last one
+// that kept the records in etcd), each round on a fresh data dir. With
+// -cluster N it runs this tree's binary as N `osprey central --sensor`
+// processes on 127.0.0.1 to 127.0.0.N (an embedded etcd quorum, gossip)
+// sharing one PostgreSQL (internal/pgtest's, which runs with fsync off),
+// enables each node's own sensor's SMTP listener, and drives all of them at
+// once, the sessions and messages split among them; there is no baseline
+// then, as the baseline's cluster kept its records in etcd and had no
+// --db-url.
+//
+// A round ends when osprey_central_uploads_total, summed over the nodes,
+// reaches the messages sent: a node counts a message the first time it is
+// recorded in the SQL store the nodes share, so each message counts once
+// whichever node took it (in a cluster, the round also checks that
+// PostgreSQL holds exactly the messages sent). The rate is the messages
+// over the time from the first connection to the last record. It also
+// reports etcd's database size (etcd_mvcc_db_total_size_in_bytes; in a
+// cluster the largest member's) before the sending and after the round,
+// the SQL store's size after it (SQLite's files, or pg_database_size), and
+// the node's peak RSS (in a cluster the largest node's). -duration
+// instead of -messages sends for that long, to each node, at the rate the
+// nodes take.
 //
 // Usage (as root, with postfix installed):
 //
 //	go run ./bench/endtoend -rounds 3
 //	go run ./bench/endtoend -rounds 1 -duration 10m -baseline ''
 //	go run ./bench/endtoend -rounds 1 -baseline '' -cpuprofile /tmp/e2e.pprof
+//	go run ./bench/endtoend -cluster 3 -rounds 1 -duration 10m
 package main
 
 import (
-	"bufio"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -33,17 +46,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/ospreysec/osprey/api"
 )
-
-const password = "endtoend bench password"
 
 // defaultBaseline is the last commit whose central kept message records and
 // alerts in etcd.
@@ -51,15 +58,31 @@ const defaultBaseline = "2f60dba"
 
 func main() {
 	rounds := flag.Int("rounds", 3, "rounds per binary")
-	messages := flag.Int("messages", 20000, "messages per round")
-	duration := flag.Duration("duration", 0, "send for this long instead of -messages (smtp-source in a loop)")
+	messages := flag.Int("messages", 20000, "messages per round (split among the nodes)")
+	duration := flag.Duration("duration", 0, "send for this long instead of -messages (smtp-source in a loop, to each node)")
 	size := flag.Int("size", 5, "message size in KB")
-	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s)")
+	sessions := flag.Int("sessions", 20, "concurrent SMTP sessions (smtp-source -s; split among the nodes)")
 	baseline := flag.String("baseline", defaultBaseline, "git revision to compare with (empty: none)")
-	profile := flag.String("cpuprofile", "", "write a 10 s CPU profile of this tree's node, taken during the first round, to this file")
+	nodes := flag.Int("cluster", 0, "run this many central nodes (osprey central --sensor) sharing a PostgreSQL instead of osprey dev; no baseline (0: dev)")
+	profile := flag.String("cpuprofile", "", "write a 10 s CPU profile of this tree's node (in a cluster, n1), taken during the first round, to this file")
 	flag.Parse()
 	if _, err := exec.LookPath("smtp-source"); err != nil {
 		log.Fatal("smtp-source not found: install postfix (make peers)")
+	}
+	l := load{messages: *messages, duration: *duration, size: *size, sessions: *sessions}
+	if *nodes < 0 {
+		log.Fatalf("-cluster %d: want a number of nodes, or 0 for `osprey dev`", *nodes)
+	}
+	if *nodes > 0 {
+		explicit := false
+		flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "baseline" })
+		if explicit && *baseline != "" {
+			log.Fatal("-cluster has no baseline (the baseline's cluster kept its records in etcd and had no --db-url): drop -baseline or give -baseline ''")
+		}
+		*baseline = ""
+	}
+	if err := l.check(max(*nodes, 1)); err != nil {
+		log.Fatal(err)
 	}
 	work, err := os.MkdirTemp("", "endtoend")
 	if err != nil {
@@ -67,12 +90,16 @@ func main() {
 	}
 	defer os.RemoveAll(work)
 	type target struct {
-		name, bin string
-		rates     []float64
-		etcd, sql []int64
-		rss       []int64
+		name, bin        string
+		rates            []float64
+		etcdBefore, etcd []int64
+		sql, rss         []int64
 	}
-	targets := []*target{{name: "this tree", bin: build(work, "", "osprey")}}
+	name := "this tree"
+	if *nodes > 0 {
+		name = fmt.Sprintf("this tree, %d nodes", *nodes)
+	}
+	targets := []*target{{name: name, bin: build(work, "", "osprey")}}
 	if *baseline != "" {
 		targets = append(targets, &target{name: "baseline " + *baseline, bin: build(work, *baseline, "osprey-baseline")})
 	}
@@ -82,21 +109,25 @@ func main() {
 			if r == 0 && t == targets[0] {
 				prof = *profile
 			}
-			res := runRound(work, t.bin, *messages, *duration, *size, *sessions, prof)
-			log.Printf("round %d, %s: %d messages in %s: %.0f msg/s; etcd %d KB, SQL %d KB, RSS %d MB",
-				r+1, t.name, res.sent, res.elapsed.Round(time.Millisecond), res.rate, res.etcdBytes>>10, res.sqlBytes>>10, res.rssKB>>10)
+			res := runRound(work, t.bin, *nodes, l, prof)
+			log.Printf("round %d, %s: %d messages in %s: %.0f msg/s; etcd %d KB before, %d KB after, SQL %d KB, RSS %d MB",
+				r+1, t.name, res.sent, res.elapsed.Round(time.Millisecond), res.rate, res.etcdBefore>>10, res.etcdBytes>>10, res.sqlBytes>>10, res.rssKB>>10)
 			t.rates = append(t.rates, res.rate)
-			t.etcd, t.sql, t.rss = append(t.etcd, res.etcdBytes), append(t.sql, res.sqlBytes), append(t.rss, res.rssKB)
+			t.etcdBefore, t.etcd = append(t.etcdBefore, res.etcdBefore), append(t.etcd, res.etcdBytes)
+			t.sql, t.rss = append(t.sql, res.sqlBytes), append(t.rss, res.rssKB)
 		}
 	}
-	fmt.Printf("\n| binary | messages/s (median of %d) | each round | etcd db after | SQL store after | peak RSS |\n|---|---:|---|---:|---:|---:|\n", *rounds)
+	fmt.Printf("\n| binary | messages/s (median of %d) | each round | etcd db before | etcd db after | SQL store after | peak RSS |\n|---|---:|---|---:|---:|---:|---:|\n", *rounds)
 	for _, t := range targets {
 		var each []string
 		for _, r := range t.rates {
 			each = append(each, fmt.Sprintf("%.0f", r))
 		}
-		fmt.Printf("| %s | %.0f | %s | %d KB | %d KB | %d MB |\n", t.name, median(t.rates), strings.Join(each, ", "),
-			medianInt(t.etcd)>>10, medianInt(t.sql)>>10, medianInt(t.rss)>>10)
+		fmt.Printf("| %s | %.0f | %s | %d KB | %d KB | %d KB | %d MB |\n", t.name, median(t.rates), strings.Join(each, ", "),
+			medianInt(t.etcdBefore)>>10, medianInt(t.etcd)>>10, medianInt(t.sql)>>10, medianInt(t.rss)>>10)
+	}
+	if *nodes > 0 {
+		fmt.Printf("\n%d nodes sharing one PostgreSQL: etcd db is the largest member's, SQL store the database's pg_database_size, peak RSS the largest node's.\n", *nodes)
 	}
 	if len(targets) == 2 {
 		var ratios []float64
@@ -133,156 +164,6 @@ func cmp(a, b string) string {
 	return a
 }
 
-type result struct {
-	sent                int
-	elapsed             time.Duration
-	rate                float64
-	etcdBytes, sqlBytes int64
-	rssKB               int64
-}
-
-var (
-	apiLine  = regexp.MustCompile(`API:\s+(https?://\S+)/api/v1`)
-	etcdLine = regexp.MustCompile(`Embedded etcd:\s+(\S+)`)
-)
-
-// runRound starts a node on a fresh data dir, sends the messages, and waits
-// until every one is recorded; with profile set, it writes a CPU profile of
-// the node taken from 2 s into the sending to that file.
-func runRound(work, bin string, messages int, duration time.Duration, size, sessions int, profile string) result {
-	dataDir, err := os.MkdirTemp(work, "data")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dataDir)
-	cmd := exec.Command(bin, "dev", "--data-dir", dataDir,
-		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
-		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0",
-		"--gossip-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0",
-		"--bootstrap-admin-password", password, "--log-level", "warn")
-	pprofAddr := ""
-	if profile != "" {
-		pprofAddr = freePort()
-		cmd.Args = append(cmd.Args, "--pprof-addr", pprofAddr)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		log.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	lines := make(chan string, 64)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	base := waitFor(lines, apiLine)
-	etcdURL := waitFor(lines, etcdLine)
-	ctx := context.Background()
-	admin, err := api.NewClient(api.Config{Address: base, Username: "admin", Password: password})
-	if err != nil {
-		log.Fatal(err)
-	}
-	tok, err := admin.CreateToken(ctx, api.TokenRequest{Kind: api.TokenAPI, Description: "endtoend bench"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	c, err := api.NewClient(api.Config{Address: base, Token: tok.Secret})
-	if err != nil {
-		log.Fatal(err)
-	}
-	smtpAddr := freePort()
-	_, v, err := c.PutSMTP(ctx, "dev", &api.SMTPIntegration{Enabled: true, Listen: smtpAddr,
-		DestinationDomains: []string{"example.com"}, Clients: []string{"127.0.0.0/8"},
-		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB},
-		Limits:         &api.SMTPLimits{MaxConnectionsPerClient: 200}}, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for {
-		s, err := c.Sensor(ctx, "dev")
-		if err == nil && s.AppliedVersion == v {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	waitListen(smtpAddr)
-	metrics := func(url string, bearer string, name string) float64 {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return -1
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-				n, _ := strconv.ParseFloat(f[1], 64)
-				return n
-			}
-		}
-		return -1
-	}
-	uploads := func() float64 { return metrics(base+"/metrics", tok.Secret, "osprey_central_uploads_total") }
-
-	start := time.Now()
-	if profile != "" {
-		go func() {
-			time.Sleep(2 * time.Second)
-			if err := fetchProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=10", profile); err != nil {
-				log.Printf("CPU profile: %v", err)
-			}
-		}()
-	}
-	sent := 0
-	args := func(n int) []string {
-		return []string{"-s", strconv.Itoa(sessions), "-l", strconv.Itoa(size << 10), "-m", strconv.Itoa(n),
-			"-f", "bench@example.org", "-t", "bench@example.com", smtpAddr}
-	}
-	if duration > 0 {
-		// Batches of 2,000 until the time is up.
-		for time.Since(start) < duration {
-			if out, err := exec.Command("smtp-source", args(2000)...).CombinedOutput(); err != nil {
-				log.Fatalf("smtp-source: %v\n%s", err, out)
-			}
-			sent += 2000
-		}
-	} else {
-		if out, err := exec.Command("smtp-source", args(messages)...).CombinedOutput(); err != nil {
-			log.Fatalf("smtp-source: %v\n%s", err, out)
-		}
-		sent = messages
-	}
-	deadline := time.Now().Add(30 * time.Minute)
-	for uploads() < float64(sent) {
-		if time.Now().After(deadline) {
-			log.Fatalf("%.0f of %d recorded after 30 minutes", uploads(), sent)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	res := result{sent: sent, elapsed: elapsed, rate: float64(sent) / elapsed.Seconds(), rssKB: peakRSS(cmd.Process.Pid)}
-	res.etcdBytes = int64(metrics(etcdURL+"/metrics", "", "etcd_mvcc_db_total_size_in_bytes"))
-	for _, f := range []string{"osprey.db", "osprey.db-wal"} {
-		if st, err := os.Stat(filepath.Join(dataDir, f)); err == nil {
-			res.sqlBytes += st.Size()
-		}
-	}
-	return res
-}
-
 // fetchProfile saves what url answers to file.
 func fetchProfile(url, file string) error {
 	resp, err := http.Get(url)
@@ -302,20 +183,6 @@ func fetchProfile(url, file string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func waitFor(lines <-chan string, re *regexp.Regexp) string {
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case l := <-lines:
-			if m := re.FindStringSubmatch(l); m != nil {
-				return m[1]
-			}
-		case <-timeout:
-			log.Fatalf("no line matching %s within a minute", re)
-		}
-	}
 }
 
 func freePort() string {

@@ -26,36 +26,30 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 
-	"github.com/ospreysec/osprey/internal/pgtest"
-	"github.com/ospreysec/osprey/pkg/pki"
+	"github.com/ospreysec/osprey/internal/nodeproc"
 )
 
 const (
-	zone      = "failover.bench."
-	password  = "failover bench password"
-	gossipKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-	ttl       = 5 * time.Second
+	zone = "failover.bench."
+	ttl  = 5 * time.Second
 )
 
+// ips are the nodes' addresses, as nodeproc gives them.
 var ips = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
 
 func main() {
@@ -110,205 +104,59 @@ func build() (string, error) {
 	return bin, nil
 }
 
-// node is one central process of the cluster.
-type node struct {
-	name, ip string
-	args     []string
-	logFile  string
-	cmd      *exec.Cmd
-	done     chan error
-}
+// cluster is the nodes under test.
+type cluster struct{ *nodeproc.Cluster }
 
-var apiLine = regexp.MustCompile(`API:\s+(https?://\S+)/api/v1`)
-
-// start runs the node and waits for its ready banner.
-func (n *node) start() error {
-	f, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n.cmd = exec.Command(n.args[0], n.args[1:]...)
-	n.cmd.Stderr = f
-	stdout, err := n.cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := n.cmd.Start(); err != nil {
-		return err
-	}
-	n.done = make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		seen := false
-		for sc.Scan() {
-			if !seen && apiLine.MatchString(sc.Text()) {
-				seen = true
-				close(ready)
-			}
-		}
-		n.done <- n.cmd.Wait()
-	}()
-	select {
-	case <-ready:
-		return nil
-	case err := <-n.done:
-		return fmt.Errorf("%s exited before it was ready: %v (log: %s)", n.name, err, n.logFile)
-	case <-time.After(90 * time.Second):
-		return fmt.Errorf("%s not ready after 90s (log: %s)", n.name, n.logFile)
-	}
-}
-
-func (n *node) signal(sig syscall.Signal) {
-	if n.cmd != nil && n.cmd.ProcessState == nil {
-		n.cmd.Process.Signal(sig)
-		<-n.done
-	}
-}
-
-// freePort returns a port free for TCP and UDP on every address of ips now.
-func freePort(used map[int]bool) (int, error) {
-	for range 100 {
-		ln, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		closers := []func() error{ln.Close}
-		ok := !used[port]
-		for i, ip := range ips {
-			if !ok {
-				break
-			}
-			addr := net.JoinHostPort(ip, strconv.Itoa(port))
-			if i > 0 {
-				l, err := net.Listen("tcp", addr)
-				if ok = err == nil; ok {
-					closers = append(closers, l.Close)
-				}
-			}
-			if ok {
-				pc, err := net.ListenPacket("udp", addr)
-				if ok = err == nil; ok {
-					closers = append(closers, pc.Close)
-				}
-			}
-		}
-		for _, c := range closers {
-			c()
-		}
-		if ok {
-			used[port] = true
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free on all of %v", ips)
-}
-
-// cluster is three central nodes as processes.
-type cluster struct {
-	dir   string
-	ports map[string]int
-	nodes []*node
-	db    *pgtest.Server // the PostgreSQL the nodes share
-	dbURL string
-}
-
-// startCluster starts three nodes with the gossip timing and waits until
-// every DNS answer names all three.
+// startCluster starts a node on each of ips with the gossip timing and
+// waits until every DNS answer names all of them.
 func startCluster(bin, timing string, extra ...string) (*cluster, error) {
-	dir, err := os.MkdirTemp("", "failover-"+timing)
+	nc, err := nodeproc.Start(context.Background(), nodeproc.Options{Bin: bin, Nodes: len(ips),
+		Args: func(*nodeproc.Node) []string {
+			return append([]string{"--gossip-timing", timing, "--dns-zone", zone, "--dns-ttl", ttl.String()}, extra...)
+		}})
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dir: dir, ports: map[string]int{}}
-	keyFile := filepath.Join(dir, "cluster.key")
-	if _, err := pki.LoadOrCreateKEK(keyFile); err != nil {
-		return c, err
+	c := &cluster{nc}
+	if err := c.settled("central", 60*time.Second); err != nil {
+		c.stop()
+		return nil, err
 	}
-	used := map[int]bool{}
-	for _, p := range []string{"http", "grpc", "gossip", "dns", "etcd-client", "etcd-peer", "smtp"} {
-		if c.ports[p], err = freePort(used); err != nil {
-			return c, err
-		}
-	}
-	if c.db, err = pgtest.Start(context.Background()); err != nil {
-		return c, err
-	}
-	if _, c.dbURL, err = c.db.CreateDB(context.Background()); err != nil {
-		return c, err
-	}
-	var initial, join []string
-	for i, ip := range ips {
-		initial = append(initial, fmt.Sprintf("n%d=https://%s:%d", i+1, ip, c.ports["etcd-peer"]))
-		join = append(join, net.JoinHostPort(ip, strconv.Itoa(c.ports["gossip"])))
-	}
-	for i, ip := range ips {
-		at := func(p string) string { return net.JoinHostPort(ip, strconv.Itoa(c.ports[p])) }
-		n := &node{name: fmt.Sprintf("n%d", i+1), ip: ip, logFile: filepath.Join(dir, fmt.Sprintf("n%d.log", i+1))}
-		n.args = append([]string{bin, "central", "--node-name", n.name, "--data-dir", filepath.Join(dir, n.name),
-			"--http-addr", at("http"), "--grpc-addr", at("grpc"), "--gossip-addr", at("gossip"),
-			"--join", strings.Join(join, ","), "--gossip-key", gossipKey, "--gossip-timing", timing,
-			"--dns-addr", at("dns"), "--dns-zone", zone, "--dns-ttl", ttl.String(),
-			"--etcd-initial-cluster", strings.Join(initial, ","), "--etcd-client-addr", at("etcd-client"),
-			"--etcd-peer-addr", at("etcd-peer"), "--cluster-key-file", keyFile, "--db-url", c.dbURL,
-			"--bootstrap-admin-password", password, "--log-level", "warn"}, extra...)
-		c.nodes = append(c.nodes, n)
-	}
-	errc := make(chan error, len(c.nodes))
-	for _, n := range c.nodes {
-		go func() { errc <- n.start() }()
-	}
-	for range c.nodes {
-		if err := <-errc; err != nil {
-			return c, err
-		}
-	}
-	return c, c.settled("central", 60*time.Second)
+	return c, nil
 }
 
-// stop ends every node and removes the cluster's files.
+// stop stops the cluster and says which nodes had to be killed.
 func (c *cluster) stop() {
-	if c == nil {
-		return
+	if err := c.Stop(); err != nil {
+		log.Print(err)
 	}
-	for _, n := range c.nodes {
-		n.signal(syscall.SIGTERM)
-	}
-	if c.db != nil {
-		c.db.Close()
-	}
-	os.RemoveAll(c.dir)
 }
 
-func (c *cluster) dnsAddr(n *node) string {
-	return net.JoinHostPort(n.ip, strconv.Itoa(c.ports["dns"]))
-}
+func (c *cluster) dnsAddr(n *nodeproc.Node) string { return c.Addr(n, "dns") }
 
 // settled waits until every node answers name.<zone> with all three.
 func (c *cluster) settled(name string, timeout time.Duration) error {
-	return waitAll(c.nodes, c.dnsAddr, name, ips, timeout)
+	return waitAll(c.Nodes, c.dnsAddr, name, ips, timeout)
 }
 
 // killAndRestart kills victim, returns how long until it was out of every
 // other node's answer of name.<zone>, and restarts it.
-func (c *cluster) killAndRestart(victim *node, name string) (time.Duration, error) {
-	var survivors []*node
+func (c *cluster) killAndRestart(victim *nodeproc.Node, name string) (time.Duration, error) {
+	var survivors []*nodeproc.Node
 	var want []string
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		if n != victim {
 			survivors = append(survivors, n)
-			want = append(want, n.ip)
+			want = append(want, n.IP)
 		}
 	}
 	killed := time.Now()
-	victim.signal(syscall.SIGKILL)
+	victim.Signal(syscall.SIGKILL)
 	if err := waitAll(survivors, c.dnsAddr, name, want, 60*time.Second); err != nil {
 		return 0, err
 	}
 	d := time.Since(killed)
-	if err := victim.start(); err != nil {
+	if err := victim.Start(); err != nil {
 		return 0, err
 	}
 	return d, c.settled(name, 60*time.Second)
@@ -317,21 +165,21 @@ func (c *cluster) killAndRestart(victim *node, name string) (time.Duration, erro
 // measure starts a cluster with the timing and kills a node trials times.
 func measure(bin, timing string, trials int) ([]time.Duration, error) {
 	c, err := startCluster(bin, timing)
-	defer c.stop()
 	if err != nil {
 		return nil, err
 	}
+	defer c.stop()
 	log.Printf("%s: cluster of 3 up; %d kills", timing, trials)
 
 	var times []time.Duration
 	for i := range trials {
-		victim := c.nodes[i%len(c.nodes)]
+		victim := c.Nodes[i%len(c.Nodes)]
 		d, err := c.killAndRestart(victim, "central")
 		if err != nil {
 			return nil, fmt.Errorf("trial %d: %w", i+1, err)
 		}
 		times = append(times, d)
-		log.Printf("%s: trial %d: %s removed from every answer after %v", timing, i+1, victim.name, d.Round(time.Millisecond))
+		log.Printf("%s: trial %d: %s removed from every answer after %v", timing, i+1, victim.Name, d.Round(time.Millisecond))
 	}
 	return times, nil
 }
@@ -340,16 +188,16 @@ func measure(bin, timing string, trials int) ([]time.Duration, error) {
 // name.<zone> with exactly want, and (after a join, not after a removal)
 // lets the cluster settle a moment: a fresh join is not settled until every
 // node has gossiped with it.
-func waitAll(nodes []*node, dnsAddr func(*node) string, name string, want []string, timeout time.Duration) error {
+func waitAll(nodes []*nodeproc.Node, dnsAddr func(*nodeproc.Node) string, name string, want []string, timeout time.Duration) error {
 	want = slices.Sorted(slices.Values(want))
 	deadline := time.Now().Add(timeout)
 	pending := slices.Clone(nodes)
 	var last []string
 	for len(pending) > 0 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s.%s at %s: %v after %v, want %v", name, zone, pending[0].name, last, timeout, want)
+			return fmt.Errorf("%s.%s at %s: %v after %v, want %v", name, zone, pending[0].Name, last, timeout, want)
 		}
-		pending = slices.DeleteFunc(pending, func(n *node) bool {
+		pending = slices.DeleteFunc(pending, func(n *nodeproc.Node) bool {
 			got := lookupA(dnsAddr(n), name+"."+zone)
 			last = got
 			return slices.Equal(got, want)

@@ -15,6 +15,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/nodeproc"
 )
 
 // smtpReport is the outcome of the SMTP run.
@@ -36,21 +37,21 @@ func (r *smtpReport) print() {
 // smtpFailover streams mail through the cluster while killing nodes.
 func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 	c, err := startCluster(bin, "tuned", "--sensor")
-	defer c.stop()
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range c.nodes {
-		cl, err := api.NewClient(api.Config{Address: "https://" + net.JoinHostPort(n.ip, strconv.Itoa(c.ports["http"])),
-			Username: "admin", Password: password, TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	defer c.stop()
+	for _, n := range c.Nodes {
+		cl, err := api.NewClient(api.Config{Address: n.Ready.API,
+			Username: "admin", Password: nodeproc.AdminPassword, TLSConfig: &tls.Config{InsecureSkipVerify: true}})
 		if err != nil {
 			return nil, err
 		}
-		cfg := &api.SMTPIntegration{Enabled: true, Listen: net.JoinHostPort(n.ip, strconv.Itoa(c.ports["smtp"])),
+		cfg := &api.SMTPIntegration{Enabled: true, Listen: c.Addr(n, "smtp"),
 			DestinationDomains: []string{"example.com"}, Clients: []string{"127.0.0.0/8"},
 			MaxMessageSize: &api.SizeLimit{Value: 1, Unit: api.MB}}
-		if _, _, err := cl.PutSMTP(context.Background(), n.name, cfg, 0); err != nil {
-			return nil, fmt.Errorf("enable SMTP on %s: %w", n.name, err)
+		if _, _, err := cl.PutSMTP(context.Background(), n.Name, cfg, 0); err != nil {
+			return nil, fmt.Errorf("enable SMTP on %s: %w", n.Name, err)
 		}
 	}
 	if err := c.settled("smtp", 60*time.Second); err != nil {
@@ -59,10 +60,10 @@ func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 	log.Printf("smtp: cluster of 3 takes mail; %d kills under a continuous stream", kills)
 
 	var resolvers []string
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		resolvers = append(resolvers, c.dnsAddr(n))
 	}
-	m := &mta{resolvers: resolvers, port: c.ports["smtp"], accepted: map[string]time.Time{}}
+	m := &mta{resolvers: resolvers, port: c.Ports["smtp"], accepted: map[string]time.Time{}}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	start := time.Now()
@@ -74,7 +75,7 @@ func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 	r := &smtpReport{kills: kills, conns: conns}
 	for i := range kills {
 		time.Sleep(3 * time.Second)
-		victim := c.nodes[slices.Index(ips, m.last())]
+		victim := c.Nodes[slices.Index(ips, m.last())]
 		d, err := c.killAndRestart(victim, "smtp")
 		if err != nil {
 			close(stop)
@@ -82,7 +83,7 @@ func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 			return nil, fmt.Errorf("kill %d: %w", i+1, err)
 		}
 		r.detection = append(r.detection, d)
-		log.Printf("smtp: kill %d: %s out of smtp.%s after %v, restarted", i+1, victim.name, zone, d.Round(time.Millisecond))
+		log.Printf("smtp: kill %d: %s out of smtp.%s after %v, restarted", i+1, victim.Name, zone, d.Round(time.Millisecond))
 	}
 	time.Sleep(3 * time.Second)
 	close(stop)
@@ -90,7 +91,7 @@ func smtpFailover(bin string, kills, conns int) (*smtpReport, error) {
 	r.elapsed = time.Since(start)
 
 	// Every accepted message must be recorded by a central node, once.
-	db, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: c.dbURL})
+	db, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: c.DBURL})
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/internal/postfix"
+	"github.com/ospreysec/osprey/internal/promtext"
 )
 
 const password = "smtpingest bench password"
@@ -208,30 +209,12 @@ func (o *osprey) drained() {
 	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		if n, ok := scrape(o.metrics, "osprey_sensor_spool_messages"); ok && n == 0 {
+		if n, ok := promtext.Get(http.DefaultClient, o.metrics, "", "osprey_sensor_spool_messages"); ok && n == 0 {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	log.Fatal("the sensor's spool did not drain in 10 minutes")
-}
-
-// scrape reads one unlabelled metric from a Prometheus text exposition.
-func scrape(url, name string) (float64, bool) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
 }
 
 // startOsprey runs the topology and enables the sensor's SMTP integration.
