@@ -76,7 +76,7 @@ func main() {
 				return n
 			}
 		case "postgres":
-			srv, err := pgtest.Start(ctx)
+			srv, err := pgtest.StartDurable(ctx)
 			if err != nil {
 				log.Fatal(err)
 			}

@@ -9,7 +9,7 @@
 // that kept the records in etcd), each round on a fresh data dir. With
 // -cluster N it runs this tree's binary as N `osprey central --sensor`
 // processes on 127.0.0.1 to 127.0.0.N (an embedded etcd quorum, gossip)
-// sharing one PostgreSQL (internal/pgtest's, which runs with fsync off),
+// sharing one PostgreSQL (internal/pgtest's, with fsync on as in production),
 // enables each node's own sensor's SMTP listener, and drives all of them at
 // once, the sessions and messages split among them; there is no baseline
 // then, as the baseline's cluster kept its records in etcd and had no

@@ -248,7 +248,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	if c.DB, err = pgtest.Start(ctx); err != nil {
+	if c.DB, err = pgtest.StartDurable(ctx); err != nil {
 		return nil, err
 	}
 	if _, c.DBURL, err = c.DB.CreateDB(ctx); err != nil {

@@ -34,6 +34,7 @@ type Server struct {
 	dataDir string
 	sockDir string
 	cred    *syscall.Credential // nil: run as ourselves
+	durable bool                // fsync on, as in production
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -65,8 +66,15 @@ func versionOf(binDir string) int {
 	return v
 }
 
-// Start initialises a new cluster in a temporary directory and starts it.
-func Start(ctx context.Context) (*Server, error) {
+// Start initialises a new cluster in a temporary directory and starts it,
+// with fsync off: tests need its semantics, not its durability.
+func Start(ctx context.Context) (*Server, error) { return start(ctx, false) }
+
+// StartDurable is Start with fsync on, as PostgreSQL runs in production:
+// for benchmarks whose figures stand for a real deployment.
+func StartDurable(ctx context.Context) (*Server, error) { return start(ctx, true) }
+
+func start(ctx context.Context, durable bool) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -76,7 +84,7 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, dataDir: filepath.Join(root, "data"), sockDir: root}
+	s := &Server{bin: bin, dataDir: filepath.Join(root, "data"), sockDir: root, durable: durable}
 	if os.Geteuid() == 0 {
 		s.cred = &syscall.Credential{Uid: 65534, Gid: 65534} // nobody
 		if err := os.Chown(root, 65534, 65534); err != nil {
@@ -106,8 +114,12 @@ func Start(ctx context.Context) (*Server, error) {
 
 // start runs postgres and waits until it accepts connections.
 func (s *Server) start() error {
+	fsync := "off"
+	if s.durable {
+		fsync = "on"
+	}
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.dataDir, "-k", s.sockDir,
-		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "max_connections=200",
+		"-c", "listen_addresses=", "-c", "fsync="+fsync, "-c", "max_connections=200",
 		"-c", "log_min_messages=warning")
 	cmd.Dir = s.sockDir
 	// The server dies with the test binary, should it exit without Stop.
