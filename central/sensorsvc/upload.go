@@ -68,8 +68,10 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if err != nil {
 		return err
 	}
-	sn, err := s.sensor(ctx, id)
-	if err != nil {
+	// The node's hub keeps approved sensors' records current: no etcd read
+	// per upload.
+	sn, err := s.configs.Sensor(ctx, id.Tenant, id.SensorID)
+	if sn, err = admit(id, sn, err); err != nil {
 		return err
 	}
 	if sn.GetState() != ospreyv1.SensorState_SENSOR_STATE_APPROVED {

@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/clocktest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -39,6 +42,18 @@ func sendUpload(ctx context.Context, client ospreyv1.SensorServiceClient, hdr *o
 	return s.CloseAndRecv()
 }
 
+// newUploadCluster is a cluster whose service scans uploads with scanner
+// (nil: sensorsvc.Received) and records them in a SQLite store of its own.
+func newUploadCluster(t *testing.T, scanner sensorsvc.Scanner) (*cluster, *sqlstore.Store) {
+	t.Helper()
+	db, err := sqlstore.Open(t.Context(), sqlstore.Options{URL: filepath.Join(t.TempDir(), "osprey.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return newClockCluster(t, clocktest.New(time.Now()), sensorsvc.Options{Messages: db, Scanner: scanner}), db
+}
+
 // alertingScanner finds something in every message, and counts its scans
 // by message id.
 type alertingScanner struct {
@@ -65,13 +80,8 @@ func (a *alertingScanner) count(id string) int {
 // is scanned, and a message recorded before is still answered as a
 // duplicate, with no second record and no second alert.
 func TestUploadRetry(t *testing.T) {
-	db, err := sqlstore.Open(t.Context(), sqlstore.Options{URL: filepath.Join(t.TempDir(), "osprey.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	scanner := &alertingScanner{scans: map[string]int{}}
-	c := newClockCluster(t, clocktest.New(time.Now()), sensorsvc.Options{Messages: db, Scanner: scanner})
+	c, db := newUploadCluster(t, scanner)
 	ctx := t.Context()
 	id, h := c.approvedSensor(t)
 	client := c.dial(t, h.tls())
@@ -124,5 +134,39 @@ func TestUploadRetry(t *testing.T) {
 	// (the first attempt was lost before it was recorded) is recorded.
 	if got := upload("m2", true); got.GetDuplicate() || scanner.count("m2") != 1 {
 		t.Errorf("possible retry of a new message: got %v, %d scans; want recorded, one scan", got, scanner.count("m2"))
+	}
+}
+
+// TestUploadRefusedOnceRevoked: an upload's check of its sensor is answered
+// from the record that the node's hub keeps of an approved sensor; a
+// revocation refuses the sensor's uploads as soon as the hub's watch
+// delivers it, and from then on. Approved again, the sensor uploads at once.
+func TestUploadRefusedOnceRevoked(t *testing.T) {
+	c, _ := newUploadCluster(t, nil)
+	ctx := t.Context()
+	id, h := c.approvedSensor(t)
+	client := c.dial(t, h.tls())
+	msg := []byte("Subject: x\r\n\r\nhello\r\n")
+	upload := func(msgID string) error {
+		_, err := sendUpload(ctx, client, &ospreyv1.UploadHeader{MessageId: msgID}, msg)
+		return err
+	}
+	for _, m := range []string{"m1", "m2"} {
+		if err := upload(m); err != nil {
+			t.Fatalf("upload %s of an approved sensor: %v", m, err)
+		}
+	}
+
+	c.setState(t, id, ospreyv1.SensorState_SENSOR_STATE_REVOKED)
+	testwait.For(t, "an upload of the revoked sensor to be refused", func() bool {
+		return code(upload("m3")) == codes.PermissionDenied
+	})
+	if err := upload("m4"); code(err) != codes.PermissionDenied {
+		t.Errorf("upload of a revoked sensor, once refused: got %v, want PermissionDenied", err)
+	}
+
+	c.setState(t, id, ospreyv1.SensorState_SENSOR_STATE_APPROVED)
+	if err := upload("m4"); err != nil {
+		t.Errorf("upload of a sensor approved again: %v", err)
 	}
 }
