@@ -449,25 +449,7 @@ func TestUploadIsIdempotent(t *testing.T) {
 	id := e.resp.GetSensorId()
 	client := c.dial(t, &e.cert)
 	upload := func(msgID string, body []byte) (*ospreyv1.UploadResponse, error) {
-		s, err := client.Upload(ctx)
-		if err != nil {
-			return nil, err
-		}
-		hdr := &ospreyv1.UploadHeader{MessageId: msgID, Source: ospreyv1.MailSource_MAIL_SOURCE_SMTP, Size: int64(len(body)),
-			Envelope: &ospreyv1.Envelope{MailFrom: "a@example.org", RcptTo: []string{"b@example.com"}}}
-		// A Send fails with io.EOF when the server has already answered; the
-		// answer itself comes from CloseAndRecv.
-		if err := s.Send(&ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Header{Header: hdr}}); err != nil {
-			return s.CloseAndRecv()
-		}
-		for len(body) > 0 {
-			n := min(len(body), 3)
-			if err := s.Send(&ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Chunk{Chunk: body[:n]}}); err != nil {
-				return s.CloseAndRecv()
-			}
-			body = body[n:]
-		}
-		return s.CloseAndRecv()
+		return sendUpload(ctx, client, &ospreyv1.UploadHeader{MessageId: msgID}, body)
 	}
 	if _, err := upload("m1", []byte("Subject: x\r\n\r\nhi\r\n")); code(err) != codes.FailedPrecondition {
 		t.Errorf("upload of a pending sensor: got %v, want FailedPrecondition", err)

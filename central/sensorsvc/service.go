@@ -11,7 +11,10 @@
 // actually changed. A pending sensor may hold its stream but gets nothing until an
 // administrator approves it, so approval reaches it within a second; a revoked
 // sensor's stream is ended with PermissionDenied the moment the revocation is
-// written. Status goes to etcd through StatusWriter, batched, under the node's
+// written. An upload checks its sensor against the record the hub keeps of an
+// approved sensor, current by the same watch, rather than reading etcd: a
+// revocation refuses uploads within the watch's latency, as it ends the
+// stream. Status goes to etcd through StatusWriter, batched, under the node's
 // lease.
 //
 // # Certificates
@@ -204,10 +207,15 @@ func identity(ctx context.Context) (pki.Identity, *x509.Certificate, error) {
 	return id, leaf, nil
 }
 
-// sensor loads the sensor of id and checks that it may connect: it exists
-// and is not revoked.
+// sensor loads the sensor of id from etcd and checks that it may connect:
+// it exists and is not revoked.
 func (s *Service) sensor(ctx context.Context, id pki.Identity) (*ospreyv1.Sensor, error) {
 	sn, _, err := s.store.GetSensor(ctx, store.TenantScope(id.Tenant), id.SensorID)
+	return admit(id, sn, err)
+}
+
+// admit checks that the sensor of id, as loaded (sn, err), may connect.
+func admit(id pki.Identity, sn *ospreyv1.Sensor, err error) (*ospreyv1.Sensor, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, unknownSensor(id)
 	}

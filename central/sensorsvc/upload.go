@@ -56,16 +56,22 @@ type Body interface {
 const memoryLimit = 8 << 20
 
 // Upload takes one spooled message from a sensor, has it scanned, records the
-// verdict, and only then answers. A message id seen before is answered from
-// its record, marked duplicate, without a second scan.
+// verdict, and only then answers. A message id recorded before is answered
+// from its record, marked duplicate, with no second record or alert: when
+// the sensor says the upload may be a retry (UploadHeader.may_be_retry),
+// before its body is received and without a second scan; otherwise (the
+// first attempt of a message, where a duplicate is rare) RecordScan finds
+// it when it stores the record.
 func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	ctx := stream.Context()
 	id, _, err := identity(ctx)
 	if err != nil {
 		return err
 	}
-	sn, err := s.sensor(ctx, id)
-	if err != nil {
+	// The node's hub keeps approved sensors' records current: no etcd read
+	// per upload.
+	sn, err := s.configs.Sensor(ctx, id.Tenant, id.SensorID)
+	if sn, err = admit(id, sn, err); err != nil {
 		return err
 	}
 	if sn.GetState() != ospreyv1.SensorState_SENSOR_STATE_APPROVED {
@@ -82,11 +88,13 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if hdr.GetSize() < 0 || hdr.GetSize() > sizeunit.HardCeiling {
 		return status.Errorf(codes.InvalidArgument, "size %d: at most %d bytes", hdr.GetSize(), sizeunit.HardCeiling)
 	}
-	if _, err := s.messages.GetMessage(ctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, hdr.GetMessageId()); err == nil {
-		// A retry after a lost acknowledgement: drain and answer as before.
-		return s.answerDuplicate(stream, id.Tenant, id.SensorID, hdr.GetMessageId())
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return toStatus(err)
+	if hdr.GetMayBeRetry() {
+		if _, err := s.messages.GetMessage(ctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, hdr.GetMessageId()); err == nil {
+			// A retry after a lost acknowledgement: drain and answer as before.
+			return s.answerDuplicate(stream, id.Tenant, id.SensorID, hdr.GetMessageId())
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return toStatus(err)
+		}
 	}
 
 	body, err := receiveBody(stream, hdr.GetSize(), s.spillDir)
@@ -123,7 +131,9 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if err != nil {
 		return toStatus(err)
 	}
-	if !dup {
+	if dup {
+		s.duplicates.Inc()
+	} else {
 		s.uploaded.Inc() // the alert, in the SQL store, reaches the SIEM through central/siemfeed
 	}
 	// A duplicate's stored record may be another sensor's (the same POP3

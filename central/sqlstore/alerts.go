@@ -206,14 +206,11 @@ func searchText(a *ospreyv1.Alert) string {
 func (s *Store) insertAlert(ctx context.Context, tx *sql.Tx, r *alertRow) (int64, error) {
 	tenant := r.a.GetTenant()
 	var seq int64
-	err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO alert_seq (tenant, seq) VALUES (?, 1)
-		ON CONFLICT (tenant) DO UPDATE SET seq = alert_seq.seq + 1 RETURNING seq`), tenant).Scan(&seq)
+	err := tx.StmtContext(ctx, s.stmts.nextAlertSeq).QueryRowContext(ctx, tenant).Scan(&seq)
 	if err != nil {
 		return 0, s.d.wrap("number the alert", err)
 	}
-	_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO alerts (tenant, id, seq, severity, sensor_id, message_id, search, alert)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		tenant, r.a.GetId(), seq, int32(r.a.GetSeverity()), r.a.GetSensorId(), r.a.GetMessageId(), r.search, r.body)
+	_, err = tx.StmtContext(ctx, s.stmts.insertAlert).ExecContext(ctx, tenant, r.a.GetId(), seq, int32(r.a.GetSeverity()), r.a.GetSensorId(), r.a.GetMessageId(), r.search, r.body)
 	if err != nil {
 		return 0, s.d.wrap("insert alert", err)
 	}

@@ -122,21 +122,13 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, w *recordWrite) error {
 	return err
 }
 
-// execer is a database or a transaction.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // insertMessage inserts rec, recorded at, with the columns the audit log
 // searches and a row for each recipient, unless a record with its keys
 // exists, and reports whether it did.
-func (s *Store) insertMessage(ctx context.Context, db execer, rec *ospreyv1.MessageRecord, body []byte, at time.Time) (bool, error) {
+func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, rec *ospreyv1.MessageRecord, body []byte, at time.Time) (bool, error) {
 	mailbox, uidl := pop3Keys(rec)
 	a := auditColumns(rec, at)
-	res, err := db.ExecContext(ctx, s.d.q(`INSERT INTO messages
-		(tenant, sensor_id, message_id, mailbox, uidl, recorded_at, verdict, alert_id, record,
-		 received_at, client_ip, mail_from, header_from, subject, header_message_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+	res, err := tx.StmtContext(ctx, s.stmts.insertMessage).ExecContext(ctx,
 		rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), mailbox, uidl, micros(at), rec.GetVerdict(),
 		sql.NullString{String: rec.GetAlertId(), Valid: rec.GetAlertId() != ""}, body,
 		a.receivedAt, a.clientIP, a.mailFrom, a.headerFrom, a.subject, a.messageID)
@@ -150,9 +142,9 @@ func (s *Store) insertMessage(ctx context.Context, db execer, rec *ospreyv1.Mess
 	if n == 0 {
 		return false, nil
 	}
+	insertRcpt := tx.StmtContext(ctx, s.stmts.insertRcpt)
 	for _, rcpt := range a.rcpts {
-		_, err := db.ExecContext(ctx, s.d.q(`INSERT INTO message_rcpts (tenant, sensor_id, message_id, rcpt, received_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`), rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), rcpt, a.receivedAt)
+		_, err := insertRcpt.ExecContext(ctx, rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId(), rcpt, a.receivedAt)
 		if err != nil {
 			return false, s.d.wrap(fmt.Sprintf("insert the recipients of message %s/%s", rec.GetSensorId(), rec.GetMessageId()), err)
 		}
@@ -220,12 +212,10 @@ func pop3Keys(rec *ospreyv1.MessageRecord) (mailbox, uidl sql.NullString) {
 // recorded returns the record that made an insert of rec a duplicate.
 func (s *Store) recorded(ctx context.Context, tx *sql.Tx, rec *ospreyv1.MessageRecord, mailbox, uidl sql.NullString) (*ospreyv1.MessageRecord, error) {
 	var body []byte
-	err := tx.QueryRowContext(ctx, s.d.q(`SELECT record FROM messages WHERE tenant = ? AND sensor_id = ? AND message_id = ?`),
-		rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId()).Scan(&body)
+	err := tx.StmtContext(ctx, s.stmts.getRecord).QueryRowContext(ctx, rec.GetTenant(), rec.GetSensorId(), rec.GetMessageId()).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) && uidl.Valid {
 		// The same POP3 message, recorded under another sensor's id.
-		err = tx.QueryRowContext(ctx, s.d.q(`SELECT record FROM messages WHERE tenant = ? AND mailbox = ? AND uidl = ?`),
-			rec.GetTenant(), mailbox, uidl).Scan(&body)
+		err = tx.StmtContext(ctx, s.stmts.getPOP3Record).QueryRowContext(ctx, rec.GetTenant(), mailbox, uidl).Scan(&body)
 	}
 	if err != nil {
 		return nil, s.d.wrap(fmt.Sprintf("read the record of message %s/%s", rec.GetSensorId(), rec.GetMessageId()), err)
@@ -252,8 +242,7 @@ func (s *Store) GetMessage(ctx context.Context, scope store.Scope, tenant, senso
 		return nil, fmt.Errorf("message %s/%s: %w", sensorID, messageID, store.ErrNotFound)
 	}
 	var body []byte
-	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT record FROM messages WHERE tenant = ? AND sensor_id = ? AND message_id = ?`),
-		tenant, sensorID, messageID).Scan(&body)
+	err := s.stmts.getRecord.QueryRowContext(ctx, tenant, sensorID, messageID).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("message %s/%s: %w", sensorID, messageID, store.ErrNotFound)
 	}

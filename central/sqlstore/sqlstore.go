@@ -99,6 +99,8 @@ type Store struct {
 	alerts *broadcast
 	// group batches RecordScan's transactions (SQLite); nil: each its own.
 	group *groupCommit
+	// stmts are prepared at Open and closed at Close.
+	stmts stmts
 }
 
 // Open connects to the database of opts.URL and brings its schema up to
@@ -146,6 +148,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.prepare(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if d.name == dialectSQLite {
 		s.group = newGroupCommit(s)
 	}
@@ -157,7 +163,7 @@ func (s *Store) Close() error {
 	if s.group != nil {
 		s.group.close()
 	}
-	return s.db.Close()
+	return errors.Join(s.stmts.close(), s.db.Close())
 }
 
 // Dialect names the database: "sqlite" or "postgres".

@@ -10,6 +10,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
 // ConfigHub follows the configuration of every sensor with one etcd watch
@@ -27,6 +29,13 @@ import (
 // follower that falls far behind, and every follower when the hub's watch
 // had to start again from a revision etcd no longer has, reads a fresh
 // snapshot instead.
+//
+// The same watch keeps the records of approved sensors that Sensor has read
+// (for the check of every upload) current. A record read at revision r is
+// kept only when the hub has dispatched no change after r, so every later
+// change reaches it; a change that leaves a sensor anything but approved
+// drops it, and so does the end of the watch, for whatever reason: a record
+// is answered from memory only while the watch that keeps it is up.
 type ConfigHub struct {
 	st  *Store
 	log *slog.Logger
@@ -35,6 +44,15 @@ type ConfigHub struct {
 	followers map[sensorRef]map[*Follower]struct{}
 	// rev is the revision of the last change dispatched (0: the hub has not
 	// started watching); the watch resumes from rev+1.
+	rev int64
+	// watching is true while the watch is up; sensors is empty otherwise.
+	watching bool
+	sensors  map[sensorRef]heldSensor
+}
+
+// heldSensor is an approved sensor's record as of revision rev.
+type heldSensor struct {
+	sn  *ospreyv1.Sensor
 	rev int64
 }
 
@@ -50,7 +68,44 @@ func NewConfigHub(st *Store, opts CacheOptions) *ConfigHub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &ConfigHub{st: st, log: log, followers: map[sensorRef]map[*Follower]struct{}{}}
+	return &ConfigHub{st: st, log: log, followers: map[sensorRef]map[*Follower]struct{}{}, sensors: map[sensorRef]heldSensor{}}
+}
+
+// Sensor returns the record of sensor id of tenant, for a check that runs
+// on every upload. An approved sensor's record comes from memory while the
+// hub's watch is up, so a revocation or deletion written through any node
+// applies within the watch's latency; any other record (pending, revoked,
+// none: ErrNotFound), and every record while the watch is down, is read from
+// etcd, so that an approval applies at once and a refusal is never stale.
+// The record is shared: callers must not modify it.
+func (h *ConfigHub) Sensor(ctx context.Context, tenant, id string) (*ospreyv1.Sensor, error) {
+	if err := CheckID("tenant", tenant); err != nil {
+		return nil, err
+	}
+	if err := CheckID("sensor", id); err != nil {
+		return nil, err
+	}
+	ref := sensorRef{tenant, id}
+	h.mu.Lock()
+	held, ok := h.sensors[ref]
+	h.mu.Unlock()
+	if ok {
+		return held.sn, nil
+	}
+	sn := new(ospreyv1.Sensor)
+	_, read, err := h.st.getAt(ctx, sensorKey(tenant, id, partMeta), sn)
+	if err != nil {
+		return nil, fmt.Errorf("sensor %q: %w", id, err)
+	}
+	if sn.GetState() == ospreyv1.SensorState_SENSOR_STATE_APPROVED {
+		h.mu.Lock()
+		// A change dispatched after the read would not reach the record.
+		if cur, ok := h.sensors[ref]; h.watching && h.rev <= read && (!ok || cur.rev < read) {
+			h.sensors[ref] = heldSensor{sn: sn, rev: read}
+		}
+		h.mu.Unlock()
+	}
+	return sn, nil
 }
 
 // Follow registers a follower of one sensor's configuration. Its Changed
@@ -110,23 +165,33 @@ func (h *ConfigHub) watch(ctx context.Context) error {
 	h.mu.Lock()
 	rev := h.rev
 	h.mu.Unlock()
-	if rev == 0 {
+	fresh := rev == 0
+	if fresh {
 		resp, err := h.st.cli.Get(ctx, tenantsPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			return etcdErr("range", tenantsPrefix, err)
 		}
 		rev = resp.Header.Revision
-		h.mu.Lock()
+	}
+	h.mu.Lock()
+	if fresh {
 		h.rev = rev
 		for _, set := range h.followers {
 			for f := range set {
 				f.markResync()
 			}
 		}
-		h.mu.Unlock()
 	}
+	h.watching = true
+	h.mu.Unlock()
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	defer func() {
+		h.mu.Lock()
+		h.watching = false
+		clear(h.sensors)
+		h.mu.Unlock()
+	}()
 	for wr := range h.st.cli.Watch(ctx, tenantsPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
 		if wr.CompactRevision != 0 {
 			return fmt.Errorf("watch sensors from revision %d: compacted at %d: %w", rev, wr.CompactRevision, ErrCompacted)
@@ -165,11 +230,36 @@ func (h *ConfigHub) dispatch(events []*clientv3.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ref, cs := range byRef {
+		h.updateSensor(ref, cs)
 		for f := range h.followers[ref] {
 			f.queue(cs)
 		}
 	}
 	h.rev = events[len(events)-1].Kv.ModRevision
+}
+
+// updateSensor applies changes of one sensor to the record Sensor keeps of
+// it, if any: it keeps an approved sensor's newer record, and drops any
+// other. h.mu is held.
+func (h *ConfigHub) updateSensor(ref sensorRef, cs []partChange) {
+	held, ok := h.sensors[ref]
+	if !ok {
+		return
+	}
+	for _, c := range cs {
+		if c.part != partMeta || c.rev <= held.rev {
+			continue
+		}
+		sn := new(ospreyv1.Sensor)
+		if c.kv == nil || decode(c.kv, sn) != nil || sn.GetState() != ospreyv1.SensorState_SENSOR_STATE_APPROVED {
+			// Deleted, unreadable, or no longer approved: the next
+			// Sensor reads etcd.
+			delete(h.sensors, ref)
+			return
+		}
+		held = heldSensor{sn: sn, rev: c.rev}
+		h.sensors[ref] = held
+	}
 }
 
 // partChange is one watched change of one part of a sensor's configuration.

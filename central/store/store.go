@@ -32,7 +32,8 @@
 // SensorConfig reads a sensor's whole configuration with one range read, and
 // a ConfigHub follows every sensor's with one watch per node, applying each
 // watched change to a follower's snapshot, so a sensor always receives full
-// configurations tagged with the revision they hold at.
+// configurations tagged with the revision they hold at; the same watch keeps
+// the records of approved sensors that every upload checks.
 //
 // Lists of configuration read the whole range they cover in one request
 // (consistent at one revision). That suits thousands of sensors; far more
@@ -116,17 +117,23 @@ func unavailable(err error) bool {
 
 // get reads key into m and returns its version, or ErrNotFound.
 func (s *Store) get(ctx context.Context, key string, m proto.Message) (int64, error) {
+	v, _, err := s.getAt(ctx, key, m)
+	return v, err
+}
+
+// getAt is get that also returns the revision etcd read at.
+func (s *Store) getAt(ctx context.Context, key string, m proto.Message) (version, rev int64, err error) {
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return 0, etcdErr("get", key, err)
+		return 0, 0, etcdErr("get", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return 0, ErrNotFound
+		return 0, 0, ErrNotFound
 	}
 	if err := decode(resp.Kvs[0], m); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return resp.Kvs[0].ModRevision, nil
+	return resp.Kvs[0].ModRevision, resp.Header.Revision, nil
 }
 
 // list decodes every key under prefix accepted by keep, in key order.

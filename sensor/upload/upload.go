@@ -5,7 +5,11 @@
 // stored. Uploads are idempotent by message id at the central, so every
 // failure mode (a lost answer, a crash between the answer and the removal, a
 // removal the disk lost) ends in a retry that is recognised as a duplicate,
-// never in a second alert.
+// never in a second alert. An upload that may be such a retry says so (a
+// message tried before in this process, or found in the spool when the
+// uploader started), and the central then answers it from the record it
+// has, without scanning the message again; every other upload spares the
+// central that lookup.
 //
 // The spool tells the uploader each message once (Spool.Added, after its
 // Ready signal), and a schedule.Scheduler decides when each is tried: at
@@ -42,7 +46,8 @@ import (
 // Spool is what the uploader needs of the spool.
 type Spool interface {
 	// Ready signals that messages were spooled, and Added returns them,
-	// each once; the first call returns those spooled before.
+	// each once; the first call returns those spooled before (which a
+	// process before this one may have uploaded).
 	Ready() <-chan struct{}
 	Added() []string
 	Get(id string) (*spool.Message, error)
@@ -85,8 +90,16 @@ type Uploader struct {
 	log   *slog.Logger
 	sched *schedule.Scheduler[string]
 
+	// listed is set once Run has had the spool's first Added; only Run
+	// uses it.
+	listed bool
+
 	mu    sync.Mutex
 	stuck map[string]Stuck // messages whose last try failed on their own
+	// sent holds the messages a central may have had before: tried in
+	// this process, or in the spool when it opened. Their uploads say
+	// they may be retries (UploadHeader.may_be_retry).
+	sent map[string]bool
 
 	uploaded, duplicates, failures prometheus.Counter
 }
@@ -104,6 +117,7 @@ func New(opts Options) *Uploader {
 		log:   opts.Logger,
 		sched: schedule.New[string](schedule.Options{Item: opts.Refused, Group: opts.Unreachable}),
 		stuck: map[string]Stuck{},
+		sent:  map[string]bool{},
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "osprey_sensor_uploaded_total", Help: "Messages uploaded to a central node and removed from the spool.",
 		}),
@@ -162,7 +176,16 @@ func (u *Uploader) Run(ctx context.Context) error {
 		wg.Go(func() { u.worker(ctx) })
 	}
 	for {
-		for _, id := range u.opts.Spool.Added() {
+		added := u.opts.Spool.Added()
+		if !u.listed {
+			u.listed = true
+			u.mu.Lock()
+			for _, id := range added {
+				u.sent[id] = true
+			}
+			u.mu.Unlock()
+		}
+		for _, id := range added {
 			u.sched.Add(id, "")
 		}
 		select {
@@ -183,10 +206,10 @@ func (u *Uploader) worker(ctx context.Context) {
 		switch {
 		case err == nil:
 			u.sched.Done(t.Key)
-			u.unstick(t.Key)
+			u.forget(t.Key)
 		case errors.Is(err, spool.ErrNotFound):
 			u.sched.Drop(t.Key)
-			u.unstick(t.Key)
+			u.forget(t.Key)
 		case ctx.Err() != nil:
 			u.sched.Release(t.Key)
 		case refused(err):
@@ -208,10 +231,22 @@ func (u *Uploader) worker(ctx context.Context) {
 	}
 }
 
-func (u *Uploader) unstick(id string) {
+// forget drops what the uploader holds about a message that left the spool.
+func (u *Uploader) forget(id string) {
 	u.mu.Lock()
 	delete(u.stuck, id)
+	delete(u.sent, id)
 	u.mu.Unlock()
+}
+
+// attempt records that message id is being sent, and reports whether a
+// central may have had it before.
+func (u *Uploader) attempt(id string) (mayBeRetry bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	mayBeRetry = u.sent[id]
+	u.sent[id] = true
+	return mayBeRetry
 }
 
 // errUnreadable marks a message the spool cannot read back.
@@ -251,11 +286,13 @@ func (u *Uploader) uploadOne(ctx context.Context, id string) error {
 	defer body.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
+	mayBeRetry := u.attempt(id)
 	stream, err := client.Upload(ctx)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", id, err)
 	}
-	hdr := &ospreyv1.UploadHeader{MessageId: id, Source: msg.Meta.Source, Envelope: msg.Meta.Envelope, Size: msg.Size, Uidl: msg.Meta.UIDL}
+	hdr := &ospreyv1.UploadHeader{MessageId: id, Source: msg.Meta.Source, Envelope: msg.Meta.Envelope, Size: msg.Size, Uidl: msg.Meta.UIDL,
+		MayBeRetry: mayBeRetry}
 	if err := stream.Send(&ospreyv1.UploadRequest{Msg: &ospreyv1.UploadRequest_Header{Header: hdr}}); err != nil {
 		return fmt.Errorf("upload %s: %w", id, closeErr(stream, err))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -288,6 +289,16 @@ func TestStopLeavesUnansweredMessages(t *testing.T) {
 	}
 	f.central.ResumeUploads()
 	// A new uploader, as after a restart, learns of them from the spool.
+	f.restart(t, Options{Workers: 2, Unreachable: short, Refused: short})
+	f.central.WaitUploads(t, 2)
+	f.waitEmpty(t)
+}
+
+// restart closes the spool of a stopped uploader, opens it again, and runs
+// a new uploader with opts (Spool and Client filled in) over it, as a new
+// process of the sensor would.
+func (f *fixture) restart(t *testing.T, opts Options) {
+	t.Helper()
 	if err := f.spool.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -298,11 +309,54 @@ func TestStopLeavesUnansweredMessages(t *testing.T) {
 	t.Cleanup(func() { reopened.Close() })
 	f.spool = reopened
 	client := f.central.Client(t, "sensor-1")
-	f.up = New(Options{
-		Spool: reopened, Workers: 2, Unreachable: short, Refused: short,
-		Client: func(context.Context) (ospreyv1.SensorServiceClient, error) { return client, nil },
+	opts.Spool = reopened
+	opts.Client = func(context.Context) (ospreyv1.SensorServiceClient, error) { return client, nil }
+	f.up = New(opts)
+	f.stop = f.run(t)
+}
+
+// TestUploadSaysWhenItMayBeARetry: an upload says that the central may
+// have had the message before (so that the central looks for its record
+// first) on every try after the first, and on the first try of a message
+// that was in the spool when the uploader started; a new message's first
+// try does not.
+func TestUploadSaysWhenItMayBeARetry(t *testing.T) {
+	opts := Options{Workers: 2, Unreachable: short, Refused: short}
+	f := start(t, opts)
+	f.stop()
+	old := f.put(t, "spooled before a restart\r\n")
+	f.restart(t, opts)
+	f.central.WaitUploads(t, 1)
+
+	// The first try of this one fails as if its answer were lost.
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	f.central.RefuseUploads(func(id string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed[id] {
+			return nil
+		}
+		failed[id] = true
+		return status.Error(codes.Unavailable, "the answer was lost")
 	})
-	f.run(t)
+	retried := f.put(t, "tried twice\r\n")
 	f.central.WaitUploads(t, 2)
+	f.central.RefuseUploads(nil)
+	fresh := f.put(t, "new\r\n")
+	f.central.WaitUploads(t, 3)
 	f.waitEmpty(t)
+
+	for _, c := range []struct {
+		name, id string
+		want     []bool
+	}{
+		{"spooled before the start", old, []bool{true}},
+		{"retried after a failure", retried, []bool{false, true}},
+		{"new", fresh, []bool{false}},
+	} {
+		if got := f.central.MayBeRetry(c.id); !slices.Equal(got, c.want) {
+			t.Errorf("%s: may_be_retry of each try %v, want %v", c.name, got, c.want)
+		}
+	}
 }

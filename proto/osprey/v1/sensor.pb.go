@@ -1964,7 +1964,18 @@ type UploadHeader struct {
 	// envelope.mailbox it names the message on its server, so that the same
 	// message polled by two nodes (a poller that crashed after RETR, and the
 	// node that took the mailbox over) is recorded and alerted once.
-	Uidl          string `protobuf:"bytes,5,opt,name=uidl,proto3" json:"uidl,omitempty"`
+	Uidl string `protobuf:"bytes,5,opt,name=uidl,proto3" json:"uidl,omitempty"`
+	// may_be_retry says that a central may have had this message before: the
+	// sensor sets it on every attempt after the first in its process, and on
+	// the first attempt of a message its spool held when the process started.
+	// Only then does the central look the message up before reading its body,
+	// so that a retry whose first upload was recorded (and its answer lost) is
+	// answered from the record without a second scan. Without it the central
+	// receives and scans the message; recording stays idempotent by message
+	// id, so a duplicate is still answered as one, with no second record and
+	// no second alert. A sensor older than this field never sets it: its
+	// retries are correct, only scanned again.
+	MayBeRetry    bool `protobuf:"varint,6,opt,name=may_be_retry,json=mayBeRetry,proto3" json:"may_be_retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2032,6 +2043,13 @@ func (x *UploadHeader) GetUidl() string {
 		return x.Uidl
 	}
 	return ""
+}
+
+func (x *UploadHeader) GetMayBeRetry() bool {
+	if x != nil {
+		return x.MayBeRetry
+	}
+	return false
 }
 
 // UploadResponse acknowledges an upload once its verdict is stored.
@@ -2228,14 +2246,16 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\rUploadRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.osprey.v1.UploadHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
-	"\x03msg\"\xb5\x01\n" +
+	"\x03msg\"\xd7\x01\n" +
 	"\fUploadHeader\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12-\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x15.osprey.v1.MailSourceR\x06source\x12/\n" +
 	"\benvelope\x18\x03 \x01(\v2\x13.osprey.v1.EnvelopeR\benvelope\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04uidl\x18\x05 \x01(\tR\x04uidl\"g\n" +
+	"\x04uidl\x18\x05 \x01(\tR\x04uidl\x12 \n" +
+	"\fmay_be_retry\x18\x06 \x01(\bR\n" +
+	"mayBeRetry\"g\n" +
 	"\x0eUploadResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1c\n" +

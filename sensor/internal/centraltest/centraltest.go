@@ -22,6 +22,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -79,9 +80,9 @@ type Server struct {
 	sensors map[string]ospreyv1.SensorState
 	enrolls int
 	uploads map[string][]byte // message id → bytes
-	// attempts counts the uploads read, by message id; refuse is set by
-	// RefuseUploads.
-	attempts map[string]int
+	// attempts holds the uploads read, by message id: whether each said it
+	// may be a retry. refuse is set by RefuseUploads.
+	attempts map[string][]bool
 	refuse   func(id string) error
 	// uploaded is closed, and replaced, when an upload is read and when a
 	// message is recorded.
@@ -127,7 +128,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 		tokens:   map[string][]byte{},
 		sensors:  map[string]ospreyv1.SensorState{},
 		uploads:  map[string][]byte{},
-		attempts: map[string]int{},
+		attempts: map[string][]bool{},
 		uploaded: make(chan struct{}),
 	}
 	s.acceptWG.Go(s.acceptLoop)
@@ -306,7 +307,15 @@ func (s *Server) RefuseUploads(refuse func(id string) error) {
 func (s *Server) Attempts(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.attempts[id]
+	return len(s.attempts[id])
+}
+
+// MayBeRetry returns, for each upload of message id the server read, in
+// order, whether its header said that it may be a retry.
+func (s *Server) MayBeRetry(id string) []bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.attempts[id])
 }
 
 // WaitAttempts waits until the server read at least n uploads of message
@@ -316,7 +325,7 @@ func (s *Server) WaitAttempts(t testing.TB, id string, n int) {
 	timeout := time.After(Wait)
 	for {
 		s.mu.Lock()
-		got, changed := s.attempts[id], s.uploaded
+		got, changed := len(s.attempts[id]), s.uploaded
 		s.mu.Unlock()
 		if got >= n {
 			return
@@ -649,7 +658,7 @@ func (v *service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 		return status.Errorf(codes.InvalidArgument, "%d bytes, the header says %d", len(body), hdr.GetSize())
 	}
 	s.mu.Lock()
-	s.attempts[hdr.GetMessageId()]++
+	s.attempts[hdr.GetMessageId()] = append(s.attempts[hdr.GetMessageId()], hdr.GetMayBeRetry())
 	close(s.uploaded)
 	s.uploaded = make(chan struct{})
 	refuse := s.refuse
