@@ -172,6 +172,9 @@ func (w *Sweeper) Run(ctx context.Context) error {
 		case alerts > 0 || messages > 0:
 			w.log.InfoContext(ctx, "retention sweep", "alerts_deleted", alerts, "messages_deleted", messages)
 		}
+		if err := w.st.optimize(ctx, false); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "optimize the SQL store's query plans", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -155,7 +155,38 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if d.name == dialectSQLite {
 		s.group = newGroupCommit(s)
 	}
+	if err := s.optimize(ctx, true); err != nil {
+		s.log.WarnContext(ctx, "optimize the SQL store's query plans", "err", err)
+	}
 	return s, nil
+}
+
+// optimize keeps SQLite's query planner informed: without statistics
+// (sqlite_stat1) it guesses, and over millions of messages a guess can
+// read the whole log for one search. SQLite's advice for a long-lived
+// connection is PRAGMA optimize=0x10002 when it opens and PRAGMA optimize
+// now and then (the Sweeper runs it); both analyse only what changed a
+// lot, each table within analysis_limit rows. PostgreSQL's autovacuum
+// does the same there.
+func (s *Store) optimize(ctx context.Context, opening bool) error {
+	if s.d.name != dialectSQLite {
+		return nil
+	}
+	q := "PRAGMA optimize"
+	if opening {
+		q = "PRAGMA optimize=0x10002"
+	}
+	conn, err := s.db.Conn(ctx) // analysis_limit is the connection's
+	if err != nil {
+		return s.d.wrap("optimize", err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"PRAGMA analysis_limit=1000", q} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return s.d.wrap("optimize", err)
+		}
+	}
+	return nil
 }
 
 // Close waits for the writes under way and closes the database.
