@@ -235,18 +235,16 @@ func (s *Store) GetAlert(ctx context.Context, scope store.Scope, tenant, id stri
 	if at, _ := alertTime(id); at.Before(s.now().Add(-s.retention.MaxAge)) {
 		return nil, fmt.Errorf("alert %q: %w", id, store.ErrNotFound)
 	}
-	switch {
-	case tenant != "" && !scope.Allows(tenant):
+	tenant, err := scopedTenant(scope, tenant)
+	if err != nil {
 		return nil, fmt.Errorf("alert %q: %w", id, store.ErrNotFound)
-	case tenant == "" && !scope.IsAll():
-		tenant = scope.Tenant()
 	}
 	query, args := `SELECT alert FROM alerts WHERE id = ?`, []any{id}
 	if tenant != "" {
 		query, args = query+" AND tenant = ?", append(args, tenant)
 	}
 	var body []byte
-	err := s.db.QueryRowContext(ctx, s.d.q(query+" ORDER BY tenant LIMIT 1"), args...).Scan(&body)
+	err = s.db.QueryRowContext(ctx, s.d.q(query+" ORDER BY tenant LIMIT 1"), args...).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("alert %q: %w", id, store.ErrNotFound)
 	}
@@ -337,12 +335,9 @@ func (s *Store) ListAlerts(ctx context.Context, scope store.Scope, q AlertQuery)
 	if err != nil {
 		return nil, err
 	}
-	tenant := q.Tenant
-	switch {
-	case tenant != "" && !scope.Allows(tenant):
-		return nil, fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
-	case tenant == "" && !scope.IsAll():
-		tenant = scope.Tenant()
+	tenant, err := scopedTenant(scope, q.Tenant)
+	if err != nil {
+		return nil, err
 	}
 	from := s.now().Add(-s.retention.MaxAge)
 	if q.Since.After(from) {

@@ -270,12 +270,9 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, q AuditQuery) 
 	if err != nil {
 		return nil, err
 	}
-	tenant := q.Tenant
-	switch {
-	case tenant != "" && !scope.Allows(tenant):
-		return nil, fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
-	case tenant == "" && !scope.IsAll():
-		tenant = scope.Tenant()
+	tenant, err := scopedTenant(scope, q.Tenant)
+	if err != nil {
+		return nil, err
 	}
 	limit := cmp.Or(q.Limit, DefaultPageLimit)
 	// Filters that only one kind of event has leave the other out.

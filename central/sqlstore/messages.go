@@ -313,12 +313,9 @@ func (s *Store) ListMessages(ctx context.Context, scope store.Scope, q MessageQu
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	tenant := q.Tenant
-	switch {
-	case tenant != "" && !scope.Allows(tenant):
-		return nil, fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
-	case tenant == "" && !scope.IsAll():
-		tenant = scope.Tenant()
+	tenant, err := scopedTenant(scope, q.Tenant)
+	if err != nil {
+		return nil, err
 	}
 	limit := cmp.Or(q.Limit, DefaultPageLimit)
 	var (

@@ -41,6 +41,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/ospreysec/osprey/central/store"
 )
 
 //go:embed migrations
@@ -259,4 +261,18 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return s.d.wrap("commit", err)
 	}
 	return nil
+}
+
+// scopedTenant is the tenant a read in scope is restricted to: tenant
+// itself, which scope must allow (store.ErrNotFound: another tenant's data
+// does not show that it exists), or, when it is "", scope's own tenant, or
+// "" (every tenant) for a scope of all tenants.
+func scopedTenant(scope store.Scope, tenant string) (string, error) {
+	switch {
+	case tenant != "" && !scope.Allows(tenant):
+		return "", fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
+	case tenant == "" && !scope.IsAll():
+		return scope.Tenant(), nil
+	}
+	return tenant, nil
 }
