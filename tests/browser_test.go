@@ -716,6 +716,24 @@ func (n *uiNode) runLocalSensor(t *testing.T) {
 	})
 }
 
+// listenSMTP enables the SMTP integration of the node's own sensor on a
+// loopback port and waits until the sensor applied it; it returns an API
+// client of the node's admin and the port.
+func (n *uiNode) listenSMTP(t *testing.T) (*api.Client, string) {
+	t.Helper()
+	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := loopbackPort(t)
+	_, v, err := c.PutSMTP(t.Context(), n.ready.LocalSensorID, smtpConfig(listen), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSensor(t, c, n.ready.LocalSensorID, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion == v })
+	return c, listen
+}
+
 // sendMail sends one message with a text body and, when attachmentName is
 // not empty, an attachment, to bob@example.com through the SMTP listener at addr.
 func sendMail(t *testing.T, addr, subject, body, attachmentName string, attachment []byte) {
@@ -734,31 +752,7 @@ func sendMail(t *testing.T, addr, subject, body, attachmentName string, attachme
 	fmt.Fprintf(&msg, "--%s--\r\n", boundary)
 	// Plain SMTP (smtp.SendMail would take the offered STARTTLS and check
 	// the sensor's self-signed certificate).
-	send := func() error {
-		c, err := smtp.Dial(addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.Mail("mallory@evil.example"); err != nil {
-			return err
-		}
-		if err := c.Rcpt("bob@example.com"); err != nil {
-			return err
-		}
-		w, err := c.Data()
-		if err != nil {
-			return err
-		}
-		if _, err := io.WriteString(w, msg.String()); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-		return c.Quit()
-	}
-	if err := send(); err != nil {
+	if err := smtpSend(addr, "localhost", "mallory@evil.example", "bob@example.com", false, msg.String()); err != nil {
 		t.Fatalf("send %q: %v", subject, err)
 	}
 }
@@ -772,16 +766,7 @@ func TestBrowserAlertsAndRules(t *testing.T) {
 	n := startUINode(t)
 	n.seed(t)
 	n.runLocalSensor(t)
-	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := loopbackPort(t)
-	_, v, err := c.PutSMTP(t.Context(), n.ready.LocalSensorID, smtpConfig(listen), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSensor(t, c, n.ready.LocalSensorID, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion == v })
+	_, listen := n.listenSMTP(t)
 	uiSignIn(t, ctx, n.url, "admin", uiAdminPassword)
 
 	// Rules: an invalid value is refused beside the field, and nothing is saved.
@@ -908,41 +893,45 @@ func sendAuditMail(t *testing.T, addr, helo, from, to, subject string, startTLS,
 			"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n", boundary, base64.StdEncoding.EncodeToString([]byte(eicarTestFile)))
 	}
 	fmt.Fprintf(&msg, "--%s--\r\n", boundary)
-	send := func() error {
-		c, err := smtp.Dial(addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.Hello(helo); err != nil {
-			return err
-		}
-		if startTLS {
-			if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
-				return err
-			}
-		}
-		if err := c.Mail(from); err != nil {
-			return err
-		}
-		if err := c.Rcpt(to); err != nil {
-			return err
-		}
-		w, err := c.Data()
-		if err != nil {
-			return err
-		}
-		if _, err := io.WriteString(w, msg.String()); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-		return c.Quit()
-	}
-	if err := send(); err != nil {
+	if err := smtpSend(addr, helo, from, to, startTLS, msg.String()); err != nil {
 		t.Fatalf("send %q: %v", subject, err)
 	}
+}
+
+// smtpSend sends msg from `from` to `to` through the SMTP listener at
+// addr, saying HELO helo, over STARTTLS when startTLS (without checking the
+// sensor's self-signed certificate).
+func smtpSend(addr, helo, from, to string, startTLS bool, msg string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello(helo); err != nil {
+		return err
+	}
+	if startTLS {
+		if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+			return err
+		}
+	}
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }
 
 // TestBrowserAuditLog: the Audit log page shows mail that the node's own
@@ -956,16 +945,7 @@ func TestBrowserAuditLog(t *testing.T) {
 	n := startUINode(t)
 	n.seed(t)
 	n.runLocalSensor(t)
-	c, err := api.NewClient(api.Config{Address: n.url, Username: "admin", Password: uiAdminPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := loopbackPort(t)
-	_, v, err := c.PutSMTP(t.Context(), n.ready.LocalSensorID, smtpConfig(listen), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSensor(t, c, n.ready.LocalSensorID, fmt.Sprintf("version %d applied", v), func(s *api.Sensor) bool { return s.AppliedVersion == v })
+	_, listen := n.listenSMTP(t)
 
 	sendAuditMail(t, listen, "mx.example.org", "alice@example.org", "ceo@example.com", "Quarterly figures", false, false)
 	sendAuditMail(t, listen, "mx.evil.example", "mallory@evil.example", "bob@example.com", "Overdue invoice #4471", true, true)
