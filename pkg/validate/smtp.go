@@ -99,12 +99,17 @@ func SMTPIntegration(s *ospreyv1.SmtpIntegration) error {
 	var r report
 	enabled := s.GetEnabled()
 
-	listen(&r, "listen", s.GetListen(), enabled)
+	mode := s.GetMode()
+	listen(&r, "listen", s.GetListen(), enabled && !Gateway(mode))
 	entryErrors(&r, "destination_domains", domainlistErrors(s.GetDestinationDomains()))
 	entryErrors(&r, "clients", netlistErrors(s.GetClients()))
 	sizeLimit(&r, "max_message_size", s.GetMaxMessageSize(), enabled)
-	smtpTLS(&r, s.GetTls())
+	smtpTLS(&r, "tls", s.GetTls())
 	smtpLimits(&r, s.GetLimits())
+	if _, ok := ospreyv1.SmtpMode_name[int32(mode)]; !ok {
+		r.add("mode", "must be MONITOR, INBOUND, OUTBOUND or INBOUND_OUTBOUND")
+	}
+	smtpGateway(&r, s.GetGateway(), mode, enabled)
 	return r.err()
 }
 
@@ -210,28 +215,28 @@ func sizeLimit(r *report, field string, l *ospreyv1.SizeLimit, enabled bool) {
 	}
 }
 
-func smtpTLS(r *report, t *ospreyv1.SmtpTls) {
+func smtpTLS(r *report, field string, t *ospreyv1.SmtpTls) {
 	off := true
 	switch t.GetMode() {
 	case ospreyv1.TlsMode_TLS_MODE_UNSPECIFIED, ospreyv1.TlsMode_TLS_MODE_OFF:
 	case ospreyv1.TlsMode_TLS_MODE_ACCEPT, ospreyv1.TlsMode_TLS_MODE_REQUIRE:
 		off = false
 	default:
-		r.add("tls.mode", "must be OFF, ACCEPT or REQUIRE")
+		r.add(field+".mode", "must be OFF, ACCEPT or REQUIRE")
 		off = false // do not pile a client_cert error on top
 	}
-	r.keyPair("tls.cert_pem", "tls.key_pem", t.GetCertPem(), t.GetKeyPem())
+	r.keyPair(field+".cert_pem", field+".key_pem", t.GetCertPem(), t.GetKeyPem())
 	switch t.GetClientCert() {
 	case ospreyv1.ClientCertMode_CLIENT_CERT_MODE_UNSPECIFIED, ospreyv1.ClientCertMode_CLIENT_CERT_MODE_OFF:
 	case ospreyv1.ClientCertMode_CLIENT_CERT_MODE_REQUEST, ospreyv1.ClientCertMode_CLIENT_CERT_MODE_REQUIRE:
 		if off {
-			r.add("tls.client_cert", "needs tls.mode ACCEPT or REQUIRE")
+			r.add(field+".client_cert", "needs %s.mode ACCEPT or REQUIRE", field)
 		}
 	default:
-		r.add("tls.client_cert", "must be OFF, REQUEST or REQUIRE")
+		r.add(field+".client_cert", "must be OFF, REQUEST or REQUIRE")
 	}
 	if ca := t.GetClientCaPem(); ca != "" {
-		r.certificates("tls.client_ca_pem", ca)
+		r.certificates(field+".client_ca_pem", ca)
 	}
 }
 

@@ -240,6 +240,124 @@ func (ClientCertMode) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
+// SmtpMode is what a sensor's SMTP integration does with the mail it takes.
+type SmtpMode int32
+
+const (
+	// SMTP_MODE_UNSPECIFIED means MONITOR.
+	SmtpMode_SMTP_MODE_UNSPECIFIED SmtpMode = 0
+	// SMTP_MODE_MONITOR: a mail server sends a copy; nothing is forwarded.
+	SmtpMode_SMTP_MODE_MONITOR SmtpMode = 1
+	// SMTP_MODE_INBOUND: the gateway takes mail for its local domains from
+	// anyone and delivers it to their internal hosts.
+	SmtpMode_SMTP_MODE_INBOUND SmtpMode = 2
+	// SMTP_MODE_OUTBOUND: the gateway relays mail from its trusted networks
+	// to any domain.
+	SmtpMode_SMTP_MODE_OUTBOUND SmtpMode = 3
+	// SMTP_MODE_INBOUND_OUTBOUND: both, each on its own listeners.
+	SmtpMode_SMTP_MODE_INBOUND_OUTBOUND SmtpMode = 4
+)
+
+// Enum value maps for SmtpMode.
+var (
+	SmtpMode_name = map[int32]string{
+		0: "SMTP_MODE_UNSPECIFIED",
+		1: "SMTP_MODE_MONITOR",
+		2: "SMTP_MODE_INBOUND",
+		3: "SMTP_MODE_OUTBOUND",
+		4: "SMTP_MODE_INBOUND_OUTBOUND",
+	}
+	SmtpMode_value = map[string]int32{
+		"SMTP_MODE_UNSPECIFIED":      0,
+		"SMTP_MODE_MONITOR":          1,
+		"SMTP_MODE_INBOUND":          2,
+		"SMTP_MODE_OUTBOUND":         3,
+		"SMTP_MODE_INBOUND_OUTBOUND": 4,
+	}
+)
+
+func (x SmtpMode) Enum() *SmtpMode {
+	p := new(SmtpMode)
+	*p = x
+	return p
+}
+
+func (x SmtpMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SmtpMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_config_proto_enumTypes[4].Descriptor()
+}
+
+func (SmtpMode) Type() protoreflect.EnumType {
+	return &file_osprey_v1_config_proto_enumTypes[4]
+}
+
+func (x SmtpMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SmtpMode.Descriptor instead.
+func (SmtpMode) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+// HoldTimeoutAction is what a gateway does with a message that no Central
+// Node has scanned within hold_timeout_seconds.
+type HoldTimeoutAction int32
+
+const (
+	// HOLD_TIMEOUT_ACTION_UNSPECIFIED means DELIVER_UNSCANNED.
+	HoldTimeoutAction_HOLD_TIMEOUT_ACTION_UNSPECIFIED HoldTimeoutAction = 0
+	// HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED delivers it with a header that
+	// says it was not scanned; it is still scanned once a central answers.
+	HoldTimeoutAction_HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED HoldTimeoutAction = 1
+	// HOLD_TIMEOUT_ACTION_KEEP_HOLDING keeps it until a verdict arrives.
+	HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING HoldTimeoutAction = 2
+)
+
+// Enum value maps for HoldTimeoutAction.
+var (
+	HoldTimeoutAction_name = map[int32]string{
+		0: "HOLD_TIMEOUT_ACTION_UNSPECIFIED",
+		1: "HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED",
+		2: "HOLD_TIMEOUT_ACTION_KEEP_HOLDING",
+	}
+	HoldTimeoutAction_value = map[string]int32{
+		"HOLD_TIMEOUT_ACTION_UNSPECIFIED":       0,
+		"HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED": 1,
+		"HOLD_TIMEOUT_ACTION_KEEP_HOLDING":      2,
+	}
+)
+
+func (x HoldTimeoutAction) Enum() *HoldTimeoutAction {
+	p := new(HoldTimeoutAction)
+	*p = x
+	return p
+}
+
+func (x HoldTimeoutAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HoldTimeoutAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_config_proto_enumTypes[5].Descriptor()
+}
+
+func (HoldTimeoutAction) Type() protoreflect.EnumType {
+	return &file_osprey_v1_config_proto_enumTypes[5]
+}
+
+func (x HoldTimeoutAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HoldTimeoutAction.Descriptor instead.
+func (HoldTimeoutAction) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{5}
+}
+
 // TlsCertificatePolicy is how a POP3 server's certificate is checked.
 type TlsCertificatePolicy int32
 
@@ -277,11 +395,11 @@ func (x TlsCertificatePolicy) String() string {
 }
 
 func (TlsCertificatePolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[4].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
 }
 
 func (TlsCertificatePolicy) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[4]
+	return &file_osprey_v1_config_proto_enumTypes[6]
 }
 
 func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
@@ -290,7 +408,7 @@ func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TlsCertificatePolicy.Descriptor instead.
 func (TlsCertificatePolicy) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 // Pop3TlsMode is how TLS starts on a POP3 connection.
@@ -329,11 +447,11 @@ func (x Pop3TlsMode) String() string {
 }
 
 func (Pop3TlsMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[5].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
 }
 
 func (Pop3TlsMode) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[5]
+	return &file_osprey_v1_config_proto_enumTypes[7]
 }
 
 func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
@@ -342,7 +460,7 @@ func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Pop3TlsMode.Descriptor instead.
 func (Pop3TlsMode) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 // Role is what a user may do.
@@ -385,11 +503,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[8].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[6]
+	return &file_osprey_v1_config_proto_enumTypes[8]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -398,7 +516,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 // TokenKind is what a token may be used for.
@@ -437,11 +555,11 @@ func (x TokenKind) String() string {
 }
 
 func (TokenKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[9].Descriptor()
 }
 
 func (TokenKind) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[7]
+	return &file_osprey_v1_config_proto_enumTypes[9]
 }
 
 func (x TokenKind) Number() protoreflect.EnumNumber {
@@ -450,7 +568,7 @@ func (x TokenKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TokenKind.Descriptor instead.
 func (TokenKind) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 // Tenant is one customer or organisation; every sensor, rule and alert belongs to one.
@@ -888,8 +1006,14 @@ type SmtpIntegration struct {
 	MaxMessageSize *SizeLimit  `protobuf:"bytes,5,opt,name=max_message_size,json=maxMessageSize,proto3" json:"max_message_size,omitempty"`
 	Tls            *SmtpTls    `protobuf:"bytes,6,opt,name=tls,proto3" json:"tls,omitempty"`
 	Limits         *SmtpLimits `protobuf:"bytes,7,opt,name=limits,proto3" json:"limits,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// mode is what the integration does with the mail it takes: a copy for
+	// inspection on listen (MONITOR, the default), or a mail gateway that
+	// relays it, after the scan's verdict, through the listeners of gateway.
+	Mode SmtpMode `protobuf:"varint,8,opt,name=mode,proto3,enum=osprey.v1.SmtpMode" json:"mode,omitempty"`
+	// gateway configures the gateway modes; it is kept, unused, in MONITOR.
+	Gateway       *SmtpGateway `protobuf:"bytes,9,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SmtpIntegration) Reset() {
@@ -971,6 +1095,444 @@ func (x *SmtpIntegration) GetLimits() *SmtpLimits {
 	return nil
 }
 
+func (x *SmtpIntegration) GetMode() SmtpMode {
+	if x != nil {
+		return x.Mode
+	}
+	return SmtpMode_SMTP_MODE_UNSPECIFIED
+}
+
+func (x *SmtpIntegration) GetGateway() *SmtpGateway {
+	if x != nil {
+		return x.Gateway
+	}
+	return nil
+}
+
+// GatewayListener is where one direction of a gateway takes mail.
+type GatewayListener struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// listen is the IPv4 address and port ("0.0.0.0:25", "192.0.2.10:25").
+	Listen string `protobuf:"bytes,1,opt,name=listen,proto3" json:"listen,omitempty"`
+	// listen_v6 is an optional IPv6 address and port ("[2001:db8::25]:25").
+	ListenV6      string   `protobuf:"bytes,2,opt,name=listen_v6,json=listenV6,proto3" json:"listen_v6,omitempty"`
+	Tls           *SmtpTls `protobuf:"bytes,3,opt,name=tls,proto3" json:"tls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayListener) Reset() {
+	*x = GatewayListener{}
+	mi := &file_osprey_v1_config_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayListener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayListener) ProtoMessage() {}
+
+func (x *GatewayListener) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayListener.ProtoReflect.Descriptor instead.
+func (*GatewayListener) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GatewayListener) GetListen() string {
+	if x != nil {
+		return x.Listen
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetListenV6() string {
+	if x != nil {
+		return x.ListenV6
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetTls() *SmtpTls {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+// NextHop is a host a gateway delivers to.
+type NextHop struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host is an IP address or a host name.
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// port is the SMTP port; 0 means 25.
+	Port uint32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	// mx_lookup delivers to the MX hosts of host instead of host itself.
+	MxLookup bool `protobuf:"varint,3,opt,name=mx_lookup,json=mxLookup,proto3" json:"mx_lookup,omitempty"`
+	// preference orders the hosts: lower first, equal ones shared at random.
+	Preference    uint32 `protobuf:"varint,4,opt,name=preference,proto3" json:"preference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NextHop) Reset() {
+	*x = NextHop{}
+	mi := &file_osprey_v1_config_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NextHop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NextHop) ProtoMessage() {}
+
+func (x *NextHop) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NextHop.ProtoReflect.Descriptor instead.
+func (*NextHop) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *NextHop) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *NextHop) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *NextHop) GetMxLookup() bool {
+	if x != nil {
+		return x.MxLookup
+	}
+	return false
+}
+
+func (x *NextHop) GetPreference() uint32 {
+	if x != nil {
+		return x.Preference
+	}
+	return 0
+}
+
+// LocalDomain is a domain the gateway takes inbound mail for, and where
+// that mail goes (Symantec Messaging Gateway's "Inbound Local Mail Delivery").
+type LocalDomain struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// domain covers its subdomains ("example.com": also "hr.example.com").
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	// hosts are the internal mail servers; empty means the domain's MX hosts.
+	Hosts []*NextHop `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// require_tls: delivery only over STARTTLS with a verified certificate.
+	RequireTls    bool `protobuf:"varint,3,opt,name=require_tls,json=requireTls,proto3" json:"require_tls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalDomain) Reset() {
+	*x = LocalDomain{}
+	mi := &file_osprey_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalDomain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalDomain) ProtoMessage() {}
+
+func (x *LocalDomain) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalDomain.ProtoReflect.Descriptor instead.
+func (*LocalDomain) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LocalDomain) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *LocalDomain) GetHosts() []*NextHop {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *LocalDomain) GetRequireTls() bool {
+	if x != nil {
+		return x.RequireTls
+	}
+	return false
+}
+
+// DeliveryQueueSettings tune a gateway's delivery queue. Zero means the
+// documented default.
+type DeliveryQueueSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// min_backoff_seconds: the first retry of a deferred message (900).
+	MinBackoffSeconds uint32 `protobuf:"varint,1,opt,name=min_backoff_seconds,json=minBackoffSeconds,proto3" json:"min_backoff_seconds,omitempty"`
+	// max_backoff_seconds: the longest wait between two retries (14400).
+	MaxBackoffSeconds uint32 `protobuf:"varint,2,opt,name=max_backoff_seconds,json=maxBackoffSeconds,proto3" json:"max_backoff_seconds,omitempty"`
+	// max_lifetime_seconds: undelivered after this long, a message bounces (432000, 5 days).
+	MaxLifetimeSeconds uint32 `protobuf:"varint,3,opt,name=max_lifetime_seconds,json=maxLifetimeSeconds,proto3" json:"max_lifetime_seconds,omitempty"`
+	// delay_warning_seconds: a delay notice to the sender after this long (14400).
+	DelayWarningSeconds uint32 `protobuf:"varint,4,opt,name=delay_warning_seconds,json=delayWarningSeconds,proto3" json:"delay_warning_seconds,omitempty"`
+	// destination_concurrency: deliveries in parallel to one destination (20).
+	DestinationConcurrency uint32 `protobuf:"varint,5,opt,name=destination_concurrency,json=destinationConcurrency,proto3" json:"destination_concurrency,omitempty"`
+	// concurrency: deliveries in parallel in all (100).
+	Concurrency   uint32 `protobuf:"varint,6,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryQueueSettings) Reset() {
+	*x = DeliveryQueueSettings{}
+	mi := &file_osprey_v1_config_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryQueueSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryQueueSettings) ProtoMessage() {}
+
+func (x *DeliveryQueueSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryQueueSettings.ProtoReflect.Descriptor instead.
+func (*DeliveryQueueSettings) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeliveryQueueSettings) GetMinBackoffSeconds() uint32 {
+	if x != nil {
+		return x.MinBackoffSeconds
+	}
+	return 0
+}
+
+func (x *DeliveryQueueSettings) GetMaxBackoffSeconds() uint32 {
+	if x != nil {
+		return x.MaxBackoffSeconds
+	}
+	return 0
+}
+
+func (x *DeliveryQueueSettings) GetMaxLifetimeSeconds() uint32 {
+	if x != nil {
+		return x.MaxLifetimeSeconds
+	}
+	return 0
+}
+
+func (x *DeliveryQueueSettings) GetDelayWarningSeconds() uint32 {
+	if x != nil {
+		return x.DelayWarningSeconds
+	}
+	return 0
+}
+
+func (x *DeliveryQueueSettings) GetDestinationConcurrency() uint32 {
+	if x != nil {
+		return x.DestinationConcurrency
+	}
+	return 0
+}
+
+func (x *DeliveryQueueSettings) GetConcurrency() uint32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+// SmtpGateway is the gateway part of an SMTP integration (Symantec
+// Messaging Gateway's SMTP tab, Kaspersky Secure Mail Gateway's direct
+// integration).
+type SmtpGateway struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// inbound is the listener of the inbound direction (INBOUND, INBOUND_OUTBOUND).
+	Inbound *GatewayListener `protobuf:"bytes,1,opt,name=inbound,proto3" json:"inbound,omitempty"`
+	// outbound is the listener of the outbound direction (OUTBOUND, INBOUND_OUTBOUND).
+	Outbound *GatewayListener `protobuf:"bytes,2,opt,name=outbound,proto3" json:"outbound,omitempty"`
+	// local_domains are taken from any client and delivered as each says.
+	LocalDomains []*LocalDomain `protobuf:"bytes,3,rep,name=local_domains,json=localDomains,proto3" json:"local_domains,omitempty"`
+	// trusted_networks (IPs and CIDRs; "!" excludes) may relay to any domain:
+	// the outbound acceptance list. Empty: nothing is relayed outward.
+	TrustedNetworks []string `protobuf:"bytes,4,rep,name=trusted_networks,json=trustedNetworks,proto3" json:"trusted_networks,omitempty"`
+	// relay_hosts take the mail for other domains; empty means their MX hosts.
+	RelayHosts []*NextHop `protobuf:"bytes,5,rep,name=relay_hosts,json=relayHosts,proto3" json:"relay_hosts,omitempty"`
+	// require_tls_domains: mail to these domains (and their subdomains) goes
+	// only over STARTTLS with a verified certificate.
+	RequireTlsDomains []string `protobuf:"bytes,6,rep,name=require_tls_domains,json=requireTlsDomains,proto3" json:"require_tls_domains,omitempty"`
+	// helo_name is the gateway's name in EHLO, Received and bounces; empty
+	// means the sensor's host name.
+	HeloName string `protobuf:"bytes,7,opt,name=helo_name,json=heloName,proto3" json:"helo_name,omitempty"`
+	// hold_timeout_seconds: how long a message waits for its verdict before
+	// on_timeout decides (600).
+	HoldTimeoutSeconds uint32                 `protobuf:"varint,8,opt,name=hold_timeout_seconds,json=holdTimeoutSeconds,proto3" json:"hold_timeout_seconds,omitempty"`
+	OnTimeout          HoldTimeoutAction      `protobuf:"varint,9,opt,name=on_timeout,json=onTimeout,proto3,enum=osprey.v1.HoldTimeoutAction" json:"on_timeout,omitempty"`
+	Queue              *DeliveryQueueSettings `protobuf:"bytes,10,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SmtpGateway) Reset() {
+	*x = SmtpGateway{}
+	mi := &file_osprey_v1_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SmtpGateway) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SmtpGateway) ProtoMessage() {}
+
+func (x *SmtpGateway) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SmtpGateway.ProtoReflect.Descriptor instead.
+func (*SmtpGateway) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SmtpGateway) GetInbound() *GatewayListener {
+	if x != nil {
+		return x.Inbound
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetOutbound() *GatewayListener {
+	if x != nil {
+		return x.Outbound
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetLocalDomains() []*LocalDomain {
+	if x != nil {
+		return x.LocalDomains
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetTrustedNetworks() []string {
+	if x != nil {
+		return x.TrustedNetworks
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetRelayHosts() []*NextHop {
+	if x != nil {
+		return x.RelayHosts
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetRequireTlsDomains() []string {
+	if x != nil {
+		return x.RequireTlsDomains
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetHeloName() string {
+	if x != nil {
+		return x.HeloName
+	}
+	return ""
+}
+
+func (x *SmtpGateway) GetHoldTimeoutSeconds() uint32 {
+	if x != nil {
+		return x.HoldTimeoutSeconds
+	}
+	return 0
+}
+
+func (x *SmtpGateway) GetOnTimeout() HoldTimeoutAction {
+	if x != nil {
+		return x.OnTimeout
+	}
+	return HoldTimeoutAction_HOLD_TIMEOUT_ACTION_UNSPECIFIED
+}
+
+func (x *SmtpGateway) GetQueue() *DeliveryQueueSettings {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
+}
+
 // Pop3Integration is a sensor's POP3 mailbox polling.
 type Pop3Integration struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -994,7 +1556,7 @@ type Pop3Integration struct {
 
 func (x *Pop3Integration) Reset() {
 	*x = Pop3Integration{}
-	mi := &file_osprey_v1_config_proto_msgTypes[6]
+	mi := &file_osprey_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1568,7 @@ func (x *Pop3Integration) String() string {
 func (*Pop3Integration) ProtoMessage() {}
 
 func (x *Pop3Integration) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[6]
+	mi := &file_osprey_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1581,7 @@ func (x *Pop3Integration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pop3Integration.ProtoReflect.Descriptor instead.
 func (*Pop3Integration) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pop3Integration) GetEnabled() bool {
@@ -1115,7 +1677,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_osprey_v1_config_proto_msgTypes[7]
+	mi := &file_osprey_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1689,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[7]
+	mi := &file_osprey_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1702,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *User) GetName() string {
@@ -1204,7 +1766,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_osprey_v1_config_proto_msgTypes[8]
+	mi := &file_osprey_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1778,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[8]
+	mi := &file_osprey_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1791,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Token) GetId() string {
@@ -1351,7 +1913,7 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x14data_timeout_seconds\x18\x05 \x01(\rR\x12dataTimeoutSeconds\x126\n" +
 	"\x17session_timeout_seconds\x18\x06 \x01(\rR\x15sessionTimeoutSeconds\x12\x1d\n" +
 	"\n" +
-	"max_errors\x18\a \x01(\rR\tmaxErrors\"\xa3\x02\n" +
+	"max_errors\x18\a \x01(\rR\tmaxErrors\"\xfe\x02\n" +
 	"\x0fSmtpIntegration\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
 	"\x06listen\x18\x02 \x01(\tR\x06listen\x12/\n" +
@@ -1359,7 +1921,46 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\aclients\x18\x04 \x03(\tR\aclients\x12>\n" +
 	"\x10max_message_size\x18\x05 \x01(\v2\x14.osprey.v1.SizeLimitR\x0emaxMessageSize\x12$\n" +
 	"\x03tls\x18\x06 \x01(\v2\x12.osprey.v1.SmtpTlsR\x03tls\x12-\n" +
-	"\x06limits\x18\a \x01(\v2\x15.osprey.v1.SmtpLimitsR\x06limits\"\x83\x03\n" +
+	"\x06limits\x18\a \x01(\v2\x15.osprey.v1.SmtpLimitsR\x06limits\x12'\n" +
+	"\x04mode\x18\b \x01(\x0e2\x13.osprey.v1.SmtpModeR\x04mode\x120\n" +
+	"\agateway\x18\t \x01(\v2\x16.osprey.v1.SmtpGatewayR\agateway\"l\n" +
+	"\x0fGatewayListener\x12\x16\n" +
+	"\x06listen\x18\x01 \x01(\tR\x06listen\x12\x1b\n" +
+	"\tlisten_v6\x18\x02 \x01(\tR\blistenV6\x12$\n" +
+	"\x03tls\x18\x03 \x01(\v2\x12.osprey.v1.SmtpTlsR\x03tls\"n\n" +
+	"\aNextHop\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1b\n" +
+	"\tmx_lookup\x18\x03 \x01(\bR\bmxLookup\x12\x1e\n" +
+	"\n" +
+	"preference\x18\x04 \x01(\rR\n" +
+	"preference\"p\n" +
+	"\vLocalDomain\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12(\n" +
+	"\x05hosts\x18\x02 \x03(\v2\x12.osprey.v1.NextHopR\x05hosts\x12\x1f\n" +
+	"\vrequire_tls\x18\x03 \x01(\bR\n" +
+	"requireTls\"\xb8\x02\n" +
+	"\x15DeliveryQueueSettings\x12.\n" +
+	"\x13min_backoff_seconds\x18\x01 \x01(\rR\x11minBackoffSeconds\x12.\n" +
+	"\x13max_backoff_seconds\x18\x02 \x01(\rR\x11maxBackoffSeconds\x120\n" +
+	"\x14max_lifetime_seconds\x18\x03 \x01(\rR\x12maxLifetimeSeconds\x122\n" +
+	"\x15delay_warning_seconds\x18\x04 \x01(\rR\x13delayWarningSeconds\x127\n" +
+	"\x17destination_concurrency\x18\x05 \x01(\rR\x16destinationConcurrency\x12 \n" +
+	"\vconcurrency\x18\x06 \x01(\rR\vconcurrency\"\x8c\x04\n" +
+	"\vSmtpGateway\x124\n" +
+	"\ainbound\x18\x01 \x01(\v2\x1a.osprey.v1.GatewayListenerR\ainbound\x126\n" +
+	"\boutbound\x18\x02 \x01(\v2\x1a.osprey.v1.GatewayListenerR\boutbound\x12;\n" +
+	"\rlocal_domains\x18\x03 \x03(\v2\x16.osprey.v1.LocalDomainR\flocalDomains\x12)\n" +
+	"\x10trusted_networks\x18\x04 \x03(\tR\x0ftrustedNetworks\x123\n" +
+	"\vrelay_hosts\x18\x05 \x03(\v2\x12.osprey.v1.NextHopR\n" +
+	"relayHosts\x12.\n" +
+	"\x13require_tls_domains\x18\x06 \x03(\tR\x11requireTlsDomains\x12\x1b\n" +
+	"\thelo_name\x18\a \x01(\tR\bheloName\x120\n" +
+	"\x14hold_timeout_seconds\x18\b \x01(\rR\x12holdTimeoutSeconds\x12;\n" +
+	"\n" +
+	"on_timeout\x18\t \x01(\x0e2\x1c.osprey.v1.HoldTimeoutActionR\tonTimeout\x126\n" +
+	"\x05queue\x18\n" +
+	" \x01(\v2 .osprey.v1.DeliveryQueueSettingsR\x05queue\"\x83\x03\n" +
 	"\x0fPop3Integration\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x12\n" +
@@ -1415,7 +2016,17 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x1cCLIENT_CERT_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CLIENT_CERT_MODE_OFF\x10\x01\x12\x1c\n" +
 	"\x18CLIENT_CERT_MODE_REQUEST\x10\x02\x12\x1c\n" +
-	"\x18CLIENT_CERT_MODE_REQUIRE\x10\x03*\xbd\x01\n" +
+	"\x18CLIENT_CERT_MODE_REQUIRE\x10\x03*\x8b\x01\n" +
+	"\bSmtpMode\x12\x19\n" +
+	"\x15SMTP_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11SMTP_MODE_MONITOR\x10\x01\x12\x15\n" +
+	"\x11SMTP_MODE_INBOUND\x10\x02\x12\x16\n" +
+	"\x12SMTP_MODE_OUTBOUND\x10\x03\x12\x1e\n" +
+	"\x1aSMTP_MODE_INBOUND_OUTBOUND\x10\x04*\x89\x01\n" +
+	"\x11HoldTimeoutAction\x12#\n" +
+	"\x1fHOLD_TIMEOUT_ACTION_UNSPECIFIED\x10\x00\x12)\n" +
+	"%HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED\x10\x01\x12$\n" +
+	" HOLD_TIMEOUT_ACTION_KEEP_HOLDING\x10\x02*\xbd\x01\n" +
 	"\x14TlsCertificatePolicy\x12&\n" +
 	"\"TLS_CERTIFICATE_POLICY_UNSPECIFIED\x10\x00\x12%\n" +
 	"!TLS_CERTIFICATE_POLICY_ACCEPT_ANY\x10\x01\x12-\n" +
@@ -1448,51 +2059,68 @@ func file_osprey_v1_config_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_config_proto_rawDescData
 }
 
-var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_osprey_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_osprey_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_osprey_v1_config_proto_goTypes = []any{
 	(SensorState)(0),              // 0: osprey.v1.SensorState
 	(SizeUnit)(0),                 // 1: osprey.v1.SizeUnit
 	(TlsMode)(0),                  // 2: osprey.v1.TlsMode
 	(ClientCertMode)(0),           // 3: osprey.v1.ClientCertMode
-	(TlsCertificatePolicy)(0),     // 4: osprey.v1.TlsCertificatePolicy
-	(Pop3TlsMode)(0),              // 5: osprey.v1.Pop3TlsMode
-	(Role)(0),                     // 6: osprey.v1.Role
-	(TokenKind)(0),                // 7: osprey.v1.TokenKind
-	(*Tenant)(nil),                // 8: osprey.v1.Tenant
-	(*Sensor)(nil),                // 9: osprey.v1.Sensor
-	(*SizeLimit)(nil),             // 10: osprey.v1.SizeLimit
-	(*SmtpTls)(nil),               // 11: osprey.v1.SmtpTls
-	(*SmtpLimits)(nil),            // 12: osprey.v1.SmtpLimits
-	(*SmtpIntegration)(nil),       // 13: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 14: osprey.v1.Pop3Integration
-	(*User)(nil),                  // 15: osprey.v1.User
-	(*Token)(nil),                 // 16: osprey.v1.Token
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(SmtpMode)(0),                 // 4: osprey.v1.SmtpMode
+	(HoldTimeoutAction)(0),        // 5: osprey.v1.HoldTimeoutAction
+	(TlsCertificatePolicy)(0),     // 6: osprey.v1.TlsCertificatePolicy
+	(Pop3TlsMode)(0),              // 7: osprey.v1.Pop3TlsMode
+	(Role)(0),                     // 8: osprey.v1.Role
+	(TokenKind)(0),                // 9: osprey.v1.TokenKind
+	(*Tenant)(nil),                // 10: osprey.v1.Tenant
+	(*Sensor)(nil),                // 11: osprey.v1.Sensor
+	(*SizeLimit)(nil),             // 12: osprey.v1.SizeLimit
+	(*SmtpTls)(nil),               // 13: osprey.v1.SmtpTls
+	(*SmtpLimits)(nil),            // 14: osprey.v1.SmtpLimits
+	(*SmtpIntegration)(nil),       // 15: osprey.v1.SmtpIntegration
+	(*GatewayListener)(nil),       // 16: osprey.v1.GatewayListener
+	(*NextHop)(nil),               // 17: osprey.v1.NextHop
+	(*LocalDomain)(nil),           // 18: osprey.v1.LocalDomain
+	(*DeliveryQueueSettings)(nil), // 19: osprey.v1.DeliveryQueueSettings
+	(*SmtpGateway)(nil),           // 20: osprey.v1.SmtpGateway
+	(*Pop3Integration)(nil),       // 21: osprey.v1.Pop3Integration
+	(*User)(nil),                  // 22: osprey.v1.User
+	(*Token)(nil),                 // 23: osprey.v1.Token
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 }
 var file_osprey_v1_config_proto_depIdxs = []int32{
-	17, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	24, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: osprey.v1.Sensor.state:type_name -> osprey.v1.SensorState
-	17, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
-	17, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
+	24, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
+	24, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
 	1,  // 4: osprey.v1.SizeLimit.unit:type_name -> osprey.v1.SizeUnit
 	2,  // 5: osprey.v1.SmtpTls.mode:type_name -> osprey.v1.TlsMode
 	3,  // 6: osprey.v1.SmtpTls.client_cert:type_name -> osprey.v1.ClientCertMode
-	10, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
-	11, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
-	12, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
-	5,  // 10: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
-	4,  // 11: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
-	6,  // 12: osprey.v1.User.role:type_name -> osprey.v1.Role
-	17, // 13: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 14: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
-	17, // 15: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	17, // 16: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	12, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
+	13, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
+	14, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
+	4,  // 10: osprey.v1.SmtpIntegration.mode:type_name -> osprey.v1.SmtpMode
+	20, // 11: osprey.v1.SmtpIntegration.gateway:type_name -> osprey.v1.SmtpGateway
+	13, // 12: osprey.v1.GatewayListener.tls:type_name -> osprey.v1.SmtpTls
+	17, // 13: osprey.v1.LocalDomain.hosts:type_name -> osprey.v1.NextHop
+	16, // 14: osprey.v1.SmtpGateway.inbound:type_name -> osprey.v1.GatewayListener
+	16, // 15: osprey.v1.SmtpGateway.outbound:type_name -> osprey.v1.GatewayListener
+	18, // 16: osprey.v1.SmtpGateway.local_domains:type_name -> osprey.v1.LocalDomain
+	17, // 17: osprey.v1.SmtpGateway.relay_hosts:type_name -> osprey.v1.NextHop
+	5,  // 18: osprey.v1.SmtpGateway.on_timeout:type_name -> osprey.v1.HoldTimeoutAction
+	19, // 19: osprey.v1.SmtpGateway.queue:type_name -> osprey.v1.DeliveryQueueSettings
+	7,  // 20: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
+	6,  // 21: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
+	8,  // 22: osprey.v1.User.role:type_name -> osprey.v1.Role
+	24, // 23: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 24: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
+	24, // 25: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	24, // 26: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_config_proto_init() }
@@ -1505,8 +2133,8 @@ func file_osprey_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_config_proto_rawDesc), len(file_osprey_v1_config_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   9,
+			NumEnums:      10,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

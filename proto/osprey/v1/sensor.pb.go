@@ -206,6 +206,58 @@ func (MailSource) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{2}
 }
 
+// MailDirection is the direction of a message a gateway relays.
+type MailDirection int32
+
+const (
+	MailDirection_MAIL_DIRECTION_UNSPECIFIED MailDirection = 0
+	// MAIL_DIRECTION_INBOUND: from the outside to a local domain.
+	MailDirection_MAIL_DIRECTION_INBOUND MailDirection = 1
+	// MAIL_DIRECTION_OUTBOUND: from a trusted network to any domain.
+	MailDirection_MAIL_DIRECTION_OUTBOUND MailDirection = 2
+)
+
+// Enum value maps for MailDirection.
+var (
+	MailDirection_name = map[int32]string{
+		0: "MAIL_DIRECTION_UNSPECIFIED",
+		1: "MAIL_DIRECTION_INBOUND",
+		2: "MAIL_DIRECTION_OUTBOUND",
+	}
+	MailDirection_value = map[string]int32{
+		"MAIL_DIRECTION_UNSPECIFIED": 0,
+		"MAIL_DIRECTION_INBOUND":     1,
+		"MAIL_DIRECTION_OUTBOUND":    2,
+	}
+)
+
+func (x MailDirection) Enum() *MailDirection {
+	p := new(MailDirection)
+	*p = x
+	return p
+}
+
+func (x MailDirection) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MailDirection) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[3].Descriptor()
+}
+
+func (MailDirection) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[3]
+}
+
+func (x MailDirection) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MailDirection.Descriptor instead.
+func (MailDirection) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{3}
+}
+
 // EnrollRequest carries the join token's id and secret and a PKCS#10 CSR.
 type EnrollRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1770,8 +1822,11 @@ type Envelope struct {
 	Mailbox string `protobuf:"bytes,7,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
 	// tls_version and tls_cipher name the TLS of the session a message came
 	// in ("TLS 1.3", "TLS_AES_128_GCM_SHA256"), when it had TLS.
-	TlsVersion    string `protobuf:"bytes,8,opt,name=tls_version,json=tlsVersion,proto3" json:"tls_version,omitempty"`
-	TlsCipher     string `protobuf:"bytes,9,opt,name=tls_cipher,json=tlsCipher,proto3" json:"tls_cipher,omitempty"`
+	TlsVersion string `protobuf:"bytes,8,opt,name=tls_version,json=tlsVersion,proto3" json:"tls_version,omitempty"`
+	TlsCipher  string `protobuf:"bytes,9,opt,name=tls_cipher,json=tlsCipher,proto3" json:"tls_cipher,omitempty"`
+	// direction says which gateway listener took the message; UNSPECIFIED is
+	// a monitored copy (or a polled message), which is never delivered.
+	Direction     MailDirection `protobuf:"varint,10,opt,name=direction,proto3,enum=osprey.v1.MailDirection" json:"direction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1867,6 +1922,13 @@ func (x *Envelope) GetTlsCipher() string {
 		return x.TlsCipher
 	}
 	return ""
+}
+
+func (x *Envelope) GetDirection() MailDirection {
+	if x != nil {
+		return x.Direction
+	}
+	return MailDirection_MAIL_DIRECTION_UNSPECIFIED
 }
 
 // UploadRequest is one frame of an upload: the header first, then chunks of data.
@@ -2228,7 +2290,7 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"Y\n" +
 	"\x13ReissuedCertificate\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12 \n" +
-	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x9e\x02\n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\xd6\x02\n" +
 	"\bEnvelope\x12\x1b\n" +
 	"\tmail_from\x18\x01 \x01(\tR\bmailFrom\x12\x17\n" +
 	"\arcpt_to\x18\x02 \x03(\tR\x06rcptTo\x12\x1f\n" +
@@ -2242,7 +2304,9 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\vtls_version\x18\b \x01(\tR\n" +
 	"tlsVersion\x12\x1d\n" +
 	"\n" +
-	"tls_cipher\x18\t \x01(\tR\ttlsCipher\"a\n" +
+	"tls_cipher\x18\t \x01(\tR\ttlsCipher\x126\n" +
+	"\tdirection\x18\n" +
+	" \x01(\x0e2\x18.osprey.v1.MailDirectionR\tdirection\"a\n" +
 	"\rUploadRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.osprey.v1.UploadHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
@@ -2278,7 +2342,11 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"MailSource\x12\x1b\n" +
 	"\x17MAIL_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10MAIL_SOURCE_SMTP\x10\x01\x12\x14\n" +
-	"\x10MAIL_SOURCE_POP3\x10\x022\x9b\x02\n" +
+	"\x10MAIL_SOURCE_POP3\x10\x02*h\n" +
+	"\rMailDirection\x12\x1e\n" +
+	"\x1aMAIL_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16MAIL_DIRECTION_INBOUND\x10\x01\x12\x1b\n" +
+	"\x17MAIL_DIRECTION_OUTBOUND\x10\x022\x9b\x02\n" +
 	"\rSensorService\x12=\n" +
 	"\x06Enroll\x12\x18.osprey.v1.EnrollRequest\x1a\x19.osprey.v1.EnrollResponse\x12D\n" +
 	"\aConnect\x12\x19.osprey.v1.ConnectRequest\x1a\x1a.osprey.v1.ConnectResponse(\x010\x01\x12?\n" +
@@ -2297,91 +2365,93 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_sensor_proto_rawDescData
 }
 
-var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_osprey_v1_sensor_proto_goTypes = []any{
 	(IntegrationState)(0),         // 0: osprey.v1.IntegrationState
 	(SpoolState)(0),               // 1: osprey.v1.SpoolState
 	(MailSource)(0),               // 2: osprey.v1.MailSource
-	(*EnrollRequest)(nil),         // 3: osprey.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 4: osprey.v1.EnrollResponse
-	(*SensorConfig)(nil),          // 5: osprey.v1.SensorConfig
-	(*ConnectRequest)(nil),        // 6: osprey.v1.ConnectRequest
-	(*RefusalReport)(nil),         // 7: osprey.v1.RefusalReport
-	(*Refusal)(nil),               // 8: osprey.v1.Refusal
-	(*Hello)(nil),                 // 9: osprey.v1.Hello
-	(*Ack)(nil),                   // 10: osprey.v1.Ack
-	(*Nack)(nil),                  // 11: osprey.v1.Nack
-	(*SensorStatus)(nil),          // 12: osprey.v1.SensorStatus
-	(*IntegrationStatus)(nil),     // 13: osprey.v1.IntegrationStatus
-	(*SpoolStatus)(nil),           // 14: osprey.v1.SpoolStatus
-	(*RenewRequest)(nil),          // 15: osprey.v1.RenewRequest
-	(*ConnectResponse)(nil),       // 16: osprey.v1.ConnectResponse
-	(*CertificatePolicy)(nil),     // 17: osprey.v1.CertificatePolicy
-	(*RenewResponse)(nil),         // 18: osprey.v1.RenewResponse
-	(*ReissueRequest)(nil),        // 19: osprey.v1.ReissueRequest
-	(*ReissueResponse)(nil),       // 20: osprey.v1.ReissueResponse
-	(*ReissueChallenge)(nil),      // 21: osprey.v1.ReissueChallenge
-	(*ReissuedCertificate)(nil),   // 22: osprey.v1.ReissuedCertificate
-	(*Envelope)(nil),              // 23: osprey.v1.Envelope
-	(*UploadRequest)(nil),         // 24: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),          // 25: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),        // 26: osprey.v1.UploadResponse
-	nil,                           // 27: osprey.v1.SensorStatus.CountersEntry
-	nil,                           // 28: osprey.v1.IntegrationStatus.RefusalsEntry
-	(SensorState)(0),              // 29: osprey.v1.SensorState
-	(*Sensor)(nil),                // 30: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),       // 31: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 32: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(MailDirection)(0),            // 3: osprey.v1.MailDirection
+	(*EnrollRequest)(nil),         // 4: osprey.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 5: osprey.v1.EnrollResponse
+	(*SensorConfig)(nil),          // 6: osprey.v1.SensorConfig
+	(*ConnectRequest)(nil),        // 7: osprey.v1.ConnectRequest
+	(*RefusalReport)(nil),         // 8: osprey.v1.RefusalReport
+	(*Refusal)(nil),               // 9: osprey.v1.Refusal
+	(*Hello)(nil),                 // 10: osprey.v1.Hello
+	(*Ack)(nil),                   // 11: osprey.v1.Ack
+	(*Nack)(nil),                  // 12: osprey.v1.Nack
+	(*SensorStatus)(nil),          // 13: osprey.v1.SensorStatus
+	(*IntegrationStatus)(nil),     // 14: osprey.v1.IntegrationStatus
+	(*SpoolStatus)(nil),           // 15: osprey.v1.SpoolStatus
+	(*RenewRequest)(nil),          // 16: osprey.v1.RenewRequest
+	(*ConnectResponse)(nil),       // 17: osprey.v1.ConnectResponse
+	(*CertificatePolicy)(nil),     // 18: osprey.v1.CertificatePolicy
+	(*RenewResponse)(nil),         // 19: osprey.v1.RenewResponse
+	(*ReissueRequest)(nil),        // 20: osprey.v1.ReissueRequest
+	(*ReissueResponse)(nil),       // 21: osprey.v1.ReissueResponse
+	(*ReissueChallenge)(nil),      // 22: osprey.v1.ReissueChallenge
+	(*ReissuedCertificate)(nil),   // 23: osprey.v1.ReissuedCertificate
+	(*Envelope)(nil),              // 24: osprey.v1.Envelope
+	(*UploadRequest)(nil),         // 25: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),          // 26: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),        // 27: osprey.v1.UploadResponse
+	nil,                           // 28: osprey.v1.SensorStatus.CountersEntry
+	nil,                           // 29: osprey.v1.IntegrationStatus.RefusalsEntry
+	(SensorState)(0),              // 30: osprey.v1.SensorState
+	(*Sensor)(nil),                // 31: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),       // 32: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),       // 33: osprey.v1.Pop3Integration
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	29, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	30, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	31, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	32, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
-	9,  // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
-	10, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
-	11, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
-	12, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
-	15, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
-	7,  // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
-	8,  // 10: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
-	33, // 11: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
-	33, // 12: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
-	33, // 13: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
-	27, // 14: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
-	13, // 15: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
-	13, // 16: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
-	14, // 17: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
+	30, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	31, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	32, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	33, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	10, // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
+	11, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
+	12, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
+	13, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
+	16, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
+	8,  // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
+	9,  // 10: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
+	34, // 11: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
+	34, // 12: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
+	34, // 13: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
+	28, // 14: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	14, // 15: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
+	14, // 16: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
+	15, // 17: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
 	0,  // 18: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
-	33, // 19: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	33, // 20: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	33, // 21: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
-	28, // 22: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	34, // 19: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	34, // 20: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	34, // 21: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	29, // 22: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
 	1,  // 23: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
-	5,  // 24: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	18, // 25: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	17, // 26: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	21, // 27: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
-	22, // 28: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	33, // 29: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	25, // 30: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	2,  // 31: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	23, // 32: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	3,  // 33: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	6,  // 34: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	24, // 35: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	19, // 36: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	4,  // 37: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	16, // 38: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	26, // 39: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	20, // 40: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	37, // [37:41] is the sub-list for method output_type
-	33, // [33:37] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	6,  // 24: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
+	19, // 25: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	18, // 26: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	22, // 27: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	23, // 28: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	34, // 29: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 30: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
+	26, // 31: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 32: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	24, // 33: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	4,  // 34: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	7,  // 35: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	25, // 36: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	20, // 37: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	5,  // 38: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	17, // 39: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	27, // 40: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	21, // 41: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	38, // [38:42] is the sub-list for method output_type
+	34, // [34:38] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -2416,7 +2486,7 @@ func file_osprey_v1_sensor_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
