@@ -49,6 +49,7 @@ func main() {
 	events := flag.Int("events", 1_000_000, "events to generate in each store")
 	queries := flag.Int("queries", 50, "runs of each search")
 	only := flag.String("stores", "sqlite,postgres", "stores to measure")
+	explain := flag.Bool("explain", false, "print PostgreSQL's plan of a sender search for a domain that exists and one that does not")
 	flag.Parse()
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "auditsearch")
@@ -109,6 +110,9 @@ func main() {
 		log.Printf("%s: %d events in %s", kind, *events, time.Since(start).Round(time.Second))
 		settle(ctx, kind, url)
 		perEvent := (size() - before) / int64(*events)
+		if *explain && kind == "postgres" {
+			explainSender(ctx, url, now)
+		}
 		sender := measure(*queries, func(i int) sqlstore.AuditQuery {
 			// Half the domains exist, half do not: a search that finds
 			// nothing reads every event of the day.
@@ -126,6 +130,35 @@ func main() {
 }
 
 var reasons = []string{"recipient_refused", "client_refused", "message_too_large", "tls_invalid_client_certificate", "protocol_error", "bare_newline"}
+
+// explainSender logs PostgreSQL's plan of the query Store.ListAudit runs
+// for a sender search over the last day, written out here.
+func explainSender(ctx context.Context, url string, now time.Time) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	for _, sender := range []string{"%@d123.%", "%@d2345.%"} {
+		rows, err := db.QueryContext(ctx, `EXPLAIN (ANALYZE, BUFFERS) SELECT m.received_at, m.record FROM messages m
+			WHERE m.tenant = $1 AND m.received_at >= $2 AND (m.mail_from LIKE $3 ESCAPE '\' OR m.header_from LIKE $3 ESCAPE '\')
+			ORDER BY m.received_at DESC, m.tenant DESC, m.sensor_id DESC, m.message_id DESC LIMIT 51`,
+			tenant, now.Add(-24*time.Hour).UnixMicro(), sender)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				log.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		rows.Close()
+		log.Printf("plan of a sender search for %s:\n%s", sender, strings.Join(plan, "\n"))
+	}
+}
 
 // measure runs a search q(i) for i in 0..n-1 and returns its median and p95.
 func measure(n int, q func(i int) sqlstore.AuditQuery, st *sqlstore.Store) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,9 +54,11 @@ const (
 // whole policy on Apply, and a session keeps the policy it started with.
 type policy struct {
 	listen         string
-	clients        *netlist.List // effective: the blank-list rule applied
-	domains        *domainlist.List
-	maxSize        int64 // bytes; HardCeiling when unlimited
+	direction      ospreyv1.MailDirection // the gateway direction; UNSPECIFIED for the monitor listener
+	clients        *netlist.List          // effective: the blank-list rule applied
+	domains        *domainlist.List       // the destination domains; a gateway's local domains
+	relayFrom      *netlist.List          // inbound: the clients that may relay to other domains
+	maxSize        int64                  // bytes; HardCeiling when unlimited
 	unlimited      bool
 	maxRecipients  int
 	maxConns       int
@@ -69,37 +72,47 @@ type policy struct {
 	clientCAs      *x509.CertPool // nil: client certificates are not asked for
 }
 
-// compile checks cfg and builds its policy. localSubnets is consulted only
-// for the blank-clients rule; cert returns the certificate to serve when
-// cfg has none.
-func compile(cfg *ospreyv1.SmtpIntegration, localSubnets func() ([]netip.Prefix, error), cert func() (tls.Certificate, error)) (*policy, error) {
+// compile checks cfg and builds the policy of role's listener; nil, with
+// no error, when cfg gives that listener nothing to do (the integration is
+// disabled, its mode does not run the role, or the role's address is not
+// set). localSubnets is consulted only for the blank-clients rule of the
+// monitor listener; cert returns the certificate to serve when cfg has
+// none.
+func compile(cfg *ospreyv1.SmtpIntegration, role Role, localSubnets func() ([]netip.Prefix, error), cert func() (tls.Certificate, error)) (*policy, error) {
 	if err := validateConfig(cfg); err != nil {
 		return nil, err
 	}
-	p := &policy{listen: cfg.GetListen()}
+	listen, tlsCfg := role.listener(cfg)
+	if !cfg.GetEnabled() || listen == "" {
+		return nil, nil
+	}
+	p := &policy{listen: listen, direction: role.Direction}
 	var err error
-	if p.domains, err = domainlist.Parse(cfg.GetDestinationDomains()); err != nil {
-		return nil, fmt.Errorf("destination_domains: %w", err)
-	}
-	clients, err := netlist.Parse(cfg.GetClients())
-	if err != nil {
-		return nil, fmt.Errorf("clients: %w", err)
-	}
-	// The blank-clients rule: a list without inclusions means any client
-	// when destination domains scope the mail, and the sensor's own
-	// subnets otherwise. A domain list of exclusions only does not scope
-	// anything, so it counts as no domains.
-	switch {
-	case clients.HasInclusions():
-		p.clients = clients
-	case hasInclusion(cfg.GetDestinationDomains()):
-		p.clients = clients.WithDefault(netlist.Any)
-	default:
-		local, err := localSubnets()
-		if err != nil {
-			return nil, fmt.Errorf("clients: blank, and the sensor's own subnets are unknown: %w", err)
+	switch g := cfg.GetGateway(); role.Direction {
+	case ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND:
+		// Local domains from anyone; anything else only from the trusted
+		// networks (Postfix's permit_mynetworks, reject_unauth_destination).
+		p.clients = mustList(netlist.Parse(nil)).WithDefault(netlist.Any)
+		local := make([]string, len(g.GetLocalDomains()))
+		for i, d := range g.GetLocalDomains() {
+			local[i] = d.GetDomain()
 		}
-		p.clients = clients.WithDefault(local)
+		if p.domains, err = domainlist.Parse(local); err != nil {
+			return nil, fmt.Errorf("gateway.local_domains: %w", err)
+		}
+		if p.relayFrom, err = netlist.Parse(g.GetTrustedNetworks()); err != nil {
+			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
+		}
+	case ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND:
+		// The trusted networks only, to any domain.
+		if p.clients, err = netlist.Parse(g.GetTrustedNetworks()); err != nil {
+			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
+		}
+		p.domains = mustList(domainlist.Parse(nil))
+	default:
+		if err := p.compileMonitor(cfg, localSubnets); err != nil {
+			return nil, err
+		}
 	}
 
 	if p.maxSize, err = sizeunit.Limit(cfg.GetMaxMessageSize()); err != nil {
@@ -116,19 +129,69 @@ func compile(cfg *ospreyv1.SmtpIntegration, localSubnets func() ([]netip.Prefix,
 	p.dataTimeout = time.Duration(l.GetDataTimeoutSeconds()) * time.Second
 	p.sessionTimeout = time.Duration(l.GetSessionTimeoutSeconds()) * time.Second
 
-	if err := p.compileTLS(cfg.GetTls(), cert); err != nil {
+	if err := p.compileTLS(tlsCfg, cert); err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	return p, nil
 }
 
+// compileMonitor compiles the monitor listener's clients and destination
+// domains.
+func (p *policy) compileMonitor(cfg *ospreyv1.SmtpIntegration, localSubnets func() ([]netip.Prefix, error)) error {
+	var err error
+	if p.domains, err = domainlist.Parse(cfg.GetDestinationDomains()); err != nil {
+		return fmt.Errorf("destination_domains: %w", err)
+	}
+	clients, err := netlist.Parse(cfg.GetClients())
+	if err != nil {
+		return fmt.Errorf("clients: %w", err)
+	}
+	// The blank-clients rule: a list without inclusions means any client
+	// when destination domains scope the mail, and the sensor's own
+	// subnets otherwise. A domain list of exclusions only does not scope
+	// anything, so it counts as no domains.
+	switch {
+	case clients.HasInclusions():
+		p.clients = clients
+	case hasInclusion(cfg.GetDestinationDomains()):
+		p.clients = clients.WithDefault(netlist.Any)
+	default:
+		local, err := localSubnets()
+		if err != nil {
+			return fmt.Errorf("clients: blank, and the sensor's own subnets are unknown: %w", err)
+		}
+		p.clients = clients.WithDefault(local)
+	}
+	return nil
+}
+
+// mustList returns the list that parsing no entries gives.
+func mustList[L any](l L, err error) L {
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
 // validateConfig is validate.SMTPIntegration, except that it lets port 0
-// through: validate refuses it since an operator has no use for it, but
-// tests and in-process setups bind it, and Server.Addr tells the port.
+// through in every listen address: validate refuses it since an operator
+// has no use for it, but tests and in-process setups bind it, and
+// Server.Addr tells the port.
 func validateConfig(cfg *ospreyv1.SmtpIntegration) error {
-	if host, port, err := net.SplitHostPort(cfg.GetListen()); err == nil && port == "0" {
-		cfg = proto.CloneOf(cfg)
-		cfg.Listen = net.JoinHostPort(host, "1")
+	cfg = proto.CloneOf(cfg)
+	n := 0 // each its own port, as two listeners may not share one
+	anyPort := func(addr *string) {
+		if host, port, err := net.SplitHostPort(*addr); err == nil && port == "0" {
+			n++
+			*addr = net.JoinHostPort(host, strconv.Itoa(n))
+		}
+	}
+	anyPort(&cfg.Listen)
+	for _, l := range []*ospreyv1.GatewayListener{cfg.GetGateway().GetInbound(), cfg.GetGateway().GetOutbound()} {
+		if l != nil {
+			anyPort(&l.Listen)
+			anyPort(&l.ListenV6)
+		}
 	}
 	return validate.SMTPIntegration(cfg)
 }
@@ -149,8 +212,8 @@ func (p *policy) clientAllowed(ip netip.Addr) bool {
 
 // recipient applies the destination-domains rule to a RCPT TO path, as
 // go-smtp passes it (angle brackets and any source route removed, quotes
-// of a quoted local part removed). It returns nil when the recipient is in
-// scope.
+// of a quoted local part removed), from the client at ip. It returns nil
+// when the recipient is in scope.
 //
 // domainlist.RecipientDomain refuses every form that could make a next hop
 // deliver elsewhere than the domain checked here: '%' and '!' routing in
@@ -160,9 +223,24 @@ func (p *policy) clientAllowed(ip netip.Addr) bool {
 // source route is not seen here: go-smtp drops it, as RFC 5321 §C allows,
 // and the check applies to the final domain, the only one a message to
 // that path could reach.
-func (p *policy) recipient(to string) *rejection {
+//
+// A gateway's inbound listener takes its local domains from anyone and
+// other domains only from its trusted networks (554 5.7.1 otherwise: no
+// open relay); its outbound listener admitted only trusted clients at
+// connect and takes any domain.
+func (p *policy) recipient(to string, ip netip.Addr) *rejection {
 	d, err := domainlist.RecipientDomain(to)
+	inbound := p.direction == ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
 	switch {
+	case inbound && err == nil && !p.domains.Match(d) && !p.relayFrom.Contains(ip):
+		return errRelayDenied("Relay access denied: " + d + " is not a local domain of this gateway")
+	case inbound && errors.Is(err, domainlist.ErrNoDomain):
+		return errRelayDenied("Relay access denied: the recipient has no domain")
+	case inbound:
+		if err != nil {
+			return errRelay("Relaying denied: " + err.Error())
+		}
+		return nil
 	case errors.Is(err, domainlist.ErrNoDomain):
 		// "postmaster" and other local names: in scope only when any
 		// recipient is.

@@ -29,6 +29,7 @@ const (
 	reasonSpoolError                          // 451 4.3.0: the spool failed
 	reasonTimeout                             // 421 4.4.2: command, data or session time limit
 	reasonTooManyErrors                       // 421 4.7.0: max_errors reached
+	reasonRelayDenied                         // 554 5.7.1: a gateway asked to relay for a stranger
 	numReasons
 )
 
@@ -51,6 +52,7 @@ var reasonNames = [numReasons]string{
 	reasonSpoolError:            "spool_error",
 	reasonTimeout:               "timeout",
 	reasonTooManyErrors:         "too_many_errors",
+	reasonRelayDenied:           "relay_denied",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -84,6 +86,12 @@ var (
 	errTooLarge = reject(reasonMessageTooLarge, 552, smtp.EnhancedCode{5, 3, 4}, "Message exceeds the size limit")
 	errRelay    = func(msg string) *rejection {
 		return reject(reasonRecipientRefused, 550, smtp.EnhancedCode{5, 7, 1}, msg)
+	}
+	// errRelayDenied is Postfix's reject_unauth_destination: a gateway's
+	// inbound listener takes its local domains from anyone, and relays
+	// elsewhere only for its trusted networks.
+	errRelayDenied = func(msg string) *rejection {
+		return reject(reasonRelayDenied, 554, smtp.EnhancedCode{5, 7, 1}, msg)
 	}
 	errTooManyRcpts = reject(reasonTooManyRecipients, 452, smtp.EnhancedCode{4, 5, 3}, "Too many recipients")
 	errSpoolFull    = reject(reasonSpoolFull, 452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")

@@ -71,6 +71,9 @@ type Options struct {
 	// take to finish before they are closed; 0 or less means
 	// DefaultStopGrace.
 	StopGrace time.Duration
+	// Role is the listener of the integration the server runs; the zero
+	// Role is the monitor listener.
+	Role Role
 }
 
 // Server is the SMTP server of a sensor's SMTP integration. Apply hands it
@@ -135,7 +138,7 @@ func New(opts Options) *Server {
 		s.opts.StopGrace = DefaultStopGrace
 	}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(newCollector(&s.stats)); err != nil {
+		if err := opts.Registerer.Register(newCollector(&s.stats, opts.Role)); err != nil {
 			s.log.Warn("SMTP metrics not registered", "err", err)
 		}
 	}
@@ -180,19 +183,17 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 	if s.opts.Spool == nil {
 		return errors.New("smtp integration: the server has no spool")
 	}
-	if !cfg.GetEnabled() {
-		if err := validateConfig(cfg); err != nil {
-			return fmt.Errorf("smtp integration: %w", err)
-		}
-		s.closeListener()
-		if s.pol.Swap(nil) != nil {
-			s.log.Info("SMTP integration disabled; open sessions finish")
-		}
-		return nil
-	}
-	pol, err := compile(cfg, s.opts.LocalSubnets, s.selfSigned)
+	pol, err := compile(cfg, s.opts.Role, s.opts.LocalSubnets, s.selfSigned)
 	if err != nil {
 		return fmt.Errorf("smtp integration: %w", err)
+	}
+	if pol == nil {
+		// Disabled, or nothing for this listener in the integration's mode.
+		s.closeListener()
+		if s.pol.Swap(nil) != nil {
+			s.log.Info("SMTP listener off; open sessions finish")
+		}
+		return nil
 	}
 	if s.tune != nil {
 		s.tune(pol)

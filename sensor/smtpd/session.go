@@ -139,7 +139,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.c.noCount.Store(true)
 		return s.refuse(errTooManyRcpts)
 	}
-	if rej := s.c.pol.recipient(to); rej != nil {
+	if rej := s.c.pol.recipient(to, s.c.ip); rej != nil {
 		return s.refuse(rej, "rcpt", to)
 	}
 	s.mu.Lock()
@@ -178,6 +178,7 @@ func (s *session) receive(r io.Reader, checked bool) error {
 		Helo:       helo,
 		Tls:        tlsState != nil,
 		ReceivedAt: timestamppb.New(now),
+		Direction:  s.c.pol.direction,
 	}
 	if tlsState != nil {
 		env.TlsVersion, env.TlsCipher = tls.VersionName(tlsState.Version), tls.CipherSuiteName(tlsState.CipherSuite)

@@ -157,6 +157,12 @@ func TestMetrics(t *testing.T) {
 		for _, m := range f.GetMetric() {
 			name := f.GetName()
 			for _, l := range m.GetLabel() {
+				if l.GetName() == "listener" {
+					if l.GetValue() != "monitor" {
+						t.Errorf("%s: listener %q, want monitor", f.GetName(), l.GetValue())
+					}
+					continue
+				}
 				name += "{" + l.GetValue() + "}"
 			}
 			switch {

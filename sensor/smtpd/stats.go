@@ -65,14 +65,15 @@ type collector struct {
 	connections, active, accepted, bytes, rejects *prometheus.Desc
 }
 
-func newCollector(c *counters) *collector {
+func newCollector(c *counters, role Role) *collector {
+	listener := prometheus.Labels{"listener": role.String()}
 	return &collector{
 		c:           c,
-		connections: prometheus.NewDesc("osprey_smtp_connections_total", "SMTP connections that got a session.", nil, nil),
-		active:      prometheus.NewDesc("osprey_smtp_sessions_active", "Open SMTP sessions.", nil, nil),
-		accepted:    prometheus.NewDesc("osprey_smtp_messages_accepted_total", "Messages spooled after SMTP.", nil, nil),
-		bytes:       prometheus.NewDesc("osprey_smtp_accepted_bytes_total", "Bytes of the messages spooled after SMTP.", nil, nil),
-		rejects:     prometheus.NewDesc("osprey_smtp_rejections_total", "SMTP refusals by reason.", []string{"reason"}, nil),
+		connections: prometheus.NewDesc("osprey_smtp_connections_total", "SMTP connections that got a session.", nil, listener),
+		active:      prometheus.NewDesc("osprey_smtp_sessions_active", "Open SMTP sessions.", nil, listener),
+		accepted:    prometheus.NewDesc("osprey_smtp_messages_accepted_total", "Messages spooled after SMTP.", nil, listener),
+		bytes:       prometheus.NewDesc("osprey_smtp_accepted_bytes_total", "Bytes of the messages spooled after SMTP.", nil, listener),
+		rejects:     prometheus.NewDesc("osprey_smtp_rejections_total", "SMTP refusals by reason.", []string{"reason"}, listener),
 	}
 }
 
