@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -268,21 +267,4 @@ func msg(id string) []byte {
 func request(id string, rcpts ...string) Request {
 	b := msg(id)
 	return Request{ID: id, From: "sender@origin.test", Rcpts: rcpts, Body: bytes.NewReader(b), Size: int64(len(b))}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
