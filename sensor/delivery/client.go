@@ -287,6 +287,9 @@ func (c *Client) open(ctx context.Context, cc *compiled, t target, requireTLS, p
 	cancel()
 	if err != nil {
 		f := tempFail("4.4.1", "connect to %s: %v", t.label(), unwrapOp(err))
+		if ctx.Err() != nil {
+			f = tempFail("4.4.2", "delivery to %s interrupted during connect: %v", t.label(), context.Cause(ctx))
+		}
 		return nil, &f
 	}
 	s := newSession(conn, t.label(), cc.cmdTimeout)

@@ -119,19 +119,19 @@ func TestTLSHandshakeFallback(t *testing.T) {
 	}
 }
 
-// failingReader gives some of a message, then an error.
+// failingReader gives n lines of a message, then an error.
 type failingReader struct{ n int }
 
 func (f *failingReader) Read(p []byte) (int, error) {
+	const line = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"
 	if f.n == 0 {
 		return 0, errors.New("disk on fire")
 	}
-	k := min(len(p), f.n)
-	for i := range k {
-		p[i] = 'x'
+	if len(p) < len(line) {
+		return 0, io.ErrShortBuffer
 	}
-	f.n -= k
-	return k, nil
+	f.n--
+	return copy(p, line), nil
 }
 
 // TestBodyReadError: a message that cannot be read to its end is never
@@ -141,7 +141,7 @@ func TestBodyReadError(t *testing.T) {
 	port, ln := freePort(t)
 	rec := startGoSMTP(t, ln, false)
 	c := runClient(t, Options{}, Config{HeloName: "gw.osprey.test", Port: uint16(port)})
-	r := c.Deliver(t.Context(), Request{From: "a@origin.test", Rcpts: []string{"b@[127.0.0.1]"}, Body: &failingReader{n: 100 << 10}, Size: 200 << 10})
+	r := c.Deliver(t.Context(), Request{From: "a@origin.test", Rcpts: []string{"b@[127.0.0.1]"}, Body: &failingReader{n: 2000}, Size: 200 << 10})
 	if got := r.Rcpts[0]; got.Code != 451 || got.Enhanced != "4.3.0" || !strings.Contains(got.Text, "disk on fire") {
 		t.Errorf("got %v, want 451 4.3.0 naming the read error", got)
 	}
