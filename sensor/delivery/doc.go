@@ -15,9 +15,9 @@
 // a permanent failure for a null MX (RFC 7505, 5.1.10) or a domain that
 // does not exist (5.1.2), a temporary one when DNS fails (4.4.3). At most
 // five addresses are tried per delivery (Postfix's smtp_mx_address_limit).
-// The gateway does not check that a next hop is one of its own listeners:
-// a route that points at the gateway itself loops until the next hop's hop
-// count (Received headers) stops it.
+// Mail loops are not detected here: a next hop that is one of the
+// gateway's own listeners is not refused, so a route that points back at
+// the gateway relies on the receiving side counting Received headers.
 //
 // One delivery, one decision. Addresses are tried in order while they fail
 // at the session level: no connection, a greeting or EHLO refused, a TLS
