@@ -58,6 +58,16 @@ type Instance struct {
 // with smtpd on listen and the main.cf settings in conf added to a relaying
 // base configuration. It needs root: Postfix's daemons drop to the postfix user.
 func Start(dir, listen string, conf map[string]string) (*Instance, error) {
+	return StartWith(dir, listen, conf)
+}
+
+// TLSManager is the master.cf line of tlsmgr(8), which smtpd needs to offer
+// STARTTLS: pass it to StartWith for an instance with TLS settings.
+const TLSManager = "tlsmgr    unix  - - n 1000? 1 tlsmgr"
+
+// StartWith is Start with extra master.cf service lines (such as
+// TLSManager).
+func StartWith(dir, listen string, conf map[string]string, services ...string) (*Instance, error) {
 	bin, err := exec.LookPath("postfix")
 	if err != nil {
 		return nil, fmt.Errorf("postfix is not installed: %w", err)
@@ -113,7 +123,7 @@ func Start(dir, listen string, conf map[string]string) (*Instance, error) {
 	if err := os.WriteFile(filepath.Join(etc, "main.cf"), []byte(mainCF.String()), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(fmt.Sprintf(master, listen)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(fmt.Sprintf(master, listen)+strings.Join(append(services, ""), "\n")), 0o644); err != nil {
 		return nil, err
 	}
 	in := &Instance{Addr: listen, etc: etc, log: &syncBuffer{}}

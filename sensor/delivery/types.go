@@ -3,6 +3,7 @@ package delivery
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -12,7 +13,7 @@ type Request struct {
 	// ID names the queued message in logs and in the Received header's id.
 	ID string
 	// Destination is the routing key every recipient shares, as
-	// [Config.Destination] returned it.
+	// [Client.Destination] returned it.
 	Destination string
 	// From is the envelope sender; "" is the null sender (a DSN).
 	From  string
@@ -21,6 +22,14 @@ type Request struct {
 	// (Received, the verdict) included; Size is its length in bytes.
 	Body io.Reader
 	Size int64
+	// EightBit and SMTPUTF8 say what the message needs, as the client that
+	// sent it to the gateway declared (BODY=8BITMIME, SMTPUTF8): they are
+	// passed on when the next hop offers them. A message that needs
+	// SMTPUTF8 for a non-ASCII envelope address fails permanently (5.6.7)
+	// with a next hop that does not offer it; an 8-bit message goes as it
+	// is, as Postfix sends it.
+	EightBit bool
+	SMTPUTF8 bool
 }
 
 // RcptResult is what the next hop answered for one recipient, or what the
@@ -56,4 +65,11 @@ type Result struct {
 	Rcpts []RcptResult
 	// Took is how long the attempt took, connection included.
 	Took time.Duration
+}
+
+// HostName is the name of the next hop that answered ("mx1.example.com"
+// from "mx1.example.com [192.0.2.1]:25"), for a DSN's Remote-MTA.
+func (r Result) HostName() string {
+	name, _, _ := strings.Cut(r.Host, " ")
+	return name
 }

@@ -1,0 +1,57 @@
+// Package delivery is the gateway's outbound SMTP client: the delivery
+// queue hands it a message and the recipients that share a next hop, and it
+// reports, per recipient, what the next hop answered. It plays the part of
+// Postfix's smtp(8); the queue plays qmgr(8).
+//
+// # Design
+//
+// Routing. [Client.Destination] maps a recipient to a routing key (a
+// domain for MX delivery, "route:<domain>" or "relay" for configured
+// hosts); the queue groups and schedules by it, and [Client.Deliver] works
+// the route out again from the recipients with the configuration of the
+// moment. Configured hosts are tried by preference, equal preferences in
+// random order; MX delivery follows RFC 5321 §5.1: MX hosts by preference
+// (equal ones shuffled), the domain's own A/AAAA records when it has no MX,
+// a permanent failure for a null MX (RFC 7505, 5.1.10) or a domain that
+// does not exist (5.1.2), a temporary one when DNS fails (4.4.3). At most
+// five addresses are tried per delivery (Postfix's smtp_mx_address_limit).
+// Mail loops are not detected here: a next hop that is one of the
+// gateway's own listeners is not refused, so a route that points back at
+// the gateway relies on the receiving side counting Received headers.
+//
+// One delivery, one decision. Addresses are tried in order while they fail
+// at the session level: no connection, a greeting or EHLO refused, a TLS
+// requirement not met, a 4xx to MAIL FROM. The first address that takes
+// part in a transaction decides: a 5xx to MAIL FROM fails every recipient,
+// each RCPT reply is that recipient's result, no DATA is sent when every
+// RCPT failed, and the reply to the final dot is the result of every
+// recipient accepted at RCPT. A connection lost during the transaction
+// leaves the undecided recipients to retry (4.4.2). Result codes keep the
+// class of the server's replies (4xx retry, 5xx bounce); failures of our
+// own get a code and an RFC 3463 status in the class they have.
+//
+// TLS. STARTTLS is opportunistic by default: used when offered, the
+// certificate unchecked, and when the handshake fails the same address is
+// tried again in plaintext (Postfix's "may"). For a domain in
+// [Config.RequireTLS] STARTTLS must be offered and the certificate verify
+// against the next hop's name (the MX host's name, or the configured host)
+// with [Config.RootCAs]; otherwise the address fails with 4.7.4 or 4.7.5 and
+// the next one is tried, never a plaintext session.
+//
+// Connection cache. A gateway relays bursts to few next hops, so idle
+// sessions are kept for a few seconds per next-hop address (and TLS policy
+// and configuration) and reused, as Postfix's scache(8) does: the next
+// message to that hop starts with MAIL FROM, without TCP, EHLO or TLS. A
+// session goes back to the cache only between transactions (after the final
+// dot's reply, or after RSET when a transaction was abandoned), and a
+// cached session found dead at MAIL FROM is replaced by a new connection
+// once, transparently. [Client.Run] owns the cache: it caches only while
+// Run runs and closes every idle session when Run returns.
+//
+// Safety. A reply is read under bounds (line length, line count, a timeout
+// per command, [Config.DataTimeout] for the message), and the context of a
+// delivery closes its connection when it ends. The message is dot-stuffed;
+// the final dot is sent only after exactly [Request.Size] bytes were read
+// from the body, so a body that fails to read is never delivered
+// truncated: the connection is dropped instead.
+package delivery
