@@ -284,6 +284,22 @@ func (c *Client) PutSMTP(ctx context.Context, id string, cfg *SMTPIntegration, v
 	return &out, v, nil
 }
 
+// ApplySMTPToTenant applies sensor id's SMTP integration to every other sensor of its
+// tenant ("Apply above settings to all scanners"), except what belongs to each host: the
+// listen addresses and the TLS certificates and keys, which each sensor keeps. Each
+// sensor is written, left unchanged, or refused with its errors, as the result says.
+func (c *Client) ApplySMTPToTenant(ctx context.Context, id string) (*SMTPApplyResult, error) {
+	p, err := sensorPath(id, "smtp/apply-to-tenant")
+	if err != nil {
+		return nil, err
+	}
+	var out SMTPApplyResult
+	if _, err := c.do(ctx, http.MethodPost, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // POP3 returns a sensor's POP3 integration and its version, for a later PutPOP3. The
 // password is never returned; PasswordSet says whether one is stored.
 func (c *Client) POP3(ctx context.Context, id string) (*POP3Integration, int64, error) {

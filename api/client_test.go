@@ -200,6 +200,13 @@ func TestRequests(t *testing.T) {
 			want:   request{Method: "POST", Path: "/api/v1/sensors/s1/revoke", Accept: "application/json"},
 		},
 		{
+			name:   "apply a sensor's smtp to its tenant",
+			call:   func(ctx context.Context, c *Client) error { _, err := c.ApplySMTPToTenant(ctx, "s1"); return err },
+			status: 200,
+			body:   `{"source":"s1","tenant":"default","sensors":[{"sensor":"s2","result":"applied","version":7}]}`,
+			want:   request{Method: "POST", Path: "/api/v1/sensors/s1/smtp/apply-to-tenant", Accept: "application/json"},
+		},
+		{
 			name:   "list users",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.Users(ctx); return err },
 			status: 200,
@@ -498,6 +505,31 @@ func TestJSONShape(t *testing.T) {
 				Limits: &SMTPLimits{
 					MaxRecipients: 100, MaxConnections: 50, MaxConnectionsPerClient: 5,
 					CommandTimeoutSeconds: 60, DataTimeoutSeconds: 300, SessionTimeoutSeconds: 600, MaxErrors: 10,
+				},
+			},
+		},
+		{
+			name: "smtp gateway",
+			json: `{"enabled":true,"listen":"","destination_domains":[],"clients":[],"mode":"inbound_outbound","gateway":{` +
+				`"inbound":{"listen":"0.0.0.0:25","listen_v6":"[::]:25","tls":{"mode":"accept","key_set":false,"client_cert":"off"}},` +
+				`"outbound":{"listen":"10.0.0.2:587","listen_v6":""},` +
+				`"local_domains":[{"domain":"example.com","hosts":[{"host":"10.0.0.10","port":25,"mx_lookup":false,"preference":10}],"require_tls":true}],` +
+				`"trusted_networks":["10.0.0.0/8"],"relay_hosts":[{"host":"example.net","port":0,"mx_lookup":true,"preference":0}],` +
+				`"require_tls_domains":["bank.example"],"helo_name":"gw.example.com","hold_timeout_seconds":300,"on_timeout":"keep_holding",` +
+				`"queue":{"min_backoff_seconds":60,"max_backoff_seconds":3600,"max_lifetime_seconds":86400,"delay_warning_seconds":7200,` +
+				`"destination_concurrency":5,"concurrency":50}}}`,
+			into: &SMTPIntegration{},
+			want: &SMTPIntegration{
+				Enabled: true, DestinationDomains: []string{}, Clients: []string{}, Mode: SMTPInboundOutbound,
+				Gateway: &SMTPGateway{
+					Inbound:           &GatewayListener{Listen: "0.0.0.0:25", ListenV6: "[::]:25", TLS: &SMTPTLS{Mode: TLSAccept, ClientCert: ClientCertOff}},
+					Outbound:          &GatewayListener{Listen: "10.0.0.2:587"},
+					LocalDomains:      []LocalDomain{{Domain: "example.com", Hosts: []NextHop{{Host: "10.0.0.10", Port: 25, Preference: 10}}, RequireTLS: true}},
+					TrustedNetworks:   []string{"10.0.0.0/8"},
+					RelayHosts:        []NextHop{{Host: "example.net", MXLookup: true}},
+					RequireTLSDomains: []string{"bank.example"}, HeloName: "gw.example.com", HoldTimeoutSeconds: 300, OnTimeout: KeepHolding,
+					Queue: &DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400,
+						DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 				},
 			},
 		},

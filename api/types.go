@@ -309,6 +309,146 @@ type SMTPIntegration struct {
 	MaxMessageSize *SizeLimit  `json:"max_message_size,omitempty"`
 	TLS            *SMTPTLS    `json:"tls,omitempty"`
 	Limits         *SMTPLimits `json:"limits,omitempty"`
+	// Mode is what the integration does with the mail it takes: a copy for
+	// inspection on Listen (monitor, also what an empty Mode means on write), or a
+	// mail gateway that relays it through the listeners of Gateway. Reads always
+	// name the mode.
+	Mode SMTPMode `json:"mode,omitempty"`
+	// Gateway configures the gateway modes; it is kept, unused, in monitor mode.
+	// Reads always return it, empty when never written, with lists as [] and both
+	// listeners and the queue present.
+	Gateway *SMTPGateway `json:"gateway,omitempty"`
+}
+
+// SMTPMode is what a sensor's SMTP integration does with the mail it takes.
+type SMTPMode string
+
+// The SMTP modes.
+const (
+	// SMTPMonitor: a mail server sends a copy on Listen; nothing is forwarded.
+	SMTPMonitor SMTPMode = "monitor"
+	// SMTPInbound: the gateway takes mail for its local domains from anyone and
+	// delivers it to their hosts.
+	SMTPInbound SMTPMode = "inbound"
+	// SMTPOutbound: the gateway relays mail from its trusted networks to any domain.
+	SMTPOutbound SMTPMode = "outbound"
+	// SMTPInboundOutbound: both, each on its own listeners.
+	SMTPInboundOutbound SMTPMode = "inbound_outbound"
+)
+
+// HoldTimeoutAction is what a gateway does with a message that no Central Node has
+// scanned within its hold timeout.
+type HoldTimeoutAction string
+
+// The hold timeout actions.
+const (
+	// DeliverUnscanned delivers it with a header that says it was not scanned (the default).
+	DeliverUnscanned HoldTimeoutAction = "deliver_unscanned"
+	// KeepHolding keeps it until a verdict arrives.
+	KeepHolding HoldTimeoutAction = "keep_holding"
+)
+
+// SMTPGateway is the gateway part of an SMTP integration (docs/configuration.md,
+// "Gateway mode").
+type SMTPGateway struct {
+	// Inbound and Outbound are the listeners of each direction.
+	Inbound  *GatewayListener `json:"inbound,omitempty"`
+	Outbound *GatewayListener `json:"outbound,omitempty"`
+	// LocalDomains are taken from any client and delivered as each says.
+	LocalDomains []LocalDomain `json:"local_domains"`
+	// TrustedNetworks (IPs and CIDRs; "!" excludes) may relay to any domain.
+	TrustedNetworks []string `json:"trusted_networks"`
+	// RelayHosts take the mail for other domains; empty means their MX hosts.
+	RelayHosts []NextHop `json:"relay_hosts"`
+	// RequireTLSDomains: mail to these domains (and their subdomains) goes only over
+	// STARTTLS with a verified certificate.
+	RequireTLSDomains []string `json:"require_tls_domains"`
+	// HeloName is the gateway's name in EHLO, Received and bounces; empty means the
+	// sensor's host name.
+	HeloName string `json:"helo_name"`
+	// HoldTimeoutSeconds is how long a message waits for its verdict; 0 means 600.
+	HoldTimeoutSeconds uint32 `json:"hold_timeout_seconds"`
+	// OnTimeout is what happens then; empty means deliver_unscanned.
+	OnTimeout HoldTimeoutAction `json:"on_timeout,omitempty"`
+	// Queue configures the delivery queue; zeros mean the defaults.
+	Queue *DeliveryQueueSettings `json:"queue,omitempty"`
+}
+
+// GatewayListener is where one direction of a gateway takes mail.
+type GatewayListener struct {
+	// Listen is an IPv4 address and port ("0.0.0.0:25").
+	Listen string `json:"listen"`
+	// ListenV6 is an optional IPv6 address and port ("[2001:db8::25]:25").
+	ListenV6 string `json:"listen_v6"`
+	// TLS is as the monitor listener's; its KeyPEM is write-only as there.
+	TLS *SMTPTLS `json:"tls,omitempty"`
+}
+
+// LocalDomain is a domain a gateway takes inbound mail for, and where it goes.
+type LocalDomain struct {
+	// Domain covers its subdomains.
+	Domain string `json:"domain"`
+	// Hosts are the internal mail servers; empty means the domain's MX hosts.
+	Hosts []NextHop `json:"hosts"`
+	// RequireTLS: delivery only over STARTTLS with a verified certificate.
+	RequireTLS bool `json:"require_tls"`
+}
+
+// NextHop is a host a gateway delivers to.
+type NextHop struct {
+	// Host is an IP address or a host name.
+	Host string `json:"host"`
+	// Port is the SMTP port; 0 means 25.
+	Port uint32 `json:"port"`
+	// MXLookup delivers to the MX hosts of Host instead of Host itself.
+	MXLookup bool `json:"mx_lookup"`
+	// Preference orders the hosts: lower first, equal ones shared at random.
+	Preference uint32 `json:"preference"`
+}
+
+// DeliveryQueueSettings configure a gateway's delivery queue. Zero means the default.
+type DeliveryQueueSettings struct {
+	MinBackoffSeconds      uint32 `json:"min_backoff_seconds"`
+	MaxBackoffSeconds      uint32 `json:"max_backoff_seconds"`
+	MaxLifetimeSeconds     uint32 `json:"max_lifetime_seconds"`
+	DelayWarningSeconds    uint32 `json:"delay_warning_seconds"`
+	DestinationConcurrency uint32 `json:"destination_concurrency"`
+	Concurrency            uint32 `json:"concurrency"`
+}
+
+// ApplyOutcome is what applying one sensor's SMTP integration to the tenant did to
+// another sensor.
+type ApplyOutcome string
+
+// The outcomes of applying to one sensor.
+const (
+	// ApplyApplied: the sensor's integration was written.
+	ApplyApplied ApplyOutcome = "applied"
+	// ApplyUnchanged: it had the settings already; nothing was written.
+	ApplyUnchanged ApplyOutcome = "unchanged"
+	// ApplyError: it was left unchanged because of Error (and Fields).
+	ApplyError ApplyOutcome = "error"
+)
+
+// SensorApplyResult is what applying an SMTP integration did to one sensor.
+type SensorApplyResult struct {
+	Sensor string       `json:"sensor"`
+	Result ApplyOutcome `json:"result"`
+	// Version is the sensor's new configuration version, when applied.
+	Version int64 `json:"version,omitempty"`
+	// Error says why the sensor was left unchanged; Fields are the validation
+	// errors of its configuration as it would have been.
+	Error  string       `json:"error,omitempty"`
+	Fields []FieldError `json:"fields,omitempty"`
+}
+
+// SMTPApplyResult is the body of POST /api/v1/sensors/{id}/smtp/apply-to-tenant:
+// every other sensor of the sensor's tenant, in id order, with what was done to it.
+type SMTPApplyResult struct {
+	// Source is the sensor whose settings were applied, Tenant its tenant.
+	Source  string              `json:"source"`
+	Tenant  string              `json:"tenant"`
+	Sensors []SensorApplyResult `json:"sensors"`
 }
 
 // SMTPTLS is the TLS part of an SMTP integration.

@@ -219,6 +219,26 @@ func TestToProtoFieldErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "smtp gateway",
+			conv: func() error {
+				_, err := SMTPToProto(&api.SMTPIntegration{
+					Mode: "relay",
+					Gateway: &api.SMTPGateway{
+						Inbound:   &api.GatewayListener{Listen: ":25", TLS: &api.SMTPTLS{Mode: "on"}},
+						Outbound:  &api.GatewayListener{Listen: ":587", TLS: &api.SMTPTLS{Mode: api.TLSRequire, ClientCert: "must"}},
+						OnTimeout: "bounce",
+					},
+				})
+				return err
+			},
+			want: validate.Errors{
+				{Field: "mode", Message: `unknown SMTP mode "relay"; want monitor, inbound, outbound or inbound_outbound`},
+				{Field: "gateway.on_timeout", Message: `unknown hold timeout action "bounce"; want deliver_unscanned or keep_holding`},
+				{Field: "gateway.inbound.tls.mode", Message: `unknown TLS mode "on"; want off, accept or require`},
+				{Field: "gateway.outbound.tls.client_cert", Message: `unknown client certificate mode "must"; want off, request or require`},
+			},
+		},
+		{
 			name: "pop3",
 			conv: func() error {
 				_, err := POP3ToProto(&api.POP3Integration{TLSMode: "stls", TLSCertificate: "any"})
@@ -263,7 +283,7 @@ func TestSMTPFromProto(t *testing.T) {
 		{
 			name: "nil reads as disabled with empty lists",
 			in:   nil,
-			want: &api.SMTPIntegration{DestinationDomains: []string{}, Clients: []string{}},
+			want: &api.SMTPIntegration{DestinationDomains: []string{}, Clients: []string{}, Mode: api.SMTPMonitor, Gateway: emptyGateway()},
 		},
 		{
 			name: "key is not copied",
@@ -279,12 +299,15 @@ func TestSMTPFromProto(t *testing.T) {
 				Clients:            []string{"10.0.0.0/8"},
 				MaxMessageSize:     &api.SizeLimit{Unlimited: true},
 				TLS:                &api.SMTPTLS{Mode: api.TLSAccept, CertPEM: "CERT", KeySet: true},
+				Mode:               api.SMTPMonitor,
+				Gateway:            emptyGateway(),
 			},
 		},
 		{
 			name: "no key",
 			in:   &ospreyv1.SmtpIntegration{Tls: &ospreyv1.SmtpTls{Mode: ospreyv1.TlsMode_TLS_MODE_OFF}},
-			want: &api.SMTPIntegration{DestinationDomains: []string{}, Clients: []string{}, TLS: &api.SMTPTLS{Mode: api.TLSOff}},
+			want: &api.SMTPIntegration{DestinationDomains: []string{}, Clients: []string{}, TLS: &api.SMTPTLS{Mode: api.TLSOff},
+				Mode: api.SMTPMonitor, Gateway: emptyGateway()},
 		},
 	}
 	for _, tt := range tests {
@@ -360,7 +383,7 @@ func TestRoundTrip(t *testing.T) {
 			trip: func(m proto.Message) (proto.Message, error) {
 				return SMTPToProto(SMTPFromProto(m.(*ospreyv1.SmtpIntegration)))
 			},
-			clear: []string{"tls.key_pem"},
+			clear: []string{"tls.key_pem", "gateway.inbound.tls.key_pem", "gateway.outbound.tls.key_pem"},
 		},
 		{
 			name: "pop3",
@@ -529,6 +552,13 @@ func fill(m protoreflect.Message) {
 			mp := m.Mutable(fd).Map()
 			mp.Set(scalar(fd.MapKey(), 1).MapKey(), scalar(fd.MapValue(), 1))
 			mp.Set(scalar(fd.MapKey(), 2).MapKey(), scalar(fd.MapValue(), 2))
+		case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+			l := m.Mutable(fd).List()
+			for range 2 {
+				e := l.NewElement()
+				fill(e.Message())
+				l.Append(e)
+			}
 		case fd.IsList():
 			l := m.Mutable(fd).List()
 			l.Append(scalar(fd, 1))

@@ -94,6 +94,14 @@ var (
 		what:  "TLS certificate policy",
 		names: []api.TLSCertificatePolicy{"", api.AcceptAny, api.AcceptSelfSigned, api.TrustedOnly},
 	}
+	smtpModes = enum[ospreyv1.SmtpMode, api.SMTPMode]{
+		what:  "SMTP mode",
+		names: []api.SMTPMode{"", api.SMTPMonitor, api.SMTPInbound, api.SMTPOutbound, api.SMTPInboundOutbound},
+	}
+	holdActions = enum[ospreyv1.HoldTimeoutAction, api.HoldTimeoutAction]{
+		what:  "hold timeout action",
+		names: []api.HoldTimeoutAction{"", api.DeliverUnscanned, api.KeepHolding},
+	}
 	roles = enum[ospreyv1.Role, api.Role]{
 		what: "role", required: true,
 		names: []api.Role{"", api.RoleAdmin, api.RoleTenantAdmin, api.RoleAuditor},
@@ -150,6 +158,45 @@ func TLSCertificatePolicyFromProto(p ospreyv1.TlsCertificatePolicy) api.TLSCerti
 // TLSCertificatePolicyToProto returns the certificate policy named p; "" is UNSPECIFIED.
 func TLSCertificatePolicyToProto(p api.TLSCertificatePolicy) (ospreyv1.TlsCertificatePolicy, error) {
 	return certPolicies.toProto(p)
+}
+
+// SMTPModeFromProto returns the API name of an SMTP mode; UNSPECIFIED, which means
+// MONITOR, is "monitor" too.
+func SMTPModeFromProto(m ospreyv1.SmtpMode) api.SMTPMode {
+	if m == ospreyv1.SmtpMode_SMTP_MODE_UNSPECIFIED {
+		return api.SMTPMonitor
+	}
+	return smtpModes.toAPI(m)
+}
+
+// SMTPModeToProto returns the SMTP mode named m. "monitor", the default, is
+// UNSPECIFIED as "" is: the value an integration written before modes existed
+// holds, so that one read and written back is the same configuration.
+func SMTPModeToProto(m api.SMTPMode) (ospreyv1.SmtpMode, error) {
+	p, err := smtpModes.toProto(m)
+	if p == ospreyv1.SmtpMode_SMTP_MODE_MONITOR {
+		p = ospreyv1.SmtpMode_SMTP_MODE_UNSPECIFIED
+	}
+	return p, err
+}
+
+// HoldTimeoutActionFromProto returns the API name of a hold timeout action;
+// UNSPECIFIED, which means DELIVER_UNSCANNED, is "deliver_unscanned" too.
+func HoldTimeoutActionFromProto(a ospreyv1.HoldTimeoutAction) api.HoldTimeoutAction {
+	if a == ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_UNSPECIFIED {
+		return api.DeliverUnscanned
+	}
+	return holdActions.toAPI(a)
+}
+
+// HoldTimeoutActionToProto returns the hold timeout action named a;
+// "deliver_unscanned", the default, is UNSPECIFIED as "" is (see SMTPModeToProto).
+func HoldTimeoutActionToProto(a api.HoldTimeoutAction) (ospreyv1.HoldTimeoutAction, error) {
+	p, err := holdActions.toProto(a)
+	if p == ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED {
+		p = ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_UNSPECIFIED
+	}
+	return p, err
 }
 
 // RoleFromProto returns the API name of a role ("admin", "tenant_admin", "auditor").

@@ -10,7 +10,9 @@ import (
 // SMTPToProto converts an SMTP integration from a write. The only error is validate.Errors,
 // for unknown enum names; the message is returned with it, filled with everything that did
 // convert, so a caller can validate the rest and report every problem at once. KeySet is
-// ignored; an empty KeyPEM keeps the stored key (store.PutSMTP).
+// ignored; an empty KeyPEM keeps the stored key (store.PutSMTP). Parts of the gateway
+// that hold nothing are left out (nil), so that a read written back is the same
+// configuration, byte for byte.
 func SMTPToProto(in *api.SMTPIntegration) (*ospreyv1.SmtpIntegration, error) {
 	if in == nil {
 		return &ospreyv1.SmtpIntegration{}, nil
@@ -27,19 +29,7 @@ func SMTPToProto(in *api.SMTPIntegration) (*ospreyv1.SmtpIntegration, error) {
 		errs.check("max_message_size.unit", err)
 		out.MaxMessageSize = &ospreyv1.SizeLimit{Unlimited: m.Unlimited, Value: m.Value, Unit: unit}
 	}
-	if t := in.TLS; t != nil {
-		mode, err := TLSModeToProto(t.Mode)
-		errs.check("tls.mode", err)
-		cc, err := ClientCertModeToProto(t.ClientCert)
-		errs.check("tls.client_cert", err)
-		out.Tls = &ospreyv1.SmtpTls{
-			Mode:        mode,
-			CertPem:     t.CertPEM,
-			KeyPem:      t.KeyPEM,
-			ClientCert:  cc,
-			ClientCaPem: t.ClientCAPEM,
-		}
-	}
+	out.Tls = smtpTLSToProto(&errs, "tls.", in.TLS)
 	if l := in.Limits; l != nil {
 		out.Limits = &ospreyv1.SmtpLimits{
 			MaxRecipients:           l.MaxRecipients,
@@ -51,14 +41,52 @@ func SMTPToProto(in *api.SMTPIntegration) (*ospreyv1.SmtpIntegration, error) {
 			MaxErrors:               l.MaxErrors,
 		}
 	}
+	mode, err := SMTPModeToProto(in.Mode)
+	errs.check("mode", err)
+	out.Mode = mode
+	out.Gateway = gatewayToProto(&errs, in.Gateway)
 	if err := errs.err(); err != nil {
 		return out, err
 	}
 	return out, nil
 }
 
-// SMTPFromProto converts an SMTP integration for a read. The private key is not copied:
-// KeySet says whether there is one. Lists are never nil, so they read as [] rather than null.
+// smtpTLSToProto converts the TLS part of a listener (at field prefix, "tls.").
+func smtpTLSToProto(errs *fieldErrors, prefix string, t *api.SMTPTLS) *ospreyv1.SmtpTls {
+	if t == nil {
+		return nil
+	}
+	mode, err := TLSModeToProto(t.Mode)
+	errs.check(prefix+"mode", err)
+	cc, err := ClientCertModeToProto(t.ClientCert)
+	errs.check(prefix+"client_cert", err)
+	return &ospreyv1.SmtpTls{
+		Mode:        mode,
+		CertPem:     t.CertPEM,
+		KeyPem:      t.KeyPEM,
+		ClientCert:  cc,
+		ClientCaPem: t.ClientCAPEM,
+	}
+}
+
+// smtpTLSFromProto converts the TLS part of a listener for a read: KeySet, never the key.
+func smtpTLSFromProto(t *ospreyv1.SmtpTls) *api.SMTPTLS {
+	if t == nil {
+		return nil
+	}
+	return &api.SMTPTLS{
+		Mode:        TLSModeFromProto(t.GetMode()),
+		CertPEM:     t.GetCertPem(),
+		KeySet:      t.GetKeyPem() != "",
+		ClientCert:  ClientCertModeFromProto(t.GetClientCert()),
+		ClientCAPEM: t.GetClientCaPem(),
+	}
+}
+
+// SMTPFromProto converts an SMTP integration for a read. No private key is copied:
+// KeySet says whether there is one. Lists are never nil, so they read as [] rather than
+// null, and the mode and the gateway are always there (an integration written before
+// they existed reads as monitor, with an empty gateway).
 func SMTPFromProto(p *ospreyv1.SmtpIntegration) *api.SMTPIntegration {
 	out := &api.SMTPIntegration{
 		Enabled:            p.GetEnabled(),
@@ -69,15 +97,9 @@ func SMTPFromProto(p *ospreyv1.SmtpIntegration) *api.SMTPIntegration {
 	if m := p.GetMaxMessageSize(); m != nil {
 		out.MaxMessageSize = &api.SizeLimit{Unlimited: m.GetUnlimited(), Value: m.GetValue(), Unit: SizeUnitFromProto(m.GetUnit())}
 	}
-	if t := p.GetTls(); t != nil {
-		out.TLS = &api.SMTPTLS{
-			Mode:        TLSModeFromProto(t.GetMode()),
-			CertPEM:     t.GetCertPem(),
-			KeySet:      t.GetKeyPem() != "",
-			ClientCert:  ClientCertModeFromProto(t.GetClientCert()),
-			ClientCAPEM: t.GetClientCaPem(),
-		}
-	}
+	out.TLS = smtpTLSFromProto(p.GetTls())
+	out.Mode = SMTPModeFromProto(p.GetMode())
+	out.Gateway = gatewayFromProto(p.GetGateway())
 	if l := p.GetLimits(); l != nil {
 		out.Limits = &api.SMTPLimits{
 			MaxRecipients:           l.GetMaxRecipients(),

@@ -6,6 +6,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
+	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
 )
 
@@ -115,5 +116,36 @@ func (s *Server) applySMTP(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	writeJSON(w, http.StatusOK, api.ApplyResult{Changed: changed, Version: version})
+	return nil
+}
+
+// copySMTPToTenant applies a sensor's SMTP integration to every other sensor
+// of its tenant, each keeping its own listen addresses and certificates
+// (store.CopySMTPToTenant). Each sensor's outcome is in the answer, its
+// error translated as a request's would be; the request itself fails only
+// when the source cannot be read.
+func (s *Server) copySMTPToTenant(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	tenant, results, err := s.store.CopySMTPToTenant(r.Context(), scope(p), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := api.SMTPApplyResult{Source: r.PathValue("id"), Tenant: tenant, Sensors: make([]api.SensorApplyResult, 0, len(results))}
+	for _, res := range results {
+		sr := api.SensorApplyResult{Sensor: res.Sensor, Version: res.Version}
+		switch res.Outcome {
+		case store.CopyApplied:
+			sr.Result = api.ApplyApplied
+		case store.CopyUnchanged:
+			sr.Result = api.ApplyUnchanged
+		default:
+			status, body := s.errorResponse(res.Err)
+			if status >= 500 {
+				s.log.ErrorContext(r.Context(), "apply smtp to sensor", "source", out.Source, "sensor", res.Sensor, "err", res.Err)
+			}
+			sr.Result, sr.Error, sr.Fields = api.ApplyError, body.Message, body.Fields
+		}
+		out.Sensors = append(out.Sensors, sr)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -116,6 +116,7 @@ func Routes() []Route {
 		{"POST", "/api/v1/sensors/{id}/revoke", writer, (*Server).revokeSensor},
 		{"GET", "/api/v1/sensors/{id}/smtp", reader, (*Server).getSMTP},
 		{"PUT", "/api/v1/sensors/{id}/smtp", writer, (*Server).putSMTP},
+		{"POST", "/api/v1/sensors/{id}/smtp/apply-to-tenant", writer, (*Server).copySMTPToTenant},
 		{"GET", "/api/v1/sensors/{id}/pop3", reader, (*Server).getPOP3},
 		{"PUT", "/api/v1/sensors/{id}/pop3", writer, (*Server).putPOP3},
 		{"GET", "/api/v1/users", reader, (*Server).listUsers},

@@ -29,16 +29,24 @@ func mergePOP3Secrets(stored, incoming *ospreyv1.Pop3Integration) {
 	incoming.Password = stored.GetPassword()
 }
 
-// mergeSMTPSecrets gives incoming, a write that left the TLS private key empty, the stored
-// key, so that a read edited and written back keeps it. The key is kept only with its
-// certificate: when incoming carries the stored certificate unchanged. A new certificate
-// needs its key, and an empty certificate (the sensor makes a self-signed one) needs none.
+// mergeSMTPSecrets gives incoming, a write that left a TLS private key empty, the stored
+// key, so that a read edited and written back keeps it: the monitor listener's and each
+// gateway listener's, each from the same listener of stored. A key is kept only with its
+// certificate: when incoming carries that listener's stored certificate unchanged. A new
+// certificate needs its key, and an empty certificate (the sensor makes a self-signed one)
+// needs none.
 func mergeSMTPSecrets(stored, incoming *ospreyv1.SmtpIntegration) {
-	in := incoming.GetTls()
+	mergeTLSKey(stored.GetTls(), incoming.GetTls())
+	in, st := incoming.GetGateway(), stored.GetGateway()
+	mergeTLSKey(st.GetInbound().GetTls(), in.GetInbound().GetTls())
+	mergeTLSKey(st.GetOutbound().GetTls(), in.GetOutbound().GetTls())
+}
+
+// mergeTLSKey gives in the key of st when in has none and the same certificate.
+func mergeTLSKey(st, in *ospreyv1.SmtpTls) {
 	if in == nil || in.KeyPem != "" || in.CertPem == "" {
 		return
 	}
-	st := stored.GetTls()
 	if st.GetKeyPem() == "" || strings.TrimSpace(st.GetCertPem()) != strings.TrimSpace(in.CertPem) {
 		return
 	}

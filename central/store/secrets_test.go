@@ -64,3 +64,50 @@ func TestMergeSMTPSecrets(t *testing.T) {
 	}
 	mergeSMTPSecrets(stored, nil) // must not panic
 }
+
+func TestMergeSMTPSecretsOfGatewayListeners(t *testing.T) {
+	tlsOf := func(cert, key string) *ospreyv1.SmtpTls { return &ospreyv1.SmtpTls{CertPem: cert, KeyPem: key} }
+	gw := func(in, out *ospreyv1.SmtpTls) *ospreyv1.SmtpIntegration {
+		return &ospreyv1.SmtpIntegration{Mode: ospreyv1.SmtpMode_SMTP_MODE_INBOUND_OUTBOUND, Tls: tlsOf("MON", ""), Gateway: &ospreyv1.SmtpGateway{
+			Inbound:  &ospreyv1.GatewayListener{Listen: ":25", Tls: in},
+			Outbound: &ospreyv1.GatewayListener{Listen: ":587", Tls: out},
+		}}
+	}
+	stored := gw(tlsOf("IN\n", "IN-KEY"), tlsOf("OUT", "OUT-KEY"))
+	stored.Tls.KeyPem = "MON-KEY"
+	tests := []struct {
+		name          string
+		stored        *ospreyv1.SmtpIntegration
+		incoming      *ospreyv1.SmtpIntegration
+		wantMon       string
+		wantIn, wantO string
+	}{
+		{name: "each listener keeps its own key", stored: stored, incoming: gw(tlsOf("IN", ""), tlsOf("OUT", "")),
+			wantMon: "MON-KEY", wantIn: "IN-KEY", wantO: "OUT-KEY"},
+		{name: "a new certificate on one listener needs its key", stored: stored, incoming: gw(tlsOf("IN", ""), tlsOf("NEW", "")),
+			wantMon: "MON-KEY", wantIn: "IN-KEY", wantO: ""},
+		{name: "a new key replaces the stored one", stored: stored, incoming: gw(tlsOf("IN", "IN-KEY2"), tlsOf("OUT", "")),
+			wantMon: "MON-KEY", wantIn: "IN-KEY2", wantO: "OUT-KEY"},
+		{name: "keys do not move between listeners", stored: stored, incoming: gw(tlsOf("OUT", ""), tlsOf("IN", "")),
+			wantMon: "MON-KEY", wantIn: "", wantO: ""},
+		{name: "no certificate needs no key", stored: stored, incoming: gw(tlsOf("", ""), nil),
+			wantMon: "MON-KEY", wantIn: "", wantO: ""},
+		{name: "stored without a gateway", stored: &ospreyv1.SmtpIntegration{}, incoming: gw(tlsOf("IN", ""), tlsOf("OUT", "")),
+			wantMon: "", wantIn: "", wantO: ""},
+		{name: "incoming without a gateway", stored: stored, incoming: &ospreyv1.SmtpIntegration{Tls: tlsOf("MON", "")},
+			wantMon: "MON-KEY", wantIn: "", wantO: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mergeSMTPSecrets(tt.stored, tt.incoming)
+			g := tt.incoming.GetGateway()
+			got := [3]string{tt.incoming.GetTls().GetKeyPem(), g.GetInbound().GetTls().GetKeyPem(), g.GetOutbound().GetTls().GetKeyPem()}
+			if want := [3]string{tt.wantMon, tt.wantIn, tt.wantO}; got != want {
+				t.Errorf("keys (monitor, inbound, outbound): got %q, want %q", got, want)
+			}
+		})
+	}
+	if stored.Gateway.Inbound.Tls.KeyPem != "IN-KEY" || stored.Gateway.Outbound.Tls.KeyPem != "OUT-KEY" {
+		t.Error("the stored keys changed")
+	}
+}

@@ -85,6 +85,7 @@ var ctlCommands = []ctlCmd{
 	{words: []string{"sensor", "revoke"}, args: "ID", run: sensorJSON},
 	{words: []string{"sensor", "smtp", "get"}, args: "ID", run: integrationGet((*api.Client).SMTP)},
 	{words: []string{"sensor", "smtp", "set"}, args: "ID --file smtp.json", run: integrationSet((*api.Client).PutSMTP)},
+	{words: []string{"sensor", "smtp", "apply-to-tenant"}, args: "ID", help: "copy it to the tenant's other sensors (each keeps its addresses and certificates)", run: smtpApplyToTenant},
 	{words: []string{"sensor", "pop3", "get"}, args: "ID", run: integrationGet((*api.Client).POP3)},
 	{words: []string{"sensor", "pop3", "set"}, args: "ID --file pop3.json", run: integrationSet((*api.Client).PutPOP3)},
 	{words: []string{"users", "list"}, run: usersList},
@@ -181,6 +182,41 @@ func sensorJSON(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) er
 		return err
 	}
 	return printJSON(out, s)
+}
+
+// smtpApplyToTenant applies a sensor's SMTP integration to the other sensors
+// of its tenant and prints what happened to each; it fails when any sensor
+// refused it.
+func smtpApplyToTenant(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
+	id, err := a.pos(0, "ID")
+	if err != nil {
+		return err
+	}
+	res, err := c.ApplySMTPToTenant(ctx, id)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SENSOR\tRESULT\tVERSION\tERROR")
+	refused := 0
+	for _, s := range res.Sensors {
+		version, msg := "", s.Error
+		if s.Version != 0 {
+			version = fmt.Sprint(s.Version)
+		}
+		if s.Result == api.ApplyError {
+			refused++
+			msg = (&api.Error{Message: s.Error, Fields: s.Fields}).Error()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Sensor, s.Result, version, msg)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if refused > 0 {
+		return fmt.Errorf("%d of the %d other sensors of tenant %s kept their settings: see ERROR", refused, len(res.Sensors), res.Tenant)
+	}
+	return nil
 }
 
 // integrationGet and integrationSet make the get and set commands of an

@@ -27,6 +27,8 @@ func TestUsageErrors(t *testing.T) {
 		{"ctl missing --file", []string{"ctl", "sensor", "smtp", "set", "dev"}, "osprey ctl: sensor smtp set: --file FILE is required", "Usage: osprey ctl"},
 		{"ctl missing tenant", []string{"ctl", "rules", "list"}, "osprey ctl: rules list: missing TENANT", "Usage: osprey ctl"},
 		{"ctl missing id", []string{"ctl", "alert", "get", "default"}, "osprey ctl: alert get: missing ID", "Usage: osprey ctl"},
+		{"ctl apply-to-tenant without a sensor", []string{"ctl", "sensor", "smtp", "apply-to-tenant"},
+			"osprey ctl: sensor smtp apply-to-tenant: missing ID", "Usage: osprey ctl"},
 		{"ctl tokens without a file", []string{"ctl", "tokens", "create"}, "osprey ctl: tokens create: --file FILE is required", "Usage: osprey ctl"},
 		{"ctl bad TTL", []string{"ctl", "tokens", "create", "join", "default", "an hour"}, `TTL_SECONDS "an hour" is not a number`, "Usage: osprey ctl"},
 		{"ctl unknown flag", []string{"ctl", "--bogus", "sensors", "list"}, "flag provided but not defined: -bogus", "Usage: osprey ctl"},
