@@ -25,6 +25,10 @@ type tx struct {
 	after []func()
 }
 
+// stmt returns st in the transaction; its statement stays prepared on
+// the connection for the next transactions.
+func (t *tx) stmt(st *sql.Stmt) *sql.Stmt { return t.StmtContext(t.ctx, st) }
+
 // onCommit runs fn once the transaction is durable, if it is.
 func (t *tx) onCommit(fn func()) { t.after = append(t.after, fn) }
 

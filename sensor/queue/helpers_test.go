@@ -199,6 +199,7 @@ func (h *harness) close() {
 		h.stop()
 		h.stop = nil
 	}
+	h.checkCounts()
 	if err := h.q.Close(); err != nil {
 		h.t.Errorf("Close: %v", err)
 	}
@@ -277,4 +278,47 @@ func (h *harness) waitState(id, rcpt string, want State, attempts int) RcptEntry
 		return ok && r.State == want && r.Attempts == attempts
 	})
 	return r
+}
+
+// checkCounts checks the depths the queue keeps against a count of its
+// rows.
+func (h *harness) checkCounts() {
+	h.t.Helper()
+	var want [numCounts]int64
+	rows, err := h.q.db.Query("SELECT state, count(*) FROM rcpts GROUP BY state")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for rows.Next() {
+		var st int
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			h.t.Fatal(err)
+		}
+		want[st] = n
+	}
+	rows.Close()
+	if err := h.q.db.QueryRow("SELECT count(*) FROM messages").Scan(&want[countMessages]); err != nil {
+		h.t.Fatal(err)
+	}
+	var stored [numCounts]int64
+	rows, err = h.q.db.Query("SELECT state, n FROM counts")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for rows.Next() {
+		var st int
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			h.t.Fatal(err)
+		}
+		stored[st] = n
+	}
+	rows.Close()
+	h.q.countsMu.Lock()
+	mem := h.q.counts
+	h.q.countsMu.Unlock()
+	if stored != want || mem != want {
+		h.t.Errorf("counts: stored %v, in memory %v; the rows say %v", stored, mem, want)
+	}
 }

@@ -216,6 +216,24 @@ osprey_sensor_queue_depth{state="quarantined"} 0
 	}
 }
 
+// TestDeleteWhileDelivering deletes a message under delivery: the
+// attempt's outcome finds nothing to store, and the depths stay right.
+func TestDeleteWhileDelivering(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.d.gate = make(chan struct{})
+	h.run()
+	id := h.enqueue("s@example.org", "temp@a.test")
+	testwait.For(t, "the delivery to start", func() bool { return len(h.d.requests(nil)) == 1 })
+	if err := h.q.Delete(t.Context(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	close(h.d.gate)
+	testwait.For(t, "the attempt's end", func() bool { return h.q.Stats().InFlight == 0 })
+	if st := h.q.Stats(); st != (Stats{}) {
+		t.Errorf("Stats: %+v, want empty", st)
+	}
+}
+
 func FuzzHeaderSection(f *testing.F) {
 	for _, s := range []string{"A: b\r\n\r\nbody", "A: b\n\nbody", "\r\nbody", "A: b\r\nC: d", "", "A: b\n\r\n\nx"} {
 		f.Add([]byte(s))

@@ -160,6 +160,7 @@ type Queue struct {
 	deliverer Deliverer
 	onAttempt func(Attempt)
 	m         *metrics
+	stmts     stmts
 
 	cfg     atomic.Pointer[Config]
 	w       writer
@@ -220,12 +221,19 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		db.Close()
 		return nil, fmt.Errorf("open queue %s: %w", opts.Dir, err)
 	}
+	if err := qu.prepare(ctx); err != nil {
+		qu.stmts.close()
+		db.Close()
+		return nil, fmt.Errorf("open queue %s: %w", opts.Dir, err)
+	}
 	if err := qu.readCounts(ctx); err != nil {
+		qu.stmts.close()
 		db.Close()
 		return nil, fmt.Errorf("open queue %s: %w", opts.Dir, err)
 	}
 	m, err := newMetrics(qu, opts.Registerer)
 	if err != nil {
+		qu.stmts.close()
 		db.Close()
 		return nil, fmt.Errorf("open queue %s: %w", opts.Dir, err)
 	}
@@ -278,6 +286,7 @@ func (q *Queue) SetSending(on bool) {
 // after Run returned.
 func (q *Queue) Close() error {
 	q.w.close()
+	q.stmts.close()
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("close queue %s: %w", q.dir, err)
 	}

@@ -140,6 +140,9 @@ func (q *Queue) load(ctx context.Context, now int64) error {
 				j.due = r.due
 				s.fixJob(j)
 			}
+			if j.index < 0 && s.inHand(j) && (j.redue == 0 || r.due < j.redue) {
+				j.redue = r.due
+			}
 			continue
 		}
 		q.addLocked(r.k, r.due)
@@ -453,6 +456,9 @@ func (q *Queue) store(t *tx, m *msgRow, k jobKey, outs []outcome, host string, c
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
+	if len(cur) == 0 {
+		return 0, nil // deleted meanwhile
+	}
 	nowUS := micros(now)
 	var bounced, delayed []dsn.Recipient
 	for i := range outs {
@@ -533,13 +539,18 @@ func (q *Queue) drop(t *tx, id string) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for _, stmt := range []string{"DELETE FROM rcpts WHERE msg = ?", "DELETE FROM bodies WHERE id = ?", "DELETE FROM messages WHERE id = ?"} {
+	for _, stmt := range []string{"DELETE FROM rcpts WHERE msg = ?", "DELETE FROM bodies WHERE id = ?"} {
 		if _, err := t.ExecContext(t.ctx, stmt, id); err != nil {
 			return err
 		}
 	}
-	t.delta[countMessages]--
-	return nil
+	res, err := t.ExecContext(t.ctx, "DELETE FROM messages WHERE id = ?", id)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	t.delta[countMessages] -= n
+	return err
 }
 
 // hostName is the name part of a Result.Host ("mx.example.com

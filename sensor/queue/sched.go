@@ -31,6 +31,9 @@ type job struct {
 	due   int64 // Unix µs
 	d     *dest
 	index int // in d.jobs; -1 while handed out
+	// redue, when not 0, is when a write made the job due while it was
+	// handed out (µs): its worker's finish may have read the rows before.
+	redue int64
 }
 
 // dest is a destination's state: its waiting jobs, its concurrency, and
@@ -126,12 +129,19 @@ func (q *Queue) scheduleLocked(k jobKey, due int64) {
 			s.fix(j.d)
 			q.kick()
 		}
-		// A job in flight is rescheduled by its worker.
+		if j.index < 0 && s.inHand(j) && (j.redue == 0 || due < j.redue) {
+			j.redue = due // for its worker's finish
+		}
 		return
 	}
 	c := cursor{due, k.msg, k.dest}
 	if s.cursor.less(c) {
-		return // load will find it
+		// Load will find it, unless the load under way read before
+		// this write: then it must read again from here.
+		if s.loading {
+			s.lower(endOf(due - 1))
+		}
+		return
 	}
 	if s.waiting >= maxWaiting {
 		s.lower(endOf(due - 1))
@@ -243,12 +253,19 @@ func (q *Queue) take(now int64, concurrency int) []*job {
 	return out
 }
 
+// inHand reports whether j is handed out to a worker (rather than
+// waiting to be pushed back).
+func (s *sched) inHand(j *job) bool { return !slices.Contains(s.pushback, j) }
+
 // finish ends a job handed out: it waits again at due (µs) if due > 0
 // and it is within the cursor, or leaves memory.
 func (q *Queue) finish(j *job, due int64) {
 	s := &q.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if j.redue != 0 && (due == 0 || j.redue < due) {
+		due = j.redue
+	}
 	s.inFlight--
 	j.d.inFlight--
 	s.forgetLocked(j)
