@@ -57,7 +57,8 @@ func (f smtpForm) Runs(modes string) bool {
 	return slices.Contains(strings.Fields(modes), mode)
 }
 
-// listenerForm is a gateway listener in the form.
+// listenerForm is a listener in the form: a gateway direction's, or (Dir
+// empty, only its TLS) the monitor listener's.
 type listenerForm struct {
 	Dir, Title       string // "inbound", "Inbound"
 	Listen, ListenV6 string
@@ -68,14 +69,34 @@ type listenerForm struct {
 	ClientCAPEM      string
 }
 
-// ID is the id of the listener's input for field ("listen", "tls-mode").
-func (l listenerForm) ID(field string) string { return "smtp-gw-" + l.Dir + "-" + field }
+// TLSListener is the monitor listener's TLS, as the TLS fields show it.
+func (f smtpForm) TLSListener() listenerForm {
+	return listenerForm{TLSMode: f.TLSMode, ClientCert: f.ClientCert, CertPEM: f.CertPEM, KeySet: f.KeySet, ClientCAPEM: f.ClientCAPEM}
+}
 
-// Name is the form name of the listener's input for field.
-func (l listenerForm) Name(field string) string { return "gw_" + l.Dir + "_" + field }
+// ID is the id of the listener's input for field ("listen", "tls-mode").
+func (l listenerForm) ID(field string) string {
+	if l.Dir == "" {
+		return "smtp-" + field
+	}
+	return "smtp-gw-" + l.Dir + "-" + field
+}
+
+// Name is the form name of the listener's input for field ("tls_mode").
+func (l listenerForm) Name(field string) string {
+	if l.Dir == "" {
+		return field
+	}
+	return "gw_" + l.Dir + "_" + field
+}
 
 // Path is the validation path of the listener's field ("listen", "tls.mode").
-func (l listenerForm) Path(field string) string { return "gateway." + l.Dir + "." + field }
+func (l listenerForm) Path(field string) string {
+	if l.Dir == "" {
+		return field
+	}
+	return "gateway." + l.Dir + "." + field
+}
 
 // Modes are the SMTP modes that run the listener's direction.
 func (l listenerForm) Modes() string { return l.Dir + " inbound_outbound" }

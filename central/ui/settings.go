@@ -198,7 +198,7 @@ func smtpFormFrom(cfg *ospreyv1.SmtpIntegration, version int64) smtpForm {
 	f := smtpForm{
 		Version: version, Enabled: a.Enabled, Listen: a.Listen,
 		Domains: a.DestinationDomains, Clients: a.Clients,
-		SizeUnit: string(api.MB), TLSMode: string(api.TLSOff), ClientCert: string(api.ClientCertOff),
+		SizeUnit: string(api.MB),
 	}
 	if m := a.MaxMessageSize; m != nil {
 		f.Unlimited = m.Unlimited
@@ -209,15 +209,8 @@ func smtpFormFrom(cfg *ospreyv1.SmtpIntegration, version int64) smtpForm {
 			f.SizeUnit = string(m.Unit)
 		}
 	}
-	if t := a.TLS; t != nil {
-		if t.Mode != "" {
-			f.TLSMode = string(t.Mode)
-		}
-		if t.ClientCert != "" {
-			f.ClientCert = string(t.ClientCert)
-		}
-		f.CertPEM, f.KeySet, f.ClientCAPEM = t.CertPEM, t.KeySet, t.ClientCAPEM
-	}
+	tls := listenerFormFrom("", "", &api.GatewayListener{TLS: a.TLS})
+	f.TLSMode, f.ClientCert, f.CertPEM, f.KeySet, f.ClientCAPEM = tls.TLSMode, tls.ClientCert, tls.CertPEM, tls.KeySet, tls.ClientCAPEM
 	f.Limits = limitFields("limits", smtpLimitDefs, a.Limits)
 	f.Mode = string(a.Mode)
 	f.Gateway = gatewayFormFrom(a.Gateway)
