@@ -26,9 +26,16 @@ type enum[P ~int32, A ~string] struct {
 	names    []A    // by proto value; names[0] is the empty name
 	required bool   // the empty name is an error
 	fold     bool   // names match case-insensitively
+	// zeroIs, when set, is the value UNSPECIFIED means: reads name it for
+	// UNSPECIFIED, and writes of its name store UNSPECIFIED, so that what
+	// was written before the field existed reads and writes back the same.
+	zeroIs P
 }
 
 func (e enum[P, A]) toAPI(p P) A {
+	if p == 0 {
+		p = e.zeroIs
+	}
 	if p == 0 {
 		return ""
 	}
@@ -47,6 +54,9 @@ func (e enum[P, A]) toProto(a A) (P, error) {
 	}
 	for i, name := range e.names[1:] {
 		if name == a || e.fold && strings.EqualFold(string(name), string(a)) {
+			if P(i+1) == e.zeroIs {
+				return 0, nil
+			}
 			return P(i + 1), nil
 		}
 	}
@@ -95,12 +105,14 @@ var (
 		names: []api.TLSCertificatePolicy{"", api.AcceptAny, api.AcceptSelfSigned, api.TrustedOnly},
 	}
 	smtpModes = enum[ospreyv1.SmtpMode, api.SMTPMode]{
-		what:  "SMTP mode",
-		names: []api.SMTPMode{"", api.SMTPMonitor, api.SMTPInbound, api.SMTPOutbound, api.SMTPInboundOutbound},
+		what:   "SMTP mode",
+		names:  []api.SMTPMode{"", api.SMTPMonitor, api.SMTPInbound, api.SMTPOutbound, api.SMTPInboundOutbound},
+		zeroIs: ospreyv1.SmtpMode_SMTP_MODE_MONITOR,
 	}
 	holdActions = enum[ospreyv1.HoldTimeoutAction, api.HoldTimeoutAction]{
-		what:  "hold timeout action",
-		names: []api.HoldTimeoutAction{"", api.DeliverUnscanned, api.KeepHolding},
+		what:   "hold timeout action",
+		names:  []api.HoldTimeoutAction{"", api.DeliverUnscanned, api.KeepHolding},
+		zeroIs: ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED,
 	}
 	roles = enum[ospreyv1.Role, api.Role]{
 		what: "role", required: true,
@@ -162,41 +174,23 @@ func TLSCertificatePolicyToProto(p api.TLSCertificatePolicy) (ospreyv1.TlsCertif
 
 // SMTPModeFromProto returns the API name of an SMTP mode; UNSPECIFIED, which means
 // MONITOR, is "monitor" too.
-func SMTPModeFromProto(m ospreyv1.SmtpMode) api.SMTPMode {
-	if m == ospreyv1.SmtpMode_SMTP_MODE_UNSPECIFIED {
-		return api.SMTPMonitor
-	}
-	return smtpModes.toAPI(m)
-}
+func SMTPModeFromProto(m ospreyv1.SmtpMode) api.SMTPMode { return smtpModes.toAPI(m) }
 
 // SMTPModeToProto returns the SMTP mode named m. "monitor", the default, is
 // UNSPECIFIED as "" is: the value an integration written before modes existed
 // holds, so that one read and written back is the same configuration.
-func SMTPModeToProto(m api.SMTPMode) (ospreyv1.SmtpMode, error) {
-	p, err := smtpModes.toProto(m)
-	if p == ospreyv1.SmtpMode_SMTP_MODE_MONITOR {
-		p = ospreyv1.SmtpMode_SMTP_MODE_UNSPECIFIED
-	}
-	return p, err
-}
+func SMTPModeToProto(m api.SMTPMode) (ospreyv1.SmtpMode, error) { return smtpModes.toProto(m) }
 
 // HoldTimeoutActionFromProto returns the API name of a hold timeout action;
 // UNSPECIFIED, which means DELIVER_UNSCANNED, is "deliver_unscanned" too.
 func HoldTimeoutActionFromProto(a ospreyv1.HoldTimeoutAction) api.HoldTimeoutAction {
-	if a == ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_UNSPECIFIED {
-		return api.DeliverUnscanned
-	}
 	return holdActions.toAPI(a)
 }
 
 // HoldTimeoutActionToProto returns the hold timeout action named a;
 // "deliver_unscanned", the default, is UNSPECIFIED as "" is (see SMTPModeToProto).
 func HoldTimeoutActionToProto(a api.HoldTimeoutAction) (ospreyv1.HoldTimeoutAction, error) {
-	p, err := holdActions.toProto(a)
-	if p == ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED {
-		p = ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_UNSPECIFIED
-	}
-	return p, err
+	return holdActions.toProto(a)
 }
 
 // RoleFromProto returns the API name of a role ("admin", "tenant_admin", "auditor").

@@ -101,11 +101,16 @@ type smtpForm struct {
 	KeySet      bool
 	ClientCAPEM string
 	Limits      []limitField
+	// Mode is the SMTP mode; Gateway the settings of the gateway modes.
+	Mode    string
+	Gateway gatewayForm
 }
 
-// limitField is one of an SMTP listener's limits, shown in the advanced part.
+// limitField is a number of the SMTP integration where empty or 0 means a
+// default: one of a listener's limits, or of the gateway's queue.
 type limitField struct {
-	Key     string // the field's name in the API: "max_recipients"
+	Group   string // the path of what holds it: "limits", "gateway.queue"
+	Key     string // the field's name in the API and the form: "max_recipients"
 	Label   string
 	Value   string
 	Default uint32
@@ -113,18 +118,48 @@ type limitField struct {
 }
 
 // ID is the input's id.
-func (l limitField) ID() string { return "smtp-limits-" + strings.ReplaceAll(l.Key, "_", "-") }
-
-// Path is the field's path in validation errors.
-func (l limitField) Path() string { return "limits." + l.Key }
-
-type limitDef struct {
-	key, label, unit string
-	def              uint32
-	field            func(*api.SMTPLimits) *uint32
+func (l limitField) ID() string {
+	return "smtp-" + strings.NewReplacer(".", "-", "_", "-").Replace(l.Group+"."+l.Key)
 }
 
-var smtpLimitDefs = []limitDef{
+// Path is the field's path in validation errors.
+func (l limitField) Path() string { return l.Group + "." + l.Key }
+
+// limitDef defines a limitField of T (api.SMTPLimits, api.DeliveryQueueSettings).
+type limitDef[T any] struct {
+	key, label, unit string
+	def              uint32
+	field            func(*T) *uint32
+}
+
+// limitFields returns the form fields of defs in group, with the values of v (nil: empty).
+func limitFields[T any](group string, defs []limitDef[T], v *T) []limitField {
+	var out []limitField
+	for _, d := range defs {
+		l := limitField{Group: group, Key: d.key, Label: d.label, Default: d.def, Unit: d.unit}
+		if v != nil {
+			if n := *d.field(v); n != 0 {
+				l.Value = strconv.FormatUint(uint64(n), 10)
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// readLimits reads the fields of defs in group from the form into v, and
+// returns them as shown again.
+func readLimits[T any](fr *formReader, group string, defs []limitDef[T], v *T) []limitField {
+	var out []limitField
+	for _, d := range defs {
+		l := limitField{Group: group, Key: d.key, Label: d.label, Default: d.def, Unit: d.unit, Value: fr.text(d.key)}
+		*d.field(v) = uint32(fr.uint(d.key, l.Path(), 32))
+		out = append(out, l)
+	}
+	return out
+}
+
+var smtpLimitDefs = []limitDef[api.SMTPLimits]{
 	{"max_recipients", "Recipients per message", "", validate.DefaultMaxRecipients, func(l *api.SMTPLimits) *uint32 { return &l.MaxRecipients }},
 	{"max_connections", "Connections", "", validate.DefaultMaxConnections, func(l *api.SMTPLimits) *uint32 { return &l.MaxConnections }},
 	{"max_connections_per_client", "Connections per client", "", validate.DefaultMaxConnectionsPerClient, func(l *api.SMTPLimits) *uint32 { return &l.MaxConnectionsPerClient }},
@@ -151,10 +186,10 @@ var smtpFields = func() map[string]formField {
 		"tls.client_cert":            {"Client certificates", "smtp-tls-client-cert"},
 		"tls.client_ca_pem":          {"Client CA certificates", "smtp-tls-client-ca"},
 	}
-	for _, d := range smtpLimitDefs {
-		l := limitField{Key: d.key}
-		m[l.Path()] = formField{d.label, l.ID()}
+	for _, l := range limitFields("limits", smtpLimitDefs, nil) {
+		m[l.Path()] = formField{l.Label, l.ID()}
 	}
+	addGatewayFields(m)
 	return m
 }()
 
@@ -163,7 +198,7 @@ func smtpFormFrom(cfg *ospreyv1.SmtpIntegration, version int64) smtpForm {
 	f := smtpForm{
 		Version: version, Enabled: a.Enabled, Listen: a.Listen,
 		Domains: a.DestinationDomains, Clients: a.Clients,
-		SizeUnit: string(api.MB), TLSMode: string(api.TLSOff), ClientCert: string(api.ClientCertOff),
+		SizeUnit: string(api.MB),
 	}
 	if m := a.MaxMessageSize; m != nil {
 		f.Unlimited = m.Unlimited
@@ -174,26 +209,11 @@ func smtpFormFrom(cfg *ospreyv1.SmtpIntegration, version int64) smtpForm {
 			f.SizeUnit = string(m.Unit)
 		}
 	}
-	if t := a.TLS; t != nil {
-		if t.Mode != "" {
-			f.TLSMode = string(t.Mode)
-		}
-		if t.ClientCert != "" {
-			f.ClientCert = string(t.ClientCert)
-		}
-		f.CertPEM, f.KeySet, f.ClientCAPEM = t.CertPEM, t.KeySet, t.ClientCAPEM
-	}
-	limits := a.Limits
-	if limits == nil {
-		limits = &api.SMTPLimits{}
-	}
-	for _, d := range smtpLimitDefs {
-		l := limitField{Key: d.key, Label: d.label, Default: d.def, Unit: d.unit}
-		if v := *d.field(limits); v != 0 {
-			l.Value = strconv.FormatUint(uint64(v), 10)
-		}
-		f.Limits = append(f.Limits, l)
-	}
+	tls := listenerFormFrom("", "", &api.GatewayListener{TLS: a.TLS})
+	f.TLSMode, f.ClientCert, f.CertPEM, f.KeySet, f.ClientCAPEM = tls.TLSMode, tls.ClientCert, tls.CertPEM, tls.KeySet, tls.ClientCAPEM
+	f.Limits = limitFields("limits", smtpLimitDefs, a.Limits)
+	f.Mode = string(a.Mode)
+	f.Gateway = gatewayFormFrom(a.Gateway)
 	return f
 }
 
@@ -272,11 +292,9 @@ func parseSMTPForm(r *http.Request) (smtpForm, *api.SMTPIntegration, []fieldErro
 		},
 		Limits: &api.SMTPLimits{},
 	}
-	for _, d := range smtpLimitDefs {
-		l := limitField{Key: d.key, Label: d.label, Default: d.def, Unit: d.unit, Value: fr.text(d.key)}
-		*d.field(in.Limits) = uint32(fr.uint(d.key, l.Path(), 32))
-		f.Limits = append(f.Limits, l)
-	}
+	f.Limits = readLimits(fr, "limits", smtpLimitDefs, in.Limits)
+	f.Mode, in.Mode = fr.text("mode"), api.SMTPMode(fr.text("mode"))
+	f.Gateway, in.Gateway = parseGatewayForm(fr)
 	// Leave out what the form sends by default and means nothing (the unit
 	// drop-down always sends a unit), so that applying a form unchanged
 	// writes what the API would, and no new version.
@@ -287,14 +305,21 @@ func parseSMTPForm(r *http.Request) (smtpForm, *api.SMTPIntegration, []fieldErro
 			m.Unit = ""
 		}
 	}
-	if t := in.TLS; (t.Mode == "" || t.Mode == api.TLSOff) && (t.ClientCert == "" || t.ClientCert == api.ClientCertOff) &&
-		t.CertPEM == "" && t.KeyPEM == "" && t.ClientCAPEM == "" {
-		in.TLS = nil
-	}
+	in.TLS = tlsOrNil(in.TLS)
 	if *in.Limits == (api.SMTPLimits{}) {
 		in.Limits = nil
 	}
 	return f, in, fr.errs
+}
+
+// tlsOrNil returns nil for TLS settings that are all off or empty, as a
+// listener's TLS never written reads in the form.
+func tlsOrNil(t *api.SMTPTLS) *api.SMTPTLS {
+	if (t.Mode == "" || t.Mode == api.TLSOff) && (t.ClientCert == "" || t.ClientCert == api.ClientCertOff) &&
+		t.CertPEM == "" && t.KeyPEM == "" && t.ClientCAPEM == "" {
+		return nil
+	}
+	return t
 }
 
 func (s *Server) smtpPage(w http.ResponseWriter, r *http.Request, req *request) error {
@@ -356,8 +381,59 @@ func (s *Server) applySMTP(w http.ResponseWriter, r *http.Request, req *request)
 	return nil
 }
 
+// applySMTPToTenant applies the sensor's stored SMTP integration to every
+// other sensor of its tenant ("Apply above settings to all scanners"), each
+// keeping its own addresses and certificates (store.CopySMTPToTenant), and
+// says what happened to each.
+func (s *Server) applySMTPToTenant(w http.ResponseWriter, r *http.Request, req *request) error {
+	id := r.PathValue("id")
+	tenant, results, err := s.store.CopySMTPToTenant(r.Context(), req.scope, id)
+	if err != nil {
+		return err
+	}
+	var applied, unchanged, failed []string
+	for _, res := range results {
+		switch res.Outcome {
+		case store.CopyApplied:
+			applied = append(applied, fmt.Sprintf("%s (version %d)", res.Sensor, res.Version))
+		case store.CopyUnchanged:
+			unchanged = append(unchanged, res.Sensor)
+		default:
+			msg := "the configuration store did not answer; try again"
+			if verrs, ok := validate.AsErrors(res.Err); ok {
+				msg = verrs.Error()
+			} else if errors.Is(res.Err, store.ErrConflict) {
+				msg = "it changed meanwhile; apply again"
+			}
+			failed = append(failed, res.Sensor+": "+msg)
+		}
+	}
+	s.log.InfoContext(r.Context(), "smtp integration applied to tenant", "sensor", id, "tenant", tenant,
+		"applied", len(applied), "unchanged", len(unchanged), "failed", len(failed), "user", req.p.Name)
+	if len(results) == 0 {
+		s.flash(req, "ok", "Tenant %s has no other sensor: nothing to apply.", tenant)
+	}
+	if len(applied)+len(unchanged) > 0 {
+		msg := fmt.Sprintf("SMTP settings of %s applied to the sensors of tenant %s", id, tenant)
+		if len(applied) > 0 {
+			msg += ": written to " + strings.Join(applied, ", ")
+		}
+		if len(unchanged) > 0 {
+			msg += "; already had them: " + strings.Join(unchanged, ", ")
+		}
+		s.flash(req, "ok", "%s.", msg)
+	}
+	if len(failed) > 0 {
+		s.flash(req, "error", "Not applied to %d of the sensors, which kept their settings: %s.", len(failed), strings.Join(failed, "; "))
+	}
+	redirect(w, r, "/sensors/"+url.PathEscape(id)+"/smtp")
+	return nil
+}
+
 func (s *Server) smtpRefused(w http.ResponseWriter, req *request, head sensorHead, form smtpForm, problems []fieldError) {
-	errs := newFieldErrors(problems, smtpFields, map[string][]string{"destination_domains": form.Domains, "clients": form.Clients})
+	problems = form.Gateway.lineErrors(problems)
+	errs := newFieldErrors(problems, smtpFields, map[string][]string{"destination_domains": form.Domains, "clients": form.Clients,
+		"gateway.trusted_networks": form.Gateway.TrustedNetworks, "gateway.require_tls_domains": form.Gateway.RequireTLSDomains})
 	s.renderSMTP(w, http.StatusUnprocessableEntity, req, settingsData{Sensor: head, SMTP: form, Errs: errs})
 }
 

@@ -128,6 +128,7 @@ func routes() []route {
 		{"GET", "/sensors/{id}/status", reader, false, (*Server).statusPage},
 		{"GET", "/sensors/{id}/smtp", reader, false, (*Server).smtpPage},
 		{"POST", "/sensors/{id}/smtp", writer, false, (*Server).applySMTP},
+		{"POST", "/sensors/{id}/smtp/apply-to-tenant", writer, false, (*Server).applySMTPToTenant},
 		{"GET", "/sensors/{id}/pop3", reader, false, (*Server).pop3Page},
 		{"POST", "/sensors/{id}/pop3", writer, false, (*Server).applyPOP3},
 		{"GET", "/alerts", reader, false, (*Server).alertList},

@@ -107,6 +107,21 @@
     box.addEventListener('change', function () { syncEnabledBy(box); });
   });
 
+  // ---- The SMTP mode shows the settings of the directions it runs ----
+  // The server renders the others hidden already (unless they hold an
+  // error); this follows the mode live. Hidden fields are still sent.
+  var smtpMode = document.getElementById('smtp-mode');
+  function syncMode() {
+    document.querySelectorAll('[data-modes]').forEach(function (el) {
+      var on = el.getAttribute('data-modes').split(' ').indexOf(smtpMode.value) >= 0;
+      el.hidden = !on && !el.querySelector('[aria-invalid="true"]');
+    });
+  }
+  if (smtpMode) {
+    syncMode();
+    smtpMode.addEventListener('change', syncMode);
+  }
+
   // ---- Rows that unfold a detail row (a refusal in the audit log) ----
   document.addEventListener('click', function (ev) {
     var btn = ev.target.closest('[data-toggle-row]');
