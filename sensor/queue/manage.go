@@ -118,7 +118,11 @@ func (q *Queue) List(ctx context.Context, f Filter) (Page, error) {
 		rw = append(rw, "r.dest = ?")
 		args = append(args, f.Destination)
 	}
-	if len(rw) > 0 {
+	switch {
+	case f.State == StateHeld || f.State == StateQuarantined:
+		// Few among many: from the index of the kept recipients.
+		where = append(where, "m.id IN (SELECT r.msg FROM rcpts r WHERE r.state IN (2, 3) AND "+strings.Join(rw, " AND ")+")")
+	case len(rw) > 0:
 		where = append(where, "EXISTS (SELECT 1 FROM rcpts r WHERE r.msg = m.id AND "+strings.Join(rw, " AND ")+")")
 	}
 	query := "SELECT " + entryColumns + " FROM messages m"

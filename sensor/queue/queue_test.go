@@ -42,6 +42,7 @@ func TestTransitions(t *testing.T) {
 				defer h.mu.Unlock()
 				return len(h.atts) > 0
 			})
+			testwait.For(t, "the attempt's end", func() bool { return h.q.Stats().InFlight == 0 })
 			deferred := slices.ContainsFunc(tc.rcpts, func(r string) bool { return tc.want[r] == StateDeferred })
 			e, ok := h.get(id)
 			if !deferred {

@@ -105,9 +105,8 @@ func (q *Queue) load(ctx context.Context, now int64) error {
 
 	until := now + lookahead.Microseconds()
 	type row struct {
-		due  int64
-		k    jobKey
-		host string
+		due int64
+		k   jobKey
 	}
 	var got []row
 	err := func() error {
