@@ -24,6 +24,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
+	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
 	"github.com/ospreysec/osprey/sensor/refusals"
 	"github.com/ospreysec/osprey/sensor/smtpd"
@@ -173,7 +174,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
 	refused := refusals.New()
-	smtp := smtpd.New(smtpd.Options{
+	smtp := newListeners(smtpd.Options{
 		Refusals:   refused,
 		Spool:      sp,
 		Hostname:   opts.Hostname,
@@ -198,13 +199,31 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(newPOP3Collector(poller)); err != nil {
 		return fmt.Errorf("register POP3 metrics: %w", err)
 	}
+	// The gateway's delivery queue is open in every mode: mail it holds
+	// goes on being delivered after the sensor stops being a gateway.
+	gw := gateway.Open(ctx, gateway.Options{
+		Dir:        filepath.Join(opts.DataDir, "queue"),
+		Spool:      sp,
+		Hostname:   opts.Hostname,
+		Logger:     log.With("component", "gateway"),
+		Registerer: reg,
+	})
+	defer gw.Close()
 	appliers := append([]agent.Applier{
 		agent.ApplierFunc(func(ctx context.Context, cfg *ospreyv1.SensorConfig) error {
-			return smtp.Apply(ctx, cfg.GetSmtp())
+			// All or nothing: the gateway's part is checked before the
+			// listeners take the configuration, and applied after.
+			if err := gw.Check(cfg.GetSmtp()); err != nil {
+				return err
+			}
+			if err := smtp.Apply(ctx, cfg.GetSmtp()); err != nil {
+				return err
+			}
+			return gw.Apply(cfg.GetSmtp())
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, now: time.Now}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, now: time.Now}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
@@ -224,6 +243,7 @@ func Run(ctx context.Context, opts Options) error {
 		Client:     a.Client,
 		Logger:     log.With("component", "upload"),
 		Registerer: reg,
+		Handoff:    gw.Handoff,
 	})
 	// The spool closes (deferred above) only once g.Wait has returned, so
 	// after smtp.Run: its sessions write to the spool until then.
@@ -232,6 +252,7 @@ func Run(ctx context.Context, opts Options) error {
 	g.Go(func() error { return a.Run(gctx) })
 	g.Go(func() error { return st.uploads.Run(gctx) })
 	g.Go(func() error { return poller.Run(gctx) })
+	g.Go(func() error { return gw.Run(gctx) })
 	if opts.MetricsAddr != "" && own != nil {
 		g.Go(func() error { return serveMetrics(gctx, opts.MetricsAddr, own, sp.Check) })
 	}
@@ -243,7 +264,8 @@ func Run(ctx context.Context, opts Options) error {
 type status struct {
 	spool    *spool.Spool
 	spoolDir string
-	smtp     *smtpd.Server
+	smtp     *listeners
+	gateway  *gateway.Gateway
 	pop3     *pop3poll.Poller
 	uploads  *upload.Uploader
 	now      func() time.Time
@@ -266,6 +288,16 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["smtp_rejected_"+reason] = n
 	}
 	maps.Copy(out.Counters, s.uploads.Counters())
+	if q := s.gateway.Queue(); q != nil {
+		st := q.Stats()
+		out.Counters["queue_messages"] = uint64(st.Messages)
+		out.Counters["queue_active"] = uint64(st.Active)
+		out.Counters["queue_deferred"] = uint64(st.Deferred)
+		out.Counters["queue_held"] = uint64(st.Held)
+		out.Counters["queue_quarantined"] = uint64(st.Quarantined)
+	} else if err := s.gateway.Problem(); err != nil {
+		out.Problems = append(out.Problems, "ERROR: gateway: "+err.Error()+"; gateway mail waits in the spool")
+	}
 	if stuck := s.uploads.Stuck(); len(stuck) > 0 {
 		out.Problems = append(out.Problems, stuckProblem(stuck))
 	}
@@ -287,9 +319,13 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 	if !smtp.LastAccepted.IsZero() {
 		out.Smtp.LastSuccessAt = timestamppb.New(smtp.LastAccepted)
 	}
-	if addr := s.smtp.Addr(); addr != nil {
+	if addrs := s.smtp.Addrs(); len(addrs) > 0 {
 		out.Smtp.State = ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING
-		out.Smtp.Target = addr.String()
+		targets := make([]string, len(addrs))
+		for i, a := range addrs {
+			targets[i] = a.String()
+		}
+		out.Smtp.Target = strings.Join(targets, ", ")
 	}
 
 	// Healthy says whether the sensor can take mail safely (the cluster's DNS

@@ -178,6 +178,9 @@ func mustList[L any](l L, err error) L {
 // has no use for it, but tests and in-process setups bind it, and
 // Server.Addr tells the port.
 func validateConfig(cfg *ospreyv1.SmtpIntegration) error {
+	if cfg == nil {
+		cfg = &ospreyv1.SmtpIntegration{}
+	}
 	cfg = proto.CloneOf(cfg)
 	n := 0 // each its own port, as two listeners may not share one
 	anyPort := func(addr *string) {

@@ -61,6 +61,7 @@ type envelopeJSON struct {
 	Mailbox    string   `json:"mailbox,omitempty"`
 	TLSVersion string   `json:"tlsVersion,omitempty"`
 	TLSCipher  string   `json:"tlsCipher,omitempty"`
+	Direction  string   `json:"direction,omitempty"` // the enum's name; omitted when UNSPECIFIED
 }
 
 func newEnvelopeJSON(e *ospreyv1.Envelope) envelopeJSON {
@@ -68,6 +69,9 @@ func newEnvelopeJSON(e *ospreyv1.Envelope) envelopeJSON {
 		Helo: e.GetHelo(), TLS: e.GetTls(), Mailbox: e.GetMailbox(), TLSVersion: e.GetTlsVersion(), TLSCipher: e.GetTlsCipher()}
 	if ts := e.GetReceivedAt(); ts != nil {
 		j.ReceivedAt = timestampJSON(ts.GetSeconds(), ts.GetNanos())
+	}
+	if d := e.GetDirection(); d != ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
+		j.Direction = d.String()
 	}
 	return j
 }

@@ -14,11 +14,20 @@ import (
 )
 
 func TestEnvelopeJSONMatchesProtojson(t *testing.T) {
+	// full sets every field of the envelope, so that a field added to the
+	// proto and not to envelopeJSON fails the round trip.
+	full := &ospreyv1.Envelope{MailFrom: "a@example.com", RcptTo: []string{"b@example.org", "c\"<>&\u2028@example.org"}, ClientAddr: "[2001:db8::1]:25",
+		Helo: "mx.example.com", Tls: true, ReceivedAt: timestamppb.New(time.Unix(1700000000, 0)), Mailbox: "u@pop.example.com",
+		TlsVersion: "TLS 1.3", TlsCipher: "TLS_AES_128_GCM_SHA256", Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND}
+	fields := full.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if !full.ProtoReflect().Has(fields.Get(i)) {
+			t.Fatalf("the test's full envelope does not set %s: set it here and in envelopeJSON", fields.Get(i).Name())
+		}
+	}
 	for _, e := range []*ospreyv1.Envelope{
 		{},
-		{MailFrom: "a@example.com", RcptTo: []string{"b@example.org", "c\"<>&\u2028@example.org"}, ClientAddr: "[2001:db8::1]:25",
-			Helo: "mx.example.com", Tls: true, ReceivedAt: timestamppb.New(time.Unix(1700000000, 0)), Mailbox: "u@pop.example.com",
-			TlsVersion: "TLS 1.3", TlsCipher: "TLS_AES_128_GCM_SHA256"},
+		full,
 		{ReceivedAt: timestamppb.New(time.Unix(1700000000, 120_000_000))},
 		{ReceivedAt: timestamppb.New(time.Unix(1700000000, 123_456_000))},
 		{ReceivedAt: timestamppb.New(time.Unix(1700000000, 123_456_789))},
@@ -49,5 +58,17 @@ func TestEnvelopeJSONMatchesProtojson(t *testing.T) {
 		if !reflect.DeepEqual(a, b) {
 			t.Errorf("encoding/json wrote %s, protojson %s", got, want)
 		}
+	}
+}
+
+func TestIDTime(t *testing.T) {
+	var g idGen
+	now := time.Date(2026, 12, 7, 9, 30, 0, 123, time.UTC)
+	got, ok := IDTime(g.next(now))
+	if !ok || !got.Equal(now) {
+		t.Errorf("IDTime = %v, %v; want %v, true", got, ok, now)
+	}
+	if _, ok := IDTime("../../etc/passwd"); ok {
+		t.Error("IDTime accepted a path")
 	}
 }

@@ -61,3 +61,14 @@ func validID(id string) bool {
 	}
 	return true
 }
+
+// IDTime returns when the message of id was spooled, as its id says (the
+// clock of the process that spooled it, made to grow strictly); false when
+// id is not a spool id.
+func IDTime(id string) (time.Time, bool) {
+	if !validID(id) {
+		return time.Time{}, false
+	}
+	b, _ := hex.DecodeString(id[:16])
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b))), true
+}

@@ -74,6 +74,12 @@ type Options struct {
 	// the central refuses or the spool cannot read; zero means from a
 	// minute to an hour.
 	Unreachable, Refused schedule.Backoff
+	// Handoff, when set, gets each message with the verdict the central
+	// answered, before the message leaves the spool: a gateway's messages
+	// go on to its delivery queue. It returns nil once the message is
+	// safe there (or is not its business); an error keeps the message in
+	// the spool, retried as the message's own failure.
+	Handoff func(ctx context.Context, msg *spool.Message, verdict string) error
 }
 
 // Stuck is a message whose own uploads failed.
@@ -252,10 +258,13 @@ func (u *Uploader) attempt(id string) (mayBeRetry bool) {
 // errUnreadable marks a message the spool cannot read back.
 var errUnreadable = errors.New("unreadable")
 
+// errHandoff marks a message the gateway could not take after its verdict.
+var errHandoff = errors.New("not handed to the delivery queue")
+
 // refused reports whether err is the message's own failure rather than the
 // central's or the connection's.
 func refused(err error) bool {
-	if errors.Is(err, errUnreadable) {
+	if errors.Is(err, errUnreadable) || errors.Is(err, errHandoff) {
 		return true
 	}
 	switch status.Code(err) {
@@ -315,6 +324,11 @@ func (u *Uploader) uploadOne(ctx context.Context, id string) error {
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", id, err)
+	}
+	if u.opts.Handoff != nil {
+		if err := u.opts.Handoff(ctx, msg, resp.GetVerdict()); err != nil {
+			return fmt.Errorf("%w: %w", errHandoff, err)
+		}
 	}
 	if err := u.opts.Spool.Remove(id); err != nil {
 		return fmt.Errorf("remove uploaded %s: %w", id, err)

@@ -1,0 +1,457 @@
+// Package gateway makes a sensor a mail gateway: it hands the messages a
+// gateway listener took (their envelope has a direction) from the spool to
+// the delivery queue once the Central Node's verdict is known, and applies
+// the gateway's configuration to the queue and its delivery client.
+//
+// Design note. A gateway message is spooled like any other (fsynced before
+// the 250) and uploaded like any other; the upload's answer carries the
+// verdict. Only then does the uploader call [Gateway.Handoff], which puts
+// the message in the queue (durably, in one transaction) marked with its
+// verdict: clean and unscannable mail is delivered with an
+// X-Osprey-Verdict header (queue.VerdictHeader; one the message came
+// with is removed), detected mail is kept in the queue as
+// quarantined. The message leaves the spool after the handoff returned, so
+// a crash in between hands it off again after the restart, and the
+// queue's Enqueue, idempotent by message id, keeps one copy.
+//
+// While no central answers, a message waits in the spool. Once it has
+// waited hold_timeout_seconds, on_timeout decides: DELIVER_UNSCANNED hands
+// it to the queue marked "unscanned" while it stays in the spool for its
+// upload, and the verdict that comes later still reaches the queue (a
+// detection then quarantines what was not delivered yet); KEEP_HOLDING
+// leaves it in the spool. Unscanned mail therefore never leaves silently.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ospreysec/osprey/pkg/validate"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/delivery"
+	"github.com/ospreysec/osprey/sensor/queue"
+	"github.com/ospreysec/osprey/sensor/spool"
+)
+
+// VerdictUnscanned is the verdict of a message delivered after its hold
+// timeout, before a central scanned it.
+const VerdictUnscanned = "unscanned"
+
+// verdictDetected is the central's verdict of a message that raised an
+// alert (central/scan.VerdictDetected).
+const verdictDetected = "detected"
+
+// Spool is what the gateway needs of the spool: the messages waiting for
+// their verdict.
+type Spool interface {
+	List() []string
+	Get(id string) (*spool.Message, error)
+}
+
+// Options configure a Gateway.
+type Options struct {
+	// Dir holds the delivery queue.
+	Dir   string
+	Spool Spool
+	// Hostname is the default HELO name and the name in bounces.
+	Hostname   string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Resolver answers the delivery client's DNS questions; nil means the
+	// system's.
+	Resolver delivery.Resolver
+	// Now is the clock of the hold timeout; nil means time.Now.
+	Now func() time.Time
+	// OnAttempt receives every delivery attempt, for the audit log.
+	OnAttempt func(queue.Attempt)
+}
+
+// settings is an applied configuration, compiled.
+type settings struct {
+	enabled     bool // a gateway mode of an enabled integration
+	holdTimeout time.Duration
+	deliverLate bool // on_timeout DELIVER_UNSCANNED
+}
+
+// Gateway is the delivery side of a gateway sensor. Open it, Apply each
+// configuration, Run it, Close it after Run has returned.
+type Gateway struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	client *delivery.Client
+	queue  atomic.Pointer[queue.Queue] // nil until it could be opened
+	set    atomic.Pointer[settings]
+
+	openMu  sync.Mutex
+	openErr error        // why the queue could not be opened yet
+	qc      queue.Config // the queue's configuration, for an open that comes late
+	applied bool         // qc was applied
+
+	mu       sync.Mutex
+	released map[string]bool // spooled messages handed off unscanned
+	skip     map[string]bool // spooled messages that are no gateway's
+}
+
+// Open makes a gateway and opens (or creates) its delivery queue in
+// opts.Dir. A queue that cannot be opened (a full disk) does not stop the
+// sensor, which must go on draining its spool: Run tries again, gateway
+// messages wait in the spool meanwhile, and Problem says why.
+func Open(ctx context.Context, opts Options) *Gateway {
+	g := &Gateway{opts: opts, log: opts.Logger, now: opts.Now, released: map[string]bool{}, skip: map[string]bool{}}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.opts.Hostname == "" {
+		g.opts.Hostname, _ = os.Hostname()
+	}
+	g.client = delivery.New(delivery.Options{Logger: g.log.With("component", "delivery"), Resolver: opts.Resolver})
+	g.set.Store(&settings{})
+	if err := g.openQueue(ctx); err != nil {
+		g.log.Warn("the delivery queue cannot be opened; trying again", "err", err)
+	}
+	return g
+}
+
+// openQueue opens the queue, and applies the configuration it missed.
+func (g *Gateway) openQueue(ctx context.Context) error {
+	q, err := queue.Open(ctx, queue.Options{
+		Dir:        filepath.Clean(g.opts.Dir),
+		Deliverer:  g.client,
+		Logger:     g.log.With("component", "queue"),
+		Registerer: g.opts.Registerer,
+		OnAttempt:  g.opts.OnAttempt,
+	})
+	g.openMu.Lock()
+	defer g.openMu.Unlock()
+	if err != nil {
+		g.openErr = fmt.Errorf("open the delivery queue: %w", err)
+		return g.openErr
+	}
+	if g.applied {
+		if err := q.Apply(g.qc); err != nil {
+			q.Close()
+			g.openErr = fmt.Errorf("configure the delivery queue: %w", err)
+			return g.openErr
+		}
+	}
+	g.openErr = nil
+	g.queue.Store(q)
+	return nil
+}
+
+// Queue returns the delivery queue, for its management; nil while it
+// cannot be opened.
+func (g *Gateway) Queue() *queue.Queue { return g.queue.Load() }
+
+// Problem says why the delivery queue is not open; nil when it is.
+func (g *Gateway) Problem() error {
+	g.openMu.Lock()
+	defer g.openMu.Unlock()
+	return g.openErr
+}
+
+// Close closes the queue; Run must have returned.
+func (g *Gateway) Close() error {
+	if q := g.queue.Load(); q != nil {
+		return q.Close()
+	}
+	return nil
+}
+
+// Apply compiles the gateway part of an SMTP integration and hands it to
+// the delivery client and the queue. It changes nothing when cfg is
+// refused; [Gateway.Check] says beforehand whether it would be.
+func (g *Gateway) Apply(cfg *ospreyv1.SmtpIntegration) error {
+	dc, qc, set, err := g.compile(cfg)
+	if err != nil {
+		return err
+	}
+	if err := g.client.Apply(dc); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.openMu.Lock()
+	g.qc, g.applied = qc, true
+	q := g.queue.Load()
+	g.openMu.Unlock()
+	if q != nil {
+		if err := q.Apply(qc); err != nil {
+			return fmt.Errorf("gateway.queue: %w", err)
+		}
+	}
+	g.set.Store(set)
+	return nil
+}
+
+// Check reports whether Apply would take cfg, changing nothing.
+func (g *Gateway) Check(cfg *ospreyv1.SmtpIntegration) error {
+	_, _, _, err := g.compile(cfg)
+	return err
+}
+
+func (g *Gateway) compile(cfg *ospreyv1.SmtpIntegration) (delivery.Config, queue.Config, *settings, error) {
+	gw := cfg.GetGateway()
+	helo := gw.GetHeloName()
+	if helo == "" {
+		helo = g.opts.Hostname
+	}
+	dc := DeliveryConfig(gw, helo)
+	q := validate.DeliveryQueue(gw.GetQueue())
+	qc := queue.Config{
+		MinBackoff:             seconds(q.GetMinBackoffSeconds()),
+		MaxBackoff:             seconds(q.GetMaxBackoffSeconds()),
+		MaxLifetime:            seconds(q.GetMaxLifetimeSeconds()),
+		DelayWarning:           seconds(q.GetDelayWarningSeconds()),
+		DestinationConcurrency: int(q.GetDestinationConcurrency()),
+		Concurrency:            int(q.GetConcurrency()),
+		ReportingMTA:           helo,
+	}
+	if err := dc.Validate(); err != nil {
+		return dc, qc, nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := qc.Validate(); err != nil {
+		return dc, qc, nil, fmt.Errorf("gateway.queue: %w", err)
+	}
+	hold := seconds(gw.GetHoldTimeoutSeconds())
+	if hold == 0 {
+		hold = validate.DefaultHoldTimeoutSeconds * time.Second
+	}
+	set := &settings{
+		enabled:     cfg.GetEnabled() && validate.Gateway(cfg.GetMode()),
+		holdTimeout: hold,
+		deliverLate: gw.GetOnTimeout() != ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING,
+	}
+	return dc, qc, set, nil
+}
+
+func seconds(s uint32) time.Duration { return time.Duration(s) * time.Second }
+
+// DeliveryConfig translates the gateway's routing into the delivery
+// client's: each local domain to its hosts (or its MX), every other domain
+// to the relay hosts (or its MX), and the domains that require TLS.
+func DeliveryConfig(gw *ospreyv1.SmtpGateway, helo string) delivery.Config {
+	hosts := func(hops []*ospreyv1.NextHop) []delivery.Host {
+		var out []delivery.Host
+		for _, h := range hops {
+			out = append(out, delivery.Host{Host: h.GetHost(), Port: uint16(h.GetPort()), MX: h.GetMxLookup(), Preference: h.GetPreference()})
+		}
+		return out
+	}
+	c := delivery.Config{HeloName: helo, Default: delivery.Route{Hosts: hosts(gw.GetRelayHosts())}}
+	for _, d := range gw.GetLocalDomains() {
+		c.Routes = append(c.Routes, delivery.Route{Domain: d.GetDomain(), Hosts: hosts(d.GetHosts())})
+		if d.GetRequireTls() {
+			c.RequireTLS = append(c.RequireTLS, d.GetDomain())
+		}
+	}
+	c.RequireTLS = append(c.RequireTLS, gw.GetRequireTlsDomains()...)
+	return c
+}
+
+// Run runs the queue's deliveries and the hold timeout until ctx ends.
+func (g *Gateway) Run(ctx context.Context) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return g.client.Run(ctx) })
+	eg.Go(func() error {
+		for g.queue.Load() == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+			if err := g.openQueue(ctx); err == nil {
+				g.log.Info("delivery queue open")
+			}
+		}
+		return g.queue.Load().Run(ctx)
+	})
+	eg.Go(func() error { return g.holdLoop(ctx) })
+	return eg.Wait()
+}
+
+// Handoff puts a gateway message from the spool in the delivery queue with
+// its verdict, and returns once the queue has it durably; the caller then
+// removes it from the spool. A message that is no gateway's (no
+// direction) is not the gateway's business: Handoff returns nil at once.
+func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict string) error {
+	env := msg.Meta.Envelope
+	if env.GetDirection() == ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
+		return nil
+	}
+	r, err := msg.Open()
+	if err != nil {
+		return fmt.Errorf("hand off %s: %w", msg.ID, err)
+	}
+	defer r.Close()
+	var body bytes.Buffer
+	body.Grow(int(msg.Size) + 64)
+	// The queue puts the verdict on top when it delivers; one the message
+	// arrived with is the sender's, and goes.
+	if err := copyWithoutHeader(&body, r, queue.VerdictHeader); err != nil {
+		return fmt.Errorf("hand off %s: read the spooled message: %w", msg.ID, err)
+	}
+	dir := queue.Inbound
+	if env.GetDirection() == ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND {
+		dir = queue.Outbound
+	}
+	m := queue.Message{
+		ID:         msg.ID,
+		From:       env.GetMailFrom(),
+		Rcpts:      env.GetRcptTo(),
+		Body:       body.Bytes(),
+		Arrival:    env.GetReceivedAt().AsTime(),
+		Direction:  dir,
+		Verdict:    verdict,
+		Unscanned:  verdict == VerdictUnscanned,
+		Quarantine: verdict == verdictDetected,
+	}
+	q := g.queue.Load()
+	if q == nil {
+		return fmt.Errorf("hand off %s: %w", msg.ID, g.Problem())
+	}
+	added, err := q.Enqueue(ctx, m)
+	if err != nil {
+		return fmt.Errorf("hand off %s: %w", msg.ID, err)
+	}
+	g.log.Debug("message handed to the delivery queue", "id", msg.ID, "verdict", verdict, "added", added)
+	return nil
+}
+
+// copyWithoutHeader copies a message from r to w, leaving out every field
+// named name (and its continuation lines) from its header section.
+func copyWithoutHeader(w *bytes.Buffer, r io.Reader, name string) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	prefix := strings.ToLower(name) + ":"
+	dropping := false
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		line := data
+		if i >= 0 {
+			line = data[:i+1]
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			w.Write(data) // the end of the header section: the rest as it is
+			return nil
+		}
+		folded := line[0] == ' ' || line[0] == '\t'
+		if !folded {
+			dropping = len(line) >= len(prefix) && strings.EqualFold(string(line[:len(prefix)]), prefix)
+		}
+		if !dropping {
+			w.Write(line)
+		}
+		data = data[len(line):]
+	}
+	return nil
+}
+
+// holdLoop hands to the queue, marked unscanned, each gateway message that
+// has waited hold_timeout for its verdict, when on_timeout says so.
+func (g *Gateway) holdLoop(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := g.releaseHeld(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("hold timeout: a message could not be handed to the queue; trying again", "err", err)
+		}
+	}
+}
+
+// releaseHeld hands off the messages past their hold timeout once each.
+func (g *Gateway) releaseHeld(ctx context.Context) error {
+	set := g.set.Load()
+	if !set.enabled || !set.deliverLate {
+		return nil
+	}
+	cutoff := g.now().Add(-set.holdTimeout)
+	ids := g.opts.Spool.List()
+	g.forgetGone(ids)
+	var errs []error
+	for _, id := range ids {
+		at, ok := spool.IDTime(id)
+		if !ok {
+			continue
+		}
+		if at.After(cutoff) {
+			break // ids sort oldest first
+		}
+		g.mu.Lock()
+		done := g.released[id] || g.skip[id]
+		g.mu.Unlock()
+		if done {
+			continue
+		}
+		msg, err := g.opts.Spool.Get(id)
+		if errors.Is(err, spool.ErrNotFound) {
+			continue // uploaded meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if msg.Meta.Envelope.GetDirection() == ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
+			g.mu.Lock()
+			g.skip[id] = true
+			g.mu.Unlock()
+			continue
+		}
+		if err := g.Handoff(ctx, msg, VerdictUnscanned); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		g.log.Warn("no verdict within the hold timeout: delivered marked unscanned; it is scanned once a central answers",
+			"id", id, "hold_timeout", set.holdTimeout)
+		g.mu.Lock()
+		g.released[id] = true
+		g.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// forgetGone drops what the gateway remembers of messages that left the
+// spool.
+func (g *Gateway) forgetGone(ids []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.released)+len(g.skip) == 0 {
+		return
+	}
+	live := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		live[id] = true
+	}
+	for id := range g.released {
+		if !live[id] {
+			delete(g.released, id)
+		}
+	}
+	for id := range g.skip {
+		if !live[id] {
+			delete(g.skip, id)
+		}
+	}
+}
