@@ -34,13 +34,20 @@ func TestConfigurationReferenceMatchesTheCode(t *testing.T) {
 		}
 	}
 	for field, def := range map[string]int{
-		"limits.max_recipients":             validate.DefaultMaxRecipients,
-		"limits.max_connections":            validate.DefaultMaxConnections,
-		"limits.max_connections_per_client": validate.DefaultMaxConnectionsPerClient,
-		"limits.command_timeout_seconds":    validate.DefaultCommandTimeoutSeconds,
-		"limits.data_timeout_seconds":       validate.DefaultDataTimeoutSeconds,
-		"limits.session_timeout_seconds":    validate.DefaultSessionTimeoutSeconds,
-		"limits.max_errors":                 validate.DefaultMaxErrors,
+		"limits.max_recipients":                 validate.DefaultMaxRecipients,
+		"limits.max_connections":                validate.DefaultMaxConnections,
+		"limits.max_connections_per_client":     validate.DefaultMaxConnectionsPerClient,
+		"limits.command_timeout_seconds":        validate.DefaultCommandTimeoutSeconds,
+		"limits.data_timeout_seconds":           validate.DefaultDataTimeoutSeconds,
+		"limits.session_timeout_seconds":        validate.DefaultSessionTimeoutSeconds,
+		"limits.max_errors":                     validate.DefaultMaxErrors,
+		"gateway.hold_timeout_seconds":          validate.DefaultHoldTimeoutSeconds,
+		"gateway.queue.min_backoff_seconds":     validate.DefaultMinBackoffSeconds,
+		"gateway.queue.max_backoff_seconds":     validate.DefaultMaxBackoffSeconds,
+		"gateway.queue.max_lifetime_seconds":    validate.DefaultMaxLifetimeSeconds,
+		"gateway.queue.delay_warning_seconds":   validate.DefaultDelayWarningSeconds,
+		"gateway.queue.destination_concurrency": validate.DefaultDestinationConcurrency,
+		"gateway.queue.concurrency":             validate.DefaultConcurrency,
 	} {
 		if row := fmt.Sprintf("| `%s` | integer | %d |", field, def); !strings.Contains(doc, row) {
 			t.Errorf("docs/configuration.md: want the row %q", row)

@@ -20,7 +20,7 @@ const (
 	MaxHoldTimeoutSeconds     = 86400
 
 	DefaultMinBackoffSeconds   = 900
-	DefaultMaxBackoffSeconds   = 14400
+	DefaultMaxBackoffSeconds   = 3600
 	MinBackoffSeconds          = 10
 	MaxBackoffSeconds          = 86400
 	DefaultMaxLifetimeSeconds  = 5 * 86400

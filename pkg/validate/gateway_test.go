@@ -101,7 +101,7 @@ func TestSMTPGateway(t *testing.T) {
 
 func TestDeliveryQueueDefaults(t *testing.T) {
 	got := DeliveryQueue(&ospreyv1.DeliveryQueueSettings{Concurrency: 7})
-	want := &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 900, MaxBackoffSeconds: 14400, MaxLifetimeSeconds: 432000,
+	want := &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 900, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 432000,
 		DelayWarningSeconds: 14400, DestinationConcurrency: 20, Concurrency: 7}
 	if got.String() != want.String() {
 		t.Errorf("DeliveryQueue() = %v, want %v", got, want)

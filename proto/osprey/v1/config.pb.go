@@ -1316,7 +1316,7 @@ type DeliveryQueueSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// min_backoff_seconds: the first retry of a deferred message (900).
 	MinBackoffSeconds uint32 `protobuf:"varint,1,opt,name=min_backoff_seconds,json=minBackoffSeconds,proto3" json:"min_backoff_seconds,omitempty"`
-	// max_backoff_seconds: the longest wait between two retries (14400).
+	// max_backoff_seconds: the longest wait between two retries (3600).
 	MaxBackoffSeconds uint32 `protobuf:"varint,2,opt,name=max_backoff_seconds,json=maxBackoffSeconds,proto3" json:"max_backoff_seconds,omitempty"`
 	// max_lifetime_seconds: undelivered after this long, a message bounces (432000, 5 days).
 	MaxLifetimeSeconds uint32 `protobuf:"varint,3,opt,name=max_lifetime_seconds,json=maxLifetimeSeconds,proto3" json:"max_lifetime_seconds,omitempty"`
