@@ -92,7 +92,7 @@ func TestTransitions(t *testing.T) {
 				t.Errorf("notice from %q:\n%s", n.From, n.body)
 			}
 			for _, r := range tc.notice {
-				if !strings.Contains(n.body, "rfc822;"+r) {
+				if !strings.Contains(n.body, "Final-Recipient: rfc822; "+r) {
 					t.Errorf("the notice does not name %s:\n%s", r, n.body)
 				}
 			}
