@@ -8,10 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/textproto"
 	"os"
-	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // Options are what a Client is built with.
@@ -167,12 +170,21 @@ func (c *Client) Deliver(ctx context.Context, req Request) (res Result) {
 		return res
 	}
 
+	// go-smtp refuses to send a line with CR or LF in it; such an address
+	// is refused here, as it would be by any next hop.
+	if strings.ContainsAny(req.From, "\r\n") {
+		failAll(&res, req, permFail(553, "5.1.7", "sender address %q has a line break", req.From))
+		return res
+	}
 	var rd rcptDomain
 	dest, requireTLS := "", false
 	var rcpts []string
 	var index []int
 	for i, rcpt := range req.Rcpts {
 		d, err := parseRcptDomain(rcpt)
+		if err == nil && strings.ContainsAny(rcpt, "\r\n") {
+			err = fmt.Errorf("recipient %q has a line break", rcpt)
+		}
 		if err != nil {
 			res.Rcpts[i] = failure{code: 553, enhanced: "5.1.3", text: err.Error()}.rcpt(rcpt)
 			continue
@@ -257,7 +269,7 @@ func (c *Client) attempt(ctx context.Context, cc *compiled, t target, requireTLS
 			s.key = key
 		}
 		res.Host, res.TLS = s.host, s.tls
-		out, f, dead := c.transact(ctx, cc, s, req, res)
+		out, f, dead := c.transact(ctx, s, req, res)
 		if dead && reused {
 			c.log.Debug("cached session is dead, opening a new one", "host", s.host)
 			s.broken = true
@@ -292,7 +304,7 @@ func (c *Client) open(ctx context.Context, cc *compiled, t target, requireTLS, p
 		}
 		return nil, &f
 	}
-	s := newSession(conn, t.label(), cc.cmdTimeout)
+	s := newSession(conn, t.label(), cc.cmdTimeout, cc.dataT)
 	s.born = c.now()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -302,13 +314,12 @@ func (c *Client) open(ctx context.Context, cc *compiled, t target, requireTLS, p
 		f := sessionFailure(ctx, t, stage, err)
 		return nil, &f
 	}
-	if err := s.greet(); err != nil {
-		return fail("the initial greeting", err)
+	// Hello reads the greeting and says EHLO (HELO when EHLO is refused
+	// with 500 or 502); the error does not say which of the two failed.
+	if err := s.c.Hello(cc.helo); err != nil {
+		return fail("the greeting or EHLO", err)
 	}
-	if err := s.hello(cc.helo); err != nil {
-		return fail("EHLO", err)
-	}
-	_, offered := s.ext["STARTTLS"]
+	offered, _ := s.c.Extension("STARTTLS")
 	switch {
 	case requireTLS && !offered:
 		s.quit()
@@ -326,6 +337,7 @@ func (c *Client) open(ctx context.Context, cc *compiled, t target, requireTLS, p
 		}
 		err := s.startTLS(ctx, conf)
 		var te *tlsError
+		_, refused := refusal(err)
 		switch {
 		case err == nil:
 		case errors.As(err, &te) && requireTLS:
@@ -336,17 +348,13 @@ func (c *Client) open(ctx context.Context, cc *compiled, t target, requireTLS, p
 			c.log.Debug("TLS handshake failed, trying again in plaintext", "host", t.label(), "err", te.err)
 			s.quit()
 			return c.open(ctx, cc, t, false, true)
-		case requireTLS:
+		case requireTLS || !refused:
 			return fail("STARTTLS", err)
 		default:
-			var re *replyError
-			if !errors.As(err, &re) {
-				return fail("STARTTLS", err)
-			}
 			// The server refused STARTTLS: carry on in plaintext.
 		}
 		if s.tls != "" {
-			if err := s.hello(cc.helo); err != nil {
+			if err := s.c.Hello(cc.helo); err != nil {
 				return fail("EHLO", err)
 			}
 		}
@@ -361,60 +369,53 @@ func (c *Client) open(ctx context.Context, cc *compiled, t target, requireTLS, p
 // before the transaction began in a way that says the connection was
 // already gone (an I/O error or a 421 at MAIL FROM): for a cached session
 // the caller tries a new one.
-func (c *Client) transact(ctx context.Context, cc *compiled, s *session, req Request, res *Result) (out outcome, f failure, dead bool) {
-	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
+func (c *Client) transact(ctx context.Context, s *session, req Request, res *Result) (out outcome, f failure, dead bool) {
+	stop := context.AfterFunc(ctx, func() { s.raw.Conn.Close() })
 	defer func() {
 		if !stop() {
 			s.broken = true
 		}
 	}()
-	if v, ok := s.ext["SIZE"]; ok && req.Size > 0 {
-		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && req.Size > limit {
-			return final, permFail(552, "5.3.4", "message size %d exceeds the size limit %d of host %s", req.Size, limit, s.host), false
-		}
+	// A session reset after its last transaction says EHLO again at its
+	// first command (go-smtp's Reset asks for it), which is this one.
+	if limit, ok := s.c.MaxMessageSize(); ok && limit > 0 && req.Size > int64(limit) {
+		return final, permFail(552, "5.3.4", "message size %d exceeds the size limit %d of host %s", req.Size, limit, s.host), false
 	}
-	_, utf8OK := s.ext["SMTPUTF8"]
-	useUTF8 := req.SMTPUTF8 && utf8OK
+	utf8OK, _ := s.c.Extension("SMTPUTF8")
 	if req.SMTPUTF8 && !utf8OK && !envelopeASCII(req) {
 		return final, permFail(553, "5.6.7", "SMTPUTF8 is required, but was not offered by host %s", s.host), false
 	}
-	mail := "MAIL FROM:<" + req.From + ">"
-	if _, ok := s.ext["SIZE"]; ok && req.Size > 0 {
-		mail += " SIZE=" + strconv.FormatInt(req.Size, 10)
+	// go-smtp's Mail sends SIZE when offered (and Size is not 0), and
+	// BODY=8BITMIME whenever the next hop offers 8BITMIME.
+	opts := &smtp.MailOptions{UTF8: req.SMTPUTF8 && utf8OK}
+	if req.Size > 0 {
+		opts.Size = req.Size
 	}
-	if _, ok := s.ext["8BITMIME"]; ok && req.EightBit {
-		mail += " BODY=8BITMIME"
-	}
-	if useUTF8 {
-		mail += " SMTPUTF8"
-	}
-	if _, err := s.cmd(2, "MAIL FROM", mail); err != nil {
-		var re *replyError
+	if err := s.c.Mail(req.From, opts); err != nil {
+		r, refused := refusal(err)
 		switch {
-		case errors.As(err, &re) && re.code == 421:
+		case !refused || r.code == 421:
 			s.broken = true
 			return nextHost, sessionFailure(ctx, s.target(), "MAIL FROM", err), true
-		case errors.As(err, &re) && re.code >= 500:
+		case r.code >= 500:
 			c.rset(s)
-			return final, replyFailure(s, re), false
-		case errors.As(err, &re):
+			return final, replyFailure(s, r, "MAIL FROM"), false
+		default:
 			c.rset(s)
-			return nextHost, replyFailure(s, re), false
+			return nextHost, replyFailure(s, r, "MAIL FROM"), false
 		}
-		return nextHost, sessionFailure(ctx, s.target(), "MAIL FROM", err), true
 	}
 	s.uses++
 
 	var accepted []int
 	for i, rcpt := range req.Rcpts {
-		r, err := s.cmd(2, "RCPT TO", "RCPT TO:<"+rcpt+">")
+		err := s.c.Rcpt(rcpt, nil)
 		if err == nil {
 			accepted = append(accepted, i)
-			res.Rcpts[i] = replyResult(rcpt, r)
 			continue
 		}
-		var re *replyError
-		if !errors.As(err, &re) || re.code == 421 {
+		r, refused := refusal(err)
+		if !refused || r.code == 421 {
 			// The session ended: the recipients accepted so far and
 			// those not yet sent wait for another try.
 			s.broken = true
@@ -427,7 +428,7 @@ func (c *Client) transact(ctx context.Context, cc *compiled, s *session, req Req
 			}
 			return delivered, failure{}, false
 		}
-		res.Rcpts[i] = replyResult(rcpt, re.reply)
+		res.Rcpts[i] = replyResult(rcpt, r)
 	}
 	if len(accepted) == 0 {
 		c.rset(s)
@@ -439,11 +440,11 @@ func (c *Client) transact(ctx context.Context, cc *compiled, s *session, req Req
 			res.Rcpts[j] = r
 		}
 	}
-	if _, err := s.cmd(3, "DATA", "DATA"); err != nil {
-		var re *replyError
-		if errors.As(err, &re) && re.code != 421 {
+	w, err := s.c.Data()
+	if err != nil {
+		if r, refused := refusal(err); refused && r.code != 421 {
 			c.rset(s)
-			setAccepted(replyResult("", re.reply))
+			setAccepted(replyResult("", r))
 		} else {
 			s.broken = true
 			setAccepted(sessionFailure(ctx, s.target(), "DATA", err).rcpt(""))
@@ -458,18 +459,19 @@ func (c *Client) transact(ctx context.Context, cc *compiled, s *session, req Req
 	if body == nil {
 		body = eofReader{}
 	}
-	r, err := s.data(body, size, cc.dataT)
-	var re *replyError
+	r, err := s.send(w, body, size)
 	var be *bodyError
 	switch {
 	case err == nil:
 		setAccepted(replyResult("", r))
-	case errors.As(err, &re):
-		setAccepted(replyResult("", re.reply))
 	case errors.As(err, &be):
 		setAccepted(tempFail("4.3.0", "message not sent: %v", be.err).rcpt(""))
 	default:
-		setAccepted(sessionFailure(ctx, s.target(), "the message body", err).rcpt(""))
+		if r, refused := refusal(err); refused {
+			setAccepted(replyResult("", r))
+		} else {
+			setAccepted(sessionFailure(ctx, s.target(), "the message body", err).rcpt(""))
+		}
 	}
 	return delivered, failure{}, false
 }
@@ -477,7 +479,7 @@ func (c *Client) transact(ctx context.Context, cc *compiled, s *session, req Req
 // rset ends an unfinished transaction so the session can be reused; a
 // session that does not answer it is closed.
 func (c *Client) rset(s *session) {
-	if _, err := s.cmd(2, "RSET", "RSET"); err != nil {
+	if err := s.c.Reset(); err != nil {
 		s.broken = true
 	}
 }
@@ -486,27 +488,32 @@ func (c *Client) rset(s *session) {
 func (s *session) target() target { return target{name: s.host} }
 
 // sessionFailure describes a failure before or outside a reply to a
-// recipient: the server's reply in its class, or a lost connection (to
-// retry).
+// recipient: the server's refusal in its class, or a lost connection or a
+// reply out of place (to retry).
 func sessionFailure(ctx context.Context, t target, stage string, err error) failure {
 	host := t.name
 	if t.addr.IsValid() {
 		host = t.label()
 	}
-	var re *replyError
+	var se *smtp.SMTPError
+	var pe textproto.ProtocolError
+	if r, ok := refusal(err); ok {
+		return failure{code: r.code, enhanced: r.enhanced, text: fmt.Sprintf("host %s said: %d %s (in reply to %s)", host, r.code, r.text, stage)}
+	}
 	switch {
-	case errors.As(err, &re):
-		return failure{code: re.code, enhanced: re.enhanced, text: fmt.Sprintf("host %s said: %d %s (in reply to %s)", host, re.code, re.text, re.cmd)}
 	case ctx.Err() != nil:
 		return tempFail("4.4.2", "delivery to %s interrupted during %s: %v", host, stage, context.Cause(ctx))
-	case errors.Is(err, errProtocol):
+	case errors.As(err, &se):
+		r := parseReply(se.Code, se.Message)
+		return tempFail("4.5.0", "host %s sent an unexpected reply to %s: %d %s", host, stage, r.code, r.text)
+	case errors.Is(err, errProtocol), errors.As(err, &pe), errors.Is(err, smtp.ErrTooLongLine):
 		return tempFail("4.5.0", "host %s sent a malformed reply to %s: %v", host, stage, err)
 	}
 	return tempFail("4.4.2", "lost connection with %s during %s: %v", host, stage, unwrapOp(err))
 }
 
-func replyFailure(s *session, re *replyError) failure {
-	return failure{code: re.code, enhanced: re.enhanced, text: fmt.Sprintf("host %s said: %d %s (in reply to %s)", s.host, re.code, re.text, re.cmd)}
+func replyFailure(s *session, r reply, cmd string) failure {
+	return failure{code: r.code, enhanced: r.enhanced, text: fmt.Sprintf("host %s said: %d %s (in reply to %s)", s.host, r.code, r.text, cmd)}
 }
 
 func replyResult(rcpt string, r reply) RcptResult {

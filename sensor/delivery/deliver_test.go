@@ -57,6 +57,7 @@ func TestMXDelivery(t *testing.T) {
 		{"NXDOMAIN", "a@nx.test", "", RcptResult{Code: 550, Enhanced: "5.1.2", Text: "Host or domain name not found: nx.test: no MX and no A/AAAA records"}},
 		{"MX host not found", "a@nohost.test", "", RcptResult{Code: 550, Enhanced: "5.4.4", Text: "Host or domain name not found: missing.nohost.test type=A/AAAA"}},
 		{"bad recipient domain", "a@bad_domain..test", "", RcptResult{Code: 553, Enhanced: "5.1.3"}},
+		{"line break in recipient", "a>\r\nRCPT TO:<b@pref.test", "", RcptResult{Code: 553, Enhanced: "5.1.3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := c.Deliver(t.Context(), request(tc.name, tc.rcpt))
@@ -82,6 +83,15 @@ func TestMXDelivery(t *testing.T) {
 		r := c.Deliver(t.Context(), request("servfail", "a@servfail.test"))
 		if got := r.Rcpts[0]; got.Code != 451 || got.Enhanced != "4.4.3" || got.Permanent() {
 			t.Errorf("got %v, want 451 4.4.3", got)
+		}
+	})
+
+	t.Run("line break in the sender", func(t *testing.T) {
+		req := request("crlf", "a@pref.test")
+		req.From = "a>\r\nRCPT TO:<b@pref.test"
+		r := c.Deliver(t.Context(), req)
+		if got := r.Rcpts[0]; got.Code != 553 || got.Enhanced != "5.1.7" || r.Host != "" {
+			t.Errorf("got %v from %q, want 553 5.1.7 without a connection", got, r.Host)
 		}
 	})
 
@@ -248,7 +258,9 @@ func TestConnectionReuse(t *testing.T) {
 }
 
 // TestRSETBeforeReuse: a session whose transaction ended without DATA (every
-// recipient refused) is reset before the next message uses it.
+// recipient refused) is reset before the next message uses it. After RSET
+// go-smtp's Client says EHLO again; it declares BODY=8BITMIME whenever the
+// next hop offers 8BITMIME (smtp-sink does).
 func TestRSETBeforeReuse(t *testing.T) {
 	port, _ := freePort(t)
 	s := startSink(t, "127.0.0.2", port, "-f", "RCPT")
@@ -258,10 +270,10 @@ func TestRSETBeforeReuse(t *testing.T) {
 			t.Fatalf("got %v, want a 5xx", r.Rcpts[0])
 		}
 	}
-	want := []string{"EHLO gw.osprey.test",
-		"MAIL FROM:<sender@origin.test>", "RCPT TO:<a@[127.0.0.2]>", "RSET",
-		"MAIL FROM:<sender@origin.test>", "RCPT TO:<a@[127.0.0.2]>", "RSET",
-		"MAIL FROM:<sender@origin.test>", "RCPT TO:<a@[127.0.0.2]>", "RSET"}
+	want := []string{
+		"EHLO gw.osprey.test", "MAIL FROM:<sender@origin.test> BODY=8BITMIME", "RCPT TO:<a@[127.0.0.2]>", "RSET",
+		"EHLO gw.osprey.test", "MAIL FROM:<sender@origin.test> BODY=8BITMIME", "RCPT TO:<a@[127.0.0.2]>", "RSET",
+		"EHLO gw.osprey.test", "MAIL FROM:<sender@origin.test> BODY=8BITMIME", "RCPT TO:<a@[127.0.0.2]>", "RSET"}
 	if diff := cmp.Diff(want, s.commands("EHLO", "MAIL", "RCPT", "DATA", "RSET")); diff != "" {
 		t.Errorf("commands (-want +got):\n%s", diff)
 	}

@@ -41,17 +41,39 @@
 // Connection cache. A gateway relays bursts to few next hops, so idle
 // sessions are kept for a few seconds per next-hop address (and TLS policy
 // and configuration) and reused, as Postfix's scache(8) does: the next
-// message to that hop starts with MAIL FROM, without TCP, EHLO or TLS. A
-// session goes back to the cache only between transactions (after the final
-// dot's reply, or after RSET when a transaction was abandoned), and a
-// cached session found dead at MAIL FROM is replaced by a new connection
-// once, transparently. [Client.Run] owns the cache: it caches only while
+// message to that hop starts with MAIL FROM, without TCP or TLS. A session
+// goes back to the cache only between transactions (after the final dot's
+// reply, or after RSET when a transaction was abandoned, and then it says
+// EHLO again first, see Protocol), and a cached session found dead at MAIL
+// FROM is replaced by a new connection once, transparently. [Client.Run] owns the cache: it caches only while
 // Run runs and closes every idle session when Run returns.
 //
-// Safety. A reply is read under bounds (line length, line count, a timeout
-// per command, [Config.DataTimeout] for the message), and the context of a
-// delivery closes its connection when it ends. The message is dot-stuffed;
-// the final dot is sent only after exactly [Request.Size] bytes were read
+// Protocol. The SMTP is go-smtp's Client: greeting, EHLO (HELO when EHLO
+// is refused with 500 or 502), MAIL with SIZE, BODY=8BITMIME and SMTPUTF8, RCPT, DATA with
+// its dot-stuffing, RSET and QUIT, its replies as *smtp.SMTPError. Two
+// things it says on its own: BODY=8BITMIME on every MAIL to a next hop that
+// offers 8BITMIME (Client.Mail does not look at MailOptions.Body), and EHLO
+// again before the next command after RSET (Client.Reset asks for it), so
+// a cached session that was reset says EHLO before its next MAIL; after a
+// completed DATA the next MAIL needs neither.
+//
+// STARTTLS is the one command of our own. Client.Hello names us in every
+// EHLO the Client sends, the one after STARTTLS included, but since v0.21
+// the Client starts TLS only in NewClientStartTLS (and DialStartTLS), which
+// says EHLO before Hello can be called, so as "localhost", and fails when
+// STARTTLS is not offered instead of carrying on in plaintext. So the
+// session greets and says EHLO through a Client, sends STARTTLS itself and
+// reads its one reply with net/textproto, does the handshake, and goes on
+// through a new Client over the TLS connection, which is handed the
+// greeting it already had (a new Client reads one) and says EHLO again.
+//
+// Safety. Replies are read under bounds: go-smtp's 2000 bytes a line, and
+// 1 MiB in reply to one command, counted by the connection (go-smtp's
+// reader takes any number of lines); a timeout per command, and
+// [Config.DataTimeout] for each write of the message and the reply to its
+// end; and the context of a delivery closes its connection when it ends.
+// The final dot is sent only after exactly [Request.Size] bytes were read
 // from the body, so a body that fails to read is never delivered
-// truncated: the connection is dropped instead.
+// truncated: the DATA writer is left unclosed and the connection dropped.
+// Addresses with CR or LF are refused before any command.
 package delivery

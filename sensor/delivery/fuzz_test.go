@@ -1,54 +1,64 @@
 package delivery
 
 import (
-	"bufio"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/emersion/go-smtp"
 )
 
-// FuzzReadReply reads what a hostile next hop may send: a reply is either
-// an error or a code of 200-599 with an enhanced status of its class and
-// text without control characters, and reading never takes more than the
-// bounds allow.
-func FuzzReadReply(f *testing.F) {
-	for _, s := range []string{
-		"250 2.0.0 Ok\r\n",
-		"250-smtp.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 STARTTLS\r\n",
-		"550-5.1.1 first\r\n550-5.1.1 second\r\n550 5.1.1 third\r\n",
-		"451 4.3.0\r\n",
-		"250 \r\n",
-		"250\r\n",
-		"220-x\r\n221 y\r\n",
-		"554 5.7.1 bad\x00\x1b[31m\r\n",
-		"999 no\r\n",
-		"25O ok\r\n",
-		"250-a\n250 b\n",
-		"550 4.1.1 wrong class\r\n",
-		"550 5.01.001 zeros\r\n",
-		"250-" + strings.Repeat("x", 5000) + "\r\n",
+// FuzzParseReply turns what a hostile next hop may send, as go-smtp's
+// Client hands it over (a code of three digits, the lines of the text joined
+// by "\n", an enhanced status taken off a refusal's first line), into a
+// result: an enhanced status of the code's class and one line of text
+// without control characters; a refusal is only a 4xx or 5xx.
+func FuzzParseReply(f *testing.F) {
+	for _, s := range []struct {
+		code, e0, e1, e2 int
+		msg              string
+	}{
+		{250, 0, 0, 0, "2.0.0 Ok: queued as 4ZxK"},
+		{250, 0, 0, 0, "smtp.example\nPIPELINING\nSIZE 1000\nSTARTTLS"},
+		{550, 5, 1, 1, "first\nsecond\nthird"},
+		{451, 0, 0, 0, "4.3.0"},
+		{250, 0, 0, 0, ""},
+		{554, 5, 7, 1, "bad\x00\x1b[31m\r"},
+		{999, 0, 0, 0, "no"},
+		{550, 4, 1, 1, "wrong class"},
+		{550, 0, 0, 0, "5.01.001 zeros"},
+		{421, -1, -1, -1, "4.4.2 closing\n4.4.2 bye"},
+		{354, 0, 0, 0, "go ahead"},
+		{250, 0, 0, 0, "caf\xc3\xa9 \xff"},
 	} {
-		f.Add(s)
+		f.Add(s.code, s.e0, s.e1, s.e2, s.msg)
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		br := bufio.NewReaderSize(strings.NewReader(s), maxReplyLine)
-		r, err := readReply(br)
-		if err != nil {
-			return
-		}
-		if r.code < 200 || r.code > 599 {
-			t.Fatalf("code %d", r.code)
-		}
-		if !strings.HasPrefix(r.enhanced, string(rune('0'+r.code/100))+".") || strings.Count(r.enhanced, ".") != 2 {
+	check := func(t *testing.T, r reply) {
+		t.Helper()
+		if !strings.HasPrefix(r.enhanced, strconv.Itoa(r.code/100)+".") || strings.Count(r.enhanced, ".") != 2 {
 			t.Fatalf("enhanced %q for code %d", r.enhanced, r.code)
 		}
-		if strings.ContainsFunc(r.text, func(c rune) bool { return c < ' ' || c == 0x7f }) {
-			t.Fatalf("control character in %q", r.text)
-		}
-		if len(r.lines) > maxReplyLines {
-			t.Fatalf("%d lines", len(r.lines))
+		if strings.ContainsFunc(r.text, func(c rune) bool { return c < ' ' || c == 0x7f }) || !utf8.ValidString(r.text) {
+			t.Fatalf("control character or bad UTF-8 in %q", r.text)
 		}
 		if rc := (RcptResult{Code: r.code}); rc.OK() != (r.code < 300) {
 			t.Fatalf("class of %d", r.code)
+		}
+	}
+	f.Fuzz(func(t *testing.T, code, e0, e1, e2 int, msg string) {
+		if code < 100 || code > 999 {
+			return // textproto reads three digits, 100 or more
+		}
+		if code >= 200 && code <= 599 {
+			check(t, parseReply(code, msg))
+		}
+		r, ok := refusal(&smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{e0, e1, e2}, Message: msg})
+		if ok != (code >= 400 && code <= 599) {
+			t.Fatalf("code %d: refusal %t", code, ok)
+		}
+		if ok {
+			check(t, r)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -13,11 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
 
 	"github.com/ospreysec/osprey/internal/testwait"
+	"github.com/ospreysec/osprey/pkg/pki"
 )
 
 func TestMain(m *testing.M) {
@@ -267,4 +270,23 @@ func msg(id string) []byte {
 func request(id string, rcpts ...string) Request {
 	b := msg(id)
 	return Request{ID: id, From: "sender@origin.test", Rcpts: rcpts, Body: bytes.NewReader(b), Size: int64(len(b))}
+}
+
+// serverCert returns a test CA and a server certificate it signed for
+// name, with its key.
+func serverCert(t *testing.T, name string) (*pki.CA, tls.Certificate) {
+	t.Helper()
+	ca, err := pki.NewCA("delivery test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ca.SignServer(key.Public(), []string{name}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"net"
@@ -10,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ospreysec/osprey/internal/postfix"
 	"github.com/ospreysec/osprey/internal/testwait"
@@ -35,24 +35,13 @@ func TestPostfixNextHop(t *testing.T) {
 		requirePeer(t, "a private Postfix instance needs root")
 	}
 	dir := t.TempDir()
-	ca, err := pki.NewCA("delivery test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := pki.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := ca.SignServer(key.Public(), []string{"mx.tls.test"}, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := pki.MarshalKeyPEM(key)
+	ca, cert := serverCert(t, "mx.tls.test")
+	keyPEM, err := pki.MarshalKeyPEM(cert.PrivateKey.(crypto.Signer))
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"cert.pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		"cert.pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})),
 		"key.pem":  string(keyPEM),
 		"rcpt":     "soft@mixed.test 450 4.2.0 Mailbox busy\nhard@mixed.test 550 5.1.1 No such user here\n",
 		"sender":   "refused@origin.test 554 5.7.1 Rejected after the message\n",

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,103 +12,52 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
-// This file is the SMTP client's wire protocol: one session with one next
-// hop, over plaintext or STARTTLS. The rules of which host to try, and what
-// a reply means for the recipients, are in client.go.
+// This file is one SMTP session with one next hop, spoken by go-smtp's
+// Client, and the replies it gets turned into results. The rules of which
+// host to try, and what a reply means for the recipients, are in client.go.
 
-// Bounds on what a next hop may send: a reply line (RFC 5321 §4.5.3.1.5
-// allows 512 octets; real servers send more) and the lines of one reply.
-const (
-	maxReplyLine  = 4096
-	maxReplyLines = 100
-)
+// maxReplyBytes bounds what a next hop may send in reply to one command.
+const maxReplyBytes = 1 << 20
 
-// reply is an SMTP reply: its code, its RFC 3463 enhanced status code
-// (from the reply, or the class's x.0.0 when it had none) and its text, the
-// lines joined by a space with the codes taken off.
+// errProtocol is a reply that is not SMTP, or not one the command allows.
+var errProtocol = errors.New("malformed SMTP reply")
+
+// reply is an SMTP reply as a result: its code, its RFC 3463 enhanced
+// status code (from the reply, or the class's x.0.0 when it had none) and
+// its text, the lines joined by a space with the codes taken off.
 type reply struct {
 	code     int
 	enhanced string
 	text     string
-	lines    []string // the text of each line, for EHLO's keywords
 }
 
-func (r reply) String() string { return fmt.Sprintf("%d %s %s", r.code, r.enhanced, r.text) }
-
-// errProtocol is a reply that is not SMTP.
-var errProtocol = errors.New("malformed SMTP reply")
-
-// readReply reads one reply, single or multi-line.
-func readReply(br *bufio.Reader) (reply, error) {
-	var r reply
+// parseReply makes a reply of a code and the text go-smtp read with it
+// (lines joined by "\n", each perhaps starting with an enhanced status).
+// The text is made printable: control characters become spaces.
+func parseReply(code int, msg string) reply {
+	r := reply{code: code}
 	var texts []string
-	for n := 0; ; n++ {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return reply{}, fmt.Errorf("%w: line longer than %d bytes", errProtocol, br.Size())
-		}
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return reply{}, err
-		}
-		code, more, text, err := parseReplyLine(line)
-		if err != nil {
-			return reply{}, err
-		}
-		if n == 0 {
-			r.code = code
-		} else if code != r.code {
-			return reply{}, fmt.Errorf("%w: code %d within a %d reply", errProtocol, code, r.code)
-		}
-		if enh, rest, ok := cutEnhanced(text, code); ok {
+	for line := range strings.SplitSeq(msg, "\n") {
+		line = printable(line)
+		if enh, rest, ok := cutEnhanced(line, code); ok {
 			if r.enhanced == "" {
 				r.enhanced = enh
 			}
-			text = rest
+			line = rest
 		}
-		r.lines = append(r.lines, text)
-		if text != "" {
-			texts = append(texts, text)
-		}
-		if !more {
-			break
-		}
-		if n+1 >= maxReplyLines {
-			return reply{}, fmt.Errorf("%w: more than %d lines", errProtocol, maxReplyLines)
+		if line = strings.TrimSpace(line); line != "" {
+			texts = append(texts, line)
 		}
 	}
 	if r.enhanced == "" {
-		r.enhanced = fmt.Sprintf("%d.0.0", r.code/100)
+		r.enhanced = fmt.Sprintf("%d.0.0", code/100)
 	}
 	r.text = strings.Join(texts, " ")
-	return r, nil
-}
-
-// parseReplyLine splits "250-text\r\n" into its code, whether more lines
-// follow, and its text (printable, control characters replaced by spaces).
-func parseReplyLine(line []byte) (code int, more bool, text string, err error) {
-	line = bytes.TrimRight(line, "\r\n")
-	if len(line) < 3 || (len(line) > 3 && line[3] != ' ' && line[3] != '-') {
-		return 0, false, "", fmt.Errorf("%w: %q", errProtocol, truncate(line))
-	}
-	for _, c := range line[:3] {
-		if c < '0' || c > '9' {
-			return 0, false, "", fmt.Errorf("%w: %q", errProtocol, truncate(line))
-		}
-	}
-	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
-	if code < 200 || code > 599 {
-		return 0, false, "", fmt.Errorf("%w: code %d", errProtocol, code)
-	}
-	if len(line) > 3 {
-		more = line[3] == '-'
-		text = printable(line[4:])
-	}
-	return code, more, text, nil
+	return r
 }
 
 // cutEnhanced takes an RFC 3463 status code of code's class off the start
@@ -135,42 +83,37 @@ func cutEnhanced(text string, code int) (enh, rest string, ok bool) {
 	return strings.Join(parts, "."), rest, true
 }
 
-func printable(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "?")
+func printable(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "?"))
 }
 
-func truncate(b []byte) []byte {
-	if len(b) > 64 {
-		return b[:64]
+// refusal returns the reply of a command the next hop refused with a 4xx or
+// 5xx. Any other error (a lost connection, a reply out of place) is not one.
+func refusal(err error) (reply, bool) {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code < 400 || se.Code > 599 {
+		return reply{}, false
 	}
-	return b
-}
-
-// replyError is a reply that refused a command.
-type replyError struct {
-	cmd string // the command it answered: "MAIL FROM", "end of DATA", ...
-	reply
-}
-
-func (e *replyError) Error() string {
-	return fmt.Sprintf("%s (in reply to %s)", e.reply, e.cmd)
+	// go-smtp took the first line's enhanced status off the text; it goes
+	// back on so that one parser checks it against the code's class.
+	msg := se.Message
+	if e := se.EnhancedCode; e != smtp.EnhancedCodeNotSet && e != smtp.NoEnhancedCode {
+		msg = fmt.Sprintf("%d.%d.%d %s", e[0], e[1], e[2], msg)
+	}
+	return parseReply(se.Code, msg), true
 }
 
 // session is one SMTP connection to a next hop, after EHLO (and STARTTLS).
 // It is used by one delivery at a time: the connection cache hands it out
 // and takes it back.
 type session struct {
-	raw  net.Conn // the TCP connection
-	conn net.Conn // raw, or the TLS connection over it
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	ext  map[string]string // EHLO keywords (upper case) and their parameters
+	raw *boundedConn // the TCP connection
+	c   *smtp.Client
 
 	host    string // "mx1.example.com [192.0.2.1]:25"
 	tls     string // "TLS 1.3 TLS_AES_128_GCM_SHA256", "" for plaintext
@@ -180,88 +123,50 @@ type session struct {
 	uses    int       // transactions done
 	broken  bool      // the conversation is out of step: close it, never reuse
 	cmdTime time.Duration
+	dataT   time.Duration
 }
 
-func newSession(conn net.Conn, host string, cmdTimeout time.Duration) *session {
-	s := &session{raw: conn, host: host, cmdTime: cmdTimeout}
-	s.setConn(conn)
+func newSession(conn net.Conn, host string, cmdTimeout, dataTimeout time.Duration) *session {
+	s := &session{raw: &boundedConn{Conn: conn, left: maxReplyBytes}, host: host, cmdTime: cmdTimeout, dataT: dataTimeout}
+	s.c = s.client(s.raw)
 	return s
 }
 
-func (s *session) setConn(c net.Conn) {
-	s.conn = c
-	s.br = bufio.NewReaderSize(c, maxReplyLine)
-	s.bw = bufio.NewWriter(c)
-}
-
-// read reads a reply within the command timeout.
-func (s *session) read(timeout time.Duration) (reply, error) {
-	s.raw.SetReadDeadline(time.Now().Add(timeout))
-	r, err := readReply(s.br)
-	if err != nil {
-		s.broken = true
-	}
-	return r, err
-}
-
-// cmd sends one command line and reads its reply; a reply outside want's
-// class (2 for 2xx, 3 for 3xx) is a *replyError.
-func (s *session) cmd(want int, name, line string) (reply, error) {
-	s.raw.SetWriteDeadline(time.Now().Add(s.cmdTime))
-	s.bw.WriteString(line)
-	s.bw.WriteString("\r\n")
-	if err := s.bw.Flush(); err != nil {
-		s.broken = true
-		return reply{}, err
-	}
-	r, err := s.read(s.cmdTime)
-	if err != nil {
-		return reply{}, err
-	}
-	if r.code/100 != want {
-		return r, &replyError{cmd: name, reply: r}
-	}
-	return r, nil
-}
-
-// greet reads the server's greeting.
-func (s *session) greet() error {
-	r, err := s.read(s.cmdTime)
-	if err != nil {
-		return err
-	}
-	if r.code != 220 {
-		return &replyError{cmd: "initial greeting", reply: r}
-	}
-	return nil
-}
-
-// hello sends EHLO, and HELO when the server does not know EHLO (a 5xx
-// reply: RFC 5321 §4.1.4 lets a client fall back to HELO then).
-func (s *session) hello(name string) error {
-	s.ext = map[string]string{}
-	r, err := s.cmd(2, "EHLO", "EHLO "+name)
-	var re *replyError
-	if errors.As(err, &re) && re.code >= 500 {
-		_, err = s.cmd(2, "HELO", "HELO "+name)
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	// The first line is the server's name; each later one a keyword. The
-	// text came joined with spaces, so the keywords are read again from
-	// the lines themselves.
-	s.ext = parseEHLO(r.lines)
-	return nil
+// client returns a go-smtp Client on conn with the session's timeouts: a
+// command's reply within cmdTime, the final dot's within dataT.
+func (s *session) client(conn net.Conn) *smtp.Client {
+	c := smtp.NewClient(conn)
+	c.CommandTimeout = s.cmdTime
+	c.SubmissionTimeout = s.dataT
+	return c
 }
 
 // startTLS sends STARTTLS and does the handshake under the command
-// timeout. The caller sends EHLO again after it (RFC 3207 §4.2).
+// timeout; the session then speaks through a new Client over the TLS
+// connection, and the caller says EHLO again (RFC 3207 §4.2).
+//
+// go-smtp's Client starts TLS only in NewClientStartTLS, before the caller
+// can name itself with Hello, so the command is ours: one line out, one
+// reply read by net/textproto, on the connection the first Client greeted.
+// Anything the next hop sent beyond that reply is dropped with the first
+// Client, as RFC 3207 §5 asks.
 func (s *session) startTLS(ctx context.Context, conf *tls.Config) error {
-	if _, err := s.cmd(2, "STARTTLS", "STARTTLS"); err != nil {
+	s.raw.SetDeadline(time.Now().Add(s.cmdTime))
+	if _, err := io.WriteString(s.raw, "STARTTLS\r\n"); err != nil {
+		s.broken = true
 		return err
 	}
+	if _, _, err := textproto.NewReader(bufio.NewReader(s.raw)).ReadResponse(220); err != nil {
+		var te *textproto.Error
+		if !errors.As(err, &te) {
+			s.broken = true
+			return err
+		}
+		// A refusal, as go-smtp reports one; the text keeps its enhanced
+		// status for parseReply.
+		return &smtp.SMTPError{Code: te.Code, Message: te.Msg}
+	}
+	s.raw.SetDeadline(time.Time{})
 	tc := tls.Client(s.raw, conf)
 	hctx, cancel := context.WithTimeout(ctx, s.cmdTime)
 	defer cancel()
@@ -271,9 +176,19 @@ func (s *session) startTLS(ctx context.Context, conf *tls.Config) error {
 	}
 	st := tc.ConnectionState()
 	s.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
-	s.setConn(tc)
+	s.c = s.client(&greeted{Conn: tc, r: io.MultiReader(strings.NewReader("220 STARTTLS\r\n"), tc)})
 	return nil
 }
+
+// greeted is a TLS connection that begins with the greeting the session
+// already had: a new go-smtp Client reads a greeting before its EHLO, and
+// a server sends none after STARTTLS.
+type greeted struct {
+	net.Conn
+	r io.Reader
+}
+
+func (g *greeted) Read(p []byte) (int, error) { return g.r.Read(p) }
 
 // tlsError is a failed TLS handshake.
 type tlsError struct{ err error }
@@ -281,19 +196,20 @@ type tlsError struct{ err error }
 func (e *tlsError) Error() string { return "TLS handshake: " + e.err.Error() }
 func (e *tlsError) Unwrap() error { return e.err }
 
-// data sends the message after a 354 reply, dot-stuffed, each write under
-// timeout, then the final dot. It sends the dot only when body gave
-// exactly size bytes (size < 0: any), so a message cut short by a read
-// error is never delivered truncated: the connection is closed instead.
-func (s *session) data(body io.Reader, size int64, timeout time.Duration) (reply, error) {
-	dw := textproto.NewWriter(s.bw).DotWriter()
+// send writes the message after DATA's 354 reply, each write under the
+// data timeout, then the final dot, and returns the reply to it. It sends
+// the dot only when body gave exactly size bytes (size < 0: any), so a
+// message cut short by a read error is never delivered truncated: w is
+// left unclosed (the dot unsent) and the session broken, for the caller to
+// close its connection.
+func (s *session) send(w *smtp.DataCommand, body io.Reader, size int64) (reply, error) {
 	buf := make([]byte, 32<<10)
 	var n int64
 	for {
 		k, rerr := body.Read(buf)
 		if k > 0 {
-			s.raw.SetWriteDeadline(time.Now().Add(timeout))
-			if _, err := dw.Write(buf[:k]); err != nil {
+			s.raw.SetWriteDeadline(time.Now().Add(s.dataT))
+			if _, err := w.Write(buf[:k]); err != nil {
 				s.broken = true
 				return reply{}, err
 			}
@@ -311,19 +227,15 @@ func (s *session) data(body io.Reader, size int64, timeout time.Duration) (reply
 		s.broken = true
 		return reply{}, &bodyError{fmt.Errorf("read message: %d bytes, want %d", n, size)}
 	}
-	s.raw.SetWriteDeadline(time.Now().Add(timeout))
-	if err := dw.Close(); err != nil { // writes the final dot and flushes
-		s.broken = true
-		return reply{}, err
-	}
-	r, err := s.read(timeout)
+	s.raw.SetWriteDeadline(time.Now().Add(s.dataT))
+	resp, err := w.CloseWithResponse() // writes the final dot, reads the reply
 	if err != nil {
+		if _, ok := refusal(err); !ok {
+			s.broken = true
+		}
 		return reply{}, err
 	}
-	if r.code/100 != 2 {
-		return r, &replyError{cmd: "end of DATA", reply: r}
-	}
-	return r, nil
+	return parseReply(250, resp.StatusText), nil
 }
 
 // bodyError is a failure to read the message to send: ours, not the next
@@ -336,27 +248,37 @@ func (e *bodyError) Unwrap() error { return e.err }
 // quit says goodbye within a short time and closes the connection.
 func (s *session) quit() {
 	if !s.broken {
-		d := min(s.cmdTime, 5*time.Second)
-		s.raw.SetDeadline(time.Now().Add(d))
-		s.bw.WriteString("QUIT\r\n")
-		if s.bw.Flush() == nil {
-			readReply(s.br)
+		s.c.CommandTimeout = min(s.cmdTime, 5*time.Second)
+		if s.c.Quit() == nil {
+			return
 		}
 	}
-	s.conn.Close()
+	s.raw.Close()
 }
 
-// parseEHLO reads the keywords of an EHLO reply's lines after the first.
-func parseEHLO(lines []string) map[string]string {
-	ext := map[string]string{}
-	for i, l := range lines {
-		if i == 0 {
-			continue
-		}
-		k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
-		if k != "" {
-			ext[strings.ToUpper(k)] = v
-		}
+// boundedConn bounds what a next hop may send in reply to one command:
+// go-smtp's Client bounds a line of a reply (2000 bytes), but reads a
+// reply's lines with textproto.Reader.ReadResponse, which takes any number
+// of them, so a hostile next hop could fill memory within one command's
+// timeout. Every write (a command, the message) renews the allowance.
+type boundedConn struct {
+	net.Conn
+	left int
+}
+
+func (c *boundedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("%w: more than %d bytes in reply to one command", errProtocol, maxReplyBytes)
 	}
-	return ext
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= n
+	return n, err
+}
+
+func (c *boundedConn) Write(p []byte) (int, error) {
+	c.left = maxReplyBytes
+	return c.Conn.Write(p)
 }

@@ -23,11 +23,13 @@ type Request struct {
 	Body io.Reader
 	Size int64
 	// EightBit and SMTPUTF8 say what the message needs, as the client that
-	// sent it to the gateway declared (BODY=8BITMIME, SMTPUTF8): they are
-	// passed on when the next hop offers them. A message that needs
-	// SMTPUTF8 for a non-ASCII envelope address fails permanently (5.6.7)
-	// with a next hop that does not offer it; an 8-bit message goes as it
-	// is, as Postfix sends it.
+	// sent it to the gateway declared (BODY=8BITMIME, SMTPUTF8). SMTPUTF8
+	// is passed on when the next hop offers it; a message that needs it
+	// for a non-ASCII envelope address fails permanently (5.6.7) with a
+	// next hop that does not offer it. BODY=8BITMIME goes to every next
+	// hop that offers 8BITMIME, whatever EightBit says (go-smtp's client
+	// declares it always); an 8-bit message goes as it is to one that
+	// does not, as Postfix sends it.
 	EightBit bool
 	SMTPUTF8 bool
 }
