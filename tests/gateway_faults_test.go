@@ -1,11 +1,19 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"mime/multipart"
 	"net"
+	"net/mail"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/postfix"
 	"github.com/ospreysec/osprey/internal/testwait"
 )
 
@@ -232,4 +241,169 @@ func TestGatewayNextHopDownThenBack(t *testing.T) {
 	got := sink.subjects(t)
 	wantSubjects(t, got, want)
 	t.Logf("order of arrival at the next hop: %q", got)
+}
+
+// startMailboxPostfix runs a private Postfix that holds the mailboxes of
+// domain: every address of it is stored by virtual(8) into one Maildir,
+// whose new/ directory it returns with Postfix's SMTP address.
+func startMailboxPostfix(t *testing.T, domain string) (addr, maildir string) {
+	t.Helper()
+	requirePeer(t, "postfix")
+	if os.Geteuid() != 0 {
+		if os.Getenv("OSPREY_REQUIRE_PEERS") == "1" {
+			t.Fatal("a private Postfix instance needs root here (its daemons drop to the postfix user)")
+		}
+		t.Skip("a private Postfix instance needs root here (its daemons drop to the postfix user)")
+	}
+	pf, err := user.Lookup("postfix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(pf.Uid)
+	gid, _ := strconv.Atoi(pf.Gid)
+	base := filepath.Join(t.TempDir(), "mail")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(base, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	in, err := postfix.StartWith(t.TempDir(), loopbackPort(t), map[string]string{
+		"virtual_mailbox_domains": domain,
+		"virtual_mailbox_base":    base,
+		"virtual_mailbox_maps":    "static:mailbox/", // a trailing / means Maildir
+		"virtual_uid_maps":        "static:" + pf.Uid,
+		"virtual_gid_maps":        "static:" + pf.Gid,
+	}, "virtual   unix  - n n - - virtual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Stop()
+		if t.Failed() {
+			t.Logf("postfix log:\n%s", in.Log())
+		}
+	})
+	return in.Addr, filepath.Join(base, "mailbox", "new")
+}
+
+// mailbox returns the messages in a Maildir's new/ directory.
+func mailbox(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no mail yet
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// dsnParts reads a delivery status notification (RFC 3464): its
+// message/delivery-status part and the header section of the original
+// message (text/rfc822-headers).
+func dsnParts(t *testing.T, raw string) (status, original string) {
+	t.Helper()
+	m, err := mail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatalf("read the notice: %v\n%s", err, raw)
+	}
+	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/report" || params["report-type"] != "delivery-status" {
+		t.Fatalf("the notice is %q (%v), want multipart/report; report-type=delivery-status:\n%s", m.Header.Get("Content-Type"), err, raw)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return status, original
+		}
+		if err != nil {
+			t.Fatalf("read the notice's parts: %v\n%s", err, raw)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); ct {
+		case "message/delivery-status":
+			status = string(b)
+		case "text/rfc822-headers":
+			original = string(b)
+		}
+	}
+}
+
+// queueSamples sums the samples of a metric whose labels include label
+// (such as `result="bounced"`), from the node's /metrics.
+func queueSamples(t *testing.T, base, metric, label string) float64 {
+	t.Helper()
+	samples, _ := scrape(t, base)
+	var sum float64
+	for k, v := range samples {
+		if strings.HasPrefix(k, metric+"{") && strings.Contains(k, label) {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestGatewayBounceNotifiesSender: the internal server refuses the
+// recipient for good (5xx); the gateway sends the sender a failure notice
+// (RFC 3464), which reaches the sender's mailbox on a real Postfix (the
+// sender's domain is a local domain of the gateway, its host that
+// Postfix), with the original header section and the recipient's 5.x.x
+// status. A message from the null sender bounces without a notice.
+func TestGatewayBounceNotifiesSender(t *testing.T) {
+	next := loopbackPort(t)
+	runSink(t, next, "", "-f", "RCPT")
+	pfAddr, maildir := startMailboxPostfix(t, "partner.test")
+	d := startDev(t, filepath.Join(t.TempDir(), "data"))
+	listen := loopbackPort(t)
+	d.enableSMTP(t, inboundGateway(t, listen, "example.com", next, "partner.test", pfAddr))
+
+	sendSubject(t, listen, "refused for good")
+	var notices []string
+	testwait.For(t, "a failure notice in alice@partner.test's mailbox", func() bool {
+		notices = mailbox(t, maildir)
+		return len(notices) > 0
+	})
+	status, original := dsnParts(t, notices[0])
+	if !strings.Contains(original, "Subject: refused for good") || !strings.Contains(original, "From: alice@partner.test") {
+		t.Errorf("the notice's original header section:\n%s\nwant the message's", original)
+	}
+	if !regexp.MustCompile(`(?im)^Final-Recipient: rfc822; ?bob@example\.com\r?$`).MatchString(status) ||
+		!regexp.MustCompile(`(?im)^Action: failed\r?$`).MatchString(status) ||
+		!regexp.MustCompile(`(?im)^Status: 5\.\d{1,3}\.\d{1,3}\r?$`).MatchString(status) {
+		t.Errorf("the notice's delivery status:\n%s\nwant bob@example.com failed with a 5.x.x status", status)
+	}
+	if !strings.Contains(notices[0], "\nReturn-Path: <>") && !strings.HasPrefix(notices[0], "Return-Path: <>") {
+		t.Errorf("the notice is not from the null sender:\n%s", notices[0])
+	}
+
+	// From the null sender: bounced, no notice.
+	base := apiLine.FindStringSubmatch(d.stdout.String())[1]
+	msg := "From: MAILER-DAEMON@partner.test\r\nTo: bob@example.com\r\nSubject: a notice of our own\r\n\r\nx\r\n"
+	if err := smtpSend(listen, "partner.test", "", "bob@example.com", false, msg); err != nil {
+		t.Fatalf("send from the null sender: %v", err)
+	}
+	testwait.For(t, "the null sender's message bounced and dropped", func() bool {
+		return queueSamples(t, base, "osprey_sensor_queue_delivery_attempts_total", `result="bounced"`) == 2 &&
+			queueSamples(t, base, "osprey_sensor_queue_depth", `state="messages"`) == 0
+	})
+	if n := queueSamples(t, base, "osprey_sensor_queue_dsns_total", `kind="failure"`); n != 1 {
+		t.Errorf("%v failure notices queued, want 1 (none for the null sender)", n)
+	}
+	if n := len(mailbox(t, maildir)); n != 1 {
+		t.Errorf("%d messages in alice's mailbox, want the one notice", n)
+	}
 }
