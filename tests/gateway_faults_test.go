@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"os/user"
@@ -405,5 +407,79 @@ func TestGatewayBounceNotifiesSender(t *testing.T) {
 	}
 	if n := len(mailbox(t, maildir)); n != 1 {
 		t.Errorf("%d messages in alice's mailbox, want the one notice", n)
+	}
+}
+
+// TestGatewayOutbound: a company's Postfix relays its outbound mail
+// through the gateway (its relayhost), which trusts only 127.0.0.1 and
+// relays to its relay host (smtp-sink): mail submitted to Postfix arrives
+// there after its scan, with the verdict. A client from another address
+// (127.0.0.2) is refused at connect.
+func TestGatewayOutbound(t *testing.T) {
+	sink := startSMTPSink(t)
+	d := startDev(t, filepath.Join(t.TempDir(), "data"))
+	outbound := loopbackPort(t)
+	d.enableSMTP(t, &api.SMTPIntegration{
+		Enabled:        true,
+		Mode:           api.SMTPOutbound,
+		MaxMessageSize: &api.SizeLimit{Value: 1, Unit: api.MB},
+		Gateway: &api.SMTPGateway{
+			Outbound:        &api.GatewayListener{Listen: outbound},
+			TrustedNetworks: []string{"127.0.0.1"},
+			RelayHosts:      []api.NextHop{hop(t, sink.addr)},
+			HeloName:        "gw.example.com",
+		},
+	})
+	pf := startPostfix(t, outbound)
+
+	c, err := smtp.Dial(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, step := range []func() error{
+		func() error { return c.Hello("client.example.com") },
+		func() error { return c.Mail("carol@example.com") },
+		func() error { return c.Rcpt("dave@faraway.test") },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("submit to postfix: %v", err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(w, "From: carol@example.com\r\nTo: dave@faraway.test\r\nSubject: outbound through the gateway\r\n\r\nhello\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatalf("submit to postfix: %v", err)
+	}
+	c.Quit()
+
+	var got []string
+	testwait.For(t, "the message relayed by Postfix and the gateway to the relay host", func() bool {
+		got = sink.messages(t)
+		return len(got) > 0
+	})
+	m := got[0]
+	if !strings.Contains(m, "X-Rcpt-Args: <dave@faraway.test>") || !strings.Contains(m, "Subject: outbound through the gateway\n") ||
+		!strings.Contains(m, "X-Osprey-Verdict: clean\n") || !strings.Contains(m, "by relay.test (Postfix)") {
+		t.Errorf("the relay host took:\n%s\nwant the message for dave@faraway.test, through Postfix, with its verdict", m)
+	}
+
+	// 127.0.0.2 is not a trusted network: refused at connect.
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
+	conn, err := dialer.DialContext(t.Context(), "tcp", outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	greeting, err := bufio.NewReader(conn).ReadString('\n')
+	if !strings.HasPrefix(greeting, "554 ") {
+		t.Errorf("a client from 127.0.0.2 was greeted %q (%v), want 554", greeting, err)
+	}
+	if n := len(sink.messages(t)); n != 1 {
+		t.Errorf("the relay host took %d messages, want 1", n)
 	}
 }
