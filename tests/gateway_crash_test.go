@@ -246,3 +246,72 @@ func TestGatewaySensorKilledWhileDelivering(t *testing.T) {
 		t.Errorf("%d distinct messages delivered, want at least the %d acknowledged", len(got), len(acked))
 	}
 }
+
+// TestGatewayCentralDownPastHoldTimeout: two osprey sensor gateways in
+// front of one internal server; the central is killed; each takes a
+// message. The one with on_timeout deliver_unscanned delivers its message
+// marked unscanned once the 10 s hold timeout passed; by then the other
+// one's (keep_holding, sent first) has waited past its timeout too, and
+// is still in its spool, undelivered. Once the central is back, it is
+// delivered with its verdict, and the unscanned one is not delivered again.
+func TestGatewayCentralDownPastHoldTimeout(t *testing.T) {
+	sink := startSMTPSink(t)
+	grpc := loopbackPort(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	d := startDevAt(t, dataDir, grpc)
+	gateway := func(name string, onTimeout api.HoldTimeoutAction) *gatewaySensor {
+		listen := loopbackPort(t)
+		cfg := inboundGateway(t, listen, "example.com", sink.addr)
+		cfg.Gateway.HoldTimeoutSeconds, cfg.Gateway.OnTimeout = 10, onTimeout
+		return startGatewaySensor(t, d, grpc, name, listen, cfg)
+	}
+	late := gateway("late", api.DeliverUnscanned)
+	hold := gateway("hold", api.KeepHolding)
+
+	d.kill(t)
+	sendSubject(t, hold.listen, "kept until scanned")
+	sent := time.Now()
+	sendSubject(t, late.listen, "delivered unscanned")
+	var got []string
+	testwait.For(t, "the message delivered unscanned after the hold timeout", func() bool {
+		got = sink.messages(t)
+		return len(got) > 0
+	})
+	if waited := time.Since(sent); waited < 10*time.Second {
+		t.Errorf("delivered %v after its 250, before the 10 s hold timeout", waited)
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "Subject: delivered unscanned\n") || !strings.Contains(got[0], "X-Osprey-Verdict: unscanned\n") {
+		t.Fatalf("the internal server took %q, want the deliver_unscanned gateway's message marked unscanned", got)
+	}
+	// The keep_holding gateway's message, older, is past its timeout too:
+	// still in its spool, not in its queue.
+	if n := hold.metric(t, "osprey_sensor_spool_messages"); n != 1 {
+		t.Errorf("the keep_holding gateway's spool holds %v messages, want its 1", n)
+	}
+	if n := hold.metric(t, `osprey_sensor_queue_depth`); n != 0 {
+		t.Errorf("the keep_holding gateway's queue holds %v (recipients and messages), want nothing", n)
+	}
+
+	startDevAt(t, dataDir, grpc)
+	testwait.For(t, "the held message delivered once the central is back", func() bool {
+		got = sink.messages(t)
+		return len(got) >= 2
+	})
+	var kept string
+	for _, m := range got {
+		if strings.Contains(m, "Subject: kept until scanned\n") {
+			kept = m
+		}
+	}
+	if !strings.Contains(kept, "X-Osprey-Verdict: clean\n") {
+		t.Errorf("the held message was delivered as:\n%s\nwant it with its verdict, clean", kept)
+	}
+	// The unscanned message is uploaded and scanned too once the central
+	// answers; its verdict must not deliver it a second time.
+	testwait.For(t, "the unscanned message uploaded and its queue empty", func() bool {
+		return late.metric(t, "osprey_sensor_spool_messages") == 0 && late.metric(t, "osprey_sensor_queue_depth") == 0
+	})
+	if got = sink.messages(t); len(got) != 2 {
+		t.Errorf("the internal server took %d messages, want 2 (each once):\n%s", len(got), strings.Join(got, "\n----\n"))
+	}
+}

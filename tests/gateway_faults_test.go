@@ -346,13 +346,13 @@ func dsnParts(t *testing.T, raw string) (status, original string) {
 }
 
 // queueSamples sums the samples of a metric whose labels include label
-// (such as `result="bounced"`), from the node's /metrics.
+// (such as `result="bounced"`; "" for all), from the node's /metrics.
 func queueSamples(t *testing.T, base, metric, label string) float64 {
 	t.Helper()
 	samples, _ := scrape(t, base)
 	var sum float64
 	for k, v := range samples {
-		if strings.HasPrefix(k, metric+"{") && strings.Contains(k, label) {
+		if (k == metric || strings.HasPrefix(k, metric+"{")) && strings.Contains(k, label) {
 			sum += v
 		}
 	}
