@@ -101,6 +101,12 @@ type Gateway struct {
 	qc      queue.Config // the queue's configuration, for an open that comes late
 	applied bool         // qc was applied
 
+	// configured is closed by the first Apply: the queue delivers only
+	// once the client has its routes (a message tried before would be
+	// deferred, "not configured yet", by the default backoff).
+	configured     chan struct{}
+	configuredOnce sync.Once
+
 	mu       sync.Mutex
 	released map[string]bool // spooled messages handed off unscanned
 	skip     map[string]bool // spooled messages that are no gateway's
@@ -111,7 +117,8 @@ type Gateway struct {
 // sensor, which must go on draining its spool: Run tries again, gateway
 // messages wait in the spool meanwhile, and Problem says why.
 func Open(ctx context.Context, opts Options) *Gateway {
-	g := &Gateway{opts: opts, log: opts.Logger, now: opts.Now, released: map[string]bool{}, skip: map[string]bool{}}
+	g := &Gateway{opts: opts, log: opts.Logger, now: opts.Now, configured: make(chan struct{}),
+		released: map[string]bool{}, skip: map[string]bool{}}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -196,6 +203,7 @@ func (g *Gateway) Apply(cfg *ospreyv1.SmtpIntegration) error {
 		}
 	}
 	g.set.Store(set)
+	g.configuredOnce.Do(func() { close(g.configured) })
 	return nil
 }
 
@@ -264,11 +272,17 @@ func DeliveryConfig(gw *ospreyv1.SmtpGateway, helo string) delivery.Config {
 	return c
 }
 
-// Run runs the queue's deliveries and the hold timeout until ctx ends.
+// Run runs the queue's deliveries, from the first Apply on, and the hold
+// timeout until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.client.Run(ctx) })
 	eg.Go(func() error {
+		select {
+		case <-g.configured:
+		case <-ctx.Done():
+			return nil
+		}
 		for g.queue.Load() == nil {
 			select {
 			case <-ctx.Done():

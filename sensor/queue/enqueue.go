@@ -87,7 +87,9 @@ func (m *Message) validate() error {
 // idempotent by m.ID: for a message the queue has, it adds nothing and
 // reports false, but records the verdict, which may have come later (a
 // message let through unscanned, then found to be detected): Quarantine
-// then quarantines its recipients not yet delivered.
+// then quarantines its recipients not yet delivered. A message that left
+// the queue unscanned (delivered, bounced or deleted, within 30 days) is
+// not added again: its late verdict finds nothing left to deliver.
 func (q *Queue) Enqueue(ctx context.Context, m Message) (added bool, err error) {
 	if err := m.validate(); err != nil {
 		return false, fmt.Errorf("enqueue %s: %w", m.ID, err)
@@ -108,7 +110,11 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (added bool, err error) 
 		dests[i] = q.deliverer.Destination(r)
 	}
 	err = q.w.do(ctx, func(t *tx) error {
-		var err error
+		var gone int
+		err := t.QueryRowContext(t.ctx, "SELECT count(*) FROM released WHERE id = ?", m.ID).Scan(&gone)
+		if err != nil || gone > 0 {
+			return err
+		}
 		added, err = q.insert(t, &m, dests, "", now)
 		if err != nil || added {
 			return err

@@ -363,3 +363,30 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Enqueue after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestLateVerdictAfterDelivery: a message let through unscanned and
+// delivered gets its verdict later, from a central that answers again:
+// the queue, which no longer has it, does not take (and deliver) it again,
+// across a reopen too.
+func TestLateVerdictAfterDelivery(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.run()
+	m := Message{ID: "late", From: "s@example.org", Rcpts: []string{"ok@a.test"}, Direction: Inbound, Unscanned: true, Body: []byte("S: x\r\n\r\n")}
+	if added, err := h.q.Enqueue(t.Context(), m); err != nil || !added {
+		t.Fatalf("Enqueue unscanned: %v, %v; want added", added, err)
+	}
+	h.waitGone("late")
+	h.close()
+	h.open(Config{})
+	h.run()
+	m.Unscanned, m.Verdict = false, "clean"
+	if added, err := h.q.Enqueue(t.Context(), m); err != nil || added {
+		t.Fatalf("Enqueue with the late verdict: %v, %v; want not added", added, err)
+	}
+	if st := h.q.Stats(); st != (Stats{}) {
+		t.Errorf("Stats after the late verdict: %+v, want an empty queue", st)
+	}
+	if n := len(h.d.requests(to("ok@a.test"))); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
+	}
+}

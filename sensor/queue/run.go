@@ -520,6 +520,10 @@ func (q *Queue) store(t *tx, m *msgRow, k jobKey, outs []outcome, host string, c
 	return nextDue(t.ctx, t, k)
 }
 
+// releasedRetention is how long the queue remembers a message that left
+// it unscanned.
+const releasedRetention = 30 * 24 * time.Hour
+
 // drop deletes message id and its recipients.
 func (q *Queue) drop(t *tx, id string) error {
 	rows, err := t.QueryContext(t.ctx, "SELECT state, count(*) FROM rcpts WHERE msg = ? GROUP BY state", id)
@@ -542,6 +546,16 @@ func (q *Queue) drop(t *tx, id string) error {
 		if _, err := t.ExecContext(t.ctx, stmt, id); err != nil {
 			return err
 		}
+	}
+	// An unscanned message's verdict may come after it left: remember it
+	// (see Enqueue).
+	now := micros(q.now())
+	if _, err := t.ExecContext(t.ctx, `INSERT INTO released (id, at) SELECT id, ? FROM messages WHERE id = ? AND unscanned
+		ON CONFLICT (id) DO NOTHING`, now, id); err != nil {
+		return err
+	}
+	if _, err := t.ExecContext(t.ctx, "DELETE FROM released WHERE at < ?", now-releasedRetention.Microseconds()); err != nil {
+		return err
 	}
 	res, err := t.ExecContext(t.ctx, "DELETE FROM messages WHERE id = ?", id)
 	if err != nil {
