@@ -167,8 +167,12 @@ func main() {
 				if done != nil {
 					<-done
 				}
-				log.Printf("%s %s round %d: %.0f msg/s, 250 to delivered p50 %s p99 %s, %.2f ms CPU per message",
-					tg.name, sizeName(size), i+1, res.rate, ms(res.p50), ms(res.p99), res.cpuPerMsg*1000)
+				peak := ""
+				if tg.o != nil {
+					peak = fmt.Sprintf("; at most %.0f messages in the spool (before the verdict) and %.0f in the queue", res.peak[0], res.peak[1])
+				}
+				log.Printf("%s %s round %d: %.0f msg/s relayed (%.0f msg/s answered 250), 250 to delivered p50 %s p99 %s, %.2f ms CPU a message%s",
+					tg.name, sizeName(size), i+1, res.rate, res.accept, ms(res.p50), ms(res.p99), res.cpuPerMsg*1000, peak)
 				r.res[tg.name] = append(r.res[tg.name], res)
 			}
 		}
@@ -222,6 +226,8 @@ type result struct {
 	rate      float64 // messages delivered per second
 	p50, p99  float64 // 250 to delivered, seconds
 	cpuPerMsg float64 // CPU seconds per message
+	accept    float64 // messages answered 250 per second
+	peak      [2]float64
 }
 
 // round sends messages of size bytes through tg with smtp-source and waits
@@ -236,6 +242,11 @@ func (tg *target) round(sink *sink, sessions, size, messages int) result {
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		fatalf("%v", err)
+	}
+	var peak <-chan [2]float64
+	stop := make(chan struct{})
+	if tg.o != nil {
+		peak = tg.o.watch(stop)
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -253,6 +264,11 @@ func (tg *target) round(sink *sink, sessions, size, messages int) result {
 		fatalf("smtp-source %s: %d messages accepted, want %d", tg.addr, accepted.count(), messages)
 	}
 	delivered := sink.waitFor(base+messages, tg.name)
+	close(stop)
+	var peaks [2]float64
+	if peak != nil {
+		peaks = <-peak
+	}
 	lat := make([]float64, messages)
 	for k := range messages {
 		lat[k] = delivered[base+k].Sub(accepted.at(k)).Seconds()
@@ -263,6 +279,8 @@ func (tg *target) round(sink *sink, sessions, size, messages int) result {
 		p50:       quantile(lat, 0.5),
 		p99:       quantile(lat, 0.99),
 		cpuPerMsg: (tg.cpu() - cpu0) / float64(messages),
+		accept:    float64(messages) / accepted.at(messages-1).Sub(start).Seconds(),
+		peak:      peaks,
 	}
 }
 
@@ -469,14 +487,65 @@ func startOsprey(work, sinkAddr, pprofAddr string) *osprey {
 func (o *osprey) idle() {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		spooled, ok1 := promtext.Get(o.client, o.metrics, o.token, "osprey_sensor_spool_messages")
-		queued, ok2 := promtext.Get(o.client, o.metrics, o.token, `osprey_sensor_queue_depth{state="messages"}`)
-		if ok1 && ok2 && spooled == 0 && queued == 0 {
+		if v := o.gauges(); v[0] == 0 && v[1] == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	log.Printf("osprey: the spool or the queue is not empty a minute after the last delivery")
+}
+
+// gauges reads the messages in the gateway's spool (waiting for upload and
+// verdict) and in its delivery queue; -1 for one it could not read.
+func (o *osprey) gauges() [2]float64 {
+	out := [2]float64{-1, -1}
+	body, err := o.get()
+	if err != nil {
+		return out
+	}
+	for i, name := range []string{"osprey_sensor_spool_messages", `osprey_sensor_queue_depth{state="messages"}`} {
+		if v, ok := promtext.Value(bytes.NewReader(body), name); ok {
+			out[i] = v
+		}
+	}
+	return out
+}
+
+// watch samples gauges every 250 ms until stop is closed and returns the
+// largest values seen.
+func (o *osprey) watch(stop <-chan struct{}) <-chan [2]float64 {
+	peak := make(chan [2]float64, 1)
+	go func() {
+		var p [2]float64
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				peak <- p
+				return
+			case <-tick.C:
+				v := o.gauges()
+				p = [2]float64{max(p[0], v[0]), max(p[1], v[1])}
+			}
+		}
+	}()
+	return peak
+}
+
+// get reads the node's /metrics.
+func (o *osprey) get() ([]byte, error) {
+	req, err := http.NewRequest(http.MethodGet, o.metrics, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.token)
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
 }
 
 // histogram is a cumulative Prometheus histogram: upper bounds and counts.
@@ -487,15 +556,12 @@ type histogram struct {
 
 // histogram reads the delivery queue's latency histogram from /metrics.
 func (o *osprey) histogram() histogram {
-	req, _ := http.NewRequest(http.MethodGet, o.metrics, nil)
-	req.Header.Set("Authorization", "Bearer "+o.token)
-	resp, err := o.client.Do(req)
+	body, err := o.get()
 	if err != nil {
 		fatalf("read %s: %v", o.metrics, err)
 	}
-	defer resp.Body.Close()
 	var h histogram
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	prefix := latencyMetric + `_bucket{le="`
 	for sc.Scan() {
@@ -741,12 +807,12 @@ func medianOf(rs []result, f func(result) float64) float64 {
 	return median(v)
 }
 
-// ms formats seconds as milliseconds, or seconds from 10 s on.
+// ms formats seconds as milliseconds, or seconds from 1 s on.
 func ms(s float64) string {
 	switch {
 	case math.IsNaN(s):
 		return "–"
-	case s >= 10:
+	case s >= 1:
 		return fmt.Sprintf("%.1f s", s)
 	default:
 		return fmt.Sprintf("%.0f ms", s*1000)
