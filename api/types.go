@@ -363,7 +363,7 @@ type SMTPGateway struct {
 	// RequireTLSDomains: mail to these domains (and their subdomains) goes only over
 	// STARTTLS with a verified certificate.
 	RequireTLSDomains []string `json:"require_tls_domains"`
-	// HeloName is the gateway's name in EHLO, Received and bounces; empty means the
+	// HeloName is the gateway's name in EHLO to next hops and in bounces; empty means the
 	// sensor's host name.
 	HeloName string `json:"helo_name"`
 	// HoldTimeoutSeconds is how long a message waits for its verdict; 0 means 600.

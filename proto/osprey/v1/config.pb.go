@@ -1421,7 +1421,7 @@ type SmtpGateway struct {
 	// require_tls_domains: mail to these domains (and their subdomains) goes
 	// only over STARTTLS with a verified certificate.
 	RequireTlsDomains []string `protobuf:"bytes,6,rep,name=require_tls_domains,json=requireTlsDomains,proto3" json:"require_tls_domains,omitempty"`
-	// helo_name is the gateway's name in EHLO, Received and bounces; empty
+	// helo_name is the gateway's name in EHLO to next hops and in bounces; empty
 	// means the sensor's host name.
 	HeloName string `protobuf:"bytes,7,opt,name=helo_name,json=heloName,proto3" json:"helo_name,omitempty"`
 	// hold_timeout_seconds: how long a message waits for its verdict before
