@@ -49,7 +49,9 @@ func runSink(t *testing.T, addr, dir string, extra ...string) *sinkRun {
 		args = append(args, "-d", filepath.Join(dir, "%H%M%S."))
 	}
 	if os.Geteuid() == 0 {
-		// As startSMTPSink: a user to become, who may write the dumps.
+		// smtp-sink refuses to run as root without a user to become, and
+		// writes its dumps as that user: into a directory it may enter
+		// (the test's temporary directory is root's, mode 0700).
 		args = append(args, "-u", "postfix")
 		if dir != "" {
 			for _, d := range []string{filepath.Dir(dir), dir} {

@@ -3,7 +3,6 @@ package tests
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,37 +21,7 @@ type smtpSink struct {
 
 func startSMTPSink(t *testing.T) *smtpSink {
 	t.Helper()
-	bin := requirePeer(t, "smtp-sink")
-	s := &smtpSink{addr: loopbackPort(t), dir: t.TempDir()}
-	args := []string{"-d", filepath.Join(s.dir, "%H%M%S."), s.addr, "100"}
-	if os.Geteuid() == 0 {
-		// smtp-sink refuses to run as root without a user to become.
-		args = append([]string{"-u", "postfix"}, args...)
-		// It writes its dumps as that user: into a directory it may
-		// enter (the test's temporary directory is root's, mode 0700).
-		for _, d := range []string{filepath.Dir(s.dir), s.dir} {
-			if err := os.Chmod(d, 0o777); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	testwait.For(t, "smtp-sink listening on "+s.addr, func() bool {
-		c, err := net.Dial("tcp", s.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return s
+	return runSink(t, loopbackPort(t), t.TempDir()).smtpSink
 }
 
 // messages returns the messages the sink took, each as dumped (smtp-sink's
