@@ -78,17 +78,18 @@ func TestDevServesSensorMetrics(t *testing.T) {
 	samples, types := scrape(t, base)
 	// The node's health monitor connects to the SMTP listener every
 	// second too, so the client's connection is one of one or more.
-	if got := samples["osprey_smtp_connections_total"]; got < 1 {
+	// The SMTP metrics are per listener; the monitor listener took it.
+	if got := samples[`osprey_smtp_connections_total{listener="monitor"}`]; got < 1 {
 		t.Errorf("osprey_smtp_connections_total: got %v, want at least 1", got)
 	}
 	for name, want := range map[string]float64{
-		"osprey_smtp_messages_accepted_total": 1,
-		"osprey_sensor_spool_puts_total":      1,
-		"osprey_sensor_spool_messages":        0,
-		"osprey_sensor_uploaded_total":        1,
-		"osprey_sensor_pop3_polls_total":      0,
-		"osprey_sensor_pop3_errors_total":     0,
-		"osprey_central_uploads_total":        1, // the node's
+		`osprey_smtp_messages_accepted_total{listener="monitor"}`: 1,
+		"osprey_sensor_spool_puts_total":                          1,
+		"osprey_sensor_spool_messages":                            0,
+		"osprey_sensor_uploaded_total":                            1,
+		"osprey_sensor_pop3_polls_total":                          0,
+		"osprey_sensor_pop3_errors_total":                         0,
+		"osprey_central_uploads_total":                            1, // the node's
 	} {
 		got, ok := samples[name]
 		if !ok {
