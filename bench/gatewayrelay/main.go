@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/benchproc"
 	"github.com/ospreysec/osprey/internal/postfix"
 	"github.com/ospreysec/osprey/internal/promtext"
 )
@@ -151,7 +152,7 @@ func main() {
 				var done chan struct{}
 				if tg.o != nil && *cpuProfile != "" && !profiled {
 					profiled, done = true, make(chan struct{})
-					go func() { defer close(done); profile(pprofAddr, *cpuProfile, 10*time.Second) }()
+					go func() { defer close(done); benchproc.Profile(pprofAddr, *cpuProfile, 10*time.Second) }()
 				}
 				var h0 histogram
 				if tg.o != nil {
@@ -191,7 +192,7 @@ func main() {
 			ms(medianOf(pb, func(x result) float64 { return x.p50 })), ms(medianOf(pb, func(x result) float64 { return x.p99 })),
 			1000*medianOf(ob, func(x result) float64 { return x.cpuPerMsg }), 1000*medianOf(pb, func(x result) float64 { return x.cpuPerMsg }))
 	}
-	fmt.Printf("\nosprey dev peak RSS: %d MB\n", peakRSS(o.pid)>>10)
+	fmt.Printf("\nosprey dev peak RSS: %d MB\n", benchproc.PeakRSS(o.pid)>>10)
 	cleanUp()
 }
 
@@ -680,40 +681,6 @@ func procStat(pid int) []string {
 		return nil
 	}
 	return append([]string{strconv.Itoa(pid), s[strings.IndexByte(s, '(') : i+1]}, strings.Fields(s[i+1:])...)
-}
-
-// peakRSS is the process's peak resident set, in KB.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
-}
-
-// profile saves a CPU profile of the osprey process taken over d.
-func profile(pprofAddr, file string, d time.Duration) {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(d.Seconds())))
-	if err != nil {
-		log.Printf("cpu profile: %v", err)
-		return
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		log.Printf("cpu profile: %v", err)
-		return
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		log.Printf("cpu profile: %v", err)
-	}
 }
 
 // waitForLine returns the first submatch of re in r's lines, within a

@@ -27,7 +27,6 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -42,6 +41,7 @@ import (
 	"time"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/benchproc"
 	"github.com/ospreysec/osprey/internal/postfix"
 	"github.com/ospreysec/osprey/internal/promtext"
 )
@@ -124,7 +124,7 @@ func main() {
 				var profiled chan struct{}
 				if tg.name == targets[len(targets)-3].name && *cpuProfile != "" && len(rates[tg.name]) == 0 && sz == sizes[0] {
 					profiled = make(chan struct{})
-					go func() { defer close(profiled); profile(pprofAddr, *cpuProfile, 5*time.Second) }()
+					go func() { defer close(profiled); benchproc.Profile(pprofAddr, *cpuProfile, 5*time.Second) }()
 				}
 				if tg.pause {
 					o.pauseCentral(true)
@@ -152,7 +152,7 @@ func main() {
 	if *topology == "split" {
 		what = "osprey sensor process"
 	}
-	fmt.Printf("\nsensor (%s) peak RSS: %d MB\n", what, peakRSS(o.sensorPID)>>10)
+	fmt.Printf("\nsensor (%s) peak RSS: %d MB\n", what, benchproc.PeakRSS(o.sensorPID)>>10)
 	fmt.Println("the ratios are of the last sensor column (central paused in the split topology)")
 }
 
@@ -330,25 +330,6 @@ func waitFor(lines <-chan string, re *regexp.Regexp) string {
 	}
 }
 
-// profile saves a CPU profile of the osprey process taken over d.
-func profile(pprofAddr, file string, d time.Duration) {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(d.Seconds())))
-	if err != nil {
-		log.Printf("cpu profile: %v", err)
-		return
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		log.Printf("cpu profile: %v", err)
-		return
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		log.Printf("cpu profile: %v", err)
-	}
-}
-
 func freePort() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -373,19 +354,4 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// peakRSS is the process's peak resident set, in KB.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
 }
