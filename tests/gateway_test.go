@@ -25,7 +25,10 @@ func startSMTPSink(t *testing.T) *smtpSink {
 }
 
 // messages returns the messages the sink took, each as dumped (smtp-sink's
-// envelope lines, then the message), with LF line ends.
+// envelope lines, then the message), with LF line ends. smtp-sink creates a
+// transaction's file at MAIL and writes it out at the final dot, ending it
+// with an empty line: a file without that end is a transaction still in
+// progress (or one its client gave up), not a message taken.
 func (s *smtpSink) messages(t *testing.T) []string {
 	t.Helper()
 	files, err := os.ReadDir(s.dir)
@@ -38,7 +41,11 @@ func (s *smtpSink) messages(t *testing.T) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, strings.ReplaceAll(string(b), "\r\n", "\n"))
+		m := strings.ReplaceAll(string(b), "\r\n", "\n")
+		if !strings.HasSuffix(m, "\n\n") {
+			continue
+		}
+		out = append(out, m)
 	}
 	return out
 }

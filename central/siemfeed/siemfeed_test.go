@@ -106,6 +106,17 @@ func (c *cluster) alerts(n int) []string {
 	return ids
 }
 
+// started waits until the leader started the tenant's feed: its cursor is
+// recorded. An export turned on starts with the alerts made from then on,
+// so a test that records alerts before then would see the first skipped.
+func (c *cluster) started() {
+	c.t.Helper()
+	testwait.For(c.t, "the export's cursor", func() bool {
+		_, ok, err := c.st.ExportCursor(c.t.Context(), "acme")
+		return err == nil && ok
+	})
+}
+
 // node is one central node's export: its own etcd client, SQL store,
 // export cache, exporter and feeder.
 type node struct {
@@ -187,6 +198,7 @@ func TestOneNodeExportsEachAlertOnce(t *testing.T) {
 	if b.leads() {
 		first, second = b, a
 	}
+	c.started()
 	ids := c.alerts(50)
 	waitOnce(t, r, ids, "one node leads")
 	if second.leads() {
@@ -208,6 +220,7 @@ func TestCrashedLeaderLosesNothing(t *testing.T) {
 	c.export(unreachable(t))
 	a := c.node("a", 2)
 	testwait.For(t, "a to lead", a.leads)
+	c.started()
 	b := c.node("b", 10)
 	ids := c.alerts(30)
 	testwait.For(t, "a to queue the alerts", func() bool { return a.ex.Room("acme") == siem.DefaultQueueSize-len(ids) })
@@ -257,11 +270,8 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 	c.export(r.Addr())
 	a := c.node("a", 10)
 	testwait.For(t, "a to lead", a.leads)
+	c.started()
 	r.WaitIDs(t, 30*time.Second, c.alerts(3)...)
-	testwait.For(t, "a cursor", func() bool {
-		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
-		return ok
-	})
 	c.export("")
 	testwait.For(t, "the cursor to be gone", func() bool {
 		_, ok, err := c.st.ExportCursor(t.Context(), "acme")
@@ -269,10 +279,7 @@ func TestTurnedOffForgetsTheCursor(t *testing.T) {
 	})
 	off := c.alerts(3)
 	c.export(r.Addr())
-	testwait.For(t, "a new cursor", func() bool {
-		_, ok, _ := c.st.ExportCursor(t.Context(), "acme")
-		return ok
-	})
+	c.started()
 	on := c.alerts(3)
 	r.WaitIDs(t, 30*time.Second, on...)
 	// Alerts go out in the order they were made: had the ones made while
@@ -293,6 +300,7 @@ func TestFullQueue(t *testing.T) {
 	a := c.nodeQueue("a", 10, 5)
 	testwait.For(t, "a to lead", a.leads)
 	testwait.For(t, "the export to be applied", func() bool { return a.ex.Room("acme") == 5 })
+	c.started()
 	ids := c.alerts(20)
 	testwait.For(t, "the queue to be full", func() bool { return a.ex.Room("acme") == 0 })
 	r := syslogtest.Listen(t)
