@@ -367,6 +367,7 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 				rt.Smtp = st.GetSmtp()
 				rt.Pop3 = st.GetPop3()
 				rt.Spool = st.GetSpool()
+				rt.Gateway = st.GetGateway()
 			})
 			if cert := unconfirmed; cert != nil && m.Status.GetCertFingerprint() == pki.Fingerprint(cert.Raw) {
 				unconfirmed = nil

@@ -114,10 +114,12 @@ type SensorRuntime struct {
 	CertNotAfter *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
 	// smtp, pop3 and spool are the sensor's last report of them
 	// (SensorStatus); status_at is when it came.
-	Smtp          *IntegrationStatus     `protobuf:"bytes,15,opt,name=smtp,proto3" json:"smtp,omitempty"`
-	Pop3          *IntegrationStatus     `protobuf:"bytes,16,opt,name=pop3,proto3" json:"pop3,omitempty"`
-	Spool         *SpoolStatus           `protobuf:"bytes,17,opt,name=spool,proto3" json:"spool,omitempty"`
-	StatusAt      *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=status_at,json=statusAt,proto3" json:"status_at,omitempty"`
+	Smtp     *IntegrationStatus     `protobuf:"bytes,15,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	Pop3     *IntegrationStatus     `protobuf:"bytes,16,opt,name=pop3,proto3" json:"pop3,omitempty"`
+	Spool    *SpoolStatus           `protobuf:"bytes,17,opt,name=spool,proto3" json:"spool,omitempty"`
+	StatusAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=status_at,json=statusAt,proto3" json:"status_at,omitempty"`
+	// gateway is the last report of a gateway sensor's state.
+	Gateway       *GatewayState `protobuf:"bytes,19,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -278,6 +280,13 @@ func (x *SensorRuntime) GetStatusAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SensorRuntime) GetGateway() *GatewayState {
+	if x != nil {
+		return x.Gateway
+	}
+	return nil
+}
+
 var File_osprey_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_cluster_proto_rawDesc = "" +
@@ -288,7 +297,7 @@ const file_osprey_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"sealed_key\x18\x02 \x01(\fR\tsealedKey\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xc2\x06\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xf5\x06\n" +
 	"\rSensorRuntime\x12\x1b\n" +
 	"\tsensor_id\x18\x01 \x01(\tR\bsensorId\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x16\n" +
@@ -309,7 +318,8 @@ const file_osprey_v1_cluster_proto_rawDesc = "" +
 	"\x04smtp\x18\x0f \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04smtp\x120\n" +
 	"\x04pop3\x18\x10 \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04pop3\x12,\n" +
 	"\x05spool\x18\x11 \x01(\v2\x16.osprey.v1.SpoolStatusR\x05spool\x127\n" +
-	"\tstatus_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\bstatusAt\x1a;\n" +
+	"\tstatus_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\bstatusAt\x121\n" +
+	"\agateway\x18\x13 \x01(\v2\x17.osprey.v1.GatewayStateR\agateway\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01B6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
@@ -334,22 +344,24 @@ var file_osprey_v1_cluster_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 	(*IntegrationStatus)(nil),     // 4: osprey.v1.IntegrationStatus
 	(*SpoolStatus)(nil),           // 5: osprey.v1.SpoolStatus
+	(*GatewayState)(nil),          // 6: osprey.v1.GatewayState
 }
 var file_osprey_v1_cluster_proto_depIdxs = []int32{
-	3, // 0: osprey.v1.ClusterCA.created_at:type_name -> google.protobuf.Timestamp
-	3, // 1: osprey.v1.SensorRuntime.connected_at:type_name -> google.protobuf.Timestamp
-	3, // 2: osprey.v1.SensorRuntime.last_seen:type_name -> google.protobuf.Timestamp
-	2, // 3: osprey.v1.SensorRuntime.counters:type_name -> osprey.v1.SensorRuntime.CountersEntry
-	3, // 4: osprey.v1.SensorRuntime.cert_not_after:type_name -> google.protobuf.Timestamp
-	4, // 5: osprey.v1.SensorRuntime.smtp:type_name -> osprey.v1.IntegrationStatus
-	4, // 6: osprey.v1.SensorRuntime.pop3:type_name -> osprey.v1.IntegrationStatus
-	5, // 7: osprey.v1.SensorRuntime.spool:type_name -> osprey.v1.SpoolStatus
-	3, // 8: osprey.v1.SensorRuntime.status_at:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	3,  // 0: osprey.v1.ClusterCA.created_at:type_name -> google.protobuf.Timestamp
+	3,  // 1: osprey.v1.SensorRuntime.connected_at:type_name -> google.protobuf.Timestamp
+	3,  // 2: osprey.v1.SensorRuntime.last_seen:type_name -> google.protobuf.Timestamp
+	2,  // 3: osprey.v1.SensorRuntime.counters:type_name -> osprey.v1.SensorRuntime.CountersEntry
+	3,  // 4: osprey.v1.SensorRuntime.cert_not_after:type_name -> google.protobuf.Timestamp
+	4,  // 5: osprey.v1.SensorRuntime.smtp:type_name -> osprey.v1.IntegrationStatus
+	4,  // 6: osprey.v1.SensorRuntime.pop3:type_name -> osprey.v1.IntegrationStatus
+	5,  // 7: osprey.v1.SensorRuntime.spool:type_name -> osprey.v1.SpoolStatus
+	3,  // 8: osprey.v1.SensorRuntime.status_at:type_name -> google.protobuf.Timestamp
+	6,  // 9: osprey.v1.SensorRuntime.gateway:type_name -> osprey.v1.GatewayState
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_cluster_proto_init() }

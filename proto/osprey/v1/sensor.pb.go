@@ -18,6 +18,7 @@ package ospreyv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -256,6 +257,260 @@ func (x MailDirection) Number() protoreflect.EnumNumber {
 // Deprecated: Use MailDirection.Descriptor instead.
 func (MailDirection) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{3}
+}
+
+// QueueState is the state of a recipient in a gateway's delivery queue.
+type QueueState int32
+
+const (
+	QueueState_QUEUE_STATE_UNSPECIFIED QueueState = 0
+	// QUEUE_STATE_ACTIVE: never tried yet, or being tried.
+	QueueState_QUEUE_STATE_ACTIVE QueueState = 1
+	// QUEUE_STATE_DEFERRED: tried, waiting for its next attempt.
+	QueueState_QUEUE_STATE_DEFERRED QueueState = 2
+	// QUEUE_STATE_HELD: kept from delivery by an operator.
+	QueueState_QUEUE_STATE_HELD QueueState = 3
+	// QUEUE_STATE_QUARANTINED: kept from delivery by the scan's verdict.
+	QueueState_QUEUE_STATE_QUARANTINED QueueState = 4
+	QueueState_QUEUE_STATE_DELIVERED   QueueState = 5
+	QueueState_QUEUE_STATE_BOUNCED     QueueState = 6
+)
+
+// Enum value maps for QueueState.
+var (
+	QueueState_name = map[int32]string{
+		0: "QUEUE_STATE_UNSPECIFIED",
+		1: "QUEUE_STATE_ACTIVE",
+		2: "QUEUE_STATE_DEFERRED",
+		3: "QUEUE_STATE_HELD",
+		4: "QUEUE_STATE_QUARANTINED",
+		5: "QUEUE_STATE_DELIVERED",
+		6: "QUEUE_STATE_BOUNCED",
+	}
+	QueueState_value = map[string]int32{
+		"QUEUE_STATE_UNSPECIFIED": 0,
+		"QUEUE_STATE_ACTIVE":      1,
+		"QUEUE_STATE_DEFERRED":    2,
+		"QUEUE_STATE_HELD":        3,
+		"QUEUE_STATE_QUARANTINED": 4,
+		"QUEUE_STATE_DELIVERED":   5,
+		"QUEUE_STATE_BOUNCED":     6,
+	}
+)
+
+func (x QueueState) Enum() *QueueState {
+	p := new(QueueState)
+	*p = x
+	return p
+}
+
+func (x QueueState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QueueState) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[4].Descriptor()
+}
+
+func (QueueState) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[4]
+}
+
+func (x QueueState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QueueState.Descriptor instead.
+func (QueueState) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{4}
+}
+
+// QueueAction is what an operator does to one queued message.
+type QueueAction int32
+
+const (
+	QueueAction_QUEUE_ACTION_UNSPECIFIED QueueAction = 0
+	// QUEUE_ACTION_RETRY: try its waiting recipients now.
+	QueueAction_QUEUE_ACTION_RETRY QueueAction = 1
+	// QUEUE_ACTION_HOLD: keep its waiting recipients from delivery.
+	QueueAction_QUEUE_ACTION_HOLD QueueAction = 2
+	// QUEUE_ACTION_RELEASE: put its held or quarantined recipients back in delivery.
+	QueueAction_QUEUE_ACTION_RELEASE QueueAction = 3
+	// QUEUE_ACTION_DELETE: remove it, telling no one.
+	QueueAction_QUEUE_ACTION_DELETE QueueAction = 4
+	// QUEUE_ACTION_DELETE_WITH_DSN: remove it, with a failure notice to its sender.
+	QueueAction_QUEUE_ACTION_DELETE_WITH_DSN QueueAction = 5
+)
+
+// Enum value maps for QueueAction.
+var (
+	QueueAction_name = map[int32]string{
+		0: "QUEUE_ACTION_UNSPECIFIED",
+		1: "QUEUE_ACTION_RETRY",
+		2: "QUEUE_ACTION_HOLD",
+		3: "QUEUE_ACTION_RELEASE",
+		4: "QUEUE_ACTION_DELETE",
+		5: "QUEUE_ACTION_DELETE_WITH_DSN",
+	}
+	QueueAction_value = map[string]int32{
+		"QUEUE_ACTION_UNSPECIFIED":     0,
+		"QUEUE_ACTION_RETRY":           1,
+		"QUEUE_ACTION_HOLD":            2,
+		"QUEUE_ACTION_RELEASE":         3,
+		"QUEUE_ACTION_DELETE":          4,
+		"QUEUE_ACTION_DELETE_WITH_DSN": 5,
+	}
+)
+
+func (x QueueAction) Enum() *QueueAction {
+	p := new(QueueAction)
+	*p = x
+	return p
+}
+
+func (x QueueAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QueueAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[5].Descriptor()
+}
+
+func (QueueAction) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[5]
+}
+
+func (x QueueAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QueueAction.Descriptor instead.
+func (QueueAction) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{5}
+}
+
+// GatewayControl is what an operator does to a gateway sensor as a whole
+// (KSMG's toggles). A stop lasts until the matching resume, across the
+// sensor's restarts.
+type GatewayControl int32
+
+const (
+	GatewayControl_GATEWAY_CONTROL_UNSPECIFIED GatewayControl = 0
+	// GATEWAY_CONTROL_STOP_SENDING: start no delivery; mail stays queued.
+	GatewayControl_GATEWAY_CONTROL_STOP_SENDING   GatewayControl = 1
+	GatewayControl_GATEWAY_CONTROL_RESUME_SENDING GatewayControl = 2
+	// GATEWAY_CONTROL_STOP_RECEIVING: the gateway listeners answer new
+	// transactions 421 (try later).
+	GatewayControl_GATEWAY_CONTROL_STOP_RECEIVING   GatewayControl = 3
+	GatewayControl_GATEWAY_CONTROL_RESUME_RECEIVING GatewayControl = 4
+	// GATEWAY_CONTROL_FLUSH: try every waiting recipient now.
+	GatewayControl_GATEWAY_CONTROL_FLUSH GatewayControl = 5
+)
+
+// Enum value maps for GatewayControl.
+var (
+	GatewayControl_name = map[int32]string{
+		0: "GATEWAY_CONTROL_UNSPECIFIED",
+		1: "GATEWAY_CONTROL_STOP_SENDING",
+		2: "GATEWAY_CONTROL_RESUME_SENDING",
+		3: "GATEWAY_CONTROL_STOP_RECEIVING",
+		4: "GATEWAY_CONTROL_RESUME_RECEIVING",
+		5: "GATEWAY_CONTROL_FLUSH",
+	}
+	GatewayControl_value = map[string]int32{
+		"GATEWAY_CONTROL_UNSPECIFIED":      0,
+		"GATEWAY_CONTROL_STOP_SENDING":     1,
+		"GATEWAY_CONTROL_RESUME_SENDING":   2,
+		"GATEWAY_CONTROL_STOP_RECEIVING":   3,
+		"GATEWAY_CONTROL_RESUME_RECEIVING": 4,
+		"GATEWAY_CONTROL_FLUSH":            5,
+	}
+)
+
+func (x GatewayControl) Enum() *GatewayControl {
+	p := new(GatewayControl)
+	*p = x
+	return p
+}
+
+func (x GatewayControl) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GatewayControl) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[6].Descriptor()
+}
+
+func (GatewayControl) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[6]
+}
+
+func (x GatewayControl) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GatewayControl.Descriptor instead.
+func (GatewayControl) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{6}
+}
+
+type SensorError_Code int32
+
+const (
+	SensorError_CODE_UNSPECIFIED SensorError_Code = 0
+	// CODE_NOT_FOUND: no such message in the queue.
+	SensorError_CODE_NOT_FOUND SensorError_Code = 1
+	// CODE_INVALID: the request is malformed (a bad page token, ...).
+	SensorError_CODE_INVALID SensorError_Code = 2
+	// CODE_UNAVAILABLE: the sensor is no gateway, or its queue is not open.
+	SensorError_CODE_UNAVAILABLE SensorError_Code = 3
+	// CODE_INTERNAL: the queue failed.
+	SensorError_CODE_INTERNAL SensorError_Code = 4
+)
+
+// Enum value maps for SensorError_Code.
+var (
+	SensorError_Code_name = map[int32]string{
+		0: "CODE_UNSPECIFIED",
+		1: "CODE_NOT_FOUND",
+		2: "CODE_INVALID",
+		3: "CODE_UNAVAILABLE",
+		4: "CODE_INTERNAL",
+	}
+	SensorError_Code_value = map[string]int32{
+		"CODE_UNSPECIFIED": 0,
+		"CODE_NOT_FOUND":   1,
+		"CODE_INVALID":     2,
+		"CODE_UNAVAILABLE": 3,
+		"CODE_INTERNAL":    4,
+	}
+)
+
+func (x SensorError_Code) Enum() *SensorError_Code {
+	p := new(SensorError_Code)
+	*p = x
+	return p
+}
+
+func (x SensorError_Code) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SensorError_Code) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[7].Descriptor()
+}
+
+func (SensorError_Code) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[7]
+}
+
+func (x SensorError_Code) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SensorError_Code.Descriptor instead.
+func (SensorError_Code) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30, 0}
 }
 
 // EnrollRequest carries the join token's id and secret and a PKCS#10 CSR.
@@ -506,6 +761,8 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Status
 	//	*ConnectRequest_Renew
 	//	*ConnectRequest_Refusals
+	//	*ConnectRequest_Reply
+	//	*ConnectRequest_Deliveries
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -602,6 +859,24 @@ func (x *ConnectRequest) GetRefusals() *RefusalReport {
 	return nil
 }
 
+func (x *ConnectRequest) GetReply() *SensorReply {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_Reply); ok {
+			return x.Reply
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetDeliveries() *DeliveryReport {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_Deliveries); ok {
+			return x.Deliveries
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -630,6 +905,14 @@ type ConnectRequest_Refusals struct {
 	Refusals *RefusalReport `protobuf:"bytes,6,opt,name=refusals,proto3,oneof"`
 }
 
+type ConnectRequest_Reply struct {
+	Reply *SensorReply `protobuf:"bytes,7,opt,name=reply,proto3,oneof"`
+}
+
+type ConnectRequest_Deliveries struct {
+	Deliveries *DeliveryReport `protobuf:"bytes,8,opt,name=deliveries,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Ack) isConnectRequest_Msg() {}
@@ -641,6 +924,10 @@ func (*ConnectRequest_Status) isConnectRequest_Msg() {}
 func (*ConnectRequest_Renew) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Refusals) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_Reply) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_Deliveries) isConnectRequest_Msg() {}
 
 // RefusalReport carries what a sensor refused since its last report, for
 // the message audit log: each refused attempt counted per client, reason
@@ -981,9 +1268,11 @@ type SensorStatus struct {
 	// smtp, pop3 and spool say the same as counters and problems, per part
 	// of the sensor and with times, for the server list, the API and the
 	// CLI. A sensor too old to send them leaves them unset.
-	Smtp          *IntegrationStatus `protobuf:"bytes,5,opt,name=smtp,proto3" json:"smtp,omitempty"`
-	Pop3          *IntegrationStatus `protobuf:"bytes,6,opt,name=pop3,proto3" json:"pop3,omitempty"`
-	Spool         *SpoolStatus       `protobuf:"bytes,7,opt,name=spool,proto3" json:"spool,omitempty"`
+	Smtp  *IntegrationStatus `protobuf:"bytes,5,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	Pop3  *IntegrationStatus `protobuf:"bytes,6,opt,name=pop3,proto3" json:"pop3,omitempty"`
+	Spool *SpoolStatus       `protobuf:"bytes,7,opt,name=spool,proto3" json:"spool,omitempty"`
+	// gateway is set on a sensor in gateway mode.
+	Gateway       *GatewayState `protobuf:"bytes,8,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1063,6 +1352,13 @@ func (x *SensorStatus) GetPop3() *IntegrationStatus {
 func (x *SensorStatus) GetSpool() *SpoolStatus {
 	if x != nil {
 		return x.Spool
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetGateway() *GatewayState {
+	if x != nil {
+		return x.Gateway
 	}
 	return nil
 }
@@ -1358,6 +1654,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Config
 	//	*ConnectResponse_Renewed
 	//	*ConnectResponse_CertificatePolicy
+	//	*ConnectResponse_Request
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1427,6 +1724,15 @@ func (x *ConnectResponse) GetCertificatePolicy() *CertificatePolicy {
 	return nil
 }
 
+func (x *ConnectResponse) GetRequest() *SensorRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -1443,11 +1749,17 @@ type ConnectResponse_CertificatePolicy struct {
 	CertificatePolicy *CertificatePolicy `protobuf:"bytes,3,opt,name=certificate_policy,json=certificatePolicy,proto3,oneof"`
 }
 
+type ConnectResponse_Request struct {
+	Request *SensorRequest `protobuf:"bytes,4,opt,name=request,proto3,oneof"`
+}
+
 func (*ConnectResponse_Config) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Renewed) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_CertificatePolicy) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_Request) isConnectResponse_Msg() {}
 
 // CertificatePolicy says when a sensor renews its client certificate: at a
 // point between renew_from_percent and renew_until_percent of the
@@ -2176,11 +2488,1196 @@ func (x *UploadResponse) GetVerdict() string {
 	return ""
 }
 
+// SensorRequest is an operator's request that a central node hands the
+// sensor on its Connect stream (queue management of a gateway); the sensor
+// answers it with a SensorReply of the same id on the same stream.
+type SensorRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is unique per request, chosen by the central.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*SensorRequest_QueueList
+	//	*SensorRequest_QueueGet
+	//	*SensorRequest_QueueAction
+	//	*SensorRequest_Control
+	Op            isSensorRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorRequest) Reset() {
+	*x = SensorRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorRequest) ProtoMessage() {}
+
+func (x *SensorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorRequest.ProtoReflect.Descriptor instead.
+func (*SensorRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SensorRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SensorRequest) GetOp() isSensorRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *SensorRequest) GetQueueList() *QueueListRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SensorRequest_QueueList); ok {
+			return x.QueueList
+		}
+	}
+	return nil
+}
+
+func (x *SensorRequest) GetQueueGet() *QueueGetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SensorRequest_QueueGet); ok {
+			return x.QueueGet
+		}
+	}
+	return nil
+}
+
+func (x *SensorRequest) GetQueueAction() *QueueActionRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SensorRequest_QueueAction); ok {
+			return x.QueueAction
+		}
+	}
+	return nil
+}
+
+func (x *SensorRequest) GetControl() *GatewayControlRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SensorRequest_Control); ok {
+			return x.Control
+		}
+	}
+	return nil
+}
+
+type isSensorRequest_Op interface {
+	isSensorRequest_Op()
+}
+
+type SensorRequest_QueueList struct {
+	QueueList *QueueListRequest `protobuf:"bytes,2,opt,name=queue_list,json=queueList,proto3,oneof"`
+}
+
+type SensorRequest_QueueGet struct {
+	QueueGet *QueueGetRequest `protobuf:"bytes,3,opt,name=queue_get,json=queueGet,proto3,oneof"`
+}
+
+type SensorRequest_QueueAction struct {
+	QueueAction *QueueActionRequest `protobuf:"bytes,4,opt,name=queue_action,json=queueAction,proto3,oneof"`
+}
+
+type SensorRequest_Control struct {
+	Control *GatewayControlRequest `protobuf:"bytes,5,opt,name=control,proto3,oneof"`
+}
+
+func (*SensorRequest_QueueList) isSensorRequest_Op() {}
+
+func (*SensorRequest_QueueGet) isSensorRequest_Op() {}
+
+func (*SensorRequest_QueueAction) isSensorRequest_Op() {}
+
+func (*SensorRequest_Control) isSensorRequest_Op() {}
+
+// QueueListRequest selects queued messages; unset fields select all.
+// state, recipient and next_hop select the messages with one recipient
+// that matches all three.
+type QueueListRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State QueueState             `protobuf:"varint,1,opt,name=state,proto3,enum=osprey.v1.QueueState" json:"state,omitempty"`
+	// sender and recipient match addresses containing them, ignoring case.
+	Sender    string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	Recipient string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// next_hop is a destination as the queue names it ("route:example.com",
+	// "mx:example.org", "relay").
+	NextHop string `protobuf:"bytes,4,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
+	// min_age and max_age bound the time since arrival.
+	MinAge *durationpb.Duration `protobuf:"bytes,5,opt,name=min_age,json=minAge,proto3" json:"min_age,omitempty"`
+	MaxAge *durationpb.Duration `protobuf:"bytes,6,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// limit bounds the page (default 100, at most 1000).
+	Limit uint32 `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
+	// page_token continues a listing from its previous page.
+	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueListRequest) Reset() {
+	*x = QueueListRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueListRequest) ProtoMessage() {}
+
+func (x *QueueListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueListRequest.ProtoReflect.Descriptor instead.
+func (*QueueListRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *QueueListRequest) GetState() QueueState {
+	if x != nil {
+		return x.State
+	}
+	return QueueState_QUEUE_STATE_UNSPECIFIED
+}
+
+func (x *QueueListRequest) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *QueueListRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *QueueListRequest) GetNextHop() string {
+	if x != nil {
+		return x.NextHop
+	}
+	return ""
+}
+
+func (x *QueueListRequest) GetMinAge() *durationpb.Duration {
+	if x != nil {
+		return x.MinAge
+	}
+	return nil
+}
+
+func (x *QueueListRequest) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *QueueListRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *QueueListRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// QueueGetRequest asks for one queued message.
+type QueueGetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueGetRequest) Reset() {
+	*x = QueueGetRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueGetRequest) ProtoMessage() {}
+
+func (x *QueueGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueGetRequest.ProtoReflect.Descriptor instead.
+func (*QueueGetRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *QueueGetRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+type QueueActionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Action        QueueAction            `protobuf:"varint,2,opt,name=action,proto3,enum=osprey.v1.QueueAction" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueActionRequest) Reset() {
+	*x = QueueActionRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueActionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueActionRequest) ProtoMessage() {}
+
+func (x *QueueActionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueActionRequest.ProtoReflect.Descriptor instead.
+func (*QueueActionRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *QueueActionRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *QueueActionRequest) GetAction() QueueAction {
+	if x != nil {
+		return x.Action
+	}
+	return QueueAction_QUEUE_ACTION_UNSPECIFIED
+}
+
+type GatewayControlRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Control       GatewayControl         `protobuf:"varint,1,opt,name=control,proto3,enum=osprey.v1.GatewayControl" json:"control,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayControlRequest) Reset() {
+	*x = GatewayControlRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayControlRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayControlRequest) ProtoMessage() {}
+
+func (x *GatewayControlRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayControlRequest.ProtoReflect.Descriptor instead.
+func (*GatewayControlRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GatewayControlRequest) GetControl() GatewayControl {
+	if x != nil {
+		return x.Control
+	}
+	return GatewayControl_GATEWAY_CONTROL_UNSPECIFIED
+}
+
+// SensorReply answers the SensorRequest of the same id.
+type SensorReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// error is set when the request failed; result is then unset.
+	Error *SensorError `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*SensorReply_QueuePage
+	//	*SensorReply_QueueEntry
+	//	*SensorReply_Gateway
+	Result        isSensorReply_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorReply) Reset() {
+	*x = SensorReply{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorReply) ProtoMessage() {}
+
+func (x *SensorReply) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorReply.ProtoReflect.Descriptor instead.
+func (*SensorReply) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SensorReply) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SensorReply) GetError() *SensorError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *SensorReply) GetResult() isSensorReply_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *SensorReply) GetQueuePage() *QueuePage {
+	if x != nil {
+		if x, ok := x.Result.(*SensorReply_QueuePage); ok {
+			return x.QueuePage
+		}
+	}
+	return nil
+}
+
+func (x *SensorReply) GetQueueEntry() *QueueEntry {
+	if x != nil {
+		if x, ok := x.Result.(*SensorReply_QueueEntry); ok {
+			return x.QueueEntry
+		}
+	}
+	return nil
+}
+
+func (x *SensorReply) GetGateway() *GatewayState {
+	if x != nil {
+		if x, ok := x.Result.(*SensorReply_Gateway); ok {
+			return x.Gateway
+		}
+	}
+	return nil
+}
+
+type isSensorReply_Result interface {
+	isSensorReply_Result()
+}
+
+type SensorReply_QueuePage struct {
+	QueuePage *QueuePage `protobuf:"bytes,3,opt,name=queue_page,json=queuePage,proto3,oneof"`
+}
+
+type SensorReply_QueueEntry struct {
+	QueueEntry *QueueEntry `protobuf:"bytes,4,opt,name=queue_entry,json=queueEntry,proto3,oneof"`
+}
+
+type SensorReply_Gateway struct {
+	// gateway is the gateway's state after an action or control.
+	Gateway *GatewayState `protobuf:"bytes,5,opt,name=gateway,proto3,oneof"`
+}
+
+func (*SensorReply_QueuePage) isSensorReply_Result() {}
+
+func (*SensorReply_QueueEntry) isSensorReply_Result() {}
+
+func (*SensorReply_Gateway) isSensorReply_Result() {}
+
+// SensorError says why a sensor could not do what was asked.
+type SensorError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          SensorError_Code       `protobuf:"varint,1,opt,name=code,proto3,enum=osprey.v1.SensorError_Code" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorError) Reset() {
+	*x = SensorError{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorError) ProtoMessage() {}
+
+func (x *SensorError) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorError.ProtoReflect.Descriptor instead.
+func (*SensorError) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SensorError) GetCode() SensorError_Code {
+	if x != nil {
+		return x.Code
+	}
+	return SensorError_CODE_UNSPECIFIED
+}
+
+func (x *SensorError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// QueuePage is one page of a queue listing, oldest first.
+type QueuePage struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*QueueEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// next_page_token continues the listing; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueuePage) Reset() {
+	*x = QueuePage{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueuePage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueuePage) ProtoMessage() {}
+
+func (x *QueuePage) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueuePage.ProtoReflect.Descriptor instead.
+func (*QueuePage) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *QueuePage) GetEntries() []*QueueEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *QueuePage) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// QueueEntry is a queued message.
+type QueueEntry struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MessageId string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Sender    string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	Arrival   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=arrival,proto3" json:"arrival,omitempty"`
+	Size      int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Verdict   string                 `protobuf:"bytes,5,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Direction MailDirection          `protobuf:"varint,6,opt,name=direction,proto3,enum=osprey.v1.MailDirection" json:"direction,omitempty"`
+	// unscanned: released for delivery without a verdict (the hold timed out).
+	Unscanned bool `protobuf:"varint,7,opt,name=unscanned,proto3" json:"unscanned,omitempty"`
+	// kind is empty for mail, "failure" or "delay" for a notice of the gateway's.
+	Kind            string            `protobuf:"bytes,8,opt,name=kind,proto3" json:"kind,omitempty"`
+	DelayNoticeSent bool              `protobuf:"varint,9,opt,name=delay_notice_sent,json=delayNoticeSent,proto3" json:"delay_notice_sent,omitempty"`
+	Recipients      []*QueueRecipient `protobuf:"bytes,10,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *QueueEntry) Reset() {
+	*x = QueueEntry{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueEntry) ProtoMessage() {}
+
+func (x *QueueEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueEntry.ProtoReflect.Descriptor instead.
+func (*QueueEntry) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *QueueEntry) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *QueueEntry) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *QueueEntry) GetArrival() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Arrival
+	}
+	return nil
+}
+
+func (x *QueueEntry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *QueueEntry) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *QueueEntry) GetDirection() MailDirection {
+	if x != nil {
+		return x.Direction
+	}
+	return MailDirection_MAIL_DIRECTION_UNSPECIFIED
+}
+
+func (x *QueueEntry) GetUnscanned() bool {
+	if x != nil {
+		return x.Unscanned
+	}
+	return false
+}
+
+func (x *QueueEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *QueueEntry) GetDelayNoticeSent() bool {
+	if x != nil {
+		return x.DelayNoticeSent
+	}
+	return false
+}
+
+func (x *QueueEntry) GetRecipients() []*QueueRecipient {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+// QueueRecipient is one recipient of a queued message.
+type QueueRecipient struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Address      string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	NextHop      string                 `protobuf:"bytes,2,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
+	State        QueueState             `protobuf:"varint,3,opt,name=state,proto3,enum=osprey.v1.QueueState" json:"state,omitempty"`
+	Attempts     uint32                 `protobuf:"varint,4,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	NextAttempt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=next_attempt,json=nextAttempt,proto3" json:"next_attempt,omitempty"`
+	FirstAttempt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=first_attempt,json=firstAttempt,proto3" json:"first_attempt,omitempty"`
+	LastAttempt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_attempt,json=lastAttempt,proto3" json:"last_attempt,omitempty"`
+	// The last reply: what the next hop answered, or what the attempt ended with.
+	LastCode      uint32 `protobuf:"varint,8,opt,name=last_code,json=lastCode,proto3" json:"last_code,omitempty"`
+	LastEnhanced  string `protobuf:"bytes,9,opt,name=last_enhanced,json=lastEnhanced,proto3" json:"last_enhanced,omitempty"`
+	LastText      string `protobuf:"bytes,10,opt,name=last_text,json=lastText,proto3" json:"last_text,omitempty"`
+	LastHost      string `protobuf:"bytes,11,opt,name=last_host,json=lastHost,proto3" json:"last_host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueRecipient) Reset() {
+	*x = QueueRecipient{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueRecipient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueRecipient) ProtoMessage() {}
+
+func (x *QueueRecipient) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueRecipient.ProtoReflect.Descriptor instead.
+func (*QueueRecipient) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *QueueRecipient) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *QueueRecipient) GetNextHop() string {
+	if x != nil {
+		return x.NextHop
+	}
+	return ""
+}
+
+func (x *QueueRecipient) GetState() QueueState {
+	if x != nil {
+		return x.State
+	}
+	return QueueState_QUEUE_STATE_UNSPECIFIED
+}
+
+func (x *QueueRecipient) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *QueueRecipient) GetNextAttempt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttempt
+	}
+	return nil
+}
+
+func (x *QueueRecipient) GetFirstAttempt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstAttempt
+	}
+	return nil
+}
+
+func (x *QueueRecipient) GetLastAttempt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAttempt
+	}
+	return nil
+}
+
+func (x *QueueRecipient) GetLastCode() uint32 {
+	if x != nil {
+		return x.LastCode
+	}
+	return 0
+}
+
+func (x *QueueRecipient) GetLastEnhanced() string {
+	if x != nil {
+		return x.LastEnhanced
+	}
+	return ""
+}
+
+func (x *QueueRecipient) GetLastText() string {
+	if x != nil {
+		return x.LastText
+	}
+	return ""
+}
+
+func (x *QueueRecipient) GetLastHost() string {
+	if x != nil {
+		return x.LastHost
+	}
+	return ""
+}
+
+// GatewayState is whether a gateway sends and receives, and its queue's depth.
+type GatewayState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sending       bool                   `protobuf:"varint,1,opt,name=sending,proto3" json:"sending,omitempty"`
+	Receiving     bool                   `protobuf:"varint,2,opt,name=receiving,proto3" json:"receiving,omitempty"`
+	Messages      uint64                 `protobuf:"varint,3,opt,name=messages,proto3" json:"messages,omitempty"`
+	Active        uint64                 `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	Deferred      uint64                 `protobuf:"varint,5,opt,name=deferred,proto3" json:"deferred,omitempty"`
+	Held          uint64                 `protobuf:"varint,6,opt,name=held,proto3" json:"held,omitempty"`
+	Quarantined   uint64                 `protobuf:"varint,7,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayState) Reset() {
+	*x = GatewayState{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayState) ProtoMessage() {}
+
+func (x *GatewayState) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayState.ProtoReflect.Descriptor instead.
+func (*GatewayState) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GatewayState) GetSending() bool {
+	if x != nil {
+		return x.Sending
+	}
+	return false
+}
+
+func (x *GatewayState) GetReceiving() bool {
+	if x != nil {
+		return x.Receiving
+	}
+	return false
+}
+
+func (x *GatewayState) GetMessages() uint64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *GatewayState) GetActive() uint64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *GatewayState) GetDeferred() uint64 {
+	if x != nil {
+		return x.Deferred
+	}
+	return 0
+}
+
+func (x *GatewayState) GetHeld() uint64 {
+	if x != nil {
+		return x.Held
+	}
+	return 0
+}
+
+func (x *GatewayState) GetQuarantined() uint64 {
+	if x != nil {
+		return x.Quarantined
+	}
+	return 0
+}
+
+// DeliveryReport carries a gateway's delivery attempts since its last
+// report, for the message audit log.
+type DeliveryReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempts      []*DeliveryAttempt     `protobuf:"bytes,1,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryReport) Reset() {
+	*x = DeliveryReport{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryReport) ProtoMessage() {}
+
+func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryReport.ProtoReflect.Descriptor instead.
+func (*DeliveryReport) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeliveryReport) GetAttempts() []*DeliveryAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+// DeliveryAttempt is one attempt to deliver a queued message to one next
+// hop, and what came of it for each recipient tried.
+type DeliveryAttempt struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MessageId string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Sender    string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	Direction MailDirection          `protobuf:"varint,3,opt,name=direction,proto3,enum=osprey.v1.MailDirection" json:"direction,omitempty"`
+	NextHop   string                 `protobuf:"bytes,4,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
+	// host is the host the attempt ended at, "name [address]:port"; empty
+	// when none was reached.
+	Host string `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
+	// tls is the TLS version and cipher of the session; empty without TLS.
+	Tls           string                 `protobuf:"bytes,6,opt,name=tls,proto3" json:"tls,omitempty"`
+	Started       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started,proto3" json:"started,omitempty"`
+	Took          *durationpb.Duration   `protobuf:"bytes,8,opt,name=took,proto3" json:"took,omitempty"`
+	Recipients    []*DeliveryRecipient   `protobuf:"bytes,9,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryAttempt) Reset() {
+	*x = DeliveryAttempt{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryAttempt) ProtoMessage() {}
+
+func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
+func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeliveryAttempt) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetDirection() MailDirection {
+	if x != nil {
+		return x.Direction
+	}
+	return MailDirection_MAIL_DIRECTION_UNSPECIFIED
+}
+
+func (x *DeliveryAttempt) GetNextHop() string {
+	if x != nil {
+		return x.NextHop
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetTls() string {
+	if x != nil {
+		return x.Tls
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *DeliveryAttempt) GetTook() *durationpb.Duration {
+	if x != nil {
+		return x.Took
+	}
+	return nil
+}
+
+func (x *DeliveryAttempt) GetRecipients() []*DeliveryRecipient {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+// DeliveryRecipient is what an attempt left one recipient in.
+type DeliveryRecipient struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// state is delivered, deferred or bounced; active when the attempt was
+	// cut short by the gateway stopping.
+	State    QueueState `protobuf:"varint,2,opt,name=state,proto3,enum=osprey.v1.QueueState" json:"state,omitempty"`
+	Code     uint32     `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Enhanced string     `protobuf:"bytes,4,opt,name=enhanced,proto3" json:"enhanced,omitempty"`
+	Text     string     `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	// next_attempt is when a deferred recipient is tried again.
+	NextAttempt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=next_attempt,json=nextAttempt,proto3" json:"next_attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryRecipient) Reset() {
+	*x = DeliveryRecipient{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryRecipient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryRecipient) ProtoMessage() {}
+
+func (x *DeliveryRecipient) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryRecipient.ProtoReflect.Descriptor instead.
+func (*DeliveryRecipient) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeliveryRecipient) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *DeliveryRecipient) GetState() QueueState {
+	if x != nil {
+		return x.State
+	}
+	return QueueState_QUEUE_STATE_UNSPECIFIED
+}
+
+func (x *DeliveryRecipient) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *DeliveryRecipient) GetEnhanced() string {
+	if x != nil {
+		return x.Enhanced
+	}
+	return ""
+}
+
+func (x *DeliveryRecipient) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *DeliveryRecipient) GetNextAttempt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttempt
+	}
+	return nil
+}
+
 var File_osprey_v1_sensor_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\n" +
-	"\x16osprey/v1/sensor.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/config.proto\"\x9e\x01\n" +
+	"\x16osprey/v1/sensor.proto\x12\tosprey.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/config.proto\"\x9e\x01\n" +
 	"\rEnrollRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12!\n" +
 	"\ftoken_secret\x18\x02 \x01(\tR\vtokenSecret\x12\x12\n" +
@@ -2198,14 +3695,18 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12)\n" +
 	"\x06sensor\x18\x02 \x01(\v2\x11.osprey.v1.SensorR\x06sensor\x12.\n" +
 	"\x04smtp\x18\x03 \x01(\v2\x1a.osprey.v1.SmtpIntegrationR\x04smtp\x12.\n" +
-	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\"\xa8\x02\n" +
+	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\"\x95\x03\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.osprey.v1.HelloH\x00R\x05hello\x12\"\n" +
 	"\x03ack\x18\x02 \x01(\v2\x0e.osprey.v1.AckH\x00R\x03ack\x12%\n" +
 	"\x04nack\x18\x03 \x01(\v2\x0f.osprey.v1.NackH\x00R\x04nack\x121\n" +
 	"\x06status\x18\x04 \x01(\v2\x17.osprey.v1.SensorStatusH\x00R\x06status\x12/\n" +
 	"\x05renew\x18\x05 \x01(\v2\x17.osprey.v1.RenewRequestH\x00R\x05renew\x126\n" +
-	"\brefusals\x18\x06 \x01(\v2\x18.osprey.v1.RefusalReportH\x00R\brefusalsB\x05\n" +
+	"\brefusals\x18\x06 \x01(\v2\x18.osprey.v1.RefusalReportH\x00R\brefusals\x12.\n" +
+	"\x05reply\x18\a \x01(\v2\x16.osprey.v1.SensorReplyH\x00R\x05reply\x12;\n" +
+	"\n" +
+	"deliveries\x18\b \x01(\v2\x19.osprey.v1.DeliveryReportH\x00R\n" +
+	"deliveriesB\x05\n" +
 	"\x03msg\"?\n" +
 	"\rRefusalReport\x12.\n" +
 	"\brefusals\x18\x01 \x03(\v2\x12.osprey.v1.RefusalR\brefusals\"\xbd\x02\n" +
@@ -2227,7 +3728,7 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"8\n" +
 	"\x04Nack\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\x81\x03\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\xb4\x03\n" +
 	"\fSensorStatus\x12A\n" +
 	"\bcounters\x18\x01 \x03(\v2%.osprey.v1.SensorStatus.CountersEntryR\bcounters\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
@@ -2235,7 +3736,8 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x10cert_fingerprint\x18\x04 \x01(\tR\x0fcertFingerprint\x120\n" +
 	"\x04smtp\x18\x05 \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04smtp\x120\n" +
 	"\x04pop3\x18\x06 \x01(\v2\x1c.osprey.v1.IntegrationStatusR\x04pop3\x12,\n" +
-	"\x05spool\x18\a \x01(\v2\x16.osprey.v1.SpoolStatusR\x05spool\x1a;\n" +
+	"\x05spool\x18\a \x01(\v2\x16.osprey.v1.SpoolStatusR\x05spool\x121\n" +
+	"\agateway\x18\b \x01(\v2\x17.osprey.v1.GatewayStateR\agateway\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xb1\x04\n" +
@@ -2266,11 +3768,12 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x0emin_free_bytes\x18\x06 \x01(\x04R\fminFreeBytes\x12\x1a\n" +
 	"\bproblems\x18\a \x03(\tR\bproblems\" \n" +
 	"\fRenewRequest\x12\x10\n" +
-	"\x03csr\x18\x01 \x01(\fR\x03csr\"\xd0\x01\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"\x86\x02\n" +
 	"\x0fConnectResponse\x121\n" +
 	"\x06config\x18\x01 \x01(\v2\x17.osprey.v1.SensorConfigH\x00R\x06config\x124\n" +
 	"\arenewed\x18\x02 \x01(\v2\x18.osprey.v1.RenewResponseH\x00R\arenewed\x12M\n" +
-	"\x12certificate_policy\x18\x03 \x01(\v2\x1c.osprey.v1.CertificatePolicyH\x00R\x11certificatePolicyB\x05\n" +
+	"\x12certificate_policy\x18\x03 \x01(\v2\x1c.osprey.v1.CertificatePolicyH\x00R\x11certificatePolicy\x124\n" +
+	"\arequest\x18\x04 \x01(\v2\x18.osprey.v1.SensorRequestH\x00R\arequestB\x05\n" +
 	"\x03msg\"q\n" +
 	"\x11CertificatePolicy\x12,\n" +
 	"\x12renew_from_percent\x18\x01 \x01(\rR\x10renewFromPercent\x12.\n" +
@@ -2324,7 +3827,114 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x18\n" +
-	"\averdict\x18\x03 \x01(\tR\averdict*\xd8\x01\n" +
+	"\averdict\x18\x03 \x01(\tR\averdict\"\xa0\x02\n" +
+	"\rSensorRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
+	"\n" +
+	"queue_list\x18\x02 \x01(\v2\x1b.osprey.v1.QueueListRequestH\x00R\tqueueList\x129\n" +
+	"\tqueue_get\x18\x03 \x01(\v2\x1a.osprey.v1.QueueGetRequestH\x00R\bqueueGet\x12B\n" +
+	"\fqueue_action\x18\x04 \x01(\v2\x1d.osprey.v1.QueueActionRequestH\x00R\vqueueAction\x12<\n" +
+	"\acontrol\x18\x05 \x01(\v2 .osprey.v1.GatewayControlRequestH\x00R\acontrolB\x04\n" +
+	"\x02op\"\xad\x02\n" +
+	"\x10QueueListRequest\x12+\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x15.osprey.v1.QueueStateR\x05state\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x1c\n" +
+	"\trecipient\x18\x03 \x01(\tR\trecipient\x12\x19\n" +
+	"\bnext_hop\x18\x04 \x01(\tR\anextHop\x122\n" +
+	"\amin_age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x06minAge\x122\n" +
+	"\amax_age\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12\x14\n" +
+	"\x05limit\x18\a \x01(\rR\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\"0\n" +
+	"\x0fQueueGetRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\"c\n" +
+	"\x12QueueActionRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12.\n" +
+	"\x06action\x18\x02 \x01(\x0e2\x16.osprey.v1.QueueActionR\x06action\"L\n" +
+	"\x15GatewayControlRequest\x123\n" +
+	"\acontrol\x18\x01 \x01(\x0e2\x19.osprey.v1.GatewayControlR\acontrol\"\xfb\x01\n" +
+	"\vSensorReply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
+	"\x05error\x18\x02 \x01(\v2\x16.osprey.v1.SensorErrorR\x05error\x125\n" +
+	"\n" +
+	"queue_page\x18\x03 \x01(\v2\x14.osprey.v1.QueuePageH\x00R\tqueuePage\x128\n" +
+	"\vqueue_entry\x18\x04 \x01(\v2\x15.osprey.v1.QueueEntryH\x00R\n" +
+	"queueEntry\x123\n" +
+	"\agateway\x18\x05 \x01(\v2\x17.osprey.v1.GatewayStateH\x00R\agatewayB\b\n" +
+	"\x06result\"\xc5\x01\n" +
+	"\vSensorError\x12/\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x1b.osprey.v1.SensorError.CodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"k\n" +
+	"\x04Code\x12\x14\n" +
+	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eCODE_NOT_FOUND\x10\x01\x12\x10\n" +
+	"\fCODE_INVALID\x10\x02\x12\x14\n" +
+	"\x10CODE_UNAVAILABLE\x10\x03\x12\x11\n" +
+	"\rCODE_INTERNAL\x10\x04\"d\n" +
+	"\tQueuePage\x12/\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.osprey.v1.QueueEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf8\x02\n" +
+	"\n" +
+	"QueueEntry\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x124\n" +
+	"\aarrival\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aarrival\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x18\n" +
+	"\averdict\x18\x05 \x01(\tR\averdict\x126\n" +
+	"\tdirection\x18\x06 \x01(\x0e2\x18.osprey.v1.MailDirectionR\tdirection\x12\x1c\n" +
+	"\tunscanned\x18\a \x01(\bR\tunscanned\x12\x12\n" +
+	"\x04kind\x18\b \x01(\tR\x04kind\x12*\n" +
+	"\x11delay_notice_sent\x18\t \x01(\bR\x0fdelayNoticeSent\x129\n" +
+	"\n" +
+	"recipients\x18\n" +
+	" \x03(\v2\x19.osprey.v1.QueueRecipientR\n" +
+	"recipients\"\xc9\x03\n" +
+	"\x0eQueueRecipient\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x19\n" +
+	"\bnext_hop\x18\x02 \x01(\tR\anextHop\x12+\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x15.osprey.v1.QueueStateR\x05state\x12\x1a\n" +
+	"\battempts\x18\x04 \x01(\rR\battempts\x12=\n" +
+	"\fnext_attempt\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vnextAttempt\x12?\n" +
+	"\rfirst_attempt\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\ffirstAttempt\x12=\n" +
+	"\flast_attempt\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastAttempt\x12\x1b\n" +
+	"\tlast_code\x18\b \x01(\rR\blastCode\x12#\n" +
+	"\rlast_enhanced\x18\t \x01(\tR\flastEnhanced\x12\x1b\n" +
+	"\tlast_text\x18\n" +
+	" \x01(\tR\blastText\x12\x1b\n" +
+	"\tlast_host\x18\v \x01(\tR\blastHost\"\xcc\x01\n" +
+	"\fGatewayState\x12\x18\n" +
+	"\asending\x18\x01 \x01(\bR\asending\x12\x1c\n" +
+	"\treceiving\x18\x02 \x01(\bR\treceiving\x12\x1a\n" +
+	"\bmessages\x18\x03 \x01(\x04R\bmessages\x12\x16\n" +
+	"\x06active\x18\x04 \x01(\x04R\x06active\x12\x1a\n" +
+	"\bdeferred\x18\x05 \x01(\x04R\bdeferred\x12\x12\n" +
+	"\x04held\x18\x06 \x01(\x04R\x04held\x12 \n" +
+	"\vquarantined\x18\a \x01(\x04R\vquarantined\"H\n" +
+	"\x0eDeliveryReport\x126\n" +
+	"\battempts\x18\x01 \x03(\v2\x1a.osprey.v1.DeliveryAttemptR\battempts\"\xe4\x02\n" +
+	"\x0fDeliveryAttempt\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x126\n" +
+	"\tdirection\x18\x03 \x01(\x0e2\x18.osprey.v1.MailDirectionR\tdirection\x12\x19\n" +
+	"\bnext_hop\x18\x04 \x01(\tR\anextHop\x12\x12\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\x12\x10\n" +
+	"\x03tls\x18\x06 \x01(\tR\x03tls\x124\n" +
+	"\astarted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12-\n" +
+	"\x04took\x18\b \x01(\v2\x19.google.protobuf.DurationR\x04took\x12<\n" +
+	"\n" +
+	"recipients\x18\t \x03(\v2\x1c.osprey.v1.DeliveryRecipientR\n" +
+	"recipients\"\xdd\x01\n" +
+	"\x11DeliveryRecipient\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12+\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x15.osprey.v1.QueueStateR\x05state\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code\x12\x1a\n" +
+	"\benhanced\x18\x04 \x01(\tR\benhanced\x12\x12\n" +
+	"\x04text\x18\x05 \x01(\tR\x04text\x12=\n" +
+	"\fnext_attempt\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vnextAttempt*\xd8\x01\n" +
 	"\x10IntegrationState\x12!\n" +
 	"\x1dINTEGRATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aINTEGRATION_STATE_DISABLED\x10\x01\x12\x1f\n" +
@@ -2346,7 +3956,30 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\rMailDirection\x12\x1e\n" +
 	"\x1aMAIL_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16MAIL_DIRECTION_INBOUND\x10\x01\x12\x1b\n" +
-	"\x17MAIL_DIRECTION_OUTBOUND\x10\x022\x9b\x02\n" +
+	"\x17MAIL_DIRECTION_OUTBOUND\x10\x02*\xc2\x01\n" +
+	"\n" +
+	"QueueState\x12\x1b\n" +
+	"\x17QUEUE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12QUEUE_STATE_ACTIVE\x10\x01\x12\x18\n" +
+	"\x14QUEUE_STATE_DEFERRED\x10\x02\x12\x14\n" +
+	"\x10QUEUE_STATE_HELD\x10\x03\x12\x1b\n" +
+	"\x17QUEUE_STATE_QUARANTINED\x10\x04\x12\x19\n" +
+	"\x15QUEUE_STATE_DELIVERED\x10\x05\x12\x17\n" +
+	"\x13QUEUE_STATE_BOUNCED\x10\x06*\xaf\x01\n" +
+	"\vQueueAction\x12\x1c\n" +
+	"\x18QUEUE_ACTION_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12QUEUE_ACTION_RETRY\x10\x01\x12\x15\n" +
+	"\x11QUEUE_ACTION_HOLD\x10\x02\x12\x18\n" +
+	"\x14QUEUE_ACTION_RELEASE\x10\x03\x12\x17\n" +
+	"\x13QUEUE_ACTION_DELETE\x10\x04\x12 \n" +
+	"\x1cQUEUE_ACTION_DELETE_WITH_DSN\x10\x05*\xdc\x01\n" +
+	"\x0eGatewayControl\x12\x1f\n" +
+	"\x1bGATEWAY_CONTROL_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cGATEWAY_CONTROL_STOP_SENDING\x10\x01\x12\"\n" +
+	"\x1eGATEWAY_CONTROL_RESUME_SENDING\x10\x02\x12\"\n" +
+	"\x1eGATEWAY_CONTROL_STOP_RECEIVING\x10\x03\x12$\n" +
+	" GATEWAY_CONTROL_RESUME_RECEIVING\x10\x04\x12\x19\n" +
+	"\x15GATEWAY_CONTROL_FLUSH\x10\x052\x9b\x02\n" +
 	"\rSensorService\x12=\n" +
 	"\x06Enroll\x12\x18.osprey.v1.EnrollRequest\x1a\x19.osprey.v1.EnrollResponse\x12D\n" +
 	"\aConnect\x12\x19.osprey.v1.ConnectRequest\x1a\x1a.osprey.v1.ConnectResponse(\x010\x01\x12?\n" +
@@ -2365,93 +3998,145 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_sensor_proto_rawDescData
 }
 
-var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_osprey_v1_sensor_proto_goTypes = []any{
 	(IntegrationState)(0),         // 0: osprey.v1.IntegrationState
 	(SpoolState)(0),               // 1: osprey.v1.SpoolState
 	(MailSource)(0),               // 2: osprey.v1.MailSource
 	(MailDirection)(0),            // 3: osprey.v1.MailDirection
-	(*EnrollRequest)(nil),         // 4: osprey.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 5: osprey.v1.EnrollResponse
-	(*SensorConfig)(nil),          // 6: osprey.v1.SensorConfig
-	(*ConnectRequest)(nil),        // 7: osprey.v1.ConnectRequest
-	(*RefusalReport)(nil),         // 8: osprey.v1.RefusalReport
-	(*Refusal)(nil),               // 9: osprey.v1.Refusal
-	(*Hello)(nil),                 // 10: osprey.v1.Hello
-	(*Ack)(nil),                   // 11: osprey.v1.Ack
-	(*Nack)(nil),                  // 12: osprey.v1.Nack
-	(*SensorStatus)(nil),          // 13: osprey.v1.SensorStatus
-	(*IntegrationStatus)(nil),     // 14: osprey.v1.IntegrationStatus
-	(*SpoolStatus)(nil),           // 15: osprey.v1.SpoolStatus
-	(*RenewRequest)(nil),          // 16: osprey.v1.RenewRequest
-	(*ConnectResponse)(nil),       // 17: osprey.v1.ConnectResponse
-	(*CertificatePolicy)(nil),     // 18: osprey.v1.CertificatePolicy
-	(*RenewResponse)(nil),         // 19: osprey.v1.RenewResponse
-	(*ReissueRequest)(nil),        // 20: osprey.v1.ReissueRequest
-	(*ReissueResponse)(nil),       // 21: osprey.v1.ReissueResponse
-	(*ReissueChallenge)(nil),      // 22: osprey.v1.ReissueChallenge
-	(*ReissuedCertificate)(nil),   // 23: osprey.v1.ReissuedCertificate
-	(*Envelope)(nil),              // 24: osprey.v1.Envelope
-	(*UploadRequest)(nil),         // 25: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),          // 26: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),        // 27: osprey.v1.UploadResponse
-	nil,                           // 28: osprey.v1.SensorStatus.CountersEntry
-	nil,                           // 29: osprey.v1.IntegrationStatus.RefusalsEntry
-	(SensorState)(0),              // 30: osprey.v1.SensorState
-	(*Sensor)(nil),                // 31: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),       // 32: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 33: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(QueueState)(0),               // 4: osprey.v1.QueueState
+	(QueueAction)(0),              // 5: osprey.v1.QueueAction
+	(GatewayControl)(0),           // 6: osprey.v1.GatewayControl
+	(SensorError_Code)(0),         // 7: osprey.v1.SensorError.Code
+	(*EnrollRequest)(nil),         // 8: osprey.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 9: osprey.v1.EnrollResponse
+	(*SensorConfig)(nil),          // 10: osprey.v1.SensorConfig
+	(*ConnectRequest)(nil),        // 11: osprey.v1.ConnectRequest
+	(*RefusalReport)(nil),         // 12: osprey.v1.RefusalReport
+	(*Refusal)(nil),               // 13: osprey.v1.Refusal
+	(*Hello)(nil),                 // 14: osprey.v1.Hello
+	(*Ack)(nil),                   // 15: osprey.v1.Ack
+	(*Nack)(nil),                  // 16: osprey.v1.Nack
+	(*SensorStatus)(nil),          // 17: osprey.v1.SensorStatus
+	(*IntegrationStatus)(nil),     // 18: osprey.v1.IntegrationStatus
+	(*SpoolStatus)(nil),           // 19: osprey.v1.SpoolStatus
+	(*RenewRequest)(nil),          // 20: osprey.v1.RenewRequest
+	(*ConnectResponse)(nil),       // 21: osprey.v1.ConnectResponse
+	(*CertificatePolicy)(nil),     // 22: osprey.v1.CertificatePolicy
+	(*RenewResponse)(nil),         // 23: osprey.v1.RenewResponse
+	(*ReissueRequest)(nil),        // 24: osprey.v1.ReissueRequest
+	(*ReissueResponse)(nil),       // 25: osprey.v1.ReissueResponse
+	(*ReissueChallenge)(nil),      // 26: osprey.v1.ReissueChallenge
+	(*ReissuedCertificate)(nil),   // 27: osprey.v1.ReissuedCertificate
+	(*Envelope)(nil),              // 28: osprey.v1.Envelope
+	(*UploadRequest)(nil),         // 29: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),          // 30: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),        // 31: osprey.v1.UploadResponse
+	(*SensorRequest)(nil),         // 32: osprey.v1.SensorRequest
+	(*QueueListRequest)(nil),      // 33: osprey.v1.QueueListRequest
+	(*QueueGetRequest)(nil),       // 34: osprey.v1.QueueGetRequest
+	(*QueueActionRequest)(nil),    // 35: osprey.v1.QueueActionRequest
+	(*GatewayControlRequest)(nil), // 36: osprey.v1.GatewayControlRequest
+	(*SensorReply)(nil),           // 37: osprey.v1.SensorReply
+	(*SensorError)(nil),           // 38: osprey.v1.SensorError
+	(*QueuePage)(nil),             // 39: osprey.v1.QueuePage
+	(*QueueEntry)(nil),            // 40: osprey.v1.QueueEntry
+	(*QueueRecipient)(nil),        // 41: osprey.v1.QueueRecipient
+	(*GatewayState)(nil),          // 42: osprey.v1.GatewayState
+	(*DeliveryReport)(nil),        // 43: osprey.v1.DeliveryReport
+	(*DeliveryAttempt)(nil),       // 44: osprey.v1.DeliveryAttempt
+	(*DeliveryRecipient)(nil),     // 45: osprey.v1.DeliveryRecipient
+	nil,                           // 46: osprey.v1.SensorStatus.CountersEntry
+	nil,                           // 47: osprey.v1.IntegrationStatus.RefusalsEntry
+	(SensorState)(0),              // 48: osprey.v1.SensorState
+	(*Sensor)(nil),                // 49: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),       // 50: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),       // 51: osprey.v1.Pop3Integration
+	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 53: google.protobuf.Duration
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	30, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	31, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	32, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	33, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
-	10, // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
-	11, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
-	12, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
-	13, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
-	16, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
-	8,  // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
-	9,  // 10: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
-	34, // 11: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
-	34, // 12: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
-	34, // 13: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
-	28, // 14: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
-	14, // 15: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
-	14, // 16: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
-	15, // 17: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
-	0,  // 18: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
-	34, // 19: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	34, // 20: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	34, // 21: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
-	29, // 22: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
-	1,  // 23: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
-	6,  // 24: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	19, // 25: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	18, // 26: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	22, // 27: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
-	23, // 28: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	34, // 29: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	3,  // 30: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
-	26, // 31: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	2,  // 32: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	24, // 33: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	4,  // 34: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	7,  // 35: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	25, // 36: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	20, // 37: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	5,  // 38: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	17, // 39: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	27, // 40: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	21, // 41: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	38, // [38:42] is the sub-list for method output_type
-	34, // [34:38] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	48, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	49, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	50, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	51, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	14, // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
+	15, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
+	16, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
+	17, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
+	20, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
+	12, // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
+	37, // 10: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
+	43, // 11: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
+	13, // 12: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
+	52, // 13: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
+	52, // 14: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
+	52, // 15: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
+	46, // 16: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	18, // 17: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
+	18, // 18: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
+	19, // 19: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
+	42, // 20: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
+	0,  // 21: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
+	52, // 22: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	52, // 23: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	52, // 24: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	47, // 25: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	1,  // 26: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
+	10, // 27: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
+	23, // 28: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	22, // 29: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	32, // 30: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
+	26, // 31: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	27, // 32: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	52, // 33: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 34: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
+	30, // 35: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 36: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	28, // 37: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	33, // 38: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
+	34, // 39: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
+	35, // 40: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
+	36, // 41: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
+	4,  // 42: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
+	53, // 43: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
+	53, // 44: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
+	5,  // 45: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
+	6,  // 46: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
+	38, // 47: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
+	39, // 48: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
+	40, // 49: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
+	42, // 50: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
+	7,  // 51: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
+	40, // 52: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
+	52, // 53: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
+	3,  // 54: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
+	41, // 55: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
+	4,  // 56: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
+	52, // 57: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	52, // 58: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
+	52, // 59: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
+	44, // 60: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
+	3,  // 61: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
+	52, // 62: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
+	53, // 63: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
+	45, // 64: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
+	4,  // 65: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
+	52, // 66: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	8,  // 67: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	11, // 68: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	29, // 69: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	24, // 70: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	9,  // 71: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	21, // 72: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	31, // 73: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	25, // 74: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	71, // [71:75] is the sub-list for method output_type
+	67, // [67:71] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -2467,11 +4152,14 @@ func file_osprey_v1_sensor_proto_init() {
 		(*ConnectRequest_Status)(nil),
 		(*ConnectRequest_Renew)(nil),
 		(*ConnectRequest_Refusals)(nil),
+		(*ConnectRequest_Reply)(nil),
+		(*ConnectRequest_Deliveries)(nil),
 	}
 	file_osprey_v1_sensor_proto_msgTypes[13].OneofWrappers = []any{
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Renewed)(nil),
 		(*ConnectResponse_CertificatePolicy)(nil),
+		(*ConnectResponse_Request)(nil),
 	}
 	file_osprey_v1_sensor_proto_msgTypes[17].OneofWrappers = []any{
 		(*ReissueResponse_Challenge)(nil),
@@ -2481,13 +4169,24 @@ func file_osprey_v1_sensor_proto_init() {
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Chunk)(nil),
 	}
+	file_osprey_v1_sensor_proto_msgTypes[24].OneofWrappers = []any{
+		(*SensorRequest_QueueList)(nil),
+		(*SensorRequest_QueueGet)(nil),
+		(*SensorRequest_QueueAction)(nil),
+		(*SensorRequest_Control)(nil),
+	}
+	file_osprey_v1_sensor_proto_msgTypes[29].OneofWrappers = []any{
+		(*SensorReply_QueuePage)(nil),
+		(*SensorReply_QueueEntry)(nil),
+		(*SensorReply_Gateway)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   26,
+			NumEnums:      8,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
