@@ -24,6 +24,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
+	"github.com/ospreysec/osprey/sensor/deliveries"
 	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
 	"github.com/ospreysec/osprey/sensor/refusals"
@@ -199,6 +200,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(newPOP3Collector(poller)); err != nil {
 		return fmt.Errorf("register POP3 metrics: %w", err)
 	}
+	// The gateway's delivery attempts go to the central's audit log.
+	delivered := deliveries.New(deliveries.Options{Logger: log.With("component", "deliveries")})
+	if err := reg.Register(delivered); err != nil {
+		return fmt.Errorf("register delivery report metrics: %w", err)
+	}
 	// The gateway's delivery queue is open in every mode: mail it holds
 	// goes on being delivered after the sensor stops being a gateway.
 	gw := gateway.Open(ctx, gateway.Options{
@@ -207,6 +213,7 @@ func Run(ctx context.Context, opts Options) error {
 		Hostname:   opts.Hostname,
 		Logger:     log.With("component", "gateway"),
 		Registerer: reg,
+		OnAttempt:  delivered.Attempted,
 	})
 	defer gw.Close()
 	appliers := append([]agent.Applier{
@@ -233,6 +240,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatusInterval:  opts.StatusInterval,
 		StatusChanged:   statusChanged,
 		Refusals:        refused,
+		Deliveries:      delivered,
 		Logger:          log.With("component", "agent"),
 	})
 	if err != nil {

@@ -51,6 +51,9 @@ type Options struct {
 	// Refusals, when set, hands over the refused attempts to report with
 	// each status, for the central's message audit log.
 	Refusals RefusalSource
+	// Deliveries, when set, hands over a gateway's delivery attempts to
+	// report with each status, for the central's message audit log.
+	Deliveries DeliverySource
 	// StatusInterval is how often status is sent; zero means
 	// [DefaultStatusInterval].
 	StatusInterval time.Duration

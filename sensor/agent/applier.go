@@ -81,6 +81,14 @@ type RefusalSource interface {
 	Return([]*ospreyv1.Refusal)
 }
 
+// DeliverySource hands over the delivery attempts of a gateway since the
+// last report, at most one report's worth (Take), and takes back those a
+// report could not carry (Return).
+type DeliverySource interface {
+	Take() []*ospreyv1.DeliveryAttempt
+	Return([]*ospreyv1.DeliveryAttempt)
+}
+
 // mergeStatus combines the sources' reports: counters are added up by name,
 // the sensor is healthy when every source is, problems are listed in
 // order, and the SMTP, POP3 and spool reports are the first source's that

@@ -229,27 +229,46 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 
 func (s *session) sendStatus() {
 	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Status{Status: s.a.status()}})
-	s.sendRefusals()
+	if src := s.a.opts.Refusals; src != nil {
+		sendReports(s, src, maxRefusalReports, func(rs []*ospreyv1.Refusal) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Refusals: rs}}}
+		})
+	}
+	if src := s.a.opts.Deliveries; src != nil {
+		sendReports(s, src, maxDeliveryReports, func(as []*ospreyv1.DeliveryAttempt) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Deliveries{Deliveries: &ospreyv1.DeliveryReport{Attempts: as}}}
+		})
+	}
 }
 
 // maxRefusalReports bounds the refusal reports sent with one status: a
 // flood's counts go out over a few statuses rather than all at once.
-const maxRefusalReports = 5
+// maxDeliveryReports bounds the delivery reports likewise; delivery
+// attempts are not counted together as refusals are, so more go: with a
+// status every 10 s and reports of up to 1,000 recipients' results, 2,000
+// recipients a second.
+const (
+	maxRefusalReports  = 5
+	maxDeliveryReports = 20
+)
 
-// sendRefusals reports the refusals counted since the last report. Those
-// a report could not be queued for are given back for the next one; one
-// queued on a stream that then ends is lost.
-func (s *session) sendRefusals() {
-	src := s.a.opts.Refusals
-	if src == nil {
-		return
-	}
-	for range maxRefusalReports {
+// reportSource hands over what one report carries (Take: nothing when
+// nothing waits) and takes back what could not be sent (Return).
+type reportSource[T any] interface {
+	Take() []T
+	Return([]T)
+}
+
+// sendReports sends up to most reports of what src holds, each made by
+// msg. Those a report could not be queued for are given back for the next
+// status; one queued on a stream that then ends is lost.
+func sendReports[T any](s *session, src reportSource[T], most int, msg func([]T) *ospreyv1.ConnectRequest) {
+	for range most {
 		rs := src.Take()
 		if len(rs) == 0 {
 			return
 		}
-		if !s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Refusals: rs}}}) {
+		if !s.send(msg(rs)) {
 			src.Return(rs)
 			return
 		}

@@ -71,8 +71,12 @@ func TestTransitions(t *testing.T) {
 			a := h.atts[0]
 			h.mu.Unlock()
 			gotAtt := map[string]State{}
+			codes := map[State]int{StateDelivered: 250, StateDeferred: 451, StateBounced: 550}
 			for _, r := range a.Rcpts {
 				gotAtt[r.Rcpt] = r.State
+				if r.Reply.Rcpt != r.Rcpt || r.Reply.Code != codes[r.State] {
+					t.Errorf("attempt's reply for %s (%s): %+v, want the next hop's %d", r.Rcpt, r.State, r.Reply, codes[r.State])
+				}
 			}
 			if diff := cmp.Diff(tc.want, gotAtt); diff != "" || a.ID != id || a.Destination != "a.test" {
 				t.Errorf("attempt %s to %s (-want +got):\n%s", a.ID, a.Destination, diff)

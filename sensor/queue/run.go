@@ -37,6 +37,9 @@ type AttemptRcpt struct {
 	Rcpt        string
 	State       State
 	NextAttempt time.Time
+	// Reply is what the attempt ended with for the recipient: the next
+	// hop's reply, or ours when it got no answer (a connection refused).
+	Reply delivery.RcptResult
 }
 
 // Run pages in what is due, starts the deliveries, and returns once ctx
@@ -582,7 +585,7 @@ func (q *Queue) report(m *msgRow, dest string, start time.Time, res delivery.Res
 	a := Attempt{ID: m.id, From: m.sender, Direction: m.direction, Destination: dest, Started: start, Result: res}
 	now := q.now()
 	for _, o := range outs {
-		ar := AttemptRcpt{Rcpt: o.rcpt, State: StateActive}
+		ar := AttemptRcpt{Rcpt: o.rcpt, State: StateActive, Reply: o.res}
 		if o.state >= 0 {
 			ar.State = stateNames[o.state]
 		}

@@ -1,0 +1,248 @@
+// Package deliveries keeps a gateway's delivery attempts until the agent
+// reports them to the central, for its message audit log: each attempt
+// (the message, the next hop, the host it reached, the TLS of the session)
+// with the reply and the state it left each recipient in. The delivery
+// queue hands every attempt over once its outcome is stored
+// (queue.Options.OnAttempt); the agent takes them with each status it
+// sends.
+//
+// The attempts wait in memory, bounded: past MaxWaiting recipients'
+// results the oldest attempts are dropped, counted in a metric and
+// logged, so a central out of reach for long costs bounded memory and
+// loses the oldest entries of the log, never the mail (the queue has its
+// own record of each recipient). Like the refusals, the log is a log, not
+// a ledger: a report sent on a stream that then breaks is not sent again,
+// and attempts waiting when the sensor stops are lost. A report the
+// central does get twice (none is resent, but a central may store one and
+// fail to answer) is recorded once: the central keys each row by its
+// sensor, message, attempt start, next hop and recipient.
+package deliveries
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/queue"
+)
+
+// Bounds of what waits and of what one report carries. An attempt counts
+// one per recipient, each a row of the central's audit log.
+const (
+	// MaxWaiting bounds the recipients' results waiting for a report.
+	MaxWaiting = 10000
+	// MaxReport bounds the recipients' results one report carries: a
+	// report stays well under gRPC's message size however long its
+	// replies. An attempt with more recipients waits as several parts of
+	// at most MaxReport each.
+	MaxReport = 1000
+	// maxText bounds each reply's text; maxAddress each address and host.
+	maxText    = 512
+	maxAddress = 320
+)
+
+// dropLogInterval is the least time between two log lines about dropped
+// attempts.
+const dropLogInterval = time.Minute
+
+// Options configure a Log.
+type Options struct {
+	// Logger receives a warning, at most once a minute, when attempts are
+	// dropped; nil discards it.
+	Logger *slog.Logger
+	// Now is the clock of those warnings; nil means time.Now.
+	Now func() time.Time
+}
+
+// Log keeps attempts until Take hands them over. It is safe for
+// concurrent use; Attempted never blocks on anything but its lock.
+type Log struct {
+	log     *slog.Logger
+	now     func() time.Time
+	dropped prometheus.Counter
+
+	mu      sync.Mutex
+	waiting []*ospreyv1.DeliveryAttempt // oldest first
+	rows    int                         // recipients in waiting
+	// unlogged counts the results dropped since the last warning, logged
+	// at loggedAt.
+	unlogged int
+	loggedAt time.Time
+}
+
+// New returns an empty Log. Register it with a Prometheus registry for
+// its metric.
+func New(opts Options) *Log {
+	l := &Log{log: opts.Logger, now: opts.Now,
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "osprey_sensor_audit_deliveries_dropped_total",
+			Help: "Recipients' delivery results dropped before a report took them to the central's audit log: more than 10,000 waited.",
+		})}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	return l
+}
+
+var _ prometheus.Collector = (*Log)(nil)
+
+// Describe and Collect make the Log a Prometheus collector of its metric.
+func (l *Log) Describe(ch chan<- *prometheus.Desc) { l.dropped.Describe(ch) }
+
+// Collect sends the metric's value.
+func (l *Log) Collect(ch chan<- prometheus.Metric) { l.dropped.Collect(ch) }
+
+// Attempted keeps one attempt for the next report: the delivery queue's
+// OnAttempt.
+func (l *Log) Attempted(a queue.Attempt) {
+	parts := convert(a)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range parts {
+		l.waiting = append(l.waiting, p)
+		l.rows += rows(p)
+	}
+	l.trim()
+}
+
+// Take hands over the oldest attempts, up to MaxReport recipients' results
+// (an attempt is never split across two reports), and forgets them.
+func (l *Log) Take() []*ospreyv1.DeliveryAttempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, taken := 0, 0
+	for n < len(l.waiting) && taken+rows(l.waiting[n]) <= MaxReport {
+		taken += rows(l.waiting[n])
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]*ospreyv1.DeliveryAttempt, n)
+	copy(out, l.waiting)
+	clear(l.waiting[:n])
+	l.waiting = l.waiting[n:]
+	l.rows -= taken
+	return out
+}
+
+// Return gives back what Take handed over and could not be sent, so that
+// the next report carries it; it goes before what came in meanwhile, and
+// the bound drops the oldest first, as ever.
+func (l *Log) Return(as []*ospreyv1.DeliveryAttempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	waiting := make([]*ospreyv1.DeliveryAttempt, 0, len(as)+len(l.waiting))
+	waiting = append(append(waiting, as...), l.waiting...)
+	for _, a := range as {
+		l.rows += rows(a)
+	}
+	l.waiting = waiting
+	l.trim()
+}
+
+// Len returns how many recipients' results wait.
+func (l *Log) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rows
+}
+
+// trim drops the oldest attempts until MaxWaiting holds, and warns of it
+// at most once a minute. Callers hold l.mu.
+func (l *Log) trim() {
+	n, dropped := 0, 0
+	for l.rows-dropped > MaxWaiting {
+		dropped += rows(l.waiting[n])
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(l.waiting[:n])
+	l.waiting = l.waiting[n:]
+	l.rows -= dropped
+	l.dropped.Add(float64(dropped))
+	l.unlogged += dropped
+	if now := l.now(); l.loggedAt.IsZero() || now.Sub(l.loggedAt) >= dropLogInterval {
+		l.log.Warn("delivery attempts dropped from the audit log: more waited for the central than the sensor keeps",
+			"recipients_dropped", l.unlogged, "max_waiting", MaxWaiting)
+		l.unlogged, l.loggedAt = 0, now
+	}
+}
+
+// rows is how many rows of the audit log an attempt makes: one a
+// recipient, and at least one.
+func rows(a *ospreyv1.DeliveryAttempt) int { return max(len(a.GetRecipients()), 1) }
+
+// convert makes an attempt the parts of at most MaxReport recipients that
+// report it.
+func convert(a queue.Attempt) []*ospreyv1.DeliveryAttempt {
+	base := func() *ospreyv1.DeliveryAttempt {
+		return &ospreyv1.DeliveryAttempt{
+			MessageId: a.ID, Sender: clip(a.From, maxAddress), Direction: direction(a.Direction),
+			NextHop: clip(a.Destination, maxAddress), Host: clip(a.Result.Host, maxAddress), Tls: clip(a.Result.TLS, maxText),
+			Started: timestamppb.New(a.Started), Took: durationpb.New(a.Result.Took),
+		}
+	}
+	out := []*ospreyv1.DeliveryAttempt{base()}
+	for _, r := range a.Rcpts {
+		p := out[len(out)-1]
+		if len(p.Recipients) == MaxReport {
+			p = base()
+			out = append(out, p)
+		}
+		dr := &ospreyv1.DeliveryRecipient{
+			Address: clip(r.Rcpt, maxAddress), State: state(r.State), Code: uint32(max(r.Reply.Code, 0)),
+			Enhanced: clip(r.Reply.Enhanced, 32), Text: clip(r.Reply.Text, maxText),
+		}
+		if !r.NextAttempt.IsZero() {
+			dr.NextAttempt = timestamppb.New(r.NextAttempt)
+		}
+		p.Recipients = append(p.Recipients, dr)
+	}
+	return out
+}
+
+func direction(d string) ospreyv1.MailDirection {
+	switch d {
+	case queue.Inbound:
+		return ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
+	case queue.Outbound:
+		return ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND
+	}
+	return ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED
+}
+
+var states = map[queue.State]ospreyv1.QueueState{
+	queue.StateActive:      ospreyv1.QueueState_QUEUE_STATE_ACTIVE,
+	queue.StateDeferred:    ospreyv1.QueueState_QUEUE_STATE_DEFERRED,
+	queue.StateHeld:        ospreyv1.QueueState_QUEUE_STATE_HELD,
+	queue.StateQuarantined: ospreyv1.QueueState_QUEUE_STATE_QUARANTINED,
+	queue.StateDelivered:   ospreyv1.QueueState_QUEUE_STATE_DELIVERED,
+	queue.StateBounced:     ospreyv1.QueueState_QUEUE_STATE_BOUNCED,
+}
+
+func state(s queue.State) ospreyv1.QueueState { return states[s] }
+
+// clip cuts s to n bytes on a rune boundary, and makes it valid UTF-8: a
+// protobuf string must be.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
