@@ -21,9 +21,11 @@ import (
 
 // The message audit log is every message a sensor accepted (its record in
 // the messages table, with the columns the log searches and a row per
-// recipient) and every attempt it refused, counted per sensor, client,
+// recipient), every attempt it refused, counted per sensor, client,
 // reason and minute (the refusals table), so that a flood costs one row a
-// client and reason a minute however many attempts it makes.
+// client and reason a minute however many attempts it makes, and every
+// attempt of a gateway sensor to deliver a message (the deliveries table;
+// see deliveries.go).
 
 // Audit event kinds.
 const (
@@ -124,10 +126,12 @@ type AuditQuery struct {
 	// SensorID keeps one sensor's events.
 	SensorID string
 	// From and To bound the events' time (accepted: when the sensor took
-	// the message; refused: the last refusal of the minute): From
-	// inclusive, To exclusive; zero leaves that end open.
+	// the message; refused: the last refusal of the minute; delivery:
+	// when the attempt started): From inclusive, To exclusive; zero leaves
+	// that end open.
 	From, To time.Time
-	// Kind keeps AuditAccepted or AuditRefused events; "" keeps both.
+	// Kind keeps AuditAccepted, AuditRefused or AuditDelivery events; ""
+	// keeps every kind.
 	Kind string
 	// Sender keeps events whose envelope sender, or header From, holds it.
 	Sender string
@@ -136,7 +140,8 @@ type AuditQuery struct {
 	// Subject keeps accepted messages whose subject holds it.
 	Subject string
 	// MessageID keeps accepted messages with this Message-ID header
-	// (angle brackets optional).
+	// (angle brackets optional), and the delivery attempts of those
+	// messages.
 	MessageID string
 	// ClientIP keeps events of this client address.
 	ClientIP string
@@ -151,7 +156,8 @@ type AuditQuery struct {
 }
 
 // AuditEvent is one entry of the audit log: an accepted message (Message
-// set) or a count of refusals (Refusal set).
+// set), a count of refusals (Refusal set) or a delivery attempt (Delivery
+// set).
 type AuditEvent struct {
 	Kind     string
 	Time     time.Time
@@ -159,6 +165,7 @@ type AuditEvent struct {
 	SensorID string
 	Message  *ospreyv1.MessageRecord
 	Refusal  *Refusal
+	Delivery *Delivery
 }
 
 // AuditPage is one page of ListAudit.
@@ -174,7 +181,8 @@ const auditTokenVersion = "u1"
 
 // auditCursor is the position of the last event of a page, in the log's
 // order: time, kind, tenant, sensor, then the event's own key (a message
-// id; a refusal's minute, client and reason), all descending.
+// id; a refusal's minute, client and reason; a delivery's message id and
+// next hop), all descending.
 type auditCursor struct {
 	t                    int64
 	kind, tenant, sensor string
@@ -186,7 +194,7 @@ func (c auditCursor) token() string {
 }
 
 func parseAuditToken(tok string) (auditCursor, bool) {
-	for _, n := range []int{5, 7} {
+	for _, n := range []int{5, 6, 7} {
 		f, ok := parseToken(tok, auditTokenVersion, n)
 		if !ok {
 			continue
@@ -198,6 +206,7 @@ func parseAuditToken(tok string) (auditCursor, bool) {
 		c := auditCursor{t: t, kind: f[1], tenant: f[2], sensor: f[3], key: f[4:]}
 		switch {
 		case c.kind == AuditAccepted && len(c.key) == 1:
+		case c.kind == AuditDelivery && len(c.key) == 2:
 		case c.kind == AuditRefused && len(c.key) == 3:
 			if _, err := strconv.ParseInt(c.key[0], 10, 64); err != nil {
 				return auditCursor{}, false
@@ -227,9 +236,9 @@ func (q *AuditQuery) check() (*auditCursor, error) {
 		bad("sensor", "not a sensor id")
 	}
 	switch q.Kind {
-	case "", AuditAccepted, AuditRefused:
+	case "", AuditAccepted, AuditRefused, AuditDelivery:
 	default:
-		bad("kind", "must be accepted or refused")
+		bad("kind", "must be accepted, refused or delivery")
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
 		bad("to", "must be after from")
@@ -275,19 +284,22 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, q AuditQuery) 
 		return nil, err
 	}
 	limit := cmp.Or(q.Limit, DefaultPageLimit)
-	// Filters that only one kind of event has leave the other out.
-	accepted := q.Kind != AuditRefused && q.Reason == ""
-	refused := q.Kind != AuditAccepted && q.Subject == "" && q.MessageID == "" && q.Verdict == ""
-	var events []AuditEvent
-	if accepted {
-		got, err := s.auditAccepted(ctx, q, tenant, cursor, limit+1)
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, got...)
+	// Filters that some kinds of event do not have leave those out.
+	kinds := []struct {
+		kind string
+		ok   bool
+		list func(context.Context, AuditQuery, string, *auditCursor, int) ([]AuditEvent, error)
+	}{
+		{AuditAccepted, q.Reason == "", s.auditAccepted},
+		{AuditRefused, q.Subject == "" && q.MessageID == "" && q.Verdict == "", s.auditRefused},
+		{AuditDelivery, q.Subject == "" && q.Verdict == "" && q.Reason == "" && q.ClientIP == "", s.auditDelivered},
 	}
-	if refused {
-		got, err := s.auditRefused(ctx, q, tenant, cursor, limit+1)
+	var events []AuditEvent
+	for _, k := range kinds {
+		if !k.ok || q.Kind != "" && q.Kind != k.kind {
+			continue
+		}
+		got, err := k.list(ctx, q, tenant, cursor, limit+1)
 		if err != nil {
 			return nil, err
 		}
@@ -305,9 +317,12 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, q AuditQuery) 
 // cursorOf is the position of e in the log's order.
 func cursorOf(e AuditEvent) auditCursor {
 	c := auditCursor{t: micros(e.Time), kind: e.Kind, tenant: e.Tenant, sensor: e.SensorID}
-	if e.Message != nil {
+	switch {
+	case e.Message != nil:
 		c.key = []string{e.Message.GetMessageId()}
-	} else {
+	case e.Delivery != nil:
+		c.key = []string{e.Delivery.MessageID, e.Delivery.NextHop}
+	default:
 		r := e.Refusal
 		c.key = []string{strconv.FormatInt(r.Minute.Unix(), 10), r.ClientIP, r.Reason}
 	}

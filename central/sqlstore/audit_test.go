@@ -45,9 +45,12 @@ func auditKeys(t *testing.T, st *Store, scope store.Scope, q AuditQuery) []strin
 			t.Fatalf("page of %d events, limit %d", len(page.Events), q.Limit)
 		}
 		for _, e := range page.Events {
-			if e.Message != nil {
+			switch {
+			case e.Message != nil:
 				got = append(got, "accepted "+e.SensorID+" "+e.Message.GetMessageId())
-			} else {
+			case e.Delivery != nil:
+				got = append(got, fmt.Sprintf("delivery %s %s %s %d", e.SensorID, e.Delivery.MessageID, e.Delivery.NextHop, len(e.Delivery.Recipients)))
+			default:
 				got = append(got, fmt.Sprintf("refused %s %s %s %d", e.SensorID, e.Refusal.ClientIP, e.Refusal.Reason, e.Refusal.Count))
 			}
 		}

@@ -48,10 +48,10 @@ func (s *Store) deleteBatches(ctx context.Context, what, query string, args ...a
 }
 
 // Sweep applies the retention as of now: it deletes the alerts older than
-// MaxAge, each tenant's alerts beyond MaxAlerts, and the message records
-// older than the message retention, in batches, and returns how many alerts
-// and records it deleted. Concurrent sweeps, on any nodes, are safe: each
-// deletes only rows due to go.
+// MaxAge, each tenant's alerts beyond MaxAlerts, and the message records,
+// refusals and delivery attempts older than the message retention, in
+// batches, and returns how many alerts and records it deleted. Concurrent
+// sweeps, on any nodes, are safe: each deletes only rows due to go.
 func (s *Store) Sweep(ctx context.Context, scope store.Scope, now time.Time) (alerts, messages int64, err error) {
 	if err := scope.RequireAll("sweep"); err != nil {
 		return 0, 0, err
@@ -96,6 +96,9 @@ func (s *Store) Sweep(ctx context.Context, scope store.Scope, now time.Time) (al
 	}
 	if _, err := s.deleteBatches(ctx, "delete old refusals", `DELETE FROM refusals WHERE (tenant, sensor_id, minute, client_ip, reason) IN
 		(SELECT tenant, sensor_id, minute, client_ip, reason FROM refusals WHERE last_at < ? ORDER BY last_at LIMIT ?)`, cutoff, deleteBatch); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.deleteOldDeliveries(ctx, cutoff); err != nil {
 		errs = append(errs, err)
 	}
 	return alerts, messages, errors.Join(errs...)
