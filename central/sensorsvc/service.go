@@ -378,6 +378,8 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 			}
 		case *ospreyv1.ConnectRequest_Refusals:
 			s.recordRefusals(ctx, id, m.Refusals.GetRefusals())
+		case *ospreyv1.ConnectRequest_Deliveries:
+			s.recordDeliveries(ctx, id, m.Deliveries.GetAttempts())
 		case *ospreyv1.ConnectRequest_Renew:
 			cert, err := s.renew(ctx, id, held, m.Renew.GetCsr())
 			if err != nil {

@@ -1,0 +1,72 @@
+package sensorsvc
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/ospreysec/osprey/central/sqlstore"
+	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/pki"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+)
+
+// deliveryTimeout bounds the write of one delivery report: the receive
+// loop waits for it.
+const deliveryTimeout = 10 * time.Second
+
+// recordDeliveries adds a gateway sensor's report of delivery attempts to
+// the message audit log, as recordRefusals does refusals: a report that
+// cannot be written is dropped and logged (the sensor does not send it
+// again), and the stream goes on. Past the store's bound, the rest of a
+// report is left out.
+func (s *Service) recordDeliveries(ctx context.Context, id pki.Identity, as []*ospreyv1.DeliveryAttempt) {
+	if s.messages == nil || len(as) == 0 {
+		return
+	}
+	out := make([]sqlstore.Delivery, 0, len(as))
+	rows := 0
+	for _, a := range as {
+		rcpts := a.GetRecipients()
+		if n := sqlstore.MaxDeliveryRowsPerReport - rows; len(rcpts) > n {
+			rcpts = rcpts[:n]
+		}
+		if len(rcpts) == 0 {
+			continue
+		}
+		rows += len(rcpts)
+		d := sqlstore.Delivery{
+			MessageID: a.GetMessageId(), Sender: a.GetSender(), Direction: enumName(a.GetDirection().String(), "MAIL_DIRECTION_"),
+			NextHop: a.GetNextHop(), Host: a.GetHost(), TLS: a.GetTls(),
+			Started: a.GetStarted().AsTime(), Took: a.GetTook().AsDuration(),
+			Recipients: make([]sqlstore.DeliveryRecipient, 0, len(rcpts)),
+		}
+		for _, r := range rcpts {
+			dr := sqlstore.DeliveryRecipient{
+				Address: r.GetAddress(), State: enumName(r.GetState().String(), "QUEUE_STATE_"),
+				Code: int(min(r.GetCode(), 999)), Enhanced: r.GetEnhanced(), Text: r.GetText(),
+			}
+			if r.GetNextAttempt() != nil {
+				dr.NextAttempt = r.GetNextAttempt().AsTime()
+			}
+			d.Recipients = append(d.Recipients, dr)
+		}
+		out = append(out, d)
+	}
+	wctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	defer cancel()
+	if err := s.messages.RecordDeliveries(wctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, out); err != nil {
+		s.log.Warn("delivery report not recorded", "sensor", id.SensorID, "attempts", len(out), "err", err)
+	}
+}
+
+// enumName is the name of a protobuf enum value as the audit log has it:
+// "delivered" for QUEUE_STATE_DELIVERED (prefix "QUEUE_STATE_"), "" for
+// the unspecified value.
+func enumName(name, prefix string) string {
+	name = strings.ToLower(strings.TrimPrefix(name, prefix))
+	if name == "unspecified" {
+		return ""
+	}
+	return name
+}
