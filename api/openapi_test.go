@@ -258,6 +258,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"MessageList", MessageList{}, false},
 		{"AuditEvent", AuditEvent{}, false},
 		{"AuditRefusal", AuditRefusal{}, false},
+		{"AuditDeliveryAttempt", AuditDeliveryAttempt{}, false},
+		{"AuditDeliveryRecipient", AuditDeliveryRecipient{}, false},
 		{"AuditList", AuditList{}, false},
 		{"SyslogExport", SyslogExport{}, true},
 	}

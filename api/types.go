@@ -836,20 +836,60 @@ type MessageRecord struct {
 const (
 	AuditAccepted = "accepted"
 	AuditRefused  = "refused"
+	AuditDelivery = "delivery"
 )
 
 // AuditEvent is one entry of the message audit log (GET /api/v1/audit): a
-// message a sensor accepted (Message set), or the attempts it refused for
-// one reason from one client within one minute (Refusal set).
+// message a sensor accepted (Message set), the attempts it refused for
+// one reason from one client within one minute (Refusal set), or a
+// gateway sensor's attempt to deliver a message (Delivery set).
 type AuditEvent struct {
-	// Kind is "accepted" or "refused".
+	// Kind is "accepted", "refused" or "delivery".
 	Kind string `json:"kind"`
-	// Time is when the sensor took the message, or the last refusal of the minute.
-	Time     time.Time      `json:"time"`
-	Tenant   string         `json:"tenant"`
-	SensorID string         `json:"sensor_id"`
-	Message  *MessageRecord `json:"message,omitempty"`
-	Refusal  *AuditRefusal  `json:"refusal,omitempty"`
+	// Time is when the sensor took the message, the last refusal of the
+	// minute, or when the delivery attempt started.
+	Time     time.Time             `json:"time"`
+	Tenant   string                `json:"tenant"`
+	SensorID string                `json:"sensor_id"`
+	Message  *MessageRecord        `json:"message,omitempty"`
+	Refusal  *AuditRefusal         `json:"refusal,omitempty"`
+	Delivery *AuditDeliveryAttempt `json:"delivery,omitempty"`
+}
+
+// AuditDeliveryAttempt is a gateway sensor's attempt to deliver a queued message
+// to one next hop, and what came of it for each recipient tried.
+type AuditDeliveryAttempt struct {
+	// MessageID is the sensor's id of the message (MessageRecord.MessageID).
+	MessageID string `json:"message_id"`
+	// Sender is the envelope sender; empty for the null sender of a bounce.
+	Sender string `json:"sender"`
+	// Direction is "inbound" or "outbound".
+	Direction string `json:"direction,omitempty"`
+	// NextHop is where the recipients were routed: their domain, or the relay host.
+	NextHop string `json:"next_hop"`
+	// Host is the host the attempt reached, "name [address]:port"; empty when none answered.
+	Host string `json:"host,omitempty"`
+	// TLS is the session's TLS version and cipher; empty without TLS.
+	TLS     string    `json:"tls,omitempty"`
+	Started time.Time `json:"started"`
+	// TookMS is how long the attempt took, in milliseconds, the connection included.
+	TookMS     int64                    `json:"took_ms"`
+	Recipients []AuditDeliveryRecipient `json:"recipients"`
+}
+
+// AuditDeliveryRecipient is what a delivery attempt left one recipient in.
+type AuditDeliveryRecipient struct {
+	Address string `json:"address"`
+	// State is "delivered", "deferred" or "bounced"; "active" when the attempt was cut short,
+	// "held" or "quarantined" when the recipient was kept from delivery meanwhile.
+	State string `json:"state"`
+	// Code, Enhanced and Text are the reply: the next hop's, or the sensor's when none answered
+	// (a connection refused, no MX).
+	Code     int    `json:"code,omitempty"`
+	Enhanced string `json:"enhanced,omitempty"`
+	Text     string `json:"text,omitempty"`
+	// NextAttempt is when a deferred recipient is tried again.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 }
 
 // AuditRefusal counts a sensor's refusals of one reason from one client
@@ -882,7 +922,7 @@ type AuditQuery struct {
 	Sensor string
 	// From and To bound the events' time: From inclusive, To exclusive.
 	From, To time.Time
-	// Kind is "accepted", "refused", or empty for both.
+	// Kind is "accepted", "refused", "delivery", or empty for every kind.
 	Kind string
 	// Sender must occur in the envelope sender or the header From.
 	Sender string
@@ -890,7 +930,8 @@ type AuditQuery struct {
 	Recipient string
 	// Subject must occur in an accepted message's subject.
 	Subject string
-	// MessageID is an accepted message's Message-ID header.
+	// MessageID is an accepted message's Message-ID header: it selects the message and its
+	// delivery attempts.
 	MessageID string
 	ClientIP  string
 	Verdict   string

@@ -169,6 +169,21 @@ func AuditEventFromStore(e sqlstore.AuditEvent) api.AuditEvent {
 		out.Refusal = &api.AuditRefusal{Minute: r.Minute, ClientIP: r.ClientIP, Reason: r.Reason, Count: r.Count,
 			FirstAt: r.FirstAt, LastAt: r.LastAt, MailFrom: r.MailFrom, Rcpt: r.Rcpt, Detail: r.Detail}
 	}
+	if d := e.Delivery; d != nil {
+		out.Delivery = DeliveryFromStore(*d)
+	}
+	return out
+}
+
+// DeliveryFromStore converts a delivery attempt of the audit log.
+func DeliveryFromStore(d sqlstore.Delivery) *api.AuditDeliveryAttempt {
+	out := &api.AuditDeliveryAttempt{MessageID: d.MessageID, Sender: d.Sender, Direction: d.Direction, NextHop: d.NextHop,
+		Host: d.Host, TLS: d.TLS, Started: d.Started, TookMS: d.Took.Milliseconds(),
+		Recipients: make([]api.AuditDeliveryRecipient, len(d.Recipients))}
+	for i, r := range d.Recipients {
+		out.Recipients[i] = api.AuditDeliveryRecipient{Address: r.Address, State: r.State, Code: r.Code,
+			Enhanced: r.Enhanced, Text: r.Text, NextAttempt: r.NextAttempt}
+	}
 	return out
 }
 

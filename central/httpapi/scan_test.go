@@ -434,6 +434,13 @@ func TestAuditAPI(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.db.RecordDeliveries(ctx, store.AllTenants(), "default", "s1", []sqlstore.Delivery{{
+		MessageID: "s1-003", Sender: "alice@partner.test", Direction: "inbound", NextHop: "example.com",
+		Host: "mx.example.com [192.0.2.25]:25", TLS: "TLS 1.3 TLS_AES_128_GCM_SHA256", Started: start.Add(20 * time.Minute), Took: 1500 * time.Millisecond,
+		Recipients: []sqlstore.DeliveryRecipient{{Address: "bob@example.com", State: "delivered", Code: 250, Enhanced: "2.0.0", Text: "Ok: queued as 4F"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	list := func(user string, q api.AuditQuery) []string {
 		t.Helper()
 		var got []string
@@ -448,6 +455,12 @@ func TestAuditAPI(t *testing.T) {
 					got = append(got, ev.Message.MessageID)
 				case ev.Kind == api.AuditRefused && ev.Refusal != nil:
 					got = append(got, fmt.Sprintf("%s x%d", ev.Refusal.Reason, ev.Refusal.Count))
+				case ev.Kind == api.AuditDelivery && ev.Delivery != nil:
+					d := ev.Delivery
+					got = append(got, fmt.Sprintf("%s to %s at %s (%s, %d ms):", d.MessageID, d.NextHop, d.Host, d.TLS, d.TookMS))
+					for _, r := range d.Recipients {
+						got = append(got, fmt.Sprintf("  %s %s %d %s %s", r.Address, r.State, r.Code, r.Enhanced, r.Text))
+					}
 				default:
 					t.Errorf("event %+v: kind and body disagree", ev)
 				}
@@ -459,8 +472,13 @@ func TestAuditAPI(t *testing.T) {
 		t.Fatal("too many pages")
 		return nil
 	}
-	if d := cmp.Diff([]string{"recipient_refused x12", "s1-003", "s1-002", "s1-001", "s1-000"}, list("audrey", api.AuditQuery{Limit: 2})); d != "" {
+	attempt := []string{"s1-003 to example.com at mx.example.com [192.0.2.25]:25 (TLS 1.3 TLS_AES_128_GCM_SHA256, 1500 ms):",
+		"  bob@example.com delivered 250 2.0.0 Ok: queued as 4F"}
+	if d := cmp.Diff(append(attempt, "recipient_refused x12", "s1-003", "s1-002", "s1-001", "s1-000"), list("audrey", api.AuditQuery{Limit: 2})); d != "" {
 		t.Errorf("the auditor's log (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(attempt, list("root", api.AuditQuery{Kind: api.AuditDelivery, Recipient: "bob@example.com"})); d != "" {
+		t.Errorf("delivery attempts to a recipient (-want +got):\n%s", d)
 	}
 	if d := cmp.Diff([]string{"s2-001", "s2-000"}, list("root", api.AuditQuery{Tenant: "acme"})); d != "" {
 		t.Errorf("acme's log (-want +got):\n%s", d)
