@@ -19,10 +19,11 @@ import (
 )
 
 // The Audit log pages: the message audit log of the SQL store
-// (sqlstore.ListAudit), every message a sensor accepted and every attempt
-// it refused, newest first, filtered and paged with the store's page
-// tokens; and the detail of one accepted message, as a timeline from the
-// sensor to the verdict. As on the Alerts pages, nearly everything shown
+// (sqlstore.ListAudit), every message a sensor accepted, every attempt
+// it refused and every attempt of a gateway sensor to deliver a message,
+// newest first, filtered and paged with the store's page tokens; and the
+// detail of one accepted message, as a timeline from the sensor to the
+// verdict and its delivery attempts. As on the Alerts pages, nearly everything shown
 // was written by whoever sent the mail (addresses, HELO names, subjects,
 // header values, and the sample sender, recipient and detail of a
 // refusal), so each value goes through display or short and reaches the
@@ -218,7 +219,7 @@ var auditFilterFields = map[string]formField{
 
 // auditRow is one event as the list shows it.
 type auditRow struct {
-	Kind     string // sqlstore.AuditAccepted or AuditRefused
+	Kind     string // sqlstore.AuditAccepted, AuditRefused or AuditDelivery
 	Key      string // names the event among the page's rows
 	Time     time.Time
 	Tenant   string
@@ -234,8 +235,9 @@ type auditRow struct {
 	Verdict, VerdictClass string
 	AlertURL              string
 	URL                   string
-	// Refusal is a refusal's detail.
-	Refusal *refusalView
+	// Refusal is a refusal's detail, Delivery a delivery attempt's.
+	Refusal  *refusalView
+	Delivery *deliveryView
 }
 
 // refusalView is a count of refusals: its reason, and what the first of
@@ -320,6 +322,10 @@ func newAuditRow(e sqlstore.AuditEvent, i int, names map[string]string) auditRow
 		row.URL = auditMessageURL(e.Tenant, e.SensorID, m.GetMessageId())
 		return row
 	}
+	if e.Delivery != nil {
+		deliveryRow(&row, e, i)
+		return row
+	}
 	r := e.Refusal
 	row.Key = fmt.Sprintf("%s/%d/%s/%s", e.SensorID, r.Minute.Unix(), r.ClientIP, r.Reason)
 	row.Client = short(r.ClientIP)
@@ -386,7 +392,8 @@ func auditFields(f auditFilter, sensors, tenants []choice, errs *fieldErrors) []
 	fields := []filterField{
 		input("from", f.From, "datetime-local", ""),
 		input("to", f.To, "datetime-local", ""),
-		sel("kind", f.Kind, "Both", []choice{{sqlstore.AuditAccepted, "Accepted"}, {sqlstore.AuditRefused, "Refused"}}),
+		sel("kind", f.Kind, "Any", []choice{{sqlstore.AuditAccepted, "Accepted"}, {sqlstore.AuditRefused, "Refused"},
+			{sqlstore.AuditDelivery, "Delivery"}}),
 		sel("sensor", f.Sensor, "Any", sensors),
 	}
 	if tenants != nil {
@@ -496,6 +503,9 @@ type auditMessage struct {
 	Subject      string
 	Envelope     *envelopeView
 	Headers      *headersView
+	// Deliveries are the gateway's attempts to deliver the message, oldest
+	// first.
+	Deliveries []*deliveryView
 	// Back is the page of the log the message was opened from, when it was.
 	Back string
 }
@@ -562,6 +572,13 @@ func (s *Server) auditMessagePage(w http.ResponseWriter, r *http.Request, req *r
 		return err
 	}
 	d := newAuditMessage(m)
+	attempts, err := s.messages.MessageDeliveries(ctx, req.scope, m.GetTenant(), m.GetSensorId(), m.GetMessageId())
+	if err != nil {
+		return err
+	}
+	for i := range attempts {
+		d.Deliveries = append(d.Deliveries, newDeliveryView(&attempts[i], "attempt-"+strconv.Itoa(i)))
+	}
 	sn, _, err := s.store.GetSensor(ctx, req.scope, m.GetSensorId())
 	switch {
 	case err == nil:

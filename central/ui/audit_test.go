@@ -316,13 +316,13 @@ func TestAuditLogFieldErrors(t *testing.T) {
 			"au-from": "not a time", "au-to": "not a time"}},
 		{"to before from", "from=2026-03-02&to=2026-03-01", map[string]string{"au-to": "must be after from"}},
 		{"client", "client_ip=mail.example.com", map[string]string{"au-client": "not an IP address"}},
-		{"kind", "kind=deleted", map[string]string{"au-kind": "must be accepted or refused"}},
+		{"kind", "kind=deleted", map[string]string{"au-kind": "must be accepted, refused or delivery"}},
 		{"subject too long", "subject=" + strings.Repeat("x", 300), map[string]string{"au-subject": "at most 256 bytes"}},
 		{"sender too long", "sender=" + strings.Repeat("x", 300), map[string]string{"au-sender": "at most 256 bytes"}},
 		{"sensor", "sensor=S%2F1", map[string]string{"au-sensor": "not a sensor id"}},
 		{"tenant", "tenant=Not+A+Tenant", map[string]string{"au-tenant": "not a tenant id"}},
 		{"every store error at once", "client_ip=x&kind=y&message_id=" + strings.Repeat("m", 257), map[string]string{
-			"au-client": "not an IP address", "au-kind": "must be accepted or refused", "au-message-id": "at most 256 bytes"}},
+			"au-client": "not an IP address", "au-kind": "must be accepted, refused or delivery", "au-message-id": "at most 256 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := b.get("/audit?" + tc.query)

@@ -82,7 +82,7 @@ func mustParsePages() *pages {
 			return t.UTC().Format(time.RFC3339)
 		},
 	}
-	base := template.Must(template.New("").Funcs(funcs).ParseFS(assets, "templates/layout.html"))
+	base := template.Must(template.New("").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/delivery.html"))
 	for _, name := range pageNames {
 		t := template.Must(template.Must(base.Clone()).ParseFS(assets, "templates/"+name+".html"))
 		p.byName[name] = t
