@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,8 +164,36 @@ func auditRow(e api.AuditEvent) string {
 	case e.Refusal != nil:
 		r := e.Refusal
 		cols = append(cols, r.ClientIP, r.MailFrom, r.Rcpt, "", r.Reason, strconv.FormatInt(r.Count, 10))
+	case e.Delivery != nil:
+		return deliveryRows(cols, e.Delivery)
 	}
 	return strings.Join(cols, "\t")
+}
+
+// deliveryRows are the lines of a delivery attempt in "audit list", one a
+// recipient: the host it reached, its sender, the recipient, the next hop
+// (and the TLS of the session), and the state and reply the recipient
+// got; the attempt's own columns only on its first line.
+func deliveryRows(cols []string, d *api.AuditDeliveryAttempt) string {
+	host, route := cmp.Or(d.Host, "-"), cmp.Or(d.NextHop, "-")
+	if d.TLS != "" {
+		route += " (" + d.TLS + ")"
+	}
+	sender := cmp.Or(d.Sender, "<>")
+	lines := make([]string, 0, len(d.Recipients))
+	for i, r := range d.Recipients {
+		outcome := strings.Join(slices.DeleteFunc([]string{r.State, strconv.Itoa(r.Code), r.Enhanced, r.Text},
+			func(s string) bool { return s == "" || s == "0" }), " ")
+		if i == 0 {
+			lines = append(lines, strings.Join(append(cols, host, sender, r.Address, route, outcome, "1"), "\t"))
+			continue
+		}
+		lines = append(lines, strings.Join([]string{"", "", "", "", "", "", r.Address, "", outcome, ""}, "\t"))
+	}
+	if len(lines) == 0 {
+		return strings.Join(append(cols, host, sender, "", route, "", "1"), "\t")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // alertSender is who sent an alert's message, as the web UI shows it: the

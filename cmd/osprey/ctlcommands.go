@@ -93,7 +93,7 @@ var ctlCommands = []ctlCmd{
 	{words: []string{"tokens", "create"}, args: "--file token.json", help: "(or: tokens create join TENANT [TTL_SECONDS])", run: tokensCreate},
 	{words: []string{"alerts", "list"}, args: "[TENANT [MIN_SEVERITY [TEXT]]]", help: "the newest 50 (low|medium|high|critical)", run: alertsList},
 	{words: []string{"alert", "get"}, args: "TENANT ID", run: alertGet},
-	{words: []string{"audit", "list"}, args: "[--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused]\n" +
+	{words: []string{"audit", "list"}, args: "[--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused|delivery]\n" +
 		"             [--sender TEXT] [--recipient ADDR] [--subject TEXT] [--message-id ID]\n" +
 		"             [--client IP] [--verdict V] [--reason R] [--limit N]\n" +
 		"                                      the message audit log, newest first", run: auditList},
@@ -352,7 +352,7 @@ func auditList(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) err
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tKIND\tTENANT\tSENSOR\tCLIENT\tFROM\tTO\tSUBJECT\tVERDICT/REASON\tCOUNT")
+	fmt.Fprintln(tw, "TIME\tKIND\tTENANT\tSENSOR\tCLIENT/HOST\tFROM\tTO\tSUBJECT/NEXT-HOP\tVERDICT/REASON/REPLY\tCOUNT")
 	for _, e := range list.Events {
 		fmt.Fprintln(tw, auditRow(e))
 	}
