@@ -865,7 +865,9 @@ type AuditDeliveryAttempt struct {
 	Sender string `json:"sender"`
 	// Direction is "inbound" or "outbound".
 	Direction string `json:"direction,omitempty"`
-	// NextHop is where the recipients were routed: their domain, or the relay host.
+	// NextHop is the gateway queue's destination of the recipients: their domain when they go by
+	// MX, "route:DOMAIN" for a configured route's hosts, "relay" for the relay hosts ("+tls" added
+	// where TLS is required).
 	NextHop string `json:"next_hop"`
 	// Host is the host the attempt reached, "name [address]:port"; empty when none answered.
 	Host string `json:"host,omitempty"`

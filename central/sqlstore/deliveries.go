@@ -25,8 +25,10 @@ type Delivery struct {
 	Sender    string
 	// Direction is "inbound" or "outbound".
 	Direction string
-	// NextHop is the routing key of the attempt (the recipients' domain,
-	// or the relay host); Host the host it reached, "name [address]:port",
+	// NextHop is the delivery queue's destination of the attempt: the
+	// recipients' domain when it goes by MX, "route:DOMAIN" for a
+	// configured route's hosts, "relay" for the relay hosts ("+tls" added
+	// where TLS is required); Host the host it reached, "name [address]:port",
 	// "" when none answered; TLS the session's TLS version and cipher, ""
 	// without TLS.
 	NextHop, Host, TLS string

@@ -1,10 +1,10 @@
 -- A gateway sensor's delivery attempts, in the message audit log: a row a
--- recipient an attempt, with the attempt's next hop (the routing key: a
--- domain, or the relay host), the host it reached, the session's TLS,
--- and the reply and state it left the recipient in. started and
--- next_attempt are Unix microseconds, took microseconds. The primary key
--- makes a report the central gets twice one set of rows, and reads one
--- message's attempts.
+-- recipient an attempt, with the attempt's next hop (the delivery queue's
+-- destination: a domain, route:DOMAIN, relay), the host it reached, the
+-- session's TLS, and the reply and state it left the recipient in.
+-- started and next_attempt are Unix microseconds, took microseconds. The
+-- primary key makes a report the central gets twice one set of rows, and
+-- reads one message's attempts.
 
 -- +goose Up
 CREATE TABLE deliveries (
