@@ -20,20 +20,8 @@ import (
 func TestDeliveryReportsReachTheAuditLog(t *testing.T) {
 	c := newCluster(t, 0)
 	ctx := t.Context()
-	e, err := c.enroll(t, c.joinToken(t, 1, time.Time{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := e.resp.GetSensorId()
-	sn, ver, err := c.store.GetSensor(ctx, store.AllTenants(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn.State = ospreyv1.SensorState_SENSOR_STATE_APPROVED
-	if _, err := c.store.UpdateSensor(ctx, store.AllTenants(), sn, ver); err != nil {
-		t.Fatal(err)
-	}
-	s := connect(t, c.dial(t, &e.cert), 0)
+	id, cert := c.approvedSensor(t)
+	s := connect(t, c.dial(t, cert.tls()), 0)
 
 	started := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	next := started.Add(10 * time.Minute)
@@ -59,6 +47,7 @@ func TestDeliveryReportsReachTheAuditLog(t *testing.T) {
 		},
 	}}
 	var got []sqlstore.Delivery
+	var err error
 	testwait.For(t, "the attempt in the audit log", func() bool {
 		got, err = c.db.MessageDeliveries(ctx, store.TenantScope("acme"), "acme", id, "m1")
 		if err != nil {

@@ -60,16 +60,8 @@ const (
 // RecordRefusals adds a sensor's refusals to the audit log: each adds its
 // count to the row of its sensor, client, reason and minute.
 func (s *Store) RecordRefusals(ctx context.Context, scope store.Scope, tenant, sensorID string, refusals []Refusal) error {
-	if err := scope.Check(); err != nil {
+	if err := checkReport(scope, "refusals", tenant, sensorID); err != nil {
 		return err
-	}
-	if !scope.Allows(tenant) {
-		return fmt.Errorf("refusals of tenant %q: %w", tenant, store.ErrForbidden)
-	}
-	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID} {
-		if err := store.CheckID(kind, id); err != nil {
-			return err
-		}
 	}
 	if len(refusals) > MaxRefusalsPerReport {
 		return fmt.Errorf("a report of %d refusals: at most %d", len(refusals), MaxRefusalsPerReport)
@@ -105,6 +97,24 @@ func (s *Store) RecordRefusals(ctx context.Context, scope store.Scope, tenant, s
 		}
 		return nil
 	})
+}
+
+// checkReport checks a sensor's report of what (refusals, delivery
+// attempts) before it is written: scope must allow its tenant
+// (store.ErrForbidden), and the ids must be ids.
+func checkReport(scope store.Scope, what, tenant, sensorID string) error {
+	if err := scope.Check(); err != nil {
+		return err
+	}
+	if !scope.Allows(tenant) {
+		return fmt.Errorf("%s of tenant %q: %w", what, tenant, store.ErrForbidden)
+	}
+	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID} {
+		if err := store.CheckID(kind, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // clip cuts s to at most n bytes, on a rune boundary.

@@ -60,6 +60,30 @@ func auditKeys(t *testing.T, st *Store, scope store.Scope, q AuditQuery) []strin
 	}
 }
 
+// auditCase is a query of the log in a scope, and the events it lists.
+type auditCase struct {
+	name  string
+	scope store.Scope
+	q     AuditQuery
+	want  []string
+}
+
+// checkAudit runs each case, a page of 1, 2 and 50 events at a time.
+func checkAudit(t *testing.T, st *Store, cases []auditCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, limit := range []int{1, 2, 50} {
+				q := tt.q
+				q.Limit = limit
+				if d := cmp.Diff(tt.want, auditKeys(t, st, tt.scope, q)); d != "" {
+					t.Errorf("limit %d (-want +got):\n%s", limit, d)
+				}
+			}
+		})
+	}
+}
+
 func TestAuditLog(t *testing.T) {
 	suite(t, func(t *testing.T, db *testDB) {
 		st := db.open(AlertRetention{})
@@ -86,12 +110,7 @@ func TestAuditLog(t *testing.T) {
 		}
 
 		all := store.AllTenants()
-		tests := []struct {
-			name  string
-			scope store.Scope
-			q     AuditQuery
-			want  []string
-		}{
+		checkAudit(t, st, []auditCase{
 			{"everything of a, newest first", store.TenantScope("a"), AuditQuery{}, []string{
 				"refused s1 198.51.100.7 tls_invalid_client_certificate 2",
 				"accepted s2 m3",
@@ -114,18 +133,7 @@ func TestAuditLog(t *testing.T) {
 			{"reason leaves messages out", all, AuditQuery{Reason: "recipient_refused"}, []string{"refused s1 198.51.100.7 recipient_refused 6"}},
 			{"refused only", all, AuditQuery{Kind: AuditRefused, Tenant: "a"}, []string{"refused s1 198.51.100.7 tls_invalid_client_certificate 2", "refused s1 198.51.100.7 recipient_refused 6"}},
 			{"b sees its own only", store.TenantScope("b"), AuditQuery{}, []string{"accepted s9 m4"}},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				for _, limit := range []int{1, 2, 50} {
-					q := tt.q
-					q.Limit = limit
-					if d := cmp.Diff(tt.want, auditKeys(t, st, tt.scope, q)); d != "" {
-						t.Errorf("limit %d (-want +got):\n%s", limit, d)
-					}
-				}
-			})
-		}
+		})
 
 		// A refusal keeps what the first of its minute said.
 		page, err := st.ListAudit(ctx, all, AuditQuery{Reason: "tls_invalid_client_certificate"})

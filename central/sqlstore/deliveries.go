@@ -70,16 +70,8 @@ const (
 // nothing the second time. An attempt without a valid message id, and a
 // recipient without an address, cannot be keyed and are left out.
 func (s *Store) RecordDeliveries(ctx context.Context, scope store.Scope, tenant, sensorID string, ds []Delivery) error {
-	if err := scope.Check(); err != nil {
+	if err := checkReport(scope, "delivery attempts", tenant, sensorID); err != nil {
 		return err
-	}
-	if !scope.Allows(tenant) {
-		return fmt.Errorf("delivery attempts of tenant %q: %w", tenant, store.ErrForbidden)
-	}
-	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID} {
-		if err := store.CheckID(kind, id); err != nil {
-			return err
-		}
 	}
 	rows := 0
 	for _, d := range ds {
@@ -130,16 +122,8 @@ func (s *Store) RecordDeliveries(ctx context.Context, scope store.Scope, tenant,
 // newest attempts, up to 5,000 recipients' results. A tenant outside
 // scope has none (store.ErrNotFound).
 func (s *Store) MessageDeliveries(ctx context.Context, scope store.Scope, tenant, sensorID, messageID string) ([]Delivery, error) {
-	if err := scope.Check(); err != nil {
+	if err := checkMessageRead(scope, tenant, sensorID, messageID); err != nil {
 		return nil, err
-	}
-	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID, "message": messageID} {
-		if err := store.CheckID(kind, id); err != nil {
-			return nil, err
-		}
-	}
-	if !scope.Allows(tenant) {
-		return nil, fmt.Errorf("message %s/%s: %w", sensorID, messageID, store.ErrNotFound)
 	}
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+deliveryColumns+` FROM deliveries d
 		WHERE tenant = ? AND sensor_id = ? AND message_id = ?

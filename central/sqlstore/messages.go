@@ -230,16 +230,8 @@ func (s *Store) recorded(ctx context.Context, tx *sql.Tx, rec *ospreyv1.MessageR
 // GetMessage returns the record of an uploaded message; one of a tenant
 // outside scope is store.ErrNotFound.
 func (s *Store) GetMessage(ctx context.Context, scope store.Scope, tenant, sensorID, messageID string) (*ospreyv1.MessageRecord, error) {
-	if err := scope.Check(); err != nil {
+	if err := checkMessageRead(scope, tenant, sensorID, messageID); err != nil {
 		return nil, err
-	}
-	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID, "message": messageID} {
-		if err := store.CheckID(kind, id); err != nil {
-			return nil, err
-		}
-	}
-	if !scope.Allows(tenant) {
-		return nil, fmt.Errorf("message %s/%s: %w", sensorID, messageID, store.ErrNotFound)
 	}
 	var body []byte
 	err := s.stmts.getRecord.QueryRowContext(ctx, tenant, sensorID, messageID).Scan(&body)
@@ -254,6 +246,24 @@ func (s *Store) GetMessage(ctx context.Context, scope store.Scope, tenant, senso
 		return nil, fmt.Errorf("decode message %s/%s: %w", sensorID, messageID, err)
 	}
 	return rec, nil
+}
+
+// checkMessageRead checks a read of what a sensor's message left: the ids
+// must be ids, and a tenant outside scope is store.ErrNotFound (another
+// tenant's data does not show that it exists).
+func checkMessageRead(scope store.Scope, tenant, sensorID, messageID string) error {
+	if err := scope.Check(); err != nil {
+		return err
+	}
+	for kind, id := range map[string]string{"tenant": tenant, "sensor": sensorID, "message": messageID} {
+		if err := store.CheckID(kind, id); err != nil {
+			return err
+		}
+	}
+	if !scope.Allows(tenant) {
+		return fmt.Errorf("message %s/%s: %w", sensorID, messageID, store.ErrNotFound)
+	}
+	return nil
 }
 
 // Page sizes of the paged lists (ListAlerts, ListMessages).
