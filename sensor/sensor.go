@@ -173,10 +173,22 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(spool.NewCollector(sp)); err != nil {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
+	// The gateway's delivery queue is open in every mode: mail it holds
+	// goes on being delivered after the sensor stops being a gateway.
+	gw := gateway.Open(ctx, gateway.Options{
+		Dir:        filepath.Join(opts.DataDir, "queue"),
+		Spool:      sp,
+		Hostname:   opts.Hostname,
+		Logger:     log.With("component", "gateway"),
+		Registerer: reg,
+	})
+	defer gw.Close()
 	refused := refusals.New()
 	smtp := newListeners(smtpd.Options{
-		Refusals:   refused,
-		Spool:      sp,
+		Refusals: refused,
+		// An operator may stop the gateway receiving: the listeners then
+		// turn mail away with 421, as when the spool cannot take it.
+		Spool:      gatedSpool{sp, gw.Receiving},
 		Hostname:   opts.Hostname,
 		SensorID:   id.SensorID,
 		Logger:     log.With("component", "smtp"),
@@ -199,16 +211,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(newPOP3Collector(poller)); err != nil {
 		return fmt.Errorf("register POP3 metrics: %w", err)
 	}
-	// The gateway's delivery queue is open in every mode: mail it holds
-	// goes on being delivered after the sensor stops being a gateway.
-	gw := gateway.Open(ctx, gateway.Options{
-		Dir:        filepath.Join(opts.DataDir, "queue"),
-		Spool:      sp,
-		Hostname:   opts.Hostname,
-		Logger:     log.With("component", "gateway"),
-		Registerer: reg,
-	})
-	defer gw.Close()
 	appliers := append([]agent.Applier{
 		agent.ApplierFunc(func(ctx context.Context, cfg *ospreyv1.SensorConfig) error {
 			// All or nothing: the gateway's part is checked before the
@@ -233,6 +235,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatusInterval:  opts.StatusInterval,
 		StatusChanged:   statusChanged,
 		Refusals:        refused,
+		Requests:        gw,
 		Logger:          log.With("component", "agent"),
 	})
 	if err != nil {
@@ -297,6 +300,15 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["queue_quarantined"] = uint64(st.Quarantined)
 	} else if err := s.gateway.Problem(); err != nil {
 		out.Problems = append(out.Problems, "ERROR: gateway: "+err.Error()+"; gateway mail waits in the spool")
+	}
+	if g := s.gateway.State(); s.gateway.Enabled() || !g.GetSending() || !g.GetReceiving() {
+		out.Gateway = g
+		if !g.GetSending() {
+			out.Problems = append(out.Problems, fmt.Sprintf("WARNING: gateway: sending stopped by an operator; %d messages wait in the queue", g.GetMessages()))
+		}
+		if !g.GetReceiving() {
+			out.Problems = append(out.Problems, "WARNING: gateway: receiving stopped by an operator; the listeners answer 421")
+		}
 	}
 	if stuck := s.uploads.Stuck(); len(stuck) > 0 {
 		out.Problems = append(out.Problems, stuckProblem(stuck))
@@ -447,4 +459,18 @@ func enroll(ctx context.Context, opts Options, log *slog.Logger, notice func(str
 		notice("Waiting for approval: an administrator must approve this sensor; compare the fingerprint above with the one the server list shows first.")
 	}
 	return nil
+}
+
+// gatedSpool is the spool as the listeners see it: it takes no mail while
+// gate says why not.
+type gatedSpool struct {
+	*spool.Spool
+	gate func() error
+}
+
+func (g gatedSpool) Check() error {
+	if err := g.gate(); err != nil {
+		return err
+	}
+	return g.Spool.Check()
 }

@@ -51,6 +51,10 @@ type Options struct {
 	// Refusals, when set, hands over the refused attempts to report with
 	// each status, for the central's message audit log.
 	Refusals RefusalSource
+	// Requests, when set, answers the operators' requests the central
+	// hands the sensor (a gateway's queue management); nil answers that
+	// the sensor takes none.
+	Requests RequestHandler
 	// StatusInterval is how often status is sent; zero means
 	// [DefaultStatusInterval].
 	StatusInterval time.Duration
