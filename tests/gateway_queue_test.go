@@ -108,10 +108,18 @@ func TestGatewayQueueManagement(t *testing.T) {
 		t.Errorf("queue of no such sensor: %v, want 404", err)
 	}
 
+	// osprey ctl lists the same, and holds one.
+	ctl := []string{"OSPREY_ADDRESS=" + d.base, "OSPREY_USERNAME=admin", "OSPREY_PASSWORD=" + adminPassword}
+	out, err := run(t, ctl, "", "ctl", "queue", "list", s.id, "--state", "deferred", "--next-hop", "route:example.com")
+	if err != nil || strings.Count(out, "route:example.com") != n || !strings.Contains(out, "bob@example.com") {
+		t.Errorf("ctl queue list: %v\n%s\nwant the %d deferred messages", err, out, n)
+	}
 	held, deleted := ids[0], ids[1]
-	m, err := d.api.QueueAct(ctx, s.id, held, api.QueueHold)
-	if err != nil || m.Recipients[0].State != api.QueueHeld {
-		t.Fatalf("hold: %+v, %v; want held", m, err)
+	if out, err := run(t, ctl, "", "ctl", "queue", "hold", s.id, held); err != nil || !strings.Contains(out, `"state": "held"`) {
+		t.Fatalf("ctl queue hold: %v\n%s", err, out)
+	}
+	if out, err := run(t, ctl, "", "ctl", "queue", "list", s.id, "--state", "stuck"); err == nil || !strings.Contains(out, "state") {
+		t.Errorf("ctl queue list --state stuck: %v\n%s\nwant an error naming the state", err, out)
 	}
 	if err := d.api.DeleteQueued(ctx, s.id, deleted, true); err != nil {
 		t.Fatalf("delete with a DSN: %v", err)
