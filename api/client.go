@@ -791,19 +791,22 @@ func (c *Client) QueueAct(ctx context.Context, sensor, id string, action QueueAc
 	return &out, nil
 }
 
-// DeleteQueued removes one message from a gateway sensor's queue; with
-// dsn, its sender gets a failure notice for the recipients not yet
-// delivered.
-func (c *Client) DeleteQueued(ctx context.Context, sensor, id string, dsn bool) error {
+// DeleteQueued removes one message from a gateway sensor's queue and
+// returns the gateway's state afterwards; with dsn, its sender gets a
+// failure notice for the recipients not yet delivered.
+func (c *Client) DeleteQueued(ctx context.Context, sensor, id string, dsn bool) (*GatewayStatus, error) {
 	p, err := queuedPath(sensor, id, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if dsn {
 		p = withQuery(p, url.Values{"dsn": {"true"}})
 	}
-	_, err = c.do(ctx, http.MethodDelete, p, nil, nil, nil)
-	return err
+	var out GatewayStatus
+	if _, err := c.do(ctx, http.MethodDelete, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // ControlGateway stops or resumes a gateway sensor's sending or receiving,

@@ -121,7 +121,7 @@ func TestGatewayQueueManagement(t *testing.T) {
 	if out, err := run(t, ctl, "", "ctl", "queue", "list", s.id, "--state", "stuck"); err == nil || !strings.Contains(out, "state") {
 		t.Errorf("ctl queue list --state stuck: %v\n%s\nwant an error naming the state", err, out)
 	}
-	if err := d.api.DeleteQueued(ctx, s.id, deleted, true); err != nil {
+	if _, err := d.api.DeleteQueued(ctx, s.id, deleted, true); err != nil {
 		t.Fatalf("delete with a DSN: %v", err)
 	}
 	if _, err := d.api.QueuedMessage(ctx, s.id, deleted); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound {

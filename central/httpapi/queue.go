@@ -102,18 +102,21 @@ func (s *Server) getQueued(w http.ResponseWriter, r *http.Request, p auth.Princi
 	return nil
 }
 
-func (s *Server) actOnQueued(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	action, err := convert.QueueActionToProto(api.QueueAction(r.PathValue("action")))
+// actOnQueued makes the handler of a queue action's route.
+func actOnQueued(a api.QueueAction) func(*Server, http.ResponseWriter, *http.Request, auth.Principal) error {
+	action, err := convert.QueueActionToProto(a)
 	if err != nil {
-		return store.ErrNotFound // no such route
+		panic(err) // the route table names only the actions there are
 	}
-	rep, err := s.askSensor(r.Context(), p, r.PathValue("id"), &ospreyv1.SensorRequest{
-		Op: &ospreyv1.SensorRequest_QueueAction{QueueAction: &ospreyv1.QueueActionRequest{MessageId: r.PathValue("msg"), Action: action}}})
-	if err != nil {
-		return err
+	return func(s *Server, w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		rep, err := s.askSensor(r.Context(), p, r.PathValue("id"), &ospreyv1.SensorRequest{
+			Op: &ospreyv1.SensorRequest_QueueAction{QueueAction: &ospreyv1.QueueActionRequest{MessageId: r.PathValue("msg"), Action: action}}})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, convert.QueuedMessageFromProto(rep.GetQueueEntry()))
+		return nil
 	}
-	writeJSON(w, http.StatusOK, convert.QueuedMessageFromProto(rep.GetQueueEntry()))
-	return nil
 }
 
 func (s *Server) deleteQueued(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -129,27 +132,30 @@ func (s *Server) deleteQueued(w http.ResponseWriter, r *http.Request, p auth.Pri
 	default:
 		return validate.Errors{{Field: "dsn", Message: "must be true or false"}}
 	}
-	_, err = s.askSensor(r.Context(), p, r.PathValue("id"), &ospreyv1.SensorRequest{
-		Op: &ospreyv1.SensorRequest_QueueAction{QueueAction: &ospreyv1.QueueActionRequest{MessageId: r.PathValue("msg"), Action: action}}})
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) controlGateway(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	control, err := convert.GatewayControlToProto(api.GatewayControl(r.PathValue("control")))
-	if err != nil {
-		return store.ErrNotFound // no such route
-	}
 	rep, err := s.askSensor(r.Context(), p, r.PathValue("id"), &ospreyv1.SensorRequest{
-		Op: &ospreyv1.SensorRequest_Control{Control: &ospreyv1.GatewayControlRequest{Control: control}}})
+		Op: &ospreyv1.SensorRequest_QueueAction{QueueAction: &ospreyv1.QueueActionRequest{MessageId: r.PathValue("msg"), Action: action}}})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, convert.GatewayStatusFromProto(rep.GetGateway()))
 	return nil
+}
+
+// controlGateway makes the handler of a gateway control's route.
+func controlGateway(c api.GatewayControl) func(*Server, http.ResponseWriter, *http.Request, auth.Principal) error {
+	control, err := convert.GatewayControlToProto(c)
+	if err != nil {
+		panic(err) // the route table names only the controls there are
+	}
+	return func(s *Server, w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		rep, err := s.askSensor(r.Context(), p, r.PathValue("id"), &ospreyv1.SensorRequest{
+			Op: &ospreyv1.SensorRequest_Control{Control: &ospreyv1.GatewayControlRequest{Control: control}}})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, convert.GatewayStatusFromProto(rep.GetGateway()))
+		return nil
+	}
 }
 
 // askSensor hands req to sensor id, which must be in p's scope and

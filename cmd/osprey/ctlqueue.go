@@ -153,7 +153,8 @@ func queueDelete(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) e
 	if fs.NArg() > 0 {
 		return usageErrorf("%s: unexpected argument %q", a.cmd, fs.Arg(0))
 	}
-	if err := c.DeleteQueued(ctx, sensor, id, *dsn); err != nil {
+	st, err := c.DeleteQueued(ctx, sensor, id, *dsn)
+	if err != nil {
 		return err
 	}
 	if *dsn {
@@ -161,7 +162,7 @@ func queueDelete(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) e
 	} else {
 		fmt.Fprintf(out, "deleted %s\n", id)
 	}
-	return nil
+	return printGateway(out, st)
 }
 
 func queueControl(control api.GatewayControl) func(context.Context, *api.Client, ctlArgs, io.Writer) error {
