@@ -105,7 +105,6 @@ var configCommands = []ctlCmd{
 	{words: []string{"rules", "delete"}, args: "TENANT ID", run: rulesDelete},
 }
 
-
 func tenantsList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) error {
 	ts, err := c.Tenants(ctx)
 	if err != nil {
