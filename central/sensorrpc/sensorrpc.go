@@ -81,23 +81,40 @@ func New(cli *clientv3.Client, log *slog.Logger) *Router {
 // this node holds it, until ctx ends.
 func (r *Router) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for resp := range r.cli.Watch(wctx, store.SensorRequestPrefix(), clientv3.WithPrefix(), clientv3.WithFilterDelete()) {
-			if err := resp.Err(); err != nil {
-				r.log.WarnContext(ctx, "watch of the sensor requests", "err", err)
-				break
-			}
-			for _, ev := range resp.Events {
-				r.handOver(ev.Kv.Key, ev.Kv.Value, clientv3.LeaseID(ev.Kv.Lease))
-			}
+		if err := r.follow(ctx); err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "watch of the sensor requests", "err", err)
 		}
-		cancel()
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
 	}
 	return nil
+}
+
+// follow hands over the requests waiting now, then those that come, until
+// the watch fails: a request put before the watch started, or while it
+// was down, is in the read.
+func (r *Router) follow(ctx context.Context) error {
+	resp, err := r.cli.Get(ctx, store.SensorRequestPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	for _, kv := range resp.Kvs {
+		r.handOver(kv.Key, kv.Value, clientv3.LeaseID(kv.Lease))
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for wr := range r.cli.Watch(wctx, store.SensorRequestPrefix(), clientv3.WithPrefix(), clientv3.WithFilterDelete(),
+		clientv3.WithRev(resp.Header.Revision+1)) {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			r.handOver(ev.Kv.Key, ev.Kv.Value, clientv3.LeaseID(ev.Kv.Lease))
+		}
+	}
+	return ctx.Err()
 }
 
 // handOver gives the request at key to its sensor's stream, if this node
