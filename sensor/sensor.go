@@ -26,6 +26,7 @@ import (
 	"github.com/ospreysec/osprey/sensor/agent"
 	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
+	"github.com/ospreysec/osprey/sensor/queue"
 	"github.com/ospreysec/osprey/sensor/refusals"
 	"github.com/ospreysec/osprey/sensor/smtpd"
 	"github.com/ospreysec/osprey/sensor/spool"
@@ -298,6 +299,7 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["queue_deferred"] = uint64(st.Deferred)
 		out.Counters["queue_held"] = uint64(st.Held)
 		out.Counters["queue_quarantined"] = uint64(st.Quarantined)
+		out.Problems = append(out.Problems, deferringProblems(q.Deferring())...)
 	} else if err := s.gateway.Problem(); err != nil {
 		out.Problems = append(out.Problems, "ERROR: gateway: "+err.Error()+"; gateway mail waits in the spool")
 	}
@@ -473,4 +475,29 @@ func (g gatedSpool) Check() error {
 		return err
 	}
 	return g.Spool.Check()
+}
+
+// maxDeferringProblems bounds the destinations named in the status.
+const maxDeferringProblems = 5
+
+// deferringProblems names the destinations whose last attempts deferred
+// their mail, most attempts first.
+func deferringProblems(ds []queue.Deferring) []string {
+	var out []string
+	for i, d := range ds {
+		if i == maxDeferringProblems {
+			out = append(out, fmt.Sprintf("WARNING: gateway: %d more destinations defer mail", len(ds)-i))
+			break
+		}
+		p := fmt.Sprintf("WARNING: gateway: mail to %s is deferred: %d attempts in a row since %s; last reply: %s",
+			d.Destination, d.Attempts, d.Since.UTC().Format(time.RFC3339), d.LastReply)
+		if d.Host != "" {
+			p += " (from " + d.Host + ")"
+		}
+		if !d.HeldUntil.IsZero() {
+			p += "; unreachable: nothing tried before " + d.HeldUntil.UTC().Format(time.RFC3339)
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -22,7 +22,8 @@ import (
 // stopped (and stays stopped across a restart of the sensor) while the
 // internal server takes mail again, a flush delivers nothing until
 // sending resumes; the held message is delivered once released; receiving
-// stopped turns mail away with 421. Each step shows in the sensor's status.
+// stopped turns mail away with 421. Each step shows in the sensor's status,
+// the deferring next hop too.
 func TestGatewayQueueManagement(t *testing.T) {
 	ctx := t.Context()
 	next := loopbackPort(t)
@@ -41,8 +42,9 @@ func TestGatewayQueueManagement(t *testing.T) {
 	for i := range n {
 		sendSubject(t, listen, fmt.Sprintf("queued %d", i))
 	}
-	waitSensor(t, d.api, s.id, fmt.Sprintf("%d recipients deferred after a 4xx", n), func(s *api.Sensor) bool {
-		return s.GatewayStatus != nil && s.GatewayStatus.Deferred == n
+	waitSensor(t, d.api, s.id, fmt.Sprintf("%d recipients deferred after a 4xx, the next hop named", n), func(s *api.Sensor) bool {
+		return s.GatewayStatus != nil && s.GatewayStatus.Deferred == n &&
+			hasProblem(s.Problems, api.ProblemWarning, "mail to route:example.com is deferred")
 	})
 
 	list := func(q api.QueueQuery) *api.QueueList {

@@ -310,12 +310,41 @@ func TestDeadDestination(t *testing.T) {
 	if suspended != 20-tried {
 		t.Errorf("%d waiting without an attempt, want %d", suspended, 20-tried)
 	}
+	df := h.q.Deferring()
+	if len(df) != 1 || df[0].Destination != "down.test" || df[0].Attempts < 1 || df[0].Host != "" ||
+		!strings.Contains(df[0].LastReply, "connection refused") || df[0].HeldUntil.IsZero() {
+		t.Errorf("Deferring: %+v, want down.test, held, unreachable", df)
+	}
 	h.d.mu.Lock()
 	h.d.down["down.test"] = false
 	h.d.mu.Unlock()
 	h.advance(10 * time.Minute)
 	for _, id := range ids {
 		h.waitGone(id)
+	}
+	if df := h.q.Deferring(); len(df) != 0 {
+		t.Errorf("Deferring after the destination delivered: %+v, want none", df)
+	}
+}
+
+// TestDeferringNextHop: a next hop that answers 4xx is named by Deferring
+// with its reply and host, and is not held (it answered); the other
+// destination, which delivers, is not named.
+func TestDeferringNextHop(t *testing.T) {
+	h := newHarness(t, Config{MinBackoff: 10 * time.Minute})
+	h.run()
+	slow := h.enqueue("s@example.org", "temp1@slow.test")
+	h.waitState(slow, "temp1@slow.test", StateDeferred, 1)
+	h.waitGone(h.enqueue("s@example.org", "ok@fast.test"))
+	h.enqueue("s@example.org", "temp2@slow.test")
+	h.waitState(slow, "temp1@slow.test", StateDeferred, 1)
+	testwait.For(t, "two deferrals at slow.test", func() bool {
+		df := h.q.Deferring()
+		return len(df) == 1 && df[0].Attempts == 2
+	})
+	df := h.q.Deferring()[0]
+	if df.Destination != "slow.test" || df.LastReply != "451 4.2.0 try again later" || df.Host != "mx.slow.test" || !df.HeldUntil.IsZero() {
+		t.Errorf("Deferring: %+v, want slow.test's 451 from mx.slow.test, not held", df)
 	}
 }
 

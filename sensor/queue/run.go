@@ -369,9 +369,10 @@ func (q *Queue) attempt(ctx context.Context, j *job) {
 		return
 	}
 	q.report(m, j.key.dest, start, res, outs)
-	delivered := false
+	delivered, deferring := false, false
 	for _, o := range outs {
 		delivered = delivered || o.state == stDelivered
+		deferring = deferring || o.state == stDeferred
 	}
 	if !stopped {
 		var reason delivery.RcptResult
@@ -379,7 +380,7 @@ func (q *Queue) attempt(ctx context.Context, j *job) {
 			reason = outs[0].res
 		}
 		hold := micros(now) + schedule.Backoff{Min: time.Minute, Max: cfg.MinBackoff}.Delay(q.destFailures(j.key.dest)+1).Microseconds()
-		q.destOutcome(j.key.dest, delivered, unreachable, hold, reason, res.Host)
+		q.destOutcome(j.key.dest, delivered, deferring, unreachable, hold, reason, res.Host)
 	}
 	if stopped {
 		nextAt = 0
