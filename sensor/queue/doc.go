@@ -49,7 +49,10 @@
 // delivery starts. The package does not use sensor/schedule: that
 // scheduler holds every item in memory, computes due times on its own
 // clock, and has no per-destination concurrency limit, all three of which
-// the queue needs otherwise; it does use its Backoff.
+// the queue needs otherwise; it does use its Backoff. A recipient's
+// destination is the Deliverer's at Enqueue; when the configuration
+// changes it (a domain gets hosts of its own), the recipient moves to its
+// new destination's job at its next try, due at once.
 //
 // Delivery. Run's dispatcher hands due jobs to workers within the limits:
 // Concurrency in all, and per destination a limit that starts at

@@ -419,3 +419,29 @@ func TestLateVerdictAfterDelivery(t *testing.T) {
 		t.Errorf("%d deliveries, want 1", n)
 	}
 }
+
+// TestDestinationChanged: a recipient whose destination changes with the
+// configuration while it waits moves to its new destination at its next
+// try and is delivered there; the one whose destination did not change
+// stays where it was.
+func TestDestinationChanged(t *testing.T) {
+	h := newHarness(t, Config{MinBackoff: 10 * time.Minute})
+	h.d.mu.Lock()
+	h.d.down["old.test"] = true
+	h.d.mu.Unlock()
+	h.run()
+	id := h.enqueue("s@example.org", "u@old.test", "v@old.test")
+	h.waitState(id, "v@old.test", StateDeferred, 1)
+	h.d.mu.Lock()
+	h.d.routes["v@old.test"] = "route:old.test"
+	h.d.mu.Unlock()
+	h.advance(10 * time.Minute)
+	v := h.waitState(id, "v@old.test", StateDelivered, 2)
+	if v.Destination != "route:old.test" {
+		t.Errorf("v: %+v, want delivered at route:old.test", v)
+	}
+	if u, ok := h.rcptState(id, "u@old.test"); !ok || u.Destination != "old.test" || u.State != StateDeferred {
+		t.Errorf("u: %+v, want still deferred at old.test", u)
+	}
+	h.checkCounts()
+}

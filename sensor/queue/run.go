@@ -289,6 +289,50 @@ func (q *Queue) readJob(ctx context.Context, k jobKey, now int64) (*msgRow, []rc
 	return m, rs, rows.Err()
 }
 
+// redirect moves the recipients of job k whose destination is no longer
+// k's (the configuration changed since they were queued: a domain got
+// hosts of its own, or lost them) to the job of their new destination,
+// due now, and returns those that stay. Without it such a recipient would
+// be deferred at every attempt of its old job, which the new routing no
+// longer delivers it with.
+func (q *Queue) redirect(ctx context.Context, k jobKey, rs []rcptRow, now int64) ([]rcptRow, error) {
+	moved := map[string][]string{}
+	stay := rs[:0:0]
+	for _, r := range rs {
+		if d := q.deliverer.Destination(r.rcpt); d != k.dest {
+			moved[d] = append(moved[d], r.rcpt)
+			continue
+		}
+		stay = append(stay, r)
+	}
+	if len(moved) == 0 {
+		return rs, nil
+	}
+	err := q.w.do(context.WithoutCancel(ctx), func(t *tx) error {
+		for d, rcpts := range moved {
+			for _, r := range rcpts {
+				if _, err := t.ExecContext(t.ctx, "UPDATE rcpts SET dest = ?, next_attempt = ? WHERE msg = ? AND rcpt = ? AND state <= 1",
+					d, now, k.msg, r); err != nil {
+					return err
+				}
+			}
+		}
+		t.onCommit(func() {
+			for d := range moved {
+				q.schedule(jobKey{k.msg, d}, now)
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for d, rcpts := range moved {
+		q.log.InfoContext(ctx, "recipients moved to their destination under the new configuration", "id", k.msg, "from", k.dest, "to", d, "rcpts", len(rcpts))
+	}
+	return stay, nil
+}
+
 // nextDue returns when the earliest schedulable recipient of job k is
 // due (µs), or 0 when it has none.
 func nextDue(ctx context.Context, db interface {
@@ -323,6 +367,21 @@ func (q *Queue) attempt(ctx context.Context, j *job) {
 			}
 			// Try again in a minute; the rows stay due, so the job
 			// stays in memory.
+			q.finishForce(j, micros(start)+time.Minute.Microseconds())
+			return
+		}
+		q.finish(j, due)
+		return
+	}
+	if rs, err = q.redirect(ctx, j.key, rs, micros(start)); err != nil || len(rs) == 0 {
+		due := int64(0)
+		if err == nil {
+			due, err = nextDue(ctx, q.db, j.key)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				q.log.WarnContext(ctx, "move recipients to their new destination", "id", j.key.msg, "err", err)
+			}
 			q.finishForce(j, micros(start)+time.Minute.Microseconds())
 			return
 		}
