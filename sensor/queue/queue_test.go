@@ -151,8 +151,14 @@ func TestBackoffLifetime(t *testing.T) {
 		h.advance(r.NextAttempt.Sub(h.clock.Now()))
 	}
 	h.waitGone(id)
-	delays := h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: delayed") })
-	failures := h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: failed") })
+	// The failure notice is queued by the bounce's transaction and
+	// delivered after it.
+	var delays, failures []recorded
+	testwait.For(t, "the failure notice delivered", func() bool {
+		failures = h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: failed") })
+		return len(failures) > 0
+	})
+	delays = h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: delayed") })
 	if len(delays) != 1 || len(failures) != 1 {
 		t.Fatalf("%d delay and %d failure notices, want one each", len(delays), len(failures))
 	}
