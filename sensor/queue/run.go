@@ -262,13 +262,17 @@ type rcptRow struct {
 func (q *Queue) readJob(ctx context.Context, k jobKey, now int64) (*msgRow, []rcptRow, error) {
 	m := &msgRow{id: k.msg}
 	var arrival int64
-	err := q.db.QueryRowContext(ctx, `SELECT sender, arrival, verdict, direction, kind, unscanned, delay_notice, body
+	var file string
+	err := q.db.QueryRowContext(ctx, `SELECT sender, arrival, verdict, direction, kind, unscanned, delay_notice, body, file
 		FROM messages JOIN bodies USING (id) WHERE id = ?`, k.msg).
-		Scan(&m.sender, &arrival, &m.verdict, &m.direction, &m.kind, &m.unscanned, &m.delayNotice, &m.body)
+		Scan(&m.sender, &arrival, &m.verdict, &m.direction, &m.kind, &m.unscanned, &m.delayNotice, &m.body, &file)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil
 	}
 	if err != nil {
+		return nil, nil, err
+	}
+	if m.body, err = q.readBody(m.body, file); err != nil {
 		return nil, nil, err
 	}
 	m.arrival = fromMicros(arrival)
@@ -602,10 +606,17 @@ func (q *Queue) drop(t *tx, id string) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	var file string
+	if err := t.QueryRowContext(t.ctx, "SELECT file FROM bodies WHERE id = ?", id).Scan(&file); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
 	for _, stmt := range []string{"DELETE FROM rcpts WHERE msg = ?", "DELETE FROM bodies WHERE id = ?"} {
 		if _, err := t.ExecContext(t.ctx, stmt, id); err != nil {
 			return err
 		}
+	}
+	if file != "" {
+		t.onCommit(func() { q.removeBodyFile(file) })
 	}
 	// An unscanned message's verdict may come after it left: remember it
 	// (see Enqueue).
