@@ -11,7 +11,8 @@
 // goose migrations embedded in the binary. A message is a row of
 // messages (envelope, arrival, verdict, direction, flags), its body a row
 // of bodies (kept apart so that the message rows stay small and a listing
-// reads dense pages), and one row of rcpts per recipient: its destination
+// reads dense pages; a body of FileBodySize or more is a file of its own,
+// see body.go), and one row of rcpts per recipient: its destination
 // (the Deliverer's routing key), its state, its attempts and next
 // attempt, and the last reply. SQLite rather than files and a log of our
 // own (the spool's design): the queue's data is small rows that change
