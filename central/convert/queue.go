@@ -55,7 +55,7 @@ func GatewayStatusFromProto(g *ospreyv1.GatewayState) *api.GatewayStatus {
 func QueuedMessageFromProto(e *ospreyv1.QueueEntry) api.QueuedMessage {
 	m := api.QueuedMessage{
 		ID: e.GetMessageId(), Sender: e.GetSender(), Arrival: timeFromProto(e.GetArrival()), Size: e.GetSize(),
-		Verdict: e.GetVerdict(), Direction: directionName(e.GetDirection()), Unscanned: e.GetUnscanned(),
+		Verdict: e.GetVerdict(), Direction: directions.toAPI(e.GetDirection()), Unscanned: e.GetUnscanned(),
 		Kind: e.GetKind(), DelayNoticeSent: e.GetDelayNoticeSent(),
 		Recipients: make([]api.QueuedRecipient, 0, len(e.GetRecipients())),
 	}
@@ -70,14 +70,5 @@ func QueuedMessageFromProto(e *ospreyv1.QueueEntry) api.QueuedMessage {
 	return m
 }
 
-// directionName names a mail direction as the API does: inbound or
-// outbound, "" when unknown.
-func directionName(d ospreyv1.MailDirection) string {
-	switch d {
-	case ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND:
-		return "inbound"
-	case ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND:
-		return "outbound"
-	}
-	return ""
-}
+// directions name the mail directions as the API does.
+var directions = enum[ospreyv1.MailDirection, string]{what: "direction", names: []string{"", "inbound", "outbound"}}
