@@ -733,3 +733,106 @@ func decodeError(status int, body []byte) *Error {
 	}
 	return &Error{StatusCode: status, Message: msg}
 }
+
+// Queue returns one page of a gateway sensor's delivery queue, as the
+// sensor reads it now: the sensor must be connected. Pass the page's
+// NextPageToken as q.PageToken for the next one, until it is empty.
+func (c *Client) Queue(ctx context.Context, sensor string, q QueueQuery) (*QueueList, error) {
+	p, err := sensorPath(sensor, "queue")
+	if err != nil {
+		return nil, err
+	}
+	v := url.Values{}
+	for k, s := range map[string]string{"state": string(q.State), "sender": q.Sender, "recipient": q.Recipient,
+		"next_hop": q.NextHop, "page_token": q.PageToken} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	for k, d := range map[string]time.Duration{"min_age": q.MinAge, "max_age": q.MaxAge} {
+		if d != 0 {
+			v.Set(k, d.String())
+		}
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out QueueList
+	if _, err := c.do(ctx, http.MethodGet, withQuery(p, v), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// QueuedMessage returns one message of a gateway sensor's queue.
+func (c *Client) QueuedMessage(ctx context.Context, sensor, id string) (*QueuedMessage, error) {
+	p, err := queuedPath(sensor, id, "")
+	if err != nil {
+		return nil, err
+	}
+	var out QueuedMessage
+	if _, err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// QueueAct retries, holds or releases one queued message and returns it as
+// it is afterwards.
+func (c *Client) QueueAct(ctx context.Context, sensor, id string, action QueueAction) (*QueuedMessage, error) {
+	p, err := queuedPath(sensor, id, string(action))
+	if err != nil {
+		return nil, err
+	}
+	var out QueuedMessage
+	if _, err := c.do(ctx, http.MethodPost, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteQueued removes one message from a gateway sensor's queue and
+// returns the gateway's state afterwards; with dsn, its sender gets a
+// failure notice for the recipients not yet delivered.
+func (c *Client) DeleteQueued(ctx context.Context, sensor, id string, dsn bool) (*GatewayStatus, error) {
+	p, err := queuedPath(sensor, id, "")
+	if err != nil {
+		return nil, err
+	}
+	if dsn {
+		p = withQuery(p, url.Values{"dsn": {"true"}})
+	}
+	var out GatewayStatus
+	if _, err := c.do(ctx, http.MethodDelete, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ControlGateway stops or resumes a gateway sensor's sending or receiving,
+// or flushes its queue, and returns its state afterwards.
+func (c *Client) ControlGateway(ctx context.Context, sensor string, control GatewayControl) (*GatewayStatus, error) {
+	if control == "" || strings.ContainsAny(string(control), "/?#") {
+		return nil, fmt.Errorf("api: invalid gateway control %q", control)
+	}
+	p, err := sensorPath(sensor, "gateway/"+string(control))
+	if err != nil {
+		return nil, err
+	}
+	var out GatewayStatus
+	if _, err := c.do(ctx, http.MethodPost, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func queuedPath(sensor, id, action string) (string, error) {
+	if id == "" || id == "." || id == ".." {
+		return "", fmt.Errorf("api: invalid queued message id %q", id)
+	}
+	sub := "queue/" + url.PathEscape(id)
+	if action != "" {
+		sub += "/" + url.PathEscape(action)
+	}
+	return sensorPath(sensor, sub)
+}

@@ -160,6 +160,9 @@ type Sensor struct {
 	SMTPStatus  *IntegrationStatus `json:"smtp_status,omitempty"`
 	POP3Status  *IntegrationStatus `json:"pop3_status,omitempty"`
 	SpoolStatus *SpoolStatus       `json:"spool_status,omitempty"`
+	// GatewayStatus is a gateway sensor's state: whether it sends and
+	// receives, and its queue's depth; absent on a sensor in monitor mode.
+	GatewayStatus *GatewayStatus `json:"gateway_status,omitempty"`
 	// Counters are the sensor's counters since it started, by name
 	// ("smtp_accepted", "pop3_errors", "upload_uploaded", ...).
 	Counters map[string]uint64 `json:"counters,omitempty"`
@@ -975,3 +978,121 @@ type SyslogExport struct {
 	// AppName is the RFC 5424 APP-NAME; empty means "osprey".
 	AppName string `json:"app_name,omitempty"`
 }
+
+// GatewayStatus is whether a gateway sensor sends and receives mail, and
+// the depth of its delivery queue: recipients per state, and messages.
+type GatewayStatus struct {
+	// Sending is false while an operator stopped the deliveries: mail
+	// stays queued.
+	Sending bool `json:"sending"`
+	// Receiving is false while an operator stopped the gateway listeners
+	// taking mail: they answer 421.
+	Receiving   bool   `json:"receiving"`
+	Messages    uint64 `json:"messages"`
+	Active      uint64 `json:"active"`
+	Deferred    uint64 `json:"deferred"`
+	Held        uint64 `json:"held"`
+	Quarantined uint64 `json:"quarantined"`
+}
+
+// QueueState is the state of a recipient in a gateway's delivery queue.
+type QueueState string
+
+// Queue states.
+const (
+	// QueueActive: never tried yet, or being tried.
+	QueueActive QueueState = "active"
+	// QueueDeferred: tried, waiting for its next attempt.
+	QueueDeferred QueueState = "deferred"
+	// QueueHeld: kept from delivery by an operator.
+	QueueHeld QueueState = "held"
+	// QueueQuarantined: kept from delivery by the scan's verdict.
+	QueueQuarantined QueueState = "quarantined"
+	QueueDelivered   QueueState = "delivered"
+	QueueBounced     QueueState = "bounced"
+)
+
+// QueueQuery selects the messages of a gateway's queue; zero fields select
+// everything. State, Recipient and NextHop select the messages with one
+// recipient that matches all three.
+type QueueQuery struct {
+	State QueueState
+	// Sender and Recipient match addresses that contain them, ignoring case.
+	Sender, Recipient string
+	// NextHop is a destination as the queue names it: "route:example.com"
+	// (a local domain's hosts), "mx:example.org" (by MX), "relay" (the
+	// relay hosts).
+	NextHop string
+	// MinAge and MaxAge bound the time since arrival.
+	MinAge, MaxAge time.Duration
+	// Limit is the page size: 0 means 100; at most 1000.
+	Limit     int
+	PageToken string
+}
+
+// QueueList is one page of a gateway's queue, oldest first.
+type QueueList struct {
+	Messages []QueuedMessage `json:"messages"`
+	// NextPageToken asks for the next page (page_token); empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// QueuedMessage is a message in a gateway's delivery queue.
+type QueuedMessage struct {
+	ID      string    `json:"id"`
+	Sender  string    `json:"sender"`
+	Arrival time.Time `json:"arrival"`
+	Size    int64     `json:"size"`
+	Verdict string    `json:"verdict"`
+	// Direction is inbound or outbound.
+	Direction string `json:"direction"`
+	// Unscanned: released for delivery without a verdict (the hold timed out).
+	Unscanned bool `json:"unscanned,omitempty"`
+	// Kind is empty for mail, "failure" or "delay" for a notice of the gateway's.
+	Kind            string            `json:"kind,omitempty"`
+	DelayNoticeSent bool              `json:"delay_notice_sent,omitempty"`
+	Recipients      []QueuedRecipient `json:"recipients"`
+}
+
+// QueuedRecipient is one recipient of a queued message.
+type QueuedRecipient struct {
+	Address      string     `json:"address"`
+	NextHop      string     `json:"next_hop"`
+	State        QueueState `json:"state"`
+	Attempts     uint32     `json:"attempts"`
+	NextAttempt  time.Time  `json:"next_attempt,omitzero"`
+	FirstAttempt time.Time  `json:"first_attempt,omitzero"`
+	LastAttempt  time.Time  `json:"last_attempt,omitzero"`
+	// The last reply: what the next hop answered, or what the attempt ended with.
+	LastCode     uint32 `json:"last_code,omitempty"`
+	LastEnhanced string `json:"last_enhanced,omitempty"`
+	LastText     string `json:"last_text,omitempty"`
+	LastHost     string `json:"last_host,omitempty"`
+}
+
+// QueueAction is what an operator does to one queued message.
+type QueueAction string
+
+// Queue actions.
+const (
+	// QueueRetry tries the message's waiting recipients now.
+	QueueRetry QueueAction = "retry"
+	// QueueHold keeps its waiting recipients from delivery.
+	QueueHold QueueAction = "hold"
+	// QueueRelease puts its held or quarantined recipients back in delivery.
+	QueueRelease QueueAction = "release"
+)
+
+// GatewayControl is what an operator does to a gateway sensor as a whole.
+// A stop lasts, across the sensor's restarts, until the matching resume.
+type GatewayControl string
+
+// Gateway controls.
+const (
+	GatewayStopSending     GatewayControl = "stop-sending"
+	GatewayResumeSending   GatewayControl = "resume-sending"
+	GatewayStopReceiving   GatewayControl = "stop-receiving"
+	GatewayResumeReceiving GatewayControl = "resume-receiving"
+	// GatewayFlush tries every waiting recipient now.
+	GatewayFlush GatewayControl = "flush"
+)

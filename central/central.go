@@ -192,6 +192,7 @@ func Run(ctx context.Context, opts Options) error {
 		component{"retention", n.sweeper.Run},
 		component{"siem", n.exporter.Run},
 		component{"siemfeed", n.feeder.Run},
+		component{"sensor-requests", n.requests.Run},
 		component{"sensor-status", n.status.Run},
 		component{"grpc", func(ctx context.Context) error {
 			return serveUntil(ctx, func() error {

@@ -33,6 +33,7 @@ import (
 	"github.com/ospreysec/osprey/central/pipeline"
 	"github.com/ospreysec/osprey/central/scan"
 	"github.com/ospreysec/osprey/central/scan/clamav"
+	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/siem"
 	"github.com/ospreysec/osprey/central/siemfeed"
@@ -72,6 +73,8 @@ type node struct {
 	exports  *store.ExportCache
 	exporter *siem.Exporter
 	feeder   *siemfeed.Feeder
+	// requests carries the operators' requests to the sensors.
+	requests *sensorrpc.Router
 }
 
 const (
@@ -146,12 +149,14 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	}); err != nil {
 		return nil, err
 	}
+	n.requests = sensorrpc.New(cli, log.With("component", "sensor-requests"))
 	n.configs = store.NewConfigHub(st, store.CacheOptions{Logger: log.With("component", "config-hub")})
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, Messages: db, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
-		Scanner: pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
-		Certs:   opts.SensorCerts,
+		Scanner:  pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
+		Certs:    opts.SensorCerts,
+		Requests: n.requests,
 	})
 	if n.grpc, err = newGRPCServer(serverCert, ca, reg, log.With("component", "grpc")); err != nil {
 		return nil, err
@@ -175,6 +180,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	apiHandler := httpapi.New(httpapi.Options{
 		Store:    st,
 		Messages: db,
+		Requests: n.requests,
 		Auth:     authn,
 		Registry: reg,
 		Logger:   log.With("component", "api"),

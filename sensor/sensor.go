@@ -27,6 +27,7 @@ import (
 	"github.com/ospreysec/osprey/sensor/deliveries"
 	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
+	"github.com/ospreysec/osprey/sensor/queue"
 	"github.com/ospreysec/osprey/sensor/refusals"
 	"github.com/ospreysec/osprey/sensor/smtpd"
 	"github.com/ospreysec/osprey/sensor/spool"
@@ -174,10 +175,28 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(spool.NewCollector(sp)); err != nil {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
+	// The gateway's delivery attempts go to the central's audit log.
+	delivered := deliveries.New(deliveries.Options{Logger: log.With("component", "deliveries")})
+	if err := reg.Register(delivered); err != nil {
+		return fmt.Errorf("register delivery report metrics: %w", err)
+	}
+	// The gateway's delivery queue is open in every mode: mail it holds
+	// goes on being delivered after the sensor stops being a gateway.
+	gw := gateway.Open(ctx, gateway.Options{
+		Dir:        filepath.Join(opts.DataDir, "queue"),
+		Spool:      sp,
+		Hostname:   opts.Hostname,
+		Logger:     log.With("component", "gateway"),
+		Registerer: reg,
+		OnAttempt:  delivered.Attempted,
+	})
+	defer gw.Close()
 	refused := refusals.New()
 	smtp := newListeners(smtpd.Options{
-		Refusals:   refused,
-		Spool:      sp,
+		Refusals: refused,
+		// An operator may stop the gateway receiving: the listeners then
+		// turn mail away with 421, as when the spool cannot take it.
+		Spool:      gatedSpool{sp, gw.Receiving},
 		Hostname:   opts.Hostname,
 		SensorID:   id.SensorID,
 		Logger:     log.With("component", "smtp"),
@@ -200,22 +219,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(newPOP3Collector(poller)); err != nil {
 		return fmt.Errorf("register POP3 metrics: %w", err)
 	}
-	// The gateway's delivery attempts go to the central's audit log.
-	delivered := deliveries.New(deliveries.Options{Logger: log.With("component", "deliveries")})
-	if err := reg.Register(delivered); err != nil {
-		return fmt.Errorf("register delivery report metrics: %w", err)
-	}
-	// The gateway's delivery queue is open in every mode: mail it holds
-	// goes on being delivered after the sensor stops being a gateway.
-	gw := gateway.Open(ctx, gateway.Options{
-		Dir:        filepath.Join(opts.DataDir, "queue"),
-		Spool:      sp,
-		Hostname:   opts.Hostname,
-		Logger:     log.With("component", "gateway"),
-		Registerer: reg,
-		OnAttempt:  delivered.Attempted,
-	})
-	defer gw.Close()
 	appliers := append([]agent.Applier{
 		agent.ApplierFunc(func(ctx context.Context, cfg *ospreyv1.SensorConfig) error {
 			// All or nothing: the gateway's part is checked before the
@@ -241,6 +244,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatusChanged:   statusChanged,
 		Refusals:        refused,
 		Deliveries:      delivered,
+		Requests:        gw,
 		Logger:          log.With("component", "agent"),
 	})
 	if err != nil {
@@ -303,8 +307,18 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["queue_deferred"] = uint64(st.Deferred)
 		out.Counters["queue_held"] = uint64(st.Held)
 		out.Counters["queue_quarantined"] = uint64(st.Quarantined)
+		out.Problems = append(out.Problems, deferringProblems(q.Deferring())...)
 	} else if err := s.gateway.Problem(); err != nil {
 		out.Problems = append(out.Problems, "ERROR: gateway: "+err.Error()+"; gateway mail waits in the spool")
+	}
+	if g := s.gateway.State(); s.gateway.Enabled() || !g.GetSending() || !g.GetReceiving() {
+		out.Gateway = g
+		if !g.GetSending() {
+			out.Problems = append(out.Problems, fmt.Sprintf("WARNING: gateway: sending stopped by an operator; %d messages wait in the queue", g.GetMessages()))
+		}
+		if !g.GetReceiving() {
+			out.Problems = append(out.Problems, "WARNING: gateway: receiving stopped by an operator; the listeners answer 421")
+		}
 	}
 	if stuck := s.uploads.Stuck(); len(stuck) > 0 {
 		out.Problems = append(out.Problems, stuckProblem(stuck))
@@ -455,4 +469,43 @@ func enroll(ctx context.Context, opts Options, log *slog.Logger, notice func(str
 		notice("Waiting for approval: an administrator must approve this sensor; compare the fingerprint above with the one the server list shows first.")
 	}
 	return nil
+}
+
+// gatedSpool is the spool as the listeners see it: it takes no mail while
+// gate says why not.
+type gatedSpool struct {
+	*spool.Spool
+	gate func() error
+}
+
+func (g gatedSpool) Check() error {
+	if err := g.gate(); err != nil {
+		return err
+	}
+	return g.Spool.Check()
+}
+
+// maxDeferringProblems bounds the destinations named in the status.
+const maxDeferringProblems = 5
+
+// deferringProblems names the destinations whose last attempts deferred
+// their mail, most attempts first.
+func deferringProblems(ds []queue.Deferring) []string {
+	var out []string
+	for i, d := range ds {
+		if i == maxDeferringProblems {
+			out = append(out, fmt.Sprintf("WARNING: gateway: %d more destinations defer mail", len(ds)-i))
+			break
+		}
+		p := fmt.Sprintf("WARNING: gateway: mail to %s is deferred: %d attempts in a row since %s; last reply: %s",
+			d.Destination, d.Attempts, d.Since.UTC().Format(time.RFC3339), d.LastReply)
+		if d.Host != "" {
+			p += " (from " + d.Host + ")"
+		}
+		if !d.HeldUntil.IsZero() {
+			p += "; unreachable: nothing tried before " + d.HeldUntil.UTC().Format(time.RFC3339)
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -32,11 +32,12 @@ func startDevAt(t *testing.T, dataDir, grpc string) *devNode {
 		"OSPREY_GOSSIP_ADDR=127.0.0.1:0", "OSPREY_DNS_ADDR=127.0.0.1:0",
 		"OSPREY_BOOTSTRAP_ADMIN_PASSWORD=" + adminPassword,
 	}, "dev")
-	c, err := api.NewClient(api.Config{Address: p.waitLine(t, apiLine)[1], Username: "admin", Password: adminPassword})
+	base := p.waitLine(t, apiLine)[1]
+	c, err := api.NewClient(api.Config{Address: base, Username: "admin", Password: adminPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &devNode{proc: p, api: c}
+	return &devNode{proc: p, base: base, api: c}
 }
 
 // gatewaySensor is an osprey sensor process whose SMTP integration is a

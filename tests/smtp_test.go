@@ -25,6 +25,8 @@ import (
 // devNode is an `osprey dev` process: a central node and its own sensor.
 type devNode struct {
 	*proc
+	// base is the API's base URL; api its client as admin.
+	base  string
 	api   *api.Client
 	store *store.Store
 	// db is the node's SQL store, the SQLite file in its data dir, opened
@@ -59,7 +61,7 @@ func startDev(t *testing.T, dataDir string) *devNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &devNode{proc: p, api: c, store: store.New(cli), db: db}
+	return &devNode{proc: p, base: base, api: c, store: store.New(cli), db: db}
 }
 
 // freePort returns a loopback port nobody listens on now, for a listener

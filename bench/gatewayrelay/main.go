@@ -30,7 +30,9 @@
 // interpolated as Prometheus' histogram_quantile does: a cross-check with
 // the coarseness of its buckets. CPU time per message is the dev node's
 // utime+stime, and for Postfix the sum over its process group (master,
-// its live children and the children it reaped), from /proc.
+// its live children and the children it reaped), from /proc. Disk bytes
+// written per message are the machine's disks' (/proc/diskstats) during
+// the round: meaningful on a quiet machine only.
 //
 // Targets run in turn, the order alternating each round; each round waits
 // until every message reached the sink and the gateway's spool and queue
@@ -172,25 +174,26 @@ func main() {
 				if tg.o != nil {
 					peak = fmt.Sprintf("; at most %.0f messages in the spool (before the verdict) and %.0f in the queue", res.peak[0], res.peak[1])
 				}
-				log.Printf("%s %s round %d: %.0f msg/s relayed (%.0f msg/s answered 250), 250 to delivered p50 %s p99 %s, %.2f ms CPU a message%s",
-					tg.name, sizeName(size), i+1, res.rate, res.accept, ms(res.p50), ms(res.p99), res.cpuPerMsg*1000, peak)
+				log.Printf("%s %s round %d: %.0f msg/s relayed (%.0f msg/s answered 250), 250 to delivered p50 %s p99 %s, %.2f ms CPU and %.0f KB written to disk a message%s",
+					tg.name, sizeName(size), i+1, res.rate, res.accept, ms(res.p50), ms(res.p99), res.cpuPerMsg*1000, res.diskPerMsg/1024, peak)
 				r.res[tg.name] = append(r.res[tg.name], res)
 			}
 		}
 		rows = append(rows, r)
 	}
 
-	fmt.Println("| size | messages | osprey msg/s | postfix msg/s | osprey / postfix | osprey 250→delivered p50 / p99 | osprey queue histogram p50 / p99 | postfix 250→delivered p50 / p99 | CPU ms/msg osprey / postfix |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| size | messages | osprey msg/s | postfix msg/s | osprey / postfix | osprey 250→delivered p50 / p99 | osprey queue histogram p50 / p99 | postfix 250→delivered p50 / p99 | CPU ms/msg osprey / postfix | disk KB written/msg osprey / postfix |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		ob, pb := r.res["osprey"], r.res["postfix"]
 		orate, prate := medianOf(ob, func(x result) float64 { return x.rate }), medianOf(pb, func(x result) float64 { return x.rate })
-		fmt.Printf("| %s | %d | %.0f | %.0f | %.2f | %s / %s | %s / %s | %s / %s | %.2f / %.2f |\n",
+		fmt.Printf("| %s | %d | %.0f | %.0f | %.2f | %s / %s | %s / %s | %s / %s | %.2f / %.2f | %.0f / %.0f |\n",
 			sizeName(r.size), *messages, orate, prate, orate/prate,
 			ms(medianOf(ob, func(x result) float64 { return x.p50 })), ms(medianOf(ob, func(x result) float64 { return x.p99 })),
 			ms(median(r.hist50)), ms(median(r.hist99)),
 			ms(medianOf(pb, func(x result) float64 { return x.p50 })), ms(medianOf(pb, func(x result) float64 { return x.p99 })),
-			1000*medianOf(ob, func(x result) float64 { return x.cpuPerMsg }), 1000*medianOf(pb, func(x result) float64 { return x.cpuPerMsg }))
+			1000*medianOf(ob, func(x result) float64 { return x.cpuPerMsg }), 1000*medianOf(pb, func(x result) float64 { return x.cpuPerMsg }),
+			medianOf(ob, func(x result) float64 { return x.diskPerMsg })/1024, medianOf(pb, func(x result) float64 { return x.diskPerMsg })/1024)
 	}
 	fmt.Printf("\nosprey dev peak RSS: %d MB\n", benchproc.PeakRSS(o.pid)>>10)
 	cleanUp()
@@ -227,15 +230,20 @@ type result struct {
 	rate      float64 // messages delivered per second
 	p50, p99  float64 // 250 to delivered, seconds
 	cpuPerMsg float64 // CPU seconds per message
-	accept    float64 // messages answered 250 per second
-	peak      [2]float64
+	// diskPerMsg is the bytes the machine's disks wrote during the round,
+	// per message: both relays run on the same disk in turn, so on a
+	// quiet machine it is what each writes (the spool, the queues, their
+	// databases' logs and checkpoints), Postfix's queue files included.
+	diskPerMsg float64
+	accept     float64 // messages answered 250 per second
+	peak       [2]float64
 }
 
 // round sends messages of size bytes through tg with smtp-source and waits
 // until the sink has taken them all.
 func (tg *target) round(sink *sink, sessions, size, messages int) result {
 	base := sink.count()
-	cpu0 := tg.cpu()
+	cpu0, disk0 := tg.cpu(), diskWritten()
 	cmd := exec.Command("smtp-source", "-c", "-s", strconv.Itoa(sessions), "-l", strconv.Itoa(size), "-m", strconv.Itoa(messages),
 		"-f", "bench@partner.test", "-t", "bench@example.com", tg.addr)
 	var stderr bytes.Buffer
@@ -276,12 +284,13 @@ func (tg *target) round(sink *sink, sessions, size, messages int) result {
 	}
 	slices.Sort(lat)
 	return result{
-		rate:      float64(messages) / delivered[base+messages-1].Sub(start).Seconds(),
-		p50:       quantile(lat, 0.5),
-		p99:       quantile(lat, 0.99),
-		cpuPerMsg: (tg.cpu() - cpu0) / float64(messages),
-		accept:    float64(messages) / accepted.at(messages-1).Sub(start).Seconds(),
-		peak:      peaks,
+		rate:       float64(messages) / delivered[base+messages-1].Sub(start).Seconds(),
+		p50:        quantile(lat, 0.5),
+		p99:        quantile(lat, 0.99),
+		cpuPerMsg:  (tg.cpu() - cpu0) / float64(messages),
+		diskPerMsg: float64(diskWritten()-disk0) / float64(messages),
+		accept:     float64(messages) / accepted.at(messages-1).Sub(start).Seconds(),
+		peak:       peaks,
 	}
 }
 
@@ -784,4 +793,31 @@ func ms(s float64) string {
 	default:
 		return fmt.Sprintf("%.0f ms", s*1000)
 	}
+}
+
+// diskWritten returns the bytes the machine's disks have written since
+// boot: the sectors written of each whole disk in /proc/diskstats (those
+// in /sys/block, less loop, ram and zram devices), 512 bytes each.
+func diskWritten() uint64 {
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return 0
+	}
+	var total uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		name := f[2]
+		if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") || strings.HasPrefix(name, "zram") {
+			continue
+		}
+		if _, err := os.Stat("/sys/block/" + name); err != nil {
+			continue // a partition: its disk counts it
+		}
+		n, _ := strconv.ParseUint(f[9], 10, 64)
+		total += n * 512
+	}
+	return total
 }

@@ -42,6 +42,7 @@ func SensorStatus(v *api.Sensor, rt *ospreyv1.SensorRuntime) {
 	v.SMTPStatus = IntegrationStatusFromProto(rt.GetSmtp())
 	v.POP3Status = IntegrationStatusFromProto(rt.GetPop3())
 	v.SpoolStatus = SpoolStatusFromProto(rt.GetSpool())
+	v.GatewayStatus = GatewayStatusFromProto(rt.GetGateway())
 }
 
 // failures are the errors of the parts of rt that fail now: the problems that say them are

@@ -88,8 +88,11 @@ func (s *Server) errorResponse(err error) (int, api.Error) {
 	var (
 		berr  *bodyError
 		verrs validate.Errors
+		serr  *sensorError
 	)
 	switch {
+	case errors.As(err, &serr):
+		return serr.status, api.Error{Message: serr.msg}
 	case errors.As(err, &berr):
 		return http.StatusBadRequest, api.Error{Message: "invalid request body", Fields: apiFields(berr.fields)}
 	case errors.As(err, &verrs):

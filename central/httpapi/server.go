@@ -21,6 +21,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -31,6 +32,9 @@ type Options struct {
 	Store *store.Store
 	// Messages holds the message records and alerts.
 	Messages *sqlstore.Store
+	// Requests carries requests to the sensors (a gateway's queue); nil
+	// answers those routes 503.
+	Requests *sensorrpc.Router
 	Auth     *auth.Authenticator
 	// Ready reports whether the node can serve (etcd reachable); nil means always.
 	Ready func(context.Context) error
@@ -57,6 +61,7 @@ type Options struct {
 type Server struct {
 	store    *store.Store
 	messages *sqlstore.Store
+	sensors  *sensorrpc.Router
 	auth     *auth.Authenticator
 	ready    func(context.Context) error
 	avail    func() error
@@ -117,6 +122,17 @@ func Routes() []Route {
 		{"GET", "/api/v1/sensors/{id}/smtp", reader, (*Server).getSMTP},
 		{"PUT", "/api/v1/sensors/{id}/smtp", writer, (*Server).putSMTP},
 		{"POST", "/api/v1/sensors/{id}/smtp/apply-to-tenant", writer, (*Server).copySMTPToTenant},
+		{"GET", "/api/v1/sensors/{id}/queue", reader, (*Server).listQueue},
+		{"GET", "/api/v1/sensors/{id}/queue/{msg}", reader, (*Server).getQueued},
+		{"POST", "/api/v1/sensors/{id}/queue/{msg}/retry", writer, actOnQueued(api.QueueRetry)},
+		{"POST", "/api/v1/sensors/{id}/queue/{msg}/hold", writer, actOnQueued(api.QueueHold)},
+		{"POST", "/api/v1/sensors/{id}/queue/{msg}/release", writer, actOnQueued(api.QueueRelease)},
+		{"DELETE", "/api/v1/sensors/{id}/queue/{msg}", writer, (*Server).deleteQueued},
+		{"POST", "/api/v1/sensors/{id}/gateway/stop-sending", writer, controlGateway(api.GatewayStopSending)},
+		{"POST", "/api/v1/sensors/{id}/gateway/resume-sending", writer, controlGateway(api.GatewayResumeSending)},
+		{"POST", "/api/v1/sensors/{id}/gateway/stop-receiving", writer, controlGateway(api.GatewayStopReceiving)},
+		{"POST", "/api/v1/sensors/{id}/gateway/resume-receiving", writer, controlGateway(api.GatewayResumeReceiving)},
+		{"POST", "/api/v1/sensors/{id}/gateway/flush", writer, controlGateway(api.GatewayFlush)},
 		{"GET", "/api/v1/sensors/{id}/pop3", reader, (*Server).getPOP3},
 		{"PUT", "/api/v1/sensors/{id}/pop3", writer, (*Server).putPOP3},
 		{"GET", "/api/v1/users", reader, (*Server).listUsers},
@@ -133,7 +149,7 @@ func Routes() []Route {
 // New builds the API handler.
 func New(opts Options) *Server {
 	s := &Server{
-		store: opts.Store, messages: opts.Messages,
+		store: opts.Store, messages: opts.Messages, sensors: opts.Requests,
 		auth:  opts.Auth,
 		ready: opts.Ready,
 		avail: opts.Available,

@@ -85,6 +85,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/pki"
@@ -119,6 +120,9 @@ type Options struct {
 	SpillDir string
 	// Registerer receives the service's metrics.
 	Registerer prometheus.Registerer
+	// Requests hands the operators' requests to the sensors whose streams
+	// this node holds, and their replies back; nil hands none.
+	Requests *sensorrpc.Router
 }
 
 // Service implements ospreyv1.SensorServiceServer.
@@ -142,6 +146,7 @@ type Service struct {
 
 	scanner    Scanner
 	spillDir   string
+	requests   *sensorrpc.Router
 	uploaded   prometheus.Counter
 	duplicates prometheus.Counter
 }
@@ -152,7 +157,7 @@ func New(opts Options) *Service {
 		store: opts.Store, messages: opts.Messages, configs: opts.Configs, ca: opts.CA, node: opts.NodeName, status: opts.Status,
 		log: opts.Logger, now: opts.Now, validity: opts.Certs.Validity,
 		shutdown: make(chan struct{}),
-		scanner:  opts.Scanner, spillDir: opts.SpillDir,
+		scanner:  opts.Scanner, spillDir: opts.SpillDir, requests: opts.Requests,
 		uploaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "osprey_central_uploads_total", Help: "Messages uploaded by sensors and recorded (first time).",
 		}),
@@ -274,9 +279,15 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	replies := make(chan *ospreyv1.ConnectResponse, 1)
+	var requests <-chan *ospreyv1.SensorRequest // nil: none
+	if s.requests != nil {
+		var detach func()
+		requests, detach = s.requests.Attach(pctx, id.SensorID)
+		defer detach()
+	}
 	recvErr, pushErr := make(chan error, 1), make(chan error, 1)
 	go func() { recvErr <- s.receive(pctx, stream, id, leaf, sess, replies) }()
-	go func() { pushErr <- s.push(pctx, stream, id, hello.GetWantsCertificatePolicy(), replies) }()
+	go func() { pushErr <- s.push(pctx, stream, id, hello.GetWantsCertificatePolicy(), replies, requests) }()
 	select {
 	case err = <-pushErr:
 	case err = <-recvErr:
@@ -380,6 +391,10 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 			s.recordRefusals(ctx, id, m.Refusals.GetRefusals())
 		case *ospreyv1.ConnectRequest_Deliveries:
 			s.recordDeliveries(ctx, id, m.Deliveries.GetAttempts())
+		case *ospreyv1.ConnectRequest_Reply:
+			if s.requests != nil {
+				s.requests.Reply(ctx, m.Reply)
+			}
 		case *ospreyv1.ConnectRequest_Renew:
 			cert, err := s.renew(ctx, id, held, m.Renew.GetCsr())
 			if err != nil {
@@ -404,9 +419,10 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 }
 
 // push sends the sensor the certificate policy when it asked for it, then
-// its configuration, then every change, and the replies the receive loop
-// hands over; it is the only caller of stream.Send.
-func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, policy bool, replies <-chan *ospreyv1.ConnectResponse) error {
+// its configuration, then every change, the replies the receive loop
+// hands over, and the operators' requests; it is the only caller of
+// stream.Send.
+func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, policy bool, replies <-chan *ospreyv1.ConnectResponse, requests <-chan *ospreyv1.SensorRequest) error {
 	if policy {
 		if err := stream.Send(s.certificatePolicy()); err != nil {
 			return err
@@ -433,6 +449,10 @@ func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_Connec
 			}
 		case r := <-replies:
 			if err := stream.Send(r); err != nil {
+				return err
+			}
+		case req := <-requests:
+			if err := stream.Send(&ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Request{Request: req}}); err != nil {
 				return err
 			}
 		case <-ctx.Done():

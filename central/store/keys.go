@@ -30,6 +30,8 @@ import (
 //	cluster/pop3-locks/<sha256>/<lease>  empty, under that session lease   central/mailboxlock (one POP3 poller per mailbox; sha256 of "user@server:port")
 //	cluster/siem-leader/<lease>          node name, under that session lease  central/siemfeed (the node that exports alerts; an etcd election)
 //	cluster/siem-cursor/<tenant>         revision, decimal plain text     SetExportCursor (the leader): the tenant's alerts up to it were exported
+//	cluster/sensor-rpc/<sensor>/<req>    ospreyv1.SensorRequest           central/sensorrpc Call, under the caller's lease (seconds)
+//	cluster/sensor-rpc-reply/<req>       ospreyv1.SensorReply             central/sensorrpc, by the node holding the sensor's stream, same lease
 //	cluster/...                          reserved: cluster coordination
 //
 // Values are protobuf messages in deterministic wire form, except the
@@ -72,7 +74,30 @@ const (
 	nodesPrefix        = rootPrefix + "cluster/nodes/"
 	exportLeaderPrefix = rootPrefix + "cluster/siem-leader/"
 	exportCursorPrefix = rootPrefix + "cluster/siem-seq/"
+	sensorRPCPrefix    = rootPrefix + "cluster/sensor-rpc/"
+	sensorReplyPrefix  = rootPrefix + "cluster/sensor-rpc-reply/"
 )
+
+// SensorRequestPrefix is the prefix of the operators' requests to sensors
+// (central/sensorrpc): one key per request, under the sensor's prefix.
+func SensorRequestPrefix() string { return sensorRPCPrefix }
+
+// SensorRequestKey is the key of request id to sensor; SensorRequestKeyParts
+// splits one back, reporting false for a key that is not one.
+func SensorRequestKey(sensor, id string) string { return sensorRPCPrefix + sensor + "/" + id }
+
+// SensorRequestKeyParts returns the sensor and request id of a request key.
+func SensorRequestKeyParts(key string) (sensor, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, sensorRPCPrefix)
+	if !ok {
+		return "", "", false
+	}
+	sensor, id, ok = strings.Cut(rest, "/")
+	return sensor, id, ok && validID(sensor) && validID(id)
+}
+
+// SensorReplyKey is the key of the reply to request id.
+func SensorReplyKey(id string) string { return sensorReplyPrefix + id }
 
 // Keys of what an earlier version kept in etcd and the SQL store now holds
 // (see legacy.go): message records, the index of POP3 messages by mailbox

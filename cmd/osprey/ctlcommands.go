@@ -75,7 +75,10 @@ func ctlCommandList() string {
 }
 
 // ctlCommands are the commands of `osprey ctl`, in the order of its usage.
-var ctlCommands = []ctlCmd{
+var ctlCommands = slices.Concat(configCommands, queueCommands)
+
+// configCommands are the commands on the configuration and the logs.
+var configCommands = []ctlCmd{
 	{words: []string{"tenants", "list"}, run: tenantsList},
 	{words: []string{"tenants", "create"}, args: "ID [NAME]", run: tenantsCreate},
 	{words: []string{"sensors", "list"}, run: sensorsList},

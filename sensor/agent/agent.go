@@ -54,6 +54,10 @@ type Options struct {
 	// Deliveries, when set, hands over a gateway's delivery attempts to
 	// report with each status, for the central's message audit log.
 	Deliveries DeliverySource
+	// Requests, when set, answers the operators' requests the central
+	// hands the sensor (a gateway's queue management); nil answers that
+	// the sensor takes none.
+	Requests RequestHandler
 	// StatusInterval is how often status is sent; zero means
 	// [DefaultStatusInterval].
 	StatusInterval time.Duration

@@ -74,6 +74,12 @@ type StatusSource interface {
 	Status() *ospreyv1.SensorStatus
 }
 
+// RequestHandler answers an operator's request, within ctx. The reply's
+// id is set by the agent.
+type RequestHandler interface {
+	HandleRequest(ctx context.Context, req *ospreyv1.SensorRequest) *ospreyv1.SensorReply
+}
+
 // RefusalSource hands over the refusals counted since the last report
 // (Take), and takes back those a report could not carry (Return).
 type RefusalSource interface {
@@ -92,7 +98,7 @@ type DeliverySource interface {
 // mergeStatus combines the sources' reports: counters are added up by name,
 // the sensor is healthy when every source is, problems are listed in
 // order, and the SMTP, POP3 and spool reports are the first source's that
-// has one.
+// has one, as is the gateway's.
 func mergeStatus(sources []StatusSource) *ospreyv1.SensorStatus {
 	out := &ospreyv1.SensorStatus{Counters: map[string]uint64{}, Healthy: true}
 	for _, src := range sources {
@@ -113,6 +119,9 @@ func mergeStatus(sources []StatusSource) *ospreyv1.SensorStatus {
 		}
 		if out.Spool == nil {
 			out.Spool = st.GetSpool()
+		}
+		if out.Gateway == nil {
+			out.Gateway = st.GetGateway()
 		}
 	}
 	return out

@@ -52,7 +52,19 @@ type session struct {
 
 	// The renewal in flight: the key whose certificate was asked for.
 	renewKey crypto.Signer
+
+	// handling counts the operators' requests being answered, at most
+	// maxRequests; handlers waits for them when the session ends.
+	handling chan struct{}
+	handlers *sync.WaitGroup
 }
+
+// maxRequests bounds the operators' requests answered at once on a
+// stream; requestTimeout bounds one (the central's caller waits 15 s).
+const (
+	maxRequests    = 4
+	requestTimeout = 10 * time.Second
+)
 
 // session holds one stream with target until it ends, and returns how long
 // it was up (0 when the central never answered) and why it ended.
@@ -77,8 +89,10 @@ func (a *Agent) session(ctx context.Context, target string) (time.Duration, erro
 		recvErr:  make(chan error, 1),
 		out:      make(chan *ospreyv1.ConnectRequest, 8),
 		sendDone: make(chan struct{}),
+		handling: make(chan struct{}, maxRequests),
 	}
 	var wg sync.WaitGroup
+	s.handlers = &wg
 	wg.Go(s.recvLoop)
 	wg.Go(s.sendLoop)
 	lived, err := s.run(ctx, target)
@@ -209,6 +223,8 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 				if a.takePolicy(msg.CertificatePolicy) && s.renewKey == nil {
 					renewTimer.Reset(a.renewDelay())
 				}
+			case *ospreyv1.ConnectResponse_Request:
+				s.handle(msg.Request)
 			default:
 				a.log.Debug("ignoring an unknown message from the central", "type", fmt.Sprintf("%T", msg))
 			}
@@ -418,4 +434,36 @@ func (a *Agent) installCert(der []byte, key crypto.Signer, msg string) error {
 	})
 	a.log.Info(msg, "fingerprint", fp, "not_after", cert.NotAfter)
 	return nil
+}
+
+// handle answers an operator's request on its own goroutine, so that a
+// slow queue does not hold the stream; beyond maxRequests at once, or
+// without a handler, it answers at once that the sensor cannot.
+func (s *session) handle(req *ospreyv1.SensorRequest) {
+	refuse := func(msg string) {
+		s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Reply{Reply: &ospreyv1.SensorReply{Id: req.GetId(),
+			Error: &ospreyv1.SensorError{Code: ospreyv1.SensorError_CODE_UNAVAILABLE, Message: msg}}}})
+	}
+	h := s.a.opts.Requests
+	if h == nil {
+		refuse("this sensor takes no requests")
+		return
+	}
+	select {
+	case s.handling <- struct{}{}:
+	default:
+		refuse(fmt.Sprintf("the sensor is busy with %d requests: retry", maxRequests))
+		return
+	}
+	s.handlers.Go(func() {
+		defer func() { <-s.handling }()
+		ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
+		defer cancel()
+		rep := h.HandleRequest(ctx, req)
+		if rep == nil {
+			rep = &ospreyv1.SensorReply{Error: &ospreyv1.SensorError{Code: ospreyv1.SensorError_CODE_INTERNAL, Message: "no reply"}}
+		}
+		rep.Id = req.GetId()
+		s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Reply{Reply: rep}})
+	})
 }

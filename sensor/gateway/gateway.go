@@ -107,6 +107,11 @@ type Gateway struct {
 	configured     chan struct{}
 	configuredOnce sync.Once
 
+	// ctl are the operator's switches (see manage.go); ctlMu serializes
+	// their changes.
+	ctl   atomic.Pointer[controls]
+	ctlMu sync.Mutex
+
 	mu       sync.Mutex
 	released map[string]bool // spooled messages handed off unscanned
 	skip     map[string]bool // spooled messages that are no gateway's
@@ -130,6 +135,11 @@ func Open(ctx context.Context, opts Options) *Gateway {
 	}
 	g.client = delivery.New(delivery.Options{Logger: g.log.With("component", "delivery"), Resolver: opts.Resolver})
 	g.set.Store(&settings{})
+	if err := g.loadControls(); err != nil {
+		// Not fatal: the switches are the operator's to set again.
+		g.log.Warn("the gateway's switches are unreadable: sending and receiving", "err", err)
+		g.ctl.Store(&controls{})
+	}
 	if err := g.openQueue(ctx); err != nil {
 		g.log.Warn("the delivery queue cannot be opened; trying again", "err", err)
 	}
@@ -159,6 +169,7 @@ func (g *Gateway) openQueue(ctx context.Context) error {
 		}
 	}
 	g.openErr = nil
+	q.SetSending(!g.ctl.Load().SendingStopped)
 	g.queue.Store(q)
 	return nil
 }

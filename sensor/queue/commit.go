@@ -23,6 +23,9 @@ type tx struct {
 	ctx   context.Context
 	delta [numCounts]int64
 	after []func()
+	// syncBodies asks for the bodies directory to be fsynced before the
+	// commit: the operation wrote a body file (see body.go).
+	syncBodies bool
 }
 
 // stmt returns st in the transaction; its statement stays prepared on
@@ -143,6 +146,7 @@ func (w *writer) commit(batch []*op) {
 					total.delta[s] += d
 				}
 				total.after = append(total.after, t.after...)
+				total.syncBodies = total.syncBodies || t.syncBodies
 			}
 			if _, err := sqlTx.ExecContext(ctx, "RELEASE op"); err != nil {
 				return err
@@ -153,6 +157,11 @@ func (w *writer) commit(batch []*op) {
 				if _, err := sqlTx.ExecContext(ctx, "UPDATE counts SET n = n + ? WHERE state = ?", d, s); err != nil {
 					return err
 				}
+			}
+		}
+		if total.syncBodies {
+			if err := w.q.syncBodies(); err != nil {
+				return err
 			}
 		}
 		return sqlTx.Commit()

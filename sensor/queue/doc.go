@@ -11,7 +11,8 @@
 // goose migrations embedded in the binary. A message is a row of
 // messages (envelope, arrival, verdict, direction, flags), its body a row
 // of bodies (kept apart so that the message rows stay small and a listing
-// reads dense pages), and one row of rcpts per recipient: its destination
+// reads dense pages; a body of FileBodySize or more is a file of its own,
+// see body.go), and one row of rcpts per recipient: its destination
 // (the Deliverer's routing key), its state, its attempts and next
 // attempt, and the last reply. SQLite rather than files and a log of our
 // own (the spool's design): the queue's data is small rows that change
@@ -49,7 +50,10 @@
 // delivery starts. The package does not use sensor/schedule: that
 // scheduler holds every item in memory, computes due times on its own
 // clock, and has no per-destination concurrency limit, all three of which
-// the queue needs otherwise; it does use its Backoff.
+// the queue needs otherwise; it does use its Backoff. A recipient's
+// destination is the Deliverer's at Enqueue; when the configuration
+// changes it (a domain gets hosts of its own), the recipient moves to its
+// new destination's job at its next try, due at once.
 //
 // Delivery. Run's dispatcher hands due jobs to workers within the limits:
 // Concurrency in all, and per destination a limit that starts at

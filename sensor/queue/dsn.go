@@ -41,7 +41,7 @@ func (q *Queue) notice(t *tx, m *msgRow, kind string, recips []dsn.Recipient, no
 		dir = Outbound
 	}
 	n := Message{ID: newID(m.id, kind), Rcpts: []string{m.sender}, Body: body, Arrival: now, Direction: dir}
-	if _, err := q.insert(t, &n, []string{q.deliverer.Destination(m.sender)}, kind, now); err != nil {
+	if _, err := q.insert(t, &n, []string{q.deliverer.Destination(m.sender)}, kind, now, ""); err != nil {
 		return err
 	}
 	t.onCommit(func() { q.m.dsns.WithLabelValues(kind).Inc() })

@@ -109,18 +109,27 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (added bool, err error) 
 	for i, r := range rcpts {
 		dests[i] = q.deliverer.Destination(r)
 	}
+	var file string // the body's own file, for a large one
+	if len(m.Body) >= FileBodySize {
+		if file, err = q.writeBodyFile(m.ID, m.Body); err != nil {
+			return false, fmt.Errorf("enqueue %s: %w", m.ID, err)
+		}
+	}
 	err = q.w.do(ctx, func(t *tx) error {
 		var gone int
 		err := t.QueryRowContext(t.ctx, "SELECT count(*) FROM released WHERE id = ?", m.ID).Scan(&gone)
 		if err != nil || gone > 0 {
 			return err
 		}
-		added, err = q.insert(t, &m, dests, "", now)
+		added, err = q.insert(t, &m, dests, "", now, file)
 		if err != nil || added {
 			return err
 		}
 		return q.lateVerdict(t, &m)
 	})
+	if file != "" && (err != nil || !added) {
+		q.removeBodyFile(file) // no row names it
+	}
 	if err != nil {
 		return false, fmt.Errorf("enqueue %s: %w", m.ID, err)
 	}
@@ -128,8 +137,9 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (added bool, err error) 
 }
 
 // insert stores m, unless the queue has its id, and schedules its
-// recipients once the transaction is durable.
-func (q *Queue) insert(t *tx, m *Message, dests []string, kind string, now time.Time) (bool, error) {
+// recipients once the transaction is durable. A body written to file
+// (see body.go) is stored by its name.
+func (q *Queue) insert(t *tx, m *Message, dests []string, kind string, now time.Time, file string) (bool, error) {
 	res, err := t.stmt(q.stmts.insertMessage).ExecContext(t.ctx, m.ID, m.From, micros(m.Arrival), len(m.Body), m.Verdict, m.Direction, m.Unscanned, kind)
 	if err != nil {
 		return false, err
@@ -137,7 +147,12 @@ func (q *Queue) insert(t *tx, m *Message, dests []string, kind string, now time.
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return false, err
 	}
-	if _, err := t.stmt(q.stmts.insertBody).ExecContext(t.ctx, m.ID, m.Body); err != nil {
+	body := m.Body
+	if file != "" {
+		body = []byte{}
+		t.syncBodies = true
+	}
+	if _, err := t.stmt(q.stmts.insertBody).ExecContext(t.ctx, m.ID, body, file); err != nil {
 		return false, err
 	}
 	state := stActive
@@ -183,7 +198,7 @@ func (q *Queue) prepare(ctx context.Context) error {
 	}{
 		{&q.stmts.insertMessage, `INSERT INTO messages (id, sender, arrival, size, verdict, direction, unscanned, kind)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
-		{&q.stmts.insertBody, "INSERT INTO bodies (id, body) VALUES (?, ?)"},
+		{&q.stmts.insertBody, "INSERT INTO bodies (id, body, file) VALUES (?, ?, ?)"},
 		{&q.stmts.insertRcpt, "INSERT INTO rcpts (msg, rcpt, dest, state, next_attempt) VALUES (?, ?, ?, ?, ?)"},
 	} {
 		st, err := q.db.PrepareContext(ctx, p.query)

@@ -48,6 +48,9 @@ type testDeliverer struct {
 	total    int
 	maxTotal int
 	gate     chan struct{} // when set, each delivery takes a token
+	// routes, when it names a recipient, is its destination (a changed
+	// configuration); otherwise its domain is.
+	routes map[string]string
 }
 
 type recorded struct {
@@ -56,10 +59,16 @@ type recorded struct {
 }
 
 func newTestDeliverer() *testDeliverer {
-	return &testDeliverer{down: map[string]bool{}, inFlight: map[string]int{}, maxDest: map[string]int{}}
+	return &testDeliverer{down: map[string]bool{}, inFlight: map[string]int{}, maxDest: map[string]int{}, routes: map[string]string{}}
 }
 
 func (d *testDeliverer) Destination(rcpt string) string {
+	d.mu.Lock()
+	route, ok := d.routes[rcpt]
+	d.mu.Unlock()
+	if ok {
+		return route
+	}
 	_, domain, _ := strings.Cut(rcpt, "@")
 	return strings.ToLower(domain)
 }

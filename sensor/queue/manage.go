@@ -376,13 +376,19 @@ func (q *Queue) Delete(ctx context.Context, id string, bounce bool) error {
 	err := q.w.do(ctx, func(t *tx) error {
 		m := &msgRow{id: id}
 		var arrival int64
-		err := t.QueryRowContext(t.ctx, `SELECT sender, arrival, direction, kind, body FROM messages JOIN bodies USING (id) WHERE id = ?`, id).
-			Scan(&m.sender, &arrival, &m.direction, &m.kind, &m.body)
+		var file string
+		err := t.QueryRowContext(t.ctx, `SELECT sender, arrival, direction, kind, body, file FROM messages JOIN bodies USING (id) WHERE id = ?`, id).
+			Scan(&m.sender, &arrival, &m.direction, &m.kind, &m.body, &file)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return err
+		}
+		if bounce {
+			if m.body, err = q.readBody(m.body, file); err != nil {
+				return err
+			}
 		}
 		m.arrival = fromMicros(arrival)
 		if bounce {

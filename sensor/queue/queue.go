@@ -221,6 +221,10 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		db.Close()
 		return nil, fmt.Errorf("open queue %s: %w", opts.Dir, err)
 	}
+	if err := qu.collectBodies(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open queue %s: body files: %w", opts.Dir, err)
+	}
 	if err := qu.prepare(ctx); err != nil {
 		qu.stmts.close()
 		db.Close()

@@ -155,8 +155,14 @@ func TestBackoffLifetime(t *testing.T) {
 		h.advance(r.NextAttempt.Sub(h.clock.Now()))
 	}
 	h.waitGone(id)
-	delays := h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: delayed") })
-	failures := h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: failed") })
+	// The failure notice is queued by the bounce's transaction and
+	// delivered after it.
+	var delays, failures []recorded
+	testwait.For(t, "the failure notice delivered", func() bool {
+		failures = h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: failed") })
+		return len(failures) > 0
+	})
+	delays = h.d.requests(func(r recorded) bool { return strings.Contains(r.body, "Action: delayed") })
 	if len(delays) != 1 || len(failures) != 1 {
 		t.Fatalf("%d delay and %d failure notices, want one each", len(delays), len(failures))
 	}
@@ -314,12 +320,41 @@ func TestDeadDestination(t *testing.T) {
 	if suspended != 20-tried {
 		t.Errorf("%d waiting without an attempt, want %d", suspended, 20-tried)
 	}
+	df := h.q.Deferring()
+	if len(df) != 1 || df[0].Destination != "down.test" || df[0].Attempts < 1 || df[0].Host != "" ||
+		!strings.Contains(df[0].LastReply, "connection refused") || df[0].HeldUntil.IsZero() {
+		t.Errorf("Deferring: %+v, want down.test, held, unreachable", df)
+	}
 	h.d.mu.Lock()
 	h.d.down["down.test"] = false
 	h.d.mu.Unlock()
 	h.advance(10 * time.Minute)
 	for _, id := range ids {
 		h.waitGone(id)
+	}
+	if df := h.q.Deferring(); len(df) != 0 {
+		t.Errorf("Deferring after the destination delivered: %+v, want none", df)
+	}
+}
+
+// TestDeferringNextHop: a next hop that answers 4xx is named by Deferring
+// with its reply and host, and is not held (it answered); the other
+// destination, which delivers, is not named.
+func TestDeferringNextHop(t *testing.T) {
+	h := newHarness(t, Config{MinBackoff: 10 * time.Minute})
+	h.run()
+	slow := h.enqueue("s@example.org", "temp1@slow.test")
+	h.waitState(slow, "temp1@slow.test", StateDeferred, 1)
+	h.waitGone(h.enqueue("s@example.org", "ok@fast.test"))
+	h.enqueue("s@example.org", "temp2@slow.test")
+	h.waitState(slow, "temp1@slow.test", StateDeferred, 1)
+	testwait.For(t, "two deferrals at slow.test", func() bool {
+		df := h.q.Deferring()
+		return len(df) == 1 && df[0].Attempts == 2
+	})
+	df := h.q.Deferring()[0]
+	if df.Destination != "slow.test" || df.LastReply != "451 4.2.0 try again later" || df.Host != "mx.slow.test" || !df.HeldUntil.IsZero() {
+		t.Errorf("Deferring: %+v, want slow.test's 451 from mx.slow.test, not held", df)
 	}
 }
 
@@ -393,4 +428,30 @@ func TestLateVerdictAfterDelivery(t *testing.T) {
 	if n := len(h.d.requests(to("ok@a.test"))); n != 1 {
 		t.Errorf("%d deliveries, want 1", n)
 	}
+}
+
+// TestDestinationChanged: a recipient whose destination changes with the
+// configuration while it waits moves to its new destination at its next
+// try and is delivered there; the one whose destination did not change
+// stays where it was.
+func TestDestinationChanged(t *testing.T) {
+	h := newHarness(t, Config{MinBackoff: 10 * time.Minute})
+	h.d.mu.Lock()
+	h.d.down["old.test"] = true
+	h.d.mu.Unlock()
+	h.run()
+	id := h.enqueue("s@example.org", "u@old.test", "v@old.test")
+	h.waitState(id, "v@old.test", StateDeferred, 1)
+	h.d.mu.Lock()
+	h.d.routes["v@old.test"] = "route:old.test"
+	h.d.mu.Unlock()
+	h.advance(10 * time.Minute)
+	v := h.waitState(id, "v@old.test", StateDelivered, 2)
+	if v.Destination != "route:old.test" {
+		t.Errorf("v: %+v, want delivered at route:old.test", v)
+	}
+	if u, ok := h.rcptState(id, "u@old.test"); !ok || u.Destination != "old.test" || u.State != StateDeferred {
+		t.Errorf("u: %+v, want still deferred at old.test", u)
+	}
+	h.checkCounts()
 }

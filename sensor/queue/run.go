@@ -265,13 +265,17 @@ type rcptRow struct {
 func (q *Queue) readJob(ctx context.Context, k jobKey, now int64) (*msgRow, []rcptRow, error) {
 	m := &msgRow{id: k.msg}
 	var arrival int64
-	err := q.db.QueryRowContext(ctx, `SELECT sender, arrival, verdict, direction, kind, unscanned, delay_notice, body
+	var file string
+	err := q.db.QueryRowContext(ctx, `SELECT sender, arrival, verdict, direction, kind, unscanned, delay_notice, body, file
 		FROM messages JOIN bodies USING (id) WHERE id = ?`, k.msg).
-		Scan(&m.sender, &arrival, &m.verdict, &m.direction, &m.kind, &m.unscanned, &m.delayNotice, &m.body)
+		Scan(&m.sender, &arrival, &m.verdict, &m.direction, &m.kind, &m.unscanned, &m.delayNotice, &m.body, &file)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil
 	}
 	if err != nil {
+		return nil, nil, err
+	}
+	if m.body, err = q.readBody(m.body, file); err != nil {
 		return nil, nil, err
 	}
 	m.arrival = fromMicros(arrival)
@@ -290,6 +294,50 @@ func (q *Queue) readJob(ctx context.Context, k jobKey, now int64) (*msgRow, []rc
 		rs = append(rs, r)
 	}
 	return m, rs, rows.Err()
+}
+
+// redirect moves the recipients of job k whose destination is no longer
+// k's (the configuration changed since they were queued: a domain got
+// hosts of its own, or lost them) to the job of their new destination,
+// due now, and returns those that stay. Without it such a recipient would
+// be deferred at every attempt of its old job, which the new routing no
+// longer delivers it with.
+func (q *Queue) redirect(ctx context.Context, k jobKey, rs []rcptRow, now int64) ([]rcptRow, error) {
+	moved := map[string][]string{}
+	stay := rs[:0:0]
+	for _, r := range rs {
+		if d := q.deliverer.Destination(r.rcpt); d != k.dest {
+			moved[d] = append(moved[d], r.rcpt)
+			continue
+		}
+		stay = append(stay, r)
+	}
+	if len(moved) == 0 {
+		return rs, nil
+	}
+	err := q.w.do(context.WithoutCancel(ctx), func(t *tx) error {
+		for d, rcpts := range moved {
+			for _, r := range rcpts {
+				if _, err := t.ExecContext(t.ctx, "UPDATE rcpts SET dest = ?, next_attempt = ? WHERE msg = ? AND rcpt = ? AND state <= 1",
+					d, now, k.msg, r); err != nil {
+					return err
+				}
+			}
+		}
+		t.onCommit(func() {
+			for d := range moved {
+				q.schedule(jobKey{k.msg, d}, now)
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for d, rcpts := range moved {
+		q.log.InfoContext(ctx, "recipients moved to their destination under the new configuration", "id", k.msg, "from", k.dest, "to", d, "rcpts", len(rcpts))
+	}
+	return stay, nil
 }
 
 // nextDue returns when the earliest schedulable recipient of job k is
@@ -326,6 +374,21 @@ func (q *Queue) attempt(ctx context.Context, j *job) {
 			}
 			// Try again in a minute; the rows stay due, so the job
 			// stays in memory.
+			q.finishForce(j, micros(start)+time.Minute.Microseconds())
+			return
+		}
+		q.finish(j, due)
+		return
+	}
+	if rs, err = q.redirect(ctx, j.key, rs, micros(start)); err != nil || len(rs) == 0 {
+		due := int64(0)
+		if err == nil {
+			due, err = nextDue(ctx, q.db, j.key)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				q.log.WarnContext(ctx, "move recipients to their new destination", "id", j.key.msg, "err", err)
+			}
 			q.finishForce(j, micros(start)+time.Minute.Microseconds())
 			return
 		}
@@ -372,9 +435,10 @@ func (q *Queue) attempt(ctx context.Context, j *job) {
 		return
 	}
 	q.report(m, j.key.dest, start, res, outs)
-	delivered := false
+	delivered, deferring := false, false
 	for _, o := range outs {
 		delivered = delivered || o.state == stDelivered
+		deferring = deferring || o.state == stDeferred
 	}
 	if !stopped {
 		var reason delivery.RcptResult
@@ -382,7 +446,7 @@ func (q *Queue) attempt(ctx context.Context, j *job) {
 			reason = outs[0].res
 		}
 		hold := micros(now) + schedule.Backoff{Min: time.Minute, Max: cfg.MinBackoff}.Delay(q.destFailures(j.key.dest)+1).Microseconds()
-		q.destOutcome(j.key.dest, delivered, unreachable, hold, reason, res.Host)
+		q.destOutcome(j.key.dest, delivered, deferring, unreachable, hold, reason, res.Host)
 	}
 	if stopped {
 		nextAt = 0
@@ -545,10 +609,17 @@ func (q *Queue) drop(t *tx, id string) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	var file string
+	if err := t.QueryRowContext(t.ctx, "SELECT file FROM bodies WHERE id = ?", id).Scan(&file); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
 	for _, stmt := range []string{"DELETE FROM rcpts WHERE msg = ?", "DELETE FROM bodies WHERE id = ?"} {
 		if _, err := t.ExecContext(t.ctx, stmt, id); err != nil {
 			return err
 		}
+	}
+	if file != "" {
+		t.onCommit(func() { q.removeBodyFile(file) })
 	}
 	// An unscanned message's verdict may come after it left: remember it
 	// (see Enqueue).

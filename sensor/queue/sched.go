@@ -1,9 +1,11 @@
 package queue
 
 import (
+	"cmp"
 	"container/heap"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +53,14 @@ type dest struct {
 	reason delivery.RcptResult
 	host   string
 	index  int // in sched.ready; -1 when not there
+	// deferrals counts the attempts in a row that delivered none of their
+	// recipients and left some to try again, since deferringSince (µs);
+	// lastDeferred is the last one's reply and deferredHost its host.
+	deferrals      int
+	deferringSince int64
+	lastDeferred   delivery.RcptResult
+	deferredHost   string
+	lastDeferAt    int64
 }
 
 // cursor is a position in the index order (next_attempt, msg, dest):
@@ -294,16 +304,17 @@ func (q *Queue) finishForce(j *job, due int64) {
 // gc forgets an idle destination, unless it failed lately: its failures
 // in a row lengthen its next hold.
 func (s *sched) gc(d *dest, now, keep int64) {
-	if d.jobs.Len() == 0 && d.inFlight == 0 && (d.failures == 0 || d.hold+keep < now) {
+	if d.jobs.Len() == 0 && d.inFlight == 0 && (d.failures == 0 || d.hold+keep < now) && (d.deferrals == 0 || d.lastDeferAt+keep < now) {
 		delete(s.dests, d.name)
 	}
 }
 
 // destOutcome feeds back an attempt's outcome to its destination: a
-// success grows its concurrency and lifts its failures; a failure to reach
-// it holds it until until (µs), drops its concurrency to the initial one,
-// and pushes its waiting jobs back.
-func (q *Queue) destOutcome(name string, ok, unreachable bool, until int64, reason delivery.RcptResult, host string) {
+// success grows its concurrency and lifts its failures and deferrals; an
+// attempt that deferred its recipients counts as a deferral; a failure to
+// reach it holds it until until (µs), drops its concurrency to the initial
+// one, and pushes its waiting jobs back.
+func (q *Queue) destOutcome(name string, ok, deferred, unreachable bool, until int64, reason delivery.RcptResult, host string) {
 	s := &q.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -311,9 +322,18 @@ func (q *Queue) destOutcome(name string, ok, unreachable bool, until int64, reas
 	if d == nil {
 		return
 	}
+	if deferred && !ok {
+		now := q.usNow()
+		if d.deferrals == 0 {
+			d.deferringSince = now
+		}
+		d.deferrals++
+		d.lastDeferred, d.deferredHost, d.lastDeferAt = reason, host, now
+	}
 	cfg := q.config()
 	switch {
 	case ok:
+		d.deferrals = 0
 		d.failures, d.hold = 0, 0
 		if d.successes++; d.successes >= d.limit && d.limit < cfg.DestinationConcurrency {
 			d.limit++
@@ -408,3 +428,49 @@ func (h *destHeap) Pop() any {
 
 // usNow is the clock in µs.
 func (q *Queue) usNow() int64 { return micros(q.now()) }
+
+// Deferring is a destination whose last attempts deferred their mail.
+type Deferring struct {
+	Destination string
+	// Attempts counts the attempts in a row that delivered nothing and
+	// deferred, since Since.
+	Attempts int
+	Since    time.Time
+	// LastReply is the last attempt's reply (a next hop's, or why none
+	// was reached), at Host (empty when none was reached).
+	LastReply string
+	Host      string
+	// HeldUntil, when set, is the end of the hold of a destination that
+	// could not be reached: nothing is tried before.
+	HeldUntil time.Time
+}
+
+// Deferring returns the destinations whose last attempts deferred their
+// mail, most attempts first: what an operator looks at when mail waits.
+// A destination is forgotten once it delivers, or has been idle for
+// MaxBackoff.
+func (q *Queue) Deferring() []Deferring {
+	now := q.usNow()
+	s := &q.s
+	s.mu.Lock()
+	var out []Deferring
+	for _, d := range s.dests {
+		if d.deferrals == 0 {
+			continue
+		}
+		df := Deferring{Destination: d.name, Attempts: d.deferrals, Since: fromMicros(d.deferringSince),
+			LastReply: diagnostic(d.lastDeferred), Host: hostName(d.deferredHost)}
+		if d.hold > now {
+			df.HeldUntil = fromMicros(d.hold)
+		}
+		out = append(out, df)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b Deferring) int {
+		if c := cmp.Compare(b.Attempts, a.Attempts); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Destination, b.Destination)
+	})
+	return out
+}
