@@ -887,7 +887,7 @@ type AuditDeliveryRecipient struct {
 	Address string `json:"address"`
 	// State is "delivered", "deferred" or "bounced"; "active" when the attempt was cut short,
 	// "held" or "quarantined" when the recipient was kept from delivery meanwhile.
-	State string `json:"state"`
+	State QueueState `json:"state"`
 	// Code, Enhanced and Text are the reply: the next hop's, or the sensor's when none answered
 	// (a connection refused, no MX).
 	Code     int    `json:"code,omitempty"`

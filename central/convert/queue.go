@@ -72,3 +72,7 @@ func QueuedMessageFromProto(e *ospreyv1.QueueEntry) api.QueuedMessage {
 
 // directions name the mail directions as the API does.
 var directions = enum[ospreyv1.MailDirection, string]{what: "direction", names: []string{"", "inbound", "outbound"}}
+
+// DirectionFromProto names a mail direction: inbound or outbound, "" for
+// unspecified.
+func DirectionFromProto(d ospreyv1.MailDirection) string { return directions.toAPI(d) }

@@ -181,7 +181,7 @@ func DeliveryFromStore(d sqlstore.Delivery) *api.AuditDeliveryAttempt {
 		Host: d.Host, TLS: d.TLS, Started: d.Started, TookMS: d.Took.Milliseconds(),
 		Recipients: make([]api.AuditDeliveryRecipient, len(d.Recipients))}
 	for i, r := range d.Recipients {
-		out.Recipients[i] = api.AuditDeliveryRecipient{Address: r.Address, State: r.State, Code: r.Code,
+		out.Recipients[i] = api.AuditDeliveryRecipient{Address: r.Address, State: api.QueueState(r.State), Code: r.Code,
 			Enhanced: r.Enhanced, Text: r.Text, NextAttempt: r.NextAttempt}
 	}
 	return out

@@ -2,9 +2,9 @@ package sensorsvc
 
 import (
 	"context"
-	"strings"
 	"time"
 
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/pki"
@@ -36,14 +36,14 @@ func (s *Service) recordDeliveries(ctx context.Context, id pki.Identity, as []*o
 		}
 		rows += len(rcpts)
 		d := sqlstore.Delivery{
-			MessageID: a.GetMessageId(), Sender: a.GetSender(), Direction: enumName(a.GetDirection().String(), "MAIL_DIRECTION_"),
+			MessageID: a.GetMessageId(), Sender: a.GetSender(), Direction: convert.DirectionFromProto(a.GetDirection()),
 			NextHop: a.GetNextHop(), Host: a.GetHost(), TLS: a.GetTls(),
 			Started: a.GetStarted().AsTime(), Took: a.GetTook().AsDuration(),
 			Recipients: make([]sqlstore.DeliveryRecipient, 0, len(rcpts)),
 		}
 		for _, r := range rcpts {
 			dr := sqlstore.DeliveryRecipient{
-				Address: r.GetAddress(), State: enumName(r.GetState().String(), "QUEUE_STATE_"),
+				Address: r.GetAddress(), State: string(convert.QueueStateFromProto(r.GetState())),
 				Code: int(min(r.GetCode(), 999)), Enhanced: r.GetEnhanced(), Text: r.GetText(),
 			}
 			if r.GetNextAttempt() != nil {
@@ -58,15 +58,4 @@ func (s *Service) recordDeliveries(ctx context.Context, id pki.Identity, as []*o
 	if err := s.messages.RecordDeliveries(wctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, out); err != nil {
 		s.log.Warn("delivery report not recorded", "sensor", id.SensorID, "attempts", len(out), "err", err)
 	}
-}
-
-// enumName is the name of a protobuf enum value as the audit log has it:
-// "delivered" for QUEUE_STATE_DELIVERED (prefix "QUEUE_STATE_"), "" for
-// the unspecified value.
-func enumName(name, prefix string) string {
-	name = strings.ToLower(strings.TrimPrefix(name, prefix))
-	if name == "unspecified" {
-		return ""
-	}
-	return name
 }

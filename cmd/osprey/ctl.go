@@ -182,7 +182,7 @@ func deliveryRows(cols []string, d *api.AuditDeliveryAttempt) string {
 	sender := cmp.Or(d.Sender, "<>")
 	lines := make([]string, 0, len(d.Recipients))
 	for i, r := range d.Recipients {
-		outcome := strings.Join(slices.DeleteFunc([]string{r.State, strconv.Itoa(r.Code), r.Enhanced, r.Text},
+		outcome := strings.Join(slices.DeleteFunc([]string{string(r.State), strconv.Itoa(r.Code), r.Enhanced, r.Text},
 			func(s string) bool { return s == "" || s == "0" }), " ")
 		if i == 0 {
 			lines = append(lines, strings.Join(append(cols, host, sender, r.Address, route, outcome, "1"), "\t"))

@@ -25,10 +25,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/proto"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/queue"
 )
 
@@ -185,54 +185,26 @@ func (l *Log) trim() {
 func rows(a *ospreyv1.DeliveryAttempt) int { return max(len(a.GetRecipients()), 1) }
 
 // convert makes an attempt the parts of at most MaxReport recipients that
-// report it.
+// report it, its texts bounded.
 func convert(a queue.Attempt) []*ospreyv1.DeliveryAttempt {
-	base := func() *ospreyv1.DeliveryAttempt {
-		return &ospreyv1.DeliveryAttempt{
-			MessageId: a.ID, Sender: clip(a.From, maxAddress), Direction: direction(a.Direction),
-			NextHop: clip(a.Destination, maxAddress), Host: clip(a.Result.Host, maxAddress), Tls: clip(a.Result.TLS, maxText),
-			Started: timestamppb.New(a.Started), Took: durationpb.New(a.Result.Took),
+	p := gateway.AttemptProto(a)
+	p.Sender, p.NextHop, p.Host, p.Tls = clip(p.Sender, maxAddress), clip(p.NextHop, maxAddress), clip(p.Host, maxAddress), clip(p.Tls, maxText)
+	for _, r := range p.Recipients {
+		r.Address, r.Enhanced, r.Text = clip(r.Address, maxAddress), clip(r.Enhanced, 32), clip(r.Text, maxText)
+	}
+	rcpts := p.Recipients
+	p.Recipients = nil
+	out := make([]*ospreyv1.DeliveryAttempt, 0, len(rcpts)/MaxReport+1)
+	for {
+		part := proto.CloneOf(p)
+		n := min(len(rcpts), MaxReport)
+		part.Recipients, rcpts = rcpts[:n], rcpts[n:]
+		out = append(out, part)
+		if len(rcpts) == 0 {
+			return out
 		}
 	}
-	out := []*ospreyv1.DeliveryAttempt{base()}
-	for _, r := range a.Rcpts {
-		p := out[len(out)-1]
-		if len(p.Recipients) == MaxReport {
-			p = base()
-			out = append(out, p)
-		}
-		dr := &ospreyv1.DeliveryRecipient{
-			Address: clip(r.Rcpt, maxAddress), State: state(r.State), Code: uint32(max(r.Reply.Code, 0)),
-			Enhanced: clip(r.Reply.Enhanced, 32), Text: clip(r.Reply.Text, maxText),
-		}
-		if !r.NextAttempt.IsZero() {
-			dr.NextAttempt = timestamppb.New(r.NextAttempt)
-		}
-		p.Recipients = append(p.Recipients, dr)
-	}
-	return out
 }
-
-func direction(d string) ospreyv1.MailDirection {
-	switch d {
-	case queue.Inbound:
-		return ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
-	case queue.Outbound:
-		return ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND
-	}
-	return ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED
-}
-
-var states = map[queue.State]ospreyv1.QueueState{
-	queue.StateActive:      ospreyv1.QueueState_QUEUE_STATE_ACTIVE,
-	queue.StateDeferred:    ospreyv1.QueueState_QUEUE_STATE_DEFERRED,
-	queue.StateHeld:        ospreyv1.QueueState_QUEUE_STATE_HELD,
-	queue.StateQuarantined: ospreyv1.QueueState_QUEUE_STATE_QUARANTINED,
-	queue.StateDelivered:   ospreyv1.QueueState_QUEUE_STATE_DELIVERED,
-	queue.StateBounced:     ospreyv1.QueueState_QUEUE_STATE_BOUNCED,
-}
-
-func state(s queue.State) ospreyv1.QueueState { return states[s] }
 
 // clip cuts s to n bytes on a rune boundary, and makes it valid UTF-8: a
 // protobuf string must be.
