@@ -31,7 +31,7 @@ type staticFile struct {
 	contentType string
 }
 
-var pageNames = []string{"signin", "sensors", "status", "smtp", "pop3", "alerts", "alert", "audit", "auditmsg", "rules", "cluster", "users", "tokens", "error"}
+var pageNames = []string{"signin", "sensors", "status", "smtp", "pop3", "alerts", "alert", "audit", "auditmsg", "rules", "cluster", "users", "tokens", "queue", "error"}
 
 func mustParsePages() *pages {
 	p := &pages{byName: map[string]*template.Template{}, static: map[string]staticFile{}}
@@ -74,7 +74,9 @@ func mustParsePages() *pages {
 			}
 			return m
 		},
-		"tabs": func(id, current string) sensorTabs { return sensorTabs{ID: id, Current: current} },
+		"tabs": func(h sensorHead, current string) sensorTabs {
+			return sensorTabs{ID: h.ID, Current: current, Queue: h.Gateway}
+		},
 		"isoTime": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
