@@ -132,12 +132,17 @@ type queueRecipient struct {
 	Address, NextHop, State string
 	Attempts                uint32
 	NextAttempt             time.Time
-	LastAttempt             time.Time
+	// NextIn says when NextAttempt is from now ("in 53 min").
+	NextIn      string
+	LastAttempt time.Time
 	// Reply is the last reply ("451 4.3.0 try later"), Host who gave it.
 	Reply, Host string
 }
 
-func newQueueRow(m api.QueuedMessage) queueRow {
+// ShortID is the start of the message's id, to tell messages apart by eye.
+func (r queueRow) ShortID() string { return shortFingerprint(r.ID) }
+
+func newQueueRow(m api.QueuedMessage, now time.Time) queueRow {
 	row := queueRow{ID: m.ID, Sender: short(m.Sender), Arrival: m.Arrival, Size: formatSize(m.Size),
 		Direction: m.Direction, Verdict: short(m.Verdict), Unscanned: m.Unscanned}
 	if row.Sender == "" {
@@ -161,7 +166,8 @@ func newQueueRow(m api.QueuedMessage) queueRow {
 		}
 		row.Recipients = append(row.Recipients, queueRecipient{
 			Address: short(r.Address), NextHop: short(r.NextHop), State: string(r.State), Attempts: r.Attempts,
-			NextAttempt: r.NextAttempt, LastAttempt: r.LastAttempt, Reply: short(reply), Host: short(r.LastHost),
+			NextAttempt: r.NextAttempt, NextIn: until(now, r.NextAttempt), LastAttempt: r.LastAttempt,
+			Reply: short(reply), Host: short(r.LastHost),
 		})
 		switch r.State {
 		case api.QueueActive, api.QueueDeferred:
@@ -243,7 +249,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request, req *request)
 			d.Listed = true
 			page := rep.GetQueuePage()
 			for _, e := range page.GetEntries() {
-				d.Rows = append(d.Rows, newQueueRow(convert.QueuedMessageFromProto(e)))
+				d.Rows = append(d.Rows, newQueueRow(convert.QueuedMessageFromProto(e), s.now()))
 			}
 			if t := page.GetNextPageToken(); t != "" {
 				d.NextURL = f.url(id, t)

@@ -248,6 +248,26 @@ func ago(now, t time.Time) string {
 	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
 }
 
+// until says how long after now t is, roughly ("in 53 min"), or "now"
+// when it is past; "" for the zero time.
+func until(now, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := t.Sub(now)
+	switch {
+	case d <= 0:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("in %d s", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("in %d min", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("in %d h", int(d/time.Hour))
+	}
+	return fmt.Sprintf("in %d days", int(d/(24*time.Hour)))
+}
+
 // fieldErrors are a form's validation errors, by field path, for templates
 // to show next to each field. List entries ("clients[1]") are kept by list
 // and index, with the entry's value, so the list can name the entry.
