@@ -21,7 +21,8 @@ import (
 // selects them or none; a message held says so (the filter kept across
 // the action); one deleted with a notice is gone, asked about first, and
 // the notice to its sender is queued; sending stopped shows stopped, and
-// resumed shows sending. With the sensor gone the page says so.
+// resumed shows sending. An auditor sees the queue without a button. With
+// the sensor gone the page says so.
 func TestBrowserQueue(t *testing.T) {
 	ctx := newBrowser(t)
 	next := loopbackPort(t)
@@ -133,6 +134,7 @@ func TestBrowserQueue(t *testing.T) {
 		t.Errorf("the deleted message through the API: %v, want 404", err)
 	}
 	uiDo(t, ctx, "the whole queue", chromedp.Navigate(base+"/sensors/"+s.id+"/queue"), chromedp.WaitVisible(chromedp.ID("queue-table")))
+	whole := ids("the whole queue")
 	if notices := uiRun(t, ctx, "failure notices", chromedp.Evaluate[int](
 		`[...document.querySelectorAll("#queue-table .badge-muted")].filter(b => b.textContent === "failure notice").length`)); notices != 1 {
 		t.Errorf("%d failure notices listed, want 1 for the deletion", notices)
@@ -150,6 +152,24 @@ func TestBrowserQueue(t *testing.T) {
 	}
 	if sending := cell("sending after the resume", "#gw-sending"); sending != "sending" {
 		t.Errorf("after resume sending the gateway shows %q, want sending", sending)
+	}
+
+	// An auditor sees the queue, and no button that changes anything.
+	const auditorPassword = "a long password for the auditor"
+	if _, err := d.api.CreateUser(t.Context(), api.User{Name: "auditor", Role: api.RoleAuditor, Tenant: "default", Password: auditorPassword}); err != nil {
+		t.Fatal(err)
+	}
+	if status := uiSubmit(t, ctx, "sign out", `form[action="/signout"] button`); status != http.StatusOK {
+		t.Fatalf("sign out: status %d", status)
+	}
+	uiSignIn(t, ctx, base, "auditor", auditorPassword)
+	uiDo(t, ctx, "the auditor's queue", chromedp.Navigate(base+"/sensors/"+s.id+"/queue"), chromedp.WaitVisible(chromedp.ID("queue-table")))
+	if got := ids("the auditor's messages"); strings.Join(got, " ") != strings.Join(whole, " ") {
+		t.Errorf("the auditor sees messages %v, want %v", got, whole)
+	}
+	if buttons := uiRun(t, ctx, "buttons", chromedp.Evaluate[int](
+		`document.querySelectorAll("#queue-table form, .gateway-controls form").length`)); buttons != 0 {
+		t.Errorf("the auditor is offered %d forms that change the queue, want none", buttons)
 	}
 
 	// The sensor gone: the page says so, and lists nothing.
