@@ -2,9 +2,7 @@ package tests
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,23 +23,10 @@ import (
 // the sensor gone the page says so.
 func TestBrowserQueue(t *testing.T) {
 	ctx := newBrowser(t)
-	next := loopbackPort(t)
-	runSink(t, next, "", "-r", "RCPT")
-	grpc := loopbackPort(t)
-	d := startDevAt(t, filepath.Join(t.TempDir(), "data"), grpc)
-	base := apiLine.FindStringSubmatch(d.stdout.String())[1]
-	listen := loopbackPort(t)
-	cfg := inboundGateway(t, listen, "example.com", next, "partner.test", next)
-	// Retries come only when the operator asks.
-	cfg.Gateway.Queue.MinBackoffSeconds, cfg.Gateway.Queue.MaxBackoffSeconds = 3600, 7200
-	s := startGatewaySensor(t, d, grpc, "gw1", listen, cfg)
 	const n = 3
-	for i := range n {
-		sendSubject(t, listen, fmt.Sprintf("queued %d", i))
-	}
-	waitSensor(t, d.api, s.id, fmt.Sprintf("%d recipients deferred after a 4xx", n), func(s *api.Sensor) bool {
-		return s.GatewayStatus != nil && s.GatewayStatus.Deferred == n
-	})
+	g := startDeferringGateway(t, n)
+	d, s := g.dev, g.sensor
+	base := apiLine.FindStringSubmatch(d.stdout.String())[1]
 
 	uiSignIn(t, ctx, base, "admin", adminPassword)
 	uiDo(t, ctx, "the server list links the queue",

@@ -279,23 +279,14 @@ var queueActions = map[string]struct {
 }
 
 func (s *Server) queueAction(w http.ResponseWriter, r *http.Request, req *request) error {
-	id, msg := r.PathValue("id"), r.PathValue("msg")
+	msg := r.PathValue("msg")
 	a, ok := queueActions[r.PathValue("action")]
 	if !ok {
 		return store.ErrNotFound
 	}
-	rep, err := s.askSensor(r, req, id, &ospreyv1.SensorRequest{
-		Op: &ospreyv1.SensorRequest_QueueAction{QueueAction: &ospreyv1.QueueActionRequest{MessageId: msg, Action: a.action}}})
-	if err != nil {
-		return s.actionFailed(w, r, req, id, err)
-	}
-	if g := rep.GetGateway(); g != nil { // a deletion answers with the depth
-		s.gateways.put(id, convert.GatewayStatusFromProto(g), s.now())
-	}
-	s.log.InfoContext(r.Context(), "queued message changed", "sensor", id, "message", msg, "action", r.PathValue("action"), "user", req.p.Name)
-	s.flash(req, "ok", a.done, short(msg))
-	redirect(w, r, queueReturn(r, id))
-	return nil
+	return s.queueRequest(w, r, req, &ospreyv1.SensorRequest{
+		Op: &ospreyv1.SensorRequest_QueueAction{QueueAction: &ospreyv1.QueueActionRequest{MessageId: msg, Action: a.action}}},
+		func(*api.GatewayStatus) string { return fmt.Sprintf(a.done, short(msg)) })
 }
 
 // gatewayControls are the controls of a gateway as a whole, by the last
@@ -312,36 +303,43 @@ var gatewayControls = map[string]struct {
 }
 
 func (s *Server) gatewayControl(w http.ResponseWriter, r *http.Request, req *request) error {
-	id := r.PathValue("id")
 	c, ok := gatewayControls[r.PathValue("control")]
 	if !ok {
 		return store.ErrNotFound
 	}
-	rep, err := s.askSensor(r, req, id, &ospreyv1.SensorRequest{
-		Op: &ospreyv1.SensorRequest_Control{Control: &ospreyv1.GatewayControlRequest{Control: c.control}}})
-	if err != nil {
-		return s.actionFailed(w, r, req, id, err)
-	}
-	st := convert.GatewayStatusFromProto(rep.GetGateway())
-	s.gateways.put(id, st, s.now())
-	s.log.InfoContext(r.Context(), "gateway switched", "sensor", id, "control", r.PathValue("control"), "user", req.p.Name)
-	done := c.done
-	if c.control == ospreyv1.GatewayControl_GATEWAY_CONTROL_FLUSH && st != nil && !st.Sending {
-		done = "Queue flushed: every waiting recipient is tried once sending resumes."
-	}
-	s.flash(req, "ok", "%s", done)
-	redirect(w, r, queueReturn(r, id))
-	return nil
+	return s.queueRequest(w, r, req, &ospreyv1.SensorRequest{
+		Op: &ospreyv1.SensorRequest_Control{Control: &ospreyv1.GatewayControlRequest{Control: c.control}}},
+		func(st *api.GatewayStatus) string {
+			if c.control == ospreyv1.GatewayControl_GATEWAY_CONTROL_FLUSH && st != nil && !st.Sending {
+				return "Queue flushed: every waiting recipient is tried once sending resumes."
+			}
+			return c.done
+		})
 }
 
-// actionFailed goes back to the Queue page saying why the sensor did not
-// act, or returns err when it is not the sensor's doing (the store's).
-func (s *Server) actionFailed(w http.ResponseWriter, r *http.Request, req *request, id string, err error) error {
-	_, msg, ok := askProblem(id, err)
-	if !ok {
-		return err
+// queueRequest hands sreq to the sensor of the Queue page a form was
+// posted from, and goes back to that page saying what the sensor did
+// (done, given the gateway state the reply carries, nil when it carries
+// none) or why it did nothing. It returns the errors that are not the
+// sensor's doing (the store's, such as not found).
+func (s *Server) queueRequest(w http.ResponseWriter, r *http.Request, req *request, sreq *ospreyv1.SensorRequest,
+	done func(*api.GatewayStatus) string) error {
+	id := r.PathValue("id")
+	rep, err := s.askSensor(r, req, id, sreq)
+	if err != nil {
+		_, msg, ok := askProblem(id, err)
+		if !ok {
+			return err
+		}
+		s.flash(req, "error", "%s", msg)
+		redirect(w, r, queueReturn(r, id))
+		return nil
 	}
-	s.flash(req, "error", "%s", msg)
+	// Controls and deletions answer with the switches and the depth.
+	st := convert.GatewayStatusFromProto(rep.GetGateway())
+	s.gateways.put(id, st, s.now())
+	s.log.InfoContext(r.Context(), "sensor did an operator's request", "sensor", id, "request", r.URL.Path, "user", req.p.Name)
+	s.flash(req, "ok", "%s", done(st))
 	redirect(w, r, queueReturn(r, id))
 	return nil
 }
