@@ -394,8 +394,10 @@ func askProblem(id string, err error) (status int, msg string, ok bool) {
 
 // gatewayStates remembers, per sensor, the gateway state its last reply
 // to a control carried and when it came, until a status report newer
-// than that replaces it. Safe for concurrent use; one entry per sensor
-// controlled through this node.
+// than that replaces it. The times compared are central nodes' clocks: a
+// report's StatusAt is when the node holding the stream received it, an
+// answer's when this node did. Safe for concurrent use; one entry per
+// sensor controlled through this node.
 type gatewayStates struct {
 	mu sync.Mutex
 	m  map[string]seenGateway
