@@ -45,6 +45,9 @@ func TestGatewayQueueManagement(t *testing.T) {
 	if len(all.Messages) != n {
 		t.Fatalf("%d deferred messages listed, want %d", len(all.Messages), n)
 	}
+	if g := all.Gateway; g == nil || !g.Sending || !g.Receiving || g.Deferred != n || g.Messages != n {
+		t.Errorf("the listing's gateway state %+v, want sending, receiving, %d deferred", g, n)
+	}
 	for _, m := range all.Messages {
 		if m.Sender != "alice@partner.test" || len(m.Recipients) != 1 {
 			t.Fatalf("listed %+v, want alice's message to one recipient", m)

@@ -42,7 +42,8 @@ func (s *Server) listQueue(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	page := rep.GetQueuePage()
-	out := api.QueueList{Messages: make([]api.QueuedMessage, 0, len(page.GetEntries())), NextPageToken: page.GetNextPageToken()}
+	out := api.QueueList{Messages: make([]api.QueuedMessage, 0, len(page.GetEntries())), NextPageToken: page.GetNextPageToken(),
+		Gateway: convert.GatewayStatusFromProto(page.GetGateway())}
 	for _, e := range page.GetEntries() {
 		out.Messages = append(out.Messages, convert.QueuedMessageFromProto(e))
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ospreysec/osprey/api"
@@ -25,10 +24,10 @@ import (
 // why not. A sensor that is not connected, or that refuses, is a notice on
 // the page, never an error page.
 //
-// The switches and depth come from the sensor's last status report (every
-// 10 s). A control's reply carries them as they are once it is done; the
-// page shows that answer rather than an older report (gatewayStates), so
-// "stop sending" shows stopped at once.
+// The switches and depth come with the listing, read from the sensor at
+// the same time, so "stop sending" shows stopped as soon as the page is
+// back; when the sensor cannot be asked, the page shows its last status
+// report's.
 
 // queuePageSize is the number of messages on one page of the queue.
 const queuePageSize = 50
@@ -189,7 +188,8 @@ func (r queueRow) Rows() int { return len(r.Recipients) }
 type gatewayView struct {
 	api.GatewayStatus
 	At time.Time
-	// Answer: from the sensor's reply to a control, not its status report.
+	// Answer: read from the sensor with the listing, not from its last
+	// status report (the sensor could not be asked).
 	Answer bool
 }
 
@@ -218,7 +218,10 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request, req *request)
 		return err
 	}
 	f := parseQueueFilter(r.URL.Query())
-	d := queueData{Sensor: head, Filter: f, Return: f.url(id, f.Token), Gateway: s.gateways.view(id, head.Status)}
+	d := queueData{Sensor: head, Filter: f, Return: f.url(id, f.Token)}
+	if g := head.Status.GatewayStatus; g != nil {
+		d.Gateway = &gatewayView{GatewayStatus: *g, At: head.Status.StatusAt}
+	}
 	if f.Token != "" {
 		d.FirstURL = f.url(id, "")
 	}
@@ -248,6 +251,9 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request, req *request)
 		default:
 			d.Listed = true
 			page := rep.GetQueuePage()
+			if g := convert.GatewayStatusFromProto(page.GetGateway()); g != nil {
+				d.Gateway = &gatewayView{GatewayStatus: *g, At: s.now(), Answer: true}
+			}
 			for _, e := range page.GetEntries() {
 				d.Rows = append(d.Rows, newQueueRow(convert.QueuedMessageFromProto(e), s.now()))
 			}
@@ -337,7 +343,6 @@ func (s *Server) queueRequest(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	// Controls and deletions answer with the switches and the depth.
 	st := convert.GatewayStatusFromProto(rep.GetGateway())
-	s.gateways.put(id, st, s.now())
 	s.log.InfoContext(r.Context(), "sensor did an operator's request", "sensor", id, "request", r.URL.Path, "user", req.p.Name)
 	s.flash(req, "ok", "%s", done(st))
 	redirect(w, r, queueReturn(r, id))
@@ -390,53 +395,6 @@ func askProblem(id string, err error) (status int, msg string, ok bool) {
 		return http.StatusBadGateway, "The sensor failed: " + display(refused.Message), true
 	}
 	return 0, "", false
-}
-
-// gatewayStates remembers, per sensor, the gateway state its last reply
-// to a control carried and when it came, until a status report newer
-// than that replaces it. The times compared are central nodes' clocks: a
-// report's StatusAt is when the node holding the stream received it, an
-// answer's when this node did. Safe for concurrent use; one entry per
-// sensor controlled through this node.
-type gatewayStates struct {
-	mu sync.Mutex
-	m  map[string]seenGateway
-}
-
-type seenGateway struct {
-	st *api.GatewayStatus
-	at time.Time
-}
-
-func (g *gatewayStates) put(id string, st *api.GatewayStatus, at time.Time) {
-	if st == nil {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.m == nil {
-		g.m = map[string]seenGateway{}
-	}
-	g.m[id] = seenGateway{st: st, at: at}
-}
-
-// view is the newest of what sensor id reported in its status and what
-// it last answered; nil when it has neither.
-func (g *gatewayStates) view(id string, reported api.Sensor) *gatewayView {
-	g.mu.Lock()
-	seen, ok := g.m[id]
-	if ok && !reported.StatusAt.Before(seen.at) {
-		delete(g.m, id)
-		ok = false
-	}
-	g.mu.Unlock()
-	switch {
-	case ok:
-		return &gatewayView{GatewayStatus: *seen.st, At: seen.at, Answer: true}
-	case reported.GatewayStatus != nil:
-		return &gatewayView{GatewayStatus: *reported.GatewayStatus, At: reported.StatusAt}
-	}
-	return nil
 }
 
 // gatewayMode reports whether an SMTP integration runs as a gateway.

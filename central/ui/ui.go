@@ -88,7 +88,6 @@ type Server struct {
 	joinTokens func(*ospreyv1.Token) (string, error)
 
 	sessions *sessions
-	gateways gatewayStates
 	pages    *pages
 	handler  http.Handler
 }
