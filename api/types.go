@@ -1035,6 +1035,8 @@ type QueueList struct {
 	Messages []QueuedMessage `json:"messages"`
 	// NextPageToken asks for the next page (page_token); empty on the last page.
 	NextPageToken string `json:"next_page_token"`
+	// Gateway is the gateway's state when the page was read.
+	Gateway *GatewayStatus `json:"gateway,omitempty"`
 }
 
 // QueuedMessage is a message in a gateway's delivery queue.

@@ -180,6 +180,15 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(delivered); err != nil {
 		return fmt.Errorf("register delivery report metrics: %w", err)
 	}
+	// A change of the poller's state, or of the gateway's switches, is
+	// sent to the central at once.
+	statusChanged := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case statusChanged <- struct{}{}:
+		default:
+		}
+	}
 	// The gateway's delivery queue is open in every mode: mail it holds
 	// goes on being delivered after the sensor stops being a gateway.
 	gw := gateway.Open(ctx, gateway.Options{
@@ -189,6 +198,7 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:     log.With("component", "gateway"),
 		Registerer: reg,
 		OnAttempt:  delivered.Attempted,
+		Notify:     notify,
 	})
 	defer gw.Close()
 	refused := refusals.New()
@@ -202,16 +212,8 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:     log.With("component", "smtp"),
 		Registerer: reg,
 	})
-	// A change of the poller's state is sent to the central at once.
-	statusChanged := make(chan struct{}, 1)
 	poller, err := pop3poll.New(pop3poll.Options{
-		Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3"),
-		Notify: func() {
-			select {
-			case statusChanged <- struct{}{}:
-			default:
-			}
-		},
+		Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3"), Notify: notify,
 	})
 	if err != nil {
 		return err

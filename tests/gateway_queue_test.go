@@ -26,25 +26,11 @@ import (
 // the deferring next hop too.
 func TestGatewayQueueManagement(t *testing.T) {
 	ctx := t.Context()
-	next := loopbackPort(t)
-	soft := runSink(t, next, "", "-r", "RCPT")
-	grpc := loopbackPort(t)
-	d := startDevAt(t, filepath.Join(t.TempDir(), "data"), grpc)
-	listen := loopbackPort(t)
-	// The sender's domain is local too, so that a failure notice to it
-	// waits at the same internal server.
-	cfg := inboundGateway(t, listen, "example.com", next, "partner.test", next)
-	// Retries come only when the operator asks.
-	cfg.Gateway.Queue.MinBackoffSeconds, cfg.Gateway.Queue.MaxBackoffSeconds = 3600, 7200
-	s := startGatewaySensor(t, d, grpc, "gw1", listen, cfg)
-
 	const n = 5
-	for i := range n {
-		sendSubject(t, listen, fmt.Sprintf("queued %d", i))
-	}
-	waitSensor(t, d.api, s.id, fmt.Sprintf("%d recipients deferred after a 4xx, the next hop named", n), func(s *api.Sensor) bool {
-		return s.GatewayStatus != nil && s.GatewayStatus.Deferred == n &&
-			hasProblem(s.Problems, api.ProblemWarning, "mail to route:example.com is deferred")
+	g := startDeferringGateway(t, n)
+	d, s, soft, next, listen := g.dev, g.sensor, g.sink, g.next, g.listen
+	waitSensor(t, d.api, s.id, "the deferring next hop named", func(s *api.Sensor) bool {
+		return hasProblem(s.Problems, api.ProblemWarning, "mail to route:example.com is deferred")
 	})
 
 	list := func(q api.QueueQuery) *api.QueueList {
@@ -58,6 +44,9 @@ func TestGatewayQueueManagement(t *testing.T) {
 	all := list(api.QueueQuery{State: api.QueueDeferred})
 	if len(all.Messages) != n {
 		t.Fatalf("%d deferred messages listed, want %d", len(all.Messages), n)
+	}
+	if g := all.Gateway; g == nil || !g.Sending || !g.Receiving || g.Deferred != n || g.Messages != n {
+		t.Errorf("the listing's gateway state %+v, want sending, receiving, %d deferred", g, n)
 	}
 	for _, m := range all.Messages {
 		if m.Sender != "alice@partner.test" || len(m.Recipients) != 1 {
@@ -189,4 +178,39 @@ func TestGatewayQueueManagement(t *testing.T) {
 	}
 	sendSubject(t, listen, "queued 5")
 	testwait.For(t, "the message after resuming delivered", func() bool { return len(sink.messages(t)) >= n+1 })
+}
+
+// deferringGateway is an osprey sensor process enrolled with a dev node,
+// an inbound gateway for example.com and partner.test whose internal
+// server, smtp-sink at next, answers 4xx to every RCPT: its mail waits
+// deferred, and is tried again only when an operator asks.
+type deferringGateway struct {
+	dev          *devNode
+	sensor       *gatewaySensor
+	sink         *sinkRun
+	next, listen string // the internal server's address, the gateway's listener
+}
+
+// startDeferringGateway starts a deferringGateway and sends n messages
+// from alice@partner.test to bob@example.com through it ("queued 0", ...),
+// once it counts them deferred.
+func startDeferringGateway(t *testing.T, n int) *deferringGateway {
+	t.Helper()
+	g := &deferringGateway{next: loopbackPort(t), listen: loopbackPort(t)}
+	g.sink = runSink(t, g.next, "", "-r", "RCPT")
+	grpc := loopbackPort(t)
+	g.dev = startDevAt(t, filepath.Join(t.TempDir(), "data"), grpc)
+	// The sender's domain is local too, so that a failure notice to it
+	// waits at the same internal server.
+	cfg := inboundGateway(t, g.listen, "example.com", g.next, "partner.test", g.next)
+	// Retries come only when the operator asks.
+	cfg.Gateway.Queue.MinBackoffSeconds, cfg.Gateway.Queue.MaxBackoffSeconds = 3600, 7200
+	g.sensor = startGatewaySensor(t, g.dev, grpc, "gw1", g.listen, cfg)
+	for i := range n {
+		sendSubject(t, g.listen, fmt.Sprintf("queued %d", i))
+	}
+	waitSensor(t, g.dev.api, g.sensor.id, fmt.Sprintf("%d recipients deferred after a 4xx", n), func(s *api.Sensor) bool {
+		return s.GatewayStatus != nil && s.GatewayStatus.Deferred == uint64(n)
+	})
+	return g
 }

@@ -5,10 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"time"
-
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
@@ -22,12 +18,6 @@ import (
 // The queue of a gateway sensor lives on the sensor: these routes ask it,
 // through the node that holds its stream (central/sensorrpc), and answer
 // 503 when it is not connected.
-
-// Bounds of the queue listing's parameters.
-const (
-	maxQueueLimit = 1000
-	maxQueueText  = 256
-)
 
 // sensorError is a request the sensor refused or failed: its status and
 // the sensor's own words.
@@ -43,39 +33,7 @@ func (s *Server) listQueue(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
-	var errs validate.Errors
-	bad := func(field, msg string) { errs = append(errs, validate.FieldError{Field: field, Message: msg}) }
-	req := &ospreyv1.QueueListRequest{Sender: v.Get("sender"), Recipient: v.Get("recipient"), NextHop: v.Get("next_hop"), PageToken: v.Get("page_token")}
-	if req.State, err = convert.QueueStateToProto(api.QueueState(v.Get("state"))); err != nil {
-		bad("state", err.Error())
-	}
-	for field, text := range map[string]string{"sender": req.Sender, "recipient": req.Recipient, "next_hop": req.NextHop, "page_token": req.PageToken} {
-		if len(text) > maxQueueText {
-			bad(field, fmt.Sprintf("must be at most %d bytes long", maxQueueText))
-		}
-	}
-	for field, dst := range map[string]**durationpb.Duration{"min_age": &req.MinAge, "max_age": &req.MaxAge} {
-		text := v.Get(field)
-		if text == "" {
-			continue
-		}
-		d, err := time.ParseDuration(text)
-		if err != nil || d < 0 {
-			bad(field, `must be a duration such as "90s", "15m" or "4h"`)
-			continue
-		}
-		*dst = durationpb.New(d)
-	}
-	if req.MinAge != nil && req.MaxAge != nil && req.MaxAge.AsDuration() < req.MinAge.AsDuration() {
-		bad("max_age", "must not be less than min_age")
-	}
-	if text := v.Get("limit"); text != "" {
-		n, err := strconv.Atoi(text)
-		if err != nil || n < 1 || n > maxQueueLimit {
-			bad("limit", fmt.Sprintf("must be a number from 1 to %d", maxQueueLimit))
-		}
-		req.Limit = uint32(max(n, 0))
-	}
+	req, errs := sensorrpc.QueueListRequest(v)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -84,7 +42,8 @@ func (s *Server) listQueue(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	page := rep.GetQueuePage()
-	out := api.QueueList{Messages: make([]api.QueuedMessage, 0, len(page.GetEntries())), NextPageToken: page.GetNextPageToken()}
+	out := api.QueueList{Messages: make([]api.QueuedMessage, 0, len(page.GetEntries())), NextPageToken: page.GetNextPageToken(),
+		Gateway: convert.GatewayStatusFromProto(page.GetGateway())}
 	for _, e := range page.GetEntries() {
 		out.Messages = append(out.Messages, convert.QueuedMessageFromProto(e))
 	}
@@ -164,34 +123,24 @@ func (s *Server) askSensor(ctx context.Context, p auth.Principal, id string, req
 	if s.sensors == nil {
 		return nil, &sensorError{http.StatusServiceUnavailable, "this node does not forward requests to sensors"}
 	}
-	if _, _, err := s.store.GetSensor(ctx, scope(p), id); err != nil {
-		return nil, err
-	}
-	rt, err := s.store.Status(ctx, scope(p), id)
-	if err != nil {
-		return nil, err
-	}
-	if !rt.GetOnline() {
+	rep, err := s.sensors.Ask(ctx, s.store, scope(p), id, req)
+	var refused *sensorrpc.RefusedError
+	switch {
+	case errors.Is(err, sensorrpc.ErrOffline):
 		return nil, &sensorError{http.StatusServiceUnavailable, fmt.Sprintf("sensor %s is not connected: its queue is on the sensor and shows when it is back", id)}
-	}
-	rep, err := s.sensors.Call(ctx, id, req)
-	if errors.Is(err, sensorrpc.ErrUnavailable) {
+	case errors.Is(err, sensorrpc.ErrUnavailable):
 		return nil, &sensorError{http.StatusServiceUnavailable, fmt.Sprintf("sensor %s did not answer in time: retry", id)}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if e := rep.GetError(); e != nil {
-		switch e.GetCode() {
+	case errors.As(err, &refused):
+		switch refused.Code {
 		case ospreyv1.SensorError_CODE_NOT_FOUND:
 			return nil, store.ErrNotFound
 		case ospreyv1.SensorError_CODE_INVALID:
-			return nil, badRequest("%s", e.GetMessage())
+			return nil, badRequest("%s", refused.Message)
 		case ospreyv1.SensorError_CODE_UNAVAILABLE:
-			return nil, &sensorError{http.StatusConflict, e.GetMessage()}
+			return nil, &sensorError{http.StatusConflict, refused.Message}
 		default:
-			return nil, &sensorError{http.StatusBadGateway, "the sensor failed: " + e.GetMessage()}
+			return nil, &sensorError{http.StatusBadGateway, "the sensor failed: " + refused.Message}
 		}
 	}
-	return rep, nil
+	return rep, err
 }

@@ -15,6 +15,11 @@
 // (Attach reads what waits). A request may reach a sensor twice in that
 // case; every request is idempotent or says what it found (a second
 // delete answers not found), and the caller takes the first reply.
+//
+// The API and the UI call through Ask, which asks only a sensor in the
+// operator's scope and connected, and turns the sensor's refusals into
+// errors; QueueListRequest reads a queue listing from the query
+// parameters both of them take.
 package sensorrpc
 
 import (

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
@@ -108,7 +109,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	h := ui.New(ui.Options{
-		Store: st, Messages: db, Auth: authn, InsecureCookies: !o.secureCookies,
+		Store: st, Messages: db, Requests: sensorrpc.New(cli, nil), Auth: authn, InsecureCookies: !o.secureCookies,
 		NodeName: "node-1", GRPCAddr: "0.0.0.0:7443", Etcd: cli,
 		JoinTokens: func(tok *ospreyv1.Token) (string, error) {
 			issued := auth.NewToken() // any id and secret will do here

@@ -31,7 +31,7 @@ type staticFile struct {
 	contentType string
 }
 
-var pageNames = []string{"signin", "sensors", "status", "smtp", "pop3", "alerts", "alert", "audit", "auditmsg", "rules", "cluster", "users", "tokens", "error"}
+var pageNames = []string{"signin", "sensors", "status", "smtp", "pop3", "alerts", "alert", "audit", "auditmsg", "rules", "cluster", "users", "tokens", "queue", "error"}
 
 func mustParsePages() *pages {
 	p := &pages{byName: map[string]*template.Template{}, static: map[string]staticFile{}}
@@ -74,7 +74,9 @@ func mustParsePages() *pages {
 			}
 			return m
 		},
-		"tabs": func(id, current string) sensorTabs { return sensorTabs{ID: id, Current: current} },
+		"tabs": func(h sensorHead, current string) sensorTabs {
+			return sensorTabs{ID: h.ID, Current: current, Queue: h.Gateway}
+		},
 		"isoTime": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -232,18 +234,36 @@ func ago(now, t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	d := now.Sub(t)
-	switch {
-	case d < 0:
-		return "just now"
-	case d < time.Minute:
-		return fmt.Sprintf("%d s ago", int(d/time.Second))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h ago", int(d/time.Hour))
+	if d := now.Sub(t); d >= 0 {
+		return roughly(d) + " ago"
 	}
-	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
+	return "just now"
+}
+
+// until says how long after now t is, roughly ("in 53 min"), or "now"
+// when it is past; "" for the zero time.
+func until(now, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	if d := t.Sub(now); d > 0 {
+		return "in " + roughly(d)
+	}
+	return "now"
+}
+
+// roughly writes a duration d ≥ 0 in its largest unit: "12 s", "3 min",
+// "5 h" (up to two days), "3 days".
+func roughly(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
 }
 
 // fieldErrors are a form's validation errors, by field path, for templates

@@ -53,6 +53,9 @@ type sensorRow struct {
 	Alerts, Risks int
 	// Status is the sensor with its status as the API shows it.
 	Status api.Sensor
+	// Gateway: the sensor runs as a mail gateway (its SMTP mode), or
+	// reports a gateway's queue; its Queue page is linked.
+	Gateway bool
 }
 
 // partState is an integration's state at a glance: its state and, as a
@@ -122,6 +125,7 @@ func newSensorRow(sn *ospreyv1.Sensor, st *ospreyv1.SensorRuntime, now time.Time
 		Spool:    string(api.SpoolUnknown),
 		Problems: v.Problems,
 		Status:   v,
+		Gateway:  v.GatewayStatus != nil,
 	}
 	if row.Name == "" {
 		row.Name = row.ID
@@ -159,6 +163,7 @@ func (s *Server) fillStored(ctx context.Context, sc store.Scope, rows []sensorRo
 				return err
 			}
 			rows[i].Stored = cfg.Version()
+			rows[i].Gateway = rows[i].Gateway || gatewayMode(cfg.SMTP)
 			st := statuses[rows[i].ID]
 			rows[i].Sync = syncState(rows[i].Applied, rows[i].Stored, st.GetNackVersion(), rows[i].ConfigError)
 			return nil

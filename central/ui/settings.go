@@ -44,6 +44,7 @@ func (s *Server) sensorHead(r *http.Request, req *request, id string) (sensorHea
 	}
 	h := sensorHead{sensorRow: newSensorRow(sn, st, s.now()), Created: "unknown"}
 	h.Stored = cfg.Version()
+	h.Gateway = h.Gateway || gatewayMode(cfg.SMTP)
 	h.Sync = syncState(h.Applied, h.Stored, st.GetNackVersion(), h.ConfigError)
 	if sn.GetCreatedAt() != nil {
 		h.Created = formatTime(sn.GetCreatedAt().AsTime())
@@ -60,8 +61,12 @@ func (s *Server) sensorHome(w http.ResponseWriter, r *http.Request, req *request
 	return nil
 }
 
-// sensorTabs names a sensor and the section of its page shown.
-type sensorTabs struct{ ID, Current string }
+// sensorTabs names a sensor and the section of its page shown; Queue
+// shows the Queue tab, for a gateway.
+type sensorTabs struct {
+	ID, Current string
+	Queue       bool
+}
 
 // statusPage shows what a sensor reports of itself: its problems, and the
 // state of its SMTP and POP3 integrations and of its spool.

@@ -33,6 +33,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -46,6 +47,9 @@ type Options struct {
 	Store *store.Store
 	// Messages holds the alerts.
 	Messages *sqlstore.Store
+	// Requests carries requests to the sensors (a gateway's queue); nil
+	// shows no queue.
+	Requests *sensorrpc.Router
 	Auth     *auth.Authenticator
 	// InsecureCookies leaves the Secure attribute off the session cookie, for
 	// plain HTTP on loopback (osprey dev). Everywhere else the UI is served
@@ -75,6 +79,7 @@ type Options struct {
 type Server struct {
 	store      *store.Store
 	messages   *sqlstore.Store
+	requests   *sensorrpc.Router
 	auth       *auth.Authenticator
 	log        *slog.Logger
 	now        func() time.Time
@@ -131,6 +136,9 @@ func routes() []route {
 		{"POST", "/sensors/{id}/smtp/apply-to-tenant", writer, false, (*Server).applySMTPToTenant},
 		{"GET", "/sensors/{id}/pop3", reader, false, (*Server).pop3Page},
 		{"POST", "/sensors/{id}/pop3", writer, false, (*Server).applyPOP3},
+		{"GET", "/sensors/{id}/queue", reader, false, (*Server).queuePage},
+		{"POST", "/sensors/{id}/queue/{msg}/{action}", writer, false, (*Server).queueAction},
+		{"POST", "/sensors/{id}/gateway/{control}", writer, false, (*Server).gatewayControl},
 		{"GET", "/alerts", reader, false, (*Server).alertList},
 		{"GET", "/alerts/{tenant}/{id}", reader, false, (*Server).alertPage},
 		{"GET", "/audit", reader, false, (*Server).auditList},
@@ -156,6 +164,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		store:      opts.Store,
 		messages:   opts.Messages,
+		requests:   opts.Requests,
 		auth:       opts.Auth,
 		log:        opts.Logger,
 		now:        opts.Now,

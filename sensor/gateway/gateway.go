@@ -77,6 +77,10 @@ type Options struct {
 	Now func() time.Time
 	// OnAttempt receives every delivery attempt, for the audit log.
 	OnAttempt func(queue.Attempt)
+	// Notify, when set, is called when an operator changed a switch
+	// (sending, receiving), for the sensor to report its status at once.
+	// It must not block.
+	Notify func()
 }
 
 // settings is an applied configuration, compiled.

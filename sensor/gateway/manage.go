@@ -106,6 +106,9 @@ func (g *Gateway) setControls(change func(*controls)) error {
 	if q != nil {
 		q.SetSending(!c.SendingStopped)
 	}
+	if g.opts.Notify != nil {
+		g.opts.Notify()
+	}
 	return nil
 }
 
@@ -162,7 +165,7 @@ func (g *Gateway) HandleRequest(ctx context.Context, req *ospreyv1.SensorRequest
 		if err != nil {
 			return replyOf(err)
 		}
-		out := &ospreyv1.QueuePage{NextPageToken: pageToken(page.Next)}
+		out := &ospreyv1.QueuePage{NextPageToken: pageToken(page.Next), Gateway: g.State()}
 		for _, e := range page.Entries {
 			out.Entries = append(out.Entries, entryProto(e))
 		}

@@ -3040,6 +3040,8 @@ type QueuePage struct {
 	Entries []*QueueEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	// next_page_token continues the listing; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// gateway is the gateway's state when the listing was read.
+	Gateway       *GatewayState `protobuf:"bytes,3,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3086,6 +3088,13 @@ func (x *QueuePage) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *QueuePage) GetGateway() *GatewayState {
+	if x != nil {
+		return x.Gateway
+	}
+	return nil
 }
 
 // QueueEntry is a queued message.
@@ -3872,10 +3881,11 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x0eCODE_NOT_FOUND\x10\x01\x12\x10\n" +
 	"\fCODE_INVALID\x10\x02\x12\x14\n" +
 	"\x10CODE_UNAVAILABLE\x10\x03\x12\x11\n" +
-	"\rCODE_INTERNAL\x10\x04\"d\n" +
+	"\rCODE_INTERNAL\x10\x04\"\x97\x01\n" +
 	"\tQueuePage\x12/\n" +
 	"\aentries\x18\x01 \x03(\v2\x15.osprey.v1.QueueEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf8\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x121\n" +
+	"\agateway\x18\x03 \x01(\v2\x17.osprey.v1.GatewayStateR\agateway\"\xf8\x02\n" +
 	"\n" +
 	"QueueEntry\x12\x1d\n" +
 	"\n" +
@@ -4110,33 +4120,34 @@ var file_osprey_v1_sensor_proto_depIdxs = []int32{
 	42, // 50: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
 	7,  // 51: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
 	40, // 52: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
-	52, // 53: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
-	3,  // 54: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
-	41, // 55: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
-	4,  // 56: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
-	52, // 57: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	52, // 58: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
-	52, // 59: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
-	44, // 60: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
-	3,  // 61: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
-	52, // 62: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
-	53, // 63: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
-	45, // 64: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
-	4,  // 65: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
-	52, // 66: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	8,  // 67: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	11, // 68: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	29, // 69: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	24, // 70: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	9,  // 71: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	21, // 72: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	31, // 73: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	25, // 74: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	71, // [71:75] is the sub-list for method output_type
-	67, // [67:71] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	42, // 53: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
+	52, // 54: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
+	3,  // 55: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
+	41, // 56: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
+	4,  // 57: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
+	52, // 58: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	52, // 59: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
+	52, // 60: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
+	44, // 61: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
+	3,  // 62: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
+	52, // 63: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
+	53, // 64: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
+	45, // 65: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
+	4,  // 66: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
+	52, // 67: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	8,  // 68: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	11, // 69: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	29, // 70: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	24, // 71: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	9,  // 72: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	21, // 73: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	31, // 74: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	25, // 75: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	72, // [72:76] is the sub-list for method output_type
+	68, // [68:72] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
