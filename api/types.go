@@ -1020,7 +1020,7 @@ type QueueQuery struct {
 	// Sender and Recipient match addresses that contain them, ignoring case.
 	Sender, Recipient string
 	// NextHop is a destination as the queue names it: "route:example.com"
-	// (a local domain's hosts), "mx:example.org" (by MX), "relay" (the
+	// (a local domain's hosts), "example.org" (by MX), "relay" (the
 	// relay hosts).
 	NextHop string
 	// MinAge and MaxAge bound the time since arrival.

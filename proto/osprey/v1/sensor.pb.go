@@ -2624,7 +2624,7 @@ type QueueListRequest struct {
 	Sender    string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
 	Recipient string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	// next_hop is a destination as the queue names it ("route:example.com",
-	// "mx:example.org", "relay").
+	// "example.org" by MX, "relay").
 	NextHop string `protobuf:"bytes,4,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
 	// min_age and max_age bound the time since arrival.
 	MinAge *durationpb.Duration `protobuf:"bytes,5,opt,name=min_age,json=minAge,proto3" json:"min_age,omitempty"`
