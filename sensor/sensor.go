@@ -175,19 +175,20 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(spool.NewCollector(sp)); err != nil {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
-	// The gateway's delivery attempts go to the central's audit log.
-	delivered := deliveries.New(deliveries.Options{Logger: log.With("component", "deliveries")})
-	if err := reg.Register(delivered); err != nil {
-		return fmt.Errorf("register delivery report metrics: %w", err)
-	}
 	// A change of the poller's state, or of the gateway's switches, is
-	// sent to the central at once.
+	// sent to the central at once, as are the delivery attempts when they
+	// pile up.
 	statusChanged := make(chan struct{}, 1)
 	notify := func() {
 		select {
 		case statusChanged <- struct{}{}:
 		default:
 		}
+	}
+	// The gateway's delivery attempts go to the central's audit log.
+	delivered := deliveries.New(deliveries.Options{Logger: log.With("component", "deliveries"), Notify: notify})
+	if err := reg.Register(delivered); err != nil {
+		return fmt.Errorf("register delivery report metrics: %w", err)
 	}
 	// The gateway's delivery queue is open in every mode: mail it holds
 	// goes on being delivered after the sensor stops being a gateway.

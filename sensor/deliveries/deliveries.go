@@ -58,13 +58,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of those warnings; nil means time.Now.
 	Now func() time.Time
+	// Notify, when set, is called when NotifyAt recipients' results
+	// wait, for the agent to report before its next periodic status: a
+	// busy gateway's attempts then go out as they come rather than pile
+	// up to MaxWaiting between two statuses. It must not block.
+	Notify func()
 }
+
+// NotifyAt is the number of waiting results at which Options.Notify is
+// called: a few reports' worth.
+const NotifyAt = 2 * MaxReport
 
 // Log keeps attempts until Take hands them over. It is safe for
 // concurrent use; Attempted never blocks on anything but its lock.
 type Log struct {
 	log     *slog.Logger
 	now     func() time.Time
+	notify  func()
 	dropped prometheus.Counter
 
 	mu      sync.Mutex
@@ -79,7 +89,7 @@ type Log struct {
 // New returns an empty Log. Register it with a Prometheus registry for
 // its metric.
 func New(opts Options) *Log {
-	l := &Log{log: opts.Logger, now: opts.Now,
+	l := &Log{log: opts.Logger, now: opts.Now, notify: opts.Notify,
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "osprey_sensor_audit_deliveries_dropped_total",
 			Help: "Recipients' delivery results dropped before a report took them to the central's audit log: more than 10,000 waited.",
@@ -107,11 +117,15 @@ func (l *Log) Attempted(a queue.Attempt) {
 	parts := convert(a)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	before := l.rows
 	for _, p := range parts {
 		l.waiting = append(l.waiting, p)
 		l.rows += rows(p)
 	}
 	l.trim()
+	if l.notify != nil && before < NotifyAt && l.rows >= NotifyAt {
+		l.notify()
+	}
 }
 
 // Take hands over the oldest attempts, up to MaxReport recipients' results

@@ -192,3 +192,26 @@ func TestWaitingIsBoundedOldestDropped(t *testing.T) {
 		}
 	})
 }
+
+// TestNotifyWhenTheyPileUp: Notify is called once when NotifyAt results
+// wait, not before, and again only after a report took them below it.
+func TestNotifyWhenTheyPileUp(t *testing.T) {
+	calls := 0
+	l := New(Options{Notify: func() { calls++ }})
+	l.Attempted(attempt("a", NotifyAt-1))
+	if calls != 0 {
+		t.Fatalf("notified at %d waiting, below %d", l.Len(), NotifyAt)
+	}
+	l.Attempted(attempt("b", 1))
+	l.Attempted(attempt("c", 1))
+	if calls != 1 {
+		t.Fatalf("notified %d times reaching %d and past it, want once", calls, NotifyAt)
+	}
+	for l.Len() >= NotifyAt {
+		l.Take()
+	}
+	l.Attempted(attempt("d", NotifyAt))
+	if calls != 2 {
+		t.Errorf("notified %d times in all, want again once they piled up after a report", calls)
+	}
+}
