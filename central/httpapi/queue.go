@@ -142,5 +142,18 @@ func (s *Server) askSensor(ctx context.Context, p auth.Principal, id string, req
 			return nil, &sensorError{http.StatusBadGateway, "the sensor failed: " + refused.Message}
 		}
 	}
+	if err == nil && req.GetQueueList() == nil && req.GetQueueGet() == nil {
+		// What an operator changed, and who.
+		s.log.InfoContext(ctx, "sensor did an operator's request", "sensor", id, "request", requestName(req), "user", p.Name)
+	}
 	return rep, err
+}
+
+// requestName names a changing request for the log: the action and its
+// message, or the control.
+func requestName(req *ospreyv1.SensorRequest) string {
+	if a := req.GetQueueAction(); a != nil {
+		return a.GetAction().String() + " " + a.GetMessageId()
+	}
+	return req.GetControl().GetControl().String()
 }
