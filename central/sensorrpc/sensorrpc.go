@@ -67,6 +67,9 @@ type Router struct {
 	// seen are the request ids handed to a stream lately, so that the
 	// read of Attach and the watch do not hand one twice.
 	seen map[string]time.Time
+	// replyWait bounds the wait for a reply once the request is stored:
+	// DefaultTimeout (tests shorten it).
+	replyWait time.Duration
 }
 
 type attachment struct {
@@ -79,7 +82,7 @@ func New(cli *clientv3.Client, log *slog.Logger) *Router {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Router{cli: cli, log: log, attached: map[string]*attachment{},
-		leases: map[string]clientv3.LeaseID{}, seen: map[string]time.Time{}}
+		leases: map[string]clientv3.LeaseID{}, seen: map[string]time.Time{}, replyWait: DefaultTimeout}
 }
 
 // Run watches the requests and hands each to the stream of its sensor if
@@ -147,6 +150,7 @@ func (r *Router) handOver(key, value []byte, lease clientv3.LeaseID) {
 	for k, at := range r.seen {
 		if now.Sub(at) > 2*leaseTTL*time.Second {
 			delete(r.seen, k)
+			delete(r.leases, k) // never answered: its caller gave up long ago
 		}
 	}
 	select {
@@ -244,7 +248,7 @@ func (r *Router) Call(ctx context.Context, sensor string, req *ospreyv1.SensorRe
 	if err != nil {
 		return nil, fmt.Errorf("request to sensor %s: %w", sensor, err)
 	}
-	wctx, cancel := context.WithCancel(ctx)
+	wctx, cancel := context.WithTimeout(ctx, r.replyWait)
 	defer cancel()
 	for resp := range r.cli.Watch(wctx, store.SensorReplyKey(id), clientv3.WithRev(put.Header.Revision+1), clientv3.WithFilterDelete()) {
 		if err := resp.Err(); err != nil {
