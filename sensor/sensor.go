@@ -236,7 +236,7 @@ func Run(ctx context.Context, opts Options) error {
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, now: time.Now}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, now: time.Now}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
@@ -283,7 +283,9 @@ type status struct {
 	gateway  *gateway.Gateway
 	pop3     *pop3poll.Poller
 	uploads  *upload.Uploader
-	now      func() time.Time
+	// deliveries are the delivery attempts waiting for a report.
+	deliveries *deliveries.Log
+	now        func() time.Time
 
 	// mu guards spoolErrSince: since when the spool has been failing.
 	mu            sync.Mutex
@@ -325,6 +327,11 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 	}
 	if stuck := s.uploads.Stuck(); len(stuck) > 0 {
 		out.Problems = append(out.Problems, stuckProblem(stuck))
+	}
+	if n := s.deliveries.Dropped(); n > 0 {
+		out.Counters["audit_deliveries_dropped"] = n
+		out.Problems = append(out.Problems, fmt.Sprintf("WARNING: %d recipients' delivery results left out of the audit log since the sensor started: "+
+			"more than %d waited for a report to the central", n, deliveries.MaxWaiting))
 	}
 
 	out.Spool = &ospreyv1.SpoolStatus{

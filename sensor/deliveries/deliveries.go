@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,8 @@ type Log struct {
 	now     func() time.Time
 	notify  func()
 	dropped prometheus.Counter
+	// droppedTotal is the metric's value, for the sensor's status.
+	droppedTotal atomic.Uint64
 
 	mu      sync.Mutex
 	waiting []*ospreyv1.DeliveryAttempt // oldest first
@@ -164,6 +167,10 @@ func (l *Log) Return(as []*ospreyv1.DeliveryAttempt) {
 	l.trim()
 }
 
+// Dropped returns how many recipients' results were dropped since the
+// Log was made: entries missing from the central's audit log.
+func (l *Log) Dropped() uint64 { return l.droppedTotal.Load() }
+
 // Len returns how many recipients' results wait.
 func (l *Log) Len() int {
 	l.mu.Lock()
@@ -186,6 +193,7 @@ func (l *Log) trim() {
 	l.waiting = l.waiting[n:]
 	l.rows -= dropped
 	l.dropped.Add(float64(dropped))
+	l.droppedTotal.Add(uint64(dropped))
 	l.unlogged += dropped
 	if now := l.now(); l.loggedAt.IsZero() || now.Sub(l.loggedAt) >= dropLogInterval {
 		l.log.Warn("delivery attempts dropped from the audit log: more waited for the central than the sensor keeps",

@@ -179,7 +179,7 @@ func TestWaitingIsBoundedOldestDropped(t *testing.T) {
 		}
 		l.Attempted(attempt("new-5", MaxReport))
 		l.Return(first)
-		if l.Len() != MaxWaiting || testutil.ToFloat64(l) != 6+MaxReport {
+		if l.Len() != MaxWaiting || testutil.ToFloat64(l) != 6+MaxReport || l.Dropped() != 6+MaxReport {
 			t.Errorf("after a return past the bound: %d waiting, %v dropped", l.Len(), testutil.ToFloat64(l))
 		}
 		var last *ospreyv1.DeliveryAttempt
