@@ -358,6 +358,72 @@ func (HoldTimeoutAction) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
+// VerdictAction is what a gateway does with a message once its verdict is
+// known.
+type VerdictAction int32
+
+const (
+	// VERDICT_ACTION_UNSPECIFIED takes the policy's default for the case.
+	VerdictAction_VERDICT_ACTION_UNSPECIFIED VerdictAction = 0
+	// VERDICT_ACTION_DELIVER delivers it (with its X-Osprey-Verdict header).
+	VerdictAction_VERDICT_ACTION_DELIVER VerdictAction = 1
+	// VERDICT_ACTION_TAG delivers it with a subject tag and the policy's headers.
+	VerdictAction_VERDICT_ACTION_TAG VerdictAction = 2
+	// VERDICT_ACTION_QUARANTINE keeps it on the sensor, for an operator to release or delete.
+	VerdictAction_VERDICT_ACTION_QUARANTINE VerdictAction = 3
+	// VERDICT_ACTION_DROP_NOTIFY_RECIPIENT drops it and tells each recipient.
+	VerdictAction_VERDICT_ACTION_DROP_NOTIFY_RECIPIENT VerdictAction = 4
+	// VERDICT_ACTION_DROP_NOTIFY_SENDER drops it and tells the sender (never a null sender).
+	VerdictAction_VERDICT_ACTION_DROP_NOTIFY_SENDER VerdictAction = 5
+)
+
+// Enum value maps for VerdictAction.
+var (
+	VerdictAction_name = map[int32]string{
+		0: "VERDICT_ACTION_UNSPECIFIED",
+		1: "VERDICT_ACTION_DELIVER",
+		2: "VERDICT_ACTION_TAG",
+		3: "VERDICT_ACTION_QUARANTINE",
+		4: "VERDICT_ACTION_DROP_NOTIFY_RECIPIENT",
+		5: "VERDICT_ACTION_DROP_NOTIFY_SENDER",
+	}
+	VerdictAction_value = map[string]int32{
+		"VERDICT_ACTION_UNSPECIFIED":           0,
+		"VERDICT_ACTION_DELIVER":               1,
+		"VERDICT_ACTION_TAG":                   2,
+		"VERDICT_ACTION_QUARANTINE":            3,
+		"VERDICT_ACTION_DROP_NOTIFY_RECIPIENT": 4,
+		"VERDICT_ACTION_DROP_NOTIFY_SENDER":    5,
+	}
+)
+
+func (x VerdictAction) Enum() *VerdictAction {
+	p := new(VerdictAction)
+	*p = x
+	return p
+}
+
+func (x VerdictAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VerdictAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
+}
+
+func (VerdictAction) Type() protoreflect.EnumType {
+	return &file_osprey_v1_config_proto_enumTypes[6]
+}
+
+func (x VerdictAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VerdictAction.Descriptor instead.
+func (VerdictAction) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
 // TlsCertificatePolicy is how a POP3 server's certificate is checked.
 type TlsCertificatePolicy int32
 
@@ -395,11 +461,11 @@ func (x TlsCertificatePolicy) String() string {
 }
 
 func (TlsCertificatePolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
 }
 
 func (TlsCertificatePolicy) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[6]
+	return &file_osprey_v1_config_proto_enumTypes[7]
 }
 
 func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
@@ -408,7 +474,7 @@ func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TlsCertificatePolicy.Descriptor instead.
 func (TlsCertificatePolicy) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 // Pop3TlsMode is how TLS starts on a POP3 connection.
@@ -447,11 +513,11 @@ func (x Pop3TlsMode) String() string {
 }
 
 func (Pop3TlsMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[8].Descriptor()
 }
 
 func (Pop3TlsMode) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[7]
+	return &file_osprey_v1_config_proto_enumTypes[8]
 }
 
 func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
@@ -460,7 +526,7 @@ func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Pop3TlsMode.Descriptor instead.
 func (Pop3TlsMode) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 // Role is what a user may do.
@@ -503,11 +569,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[8].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[9].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[8]
+	return &file_osprey_v1_config_proto_enumTypes[9]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -516,7 +582,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 // TokenKind is what a token may be used for.
@@ -555,11 +621,11 @@ func (x TokenKind) String() string {
 }
 
 func (TokenKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[9].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[10].Descriptor()
 }
 
 func (TokenKind) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[9]
+	return &file_osprey_v1_config_proto_enumTypes[10]
 }
 
 func (x TokenKind) Number() protoreflect.EnumNumber {
@@ -568,7 +634,7 @@ func (x TokenKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TokenKind.Descriptor instead.
 func (TokenKind) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 // Tenant is one customer or organisation; every sensor, rule and alert belongs to one.
@@ -1429,8 +1495,12 @@ type SmtpGateway struct {
 	HoldTimeoutSeconds uint32                 `protobuf:"varint,8,opt,name=hold_timeout_seconds,json=holdTimeoutSeconds,proto3" json:"hold_timeout_seconds,omitempty"`
 	OnTimeout          HoldTimeoutAction      `protobuf:"varint,9,opt,name=on_timeout,json=onTimeout,proto3,enum=osprey.v1.HoldTimeoutAction" json:"on_timeout,omitempty"`
 	Queue              *DeliveryQueueSettings `protobuf:"bytes,10,opt,name=queue,proto3" json:"queue,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// quarantine bounds the messages the gateway keeps from delivery.
+	Quarantine *QuarantineSettings `protobuf:"bytes,11,opt,name=quarantine,proto3" json:"quarantine,omitempty"`
+	// sender_auth checks SPF, DKIM and DMARC on the mail the gateway takes.
+	SenderAuth    *SenderAuthSettings `protobuf:"bytes,12,opt,name=sender_auth,json=senderAuth,proto3" json:"sender_auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SmtpGateway) Reset() {
@@ -1533,6 +1603,337 @@ func (x *SmtpGateway) GetQueue() *DeliveryQueueSettings {
 	return nil
 }
 
+func (x *SmtpGateway) GetQuarantine() *QuarantineSettings {
+	if x != nil {
+		return x.Quarantine
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetSenderAuth() *SenderAuthSettings {
+	if x != nil {
+		return x.SenderAuth
+	}
+	return nil
+}
+
+// QuarantineSettings bound a gateway's quarantine: past either bound the
+// oldest messages are removed first. Zero means the documented default.
+type QuarantineSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_messages: at most this many messages (10000).
+	MaxMessages uint32 `protobuf:"varint,1,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"`
+	// max_size: at most this many bytes of messages in all (1 GB).
+	MaxSize       *SizeLimit `protobuf:"bytes,2,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineSettings) Reset() {
+	*x = QuarantineSettings{}
+	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineSettings) ProtoMessage() {}
+
+func (x *QuarantineSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineSettings.ProtoReflect.Descriptor instead.
+func (*QuarantineSettings) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *QuarantineSettings) GetMaxMessages() uint32 {
+	if x != nil {
+		return x.MaxMessages
+	}
+	return 0
+}
+
+func (x *QuarantineSettings) GetMaxSize() *SizeLimit {
+	if x != nil {
+		return x.MaxSize
+	}
+	return nil
+}
+
+// SenderAuthSettings configure the sender authentication of a gateway:
+// SPF at receive time, DKIM and DMARC on the message, and the
+// Authentication-Results header (RFC 8601) added on delivery.
+type SenderAuthSettings struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// authserv_id names this gateway in Authentication-Results; empty means
+	// the gateway's HELO name. A header with this id that a message arrives
+	// with is forged and removed.
+	AuthservId    string `protobuf:"bytes,2,opt,name=authserv_id,json=authservId,proto3" json:"authserv_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderAuthSettings) Reset() {
+	*x = SenderAuthSettings{}
+	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderAuthSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderAuthSettings) ProtoMessage() {}
+
+func (x *SenderAuthSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderAuthSettings.ProtoReflect.Descriptor instead.
+func (*SenderAuthSettings) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SenderAuthSettings) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *SenderAuthSettings) GetAuthservId() string {
+	if x != nil {
+		return x.AuthservId
+	}
+	return ""
+}
+
+// HeaderField is one header field a tag adds.
+type HeaderField struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeaderField) Reset() {
+	*x = HeaderField{}
+	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeaderField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeaderField) ProtoMessage() {}
+
+func (x *HeaderField) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeaderField.ProtoReflect.Descriptor instead.
+func (*HeaderField) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HeaderField) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HeaderField) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// VerdictPolicy is what a tenant's gateways do with each kind of message.
+// Stored at tenants/<tenant>/policy; absent, every field takes its default.
+// A rule with an action of its own overrides detected for its matches; of
+// several actions that apply, the strongest wins (drop, quarantine, tag,
+// deliver).
+type VerdictPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// detected: a message an engine matched (QUARANTINE).
+	Detected VerdictAction `protobuf:"varint,1,opt,name=detected,proto3,enum=osprey.v1.VerdictAction" json:"detected,omitempty"`
+	// unscannable_limit: nothing matched, a bound of the scan was hit (DELIVER).
+	UnscannableLimit VerdictAction `protobuf:"varint,2,opt,name=unscannable_limit,json=unscannableLimit,proto3,enum=osprey.v1.VerdictAction" json:"unscannable_limit,omitempty"`
+	// unscannable_error: nothing matched, an engine failed (DELIVER).
+	UnscannableError VerdictAction `protobuf:"varint,3,opt,name=unscannable_error,json=unscannableError,proto3,enum=osprey.v1.VerdictAction" json:"unscannable_error,omitempty"`
+	// subject_tag is put before the subject by TAG ("[Osprey detect]").
+	SubjectTag string `protobuf:"bytes,4,opt,name=subject_tag,json=subjectTag,proto3" json:"subject_tag,omitempty"`
+	// tag_headers are added by TAG.
+	TagHeaders []*HeaderField `protobuf:"bytes,5,rep,name=tag_headers,json=tagHeaders,proto3" json:"tag_headers,omitempty"`
+	// apply_dmarc_policy applies the policy a failing message's From domain
+	// publishes: dmarc_reject for p=reject, dmarc_quarantine for
+	// p=quarantine (both QUARANTINE).
+	ApplyDmarcPolicy bool          `protobuf:"varint,6,opt,name=apply_dmarc_policy,json=applyDmarcPolicy,proto3" json:"apply_dmarc_policy,omitempty"`
+	DmarcReject      VerdictAction `protobuf:"varint,7,opt,name=dmarc_reject,json=dmarcReject,proto3,enum=osprey.v1.VerdictAction" json:"dmarc_reject,omitempty"`
+	DmarcQuarantine  VerdictAction `protobuf:"varint,8,opt,name=dmarc_quarantine,json=dmarcQuarantine,proto3,enum=osprey.v1.VerdictAction" json:"dmarc_quarantine,omitempty"`
+	// spam_tag_score: a spam score (Rspamd) at or above it tags the message
+	// with spam_subject_tag (6); 0 means the default.
+	SpamTagScore float64 `protobuf:"fixed64,9,opt,name=spam_tag_score,json=spamTagScore,proto3" json:"spam_tag_score,omitempty"`
+	// spam_quarantine_score: at or above it, the message is quarantined (15).
+	SpamQuarantineScore float64 `protobuf:"fixed64,10,opt,name=spam_quarantine_score,json=spamQuarantineScore,proto3" json:"spam_quarantine_score,omitempty"`
+	// spam_subject_tag is put before the subject of spam ("[SPAM]").
+	SpamSubjectTag string `protobuf:"bytes,11,opt,name=spam_subject_tag,json=spamSubjectTag,proto3" json:"spam_subject_tag,omitempty"`
+	// version is the store's ModRevision; output only.
+	Version       int64 `protobuf:"varint,12,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerdictPolicy) Reset() {
+	*x = VerdictPolicy{}
+	mi := &file_osprey_v1_config_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerdictPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerdictPolicy) ProtoMessage() {}
+
+func (x *VerdictPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerdictPolicy.ProtoReflect.Descriptor instead.
+func (*VerdictPolicy) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *VerdictPolicy) GetDetected() VerdictAction {
+	if x != nil {
+		return x.Detected
+	}
+	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+func (x *VerdictPolicy) GetUnscannableLimit() VerdictAction {
+	if x != nil {
+		return x.UnscannableLimit
+	}
+	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+func (x *VerdictPolicy) GetUnscannableError() VerdictAction {
+	if x != nil {
+		return x.UnscannableError
+	}
+	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+func (x *VerdictPolicy) GetSubjectTag() string {
+	if x != nil {
+		return x.SubjectTag
+	}
+	return ""
+}
+
+func (x *VerdictPolicy) GetTagHeaders() []*HeaderField {
+	if x != nil {
+		return x.TagHeaders
+	}
+	return nil
+}
+
+func (x *VerdictPolicy) GetApplyDmarcPolicy() bool {
+	if x != nil {
+		return x.ApplyDmarcPolicy
+	}
+	return false
+}
+
+func (x *VerdictPolicy) GetDmarcReject() VerdictAction {
+	if x != nil {
+		return x.DmarcReject
+	}
+	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+func (x *VerdictPolicy) GetDmarcQuarantine() VerdictAction {
+	if x != nil {
+		return x.DmarcQuarantine
+	}
+	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+func (x *VerdictPolicy) GetSpamTagScore() float64 {
+	if x != nil {
+		return x.SpamTagScore
+	}
+	return 0
+}
+
+func (x *VerdictPolicy) GetSpamQuarantineScore() float64 {
+	if x != nil {
+		return x.SpamQuarantineScore
+	}
+	return 0
+}
+
+func (x *VerdictPolicy) GetSpamSubjectTag() string {
+	if x != nil {
+		return x.SpamSubjectTag
+	}
+	return ""
+}
+
+func (x *VerdictPolicy) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 // Pop3Integration is a sensor's POP3 mailbox polling.
 type Pop3Integration struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -1556,7 +1957,7 @@ type Pop3Integration struct {
 
 func (x *Pop3Integration) Reset() {
 	*x = Pop3Integration{}
-	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	mi := &file_osprey_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1969,7 @@ func (x *Pop3Integration) String() string {
 func (*Pop3Integration) ProtoMessage() {}
 
 func (x *Pop3Integration) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	mi := &file_osprey_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1982,7 @@ func (x *Pop3Integration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pop3Integration.ProtoReflect.Descriptor instead.
 func (*Pop3Integration) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Pop3Integration) GetEnabled() bool {
@@ -1677,7 +2078,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	mi := &file_osprey_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +2090,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	mi := &file_osprey_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +2103,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *User) GetName() string {
@@ -1766,7 +2167,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	mi := &file_osprey_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +2179,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	mi := &file_osprey_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +2192,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Token) GetId() string {
@@ -1946,7 +2347,7 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x14max_lifetime_seconds\x18\x03 \x01(\rR\x12maxLifetimeSeconds\x122\n" +
 	"\x15delay_warning_seconds\x18\x04 \x01(\rR\x13delayWarningSeconds\x127\n" +
 	"\x17destination_concurrency\x18\x05 \x01(\rR\x16destinationConcurrency\x12 \n" +
-	"\vconcurrency\x18\x06 \x01(\rR\vconcurrency\"\x8c\x04\n" +
+	"\vconcurrency\x18\x06 \x01(\rR\vconcurrency\"\x8b\x05\n" +
 	"\vSmtpGateway\x124\n" +
 	"\ainbound\x18\x01 \x01(\v2\x1a.osprey.v1.GatewayListenerR\ainbound\x126\n" +
 	"\boutbound\x18\x02 \x01(\v2\x1a.osprey.v1.GatewayListenerR\boutbound\x12;\n" +
@@ -1960,7 +2361,38 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\t \x01(\x0e2\x1c.osprey.v1.HoldTimeoutActionR\tonTimeout\x126\n" +
 	"\x05queue\x18\n" +
-	" \x01(\v2 .osprey.v1.DeliveryQueueSettingsR\x05queue\"\x83\x03\n" +
+	" \x01(\v2 .osprey.v1.DeliveryQueueSettingsR\x05queue\x12=\n" +
+	"\n" +
+	"quarantine\x18\v \x01(\v2\x1d.osprey.v1.QuarantineSettingsR\n" +
+	"quarantine\x12>\n" +
+	"\vsender_auth\x18\f \x01(\v2\x1d.osprey.v1.SenderAuthSettingsR\n" +
+	"senderAuth\"h\n" +
+	"\x12QuarantineSettings\x12!\n" +
+	"\fmax_messages\x18\x01 \x01(\rR\vmaxMessages\x12/\n" +
+	"\bmax_size\x18\x02 \x01(\v2\x14.osprey.v1.SizeLimitR\amaxSize\"O\n" +
+	"\x12SenderAuthSettings\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1f\n" +
+	"\vauthserv_id\x18\x02 \x01(\tR\n" +
+	"authservId\"7\n" +
+	"\vHeaderField\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xfb\x04\n" +
+	"\rVerdictPolicy\x124\n" +
+	"\bdetected\x18\x01 \x01(\x0e2\x18.osprey.v1.VerdictActionR\bdetected\x12E\n" +
+	"\x11unscannable_limit\x18\x02 \x01(\x0e2\x18.osprey.v1.VerdictActionR\x10unscannableLimit\x12E\n" +
+	"\x11unscannable_error\x18\x03 \x01(\x0e2\x18.osprey.v1.VerdictActionR\x10unscannableError\x12\x1f\n" +
+	"\vsubject_tag\x18\x04 \x01(\tR\n" +
+	"subjectTag\x127\n" +
+	"\vtag_headers\x18\x05 \x03(\v2\x16.osprey.v1.HeaderFieldR\n" +
+	"tagHeaders\x12,\n" +
+	"\x12apply_dmarc_policy\x18\x06 \x01(\bR\x10applyDmarcPolicy\x12;\n" +
+	"\fdmarc_reject\x18\a \x01(\x0e2\x18.osprey.v1.VerdictActionR\vdmarcReject\x12C\n" +
+	"\x10dmarc_quarantine\x18\b \x01(\x0e2\x18.osprey.v1.VerdictActionR\x0fdmarcQuarantine\x12$\n" +
+	"\x0espam_tag_score\x18\t \x01(\x01R\fspamTagScore\x122\n" +
+	"\x15spam_quarantine_score\x18\n" +
+	" \x01(\x01R\x13spamQuarantineScore\x12(\n" +
+	"\x10spam_subject_tag\x18\v \x01(\tR\x0espamSubjectTag\x12\x18\n" +
+	"\aversion\x18\f \x01(\x03R\aversion\"\x83\x03\n" +
 	"\x0fPop3Integration\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x12\n" +
@@ -2026,7 +2458,14 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x11HoldTimeoutAction\x12#\n" +
 	"\x1fHOLD_TIMEOUT_ACTION_UNSPECIFIED\x10\x00\x12)\n" +
 	"%HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED\x10\x01\x12$\n" +
-	" HOLD_TIMEOUT_ACTION_KEEP_HOLDING\x10\x02*\xbd\x01\n" +
+	" HOLD_TIMEOUT_ACTION_KEEP_HOLDING\x10\x02*\xd3\x01\n" +
+	"\rVerdictAction\x12\x1e\n" +
+	"\x1aVERDICT_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16VERDICT_ACTION_DELIVER\x10\x01\x12\x16\n" +
+	"\x12VERDICT_ACTION_TAG\x10\x02\x12\x1d\n" +
+	"\x19VERDICT_ACTION_QUARANTINE\x10\x03\x12(\n" +
+	"$VERDICT_ACTION_DROP_NOTIFY_RECIPIENT\x10\x04\x12%\n" +
+	"!VERDICT_ACTION_DROP_NOTIFY_SENDER\x10\x05*\xbd\x01\n" +
 	"\x14TlsCertificatePolicy\x12&\n" +
 	"\"TLS_CERTIFICATE_POLICY_UNSPECIFIED\x10\x00\x12%\n" +
 	"!TLS_CERTIFICATE_POLICY_ACCEPT_ANY\x10\x01\x12-\n" +
@@ -2059,8 +2498,8 @@ func file_osprey_v1_config_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_config_proto_rawDescData
 }
 
-var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_osprey_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_osprey_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_osprey_v1_config_proto_goTypes = []any{
 	(SensorState)(0),              // 0: osprey.v1.SensorState
 	(SizeUnit)(0),                 // 1: osprey.v1.SizeUnit
@@ -2068,59 +2507,73 @@ var file_osprey_v1_config_proto_goTypes = []any{
 	(ClientCertMode)(0),           // 3: osprey.v1.ClientCertMode
 	(SmtpMode)(0),                 // 4: osprey.v1.SmtpMode
 	(HoldTimeoutAction)(0),        // 5: osprey.v1.HoldTimeoutAction
-	(TlsCertificatePolicy)(0),     // 6: osprey.v1.TlsCertificatePolicy
-	(Pop3TlsMode)(0),              // 7: osprey.v1.Pop3TlsMode
-	(Role)(0),                     // 8: osprey.v1.Role
-	(TokenKind)(0),                // 9: osprey.v1.TokenKind
-	(*Tenant)(nil),                // 10: osprey.v1.Tenant
-	(*Sensor)(nil),                // 11: osprey.v1.Sensor
-	(*SizeLimit)(nil),             // 12: osprey.v1.SizeLimit
-	(*SmtpTls)(nil),               // 13: osprey.v1.SmtpTls
-	(*SmtpLimits)(nil),            // 14: osprey.v1.SmtpLimits
-	(*SmtpIntegration)(nil),       // 15: osprey.v1.SmtpIntegration
-	(*GatewayListener)(nil),       // 16: osprey.v1.GatewayListener
-	(*NextHop)(nil),               // 17: osprey.v1.NextHop
-	(*LocalDomain)(nil),           // 18: osprey.v1.LocalDomain
-	(*DeliveryQueueSettings)(nil), // 19: osprey.v1.DeliveryQueueSettings
-	(*SmtpGateway)(nil),           // 20: osprey.v1.SmtpGateway
-	(*Pop3Integration)(nil),       // 21: osprey.v1.Pop3Integration
-	(*User)(nil),                  // 22: osprey.v1.User
-	(*Token)(nil),                 // 23: osprey.v1.Token
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(VerdictAction)(0),            // 6: osprey.v1.VerdictAction
+	(TlsCertificatePolicy)(0),     // 7: osprey.v1.TlsCertificatePolicy
+	(Pop3TlsMode)(0),              // 8: osprey.v1.Pop3TlsMode
+	(Role)(0),                     // 9: osprey.v1.Role
+	(TokenKind)(0),                // 10: osprey.v1.TokenKind
+	(*Tenant)(nil),                // 11: osprey.v1.Tenant
+	(*Sensor)(nil),                // 12: osprey.v1.Sensor
+	(*SizeLimit)(nil),             // 13: osprey.v1.SizeLimit
+	(*SmtpTls)(nil),               // 14: osprey.v1.SmtpTls
+	(*SmtpLimits)(nil),            // 15: osprey.v1.SmtpLimits
+	(*SmtpIntegration)(nil),       // 16: osprey.v1.SmtpIntegration
+	(*GatewayListener)(nil),       // 17: osprey.v1.GatewayListener
+	(*NextHop)(nil),               // 18: osprey.v1.NextHop
+	(*LocalDomain)(nil),           // 19: osprey.v1.LocalDomain
+	(*DeliveryQueueSettings)(nil), // 20: osprey.v1.DeliveryQueueSettings
+	(*SmtpGateway)(nil),           // 21: osprey.v1.SmtpGateway
+	(*QuarantineSettings)(nil),    // 22: osprey.v1.QuarantineSettings
+	(*SenderAuthSettings)(nil),    // 23: osprey.v1.SenderAuthSettings
+	(*HeaderField)(nil),           // 24: osprey.v1.HeaderField
+	(*VerdictPolicy)(nil),         // 25: osprey.v1.VerdictPolicy
+	(*Pop3Integration)(nil),       // 26: osprey.v1.Pop3Integration
+	(*User)(nil),                  // 27: osprey.v1.User
+	(*Token)(nil),                 // 28: osprey.v1.Token
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_osprey_v1_config_proto_depIdxs = []int32{
-	24, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	29, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: osprey.v1.Sensor.state:type_name -> osprey.v1.SensorState
-	24, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
-	24, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
+	29, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
+	29, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
 	1,  // 4: osprey.v1.SizeLimit.unit:type_name -> osprey.v1.SizeUnit
 	2,  // 5: osprey.v1.SmtpTls.mode:type_name -> osprey.v1.TlsMode
 	3,  // 6: osprey.v1.SmtpTls.client_cert:type_name -> osprey.v1.ClientCertMode
-	12, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
-	13, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
-	14, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
+	13, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
+	14, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
+	15, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
 	4,  // 10: osprey.v1.SmtpIntegration.mode:type_name -> osprey.v1.SmtpMode
-	20, // 11: osprey.v1.SmtpIntegration.gateway:type_name -> osprey.v1.SmtpGateway
-	13, // 12: osprey.v1.GatewayListener.tls:type_name -> osprey.v1.SmtpTls
-	17, // 13: osprey.v1.LocalDomain.hosts:type_name -> osprey.v1.NextHop
-	16, // 14: osprey.v1.SmtpGateway.inbound:type_name -> osprey.v1.GatewayListener
-	16, // 15: osprey.v1.SmtpGateway.outbound:type_name -> osprey.v1.GatewayListener
-	18, // 16: osprey.v1.SmtpGateway.local_domains:type_name -> osprey.v1.LocalDomain
-	17, // 17: osprey.v1.SmtpGateway.relay_hosts:type_name -> osprey.v1.NextHop
+	21, // 11: osprey.v1.SmtpIntegration.gateway:type_name -> osprey.v1.SmtpGateway
+	14, // 12: osprey.v1.GatewayListener.tls:type_name -> osprey.v1.SmtpTls
+	18, // 13: osprey.v1.LocalDomain.hosts:type_name -> osprey.v1.NextHop
+	17, // 14: osprey.v1.SmtpGateway.inbound:type_name -> osprey.v1.GatewayListener
+	17, // 15: osprey.v1.SmtpGateway.outbound:type_name -> osprey.v1.GatewayListener
+	19, // 16: osprey.v1.SmtpGateway.local_domains:type_name -> osprey.v1.LocalDomain
+	18, // 17: osprey.v1.SmtpGateway.relay_hosts:type_name -> osprey.v1.NextHop
 	5,  // 18: osprey.v1.SmtpGateway.on_timeout:type_name -> osprey.v1.HoldTimeoutAction
-	19, // 19: osprey.v1.SmtpGateway.queue:type_name -> osprey.v1.DeliveryQueueSettings
-	7,  // 20: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
-	6,  // 21: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
-	8,  // 22: osprey.v1.User.role:type_name -> osprey.v1.Role
-	24, // 23: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 24: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
-	24, // 25: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	24, // 26: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	20, // 19: osprey.v1.SmtpGateway.queue:type_name -> osprey.v1.DeliveryQueueSettings
+	22, // 20: osprey.v1.SmtpGateway.quarantine:type_name -> osprey.v1.QuarantineSettings
+	23, // 21: osprey.v1.SmtpGateway.sender_auth:type_name -> osprey.v1.SenderAuthSettings
+	13, // 22: osprey.v1.QuarantineSettings.max_size:type_name -> osprey.v1.SizeLimit
+	6,  // 23: osprey.v1.VerdictPolicy.detected:type_name -> osprey.v1.VerdictAction
+	6,  // 24: osprey.v1.VerdictPolicy.unscannable_limit:type_name -> osprey.v1.VerdictAction
+	6,  // 25: osprey.v1.VerdictPolicy.unscannable_error:type_name -> osprey.v1.VerdictAction
+	24, // 26: osprey.v1.VerdictPolicy.tag_headers:type_name -> osprey.v1.HeaderField
+	6,  // 27: osprey.v1.VerdictPolicy.dmarc_reject:type_name -> osprey.v1.VerdictAction
+	6,  // 28: osprey.v1.VerdictPolicy.dmarc_quarantine:type_name -> osprey.v1.VerdictAction
+	8,  // 29: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
+	7,  // 30: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
+	9,  // 31: osprey.v1.User.role:type_name -> osprey.v1.Role
+	29, // 32: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	10, // 33: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
+	29, // 34: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	29, // 35: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_config_proto_init() }
@@ -2133,8 +2586,8 @@ func file_osprey_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_config_proto_rawDesc), len(file_osprey_v1_config_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   14,
+			NumEnums:      11,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -50,7 +50,12 @@ type MessageRecord struct {
 	// headers summarises the message's header (From, To, Subject,
 	// Message-ID, …) as the scan read it: what the message audit log shows
 	// and searches.
-	Headers       *HeaderSummary `protobuf:"bytes,13,opt,name=headers,proto3" json:"headers,omitempty"`
+	Headers *HeaderSummary `protobuf:"bytes,13,opt,name=headers,proto3" json:"headers,omitempty"`
+	// disposition is what the central told the sensor to do with the message
+	// (a gateway's message; a retried upload gets the same answer).
+	Disposition *Disposition `protobuf:"bytes,14,opt,name=disposition,proto3" json:"disposition,omitempty"`
+	// spam is the spam engine's opinion, when one ran.
+	Spam          *SpamResult `protobuf:"bytes,15,opt,name=spam,proto3" json:"spam,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,11 +181,25 @@ func (x *MessageRecord) GetHeaders() *HeaderSummary {
 	return nil
 }
 
+func (x *MessageRecord) GetDisposition() *Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return nil
+}
+
+func (x *MessageRecord) GetSpam() *SpamResult {
+	if x != nil {
+		return x.Spam
+	}
+	return nil
+}
+
 var File_osprey_v1_message_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14osprey/v1/scan.proto\x1a\x16osprey/v1/sensor.proto\"\xbd\x03\n" +
+	"\x17osprey/v1/message.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14osprey/v1/scan.proto\x1a\x16osprey/v1/sensor.proto\"\xa2\x04\n" +
 	"\rMessageRecord\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -197,7 +216,9 @@ const file_osprey_v1_message_proto_rawDesc = "" +
 	" \x01(\tR\averdict\x12\x19\n" +
 	"\balert_id\x18\v \x01(\tR\aalertId\x12\x12\n" +
 	"\x04uidl\x18\f \x01(\tR\x04uidl\x122\n" +
-	"\aheaders\x18\r \x01(\v2\x18.osprey.v1.HeaderSummaryR\aheadersB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
+	"\aheaders\x18\r \x01(\v2\x18.osprey.v1.HeaderSummaryR\aheaders\x128\n" +
+	"\vdisposition\x18\x0e \x01(\v2\x16.osprey.v1.DispositionR\vdisposition\x12)\n" +
+	"\x04spam\x18\x0f \x01(\v2\x15.osprey.v1.SpamResultR\x04spamB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
 
 var (
 	file_osprey_v1_message_proto_rawDescOnce sync.Once
@@ -218,17 +239,21 @@ var file_osprey_v1_message_proto_goTypes = []any{
 	(*Envelope)(nil),              // 2: osprey.v1.Envelope
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 	(*HeaderSummary)(nil),         // 4: osprey.v1.HeaderSummary
+	(*Disposition)(nil),           // 5: osprey.v1.Disposition
+	(*SpamResult)(nil),            // 6: osprey.v1.SpamResult
 }
 var file_osprey_v1_message_proto_depIdxs = []int32{
 	1, // 0: osprey.v1.MessageRecord.source:type_name -> osprey.v1.MailSource
 	2, // 1: osprey.v1.MessageRecord.envelope:type_name -> osprey.v1.Envelope
 	3, // 2: osprey.v1.MessageRecord.uploaded_at:type_name -> google.protobuf.Timestamp
 	4, // 3: osprey.v1.MessageRecord.headers:type_name -> osprey.v1.HeaderSummary
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 4: osprey.v1.MessageRecord.disposition:type_name -> osprey.v1.Disposition
+	6, // 5: osprey.v1.MessageRecord.spam:type_name -> osprey.v1.SpamResult
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_message_proto_init() }

@@ -175,7 +175,10 @@ type Rule struct {
 	Disabled  bool                   `protobuf:"varint,7,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// version is the store's ModRevision of the rule; output only.
-	Version       int64 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	Version int64 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	// action, when set, is what a gateway does with a message this rule
+	// matched, instead of the tenant's policy for detected messages.
+	Action        VerdictAction `protobuf:"varint,10,opt,name=action,proto3,enum=osprey.v1.VerdictAction" json:"action,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -273,6 +276,137 @@ func (x *Rule) GetVersion() int64 {
 	return 0
 }
 
+func (x *Rule) GetAction() VerdictAction {
+	if x != nil {
+		return x.Action
+	}
+	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+// SpamResult is a spam engine's (Rspamd's) opinion of a message.
+type SpamResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Score float64                `protobuf:"fixed64,1,opt,name=score,proto3" json:"score,omitempty"`
+	// required_score is the engine's own spam threshold.
+	RequiredScore float64 `protobuf:"fixed64,2,opt,name=required_score,json=requiredScore,proto3" json:"required_score,omitempty"`
+	// action is the engine's own suggestion ("no action", "add header", "reject", ...).
+	Action        string        `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	Symbols       []*SpamSymbol `protobuf:"bytes,4,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpamResult) Reset() {
+	*x = SpamResult{}
+	mi := &file_osprey_v1_scan_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpamResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpamResult) ProtoMessage() {}
+
+func (x *SpamResult) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_scan_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpamResult.ProtoReflect.Descriptor instead.
+func (*SpamResult) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SpamResult) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *SpamResult) GetRequiredScore() float64 {
+	if x != nil {
+		return x.RequiredScore
+	}
+	return 0
+}
+
+func (x *SpamResult) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *SpamResult) GetSymbols() []*SpamSymbol {
+	if x != nil {
+		return x.Symbols
+	}
+	return nil
+}
+
+// SpamSymbol is one rule of the spam engine that fired, with its weight.
+type SpamSymbol struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Score         float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpamSymbol) Reset() {
+	*x = SpamSymbol{}
+	mi := &file_osprey_v1_scan_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpamSymbol) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpamSymbol) ProtoMessage() {}
+
+func (x *SpamSymbol) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_scan_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpamSymbol.ProtoReflect.Descriptor instead.
+func (*SpamSymbol) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SpamSymbol) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SpamSymbol) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
 // Match is one engine's finding in a scanned message.
 type Match struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -291,7 +425,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_osprey_v1_scan_proto_msgTypes[1]
+	mi := &file_osprey_v1_scan_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +437,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_scan_proto_msgTypes[1]
+	mi := &file_osprey_v1_scan_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +450,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{1}
+	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Match) GetEngine() string {
@@ -372,7 +506,7 @@ type Attachment struct {
 
 func (x *Attachment) Reset() {
 	*x = Attachment{}
-	mi := &file_osprey_v1_scan_proto_msgTypes[2]
+	mi := &file_osprey_v1_scan_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +518,7 @@ func (x *Attachment) String() string {
 func (*Attachment) ProtoMessage() {}
 
 func (x *Attachment) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_scan_proto_msgTypes[2]
+	mi := &file_osprey_v1_scan_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +531,7 @@ func (x *Attachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
 func (*Attachment) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{2}
+	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Attachment) GetPath() string {
@@ -474,7 +608,7 @@ type HeaderSummary struct {
 
 func (x *HeaderSummary) Reset() {
 	*x = HeaderSummary{}
-	mi := &file_osprey_v1_scan_proto_msgTypes[3]
+	mi := &file_osprey_v1_scan_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +620,7 @@ func (x *HeaderSummary) String() string {
 func (*HeaderSummary) ProtoMessage() {}
 
 func (x *HeaderSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_scan_proto_msgTypes[3]
+	mi := &file_osprey_v1_scan_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +633,7 @@ func (x *HeaderSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderSummary.ProtoReflect.Descriptor instead.
 func (*HeaderSummary) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{3}
+	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HeaderSummary) GetFrom() string {
@@ -589,7 +723,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_osprey_v1_scan_proto_msgTypes[4]
+	mi := &file_osprey_v1_scan_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +735,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_scan_proto_msgTypes[4]
+	mi := &file_osprey_v1_scan_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +748,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{4}
+	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Alert) GetId() string {
@@ -746,7 +880,7 @@ type SyslogExport struct {
 
 func (x *SyslogExport) Reset() {
 	*x = SyslogExport{}
-	mi := &file_osprey_v1_scan_proto_msgTypes[5]
+	mi := &file_osprey_v1_scan_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +892,7 @@ func (x *SyslogExport) String() string {
 func (*SyslogExport) ProtoMessage() {}
 
 func (x *SyslogExport) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_scan_proto_msgTypes[5]
+	mi := &file_osprey_v1_scan_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +905,7 @@ func (x *SyslogExport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyslogExport.ProtoReflect.Descriptor instead.
 func (*SyslogExport) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{5}
+	return file_osprey_v1_scan_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SyslogExport) GetEnabled() bool {
@@ -834,7 +968,7 @@ var File_osprey_v1_scan_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_scan_proto_rawDesc = "" +
 	"\n" +
-	"\x14osprey/v1/scan.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/sensor.proto\"\xb1\x02\n" +
+	"\x14osprey/v1/scan.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/config.proto\x1a\x16osprey/v1/sensor.proto\"\xe3\x02\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12'\n" +
@@ -845,7 +979,19 @@ const file_osprey_v1_scan_proto_rawDesc = "" +
 	"\bdisabled\x18\a \x01(\bR\bdisabled\x129\n" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x18\n" +
-	"\aversion\x18\t \x01(\x03R\aversion\"\x91\x01\n" +
+	"\aversion\x18\t \x01(\x03R\aversion\x120\n" +
+	"\x06action\x18\n" +
+	" \x01(\x0e2\x18.osprey.v1.VerdictActionR\x06action\"\x92\x01\n" +
+	"\n" +
+	"SpamResult\x12\x14\n" +
+	"\x05score\x18\x01 \x01(\x01R\x05score\x12%\n" +
+	"\x0erequired_score\x18\x02 \x01(\x01R\rrequiredScore\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12/\n" +
+	"\asymbols\x18\x04 \x03(\v2\x15.osprey.v1.SpamSymbolR\asymbols\"6\n" +
+	"\n" +
+	"SpamSymbol\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\x01R\x05score\"\x91\x01\n" +
 	"\x05Match\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x17\n" +
 	"\arule_id\x18\x02 \x01(\tR\x06ruleId\x12/\n" +
@@ -932,38 +1078,43 @@ func file_osprey_v1_scan_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_scan_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_osprey_v1_scan_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_osprey_v1_scan_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_osprey_v1_scan_proto_goTypes = []any{
 	(Severity)(0),                 // 0: osprey.v1.Severity
 	(RuleKind)(0),                 // 1: osprey.v1.RuleKind
 	(*Rule)(nil),                  // 2: osprey.v1.Rule
-	(*Match)(nil),                 // 3: osprey.v1.Match
-	(*Attachment)(nil),            // 4: osprey.v1.Attachment
-	(*HeaderSummary)(nil),         // 5: osprey.v1.HeaderSummary
-	(*Alert)(nil),                 // 6: osprey.v1.Alert
-	(*SyslogExport)(nil),          // 7: osprey.v1.SyslogExport
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(MailSource)(0),               // 9: osprey.v1.MailSource
-	(*Envelope)(nil),              // 10: osprey.v1.Envelope
+	(*SpamResult)(nil),            // 3: osprey.v1.SpamResult
+	(*SpamSymbol)(nil),            // 4: osprey.v1.SpamSymbol
+	(*Match)(nil),                 // 5: osprey.v1.Match
+	(*Attachment)(nil),            // 6: osprey.v1.Attachment
+	(*HeaderSummary)(nil),         // 7: osprey.v1.HeaderSummary
+	(*Alert)(nil),                 // 8: osprey.v1.Alert
+	(*SyslogExport)(nil),          // 9: osprey.v1.SyslogExport
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(VerdictAction)(0),            // 11: osprey.v1.VerdictAction
+	(MailSource)(0),               // 12: osprey.v1.MailSource
+	(*Envelope)(nil),              // 13: osprey.v1.Envelope
 }
 var file_osprey_v1_scan_proto_depIdxs = []int32{
 	1,  // 0: osprey.v1.Rule.kind:type_name -> osprey.v1.RuleKind
 	0,  // 1: osprey.v1.Rule.severity:type_name -> osprey.v1.Severity
-	8,  // 2: osprey.v1.Rule.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 3: osprey.v1.Match.severity:type_name -> osprey.v1.Severity
-	8,  // 4: osprey.v1.HeaderSummary.date:type_name -> google.protobuf.Timestamp
-	9,  // 5: osprey.v1.Alert.source:type_name -> osprey.v1.MailSource
-	10, // 6: osprey.v1.Alert.envelope:type_name -> osprey.v1.Envelope
-	5,  // 7: osprey.v1.Alert.headers:type_name -> osprey.v1.HeaderSummary
-	0,  // 8: osprey.v1.Alert.severity:type_name -> osprey.v1.Severity
-	3,  // 9: osprey.v1.Alert.matches:type_name -> osprey.v1.Match
-	4,  // 10: osprey.v1.Alert.attachments:type_name -> osprey.v1.Attachment
-	8,  // 11: osprey.v1.Alert.created_at:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 2: osprey.v1.Rule.created_at:type_name -> google.protobuf.Timestamp
+	11, // 3: osprey.v1.Rule.action:type_name -> osprey.v1.VerdictAction
+	4,  // 4: osprey.v1.SpamResult.symbols:type_name -> osprey.v1.SpamSymbol
+	0,  // 5: osprey.v1.Match.severity:type_name -> osprey.v1.Severity
+	10, // 6: osprey.v1.HeaderSummary.date:type_name -> google.protobuf.Timestamp
+	12, // 7: osprey.v1.Alert.source:type_name -> osprey.v1.MailSource
+	13, // 8: osprey.v1.Alert.envelope:type_name -> osprey.v1.Envelope
+	7,  // 9: osprey.v1.Alert.headers:type_name -> osprey.v1.HeaderSummary
+	0,  // 10: osprey.v1.Alert.severity:type_name -> osprey.v1.Severity
+	5,  // 11: osprey.v1.Alert.matches:type_name -> osprey.v1.Match
+	6,  // 12: osprey.v1.Alert.attachments:type_name -> osprey.v1.Attachment
+	10, // 13: osprey.v1.Alert.created_at:type_name -> google.protobuf.Timestamp
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_scan_proto_init() }
@@ -971,6 +1122,7 @@ func file_osprey_v1_scan_proto_init() {
 	if File_osprey_v1_scan_proto != nil {
 		return
 	}
+	file_osprey_v1_config_proto_init()
 	file_osprey_v1_sensor_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -978,7 +1130,7 @@ func file_osprey_v1_scan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_scan_proto_rawDesc), len(file_osprey_v1_scan_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -510,7 +510,7 @@ func (x SensorError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SensorError_Code.Descriptor instead.
 func (SensorError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30, 0}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33, 0}
 }
 
 // EnrollRequest carries the join token's id and secret and a PKCS#10 CSR.
@@ -2138,7 +2138,10 @@ type Envelope struct {
 	TlsCipher  string `protobuf:"bytes,9,opt,name=tls_cipher,json=tlsCipher,proto3" json:"tls_cipher,omitempty"`
 	// direction says which gateway listener took the message; UNSPECIFIED is
 	// a monitored copy (or a polled message), which is never delivered.
-	Direction     MailDirection `protobuf:"varint,10,opt,name=direction,proto3,enum=osprey.v1.MailDirection" json:"direction,omitempty"`
+	Direction MailDirection `protobuf:"varint,10,opt,name=direction,proto3,enum=osprey.v1.MailDirection" json:"direction,omitempty"`
+	// auth holds a gateway's sender authentication of the message, when it
+	// checks senders.
+	Auth          *AuthResults `protobuf:"bytes,11,opt,name=auth,proto3" json:"auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2243,6 +2246,167 @@ func (x *Envelope) GetDirection() MailDirection {
 	return MailDirection_MAIL_DIRECTION_UNSPECIFIED
 }
 
+func (x *Envelope) GetAuth() *AuthResults {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+// AuthResults are a gateway's checks of who sent a message, as RFC 8601
+// names their results ("pass", "fail", "softfail", "neutral", "none",
+// "temperror", "permerror"; "" when not checked).
+type AuthResults struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// spf is the SPF result of the MAIL FROM domain (of the HELO name for a
+	// null sender), spf_domain the domain checked.
+	Spf       string        `protobuf:"bytes,1,opt,name=spf,proto3" json:"spf,omitempty"`
+	SpfDomain string        `protobuf:"bytes,2,opt,name=spf_domain,json=spfDomain,proto3" json:"spf_domain,omitempty"`
+	Dkim      []*DkimResult `protobuf:"bytes,3,rep,name=dkim,proto3" json:"dkim,omitempty"`
+	// dmarc is the DMARC result of the From domain, from_domain.
+	Dmarc string `protobuf:"bytes,4,opt,name=dmarc,proto3" json:"dmarc,omitempty"`
+	// dmarc_policy is the policy that domain publishes: "none",
+	// "quarantine" or "reject" ("" when it publishes none).
+	DmarcPolicy   string `protobuf:"bytes,5,opt,name=dmarc_policy,json=dmarcPolicy,proto3" json:"dmarc_policy,omitempty"`
+	FromDomain    string `protobuf:"bytes,6,opt,name=from_domain,json=fromDomain,proto3" json:"from_domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthResults) Reset() {
+	*x = AuthResults{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthResults) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthResults) ProtoMessage() {}
+
+func (x *AuthResults) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthResults.ProtoReflect.Descriptor instead.
+func (*AuthResults) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AuthResults) GetSpf() string {
+	if x != nil {
+		return x.Spf
+	}
+	return ""
+}
+
+func (x *AuthResults) GetSpfDomain() string {
+	if x != nil {
+		return x.SpfDomain
+	}
+	return ""
+}
+
+func (x *AuthResults) GetDkim() []*DkimResult {
+	if x != nil {
+		return x.Dkim
+	}
+	return nil
+}
+
+func (x *AuthResults) GetDmarc() string {
+	if x != nil {
+		return x.Dmarc
+	}
+	return ""
+}
+
+func (x *AuthResults) GetDmarcPolicy() string {
+	if x != nil {
+		return x.DmarcPolicy
+	}
+	return ""
+}
+
+func (x *AuthResults) GetFromDomain() string {
+	if x != nil {
+		return x.FromDomain
+	}
+	return ""
+}
+
+// DkimResult is the check of one DKIM-Signature.
+type DkimResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Result string                 `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	// domain and selector are the signature's d= and s=.
+	Domain        string `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
+	Selector      string `protobuf:"bytes,3,opt,name=selector,proto3" json:"selector,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DkimResult) Reset() {
+	*x = DkimResult{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DkimResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DkimResult) ProtoMessage() {}
+
+func (x *DkimResult) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DkimResult.ProtoReflect.Descriptor instead.
+func (*DkimResult) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DkimResult) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *DkimResult) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *DkimResult) GetSelector() string {
+	if x != nil {
+		return x.Selector
+	}
+	return ""
+}
+
 // UploadRequest is one frame of an upload: the header first, then chunks of data.
 type UploadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2257,7 +2421,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2433,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2446,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{21}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UploadRequest) GetMsg() isUploadRequest_Msg {
@@ -2356,7 +2520,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2532,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2545,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{22}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UploadHeader) GetMessageId() string {
@@ -2431,15 +2595,18 @@ type UploadResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MessageId string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// duplicate is true when the message had been uploaded before.
-	Duplicate     bool   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
-	Verdict       string `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Duplicate bool   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Verdict   string `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// disposition is what a gateway does with the message; absent (an
+	// older central) means deliver, or quarantine when detected.
+	Disposition   *Disposition `protobuf:"bytes,4,opt,name=disposition,proto3" json:"disposition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2618,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2631,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{23}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UploadResponse) GetMessageId() string {
@@ -2484,6 +2651,87 @@ func (x *UploadResponse) GetDuplicate() bool {
 func (x *UploadResponse) GetVerdict() string {
 	if x != nil {
 		return x.Verdict
+	}
+	return ""
+}
+
+func (x *UploadResponse) GetDisposition() *Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return nil
+}
+
+// Disposition is the central's decision for a gateway's message, from the
+// verdict, the rules that matched and the tenant's VerdictPolicy.
+type Disposition struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action VerdictAction          `protobuf:"varint,1,opt,name=action,proto3,enum=osprey.v1.VerdictAction" json:"action,omitempty"`
+	// subject_tag is put before the subject (TAG).
+	SubjectTag string `protobuf:"bytes,2,opt,name=subject_tag,json=subjectTag,proto3" json:"subject_tag,omitempty"`
+	// headers are added to the message (TAG).
+	Headers []*HeaderField `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
+	// reason says why, for people: "rule 7f3a: sender evil@example.net",
+	// "DMARC fail, policy reject".
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Disposition) Reset() {
+	*x = Disposition{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Disposition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Disposition) ProtoMessage() {}
+
+func (x *Disposition) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Disposition.ProtoReflect.Descriptor instead.
+func (*Disposition) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Disposition) GetAction() VerdictAction {
+	if x != nil {
+		return x.Action
+	}
+	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+func (x *Disposition) GetSubjectTag() string {
+	if x != nil {
+		return x.SubjectTag
+	}
+	return ""
+}
+
+func (x *Disposition) GetHeaders() []*HeaderField {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *Disposition) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -2508,7 +2756,7 @@ type SensorRequest struct {
 
 func (x *SensorRequest) Reset() {
 	*x = SensorRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2768,7 @@ func (x *SensorRequest) String() string {
 func (*SensorRequest) ProtoMessage() {}
 
 func (x *SensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +2781,7 @@ func (x *SensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorRequest.ProtoReflect.Descriptor instead.
 func (*SensorRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{24}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SensorRequest) GetId() string {
@@ -2639,7 +2887,7 @@ type QueueListRequest struct {
 
 func (x *QueueListRequest) Reset() {
 	*x = QueueListRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2899,7 @@ func (x *QueueListRequest) String() string {
 func (*QueueListRequest) ProtoMessage() {}
 
 func (x *QueueListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2912,7 @@ func (x *QueueListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueListRequest.ProtoReflect.Descriptor instead.
 func (*QueueListRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{25}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *QueueListRequest) GetState() QueueState {
@@ -2733,7 +2981,7 @@ type QueueGetRequest struct {
 
 func (x *QueueGetRequest) Reset() {
 	*x = QueueGetRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +2993,7 @@ func (x *QueueGetRequest) String() string {
 func (*QueueGetRequest) ProtoMessage() {}
 
 func (x *QueueGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +3006,7 @@ func (x *QueueGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueGetRequest.ProtoReflect.Descriptor instead.
 func (*QueueGetRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{26}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *QueueGetRequest) GetMessageId() string {
@@ -2778,7 +3026,7 @@ type QueueActionRequest struct {
 
 func (x *QueueActionRequest) Reset() {
 	*x = QueueActionRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2790,7 +3038,7 @@ func (x *QueueActionRequest) String() string {
 func (*QueueActionRequest) ProtoMessage() {}
 
 func (x *QueueActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2803,7 +3051,7 @@ func (x *QueueActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueActionRequest.ProtoReflect.Descriptor instead.
 func (*QueueActionRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{27}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *QueueActionRequest) GetMessageId() string {
@@ -2829,7 +3077,7 @@ type GatewayControlRequest struct {
 
 func (x *GatewayControlRequest) Reset() {
 	*x = GatewayControlRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +3089,7 @@ func (x *GatewayControlRequest) String() string {
 func (*GatewayControlRequest) ProtoMessage() {}
 
 func (x *GatewayControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +3102,7 @@ func (x *GatewayControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayControlRequest.ProtoReflect.Descriptor instead.
 func (*GatewayControlRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{28}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GatewayControlRequest) GetControl() GatewayControl {
@@ -2882,7 +3130,7 @@ type SensorReply struct {
 
 func (x *SensorReply) Reset() {
 	*x = SensorReply{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3142,7 @@ func (x *SensorReply) String() string {
 func (*SensorReply) ProtoMessage() {}
 
 func (x *SensorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3155,7 @@ func (x *SensorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorReply.ProtoReflect.Descriptor instead.
 func (*SensorReply) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{29}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SensorReply) GetId() string {
@@ -2992,7 +3240,7 @@ type SensorError struct {
 
 func (x *SensorError) Reset() {
 	*x = SensorError{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3252,7 @@ func (x *SensorError) String() string {
 func (*SensorError) ProtoMessage() {}
 
 func (x *SensorError) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3265,7 @@ func (x *SensorError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorError.ProtoReflect.Descriptor instead.
 func (*SensorError) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SensorError) GetCode() SensorError_Code {
@@ -3048,7 +3296,7 @@ type QueuePage struct {
 
 func (x *QueuePage) Reset() {
 	*x = QueuePage{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3308,7 @@ func (x *QueuePage) String() string {
 func (*QueuePage) ProtoMessage() {}
 
 func (x *QueuePage) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3321,7 @@ func (x *QueuePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueuePage.ProtoReflect.Descriptor instead.
 func (*QueuePage) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{31}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *QueuePage) GetEntries() []*QueueEntry {
@@ -3118,7 +3366,7 @@ type QueueEntry struct {
 
 func (x *QueueEntry) Reset() {
 	*x = QueueEntry{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3378,7 @@ func (x *QueueEntry) String() string {
 func (*QueueEntry) ProtoMessage() {}
 
 func (x *QueueEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3391,7 @@ func (x *QueueEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueEntry.ProtoReflect.Descriptor instead.
 func (*QueueEntry) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{32}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *QueueEntry) GetMessageId() string {
@@ -3237,7 +3485,7 @@ type QueueRecipient struct {
 
 func (x *QueueRecipient) Reset() {
 	*x = QueueRecipient{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3497,7 @@ func (x *QueueRecipient) String() string {
 func (*QueueRecipient) ProtoMessage() {}
 
 func (x *QueueRecipient) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3510,7 @@ func (x *QueueRecipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecipient.ProtoReflect.Descriptor instead.
 func (*QueueRecipient) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *QueueRecipient) GetAddress() string {
@@ -3358,7 +3606,7 @@ type GatewayState struct {
 
 func (x *GatewayState) Reset() {
 	*x = GatewayState{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3618,7 @@ func (x *GatewayState) String() string {
 func (*GatewayState) ProtoMessage() {}
 
 func (x *GatewayState) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3631,7 @@ func (x *GatewayState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayState.ProtoReflect.Descriptor instead.
 func (*GatewayState) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{34}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GatewayState) GetSending() bool {
@@ -3446,7 +3694,7 @@ type DeliveryReport struct {
 
 func (x *DeliveryReport) Reset() {
 	*x = DeliveryReport{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3458,7 +3706,7 @@ func (x *DeliveryReport) String() string {
 func (*DeliveryReport) ProtoMessage() {}
 
 func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3471,7 +3719,7 @@ func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryReport.ProtoReflect.Descriptor instead.
 func (*DeliveryReport) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{35}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeliveryReport) GetAttempts() []*DeliveryAttempt {
@@ -3503,7 +3751,7 @@ type DeliveryAttempt struct {
 
 func (x *DeliveryAttempt) Reset() {
 	*x = DeliveryAttempt{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3763,7 @@ func (x *DeliveryAttempt) String() string {
 func (*DeliveryAttempt) ProtoMessage() {}
 
 func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3776,7 @@ func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
 func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{36}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeliveryAttempt) GetMessageId() string {
@@ -3612,7 +3860,7 @@ type DeliveryRecipient struct {
 
 func (x *DeliveryRecipient) Reset() {
 	*x = DeliveryRecipient{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3872,7 @@ func (x *DeliveryRecipient) String() string {
 func (*DeliveryRecipient) ProtoMessage() {}
 
 func (x *DeliveryRecipient) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3885,7 @@ func (x *DeliveryRecipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryRecipient.ProtoReflect.Descriptor instead.
 func (*DeliveryRecipient) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{37}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeliveryRecipient) GetAddress() string {
@@ -3802,7 +4050,7 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"Y\n" +
 	"\x13ReissuedCertificate\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12 \n" +
-	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\xd6\x02\n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x82\x03\n" +
 	"\bEnvelope\x12\x1b\n" +
 	"\tmail_from\x18\x01 \x01(\tR\bmailFrom\x12\x17\n" +
 	"\arcpt_to\x18\x02 \x03(\tR\x06rcptTo\x12\x1f\n" +
@@ -3818,7 +4066,22 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\n" +
 	"tls_cipher\x18\t \x01(\tR\ttlsCipher\x126\n" +
 	"\tdirection\x18\n" +
-	" \x01(\x0e2\x18.osprey.v1.MailDirectionR\tdirection\"a\n" +
+	" \x01(\x0e2\x18.osprey.v1.MailDirectionR\tdirection\x12*\n" +
+	"\x04auth\x18\v \x01(\v2\x16.osprey.v1.AuthResultsR\x04auth\"\xc3\x01\n" +
+	"\vAuthResults\x12\x10\n" +
+	"\x03spf\x18\x01 \x01(\tR\x03spf\x12\x1d\n" +
+	"\n" +
+	"spf_domain\x18\x02 \x01(\tR\tspfDomain\x12)\n" +
+	"\x04dkim\x18\x03 \x03(\v2\x15.osprey.v1.DkimResultR\x04dkim\x12\x14\n" +
+	"\x05dmarc\x18\x04 \x01(\tR\x05dmarc\x12!\n" +
+	"\fdmarc_policy\x18\x05 \x01(\tR\vdmarcPolicy\x12\x1f\n" +
+	"\vfrom_domain\x18\x06 \x01(\tR\n" +
+	"fromDomain\"X\n" +
+	"\n" +
+	"DkimResult\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\tR\x06result\x12\x16\n" +
+	"\x06domain\x18\x02 \x01(\tR\x06domain\x12\x1a\n" +
+	"\bselector\x18\x03 \x01(\tR\bselector\"a\n" +
 	"\rUploadRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.osprey.v1.UploadHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
@@ -3831,12 +4094,19 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04uidl\x18\x05 \x01(\tR\x04uidl\x12 \n" +
 	"\fmay_be_retry\x18\x06 \x01(\bR\n" +
-	"mayBeRetry\"g\n" +
+	"mayBeRetry\"\xa1\x01\n" +
 	"\x0eUploadResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x18\n" +
-	"\averdict\x18\x03 \x01(\tR\averdict\"\xa0\x02\n" +
+	"\averdict\x18\x03 \x01(\tR\averdict\x128\n" +
+	"\vdisposition\x18\x04 \x01(\v2\x16.osprey.v1.DispositionR\vdisposition\"\xaa\x01\n" +
+	"\vDisposition\x120\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x18.osprey.v1.VerdictActionR\x06action\x12\x1f\n" +
+	"\vsubject_tag\x18\x02 \x01(\tR\n" +
+	"subjectTag\x120\n" +
+	"\aheaders\x18\x03 \x03(\v2\x16.osprey.v1.HeaderFieldR\aheaders\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa0\x02\n" +
 	"\rSensorRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
 	"\n" +
@@ -4009,7 +4279,7 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_osprey_v1_sensor_proto_goTypes = []any{
 	(IntegrationState)(0),         // 0: osprey.v1.IntegrationState
 	(SpoolState)(0),               // 1: osprey.v1.SpoolState
@@ -4040,114 +4310,124 @@ var file_osprey_v1_sensor_proto_goTypes = []any{
 	(*ReissueChallenge)(nil),      // 26: osprey.v1.ReissueChallenge
 	(*ReissuedCertificate)(nil),   // 27: osprey.v1.ReissuedCertificate
 	(*Envelope)(nil),              // 28: osprey.v1.Envelope
-	(*UploadRequest)(nil),         // 29: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),          // 30: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),        // 31: osprey.v1.UploadResponse
-	(*SensorRequest)(nil),         // 32: osprey.v1.SensorRequest
-	(*QueueListRequest)(nil),      // 33: osprey.v1.QueueListRequest
-	(*QueueGetRequest)(nil),       // 34: osprey.v1.QueueGetRequest
-	(*QueueActionRequest)(nil),    // 35: osprey.v1.QueueActionRequest
-	(*GatewayControlRequest)(nil), // 36: osprey.v1.GatewayControlRequest
-	(*SensorReply)(nil),           // 37: osprey.v1.SensorReply
-	(*SensorError)(nil),           // 38: osprey.v1.SensorError
-	(*QueuePage)(nil),             // 39: osprey.v1.QueuePage
-	(*QueueEntry)(nil),            // 40: osprey.v1.QueueEntry
-	(*QueueRecipient)(nil),        // 41: osprey.v1.QueueRecipient
-	(*GatewayState)(nil),          // 42: osprey.v1.GatewayState
-	(*DeliveryReport)(nil),        // 43: osprey.v1.DeliveryReport
-	(*DeliveryAttempt)(nil),       // 44: osprey.v1.DeliveryAttempt
-	(*DeliveryRecipient)(nil),     // 45: osprey.v1.DeliveryRecipient
-	nil,                           // 46: osprey.v1.SensorStatus.CountersEntry
-	nil,                           // 47: osprey.v1.IntegrationStatus.RefusalsEntry
-	(SensorState)(0),              // 48: osprey.v1.SensorState
-	(*Sensor)(nil),                // 49: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),       // 50: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 51: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 53: google.protobuf.Duration
+	(*AuthResults)(nil),           // 29: osprey.v1.AuthResults
+	(*DkimResult)(nil),            // 30: osprey.v1.DkimResult
+	(*UploadRequest)(nil),         // 31: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),          // 32: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),        // 33: osprey.v1.UploadResponse
+	(*Disposition)(nil),           // 34: osprey.v1.Disposition
+	(*SensorRequest)(nil),         // 35: osprey.v1.SensorRequest
+	(*QueueListRequest)(nil),      // 36: osprey.v1.QueueListRequest
+	(*QueueGetRequest)(nil),       // 37: osprey.v1.QueueGetRequest
+	(*QueueActionRequest)(nil),    // 38: osprey.v1.QueueActionRequest
+	(*GatewayControlRequest)(nil), // 39: osprey.v1.GatewayControlRequest
+	(*SensorReply)(nil),           // 40: osprey.v1.SensorReply
+	(*SensorError)(nil),           // 41: osprey.v1.SensorError
+	(*QueuePage)(nil),             // 42: osprey.v1.QueuePage
+	(*QueueEntry)(nil),            // 43: osprey.v1.QueueEntry
+	(*QueueRecipient)(nil),        // 44: osprey.v1.QueueRecipient
+	(*GatewayState)(nil),          // 45: osprey.v1.GatewayState
+	(*DeliveryReport)(nil),        // 46: osprey.v1.DeliveryReport
+	(*DeliveryAttempt)(nil),       // 47: osprey.v1.DeliveryAttempt
+	(*DeliveryRecipient)(nil),     // 48: osprey.v1.DeliveryRecipient
+	nil,                           // 49: osprey.v1.SensorStatus.CountersEntry
+	nil,                           // 50: osprey.v1.IntegrationStatus.RefusalsEntry
+	(SensorState)(0),              // 51: osprey.v1.SensorState
+	(*Sensor)(nil),                // 52: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),       // 53: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),       // 54: osprey.v1.Pop3Integration
+	(*timestamppb.Timestamp)(nil), // 55: google.protobuf.Timestamp
+	(VerdictAction)(0),            // 56: osprey.v1.VerdictAction
+	(*HeaderField)(nil),           // 57: osprey.v1.HeaderField
+	(*durationpb.Duration)(nil),   // 58: google.protobuf.Duration
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	48, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	49, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	50, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	51, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	51, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	52, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	53, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	54, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
 	14, // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
 	15, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
 	16, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
 	17, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
 	20, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
 	12, // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
-	37, // 10: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
-	43, // 11: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
+	40, // 10: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
+	46, // 11: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
 	13, // 12: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
-	52, // 13: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
-	52, // 14: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
-	52, // 15: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
-	46, // 16: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	55, // 13: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
+	55, // 14: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
+	55, // 15: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
+	49, // 16: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
 	18, // 17: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
 	18, // 18: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
 	19, // 19: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
-	42, // 20: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
+	45, // 20: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
 	0,  // 21: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
-	52, // 22: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	52, // 23: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	52, // 24: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
-	47, // 25: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	55, // 22: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	55, // 23: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	55, // 24: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	50, // 25: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
 	1,  // 26: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
 	10, // 27: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
 	23, // 28: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
 	22, // 29: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	32, // 30: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
+	35, // 30: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
 	26, // 31: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
 	27, // 32: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	52, // 33: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	55, // 33: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
 	3,  // 34: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
-	30, // 35: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	2,  // 36: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	28, // 37: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	33, // 38: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
-	34, // 39: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
-	35, // 40: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
-	36, // 41: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
-	4,  // 42: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
-	53, // 43: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
-	53, // 44: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
-	5,  // 45: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
-	6,  // 46: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
-	38, // 47: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
-	39, // 48: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
-	40, // 49: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
-	42, // 50: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
-	7,  // 51: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
-	40, // 52: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
-	42, // 53: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
-	52, // 54: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
-	3,  // 55: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
-	41, // 56: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
-	4,  // 57: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
-	52, // 58: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	52, // 59: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
-	52, // 60: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
-	44, // 61: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
-	3,  // 62: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
-	52, // 63: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
-	53, // 64: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
-	45, // 65: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
-	4,  // 66: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
-	52, // 67: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	8,  // 68: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	11, // 69: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	29, // 70: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	24, // 71: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	9,  // 72: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	21, // 73: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	31, // 74: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	25, // 75: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	72, // [72:76] is the sub-list for method output_type
-	68, // [68:72] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	29, // 35: osprey.v1.Envelope.auth:type_name -> osprey.v1.AuthResults
+	30, // 36: osprey.v1.AuthResults.dkim:type_name -> osprey.v1.DkimResult
+	32, // 37: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 38: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	28, // 39: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	34, // 40: osprey.v1.UploadResponse.disposition:type_name -> osprey.v1.Disposition
+	56, // 41: osprey.v1.Disposition.action:type_name -> osprey.v1.VerdictAction
+	57, // 42: osprey.v1.Disposition.headers:type_name -> osprey.v1.HeaderField
+	36, // 43: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
+	37, // 44: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
+	38, // 45: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
+	39, // 46: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
+	4,  // 47: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
+	58, // 48: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
+	58, // 49: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
+	5,  // 50: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
+	6,  // 51: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
+	41, // 52: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
+	42, // 53: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
+	43, // 54: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
+	45, // 55: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
+	7,  // 56: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
+	43, // 57: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
+	45, // 58: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
+	55, // 59: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
+	3,  // 60: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
+	44, // 61: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
+	4,  // 62: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
+	55, // 63: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	55, // 64: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
+	55, // 65: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
+	47, // 66: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
+	3,  // 67: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
+	55, // 68: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
+	58, // 69: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
+	48, // 70: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
+	4,  // 71: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
+	55, // 72: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	8,  // 73: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	11, // 74: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	31, // 75: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	24, // 76: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	9,  // 77: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	21, // 78: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	33, // 79: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	25, // 80: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	77, // [77:81] is the sub-list for method output_type
+	73, // [73:77] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -4176,17 +4456,17 @@ func file_osprey_v1_sensor_proto_init() {
 		(*ReissueResponse_Challenge)(nil),
 		(*ReissueResponse_Certificate)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[21].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[23].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Chunk)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[24].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[27].OneofWrappers = []any{
 		(*SensorRequest_QueueList)(nil),
 		(*SensorRequest_QueueGet)(nil),
 		(*SensorRequest_QueueAction)(nil),
 		(*SensorRequest_Control)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[29].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[32].OneofWrappers = []any{
 		(*SensorReply_QueuePage)(nil),
 		(*SensorReply_QueueEntry)(nil),
 		(*SensorReply_Gateway)(nil),
@@ -4197,7 +4477,7 @@ func file_osprey_v1_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   40,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
