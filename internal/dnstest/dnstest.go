@@ -222,4 +222,3 @@ func zoneOf(name string) string {
 	}
 	return dns.Fqdn(strings.Join(labels[len(labels)-2:], "."))
 }
-
