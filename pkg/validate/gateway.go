@@ -90,6 +90,7 @@ func DeliveryQueue(q *ospreyv1.DeliveryQueueSettings) *ospreyv1.DeliveryQueueSet
 //   - require_tls_domains: domain names.
 //   - helo_name: a host name.
 //   - hold_timeout_seconds, queue: see the constants; 0 means the default.
+//   - sender_auth: see senderAuth.
 func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, enabled bool) {
 	const f = "gateway."
 	in, out := enabled && Inbound(mode), enabled && Outbound(mode)
@@ -138,6 +139,7 @@ func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, ena
 		r.add(f+"on_timeout", "must be DELIVER_UNSCANNED or KEEP_HOLDING")
 	}
 	deliveryQueue(r, f+"queue.", g.GetQueue())
+	senderAuth(r, f+"sender_auth.", g.GetSenderAuth())
 }
 
 func gatewayListener(r *report, field string, l *ospreyv1.GatewayListener, required bool, seen map[string]string) {

@@ -90,8 +90,12 @@ type Resolver struct {
 	udp     *dns.Client
 	tcp     *dns.Client
 	flights singleflight.Group
+	base    context.Context // of every query; cancelled by Close
+	stop    context.CancelFunc
+	running sync.WaitGroup // the queries under way
 
 	mu      sync.Mutex
+	closed  bool
 	entries map[string]*list.Element // of *entry
 	lru     list.List                // most recently used first
 	stats   Stats
@@ -164,7 +168,18 @@ func New(opts Options) (*Resolver, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.base, r.stop = context.WithCancel(context.Background())
 	return r, nil
+}
+
+// Close ends the queries under way, and waits for them; lookups fail from
+// then on.
+func (r *Resolver) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.stop()
+	r.running.Wait()
 }
 
 // ServerAddr checks a DNS server's address, host:port or a bare IP
@@ -300,6 +315,14 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns
 		return answer(e, name)
 	}
 	ch := r.flights.DoChan(key, func() (any, error) {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return &entry{key: key, err: &net.DNSError{Err: "resolver closed", IsTemporary: true}}, nil
+		}
+		r.running.Add(1)
+		r.mu.Unlock()
+		defer r.running.Done()
 		e := r.query(fqdn, qtype)
 		r.store(e)
 		return e, nil
@@ -381,7 +404,7 @@ func (r *Resolver) query(fqdn string, qtype uint16) *entry {
 	lastErr := &net.DNSError{Err: "i/o timeout", IsTimeout: true}
 	// Three rounds at most: a server that refuses at once (ICMP port
 	// unreachable) must not be asked in a loop until the deadline.
-	for i := 0; i < 3*len(r.servers) && time.Until(deadline) > 0; i++ {
+	for i := 0; i < 3*len(r.servers) && time.Until(deadline) > 0 && r.base.Err() == nil; i++ {
 		server := r.servers[i%len(r.servers)]
 		until := time.Now().Add(r.opts.AttemptTimeout)
 		if deadline.Before(until) {
@@ -438,7 +461,7 @@ func (r *Resolver) negative(key string, resp *dns.Msg, start time.Time, server s
 // exchange sends one query to server: over UDP, and again over TCP when
 // the answer is truncated.
 func (r *Resolver) exchange(fqdn string, qtype uint16, server string, deadline time.Time) (*dns.Msg, error) {
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(r.base, deadline)
 	defer cancel()
 	m := new(dns.Msg)
 	m.SetQuestion(fqdn, qtype)

@@ -31,6 +31,7 @@ func newResolver(t *testing.T, srv *dnstest.Server, clock *clocktest.Clock, mod 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.Close)
 	return r
 }
 

@@ -52,16 +52,16 @@ type header struct {
 // protojson, for a fifth of the CPU (it is on the path of every Put).
 // TestEnvelopeJSONMatchesProtojson holds the two together.
 type envelopeJSON struct {
-	MailFrom   string   `json:"mailFrom,omitempty"`
-	RcptTo     []string `json:"rcptTo,omitempty"`
-	ClientAddr string   `json:"clientAddr,omitempty"`
-	Helo       string   `json:"helo,omitempty"`
-	TLS        bool     `json:"tls,omitempty"`
-	ReceivedAt string   `json:"receivedAt,omitempty"`
-	Mailbox    string   `json:"mailbox,omitempty"`
-	TLSVersion string   `json:"tlsVersion,omitempty"`
-	TLSCipher  string   `json:"tlsCipher,omitempty"`
-	Direction  string   `json:"direction,omitempty"` // the enum's name; omitted when UNSPECIFIED
+	MailFrom   string    `json:"mailFrom,omitempty"`
+	RcptTo     []string  `json:"rcptTo,omitempty"`
+	ClientAddr string    `json:"clientAddr,omitempty"`
+	Helo       string    `json:"helo,omitempty"`
+	TLS        bool      `json:"tls,omitempty"`
+	ReceivedAt string    `json:"receivedAt,omitempty"`
+	Mailbox    string    `json:"mailbox,omitempty"`
+	TLSVersion string    `json:"tlsVersion,omitempty"`
+	TLSCipher  string    `json:"tlsCipher,omitempty"`
+	Direction  string    `json:"direction,omitempty"` // the enum's name; omitted when UNSPECIFIED
 	Auth       *authJSON `json:"auth,omitempty"`
 }
 
