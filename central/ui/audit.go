@@ -503,6 +503,8 @@ type auditMessage struct {
 	Subject      string
 	Envelope     *envelopeView
 	Headers      *headersView
+	// Auth is a gateway's sender authentication, when it checked senders.
+	Auth *authView
 	// Deliveries are the gateway's attempts to deliver the message, oldest
 	// first.
 	Deliveries []*deliveryView
@@ -550,7 +552,7 @@ func newAuditMessage(m *ospreyv1.MessageRecord) auditMessage {
 		Verdict: display(m.GetVerdict()), VerdictClass: verdictClass(m.GetVerdict()),
 		AlertID: display(m.GetAlertId()), Size: formatSize(m.GetSize()), SHA256: display(m.GetSha256()),
 		Subject:  display(m.GetHeaders().GetSubject()),
-		Envelope: newEnvelopeView(env), Headers: newHeadersView(m.GetHeaders()),
+		Envelope: newEnvelopeView(env), Headers: newHeadersView(m.GetHeaders()), Auth: newAuthView(env.GetAuth()),
 	}
 	d.TLSVersion, d.TLSCipher = display(env.GetTlsVersion()), display(env.GetTlsCipher())
 	if env.GetReceivedAt() != nil {

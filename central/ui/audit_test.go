@@ -434,6 +434,9 @@ func TestAuditMessageDetail(t *testing.T) {
 	rec.Headers.Received = []string{"from mx.evil.example (192.0.2.7) by sensor-s1 with ESMTPS"}
 	rec.Headers.AuthenticationResults = []string{"sensor-s1; spf=fail smtp.mailfrom=evil.example"}
 	rec.Verdict, rec.Node = "detected", "node-7"
+	rec.Envelope.Auth = &ospreyv1.AuthResults{Spf: "softfail", SpfDomain: "evil.example",
+		Dkim:  []*ospreyv1.DkimResult{{Result: "fail", Domain: "example.com", Selector: "s1"}},
+		Dmarc: "fail", DmarcPolicy: "reject", FromDomain: "example.com"}
 	stored := e.record(rec, eicarAlert("Overdue invoice", ospreyv1.Severity_SEVERITY_HIGH))
 	clean := auditMessage("default", "s1", "m2", auditT0.Add(time.Minute), "alice@example.org", "", "bob@example.com")
 	clean.Headers.Subject = ""
@@ -460,6 +463,7 @@ func TestAuditMessageDetail(t *testing.T) {
 		{"audit-envelope", "MAIL FROM mallory@evil.example RCPT TO bob@example.com carol@example.com Client 192.0.2.7:40312 HELO mx.evil.example TLS yes Received 2026-02-28 09:00:00 UTC"},
 		{"audit-headers", "From Sender <mallory@evil.example> To bob@example.com carol@example.com Cc dave@example.com Subject Overdue invoice Message-ID <m1@mail.example> Date 2026-02-28 08:59:00 UTC"},
 		{"audit-message", "Sensor's message ID m1 Central node node-7 Uploaded 2026-02-28 09:00:01 UTC Alert " + stored.GetAlertId()},
+		{"audit-auth", "SPF softfail evil.example DKIM fail example.com, selector s1 DMARC fail From example.com, policy reject"},
 	} {
 		el := byID(doc, want.id)
 		if el == nil {
@@ -520,6 +524,9 @@ func TestAuditMessageDetail(t *testing.T) {
 		}
 		if byID(doc, "audit-alert-link") != nil {
 			t.Errorf("%s links to an alert", tc.path)
+		}
+		if byID(doc, "audit-auth") != nil {
+			t.Errorf("%s shows sender authentication it never had", tc.path)
 		}
 	}
 

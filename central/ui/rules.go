@@ -36,6 +36,7 @@ var ruleKinds = []struct {
 	{ospreyv1.RuleKind_RULE_KIND_URL_HOST, "Host of a URL in the body", "evil.example"},
 	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME, "Attachment name (glob)", "invoice*.pdf.exe"},
 	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, "Attachment extension", "exe"},
+	{ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT, "Sender authentication result", "dmarc=fail"},
 }
 
 func ruleKindLabel(k ospreyv1.RuleKind) string {

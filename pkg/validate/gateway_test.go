@@ -81,6 +81,21 @@ func TestSMTPGateway(t *testing.T) {
 		{name: "queue settings", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Gateway.Queue = &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 3600, MaxBackoffSeconds: 600, DestinationConcurrency: 200}
 		}, wantFields: []string{"gateway.queue.max_backoff_seconds", "gateway.queue.destination_concurrency"}},
+		{name: "sender auth", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw.example.com",
+				DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL, LookupTimeoutMs: 500, CheckTimeoutMs: 500}
+		}},
+		{name: "bad sender auth", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw example;com",
+				DmarcTemperror: 9, DmarcPermerror: 7, LookupTimeoutMs: 50, CheckTimeoutMs: 120000}
+		}, wantFields: []string{"gateway.sender_auth.authserv_id", "gateway.sender_auth.dmarc_temperror", "gateway.sender_auth.dmarc_permerror",
+			"gateway.sender_auth.lookup_timeout_ms", "gateway.sender_auth.check_timeout_ms"}},
+		{name: "sender auth check shorter than a lookup", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{LookupTimeoutMs: 3000, CheckTimeoutMs: 1000}
+		}, wantFields: []string{"gateway.sender_auth.check_timeout_ms"}, wantText: "lookup_timeout_ms (3000)"},
+		{name: "sender auth address as id", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{AuthservId: "192.0.2.1"}
+		}, wantFields: []string{"gateway.sender_auth.authserv_id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +111,15 @@ func TestSMTPGateway(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSenderAuthDefaults(t *testing.T) {
+	got := SenderAuth(&ospreyv1.SenderAuthSettings{Enabled: true, DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE})
+	want := &ospreyv1.SenderAuthSettings{Enabled: true, DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_AS_IS,
+		DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE, LookupTimeoutMs: 2000, CheckTimeoutMs: 5000}
+	if got.String() != want.String() {
+		t.Errorf("SenderAuth() = %v, want %v", got, want)
 	}
 }
 
