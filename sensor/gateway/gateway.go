@@ -88,6 +88,7 @@ type settings struct {
 	enabled     bool // a gateway mode of an enabled integration
 	holdTimeout time.Duration
 	deliverLate bool // on_timeout DELIVER_UNSCANNED
+	auth        authSettings
 }
 
 // Gateway is the delivery side of a gateway sensor. Open it, Apply each
@@ -259,6 +260,7 @@ func (g *Gateway) compile(cfg *ospreyv1.SmtpIntegration) (delivery.Config, queue
 		enabled:     cfg.GetEnabled() && validate.Gateway(cfg.GetMode()),
 		holdTimeout: hold,
 		deliverLate: gw.GetOnTimeout() != ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING,
+		auth:        compileAuth(gw, helo),
 	}
 	return dc, qc, set, nil
 }
@@ -343,7 +345,7 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 		ID:         msg.ID,
 		From:       env.GetMailFrom(),
 		Rcpts:      env.GetRcptTo(),
-		Body:       body.Bytes(),
+		Body:       g.authHeaders(body.Bytes(), env),
 		Arrival:    env.GetReceivedAt().AsTime(),
 		Direction:  dir,
 		Verdict:    verdict,
