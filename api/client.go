@@ -568,11 +568,35 @@ func (c *Client) Messages(ctx context.Context, q MessageQuery) (*MessageList, er
 
 // Export returns a tenant's syslog export and its version, for a later PutExport.
 func (c *Client) Export(ctx context.Context, tenant string) (*SyslogExport, int64, error) {
-	p, err := tenantPath(tenant, "export")
+	return getTenantDoc[SyslogExport](ctx, c, tenant, "export")
+}
+
+// PutExport replaces a tenant's syslog export and returns it as stored, with its new version.
+// Version works as in UpdateRule.
+func (c *Client) PutExport(ctx context.Context, tenant string, e *SyslogExport, version int64) (*SyslogExport, int64, error) {
+	return putTenantDoc(ctx, c, tenant, "export", e, version)
+}
+
+// Policy returns a tenant's verdict policy (every field with the value that applies) and
+// its version, for a later PutPolicy.
+func (c *Client) Policy(ctx context.Context, tenant string) (*VerdictPolicy, int64, error) {
+	return getTenantDoc[VerdictPolicy](ctx, c, tenant, "policy")
+}
+
+// PutPolicy replaces a tenant's verdict policy and returns it as stored, with its new
+// version. Version works as in UpdateRule.
+func (c *Client) PutPolicy(ctx context.Context, tenant string, p *VerdictPolicy, version int64) (*VerdictPolicy, int64, error) {
+	return putTenantDoc(ctx, c, tenant, "policy", p, version)
+}
+
+// getTenantDoc reads one of a tenant's documents (/api/v1/tenants/{tenant}/{name}) and
+// its version.
+func getTenantDoc[T any](ctx context.Context, c *Client, tenant, name string) (*T, int64, error) {
+	p, err := tenantPath(tenant, name)
 	if err != nil {
 		return nil, 0, err
 	}
-	var out SyslogExport
+	var out T
 	resp, err := c.do(ctx, http.MethodGet, p, nil, nil, &out)
 	if err != nil {
 		return nil, 0, err
@@ -581,10 +605,9 @@ func (c *Client) Export(ctx context.Context, tenant string) (*SyslogExport, int6
 	return &out, v, err
 }
 
-// PutExport replaces a tenant's syslog export and returns it as stored, with its new version.
-// Version works as in UpdateRule.
-func (c *Client) PutExport(ctx context.Context, tenant string, e *SyslogExport, version int64) (*SyslogExport, int64, error) {
-	p, err := tenantPath(tenant, "export")
+// putTenantDoc replaces one of a tenant's documents, if it is still at version (0: any).
+func putTenantDoc[T any](ctx context.Context, c *Client, tenant, name string, in *T, version int64) (*T, int64, error) {
+	p, err := tenantPath(tenant, name)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -592,8 +615,8 @@ func (c *Client) PutExport(ctx context.Context, tenant string, e *SyslogExport, 
 	if err != nil {
 		return nil, 0, err
 	}
-	var out SyslogExport
-	resp, err := c.do(ctx, http.MethodPut, p, h, e, &out)
+	var out T
+	resp, err := c.do(ctx, http.MethodPut, p, h, in, &out)
 	if err != nil {
 		return nil, 0, err
 	}

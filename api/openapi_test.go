@@ -96,6 +96,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"GET /api/v1/sensors/{id}/smtp",
 		"GET /api/v1/tenants",
 		"GET /api/v1/tenants/{tenant}/export",
+		"GET /api/v1/tenants/{tenant}/policy",
 		"GET /api/v1/tenants/{tenant}/rules",
 		"GET /api/v1/tenants/{tenant}/rules/{id}",
 		"GET /api/v1/users",
@@ -120,6 +121,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"PUT /api/v1/sensors/{id}/pop3",
 		"PUT /api/v1/sensors/{id}/smtp",
 		"PUT /api/v1/tenants/{tenant}/export",
+		"PUT /api/v1/tenants/{tenant}/policy",
 		"PUT /api/v1/tenants/{tenant}/rules/{id}",
 		"PUT /api/v1/tenants/{tenant}/smtp",
 	}
@@ -249,6 +251,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"LocalDomain", LocalDomain{}, true},
 		{"NextHop", NextHop{}, true},
 		{"DeliveryQueueSettings", DeliveryQueueSettings{}, true},
+		{"QuarantineSettings", QuarantineSettings{}, true},
+		{"SenderAuthSettings", SenderAuthSettings{}, true},
 		{"SMTPApplyResult", SMTPApplyResult{}, false},
 		{"SensorApplyResult", SensorApplyResult{}, false},
 		{"POP3Integration", POP3Integration{}, true},
@@ -277,6 +281,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"AuditDeliveryRecipient", AuditDeliveryRecipient{}, false},
 		{"AuditList", AuditList{}, false},
 		{"SyslogExport", SyslogExport{}, true},
+		{"VerdictPolicy", VerdictPolicy{}, true},
+		{"HeaderField", HeaderField{}, true},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -301,7 +307,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		})
 	}
 	for name := range s.Components.Schemas {
-		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health", "NodeState", "NodeRole", "Severity", "RuleKind", "MailSource"}, name) {
+		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health", "NodeState", "NodeRole", "Severity", "RuleKind", "MailSource", "VerdictAction"}, name) {
 			t.Errorf("schema %s has no Go type in this test", name)
 		}
 	}

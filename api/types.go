@@ -375,6 +375,25 @@ type SMTPGateway struct {
 	OnTimeout HoldTimeoutAction `json:"on_timeout,omitempty"`
 	// Queue configures the delivery queue; zeros mean the defaults.
 	Queue *DeliveryQueueSettings `json:"queue,omitempty"`
+	// Quarantine bounds the messages the gateway keeps from delivery.
+	Quarantine *QuarantineSettings `json:"quarantine,omitempty"`
+	// SenderAuth checks SPF, DKIM and DMARC on the mail the gateway takes.
+	SenderAuth *SenderAuthSettings `json:"sender_auth,omitempty"`
+}
+
+// QuarantineSettings bound a gateway's quarantine: past either bound the oldest
+// messages are removed first. Zero means the default (10000 messages, 1 GB).
+type QuarantineSettings struct {
+	MaxMessages uint32     `json:"max_messages"`
+	MaxSize     *SizeLimit `json:"max_size,omitempty"`
+}
+
+// SenderAuthSettings configure a gateway's sender authentication (SPF, DKIM, DMARC)
+// and its Authentication-Results header.
+type SenderAuthSettings struct {
+	Enabled bool `json:"enabled"`
+	// AuthservID names the gateway in Authentication-Results; empty means its HELO name.
+	AuthservID string `json:"authserv_id"`
 }
 
 // GatewayListener is where one direction of a gateway takes mail.
@@ -692,6 +711,9 @@ type Rule struct {
 	Description string   `json:"description,omitempty"`
 	// Disabled rules are kept but not matched.
 	Disabled bool `json:"disabled,omitempty"`
+	// Action, when set, is what a gateway does with a message the rule matched,
+	// instead of the tenant's policy for detected messages.
+	Action VerdictAction `json:"action,omitempty"`
 	// CreatedAt is set by the server.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Version is the rule's version, set by the server (the same as its ETag).
@@ -960,6 +982,58 @@ type MessageQuery struct {
 	PageToken string
 	// Limit is the page size: 0 means 50; at most 500.
 	Limit int
+}
+
+// VerdictAction is what a gateway does with a message once its verdict is known.
+type VerdictAction string
+
+// The verdict actions.
+const (
+	// ActionDeliver delivers the message (with its X-Osprey-Verdict header).
+	ActionDeliver VerdictAction = "deliver"
+	// ActionTag delivers it with a subject tag and the policy's headers.
+	ActionTag VerdictAction = "tag"
+	// ActionQuarantine keeps it on the sensor, for an operator to release or delete.
+	ActionQuarantine VerdictAction = "quarantine"
+	// ActionDropNotifyRecipient drops it and tells each recipient.
+	ActionDropNotifyRecipient VerdictAction = "drop_notify_recipient"
+	// ActionDropNotifySender drops it and tells the sender (never a null sender).
+	ActionDropNotifySender VerdictAction = "drop_notify_sender"
+)
+
+// HeaderField is a header field a tag adds.
+type HeaderField struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// VerdictPolicy is what a tenant's gateways do with each kind of message
+// (docs/configuration.md, "Verdict policy"). A read shows every field with the
+// value that applies, defaults included; of several actions that apply to one
+// message, the strongest wins (drop, quarantine, tag, deliver).
+type VerdictPolicy struct {
+	// Detected: a message an engine matched ("quarantine"); a rule's own action
+	// overrides it for its matches.
+	Detected VerdictAction `json:"detected"`
+	// UnscannableLimit: nothing matched, a bound of the scan was hit ("deliver").
+	UnscannableLimit VerdictAction `json:"unscannable_limit"`
+	// UnscannableError: nothing matched, an engine failed ("deliver").
+	UnscannableError VerdictAction `json:"unscannable_error"`
+	// SubjectTag is put before the subject by "tag" ("[Osprey detect]").
+	SubjectTag string `json:"subject_tag"`
+	// TagHeaders are added by "tag".
+	TagHeaders []HeaderField `json:"tag_headers,omitempty"`
+	// ApplyDMARCPolicy applies the policy the From domain of a message that fails
+	// DMARC publishes: DMARCReject for p=reject, DMARCQuarantine for
+	// p=quarantine (both "quarantine").
+	ApplyDMARCPolicy bool          `json:"apply_dmarc_policy"`
+	DMARCReject      VerdictAction `json:"dmarc_reject"`
+	DMARCQuarantine  VerdictAction `json:"dmarc_quarantine"`
+	// SpamTagScore: a spam score (Rspamd) at or above it tags the message with
+	// SpamSubjectTag (6); SpamQuarantineScore: at or above it, quarantine (15).
+	SpamTagScore        float64 `json:"spam_tag_score"`
+	SpamQuarantineScore float64 `json:"spam_quarantine_score"`
+	SpamSubjectTag      string  `json:"spam_subject_tag"`
 }
 
 // SyslogExport sends a tenant's alerts to a SIEM: syslog (RFC 5424, octet-counted framing of

@@ -71,6 +71,7 @@ type node struct {
 	rules    *store.RuleCache
 	sweeper  *sqlstore.Sweeper
 	exports  *store.ExportCache
+	policies *store.PolicyCache
 	exporter *siem.Exporter
 	feeder   *siemfeed.Feeder
 	// requests carries the operators' requests to the sensors.
@@ -140,6 +141,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.rules = store.NewRuleCache(st, store.CacheOptions{Logger: log.With("component", "rule-cache")})
 	n.sweeper = sqlstore.NewSweeper(db, sqlstore.SweeperOptions{Logger: log.With("component", "retention")})
 	n.exports = store.NewExportCache(st, store.CacheOptions{Logger: log.With("component", "export-cache")})
+	n.policies = store.NewPolicyCache(st, store.CacheOptions{Logger: log.With("component", "policy-cache")})
 	if n.exporter, err = siem.New(siem.Options{Version: buildinfo.Version(), Registerer: reg, Logger: log.With("component", "siem")}); err != nil {
 		return nil, err
 	}
@@ -154,7 +156,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, Messages: db, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
-		Scanner:  pipeline.New(scanner, n.rules, log.With("component", "pipeline")),
+		Scanner:  pipeline.New(scanner, n.rules, n.policies, log.With("component", "pipeline")),
 		Certs:    opts.SensorCerts,
 		Requests: n.requests,
 	})

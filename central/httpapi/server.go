@@ -115,6 +115,8 @@ func Routes() []Route {
 		{"DELETE", "/api/v1/tenants/{tenant}/rules/{id}", writer, (*Server).deleteRule},
 		{"GET", "/api/v1/tenants/{tenant}/export", reader, (*Server).getExport},
 		{"PUT", "/api/v1/tenants/{tenant}/export", writer, (*Server).putExport},
+		{"GET", "/api/v1/tenants/{tenant}/policy", reader, (*Server).getPolicy},
+		{"PUT", "/api/v1/tenants/{tenant}/policy", writer, (*Server).putPolicy},
 		{"GET", "/api/v1/sensors", reader, (*Server).listSensors},
 		{"GET", "/api/v1/sensors/{id}", reader, (*Server).getSensor},
 		{"POST", "/api/v1/sensors/{id}/approve", writer, (*Server).approveSensor},
