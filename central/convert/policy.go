@@ -72,4 +72,6 @@ func PolicyFromProto(p *ospreyv1.VerdictPolicy) api.VerdictPolicy {
 
 // VerdictActionFromProto returns the API name of an action ("" for
 // UNSPECIFIED: the policy's).
-func VerdictActionFromProto(a ospreyv1.VerdictAction) api.VerdictAction { return verdictActions.toAPI(a) }
+func VerdictActionFromProto(a ospreyv1.VerdictAction) api.VerdictAction {
+	return verdictActions.toAPI(a)
+}
