@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/internal/durable"
 	"github.com/ospreysec/osprey/sensor/queue"
 )
 
@@ -75,25 +76,7 @@ func (g *Gateway) setControls(change func(*controls)) error {
 	if err := os.MkdirAll(g.opts.Dir, 0o700); err != nil {
 		return err
 	}
-	path := filepath.Join(g.opts.Dir, controlsFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(g.opts.Dir)
-	}
+	err = durable.WriteFile(filepath.Join(g.opts.Dir, controlsFile), b)
 	if err != nil {
 		return fmt.Errorf("store the gateway's switches: %w", err)
 	}
@@ -112,14 +95,6 @@ func (g *Gateway) setControls(change func(*controls)) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // Enabled reports whether the sensor runs as a gateway (its SMTP
 // integration is on, in a gateway mode), or its queue still holds mail
