@@ -25,6 +25,7 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
 	"github.com/ospreysec/osprey/sensor/deliveries"
+	"github.com/ospreysec/osprey/sensor/quarantine"
 	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
 	"github.com/ospreysec/osprey/sensor/queue"
@@ -192,15 +193,21 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	// The gateway's delivery queue is open in every mode: mail it holds
 	// goes on being delivered after the sensor stops being a gateway.
-	gw := gateway.Open(ctx, gateway.Options{
-		Dir:        filepath.Join(opts.DataDir, "queue"),
-		Spool:      sp,
-		Hostname:   opts.Hostname,
-		Logger:     log.With("component", "gateway"),
-		Registerer: reg,
-		OnAttempt:  delivered.Attempted,
-		Notify:     notify,
+	quarantined := quarantine.NewEvents(nil)
+	gw, err := gateway.Open(ctx, gateway.Options{
+		Dir:           filepath.Join(opts.DataDir, "queue"),
+		QuarantineDir: filepath.Join(opts.DataDir, "quarantine"),
+		Spool:         sp,
+		Hostname:      opts.Hostname,
+		Logger:        log.With("component", "gateway"),
+		Registerer:    reg,
+		OnAttempt:     delivered.Attempted,
+		Events:        quarantined,
+		Notify:        notify,
 	})
+	if err != nil {
+		return err
+	}
 	defer gw.Close()
 	refused := refusals.New()
 	smtp := newListeners(smtpd.Options{
@@ -247,6 +254,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatusChanged:   statusChanged,
 		Refusals:        refused,
 		Deliveries:      delivered,
+		Quarantine:      quarantined,
 		Requests:        gw,
 		Logger:          log.With("component", "agent"),
 	})

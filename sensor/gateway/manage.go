@@ -114,14 +114,18 @@ func (g *Gateway) State() *ospreyv1.GatewayState {
 	if q := g.queue.Load(); q != nil {
 		s := q.Stats()
 		st.Messages, st.Active, st.Deferred = uint64(s.Messages), uint64(max(s.Active, 0)), uint64(max(s.Deferred, 0))
-		st.Held, st.Quarantined = uint64(s.Held), uint64(s.Quarantined)
+		st.Held = uint64(s.Held)
 	}
+	st.Quarantined = uint64(g.quarantine.Stats().Messages)
 	return st
 }
 
 // HandleRequest does what an operator asked of the queue through a
 // central, and answers with the result or why not.
 func (g *Gateway) HandleRequest(ctx context.Context, req *ospreyv1.SensorRequest) *ospreyv1.SensorReply {
+	if rep := g.handleQuarantine(ctx, req); rep != nil {
+		return rep
+	}
 	q := g.queue.Load()
 	if q == nil {
 		msg := "this sensor's delivery queue is not open"
