@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/ospreysec/osprey/pkg/pki"
-	"github.com/ospreysec/osprey/sensor/internal/durable"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/internal/durable"
 )
 
 // The data dir layout. Every path is relative to the data dir.

@@ -108,13 +108,13 @@ type settings struct {
 // Gateway is the delivery side of a gateway sensor. Open it, Apply each
 // configuration, Run it, Close it after Run has returned.
 type Gateway struct {
-	opts   Options
-	log    *slog.Logger
-	now    func() time.Time
+	opts       Options
+	log        *slog.Logger
+	now        func() time.Time
 	client     *delivery.Client
 	quarantine *quarantine.Quarantine
 	queue      atomic.Pointer[queue.Queue] // nil until it could be opened
-	set    atomic.Pointer[settings]
+	set        atomic.Pointer[settings]
 
 	openMu  sync.Mutex
 	openErr error        // why the queue could not be opened yet

@@ -95,7 +95,6 @@ func (g *Gateway) setControls(change func(*controls)) error {
 	return nil
 }
 
-
 // Enabled reports whether the sensor runs as a gateway (its SMTP
 // integration is on, in a gateway mode), or its queue still holds mail
 // from when it did.
