@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 
-		ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/quarantine"
 )
 
