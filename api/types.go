@@ -1172,3 +1172,117 @@ const (
 	// GatewayFlush tries every waiting recipient now.
 	GatewayFlush GatewayControl = "flush"
 )
+
+// QuarantineState is the state of a quarantined message.
+type QuarantineState string
+
+// The quarantine states.
+const (
+	// QuarantineHeld: the sensor holds it.
+	QuarantineHeld QuarantineState = "quarantined"
+	// QuarantineReleased: released to its recipients.
+	QuarantineReleased QuarantineState = "released"
+	// QuarantineDeleted: deleted by an operator.
+	QuarantineDeleted QuarantineState = "deleted"
+	// QuarantineEvicted: removed, oldest first, by the sensor's quarantine bounds.
+	QuarantineEvicted QuarantineState = "evicted"
+	// QuarantineNotHeld: nothing was left to hold, or the sensor no longer had it.
+	QuarantineNotHeld QuarantineState = "not_held"
+)
+
+// QuarantinedMessage is a message a gateway sensor holds in its quarantine, as the central
+// lists it; the message itself stays on the sensor.
+type QuarantinedMessage struct {
+	Tenant        string          `json:"tenant"`
+	SensorID      string          `json:"sensor_id"`
+	MessageID     string          `json:"message_id"`
+	QuarantinedAt time.Time       `json:"quarantined_at"`
+	State         QuarantineState `json:"state"`
+	Sender        string          `json:"sender"`
+	Recipients    []string        `json:"recipients"`
+	Subject       string          `json:"subject"`
+	// Reason says why it was quarantined: the rule, engine or check.
+	Reason    string    `json:"reason"`
+	Verdict   string    `json:"verdict"`
+	Direction string    `json:"direction"`
+	Size      int64     `json:"size"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Available says whether its sensor is connected; when it is not, a preview or a
+	// download cannot be had, and an action waits for the sensor (Pending).
+	Available bool `json:"available"`
+	// Pending is an action waiting for the sensor ("release", "release_to",
+	// "delete"), asked for by PendingBy, to PendingTo.
+	Pending   string   `json:"pending,omitempty"`
+	PendingTo []string `json:"pending_to,omitempty"`
+	PendingBy string   `json:"pending_by,omitempty"`
+	// History, Preview and PreviewError come with one message
+	// (GET /api/v1/sensors/{id}/quarantine/{msg}, Preview with ?preview=true).
+	History      []QuarantineEvent `json:"history,omitempty"`
+	Preview      *MessagePreview   `json:"preview,omitempty"`
+	PreviewError string            `json:"preview_error,omitempty"`
+}
+
+// QuarantineEvent is one step of a quarantined message's history.
+type QuarantineEvent struct {
+	At time.Time `json:"at"`
+	// Action is what happened: quarantined, release, release_to or delete (asked for
+	// while the sensor was offline), released, released_to, deleted, evicted, not_held.
+	Action string `json:"action"`
+	// Actor is the user who did it, or "central" or "sensor".
+	Actor  string `json:"actor"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// MessagePreview is what an operator sees of a quarantined message without opening it.
+type MessagePreview struct {
+	Headers []HeaderField `json:"headers"`
+	// Text is the first text part (text/plain before text/html) as text: HTML is its
+	// source, to be shown escaped, never rendered.
+	Text          string              `json:"text"`
+	TextType      string              `json:"text_type,omitempty"`
+	TextTruncated bool                `json:"text_truncated,omitempty"`
+	Attachments   []PreviewAttachment `json:"attachments"`
+	// Notes say what could not be read.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// PreviewAttachment is one attachment of a previewed message.
+type PreviewAttachment struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// QuarantineList is one page of quarantined messages, newest first.
+type QuarantineList struct {
+	Messages []QuarantinedMessage `json:"messages"`
+	// NextPageToken asks for the next page (page_token); empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// QuarantineQuery selects quarantined messages; empty fields select all.
+type QuarantineQuery struct {
+	Tenant, Sensor string
+	State          QuarantineState
+	// Sender, Recipient and Subject match what contains them, ignoring case.
+	Sender, Recipient, Subject string
+	Since, Until               time.Time
+	Limit                      int
+	PageToken                  string
+}
+
+// QuarantineRelease asks to release a quarantined message: to its recipients, or, with
+// To, a copy to those addresses (the message stays in the quarantine).
+type QuarantineRelease struct {
+	To []string `json:"to,omitempty"`
+}
+
+// QuarantineActionResult is what a release or a delete came to.
+type QuarantineActionResult struct {
+	// Done is false when the sensor is offline: the action waits for it.
+	Done bool `json:"done"`
+	// QueueID is the id of the released copy in the sensor's delivery queue.
+	QueueID string             `json:"queue_id,omitempty"`
+	Message QuarantinedMessage `json:"message"`
+}

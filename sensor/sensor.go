@@ -319,10 +319,13 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["queue_active"] = uint64(st.Active)
 		out.Counters["queue_deferred"] = uint64(st.Deferred)
 		out.Counters["queue_held"] = uint64(st.Held)
-		out.Counters["queue_quarantined"] = uint64(st.Quarantined)
 		out.Problems = append(out.Problems, deferringProblems(q.Deferring())...)
 	} else if err := s.gateway.Problem(); err != nil {
 		out.Problems = append(out.Problems, "ERROR: gateway: "+err.Error()+"; gateway mail waits in the spool")
+	}
+	if qs := s.gateway.Quarantine().Stats(); qs.Messages > 0 || s.gateway.Enabled() {
+		out.Counters["quarantine_messages"] = uint64(qs.Messages)
+		out.Counters["quarantine_bytes"] = uint64(qs.Bytes)
 	}
 	if g := s.gateway.State(); s.gateway.Enabled() || !g.GetSending() || !g.GetReceiving() {
 		out.Gateway = g

@@ -349,6 +349,31 @@ func (s *Store) PendingQuarantine(ctx context.Context, scope store.Scope, tenant
 	return s.scanQuarantined(rows)
 }
 
+// PendingQuarantineSensors returns the sensors (tenant and id) with a
+// quarantine action waiting for them, at most limit.
+func (s *Store) PendingQuarantineSensors(ctx context.Context, scope store.Scope, limit int) ([][2]string, error) {
+	if err := scope.RequireAll("the sensors with pending quarantine actions"); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT tenant, sensor_id FROM quarantine WHERE pending <> '' LIMIT ?`), limit)
+	if err != nil {
+		return nil, s.d.wrap("read the sensors with pending quarantine actions", err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var ts [2]string
+		if err := rows.Scan(&ts[0], &ts[1]); err != nil {
+			return nil, s.d.wrap("read the sensors with pending quarantine actions", err)
+		}
+		out = append(out, ts)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.d.wrap("read the sensors with pending quarantine actions", err)
+	}
+	return out, nil
+}
+
 // RecordQuarantineEvents applies a sensor's report of what happened in
 // its quarantine on its own account: a message still listed as held
 // becomes evicted or not held. A report recorded twice changes nothing
