@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -129,6 +130,21 @@ func TestGatewayQuarantine(t *testing.T) {
 	}
 	if int64(eml.Len()) != held.Size || !strings.Contains(eml.String(), "Subject: EICAR to hold") {
 		t.Errorf("downloaded %d bytes (want %d):\n%.300s", eml.Len(), held.Size, eml.String())
+	}
+	// The same through osprey ctl.
+	ctlEnv := []string{"OSPREY_ADDRESS=" + d.base, "OSPREY_USERNAME=audrey", "OSPREY_PASSWORD=a long password for audrey"}
+	if r := runOsprey(t, ctlEnv, "ctl", "quarantine", "list", "--state", "quarantined"); r.code != 0 ||
+		!strings.Contains(r.stdout, held.MessageID) || !strings.Contains(r.stdout, "EICAR to hold") {
+		t.Errorf("ctl quarantine list: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	emlFile := filepath.Join(t.TempDir(), "held.eml")
+	if r := runOsprey(t, ctlEnv, "ctl", "quarantine", "download", s.id, held.MessageID, "--out", emlFile); r.code != 0 {
+		t.Errorf("ctl quarantine download: %d\n%s%s", r.code, r.stdout, r.stderr)
+	} else if b, err := os.ReadFile(emlFile); err != nil || !bytes.Equal(b, eml.Bytes()) {
+		t.Errorf("ctl's download differs from the API's: %d bytes, %v", len(b), err)
+	}
+	if r := runOsprey(t, ctlEnv, "ctl", "quarantine", "delete", s.id, held.MessageID); r.code == 0 || !strings.Contains(r.stderr, "forbidden") {
+		t.Errorf("the auditor's ctl quarantine delete: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	var apiErr *api.Error
 	if _, err := auditor.ReleaseQuarantined(ctx, s.id, held.MessageID, nil); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {

@@ -104,10 +104,8 @@ func boolParam(text, field string) (bool, error) {
 
 func (s *Server) releaseQuarantined(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	var in api.QuarantineRelease
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, &in); err != nil {
-			return err
-		}
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
 	}
 	action := quarantine.ActionRelease
 	if len(in.To) > 0 {
