@@ -290,6 +290,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"HeaderField", HeaderField{}, true},
 		{"QuarantinedMessage", QuarantinedMessage{}, false},
 		{"QuarantineEvent", QuarantineEvent{}, false},
+		{"AuditQuarantineStep", AuditQuarantineStep{}, false},
 		{"MessagePreview", MessagePreview{}, false},
 		{"PreviewAttachment", PreviewAttachment{}, false},
 		{"QuarantineList", QuarantineList{}, false},

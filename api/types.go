@@ -862,6 +862,9 @@ const (
 	AuditAccepted = "accepted"
 	AuditRefused  = "refused"
 	AuditDelivery = "delivery"
+	// AuditQuarantine: a step of a quarantined message (quarantined, released, deleted,
+	// evicted, or an operator's request waiting for the sensor), with who did it.
+	AuditQuarantine = "quarantine"
 )
 
 // AuditEvent is one entry of the message audit log (GET /api/v1/audit): a
@@ -869,7 +872,7 @@ const (
 // one reason from one client within one minute (Refusal set), or a
 // gateway sensor's attempt to deliver a message (Delivery set).
 type AuditEvent struct {
-	// Kind is "accepted", "refused" or "delivery".
+	// Kind is "accepted", "refused", "delivery" or "quarantine".
 	Kind string `json:"kind"`
 	// Time is when the sensor took the message, the last refusal of the
 	// minute, or when the delivery attempt started.
@@ -879,6 +882,19 @@ type AuditEvent struct {
 	Message  *MessageRecord        `json:"message,omitempty"`
 	Refusal  *AuditRefusal         `json:"refusal,omitempty"`
 	Delivery *AuditDeliveryAttempt `json:"delivery,omitempty"`
+	// Quarantine is a step of the quarantined message MessageID.
+	Quarantine *AuditQuarantineStep `json:"quarantine,omitempty"`
+}
+
+// AuditQuarantineStep is a step of a quarantined message in the audit log.
+type AuditQuarantineStep struct {
+	// MessageID is the sensor's id of the message.
+	MessageID string    `json:"message_id"`
+	At        time.Time `json:"at"`
+	// Action, Actor and Detail are as in QuarantineEvent.
+	Action string `json:"action"`
+	Actor  string `json:"actor"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // AuditDeliveryAttempt is a gateway sensor's attempt to deliver a queued message

@@ -175,6 +175,9 @@ func AuditEventFromStore(e sqlstore.AuditEvent) api.AuditEvent {
 	if d := e.Delivery; d != nil {
 		out.Delivery = DeliveryFromStore(*d)
 	}
+	if q := e.Quarantine; q != nil {
+		out.Quarantine = &api.AuditQuarantineStep{MessageID: e.QuarantineID, At: q.At, Action: q.Action, Actor: q.Actor, Detail: q.Detail}
+	}
 	return out
 }
 

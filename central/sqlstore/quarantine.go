@@ -19,6 +19,11 @@ import (
 // quarantine; operators' actions and the sensors' reports change its
 // state; quarantine_events keeps each message's history.
 
+// AuditQuarantine is the kind of the audit events that are steps of a
+// quarantined message: quarantined, released, deleted, evicted, and the
+// operators' requests, with who did each.
+const AuditQuarantine = "quarantine"
+
 // Quarantine states.
 const (
 	QuarantineHeld     = "quarantined"
@@ -414,3 +419,53 @@ func (s *Store) RecordQuarantineEvents(ctx context.Context, scope store.Scope, t
 // ErrInvalidCursor is the error of a listing given a cursor it did not
 // make.
 var ErrInvalidCursor = errors.New("invalid cursor")
+
+// auditQuarantine returns a page of the quarantine's steps q selects.
+func (s *Store) auditQuarantine(ctx context.Context, q AuditQuery, tenant string, cursor *auditCursor, limit int) ([]AuditEvent, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, a ...any) { where, args = append(where, cond), append(args, a...) }
+	if tenant != "" {
+		add("tenant = ?", tenant)
+	}
+	if q.SensorID != "" {
+		add("sensor_id = ?", q.SensorID)
+	}
+	if !q.From.IsZero() {
+		add("at >= ?", micros(q.From))
+	}
+	if !q.To.IsZero() {
+		add("at < ?", micros(q.To))
+	}
+	if cond, a := after(cursor, AuditQuarantine, "at", "tenant", "sensor_id", "message_id", "action"); cond != "" {
+		add(cond, a...)
+	}
+	query := "SELECT at, tenant, sensor_id, message_id, action, actor, detail FROM quarantine_events"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY at DESC, tenant DESC, sensor_id DESC, message_id DESC, action DESC LIMIT ?"
+	rows, err := s.db.QueryContext(ctx, s.d.q(query), append(args, limit)...)
+	if err != nil {
+		return nil, s.d.wrap("search the audit log", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		var e AuditEvent
+		var qe QuarantineEvent
+		var at int64
+		if err := rows.Scan(&at, &e.Tenant, &e.SensorID, &e.QuarantineID, &qe.Action, &qe.Actor, &qe.Detail); err != nil {
+			return nil, s.d.wrap("search the audit log", err)
+		}
+		qe.At = time.UnixMicro(at).UTC()
+		e.Kind, e.Time, e.Quarantine = AuditQuarantine, qe.At, &qe
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.d.wrap("search the audit log", err)
+	}
+	return out, nil
+}

@@ -139,6 +139,31 @@ func TestQuarantineRows(t *testing.T) {
 			t.Errorf("still held: %v, want m3", got)
 		}
 
+		// The steps are in the audit log, newest first, with who took them.
+		audit, err := st.ListAudit(ctx, store.TenantScope("a"), AuditQuery{Kind: AuditQuarantine, SensorID: "s1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []string
+		for _, e := range audit.Events {
+			steps = append(steps, e.QuarantineID+" "+e.Quarantine.Action+" by "+e.Quarantine.Actor)
+		}
+		wantSteps := []string{"m2 evicted by sensor", "m1 released by alice", "m1 release_to by alice", "m2 quarantined by central", "m1 quarantined by central"}
+		if d := cmp.Diff(wantSteps, steps); d != "" {
+			t.Errorf("audit log (-want +got):\n%s", d)
+		}
+		p1a, err := st.ListAudit(ctx, store.AllTenants(), AuditQuery{Kind: AuditQuarantine, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2a, err := st.ListAudit(ctx, store.AllTenants(), AuditQuery{Kind: AuditQuarantine, Limit: 10, PageToken: p1a.NextPageToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(p1a.Events) + len(p2a.Events); n != 6 || p1a.NextPageToken == "" {
+			t.Errorf("paged: %d + %d steps, want 6 in all", len(p1a.Events), len(p2a.Events))
+		}
+
 		// Retention: what is no longer held goes; m3, still held, stays.
 		if _, _, err := st.Sweep(ctx, store.AllTenants(), t0.Add(40*24*time.Hour)); err != nil {
 			t.Fatal(err)

@@ -96,7 +96,7 @@ var configCommands = []ctlCmd{
 	{words: []string{"tokens", "create"}, args: "--file token.json", help: "(or: tokens create join TENANT [TTL_SECONDS])", run: tokensCreate},
 	{words: []string{"alerts", "list"}, args: "[TENANT [MIN_SEVERITY [TEXT]]]", help: "the newest 50 (low|medium|high|critical)", run: alertsList},
 	{words: []string{"alert", "get"}, args: "TENANT ID", run: alertGet},
-	{words: []string{"audit", "list"}, args: "[--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused|delivery]\n" +
+	{words: []string{"audit", "list"}, args: "[--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused|delivery|quarantine]\n" +
 		"             [--sender TEXT] [--recipient ADDR] [--subject TEXT] [--message-id ID]\n" +
 		"             [--client IP] [--verdict V] [--reason R] [--limit N]\n" +
 		"                                      the message audit log, newest first", run: auditList},

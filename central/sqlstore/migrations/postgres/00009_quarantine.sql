@@ -42,7 +42,9 @@ CREATE TABLE quarantine_events (
     detail     TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (tenant, sensor_id, message_id, at, action)
 );
-CREATE INDEX quarantine_events_time ON quarantine_events (at);
+-- The audit log reads the steps newest first, every tenant's or one's.
+CREATE INDEX quarantine_events_time ON quarantine_events (at, tenant, sensor_id, message_id, action);
+CREATE INDEX quarantine_events_tenant_time ON quarantine_events (tenant, at, sensor_id, message_id, action);
 
 -- +goose Down
 DROP TABLE quarantine_events;
