@@ -119,7 +119,12 @@ var (
 		names:  []api.AuthErrorTreatment{"", api.AuthErrorAsIs, api.AuthErrorFail, api.AuthErrorNone},
 		zeroIs: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_AS_IS,
 	}
-	roles = enum[ospreyv1.Role, api.Role]{
+	// verdictActions names an action where "" takes the policy's;
+	// actionsDefault* name the policy's fields whose default is that action.
+	verdictActions           = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames}
+	actionsDefaultDeliver    = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames, zeroIs: ospreyv1.VerdictAction_VERDICT_ACTION_DELIVER}
+	actionsDefaultQuarantine = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames, zeroIs: ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE}
+	roles                    = enum[ospreyv1.Role, api.Role]{
 		what: "role", required: true,
 		names: []api.Role{"", api.RoleAdmin, api.RoleTenantAdmin, api.RoleAuditor},
 	}
@@ -128,6 +133,8 @@ var (
 		names: []api.TokenKind{"", api.TokenAPI, api.TokenJoin},
 	}
 )
+
+var actionNames = []api.VerdictAction{"", api.ActionDeliver, api.ActionTag, api.ActionQuarantine, api.ActionDropNotifyRecipient, api.ActionDropNotifySender}
 
 // SensorStateFromProto returns the API name of a sensor state ("pending", ...).
 func SensorStateFromProto(s ospreyv1.SensorState) api.SensorState { return sensorStates.toAPI(s) }

@@ -19,6 +19,7 @@ func emptyGateway() *api.SMTPGateway {
 		Inbound: &api.GatewayListener{}, Outbound: &api.GatewayListener{},
 		LocalDomains: []api.LocalDomain{}, TrustedNetworks: []string{}, RelayHosts: []api.NextHop{}, RequireTLSDomains: []string{},
 		OnTimeout: api.DeliverUnscanned, Queue: &api.DeliveryQueueSettings{},
+		Quarantine: &api.QuarantineSettings{},
 		SenderAuth: &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs},
 	}
 }
@@ -120,6 +121,7 @@ func TestSMTPGateway(t *testing.T) {
 			HeloName:           "gw.example.com",
 			HoldTimeoutSeconds: 300,
 			OnTimeout:          api.KeepHolding,
+			Quarantine:         &api.QuarantineSettings{},
 			Queue:              &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 			SenderAuth: &api.SenderAuthSettings{Enabled: true, AuthservID: "gw.example.com", DMARCTempError: api.AuthErrorFail,
 				DMARCPermError: api.AuthErrorNone, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},

@@ -81,6 +81,9 @@ func TestSMTPGateway(t *testing.T) {
 		{name: "queue settings", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Gateway.Queue = &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 3600, MaxBackoffSeconds: 600, DestinationConcurrency: 200}
 		}, wantFields: []string{"gateway.queue.max_backoff_seconds", "gateway.queue.destination_concurrency"}},
+		{name: "quarantine bounds", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.Quarantine = &ospreyv1.QuarantineSettings{MaxMessages: 2000000, MaxSize: &ospreyv1.SizeLimit{Value: 5, Unit: 9}}
+		}, wantFields: []string{"gateway.quarantine.max_messages", "gateway.quarantine.max_size.unit"}},
 		{name: "sender auth", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw.example.com",
 				DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL, LookupTimeoutMs: 500, CheckTimeoutMs: 500}
@@ -120,6 +123,26 @@ func TestSenderAuthDefaults(t *testing.T) {
 		DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE, LookupTimeoutMs: 2000, CheckTimeoutMs: 5000}
 	if got.String() != want.String() {
 		t.Errorf("SenderAuth() = %v, want %v", got, want)
+	}
+}
+
+func TestQuarantineBounds(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		in       *ospreyv1.QuarantineSettings
+		messages int
+		bytes    int64
+	}{
+		{"defaults", nil, 10000, 1 << 30},
+		{"set", &ospreyv1.QuarantineSettings{MaxMessages: 5, MaxSize: &ospreyv1.SizeLimit{Value: 2, Unit: ospreyv1.SizeUnit_SIZE_UNIT_MB}}, 5, 2 << 20},
+		{"unlimited size", &ospreyv1.QuarantineSettings{MaxSize: &ospreyv1.SizeLimit{Unlimited: true}}, 10000, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, b := QuarantineBounds(tt.in)
+			if m != tt.messages || b != tt.bytes {
+				t.Errorf("QuarantineBounds() = %d, %d; want %d, %d", m, b, tt.messages, tt.bytes)
+			}
+		})
 	}
 }
 

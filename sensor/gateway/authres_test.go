@@ -71,8 +71,7 @@ func TestAuthHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := Open(t.Context(), Options{Dir: t.TempDir(), Hostname: "gw.test"})
-			t.Cleanup(func() { g.Close() })
+			g := openGateway(t, Options{Dir: t.TempDir(), Hostname: "gw.test"})
 			cfg := &ospreyv1.SmtpIntegration{Enabled: true, Mode: ospreyv1.SmtpMode_SMTP_MODE_INBOUND, Gateway: &ospreyv1.SmtpGateway{
 				LocalDomains: []*ospreyv1.LocalDomain{{Domain: "example.com"}}, SenderAuth: tt.sa}}
 			if err := g.Apply(cfg); err != nil {
