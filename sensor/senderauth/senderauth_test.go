@@ -60,7 +60,7 @@ var keys = sync.OnceValues(func() (map[string]*dkimtest.Key, error) {
 //	mail.example.com  SPF 192.0.2.10 -all; DKIM s2
 //	broken.example.com DMARC with a bad policy
 //	servfail.example.com every answer SERVFAIL
-func world(t *testing.T) (*dnstest.Server, map[string]*dkimtest.Key) {
+func world(t testing.TB) (*dnstest.Server, map[string]*dkimtest.Key) {
 	t.Helper()
 	ks, err := keys()
 	if err != nil {
@@ -89,7 +89,7 @@ func world(t *testing.T) (*dnstest.Server, map[string]*dkimtest.Key) {
 	return s, ks
 }
 
-func checker(t *testing.T, srv *dnstest.Server, cfg Config) *Checker {
+func checker(t testing.TB, srv *dnstest.Server, cfg Config) *Checker {
 	t.Helper()
 	r, err := dnscache.New(dnscache.Options{Servers: []string{srv.Addr}, Timeout: 2 * time.Second, AttemptTimeout: 500 * time.Millisecond})
 	if err != nil {
