@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,27 +60,11 @@ func (f quarantineFilter) params() [][2]string {
 
 // url is the list's URL with this filter, on the page that token starts.
 func (f quarantineFilter) url(token string) string {
-	v := url.Values{}
-	for _, p := range append(f.params(), [2]string{"page_token", token}) {
-		if p[1] != "" {
-			v.Set(p[0], p[1])
-		}
-	}
-	if len(v) == 0 {
-		return "/quarantine"
-	}
-	return "/quarantine?" + v.Encode()
+	return filterURL("/quarantine", f.params(), token)
 }
 
 // Filtered reports whether any filter is set.
-func (f quarantineFilter) Filtered() bool {
-	for _, p := range f.params() {
-		if p[1] != "" {
-			return true
-		}
-	}
-	return false
-}
+func (f quarantineFilter) Filtered() bool { return anySet(f.params()) }
 
 // quarantineStates are the states of a quarantined message, for the
 // filter; the first is the one it is listed in while its sensor holds it.
@@ -97,7 +82,7 @@ func (f quarantineFilter) query(limit int) (sqlstore.QuarantineQuery, []fieldErr
 	q := sqlstore.QuarantineQuery{Tenant: f.Tenant, SensorID: f.Sensor, State: f.State, Sender: f.Sender, Rcpt: f.Recipient,
 		Subject: f.Subject, Limit: limit, After: f.Token}
 	var errs []fieldError
-	if f.State != "" && !isChoice(quarantineStates, f.State) {
+	if f.State != "" && !slices.ContainsFunc(quarantineStates, func(c choice) bool { return c.Value == f.State }) {
 		errs = append(errs, fieldError{"state", "must be one of the states listed"})
 	}
 	if f.Since != "" {
@@ -108,15 +93,6 @@ func (f quarantineFilter) query(limit int) (sqlstore.QuarantineQuery, []fieldErr
 		q.Since = t
 	}
 	return q, errs
-}
-
-func isChoice(choices []choice, v string) bool {
-	for _, c := range choices {
-		if c.Value == v {
-			return true
-		}
-	}
-	return false
 }
 
 var quarantineFilterFields = map[string]formField{
@@ -257,16 +233,9 @@ func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request, req *req
 	if err != nil {
 		return err
 	}
-	var tenants []choice
-	if req.scope.IsAll() {
-		ts, err := s.store.ListTenants(ctx, req.scope)
-		if err != nil {
-			return err
-		}
-		tenants = []choice{}
-		for _, t := range ts {
-			tenants = append(tenants, choice{Value: t.GetId(), Label: t.GetName()})
-		}
+	tenants, err := s.tenantChoices(ctx, req.scope)
+	if err != nil {
+		return err
 	}
 	q, problems := f.query(quarantinePageSize)
 	if !q.Since.IsZero() {
