@@ -439,18 +439,18 @@ func (s *Server) quarantineAction(w http.ResponseWriter, r *http.Request, req *r
 		redirect(w, r, back)
 		return nil
 	}
-	short := shortFingerprint(id)
+	sid := shortFingerprint(id)
 	switch {
 	case !out.Done:
 		s.flash(req, "ok", "%s of message %s waits for the sensor: sensor %s is not connected, and it is carried out when the sensor is back.",
-			pendingText(action, to), short, sensor)
+			pendingText(action, to), sid, sensor)
 	case action == quarantine.ActionRelease:
-		s.flash(req, "ok", "Message %s released: it is delivered to its recipients%s.", short, queuedAs(out.QueueID))
+		s.flash(req, "ok", "Message %s released: it is delivered to its recipients%s.", sid, queuedAs(out.QueueID))
 	case action == quarantine.ActionReleaseTo:
-		s.flash(req, "ok", "A copy of message %s released to %s%s; the message stays in the quarantine.", short,
+		s.flash(req, "ok", "A copy of message %s released to %s%s; the message stays in the quarantine.", sid,
 			display(strings.Join(to, ", ")), queuedAs(out.QueueID))
 	default:
-		s.flash(req, "ok", "Message %s deleted from the quarantine.", short)
+		s.flash(req, "ok", "Message %s deleted from the quarantine.", sid)
 	}
 	redirect(w, r, back)
 	return nil
