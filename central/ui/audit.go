@@ -129,27 +129,29 @@ func (f auditFilter) params() [][2]string {
 }
 
 // url is the list's URL with this filter, on the page that token starts.
-func (f auditFilter) url(token string) string {
+func (f auditFilter) url(token string) string { return filterURL("/audit", f.params(), token) }
+
+// Filtered reports whether any filter is set.
+func (f auditFilter) Filtered() bool { return anySet(f.params()) }
+
+// filterURL is the list at path with the filter's parameters that are set
+// (name and value, in the form's order), on the page that token starts.
+func filterURL(path string, params [][2]string, token string) string {
 	v := url.Values{}
-	for _, p := range append(f.params(), [2]string{"page_token", token}) {
+	for _, p := range append(slices.Clip(params), [2]string{"page_token", token}) {
 		if p[1] != "" {
 			v.Set(p[0], p[1])
 		}
 	}
 	if len(v) == 0 {
-		return "/audit"
+		return path
 	}
-	return "/audit?" + v.Encode()
+	return path + "?" + v.Encode()
 }
 
-// Filtered reports whether any filter is set.
-func (f auditFilter) Filtered() bool {
-	for _, p := range f.params() {
-		if p[1] != "" {
-			return true
-		}
-	}
-	return false
+// anySet reports whether any of a filter's parameters is set.
+func anySet(params [][2]string) bool {
+	return slices.ContainsFunc(params, func(p [2]string) bool { return p[1] != "" })
 }
 
 // parseUTC reads a time in one of sinceLayouts, in UTC unless it says
@@ -273,6 +275,23 @@ func (s *Server) sensorNames(ctx context.Context, scope store.Scope) (map[string
 		choices = append(choices, choice{Value: sn.GetId(), Label: label})
 	}
 	return names, choices, nil
+}
+
+// tenantChoices lists the tenants of scope for a filter's drop-down; nil
+// for the scope of one tenant, which has no tenant filter.
+func (s *Server) tenantChoices(ctx context.Context, scope store.Scope) ([]choice, error) {
+	if !scope.IsAll() {
+		return nil, nil
+	}
+	ts, err := s.store.ListTenants(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	choices := []choice{}
+	for _, t := range ts {
+		choices = append(choices, choice{Value: t.GetId(), Label: t.GetName()})
+	}
+	return choices, nil
 }
 
 // rcptList is the first maxRowRecipients of rcpts, shortened, and how many
@@ -421,15 +440,9 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, req *request)
 	if err != nil {
 		return err
 	}
-	var tenants []choice
-	if req.scope.IsAll() {
-		ts, err := s.store.ListTenants(ctx, req.scope)
-		if err != nil {
-			return err
-		}
-		for _, t := range ts {
-			tenants = append(tenants, choice{Value: t.GetId(), Label: t.GetName()})
-		}
+	tenants, err := s.tenantChoices(ctx, req.scope)
+	if err != nil {
+		return err
 	}
 	q, problems := f.query(auditPageSize)
 	// Times are shown in the form as the date picker writes them, in UTC.
