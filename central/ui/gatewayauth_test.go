@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/net/html"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/ospreysec/osprey/central/store"
@@ -38,7 +37,8 @@ func TestSMTPGatewaySenderAuthForm(t *testing.T) {
 		t.Errorf("stored sender_auth (-want +got):\n%s", diff)
 	}
 
-	doc := b.get("/sensors/s1/smtp").doc(t)
+	page := b.get("/sensors/s1/smtp")
+	doc := page.doc(t)
 	if _, on := attrOK(byID(doc, "smtp-gw-sa-enabled"), "checked"); !on {
 		t.Error("the sender authentication box is not checked")
 	}
@@ -50,7 +50,7 @@ func TestSMTPGatewaySenderAuthForm(t *testing.T) {
 			t.Errorf("#%s: got %q, want %q", id, got, want)
 		}
 	}
-	if got := selected(byID(doc, "smtp-gw-sa-temperror")); got != "fail" {
+	if got := selected(t, page, "smtp-gw-sa-temperror"); got != "fail" {
 		t.Errorf("temperror treatment shown as %q, want fail", got)
 	}
 
@@ -66,17 +66,4 @@ func TestSMTPGatewaySenderAuthForm(t *testing.T) {
 	if got := fieldError(t, p, "smtp-gw-sa-permerror"); !strings.Contains(got, "as_is") {
 		t.Errorf("permerror treatment error %q", got)
 	}
-}
-
-// selected returns the value of a select's selected option.
-func selected(sel *html.Node) string {
-	if sel == nil {
-		return ""
-	}
-	for c := sel.FirstChild; c != nil; c = c.NextSibling {
-		if _, ok := attrOK(c, "selected"); ok && c.Type == html.ElementNode {
-			return attr(c, "value")
-		}
-	}
-	return ""
 }
