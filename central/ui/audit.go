@@ -221,7 +221,7 @@ var auditFilterFields = map[string]formField{
 
 // auditRow is one event as the list shows it.
 type auditRow struct {
-	Kind     string // sqlstore.AuditAccepted, AuditRefused or AuditDelivery
+	Kind     string // sqlstore.AuditAccepted, AuditRefused, AuditDelivery or AuditQuarantine
 	Key      string // names the event among the page's rows
 	Time     time.Time
 	Tenant   string
@@ -345,6 +345,16 @@ func newAuditRow(e sqlstore.AuditEvent, i int, names map[string]string) auditRow
 		deliveryRow(&row, e, i)
 		return row
 	}
+	if q := e.Quarantine; q != nil {
+		// A step of a quarantined message: who took it, what it was, and
+		// the message's page.
+		row.Key = fmt.Sprintf("%s/%s/%s", e.SensorID, e.QuarantineID, q.Action)
+		row.Sender = short(q.Actor)
+		row.Subject = short(strings.TrimSpace(e.QuarantineID + " " + q.Detail))
+		row.Verdict, row.VerdictClass = q.Action, verdictClass(q.Action)
+		row.URL = quarantineMessageURL(e.SensorID, e.QuarantineID)
+		return row
+	}
 	r := e.Refusal
 	row.Key = fmt.Sprintf("%s/%d/%s/%s", e.SensorID, r.Minute.Unix(), r.ClientIP, r.Reason)
 	row.Client = short(r.ClientIP)
@@ -412,7 +422,7 @@ func auditFields(f auditFilter, sensors, tenants []choice, errs *fieldErrors) []
 		input("from", f.From, "datetime-local", ""),
 		input("to", f.To, "datetime-local", ""),
 		sel("kind", f.Kind, "Any", []choice{{sqlstore.AuditAccepted, "Accepted"}, {sqlstore.AuditRefused, "Refused"},
-			{sqlstore.AuditDelivery, "Delivery"}}),
+			{sqlstore.AuditDelivery, "Delivery"}, {sqlstore.AuditQuarantine, "Quarantine"}}),
 		sel("sensor", f.Sensor, "Any", sensors),
 	}
 	if tenants != nil {

@@ -316,13 +316,13 @@ func TestAuditLogFieldErrors(t *testing.T) {
 			"au-from": "not a time", "au-to": "not a time"}},
 		{"to before from", "from=2026-03-02&to=2026-03-01", map[string]string{"au-to": "must be after from"}},
 		{"client", "client_ip=mail.example.com", map[string]string{"au-client": "not an IP address"}},
-		{"kind", "kind=deleted", map[string]string{"au-kind": "must be accepted, refused or delivery"}},
+		{"kind", "kind=deleted", map[string]string{"au-kind": "must be accepted, refused, delivery or quarantine"}},
 		{"subject too long", "subject=" + strings.Repeat("x", 300), map[string]string{"au-subject": "at most 256 bytes"}},
 		{"sender too long", "sender=" + strings.Repeat("x", 300), map[string]string{"au-sender": "at most 256 bytes"}},
 		{"sensor", "sensor=S%2F1", map[string]string{"au-sensor": "not a sensor id"}},
 		{"tenant", "tenant=Not+A+Tenant", map[string]string{"au-tenant": "not a tenant id"}},
 		{"every store error at once", "client_ip=x&kind=y&message_id=" + strings.Repeat("m", 257), map[string]string{
-			"au-client": "not an IP address", "au-kind": "must be accepted, refused or delivery", "au-message-id": "at most 256 bytes"}},
+			"au-client": "not an IP address", "au-kind": "must be accepted, refused, delivery or quarantine", "au-message-id": "at most 256 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := b.get("/audit?" + tc.query)
@@ -652,5 +652,32 @@ func TestAuditRendersAttackerTextEscaped(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditLogShowsQuarantineSteps: a quarantined message's steps are in
+// the audit log with who took them, each leading to the message's page.
+func TestAuditLogShowsQuarantineSteps(t *testing.T) {
+	e := newEnv(t)
+	rec := auditMessage("default", "s1", "q1", auditT0, "mallory@evil.example", "invoice", "bob@example.com")
+	rec.Envelope.Direction = ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
+	rec.Verdict = "detected"
+	rec.Disposition = &ospreyv1.Disposition{Action: ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE, Reason: "eicar"}
+	e.record(rec, nil)
+	if err := e.db.UpdateQuarantined(t.Context(), store.AllTenants(), "default", "s1", "q1", sqlstore.QuarantineChange{
+		State: sqlstore.QuarantineReleased, Event: sqlstore.QuarantineEvent{At: auditT0.Add(time.Minute), Action: "released", Actor: "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := e.signedIn("root").get("/audit?kind=quarantine")
+	if p.status != http.StatusOK {
+		t.Fatalf("got %d", p.status)
+	}
+	for _, want := range []string{"released", "alice", "quarantined", "/quarantine/s1/q1"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the page has no %q", want)
+		}
+	}
+	if n := strings.Count(p.body, `data-event="quarantine"`); n != 2 {
+		t.Errorf("%d quarantine rows, want 2", n)
 	}
 }

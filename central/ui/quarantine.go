@@ -3,11 +3,9 @@ package ui
 import (
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -502,12 +500,7 @@ func (s *Server) quarantineDownload(w http.ResponseWriter, r *http.Request, req 
 	started := false
 	err := s.quarantine.Download(r.Context(), req.scope, sensor, id, func(size int64) {
 		started = true
-		h := w.Header()
-		h.Set("Content-Type", "message/rfc822")
-		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": sensor + "-" + id + ".eml"}))
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-		h.Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
+		quarantine.StartDownload(w, sensor, id, size)
 	}, w)
 	if err != nil && started {
 		// The status went out: cut the response short, so the browser

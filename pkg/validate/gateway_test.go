@@ -154,3 +154,21 @@ func TestDeliveryQueueDefaults(t *testing.T) {
 		t.Errorf("DeliveryQueue() = %v, want %v", got, want)
 	}
 }
+
+func TestReleaseAddresses(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		to     []string
+		fields []string
+	}{
+		{"two", []string{"a@example.com", "b@example.org"}, nil},
+		{"none", nil, []string{"to"}},
+		{"display name, no domain", []string{"A <a@example.com>", "bob"}, []string{"to[0]", "to[1]"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.fields, fields(t, ReleaseAddresses(tt.to))); diff != "" {
+				t.Errorf("ReleaseAddresses(%q) fields (-want +got):\n%s", tt.to, diff)
+			}
+		})
+	}
+}
