@@ -76,7 +76,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -128,8 +127,8 @@ func main() {
 		signer = startAuthWorld()
 		dnsAddr = signer.dns.Addr
 	}
-	o := startOsprey(work, sink.addr, pprofAddr, dnsAddr)
-	sinkHost, sinkPort, _ := net.SplitHostPort(sink.addr)
+	o := startOsprey(work, sink.Addr, pprofAddr, dnsAddr)
+	sinkHost, sinkPort, _ := net.SplitHostPort(sink.Addr)
 	pf, err := postfix.Start(filepath.Join(work, "postfix"), freePort(), map[string]string{
 		"relay_domains":   "example.com",
 		"relay_transport": "relay:[" + sinkHost + "]:" + sinkPort,
@@ -282,7 +281,7 @@ type result struct {
 // round sends messages of size bytes through tg with smtp-source (those of
 // msgFile when it is set) and waits until the sink has taken them all.
 func (tg *target) round(sink *sink, sessions, size, messages int, msgFile string) result {
-	base := sink.count()
+	base := sink.Count()
 	cpu0, disk0 := tg.cpu(), diskWritten()
 	content := []string{"-l", strconv.Itoa(size)}
 	if msgFile != "" {
@@ -306,16 +305,16 @@ func (tg *target) round(sink *sink, sessions, size, messages int, msgFile string
 	if err := cmd.Start(); err != nil {
 		fatalf("%v", err)
 	}
-	var accepted counter
-	accepted.read(out, func(s string) (int, bool) {
+	var accepted benchproc.Counter
+	accepted.Read(out, func(s string) (int, bool) {
 		n, err := strconv.Atoi(s)
 		return n, err == nil
 	})
 	if err := cmd.Wait(); err != nil {
 		fatalf("smtp-source %s: %v\n%s", tg.addr, err, stderr.Bytes())
 	}
-	if accepted.count() != messages {
-		fatalf("smtp-source %s: %d messages accepted, want %d", tg.addr, accepted.count(), messages)
+	if accepted.Count() != messages {
+		fatalf("smtp-source %s: %d messages accepted, want %d", tg.addr, accepted.Count(), messages)
 	}
 	delivered := sink.waitFor(base+messages, tg.name)
 	close(stop)
@@ -325,7 +324,7 @@ func (tg *target) round(sink *sink, sessions, size, messages int, msgFile string
 	}
 	lat := make([]float64, messages)
 	for k := range messages {
-		lat[k] = delivered[base+k].Sub(accepted.at(k)).Seconds()
+		lat[k] = delivered[base+k].Sub(accepted.At(k)).Seconds()
 	}
 	slices.Sort(lat)
 	return result{
@@ -334,118 +333,31 @@ func (tg *target) round(sink *sink, sessions, size, messages int, msgFile string
 		p99:        quantile(lat, 0.99),
 		cpuPerMsg:  (tg.cpu() - cpu0) / float64(messages),
 		diskPerMsg: float64(diskWritten()-disk0) / float64(messages),
-		accept:     float64(messages) / accepted.at(messages-1).Sub(start).Seconds(),
+		accept:     float64(messages) / accepted.At(messages-1).Sub(start).Seconds(),
 		peak:       peaks,
 	}
 }
 
-// counter keeps the time at which a running counter printed by
-// smtp-source -c or smtp-sink -c reached each value.
-type counter struct {
-	mu    sync.Mutex
-	times []time.Time
-	grew  chan struct{} // closed and replaced on each step
-}
-
-// read consumes r, whose records end in \r or \n, until EOF; parse returns
-// the counter's value in a record.
-func (c *counter) read(r io.Reader, parse func(string) (int, bool)) {
-	sc := bufio.NewScanner(r)
-	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
-		if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
-			return i + 1, data[:i], nil
-		}
-		if atEOF && len(data) > 0 {
-			return len(data), data, nil
-		}
-		return 0, nil, nil
-	})
-	for sc.Scan() {
-		n, ok := parse(sc.Text())
-		if !ok {
-			continue
-		}
-		now := time.Now()
-		c.mu.Lock()
-		for len(c.times) < n {
-			c.times = append(c.times, now)
-		}
-		if c.grew != nil {
-			close(c.grew)
-			c.grew = nil
-		}
-		c.mu.Unlock()
-	}
-}
-
-func (c *counter) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.times)
-}
-
-func (c *counter) at(k int) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.times[k]
-}
-
 // sink is the next hop of both relays: smtp-sink with its running counter.
-type sink struct {
-	addr string
-	cmd  *exec.Cmd
-	counter
-}
-
-var sinkLine = regexp.MustCompile(`mesg=(\d+)`)
+type sink struct{ *benchproc.Sink }
 
 func startSink() *sink {
-	s := &sink{addr: freePort()}
-	s.cmd = exec.Command("smtp-sink", "-u", "postfix", "-c", s.addr, "1000")
-	out, err := s.cmd.StdoutPipe()
+	s, err := benchproc.StartSink()
 	if err != nil {
 		fatalf("%v", err)
 	}
-	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		fatalf("smtp-sink: %v", err)
-	}
-	atExit(s.stop)
-	go s.read(out, func(line string) (int, bool) {
-		m := sinkLine.FindStringSubmatch(line)
-		if m == nil {
-			return 0, false
-		}
-		n, err := strconv.Atoi(m[1])
-		return n, err == nil
-	})
-	waitListen(s.addr)
-	return s
+	atExit(s.Stop)
+	return &sink{s}
 }
-
-func (s *sink) stop() { s.cmd.Process.Kill(); s.cmd.Wait() }
 
 // waitFor waits until the sink has taken n messages, and returns the time
 // of each one so far. It gives up when none arrived for two minutes.
 func (s *sink) waitFor(n int, who string) []time.Time {
-	for {
-		s.mu.Lock()
-		if len(s.times) >= n {
-			t := slices.Clone(s.times)
-			s.mu.Unlock()
-			return t
-		}
-		if s.grew == nil {
-			s.grew = make(chan struct{})
-		}
-		grew, have := s.grew, len(s.times)
-		s.mu.Unlock()
-		select {
-		case <-grew:
-		case <-time.After(2 * time.Minute):
-			fatalf("%s: the sink has %d of %d messages and took none for two minutes", who, have, n)
-		}
+	t, err := s.WaitFor(n, 2*time.Minute)
+	if err != nil {
+		fatalf("%s: the sink's messages: %v", who, err)
 	}
+	return t
 }
 
 var apiLine = regexp.MustCompile(`API:\s+(https?://\S+)/api/v1`)
@@ -784,23 +696,17 @@ func waitForLine(r io.Reader, re *regexp.Regexp) string {
 }
 
 func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := benchproc.FreePort()
 	if err != nil {
 		fatalf("%v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func waitListen(addr string) {
-	for range 300 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := benchproc.WaitListen(addr); err != nil {
+		fatalf("%v", err)
 	}
-	fatalf("nothing listens on %s", addr)
 }
 
 func parseSizes(list string) ([]int, error) {
