@@ -14,6 +14,9 @@
 //     message; the verdict is on the message's record and the engine's
 //     failures are counted in osprey_scan_engine_errors_total;
 //   - "clean": no alert.
+//
+// With a spam check (WithSpam), Rspamd is asked about each message while
+// it is scanned, and its opinion goes on the outcome; it raises no alert.
 package pipeline
 
 import (
@@ -41,6 +44,7 @@ type Pipeline struct {
 	scanner *scan.Scanner
 	rules   Rules
 	log     *slog.Logger
+	spam    *Spam // nil: no spam check
 
 	mu       sync.Mutex
 	compiled map[string]compiled // by tenant
@@ -63,6 +67,8 @@ var _ sensorsvc.Scanner = (*Pipeline)(nil)
 
 // Scan implements sensorsvc.Scanner.
 func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body sensorsvc.Body) (sensorsvc.Outcome, error) {
+	spam := p.spam.start(ctx, rec, body) // beside the scan; see spam.go
+	defer spam.stop()
 	rules, err := p.ruleSet(ctx, rec.GetTenant())
 	if err != nil {
 		return sensorsvc.Outcome{}, err
@@ -76,7 +82,7 @@ func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body s
 	if err != nil {
 		return sensorsvc.Outcome{}, err
 	}
-	out := sensorsvc.Outcome{Verdict: res.Verdict, Headers: res.Headers}
+	out := sensorsvc.Outcome{Verdict: res.Verdict, Headers: res.Headers, Spam: spam.wait()}
 	matches := res.Matches
 	severity := res.Severity
 	switch res.Verdict {

@@ -34,6 +34,9 @@ type Outcome struct {
 	// Alert is nil when there is nothing to report. The service fills in
 	// its id, tenant, sensor, message id and time.
 	Alert *ospreyv1.Alert
+	// Spam is the spam engine's opinion, for the record; nil when none
+	// was asked or it did not answer.
+	Spam *ospreyv1.SpamResult
 }
 
 // ScannerFunc adapts a function to Scanner.
@@ -120,7 +123,7 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "scan: %v", err)
 	}
-	rec.Verdict, rec.Headers = out.Verdict, out.Headers
+	rec.Verdict, rec.Headers, rec.Spam = out.Verdict, out.Headers, out.Spam
 	now := s.now()
 	alert := out.Alert
 	if alert != nil {
