@@ -589,6 +589,10 @@ type NodeHealth struct {
 	// SQL: the node reaches its SQL store (message records and alerts). Without it the node
 	// still serves, but sensors' uploads wait.
 	SQL bool `json:"sql"`
+	// Rspamd, only on a node that asks Rspamd about every message (--rspamd-url): Rspamd
+	// answers and none of its checks failed in the last minute. Without it messages are
+	// recorded without a spam result.
+	Rspamd *bool `json:"rspamd,omitempty"`
 }
 
 // Node is one member of the central node cluster.

@@ -82,23 +82,8 @@ type Options struct {
 // Validate reports every problem at once.
 func (o Options) Validate() error {
 	var errs []error
-	if o.URL == "" {
-		errs = append(errs, errors.New("rspamd.url: empty"))
-	} else if u, err := url.Parse(o.URL); err != nil {
+	if err := CheckURL(o.URL); err != nil {
 		errs = append(errs, fmt.Errorf("rspamd.url: %w", err))
-	} else {
-		if u.Scheme != "http" && u.Scheme != "https" {
-			errs = append(errs, fmt.Errorf("rspamd.url: %q: want http:// or https://", o.URL))
-		}
-		if u.Host == "" {
-			errs = append(errs, fmt.Errorf("rspamd.url: %q: no host", o.URL))
-		}
-		if u.User != nil {
-			errs = append(errs, errors.New("rspamd.url: no user or password: rspamd's normal worker takes none"))
-		}
-		if u.RawQuery != "" || u.Fragment != "" {
-			errs = append(errs, fmt.Errorf("rspamd.url: %q: no query or fragment", o.URL))
-		}
 	}
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("rspamd.timeout: %v: must not be negative", o.Timeout))
@@ -111,6 +96,31 @@ func (o Options) Validate() error {
 	}
 	if o.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("rspamd.max_conns: %d: must not be negative", o.MaxConns))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckURL reports every problem with the URL of an rspamd (Options.URL).
+func CheckURL(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: want http:// or https:// and a host, as http://127.0.0.1:11333: %w", s, err)
+	}
+	var errs []error
+	if u.Scheme != "http" && u.Scheme != "https" {
+		errs = append(errs, fmt.Errorf("%q: want http:// or https://, as http://127.0.0.1:11333", s))
+	}
+	if u.Host == "" {
+		errs = append(errs, fmt.Errorf("%q: no host", s))
+	}
+	if u.User != nil {
+		errs = append(errs, errors.New("no user or password: rspamd's normal worker takes none"))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("%q: no query or fragment", s))
 	}
 	return errors.Join(errs...)
 }
