@@ -554,7 +554,7 @@ func newAuditMessage(m *ospreyv1.MessageRecord) auditMessage {
 		AlertID: display(m.GetAlertId()), Size: formatSize(m.GetSize()), SHA256: display(m.GetSha256()),
 		Subject:  display(m.GetHeaders().GetSubject()),
 		Envelope: newEnvelopeView(env), Headers: newHeadersView(m.GetHeaders()),
-		Spam:     newSpamView(m.GetSpam()),
+		Spam: newSpamView(m.GetSpam()),
 	}
 	d.TLSVersion, d.TLSCipher = display(env.GetTlsVersion()), display(env.GetTlsCipher())
 	if env.GetReceivedAt() != nil {
