@@ -38,13 +38,20 @@ var etcdLine = regexp.MustCompile(`Embedded etcd:\s+(\S+)`)
 
 func startDev(t *testing.T, dataDir string) *devNode {
 	t.Helper()
-	p := start(t, []string{
+	return startDevEnv(t, dataDir)
+}
+
+// startDevEnv is startDev with more of the node's environment (flags as
+// OSPREY_<FLAG>=value).
+func startDevEnv(t *testing.T, dataDir string, env ...string) *devNode {
+	t.Helper()
+	p := start(t, append([]string{
 		"OSPREY_DATA_DIR=" + dataDir,
 		"OSPREY_HTTP_ADDR=127.0.0.1:0", "OSPREY_GRPC_ADDR=127.0.0.1:0",
 		"OSPREY_ETCD_CLIENT_ADDR=127.0.0.1:0", "OSPREY_ETCD_PEER_ADDR=127.0.0.1:0",
 		"OSPREY_GOSSIP_ADDR=127.0.0.1:0", "OSPREY_DNS_ADDR=127.0.0.1:0",
 		"OSPREY_BOOTSTRAP_ADMIN_PASSWORD=" + adminPassword,
-	}, "dev")
+	}, env...), "dev")
 	base := p.waitLine(t, apiLine)[1]
 	etcd := p.waitLine(t, etcdLine)[1]
 	c, err := api.NewClient(api.Config{Address: base, Username: "admin", Password: adminPassword})
