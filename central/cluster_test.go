@@ -47,7 +47,6 @@ func TestClusterOptionsAreValidated(t *testing.T) {
 		{"a cluster without a database", func(o *central.Options) { o.Gossip.Join = []string{"127.0.0.2:7946"} }, []string{"--db-url", "PostgreSQL"}},
 		{"a database URL of another kind", func(o *central.Options) { o.DB.URL = "mysql://db/osprey" }, []string{"--db-url", "postgres://"}},
 		{"message retention too short", func(o *central.Options) { o.DB.MessageRetention = time.Hour }, []string{"--message-retention", "72h"}},
-		{"rspamd options without its URL", func(o *central.Options) { o.Scan.RspamdTimeout = time.Second }, []string{"only with --rspamd-url"}},
 		{"bad rspamd options", func(o *central.Options) {
 			o.Scan.RspamdURL, o.Scan.RspamdTimeout, o.Scan.RspamdMaxSize = "127.0.0.1:11333", -time.Second, -1
 		}, []string{"--rspamd-url", "want http://", "--rspamd-timeout", "--rspamd-max-size"}},

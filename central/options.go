@@ -225,10 +225,7 @@ func (o *Options) validateScan() error {
 	var errs []error
 	s := o.Scan
 	if s.RspamdURL == "" {
-		if s.RspamdTimeout != 0 || s.RspamdMaxSize != 0 {
-			errs = append(errs, errors.New("--rspamd-timeout, --rspamd-max-size: only with --rspamd-url"))
-		}
-		return errors.Join(errs...)
+		return nil // the other flags are not used
 	}
 	if err := rspamd.CheckURL(s.RspamdURL); err != nil {
 		errs = append(errs, fmt.Errorf("--rspamd-url: %w", err))
