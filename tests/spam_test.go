@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ospreysec/osprey/api"
@@ -17,8 +18,8 @@ import (
 // (--rspamd-url, from the environment) records with each message swaks
 // sends it rspamd's opinion, which the API returns (GTUBE: rejected, with
 // its symbol); GET /api/v1/nodes says rspamd works. Once rspamd is gone it
-// says it fails, and the next message is recorded all the same, without a
-// spam result.
+// says it fails (osprey ctl nodes list too), and the next message is
+// recorded all the same, without a spam result.
 func TestRspamdOpinionInTheMessageLog(t *testing.T) {
 	swaks := requirePeer(t, "swaks")
 	srv := rspamdtest.New(t, rspamdtest.Options{})
@@ -77,6 +78,12 @@ func TestRspamdOpinionInTheMessageLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	rspamdHealth(false)
+	// The command line says so too.
+	r := runOsprey(t, []string{"OSPREY_ADDRESS=" + d.base, "OSPREY_USERNAME=admin", "OSPREY_PASSWORD=" + adminPassword}, "ctl", "nodes", "list")
+	if lines := strings.Split(r.stdout, "\n"); r.code != 0 || len(lines) < 2 || !strings.HasPrefix(lines[1], "dev (this)") ||
+		!strings.HasSuffix(strings.TrimSpace(lines[1]), " rspamd") {
+		t.Errorf("osprey ctl nodes list: exit %d\n%s%s\nwant the node with rspamd failing", r.code, r.stdout, r.stderr)
+	}
 	send("another offer", "Buy again.\n"+scantest.GTUBE+"\n")
 	if m := message("another offer"); m.Spam != nil || m.Verdict != "clean" {
 		t.Errorf("record without rspamd: spam %+v, verdict %q; want none, clean", m.Spam, m.Verdict)
