@@ -54,6 +54,9 @@ type Options struct {
 	// StartTimeout bounds the start (default 2 minutes; 10 with
 	// WaitCompiled).
 	StartTimeout time.Duration
+	// Nameserver, when set (host:port), is the only DNS server rspamd
+	// asks, instead of those of /etc/resolv.conf.
+	Nameserver string
 }
 
 // Server is a running rspamd.
@@ -238,6 +241,10 @@ func (s *Server) prepare(o Options) error {
 	opts := fmt.Sprintf("tempdir = %q;\n", filepath.Join(s.dir, "tmp"))
 	if cache, err := hyperscanCache(); err == nil {
 		opts += fmt.Sprintf("hs_cache_dir = %q;\n", cache)
+	}
+	if o.Nameserver != "" {
+		// The whole of options.inc's dns section, with the server.
+		opts += fmt.Sprintf("dns {\n  nameserver = [%q];\n  timeout = 1s;\n  sockets = 16;\n  retransmits = 5;\n}\n", o.Nameserver)
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, "local", "override.d", "options.inc"), []byte(opts), 0o644); err != nil {
 		return err
