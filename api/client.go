@@ -568,11 +568,35 @@ func (c *Client) Messages(ctx context.Context, q MessageQuery) (*MessageList, er
 
 // Export returns a tenant's syslog export and its version, for a later PutExport.
 func (c *Client) Export(ctx context.Context, tenant string) (*SyslogExport, int64, error) {
-	p, err := tenantPath(tenant, "export")
+	return getTenantDoc[SyslogExport](ctx, c, tenant, "export")
+}
+
+// PutExport replaces a tenant's syslog export and returns it as stored, with its new version.
+// Version works as in UpdateRule.
+func (c *Client) PutExport(ctx context.Context, tenant string, e *SyslogExport, version int64) (*SyslogExport, int64, error) {
+	return putTenantDoc(ctx, c, tenant, "export", e, version)
+}
+
+// Policy returns a tenant's verdict policy (every field with the value that applies) and
+// its version, for a later PutPolicy.
+func (c *Client) Policy(ctx context.Context, tenant string) (*VerdictPolicy, int64, error) {
+	return getTenantDoc[VerdictPolicy](ctx, c, tenant, "policy")
+}
+
+// PutPolicy replaces a tenant's verdict policy and returns it as stored, with its new
+// version. Version works as in UpdateRule.
+func (c *Client) PutPolicy(ctx context.Context, tenant string, p *VerdictPolicy, version int64) (*VerdictPolicy, int64, error) {
+	return putTenantDoc(ctx, c, tenant, "policy", p, version)
+}
+
+// getTenantDoc reads one of a tenant's documents (/api/v1/tenants/{tenant}/{name}) and
+// its version.
+func getTenantDoc[T any](ctx context.Context, c *Client, tenant, name string) (*T, int64, error) {
+	p, err := tenantPath(tenant, name)
 	if err != nil {
 		return nil, 0, err
 	}
-	var out SyslogExport
+	var out T
 	resp, err := c.do(ctx, http.MethodGet, p, nil, nil, &out)
 	if err != nil {
 		return nil, 0, err
@@ -581,10 +605,9 @@ func (c *Client) Export(ctx context.Context, tenant string) (*SyslogExport, int6
 	return &out, v, err
 }
 
-// PutExport replaces a tenant's syslog export and returns it as stored, with its new version.
-// Version works as in UpdateRule.
-func (c *Client) PutExport(ctx context.Context, tenant string, e *SyslogExport, version int64) (*SyslogExport, int64, error) {
-	p, err := tenantPath(tenant, "export")
+// putTenantDoc replaces one of a tenant's documents, if it is still at version (0: any).
+func putTenantDoc[T any](ctx context.Context, c *Client, tenant, name string, in *T, version int64) (*T, int64, error) {
+	p, err := tenantPath(tenant, name)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -592,8 +615,8 @@ func (c *Client) PutExport(ctx context.Context, tenant string, e *SyslogExport, 
 	if err != nil {
 		return nil, 0, err
 	}
-	var out SyslogExport
-	resp, err := c.do(ctx, http.MethodPut, p, h, e, &out)
+	var out T
+	resp, err := c.do(ctx, http.MethodPut, p, h, in, &out)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -655,6 +678,50 @@ func sensorPath(id, sub string) (string, error) {
 // response's body into out (if not nil). A response that is not 2xx becomes an *Error. The
 // returned response's body is closed.
 func (c *Client) do(ctx context.Context, method, path string, header http.Header, in, out any) (*http.Response, error) {
+	resp, err := c.send(ctx, method, path, header, in, "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("api: %s %s: read response: %w", method, path, err)
+	}
+	if len(b) > maxResponseBytes {
+		return nil, fmt.Errorf("api: %s %s: response larger than %d bytes", method, path, maxResponseBytes)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, decodeError(resp.StatusCode, b)
+	}
+	if out != nil && len(bytes.TrimSpace(b)) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return nil, fmt.Errorf("api: %s %s: decode response: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+// stream sends a GET of path and copies a successful response's body to w,
+// however large; an error response becomes an *Error as in do.
+func (c *Client) stream(ctx context.Context, path, accept string, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, path, nil, nil, accept)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return decodeError(resp.StatusCode, b)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("api: GET %s: read response: %w", path, err)
+	}
+	return nil
+}
+
+// send sends a request with in as its JSON body (if not nil) and returns
+// the response, its body for the caller to read and close.
+func (c *Client) send(ctx context.Context, method, path string, header http.Header, in any, accept string) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -670,7 +737,7 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "osprey-api-go")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -689,22 +756,6 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 			return nil, fmt.Errorf("api: %s answers in plain HTTP, not HTTPS: use the address %s: %w", u.Host, "http://"+strings.TrimPrefix(c.base, "https://"), err)
 		}
 		return nil, fmt.Errorf("api: %w", err) // *url.Error already names the method and URL
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("api: %s %s: read response: %w", method, path, err)
-	}
-	if len(b) > maxResponseBytes {
-		return nil, fmt.Errorf("api: %s %s: response larger than %d bytes", method, path, maxResponseBytes)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, decodeError(resp.StatusCode, b)
-	}
-	if out != nil && len(bytes.TrimSpace(b)) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return nil, fmt.Errorf("api: %s %s: decode response: %w", method, path, err)
-		}
 	}
 	return resp, nil
 }
@@ -835,4 +886,93 @@ func queuedPath(sensor, id, action string) (string, error) {
 		sub += "/" + url.PathEscape(action)
 	}
 	return sensorPath(sensor, sub)
+}
+
+// Quarantine returns a page of the quarantined messages q selects, newest first. Pass the
+// page's NextPageToken as q.PageToken for the next one, until it is empty.
+func (c *Client) Quarantine(ctx context.Context, q QuarantineQuery) (*QuarantineList, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"tenant": q.Tenant, "sensor": q.Sensor, "state": string(q.State), "sender": q.Sender,
+		"recipient": q.Recipient, "subject": q.Subject, "page_token": q.PageToken} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	for k, t := range map[string]time.Time{"since": q.Since, "until": q.Until} {
+		if !t.IsZero() {
+			v.Set(k, t.UTC().Format(time.RFC3339))
+		}
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out QuarantineList
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/api/v1/quarantine", v), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// QuarantinedMessage returns one quarantined message with its history; with preview, its
+// sensor is asked for a preview of its content.
+func (c *Client) QuarantinedMessage(ctx context.Context, sensor, id string, preview bool) (*QuarantinedMessage, error) {
+	p, err := quarantinedPath(sensor, id, "")
+	if err != nil {
+		return nil, err
+	}
+	if preview {
+		p = withQuery(p, url.Values{"preview": {"true"}})
+	}
+	var out QuarantinedMessage
+	if _, err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ReleaseQuarantined releases a quarantined message to its recipients, or, with to, a copy
+// to those addresses.
+func (c *Client) ReleaseQuarantined(ctx context.Context, sensor, id string, to []string) (*QuarantineActionResult, error) {
+	p, err := quarantinedPath(sensor, id, "release")
+	if err != nil {
+		return nil, err
+	}
+	var out QuarantineActionResult
+	if _, err := c.do(ctx, http.MethodPost, p, nil, &QuarantineRelease{To: to}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteQuarantined deletes a quarantined message.
+func (c *Client) DeleteQuarantined(ctx context.Context, sensor, id string) (*QuarantineActionResult, error) {
+	p, err := quarantinedPath(sensor, id, "")
+	if err != nil {
+		return nil, err
+	}
+	var out QuarantineActionResult
+	if _, err := c.do(ctx, http.MethodDelete, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DownloadQuarantined writes a quarantined message, as it arrived (.eml), to w.
+func (c *Client) DownloadQuarantined(ctx context.Context, sensor, id string, w io.Writer) error {
+	p, err := quarantinedPath(sensor, id, "eml")
+	if err != nil {
+		return err
+	}
+	return c.stream(ctx, p, "message/rfc822", w)
+}
+
+func quarantinedPath(sensor, id, sub string) (string, error) {
+	if id == "" || id == "." || id == ".." {
+		return "", fmt.Errorf("api: invalid quarantined message id %q", id)
+	}
+	p := "quarantine/" + url.PathEscape(id)
+	if sub != "" {
+		p += "/" + sub
+	}
+	return sensorPath(sensor, p)
 }

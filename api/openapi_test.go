@@ -81,6 +81,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		t.Errorf("openapi: got %q, want 3.0.3", s.OpenAPI)
 	}
 	want := []string{
+		"DELETE /api/v1/sensors/{id}/quarantine/{msg}",
 		"DELETE /api/v1/sensors/{id}/queue/{msg}",
 		"DELETE /api/v1/tenants/{tenant}/rules/{id}",
 		"GET /api/v1/alerts",
@@ -88,14 +89,18 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"GET /api/v1/audit",
 		"GET /api/v1/messages",
 		"GET /api/v1/nodes",
+		"GET /api/v1/quarantine",
 		"GET /api/v1/sensors",
 		"GET /api/v1/sensors/{id}",
 		"GET /api/v1/sensors/{id}/pop3",
+		"GET /api/v1/sensors/{id}/quarantine/{msg}",
+		"GET /api/v1/sensors/{id}/quarantine/{msg}/eml",
 		"GET /api/v1/sensors/{id}/queue",
 		"GET /api/v1/sensors/{id}/queue/{msg}",
 		"GET /api/v1/sensors/{id}/smtp",
 		"GET /api/v1/tenants",
 		"GET /api/v1/tenants/{tenant}/export",
+		"GET /api/v1/tenants/{tenant}/policy",
 		"GET /api/v1/tenants/{tenant}/rules",
 		"GET /api/v1/tenants/{tenant}/rules/{id}",
 		"GET /api/v1/users",
@@ -108,6 +113,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"POST /api/v1/sensors/{id}/gateway/resume-sending",
 		"POST /api/v1/sensors/{id}/gateway/stop-receiving",
 		"POST /api/v1/sensors/{id}/gateway/stop-sending",
+		"POST /api/v1/sensors/{id}/quarantine/{msg}/release",
 		"POST /api/v1/sensors/{id}/queue/{msg}/hold",
 		"POST /api/v1/sensors/{id}/queue/{msg}/release",
 		"POST /api/v1/sensors/{id}/queue/{msg}/retry",
@@ -120,6 +126,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"PUT /api/v1/sensors/{id}/pop3",
 		"PUT /api/v1/sensors/{id}/smtp",
 		"PUT /api/v1/tenants/{tenant}/export",
+		"PUT /api/v1/tenants/{tenant}/policy",
 		"PUT /api/v1/tenants/{tenant}/rules/{id}",
 		"PUT /api/v1/tenants/{tenant}/smtp",
 	}
@@ -249,6 +256,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"LocalDomain", LocalDomain{}, true},
 		{"NextHop", NextHop{}, true},
 		{"DeliveryQueueSettings", DeliveryQueueSettings{}, true},
+		{"QuarantineSettings", QuarantineSettings{}, true},
+		{"SenderAuthSettings", SenderAuthSettings{}, true},
 		{"SMTPApplyResult", SMTPApplyResult{}, false},
 		{"SensorApplyResult", SensorApplyResult{}, false},
 		{"POP3Integration", POP3Integration{}, true},
@@ -277,6 +286,16 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"AuditDeliveryRecipient", AuditDeliveryRecipient{}, false},
 		{"AuditList", AuditList{}, false},
 		{"SyslogExport", SyslogExport{}, true},
+		{"VerdictPolicy", VerdictPolicy{}, true},
+		{"HeaderField", HeaderField{}, true},
+		{"QuarantinedMessage", QuarantinedMessage{}, false},
+		{"QuarantineEvent", QuarantineEvent{}, false},
+		{"AuditQuarantineStep", AuditQuarantineStep{}, false},
+		{"MessagePreview", MessagePreview{}, false},
+		{"PreviewAttachment", PreviewAttachment{}, false},
+		{"QuarantineList", QuarantineList{}, false},
+		{"QuarantineRelease", QuarantineRelease{}, true},
+		{"QuarantineActionResult", QuarantineActionResult{}, false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -301,7 +320,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		})
 	}
 	for name := range s.Components.Schemas {
-		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health", "NodeState", "NodeRole", "Severity", "RuleKind", "MailSource"}, name) {
+		if !seen[name] && !slices.Contains([]string{"SensorState", "Role", "TokenKind", "Health", "NodeState", "NodeRole", "Severity", "RuleKind", "MailSource", "VerdictAction", "QuarantineState"}, name) {
 			t.Errorf("schema %s has no Go type in this test", name)
 		}
 	}
@@ -345,8 +364,9 @@ func jsonFields(t reflect.Type) []string {
 	return out
 }
 
-// TestOpenAPIStatusCodes checks each operation's one success code: 201 for the POSTs that
-// create something, 200 for the rest.
+// TestOpenAPIStatusCodes checks each operation's success codes: 201 for the POSTs that
+// create something, 200 and 202 for the quarantine's actions (202: waiting for an offline
+// sensor), 200 for the rest.
 func TestOpenAPIStatusCodes(t *testing.T) {
 	s := loadSpec(t)
 	created := map[string]bool{"POST /api/v1/tenants": true, "POST /api/v1/users": true, "POST /api/v1/tokens": true,
@@ -356,12 +376,16 @@ func TestOpenAPIStatusCodes(t *testing.T) {
 		if created[route] {
 			want = []string{"201"}
 		}
+		if route == "POST /api/v1/sensors/{id}/quarantine/{msg}/release" || route == "DELETE /api/v1/sensors/{id}/quarantine/{msg}" {
+			want = []string{"200", "202"}
+		}
 		var got []string
 		for code := range op.Responses {
 			if strings.HasPrefix(code, "2") {
 				got = append(got, code)
 			}
 		}
+		sort.Strings(got)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: success codes (-want +got):\n%s", route, diff)
 		}

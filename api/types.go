@@ -375,6 +375,25 @@ type SMTPGateway struct {
 	OnTimeout HoldTimeoutAction `json:"on_timeout,omitempty"`
 	// Queue configures the delivery queue; zeros mean the defaults.
 	Queue *DeliveryQueueSettings `json:"queue,omitempty"`
+	// Quarantine bounds the messages the gateway keeps from delivery.
+	Quarantine *QuarantineSettings `json:"quarantine,omitempty"`
+	// SenderAuth checks SPF, DKIM and DMARC on the mail the gateway takes.
+	SenderAuth *SenderAuthSettings `json:"sender_auth,omitempty"`
+}
+
+// QuarantineSettings bound a gateway's quarantine: past either bound the oldest
+// messages are removed first. Zero means the default (10000 messages, 1 GB).
+type QuarantineSettings struct {
+	MaxMessages uint32     `json:"max_messages"`
+	MaxSize     *SizeLimit `json:"max_size,omitempty"`
+}
+
+// SenderAuthSettings configure a gateway's sender authentication (SPF, DKIM, DMARC)
+// and its Authentication-Results header.
+type SenderAuthSettings struct {
+	Enabled bool `json:"enabled"`
+	// AuthservID names the gateway in Authentication-Results; empty means its HELO name.
+	AuthservID string `json:"authserv_id"`
 }
 
 // GatewayListener is where one direction of a gateway takes mail.
@@ -696,6 +715,9 @@ type Rule struct {
 	Description string   `json:"description,omitempty"`
 	// Disabled rules are kept but not matched.
 	Disabled bool `json:"disabled,omitempty"`
+	// Action, when set, is what a gateway does with a message the rule matched,
+	// instead of the tenant's policy for detected messages.
+	Action VerdictAction `json:"action,omitempty"`
 	// CreatedAt is set by the server.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Version is the rule's version, set by the server (the same as its ETag).
@@ -866,6 +888,9 @@ const (
 	AuditAccepted = "accepted"
 	AuditRefused  = "refused"
 	AuditDelivery = "delivery"
+	// AuditQuarantine: a step of a quarantined message (quarantined, released, deleted,
+	// evicted, or an operator's request waiting for the sensor), with who did it.
+	AuditQuarantine = "quarantine"
 )
 
 // AuditEvent is one entry of the message audit log (GET /api/v1/audit): a
@@ -873,7 +898,7 @@ const (
 // one reason from one client within one minute (Refusal set), or a
 // gateway sensor's attempt to deliver a message (Delivery set).
 type AuditEvent struct {
-	// Kind is "accepted", "refused" or "delivery".
+	// Kind is "accepted", "refused", "delivery" or "quarantine".
 	Kind string `json:"kind"`
 	// Time is when the sensor took the message, the last refusal of the
 	// minute, or when the delivery attempt started.
@@ -883,6 +908,19 @@ type AuditEvent struct {
 	Message  *MessageRecord        `json:"message,omitempty"`
 	Refusal  *AuditRefusal         `json:"refusal,omitempty"`
 	Delivery *AuditDeliveryAttempt `json:"delivery,omitempty"`
+	// Quarantine is a step of the quarantined message MessageID.
+	Quarantine *AuditQuarantineStep `json:"quarantine,omitempty"`
+}
+
+// AuditQuarantineStep is a step of a quarantined message in the audit log.
+type AuditQuarantineStep struct {
+	// MessageID is the sensor's id of the message.
+	MessageID string    `json:"message_id"`
+	At        time.Time `json:"at"`
+	// Action, Actor and Detail are as in QuarantineEvent.
+	Action string `json:"action"`
+	Actor  string `json:"actor"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // AuditDeliveryAttempt is a gateway sensor's attempt to deliver a queued message
@@ -986,6 +1024,58 @@ type MessageQuery struct {
 	PageToken string
 	// Limit is the page size: 0 means 50; at most 500.
 	Limit int
+}
+
+// VerdictAction is what a gateway does with a message once its verdict is known.
+type VerdictAction string
+
+// The verdict actions.
+const (
+	// ActionDeliver delivers the message (with its X-Osprey-Verdict header).
+	ActionDeliver VerdictAction = "deliver"
+	// ActionTag delivers it with a subject tag and the policy's headers.
+	ActionTag VerdictAction = "tag"
+	// ActionQuarantine keeps it on the sensor, for an operator to release or delete.
+	ActionQuarantine VerdictAction = "quarantine"
+	// ActionDropNotifyRecipient drops it and tells each recipient.
+	ActionDropNotifyRecipient VerdictAction = "drop_notify_recipient"
+	// ActionDropNotifySender drops it and tells the sender (never a null sender).
+	ActionDropNotifySender VerdictAction = "drop_notify_sender"
+)
+
+// HeaderField is a header field a tag adds.
+type HeaderField struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// VerdictPolicy is what a tenant's gateways do with each kind of message
+// (docs/configuration.md, "Verdict policy"). A read shows every field with the
+// value that applies, defaults included; of several actions that apply to one
+// message, the strongest wins (drop, quarantine, tag, deliver).
+type VerdictPolicy struct {
+	// Detected: a message an engine matched ("quarantine"); a rule's own action
+	// overrides it for its matches.
+	Detected VerdictAction `json:"detected"`
+	// UnscannableLimit: nothing matched, a bound of the scan was hit ("deliver").
+	UnscannableLimit VerdictAction `json:"unscannable_limit"`
+	// UnscannableError: nothing matched, an engine failed ("deliver").
+	UnscannableError VerdictAction `json:"unscannable_error"`
+	// SubjectTag is put before the subject by "tag" ("[Osprey detect]").
+	SubjectTag string `json:"subject_tag"`
+	// TagHeaders are added by "tag".
+	TagHeaders []HeaderField `json:"tag_headers,omitempty"`
+	// ApplyDMARCPolicy applies the policy the From domain of a message that fails
+	// DMARC publishes: DMARCReject for p=reject, DMARCQuarantine for
+	// p=quarantine (both "quarantine").
+	ApplyDMARCPolicy bool          `json:"apply_dmarc_policy"`
+	DMARCReject      VerdictAction `json:"dmarc_reject"`
+	DMARCQuarantine  VerdictAction `json:"dmarc_quarantine"`
+	// SpamTagScore: a spam score (Rspamd) at or above it tags the message with
+	// SpamSubjectTag (6); SpamQuarantineScore: at or above it, quarantine (15).
+	SpamTagScore        float64 `json:"spam_tag_score"`
+	SpamQuarantineScore float64 `json:"spam_quarantine_score"`
+	SpamSubjectTag      string  `json:"spam_subject_tag"`
 }
 
 // SyslogExport sends a tenant's alerts to a SIEM: syslog (RFC 5424, octet-counted framing of
@@ -1124,3 +1214,117 @@ const (
 	// GatewayFlush tries every waiting recipient now.
 	GatewayFlush GatewayControl = "flush"
 )
+
+// QuarantineState is the state of a quarantined message.
+type QuarantineState string
+
+// The quarantine states.
+const (
+	// QuarantineHeld: the sensor holds it.
+	QuarantineHeld QuarantineState = "quarantined"
+	// QuarantineReleased: released to its recipients.
+	QuarantineReleased QuarantineState = "released"
+	// QuarantineDeleted: deleted by an operator.
+	QuarantineDeleted QuarantineState = "deleted"
+	// QuarantineEvicted: removed, oldest first, by the sensor's quarantine bounds.
+	QuarantineEvicted QuarantineState = "evicted"
+	// QuarantineNotHeld: nothing was left to hold, or the sensor no longer had it.
+	QuarantineNotHeld QuarantineState = "not_held"
+)
+
+// QuarantinedMessage is a message a gateway sensor holds in its quarantine, as the central
+// lists it; the message itself stays on the sensor.
+type QuarantinedMessage struct {
+	Tenant        string          `json:"tenant"`
+	SensorID      string          `json:"sensor_id"`
+	MessageID     string          `json:"message_id"`
+	QuarantinedAt time.Time       `json:"quarantined_at"`
+	State         QuarantineState `json:"state"`
+	Sender        string          `json:"sender"`
+	Recipients    []string        `json:"recipients"`
+	Subject       string          `json:"subject"`
+	// Reason says why it was quarantined: the rule, engine or check.
+	Reason    string    `json:"reason"`
+	Verdict   string    `json:"verdict"`
+	Direction string    `json:"direction"`
+	Size      int64     `json:"size"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Available says whether its sensor is connected; when it is not, a preview or a
+	// download cannot be had, and an action waits for the sensor (Pending).
+	Available bool `json:"available"`
+	// Pending is an action waiting for the sensor ("release", "release_to",
+	// "delete"), asked for by PendingBy, to PendingTo.
+	Pending   string   `json:"pending,omitempty"`
+	PendingTo []string `json:"pending_to,omitempty"`
+	PendingBy string   `json:"pending_by,omitempty"`
+	// History, Preview and PreviewError come with one message
+	// (GET /api/v1/sensors/{id}/quarantine/{msg}, Preview with ?preview=true).
+	History      []QuarantineEvent `json:"history,omitempty"`
+	Preview      *MessagePreview   `json:"preview,omitempty"`
+	PreviewError string            `json:"preview_error,omitempty"`
+}
+
+// QuarantineEvent is one step of a quarantined message's history.
+type QuarantineEvent struct {
+	At time.Time `json:"at"`
+	// Action is what happened: quarantined, release, release_to or delete (asked for
+	// while the sensor was offline), released, released_to, deleted, evicted, not_held.
+	Action string `json:"action"`
+	// Actor is the user who did it, or "central" or "sensor".
+	Actor  string `json:"actor"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// MessagePreview is what an operator sees of a quarantined message without opening it.
+type MessagePreview struct {
+	Headers []HeaderField `json:"headers"`
+	// Text is the first text part (text/plain before text/html) as text: HTML is its
+	// source, to be shown escaped, never rendered.
+	Text          string              `json:"text"`
+	TextType      string              `json:"text_type,omitempty"`
+	TextTruncated bool                `json:"text_truncated,omitempty"`
+	Attachments   []PreviewAttachment `json:"attachments"`
+	// Notes say what could not be read.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// PreviewAttachment is one attachment of a previewed message.
+type PreviewAttachment struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// QuarantineList is one page of quarantined messages, newest first.
+type QuarantineList struct {
+	Messages []QuarantinedMessage `json:"messages"`
+	// NextPageToken asks for the next page (page_token); empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// QuarantineQuery selects quarantined messages; empty fields select all.
+type QuarantineQuery struct {
+	Tenant, Sensor string
+	State          QuarantineState
+	// Sender, Recipient and Subject match what contains them, ignoring case.
+	Sender, Recipient, Subject string
+	Since, Until               time.Time
+	Limit                      int
+	PageToken                  string
+}
+
+// QuarantineRelease asks to release a quarantined message: to its recipients, or, with
+// To, a copy to those addresses (the message stays in the quarantine).
+type QuarantineRelease struct {
+	To []string `json:"to,omitempty"`
+}
+
+// QuarantineActionResult is what a release or a delete came to.
+type QuarantineActionResult struct {
+	// Done is false when the sensor is offline: the action waits for it.
+	Done bool `json:"done"`
+	// QueueID is the id of the released copy in the sensor's delivery queue.
+	QueueID string             `json:"queue_id,omitempty"`
+	Message QuarantinedMessage `json:"message"`
+}

@@ -189,6 +189,8 @@ func Run(ctx context.Context, opts Options) error {
 		component{"config-hub", n.configs.Run},
 		component{"rule-cache", n.rules.Run},
 		component{"export-cache", n.exports.Run},
+		component{"policy-cache", n.policies.Run},
+		component{"quarantine", n.quarantine.Run},
 		component{"retention", n.sweeper.Run},
 		component{"siem", n.exporter.Run},
 		component{"siemfeed", n.feeder.Run},

@@ -31,6 +31,7 @@ import (
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/httpapi"
 	"github.com/ospreysec/osprey/central/pipeline"
+	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/scan"
 	"github.com/ospreysec/osprey/central/scan/clamav"
 	"github.com/ospreysec/osprey/central/scan/rspamd"
@@ -69,11 +70,13 @@ type node struct {
 
 	// The scanning pipeline's background work: the rule cache, the
 	// alert sweeper (each started by Run with the node's errgroup).
-	rules    *store.RuleCache
-	sweeper  *sqlstore.Sweeper
-	exports  *store.ExportCache
-	exporter *siem.Exporter
-	feeder   *siemfeed.Feeder
+	rules      *store.RuleCache
+	sweeper    *sqlstore.Sweeper
+	exports    *store.ExportCache
+	policies   *store.PolicyCache
+	quarantine *quarantine.Service
+	exporter   *siem.Exporter
+	feeder     *siemfeed.Feeder
 	// requests carries the operators' requests to the sensors.
 	requests *sensorrpc.Router
 	// spam is the spam check (Rspamd); nil without --rspamd-url.
@@ -146,6 +149,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.rules = store.NewRuleCache(st, store.CacheOptions{Logger: log.With("component", "rule-cache")})
 	n.sweeper = sqlstore.NewSweeper(db, sqlstore.SweeperOptions{Logger: log.With("component", "retention")})
 	n.exports = store.NewExportCache(st, store.CacheOptions{Logger: log.With("component", "export-cache")})
+	n.policies = store.NewPolicyCache(st, store.CacheOptions{Logger: log.With("component", "policy-cache")})
 	if n.exporter, err = siem.New(siem.Options{Version: buildinfo.Version(), Registerer: reg, Logger: log.With("component", "siem")}); err != nil {
 		return nil, err
 	}
@@ -156,11 +160,12 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil, err
 	}
 	n.requests = sensorrpc.New(cli, log.With("component", "sensor-requests"))
+	n.quarantine = quarantine.New(quarantine.Options{Store: st, DB: db, Requests: n.requests, Logger: log.With("component", "quarantine")})
 	n.configs = store.NewConfigHub(st, store.CacheOptions{Logger: log.With("component", "config-hub")})
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, Messages: db, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
-		Scanner:  pipeline.New(scanner, n.rules, log.With("component", "pipeline")).WithSpam(n.spam),
+		Scanner:  pipeline.New(scanner, n.rules, n.policies, log.With("component", "pipeline")).WithSpam(n.spam),
 		Certs:    opts.SensorCerts,
 		Requests: n.requests,
 	})
@@ -184,12 +189,13 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil, err
 	}
 	apiHandler := httpapi.New(httpapi.Options{
-		Store:    st,
-		Messages: db,
-		Requests: n.requests,
-		Auth:     authn,
-		Registry: reg,
-		Logger:   log.With("component", "api"),
+		Store:      st,
+		Messages:   db,
+		Requests:   n.requests,
+		Quarantine: n.quarantine,
+		Auth:       authn,
+		Registry:   reg,
+		Logger:     log.With("component", "api"),
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},

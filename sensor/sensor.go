@@ -27,6 +27,7 @@ import (
 	"github.com/ospreysec/osprey/sensor/deliveries"
 	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
+	"github.com/ospreysec/osprey/sensor/quarantine"
 	"github.com/ospreysec/osprey/sensor/queue"
 	"github.com/ospreysec/osprey/sensor/refusals"
 	"github.com/ospreysec/osprey/sensor/smtpd"
@@ -192,15 +193,21 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	// The gateway's delivery queue is open in every mode: mail it holds
 	// goes on being delivered after the sensor stops being a gateway.
-	gw := gateway.Open(ctx, gateway.Options{
-		Dir:        filepath.Join(opts.DataDir, "queue"),
-		Spool:      sp,
-		Hostname:   opts.Hostname,
-		Logger:     log.With("component", "gateway"),
-		Registerer: reg,
-		OnAttempt:  delivered.Attempted,
-		Notify:     notify,
+	quarantined := quarantine.NewEvents(nil)
+	gw, err := gateway.Open(ctx, gateway.Options{
+		Dir:           filepath.Join(opts.DataDir, "queue"),
+		QuarantineDir: filepath.Join(opts.DataDir, "quarantine"),
+		Spool:         sp,
+		Hostname:      opts.Hostname,
+		Logger:        log.With("component", "gateway"),
+		Registerer:    reg,
+		OnAttempt:     delivered.Attempted,
+		Events:        quarantined,
+		Notify:        notify,
 	})
+	if err != nil {
+		return err
+	}
 	defer gw.Close()
 	refused := refusals.New()
 	smtp := newListeners(smtpd.Options{
@@ -247,6 +254,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatusChanged:   statusChanged,
 		Refusals:        refused,
 		Deliveries:      delivered,
+		Quarantine:      quarantined,
 		Requests:        gw,
 		Logger:          log.With("component", "agent"),
 	})
@@ -311,10 +319,13 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Counters["queue_active"] = uint64(st.Active)
 		out.Counters["queue_deferred"] = uint64(st.Deferred)
 		out.Counters["queue_held"] = uint64(st.Held)
-		out.Counters["queue_quarantined"] = uint64(st.Quarantined)
 		out.Problems = append(out.Problems, deferringProblems(q.Deferring())...)
 	} else if err := s.gateway.Problem(); err != nil {
 		out.Problems = append(out.Problems, "ERROR: gateway: "+err.Error()+"; gateway mail waits in the spool")
+	}
+	if qs := s.gateway.Quarantine().Stats(); qs.Messages > 0 || s.gateway.Enabled() {
+		out.Counters["quarantine_messages"] = uint64(qs.Messages)
+		out.Counters["quarantine_bytes"] = uint64(qs.Bytes)
 	}
 	if g := s.gateway.State(); s.gateway.Enabled() || !g.GetSending() || !g.GetReceiving() {
 		out.Gateway = g

@@ -53,8 +53,8 @@ func (s *smtpSink) messages(t *testing.T) []string {
 // TestGatewayInbound: the dev node's sensor as an inbound mail gateway in
 // front of an internal mail server (smtp-sink): clean mail for the local
 // domain is delivered after its scan with the verdict and a Received
-// header, the EICAR test file is kept in the queue as quarantined with its
-// alert and never delivered, and an open-relay probe is refused.
+// header, the EICAR test file is quarantined (the default for a detection)
+// with its alert and never delivered, and an open-relay probe is refused.
 func TestGatewayInbound(t *testing.T) {
 	sink := startSMTPSink(t)
 	d := startDev(t, filepath.Join(t.TempDir(), "data"))
@@ -99,9 +99,9 @@ func TestGatewayInbound(t *testing.T) {
 
 	sendEICAR(t, listen, "EICAR through the gateway")
 	var alerts *api.AlertList
-	testwait.For(t, "the EICAR message quarantined in the queue", func() bool {
+	testwait.For(t, "the EICAR message quarantined", func() bool {
 		s, err := d.api.Sensor(t.Context(), "dev")
-		return err == nil && s.Counters["queue_quarantined"] == 1
+		return err == nil && s.Counters["quarantine_messages"] == 1
 	})
 	alerts, err = d.api.Alerts(t.Context(), api.AlertQuery{})
 	if err != nil {

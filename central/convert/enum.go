@@ -114,7 +114,12 @@ var (
 		names:  []api.HoldTimeoutAction{"", api.DeliverUnscanned, api.KeepHolding},
 		zeroIs: ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED,
 	}
-	roles = enum[ospreyv1.Role, api.Role]{
+	// verdictActions names an action where "" takes the policy's;
+	// actionsDefault* name the policy's fields whose default is that action.
+	verdictActions           = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames}
+	actionsDefaultDeliver    = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames, zeroIs: ospreyv1.VerdictAction_VERDICT_ACTION_DELIVER}
+	actionsDefaultQuarantine = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames, zeroIs: ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE}
+	roles                    = enum[ospreyv1.Role, api.Role]{
 		what: "role", required: true,
 		names: []api.Role{"", api.RoleAdmin, api.RoleTenantAdmin, api.RoleAuditor},
 	}
@@ -123,6 +128,8 @@ var (
 		names: []api.TokenKind{"", api.TokenAPI, api.TokenJoin},
 	}
 )
+
+var actionNames = []api.VerdictAction{"", api.ActionDeliver, api.ActionTag, api.ActionQuarantine, api.ActionDropNotifyRecipient, api.ActionDropNotifySender}
 
 // SensorStateFromProto returns the API name of a sensor state ("pending", ...).
 func SensorStateFromProto(s ospreyv1.SensorState) api.SensorState { return sensorStates.toAPI(s) }

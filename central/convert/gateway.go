@@ -43,6 +43,15 @@ func gatewayToProto(errs *fieldErrors, in *api.SMTPGateway) *ospreyv1.SmtpGatewa
 			Concurrency:            q.Concurrency,
 		})
 	}
+	if q := in.Quarantine; q != nil {
+		out.Quarantine = nilIfEmpty(&ospreyv1.QuarantineSettings{
+			MaxMessages: q.MaxMessages,
+			MaxSize:     sizeLimitToProto(errs, "gateway.quarantine.max_size.unit", q.MaxSize),
+		})
+	}
+	if a := in.SenderAuth; a != nil {
+		out.SenderAuth = nilIfEmpty(&ospreyv1.SenderAuthSettings{Enabled: a.Enabled, AuthservId: a.AuthservID})
+	}
 	return nilIfEmpty(out)
 }
 
@@ -98,6 +107,11 @@ func gatewayFromProto(g *ospreyv1.SmtpGateway) *api.SMTPGateway {
 			DestinationConcurrency: q.GetDestinationConcurrency(),
 			Concurrency:            q.GetConcurrency(),
 		},
+		Quarantine: &api.QuarantineSettings{MaxMessages: g.GetQuarantine().GetMaxMessages()},
+		SenderAuth: &api.SenderAuthSettings{Enabled: g.GetSenderAuth().GetEnabled(), AuthservID: g.GetSenderAuth().GetAuthservId()},
+	}
+	if m := g.GetQuarantine().GetMaxSize(); m != nil {
+		out.Quarantine.MaxSize = sizeLimitFromProto(m)
 	}
 	for _, d := range g.GetLocalDomains() {
 		out.LocalDomains = append(out.LocalDomains, api.LocalDomain{

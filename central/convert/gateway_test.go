@@ -19,6 +19,7 @@ func emptyGateway() *api.SMTPGateway {
 		Inbound: &api.GatewayListener{}, Outbound: &api.GatewayListener{},
 		LocalDomains: []api.LocalDomain{}, TrustedNetworks: []string{}, RelayHosts: []api.NextHop{}, RequireTLSDomains: []string{},
 		OnTimeout: api.DeliverUnscanned, Queue: &api.DeliveryQueueSettings{},
+		Quarantine: &api.QuarantineSettings{}, SenderAuth: &api.SenderAuthSettings{},
 	}
 }
 
@@ -92,7 +93,8 @@ func TestSMTPGateway(t *testing.T) {
 			HeloName:           "gw.example.com",
 			HoldTimeoutSeconds: 300,
 			OnTimeout:          api.KeepHolding,
-			Queue:              &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
+			Quarantine:         &api.QuarantineSettings{}, SenderAuth: &api.SenderAuthSettings{},
+			Queue: &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 		},
 	}
 	got, err := SMTPToProto(in)

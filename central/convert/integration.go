@@ -24,11 +24,7 @@ func SMTPToProto(in *api.SMTPIntegration) (*ospreyv1.SmtpIntegration, error) {
 		DestinationDomains: slices.Clone(in.DestinationDomains),
 		Clients:            slices.Clone(in.Clients),
 	}
-	if m := in.MaxMessageSize; m != nil {
-		unit, err := SizeUnitToProto(m.Unit)
-		errs.check("max_message_size.unit", err)
-		out.MaxMessageSize = &ospreyv1.SizeLimit{Unlimited: m.Unlimited, Value: m.Value, Unit: unit}
-	}
+	out.MaxMessageSize = sizeLimitToProto(&errs, "max_message_size.unit", in.MaxMessageSize)
 	out.Tls = smtpTLSToProto(&errs, "tls.", in.TLS)
 	if l := in.Limits; l != nil {
 		out.Limits = &ospreyv1.SmtpLimits{
@@ -95,7 +91,7 @@ func SMTPFromProto(p *ospreyv1.SmtpIntegration) *api.SMTPIntegration {
 		Clients:            cloneNonNil(p.GetClients()),
 	}
 	if m := p.GetMaxMessageSize(); m != nil {
-		out.MaxMessageSize = &api.SizeLimit{Unlimited: m.GetUnlimited(), Value: m.GetValue(), Unit: SizeUnitFromProto(m.GetUnit())}
+		out.MaxMessageSize = sizeLimitFromProto(m)
 	}
 	out.TLS = smtpTLSFromProto(p.GetTls())
 	out.Mode = SMTPModeFromProto(p.GetMode())
@@ -165,4 +161,19 @@ func cloneNonNil(s []string) []string {
 		return []string{}
 	}
 	return slices.Clone(s)
+}
+
+// sizeLimitToProto converts a size limit from a write (nil stays nil),
+// recording an unknown unit under field.
+func sizeLimitToProto(errs *fieldErrors, field string, m *api.SizeLimit) *ospreyv1.SizeLimit {
+	if m == nil {
+		return nil
+	}
+	unit, err := SizeUnitToProto(m.Unit)
+	errs.check(field, err)
+	return &ospreyv1.SizeLimit{Unlimited: m.Unlimited, Value: m.Value, Unit: unit}
+}
+
+func sizeLimitFromProto(m *ospreyv1.SizeLimit) *api.SizeLimit {
+	return &api.SizeLimit{Unlimited: m.GetUnlimited(), Value: m.GetValue(), Unit: SizeUnitFromProto(m.GetUnit())}
 }

@@ -50,9 +50,11 @@ func RuleToProto(in *api.Rule) (*ospreyv1.Rule, error) {
 	fe.check("kind", err)
 	sev, err := severities.toProto(in.Severity)
 	fe.check("severity", err)
+	action, err := verdictActions.toProto(in.Action)
+	fe.check("action", err)
 	return &ospreyv1.Rule{
 		Id: in.ID, Kind: kind, Value: in.Value, Severity: sev,
-		Description: in.Description, Disabled: in.Disabled,
+		Description: in.Description, Disabled: in.Disabled, Action: action,
 	}, fe.err()
 }
 
@@ -66,6 +68,7 @@ func RuleFromProto(p *ospreyv1.Rule) api.Rule {
 		Severity:    severities.toAPI(p.GetSeverity()),
 		Description: p.GetDescription(),
 		Disabled:    p.GetDisabled(),
+		Action:      verdictActions.toAPI(p.GetAction()),
 		CreatedAt:   timeFromProto(p.GetCreatedAt()),
 		Version:     p.GetVersion(),
 	}
@@ -185,6 +188,9 @@ func AuditEventFromStore(e sqlstore.AuditEvent) api.AuditEvent {
 	}
 	if d := e.Delivery; d != nil {
 		out.Delivery = DeliveryFromStore(*d)
+	}
+	if q := e.Quarantine; q != nil {
+		out.Quarantine = &api.AuditQuarantineStep{MessageID: e.QuarantineID, At: q.At, Action: q.Action, Actor: q.Actor, Detail: q.Detail}
 	}
 	return out
 }

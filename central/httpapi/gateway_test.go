@@ -81,6 +81,7 @@ func TestSMTPGatewayAPI(t *testing.T) {
 	want := gatewaySMTP(t, "192.0.2.1")
 	want.DestinationDomains, want.Clients = []string{}, []string{}
 	want.Gateway = in.Gateway
+	want.Gateway.Quarantine, want.Gateway.SenderAuth = &api.QuarantineSettings{}, &api.SenderAuthSettings{}
 	for _, l := range []*api.GatewayListener{want.Gateway.Inbound, want.Gateway.Outbound} {
 		l.TLS.KeyPEM, l.TLS.KeySet = "", true
 	}

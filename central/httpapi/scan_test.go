@@ -421,6 +421,82 @@ func TestExportAPI(t *testing.T) {
 	}
 }
 
+// TestPolicyAPI: a tenant's verdict policy reads with its defaults, is
+// written whole, refuses bad values field by field, and keeps tenants and
+// auditors to what they may do. A rule carries its own action.
+func TestPolicyAPI(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	alice := e.client(t, "alice")
+	got, v0, err := alice.Policy(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := &api.VerdictPolicy{Detected: api.ActionQuarantine, UnscannableLimit: api.ActionDeliver,
+		UnscannableError: api.ActionDeliver, SubjectTag: "[Osprey detect]", DMARCReject: api.ActionQuarantine,
+		DMARCQuarantine: api.ActionQuarantine, SpamTagScore: 6, SpamQuarantineScore: 15, SpamSubjectTag: "[SPAM]"}
+	if d := cmp.Diff(defaults, got); d != "" || v0 != 0 {
+		t.Errorf("never written, at %d (-want +got):\n%s", v0, d)
+	}
+	in := *defaults
+	in.Detected, in.SubjectTag, in.ApplyDMARCPolicy = api.ActionTag, "[virus?]", true
+	in.TagHeaders = []api.HeaderField{{Name: "X-Osprey-Tag", Value: "detected"}}
+	out, v1, err := alice.PutPolicy(ctx, "default", &in, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(&in, out); d != "" || v1 == 0 {
+		t.Errorf("stored policy at %d (-put +got):\n%s", v1, d)
+	}
+	// What is stored is what differs from the defaults.
+	stored, err := e.store.GetPolicy(ctx, store.AllTenants(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.GetUnscannableLimit() != 0 || stored.GetSpamTagScore() != 0 || stored.GetDetected() != ospreyv1.VerdictAction_VERDICT_ACTION_TAG {
+		t.Errorf("stored %v; want only what differs from the defaults", stored)
+	}
+	stale := in
+	stale.SubjectTag = "[stale]"
+	if _, _, err := alice.PutPolicy(ctx, "default", &stale, v1-1); statusOf(err) != http.StatusConflict {
+		t.Errorf("stale write: got %v, want 409", err)
+	}
+	bad := api.VerdictPolicy{Detected: "bounce", SpamTagScore: 20, SpamQuarantineScore: 10,
+		TagHeaders: []api.HeaderField{{Name: "Received", Value: "x"}, {Name: "Bad Name", Value: "y"}}}
+	_, _, err = alice.PutPolicy(ctx, "default", &bad, 0)
+	if d := cmp.Diff([]string{"detected"}, fieldsOf(t, err)); d != "" {
+		t.Errorf("unknown action (-want +got):\n%s", d)
+	}
+	bad.Detected = ""
+	_, _, err = alice.PutPolicy(ctx, "default", &bad, 0)
+	if d := cmp.Diff([]string{"tag_headers[0].name", "tag_headers[1].name", "spam_quarantine_score"}, fieldsOf(t, err)); d != "" {
+		t.Errorf("invalid policy (-want +got):\n%s", d)
+	}
+	if _, _, err := e.client(t, "bob").Policy(ctx, "default"); statusOf(err) != http.StatusNotFound {
+		t.Errorf("bob reads default's policy: got %v, want 404", err)
+	}
+	if _, _, err := e.client(t, "audrey").PutPolicy(ctx, "default", &in, 0); statusOf(err) != http.StatusForbidden {
+		t.Errorf("auditor writes the policy: got %v, want 403", err)
+	}
+	if got, _, err := e.client(t, "audrey").Policy(ctx, "default"); err != nil || got.Detected != api.ActionTag {
+		t.Errorf("auditor reads the policy: %+v, %v; want detected tag", got, err)
+	}
+
+	r, err := alice.CreateRule(ctx, "default", api.Rule{Kind: api.RuleKind("sender"), Value: "evil@example.net",
+		Severity: api.Severity("high"), Action: api.ActionDropNotifySender})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Action != api.ActionDropNotifySender {
+		t.Errorf("rule action %q, want %q", r.Action, api.ActionDropNotifySender)
+	}
+	_, err = alice.CreateRule(ctx, "default", api.Rule{Kind: api.RuleKind("sender"), Value: "x@example.net",
+		Severity: api.Severity("high"), Action: "explode"})
+	if d := cmp.Diff([]string{"action"}, fieldsOf(t, err)); d != "" {
+		t.Errorf("rule with an unknown action (-want +got):\n%s", d)
+	}
+}
+
 func TestAuditAPI(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()

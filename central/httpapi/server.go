@@ -21,6 +21,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -35,7 +36,9 @@ type Options struct {
 	// Requests carries requests to the sensors (a gateway's queue); nil
 	// answers those routes 503.
 	Requests *sensorrpc.Router
-	Auth     *auth.Authenticator
+	// Quarantine is the gateways' quarantine; nil answers its routes 503.
+	Quarantine *quarantine.Service
+	Auth       *auth.Authenticator
 	// Ready reports whether the node can serve (etcd reachable); nil means always.
 	Ready func(context.Context) error
 	// Available, when set, is asked before every authenticated route: an
@@ -59,15 +62,16 @@ type Options struct {
 
 // Server is the HTTP handler of the API.
 type Server struct {
-	store    *store.Store
-	messages *sqlstore.Store
-	sensors  *sensorrpc.Router
-	auth     *auth.Authenticator
-	ready    func(context.Context) error
-	avail    func() error
-	log      *slog.Logger
-	now      func() time.Time
-	mux      *http.ServeMux
+	store      *store.Store
+	messages   *sqlstore.Store
+	sensors    *sensorrpc.Router
+	quarantine *quarantine.Service
+	auth       *auth.Authenticator
+	ready      func(context.Context) error
+	avail      func() error
+	log        *slog.Logger
+	now        func() time.Time
+	mux        *http.ServeMux
 
 	joinTokens func(*ospreyv1.Token) (string, error)
 	nodes      func(context.Context) (*api.NodeList, error)
@@ -115,6 +119,8 @@ func Routes() []Route {
 		{"DELETE", "/api/v1/tenants/{tenant}/rules/{id}", writer, (*Server).deleteRule},
 		{"GET", "/api/v1/tenants/{tenant}/export", reader, (*Server).getExport},
 		{"PUT", "/api/v1/tenants/{tenant}/export", writer, (*Server).putExport},
+		{"GET", "/api/v1/tenants/{tenant}/policy", reader, (*Server).getPolicy},
+		{"PUT", "/api/v1/tenants/{tenant}/policy", writer, (*Server).putPolicy},
 		{"GET", "/api/v1/sensors", reader, (*Server).listSensors},
 		{"GET", "/api/v1/sensors/{id}", reader, (*Server).getSensor},
 		{"POST", "/api/v1/sensors/{id}/approve", writer, (*Server).approveSensor},
@@ -122,6 +128,11 @@ func Routes() []Route {
 		{"GET", "/api/v1/sensors/{id}/smtp", reader, (*Server).getSMTP},
 		{"PUT", "/api/v1/sensors/{id}/smtp", writer, (*Server).putSMTP},
 		{"POST", "/api/v1/sensors/{id}/smtp/apply-to-tenant", writer, (*Server).copySMTPToTenant},
+		{"GET", "/api/v1/quarantine", reader, (*Server).listQuarantine},
+		{"GET", "/api/v1/sensors/{id}/quarantine/{msg}", reader, (*Server).getQuarantined},
+		{"GET", "/api/v1/sensors/{id}/quarantine/{msg}/eml", reader, (*Server).downloadQuarantined},
+		{"POST", "/api/v1/sensors/{id}/quarantine/{msg}/release", writer, (*Server).releaseQuarantined},
+		{"DELETE", "/api/v1/sensors/{id}/quarantine/{msg}", writer, (*Server).deleteQuarantined},
 		{"GET", "/api/v1/sensors/{id}/queue", reader, (*Server).listQueue},
 		{"GET", "/api/v1/sensors/{id}/queue/{msg}", reader, (*Server).getQueued},
 		{"POST", "/api/v1/sensors/{id}/queue/{msg}/retry", writer, actOnQueued(api.QueueRetry)},
@@ -149,7 +160,7 @@ func Routes() []Route {
 // New builds the API handler.
 func New(opts Options) *Server {
 	s := &Server{
-		store: opts.Store, messages: opts.Messages, sensors: opts.Requests,
+		store: opts.Store, messages: opts.Messages, sensors: opts.Requests, quarantine: opts.Quarantine,
 		auth:  opts.Auth,
 		ready: opts.Ready,
 		avail: opts.Available,

@@ -15,8 +15,13 @@
 //     failures are counted in osprey_scan_engine_errors_total;
 //   - "clean": no alert.
 //
+// A gateway's message (its envelope has a direction) also gets its
+// disposition (package disposition) from the tenant's verdict policy as it
+// is now: deliver, tag, quarantine or drop.
+//
 // With a spam check (WithSpam), Rspamd is asked about each message while
-// it is scanned, and its opinion goes on the outcome; it raises no alert.
+// it is scanned, and its opinion goes on the outcome, and into a gateway
+// message's disposition; it raises no alert.
 package pipeline
 
 import (
@@ -26,6 +31,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ospreysec/osprey/central/disposition"
 	"github.com/ospreysec/osprey/central/scan"
 	"github.com/ospreysec/osprey/central/scan/ioc"
 	"github.com/ospreysec/osprey/central/sensorsvc"
@@ -39,12 +45,19 @@ type Rules interface {
 	Rules(tenant string) ([]*ospreyv1.Rule, int64)
 }
 
+// Policies gives a tenant's verdict policy (nil: the defaults); a
+// *store.PolicyCache is one.
+type Policies interface {
+	Policy(tenant string) *ospreyv1.VerdictPolicy
+}
+
 // Pipeline scans uploaded messages. It is safe for concurrent use.
 type Pipeline struct {
-	scanner *scan.Scanner
-	rules   Rules
-	log     *slog.Logger
-	spam    *Spam // nil: no spam check
+	scanner  *scan.Scanner
+	rules    Rules
+	policies Policies
+	log      *slog.Logger
+	spam     *Spam // nil: no spam check
 
 	mu       sync.Mutex
 	compiled map[string]compiled // by tenant
@@ -53,14 +66,18 @@ type Pipeline struct {
 type compiled struct {
 	rev int64
 	set *ioc.RuleSet
+	// actions are the actions of the rules that have one, by rule id.
+	actions map[string]ospreyv1.VerdictAction
 }
 
-// New returns a pipeline that scans with scanner and the rules of rules.
-func New(scanner *scan.Scanner, rules Rules, logger *slog.Logger) *Pipeline {
+// New returns a pipeline that scans with scanner and the rules of rules,
+// and decides gateway messages' fate with the policies of policies (nil:
+// every tenant has the defaults).
+func New(scanner *scan.Scanner, rules Rules, policies Policies, logger *slog.Logger) *Pipeline {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pipeline{scanner: scanner, rules: rules, log: logger, compiled: map[string]compiled{}}
+	return &Pipeline{scanner: scanner, rules: rules, policies: policies, log: logger, compiled: map[string]compiled{}}
 }
 
 var _ sensorsvc.Scanner = (*Pipeline)(nil)
@@ -73,6 +90,29 @@ func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body s
 	if err != nil {
 		return sensorsvc.Outcome{}, err
 	}
+	out, err := p.scan(ctx, rec, body, rules.set)
+	if err != nil {
+		return out, err
+	}
+	out.Spam = spam.wait()
+	if rec.GetEnvelope().GetDirection() != ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
+		in := disposition.Input{Verdict: out.Verdict, Auth: rec.GetEnvelope().GetAuth(), Spam: out.Spam}
+		if p.policies != nil {
+			in.Policy = p.policies.Policy(rec.GetTenant())
+		}
+		if out.Alert != nil {
+			in.Matches = out.Alert.GetMatches()
+		}
+		if len(rules.actions) > 0 {
+			in.RuleAction = func(id string) ospreyv1.VerdictAction { return rules.actions[id] }
+		}
+		out.Disposition = disposition.Decide(in)
+	}
+	return out, nil
+}
+
+// scan scans one message with a tenant's rules.
+func (p *Pipeline) scan(ctx context.Context, rec *ospreyv1.MessageRecord, body sensorsvc.Body, rules *ioc.RuleSet) (sensorsvc.Outcome, error) {
 	r, err := body.Open()
 	if err != nil {
 		return sensorsvc.Outcome{}, fmt.Errorf("open the uploaded message: %w", err)
@@ -82,7 +122,7 @@ func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body s
 	if err != nil {
 		return sensorsvc.Outcome{}, err
 	}
-	out := sensorsvc.Outcome{Verdict: res.Verdict, Headers: res.Headers, Spam: spam.wait()}
+	out := sensorsvc.Outcome{Verdict: res.Verdict, Headers: res.Headers}
 	matches := res.Matches
 	severity := res.Severity
 	switch res.Verdict {
@@ -114,15 +154,15 @@ func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body s
 
 // ruleSet returns the tenant's compiled rules, compiling them again when
 // they changed.
-func (p *Pipeline) ruleSet(ctx context.Context, tenant string) (*ioc.RuleSet, error) {
+func (p *Pipeline) ruleSet(ctx context.Context, tenant string) (compiled, error) {
 	if err := p.rules.Wait(ctx); err != nil {
-		return nil, fmt.Errorf("load the scan rules: %w", err)
+		return compiled{}, fmt.Errorf("load the scan rules: %w", err)
 	}
 	list, rev := p.rules.Rules(tenant)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.compiled[tenant]; ok && c.rev == rev {
-		return c.set, nil
+		return c, nil
 	}
 	set, err := ioc.Compile(list)
 	if err != nil {
@@ -130,6 +170,15 @@ func (p *Pipeline) ruleSet(ctx context.Context, tenant string) (*ioc.RuleSet, er
 		// fails (written by an older version, say) is left out.
 		p.log.Warn("scan rules left out", "tenant", tenant, "err", err)
 	}
-	p.compiled[tenant] = compiled{rev: rev, set: set}
-	return set, nil
+	c := compiled{rev: rev, set: set}
+	for _, r := range list {
+		if a := r.GetAction(); a != ospreyv1.VerdictAction_VERDICT_ACTION_UNSPECIFIED {
+			if c.actions == nil {
+				c.actions = map[string]ospreyv1.VerdictAction{}
+			}
+			c.actions[r.GetId()] = a
+		}
+	}
+	p.compiled[tenant] = c
+	return c, nil
 }

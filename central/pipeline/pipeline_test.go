@@ -50,7 +50,7 @@ func TestPipelineUsesTheTenantsCurrentRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(scanner, rules, nil)
+	p := New(scanner, rules, nil, nil)
 
 	msg := scantest.Message(scantest.Headers("mallory@evil.example", "bob@example.com", "invoice"),
 		scantest.Text("Pay at https://pay.evil.example/now\r\n"))
@@ -117,7 +117,7 @@ func TestPipelineAlertsOnWhatItCannotScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(scanner, rules, nil)
+	p := New(scanner, rules, nil, nil)
 	for _, tc := range []struct {
 		name     string
 		msg      []byte
@@ -144,6 +144,93 @@ func TestPipelineAlertsOnWhatItCannotScan(t *testing.T) {
 			}
 			if out.Alert.GetSeverity() != tc.severity || out.Alert.GetMatches()[0].GetRuleId() != tc.ruleID {
 				t.Errorf("alert severity %v, first match %v; want %v, rule %q", out.Alert.GetSeverity(), out.Alert.GetMatches()[0], tc.severity, tc.ruleID)
+			}
+		})
+	}
+}
+
+// TestPipelineDecidesGatewayMessages: a gateway's message gets the
+// disposition of its tenant's policy and of the rules that matched, both
+// read from a real etcd as they are now; a monitored copy gets none.
+func TestPipelineDecidesGatewayMessages(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	st := store.New(etcd.Client())
+	ctx := t.Context()
+	if _, err := st.CreateTenant(ctx, store.AllTenants(), &ospreyv1.Tenant{Id: "acme", Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	rules := store.NewRuleCache(st, store.CacheOptions{})
+	policies := store.NewPolicyCache(st, store.CacheOptions{})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 2)
+	go func() { done <- rules.Run(runCtx) }()
+	go func() { done <- policies.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done; <-done })
+	scanner, err := scan.New(scan.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(scanner, rules, policies, nil)
+
+	r, err := st.CreateRule(ctx, store.TenantScope("acme"), &ospreyv1.Rule{Tenant: "acme", Id: "bad-sender",
+		Kind: ospreyv1.RuleKind_RULE_KIND_SENDER, Value: "mallory@evil.example", Severity: ospreyv1.Severity_SEVERITY_HIGH,
+		Action: ospreyv1.VerdictAction_VERDICT_ACTION_DROP_NOTIFY_SENDER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := st.PutPolicy(ctx, store.TenantScope("acme"), "acme", &ospreyv1.VerdictPolicy{
+		Detected: ospreyv1.VerdictAction_VERDICT_ACTION_TAG, SubjectTag: "[virus]"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testwait.Timeout)
+	for {
+		_, rev := rules.Rules("acme")
+		if rev >= r.GetVersion() && policies.Policy("acme").GetVersion() == pol.GetVersion() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the caches did not reach the rule and the policy")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	gateway := func(from string) *ospreyv1.MessageRecord {
+		rec := record("acme")
+		rec.Envelope.MailFrom = from
+		rec.Envelope.Direction = ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
+		return rec
+	}
+	eicar := scantest.Message(scantest.Headers("a@example.org", "bob@example.com", "eicar"),
+		scantest.Multipart("mixed", "b1", scantest.Text("see attached\r\n"),
+			scantest.Attachment("eicar.com", "application/octet-stream", scantest.EICAR())))
+	plain := scantest.Message(scantest.Headers("a@example.org", "bob@example.com", "hello"), scantest.Text("hi\r\n"))
+	for _, tc := range []struct {
+		name string
+		rec  *ospreyv1.MessageRecord
+		msg  []byte
+		want ospreyv1.VerdictAction // UNSPECIFIED: no disposition
+		tag  string
+	}{
+		{"the rule's action", gateway("mallory@evil.example"), plain, ospreyv1.VerdictAction_VERDICT_ACTION_DROP_NOTIFY_SENDER, ""},
+		{"the tenant's action for detected", gateway("a@example.org"), eicar, ospreyv1.VerdictAction_VERDICT_ACTION_TAG, "[virus]"},
+		{"clean", gateway("a@example.org"), plain, ospreyv1.VerdictAction_VERDICT_ACTION_DELIVER, ""},
+		{"a monitored copy", record("acme"), eicar, ospreyv1.VerdictAction_VERDICT_ACTION_UNSPECIFIED, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := p.Scan(ctx, tc.rec, bytesBody(tc.msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := out.Disposition
+			if tc.want == ospreyv1.VerdictAction_VERDICT_ACTION_UNSPECIFIED {
+				if d != nil {
+					t.Errorf("disposition %v, want none", d)
+				}
+				return
+			}
+			if d.GetAction() != tc.want || d.GetSubjectTag() != tc.tag {
+				t.Errorf("disposition %v; want action %v, tag %q", d, tc.want, tc.tag)
 			}
 		})
 	}

@@ -43,7 +43,7 @@ func spamPipeline(t *testing.T, o rspamd.Options, clock *clocktest.Clock) (*Pipe
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(scanner, rules, nil).WithSpam(spam), spam, reg
+	return New(scanner, rules, nil, nil).WithSpam(spam), spam, reg
 }
 
 // checks is the spam checks counted with result.
@@ -117,6 +117,28 @@ osprey_spam_checks_total{result="too_large"} 0
 	if err := spam.Health(t.Context()); err != nil {
 		t.Errorf("Health: %v", err)
 	}
+	// A gateway's message: its disposition follows the spam score with the
+	// tenant's policy (the defaults here: quarantine from 15).
+	t.Run("gateway", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			msg  []byte
+			want ospreyv1.VerdictAction
+		}{
+			{"clean", lunch, ospreyv1.VerdictAction_VERDICT_ACTION_DELIVER},
+			{"gtube", gtube, ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE},
+		} {
+			rec := spamRecord()
+			rec.Envelope.Direction = ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
+			out, err := p.Scan(t.Context(), rec, bytesBody(tt.msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.Disposition.GetAction(); got != tt.want {
+				t.Errorf("%s: disposition %v, want %v (spam %v)", tt.name, out.Disposition, tt.want, out.Spam)
+			}
+		}
+	})
 	t.Run("too large", func(t *testing.T) {
 		p, spam, _ := spamPipeline(t, rspamd.Options{URL: srv.URL, MaxSize: 100}, clocktest.New(time.Now()))
 		out, err := p.Scan(t.Context(), spamRecord(), bytesBody(lunch))

@@ -190,6 +190,13 @@ func (r *Router) Attach(ctx context.Context, sensor string) (requests <-chan *os
 	return a.ch, detach
 }
 
+// Holds reports whether this node holds the Connect stream of sensor.
+func (r *Router) Holds(sensor string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.attached[sensor] != nil
+}
+
 // Reply stores the sensor's reply for the caller of its request. A reply
 // to no request handed out here (its caller gave up, or a reply sent
 // twice) is dropped.

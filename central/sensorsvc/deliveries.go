@@ -59,3 +59,18 @@ func (s *Service) recordDeliveries(ctx context.Context, id pki.Identity, as []*o
 		s.log.Warn("delivery report not recorded", "sensor", id.SensorID, "attempts", len(out), "err", err)
 	}
 }
+
+// recordQuarantineEvents applies a gateway sensor's report of what
+// happened in its quarantine (evictions) to the central's list, as
+// recordDeliveries does: a report that cannot be written is dropped and
+// logged, and the stream goes on.
+func (s *Service) recordQuarantineEvents(ctx context.Context, id pki.Identity, es []*ospreyv1.QuarantineEvent) {
+	if s.messages == nil || len(es) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	defer cancel()
+	if err := s.messages.RecordQuarantineEvents(wctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, es); err != nil {
+		s.log.Warn("quarantine report not recorded", "sensor", id.SensorID, "events", len(es), "err", err)
+	}
+}

@@ -391,6 +391,8 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 			s.recordRefusals(ctx, id, m.Refusals.GetRefusals())
 		case *ospreyv1.ConnectRequest_Deliveries:
 			s.recordDeliveries(ctx, id, m.Deliveries.GetAttempts())
+		case *ospreyv1.ConnectRequest_Quarantine:
+			s.recordQuarantineEvents(ctx, id, m.Quarantine.GetEvents())
 		case *ospreyv1.ConnectRequest_Reply:
 			if s.requests != nil {
 				s.requests.Reply(ctx, m.Reply)

@@ -37,7 +37,7 @@ func TestUploadRecordsTheSpamResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, db := newUploadCluster(t, pipeline.New(scanner, rules, nil).WithSpam(spam))
+	c, db := newUploadCluster(t, pipeline.New(scanner, rules, nil, nil).WithSpam(spam))
 	id, h := c.approvedSensor(t)
 	sensor := c.dial(t, h.tls())
 

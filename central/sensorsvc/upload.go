@@ -34,6 +34,9 @@ type Outcome struct {
 	// Alert is nil when there is nothing to report. The service fills in
 	// its id, tenant, sensor, message id and time.
 	Alert *ospreyv1.Alert
+	// Disposition is what a gateway does with the message; nil for a
+	// message no gateway relays.
+	Disposition *ospreyv1.Disposition
 	// Spam is the spam engine's opinion, for the record; nil when none
 	// was asked or it did not answer.
 	Spam *ospreyv1.SpamResult
@@ -123,7 +126,7 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "scan: %v", err)
 	}
-	rec.Verdict, rec.Headers, rec.Spam = out.Verdict, out.Headers, out.Spam
+	rec.Verdict, rec.Headers, rec.Disposition, rec.Spam = out.Verdict, out.Headers, out.Disposition, out.Spam
 	now := s.now()
 	alert := out.Alert
 	if alert != nil {
@@ -141,7 +144,8 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	}
 	// A duplicate's stored record may be another sensor's (the same POP3
 	// message polled twice): answer with the id this sensor sent.
-	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: rec.GetMessageId(), Duplicate: dup, Verdict: stored.GetVerdict()})
+	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: rec.GetMessageId(), Duplicate: dup,
+		Verdict: stored.GetVerdict(), Disposition: stored.GetDisposition()})
 }
 
 func (s *Service) answerDuplicate(stream ospreyv1.SensorService_UploadServer, tenant, sensorID, messageID string) error {
@@ -157,7 +161,8 @@ func (s *Service) answerDuplicate(stream ospreyv1.SensorService_UploadServer, te
 		return toStatus(err)
 	}
 	s.duplicates.Inc()
-	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: messageID, Duplicate: true, Verdict: rec.GetVerdict()})
+	return stream.SendAndClose(&ospreyv1.UploadResponse{MessageId: messageID, Duplicate: true,
+		Verdict: rec.GetVerdict(), Disposition: rec.GetDisposition()})
 }
 
 // body is a received message: in memory, or in a temporary file past memoryLimit.

@@ -3,6 +3,7 @@ package sensorsvc_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -65,7 +66,8 @@ func (a *alertingScanner) Scan(_ context.Context, rec *ospreyv1.MessageRecord, _
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.scans[rec.GetMessageId()]++
-	return sensorsvc.Outcome{Verdict: "detected", Alert: &ospreyv1.Alert{Severity: ospreyv1.Severity_SEVERITY_HIGH}}, nil
+	return sensorsvc.Outcome{Verdict: "detected", Alert: &ospreyv1.Alert{Severity: ospreyv1.Severity_SEVERITY_HIGH},
+		Disposition: &ospreyv1.Disposition{Action: ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE, Reason: "scan " + strconv.Itoa(a.scans[rec.GetMessageId()])}}, nil
 }
 
 func (a *alertingScanner) count(id string) int {
@@ -113,6 +115,11 @@ func TestUploadRetry(t *testing.T) {
 	if !retry.GetDuplicate() || retry.GetVerdict() != first.GetVerdict() || retry.GetMessageId() != "m1" {
 		t.Errorf("retry: got %v, want m1 as a duplicate with verdict %q", retry, first.GetVerdict())
 	}
+	// A gateway carries out the disposition of the answer it gets: the
+	// first one, whichever answer reaches it.
+	if d := retry.GetDisposition(); d.GetReason() != "scan 1" || first.GetDisposition().GetReason() != "scan 1" {
+		t.Errorf("dispositions: first %v, retry %v; want both the first scan's", first.GetDisposition(), d)
+	}
 	if n := scanner.count("m1"); n != 1 {
 		t.Errorf("retry: the message was scanned %d times in all, want once", n)
 	}
@@ -122,6 +129,9 @@ func TestUploadRetry(t *testing.T) {
 	unmarked := upload("m1", false)
 	if !unmarked.GetDuplicate() || unmarked.GetVerdict() != first.GetVerdict() || unmarked.GetMessageId() != "m1" {
 		t.Errorf("unmarked repeat: got %v, want m1 as a duplicate with verdict %q", unmarked, first.GetVerdict())
+	}
+	if d := unmarked.GetDisposition(); d.GetReason() != "scan 1" {
+		t.Errorf("unmarked repeat: disposition %v, want the first scan's", d)
 	}
 	if n, err := db.CountMessages(ctx, store.AllTenants(), "acme", id); err != nil || n != 1 {
 		t.Errorf("records: %d, %v; want exactly 1", n, err)

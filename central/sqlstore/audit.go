@@ -140,8 +140,8 @@ type AuditQuery struct {
 	// when the attempt started): From inclusive, To exclusive; zero leaves
 	// that end open.
 	From, To time.Time
-	// Kind keeps AuditAccepted, AuditRefused or AuditDelivery events; ""
-	// keeps every kind.
+	// Kind keeps AuditAccepted, AuditRefused, AuditDelivery or
+	// AuditQuarantine events; "" keeps every kind.
 	Kind string
 	// Sender keeps events whose envelope sender, or header From, holds it.
 	Sender string
@@ -166,16 +166,19 @@ type AuditQuery struct {
 }
 
 // AuditEvent is one entry of the audit log: an accepted message (Message
-// set), a count of refusals (Refusal set) or a delivery attempt (Delivery
-// set).
+// set), a count of refusals (Refusal set), a delivery attempt (Delivery
+// set) or a step of a quarantined message (Quarantine set: QuarantineID
+// names the message).
 type AuditEvent struct {
-	Kind     string
-	Time     time.Time
-	Tenant   string
-	SensorID string
-	Message  *ospreyv1.MessageRecord
-	Refusal  *Refusal
-	Delivery *Delivery
+	Kind         string
+	Time         time.Time
+	Tenant       string
+	SensorID     string
+	Message      *ospreyv1.MessageRecord
+	Refusal      *Refusal
+	Delivery     *Delivery
+	Quarantine   *QuarantineEvent
+	QuarantineID string
 }
 
 // AuditPage is one page of ListAudit.
@@ -217,6 +220,7 @@ func parseAuditToken(tok string) (auditCursor, bool) {
 		switch {
 		case c.kind == AuditAccepted && len(c.key) == 1:
 		case c.kind == AuditDelivery && len(c.key) == 2:
+		case c.kind == AuditQuarantine && len(c.key) == 2:
 		case c.kind == AuditRefused && len(c.key) == 3:
 			if _, err := strconv.ParseInt(c.key[0], 10, 64); err != nil {
 				return auditCursor{}, false
@@ -246,9 +250,9 @@ func (q *AuditQuery) check() (*auditCursor, error) {
 		bad("sensor", "not a sensor id")
 	}
 	switch q.Kind {
-	case "", AuditAccepted, AuditRefused, AuditDelivery:
+	case "", AuditAccepted, AuditRefused, AuditDelivery, AuditQuarantine:
 	default:
-		bad("kind", "must be accepted, refused or delivery")
+		bad("kind", "must be accepted, refused, delivery or quarantine")
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
 		bad("to", "must be after from")
@@ -303,6 +307,8 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, q AuditQuery) 
 		{AuditAccepted, q.Reason == "", s.auditAccepted},
 		{AuditRefused, q.Subject == "" && q.MessageID == "" && q.Verdict == "", s.auditRefused},
 		{AuditDelivery, q.Subject == "" && q.Verdict == "" && q.Reason == "" && q.ClientIP == "", s.auditDelivered},
+		{AuditQuarantine, q.Subject == "" && q.Verdict == "" && q.Reason == "" && q.ClientIP == "" && q.MessageID == "" &&
+			q.Sender == "" && q.Recipient == "", s.auditQuarantine},
 	}
 	var events []AuditEvent
 	for _, k := range kinds {
@@ -332,6 +338,8 @@ func cursorOf(e AuditEvent) auditCursor {
 		c.key = []string{e.Message.GetMessageId()}
 	case e.Delivery != nil:
 		c.key = []string{e.Delivery.MessageID, e.Delivery.NextHop}
+	case e.Quarantine != nil:
+		c.key = []string{e.QuarantineID, e.Quarantine.Action}
 	default:
 		r := e.Refusal
 		c.key = []string{strconv.FormatInt(r.Minute.Unix(), 10), r.ClientIP, r.Reason}

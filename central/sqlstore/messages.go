@@ -115,6 +115,12 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, w *recordWrite) error {
 		w.prev, err = s.recorded(ctx, tx, w.rec, mailbox, uidl)
 		return err
 	}
+	if w.rec.GetDisposition().GetAction() == ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE &&
+		w.rec.GetEnvelope().GetDirection() != ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
+		if err := s.insertQuarantined(ctx, tx, w.rec, w.now); err != nil {
+			return err
+		}
+	}
 	if w.alert == nil {
 		return nil
 	}

@@ -101,6 +101,19 @@ func (s *Store) Sweep(ctx context.Context, scope store.Scope, now time.Time) (al
 	if err := s.deleteOldDeliveries(ctx, cutoff); err != nil {
 		errs = append(errs, err)
 	}
+	// A message a sensor still holds stays listed however old; the rest of
+	// the quarantine's rows and history go with the message retention.
+	if _, err := s.deleteBatches(ctx, "delete old quarantine rows", `DELETE FROM quarantine WHERE (tenant, sensor_id, message_id) IN
+		(SELECT tenant, sensor_id, message_id FROM quarantine WHERE updated_at < ? AND state <> '`+QuarantineHeld+`' ORDER BY updated_at LIMIT ?)`,
+		cutoff, deleteBatch); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := s.deleteBatches(ctx, "delete old quarantine events", `DELETE FROM quarantine_events WHERE (tenant, sensor_id, message_id, at, action) IN
+		(SELECT e.tenant, e.sensor_id, e.message_id, e.at, e.action FROM quarantine_events e WHERE e.at < ? AND NOT EXISTS
+			(SELECT 1 FROM quarantine q WHERE q.tenant = e.tenant AND q.sensor_id = e.sensor_id AND q.message_id = e.message_id)
+		 ORDER BY e.at LIMIT ?)`, cutoff, deleteBatch); err != nil {
+		errs = append(errs, err)
+	}
 	return alerts, messages, errors.Join(errs...)
 }
 

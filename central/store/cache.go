@@ -122,6 +122,45 @@ func (c *ExportCache) Exports() (map[string]*ospreyv1.SyslogExport, int64, <-cha
 	return out, c.c.rev, c.c.changed
 }
 
+// PolicyCache holds every tenant's verdict policy in memory and follows
+// their changes with one etcd watch, as RuleCache does for rules: the
+// central decides each gateway message's fate with the policy of its
+// tenant as it is now.
+type PolicyCache struct {
+	c *tenantCache[*ospreyv1.VerdictPolicy]
+}
+
+// NewPolicyCache returns a cache of st's verdict policies; it is empty
+// until Run has loaded them (see Wait).
+func NewPolicyCache(st *Store, opts CacheOptions) *PolicyCache {
+	return &PolicyCache{c: newTenantCache(st, opts, "policies", policyKey,
+		func(key string) (string, string, bool) {
+			t, ok := parsePolicyKey(key)
+			return t, "", ok
+		},
+		func() *ospreyv1.VerdictPolicy { return new(ospreyv1.VerdictPolicy) },
+		func(p *ospreyv1.VerdictPolicy, v int64) { p.Version = v },
+		func(*ospreyv1.VerdictPolicy) bool { return true })}
+}
+
+// Run loads every policy and follows the changes until ctx ends; it
+// returns nil then. Failures are logged and retried with backoff.
+func (c *PolicyCache) Run(ctx context.Context) error { return c.c.run(ctx) }
+
+// Wait blocks until the first load has completed, or ctx ends.
+func (c *PolicyCache) Wait(ctx context.Context) error { return c.c.wait(ctx) }
+
+// Policy returns a tenant's stored policy, nil when none was ever written
+// (every default). The message is shared: callers must not modify it.
+func (c *PolicyCache) Policy(tenant string) *ospreyv1.VerdictPolicy {
+	c.c.mu.RLock()
+	defer c.c.mu.RUnlock()
+	if l := c.c.lists[tenant]; len(l) > 0 {
+		return l[0]
+	}
+	return nil
+}
+
 // tenantCache follows one kind of key under tenants/ (rules, the export)
 // for every tenant, with one prefix watch of tenants/ that skips other keys.
 type tenantCache[T proto.Message] struct {

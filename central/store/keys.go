@@ -16,6 +16,7 @@ import (
 //	tenants/<tenant>/sensors/<id>/pop3   ospreyv1.Pop3Integration         PutPOP3 (absent = disabled, version 0)
 //	tenants/<tenant>/rules/<id>          ospreyv1.Rule                    CreateRule, UpdateRule, DeleteRule (followed by RuleCache)
 //	tenants/<tenant>/export              ospreyv1.SyslogExport            PutExport (absent = disabled, version 0; followed by ExportCache)
+//	tenants/<tenant>/policy              ospreyv1.VerdictPolicy           PutPolicy (absent = the defaults, version 0; followed by PolicyCache)
 //	sensor-tenant/<id>                   tenant id, plain text (index)    CreateSensor, in the txn that writes meta
 //	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser
 //	tokens/<id>                          ospreyv1.Token                   CreateToken, ConsumeJoinToken, DeleteToken
@@ -205,17 +206,7 @@ func tokenKey(id string) string {
 }
 
 // parseTenantKey returns the tenant of a tenants/<tenant>/meta key.
-func parseTenantKey(key string) (tenant string, ok bool) {
-	rest, ok := strings.CutPrefix(key, tenantsPrefix)
-	if !ok {
-		return "", false
-	}
-	tenant, ok = strings.CutSuffix(rest, "/meta")
-	if !ok || !validID(tenant) {
-		return "", false
-	}
-	return tenant, true
-}
+func parseTenantKey(key string) (tenant string, ok bool) { return parseTenantValueKey(key, "/meta") }
 
 // parseSensorKey splits a tenants/<tenant>/sensors/<id>/<part> key.
 func parseSensorKey(key string) (tenant, id, part string, ok bool) {
@@ -277,12 +268,22 @@ func exportKey(tenant string) string {
 }
 
 // parseExportKey returns the tenant of a tenants/<tenant>/export key.
-func parseExportKey(key string) (tenant string, ok bool) {
+func parseExportKey(key string) (tenant string, ok bool) { return parseTenantValueKey(key, "/export") }
+
+func policyKey(tenant string) string {
+	return tenantsPrefix + tenant + "/policy"
+}
+
+// parsePolicyKey returns the tenant of a tenants/<tenant>/policy key.
+func parsePolicyKey(key string) (tenant string, ok bool) { return parseTenantValueKey(key, "/policy") }
+
+// parseTenantValueKey returns the tenant of a tenants/<tenant><suffix> key.
+func parseTenantValueKey(key, suffix string) (tenant string, ok bool) {
 	rest, ok := strings.CutPrefix(key, tenantsPrefix)
 	if !ok {
 		return "", false
 	}
-	tenant, ok = strings.CutSuffix(rest, "/export")
+	tenant, ok = strings.CutSuffix(rest, suffix)
 	if !ok || !validID(tenant) {
 		return "", false
 	}

@@ -16,6 +16,7 @@ func validateUser(m *ospreyv1.User) error            { return validate.User(m) }
 func validateToken(m *ospreyv1.Token) error          { return validate.Token(m) }
 func validateRule(m *ospreyv1.Rule) error            { return validate.Rule(m) }
 func validateExport(m *ospreyv1.SyslogExport) error  { return validate.SyslogExport(m) }
+func validatePolicy(m *ospreyv1.VerdictPolicy) error { return validate.Policy(m) }
 
 // fieldError is a validation error the store finds itself: a rule that needs
 // the stored state (a sensor cannot change tenant).

@@ -166,6 +166,9 @@ func auditRow(e api.AuditEvent) string {
 		cols = append(cols, r.ClientIP, r.MailFrom, r.Rcpt, "", r.Reason, strconv.FormatInt(r.Count, 10))
 	case e.Delivery != nil:
 		return deliveryRows(cols, e.Delivery)
+	case e.Quarantine != nil:
+		q := e.Quarantine
+		cols = append(cols, q.Actor, "", "", q.MessageID, strings.TrimSpace(q.Action+" "+q.Detail), "1")
 	}
 	return strings.Join(cols, "\t")
 }

@@ -75,7 +75,7 @@ func ctlCommandList() string {
 }
 
 // ctlCommands are the commands of `osprey ctl`, in the order of its usage.
-var ctlCommands = slices.Concat(configCommands, queueCommands)
+var ctlCommands = slices.Concat(configCommands, queueCommands, quarantineCommands)
 
 // configCommands are the commands on the configuration and the logs.
 var configCommands = []ctlCmd{
@@ -87,23 +87,25 @@ var configCommands = []ctlCmd{
 	{words: []string{"sensor", "status"}, args: "ID", help: "the same for a person: problems, errors and their times", run: sensorStatus},
 	{words: []string{"sensor", "approve"}, args: "ID", run: sensorJSON},
 	{words: []string{"sensor", "revoke"}, args: "ID", run: sensorJSON},
-	{words: []string{"sensor", "smtp", "get"}, args: "ID", run: integrationGet((*api.Client).SMTP)},
-	{words: []string{"sensor", "smtp", "set"}, args: "ID --file smtp.json", run: integrationSet((*api.Client).PutSMTP)},
+	{words: []string{"sensor", "smtp", "get"}, args: "ID", run: documentGet("ID", (*api.Client).SMTP)},
+	{words: []string{"sensor", "smtp", "set"}, args: "ID --file smtp.json", run: documentSet("ID", (*api.Client).PutSMTP)},
 	{words: []string{"sensor", "smtp", "apply-to-tenant"}, args: "ID", help: "copy it to the tenant's other sensors (each keeps its addresses and certificates)", run: smtpApplyToTenant},
-	{words: []string{"sensor", "pop3", "get"}, args: "ID", run: integrationGet((*api.Client).POP3)},
-	{words: []string{"sensor", "pop3", "set"}, args: "ID --file pop3.json", run: integrationSet((*api.Client).PutPOP3)},
+	{words: []string{"sensor", "pop3", "get"}, args: "ID", run: documentGet("ID", (*api.Client).POP3)},
+	{words: []string{"sensor", "pop3", "set"}, args: "ID --file pop3.json", run: documentSet("ID", (*api.Client).PutPOP3)},
 	{words: []string{"users", "list"}, run: usersList},
 	{words: []string{"users", "create"}, args: "--file user.json", run: usersCreate},
 	{words: []string{"tokens", "create"}, args: "--file token.json", help: "(or: tokens create join TENANT [TTL_SECONDS])", run: tokensCreate},
 	{words: []string{"alerts", "list"}, args: "[TENANT [MIN_SEVERITY [TEXT]]]", help: "the newest 50 (low|medium|high|critical)", run: alertsList},
 	{words: []string{"alert", "get"}, args: "TENANT ID", run: alertGet},
-	{words: []string{"audit", "list"}, args: "[--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused|delivery]\n" +
+	{words: []string{"audit", "list"}, args: "[--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused|delivery|quarantine]\n" +
 		"             [--sender TEXT] [--recipient ADDR] [--subject TEXT] [--message-id ID]\n" +
 		"             [--client IP] [--verdict V] [--reason R] [--limit N]\n" +
 		"                                      the message audit log, newest first", run: auditList},
 	{words: []string{"rules", "list"}, args: "TENANT", run: rulesList},
 	{words: []string{"rules", "create"}, args: "TENANT --file rule.json", run: rulesCreate},
 	{words: []string{"rules", "delete"}, args: "TENANT ID", run: rulesDelete},
+	{words: []string{"policy", "get"}, args: "TENANT", help: "what the tenant's gateways do with each verdict", run: documentGet("TENANT", (*api.Client).Policy)},
+	{words: []string{"policy", "set"}, args: "TENANT --file policy.json", run: documentSet("TENANT", (*api.Client).PutPolicy)},
 }
 
 func tenantsList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) error {
@@ -223,11 +225,12 @@ func smtpApplyToTenant(ctx context.Context, c *api.Client, a ctlArgs, out io.Wri
 	return nil
 }
 
-// integrationGet and integrationSet make the get and set commands of an
-// integration from its client methods.
-func integrationGet[T any](get func(*api.Client, context.Context, string) (*T, int64, error)) func(context.Context, *api.Client, ctlArgs, io.Writer) error {
+// documentGet and documentSet make the get and set commands of a
+// versioned document (a sensor's integration, a tenant's policy) from its
+// client methods; arg names the id that comes first.
+func documentGet[T any](arg string, get func(*api.Client, context.Context, string) (*T, int64, error)) func(context.Context, *api.Client, ctlArgs, io.Writer) error {
 	return func(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-		id, err := a.pos(0, "ID")
+		id, err := a.pos(0, arg)
 		if err != nil {
 			return err
 		}
@@ -239,9 +242,9 @@ func integrationGet[T any](get func(*api.Client, context.Context, string) (*T, i
 	}
 }
 
-func integrationSet[T any](put func(*api.Client, context.Context, string, *T, int64) (*T, int64, error)) func(context.Context, *api.Client, ctlArgs, io.Writer) error {
+func documentSet[T any](arg string, put func(*api.Client, context.Context, string, *T, int64) (*T, int64, error)) func(context.Context, *api.Client, ctlArgs, io.Writer) error {
 	return func(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-		id, err := a.pos(0, "ID")
+		id, err := a.pos(0, arg)
 		if err != nil {
 			return err
 		}
@@ -379,9 +382,13 @@ func rulesList(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) err
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tVALUE\tSEVERITY\tDISABLED\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tKIND\tVALUE\tSEVERITY\tACTION\tDISABLED\tDESCRIPTION")
 	for _, r := range rules {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", r.ID, r.Kind, r.Value, r.Severity, r.Disabled, r.Description)
+		action := string(r.Action)
+		if action == "" {
+			action = "(policy)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", r.ID, r.Kind, r.Value, r.Severity, action, r.Disabled, r.Description)
 	}
 	return tw.Flush()
 }

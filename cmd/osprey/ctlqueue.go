@@ -22,7 +22,7 @@ var queueCommands = []ctlCmd{
 	{words: []string{"queue", "show"}, args: "SENSOR ID", help: "one queued message, as JSON", run: queueShow},
 	{words: []string{"queue", "retry"}, args: "SENSOR ID", help: "try its waiting recipients now", run: queueAct(api.QueueRetry)},
 	{words: []string{"queue", "hold"}, args: "SENSOR ID", help: "keep it from delivery until released", run: queueAct(api.QueueHold)},
-	{words: []string{"queue", "release"}, args: "SENSOR ID", help: "deliver what was held or quarantined", run: queueAct(api.QueueRelease)},
+	{words: []string{"queue", "release"}, args: "SENSOR ID", help: "deliver what was held", run: queueAct(api.QueueRelease)},
 	{words: []string{"queue", "delete"}, args: "SENSOR ID [--dsn]", help: "remove it; --dsn sends its sender a failure notice", run: queueDelete},
 	{words: []string{"queue", "stop-sending"}, args: "SENSOR", help: "start no delivery (lasts until resume-sending)", run: queueControl(api.GatewayStopSending)},
 	{words: []string{"queue", "resume-sending"}, args: "SENSOR", run: queueControl(api.GatewayResumeSending)},

@@ -26,6 +26,7 @@ func TestConfigurationReferenceMatchesTheCode(t *testing.T) {
 		(&ospreyv1.Pop3Integration{}).ProtoReflect(),
 		(&ospreyv1.Rule{}).ProtoReflect(),
 		(&ospreyv1.SyslogExport{}).ProtoReflect(),
+		(&ospreyv1.VerdictPolicy{}).ProtoReflect(),
 	} {
 		for _, path := range fieldPaths(m.Descriptor(), "") {
 			if !strings.Contains(doc, "| `"+path+"` |") {

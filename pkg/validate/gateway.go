@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ospreysec/osprey/pkg/domainlist"
+	"github.com/ospreysec/osprey/pkg/sizeunit"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -36,7 +37,39 @@ const (
 	// local domains of a gateway.
 	MaxNextHops     = 32
 	MaxLocalDomains = 10000
+
+	// The quarantine's bounds: at most this many messages and bytes by
+	// default; MaxQuarantineMessages bounds the setting.
+	DefaultQuarantineMessages = 10000
+	DefaultQuarantineBytes    = 1 << 30
+	MaxQuarantineMessages     = 1000000
 )
+
+// QuarantineBounds returns the bounds of a gateway's quarantine: messages,
+// and bytes (0: unlimited), with the defaults for what q leaves at zero.
+// It does not check the values.
+func QuarantineBounds(q *ospreyv1.QuarantineSettings) (messages int, bytes int64) {
+	messages = int(q.GetMaxMessages())
+	if messages == 0 {
+		messages = DefaultQuarantineMessages
+	}
+	l := q.GetMaxSize()
+	switch {
+	case l.GetUnlimited():
+		return messages, 0
+	case l.GetValue() == 0:
+		return messages, DefaultQuarantineBytes
+	}
+	u, err := sizeunit.FromProto(l.GetUnit())
+	if err != nil {
+		return messages, DefaultQuarantineBytes
+	}
+	b, err := sizeunit.Bytes(l.GetValue(), u)
+	if err != nil {
+		return messages, DefaultQuarantineBytes
+	}
+	return messages, b
+}
 
 // Gateway reports whether mode relays mail (any mode but MONITOR).
 func Gateway(mode ospreyv1.SmtpMode) bool {
@@ -138,6 +171,15 @@ func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, ena
 		r.add(f+"on_timeout", "must be DELIVER_UNSCANNED or KEEP_HOLDING")
 	}
 	deliveryQueue(r, f+"queue.", g.GetQueue())
+	if n := g.GetQuarantine().GetMaxMessages(); n > MaxQuarantineMessages {
+		r.add(f+"quarantine.max_messages", "must be at most %d (0 for %d)", MaxQuarantineMessages, DefaultQuarantineMessages)
+	}
+	if l := g.GetQuarantine().GetMaxSize(); l != nil {
+		sizeLimit(r, f+"quarantine.max_size", l, false)
+	}
+	if a := g.GetSenderAuth(); a.GetAuthservId() != "" {
+		host(r, f+"sender_auth.authserv_id", a.GetAuthservId())
+	}
 }
 
 func gatewayListener(r *report, field string, l *ospreyv1.GatewayListener, required bool, seen map[string]string) {

@@ -81,6 +81,12 @@ func TestSMTPGateway(t *testing.T) {
 		{name: "queue settings", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Gateway.Queue = &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 3600, MaxBackoffSeconds: 600, DestinationConcurrency: 200}
 		}, wantFields: []string{"gateway.queue.max_backoff_seconds", "gateway.queue.destination_concurrency"}},
+		{name: "quarantine bounds", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.Quarantine = &ospreyv1.QuarantineSettings{MaxMessages: 2000000, MaxSize: &ospreyv1.SizeLimit{Value: 5, Unit: 9}}
+		}, wantFields: []string{"gateway.quarantine.max_messages", "gateway.quarantine.max_size.unit"}},
+		{name: "authserv id", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "not a host"}
+		}, wantFields: []string{"gateway.sender_auth.authserv_id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +100,26 @@ func TestSMTPGateway(t *testing.T) {
 				if es, _ := AsErrors(err); !strings.Contains(es[0].Message, tt.wantText) {
 					t.Errorf("message %q, want it to contain %q", es[0].Message, tt.wantText)
 				}
+			}
+		})
+	}
+}
+
+func TestQuarantineBounds(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		in       *ospreyv1.QuarantineSettings
+		messages int
+		bytes    int64
+	}{
+		{"defaults", nil, 10000, 1 << 30},
+		{"set", &ospreyv1.QuarantineSettings{MaxMessages: 5, MaxSize: &ospreyv1.SizeLimit{Value: 2, Unit: ospreyv1.SizeUnit_SIZE_UNIT_MB}}, 5, 2 << 20},
+		{"unlimited size", &ospreyv1.QuarantineSettings{MaxSize: &ospreyv1.SizeLimit{Unlimited: true}}, 10000, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, b := QuarantineBounds(tt.in)
+			if m != tt.messages || b != tt.bytes {
+				t.Errorf("QuarantineBounds() = %d, %d; want %d, %d", m, b, tt.messages, tt.bytes)
 			}
 		})
 	}

@@ -61,6 +61,7 @@ func Rule(rule *ospreyv1.Rule) error {
 		r.add("severity", "must be low, medium, high or critical")
 	}
 	r.text("description", rule.GetDescription(), MaxRuleDescriptionBytes)
+	verdictAction(&r, "action", rule.GetAction())
 	if c := rule.GetCreatedAt(); c != nil && c.CheckValid() != nil {
 		r.add("created_at", "not a valid time")
 	}

@@ -54,6 +54,10 @@ type Options struct {
 	// Deliveries, when set, hands over a gateway's delivery attempts to
 	// report with each status, for the central's message audit log.
 	Deliveries DeliverySource
+	// Quarantine, when set, hands over a gateway's quarantine events to
+	// report with each status, for the central's list of quarantined
+	// messages.
+	Quarantine QuarantineSource
 	// Requests, when set, answers the operators' requests the central
 	// hands the sensor (a gateway's queue management); nil answers that
 	// the sensor takes none.

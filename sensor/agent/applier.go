@@ -95,6 +95,13 @@ type DeliverySource interface {
 	Return([]*ospreyv1.DeliveryAttempt)
 }
 
+// QuarantineSource hands over what happened in a gateway's quarantine on
+// the sensor's own account, as DeliverySource does for deliveries.
+type QuarantineSource interface {
+	Take() []*ospreyv1.QuarantineEvent
+	Return([]*ospreyv1.QuarantineEvent)
+}
+
 // mergeStatus combines the sources' reports: counters are added up by name,
 // the sensor is healthy when every source is, problems are listed in
 // order, and the SMTP, POP3 and spool reports are the first source's that

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/internal/durable"
 )
 
 // The data dir layout. Every path is relative to the data dir.
@@ -194,7 +195,7 @@ func switchPair(dataDir string, withKey bool) error {
 	if err := os.Rename(certPath+nextSuffix, certPath); err != nil {
 		return fmt.Errorf("switch certificate: %w", err)
 	}
-	return syncDir(filepath.Join(dataDir, identityDir))
+	return durable.SyncDir(filepath.Join(dataDir, identityDir))
 }
 
 // loadPair loads the client key pair, first finishing or undoing a switch
@@ -321,16 +322,4 @@ func readLimited(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s has more than %d bytes", name, limit)
 	}
 	return data, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
 }

@@ -255,6 +255,11 @@ func (s *session) sendStatus() {
 			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Deliveries{Deliveries: &ospreyv1.DeliveryReport{Attempts: as}}}
 		})
 	}
+	if src := s.a.opts.Quarantine; src != nil {
+		sendReports(s, src, maxDeliveryReports, func(es []*ospreyv1.QuarantineEvent) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Quarantine{Quarantine: &ospreyv1.QuarantineReport{Events: es}}}
+		})
+	}
 }
 
 // maxRefusalReports bounds the refusal reports sent with one status: a

@@ -5,14 +5,15 @@
 //
 // Design note. A gateway message is spooled like any other (fsynced before
 // the 250) and uploaded like any other; the upload's answer carries the
-// verdict. Only then does the uploader call [Gateway.Handoff], which puts
-// the message in the queue (durably, in one transaction) marked with its
-// verdict: clean and unscannable mail is delivered with an
-// X-Osprey-Verdict header (queue.VerdictHeader; one the message came
-// with is removed), detected mail is kept in the queue as
-// quarantined. The message leaves the spool after the handoff returned, so
-// a crash in between hands it off again after the restart, and the
-// queue's Enqueue, idempotent by message id, keeps one copy.
+// verdict and the central's disposition. Only then does the uploader call
+// [Gateway.Handoff], which carries the disposition out: the message goes
+// to the queue (durably, in one transaction) to be delivered with an
+// X-Osprey-Verdict header (queue.VerdictHeader; one the message came with
+// is removed), tagged first when the disposition says so; or it is
+// withheld (see withhold.go): kept in the quarantine (package
+// quarantine), or dropped with a notice. The message leaves the spool
+// after the handoff returned, so a crash in between hands it off again
+// after the restart, and every step is idempotent by message id.
 //
 // While no central answers, a message waits in the spool. Once it has
 // waited hold_timeout_seconds, on_timeout decides: DELIVER_UNSCANNED hands
@@ -42,6 +43,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/delivery"
+	"github.com/ospreysec/osprey/sensor/quarantine"
 	"github.com/ospreysec/osprey/sensor/queue"
 	"github.com/ospreysec/osprey/sensor/spool"
 )
@@ -49,6 +51,10 @@ import (
 // VerdictUnscanned is the verdict of a message delivered after its hold
 // timeout, before a central scanned it.
 const VerdictUnscanned = "unscanned"
+
+// VerdictReleased is the verdict a message released from the quarantine
+// is delivered with.
+const VerdictReleased = "released"
 
 // verdictDetected is the central's verdict of a message that raised an
 // alert (central/scan.VerdictDetected).
@@ -63,9 +69,10 @@ type Spool interface {
 
 // Options configure a Gateway.
 type Options struct {
-	// Dir holds the delivery queue.
-	Dir   string
-	Spool Spool
+	// Dir holds the delivery queue, QuarantineDir the quarantine.
+	Dir           string
+	QuarantineDir string
+	Spool         Spool
 	// Hostname is the default HELO name and the name in bounces.
 	Hostname   string
 	Logger     *slog.Logger
@@ -77,6 +84,10 @@ type Options struct {
 	Now func() time.Time
 	// OnAttempt receives every delivery attempt, for the audit log.
 	OnAttempt func(queue.Attempt)
+	// Events, when set, gets what happens in the quarantine on the
+	// sensor's own account (a message its bounds removed, a quarantine
+	// with nothing left to hold), for the central.
+	Events *quarantine.Events
 	// Notify, when set, is called when an operator changed a switch
 	// (sending, receiving), for the sensor to report its status at once.
 	// It must not block.
@@ -87,18 +98,23 @@ type Options struct {
 type settings struct {
 	enabled     bool // a gateway mode of an enabled integration
 	holdTimeout time.Duration
-	deliverLate bool // on_timeout DELIVER_UNSCANNED
+	deliverLate bool   // on_timeout DELIVER_UNSCANNED
+	helo        string // the gateway's name
+	// quarantineMessages and quarantineBytes bound the quarantine.
+	quarantineMessages int
+	quarantineBytes    int64
 }
 
 // Gateway is the delivery side of a gateway sensor. Open it, Apply each
 // configuration, Run it, Close it after Run has returned.
 type Gateway struct {
-	opts   Options
-	log    *slog.Logger
-	now    func() time.Time
-	client *delivery.Client
-	queue  atomic.Pointer[queue.Queue] // nil until it could be opened
-	set    atomic.Pointer[settings]
+	opts       Options
+	log        *slog.Logger
+	now        func() time.Time
+	client     *delivery.Client
+	quarantine *quarantine.Quarantine
+	queue      atomic.Pointer[queue.Queue] // nil until it could be opened
+	set        atomic.Pointer[settings]
 
 	openMu  sync.Mutex
 	openErr error        // why the queue could not be opened yet
@@ -121,11 +137,12 @@ type Gateway struct {
 	skip     map[string]bool // spooled messages that are no gateway's
 }
 
-// Open makes a gateway and opens (or creates) its delivery queue in
+// Open makes a gateway, opens (or creates) its quarantine in
+// opts.QuarantineDir, which must succeed, and its delivery queue in
 // opts.Dir. A queue that cannot be opened (a full disk) does not stop the
 // sensor, which must go on draining its spool: Run tries again, gateway
 // messages wait in the spool meanwhile, and Problem says why.
-func Open(ctx context.Context, opts Options) *Gateway {
+func Open(ctx context.Context, opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, log: opts.Logger, now: opts.Now, configured: make(chan struct{}),
 		released: map[string]bool{}, skip: map[string]bool{}}
 	if g.log == nil {
@@ -139,6 +156,18 @@ func Open(ctx context.Context, opts Options) *Gateway {
 	}
 	g.client = delivery.New(delivery.Options{Logger: g.log.With("component", "delivery"), Resolver: opts.Resolver})
 	g.set.Store(&settings{})
+	qdir := opts.QuarantineDir
+	if qdir == "" {
+		qdir = filepath.Join(filepath.Dir(filepath.Clean(opts.Dir)), "quarantine")
+	}
+	var err error
+	g.quarantine, err = quarantine.Open(quarantine.Options{Dir: qdir, Logger: g.log.With("component", "quarantine"),
+		Registerer: opts.Registerer, OnEvict: func(e quarantine.Entry) {
+			g.event(e.ID, ospreyv1.QuarantineEventKind_QUARANTINE_EVENT_KIND_EVICTED)
+		}})
+	if err != nil {
+		return nil, err
+	}
 	if err := g.loadControls(); err != nil {
 		// Not fatal: the switches are the operator's to set again.
 		g.log.Warn("the gateway's switches are unreadable: sending and receiving", "err", err)
@@ -147,7 +176,7 @@ func Open(ctx context.Context, opts Options) *Gateway {
 	if err := g.openQueue(ctx); err != nil {
 		g.log.Warn("the delivery queue cannot be opened; trying again", "err", err)
 	}
-	return g
+	return g, nil
 }
 
 // openQueue opens the queue, and applies the configuration it missed.
@@ -218,6 +247,7 @@ func (g *Gateway) Apply(cfg *ospreyv1.SmtpIntegration) error {
 		}
 	}
 	g.set.Store(set)
+	g.quarantine.Apply(set.quarantineMessages, set.quarantineBytes)
 	g.configuredOnce.Do(func() { close(g.configured) })
 	return nil
 }
@@ -259,7 +289,9 @@ func (g *Gateway) compile(cfg *ospreyv1.SmtpIntegration) (delivery.Config, queue
 		enabled:     cfg.GetEnabled() && validate.Gateway(cfg.GetMode()),
 		holdTimeout: hold,
 		deliverLate: gw.GetOnTimeout() != ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING,
+		helo:        helo,
 	}
+	set.quarantineMessages, set.quarantineBytes = validate.QuarantineBounds(gw.GetQuarantine())
 	return dc, qc, set, nil
 }
 
@@ -308,17 +340,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 				g.log.Info("delivery queue open")
 			}
 		}
-		return g.queue.Load().Run(ctx)
+		q := g.queue.Load()
+		if err := g.withholdLeftovers(ctx, q); err != nil {
+			g.log.Warn("messages quarantined in the delivery queue could not all be moved to the quarantine; trying at the next start", "err", err)
+		}
+		return q.Run(ctx)
 	})
 	eg.Go(func() error { return g.holdLoop(ctx) })
 	return eg.Wait()
 }
 
-// Handoff puts a gateway message from the spool in the delivery queue with
-// its verdict, and returns once the queue has it durably; the caller then
-// removes it from the spool. A message that is no gateway's (no
-// direction) is not the gateway's business: Handoff returns nil at once.
-func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict string) error {
+// Handoff carries out the central's decision for a gateway message from
+// the spool: delivery (tagged first, for TAG), the quarantine, or a drop
+// with a notice; verdict is the scan's, d the disposition (nil: from the
+// verdict alone, see actionOf). It returns once the outcome is durable;
+// the caller then removes the message from the spool. A message that is
+// no gateway's (no direction) is not the gateway's business: Handoff
+// returns nil at once. A message released from the quarantine before is
+// delivered, not quarantined again.
+func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict string, d *ospreyv1.Disposition) error {
 	env := msg.Meta.Envelope
 	if env.GetDirection() == ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
 		return nil
@@ -339,6 +379,10 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 	if env.GetDirection() == ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND {
 		dir = queue.Outbound
 	}
+	action := actionOf(verdict, d)
+	if withheld(action) && g.quarantine.Released(msg.ID) {
+		action, verdict = ospreyv1.VerdictAction_VERDICT_ACTION_DELIVER, VerdictReleased
+	}
 	m := queue.Message{
 		ID:         msg.ID,
 		From:       env.GetMailFrom(),
@@ -348,7 +392,10 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 		Direction:  dir,
 		Verdict:    verdict,
 		Unscanned:  verdict == VerdictUnscanned,
-		Quarantine: verdict == verdictDetected,
+		Quarantine: withheld(action),
+	}
+	if action == ospreyv1.VerdictAction_VERDICT_ACTION_TAG {
+		m.Body = tagMessage(m.Body, d.GetSubjectTag(), d.GetHeaders())
 	}
 	q := g.queue.Load()
 	if q == nil {
@@ -358,7 +405,10 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 	if err != nil {
 		return fmt.Errorf("hand off %s: %w", msg.ID, err)
 	}
-	g.log.Debug("message handed to the delivery queue", "id", msg.ID, "verdict", verdict, "added", added)
+	g.log.Debug("message handed to the delivery queue", "id", msg.ID, "verdict", verdict, "action", action, "added", added)
+	if m.Quarantine {
+		return g.withhold(ctx, q, msg.ID, action, d.GetReason())
+	}
 	return nil
 }
 
@@ -448,7 +498,7 @@ func (g *Gateway) releaseHeld(ctx context.Context) error {
 			g.mu.Unlock()
 			continue
 		}
-		if err := g.Handoff(ctx, msg, VerdictUnscanned); err != nil {
+		if err := g.Handoff(ctx, msg, VerdictUnscanned, nil); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -81,8 +81,7 @@ func TestHoldTimeout(t *testing.T) {
 			t.Cleanup(func() { sp.Close() })
 			var now atomic.Int64
 			now.Store(time.Now().UnixNano())
-			g := Open(t.Context(), Options{Dir: t.TempDir(), Spool: sp, Hostname: "gw.test", Now: func() time.Time { return time.Unix(0, now.Load()) }})
-			t.Cleanup(func() { g.Close() })
+			g := openGateway(t, Options{Dir: t.TempDir(), Spool: sp, Hostname: "gw.test", Now: func() time.Time { return time.Unix(0, now.Load()) }})
 			cfg := &ospreyv1.SmtpIntegration{Enabled: true, Mode: ospreyv1.SmtpMode_SMTP_MODE_INBOUND, Gateway: &ospreyv1.SmtpGateway{
 				HoldTimeoutSeconds: 60, LocalDomains: []*ospreyv1.LocalDomain{{Domain: "example.com"}}}}
 			if keep {
@@ -142,12 +141,30 @@ func TestHoldTimeout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := g.Handoff(t.Context(), msg, verdictDetected); err != nil {
+			if err := g.Handoff(t.Context(), msg, verdictDetected, nil); err != nil {
 				t.Fatal(err)
 			}
-			if st := g.Queue().Stats(); st.Messages != 1 || st.Quarantined != 1 {
-				t.Errorf("queue %+v after the detection, want the one message quarantined", st)
+			if st := g.Queue().Stats(); st.Messages != 0 || st.Quarantined != 0 {
+				t.Errorf("queue %+v after the detection, want it empty", st)
+			}
+			q, err := g.Quarantine().Get(gwID)
+			if err != nil || len(q.Rcpts) != 1 || q.Rcpts[0] != "b@example.com" {
+				t.Errorf("quarantined %+v, %v; want the message, to its recipient", q, err)
 			}
 		})
 	}
+}
+
+// openGateway opens a gateway for a test, closed at its end.
+func openGateway(t *testing.T, opts Options) *Gateway {
+	t.Helper()
+	if opts.QuarantineDir == "" {
+		opts.QuarantineDir = t.TempDir()
+	}
+	g, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
 }

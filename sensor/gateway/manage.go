@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/internal/durable"
 	"github.com/ospreysec/osprey/sensor/queue"
 )
 
@@ -75,25 +76,7 @@ func (g *Gateway) setControls(change func(*controls)) error {
 	if err := os.MkdirAll(g.opts.Dir, 0o700); err != nil {
 		return err
 	}
-	path := filepath.Join(g.opts.Dir, controlsFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(g.opts.Dir)
-	}
+	err = durable.WriteFile(filepath.Join(g.opts.Dir, controlsFile), b)
 	if err != nil {
 		return fmt.Errorf("store the gateway's switches: %w", err)
 	}
@@ -110,15 +93,6 @@ func (g *Gateway) setControls(change func(*controls)) error {
 		g.opts.Notify()
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Enabled reports whether the sensor runs as a gateway (its SMTP
@@ -139,14 +113,18 @@ func (g *Gateway) State() *ospreyv1.GatewayState {
 	if q := g.queue.Load(); q != nil {
 		s := q.Stats()
 		st.Messages, st.Active, st.Deferred = uint64(s.Messages), uint64(max(s.Active, 0)), uint64(max(s.Deferred, 0))
-		st.Held, st.Quarantined = uint64(s.Held), uint64(s.Quarantined)
+		st.Held = uint64(s.Held)
 	}
+	st.Quarantined = uint64(g.quarantine.Stats().Messages)
 	return st
 }
 
 // HandleRequest does what an operator asked of the queue through a
 // central, and answers with the result or why not.
 func (g *Gateway) HandleRequest(ctx context.Context, req *ospreyv1.SensorRequest) *ospreyv1.SensorReply {
+	if rep := g.handleQuarantine(ctx, req); rep != nil {
+		return rep
+	}
 	q := g.queue.Load()
 	if q == nil {
 		msg := "this sensor's delivery queue is not open"

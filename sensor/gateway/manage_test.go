@@ -24,10 +24,9 @@ func control(c ospreyv1.GatewayControl) *ospreyv1.SensorRequest {
 // until resumed; receiving stopped is what the listeners' check says.
 func TestSwitchesLastAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
+	qdir := t.TempDir()
 	open := func() *Gateway {
-		g := Open(t.Context(), Options{Dir: dir, Hostname: "gw.test"})
-		t.Cleanup(func() { g.Close() })
-		return g
+		return openGateway(t, Options{Dir: dir, QuarantineDir: qdir, Hostname: "gw.test"})
 	}
 	g := open()
 	if st := g.State(); !st.GetSending() || !st.GetReceiving() || g.Receiving() != nil {
@@ -67,8 +66,7 @@ func TestUnreadableSwitchesDefault(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, controlsFile), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := Open(t.Context(), Options{Dir: dir, Hostname: "gw.test"})
-	defer g.Close()
+	g := openGateway(t, Options{Dir: dir, Hostname: "gw.test"})
 	if st := g.State(); !st.GetSending() || !st.GetReceiving() {
 		t.Errorf("state %v, want the defaults", st)
 	}
@@ -83,8 +81,7 @@ func TestHandleRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sp.Close() })
-	g := Open(t.Context(), Options{Dir: t.TempDir(), Spool: sp, Hostname: "gw.test"})
-	t.Cleanup(func() { g.Close() })
+	g := openGateway(t, Options{Dir: t.TempDir(), Spool: sp, Hostname: "gw.test"})
 	if err := g.Apply(&ospreyv1.SmtpIntegration{Enabled: true, Mode: ospreyv1.SmtpMode_SMTP_MODE_INBOUND,
 		Gateway: &ospreyv1.SmtpGateway{LocalDomains: []*ospreyv1.LocalDomain{{Domain: "example.com"}}}}); err != nil {
 		t.Fatal(err)
@@ -101,7 +98,7 @@ func TestHandleRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Handoff(t.Context(), msg, "clean"); err != nil {
+		if err := g.Handoff(t.Context(), msg, "clean", nil); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)

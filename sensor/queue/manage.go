@@ -222,6 +222,20 @@ func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
 	return e, nil
 }
 
+// Body returns the body of message id, or ErrNotFound.
+func (q *Queue) Body(ctx context.Context, id string) ([]byte, error) {
+	var inline []byte
+	var file string
+	err := q.db.QueryRowContext(ctx, "SELECT body, file FROM bodies WHERE id = ?", id).Scan(&inline, &file)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("body of %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("body of %s: %w", id, err)
+	}
+	return q.readBody(inline, file)
+}
+
 // dests returns the destinations of message id's recipients in state ≤ maxState.
 func (q *Queue) dests(t *tx, id string, maxState int) ([]string, error) {
 	rows, err := t.QueryContext(t.ctx, "SELECT DISTINCT dest FROM rcpts WHERE msg = ? AND state <= ?", id, maxState)

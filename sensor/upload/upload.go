@@ -74,12 +74,13 @@ type Options struct {
 	// the central refuses or the spool cannot read; zero means from a
 	// minute to an hour.
 	Unreachable, Refused schedule.Backoff
-	// Handoff, when set, gets each message with the verdict the central
-	// answered, before the message leaves the spool: a gateway's messages
-	// go on to its delivery queue. It returns nil once the message is
-	// safe there (or is not its business); an error keeps the message in
-	// the spool, retried as the message's own failure.
-	Handoff func(ctx context.Context, msg *spool.Message, verdict string) error
+	// Handoff, when set, gets each message with the verdict and the
+	// disposition the central answered, before the message leaves the
+	// spool: a gateway's messages go on to its delivery queue or its
+	// quarantine. It returns nil once the message is safe there (or is
+	// not its business); an error keeps the message in the spool, retried
+	// as the message's own failure.
+	Handoff func(ctx context.Context, msg *spool.Message, verdict string, d *ospreyv1.Disposition) error
 }
 
 // Stuck is a message whose own uploads failed.
@@ -326,7 +327,7 @@ func (u *Uploader) uploadOne(ctx context.Context, id string) error {
 		return fmt.Errorf("upload %s: %w", id, err)
 	}
 	if u.opts.Handoff != nil {
-		if err := u.opts.Handoff(ctx, msg, resp.GetVerdict()); err != nil {
+		if err := u.opts.Handoff(ctx, msg, resp.GetVerdict(), resp.GetDisposition()); err != nil {
 			return fmt.Errorf("%w: %w", errHandoff, err)
 		}
 	}

@@ -259,6 +259,117 @@ func (MailDirection) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{3}
 }
 
+// QuarantineAction is what an operator does to a quarantined message.
+type QuarantineAction int32
+
+const (
+	QuarantineAction_QUARANTINE_ACTION_UNSPECIFIED QuarantineAction = 0
+	// QUARANTINE_ACTION_RELEASE: deliver it to its recipients; it leaves
+	// the quarantine and is not quarantined again by the same verdict.
+	QuarantineAction_QUARANTINE_ACTION_RELEASE QuarantineAction = 1
+	// QUARANTINE_ACTION_RELEASE_TO: deliver a copy to the addresses of to;
+	// it stays in the quarantine.
+	QuarantineAction_QUARANTINE_ACTION_RELEASE_TO QuarantineAction = 2
+	// QUARANTINE_ACTION_DELETE: remove it.
+	QuarantineAction_QUARANTINE_ACTION_DELETE QuarantineAction = 3
+)
+
+// Enum value maps for QuarantineAction.
+var (
+	QuarantineAction_name = map[int32]string{
+		0: "QUARANTINE_ACTION_UNSPECIFIED",
+		1: "QUARANTINE_ACTION_RELEASE",
+		2: "QUARANTINE_ACTION_RELEASE_TO",
+		3: "QUARANTINE_ACTION_DELETE",
+	}
+	QuarantineAction_value = map[string]int32{
+		"QUARANTINE_ACTION_UNSPECIFIED": 0,
+		"QUARANTINE_ACTION_RELEASE":     1,
+		"QUARANTINE_ACTION_RELEASE_TO":  2,
+		"QUARANTINE_ACTION_DELETE":      3,
+	}
+)
+
+func (x QuarantineAction) Enum() *QuarantineAction {
+	p := new(QuarantineAction)
+	*p = x
+	return p
+}
+
+func (x QuarantineAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuarantineAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[4].Descriptor()
+}
+
+func (QuarantineAction) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[4]
+}
+
+func (x QuarantineAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuarantineAction.Descriptor instead.
+func (QuarantineAction) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{4}
+}
+
+// QuarantineEventKind is what happened to a quarantined message.
+type QuarantineEventKind int32
+
+const (
+	QuarantineEventKind_QUARANTINE_EVENT_KIND_UNSPECIFIED QuarantineEventKind = 0
+	// QUARANTINE_EVENT_KIND_EVICTED: removed, oldest first, by the quarantine's bounds.
+	QuarantineEventKind_QUARANTINE_EVENT_KIND_EVICTED QuarantineEventKind = 1
+	// QUARANTINE_EVENT_KIND_NOT_HELD: the central said quarantine, but
+	// nothing was left to withhold (delivered unscanned before the verdict).
+	QuarantineEventKind_QUARANTINE_EVENT_KIND_NOT_HELD QuarantineEventKind = 2
+)
+
+// Enum value maps for QuarantineEventKind.
+var (
+	QuarantineEventKind_name = map[int32]string{
+		0: "QUARANTINE_EVENT_KIND_UNSPECIFIED",
+		1: "QUARANTINE_EVENT_KIND_EVICTED",
+		2: "QUARANTINE_EVENT_KIND_NOT_HELD",
+	}
+	QuarantineEventKind_value = map[string]int32{
+		"QUARANTINE_EVENT_KIND_UNSPECIFIED": 0,
+		"QUARANTINE_EVENT_KIND_EVICTED":     1,
+		"QUARANTINE_EVENT_KIND_NOT_HELD":    2,
+	}
+)
+
+func (x QuarantineEventKind) Enum() *QuarantineEventKind {
+	p := new(QuarantineEventKind)
+	*p = x
+	return p
+}
+
+func (x QuarantineEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuarantineEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_sensor_proto_enumTypes[5].Descriptor()
+}
+
+func (QuarantineEventKind) Type() protoreflect.EnumType {
+	return &file_osprey_v1_sensor_proto_enumTypes[5]
+}
+
+func (x QuarantineEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuarantineEventKind.Descriptor instead.
+func (QuarantineEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{5}
+}
+
 // QueueState is the state of a recipient in a gateway's delivery queue.
 type QueueState int32
 
@@ -309,11 +420,11 @@ func (x QueueState) String() string {
 }
 
 func (QueueState) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_sensor_proto_enumTypes[4].Descriptor()
+	return file_osprey_v1_sensor_proto_enumTypes[6].Descriptor()
 }
 
 func (QueueState) Type() protoreflect.EnumType {
-	return &file_osprey_v1_sensor_proto_enumTypes[4]
+	return &file_osprey_v1_sensor_proto_enumTypes[6]
 }
 
 func (x QueueState) Number() protoreflect.EnumNumber {
@@ -322,7 +433,7 @@ func (x QueueState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueueState.Descriptor instead.
 func (QueueState) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{4}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{6}
 }
 
 // QueueAction is what an operator does to one queued message.
@@ -373,11 +484,11 @@ func (x QueueAction) String() string {
 }
 
 func (QueueAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_sensor_proto_enumTypes[5].Descriptor()
+	return file_osprey_v1_sensor_proto_enumTypes[7].Descriptor()
 }
 
 func (QueueAction) Type() protoreflect.EnumType {
-	return &file_osprey_v1_sensor_proto_enumTypes[5]
+	return &file_osprey_v1_sensor_proto_enumTypes[7]
 }
 
 func (x QueueAction) Number() protoreflect.EnumNumber {
@@ -386,7 +497,7 @@ func (x QueueAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueueAction.Descriptor instead.
 func (QueueAction) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{5}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{7}
 }
 
 // GatewayControl is what an operator does to a gateway sensor as a whole
@@ -438,11 +549,11 @@ func (x GatewayControl) String() string {
 }
 
 func (GatewayControl) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_sensor_proto_enumTypes[6].Descriptor()
+	return file_osprey_v1_sensor_proto_enumTypes[8].Descriptor()
 }
 
 func (GatewayControl) Type() protoreflect.EnumType {
-	return &file_osprey_v1_sensor_proto_enumTypes[6]
+	return &file_osprey_v1_sensor_proto_enumTypes[8]
 }
 
 func (x GatewayControl) Number() protoreflect.EnumNumber {
@@ -451,14 +562,14 @@ func (x GatewayControl) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GatewayControl.Descriptor instead.
 func (GatewayControl) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{6}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{8}
 }
 
 type SensorError_Code int32
 
 const (
 	SensorError_CODE_UNSPECIFIED SensorError_Code = 0
-	// CODE_NOT_FOUND: no such message in the queue.
+	// CODE_NOT_FOUND: no such message in the queue (or the quarantine).
 	SensorError_CODE_NOT_FOUND SensorError_Code = 1
 	// CODE_INVALID: the request is malformed (a bad page token, ...).
 	SensorError_CODE_INVALID SensorError_Code = 2
@@ -497,11 +608,11 @@ func (x SensorError_Code) String() string {
 }
 
 func (SensorError_Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_sensor_proto_enumTypes[7].Descriptor()
+	return file_osprey_v1_sensor_proto_enumTypes[9].Descriptor()
 }
 
 func (SensorError_Code) Type() protoreflect.EnumType {
-	return &file_osprey_v1_sensor_proto_enumTypes[7]
+	return &file_osprey_v1_sensor_proto_enumTypes[9]
 }
 
 func (x SensorError_Code) Number() protoreflect.EnumNumber {
@@ -510,7 +621,7 @@ func (x SensorError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SensorError_Code.Descriptor instead.
 func (SensorError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33, 0}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{42, 0}
 }
 
 // EnrollRequest carries the join token's id and secret and a PKCS#10 CSR.
@@ -763,6 +874,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Refusals
 	//	*ConnectRequest_Reply
 	//	*ConnectRequest_Deliveries
+	//	*ConnectRequest_Quarantine
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -877,6 +989,15 @@ func (x *ConnectRequest) GetDeliveries() *DeliveryReport {
 	return nil
 }
 
+func (x *ConnectRequest) GetQuarantine() *QuarantineReport {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_Quarantine); ok {
+			return x.Quarantine
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -913,6 +1034,10 @@ type ConnectRequest_Deliveries struct {
 	Deliveries *DeliveryReport `protobuf:"bytes,8,opt,name=deliveries,proto3,oneof"`
 }
 
+type ConnectRequest_Quarantine struct {
+	Quarantine *QuarantineReport `protobuf:"bytes,9,opt,name=quarantine,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Ack) isConnectRequest_Msg() {}
@@ -928,6 +1053,8 @@ func (*ConnectRequest_Refusals) isConnectRequest_Msg() {}
 func (*ConnectRequest_Reply) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Deliveries) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_Quarantine) isConnectRequest_Msg() {}
 
 // RefusalReport carries what a sensor refused since its last report, for
 // the message audit log: each refused attempt counted per client, reason
@@ -2749,6 +2876,9 @@ type SensorRequest struct {
 	//	*SensorRequest_QueueGet
 	//	*SensorRequest_QueueAction
 	//	*SensorRequest_Control
+	//	*SensorRequest_QuarantineGet
+	//	*SensorRequest_QuarantineAction
+	//	*SensorRequest_QuarantineRead
 	Op            isSensorRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2834,6 +2964,33 @@ func (x *SensorRequest) GetControl() *GatewayControlRequest {
 	return nil
 }
 
+func (x *SensorRequest) GetQuarantineGet() *QuarantineGetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SensorRequest_QuarantineGet); ok {
+			return x.QuarantineGet
+		}
+	}
+	return nil
+}
+
+func (x *SensorRequest) GetQuarantineAction() *QuarantineActionRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SensorRequest_QuarantineAction); ok {
+			return x.QuarantineAction
+		}
+	}
+	return nil
+}
+
+func (x *SensorRequest) GetQuarantineRead() *QuarantineReadRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SensorRequest_QuarantineRead); ok {
+			return x.QuarantineRead
+		}
+	}
+	return nil
+}
+
 type isSensorRequest_Op interface {
 	isSensorRequest_Op()
 }
@@ -2854,6 +3011,18 @@ type SensorRequest_Control struct {
 	Control *GatewayControlRequest `protobuf:"bytes,5,opt,name=control,proto3,oneof"`
 }
 
+type SensorRequest_QuarantineGet struct {
+	QuarantineGet *QuarantineGetRequest `protobuf:"bytes,6,opt,name=quarantine_get,json=quarantineGet,proto3,oneof"`
+}
+
+type SensorRequest_QuarantineAction struct {
+	QuarantineAction *QuarantineActionRequest `protobuf:"bytes,7,opt,name=quarantine_action,json=quarantineAction,proto3,oneof"`
+}
+
+type SensorRequest_QuarantineRead struct {
+	QuarantineRead *QuarantineReadRequest `protobuf:"bytes,8,opt,name=quarantine_read,json=quarantineRead,proto3,oneof"`
+}
+
 func (*SensorRequest_QueueList) isSensorRequest_Op() {}
 
 func (*SensorRequest_QueueGet) isSensorRequest_Op() {}
@@ -2861,6 +3030,644 @@ func (*SensorRequest_QueueGet) isSensorRequest_Op() {}
 func (*SensorRequest_QueueAction) isSensorRequest_Op() {}
 
 func (*SensorRequest_Control) isSensorRequest_Op() {}
+
+func (*SensorRequest_QuarantineGet) isSensorRequest_Op() {}
+
+func (*SensorRequest_QuarantineAction) isSensorRequest_Op() {}
+
+func (*SensorRequest_QuarantineRead) isSensorRequest_Op() {}
+
+// QuarantineGetRequest asks for one quarantined message, with a preview
+// of its content when preview is set.
+type QuarantineGetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Preview       bool                   `protobuf:"varint,2,opt,name=preview,proto3" json:"preview,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineGetRequest) Reset() {
+	*x = QuarantineGetRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineGetRequest) ProtoMessage() {}
+
+func (x *QuarantineGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineGetRequest.ProtoReflect.Descriptor instead.
+func (*QuarantineGetRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *QuarantineGetRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *QuarantineGetRequest) GetPreview() bool {
+	if x != nil {
+		return x.Preview
+	}
+	return false
+}
+
+type QuarantineActionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Action        QuarantineAction       `protobuf:"varint,2,opt,name=action,proto3,enum=osprey.v1.QuarantineAction" json:"action,omitempty"`
+	To            []string               `protobuf:"bytes,3,rep,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineActionRequest) Reset() {
+	*x = QuarantineActionRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineActionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineActionRequest) ProtoMessage() {}
+
+func (x *QuarantineActionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineActionRequest.ProtoReflect.Descriptor instead.
+func (*QuarantineActionRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *QuarantineActionRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *QuarantineActionRequest) GetAction() QuarantineAction {
+	if x != nil {
+		return x.Action
+	}
+	return QuarantineAction_QUARANTINE_ACTION_UNSPECIFIED
+}
+
+func (x *QuarantineActionRequest) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+// QuarantineReadRequest asks for length bytes (at most 262144) of a
+// quarantined message as it arrived, from offset: a download reads it in
+// such pieces.
+type QuarantineReadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint32                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineReadRequest) Reset() {
+	*x = QuarantineReadRequest{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineReadRequest) ProtoMessage() {}
+
+func (x *QuarantineReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineReadRequest.ProtoReflect.Descriptor instead.
+func (*QuarantineReadRequest) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *QuarantineReadRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *QuarantineReadRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *QuarantineReadRequest) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+// QuarantineEntry is a quarantined message.
+type QuarantineEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Sender        string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	Recipients    []string               `protobuf:"bytes,3,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	Direction     MailDirection          `protobuf:"varint,4,opt,name=direction,proto3,enum=osprey.v1.MailDirection" json:"direction,omitempty"`
+	Arrival       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=arrival,proto3" json:"arrival,omitempty"`
+	QuarantinedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=quarantined_at,json=quarantinedAt,proto3" json:"quarantined_at,omitempty"`
+	Verdict       string                 `protobuf:"bytes,7,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Reason        string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	Subject       string                 `protobuf:"bytes,9,opt,name=subject,proto3" json:"subject,omitempty"`
+	Size          int64                  `protobuf:"varint,10,opt,name=size,proto3" json:"size,omitempty"`
+	// preview is set when it was asked for.
+	Preview *MessagePreview `protobuf:"bytes,11,opt,name=preview,proto3" json:"preview,omitempty"`
+	// queue_id is, after a release, the id of its copy in the delivery queue.
+	QueueId       string `protobuf:"bytes,12,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineEntry) Reset() {
+	*x = QuarantineEntry{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineEntry) ProtoMessage() {}
+
+func (x *QuarantineEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineEntry.ProtoReflect.Descriptor instead.
+func (*QuarantineEntry) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *QuarantineEntry) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *QuarantineEntry) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *QuarantineEntry) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *QuarantineEntry) GetDirection() MailDirection {
+	if x != nil {
+		return x.Direction
+	}
+	return MailDirection_MAIL_DIRECTION_UNSPECIFIED
+}
+
+func (x *QuarantineEntry) GetArrival() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Arrival
+	}
+	return nil
+}
+
+func (x *QuarantineEntry) GetQuarantinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QuarantinedAt
+	}
+	return nil
+}
+
+func (x *QuarantineEntry) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *QuarantineEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantineEntry) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *QuarantineEntry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *QuarantineEntry) GetPreview() *MessagePreview {
+	if x != nil {
+		return x.Preview
+	}
+	return nil
+}
+
+func (x *QuarantineEntry) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+// MessagePreview is what an operator sees of a quarantined message
+// without opening it: its header fields, its first text part as text
+// (HTML as its source, never rendered), and its attachments.
+type MessagePreview struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Headers []*HeaderField         `protobuf:"bytes,1,rep,name=headers,proto3" json:"headers,omitempty"`
+	Text    string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// text_type is the text part's type: "text/plain" or "text/html".
+	TextType string `protobuf:"bytes,3,opt,name=text_type,json=textType,proto3" json:"text_type,omitempty"`
+	// text_truncated says the text part was longer than what text holds.
+	TextTruncated bool                 `protobuf:"varint,4,opt,name=text_truncated,json=textTruncated,proto3" json:"text_truncated,omitempty"`
+	Attachments   []*PreviewAttachment `protobuf:"bytes,5,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	// notes say what could not be read (malformed MIME, a bound hit).
+	Notes         []string `protobuf:"bytes,6,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessagePreview) Reset() {
+	*x = MessagePreview{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessagePreview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessagePreview) ProtoMessage() {}
+
+func (x *MessagePreview) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessagePreview.ProtoReflect.Descriptor instead.
+func (*MessagePreview) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MessagePreview) GetHeaders() []*HeaderField {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *MessagePreview) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *MessagePreview) GetTextType() string {
+	if x != nil {
+		return x.TextType
+	}
+	return ""
+}
+
+func (x *MessagePreview) GetTextTruncated() bool {
+	if x != nil {
+		return x.TextTruncated
+	}
+	return false
+}
+
+func (x *MessagePreview) GetAttachments() []*PreviewAttachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
+func (x *MessagePreview) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
+// PreviewAttachment is one attachment of a previewed message.
+type PreviewAttachment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filename      string                 `protobuf:"bytes,1,opt,name=filename,proto3" json:"filename,omitempty"`
+	ContentType   string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        string                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewAttachment) Reset() {
+	*x = PreviewAttachment{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewAttachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewAttachment) ProtoMessage() {}
+
+func (x *PreviewAttachment) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewAttachment.ProtoReflect.Descriptor instead.
+func (*PreviewAttachment) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PreviewAttachment) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *PreviewAttachment) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *PreviewAttachment) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PreviewAttachment) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+// QuarantineChunk is a piece of a quarantined message.
+type QuarantineChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// size is the whole message's.
+	Size          int64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineChunk) Reset() {
+	*x = QuarantineChunk{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineChunk) ProtoMessage() {}
+
+func (x *QuarantineChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineChunk.ProtoReflect.Descriptor instead.
+func (*QuarantineChunk) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *QuarantineChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *QuarantineChunk) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// QuarantineReport carries what happened in a gateway's quarantine on the
+// sensor's own account, for the central's list of quarantined messages
+// and its audit log.
+type QuarantineReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*QuarantineEvent     `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineReport) Reset() {
+	*x = QuarantineReport{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineReport) ProtoMessage() {}
+
+func (x *QuarantineReport) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineReport.ProtoReflect.Descriptor instead.
+func (*QuarantineReport) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *QuarantineReport) GetEvents() []*QuarantineEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type QuarantineEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Kind          QuarantineEventKind    `protobuf:"varint,2,opt,name=kind,proto3,enum=osprey.v1.QuarantineEventKind" json:"kind,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineEvent) Reset() {
+	*x = QuarantineEvent{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineEvent) ProtoMessage() {}
+
+func (x *QuarantineEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineEvent.ProtoReflect.Descriptor instead.
+func (*QuarantineEvent) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *QuarantineEvent) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *QuarantineEvent) GetKind() QuarantineEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return QuarantineEventKind_QUARANTINE_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *QuarantineEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
 
 // QueueListRequest selects queued messages; unset fields select all.
 // state, recipient and next_hop select the messages with one recipient
@@ -2887,7 +3694,7 @@ type QueueListRequest struct {
 
 func (x *QueueListRequest) Reset() {
 	*x = QueueListRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3706,7 @@ func (x *QueueListRequest) String() string {
 func (*QueueListRequest) ProtoMessage() {}
 
 func (x *QueueListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3719,7 @@ func (x *QueueListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueListRequest.ProtoReflect.Descriptor instead.
 func (*QueueListRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{28}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *QueueListRequest) GetState() QueueState {
@@ -2981,7 +3788,7 @@ type QueueGetRequest struct {
 
 func (x *QueueGetRequest) Reset() {
 	*x = QueueGetRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2993,7 +3800,7 @@ func (x *QueueGetRequest) String() string {
 func (*QueueGetRequest) ProtoMessage() {}
 
 func (x *QueueGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3006,7 +3813,7 @@ func (x *QueueGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueGetRequest.ProtoReflect.Descriptor instead.
 func (*QueueGetRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{29}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *QueueGetRequest) GetMessageId() string {
@@ -3026,7 +3833,7 @@ type QueueActionRequest struct {
 
 func (x *QueueActionRequest) Reset() {
 	*x = QueueActionRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3038,7 +3845,7 @@ func (x *QueueActionRequest) String() string {
 func (*QueueActionRequest) ProtoMessage() {}
 
 func (x *QueueActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3051,7 +3858,7 @@ func (x *QueueActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueActionRequest.ProtoReflect.Descriptor instead.
 func (*QueueActionRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *QueueActionRequest) GetMessageId() string {
@@ -3077,7 +3884,7 @@ type GatewayControlRequest struct {
 
 func (x *GatewayControlRequest) Reset() {
 	*x = GatewayControlRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3896,7 @@ func (x *GatewayControlRequest) String() string {
 func (*GatewayControlRequest) ProtoMessage() {}
 
 func (x *GatewayControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3909,7 @@ func (x *GatewayControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayControlRequest.ProtoReflect.Descriptor instead.
 func (*GatewayControlRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{31}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GatewayControlRequest) GetControl() GatewayControl {
@@ -3123,6 +3930,8 @@ type SensorReply struct {
 	//	*SensorReply_QueuePage
 	//	*SensorReply_QueueEntry
 	//	*SensorReply_Gateway
+	//	*SensorReply_QuarantineEntry
+	//	*SensorReply_QuarantineChunk
 	Result        isSensorReply_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3130,7 +3939,7 @@ type SensorReply struct {
 
 func (x *SensorReply) Reset() {
 	*x = SensorReply{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3951,7 @@ func (x *SensorReply) String() string {
 func (*SensorReply) ProtoMessage() {}
 
 func (x *SensorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3964,7 @@ func (x *SensorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorReply.ProtoReflect.Descriptor instead.
 func (*SensorReply) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{32}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SensorReply) GetId() string {
@@ -3206,6 +4015,24 @@ func (x *SensorReply) GetGateway() *GatewayState {
 	return nil
 }
 
+func (x *SensorReply) GetQuarantineEntry() *QuarantineEntry {
+	if x != nil {
+		if x, ok := x.Result.(*SensorReply_QuarantineEntry); ok {
+			return x.QuarantineEntry
+		}
+	}
+	return nil
+}
+
+func (x *SensorReply) GetQuarantineChunk() *QuarantineChunk {
+	if x != nil {
+		if x, ok := x.Result.(*SensorReply_QuarantineChunk); ok {
+			return x.QuarantineChunk
+		}
+	}
+	return nil
+}
+
 type isSensorReply_Result interface {
 	isSensorReply_Result()
 }
@@ -3223,11 +4050,23 @@ type SensorReply_Gateway struct {
 	Gateway *GatewayState `protobuf:"bytes,5,opt,name=gateway,proto3,oneof"`
 }
 
+type SensorReply_QuarantineEntry struct {
+	QuarantineEntry *QuarantineEntry `protobuf:"bytes,6,opt,name=quarantine_entry,json=quarantineEntry,proto3,oneof"`
+}
+
+type SensorReply_QuarantineChunk struct {
+	QuarantineChunk *QuarantineChunk `protobuf:"bytes,7,opt,name=quarantine_chunk,json=quarantineChunk,proto3,oneof"`
+}
+
 func (*SensorReply_QueuePage) isSensorReply_Result() {}
 
 func (*SensorReply_QueueEntry) isSensorReply_Result() {}
 
 func (*SensorReply_Gateway) isSensorReply_Result() {}
+
+func (*SensorReply_QuarantineEntry) isSensorReply_Result() {}
+
+func (*SensorReply_QuarantineChunk) isSensorReply_Result() {}
 
 // SensorError says why a sensor could not do what was asked.
 type SensorError struct {
@@ -3240,7 +4079,7 @@ type SensorError struct {
 
 func (x *SensorError) Reset() {
 	*x = SensorError{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3252,7 +4091,7 @@ func (x *SensorError) String() string {
 func (*SensorError) ProtoMessage() {}
 
 func (x *SensorError) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3265,7 +4104,7 @@ func (x *SensorError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorError.ProtoReflect.Descriptor instead.
 func (*SensorError) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SensorError) GetCode() SensorError_Code {
@@ -3296,7 +4135,7 @@ type QueuePage struct {
 
 func (x *QueuePage) Reset() {
 	*x = QueuePage{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3308,7 +4147,7 @@ func (x *QueuePage) String() string {
 func (*QueuePage) ProtoMessage() {}
 
 func (x *QueuePage) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3321,7 +4160,7 @@ func (x *QueuePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueuePage.ProtoReflect.Descriptor instead.
 func (*QueuePage) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{34}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *QueuePage) GetEntries() []*QueueEntry {
@@ -3366,7 +4205,7 @@ type QueueEntry struct {
 
 func (x *QueueEntry) Reset() {
 	*x = QueueEntry{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3378,7 +4217,7 @@ func (x *QueueEntry) String() string {
 func (*QueueEntry) ProtoMessage() {}
 
 func (x *QueueEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3391,7 +4230,7 @@ func (x *QueueEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueEntry.ProtoReflect.Descriptor instead.
 func (*QueueEntry) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{35}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *QueueEntry) GetMessageId() string {
@@ -3485,7 +4324,7 @@ type QueueRecipient struct {
 
 func (x *QueueRecipient) Reset() {
 	*x = QueueRecipient{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3497,7 +4336,7 @@ func (x *QueueRecipient) String() string {
 func (*QueueRecipient) ProtoMessage() {}
 
 func (x *QueueRecipient) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3510,7 +4349,7 @@ func (x *QueueRecipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecipient.ProtoReflect.Descriptor instead.
 func (*QueueRecipient) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{36}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *QueueRecipient) GetAddress() string {
@@ -3606,7 +4445,7 @@ type GatewayState struct {
 
 func (x *GatewayState) Reset() {
 	*x = GatewayState{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +4457,7 @@ func (x *GatewayState) String() string {
 func (*GatewayState) ProtoMessage() {}
 
 func (x *GatewayState) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +4470,7 @@ func (x *GatewayState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayState.ProtoReflect.Descriptor instead.
 func (*GatewayState) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{37}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GatewayState) GetSending() bool {
@@ -3694,7 +4533,7 @@ type DeliveryReport struct {
 
 func (x *DeliveryReport) Reset() {
 	*x = DeliveryReport{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3706,7 +4545,7 @@ func (x *DeliveryReport) String() string {
 func (*DeliveryReport) ProtoMessage() {}
 
 func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3719,7 +4558,7 @@ func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryReport.ProtoReflect.Descriptor instead.
 func (*DeliveryReport) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{38}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeliveryReport) GetAttempts() []*DeliveryAttempt {
@@ -3751,7 +4590,7 @@ type DeliveryAttempt struct {
 
 func (x *DeliveryAttempt) Reset() {
 	*x = DeliveryAttempt{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3763,7 +4602,7 @@ func (x *DeliveryAttempt) String() string {
 func (*DeliveryAttempt) ProtoMessage() {}
 
 func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3776,7 +4615,7 @@ func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
 func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{39}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeliveryAttempt) GetMessageId() string {
@@ -3860,7 +4699,7 @@ type DeliveryRecipient struct {
 
 func (x *DeliveryRecipient) Reset() {
 	*x = DeliveryRecipient{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3872,7 +4711,7 @@ func (x *DeliveryRecipient) String() string {
 func (*DeliveryRecipient) ProtoMessage() {}
 
 func (x *DeliveryRecipient) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3885,7 +4724,7 @@ func (x *DeliveryRecipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryRecipient.ProtoReflect.Descriptor instead.
 func (*DeliveryRecipient) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{40}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeliveryRecipient) GetAddress() string {
@@ -3952,7 +4791,7 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12)\n" +
 	"\x06sensor\x18\x02 \x01(\v2\x11.osprey.v1.SensorR\x06sensor\x12.\n" +
 	"\x04smtp\x18\x03 \x01(\v2\x1a.osprey.v1.SmtpIntegrationR\x04smtp\x12.\n" +
-	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\"\x95\x03\n" +
+	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\"\xd4\x03\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.osprey.v1.HelloH\x00R\x05hello\x12\"\n" +
 	"\x03ack\x18\x02 \x01(\v2\x0e.osprey.v1.AckH\x00R\x03ack\x12%\n" +
@@ -3963,7 +4802,10 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x05reply\x18\a \x01(\v2\x16.osprey.v1.SensorReplyH\x00R\x05reply\x12;\n" +
 	"\n" +
 	"deliveries\x18\b \x01(\v2\x19.osprey.v1.DeliveryReportH\x00R\n" +
-	"deliveriesB\x05\n" +
+	"deliveries\x12=\n" +
+	"\n" +
+	"quarantine\x18\t \x01(\v2\x1b.osprey.v1.QuarantineReportH\x00R\n" +
+	"quarantineB\x05\n" +
 	"\x03msg\"?\n" +
 	"\rRefusalReport\x12.\n" +
 	"\brefusals\x18\x01 \x03(\v2\x12.osprey.v1.RefusalR\brefusals\"\xbd\x02\n" +
@@ -4106,15 +4948,71 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\vsubject_tag\x18\x02 \x01(\tR\n" +
 	"subjectTag\x120\n" +
 	"\aheaders\x18\x03 \x03(\v2\x16.osprey.v1.HeaderFieldR\aheaders\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa0\x02\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8a\x04\n" +
 	"\rSensorRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
 	"\n" +
 	"queue_list\x18\x02 \x01(\v2\x1b.osprey.v1.QueueListRequestH\x00R\tqueueList\x129\n" +
 	"\tqueue_get\x18\x03 \x01(\v2\x1a.osprey.v1.QueueGetRequestH\x00R\bqueueGet\x12B\n" +
 	"\fqueue_action\x18\x04 \x01(\v2\x1d.osprey.v1.QueueActionRequestH\x00R\vqueueAction\x12<\n" +
-	"\acontrol\x18\x05 \x01(\v2 .osprey.v1.GatewayControlRequestH\x00R\acontrolB\x04\n" +
-	"\x02op\"\xad\x02\n" +
+	"\acontrol\x18\x05 \x01(\v2 .osprey.v1.GatewayControlRequestH\x00R\acontrol\x12H\n" +
+	"\x0equarantine_get\x18\x06 \x01(\v2\x1f.osprey.v1.QuarantineGetRequestH\x00R\rquarantineGet\x12Q\n" +
+	"\x11quarantine_action\x18\a \x01(\v2\".osprey.v1.QuarantineActionRequestH\x00R\x10quarantineAction\x12K\n" +
+	"\x0fquarantine_read\x18\b \x01(\v2 .osprey.v1.QuarantineReadRequestH\x00R\x0equarantineReadB\x04\n" +
+	"\x02op\"O\n" +
+	"\x14QuarantineGetRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x18\n" +
+	"\apreview\x18\x02 \x01(\bR\apreview\"}\n" +
+	"\x17QuarantineActionRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x123\n" +
+	"\x06action\x18\x02 \x01(\x0e2\x1b.osprey.v1.QuarantineActionR\x06action\x12\x0e\n" +
+	"\x02to\x18\x03 \x03(\tR\x02to\"f\n" +
+	"\x15QuarantineReadRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\rR\x06length\"\xc9\x03\n" +
+	"\x0fQuarantineEntry\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x03 \x03(\tR\n" +
+	"recipients\x126\n" +
+	"\tdirection\x18\x04 \x01(\x0e2\x18.osprey.v1.MailDirectionR\tdirection\x124\n" +
+	"\aarrival\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aarrival\x12A\n" +
+	"\x0equarantined_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rquarantinedAt\x12\x18\n" +
+	"\averdict\x18\a \x01(\tR\averdict\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x18\n" +
+	"\asubject\x18\t \x01(\tR\asubject\x12\x12\n" +
+	"\x04size\x18\n" +
+	" \x01(\x03R\x04size\x123\n" +
+	"\apreview\x18\v \x01(\v2\x19.osprey.v1.MessagePreviewR\apreview\x12\x19\n" +
+	"\bqueue_id\x18\f \x01(\tR\aqueueId\"\xf0\x01\n" +
+	"\x0eMessagePreview\x120\n" +
+	"\aheaders\x18\x01 \x03(\v2\x16.osprey.v1.HeaderFieldR\aheaders\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n" +
+	"\ttext_type\x18\x03 \x01(\tR\btextType\x12%\n" +
+	"\x0etext_truncated\x18\x04 \x01(\bR\rtextTruncated\x12>\n" +
+	"\vattachments\x18\x05 \x03(\v2\x1c.osprey.v1.PreviewAttachmentR\vattachments\x12\x14\n" +
+	"\x05notes\x18\x06 \x03(\tR\x05notes\"~\n" +
+	"\x11PreviewAttachment\x12\x1a\n" +
+	"\bfilename\x18\x01 \x01(\tR\bfilename\x12!\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"9\n" +
+	"\x0fQuarantineChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\"F\n" +
+	"\x10QuarantineReport\x122\n" +
+	"\x06events\x18\x01 \x03(\v2\x1a.osprey.v1.QuarantineEventR\x06events\"\x90\x01\n" +
+	"\x0fQuarantineEvent\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x122\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1e.osprey.v1.QuarantineEventKindR\x04kind\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xad\x02\n" +
 	"\x10QueueListRequest\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.osprey.v1.QueueStateR\x05state\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x1c\n" +
@@ -4133,7 +5031,7 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12.\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x16.osprey.v1.QueueActionR\x06action\"L\n" +
 	"\x15GatewayControlRequest\x123\n" +
-	"\acontrol\x18\x01 \x01(\x0e2\x19.osprey.v1.GatewayControlR\acontrol\"\xfb\x01\n" +
+	"\acontrol\x18\x01 \x01(\x0e2\x19.osprey.v1.GatewayControlR\acontrol\"\x8d\x03\n" +
 	"\vSensorReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x05error\x18\x02 \x01(\v2\x16.osprey.v1.SensorErrorR\x05error\x125\n" +
@@ -4141,7 +5039,9 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"queue_page\x18\x03 \x01(\v2\x14.osprey.v1.QueuePageH\x00R\tqueuePage\x128\n" +
 	"\vqueue_entry\x18\x04 \x01(\v2\x15.osprey.v1.QueueEntryH\x00R\n" +
 	"queueEntry\x123\n" +
-	"\agateway\x18\x05 \x01(\v2\x17.osprey.v1.GatewayStateH\x00R\agatewayB\b\n" +
+	"\agateway\x18\x05 \x01(\v2\x17.osprey.v1.GatewayStateH\x00R\agateway\x12G\n" +
+	"\x10quarantine_entry\x18\x06 \x01(\v2\x1a.osprey.v1.QuarantineEntryH\x00R\x0fquarantineEntry\x12G\n" +
+	"\x10quarantine_chunk\x18\a \x01(\v2\x1a.osprey.v1.QuarantineChunkH\x00R\x0fquarantineChunkB\b\n" +
 	"\x06result\"\xc5\x01\n" +
 	"\vSensorError\x12/\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1b.osprey.v1.SensorError.CodeR\x04code\x12\x18\n" +
@@ -4236,7 +5136,16 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\rMailDirection\x12\x1e\n" +
 	"\x1aMAIL_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16MAIL_DIRECTION_INBOUND\x10\x01\x12\x1b\n" +
-	"\x17MAIL_DIRECTION_OUTBOUND\x10\x02*\xc2\x01\n" +
+	"\x17MAIL_DIRECTION_OUTBOUND\x10\x02*\x94\x01\n" +
+	"\x10QuarantineAction\x12!\n" +
+	"\x1dQUARANTINE_ACTION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19QUARANTINE_ACTION_RELEASE\x10\x01\x12 \n" +
+	"\x1cQUARANTINE_ACTION_RELEASE_TO\x10\x02\x12\x1c\n" +
+	"\x18QUARANTINE_ACTION_DELETE\x10\x03*\x83\x01\n" +
+	"\x13QuarantineEventKind\x12%\n" +
+	"!QUARANTINE_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dQUARANTINE_EVENT_KIND_EVICTED\x10\x01\x12\"\n" +
+	"\x1eQUARANTINE_EVENT_KIND_NOT_HELD\x10\x02*\xc2\x01\n" +
 	"\n" +
 	"QueueState\x12\x1b\n" +
 	"\x17QUEUE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -4278,156 +5187,183 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_sensor_proto_rawDescData
 }
 
-var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_osprey_v1_sensor_proto_goTypes = []any{
-	(IntegrationState)(0),         // 0: osprey.v1.IntegrationState
-	(SpoolState)(0),               // 1: osprey.v1.SpoolState
-	(MailSource)(0),               // 2: osprey.v1.MailSource
-	(MailDirection)(0),            // 3: osprey.v1.MailDirection
-	(QueueState)(0),               // 4: osprey.v1.QueueState
-	(QueueAction)(0),              // 5: osprey.v1.QueueAction
-	(GatewayControl)(0),           // 6: osprey.v1.GatewayControl
-	(SensorError_Code)(0),         // 7: osprey.v1.SensorError.Code
-	(*EnrollRequest)(nil),         // 8: osprey.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 9: osprey.v1.EnrollResponse
-	(*SensorConfig)(nil),          // 10: osprey.v1.SensorConfig
-	(*ConnectRequest)(nil),        // 11: osprey.v1.ConnectRequest
-	(*RefusalReport)(nil),         // 12: osprey.v1.RefusalReport
-	(*Refusal)(nil),               // 13: osprey.v1.Refusal
-	(*Hello)(nil),                 // 14: osprey.v1.Hello
-	(*Ack)(nil),                   // 15: osprey.v1.Ack
-	(*Nack)(nil),                  // 16: osprey.v1.Nack
-	(*SensorStatus)(nil),          // 17: osprey.v1.SensorStatus
-	(*IntegrationStatus)(nil),     // 18: osprey.v1.IntegrationStatus
-	(*SpoolStatus)(nil),           // 19: osprey.v1.SpoolStatus
-	(*RenewRequest)(nil),          // 20: osprey.v1.RenewRequest
-	(*ConnectResponse)(nil),       // 21: osprey.v1.ConnectResponse
-	(*CertificatePolicy)(nil),     // 22: osprey.v1.CertificatePolicy
-	(*RenewResponse)(nil),         // 23: osprey.v1.RenewResponse
-	(*ReissueRequest)(nil),        // 24: osprey.v1.ReissueRequest
-	(*ReissueResponse)(nil),       // 25: osprey.v1.ReissueResponse
-	(*ReissueChallenge)(nil),      // 26: osprey.v1.ReissueChallenge
-	(*ReissuedCertificate)(nil),   // 27: osprey.v1.ReissuedCertificate
-	(*Envelope)(nil),              // 28: osprey.v1.Envelope
-	(*AuthResults)(nil),           // 29: osprey.v1.AuthResults
-	(*DkimResult)(nil),            // 30: osprey.v1.DkimResult
-	(*UploadRequest)(nil),         // 31: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),          // 32: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),        // 33: osprey.v1.UploadResponse
-	(*Disposition)(nil),           // 34: osprey.v1.Disposition
-	(*SensorRequest)(nil),         // 35: osprey.v1.SensorRequest
-	(*QueueListRequest)(nil),      // 36: osprey.v1.QueueListRequest
-	(*QueueGetRequest)(nil),       // 37: osprey.v1.QueueGetRequest
-	(*QueueActionRequest)(nil),    // 38: osprey.v1.QueueActionRequest
-	(*GatewayControlRequest)(nil), // 39: osprey.v1.GatewayControlRequest
-	(*SensorReply)(nil),           // 40: osprey.v1.SensorReply
-	(*SensorError)(nil),           // 41: osprey.v1.SensorError
-	(*QueuePage)(nil),             // 42: osprey.v1.QueuePage
-	(*QueueEntry)(nil),            // 43: osprey.v1.QueueEntry
-	(*QueueRecipient)(nil),        // 44: osprey.v1.QueueRecipient
-	(*GatewayState)(nil),          // 45: osprey.v1.GatewayState
-	(*DeliveryReport)(nil),        // 46: osprey.v1.DeliveryReport
-	(*DeliveryAttempt)(nil),       // 47: osprey.v1.DeliveryAttempt
-	(*DeliveryRecipient)(nil),     // 48: osprey.v1.DeliveryRecipient
-	nil,                           // 49: osprey.v1.SensorStatus.CountersEntry
-	nil,                           // 50: osprey.v1.IntegrationStatus.RefusalsEntry
-	(SensorState)(0),              // 51: osprey.v1.SensorState
-	(*Sensor)(nil),                // 52: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),       // 53: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),       // 54: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil), // 55: google.protobuf.Timestamp
-	(VerdictAction)(0),            // 56: osprey.v1.VerdictAction
-	(*HeaderField)(nil),           // 57: osprey.v1.HeaderField
-	(*durationpb.Duration)(nil),   // 58: google.protobuf.Duration
+	(IntegrationState)(0),           // 0: osprey.v1.IntegrationState
+	(SpoolState)(0),                 // 1: osprey.v1.SpoolState
+	(MailSource)(0),                 // 2: osprey.v1.MailSource
+	(MailDirection)(0),              // 3: osprey.v1.MailDirection
+	(QuarantineAction)(0),           // 4: osprey.v1.QuarantineAction
+	(QuarantineEventKind)(0),        // 5: osprey.v1.QuarantineEventKind
+	(QueueState)(0),                 // 6: osprey.v1.QueueState
+	(QueueAction)(0),                // 7: osprey.v1.QueueAction
+	(GatewayControl)(0),             // 8: osprey.v1.GatewayControl
+	(SensorError_Code)(0),           // 9: osprey.v1.SensorError.Code
+	(*EnrollRequest)(nil),           // 10: osprey.v1.EnrollRequest
+	(*EnrollResponse)(nil),          // 11: osprey.v1.EnrollResponse
+	(*SensorConfig)(nil),            // 12: osprey.v1.SensorConfig
+	(*ConnectRequest)(nil),          // 13: osprey.v1.ConnectRequest
+	(*RefusalReport)(nil),           // 14: osprey.v1.RefusalReport
+	(*Refusal)(nil),                 // 15: osprey.v1.Refusal
+	(*Hello)(nil),                   // 16: osprey.v1.Hello
+	(*Ack)(nil),                     // 17: osprey.v1.Ack
+	(*Nack)(nil),                    // 18: osprey.v1.Nack
+	(*SensorStatus)(nil),            // 19: osprey.v1.SensorStatus
+	(*IntegrationStatus)(nil),       // 20: osprey.v1.IntegrationStatus
+	(*SpoolStatus)(nil),             // 21: osprey.v1.SpoolStatus
+	(*RenewRequest)(nil),            // 22: osprey.v1.RenewRequest
+	(*ConnectResponse)(nil),         // 23: osprey.v1.ConnectResponse
+	(*CertificatePolicy)(nil),       // 24: osprey.v1.CertificatePolicy
+	(*RenewResponse)(nil),           // 25: osprey.v1.RenewResponse
+	(*ReissueRequest)(nil),          // 26: osprey.v1.ReissueRequest
+	(*ReissueResponse)(nil),         // 27: osprey.v1.ReissueResponse
+	(*ReissueChallenge)(nil),        // 28: osprey.v1.ReissueChallenge
+	(*ReissuedCertificate)(nil),     // 29: osprey.v1.ReissuedCertificate
+	(*Envelope)(nil),                // 30: osprey.v1.Envelope
+	(*AuthResults)(nil),             // 31: osprey.v1.AuthResults
+	(*DkimResult)(nil),              // 32: osprey.v1.DkimResult
+	(*UploadRequest)(nil),           // 33: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),            // 34: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),          // 35: osprey.v1.UploadResponse
+	(*Disposition)(nil),             // 36: osprey.v1.Disposition
+	(*SensorRequest)(nil),           // 37: osprey.v1.SensorRequest
+	(*QuarantineGetRequest)(nil),    // 38: osprey.v1.QuarantineGetRequest
+	(*QuarantineActionRequest)(nil), // 39: osprey.v1.QuarantineActionRequest
+	(*QuarantineReadRequest)(nil),   // 40: osprey.v1.QuarantineReadRequest
+	(*QuarantineEntry)(nil),         // 41: osprey.v1.QuarantineEntry
+	(*MessagePreview)(nil),          // 42: osprey.v1.MessagePreview
+	(*PreviewAttachment)(nil),       // 43: osprey.v1.PreviewAttachment
+	(*QuarantineChunk)(nil),         // 44: osprey.v1.QuarantineChunk
+	(*QuarantineReport)(nil),        // 45: osprey.v1.QuarantineReport
+	(*QuarantineEvent)(nil),         // 46: osprey.v1.QuarantineEvent
+	(*QueueListRequest)(nil),        // 47: osprey.v1.QueueListRequest
+	(*QueueGetRequest)(nil),         // 48: osprey.v1.QueueGetRequest
+	(*QueueActionRequest)(nil),      // 49: osprey.v1.QueueActionRequest
+	(*GatewayControlRequest)(nil),   // 50: osprey.v1.GatewayControlRequest
+	(*SensorReply)(nil),             // 51: osprey.v1.SensorReply
+	(*SensorError)(nil),             // 52: osprey.v1.SensorError
+	(*QueuePage)(nil),               // 53: osprey.v1.QueuePage
+	(*QueueEntry)(nil),              // 54: osprey.v1.QueueEntry
+	(*QueueRecipient)(nil),          // 55: osprey.v1.QueueRecipient
+	(*GatewayState)(nil),            // 56: osprey.v1.GatewayState
+	(*DeliveryReport)(nil),          // 57: osprey.v1.DeliveryReport
+	(*DeliveryAttempt)(nil),         // 58: osprey.v1.DeliveryAttempt
+	(*DeliveryRecipient)(nil),       // 59: osprey.v1.DeliveryRecipient
+	nil,                             // 60: osprey.v1.SensorStatus.CountersEntry
+	nil,                             // 61: osprey.v1.IntegrationStatus.RefusalsEntry
+	(SensorState)(0),                // 62: osprey.v1.SensorState
+	(*Sensor)(nil),                  // 63: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),         // 64: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),         // 65: osprey.v1.Pop3Integration
+	(*timestamppb.Timestamp)(nil),   // 66: google.protobuf.Timestamp
+	(VerdictAction)(0),              // 67: osprey.v1.VerdictAction
+	(*HeaderField)(nil),             // 68: osprey.v1.HeaderField
+	(*durationpb.Duration)(nil),     // 69: google.protobuf.Duration
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	51, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	52, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	53, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	54, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
-	14, // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
-	15, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
-	16, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
-	17, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
-	20, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
-	12, // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
-	40, // 10: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
-	46, // 11: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
-	13, // 12: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
-	55, // 13: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
-	55, // 14: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
-	55, // 15: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
-	49, // 16: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
-	18, // 17: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
-	18, // 18: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
-	19, // 19: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
-	45, // 20: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
-	0,  // 21: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
-	55, // 22: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	55, // 23: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	55, // 24: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
-	50, // 25: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
-	1,  // 26: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
-	10, // 27: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	23, // 28: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	22, // 29: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	35, // 30: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
-	26, // 31: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
-	27, // 32: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	55, // 33: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	3,  // 34: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
-	29, // 35: osprey.v1.Envelope.auth:type_name -> osprey.v1.AuthResults
-	30, // 36: osprey.v1.AuthResults.dkim:type_name -> osprey.v1.DkimResult
-	32, // 37: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	2,  // 38: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	28, // 39: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	34, // 40: osprey.v1.UploadResponse.disposition:type_name -> osprey.v1.Disposition
-	56, // 41: osprey.v1.Disposition.action:type_name -> osprey.v1.VerdictAction
-	57, // 42: osprey.v1.Disposition.headers:type_name -> osprey.v1.HeaderField
-	36, // 43: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
-	37, // 44: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
-	38, // 45: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
-	39, // 46: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
-	4,  // 47: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
-	58, // 48: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
-	58, // 49: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
-	5,  // 50: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
-	6,  // 51: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
-	41, // 52: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
-	42, // 53: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
-	43, // 54: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
-	45, // 55: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
-	7,  // 56: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
-	43, // 57: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
-	45, // 58: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
-	55, // 59: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
-	3,  // 60: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
-	44, // 61: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
-	4,  // 62: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
-	55, // 63: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	55, // 64: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
-	55, // 65: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
-	47, // 66: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
-	3,  // 67: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
-	55, // 68: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
-	58, // 69: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
-	48, // 70: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
-	4,  // 71: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
-	55, // 72: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	8,  // 73: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	11, // 74: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	31, // 75: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	24, // 76: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	9,  // 77: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	21, // 78: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	33, // 79: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	25, // 80: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	77, // [77:81] is the sub-list for method output_type
-	73, // [73:77] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	62, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	63, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	64, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	65, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	16, // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
+	17, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
+	18, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
+	19, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
+	22, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
+	14, // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
+	51, // 10: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
+	57, // 11: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
+	45, // 12: osprey.v1.ConnectRequest.quarantine:type_name -> osprey.v1.QuarantineReport
+	15, // 13: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
+	66, // 14: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
+	66, // 15: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
+	66, // 16: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
+	60, // 17: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	20, // 18: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
+	20, // 19: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
+	21, // 20: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
+	56, // 21: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
+	0,  // 22: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
+	66, // 23: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	66, // 24: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	66, // 25: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	61, // 26: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	1,  // 27: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
+	12, // 28: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
+	25, // 29: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	24, // 30: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	37, // 31: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
+	28, // 32: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	29, // 33: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	66, // 34: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 35: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
+	31, // 36: osprey.v1.Envelope.auth:type_name -> osprey.v1.AuthResults
+	32, // 37: osprey.v1.AuthResults.dkim:type_name -> osprey.v1.DkimResult
+	34, // 38: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 39: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	30, // 40: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	36, // 41: osprey.v1.UploadResponse.disposition:type_name -> osprey.v1.Disposition
+	67, // 42: osprey.v1.Disposition.action:type_name -> osprey.v1.VerdictAction
+	68, // 43: osprey.v1.Disposition.headers:type_name -> osprey.v1.HeaderField
+	47, // 44: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
+	48, // 45: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
+	49, // 46: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
+	50, // 47: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
+	38, // 48: osprey.v1.SensorRequest.quarantine_get:type_name -> osprey.v1.QuarantineGetRequest
+	39, // 49: osprey.v1.SensorRequest.quarantine_action:type_name -> osprey.v1.QuarantineActionRequest
+	40, // 50: osprey.v1.SensorRequest.quarantine_read:type_name -> osprey.v1.QuarantineReadRequest
+	4,  // 51: osprey.v1.QuarantineActionRequest.action:type_name -> osprey.v1.QuarantineAction
+	3,  // 52: osprey.v1.QuarantineEntry.direction:type_name -> osprey.v1.MailDirection
+	66, // 53: osprey.v1.QuarantineEntry.arrival:type_name -> google.protobuf.Timestamp
+	66, // 54: osprey.v1.QuarantineEntry.quarantined_at:type_name -> google.protobuf.Timestamp
+	42, // 55: osprey.v1.QuarantineEntry.preview:type_name -> osprey.v1.MessagePreview
+	68, // 56: osprey.v1.MessagePreview.headers:type_name -> osprey.v1.HeaderField
+	43, // 57: osprey.v1.MessagePreview.attachments:type_name -> osprey.v1.PreviewAttachment
+	46, // 58: osprey.v1.QuarantineReport.events:type_name -> osprey.v1.QuarantineEvent
+	5,  // 59: osprey.v1.QuarantineEvent.kind:type_name -> osprey.v1.QuarantineEventKind
+	66, // 60: osprey.v1.QuarantineEvent.at:type_name -> google.protobuf.Timestamp
+	6,  // 61: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
+	69, // 62: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
+	69, // 63: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
+	7,  // 64: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
+	8,  // 65: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
+	52, // 66: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
+	53, // 67: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
+	54, // 68: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
+	56, // 69: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
+	41, // 70: osprey.v1.SensorReply.quarantine_entry:type_name -> osprey.v1.QuarantineEntry
+	44, // 71: osprey.v1.SensorReply.quarantine_chunk:type_name -> osprey.v1.QuarantineChunk
+	9,  // 72: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
+	54, // 73: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
+	56, // 74: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
+	66, // 75: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
+	3,  // 76: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
+	55, // 77: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
+	6,  // 78: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
+	66, // 79: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	66, // 80: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
+	66, // 81: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
+	58, // 82: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
+	3,  // 83: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
+	66, // 84: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
+	69, // 85: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
+	59, // 86: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
+	6,  // 87: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
+	66, // 88: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	10, // 89: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	13, // 90: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	33, // 91: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	26, // 92: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	11, // 93: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	23, // 94: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	35, // 95: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	27, // 96: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	93, // [93:97] is the sub-list for method output_type
+	89, // [89:93] is the sub-list for method input_type
+	89, // [89:89] is the sub-list for extension type_name
+	89, // [89:89] is the sub-list for extension extendee
+	0,  // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -4445,6 +5381,7 @@ func file_osprey_v1_sensor_proto_init() {
 		(*ConnectRequest_Refusals)(nil),
 		(*ConnectRequest_Reply)(nil),
 		(*ConnectRequest_Deliveries)(nil),
+		(*ConnectRequest_Quarantine)(nil),
 	}
 	file_osprey_v1_sensor_proto_msgTypes[13].OneofWrappers = []any{
 		(*ConnectResponse_Config)(nil),
@@ -4465,19 +5402,24 @@ func file_osprey_v1_sensor_proto_init() {
 		(*SensorRequest_QueueGet)(nil),
 		(*SensorRequest_QueueAction)(nil),
 		(*SensorRequest_Control)(nil),
+		(*SensorRequest_QuarantineGet)(nil),
+		(*SensorRequest_QuarantineAction)(nil),
+		(*SensorRequest_QuarantineRead)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[32].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[41].OneofWrappers = []any{
 		(*SensorReply_QueuePage)(nil),
 		(*SensorReply_QueueEntry)(nil),
 		(*SensorReply_Gateway)(nil),
+		(*SensorReply_QuarantineEntry)(nil),
+		(*SensorReply_QuarantineChunk)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   43,
+			NumEnums:      10,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
