@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -25,10 +24,7 @@ func spamPipeline(t *testing.T, o rspamd.Options, clock *clocktest.Clock) (*Pipe
 	t.Helper()
 	etcd := etcdtest.Start(t)
 	rules := store.NewRuleCache(store.New(etcd.Client()), store.CacheOptions{})
-	runCtx, stop := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- rules.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	runCache(t, rules)
 	scanner, err := scan.New(scan.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

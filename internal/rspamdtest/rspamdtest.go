@@ -1,8 +1,8 @@
 // Package rspamdtest runs a private Rspamd daemon (Debian's rspamd package)
 // for the tests and benchmarks of the spam engine: the packaged rules, with
 // its own configuration, database, pid file and temporary files in a
-// directory of its own, and its log kept in memory. No Redis: the modules
-// that need one turn themselves off.
+// directory of its own, its log there too. No Redis: the modules that need
+// one turn themselves off.
 //
 // Its normal worker (the one that answers /checkv2) serves a loopback
 // listener that this process binds on 127.0.0.1:0 and hands over the way
@@ -13,10 +13,10 @@
 package rspamdtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -69,7 +69,6 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the daemon exited
 	err  error         // why, once done is closed
-	out  syncBuffer
 
 	stopOnce sync.Once
 }
@@ -115,11 +114,11 @@ func New(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop rspamd: %v", err)
-		}
 		if t.Failed() {
 			t.Logf("rspamd's log:\n%s", s.Log())
+		}
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop rspamd: %v", err)
 		}
 	})
 	return s
@@ -138,10 +137,9 @@ options {
 }
 
 logging {
-  type = "console";
+  type = "file";
+  filename = "$LOGDIR/rspamd.log";
   level = "%s";
-  color = false;
-  systemd = false;
 }
 
 worker "normal" {
@@ -199,7 +197,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 
 	args := []string{"-f", "-c", filepath.Join(dir, "rspamd.conf"),
 		"--var=DBDIR=" + filepath.Join(dir, "db"), "--var=RUNDIR=" + dir,
-		"--var=LOGDIR=" + dir, "--var=LOCAL_CONFDIR=" + filepath.Join(dir, "local")}
+		"--var=LOGDIR=" + filepath.Join(dir, "log"), "--var=LOCAL_CONFDIR=" + filepath.Join(dir, "local")}
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("_rspamd"); err == nil {
 			args = append(args, "-u", "_rspamd", "-g", "_rspamd")
@@ -211,7 +209,13 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	s.cmd.Dir = dir
 	s.cmd.Env = append(os.Environ(), "LISTEN_FDS=1")
 	s.cmd.ExtraFiles = []*os.File{lnFile} // descriptor 3
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
+	// What rspamd says before its log is open goes to a file beside it.
+	console, err := os.Create(filepath.Join(dir, "log", "console.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer console.Close() // the daemon holds its own copy
+	s.cmd.Stdout, s.cmd.Stderr = console, console
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start rspamd: %w", err)
@@ -233,7 +237,7 @@ func (s *Server) prepare(o Options) error {
 	if err := os.Chmod(s.dir, 0o755); err != nil {
 		return err
 	}
-	for _, d := range []string{"db", "local", "local/override.d", "tmp"} {
+	for _, d := range []string{"db", "log", "local", "local/override.d", "tmp"} {
 		if err := os.Mkdir(filepath.Join(s.dir, d), 0o755); err != nil {
 			return err
 		}
@@ -267,7 +271,7 @@ func (s *Server) prepare(o Options) error {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	for _, d := range []string{"db", "tmp"} {
+	for _, d := range []string{"db", "log", "tmp"} {
 		if err := os.Chown(filepath.Join(s.dir, d), uid, gid); err != nil {
 			return err
 		}
@@ -341,9 +345,8 @@ func (s *Server) ping(ctx context.Context, client *http.Client) bool {
 		return false
 	}
 	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	return resp.StatusCode == http.StatusOK && strings.TrimSpace(b.String()) == "pong"
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64))
+	return err == nil && resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "pong"
 }
 
 // Stop stops the daemon and its workers, closes the listener (so the
@@ -389,29 +392,21 @@ func (s *Server) Stall(t testing.TB) (resume func()) {
 }
 
 // Log returns what rspamd logged (notices and worse, infos too with
-// Options.WaitCompiled), its first maxLog bytes.
-func (s *Server) Log() string { return s.out.String() }
-
-// maxLog bounds the log kept: a benchmark has rspamd log a line per
-// message.
-const maxLog = 4 << 20
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if room := maxLog - s.b.Len(); room > 0 {
-		s.b.Write(p[:min(len(p), room)])
+// Options.WaitCompiled), at most maxLog bytes of each of its two files;
+// nothing once it is stopped.
+func (s *Server) Log() string {
+	var b strings.Builder
+	for _, name := range []string{"console.log", "rspamd.log"} {
+		f, err := os.Open(filepath.Join(s.dir, "log", name))
+		if err != nil {
+			continue
+		}
+		io.Copy(&b, io.LimitReader(f, maxLog))
+		f.Close()
 	}
-	return len(p), nil
+	return b.String()
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// maxLog bounds what Log reads of a file: a benchmark has rspamd log a
+// line per message.
+const maxLog = 4 << 20

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ospreysec/osprey/internal/rspamdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 )
 
 func TestStartAnswersAndStops(t *testing.T) {
@@ -20,6 +21,8 @@ func TestStartAnswersAndStops(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("checkv2: got status %d, want 200", resp.StatusCode)
 	}
+	// The worker (running as rspamd's user, as root) logs each message.
+	testwait.For(t, "rspamd to log the message", func() bool { return strings.Contains(s.Log(), "rspamd_task_write_log") })
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
