@@ -273,6 +273,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Rule", Rule{}, true},
 		{"RuleList", RuleList{}, false},
 		{"Envelope", Envelope{}, false},
+		{"AuthResults", AuthResults{}, false},
+		{"DKIMResult", DKIMResult{}, false},
 		{"HeaderSummary", HeaderSummary{}, false},
 		{"Match", Match{}, false},
 		{"Attachment", Attachment{}, false},

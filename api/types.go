@@ -377,7 +377,7 @@ type SMTPGateway struct {
 	Queue *DeliveryQueueSettings `json:"queue,omitempty"`
 	// Quarantine bounds the messages the gateway keeps from delivery.
 	Quarantine *QuarantineSettings `json:"quarantine,omitempty"`
-	// SenderAuth checks SPF, DKIM and DMARC on the mail the gateway takes.
+	// SenderAuth configures the checks of SPF, DKIM and DMARC; zeros mean the defaults.
 	SenderAuth *SenderAuthSettings `json:"sender_auth,omitempty"`
 }
 
@@ -388,13 +388,37 @@ type QuarantineSettings struct {
 	MaxSize     *SizeLimit `json:"max_size,omitempty"`
 }
 
-// SenderAuthSettings configure a gateway's sender authentication (SPF, DKIM, DMARC)
-// and its Authentication-Results header.
+// SenderAuthSettings configure a gateway's sender authentication (docs/configuration.md,
+// "Sender authentication").
 type SenderAuthSettings struct {
+	// Enabled checks the mail the inbound listeners take.
 	Enabled bool `json:"enabled"`
-	// AuthservID names the gateway in Authentication-Results; empty means its HELO name.
+	// AuthservID names the gateway in the Authentication-Results header; empty means its
+	// HELO name.
 	AuthservID string `json:"authserv_id"`
+	// DMARCTempError and DMARCPermError are what a DMARC temperror and permerror count
+	// as; empty means as_is.
+	DMARCTempError AuthErrorTreatment `json:"dmarc_temperror,omitempty"`
+	DMARCPermError AuthErrorTreatment `json:"dmarc_permerror,omitempty"`
+	// LookupTimeoutMs bounds one DNS lookup (0: 2000), CheckTimeoutMs all the lookups of
+	// one check (0: 5000).
+	LookupTimeoutMs uint32 `json:"lookup_timeout_ms"`
+	CheckTimeoutMs  uint32 `json:"check_timeout_ms"`
 }
+
+// AuthErrorTreatment is what a sender authentication error counts as in the DMARC
+// result a gateway records.
+type AuthErrorTreatment string
+
+// The treatments of a DMARC temperror or permerror.
+const (
+	// AuthErrorAsIs keeps the error (the default): no DMARC policy applies.
+	AuthErrorAsIs AuthErrorTreatment = "as_is"
+	// AuthErrorFail counts it as fail.
+	AuthErrorFail AuthErrorTreatment = "fail"
+	// AuthErrorNone counts it as none, as if the domain published no DMARC record.
+	AuthErrorNone AuthErrorTreatment = "none"
+)
 
 // GatewayListener is where one direction of a gateway takes mail.
 type GatewayListener struct {
@@ -698,6 +722,8 @@ const (
 	RuleAttachmentName RuleKind = "attachment_name"
 	// RuleAttachmentExtension matches a file extension, without the dot.
 	RuleAttachmentExtension RuleKind = "attachment_extension"
+	// RuleAuthResult matches a gateway's sender authentication result, "dmarc=fail".
+	RuleAuthResult RuleKind = "auth_result"
 )
 
 // Rule is an indicator of compromise of a tenant, matched against every scanned message.
@@ -751,6 +777,32 @@ type Envelope struct {
 	// TLSVersion and TLSCipher name the TLS of the session ("TLS 1.3", "TLS_AES_128_GCM_SHA256").
 	TLSVersion string `json:"tls_version,omitempty"`
 	TLSCipher  string `json:"tls_cipher,omitempty"`
+	// Auth holds a gateway's checks of the sender, when it checks senders.
+	Auth *AuthResults `json:"auth,omitempty"`
+}
+
+// AuthResults are a gateway's checks of who sent a message, as RFC 8601 names their
+// results: "pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"; empty
+// when not checked.
+type AuthResults struct {
+	// SPF is the SPF result of SPFDomain, the MAIL FROM domain (the HELO name for a null
+	// sender).
+	SPF       string `json:"spf,omitempty"`
+	SPFDomain string `json:"spf_domain,omitempty"`
+	// DKIM has one result per DKIM-Signature, in the header's order.
+	DKIM []DKIMResult `json:"dkim,omitempty"`
+	// DMARC is the DMARC result of FromDomain, the domain of the header From; DMARCPolicy
+	// the policy it publishes ("none", "quarantine", "reject"; empty when none).
+	DMARC       string `json:"dmarc,omitempty"`
+	DMARCPolicy string `json:"dmarc_policy,omitempty"`
+	FromDomain  string `json:"from_domain,omitempty"`
+}
+
+// DKIMResult is the check of one DKIM-Signature: its result, and its d= and s=.
+type DKIMResult struct {
+	Result   string `json:"result"`
+	Domain   string `json:"domain,omitempty"`
+	Selector string `json:"selector,omitempty"`
 }
 
 // HeaderSummary is what an alert keeps of a message's headers.

@@ -212,7 +212,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		mux.Handle(p, apiHandler)
 	}
 	mux.Handle("/", ui.New(ui.Options{
-		Store: st, Messages: db, Requests: n.requests, Auth: authn, InsecureCookies: !opts.servesTLS(),
+		Store: st, Messages: db, Requests: n.requests, Quarantine: n.quarantine, Auth: authn, InsecureCookies: !opts.servesTLS(),
 		NodeName: opts.NodeName, GRPCAddr: advertised(grpcAddr), Etcd: cli,
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)

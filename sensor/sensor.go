@@ -25,6 +25,7 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
 	"github.com/ospreysec/osprey/sensor/deliveries"
+	"github.com/ospreysec/osprey/sensor/dnscache"
 	"github.com/ospreysec/osprey/sensor/gateway"
 	"github.com/ospreysec/osprey/sensor/pop3poll"
 	"github.com/ospreysec/osprey/sensor/quarantine"
@@ -90,6 +91,11 @@ type Options struct {
 	// StatusInterval is how often the sensor sends its status to the
 	// central; 0 means agent.DefaultStatusInterval (10 s).
 	StatusInterval time.Duration
+	// DNSServer is the DNS server (host:port, or an IP address for port
+	// 53) that a gateway's sender authentication and its delivery ask.
+	// Empty means the nameservers of /etc/resolv.conf for sender
+	// authentication, and the system's resolver for delivery.
+	DNSServer string
 }
 
 // Bounds of Options.SpoolMinFreeBytes, the --spool-min-free flag.
@@ -125,6 +131,11 @@ func (o Options) Validate() error {
 	}
 	if o.StatusInterval < 0 {
 		errs = append(errs, fmt.Errorf("status interval %v is negative", o.StatusInterval))
+	}
+	if o.DNSServer != "" {
+		if _, err := dnscache.ServerAddr(o.DNSServer); err != nil {
+			errs = append(errs, fmt.Errorf("--dns-server: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -191,6 +202,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err := reg.Register(delivered); err != nil {
 		return fmt.Errorf("register delivery report metrics: %w", err)
 	}
+	dns, err := newResolver(opts.DNSServer, log)
+	if err != nil {
+		return err
+	}
+	if dns.cache != nil {
+		defer dns.cache.Close()
+	}
 	// The gateway's delivery queue is open in every mode: mail it holds
 	// goes on being delivered after the sensor stops being a gateway.
 	quarantined := quarantine.NewEvents(nil)
@@ -204,6 +222,7 @@ func Run(ctx context.Context, opts Options) error {
 		OnAttempt:     delivered.Attempted,
 		Events:        quarantined,
 		Notify:        notify,
+		Resolver:      dns.delivery,
 	})
 	if err != nil {
 		return err
@@ -219,6 +238,7 @@ func Run(ctx context.Context, opts Options) error {
 		SensorID:   id.SensorID,
 		Logger:     log.With("component", "smtp"),
 		Registerer: reg,
+		Resolver:   dns.senderAuth,
 	})
 	poller, err := pop3poll.New(pop3poll.Options{
 		Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3"), Notify: notify,

@@ -36,14 +36,7 @@ type devNode struct {
 
 var etcdLine = regexp.MustCompile(`Embedded etcd:\s+(\S+)`)
 
-func startDev(t *testing.T, dataDir string) *devNode {
-	t.Helper()
-	return startDevEnv(t, dataDir)
-}
-
-// startDevEnv is startDev with more of the node's environment (flags as
-// OSPREY_<FLAG>=value).
-func startDevEnv(t *testing.T, dataDir string, env ...string) *devNode {
+func startDev(t *testing.T, dataDir string, env ...string) *devNode {
 	t.Helper()
 	p := start(t, append([]string{
 		"OSPREY_DATA_DIR=" + dataDir,

@@ -23,7 +23,7 @@ import (
 func TestRspamdOpinionInTheMessageLog(t *testing.T) {
 	swaks := requirePeer(t, "swaks")
 	srv := rspamdtest.New(t, rspamdtest.Options{})
-	d := startDevEnv(t, filepath.Join(t.TempDir(), "data"), "OSPREY_RSPAMD_URL="+srv.URL, "OSPREY_RSPAMD_TIMEOUT=2s")
+	d := startDev(t, filepath.Join(t.TempDir(), "data"), "OSPREY_RSPAMD_URL="+srv.URL, "OSPREY_RSPAMD_TIMEOUT=2s")
 	listen := loopbackPort(t)
 	d.enableSMTP(t, smtpConfig(listen))
 	host, port, _ := net.SplitHostPort(listen)

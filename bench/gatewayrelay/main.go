@@ -34,13 +34,25 @@
 // written per message are the machine's disks' (/proc/diskstats) during
 // the round: meaningful on a quiet machine only.
 //
-// Targets run in turn, the order alternating each round; each round waits
+// Targets run in turn, the order rotating each round; each round waits
 // until every message reached the sink and the gateway's spool and queue
 // are empty, and the median of the rounds is reported.
+//
+// With -senderauth the same osprey dev is a third target, "osprey+auth":
+// before each of its rounds the gateway is configured with sender
+// authentication on (SPF, DKIM, DMARC; off again for the "osprey" rounds),
+// asking a DNS server the harness runs (internal/dnstest, given as
+// --dns-server) that publishes partner.test's SPF record, DKIM key (RSA
+// 2048) and DMARC policy, with a TTL of an hour: after the first message
+// every answer comes from the sensor's cache. Every target then sends the
+// same DKIM-signed message of each size (smtp-source -F), so each osprey
+// round's messages all pass SPF, DKIM and DMARC, and the rounds without
+// the checks carry the same bytes.
 //
 // Usage (as root, with postfix installed, from the module's root):
 //
 //	go run ./bench/gatewayrelay -rounds 3 -sizes 5k,100k -messages 5000
+//	go run ./bench/gatewayrelay -rounds 3 -sizes 5k -senderauth
 //	go run ./bench/gatewayrelay -rounds 1 -sizes 5k -cpuprofile /tmp/gw.pprof
 package main
 
@@ -93,6 +105,7 @@ func main() {
 	sizeList := flag.String("sizes", "5k,100k", "message sizes, comma-separated: bytes, or with a k suffix KB")
 	messages := flag.Int("messages", 5000, "messages per round (smtp-source -m)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the osprey dev process, taken over the first 10 s of its first round of the first size, to this file")
+	senderAuth := flag.Bool("senderauth", false, "also run the gateway with sender authentication on (osprey+auth), all targets sending a DKIM-signed message")
 	flag.Parse()
 	sizes, err := parseSizes(*sizeList)
 	if err != nil {
@@ -109,7 +122,13 @@ func main() {
 	if *cpuProfile != "" {
 		pprofAddr = freePort()
 	}
-	o := startOsprey(work, sink.addr, pprofAddr)
+	var signer *authWorld
+	dnsAddr := ""
+	if *senderAuth {
+		signer = startAuthWorld()
+		dnsAddr = signer.dns.Addr
+	}
+	o := startOsprey(work, sink.addr, pprofAddr, dnsAddr)
 	sinkHost, sinkPort, _ := net.SplitHostPort(sink.addr)
 	pf, err := postfix.Start(filepath.Join(work, "postfix"), freePort(), map[string]string{
 		"relay_domains":   "example.com",
@@ -129,28 +148,36 @@ func main() {
 	atExit(pf.Stop)
 	pfGroup := postfixGroup(filepath.Join(work, "postfix", "queue"))
 
+	osprCPU := func() float64 { return cpuSeconds([]int{o.pid}) }
 	targets := []*target{
-		{name: "osprey", addr: o.gwAddr, cpu: func() float64 { return cpuSeconds([]int{o.pid}) }, o: o},
+		{name: "osprey", addr: o.gwAddr, cpu: osprCPU, o: o},
 		{name: "postfix", addr: pf.Addr, cpu: func() float64 { return cpuSeconds(groupPIDs(pfGroup)) }},
+	}
+	if *senderAuth {
+		targets = append(targets, &target{name: authTarget, addr: o.gwAddr, cpu: osprCPU, o: o, auth: true})
 	}
 	fmt.Printf("smtp-source -s %d to each relay, both delivering to one smtp-sink; %d rounds, medians; %d cores\n\n",
 		*sessions, *rounds, runtime.NumCPU())
 	type row struct {
 		size   int
 		res    map[string][]result
-		hist50 []float64
-		hist99 []float64
+		hist50 map[string][]float64
+		hist99 map[string][]float64
 	}
 	var rows []row
 	profiled := false
 	for _, size := range sizes {
-		r := row{size: size, res: map[string][]result{}}
+		r := row{size: size, res: map[string][]result{}, hist50: map[string][]float64{}, hist99: map[string][]float64{}}
+		msgFile := ""
+		if signer != nil {
+			msgFile = signer.message(work, size)
+		}
 		for i := range *rounds {
-			order := targets
-			if i%2 == 1 {
-				order = []*target{targets[1], targets[0]}
-			}
+			order := append(slices.Clone(targets[i%len(targets):]), targets[:i%len(targets)]...)
 			for _, tg := range order {
+				if tg.o != nil && signer != nil {
+					tg.o.configure(tg.auth)
+				}
 				var done chan struct{}
 				if tg.o != nil && *cpuProfile != "" && !profiled {
 					profiled, done = true, make(chan struct{})
@@ -160,12 +187,16 @@ func main() {
 				if tg.o != nil {
 					h0 = o.histogram()
 				}
-				res := tg.round(sink, *sessions, size, *messages)
+				started := time.Now()
+				res := tg.round(sink, *sessions, size, *messages, msgFile)
+				if tg.auth {
+					o.checkAuth(started)
+				}
 				if tg.o != nil {
 					o.idle()
 					h := o.histogram().minus(h0)
-					r.hist50 = append(r.hist50, h.quantile(0.5))
-					r.hist99 = append(r.hist99, h.quantile(0.99))
+					r.hist50[tg.name] = append(r.hist50[tg.name], h.quantile(0.5))
+					r.hist99[tg.name] = append(r.hist99[tg.name], h.quantile(0.99))
 				}
 				if done != nil {
 					<-done
@@ -190,10 +221,18 @@ func main() {
 		fmt.Printf("| %s | %d | %.0f | %.0f | %.2f | %s / %s | %s / %s | %s / %s | %.2f / %.2f | %.0f / %.0f |\n",
 			sizeName(r.size), *messages, orate, prate, orate/prate,
 			ms(medianOf(ob, func(x result) float64 { return x.p50 })), ms(medianOf(ob, func(x result) float64 { return x.p99 })),
-			ms(median(r.hist50)), ms(median(r.hist99)),
+			ms(median(r.hist50["osprey"])), ms(median(r.hist99["osprey"])),
 			ms(medianOf(pb, func(x result) float64 { return x.p50 })), ms(medianOf(pb, func(x result) float64 { return x.p99 })),
 			1000*medianOf(ob, func(x result) float64 { return x.cpuPerMsg }), 1000*medianOf(pb, func(x result) float64 { return x.cpuPerMsg }),
 			medianOf(ob, func(x result) float64 { return x.diskPerMsg })/1024, medianOf(pb, func(x result) float64 { return x.diskPerMsg })/1024)
+	}
+	if signer != nil {
+		fmt.Println()
+		fmt.Println("| size | osprey msg/s | osprey+auth msg/s | auth / no auth | 250→delivered p50 / p99 no auth | 250→delivered p50 / p99 auth | CPU ms/msg no auth / auth |")
+		fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+		for _, r := range rows {
+			authRow(sizeName(r.size), r.res["osprey"], r.res[authTarget])
+		}
 	}
 	fmt.Printf("\nosprey dev peak RSS: %d MB\n", benchproc.PeakRSS(o.pid)>>10)
 	cleanUp()
@@ -223,6 +262,7 @@ type target struct {
 	name, addr string
 	cpu        func() float64 // CPU seconds used so far
 	o          *osprey        // nil for Postfix
+	auth       bool           // the gateway checks senders (-senderauth)
 }
 
 // result is one round of one target.
@@ -239,13 +279,18 @@ type result struct {
 	peak       [2]float64
 }
 
-// round sends messages of size bytes through tg with smtp-source and waits
-// until the sink has taken them all.
-func (tg *target) round(sink *sink, sessions, size, messages int) result {
+// round sends messages of size bytes through tg with smtp-source (those of
+// msgFile when it is set) and waits until the sink has taken them all.
+func (tg *target) round(sink *sink, sessions, size, messages int, msgFile string) result {
 	base := sink.count()
 	cpu0, disk0 := tg.cpu(), diskWritten()
-	cmd := exec.Command("smtp-source", "-c", "-s", strconv.Itoa(sessions), "-l", strconv.Itoa(size), "-m", strconv.Itoa(messages),
+	content := []string{"-l", strconv.Itoa(size)}
+	if msgFile != "" {
+		content = []string{"-F", msgFile}
+	}
+	args := append(append([]string{"-c", "-s", strconv.Itoa(sessions)}, content...), "-m", strconv.Itoa(messages),
 		"-f", "bench@partner.test", "-t", "bench@example.com", tg.addr)
+	cmd := exec.Command("smtp-source", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -414,6 +459,8 @@ type osprey struct {
 	token   string // an API token that may read it
 	proc    *exec.Cmd
 	client  *http.Client
+	api     *api.Client
+	sink    api.NextHop
 }
 
 func (o *osprey) stop() {
@@ -421,9 +468,10 @@ func (o *osprey) stop() {
 	o.proc.Wait()
 }
 
-// startOsprey builds osprey, runs `osprey dev` and configures its sensor
-// as an inbound gateway for example.com that delivers to sinkAddr.
-func startOsprey(work, sinkAddr, pprofAddr string) *osprey {
+// startOsprey builds osprey, runs `osprey dev` (asking the DNS server
+// dnsAddr, when set) and configures its sensor as an inbound gateway for
+// example.com that delivers to sinkAddr.
+func startOsprey(work, sinkAddr, pprofAddr, dnsAddr string) *osprey {
 	bin := filepath.Join(work, "osprey")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput(); err != nil {
 		fatalf("build: %v\n%s", err, out)
@@ -435,6 +483,9 @@ func startOsprey(work, sinkAddr, pprofAddr string) *osprey {
 		"--bootstrap-admin-password", password, "--log-level", "warn"}
 	if pprofAddr != "" {
 		args = append(args, "--pprof-addr", pprofAddr)
+	}
+	if dnsAddr != "" {
+		args = append(args, "--dns-server", dnsAddr)
 	}
 	o := &osprey{proc: exec.Command(bin, args...)}
 	stdout, err := o.proc.StdoutPipe()
@@ -463,33 +514,49 @@ func startOsprey(work, sinkAddr, pprofAddr string) *osprey {
 	o.token = tok.Secret
 	host, portText, _ := net.SplitHostPort(sinkAddr)
 	port, _ := strconv.ParseUint(portText, 10, 16)
-	o.gwAddr = freePort()
-	_, v, err := c.PutSMTP(ctx, "dev", &api.SMTPIntegration{
+	o.gwAddr, o.api, o.sink = freePort(), c, api.NextHop{Host: host, Port: uint32(port)}
+	o.configure(false)
+	waitListen(o.gwAddr)
+	return o
+}
+
+// configure applies the gateway's configuration, with sender
+// authentication on or off, and waits until the sensor runs it.
+func (o *osprey) configure(senderAuth bool) {
+	ctx := context.Background()
+	cfg := &api.SMTPIntegration{
 		Enabled:        true,
 		Mode:           api.SMTPInbound,
 		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB},
 		Limits:         &api.SMTPLimits{MaxConnectionsPerClient: 200},
 		Gateway: &api.SMTPGateway{
 			Inbound:      &api.GatewayListener{Listen: o.gwAddr},
-			LocalDomains: []api.LocalDomain{{Domain: "example.com", Hosts: []api.NextHop{{Host: host, Port: uint32(port)}}}},
+			LocalDomains: []api.LocalDomain{{Domain: "example.com", Hosts: []api.NextHop{o.sink}}},
 			HeloName:     "gw.bench.test",
 			Queue:        &api.DeliveryQueueSettings{DestinationConcurrency: concurrency},
+			SenderAuth:   &api.SenderAuthSettings{Enabled: senderAuth},
 		},
-	}, 0)
+	}
+	cur, version, err := o.api.SMTP(ctx, "dev")
+	if err != nil {
+		fatalf("read the gateway's configuration: %v", err)
+	}
+	if cur.Gateway.SenderAuth.Enabled == senderAuth && cur.Enabled {
+		return
+	}
+	_, v, err := o.api.PutSMTP(ctx, "dev", cfg, version)
 	if err != nil {
 		fatalf("configure the gateway: %v", err)
 	}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		s, err := c.Sensor(ctx, "dev")
+		s, err := o.api.Sensor(ctx, "dev")
 		if err == nil && s.AppliedVersion == v {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			fatalf("the sensor did not apply the gateway configuration within a minute")
 		}
 	}
-	waitListen(o.gwAddr)
-	return o
 }
 
 // idle waits until the gateway's spool and delivery queue are empty, so

@@ -114,6 +114,11 @@ var (
 		names:  []api.HoldTimeoutAction{"", api.DeliverUnscanned, api.KeepHolding},
 		zeroIs: ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED,
 	}
+	authTreatments = enum[ospreyv1.AuthErrorTreatment, api.AuthErrorTreatment]{
+		what:   "DMARC error treatment",
+		names:  []api.AuthErrorTreatment{"", api.AuthErrorAsIs, api.AuthErrorFail, api.AuthErrorNone},
+		zeroIs: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_AS_IS,
+	}
 	// verdictActions names an action where "" takes the policy's;
 	// actionsDefault* name the policy's fields whose default is that action.
 	verdictActions           = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames}
@@ -198,6 +203,18 @@ func HoldTimeoutActionFromProto(a ospreyv1.HoldTimeoutAction) api.HoldTimeoutAct
 // "deliver_unscanned", the default, is UNSPECIFIED as "" is (see SMTPModeToProto).
 func HoldTimeoutActionToProto(a api.HoldTimeoutAction) (ospreyv1.HoldTimeoutAction, error) {
 	return holdActions.toProto(a)
+}
+
+// AuthErrorTreatmentFromProto returns the API name of what a DMARC error counts as;
+// UNSPECIFIED, which means AS_IS, is "as_is" too.
+func AuthErrorTreatmentFromProto(t ospreyv1.AuthErrorTreatment) api.AuthErrorTreatment {
+	return authTreatments.toAPI(t)
+}
+
+// AuthErrorTreatmentToProto returns the treatment named t; "as_is", the default, is
+// UNSPECIFIED as "" is (see SMTPModeToProto).
+func AuthErrorTreatmentToProto(t api.AuthErrorTreatment) (ospreyv1.AuthErrorTreatment, error) {
+	return authTreatments.toProto(t)
 }
 
 // RoleFromProto returns the API name of a role ("admin", "tenant_admin", "auditor").

@@ -49,10 +49,31 @@ func gatewayToProto(errs *fieldErrors, in *api.SMTPGateway) *ospreyv1.SmtpGatewa
 			MaxSize:     sizeLimitToProto(errs, "gateway.quarantine.max_size.unit", q.MaxSize),
 		})
 	}
-	if a := in.SenderAuth; a != nil {
-		out.SenderAuth = nilIfEmpty(&ospreyv1.SenderAuthSettings{Enabled: a.Enabled, AuthservId: a.AuthservID})
-	}
+	out.SenderAuth = senderAuthToProto(errs, in.SenderAuth)
 	return nilIfEmpty(out)
+}
+
+func senderAuthToProto(errs *fieldErrors, in *api.SenderAuthSettings) *ospreyv1.SenderAuthSettings {
+	if in == nil {
+		return nil
+	}
+	temp, err := AuthErrorTreatmentToProto(in.DMARCTempError)
+	errs.check("gateway.sender_auth.dmarc_temperror", err)
+	perm, err := AuthErrorTreatmentToProto(in.DMARCPermError)
+	errs.check("gateway.sender_auth.dmarc_permerror", err)
+	return nilIfEmpty(&ospreyv1.SenderAuthSettings{
+		Enabled: in.Enabled, AuthservId: in.AuthservID, DmarcTemperror: temp, DmarcPermerror: perm,
+		LookupTimeoutMs: in.LookupTimeoutMs, CheckTimeoutMs: in.CheckTimeoutMs,
+	})
+}
+
+func senderAuthFromProto(s *ospreyv1.SenderAuthSettings) *api.SenderAuthSettings {
+	return &api.SenderAuthSettings{
+		Enabled: s.GetEnabled(), AuthservID: s.GetAuthservId(),
+		DMARCTempError:  AuthErrorTreatmentFromProto(s.GetDmarcTemperror()),
+		DMARCPermError:  AuthErrorTreatmentFromProto(s.GetDmarcPermerror()),
+		LookupTimeoutMs: s.GetLookupTimeoutMs(), CheckTimeoutMs: s.GetCheckTimeoutMs(),
+	}
 }
 
 func listenerToProto(errs *fieldErrors, prefix string, in *api.GatewayListener) *ospreyv1.GatewayListener {
@@ -85,7 +106,7 @@ func nilIfEmpty[M proto.Message](m M) M {
 }
 
 // gatewayFromProto converts the gateway part of an SMTP integration for a read.
-// Nothing is nil: both listeners and the queue are there, lists are [], and the
+// Nothing is nil: both listeners, the queue and sender_auth are there, lists are [], and the
 // listeners' private keys become key_set.
 func gatewayFromProto(g *ospreyv1.SmtpGateway) *api.SMTPGateway {
 	q := g.GetQueue()
@@ -108,7 +129,7 @@ func gatewayFromProto(g *ospreyv1.SmtpGateway) *api.SMTPGateway {
 			Concurrency:            q.GetConcurrency(),
 		},
 		Quarantine: &api.QuarantineSettings{MaxMessages: g.GetQuarantine().GetMaxMessages()},
-		SenderAuth: &api.SenderAuthSettings{Enabled: g.GetSenderAuth().GetEnabled(), AuthservID: g.GetSenderAuth().GetAuthservId()},
+		SenderAuth: senderAuthFromProto(g.GetSenderAuth()),
 	}
 	if m := g.GetQuarantine().GetMaxSize(); m != nil {
 		out.Quarantine.MaxSize = sizeLimitFromProto(m)

@@ -19,7 +19,8 @@ func emptyGateway() *api.SMTPGateway {
 		Inbound: &api.GatewayListener{}, Outbound: &api.GatewayListener{},
 		LocalDomains: []api.LocalDomain{}, TrustedNetworks: []string{}, RelayHosts: []api.NextHop{}, RequireTLSDomains: []string{},
 		OnTimeout: api.DeliverUnscanned, Queue: &api.DeliveryQueueSettings{},
-		Quarantine: &api.QuarantineSettings{}, SenderAuth: &api.SenderAuthSettings{},
+		Quarantine: &api.QuarantineSettings{},
+		SenderAuth: &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs},
 	}
 }
 
@@ -72,6 +73,33 @@ func TestSMTPModeNames(t *testing.T) {
 	}
 }
 
+func TestAuthErrorTreatmentNames(t *testing.T) {
+	names := map[ospreyv1.AuthErrorTreatment]api.AuthErrorTreatment{
+		ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_UNSPECIFIED: api.AuthErrorAsIs,
+		ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_AS_IS:       api.AuthErrorAsIs,
+		ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL:        api.AuthErrorFail,
+		ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE:        api.AuthErrorNone,
+	}
+	if len(names) != len(ospreyv1.AuthErrorTreatment_value) {
+		t.Fatalf("the test knows %d treatments, the model has %d", len(names), len(ospreyv1.AuthErrorTreatment_value))
+	}
+	for p, a := range names {
+		if got := AuthErrorTreatmentFromProto(p); got != a {
+			t.Errorf("AuthErrorTreatmentFromProto(%v): got %q, want %q", p, got, a)
+		}
+		want := p
+		if p == ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_AS_IS {
+			want = ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_UNSPECIFIED // the default is stored as 0
+		}
+		if got, err := AuthErrorTreatmentToProto(a); err != nil || got != want {
+			t.Errorf("AuthErrorTreatmentToProto(%q): got %v, %v, want %v", a, got, err, want)
+		}
+	}
+	if _, err := AuthErrorTreatmentToProto("reject"); err == nil {
+		t.Error(`AuthErrorTreatmentToProto("reject"): got no error`)
+	}
+}
+
 // A full gateway converts field by field, both ways; a read never carries a
 // listener's private key.
 func TestSMTPGateway(t *testing.T) {
@@ -93,8 +121,10 @@ func TestSMTPGateway(t *testing.T) {
 			HeloName:           "gw.example.com",
 			HoldTimeoutSeconds: 300,
 			OnTimeout:          api.KeepHolding,
-			Quarantine:         &api.QuarantineSettings{}, SenderAuth: &api.SenderAuthSettings{},
-			Queue: &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
+			Quarantine:         &api.QuarantineSettings{},
+			Queue:              &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
+			SenderAuth: &api.SenderAuthSettings{Enabled: true, AuthservID: "gw.example.com", DMARCTempError: api.AuthErrorFail,
+				DMARCPermError: api.AuthErrorNone, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
 		},
 	}
 	got, err := SMTPToProto(in)
@@ -121,6 +151,8 @@ func TestSMTPGateway(t *testing.T) {
 			HoldTimeoutSeconds: 300,
 			OnTimeout:          ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING,
 			Queue:              &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
+			SenderAuth: &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw.example.com", DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL,
+				DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
 		},
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {

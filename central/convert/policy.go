@@ -70,6 +70,12 @@ func PolicyFromProto(p *ospreyv1.VerdictPolicy) api.VerdictPolicy {
 	return out
 }
 
+// VerdictActionToProto converts the API name of an action ("" is the
+// policy's: UNSPECIFIED).
+func VerdictActionToProto(a api.VerdictAction) (ospreyv1.VerdictAction, error) {
+	return verdictActions.toProto(a)
+}
+
 // VerdictActionFromProto returns the API name of an action ("" for
 // UNSPECIFIED: the policy's).
 func VerdictActionFromProto(a ospreyv1.VerdictAction) api.VerdictAction {

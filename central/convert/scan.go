@@ -19,7 +19,7 @@ var (
 	ruleKinds = enum[ospreyv1.RuleKind, api.RuleKind]{
 		what: "rule kind", fold: true,
 		names: []api.RuleKind{"", api.RuleSHA256, api.RuleSHA1, api.RuleMD5, api.RuleSender,
-			api.RuleSenderDomain, api.RuleURL, api.RuleURLHost, api.RuleAttachmentName, api.RuleAttachmentExtension},
+			api.RuleSenderDomain, api.RuleURL, api.RuleURLHost, api.RuleAttachmentName, api.RuleAttachmentExtension, api.RuleAuthResult},
 	}
 	mailSources = enum[ospreyv1.MailSource, api.MailSource]{
 		what:  "mail source",
@@ -88,7 +88,20 @@ func envelopeFromProto(p *ospreyv1.Envelope) *api.Envelope {
 		Mailbox:    p.GetMailbox(),
 		TLSVersion: p.GetTlsVersion(),
 		TLSCipher:  p.GetTlsCipher(),
+		Auth:       authResultsFromProto(p.GetAuth()),
 	}
+}
+
+func authResultsFromProto(a *ospreyv1.AuthResults) *api.AuthResults {
+	if a == nil {
+		return nil
+	}
+	out := &api.AuthResults{SPF: a.GetSpf(), SPFDomain: a.GetSpfDomain(), DMARC: a.GetDmarc(),
+		DMARCPolicy: a.GetDmarcPolicy(), FromDomain: a.GetFromDomain()}
+	for _, d := range a.GetDkim() {
+		out.DKIM = append(out.DKIM, api.DKIMResult{Result: d.GetResult(), Domain: d.GetDomain(), Selector: d.GetSelector()})
+	}
+	return out
 }
 
 // AlertFromProto converts a stored alert for a read.

@@ -81,7 +81,8 @@ func TestSMTPGatewayAPI(t *testing.T) {
 	want := gatewaySMTP(t, "192.0.2.1")
 	want.DestinationDomains, want.Clients = []string{}, []string{}
 	want.Gateway = in.Gateway
-	want.Gateway.Quarantine, want.Gateway.SenderAuth = &api.QuarantineSettings{}, &api.SenderAuthSettings{}
+	want.Gateway.Quarantine = &api.QuarantineSettings{}
+	want.Gateway.SenderAuth = &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs}
 	for _, l := range []*api.GatewayListener{want.Gateway.Inbound, want.Gateway.Outbound} {
 		l.TLS.KeyPEM, l.TLS.KeySet = "", true
 	}

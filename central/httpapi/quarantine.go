@@ -149,11 +149,7 @@ func (s *Server) downloadQuarantined(w http.ResponseWriter, r *http.Request, p a
 	started := false
 	err := s.quarantine.Download(r.Context(), scope(p), sensor, id, func(size int64) {
 		started = true
-		w.Header().Set("Content-Type", "message/rfc822")
-		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", sensor+"-"+id+".eml"))
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusOK)
+		quarantine.StartDownload(w, sensor, id, size)
 	}, w)
 	if err != nil && started {
 		// The status went out: cut the response short, so the client sees
@@ -171,8 +167,13 @@ func (s *Server) downloadQuarantined(w http.ResponseWriter, r *http.Request, p a
 // quarantineError turns what a quarantine action failed with into the
 // API's answer.
 func quarantineError(sensor string, err error) error {
-	var refused *sensorrpc.RefusedError
+	var (
+		refused *sensorrpc.RefusedError
+		verrs   validate.Errors
+	)
 	switch {
+	case errors.As(err, &verrs):
+		return verrs
 	case errors.Is(err, quarantine.ErrNotHeld):
 		return &sensorError{http.StatusConflict, err.Error()}
 	case errors.Is(err, quarantine.ErrInvalid):

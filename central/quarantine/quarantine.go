@@ -17,12 +17,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -172,8 +176,8 @@ func (s *Service) Act(ctx context.Context, sc store.Scope, user, sensor, id, act
 		req.Action = ospreyv1.QuarantineAction_QUARANTINE_ACTION_RELEASE
 	case ActionReleaseTo:
 		req.Action = ospreyv1.QuarantineAction_QUARANTINE_ACTION_RELEASE_TO
-		if len(to) == 0 {
-			return Outcome{}, fmt.Errorf("release_to: no address: %w", ErrInvalid)
+		if err := validate.ReleaseAddresses(to); err != nil {
+			return Outcome{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	case ActionDelete:
 		req.Action = ospreyv1.QuarantineAction_QUARANTINE_ACTION_DELETE
@@ -290,6 +294,19 @@ func (s *Service) Download(ctx context.Context, sc store.Scope, sensor, id strin
 	}
 }
 
+// StartDownload answers an HTTP request for a quarantined message's .eml
+// once its size is known: the headers of an attachment that is never
+// sniffed or cached, and 200.
+func StartDownload(w http.ResponseWriter, sensor, id string, size int64) {
+	h := w.Header()
+	h.Set("Content-Type", "message/rfc822")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": sensor + "-" + id + ".eml"}))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+}
+
 // Run carries out, every Interval, the pending actions of the sensors
 // whose streams this node holds, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
@@ -335,7 +352,18 @@ func (s *Service) runPending(ctx context.Context) error {
 			default:
 				req.Action = ospreyv1.QuarantineAction_QUARANTINE_ACTION_DELETE
 			}
-			if _, err := s.do(ctx, store.AllTenants(), row, row.PendingBy, req); err != nil && !errors.Is(err, ErrNotHeld) {
+			_, err := s.do(ctx, store.AllTenants(), row, row.PendingBy, req)
+			var refused *sensorrpc.RefusedError
+			switch {
+			case err == nil, errors.Is(err, ErrNotHeld):
+			case errors.As(err, &refused) && refused.Code == ospreyv1.SensorError_CODE_INVALID:
+				// Never to be done: say so, rather than try for ever.
+				if err := s.opts.DB.UpdateQuarantined(ctx, store.AllTenants(), row.Tenant, sensor, row.MessageID, sqlstore.QuarantineChange{
+					State: sqlstore.QuarantineHeld, Event: sqlstore.QuarantineEvent{At: s.now(), Action: "failed", Actor: "sensor",
+						Detail: row.Pending + ": " + refused.Message}}); err != nil {
+					errs = append(errs, err)
+				}
+			default:
 				errs = append(errs, fmt.Errorf("sensor %s, message %s: %w", sensor, row.MessageID, err))
 			}
 		}

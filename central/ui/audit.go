@@ -129,27 +129,29 @@ func (f auditFilter) params() [][2]string {
 }
 
 // url is the list's URL with this filter, on the page that token starts.
-func (f auditFilter) url(token string) string {
+func (f auditFilter) url(token string) string { return filterURL("/audit", f.params(), token) }
+
+// Filtered reports whether any filter is set.
+func (f auditFilter) Filtered() bool { return anySet(f.params()) }
+
+// filterURL is the list at path with the filter's parameters that are set
+// (name and value, in the form's order), on the page that token starts.
+func filterURL(path string, params [][2]string, token string) string {
 	v := url.Values{}
-	for _, p := range append(f.params(), [2]string{"page_token", token}) {
+	for _, p := range append(slices.Clip(params), [2]string{"page_token", token}) {
 		if p[1] != "" {
 			v.Set(p[0], p[1])
 		}
 	}
 	if len(v) == 0 {
-		return "/audit"
+		return path
 	}
-	return "/audit?" + v.Encode()
+	return path + "?" + v.Encode()
 }
 
-// Filtered reports whether any filter is set.
-func (f auditFilter) Filtered() bool {
-	for _, p := range f.params() {
-		if p[1] != "" {
-			return true
-		}
-	}
-	return false
+// anySet reports whether any of a filter's parameters is set.
+func anySet(params [][2]string) bool {
+	return slices.ContainsFunc(params, func(p [2]string) bool { return p[1] != "" })
 }
 
 // parseUTC reads a time in one of sinceLayouts, in UTC unless it says
@@ -219,7 +221,7 @@ var auditFilterFields = map[string]formField{
 
 // auditRow is one event as the list shows it.
 type auditRow struct {
-	Kind     string // sqlstore.AuditAccepted, AuditRefused or AuditDelivery
+	Kind     string // sqlstore.AuditAccepted, AuditRefused, AuditDelivery or AuditQuarantine
 	Key      string // names the event among the page's rows
 	Time     time.Time
 	Tenant   string
@@ -275,6 +277,23 @@ func (s *Server) sensorNames(ctx context.Context, scope store.Scope) (map[string
 	return names, choices, nil
 }
 
+// tenantChoices lists the tenants of scope for a filter's drop-down; nil
+// for the scope of one tenant, which has no tenant filter.
+func (s *Server) tenantChoices(ctx context.Context, scope store.Scope) ([]choice, error) {
+	if !scope.IsAll() {
+		return nil, nil
+	}
+	ts, err := s.store.ListTenants(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	choices := []choice{}
+	for _, t := range ts {
+		choices = append(choices, choice{Value: t.GetId(), Label: t.GetName()})
+	}
+	return choices, nil
+}
+
 // rcptList is the first maxRowRecipients of rcpts, shortened, and how many
 // more there are.
 func rcptList(rcpts []string) (string, int) {
@@ -324,6 +343,16 @@ func newAuditRow(e sqlstore.AuditEvent, i int, names map[string]string) auditRow
 	}
 	if e.Delivery != nil {
 		deliveryRow(&row, e, i)
+		return row
+	}
+	if q := e.Quarantine; q != nil {
+		// A step of a quarantined message: who took it, what it was, and
+		// the message's page.
+		row.Key = fmt.Sprintf("%s/%s/%s", e.SensorID, e.QuarantineID, q.Action)
+		row.Sender = short(q.Actor)
+		row.Subject = short(strings.TrimSpace(e.QuarantineID + " " + q.Detail))
+		row.Verdict, row.VerdictClass = q.Action, verdictClass(q.Action)
+		row.URL = quarantineMessageURL(e.SensorID, e.QuarantineID)
 		return row
 	}
 	r := e.Refusal
@@ -393,7 +422,7 @@ func auditFields(f auditFilter, sensors, tenants []choice, errs *fieldErrors) []
 		input("from", f.From, "datetime-local", ""),
 		input("to", f.To, "datetime-local", ""),
 		sel("kind", f.Kind, "Any", []choice{{sqlstore.AuditAccepted, "Accepted"}, {sqlstore.AuditRefused, "Refused"},
-			{sqlstore.AuditDelivery, "Delivery"}}),
+			{sqlstore.AuditDelivery, "Delivery"}, {sqlstore.AuditQuarantine, "Quarantine"}}),
 		sel("sensor", f.Sensor, "Any", sensors),
 	}
 	if tenants != nil {
@@ -421,15 +450,9 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, req *request)
 	if err != nil {
 		return err
 	}
-	var tenants []choice
-	if req.scope.IsAll() {
-		ts, err := s.store.ListTenants(ctx, req.scope)
-		if err != nil {
-			return err
-		}
-		for _, t := range ts {
-			tenants = append(tenants, choice{Value: t.GetId(), Label: t.GetName()})
-		}
+	tenants, err := s.tenantChoices(ctx, req.scope)
+	if err != nil {
+		return err
 	}
 	q, problems := f.query(auditPageSize)
 	// Times are shown in the form as the date picker writes them, in UTC.
@@ -503,6 +526,8 @@ type auditMessage struct {
 	Subject      string
 	Envelope     *envelopeView
 	Headers      *headersView
+	// Auth is a gateway's sender authentication, when it checked senders.
+	Auth *authView
 	// Spam is the spam engine's opinion; nil when it was not asked or did
 	// not answer.
 	Spam *spamView
@@ -553,7 +578,7 @@ func newAuditMessage(m *ospreyv1.MessageRecord) auditMessage {
 		Verdict: display(m.GetVerdict()), VerdictClass: verdictClass(m.GetVerdict()),
 		AlertID: display(m.GetAlertId()), Size: formatSize(m.GetSize()), SHA256: display(m.GetSha256()),
 		Subject:  display(m.GetHeaders().GetSubject()),
-		Envelope: newEnvelopeView(env), Headers: newHeadersView(m.GetHeaders()),
+		Envelope: newEnvelopeView(env), Headers: newHeadersView(m.GetHeaders()), Auth: newAuthView(env.GetAuth()),
 		Spam: newSpamView(m.GetSpam()),
 	}
 	d.TLSVersion, d.TLSCipher = display(env.GetTlsVersion()), display(env.GetTlsCipher())

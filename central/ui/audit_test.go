@@ -316,13 +316,13 @@ func TestAuditLogFieldErrors(t *testing.T) {
 			"au-from": "not a time", "au-to": "not a time"}},
 		{"to before from", "from=2026-03-02&to=2026-03-01", map[string]string{"au-to": "must be after from"}},
 		{"client", "client_ip=mail.example.com", map[string]string{"au-client": "not an IP address"}},
-		{"kind", "kind=deleted", map[string]string{"au-kind": "must be accepted, refused or delivery"}},
+		{"kind", "kind=deleted", map[string]string{"au-kind": "must be accepted, refused, delivery or quarantine"}},
 		{"subject too long", "subject=" + strings.Repeat("x", 300), map[string]string{"au-subject": "at most 256 bytes"}},
 		{"sender too long", "sender=" + strings.Repeat("x", 300), map[string]string{"au-sender": "at most 256 bytes"}},
 		{"sensor", "sensor=S%2F1", map[string]string{"au-sensor": "not a sensor id"}},
 		{"tenant", "tenant=Not+A+Tenant", map[string]string{"au-tenant": "not a tenant id"}},
 		{"every store error at once", "client_ip=x&kind=y&message_id=" + strings.Repeat("m", 257), map[string]string{
-			"au-client": "not an IP address", "au-kind": "must be accepted, refused or delivery", "au-message-id": "at most 256 bytes"}},
+			"au-client": "not an IP address", "au-kind": "must be accepted, refused, delivery or quarantine", "au-message-id": "at most 256 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := b.get("/audit?" + tc.query)
@@ -434,6 +434,9 @@ func TestAuditMessageDetail(t *testing.T) {
 	rec.Headers.Received = []string{"from mx.evil.example (192.0.2.7) by sensor-s1 with ESMTPS"}
 	rec.Headers.AuthenticationResults = []string{"sensor-s1; spf=fail smtp.mailfrom=evil.example"}
 	rec.Verdict, rec.Node = "detected", "node-7"
+	rec.Envelope.Auth = &ospreyv1.AuthResults{Spf: "softfail", SpfDomain: "evil.example",
+		Dkim:  []*ospreyv1.DkimResult{{Result: "fail", Domain: "example.com", Selector: "s1"}},
+		Dmarc: "fail", DmarcPolicy: "reject", FromDomain: "example.com"}
 	rec.Spam = &ospreyv1.SpamResult{Score: 16.5, RequiredScore: 15, Action: "reject", Symbols: []*ospreyv1.SpamSymbol{
 		{Name: "MISSING_MID", Score: 2.5}, {Name: "MIME_GOOD", Score: -0.1}, {Name: "GTUBE"}}}
 	stored := e.record(rec, eicarAlert("Overdue invoice", ospreyv1.Severity_SEVERITY_HIGH))
@@ -464,6 +467,7 @@ func TestAuditMessageDetail(t *testing.T) {
 		{"audit-envelope", "MAIL FROM mallory@evil.example RCPT TO bob@example.com carol@example.com Client 192.0.2.7:40312 HELO mx.evil.example TLS yes Received 2026-02-28 09:00:00 UTC"},
 		{"audit-headers", "From Sender <mallory@evil.example> To bob@example.com carol@example.com Cc dave@example.com Subject Overdue invoice Message-ID <m1@mail.example> Date 2026-02-28 08:59:00 UTC"},
 		{"audit-message", "Sensor's message ID m1 Central node node-7 Uploaded 2026-02-28 09:00:01 UTC Alert " + stored.GetAlertId()},
+		{"audit-auth", "SPF softfail evil.example DKIM fail example.com, selector s1 DMARC fail From example.com, policy reject"},
 	} {
 		el := byID(doc, want.id)
 		if el == nil {
@@ -524,6 +528,9 @@ func TestAuditMessageDetail(t *testing.T) {
 		}
 		if byID(doc, "audit-alert-link") != nil {
 			t.Errorf("%s links to an alert", tc.path)
+		}
+		if byID(doc, "audit-auth") != nil {
+			t.Errorf("%s shows sender authentication it never had", tc.path)
 		}
 		if byID(doc, "audit-spam") != nil {
 			t.Errorf("%s shows a spam result it does not have", tc.path)
@@ -653,5 +660,32 @@ func TestAuditRendersAttackerTextEscaped(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditLogShowsQuarantineSteps: a quarantined message's steps are in
+// the audit log with who took them, each leading to the message's page.
+func TestAuditLogShowsQuarantineSteps(t *testing.T) {
+	e := newEnv(t)
+	rec := auditMessage("default", "s1", "q1", auditT0, "mallory@evil.example", "invoice", "bob@example.com")
+	rec.Envelope.Direction = ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
+	rec.Verdict = "detected"
+	rec.Disposition = &ospreyv1.Disposition{Action: ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE, Reason: "eicar"}
+	e.record(rec, nil)
+	if err := e.db.UpdateQuarantined(t.Context(), store.AllTenants(), "default", "s1", "q1", sqlstore.QuarantineChange{
+		State: sqlstore.QuarantineReleased, Event: sqlstore.QuarantineEvent{At: auditT0.Add(time.Minute), Action: "released", Actor: "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := e.signedIn("root").get("/audit?kind=quarantine")
+	if p.status != http.StatusOK {
+		t.Fatalf("got %d", p.status)
+	}
+	for _, want := range []string{"released", "alice", "quarantined", "/quarantine/s1/q1"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the page has no %q", want)
+		}
+	}
+	if n := strings.Count(p.body, `data-event="quarantine"`); n != 2 {
+		t.Errorf("%d quarantine rows, want 2", n)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -108,9 +109,11 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	router := sensorrpc.New(cli, nil)
 	h := ui.New(ui.Options{
-		Store: st, Messages: db, Requests: sensorrpc.New(cli, nil), Auth: authn, InsecureCookies: !o.secureCookies,
-		NodeName: "node-1", GRPCAddr: "0.0.0.0:7443", Etcd: cli,
+		Store: st, Messages: db, Requests: router, Auth: authn, InsecureCookies: !o.secureCookies,
+		Quarantine: quarantine.New(quarantine.Options{Store: st, DB: db, Requests: router, Now: c.Now}),
+		NodeName:   "node-1", GRPCAddr: "0.0.0.0:7443", Etcd: cli,
 		JoinTokens: func(tok *ospreyv1.Token) (string, error) {
 			issued := auth.NewToken() // any id and secret will do here
 			tok.Id, tok.SecretHash = issued.ID, issued.SecretHash

@@ -42,6 +42,7 @@ type gatewayForm struct {
 	HoldTimeout       string
 	OnTimeout         string
 	Queue             []limitField
+	SenderAuth        senderAuthForm
 	// domainLines and relayLines are the line (from 1) of each local domain
 	// and each relay host, for their errors.
 	domainLines, relayLines []int
@@ -136,6 +137,7 @@ func addGatewayFields(m map[string]formField) {
 	for _, l := range limitFields("gateway.queue", queueDefs, nil) {
 		m[l.Path()] = formField{l.Label, l.ID()}
 	}
+	addSenderAuthFields(m)
 }
 
 func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
@@ -144,7 +146,8 @@ func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
 		Outbound:        listenerFormFrom("outbound", "Outbound", g.Outbound),
 		TrustedNetworks: g.TrustedNetworks, RequireTLSDomains: g.RequireTLSDomains,
 		HeloName: g.HeloName, OnTimeout: string(g.OnTimeout),
-		Queue: limitFields("gateway.queue", queueDefs, g.Queue),
+		Queue:      limitFields("gateway.queue", queueDefs, g.Queue),
+		SenderAuth: senderAuthFormFrom(g.SenderAuth),
 	}
 	f.LocalDomains, f.domainLines = formatLocalDomains(g.LocalDomains)
 	var lines []string
@@ -208,6 +211,7 @@ func parseGatewayForm(fr *formReader) (gatewayForm, *api.SMTPGateway) {
 		})}
 	}
 	f.Queue = readLimits(fr, "gateway.queue", queueDefs, g.Queue)
+	f.SenderAuth, g.SenderAuth = readSenderAuth(fr)
 
 	var errs []lineError
 	g.LocalDomains, f.domainLines, errs = parseLocalDomains(f.LocalDomains)

@@ -36,6 +36,7 @@ var ruleKinds = []struct {
 	{ospreyv1.RuleKind_RULE_KIND_URL_HOST, "Host of a URL in the body", "evil.example"},
 	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME, "Attachment name (glob)", "invoice*.pdf.exe"},
 	{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, "Attachment extension", "exe"},
+	{ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT, "Sender authentication result", "dmarc=fail"},
 }
 
 func ruleKindLabel(k ospreyv1.RuleKind) string {
@@ -51,13 +52,15 @@ func rulesURL(tenant string) string { return "/rules/" + url.PathEscape(tenant) 
 
 type ruleRow struct {
 	ID, Kind, KindName, Value, Severity, Description string
-	Disabled                                         bool
-	Created                                          string
-	Version                                          int64
+	// Action is what a gateway does with a message the rule matched.
+	Action   string
+	Disabled bool
+	Created  string
+	Version  int64
 }
 
 type ruleForm struct {
-	Kind, Value, Severity, Description string
+	Kind, Value, Severity, Description, Action string
 }
 
 type ruleKindChoice struct {
@@ -72,10 +75,13 @@ type rulesData struct {
 	Enabled    int
 	Kinds      []ruleKindChoice
 	Severities []string
-	Form       ruleForm
-	Errs       *fieldErrors
-	Conflict   string
-	ReadOnly   bool
+	Actions    []choice
+	// Policy says what the tenant's verdict policy does.
+	Policy   string
+	Form     ruleForm
+	Errs     *fieldErrors
+	Conflict string
+	ReadOnly bool
 }
 
 var ruleFields = map[string]formField{
@@ -83,6 +89,7 @@ var ruleFields = map[string]formField{
 	"value":       {"Value", "rule-value"},
 	"severity":    {"Severity", "rule-severity"},
 	"description": {"Description", "rule-description"},
+	"action":      {"Action", "rule-action"},
 }
 
 // rules redirects to the rules of the user's tenant, or of the tenant an
@@ -131,12 +138,17 @@ func (s *Server) rulesData(r *http.Request, req *request, tenant string, form ru
 		d.Kinds = append(d.Kinds, ruleKindChoice{Value: string(convert.RuleKindFromProto(k.kind)), Label: k.label, Placeholder: k.placeholder})
 	}
 	d.Severities = severityNames()
+	d.Actions = append([]choice{{"", verdictActionLabel("")}}, verdictActionChoices...)
+	if d.Policy, err = s.policySummary(r, req, tenant); err != nil {
+		return rulesData{}, err
+	}
 	for _, rule := range list {
 		row := ruleRow{
 			ID: rule.GetId(), Kind: ruleKindLabel(rule.GetKind()), Value: display(rule.GetValue()),
 			Severity: severityName(rule.GetSeverity()), Description: display(rule.GetDescription()),
 			Disabled: rule.GetDisabled(), Created: "unknown", Version: rule.GetVersion(),
 			KindName: string(convert.RuleKindFromProto(rule.GetKind())),
+			Action:   verdictActionLabel(convert.VerdictActionFromProto(rule.GetAction())),
 		}
 		if rule.GetCreatedAt() != nil {
 			row.Created = formatTime(rule.GetCreatedAt().AsTime())
@@ -175,7 +187,8 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, req *request
 		return err
 	}
 	fr := &formReader{r: r}
-	form := ruleForm{Kind: fr.text("kind"), Value: fr.text("value"), Severity: fr.text("severity"), Description: fr.text("description")}
+	form := ruleForm{Kind: fr.text("kind"), Value: fr.text("value"), Severity: fr.text("severity"), Description: fr.text("description"),
+		Action: fr.text("action")}
 	rule := &ospreyv1.Rule{Tenant: tenant, Value: form.Value, Description: form.Description}
 	var problems []fieldError
 	kind, err := convert.RuleKindToProto(api.RuleKind(form.Kind))
@@ -188,6 +201,9 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, req *request
 	} else if form.Severity != "" {
 		problems = append(problems, fieldError{"severity", "must be low, medium, high or critical"})
 	}
+	if rule.Action, err = convert.VerdictActionToProto(api.VerdictAction(form.Action)); err != nil {
+		problems = append(problems, fieldError{"action", "must be one of the actions listed"})
+	}
 	if len(problems) > 0 {
 		// Report the rest of the form's problems along with the drop-downs'.
 		var err error
@@ -199,7 +215,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, req *request
 		switch verrs, isValidation := validate.AsErrors(err); {
 		case err == nil:
 			s.log.InfoContext(r.Context(), "rule created", "tenant", tenant, "rule", created.GetId(),
-				"kind", form.Kind, "user", req.p.Name)
+				"kind", form.Kind, "action", form.Action, "user", req.p.Name)
 			s.flash(req, "ok", "Rule %s created: it applies from the next message scanned.", created.GetId())
 			redirect(w, r, rulesURL(tenant))
 			return nil

@@ -33,6 +33,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -50,7 +51,10 @@ type Options struct {
 	// Requests carries requests to the sensors (a gateway's queue); nil
 	// shows no queue.
 	Requests *sensorrpc.Router
-	Auth     *auth.Authenticator
+	// Quarantine is the gateways' quarantine (lists, previews, actions);
+	// nil shows none.
+	Quarantine *quarantine.Service
+	Auth       *auth.Authenticator
 	// InsecureCookies leaves the Secure attribute off the session cookie, for
 	// plain HTTP on loopback (osprey dev). Everywhere else the UI is served
 	// over HTTPS and the cookie is Secure.
@@ -80,6 +84,7 @@ type Server struct {
 	store      *store.Store
 	messages   *sqlstore.Store
 	requests   *sensorrpc.Router
+	quarantine *quarantine.Service
 	auth       *auth.Authenticator
 	log        *slog.Logger
 	now        func() time.Time
@@ -139,6 +144,10 @@ func routes() []route {
 		{"GET", "/sensors/{id}/queue", reader, false, (*Server).queuePage},
 		{"POST", "/sensors/{id}/queue/{msg}/{action}", writer, false, (*Server).queueAction},
 		{"POST", "/sensors/{id}/gateway/{control}", writer, false, (*Server).gatewayControl},
+		{"GET", "/quarantine", reader, false, (*Server).quarantineList},
+		{"GET", "/quarantine/{sensor}/{msg}", reader, false, (*Server).quarantineMessagePage},
+		{"GET", "/quarantine/{sensor}/{msg}/eml", reader, false, (*Server).quarantineDownload},
+		{"POST", "/quarantine/{sensor}/{msg}/{action}", writer, false, (*Server).quarantineAction},
 		{"GET", "/alerts", reader, false, (*Server).alertList},
 		{"GET", "/alerts/{tenant}/{id}", reader, false, (*Server).alertPage},
 		{"GET", "/audit", reader, false, (*Server).auditList},
@@ -146,6 +155,8 @@ func routes() []route {
 		{"GET", "/rules", reader, false, (*Server).rules},
 		{"GET", "/rules/{tenant}", reader, false, (*Server).rulesPage},
 		{"POST", "/rules/{tenant}", writer, false, (*Server).createRule},
+		{"GET", "/rules/{tenant}/policy", reader, false, (*Server).policyPage},
+		{"POST", "/rules/{tenant}/policy", writer, false, (*Server).applyPolicy},
 		{"POST", "/rules/{tenant}/{id}/enable", writer, false, (*Server).enableRule},
 		{"POST", "/rules/{tenant}/{id}/disable", writer, false, (*Server).disableRule},
 		{"POST", "/rules/{tenant}/{id}/delete", writer, false, (*Server).deleteRule},
@@ -165,6 +176,7 @@ func New(opts Options) *Server {
 		store:      opts.Store,
 		messages:   opts.Messages,
 		requests:   opts.Requests,
+		quarantine: opts.Quarantine,
 		auth:       opts.Auth,
 		log:        opts.Logger,
 		now:        opts.Now,
@@ -324,6 +336,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, err 
 		s.renderError(w, r, req, http.StatusForbidden, "This is outside your role or tenant.")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.renderError(w, r, req, http.StatusServiceUnavailable, "The configuration store did not answer in time. Try again shortly.")
+	case errors.Is(err, errNoQuarantine):
+		s.renderError(w, r, req, http.StatusServiceUnavailable, "This node does not run the quarantine service.")
 	case errors.Is(err, sqlstore.ErrUnavailable):
 		s.renderError(w, r, req, http.StatusServiceUnavailable, "The message store (SQL database) is unreachable. Try again shortly.")
 	default:

@@ -37,6 +37,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	var etcdEndpoints, join stringList
 	var logFormat, logLevel, pprofAddr string
 	var spoolMinFree int64
+	var dnsServer string
 	fs.StringVar(&opts.NodeName, "node-name", defaults.node, "this node's name in the cluster")
 	fs.StringVar(&opts.DataDir, "data-dir", defaults.dataDir, "directory for the embedded etcd and the node's local files")
 	fs.StringVar(&opts.HTTP.Addr, "http-addr", defaults.httpAddr, "address of the REST API and web UI")
@@ -80,6 +81,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	} else {
 		spoolMinFreeFlag(fs, &spoolMinFree, "with --sensor, the node's own sensor")
 	}
+	dnsServerFlag(fs, &dnsServer)
 	if !dev {
 		fs.StringVar(&opts.DB.URL, "db-url", "", "PostgreSQL URL of the message records and alerts, shared by every node of a cluster (postgres://user@host/osprey?target_session_attrs=read-write; the password from the URL or PGPASSWORD); empty: SQLite in the data dir, for a node alone")
 	}
@@ -122,6 +124,7 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		DataDir:           filepath.Join(opts.DataDir, "sensor"),
 		Name:              opts.NodeName,
 		SpoolMinFreeBytes: spoolMinFree,
+		DNSServer:         dnsServer,
 	}, logger, stdout)
 	if err := sensorOpts.Validate(); err != nil {
 		return fmt.Errorf("sensor options: %w", err)

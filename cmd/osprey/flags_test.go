@@ -51,9 +51,9 @@ func TestSizeFlag(t *testing.T) {
 	}
 }
 
-// TestSpoolMinFreeFlag: --spool-min-free (or OSPREY_SPOOL_MIN_FREE) that
-// makes no sense stops `osprey sensor`, and `osprey dev` before it starts
-// anything, with an error that names the flag.
+// TestSpoolMinFreeFlag: --spool-min-free (or OSPREY_SPOOL_MIN_FREE), or a
+// --dns-server, that makes no sense stops `osprey sensor`, and `osprey
+// dev` before it starts anything, with an error that names the flag.
 func TestSpoolMinFreeFlag(t *testing.T) {
 	tests := []struct {
 		name string
@@ -72,6 +72,10 @@ func TestSpoolMinFreeFlag(t *testing.T) {
 			"--spool-min-free: 1024 bytes: want at least 1 MB"},
 		{"central with --sensor not a size", runCentralArgs, []string{"--sensor", "--spool-min-free", "1TB"}, "",
 			`invalid value "1TB" for flag -spool-min-free`},
+		{"sensor dns server without a port", runSensorArgs, []string{"--dns-server", "dns.example.com"}, "",
+			`--dns-server: dns server "dns.example.com": want host:port or an IP address`},
+		{"dev dns server without a port", runDevArgs, []string{"--dns-server", "dns.example.com"}, "",
+			`--dns-server: dns server "dns.example.com"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

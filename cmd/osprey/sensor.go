@@ -25,6 +25,7 @@ func runSensor(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address of /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&opts.Hostname, "hostname", "", "name in SMTP greetings and Received headers (default: host name)")
 	spoolMinFreeFlag(fs, &opts.SpoolMinFreeBytes, "the sensor")
+	dnsServerFlag(fs, &opts.DNSServer)
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ profiling endpoints, unauthenticated: bind it to loopback (empty: off)")
@@ -59,4 +60,11 @@ func spoolMinFreeFlag(fs *flag.FlagSet, n *int64, who string) {
 	*n = sensor.DefaultSpoolMinFree
 	fs.Var(sizeFlag{n}, "spool-min-free", who+" refuses new mail (SMTP 421) and reports an ALERT while its spool's disk has "+
 		"less free space than this: a number and KB, MB or GB (binary multiples), at least 1MB")
+}
+
+// dnsServerFlag defines --dns-server, the DNS server of a Sensor
+// component's sender authentication and gateway delivery.
+func dnsServerFlag(fs *flag.FlagSet, s *string) {
+	fs.StringVar(s, "dns-server", "", "DNS server (host:port, or an IP address) that a gateway sensor asks for SPF, DKIM and DMARC and for "+
+		"delivery (default: the nameservers of /etc/resolv.conf for the checks, the system's resolver for delivery)")
 }

@@ -49,6 +49,8 @@ func TestConfigurationReferenceMatchesTheCode(t *testing.T) {
 		"gateway.queue.delay_warning_seconds":   validate.DefaultDelayWarningSeconds,
 		"gateway.queue.destination_concurrency": validate.DefaultDestinationConcurrency,
 		"gateway.queue.concurrency":             validate.DefaultConcurrency,
+		"gateway.sender_auth.lookup_timeout_ms": validate.DefaultSenderAuthLookupTimeoutMs,
+		"gateway.sender_auth.check_timeout_ms":  validate.DefaultSenderAuthCheckTimeoutMs,
 	} {
 		if row := fmt.Sprintf("| `%s` | integer | %d |", field, def); !strings.Contains(doc, row) {
 			t.Errorf("docs/configuration.md: want the row %q", row)

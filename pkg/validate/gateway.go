@@ -123,6 +123,7 @@ func DeliveryQueue(q *ospreyv1.DeliveryQueueSettings) *ospreyv1.DeliveryQueueSet
 //   - require_tls_domains: domain names.
 //   - helo_name: a host name.
 //   - hold_timeout_seconds, queue: see the constants; 0 means the default.
+//   - sender_auth: see senderAuth.
 func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, enabled bool) {
 	const f = "gateway."
 	in, out := enabled && Inbound(mode), enabled && Outbound(mode)
@@ -177,9 +178,7 @@ func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, ena
 	if l := g.GetQuarantine().GetMaxSize(); l != nil {
 		sizeLimit(r, f+"quarantine.max_size", l, false)
 	}
-	if a := g.GetSenderAuth(); a.GetAuthservId() != "" {
-		host(r, f+"sender_auth.authserv_id", a.GetAuthservId())
-	}
+	senderAuth(r, f+"sender_auth.", g.GetSenderAuth())
 }
 
 func gatewayListener(r *report, field string, l *ospreyv1.GatewayListener, required bool, seen map[string]string) {

@@ -84,8 +84,20 @@ func TestSMTPGateway(t *testing.T) {
 		{name: "quarantine bounds", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Gateway.Quarantine = &ospreyv1.QuarantineSettings{MaxMessages: 2000000, MaxSize: &ospreyv1.SizeLimit{Value: 5, Unit: 9}}
 		}, wantFields: []string{"gateway.quarantine.max_messages", "gateway.quarantine.max_size.unit"}},
-		{name: "authserv id", edit: func(s *ospreyv1.SmtpIntegration) {
-			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "not a host"}
+		{name: "sender auth", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw.example.com",
+				DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL, LookupTimeoutMs: 500, CheckTimeoutMs: 500}
+		}},
+		{name: "bad sender auth", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw example;com",
+				DmarcTemperror: 9, DmarcPermerror: 7, LookupTimeoutMs: 50, CheckTimeoutMs: 120000}
+		}, wantFields: []string{"gateway.sender_auth.authserv_id", "gateway.sender_auth.dmarc_temperror", "gateway.sender_auth.dmarc_permerror",
+			"gateway.sender_auth.lookup_timeout_ms", "gateway.sender_auth.check_timeout_ms"}},
+		{name: "sender auth check shorter than a lookup", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{LookupTimeoutMs: 3000, CheckTimeoutMs: 1000}
+		}, wantFields: []string{"gateway.sender_auth.check_timeout_ms"}, wantText: "lookup_timeout_ms (3000)"},
+		{name: "sender auth address as id", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{AuthservId: "192.0.2.1"}
 		}, wantFields: []string{"gateway.sender_auth.authserv_id"}},
 	}
 	for _, tt := range tests {
@@ -102,6 +114,15 @@ func TestSMTPGateway(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSenderAuthDefaults(t *testing.T) {
+	got := SenderAuth(&ospreyv1.SenderAuthSettings{Enabled: true, DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE})
+	want := &ospreyv1.SenderAuthSettings{Enabled: true, DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_AS_IS,
+		DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE, LookupTimeoutMs: 2000, CheckTimeoutMs: 5000}
+	if got.String() != want.String() {
+		t.Errorf("SenderAuth() = %v, want %v", got, want)
 	}
 }
 
@@ -131,5 +152,23 @@ func TestDeliveryQueueDefaults(t *testing.T) {
 		DelayWarningSeconds: 14400, DestinationConcurrency: 20, Concurrency: 7}
 	if got.String() != want.String() {
 		t.Errorf("DeliveryQueue() = %v, want %v", got, want)
+	}
+}
+
+func TestReleaseAddresses(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		to     []string
+		fields []string
+	}{
+		{"two", []string{"a@example.com", "b@example.org"}, nil},
+		{"none", nil, []string{"to"}},
+		{"display name, no domain", []string{"A <a@example.com>", "bob"}, []string{"to[0]", "to[1]"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.fields, fields(t, ReleaseAddresses(tt.to))); diff != "" {
+				t.Errorf("ReleaseAddresses(%q) fields (-want +got):\n%s", tt.to, diff)
+			}
+		})
 	}
 }

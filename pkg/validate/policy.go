@@ -2,6 +2,7 @@ package validate
 
 import (
 	"math"
+	"net/mail"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -135,4 +136,24 @@ func ownedHeader(name string) bool {
 		return true
 	}
 	return false
+}
+
+// MaxReleaseAddresses bounds the addresses a quarantined message is
+// released to at once.
+const MaxReleaseAddresses = 100
+
+// ReleaseAddresses checks the addresses of a release of a quarantined
+// message to other recipients (field "to"): 1 to 100 plain addresses
+// local@domain, without display names or angle brackets.
+func ReleaseAddresses(to []string) error {
+	var r report
+	if len(to) == 0 || len(to) > MaxReleaseAddresses {
+		r.add("to", "want 1 to %d addresses, not %d", MaxReleaseAddresses, len(to))
+	}
+	for i, a := range to {
+		if p, err := mail.ParseAddress(a); err != nil || p.Address != a || p.Name != "" || !strings.Contains(a, "@") {
+			r.add("to["+strconv.Itoa(i)+"]", "%q is not an address local@domain", a)
+		}
+	}
+	return r.err()
 }

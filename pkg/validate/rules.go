@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -68,10 +69,10 @@ func Rule(rule *ospreyv1.Rule) error {
 	return r.err()
 }
 
-const ruleKindChoices = "sha256, sha1, md5, sender, sender_domain, url, url_host, attachment_name or attachment_extension"
+const ruleKindChoices = "sha256, sha1, md5, sender, sender_domain, url, url_host, attachment_name, attachment_extension or auth_result"
 
 func knownRuleKind(k ospreyv1.RuleKind) bool {
-	return k > ospreyv1.RuleKind_RULE_KIND_UNSPECIFIED && k <= ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION
+	return k > ospreyv1.RuleKind_RULE_KIND_UNSPECIFIED && k <= ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT
 }
 
 // KnownSeverity reports whether s is one of the four severities (not
@@ -98,7 +99,9 @@ func KnownSeverity(s ospreyv1.Severity) bool {
 //   - attachment_name: a glob in path.Match syntax, lower-cased (names are
 //     compared case-insensitively), at most 255 bytes, no '/';
 //   - attachment_extension: 1 to 16 letters and digits, without the dot
-//     (a leading dot is dropped), lower-cased.
+//     (a leading dot is dropped), lower-cased;
+//   - auth_result: method=result, method spf, dkim or dmarc, result one of
+//     AuthResultValues, lower-cased ("dmarc=fail").
 //
 // Every value is at most 2048 bytes of UTF-8 without control characters or
 // leading or trailing spaces.
@@ -138,8 +141,31 @@ func CanonicalRuleValue(kind ospreyv1.RuleKind, v string) (string, error) {
 			return "", errors.New("must be 1 to 16 letters and digits, such as exe")
 		}
 		return ext, nil
+	case ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT:
+		return authResult(v)
 	}
 	return "", fmt.Errorf("unknown rule kind %d", kind)
+}
+
+// AuthResultMethods and AuthResultValues are what an auth_result rule
+// names: the methods of a gateway's sender authentication, and their
+// results as RFC 8601 names them.
+var (
+	AuthResultMethods = []string{"spf", "dkim", "dmarc"}
+	AuthResultValues  = []string{"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"}
+)
+
+func authResult(v string) (string, error) {
+	method, result, ok := strings.Cut(strings.ToLower(strings.ReplaceAll(v, " ", "")), "=")
+	switch {
+	case !ok:
+		return "", errors.New("must be method=result, such as dmarc=fail")
+	case !slices.Contains(AuthResultMethods, method):
+		return "", fmt.Errorf("method %q: must be spf, dkim or dmarc", method)
+	case !slices.Contains(AuthResultValues, result):
+		return "", fmt.Errorf("result %q: must be pass, fail, softfail, neutral, none, temperror or permerror", result)
+	}
+	return method + "=" + result, nil
 }
 
 func hexDigest(v string, n int, name string) (string, error) {

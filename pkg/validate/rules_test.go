@@ -75,6 +75,7 @@ func TestCanonicalRuleValue(t *testing.T) {
 		host   = ospreyv1.RuleKind_RULE_KIND_URL_HOST
 		name   = ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME
 		ext    = ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION
+		auth   = ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT
 	)
 	tests := []struct {
 		name    string
@@ -90,6 +91,13 @@ func TestCanonicalRuleValue(t *testing.T) {
 		{"md5", md5, "D41D8CD98F00B204E9800998ECF8427E", "d41d8cd98f00b204e9800998ecf8427e", ""},
 		{"md5 is not sha1", md5, strings.Repeat("0f", 20), "", "32 hexadecimal"},
 		{"leading space", md5, " d41d8cd98f00b204e9800998ecf8427e", "", "spaces"},
+
+		{"auth result", auth, "DMARC=Fail", "dmarc=fail", ""},
+		{"auth result spaced", auth, "spf = softfail", "spf=softfail", ""},
+		{"auth result dkim", auth, "dkim=permerror", "dkim=permerror", ""},
+		{"auth result no result", auth, "dmarc", "", "method=result"},
+		{"auth result unknown method", auth, "arc=fail", "", "spf, dkim or dmarc"},
+		{"auth result unknown result", auth, "spf=hardfail", "", "must be pass"},
 
 		{"sender", sender, "Billing@Evil.Example.", "billing@evil.example", ""},
 		{"sender idna", sender, "info@bücher.de", "info@xn--bcher-kva.de", ""},

@@ -103,6 +103,7 @@ type settings struct {
 	// quarantineMessages and quarantineBytes bound the quarantine.
 	quarantineMessages int
 	quarantineBytes    int64
+	auth               authSettings
 }
 
 // Gateway is the delivery side of a gateway sensor. Open it, Apply each
@@ -290,6 +291,7 @@ func (g *Gateway) compile(cfg *ospreyv1.SmtpIntegration) (delivery.Config, queue
 		holdTimeout: hold,
 		deliverLate: gw.GetOnTimeout() != ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING,
 		helo:        helo,
+		auth:        compileAuth(gw, helo),
 	}
 	set.quarantineMessages, set.quarantineBytes = validate.QuarantineBounds(gw.GetQuarantine())
 	return dc, qc, set, nil
@@ -387,7 +389,7 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 		ID:         msg.ID,
 		From:       env.GetMailFrom(),
 		Rcpts:      env.GetRcptTo(),
-		Body:       body.Bytes(),
+		Body:       g.authHeaders(body.Bytes(), env),
 		Arrival:    env.GetReceivedAt().AsTime(),
 		Direction:  dir,
 		Verdict:    verdict,

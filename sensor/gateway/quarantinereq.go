@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
 
+	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/quarantine"
 )
@@ -13,9 +13,6 @@ import (
 // MaxQuarantineRead bounds one QuarantineReadRequest: a piece of a message
 // travels in one reply.
 const MaxQuarantineRead = 256 << 10
-
-// maxReleaseTo bounds the addresses of a release to other recipients.
-const maxReleaseTo = 100
 
 // handleQuarantine answers the requests about the quarantine, and nil for
 // the others.
@@ -76,32 +73,16 @@ func (g *Gateway) quarantineAction(ctx context.Context, a *ospreyv1.QuarantineAc
 			return quarantineReplyOf(err)
 		}
 	case ospreyv1.QuarantineAction_QUARANTINE_ACTION_RELEASE_TO:
-		to, err := addresses(a.GetTo())
-		if err != nil {
+		if err := validate.ReleaseAddresses(a.GetTo()); err != nil {
 			return replyError(ospreyv1.SensorError_CODE_INVALID, err.Error())
 		}
-		if out.QueueId, err = g.ReleaseQuarantined(ctx, id, to); err != nil {
+		if out.QueueId, err = g.ReleaseQuarantined(ctx, id, a.GetTo()); err != nil {
 			return quarantineReplyOf(err)
 		}
 	default:
 		return replyError(ospreyv1.SensorError_CODE_INVALID, fmt.Sprintf("unknown quarantine action %v", a.GetAction()))
 	}
 	return &ospreyv1.SensorReply{Result: &ospreyv1.SensorReply_QuarantineEntry{QuarantineEntry: out}}
-}
-
-// addresses checks the addresses of a release to other recipients: one
-// to maxReleaseTo plain addresses (local@domain).
-func addresses(to []string) ([]string, error) {
-	if len(to) == 0 || len(to) > maxReleaseTo {
-		return nil, fmt.Errorf("to: want 1 to %d addresses, not %d", maxReleaseTo, len(to))
-	}
-	for _, a := range to {
-		p, err := mail.ParseAddress(a)
-		if err != nil || p.Address != a || p.Name != "" {
-			return nil, fmt.Errorf("to: %q is not an address local@domain", a)
-		}
-	}
-	return to, nil
 }
 
 // quarantineReplyOf is the reply of a failed quarantine call.

@@ -65,6 +65,20 @@
 //     does not (it is flow control, RFC 5321 §4.5.3.1.10), and an accepted
 //     message resets the count.
 //
+// # Sender authentication
+//
+// An inbound gateway listener whose gateway enables sender_auth checks
+// each message with package senderauth (SPF of the client, HELO and MAIL
+// FROM; DKIM and DMARC of the message), through Options.Resolver. The
+// checks start with DATA (or the first BDAT), not at MAIL, so that only a
+// transaction with accepted recipients asks DNS; SPF runs beside the
+// transfer, and DKIM reads the body as it is spooled. The results are
+// sealed into the envelope by the spool (spool.Meta.Seal) before the
+// message is durable, so they are on disk before the 250. The checks
+// never refuse a message: what happens to one that fails is the
+// central's decision. The outbound listener, which only the trusted
+// networks reach, checks nothing.
+//
 // # Lifecycle
 //
 // [Server.Apply] checks a configuration, compiles it into a policy and

@@ -60,6 +60,9 @@ func (f *fakeSpool) Put(ctx context.Context, meta spool.Meta, body io.Reader) (s
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	if meta.Seal != nil {
+		meta.Seal(meta.Envelope)
+	}
 	f.n++
 	id := fmt.Sprintf("msg%d", f.n)
 	f.msgs = append(f.msgs, storedMessage{id: id, meta: meta, body: string(b)})

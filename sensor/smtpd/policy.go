@@ -18,6 +18,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/sizeunit"
 	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/senderauth"
 )
 
 // Limits that the configuration does not set. The configurable ones
@@ -69,7 +70,8 @@ type policy struct {
 	sessionTimeout time.Duration
 	tls            *tls.Config // nil: STARTTLS is not offered
 	requireTLS     bool
-	clientCAs      *x509.CertPool // nil: client certificates are not asked for
+	clientCAs      *x509.CertPool      // nil: client certificates are not asked for
+	auth           *senderauth.Checker // nil: senders are not checked
 }
 
 // compile checks cfg and builds the policy of role's listener; nil, with

@@ -22,6 +22,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/netlist"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/senderauth"
 	"github.com/ospreysec/osprey/sensor/spool"
 )
 
@@ -74,6 +75,10 @@ type Options struct {
 	// Role is the listener of the integration the server runs; the zero
 	// Role is the monitor listener.
 	Role Role
+	// Resolver answers the DNS questions of a gateway's sender
+	// authentication; a configuration that enables it is refused without
+	// one.
+	Resolver senderauth.Resolver
 }
 
 // Server is the SMTP server of a sensor's SMTP integration. Apply hands it
@@ -194,6 +199,9 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 			s.log.Info("SMTP listener off; open sessions finish")
 		}
 		return nil
+	}
+	if pol.auth, err = s.senderAuth(cfg); err != nil {
+		return fmt.Errorf("smtp integration: %w", err)
 	}
 	if s.tune != nil {
 		s.tune(pol)

@@ -196,7 +196,16 @@ func (s *session) receive(r io.Reader, checked bool) error {
 	})
 	body := &bodyReader{r: r, limit: s.c.pol.maxSize, checked: checked}
 	meta := spool.Meta{Source: ospreyv1.MailSource_MAIL_SOURCE_SMTP, Envelope: env}
-	id, err := s.srv.opts.Spool.Put(s.ctx, meta, io.MultiReader(strings.NewReader(hdr), body))
+	var src io.Reader = body
+	if a := s.c.pol.auth; a != nil {
+		// The checks read the message as it is spooled; their results
+		// are sealed into the envelope before the message is durable.
+		check := a.Start(s.ctx, s.c.ip, helo, from)
+		defer check.Close()
+		src = io.TeeReader(body, check)
+		meta.Seal = func(env *ospreyv1.Envelope) { env.Auth = check.Results() }
+	}
+	id, err := s.srv.opts.Spool.Put(s.ctx, meta, io.MultiReader(strings.NewReader(hdr), src))
 	if err != nil {
 		return s.dataErr(err, trace)
 	}
@@ -205,7 +214,11 @@ func (s *session) receive(r io.Reader, checked bool) error {
 	s.srv.stats.accepted.Add(1)
 	s.srv.stats.acceptedBytes.Add(uint64(size))
 	s.srv.stats.lastAccepted.Store(s.srv.now().UnixNano())
-	s.c.log.Info("message accepted", "id", id, "trace", trace, "from", from, "rcpts", len(rcpts), "bytes", size, "tls", tlsState != nil)
+	args := []any{"id", id, "trace", trace, "from", from, "rcpts", len(rcpts), "bytes", size, "tls", tlsState != nil}
+	if a := meta.Envelope.GetAuth(); a != nil {
+		args = append(args, "spf", a.GetSpf(), "dmarc", a.GetDmarc())
+	}
+	s.c.log.Info("message accepted", args...)
 	// go-smtp writes an *SMTPError as it is, so this carries the spool id
 	// to the client, where it ends up in the sending MTA's log.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}

@@ -79,6 +79,14 @@
 // which shares that fsync between the Puts of a batch). Such messages are
 // rare and large, so their own fsync costs little per byte.
 //
+// A Put whose Meta has a Seal calls it once the body is read and encodes
+// the header then, so that what Seal sets in the envelope (a gateway's
+// DKIM and DMARC results) is written with the message, before the commit
+// that makes it durable. A spilled message's header was written before
+// its body: it is written with SealRoom spaces after its JSON, and
+// overwritten in place with the sealed header, padded to the same length,
+// before the file's fsync.
+//
 // # Failures
 //
 // A Put that fails before its append leaves nothing behind: a failed body

@@ -18,11 +18,15 @@ func TestEnvelopeJSONMatchesProtojson(t *testing.T) {
 	// proto and not to envelopeJSON fails the round trip.
 	full := &ospreyv1.Envelope{MailFrom: "a@example.com", RcptTo: []string{"b@example.org", "c\"<>&\u2028@example.org"}, ClientAddr: "[2001:db8::1]:25",
 		Helo: "mx.example.com", Tls: true, ReceivedAt: timestamppb.New(time.Unix(1700000000, 0)), Mailbox: "u@pop.example.com",
-		TlsVersion: "TLS 1.3", TlsCipher: "TLS_AES_128_GCM_SHA256", Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND}
-	fields := full.ProtoReflect().Descriptor().Fields()
-	for i := range fields.Len() {
-		if !full.ProtoReflect().Has(fields.Get(i)) {
-			t.Fatalf("the test's full envelope does not set %s: set it here and in envelopeJSON", fields.Get(i).Name())
+		TlsVersion: "TLS 1.3", TlsCipher: "TLS_AES_128_GCM_SHA256", Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND,
+		Auth: &ospreyv1.AuthResults{Spf: "softfail", SpfDomain: "example.com", Dmarc: "fail", DmarcPolicy: "reject", FromDomain: "example.org",
+			Dkim: []*ospreyv1.DkimResult{{Result: "pass", Domain: "example.org", Selector: "s1"}, {Result: "permerror"}}}}
+	for _, m := range []proto.Message{full, full.GetAuth(), full.GetAuth().GetDkim()[0]} {
+		fields := m.ProtoReflect().Descriptor().Fields()
+		for i := range fields.Len() {
+			if !m.ProtoReflect().Has(fields.Get(i)) {
+				t.Fatalf("the test's full envelope does not set %s: set it here and in envelopeJSON", fields.Get(i).FullName())
+			}
 		}
 	}
 	for _, e := range []*ospreyv1.Envelope{

@@ -76,6 +76,21 @@ func (s *Spool) Put(ctx context.Context, meta Meta, body io.Reader) (string, err
 
 	key := meta.key()
 	reserved := int64(len(hdr) + maxSizeDigits + footerLen)
+	var seal func() ([]byte, error)
+	if meta.Seal != nil {
+		reserved += SealRoom
+		seal = func() ([]byte, error) {
+			meta.Seal(meta.Envelope)
+			sealed, err := encodeHeader(id, meta)
+			if err != nil {
+				return nil, fmt.Errorf("spool message: %w", err)
+			}
+			if len(sealed) > len(hdr)+SealRoom {
+				return nil, fmt.Errorf("spool message: sealing the envelope adds %d bytes to the header, more than %d", len(sealed)-len(hdr), SealRoom)
+			}
+			return sealed, nil
+		}
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -107,7 +122,7 @@ func (s *Spool) Put(ctx context.Context, meta Meta, body io.Reader) (string, err
 	}
 	s.mu.Unlock()
 
-	e, g, out, err := s.write(ctx, id, hdr, key, body, &reserved)
+	e, g, out, err := s.write(ctx, id, hdr, key, body, &reserved, seal)
 
 	s.mu.Lock()
 	s.inflight--
@@ -166,8 +181,9 @@ func (s *Spool) Put(ctx context.Context, meta Meta, body io.Reader) (string, err
 // when it is larger than spillSize; it returns the message's index entry
 // once the record is durable. It adds the bytes of the body it reserves to
 // *reserved. A non-nil segment is one whose inflight count holds the
-// record: the caller ends it, also when write fails.
-func (s *Spool) write(ctx context.Context, id string, hdr []byte, key uidlKey, body io.Reader, reserved *int64) (*entry, *segment, outcome, error) {
+// record: the caller ends it, also when write fails. seal, when set,
+// returns the header to write once the body has been read (Meta.Seal).
+func (s *Spool) write(ctx context.Context, id string, hdr []byte, key uidlKey, body io.Reader, reserved *int64, seal func() ([]byte, error)) (*entry, *segment, outcome, error) {
 	buf := bufs.Get().(*[]byte)
 	defer func() {
 		if cap(*buf) <= spillSize+chunkSize {
@@ -198,10 +214,16 @@ func (s *Spool) write(ctx context.Context, id string, hdr []byte, key uidlKey, b
 		}
 		if len(b) > spillSize {
 			*buf = b
-			return s.spill(ctx, id, hdr, key, b, crc, body, reserved)
+			return s.spill(ctx, id, hdr, key, b, crc, body, reserved, seal)
 		}
 	}
 	*buf = b
+	if seal != nil {
+		var err error
+		if hdr, err = seal(); err != nil {
+			return nil, nil, aborted, err
+		}
+	}
 
 	if err := ctx.Err(); err != nil {
 		return nil, nil, aborted, err
@@ -242,8 +264,10 @@ func (s *Spool) proceed(ctx context.Context) (outcome, error) {
 // spill writes message id to a file of its own: its header, the head of
 // its body that write read already (with checksum crc), and the rest of
 // body; it fsyncs the file, renames it into place and waits for the
-// directory fsync. Whatever fails, it leaves no file behind.
-func (s *Spool) spill(ctx context.Context, id string, hdr []byte, key uidlKey, head []byte, crc uint32, body io.Reader, reserved *int64) (*entry, *segment, outcome, error) {
+// directory fsync. Whatever fails, it leaves no file behind. With seal,
+// the header is written padded with SealRoom spaces and overwritten with
+// the sealed one, padded to the same length, before the fsync.
+func (s *Spool) spill(ctx context.Context, id string, hdr []byte, key uidlKey, head []byte, crc uint32, body io.Reader, reserved *int64, seal func() ([]byte, error)) (*entry, *segment, outcome, error) {
 	tmp := s.path(id, extTmp)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -259,6 +283,9 @@ func (s *Spool) spill(ctx context.Context, id string, hdr []byte, key uidlKey, h
 		}
 	}()
 
+	if seal != nil {
+		hdr = padHeader(hdr, len(hdr)+SealRoom)
+	}
 	if _, err := f.Write(hdr); err != nil {
 		return nil, nil, failed, fmt.Errorf("write %s: %w", tmp, err)
 	}
@@ -292,6 +319,15 @@ func (s *Spool) spill(ctx context.Context, id string, hdr []byte, key uidlKey, h
 	}
 	if _, err := f.Write(appendFooter(nil, size, crc)); err != nil {
 		return nil, nil, failed, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if seal != nil {
+		sealed, err := seal()
+		if err != nil {
+			return nil, nil, aborted, err
+		}
+		if _, err := f.WriteAt(padHeader(sealed, len(hdr)), 0); err != nil {
+			return nil, nil, failed, fmt.Errorf("write %s: %w", tmp, err)
+		}
 	}
 	if err := s.sync(f); err != nil {
 		return nil, nil, failed, fmt.Errorf("sync %s: %w", tmp, err)

@@ -118,7 +118,19 @@ type Meta struct {
 	// UIDL is the POP3 unique id of a polled message, empty for SMTP. With
 	// Envelope.Mailbox it is the key of [Spool.HasUIDL].
 	UIDL string
+	// Seal, when set, is called by Put once the body has been read to its
+	// end, before the message is written durably, with the envelope Put
+	// keeps; what it sets there is kept with the message. It is how what
+	// is known only at the end of a body (a gateway's DKIM and DMARC
+	// results) is on disk before the 250. It may add at most SealRoom
+	// bytes to the record's header, or Put fails.
+	Seal func(env *ospreyv1.Envelope)
 }
+
+// SealRoom is how many bytes Meta.Seal may add to the JSON header of a
+// record. A spilled message's header is written before its body is read,
+// padded with as many spaces, and overwritten once sealed.
+const SealRoom = 8 << 10
 
 // Message is a spooled message as [Spool.Get] returns it.
 type Message struct {

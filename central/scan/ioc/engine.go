@@ -62,8 +62,9 @@ func (Engine) ScanPart(_ context.Context, p *walk.Part, rules *RuleSet) ([]*ospr
 	return out, nil
 }
 
-// ScanMessage matches the senders (envelope MAIL FROM and header From) and
-// the URLs of the bodies.
+// ScanMessage matches the senders (envelope MAIL FROM and header From),
+// the sender authentication results of a gateway's message and the URLs
+// of the bodies.
 func (Engine) ScanMessage(_ context.Context, m *walk.Message, env *ospreyv1.Envelope, rules *RuleSet) ([]*ospreyv1.Match, error) {
 	if rules == nil {
 		return nil, nil
@@ -96,6 +97,13 @@ func (Engine) ScanMessage(_ context.Context, m *walk.Message, env *ospreyv1.Enve
 			})
 		}
 	}
+	if a := env.GetAuth(); a != nil && len(rules.auth) > 0 {
+		for _, res := range authResults(a) {
+			for _, r := range rules.auth[res.key] {
+				add(r, "sender authentication", res.what)
+			}
+		}
+	}
 	if len(rules.urls) == 0 && len(rules.urlHosts) == 0 {
 		return out, nil
 	}
@@ -114,6 +122,37 @@ func (Engine) ScanMessage(_ context.Context, m *walk.Message, env *ospreyv1.Enve
 		})
 	}
 	return out, nil
+}
+
+// authResult is one sender authentication result of a message: the key
+// an auth_result rule has ("dkim=fail"), and what a match says of it.
+type authResult struct{ key, what string }
+
+// authResults lists the results of a gateway's checks: SPF, each DKIM
+// signature, DMARC.
+func authResults(a *ospreyv1.AuthResults) []authResult {
+	var out []authResult
+	if v := a.GetSpf(); v != "" {
+		out = append(out, authResult{"spf=" + v, "SPF " + v + " for " + orNone(a.GetSpfDomain())})
+	}
+	for _, d := range a.GetDkim() {
+		out = append(out, authResult{"dkim=" + d.GetResult(), "DKIM " + d.GetResult() + " for " + orNone(d.GetDomain()) + " (selector " + orNone(d.GetSelector()) + ")"})
+	}
+	if v := a.GetDmarc(); v != "" {
+		what := "DMARC " + v + " for " + orNone(a.GetFromDomain())
+		if p := a.GetDmarcPolicy(); p != "" {
+			what += ", policy " + p
+		}
+		out = append(out, authResult{"dmarc=" + v, what})
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 func match(r *ospreyv1.Rule, part, what string) *ospreyv1.Match {

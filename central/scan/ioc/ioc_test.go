@@ -39,6 +39,8 @@ func TestValidateRule(t *testing.T) {
 		{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME, "[", false},
 		{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, ".EXE", true},
 		{ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION, "a/b", false},
+		{ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT, "DMARC=fail", true},
+		{ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT, "dmarc=bad", false},
 		{ospreyv1.RuleKind_RULE_KIND_UNSPECIFIED, "x", false},
 		{ospreyv1.RuleKind_RULE_KIND_SHA1, " ", false},
 	}
@@ -134,6 +136,53 @@ func TestMessageMatching(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, ids(ms)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAuthResultMatching(t *testing.T) {
+	rs := ioc.MustCompile([]*ospreyv1.Rule{
+		r("dmarc-fail", ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT, "dmarc=fail"),
+		r("spf-soft", ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT, "SPF=softfail"),
+		r("dkim-fail", ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT, "dkim=fail"),
+	})
+	tests := []struct {
+		name      string
+		auth      *ospreyv1.AuthResults
+		want      []string
+		wantWhats []string
+	}{
+		{"not checked", nil, nil, nil},
+		{"all pass", &ospreyv1.AuthResults{Spf: "pass", Dmarc: "pass", Dkim: []*ospreyv1.DkimResult{{Result: "pass"}}}, nil, nil},
+		{
+			"dmarc fail with policy", &ospreyv1.AuthResults{Spf: "softfail", SpfDomain: "example.net", Dmarc: "fail", DmarcPolicy: "reject", FromDomain: "example.org"},
+			[]string{"dmarc-fail", "spf-soft"}, []string{"SPF softfail for example.net", "DMARC fail for example.org, policy reject"},
+		},
+		{
+			"one failing signature of two matches once", &ospreyv1.AuthResults{Dkim: []*ospreyv1.DkimResult{{Result: "pass", Domain: "example.org"},
+				{Result: "fail", Domain: "example.net", Selector: "s1"}, {Result: "fail", Domain: "example.com"}}},
+			[]string{"dkim-fail"}, []string{"DKIM fail for example.net (selector s1)"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, err := ioc.Engine{}.ScanMessage(t.Context(), &walk.Message{}, &ospreyv1.Envelope{Auth: tt.auth}, rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, ids(ms)); diff != "" {
+				t.Errorf("rules matched (-want +got):\n%s", diff)
+			}
+			var whats []string
+			for _, m := range ms {
+				whats = append(whats, m.GetWhat())
+				if m.GetPart() != "sender authentication" {
+					t.Errorf("part %q, want sender authentication", m.GetPart())
+				}
+			}
+			if diff := cmp.Diff(tt.wantWhats, whats); diff != "" {
+				t.Errorf("what the matches say (-want +got):\n%s", diff)
 			}
 		})
 	}

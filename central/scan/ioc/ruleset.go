@@ -1,6 +1,7 @@
 // Package ioc matches a tenant's indicators of compromise (file digests,
 // sender addresses and domains, URLs and URL hosts, attachment names and
-// extensions) against scanned messages, and finds the structural signs of
+// extensions, a gateway's sender authentication results) against scanned
+// messages, and finds the structural signs of
 // malicious attachments that need no rule (double extensions, executables
 // in archives, right-to-left override characters in names).
 //
@@ -32,6 +33,7 @@ type RuleSet struct {
 	names             map[string][]*ospreyv1.Rule // name globs without wildcards
 	globs             []glob
 	exts              map[string][]*ospreyv1.Rule
+	auth              map[string][]*ospreyv1.Rule // "dmarc=fail"
 	n                 int
 }
 
@@ -48,7 +50,7 @@ func Compile(rules []*ospreyv1.Rule) (*RuleSet, error) {
 		sha256: map[string][]*ospreyv1.Rule{}, sha1: map[string][]*ospreyv1.Rule{}, md5: map[string][]*ospreyv1.Rule{},
 		senders: map[string][]*ospreyv1.Rule{}, senderDomains: map[string][]*ospreyv1.Rule{},
 		urls: map[string][]*ospreyv1.Rule{}, urlHosts: map[string][]*ospreyv1.Rule{},
-		names: map[string][]*ospreyv1.Rule{}, exts: map[string][]*ospreyv1.Rule{},
+		names: map[string][]*ospreyv1.Rule{}, exts: map[string][]*ospreyv1.Rule{}, auth: map[string][]*ospreyv1.Rule{},
 	}
 	var errs []error
 	for _, r := range rules {
@@ -79,6 +81,8 @@ func Compile(rules []*ospreyv1.Rule) (*RuleSet, error) {
 			m = s.urlHosts
 		case ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_EXTENSION:
 			m = s.exts
+		case ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT:
+			m = s.auth
 		case ospreyv1.RuleKind_RULE_KIND_ATTACHMENT_NAME:
 			if strings.ContainsAny(key, `*?[\`) {
 				s.globs = append(s.globs, glob{key, r})
@@ -162,6 +166,8 @@ func normalize(kind ospreyv1.RuleKind, v string) (string, error) {
 			return "", fmt.Errorf("value: %q is not an extension like exe", v)
 		}
 		return e, nil
+	case ospreyv1.RuleKind_RULE_KIND_AUTH_RESULT:
+		return v, nil
 	}
 	return "", fmt.Errorf("kind: %v is not a rule kind", kind)
 }

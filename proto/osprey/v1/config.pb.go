@@ -358,6 +358,66 @@ func (HoldTimeoutAction) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
+// AuthErrorTreatment is what a sender authentication error counts as in
+// the DMARC result a gateway records (and acts on).
+type AuthErrorTreatment int32
+
+const (
+	// AUTH_ERROR_TREATMENT_UNSPECIFIED means AS_IS.
+	AuthErrorTreatment_AUTH_ERROR_TREATMENT_UNSPECIFIED AuthErrorTreatment = 0
+	// AUTH_ERROR_TREATMENT_AS_IS keeps the error ("temperror", "permerror"):
+	// no DMARC policy is applied.
+	AuthErrorTreatment_AUTH_ERROR_TREATMENT_AS_IS AuthErrorTreatment = 1
+	// AUTH_ERROR_TREATMENT_FAIL counts it as "fail".
+	AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL AuthErrorTreatment = 2
+	// AUTH_ERROR_TREATMENT_NONE counts it as "none", as if the domain
+	// published no DMARC record.
+	AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE AuthErrorTreatment = 3
+)
+
+// Enum value maps for AuthErrorTreatment.
+var (
+	AuthErrorTreatment_name = map[int32]string{
+		0: "AUTH_ERROR_TREATMENT_UNSPECIFIED",
+		1: "AUTH_ERROR_TREATMENT_AS_IS",
+		2: "AUTH_ERROR_TREATMENT_FAIL",
+		3: "AUTH_ERROR_TREATMENT_NONE",
+	}
+	AuthErrorTreatment_value = map[string]int32{
+		"AUTH_ERROR_TREATMENT_UNSPECIFIED": 0,
+		"AUTH_ERROR_TREATMENT_AS_IS":       1,
+		"AUTH_ERROR_TREATMENT_FAIL":        2,
+		"AUTH_ERROR_TREATMENT_NONE":        3,
+	}
+)
+
+func (x AuthErrorTreatment) Enum() *AuthErrorTreatment {
+	p := new(AuthErrorTreatment)
+	*p = x
+	return p
+}
+
+func (x AuthErrorTreatment) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuthErrorTreatment) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
+}
+
+func (AuthErrorTreatment) Type() protoreflect.EnumType {
+	return &file_osprey_v1_config_proto_enumTypes[6]
+}
+
+func (x AuthErrorTreatment) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuthErrorTreatment.Descriptor instead.
+func (AuthErrorTreatment) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
 // VerdictAction is what a gateway does with a message once its verdict is
 // known.
 type VerdictAction int32
@@ -408,11 +468,11 @@ func (x VerdictAction) String() string {
 }
 
 func (VerdictAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
 }
 
 func (VerdictAction) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[6]
+	return &file_osprey_v1_config_proto_enumTypes[7]
 }
 
 func (x VerdictAction) Number() protoreflect.EnumNumber {
@@ -421,7 +481,7 @@ func (x VerdictAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use VerdictAction.Descriptor instead.
 func (VerdictAction) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 // TlsCertificatePolicy is how a POP3 server's certificate is checked.
@@ -461,11 +521,11 @@ func (x TlsCertificatePolicy) String() string {
 }
 
 func (TlsCertificatePolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[8].Descriptor()
 }
 
 func (TlsCertificatePolicy) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[7]
+	return &file_osprey_v1_config_proto_enumTypes[8]
 }
 
 func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
@@ -474,7 +534,7 @@ func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TlsCertificatePolicy.Descriptor instead.
 func (TlsCertificatePolicy) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 // Pop3TlsMode is how TLS starts on a POP3 connection.
@@ -513,11 +573,11 @@ func (x Pop3TlsMode) String() string {
 }
 
 func (Pop3TlsMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[8].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[9].Descriptor()
 }
 
 func (Pop3TlsMode) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[8]
+	return &file_osprey_v1_config_proto_enumTypes[9]
 }
 
 func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
@@ -526,7 +586,7 @@ func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Pop3TlsMode.Descriptor instead.
 func (Pop3TlsMode) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 // Role is what a user may do.
@@ -569,11 +629,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[9].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[10].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[9]
+	return &file_osprey_v1_config_proto_enumTypes[10]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -582,7 +642,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 // TokenKind is what a token may be used for.
@@ -621,11 +681,11 @@ func (x TokenKind) String() string {
 }
 
 func (TokenKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[10].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[11].Descriptor()
 }
 
 func (TokenKind) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[10]
+	return &file_osprey_v1_config_proto_enumTypes[11]
 }
 
 func (x TokenKind) Number() protoreflect.EnumNumber {
@@ -634,7 +694,7 @@ func (x TokenKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TokenKind.Descriptor instead.
 func (TokenKind) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 // Tenant is one customer or organisation; every sensor, rule and alert belongs to one.
@@ -1682,9 +1742,20 @@ type SenderAuthSettings struct {
 	// authserv_id names this gateway in Authentication-Results; empty means
 	// the gateway's HELO name. A header with this id that a message arrives
 	// with is forged and removed.
-	AuthservId    string `protobuf:"bytes,2,opt,name=authserv_id,json=authservId,proto3" json:"authserv_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AuthservId string `protobuf:"bytes,2,opt,name=authserv_id,json=authservId,proto3" json:"authserv_id,omitempty"`
+	// dmarc_temperror is what a DMARC check that could not finish for a
+	// temporary DNS failure counts as (AS_IS: "temperror").
+	DmarcTemperror AuthErrorTreatment `protobuf:"varint,3,opt,name=dmarc_temperror,json=dmarcTemperror,proto3,enum=osprey.v1.AuthErrorTreatment" json:"dmarc_temperror,omitempty"`
+	// dmarc_permerror is what a DMARC check of a domain whose DMARC record
+	// is broken counts as (AS_IS: "permerror").
+	DmarcPermerror AuthErrorTreatment `protobuf:"varint,4,opt,name=dmarc_permerror,json=dmarcPermerror,proto3,enum=osprey.v1.AuthErrorTreatment" json:"dmarc_permerror,omitempty"`
+	// lookup_timeout_ms bounds one DNS lookup (2000).
+	LookupTimeoutMs uint32 `protobuf:"varint,5,opt,name=lookup_timeout_ms,json=lookupTimeoutMs,proto3" json:"lookup_timeout_ms,omitempty"`
+	// check_timeout_ms bounds all the lookups of one check of a message,
+	// SPF or DKIM with DMARC (5000).
+	CheckTimeoutMs uint32 `protobuf:"varint,6,opt,name=check_timeout_ms,json=checkTimeoutMs,proto3" json:"check_timeout_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SenderAuthSettings) Reset() {
@@ -1729,6 +1800,34 @@ func (x *SenderAuthSettings) GetAuthservId() string {
 		return x.AuthservId
 	}
 	return ""
+}
+
+func (x *SenderAuthSettings) GetDmarcTemperror() AuthErrorTreatment {
+	if x != nil {
+		return x.DmarcTemperror
+	}
+	return AuthErrorTreatment_AUTH_ERROR_TREATMENT_UNSPECIFIED
+}
+
+func (x *SenderAuthSettings) GetDmarcPermerror() AuthErrorTreatment {
+	if x != nil {
+		return x.DmarcPermerror
+	}
+	return AuthErrorTreatment_AUTH_ERROR_TREATMENT_UNSPECIFIED
+}
+
+func (x *SenderAuthSettings) GetLookupTimeoutMs() uint32 {
+	if x != nil {
+		return x.LookupTimeoutMs
+	}
+	return 0
+}
+
+func (x *SenderAuthSettings) GetCheckTimeoutMs() uint32 {
+	if x != nil {
+		return x.CheckTimeoutMs
+	}
+	return 0
 }
 
 // HeaderField is one header field a tag adds.
@@ -2369,11 +2468,15 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"senderAuth\"h\n" +
 	"\x12QuarantineSettings\x12!\n" +
 	"\fmax_messages\x18\x01 \x01(\rR\vmaxMessages\x12/\n" +
-	"\bmax_size\x18\x02 \x01(\v2\x14.osprey.v1.SizeLimitR\amaxSize\"O\n" +
+	"\bmax_size\x18\x02 \x01(\v2\x14.osprey.v1.SizeLimitR\amaxSize\"\xb5\x02\n" +
 	"\x12SenderAuthSettings\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1f\n" +
 	"\vauthserv_id\x18\x02 \x01(\tR\n" +
-	"authservId\"7\n" +
+	"authservId\x12F\n" +
+	"\x0fdmarc_temperror\x18\x03 \x01(\x0e2\x1d.osprey.v1.AuthErrorTreatmentR\x0edmarcTemperror\x12F\n" +
+	"\x0fdmarc_permerror\x18\x04 \x01(\x0e2\x1d.osprey.v1.AuthErrorTreatmentR\x0edmarcPermerror\x12*\n" +
+	"\x11lookup_timeout_ms\x18\x05 \x01(\rR\x0flookupTimeoutMs\x12(\n" +
+	"\x10check_timeout_ms\x18\x06 \x01(\rR\x0echeckTimeoutMs\"7\n" +
 	"\vHeaderField\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\xfb\x04\n" +
@@ -2458,7 +2561,12 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x11HoldTimeoutAction\x12#\n" +
 	"\x1fHOLD_TIMEOUT_ACTION_UNSPECIFIED\x10\x00\x12)\n" +
 	"%HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED\x10\x01\x12$\n" +
-	" HOLD_TIMEOUT_ACTION_KEEP_HOLDING\x10\x02*\xd3\x01\n" +
+	" HOLD_TIMEOUT_ACTION_KEEP_HOLDING\x10\x02*\x98\x01\n" +
+	"\x12AuthErrorTreatment\x12$\n" +
+	" AUTH_ERROR_TREATMENT_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aAUTH_ERROR_TREATMENT_AS_IS\x10\x01\x12\x1d\n" +
+	"\x19AUTH_ERROR_TREATMENT_FAIL\x10\x02\x12\x1d\n" +
+	"\x19AUTH_ERROR_TREATMENT_NONE\x10\x03*\xd3\x01\n" +
 	"\rVerdictAction\x12\x1e\n" +
 	"\x1aVERDICT_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16VERDICT_ACTION_DELIVER\x10\x01\x12\x16\n" +
@@ -2498,7 +2606,7 @@ func file_osprey_v1_config_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_config_proto_rawDescData
 }
 
-var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
 var file_osprey_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_osprey_v1_config_proto_goTypes = []any{
 	(SensorState)(0),              // 0: osprey.v1.SensorState
@@ -2507,73 +2615,76 @@ var file_osprey_v1_config_proto_goTypes = []any{
 	(ClientCertMode)(0),           // 3: osprey.v1.ClientCertMode
 	(SmtpMode)(0),                 // 4: osprey.v1.SmtpMode
 	(HoldTimeoutAction)(0),        // 5: osprey.v1.HoldTimeoutAction
-	(VerdictAction)(0),            // 6: osprey.v1.VerdictAction
-	(TlsCertificatePolicy)(0),     // 7: osprey.v1.TlsCertificatePolicy
-	(Pop3TlsMode)(0),              // 8: osprey.v1.Pop3TlsMode
-	(Role)(0),                     // 9: osprey.v1.Role
-	(TokenKind)(0),                // 10: osprey.v1.TokenKind
-	(*Tenant)(nil),                // 11: osprey.v1.Tenant
-	(*Sensor)(nil),                // 12: osprey.v1.Sensor
-	(*SizeLimit)(nil),             // 13: osprey.v1.SizeLimit
-	(*SmtpTls)(nil),               // 14: osprey.v1.SmtpTls
-	(*SmtpLimits)(nil),            // 15: osprey.v1.SmtpLimits
-	(*SmtpIntegration)(nil),       // 16: osprey.v1.SmtpIntegration
-	(*GatewayListener)(nil),       // 17: osprey.v1.GatewayListener
-	(*NextHop)(nil),               // 18: osprey.v1.NextHop
-	(*LocalDomain)(nil),           // 19: osprey.v1.LocalDomain
-	(*DeliveryQueueSettings)(nil), // 20: osprey.v1.DeliveryQueueSettings
-	(*SmtpGateway)(nil),           // 21: osprey.v1.SmtpGateway
-	(*QuarantineSettings)(nil),    // 22: osprey.v1.QuarantineSettings
-	(*SenderAuthSettings)(nil),    // 23: osprey.v1.SenderAuthSettings
-	(*HeaderField)(nil),           // 24: osprey.v1.HeaderField
-	(*VerdictPolicy)(nil),         // 25: osprey.v1.VerdictPolicy
-	(*Pop3Integration)(nil),       // 26: osprey.v1.Pop3Integration
-	(*User)(nil),                  // 27: osprey.v1.User
-	(*Token)(nil),                 // 28: osprey.v1.Token
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(AuthErrorTreatment)(0),       // 6: osprey.v1.AuthErrorTreatment
+	(VerdictAction)(0),            // 7: osprey.v1.VerdictAction
+	(TlsCertificatePolicy)(0),     // 8: osprey.v1.TlsCertificatePolicy
+	(Pop3TlsMode)(0),              // 9: osprey.v1.Pop3TlsMode
+	(Role)(0),                     // 10: osprey.v1.Role
+	(TokenKind)(0),                // 11: osprey.v1.TokenKind
+	(*Tenant)(nil),                // 12: osprey.v1.Tenant
+	(*Sensor)(nil),                // 13: osprey.v1.Sensor
+	(*SizeLimit)(nil),             // 14: osprey.v1.SizeLimit
+	(*SmtpTls)(nil),               // 15: osprey.v1.SmtpTls
+	(*SmtpLimits)(nil),            // 16: osprey.v1.SmtpLimits
+	(*SmtpIntegration)(nil),       // 17: osprey.v1.SmtpIntegration
+	(*GatewayListener)(nil),       // 18: osprey.v1.GatewayListener
+	(*NextHop)(nil),               // 19: osprey.v1.NextHop
+	(*LocalDomain)(nil),           // 20: osprey.v1.LocalDomain
+	(*DeliveryQueueSettings)(nil), // 21: osprey.v1.DeliveryQueueSettings
+	(*SmtpGateway)(nil),           // 22: osprey.v1.SmtpGateway
+	(*QuarantineSettings)(nil),    // 23: osprey.v1.QuarantineSettings
+	(*SenderAuthSettings)(nil),    // 24: osprey.v1.SenderAuthSettings
+	(*HeaderField)(nil),           // 25: osprey.v1.HeaderField
+	(*VerdictPolicy)(nil),         // 26: osprey.v1.VerdictPolicy
+	(*Pop3Integration)(nil),       // 27: osprey.v1.Pop3Integration
+	(*User)(nil),                  // 28: osprey.v1.User
+	(*Token)(nil),                 // 29: osprey.v1.Token
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
 }
 var file_osprey_v1_config_proto_depIdxs = []int32{
-	29, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	30, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: osprey.v1.Sensor.state:type_name -> osprey.v1.SensorState
-	29, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
-	29, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
+	30, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
+	30, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
 	1,  // 4: osprey.v1.SizeLimit.unit:type_name -> osprey.v1.SizeUnit
 	2,  // 5: osprey.v1.SmtpTls.mode:type_name -> osprey.v1.TlsMode
 	3,  // 6: osprey.v1.SmtpTls.client_cert:type_name -> osprey.v1.ClientCertMode
-	13, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
-	14, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
-	15, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
+	14, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
+	15, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
+	16, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
 	4,  // 10: osprey.v1.SmtpIntegration.mode:type_name -> osprey.v1.SmtpMode
-	21, // 11: osprey.v1.SmtpIntegration.gateway:type_name -> osprey.v1.SmtpGateway
-	14, // 12: osprey.v1.GatewayListener.tls:type_name -> osprey.v1.SmtpTls
-	18, // 13: osprey.v1.LocalDomain.hosts:type_name -> osprey.v1.NextHop
-	17, // 14: osprey.v1.SmtpGateway.inbound:type_name -> osprey.v1.GatewayListener
-	17, // 15: osprey.v1.SmtpGateway.outbound:type_name -> osprey.v1.GatewayListener
-	19, // 16: osprey.v1.SmtpGateway.local_domains:type_name -> osprey.v1.LocalDomain
-	18, // 17: osprey.v1.SmtpGateway.relay_hosts:type_name -> osprey.v1.NextHop
+	22, // 11: osprey.v1.SmtpIntegration.gateway:type_name -> osprey.v1.SmtpGateway
+	15, // 12: osprey.v1.GatewayListener.tls:type_name -> osprey.v1.SmtpTls
+	19, // 13: osprey.v1.LocalDomain.hosts:type_name -> osprey.v1.NextHop
+	18, // 14: osprey.v1.SmtpGateway.inbound:type_name -> osprey.v1.GatewayListener
+	18, // 15: osprey.v1.SmtpGateway.outbound:type_name -> osprey.v1.GatewayListener
+	20, // 16: osprey.v1.SmtpGateway.local_domains:type_name -> osprey.v1.LocalDomain
+	19, // 17: osprey.v1.SmtpGateway.relay_hosts:type_name -> osprey.v1.NextHop
 	5,  // 18: osprey.v1.SmtpGateway.on_timeout:type_name -> osprey.v1.HoldTimeoutAction
-	20, // 19: osprey.v1.SmtpGateway.queue:type_name -> osprey.v1.DeliveryQueueSettings
-	22, // 20: osprey.v1.SmtpGateway.quarantine:type_name -> osprey.v1.QuarantineSettings
-	23, // 21: osprey.v1.SmtpGateway.sender_auth:type_name -> osprey.v1.SenderAuthSettings
-	13, // 22: osprey.v1.QuarantineSettings.max_size:type_name -> osprey.v1.SizeLimit
-	6,  // 23: osprey.v1.VerdictPolicy.detected:type_name -> osprey.v1.VerdictAction
-	6,  // 24: osprey.v1.VerdictPolicy.unscannable_limit:type_name -> osprey.v1.VerdictAction
-	6,  // 25: osprey.v1.VerdictPolicy.unscannable_error:type_name -> osprey.v1.VerdictAction
-	24, // 26: osprey.v1.VerdictPolicy.tag_headers:type_name -> osprey.v1.HeaderField
-	6,  // 27: osprey.v1.VerdictPolicy.dmarc_reject:type_name -> osprey.v1.VerdictAction
-	6,  // 28: osprey.v1.VerdictPolicy.dmarc_quarantine:type_name -> osprey.v1.VerdictAction
-	8,  // 29: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
-	7,  // 30: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
-	9,  // 31: osprey.v1.User.role:type_name -> osprey.v1.Role
-	29, // 32: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	10, // 33: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
-	29, // 34: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	29, // 35: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	21, // 19: osprey.v1.SmtpGateway.queue:type_name -> osprey.v1.DeliveryQueueSettings
+	23, // 20: osprey.v1.SmtpGateway.quarantine:type_name -> osprey.v1.QuarantineSettings
+	24, // 21: osprey.v1.SmtpGateway.sender_auth:type_name -> osprey.v1.SenderAuthSettings
+	14, // 22: osprey.v1.QuarantineSettings.max_size:type_name -> osprey.v1.SizeLimit
+	6,  // 23: osprey.v1.SenderAuthSettings.dmarc_temperror:type_name -> osprey.v1.AuthErrorTreatment
+	6,  // 24: osprey.v1.SenderAuthSettings.dmarc_permerror:type_name -> osprey.v1.AuthErrorTreatment
+	7,  // 25: osprey.v1.VerdictPolicy.detected:type_name -> osprey.v1.VerdictAction
+	7,  // 26: osprey.v1.VerdictPolicy.unscannable_limit:type_name -> osprey.v1.VerdictAction
+	7,  // 27: osprey.v1.VerdictPolicy.unscannable_error:type_name -> osprey.v1.VerdictAction
+	25, // 28: osprey.v1.VerdictPolicy.tag_headers:type_name -> osprey.v1.HeaderField
+	7,  // 29: osprey.v1.VerdictPolicy.dmarc_reject:type_name -> osprey.v1.VerdictAction
+	7,  // 30: osprey.v1.VerdictPolicy.dmarc_quarantine:type_name -> osprey.v1.VerdictAction
+	9,  // 31: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
+	8,  // 32: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
+	10, // 33: osprey.v1.User.role:type_name -> osprey.v1.Role
+	30, // 34: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	11, // 35: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
+	30, // 36: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	30, // 37: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_config_proto_init() }
@@ -2586,7 +2697,7 @@ func file_osprey_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_config_proto_rawDesc), len(file_osprey_v1_config_proto_rawDesc)),
-			NumEnums:      11,
+			NumEnums:      12,
 			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,

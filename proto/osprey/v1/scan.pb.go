@@ -104,21 +104,27 @@ const (
 	// A file extension without the dot (e.g. "exe"), case-insensitive, on
 	// attachment and archive member names.
 	RuleKind_RULE_KIND_ATTACHMENT_EXTENSION RuleKind = 9
+	// A sender authentication result of a gateway's message, as
+	// "method=result": "spf=fail", "dkim=fail", "dmarc=fail" (methods spf,
+	// dkim, dmarc; results pass, fail, softfail, neutral, none, temperror,
+	// permerror). A dkim rule matches when any signature has the result.
+	RuleKind_RULE_KIND_AUTH_RESULT RuleKind = 10
 )
 
 // Enum value maps for RuleKind.
 var (
 	RuleKind_name = map[int32]string{
-		0: "RULE_KIND_UNSPECIFIED",
-		1: "RULE_KIND_SHA256",
-		2: "RULE_KIND_SHA1",
-		3: "RULE_KIND_MD5",
-		4: "RULE_KIND_SENDER",
-		5: "RULE_KIND_SENDER_DOMAIN",
-		6: "RULE_KIND_URL",
-		7: "RULE_KIND_URL_HOST",
-		8: "RULE_KIND_ATTACHMENT_NAME",
-		9: "RULE_KIND_ATTACHMENT_EXTENSION",
+		0:  "RULE_KIND_UNSPECIFIED",
+		1:  "RULE_KIND_SHA256",
+		2:  "RULE_KIND_SHA1",
+		3:  "RULE_KIND_MD5",
+		4:  "RULE_KIND_SENDER",
+		5:  "RULE_KIND_SENDER_DOMAIN",
+		6:  "RULE_KIND_URL",
+		7:  "RULE_KIND_URL_HOST",
+		8:  "RULE_KIND_ATTACHMENT_NAME",
+		9:  "RULE_KIND_ATTACHMENT_EXTENSION",
+		10: "RULE_KIND_AUTH_RESULT",
 	}
 	RuleKind_value = map[string]int32{
 		"RULE_KIND_UNSPECIFIED":          0,
@@ -131,6 +137,7 @@ var (
 		"RULE_KIND_URL_HOST":             7,
 		"RULE_KIND_ATTACHMENT_NAME":      8,
 		"RULE_KIND_ATTACHMENT_EXTENSION": 9,
+		"RULE_KIND_AUTH_RESULT":          10,
 	}
 )
 
@@ -1052,7 +1059,7 @@ const file_osprey_v1_scan_proto_rawDesc = "" +
 	"\fSEVERITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n" +
 	"\rSEVERITY_HIGH\x10\x03\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x04*\x83\x02\n" +
+	"\x11SEVERITY_CRITICAL\x10\x04*\x9e\x02\n" +
 	"\bRuleKind\x12\x19\n" +
 	"\x15RULE_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10RULE_KIND_SHA256\x10\x01\x12\x12\n" +
@@ -1063,7 +1070,9 @@ const file_osprey_v1_scan_proto_rawDesc = "" +
 	"\rRULE_KIND_URL\x10\x06\x12\x16\n" +
 	"\x12RULE_KIND_URL_HOST\x10\a\x12\x1d\n" +
 	"\x19RULE_KIND_ATTACHMENT_NAME\x10\b\x12\"\n" +
-	"\x1eRULE_KIND_ATTACHMENT_EXTENSION\x10\tB6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
+	"\x1eRULE_KIND_ATTACHMENT_EXTENSION\x10\t\x12\x19\n" +
+	"\x15RULE_KIND_AUTH_RESULT\x10\n" +
+	"B6Z4github.com/ospreysec/osprey/proto/osprey/v1;ospreyv1b\x06proto3"
 
 var (
 	file_osprey_v1_scan_proto_rawDescOnce sync.Once
