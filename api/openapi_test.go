@@ -281,6 +281,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Alert", Alert{}, false},
 		{"AlertList", AlertList{}, false},
 		{"MessageRecord", MessageRecord{}, false},
+		{"SpamResult", SpamResult{}, false},
+		{"SpamSymbol", SpamSymbol{}, false},
 		{"MessageList", MessageList{}, false},
 		{"AuditEvent", AuditEvent{}, false},
 		{"AuditRefusal", AuditRefusal{}, false},

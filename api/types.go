@@ -632,6 +632,10 @@ type NodeHealth struct {
 	// SQL: the node reaches its SQL store (message records and alerts). Without it the node
 	// still serves, but sensors' uploads wait.
 	SQL bool `json:"sql"`
+	// Rspamd, only on a node that asks Rspamd about every message (--rspamd-url): Rspamd
+	// answers and none of its checks failed in the last minute. Without it messages are
+	// recorded without a spam result.
+	Rspamd *bool `json:"rspamd,omitempty"`
 }
 
 // Node is one member of the central node cluster.
@@ -907,6 +911,28 @@ type MessageRecord struct {
 	AlertID string `json:"alert_id,omitempty"`
 	// Headers summarises the message's header, as the scan read it.
 	Headers *HeaderSummary `json:"headers,omitempty"`
+	// Spam is Rspamd's opinion of the message, on a node that asks it
+	// (--rspamd-url); absent when it was not asked or did not answer.
+	Spam *SpamResult `json:"spam,omitempty"`
+}
+
+// SpamResult is a spam engine's (Rspamd's) opinion of a message.
+type SpamResult struct {
+	Score float64 `json:"score"`
+	// RequiredScore is the engine's own spam threshold (Rspamd's reject score).
+	RequiredScore float64 `json:"required_score"`
+	// Action is the engine's own suggestion: "no action", "greylist", "add header",
+	// "rewrite subject", "soft reject" or "reject".
+	Action string `json:"action"`
+	// Symbols are the engine's rules that fired, those of the largest scores (either sign)
+	// first, at most 50.
+	Symbols []SpamSymbol `json:"symbols"`
+}
+
+// SpamSymbol is one rule of the spam engine that fired, with its weight.
+type SpamSymbol struct {
+	Name  string  `json:"name"`
+	Score float64 `json:"score"`
 }
 
 // Audit event kinds.

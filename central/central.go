@@ -146,7 +146,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	httpURL := scheme + "://" + advertised(httpAddr)
 	cluster, err := startCluster(ctx, opts, clusterDeps{
-		store: n.store, etcdRead: n.etcdRead, sqlPing: db.Ping, ca: n.ca.Cert, grpcAddr: grpcLn.Addr(), httpAddr: httpAddr,
+		store: n.store, etcdRead: n.etcdRead, sqlPing: db.Ping, spamHealth: n.spamHealth(), ca: n.ca.Cert, grpcAddr: grpcLn.Addr(), httpAddr: httpAddr,
 		httpURL: httpURL, registry: n.registry, log: log,
 	})
 	if err != nil {

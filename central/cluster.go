@@ -70,12 +70,14 @@ type clusterDeps struct {
 	store    *store.Store
 	etcdRead func(context.Context) error
 	sqlPing  func(context.Context) error
-	ca       *x509.Certificate
-	grpcAddr net.Addr
-	httpAddr net.Addr
-	httpURL  string
-	registry prometheus.Registerer
-	log      *slog.Logger
+	// spamHealth checks the spam check (Rspamd); nil when there is none.
+	spamHealth func(context.Context) error
+	ca         *x509.Certificate
+	grpcAddr   net.Addr
+	httpAddr   net.Addr
+	httpURL    string
+	registry   prometheus.Registerer
+	log        *slog.Logger
 }
 
 // startCluster binds the gossip and DNS ports, starts memberlist (joining
@@ -155,6 +157,7 @@ func startCluster(ctx context.Context, opts Options, d clusterDeps) (*clusterNod
 		httpURL:    d.httpURL,
 		smtpConfig: smtpConfig,
 		sqlPing:    d.sqlPing,
+		spamHealth: d.spamHealth,
 		selfIP:     c.gossip.Addr().Addr(),
 		log:        d.log.With("component", "health"),
 	})
@@ -219,6 +222,9 @@ func (c *clusterNode) nodeList(context.Context) (*api.NodeList, error) {
 				Etcd: m.Meta.Health.Etcd, GRPC: m.Meta.Health.GRPC, HTTP: m.Meta.Health.HTTP,
 				SMTP: m.Meta.Health.SMTP, Spool: m.Meta.Health.Spool, SQL: m.Meta.Health.SQL,
 			},
+		}
+		if m.Meta.Health.RspamdUsed {
+			n.Health.Rspamd = &m.Meta.Health.Rspamd
 		}
 		for _, r := range m.Meta.Roles {
 			n.Roles = append(n.Roles, api.NodeRole(r))

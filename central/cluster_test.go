@@ -47,6 +47,9 @@ func TestClusterOptionsAreValidated(t *testing.T) {
 		{"a cluster without a database", func(o *central.Options) { o.Gossip.Join = []string{"127.0.0.2:7946"} }, []string{"--db-url", "PostgreSQL"}},
 		{"a database URL of another kind", func(o *central.Options) { o.DB.URL = "mysql://db/osprey" }, []string{"--db-url", "postgres://"}},
 		{"message retention too short", func(o *central.Options) { o.DB.MessageRetention = time.Hour }, []string{"--message-retention", "72h"}},
+		{"bad rspamd options", func(o *central.Options) {
+			o.Scan.RspamdURL, o.Scan.RspamdTimeout, o.Scan.RspamdMaxSize = "127.0.0.1:11333", -time.Second, -1
+		}, []string{"--rspamd-url", "want http://", "--rspamd-timeout", "--rspamd-max-size"}},
 		{"initial cluster with external etcd", func(o *central.Options) {
 			o.Etcd.InitialCluster, o.Etcd.Endpoints = "n1=https://127.0.0.1:2380", []string{"http://e:2379"}
 		}, []string{"only with the embedded etcd"}},

@@ -114,6 +114,8 @@ type healthMonitor struct {
 	smtpConfig func(context.Context) (*ospreyv1.SmtpIntegration, error)
 	// sqlPing checks the SQL store; nil counts it as reached.
 	sqlPing func(context.Context) error
+	// spamHealth checks the spam check (Rspamd); nil when the node has none.
+	spamHealth func(context.Context) error
 	// selfIP stands for an unspecified listen host (0.0.0.0, ::) when the
 	// SMTP listener is dialled: the node's gossip IP.
 	selfIP netip.Addr
@@ -132,6 +134,7 @@ type healthOptions struct {
 	httpURL    string
 	smtpConfig func(context.Context) (*ospreyv1.SmtpIntegration, error)
 	sqlPing    func(context.Context) error
+	spamHealth func(context.Context) error
 	selfIP     netip.Addr
 	log        *slog.Logger
 }
@@ -158,6 +161,7 @@ func newHealthMonitor(o healthOptions) *healthMonitor {
 		http:       &http.Client{Transport: tr, Timeout: probeTimeout},
 		smtpConfig: o.smtpConfig,
 		sqlPing:    o.sqlPing,
+		spamHealth: o.spamHealth,
 		selfIP:     o.selfIP,
 	}
 }
@@ -220,6 +224,14 @@ func (h *healthMonitor) check(ctx context.Context) gossip.Meta {
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
 			m.Health.SQL = h.sqlPing(pctx) == nil
+		})
+	}
+	if h.spamHealth != nil {
+		m.Health.RspamdUsed = true
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			m.Health.Rspamd = h.spamHealth(pctx) == nil
 		})
 	}
 	wg.Wait()
@@ -339,6 +351,9 @@ func healthList(h gossip.Health, ok bool) string {
 		if c.v == ok {
 			out = append(out, c.name)
 		}
+	}
+	if h.RspamdUsed && h.Rspamd == ok {
+		out = append(out, "rspamd")
 	}
 	return strings.Join(out, ",")
 }

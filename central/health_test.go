@@ -112,7 +112,7 @@ func TestHealthMonitorGossipsChanges(t *testing.T) {
 	cfg := &ospreyv1.SmtpIntegration{Enabled: true, Listen: "0.0.0.0:" + port}
 	rec := &recorder{}
 	closedGRPC := mustClosedAddr(t)
-	var sqlDown atomic.Bool
+	var sqlDown, spamDown atomic.Bool
 	sqlDown.Store(true)
 	h := newHealthMonitor(healthOptions{
 		cluster:  rec,
@@ -132,6 +132,12 @@ func TestHealthMonitorGossipsChanges(t *testing.T) {
 			}
 			return nil
 		},
+		spamHealth: func(context.Context) error {
+			if spamDown.Load() {
+				return errors.New("3 spam checks in a row failed")
+			}
+			return nil
+		},
 		selfIP: netip.MustParseAddr("127.0.0.1"),
 		log:    slog.New(slog.DiscardHandler),
 	})
@@ -143,7 +149,7 @@ func TestHealthMonitorGossipsChanges(t *testing.T) {
 		t.Fatalf("gossiped %d times, want once", len(rec.metas))
 	}
 	m := rec.metas[0]
-	want := gossip.Health{Etcd: true, SMTP: true, Spool: true}
+	want := gossip.Health{Etcd: true, SMTP: true, Spool: true, RspamdUsed: true, Rspamd: true}
 	if m.Health != want || m.SMTPAddr != "0.0.0.0:"+port {
 		t.Errorf("first report: health %+v smtp %q, want %+v and 0.0.0.0:%s (dialled at the gossip IP)", m.Health, m.SMTPAddr, want, port)
 	}
@@ -161,6 +167,14 @@ func TestHealthMonitorGossipsChanges(t *testing.T) {
 	h.update(t.Context())
 	if len(rec.metas) != 3 || !rec.metas[2].Health.SQL {
 		t.Fatalf("after the SQL store came back: %+v, want a third report with SQL", rec.metas)
+	}
+
+	// Rspamd fails: a report says so, and the node is still a healthy
+	// central and sensor as far as the rest goes.
+	spamDown.Store(true)
+	h.update(t.Context())
+	if len(rec.metas) != 4 || rec.metas[3].Health.Rspamd || !rec.metas[3].Health.RspamdUsed || !rec.metas[3].Health.SQL {
+		t.Fatalf("after rspamd failed: %+v, want a fourth report with rspamd used and failing", rec.metas)
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/scan"
 	"github.com/ospreysec/osprey/central/scan/clamav"
+	"github.com/ospreysec/osprey/central/scan/rspamd"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/siem"
@@ -78,6 +79,8 @@ type node struct {
 	feeder     *siemfeed.Feeder
 	// requests carries the operators' requests to the sensors.
 	requests *sensorrpc.Router
+	// spam is the spam check (Rspamd); nil without --rspamd-url.
+	spam *pipeline.Spam
 }
 
 const (
@@ -140,6 +143,9 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	if err != nil {
 		return nil, err
 	}
+	if n.spam, err = newSpam(opts, reg, log); err != nil {
+		return nil, err
+	}
 	n.rules = store.NewRuleCache(st, store.CacheOptions{Logger: log.With("component", "rule-cache")})
 	n.sweeper = sqlstore.NewSweeper(db, sqlstore.SweeperOptions{Logger: log.With("component", "retention")})
 	n.exports = store.NewExportCache(st, store.CacheOptions{Logger: log.With("component", "export-cache")})
@@ -159,7 +165,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.sensors = sensorsvc.New(sensorsvc.Options{
 		Store: st, Messages: db, Configs: n.configs, CA: ca, NodeName: opts.NodeName, Status: n.status, Logger: log.With("component", "sensors"),
 		SpillDir: spillDir, Registerer: reg,
-		Scanner:  pipeline.New(scanner, n.rules, n.policies, log.With("component", "pipeline")),
+		Scanner:  pipeline.New(scanner, n.rules, n.policies, log.With("component", "pipeline")).WithSpam(n.spam),
 		Certs:    opts.SensorCerts,
 		Requests: n.requests,
 	})
@@ -234,6 +240,27 @@ func newScanner(opts Options, reg prometheus.Registerer, tempDir string, log *sl
 		engines = append(engines, clamav.NewEngine(c))
 	}
 	return scan.New(scan.Options{Engines: engines, TempDir: tempDir, Registerer: reg, Logger: log.With("component", "scan")})
+}
+
+// newSpam builds the spam check when an Rspamd URL is configured; nil
+// otherwise.
+func newSpam(opts Options, reg prometheus.Registerer, log *slog.Logger) (*pipeline.Spam, error) {
+	if opts.Scan.RspamdURL == "" {
+		return nil, nil
+	}
+	c, err := rspamd.New(opts.Scan.rspamdOptions())
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.NewSpam(pipeline.SpamOptions{Client: c, Registerer: reg, Logger: log.With("component", "spam")})
+}
+
+// spamHealth is the health check of the spam check; nil without one.
+func (n *node) spamHealth() func(context.Context) error {
+	if n.spam == nil {
+		return nil
+	}
+	return n.spam.Health
 }
 
 // available says whether this node reaches the etcd quorum, as far as it

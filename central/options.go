@@ -13,6 +13,7 @@ import (
 	"github.com/ospreysec/osprey/central/dnsserver"
 	"github.com/ospreysec/osprey/central/etcdembed"
 	"github.com/ospreysec/osprey/central/gossip"
+	"github.com/ospreysec/osprey/central/scan/rspamd"
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 )
@@ -146,11 +147,26 @@ type DNSOptions struct {
 	TTL time.Duration
 }
 
-// ScanOptions are the scan engines beside the built-in ones.
+// ScanOptions are the scan engines beside the built-in ones, and the spam
+// check.
 type ScanOptions struct {
 	// ClamdAddress, when set, adds the ClamAV engine: a clamd socket path
 	// ("/run/clamav/clamd.ctl") or host:port.
 	ClamdAddress string
+	// RspamdURL, when set, has Rspamd asked about every message beside the
+	// scan, its opinion kept on the message's record: the URL of its
+	// normal worker ("http://127.0.0.1:11333").
+	RspamdURL string
+	// RspamdTimeout bounds one check (0: rspamd.DefaultTimeout).
+	RspamdTimeout time.Duration
+	// RspamdMaxSize is the largest message sent, in bytes: rspamd's
+	// max_message (0: rspamd's default, 50 MB).
+	RspamdMaxSize int64
+}
+
+// rspamdOptions are the options of the Rspamd client.
+func (o ScanOptions) rspamdOptions() rspamd.Options {
+	return rspamd.Options{URL: o.RspamdURL, Timeout: o.RspamdTimeout, MaxSize: o.RspamdMaxSize}
 }
 
 // LocalSensorOptions are about the node's own Sensor component, which
@@ -200,7 +216,26 @@ func (o *Options) Validate() error {
 	if (o.Etcd.CertFile == "") != (o.Etcd.KeyFile == "") {
 		errs = append(errs, errors.New("--etcd-cert and --etcd-key: give both or neither"))
 	}
-	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.SensorCerts.Validate(), o.validateDB())
+	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.SensorCerts.Validate(), o.validateDB(), o.validateScan())
+	return errors.Join(errs...)
+}
+
+// validateScan checks the spam check's options.
+func (o *Options) validateScan() error {
+	var errs []error
+	s := o.Scan
+	if s.RspamdURL == "" {
+		return nil // the other flags are not used
+	}
+	if err := rspamd.CheckURL(s.RspamdURL); err != nil {
+		errs = append(errs, fmt.Errorf("--rspamd-url: %w", err))
+	}
+	if s.RspamdTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--rspamd-timeout: %v: must not be negative", s.RspamdTimeout))
+	}
+	if s.RspamdMaxSize < 0 {
+		errs = append(errs, fmt.Errorf("--rspamd-max-size: %d: must not be negative", s.RspamdMaxSize))
+	}
 	return errors.Join(errs...)
 }
 

@@ -13,6 +13,7 @@ packages=(
   dnsutils         # dig
   chromium         # the web UI tests drive it with chromedp
   clamav-daemon    # clamd, for the ClamAV engine test (the test writes its own signatures)
+  rspamd           # the spam engine's tests and benchmark start their own daemon in a temp dir
   fetchmail        # the POP3 drain benchmark's reference
   rsyslog          # a real syslog receiver for the SIEM export test
   socat
@@ -47,8 +48,12 @@ echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" d
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The tests start their own instances on loopback ports; the packaged daemons
 # must not hold the standard ports or run in the background.
-for svc in postfix dovecot postgresql; do
+for svc in postfix dovecot postgresql rspamd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     "${sudo[@]}" systemctl stop "$svc" || true
   fi
 done
+# rspamd's package enables its service; it must not come back at the next boot.
+if command -v systemctl >/dev/null && systemctl is-enabled --quiet rspamd 2>/dev/null; then
+  "${sudo[@]}" systemctl disable rspamd >/dev/null 2>&1 || true
+fi

@@ -613,3 +613,27 @@ func clearField(t *testing.T, m protoreflect.Message, path string) {
 	}
 	m.Clear(fd)
 }
+
+func TestMessageSpamFromProto(t *testing.T) {
+	tests := []struct {
+		name string
+		in   *ospreyv1.SpamResult
+		want *api.SpamResult
+	}{
+		{"not asked", nil, nil},
+		{"no symbols", &ospreyv1.SpamResult{Score: 0.5, RequiredScore: 15, Action: "no action"},
+			&api.SpamResult{Score: 0.5, RequiredScore: 15, Action: "no action", Symbols: []api.SpamSymbol{}}},
+		{"symbols in order", &ospreyv1.SpamResult{Score: 15, RequiredScore: 15, Action: "reject",
+			Symbols: []*ospreyv1.SpamSymbol{{Name: "GTUBE", Score: 0}, {Name: "MIME_GOOD", Score: -0.1}}},
+			&api.SpamResult{Score: 15, RequiredScore: 15, Action: "reject",
+				Symbols: []api.SpamSymbol{{Name: "GTUBE", Score: 0}, {Name: "MIME_GOOD", Score: -0.1}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := MessageFromProto(&ospreyv1.MessageRecord{Spam: tt.in}).Spam
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("spam (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

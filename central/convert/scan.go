@@ -154,7 +154,21 @@ func MessageFromProto(p *ospreyv1.MessageRecord) api.MessageRecord {
 		Node:       p.GetNode(),
 		Verdict:    p.GetVerdict(),
 		AlertID:    p.GetAlertId(),
+		Spam:       spamFromProto(p.GetSpam()),
 	}
+}
+
+// spamFromProto converts a spam result (nil: none).
+func spamFromProto(s *ospreyv1.SpamResult) *api.SpamResult {
+	if s == nil {
+		return nil
+	}
+	out := &api.SpamResult{Score: s.GetScore(), RequiredScore: s.GetRequiredScore(), Action: s.GetAction(),
+		Symbols: make([]api.SpamSymbol, len(s.GetSymbols()))}
+	for i, sym := range s.GetSymbols() {
+		out.Symbols[i] = api.SpamSymbol{Name: sym.GetName(), Score: sym.GetScore()}
+	}
+	return out
 }
 
 // headersFromProto converts a header summary (nil: none).

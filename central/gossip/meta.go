@@ -38,6 +38,11 @@ type Health struct {
 	// alerts). It decides no role's health: without it the node still
 	// pushes configuration and its sensor still takes mail (uploads wait).
 	SQL bool
+	// RspamdUsed says the node asks Rspamd about every message (its spam
+	// check); Rspamd is true while Rspamd answers and its checks succeed.
+	// It decides no role's health: without it messages are recorded
+	// without a spam result.
+	RspamdUsed, Rspamd bool
 }
 
 // Meta is the metadata a node gossips about itself. Addresses are host:port
@@ -74,7 +79,8 @@ var ErrMetaVersion = errors.New("unknown metadata version")
 // wireMeta is the compact JSON form of Meta:
 //
 //	{"v":1,"n":"node-1","r":["central","sensor"],"g":"10.0.0.1:7443",
-//	 "h":"10.0.0.1:8443","s":"10.0.0.1:25","ok":["etcd","grpc","http","smtp","spool"]}
+//	 "h":"10.0.0.1:8443","s":"10.0.0.1:25","ok":["etcd","grpc","http","smtp","spool","rspamd"],
+//	 "u":["rspamd"]}
 //
 // Health travels as the list of components that work, so a component added
 // later is simply absent (unhealthy) for an older reader.
@@ -86,6 +92,9 @@ type wireMeta struct {
 	HTTP  string   `json:"h,omitempty"`
 	SMTP  string   `json:"s,omitempty"`
 	OK    []string `json:"ok,omitempty"`
+	// Uses are the optional components the node runs ("rspamd"); each is
+	// in OK while it works.
+	Uses []string `json:"u,omitempty"`
 	// Leaving is set by a node that is about to leave the cluster, so the
 	// others can tell its leave from a failure (memberlist tells both apart
 	// to no delegate).
@@ -100,6 +109,8 @@ const (
 	compSMTP  = "smtp"
 	compSpool = "spool"
 	compSQL   = "sql"
+	// compRspamd is optional: in Uses when the node has it.
+	compRspamd = "rspamd"
 )
 
 // encodeMeta encodes the metadata of the node called name.
@@ -114,10 +125,14 @@ func encodeMeta(name string, m Meta, leaving bool) ([]byte, error) {
 	}{
 		{m.Health.Etcd, compEtcd}, {m.Health.GRPC, compGRPC}, {m.Health.HTTP, compHTTP},
 		{m.Health.SMTP, compSMTP}, {m.Health.Spool, compSpool}, {m.Health.SQL, compSQL},
+		{m.Health.RspamdUsed && m.Health.Rspamd, compRspamd},
 	} {
 		if c.ok {
 			w.OK = append(w.OK, c.name)
 		}
+	}
+	if m.Health.RspamdUsed {
+		w.Uses = append(w.Uses, compRspamd)
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -158,8 +173,12 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 			m.Health.Spool = true
 		case compSQL:
 			m.Health.SQL = true
+		case compRspamd:
+			m.Health.Rspamd = true
 		}
 	}
+	m.Health.RspamdUsed = slices.Contains(w.Uses, compRspamd)
+	m.Health.Rspamd = m.Health.Rspamd && m.Health.RspamdUsed
 	return m, w.Leaving, nil
 }
 

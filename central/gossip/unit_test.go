@@ -25,8 +25,9 @@ func TestMetaRoundTrip(t *testing.T) {
 		{"largest", Meta{
 			Roles:    []Role{RoleCentral, RoleSensor},
 			GRPCAddr: v6, HTTPAddr: v6, SMTPAddr: v6,
-			Health: Health{Etcd: true, GRPC: true, HTTP: true, SMTP: true, Spool: true},
+			Health: Health{Etcd: true, GRPC: true, HTTP: true, SMTP: true, Spool: true, SQL: true, RspamdUsed: true, Rspamd: true},
 		}},
+		{"rspamd failing", Meta{Roles: []Role{RoleCentral}, Health: Health{Etcd: true, RspamdUsed: true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +80,14 @@ func TestMetaDecodeErrors(t *testing.T) {
 	want := Meta{Roles: []Role{RoleSensor}, SMTPAddr: "10.0.0.1:25", Health: Health{SMTP: true, Spool: true}}
 	if diff := cmp.Diff(want, m); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// An optional component is healthy only where the node says it has it.
+	m, _, err = decodeMeta([]byte(`{"v":1,"r":["central"],"ok":["etcd","rspamd"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Health{Etcd: true}); m.Health != want {
+		t.Errorf("rspamd ok but not used: got %+v, want %+v", m.Health, want)
 	}
 }
 

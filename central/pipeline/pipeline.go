@@ -18,6 +18,10 @@
 // A gateway's message (its envelope has a direction) also gets its
 // disposition (package disposition) from the tenant's verdict policy as it
 // is now: deliver, tag, quarantine or drop.
+//
+// With a spam check (WithSpam), Rspamd is asked about each message while
+// it is scanned, and its opinion goes on the outcome, and into a gateway
+// message's disposition; it raises no alert.
 package pipeline
 
 import (
@@ -53,6 +57,7 @@ type Pipeline struct {
 	rules    Rules
 	policies Policies
 	log      *slog.Logger
+	spam     *Spam // nil: no spam check
 
 	mu       sync.Mutex
 	compiled map[string]compiled // by tenant
@@ -79,6 +84,8 @@ var _ sensorsvc.Scanner = (*Pipeline)(nil)
 
 // Scan implements sensorsvc.Scanner.
 func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body sensorsvc.Body) (sensorsvc.Outcome, error) {
+	spam := p.spam.start(ctx, rec, body) // beside the scan; see spam.go
+	defer spam.stop()
 	rules, err := p.ruleSet(ctx, rec.GetTenant())
 	if err != nil {
 		return sensorsvc.Outcome{}, err
@@ -87,8 +94,9 @@ func (p *Pipeline) Scan(ctx context.Context, rec *ospreyv1.MessageRecord, body s
 	if err != nil {
 		return out, err
 	}
+	out.Spam = spam.wait()
 	if rec.GetEnvelope().GetDirection() != ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
-		in := disposition.Input{Verdict: out.Verdict, Auth: rec.GetEnvelope().GetAuth()}
+		in := disposition.Input{Verdict: out.Verdict, Auth: rec.GetEnvelope().GetAuth(), Spam: out.Spam}
 		if p.policies != nil {
 			in.Policy = p.policies.Policy(rec.GetTenant())
 		}

@@ -21,6 +21,15 @@ type bytesBody []byte
 func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 func (b bytesBody) Size() int64                  { return int64(len(b)) }
 
+// runCache runs a cache of the store (rules, policies) until t ends.
+func runCache(t *testing.T, c interface{ Run(context.Context) error }) {
+	t.Helper()
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+}
+
 func record(tenant string) *ospreyv1.MessageRecord {
 	return &ospreyv1.MessageRecord{
 		MessageId: "0000000000000001", SensorId: "s1", Tenant: tenant,
@@ -42,10 +51,7 @@ func TestPipelineUsesTheTenantsCurrentRules(t *testing.T) {
 		}
 	}
 	rules := store.NewRuleCache(st, store.CacheOptions{})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- rules.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	runCache(t, rules)
 	scanner, err := scan.New(scan.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -109,10 +115,7 @@ func TestPipelineAlertsOnWhatItCannotScan(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	st := store.New(etcd.Client())
 	rules := store.NewRuleCache(st, store.CacheOptions{})
-	runCtx, stop := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- rules.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	runCache(t, rules)
 	scanner, err := scan.New(scan.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -161,11 +164,8 @@ func TestPipelineDecidesGatewayMessages(t *testing.T) {
 	}
 	rules := store.NewRuleCache(st, store.CacheOptions{})
 	policies := store.NewPolicyCache(st, store.CacheOptions{})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 2)
-	go func() { done <- rules.Run(runCtx) }()
-	go func() { done <- policies.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done; <-done })
+	runCache(t, rules)
+	runCache(t, policies)
 	scanner, err := scan.New(scan.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,9 @@ type Outcome struct {
 	// Disposition is what a gateway does with the message; nil for a
 	// message no gateway relays.
 	Disposition *ospreyv1.Disposition
+	// Spam is the spam engine's opinion, for the record; nil when none
+	// was asked or it did not answer.
+	Spam *ospreyv1.SpamResult
 }
 
 // ScannerFunc adapts a function to Scanner.
@@ -123,7 +126,7 @@ func (s *Service) Upload(stream ospreyv1.SensorService_UploadServer) error {
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "scan: %v", err)
 	}
-	rec.Verdict, rec.Headers, rec.Disposition = out.Verdict, out.Headers, out.Disposition
+	rec.Verdict, rec.Headers, rec.Disposition, rec.Spam = out.Verdict, out.Headers, out.Disposition, out.Spam
 	now := s.now()
 	alert := out.Alert
 	if alert != nil {

@@ -441,6 +441,9 @@ func (s *Server) clusterPage(w http.ResponseWriter, r *http.Request, req *reques
 				if slices.Contains(n.Roles, api.NodeRoleSensor) {
 					m.Components = append(m.Components, component{"smtp", n.Health.SMTP}, component{"spool", n.Health.Spool})
 				}
+				if n.Health.Rspamd != nil {
+					m.Components = append(m.Components, component{"rspamd", *n.Health.Rspamd})
+				}
 				d.Members = append(d.Members, m)
 			}
 		}

@@ -528,6 +528,9 @@ type auditMessage struct {
 	Headers      *headersView
 	// Auth is a gateway's sender authentication, when it checked senders.
 	Auth *authView
+	// Spam is the spam engine's opinion; nil when it was not asked or did
+	// not answer.
+	Spam *spamView
 	// Deliveries are the gateway's attempts to deliver the message, oldest
 	// first.
 	Deliveries []*deliveryView
@@ -576,6 +579,7 @@ func newAuditMessage(m *ospreyv1.MessageRecord) auditMessage {
 		AlertID: display(m.GetAlertId()), Size: formatSize(m.GetSize()), SHA256: display(m.GetSha256()),
 		Subject:  display(m.GetHeaders().GetSubject()),
 		Envelope: newEnvelopeView(env), Headers: newHeadersView(m.GetHeaders()), Auth: newAuthView(env.GetAuth()),
+		Spam: newSpamView(m.GetSpam()),
 	}
 	d.TLSVersion, d.TLSCipher = display(env.GetTlsVersion()), display(env.GetTlsCipher())
 	if env.GetReceivedAt() != nil {

@@ -437,6 +437,8 @@ func TestAuditMessageDetail(t *testing.T) {
 	rec.Envelope.Auth = &ospreyv1.AuthResults{Spf: "softfail", SpfDomain: "evil.example",
 		Dkim:  []*ospreyv1.DkimResult{{Result: "fail", Domain: "example.com", Selector: "s1"}},
 		Dmarc: "fail", DmarcPolicy: "reject", FromDomain: "example.com"}
+	rec.Spam = &ospreyv1.SpamResult{Score: 16.5, RequiredScore: 15, Action: "reject", Symbols: []*ospreyv1.SpamSymbol{
+		{Name: "MISSING_MID", Score: 2.5}, {Name: "MIME_GOOD", Score: -0.1}, {Name: "GTUBE"}}}
 	stored := e.record(rec, eicarAlert("Overdue invoice", ospreyv1.Severity_SEVERITY_HIGH))
 	clean := auditMessage("default", "s1", "m2", auditT0.Add(time.Minute), "alice@example.org", "", "bob@example.com")
 	clean.Headers.Subject = ""
@@ -458,8 +460,10 @@ func TestAuditMessageDetail(t *testing.T) {
 		{"audit-verdict", "detected"},
 		{"step-received", "2026-02-28 09:00:00 UTC Received by sensor sensor-s1 From the client 192.0.2.7:40312, which said HELO mx.evil.example, over TLS."},
 		{"step-uploaded", "2026-02-28 09:00:01 UTC Uploaded to central node node-7 2.0 KB (2,048 bytes) from mallory@evil.example to 2 recipients."},
-		{"step-scanned", "Scanned: detected By node-7."},
+		{"step-scanned", "Scanned: detected By node-7. Rspamd scored it 16.50 of 15.00: reject."},
 		{"step-alert", "Alert raised Alert " + stored.GetAlertId()},
+		{"audit-spam", "Score 16.50 of 15.00 (Rspamd's threshold): spam Rspamd's action reject"},
+		{"audit-spam-symbols", "Symbol Score MISSING_MID +2.50 MIME_GOOD -0.10 GTUBE 0.00"},
 		{"audit-envelope", "MAIL FROM mallory@evil.example RCPT TO bob@example.com carol@example.com Client 192.0.2.7:40312 HELO mx.evil.example TLS yes Received 2026-02-28 09:00:00 UTC"},
 		{"audit-headers", "From Sender <mallory@evil.example> To bob@example.com carol@example.com Cc dave@example.com Subject Overdue invoice Message-ID <m1@mail.example> Date 2026-02-28 08:59:00 UTC"},
 		{"audit-message", "Sensor's message ID m1 Central node node-7 Uploaded 2026-02-28 09:00:01 UTC Alert " + stored.GetAlertId()},
@@ -528,6 +532,9 @@ func TestAuditMessageDetail(t *testing.T) {
 		if byID(doc, "audit-auth") != nil {
 			t.Errorf("%s shows sender authentication it never had", tc.path)
 		}
+		if byID(doc, "audit-spam") != nil {
+			t.Errorf("%s shows a spam result it does not have", tc.path)
+		}
 	}
 
 	// A sensor that is no longer there is named by its id.
@@ -595,6 +602,7 @@ func TestAuditRendersAttackerTextEscaped(t *testing.T) {
 	rec.Headers.MessageId = `<"><img src=x onerror=alert(7)>>`
 	rec.Headers.Received = []string{`from <iframe src=javascript:alert(8)>`}
 	rec.Headers.AuthenticationResults = []string{"x; dkim=pass header.d=<style>body{display:none}</style>"}
+	rec.Spam = &ospreyv1.SpamResult{Action: "<img src=x onerror=alert(10)>", Symbols: []*ospreyv1.SpamSymbol{{Name: "<script>alert(11)</script>\u202e"}}}
 	e.record(rec, nil)
 	e.record(auditMessage("default", "s1", "m2", auditT0.Add(time.Second), "rlo@evil.example", bidi, "bob@example.com"), nil)
 	e.refuse("default", "s1", refusal(auditT0.Add(time.Minute), "198.51.100.7", "recipient_refused", 2,

@@ -330,8 +330,9 @@ func fieldError(t *testing.T, p page, id string) string {
 }
 
 // testNodes is the cluster the env's node sees: itself, a sensor node whose
-// SMTP listener is down, and a dead node.
+// SMTP listener is down and whose Rspamd fails, and a dead node.
 func testNodes() *api.NodeList {
+	failing := false
 	return &api.NodeList{
 		Nodes: []api.Node{
 			{Name: "node-1", State: api.NodeAlive, Roles: []api.NodeRole{api.NodeRoleCentral}, Self: true,
@@ -339,7 +340,7 @@ func testNodes() *api.NodeList {
 				Health: api.NodeHealth{Etcd: true, GRPC: true, HTTP: true, Spool: true}},
 			{Name: "node-2", State: api.NodeAlive, Roles: []api.NodeRole{api.NodeRoleCentral, api.NodeRoleSensor},
 				GossipAddr: "10.0.0.2:7946", GRPCAddr: "10.0.0.2:7443", HTTPAddr: "10.0.0.2:8443", SMTPAddr: "10.0.0.2:25",
-				Health: api.NodeHealth{Etcd: true, GRPC: true, HTTP: true, SMTP: false, Spool: true}},
+				Health: api.NodeHealth{Etcd: true, GRPC: true, HTTP: true, SMTP: false, Spool: true, Rspamd: &failing}},
 			{Name: "node-3", State: api.NodeDead, Roles: []api.NodeRole{api.NodeRoleCentral}, GossipAddr: "10.0.0.3:7946"},
 		},
 		DNS: api.ClusterDNS{Zone: "cluster.example.", Addr: "10.0.0.1:53", TTLSeconds: 5, Quorum: true, Records: []api.DNSRecord{

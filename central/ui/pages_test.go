@@ -738,6 +738,7 @@ func TestClusterPage(t *testing.T) {
 		// The members from gossip, with state, health and addresses.
 		`data-node="node-2"`, `<span class="badge node-dead" data-field="state">dead</span>`,
 		`<span class="badge health-failing" data-component="smtp">smtp</span>`, "<code>10.0.0.2:25</code>",
+		`<span class="badge health-failing" data-component="rspamd">rspamd</span>`,
 		// The DNS answers.
 		"<code>cluster.example.</code>", "<code>central.cluster.example.</code>", "<code>10.0.0.2</code>", "no healthy node"} {
 		if !strings.Contains(p.body, want) {
@@ -751,6 +752,10 @@ func TestClusterPage(t *testing.T) {
 	row := p.body[strings.Index(p.body, `data-node="node-1"`):strings.Index(p.body, `data-node="node-2"`)]
 	if strings.Contains(row, `data-component="smtp"`) {
 		t.Error("node-1 shows SMTP health without the sensor role")
+	}
+	// nor Rspamd's, which it does not ask.
+	if strings.Contains(row, `data-component="rspamd"`) {
+		t.Error("node-1 shows Rspamd's health without using it")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ospreysec/osprey/central"
 	"github.com/ospreysec/osprey/central/mailboxlock"
+	"github.com/ospreysec/osprey/central/scan/rspamd"
 	"github.com/ospreysec/osprey/central/sensorsvc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/sensor"
@@ -71,6 +72,10 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 		fs.StringVar(&opts.Etcd.Password, "etcd-password", "", "password for the external etcd")
 	}
 	fs.StringVar(&opts.Scan.ClamdAddress, "clamd-address", "", "clamd socket path (/run/clamav/clamd.ctl) or host:port: adds the ClamAV engine to the scan (empty: off)")
+	fs.StringVar(&opts.Scan.RspamdURL, "rspamd-url", "", "URL of an Rspamd normal worker (http://127.0.0.1:11333): asks it about every message beside the scan and keeps its score, action and symbols on the message's record (empty: off)")
+	fs.DurationVar(&opts.Scan.RspamdTimeout, "rspamd-timeout", rspamd.DefaultTimeout, "time limit of one Rspamd check; past it the message is recorded without a spam result")
+	opts.Scan.RspamdMaxSize = rspamd.DefaultMaxSize
+	fs.Var(sizeFlag{&opts.Scan.RspamdMaxSize}, "rspamd-max-size", "larger messages are not sent to Rspamd: its max_message, a number and KB, MB or GB")
 	if dev {
 		spoolMinFreeFlag(fs, &spoolMinFree, "the node's own sensor")
 	} else {

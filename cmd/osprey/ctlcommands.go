@@ -81,6 +81,7 @@ var ctlCommands = slices.Concat(configCommands, queueCommands, quarantineCommand
 var configCommands = []ctlCmd{
 	{words: []string{"tenants", "list"}, run: tenantsList},
 	{words: []string{"tenants", "create"}, args: "ID [NAME]", run: tenantsCreate},
+	{words: []string{"nodes", "list"}, help: "the central nodes, with the components that work and those that fail", run: nodesList},
 	{words: []string{"sensors", "list"}, run: sensorsList},
 	{words: []string{"sensor", "get"}, args: "ID", help: "the sensor and its status, as JSON", run: sensorJSON},
 	{words: []string{"sensor", "status"}, args: "ID", help: "the same for a person: problems, errors and their times", run: sensorStatus},

@@ -1,6 +1,7 @@
 // Package scantest builds test messages and archives for the scan
 // packages' tests and benchmarks: MIME entities as strings, zips (including
-// a nested, overlapping zip bomb of a few kilobytes), and the EICAR file.
+// a nested, overlapping zip bomb of a few kilobytes), the EICAR file and
+// the GTUBE string.
 package scantest
 
 import (
@@ -18,6 +19,10 @@ import (
 
 // EICAR returns the EICAR test file.
 func EICAR() []byte { return []byte(eicar.String) }
+
+// GTUBE is the Generic Test for Unsolicited Bulk Email: a message whose
+// text holds it is spam to SpamAssassin and Rspamd (which rejects it).
+const GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 // Headers returns the header lines of a top-level message.
 func Headers(from, to, subject string) string {
