@@ -24,6 +24,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -49,39 +50,40 @@ const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H
 func main() {
 	rounds := flag.Int("rounds", 3, "rounds; the figures are their medians")
 	messages := flag.Int("messages", 100, "messages quarantined and released per round (half one at a time, half at once)")
-	concurrency := flag.Int("concurrency", 8, "clients releasing the second half at once")
+	concurrency := flag.Int("concurrency", 4, "clients releasing the second half at once (a sensor takes 4 requests at a time; more are answered busy and retried)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *messages < 2 {
-		log.Fatal("-messages: at least 2")
+		fatalf("-messages: at least 2")
 	}
 
 	work, err := os.MkdirTemp("", "quarantinerelease-")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer os.RemoveAll(work)
 	bin := filepath.Join(work, "osprey")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput(); err != nil {
-		log.Fatalf("build: %v\n%s", err, out)
+		fatalf("build: %v\n%s", err, out)
 	}
 	sink, err := benchproc.StartSink()
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
-	defer sink.Stop()
+	atExit(sink.Stop)
 	node := &nodeproc.Node{Name: "dev", IP: "127.0.0.1", LogFile: filepath.Join(work, "dev.log"), Args: []string{bin, "dev",
 		"--data-dir", filepath.Join(work, "data"), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0",
 		"--dns-addr", "127.0.0.1:0", "--bootstrap-admin-password", nodeproc.AdminPassword, "--log-level", "warn"}}
 	if err := node.Start(); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
-	defer node.Stop()
+	atExit(func() { node.Stop() })
+	defer cleanUp()
 	c, err := api.NewClient(api.Config{Address: node.Ready.API, Username: "admin", Password: nodeproc.AdminPassword,
 		TLSConfig: &tls.Config{InsecureSkipVerify: true}})
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	gw := configure(c, sink.Addr)
 
@@ -111,7 +113,7 @@ func configure(c *api.Client, sinkAddr string) string {
 	ctx := context.Background()
 	gw, err := benchproc.FreePort()
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	host, portText, _ := net.SplitHostPort(sinkAddr)
 	port, _ := strconv.ParseUint(portText, 10, 16)
@@ -124,18 +126,18 @@ func configure(c *api.Client, sinkAddr string) string {
 		},
 	}, 0)
 	if err != nil {
-		log.Fatalf("configure the gateway: %v", err)
+		fatalf("configure the gateway: %v", err)
 	}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if s, err := c.Sensor(ctx, "dev"); err == nil && s.AppliedVersion == v {
 			break
 		}
 		if time.Now().After(deadline) {
-			log.Fatal("the sensor did not apply the gateway configuration within a minute")
+			fatalf("the sensor did not apply the gateway configuration within a minute")
 		}
 	}
 	if err := benchproc.WaitListen(gw); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	return gw
 }
@@ -150,7 +152,7 @@ func quarantine(c *api.Client, gw string, round, n int) []string {
 			strings.Repeat("quarantine benchmark line\r\n", 150) +
 			"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=eicar.com\r\n\r\n" + eicar + "\r\n--b--\r\n"
 		if err := smtp.SendMail(gw, nil, "mallory@evil.example", []string{"bob@example.com"}, []byte(msg)); err != nil {
-			log.Fatalf("send message %d: %v", i, err)
+			fatalf("send message %d: %v", i, err)
 		}
 	}
 	ctx := context.Background()
@@ -160,7 +162,7 @@ func quarantine(c *api.Client, gw string, round, n int) []string {
 		for {
 			l, err := c.Quarantine(ctx, q)
 			if err != nil {
-				log.Fatal(err)
+				fatalf("%v", err)
 			}
 			for _, m := range l.Messages {
 				ids = append(ids, m.MessageID)
@@ -174,7 +176,7 @@ func quarantine(c *api.Client, gw string, round, n int) []string {
 			return ids
 		}
 		if time.Now().After(deadline) {
-			log.Fatalf("round %d: %d of %d messages quarantined after two minutes", round, len(ids), n)
+			fatalf("round %d: %d of %d messages quarantined after two minutes", round, len(ids), n)
 		}
 	}
 }
@@ -186,12 +188,10 @@ func releaseOneByOne(c *api.Client, sink *benchproc.Sink, ids []string) []float6
 	for _, id := range ids {
 		base := sink.Count()
 		start := time.Now()
-		if _, err := c.ReleaseQuarantined(context.Background(), "dev", id, nil); err != nil {
-			log.Fatalf("release %s: %v", id, err)
-		}
+		release(c, id)
 		times, err := sink.WaitFor(base+1, time.Minute)
 		if err != nil {
-			log.Fatalf("release %s: %v", id, err)
+			fatalf("release %s: %v", id, err)
 		}
 		out = append(out, float64(times[base].Sub(start).Microseconds())/1000)
 	}
@@ -208,9 +208,7 @@ func releaseAtOnce(c *api.Client, sink *benchproc.Sink, ids []string, clients in
 	for range clients {
 		wg.Go(func() {
 			for id := range work {
-				if _, err := c.ReleaseQuarantined(context.Background(), "dev", id, nil); err != nil {
-					log.Fatalf("release %s: %v", id, err)
-				}
+				release(c, id)
 			}
 		})
 	}
@@ -221,9 +219,43 @@ func releaseAtOnce(c *api.Client, sink *benchproc.Sink, ids []string, clients in
 	wg.Wait()
 	times, err := sink.WaitFor(base+len(ids), time.Minute)
 	if err != nil {
-		log.Fatalf("burst: %v", err)
+		fatalf("burst: %v", err)
 	}
 	return float64(len(ids)) / times[len(times)-1].Sub(start).Seconds()
+}
+
+// release releases one message, again while the sensor answers that it is
+// busy with other requests (409, as the API says: retry).
+func release(c *api.Client, id string) {
+	for {
+		_, err := c.ReleaseQuarantined(context.Background(), "dev", id, nil)
+		var apiErr *api.Error
+		if errors.As(err, &apiErr) && apiErr.StatusCode == 409 && strings.Contains(apiErr.Message, "busy") {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			fatalf("release %s: %v", id, err)
+		}
+		return
+	}
+}
+
+var cleanups []func()
+
+func atExit(f func()) { cleanups = append(cleanups, f) }
+
+func cleanUp() {
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	cleanups = nil
+}
+
+func fatalf(format string, args ...any) {
+	log.Printf(format, args...)
+	cleanUp()
+	os.Exit(1)
 }
 
 func quantile(sorted []float64, q float64) float64 {
