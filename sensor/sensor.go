@@ -208,6 +208,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if dns.cache != nil {
 		defer dns.cache.Close()
+		if err := reg.Register(dnsCollector{dns.cache}); err != nil {
+			return fmt.Errorf("register DNS metrics: %w", err)
+		}
 	}
 	// The gateway's delivery queue is open in every mode: mail it holds
 	// goes on being delivered after the sensor stops being a gateway.
@@ -263,7 +266,7 @@ func Run(ctx context.Context, opts Options) error {
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, now: time.Now}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, dns: dns, now: time.Now}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
@@ -313,6 +316,7 @@ type status struct {
 	uploads  *upload.Uploader
 	// deliveries are the delivery attempts waiting for a report.
 	deliveries *deliveries.Log
+	dns        resolvers
 	now        func() time.Time
 
 	// mu guards spoolErrSince: since when the spool has been failing.
@@ -342,6 +346,9 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		out.Problems = append(out.Problems, deferringProblems(q.Deferring())...)
 	} else if err := s.gateway.Problem(); err != nil {
 		out.Problems = append(out.Problems, "ERROR: gateway: "+err.Error()+"; gateway mail waits in the spool")
+	}
+	if p := s.dns.problem(s.now()); p != "" {
+		out.Problems = append(out.Problems, p)
 	}
 	if qs := s.gateway.Quarantine().Stats(); qs.Messages > 0 || s.gateway.Enabled() {
 		out.Counters["quarantine_messages"] = uint64(qs.Messages)

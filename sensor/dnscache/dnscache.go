@@ -107,6 +107,13 @@ type Stats struct {
 	Hits, Misses uint64
 	// Entries is the cache's size now.
 	Entries int
+	// Failures are the questions no server answered (a timeout, a
+	// refusal, SERVFAIL); LastFailure is when the last was, LastError
+	// what it was, LastAnswer when a server last answered.
+	Failures    uint64
+	LastFailure time.Time
+	LastError   string
+	LastAnswer  time.Time
 }
 
 // entry is a cached answer: the records of the type asked (a CNAME chain
@@ -393,6 +400,10 @@ func (r *Resolver) query(fqdn string, qtype uint16) *entry {
 	start := r.now()
 	deadline := time.Now().Add(r.opts.Timeout)
 	fail := func(de *net.DNSError) *entry {
+		r.mu.Lock()
+		r.stats.Failures++
+		r.stats.LastFailure, r.stats.LastError = r.now(), de.Error()
+		r.mu.Unlock()
 		e := &entry{key: key, err: de}
 		if r.opts.FailureTTL > 0 {
 			e.expires = start.Add(r.opts.FailureTTL)
@@ -414,6 +425,11 @@ func (r *Resolver) query(fqdn string, qtype uint16) *entry {
 		if err != nil {
 			lastErr = &net.DNSError{Err: err.Error(), Server: server, IsTimeout: isTimeout(err), IsTemporary: true}
 			continue
+		}
+		if resp.Rcode == dns.RcodeSuccess || resp.Rcode == dns.RcodeNameError {
+			r.mu.Lock()
+			r.stats.LastAnswer = r.now()
+			r.mu.Unlock()
 		}
 		switch resp.Rcode {
 		case dns.RcodeSuccess:

@@ -256,6 +256,9 @@ func TestSilentServer(t *testing.T) {
 	if n := srv.Queries("TXT", "other.example.com"); n < 2 {
 		t.Errorf("the silent server was asked %d times, want a retry", n)
 	}
+	if st := r.Stats(); st.Failures < 1 || st.LastError == "" || st.LastFailure.IsZero() || !st.LastAnswer.IsZero() {
+		t.Errorf("stats %+v, want the failures counted and no answer", st)
+	}
 }
 
 // TestTruncatedOverTCP: an answer too large for UDP comes over TCP.
