@@ -100,6 +100,24 @@ func TestSenderAuth(t *testing.T) {
 			}
 		})
 	}
+	// The results are counted per check (osprey_smtp_sender_auth_total).
+	count := func(check int, result string) uint64 {
+		for j, r := range authResults {
+			if r == result {
+				return inbound.stats.auth[check][j].Load()
+			}
+		}
+		return 0
+	}
+	for _, c := range []struct {
+		check  int
+		result string
+		want   uint64
+	}{{0, "pass", 2}, {0, "fail", 1}, {1, "pass", 2}, {1, "none", 1}, {2, "pass", 2}, {2, "fail", 1}} {
+		if got := count(c.check, c.result); got != c.want {
+			t.Errorf("%s=%s counted %d times, want %d", authChecks[c.check], c.result, got, c.want)
+		}
+	}
 }
 
 // TestSenderAuthNeedsResolver: a configuration that enables sender

@@ -217,6 +217,15 @@ func (s *session) receive(r io.Reader, checked bool) error {
 	args := []any{"id", id, "trace", trace, "from", from, "rcpts", len(rcpts), "bytes", size, "tls", tlsState != nil}
 	if a := meta.Envelope.GetAuth(); a != nil {
 		args = append(args, "spf", a.GetSpf(), "dmarc", a.GetDmarc())
+		st := &s.srv.stats
+		st.countAuth(0, a.GetSpf())
+		for _, d := range a.GetDkim() {
+			st.countAuth(1, d.GetResult())
+		}
+		if len(a.GetDkim()) == 0 {
+			st.countAuth(1, "none")
+		}
+		st.countAuth(2, a.GetDmarc())
 	}
 	s.c.log.Info("message accepted", args...)
 	// go-smtp writes an *SMTPError as it is, so this carries the spool id

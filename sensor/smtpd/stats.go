@@ -38,6 +38,26 @@ type counters struct {
 	acceptedBytes atomic.Uint64
 	lastAccepted  atomic.Int64 // Unix nanoseconds; 0 if none
 	rejected      [numReasons]atomic.Uint64
+	// auth counts sender authentication's results by check and result.
+	auth [len(authChecks)][len(authResults)]atomic.Uint64
+}
+
+// The checks of sender authentication, and their results (RFC 8601's).
+var (
+	authChecks  = [...]string{"spf", "dkim", "dmarc"}
+	authResults = [...]string{"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy", "other"}
+)
+
+// countAuth counts one result of check.
+func (c *counters) countAuth(check int, result string) {
+	i := len(authResults) - 1
+	for j, r := range authResults {
+		if r == result {
+			i = j
+			break
+		}
+	}
+	c.auth[check][i].Add(1)
 }
 
 func (c *counters) reject(r reason) { c.rejected[r].Add(1) }
@@ -63,6 +83,7 @@ func (c *counters) snapshot() Stats {
 type collector struct {
 	c                                             *counters
 	connections, active, accepted, bytes, rejects *prometheus.Desc
+	auth                                          *prometheus.Desc
 }
 
 func newCollector(c *counters, role Role) *collector {
@@ -74,6 +95,9 @@ func newCollector(c *counters, role Role) *collector {
 		accepted:    prometheus.NewDesc("osprey_smtp_messages_accepted_total", "Messages spooled after SMTP.", nil, listener),
 		bytes:       prometheus.NewDesc("osprey_smtp_accepted_bytes_total", "Bytes of the messages spooled after SMTP.", nil, listener),
 		rejects:     prometheus.NewDesc("osprey_smtp_rejections_total", "SMTP refusals by reason.", []string{"reason"}, listener),
+		auth: prometheus.NewDesc("osprey_smtp_sender_auth_total",
+			"Sender authentication results of the messages spooled, by check (spf, dkim: each signature, or none without one; dmarc) and result.",
+			[]string{"check", "result"}, listener),
 	}
 }
 
@@ -83,6 +107,7 @@ func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- col.accepted
 	ch <- col.bytes
 	ch <- col.rejects
+	ch <- col.auth
 }
 
 func (col *collector) Collect(ch chan<- prometheus.Metric) {
@@ -93,5 +118,12 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(col.bytes, prometheus.CounterValue, float64(c.acceptedBytes.Load()))
 	for r := range numReasons {
 		ch <- prometheus.MustNewConstMetric(col.rejects, prometheus.CounterValue, float64(c.rejected[r].Load()), r.String())
+	}
+	for i, check := range authChecks {
+		for j, result := range authResults {
+			if n := c.auth[i][j].Load(); n > 0 {
+				ch <- prometheus.MustNewConstMetric(col.auth, prometheus.CounterValue, float64(n), check, result)
+			}
+		}
 	}
 }
