@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bytes"
-
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/senderauth"
 )
@@ -48,27 +46,11 @@ func (g *Gateway) authHeaders(body []byte, env *ospreyv1.Envelope) []byte {
 // every Authentication-Results field (continuation lines included) with
 // authservID.
 func appendWithoutOurs(dst, msg []byte, authservID string) []byte {
-	for len(msg) > 0 {
-		// One field: its first line and the lines that continue it.
-		end := lineEnd(msg, 0)
-		if len(bytes.TrimRight(msg[:end], "\r\n")) == 0 {
-			break // the empty line that ends the header section
+	fields, rest := headerFields(msg)
+	for _, f := range fields {
+		if !senderauth.IsOurs(string(f), authservID) {
+			dst = append(dst, f...)
 		}
-		for end < len(msg) && (msg[end] == ' ' || msg[end] == '\t') {
-			end = lineEnd(msg, end)
-		}
-		if !senderauth.IsOurs(string(msg[:end]), authservID) {
-			dst = append(dst, msg[:end]...)
-		}
-		msg = msg[end:]
 	}
-	return append(dst, msg...)
-}
-
-// lineEnd returns the offset just past the line of b that starts at i.
-func lineEnd(b []byte, i int) int {
-	if j := bytes.IndexByte(b[i:], '\n'); j >= 0 {
-		return i + j + 1
-	}
-	return len(b)
+	return append(dst, rest...)
 }

@@ -28,11 +28,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -370,13 +368,13 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 		return fmt.Errorf("hand off %s: %w", msg.ID, err)
 	}
 	defer r.Close()
-	var body bytes.Buffer
-	body.Grow(int(msg.Size) + 64)
-	// The queue puts the verdict on top when it delivers; one the message
-	// arrived with is the sender's, and goes.
-	if err := copyWithoutHeader(&body, r, queue.VerdictHeader); err != nil {
+	data := bytes.NewBuffer(make([]byte, 0, msg.Size+bytes.MinRead))
+	if _, err := data.ReadFrom(r); err != nil {
 		return fmt.Errorf("hand off %s: read the spooled message: %w", msg.ID, err)
 	}
+	// The queue puts the verdict on top when it delivers; one the message
+	// arrived with is the sender's, and goes (filtered in place).
+	body := withoutField(data.Bytes()[:0], data.Bytes(), queue.VerdictHeader)
 	dir := queue.Inbound
 	if env.GetDirection() == ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND {
 		dir = queue.Outbound
@@ -389,7 +387,7 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 		ID:         msg.ID,
 		From:       env.GetMailFrom(),
 		Rcpts:      env.GetRcptTo(),
-		Body:       g.authHeaders(body.Bytes(), env),
+		Body:       g.authHeaders(body, env),
 		Arrival:    env.GetReceivedAt().AsTime(),
 		Direction:  dir,
 		Verdict:    verdict,
@@ -410,37 +408,6 @@ func (g *Gateway) Handoff(ctx context.Context, msg *spool.Message, verdict strin
 	g.log.Debug("message handed to the delivery queue", "id", msg.ID, "verdict", verdict, "action", action, "added", added)
 	if m.Quarantine {
 		return g.withhold(ctx, q, msg.ID, action, d.GetReason())
-	}
-	return nil
-}
-
-// copyWithoutHeader copies a message from r to w, leaving out every field
-// named name (and its continuation lines) from its header section.
-func copyWithoutHeader(w *bytes.Buffer, r io.Reader, name string) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	prefix := strings.ToLower(name) + ":"
-	dropping := false
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		line := data
-		if i >= 0 {
-			line = data[:i+1]
-		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			w.Write(data) // the end of the header section: the rest as it is
-			return nil
-		}
-		folded := line[0] == ' ' || line[0] == '\t'
-		if !folded {
-			dropping = len(line) >= len(prefix) && strings.EqualFold(string(line[:len(prefix)]), prefix)
-		}
-		if !dropping {
-			w.Write(line)
-		}
-		data = data[len(line):]
 	}
 	return nil
 }

@@ -23,30 +23,21 @@ func tagMessage(body []byte, tag string, headers []*ospreyv1.HeaderField) []byte
 		out.Write(body)
 		return out.Bytes()
 	}
+	fields, rest := headerFields(body)
 	tagged := false
-	rest := body
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		line := rest
-		if i >= 0 {
-			line = rest[:i+1]
+	for _, f := range fields {
+		if tagged || !named(f, "Subject") {
+			out.Write(f)
+			continue
 		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break // the end of the header section
+		value := f[len("Subject:"):]
+		sep := " "
+		if len(value) > 0 && (value[0] == ' ' || value[0] == '\t' || value[0] == '\r' || value[0] == '\n') {
+			sep = ""
 		}
-		if !tagged && len(line) > 8 && strings.EqualFold(string(line[:8]), "subject:") {
-			value := line[8:]
-			sep := " "
-			if len(value) > 0 && (value[0] == ' ' || value[0] == '\t' || value[0] == '\r' || value[0] == '\n') {
-				sep = ""
-			}
-			out.WriteString("Subject: " + encodeText(tag) + sep)
-			out.Write(value)
-			tagged = true
-		} else {
-			out.Write(line)
-		}
-		rest = rest[len(line):]
+		out.WriteString("Subject: " + encodeText(tag) + sep)
+		out.Write(value)
+		tagged = true
 	}
 	if !tagged {
 		out.WriteString("Subject: " + encodeText(tag) + "\r\n")
@@ -68,31 +59,15 @@ func encodeText(s string) string {
 
 // subjectOf returns the decoded Subject of a message, for people.
 func subjectOf(body []byte) string {
-	rest := body
-	var value []byte
-	found := false
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		line := rest
-		if i >= 0 {
-			line = rest[:i+1]
-		}
-		trimmed := bytes.TrimRight(line, "\r\n")
-		if len(trimmed) == 0 {
+	fields, _ := headerFields(body)
+	var s string
+	for _, f := range fields {
+		if named(f, "Subject") {
+			// Unfolded: the line ends go, the continuations' blanks stay.
+			s = strings.TrimSpace(strings.NewReplacer("\r", "", "\n", "").Replace(string(f[len("Subject:"):])))
 			break
 		}
-		switch {
-		case found && (line[0] == ' ' || line[0] == '\t'):
-			value = append(value, trimmed...)
-		case found:
-			rest = nil
-			continue
-		case len(trimmed) >= 8 && strings.EqualFold(string(trimmed[:8]), "subject:"):
-			value, found = append([]byte(nil), trimmed[8:]...), true
-		}
-		rest = rest[len(line):]
 	}
-	s := strings.TrimSpace(string(value))
 	if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil {
 		s = d
 	}
