@@ -350,9 +350,14 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 	if p := s.dns.problem(s.now()); p != "" {
 		out.Problems = append(out.Problems, p)
 	}
-	if qs := s.gateway.Quarantine().Stats(); qs.Messages > 0 || s.gateway.Enabled() {
+	qs := s.gateway.Quarantine().Stats()
+	if qs.Messages > 0 || s.gateway.Enabled() {
 		out.Counters["quarantine_messages"] = uint64(qs.Messages)
 		out.Counters["quarantine_bytes"] = uint64(qs.Bytes)
+	}
+	if len(qs.Unreadable) > 0 {
+		out.Problems = append(out.Problems, fmt.Sprintf("WARNING: quarantine: %d damaged files left aside in %s (%s): not listed, not delivered; look at them, then remove them",
+			len(qs.Unreadable), s.gateway.Quarantine().Dir(), strings.Join(qs.Unreadable[:min(len(qs.Unreadable), 5)], ", ")))
 	}
 	if g := s.gateway.State(); s.gateway.Enabled() || !g.GetSending() || !g.GetReceiving() {
 		out.Gateway = g

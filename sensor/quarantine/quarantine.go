@@ -108,6 +108,7 @@ type Quarantine struct {
 	evicted prometheus.Counter
 
 	mu          sync.Mutex
+	unreadable  []string // files Open could not read, left aside
 	entries     map[string]Entry
 	bytes       int64
 	maxMessages int
@@ -159,6 +160,7 @@ func (q *Quarantine) load() error {
 				// Not ours to delete: a damaged file stays for a person to
 				// look at, out of the quarantine's count.
 				q.log.Error("unreadable quarantine file left aside", "file", path, "err", err)
+				q.unreadable = append(q.unreadable, name)
 				continue
 			}
 			q.entries[e.ID] = e
@@ -279,6 +281,9 @@ func (q *Quarantine) Body(id string) ([]byte, error) {
 	return io.ReadAll(br)
 }
 
+// Dir is the quarantine's directory.
+func (q *Quarantine) Dir() string { return q.opts.Dir }
+
 // Remove takes a message out of the quarantine (deleted, or evicted).
 func (q *Quarantine) Remove(id string) error {
 	q.mu.Lock()
@@ -317,13 +322,16 @@ func (q *Quarantine) Released(id string) bool {
 type Stats struct {
 	Messages int
 	Bytes    int64
+	// Unreadable are the files Open found damaged and left aside, out of
+	// the count, for a person to look at.
+	Unreadable []string
 }
 
 // Stats returns how many messages and bytes the quarantine holds.
 func (q *Quarantine) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return Stats{Messages: len(q.entries), Bytes: q.bytes}
+	return Stats{Messages: len(q.entries), Bytes: q.bytes, Unreadable: slices.Clone(q.unreadable)}
 }
 
 // List returns the entries, newest first.

@@ -148,6 +148,9 @@ func TestOpenCleansUpAfterACrash(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "6262.msg")); err != nil {
 		t.Errorf("the unreadable file was removed: %v; want it left for a person", err)
 	}
+	if got := q.Stats().Unreadable; len(got) != 1 || got[0] != "6262.msg" {
+		t.Errorf("unreadable files %q, want 6262.msg named for the status", got)
+	}
 }
 
 func TestReleasedIsRemembered(t *testing.T) {
