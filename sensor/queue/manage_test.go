@@ -181,7 +181,12 @@ func TestMetrics(t *testing.T) {
 	h.enqueue("s@example.org", "ok@a.test", "perm@a.test")
 	id := h.enqueue("s@example.org", "temp@b.test")
 	h.waitState(id, "temp@b.test", StateDeferred, 1)
-	testwait.For(t, "the notice's delivery", func() bool { return h.q.Stats().Messages == 1 })
+	// The queue counts an attempt in its metrics once its outcome is
+	// stored: wait for the count of the notice's delivery, not only for
+	// the notice to leave the queue.
+	testwait.For(t, "the notice's delivery, stored and counted", func() bool {
+		return h.q.Stats().Messages == 1 && testutil.ToFloat64(h.q.m.attempts.WithLabelValues("delivered", "example.org")) == 1
+	})
 	for _, tc := range []struct {
 		result, dest string
 		want         float64
