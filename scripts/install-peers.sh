@@ -17,6 +17,8 @@ packages=(
   fetchmail        # the POP3 drain benchmark's reference
   rsyslog          # a real syslog receiver for the SIEM export test
   socat
+  slapd            # OpenLDAP: the SMTP AUTH tests start their own directory in a temp dir
+  ldap-utils       # ldapadd/ldapsearch, to fill and check that directory
   postgresql       # the SQL store's PostgreSQL driver; tests run their own server in a temp dir
   openssl
   ca-certificates
@@ -44,11 +46,14 @@ echo "install-peers: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # postfix asks debconf questions; answer them so the install never blocks.
 echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+# slapd asks for an admin password and a domain; the tests run their own
+# server with its own configuration, so the packaged one is left unconfigured.
+echo "slapd slapd/no_configuration boolean true" | "${sudo[@]}" debconf-set-selections
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The tests start their own instances on loopback ports; the packaged daemons
 # must not hold the standard ports or run in the background.
-for svc in postfix dovecot postgresql rspamd; do
+for svc in postfix dovecot postgresql rspamd slapd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     "${sudo[@]}" systemctl stop "$svc" || true
   fi

@@ -358,6 +358,171 @@ func (HoldTimeoutAction) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
+// AcceptanceMode says which clients a gateway listener takes mail from.
+type AcceptanceMode int32
+
+const (
+	// ACCEPTANCE_MODE_UNSPECIFIED means ALL.
+	AcceptanceMode_ACCEPTANCE_MODE_UNSPECIFIED AcceptanceMode = 0
+	// ACCEPTANCE_MODE_ALL: every IP address and domain.
+	AcceptanceMode_ACCEPTANCE_MODE_ALL AcceptanceMode = 1
+	// ACCEPTANCE_MODE_LISTED: only the clients the listener's acceptance
+	// list holds.
+	AcceptanceMode_ACCEPTANCE_MODE_LISTED AcceptanceMode = 2
+)
+
+// Enum value maps for AcceptanceMode.
+var (
+	AcceptanceMode_name = map[int32]string{
+		0: "ACCEPTANCE_MODE_UNSPECIFIED",
+		1: "ACCEPTANCE_MODE_ALL",
+		2: "ACCEPTANCE_MODE_LISTED",
+	}
+	AcceptanceMode_value = map[string]int32{
+		"ACCEPTANCE_MODE_UNSPECIFIED": 0,
+		"ACCEPTANCE_MODE_ALL":         1,
+		"ACCEPTANCE_MODE_LISTED":      2,
+	}
+)
+
+func (x AcceptanceMode) Enum() *AcceptanceMode {
+	p := new(AcceptanceMode)
+	*p = x
+	return p
+}
+
+func (x AcceptanceMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AcceptanceMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
+}
+
+func (AcceptanceMode) Type() protoreflect.EnumType {
+	return &file_osprey_v1_config_proto_enumTypes[6]
+}
+
+func (x AcceptanceMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AcceptanceMode.Descriptor instead.
+func (AcceptanceMode) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
+// AcceptanceListKind names one of a gateway's acceptance lists.
+type AcceptanceListKind int32
+
+const (
+	AcceptanceListKind_ACCEPTANCE_LIST_KIND_UNSPECIFIED AcceptanceListKind = 0
+	// ACCEPTANCE_LIST_KIND_INBOUND: the clients the inbound listeners take
+	// mail from when inbound_acceptance is LISTED.
+	AcceptanceListKind_ACCEPTANCE_LIST_KIND_INBOUND AcceptanceListKind = 1
+	// ACCEPTANCE_LIST_KIND_OUTBOUND: the clients that may relay to any
+	// domain (the trusted networks); empty: nothing is relayed outward.
+	AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND AcceptanceListKind = 2
+	// ACCEPTANCE_LIST_KIND_AUTH: the clients the submission listener takes
+	// authenticated mail from when its acceptance is LISTED.
+	AcceptanceListKind_ACCEPTANCE_LIST_KIND_AUTH AcceptanceListKind = 3
+)
+
+// Enum value maps for AcceptanceListKind.
+var (
+	AcceptanceListKind_name = map[int32]string{
+		0: "ACCEPTANCE_LIST_KIND_UNSPECIFIED",
+		1: "ACCEPTANCE_LIST_KIND_INBOUND",
+		2: "ACCEPTANCE_LIST_KIND_OUTBOUND",
+		3: "ACCEPTANCE_LIST_KIND_AUTH",
+	}
+	AcceptanceListKind_value = map[string]int32{
+		"ACCEPTANCE_LIST_KIND_UNSPECIFIED": 0,
+		"ACCEPTANCE_LIST_KIND_INBOUND":     1,
+		"ACCEPTANCE_LIST_KIND_OUTBOUND":    2,
+		"ACCEPTANCE_LIST_KIND_AUTH":        3,
+	}
+)
+
+func (x AcceptanceListKind) Enum() *AcceptanceListKind {
+	p := new(AcceptanceListKind)
+	*p = x
+	return p
+}
+
+func (x AcceptanceListKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AcceptanceListKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
+}
+
+func (AcceptanceListKind) Type() protoreflect.EnumType {
+	return &file_osprey_v1_config_proto_enumTypes[7]
+}
+
+func (x AcceptanceListKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AcceptanceListKind.Descriptor instead.
+func (AcceptanceListKind) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+// AuthSource is where a submission listener checks credentials.
+type AuthSource int32
+
+const (
+	AuthSource_AUTH_SOURCE_UNSPECIFIED AuthSource = 0
+	// AUTH_SOURCE_LDAP: a bind to a directory.
+	AuthSource_AUTH_SOURCE_LDAP AuthSource = 1
+	// AUTH_SOURCE_SMTP_FORWARD: AUTH against another SMTP server, over TLS.
+	AuthSource_AUTH_SOURCE_SMTP_FORWARD AuthSource = 2
+)
+
+// Enum value maps for AuthSource.
+var (
+	AuthSource_name = map[int32]string{
+		0: "AUTH_SOURCE_UNSPECIFIED",
+		1: "AUTH_SOURCE_LDAP",
+		2: "AUTH_SOURCE_SMTP_FORWARD",
+	}
+	AuthSource_value = map[string]int32{
+		"AUTH_SOURCE_UNSPECIFIED":  0,
+		"AUTH_SOURCE_LDAP":         1,
+		"AUTH_SOURCE_SMTP_FORWARD": 2,
+	}
+)
+
+func (x AuthSource) Enum() *AuthSource {
+	p := new(AuthSource)
+	*p = x
+	return p
+}
+
+func (x AuthSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuthSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_osprey_v1_config_proto_enumTypes[8].Descriptor()
+}
+
+func (AuthSource) Type() protoreflect.EnumType {
+	return &file_osprey_v1_config_proto_enumTypes[8]
+}
+
+func (x AuthSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuthSource.Descriptor instead.
+func (AuthSource) EnumDescriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
 // AuthErrorTreatment is what a sender authentication error counts as in
 // the DMARC result a gateway records (and acts on).
 type AuthErrorTreatment int32
@@ -402,11 +567,11 @@ func (x AuthErrorTreatment) String() string {
 }
 
 func (AuthErrorTreatment) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[6].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[9].Descriptor()
 }
 
 func (AuthErrorTreatment) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[6]
+	return &file_osprey_v1_config_proto_enumTypes[9]
 }
 
 func (x AuthErrorTreatment) Number() protoreflect.EnumNumber {
@@ -415,7 +580,7 @@ func (x AuthErrorTreatment) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AuthErrorTreatment.Descriptor instead.
 func (AuthErrorTreatment) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 // VerdictAction is what a gateway does with a message once its verdict is
@@ -468,11 +633,11 @@ func (x VerdictAction) String() string {
 }
 
 func (VerdictAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[7].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[10].Descriptor()
 }
 
 func (VerdictAction) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[7]
+	return &file_osprey_v1_config_proto_enumTypes[10]
 }
 
 func (x VerdictAction) Number() protoreflect.EnumNumber {
@@ -481,7 +646,7 @@ func (x VerdictAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use VerdictAction.Descriptor instead.
 func (VerdictAction) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 // TlsCertificatePolicy is how a POP3 server's certificate is checked.
@@ -521,11 +686,11 @@ func (x TlsCertificatePolicy) String() string {
 }
 
 func (TlsCertificatePolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[8].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[11].Descriptor()
 }
 
 func (TlsCertificatePolicy) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[8]
+	return &file_osprey_v1_config_proto_enumTypes[11]
 }
 
 func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
@@ -534,7 +699,7 @@ func (x TlsCertificatePolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TlsCertificatePolicy.Descriptor instead.
 func (TlsCertificatePolicy) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 // Pop3TlsMode is how TLS starts on a POP3 connection.
@@ -573,11 +738,11 @@ func (x Pop3TlsMode) String() string {
 }
 
 func (Pop3TlsMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[9].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[12].Descriptor()
 }
 
 func (Pop3TlsMode) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[9]
+	return &file_osprey_v1_config_proto_enumTypes[12]
 }
 
 func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
@@ -586,7 +751,7 @@ func (x Pop3TlsMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Pop3TlsMode.Descriptor instead.
 func (Pop3TlsMode) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 // Role is what a user may do.
@@ -629,11 +794,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[10].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[13].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[10]
+	return &file_osprey_v1_config_proto_enumTypes[13]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -642,7 +807,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 // TokenKind is what a token may be used for.
@@ -681,11 +846,11 @@ func (x TokenKind) String() string {
 }
 
 func (TokenKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_osprey_v1_config_proto_enumTypes[11].Descriptor()
+	return file_osprey_v1_config_proto_enumTypes[14].Descriptor()
 }
 
 func (TokenKind) Type() protoreflect.EnumType {
-	return &file_osprey_v1_config_proto_enumTypes[11]
+	return &file_osprey_v1_config_proto_enumTypes[14]
 }
 
 func (x TokenKind) Number() protoreflect.EnumNumber {
@@ -694,7 +859,7 @@ func (x TokenKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TokenKind.Descriptor instead.
 func (TokenKind) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 // Tenant is one customer or organisation; every sensor, rule and alert belongs to one.
@@ -1539,8 +1704,12 @@ type SmtpGateway struct {
 	Outbound *GatewayListener `protobuf:"bytes,2,opt,name=outbound,proto3" json:"outbound,omitempty"`
 	// local_domains are taken from any client and delivered as each says.
 	LocalDomains []*LocalDomain `protobuf:"bytes,3,rep,name=local_domains,json=localDomains,proto3" json:"local_domains,omitempty"`
-	// trusted_networks (IPs and CIDRs; "!" excludes) may relay to any domain:
-	// the outbound acceptance list. Empty: nothing is relayed outward.
+	// trusted_networks is where an earlier version kept the outbound
+	// acceptance list. A stored value is moved into the OUTBOUND acceptance
+	// list when a Central Node starts, and a write that sets it is refused:
+	// the acceptance lists (AcceptanceList) are kept and edited on their own.
+	//
+	// Deprecated: Marked as deprecated in osprey/v1/config.proto.
 	TrustedNetworks []string `protobuf:"bytes,4,rep,name=trusted_networks,json=trustedNetworks,proto3" json:"trusted_networks,omitempty"`
 	// relay_hosts take the mail for other domains; empty means their MX hosts.
 	RelayHosts []*NextHop `protobuf:"bytes,5,rep,name=relay_hosts,json=relayHosts,proto3" json:"relay_hosts,omitempty"`
@@ -1558,7 +1727,19 @@ type SmtpGateway struct {
 	// quarantine bounds the messages the gateway keeps from delivery.
 	Quarantine *QuarantineSettings `protobuf:"bytes,11,opt,name=quarantine,proto3" json:"quarantine,omitempty"`
 	// sender_auth checks SPF, DKIM and DMARC on the mail the gateway takes.
-	SenderAuth    *SenderAuthSettings `protobuf:"bytes,12,opt,name=sender_auth,json=senderAuth,proto3" json:"sender_auth,omitempty"`
+	SenderAuth *SenderAuthSettings `protobuf:"bytes,12,opt,name=sender_auth,json=senderAuth,proto3" json:"sender_auth,omitempty"`
+	// inbound_acceptance says which clients the inbound listeners take mail
+	// from: every client (ALL, the default) or only those of the INBOUND
+	// acceptance list.
+	InboundAcceptance AcceptanceMode `protobuf:"varint,13,opt,name=inbound_acceptance,json=inboundAcceptance,proto3,enum=osprey.v1.AcceptanceMode" json:"inbound_acceptance,omitempty"`
+	// submission is the SMTP AUTH listener (OUTBOUND and INBOUND_OUTBOUND
+	// modes only): authenticated users relay to any domain.
+	Submission *SubmissionSettings `protobuf:"bytes,14,opt,name=submission,proto3" json:"submission,omitempty"`
+	// recipient_verification asks the next hop of a local domain whether a
+	// recipient exists before the inbound listeners accept it.
+	RecipientVerification *RecipientVerification `protobuf:"bytes,15,opt,name=recipient_verification,json=recipientVerification,proto3" json:"recipient_verification,omitempty"`
+	// rate_limits bound what one client may do on the gateway's listeners.
+	RateLimits    *RateLimits `protobuf:"bytes,16,opt,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1614,6 +1795,7 @@ func (x *SmtpGateway) GetLocalDomains() []*LocalDomain {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in osprey/v1/config.proto.
 func (x *SmtpGateway) GetTrustedNetworks() []string {
 	if x != nil {
 		return x.TrustedNetworks
@@ -1677,6 +1859,638 @@ func (x *SmtpGateway) GetSenderAuth() *SenderAuthSettings {
 	return nil
 }
 
+func (x *SmtpGateway) GetInboundAcceptance() AcceptanceMode {
+	if x != nil {
+		return x.InboundAcceptance
+	}
+	return AcceptanceMode_ACCEPTANCE_MODE_UNSPECIFIED
+}
+
+func (x *SmtpGateway) GetSubmission() *SubmissionSettings {
+	if x != nil {
+		return x.Submission
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetRecipientVerification() *RecipientVerification {
+	if x != nil {
+		return x.RecipientVerification
+	}
+	return nil
+}
+
+func (x *SmtpGateway) GetRateLimits() *RateLimits {
+	if x != nil {
+		return x.RateLimits
+	}
+	return nil
+}
+
+// AcceptanceList is one acceptance list of a sensor: IP addresses, CIDR
+// prefixes and domains (a domain matches a client whose reverse DNS name,
+// confirmed forward, is the domain or under it). Entries are canonical
+// (IPv6 shortened, a full-length prefix written as its address, domains in
+// lower-case ASCII), sorted and without duplicates.
+type AcceptanceList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          AcceptanceListKind     `protobuf:"varint,1,opt,name=kind,proto3,enum=osprey.v1.AcceptanceListKind" json:"kind,omitempty"`
+	Entries       []string               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptanceList) Reset() {
+	*x = AcceptanceList{}
+	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptanceList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptanceList) ProtoMessage() {}
+
+func (x *AcceptanceList) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptanceList.ProtoReflect.Descriptor instead.
+func (*AcceptanceList) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AcceptanceList) GetKind() AcceptanceListKind {
+	if x != nil {
+		return x.Kind
+	}
+	return AcceptanceListKind_ACCEPTANCE_LIST_KIND_UNSPECIFIED
+}
+
+func (x *AcceptanceList) GetEntries() []string {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// SubmissionSettings configure a gateway's SMTP AUTH listener (Symantec
+// Messaging Gateway's "Authentication Mail Settings").
+type SubmissionSettings struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// listener: IPv4 address and port (":587" when empty), optional IPv6
+	// one, and TLS; TLS mode REQUIRE is recommended. Its addresses differ
+	// from the inbound and outbound listeners'.
+	Listener *GatewayListener `protobuf:"bytes,2,opt,name=listener,proto3" json:"listener,omitempty"`
+	// allow_auth_without_tls offers AUTH before STARTTLS; off (the default),
+	// AUTH is advertised and accepted only on a TLS connection.
+	AllowAuthWithoutTls bool `protobuf:"varint,3,opt,name=allow_auth_without_tls,json=allowAuthWithoutTls,proto3" json:"allow_auth_without_tls,omitempty"`
+	// acceptance: ALL (the default) or LISTED: only the clients of the AUTH
+	// acceptance list.
+	Acceptance  AcceptanceMode   `protobuf:"varint,4,opt,name=acceptance,proto3,enum=osprey.v1.AcceptanceMode" json:"acceptance,omitempty"`
+	Source      AuthSource       `protobuf:"varint,5,opt,name=source,proto3,enum=osprey.v1.AuthSource" json:"source,omitempty"`
+	Ldap        *LdapAuth        `protobuf:"bytes,6,opt,name=ldap,proto3" json:"ldap,omitempty"`
+	SmtpForward *SmtpForwardAuth `protobuf:"bytes,7,opt,name=smtp_forward,json=smtpForward,proto3" json:"smtp_forward,omitempty"`
+	// Failed authentications are throttled: past max_failures_per_client
+	// (10) from one client address, or max_failures_per_user (5) for one
+	// user name, within failure_window_seconds (600), AUTH is refused for
+	// that client or name until the window has passed.
+	MaxFailuresPerClient uint32 `protobuf:"varint,8,opt,name=max_failures_per_client,json=maxFailuresPerClient,proto3" json:"max_failures_per_client,omitempty"`
+	MaxFailuresPerUser   uint32 `protobuf:"varint,9,opt,name=max_failures_per_user,json=maxFailuresPerUser,proto3" json:"max_failures_per_user,omitempty"`
+	FailureWindowSeconds uint32 `protobuf:"varint,10,opt,name=failure_window_seconds,json=failureWindowSeconds,proto3" json:"failure_window_seconds,omitempty"`
+	// cache_seconds: a successful check is remembered this long, keyed by a
+	// salted hash of the name and password, never the password (300);
+	// disable_cache checks every AUTH at the source.
+	CacheSeconds  uint32 `protobuf:"varint,11,opt,name=cache_seconds,json=cacheSeconds,proto3" json:"cache_seconds,omitempty"`
+	DisableCache  bool   `protobuf:"varint,12,opt,name=disable_cache,json=disableCache,proto3" json:"disable_cache,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmissionSettings) Reset() {
+	*x = SubmissionSettings{}
+	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmissionSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmissionSettings) ProtoMessage() {}
+
+func (x *SubmissionSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmissionSettings.ProtoReflect.Descriptor instead.
+func (*SubmissionSettings) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SubmissionSettings) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *SubmissionSettings) GetListener() *GatewayListener {
+	if x != nil {
+		return x.Listener
+	}
+	return nil
+}
+
+func (x *SubmissionSettings) GetAllowAuthWithoutTls() bool {
+	if x != nil {
+		return x.AllowAuthWithoutTls
+	}
+	return false
+}
+
+func (x *SubmissionSettings) GetAcceptance() AcceptanceMode {
+	if x != nil {
+		return x.Acceptance
+	}
+	return AcceptanceMode_ACCEPTANCE_MODE_UNSPECIFIED
+}
+
+func (x *SubmissionSettings) GetSource() AuthSource {
+	if x != nil {
+		return x.Source
+	}
+	return AuthSource_AUTH_SOURCE_UNSPECIFIED
+}
+
+func (x *SubmissionSettings) GetLdap() *LdapAuth {
+	if x != nil {
+		return x.Ldap
+	}
+	return nil
+}
+
+func (x *SubmissionSettings) GetSmtpForward() *SmtpForwardAuth {
+	if x != nil {
+		return x.SmtpForward
+	}
+	return nil
+}
+
+func (x *SubmissionSettings) GetMaxFailuresPerClient() uint32 {
+	if x != nil {
+		return x.MaxFailuresPerClient
+	}
+	return 0
+}
+
+func (x *SubmissionSettings) GetMaxFailuresPerUser() uint32 {
+	if x != nil {
+		return x.MaxFailuresPerUser
+	}
+	return 0
+}
+
+func (x *SubmissionSettings) GetFailureWindowSeconds() uint32 {
+	if x != nil {
+		return x.FailureWindowSeconds
+	}
+	return 0
+}
+
+func (x *SubmissionSettings) GetCacheSeconds() uint32 {
+	if x != nil {
+		return x.CacheSeconds
+	}
+	return 0
+}
+
+func (x *SubmissionSettings) GetDisableCache() bool {
+	if x != nil {
+		return x.DisableCache
+	}
+	return false
+}
+
+// LdapAuth checks SMTP AUTH credentials with an LDAP bind: directly as the
+// user (bind_dn_template), or by finding the user's entry with a search
+// and binding as it (base_dn and filter).
+type LdapAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url: ldap://host[:389] or ldaps://host[:636].
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// start_tls upgrades an ldap:// connection (RFC 4513) before any bind.
+	StartTls bool `protobuf:"varint,2,opt,name=start_tls,json=startTls,proto3" json:"start_tls,omitempty"`
+	// ca_pem holds CAs the directory's certificate must chain to; empty
+	// means the system roots.
+	CaPem string `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	// bind_dn_template binds directly: "%s" is replaced by the user name,
+	// escaped for a DN ("uid=%s,ou=people,dc=example,dc=com").
+	BindDnTemplate string `protobuf:"bytes,4,opt,name=bind_dn_template,json=bindDnTemplate,proto3" json:"bind_dn_template,omitempty"`
+	// base_dn and filter find the user when bind_dn_template is empty: "%s"
+	// in filter is replaced by the user name, escaped for a filter
+	// ("(&(objectClass=inetOrgPerson)(|(uid=%s)(mail=%s)))"); exactly one
+	// entry must match.
+	BaseDn string `protobuf:"bytes,5,opt,name=base_dn,json=baseDn,proto3" json:"base_dn,omitempty"`
+	Filter string `protobuf:"bytes,6,opt,name=filter,proto3" json:"filter,omitempty"`
+	// search_bind_dn and search_bind_password: the account the search runs
+	// as; empty: anonymously.
+	SearchBindDn string `protobuf:"bytes,7,opt,name=search_bind_dn,json=searchBindDn,proto3" json:"search_bind_dn,omitempty"`
+	// search_bind_password is a secret: accepted on write, never returned.
+	SearchBindPassword string `protobuf:"bytes,8,opt,name=search_bind_password,json=searchBindPassword,proto3" json:"search_bind_password,omitempty"`
+	// timeout_ms bounds a connection and each operation (5000).
+	TimeoutMs     uint32 `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LdapAuth) Reset() {
+	*x = LdapAuth{}
+	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LdapAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LdapAuth) ProtoMessage() {}
+
+func (x *LdapAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LdapAuth.ProtoReflect.Descriptor instead.
+func (*LdapAuth) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *LdapAuth) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *LdapAuth) GetStartTls() bool {
+	if x != nil {
+		return x.StartTls
+	}
+	return false
+}
+
+func (x *LdapAuth) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
+func (x *LdapAuth) GetBindDnTemplate() string {
+	if x != nil {
+		return x.BindDnTemplate
+	}
+	return ""
+}
+
+func (x *LdapAuth) GetBaseDn() string {
+	if x != nil {
+		return x.BaseDn
+	}
+	return ""
+}
+
+func (x *LdapAuth) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *LdapAuth) GetSearchBindDn() string {
+	if x != nil {
+		return x.SearchBindDn
+	}
+	return ""
+}
+
+func (x *LdapAuth) GetSearchBindPassword() string {
+	if x != nil {
+		return x.SearchBindPassword
+	}
+	return ""
+}
+
+func (x *LdapAuth) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// SmtpForwardAuth checks SMTP AUTH credentials by authenticating, with
+// them, to another SMTP server: always over TLS.
+type SmtpForwardAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// address is host:port of that server.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// implicit_tls: TLS from the first byte (port 465); otherwise STARTTLS,
+	// which the server must offer.
+	ImplicitTls bool `protobuf:"varint,2,opt,name=implicit_tls,json=implicitTls,proto3" json:"implicit_tls,omitempty"`
+	// ca_pem holds CAs the server's certificate must chain to; empty means
+	// the system roots.
+	CaPem string `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	// server_name is the name its certificate must hold; empty: the host of
+	// address.
+	ServerName string `protobuf:"bytes,4,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	// timeout_ms bounds a check (10000).
+	TimeoutMs     uint32 `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SmtpForwardAuth) Reset() {
+	*x = SmtpForwardAuth{}
+	mi := &file_osprey_v1_config_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SmtpForwardAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SmtpForwardAuth) ProtoMessage() {}
+
+func (x *SmtpForwardAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SmtpForwardAuth.ProtoReflect.Descriptor instead.
+func (*SmtpForwardAuth) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SmtpForwardAuth) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *SmtpForwardAuth) GetImplicitTls() bool {
+	if x != nil {
+		return x.ImplicitTls
+	}
+	return false
+}
+
+func (x *SmtpForwardAuth) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
+func (x *SmtpForwardAuth) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *SmtpForwardAuth) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// RecipientVerification checks, before an inbound listener accepts RCPT for
+// a local domain, that the domain's next hop would take the recipient: a
+// callout with the null sender, as Postfix's reject_unverified_recipient.
+// Zero durations and counts mean the documented defaults.
+type RecipientVerification struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// positive_ttl_seconds: a recipient the next hop took is known good this
+	// long (31 days) ...
+	PositiveTtlSeconds uint32 `protobuf:"varint,2,opt,name=positive_ttl_seconds,json=positiveTtlSeconds,proto3" json:"positive_ttl_seconds,omitempty"`
+	// positive_refresh_seconds: ... and probed again, in the background,
+	// once its result is this old (7 days).
+	PositiveRefreshSeconds uint32 `protobuf:"varint,3,opt,name=positive_refresh_seconds,json=positiveRefreshSeconds,proto3" json:"positive_refresh_seconds,omitempty"`
+	// negative_ttl_seconds: a recipient the next hop refused stays refused
+	// this long (3 days).
+	NegativeTtlSeconds uint32 `protobuf:"varint,4,opt,name=negative_ttl_seconds,json=negativeTtlSeconds,proto3" json:"negative_ttl_seconds,omitempty"`
+	// probe_timeout_seconds bounds one callout (30).
+	ProbeTimeoutSeconds uint32 `protobuf:"varint,5,opt,name=probe_timeout_seconds,json=probeTimeoutSeconds,proto3" json:"probe_timeout_seconds,omitempty"`
+	// max_probes_per_host: at most this many callouts at once to one next
+	// hop (4); more wait, and past probe_timeout_seconds get 450.
+	MaxProbesPerHost uint32 `protobuf:"varint,6,opt,name=max_probes_per_host,json=maxProbesPerHost,proto3" json:"max_probes_per_host,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RecipientVerification) Reset() {
+	*x = RecipientVerification{}
+	mi := &file_osprey_v1_config_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecipientVerification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecipientVerification) ProtoMessage() {}
+
+func (x *RecipientVerification) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecipientVerification.ProtoReflect.Descriptor instead.
+func (*RecipientVerification) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RecipientVerification) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *RecipientVerification) GetPositiveTtlSeconds() uint32 {
+	if x != nil {
+		return x.PositiveTtlSeconds
+	}
+	return 0
+}
+
+func (x *RecipientVerification) GetPositiveRefreshSeconds() uint32 {
+	if x != nil {
+		return x.PositiveRefreshSeconds
+	}
+	return 0
+}
+
+func (x *RecipientVerification) GetNegativeTtlSeconds() uint32 {
+	if x != nil {
+		return x.NegativeTtlSeconds
+	}
+	return 0
+}
+
+func (x *RecipientVerification) GetProbeTimeoutSeconds() uint32 {
+	if x != nil {
+		return x.ProbeTimeoutSeconds
+	}
+	return 0
+}
+
+func (x *RecipientVerification) GetMaxProbesPerHost() uint32 {
+	if x != nil {
+		return x.MaxProbesPerHost
+	}
+	return 0
+}
+
+// RateLimits bound what one client address may do on a gateway's
+// listeners, per minute; zero means no limit. Clients of the OUTBOUND
+// acceptance list are not limited.
+type RateLimits struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionsPerMinute uint32                 `protobuf:"varint,1,opt,name=connections_per_minute,json=connectionsPerMinute,proto3" json:"connections_per_minute,omitempty"`
+	MessagesPerMinute    uint32                 `protobuf:"varint,2,opt,name=messages_per_minute,json=messagesPerMinute,proto3" json:"messages_per_minute,omitempty"`
+	RecipientsPerMinute  uint32                 `protobuf:"varint,3,opt,name=recipients_per_minute,json=recipientsPerMinute,proto3" json:"recipients_per_minute,omitempty"`
+	// harvest_unknown_recipients: a client that gives this many recipients
+	// that do not exist (refused by recipient verification) within
+	// harvest_window_seconds (300) is deferred (421) for
+	// harvest_block_seconds (900); zero turns the guard off.
+	HarvestUnknownRecipients uint32 `protobuf:"varint,4,opt,name=harvest_unknown_recipients,json=harvestUnknownRecipients,proto3" json:"harvest_unknown_recipients,omitempty"`
+	HarvestWindowSeconds     uint32 `protobuf:"varint,5,opt,name=harvest_window_seconds,json=harvestWindowSeconds,proto3" json:"harvest_window_seconds,omitempty"`
+	HarvestBlockSeconds      uint32 `protobuf:"varint,6,opt,name=harvest_block_seconds,json=harvestBlockSeconds,proto3" json:"harvest_block_seconds,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *RateLimits) Reset() {
+	*x = RateLimits{}
+	mi := &file_osprey_v1_config_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimits) ProtoMessage() {}
+
+func (x *RateLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_config_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimits.ProtoReflect.Descriptor instead.
+func (*RateLimits) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RateLimits) GetConnectionsPerMinute() uint32 {
+	if x != nil {
+		return x.ConnectionsPerMinute
+	}
+	return 0
+}
+
+func (x *RateLimits) GetMessagesPerMinute() uint32 {
+	if x != nil {
+		return x.MessagesPerMinute
+	}
+	return 0
+}
+
+func (x *RateLimits) GetRecipientsPerMinute() uint32 {
+	if x != nil {
+		return x.RecipientsPerMinute
+	}
+	return 0
+}
+
+func (x *RateLimits) GetHarvestUnknownRecipients() uint32 {
+	if x != nil {
+		return x.HarvestUnknownRecipients
+	}
+	return 0
+}
+
+func (x *RateLimits) GetHarvestWindowSeconds() uint32 {
+	if x != nil {
+		return x.HarvestWindowSeconds
+	}
+	return 0
+}
+
+func (x *RateLimits) GetHarvestBlockSeconds() uint32 {
+	if x != nil {
+		return x.HarvestBlockSeconds
+	}
+	return 0
+}
+
 // QuarantineSettings bound a gateway's quarantine: past either bound the
 // oldest messages are removed first. Zero means the documented default.
 type QuarantineSettings struct {
@@ -1691,7 +2505,7 @@ type QuarantineSettings struct {
 
 func (x *QuarantineSettings) Reset() {
 	*x = QuarantineSettings{}
-	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	mi := &file_osprey_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +2517,7 @@ func (x *QuarantineSettings) String() string {
 func (*QuarantineSettings) ProtoMessage() {}
 
 func (x *QuarantineSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[11]
+	mi := &file_osprey_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +2530,7 @@ func (x *QuarantineSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineSettings.ProtoReflect.Descriptor instead.
 func (*QuarantineSettings) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *QuarantineSettings) GetMaxMessages() uint32 {
@@ -1760,7 +2574,7 @@ type SenderAuthSettings struct {
 
 func (x *SenderAuthSettings) Reset() {
 	*x = SenderAuthSettings{}
-	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	mi := &file_osprey_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2586,7 @@ func (x *SenderAuthSettings) String() string {
 func (*SenderAuthSettings) ProtoMessage() {}
 
 func (x *SenderAuthSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[12]
+	mi := &file_osprey_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2599,7 @@ func (x *SenderAuthSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderAuthSettings.ProtoReflect.Descriptor instead.
 func (*SenderAuthSettings) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SenderAuthSettings) GetEnabled() bool {
@@ -1841,7 +2655,7 @@ type HeaderField struct {
 
 func (x *HeaderField) Reset() {
 	*x = HeaderField{}
-	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	mi := &file_osprey_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +2667,7 @@ func (x *HeaderField) String() string {
 func (*HeaderField) ProtoMessage() {}
 
 func (x *HeaderField) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[13]
+	mi := &file_osprey_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +2680,7 @@ func (x *HeaderField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderField.ProtoReflect.Descriptor instead.
 func (*HeaderField) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeaderField) GetName() string {
@@ -1921,7 +2735,7 @@ type VerdictPolicy struct {
 
 func (x *VerdictPolicy) Reset() {
 	*x = VerdictPolicy{}
-	mi := &file_osprey_v1_config_proto_msgTypes[14]
+	mi := &file_osprey_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +2747,7 @@ func (x *VerdictPolicy) String() string {
 func (*VerdictPolicy) ProtoMessage() {}
 
 func (x *VerdictPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[14]
+	mi := &file_osprey_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +2760,7 @@ func (x *VerdictPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerdictPolicy.ProtoReflect.Descriptor instead.
 func (*VerdictPolicy) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VerdictPolicy) GetDetected() VerdictAction {
@@ -2056,7 +2870,7 @@ type Pop3Integration struct {
 
 func (x *Pop3Integration) Reset() {
 	*x = Pop3Integration{}
-	mi := &file_osprey_v1_config_proto_msgTypes[15]
+	mi := &file_osprey_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2882,7 @@ func (x *Pop3Integration) String() string {
 func (*Pop3Integration) ProtoMessage() {}
 
 func (x *Pop3Integration) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[15]
+	mi := &file_osprey_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2895,7 @@ func (x *Pop3Integration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pop3Integration.ProtoReflect.Descriptor instead.
 func (*Pop3Integration) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Pop3Integration) GetEnabled() bool {
@@ -2177,7 +2991,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_osprey_v1_config_proto_msgTypes[16]
+	mi := &file_osprey_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +3003,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[16]
+	mi := &file_osprey_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +3016,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *User) GetName() string {
@@ -2266,7 +3080,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_osprey_v1_config_proto_msgTypes[17]
+	mi := &file_osprey_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +3092,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_config_proto_msgTypes[17]
+	mi := &file_osprey_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +3105,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_osprey_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Token) GetId() string {
@@ -2446,12 +3260,12 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x14max_lifetime_seconds\x18\x03 \x01(\rR\x12maxLifetimeSeconds\x122\n" +
 	"\x15delay_warning_seconds\x18\x04 \x01(\rR\x13delayWarningSeconds\x127\n" +
 	"\x17destination_concurrency\x18\x05 \x01(\rR\x16destinationConcurrency\x12 \n" +
-	"\vconcurrency\x18\x06 \x01(\rR\vconcurrency\"\x8b\x05\n" +
+	"\vconcurrency\x18\x06 \x01(\rR\vconcurrency\"\xa9\a\n" +
 	"\vSmtpGateway\x124\n" +
 	"\ainbound\x18\x01 \x01(\v2\x1a.osprey.v1.GatewayListenerR\ainbound\x126\n" +
 	"\boutbound\x18\x02 \x01(\v2\x1a.osprey.v1.GatewayListenerR\boutbound\x12;\n" +
-	"\rlocal_domains\x18\x03 \x03(\v2\x16.osprey.v1.LocalDomainR\flocalDomains\x12)\n" +
-	"\x10trusted_networks\x18\x04 \x03(\tR\x0ftrustedNetworks\x123\n" +
+	"\rlocal_domains\x18\x03 \x03(\v2\x16.osprey.v1.LocalDomainR\flocalDomains\x12-\n" +
+	"\x10trusted_networks\x18\x04 \x03(\tB\x02\x18\x01R\x0ftrustedNetworks\x123\n" +
 	"\vrelay_hosts\x18\x05 \x03(\v2\x12.osprey.v1.NextHopR\n" +
 	"relayHosts\x12.\n" +
 	"\x13require_tls_domains\x18\x06 \x03(\tR\x11requireTlsDomains\x12\x1b\n" +
@@ -2465,7 +3279,67 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"quarantine\x18\v \x01(\v2\x1d.osprey.v1.QuarantineSettingsR\n" +
 	"quarantine\x12>\n" +
 	"\vsender_auth\x18\f \x01(\v2\x1d.osprey.v1.SenderAuthSettingsR\n" +
-	"senderAuth\"h\n" +
+	"senderAuth\x12H\n" +
+	"\x12inbound_acceptance\x18\r \x01(\x0e2\x19.osprey.v1.AcceptanceModeR\x11inboundAcceptance\x12=\n" +
+	"\n" +
+	"submission\x18\x0e \x01(\v2\x1d.osprey.v1.SubmissionSettingsR\n" +
+	"submission\x12W\n" +
+	"\x16recipient_verification\x18\x0f \x01(\v2 .osprey.v1.RecipientVerificationR\x15recipientVerification\x126\n" +
+	"\vrate_limits\x18\x10 \x01(\v2\x15.osprey.v1.RateLimitsR\n" +
+	"rateLimits\"]\n" +
+	"\x0eAcceptanceList\x121\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1d.osprey.v1.AcceptanceListKindR\x04kind\x12\x18\n" +
+	"\aentries\x18\x02 \x03(\tR\aentries\"\xd7\x04\n" +
+	"\x12SubmissionSettings\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x126\n" +
+	"\blistener\x18\x02 \x01(\v2\x1a.osprey.v1.GatewayListenerR\blistener\x123\n" +
+	"\x16allow_auth_without_tls\x18\x03 \x01(\bR\x13allowAuthWithoutTls\x129\n" +
+	"\n" +
+	"acceptance\x18\x04 \x01(\x0e2\x19.osprey.v1.AcceptanceModeR\n" +
+	"acceptance\x12-\n" +
+	"\x06source\x18\x05 \x01(\x0e2\x15.osprey.v1.AuthSourceR\x06source\x12'\n" +
+	"\x04ldap\x18\x06 \x01(\v2\x13.osprey.v1.LdapAuthR\x04ldap\x12=\n" +
+	"\fsmtp_forward\x18\a \x01(\v2\x1a.osprey.v1.SmtpForwardAuthR\vsmtpForward\x125\n" +
+	"\x17max_failures_per_client\x18\b \x01(\rR\x14maxFailuresPerClient\x121\n" +
+	"\x15max_failures_per_user\x18\t \x01(\rR\x12maxFailuresPerUser\x124\n" +
+	"\x16failure_window_seconds\x18\n" +
+	" \x01(\rR\x14failureWindowSeconds\x12#\n" +
+	"\rcache_seconds\x18\v \x01(\rR\fcacheSeconds\x12#\n" +
+	"\rdisable_cache\x18\f \x01(\bR\fdisableCache\"\xa2\x02\n" +
+	"\bLdapAuth\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1b\n" +
+	"\tstart_tls\x18\x02 \x01(\bR\bstartTls\x12\x15\n" +
+	"\x06ca_pem\x18\x03 \x01(\tR\x05caPem\x12(\n" +
+	"\x10bind_dn_template\x18\x04 \x01(\tR\x0ebindDnTemplate\x12\x17\n" +
+	"\abase_dn\x18\x05 \x01(\tR\x06baseDn\x12\x16\n" +
+	"\x06filter\x18\x06 \x01(\tR\x06filter\x12$\n" +
+	"\x0esearch_bind_dn\x18\a \x01(\tR\fsearchBindDn\x120\n" +
+	"\x14search_bind_password\x18\b \x01(\tR\x12searchBindPassword\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\t \x01(\rR\ttimeoutMs\"\xa5\x01\n" +
+	"\x0fSmtpForwardAuth\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12!\n" +
+	"\fimplicit_tls\x18\x02 \x01(\bR\vimplicitTls\x12\x15\n" +
+	"\x06ca_pem\x18\x03 \x01(\tR\x05caPem\x12\x1f\n" +
+	"\vserver_name\x18\x04 \x01(\tR\n" +
+	"serverName\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x05 \x01(\rR\ttimeoutMs\"\xb2\x02\n" +
+	"\x15RecipientVerification\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x120\n" +
+	"\x14positive_ttl_seconds\x18\x02 \x01(\rR\x12positiveTtlSeconds\x128\n" +
+	"\x18positive_refresh_seconds\x18\x03 \x01(\rR\x16positiveRefreshSeconds\x120\n" +
+	"\x14negative_ttl_seconds\x18\x04 \x01(\rR\x12negativeTtlSeconds\x122\n" +
+	"\x15probe_timeout_seconds\x18\x05 \x01(\rR\x13probeTimeoutSeconds\x12-\n" +
+	"\x13max_probes_per_host\x18\x06 \x01(\rR\x10maxProbesPerHost\"\xce\x02\n" +
+	"\n" +
+	"RateLimits\x124\n" +
+	"\x16connections_per_minute\x18\x01 \x01(\rR\x14connectionsPerMinute\x12.\n" +
+	"\x13messages_per_minute\x18\x02 \x01(\rR\x11messagesPerMinute\x122\n" +
+	"\x15recipients_per_minute\x18\x03 \x01(\rR\x13recipientsPerMinute\x12<\n" +
+	"\x1aharvest_unknown_recipients\x18\x04 \x01(\rR\x18harvestUnknownRecipients\x124\n" +
+	"\x16harvest_window_seconds\x18\x05 \x01(\rR\x14harvestWindowSeconds\x122\n" +
+	"\x15harvest_block_seconds\x18\x06 \x01(\rR\x13harvestBlockSeconds\"h\n" +
 	"\x12QuarantineSettings\x12!\n" +
 	"\fmax_messages\x18\x01 \x01(\rR\vmaxMessages\x12/\n" +
 	"\bmax_size\x18\x02 \x01(\v2\x14.osprey.v1.SizeLimitR\amaxSize\"\xb5\x02\n" +
@@ -2561,7 +3435,21 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x11HoldTimeoutAction\x12#\n" +
 	"\x1fHOLD_TIMEOUT_ACTION_UNSPECIFIED\x10\x00\x12)\n" +
 	"%HOLD_TIMEOUT_ACTION_DELIVER_UNSCANNED\x10\x01\x12$\n" +
-	" HOLD_TIMEOUT_ACTION_KEEP_HOLDING\x10\x02*\x98\x01\n" +
+	" HOLD_TIMEOUT_ACTION_KEEP_HOLDING\x10\x02*f\n" +
+	"\x0eAcceptanceMode\x12\x1f\n" +
+	"\x1bACCEPTANCE_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ACCEPTANCE_MODE_ALL\x10\x01\x12\x1a\n" +
+	"\x16ACCEPTANCE_MODE_LISTED\x10\x02*\x9e\x01\n" +
+	"\x12AcceptanceListKind\x12$\n" +
+	" ACCEPTANCE_LIST_KIND_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cACCEPTANCE_LIST_KIND_INBOUND\x10\x01\x12!\n" +
+	"\x1dACCEPTANCE_LIST_KIND_OUTBOUND\x10\x02\x12\x1d\n" +
+	"\x19ACCEPTANCE_LIST_KIND_AUTH\x10\x03*]\n" +
+	"\n" +
+	"AuthSource\x12\x1b\n" +
+	"\x17AUTH_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10AUTH_SOURCE_LDAP\x10\x01\x12\x1c\n" +
+	"\x18AUTH_SOURCE_SMTP_FORWARD\x10\x02*\x98\x01\n" +
 	"\x12AuthErrorTreatment\x12$\n" +
 	" AUTH_ERROR_TREATMENT_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aAUTH_ERROR_TREATMENT_AS_IS\x10\x01\x12\x1d\n" +
@@ -2606,8 +3494,8 @@ func file_osprey_v1_config_proto_rawDescGZIP() []byte {
 	return file_osprey_v1_config_proto_rawDescData
 }
 
-var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_osprey_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_osprey_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
+var file_osprey_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_osprey_v1_config_proto_goTypes = []any{
 	(SensorState)(0),              // 0: osprey.v1.SensorState
 	(SizeUnit)(0),                 // 1: osprey.v1.SizeUnit
@@ -2615,76 +3503,95 @@ var file_osprey_v1_config_proto_goTypes = []any{
 	(ClientCertMode)(0),           // 3: osprey.v1.ClientCertMode
 	(SmtpMode)(0),                 // 4: osprey.v1.SmtpMode
 	(HoldTimeoutAction)(0),        // 5: osprey.v1.HoldTimeoutAction
-	(AuthErrorTreatment)(0),       // 6: osprey.v1.AuthErrorTreatment
-	(VerdictAction)(0),            // 7: osprey.v1.VerdictAction
-	(TlsCertificatePolicy)(0),     // 8: osprey.v1.TlsCertificatePolicy
-	(Pop3TlsMode)(0),              // 9: osprey.v1.Pop3TlsMode
-	(Role)(0),                     // 10: osprey.v1.Role
-	(TokenKind)(0),                // 11: osprey.v1.TokenKind
-	(*Tenant)(nil),                // 12: osprey.v1.Tenant
-	(*Sensor)(nil),                // 13: osprey.v1.Sensor
-	(*SizeLimit)(nil),             // 14: osprey.v1.SizeLimit
-	(*SmtpTls)(nil),               // 15: osprey.v1.SmtpTls
-	(*SmtpLimits)(nil),            // 16: osprey.v1.SmtpLimits
-	(*SmtpIntegration)(nil),       // 17: osprey.v1.SmtpIntegration
-	(*GatewayListener)(nil),       // 18: osprey.v1.GatewayListener
-	(*NextHop)(nil),               // 19: osprey.v1.NextHop
-	(*LocalDomain)(nil),           // 20: osprey.v1.LocalDomain
-	(*DeliveryQueueSettings)(nil), // 21: osprey.v1.DeliveryQueueSettings
-	(*SmtpGateway)(nil),           // 22: osprey.v1.SmtpGateway
-	(*QuarantineSettings)(nil),    // 23: osprey.v1.QuarantineSettings
-	(*SenderAuthSettings)(nil),    // 24: osprey.v1.SenderAuthSettings
-	(*HeaderField)(nil),           // 25: osprey.v1.HeaderField
-	(*VerdictPolicy)(nil),         // 26: osprey.v1.VerdictPolicy
-	(*Pop3Integration)(nil),       // 27: osprey.v1.Pop3Integration
-	(*User)(nil),                  // 28: osprey.v1.User
-	(*Token)(nil),                 // 29: osprey.v1.Token
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(AcceptanceMode)(0),           // 6: osprey.v1.AcceptanceMode
+	(AcceptanceListKind)(0),       // 7: osprey.v1.AcceptanceListKind
+	(AuthSource)(0),               // 8: osprey.v1.AuthSource
+	(AuthErrorTreatment)(0),       // 9: osprey.v1.AuthErrorTreatment
+	(VerdictAction)(0),            // 10: osprey.v1.VerdictAction
+	(TlsCertificatePolicy)(0),     // 11: osprey.v1.TlsCertificatePolicy
+	(Pop3TlsMode)(0),              // 12: osprey.v1.Pop3TlsMode
+	(Role)(0),                     // 13: osprey.v1.Role
+	(TokenKind)(0),                // 14: osprey.v1.TokenKind
+	(*Tenant)(nil),                // 15: osprey.v1.Tenant
+	(*Sensor)(nil),                // 16: osprey.v1.Sensor
+	(*SizeLimit)(nil),             // 17: osprey.v1.SizeLimit
+	(*SmtpTls)(nil),               // 18: osprey.v1.SmtpTls
+	(*SmtpLimits)(nil),            // 19: osprey.v1.SmtpLimits
+	(*SmtpIntegration)(nil),       // 20: osprey.v1.SmtpIntegration
+	(*GatewayListener)(nil),       // 21: osprey.v1.GatewayListener
+	(*NextHop)(nil),               // 22: osprey.v1.NextHop
+	(*LocalDomain)(nil),           // 23: osprey.v1.LocalDomain
+	(*DeliveryQueueSettings)(nil), // 24: osprey.v1.DeliveryQueueSettings
+	(*SmtpGateway)(nil),           // 25: osprey.v1.SmtpGateway
+	(*AcceptanceList)(nil),        // 26: osprey.v1.AcceptanceList
+	(*SubmissionSettings)(nil),    // 27: osprey.v1.SubmissionSettings
+	(*LdapAuth)(nil),              // 28: osprey.v1.LdapAuth
+	(*SmtpForwardAuth)(nil),       // 29: osprey.v1.SmtpForwardAuth
+	(*RecipientVerification)(nil), // 30: osprey.v1.RecipientVerification
+	(*RateLimits)(nil),            // 31: osprey.v1.RateLimits
+	(*QuarantineSettings)(nil),    // 32: osprey.v1.QuarantineSettings
+	(*SenderAuthSettings)(nil),    // 33: osprey.v1.SenderAuthSettings
+	(*HeaderField)(nil),           // 34: osprey.v1.HeaderField
+	(*VerdictPolicy)(nil),         // 35: osprey.v1.VerdictPolicy
+	(*Pop3Integration)(nil),       // 36: osprey.v1.Pop3Integration
+	(*User)(nil),                  // 37: osprey.v1.User
+	(*Token)(nil),                 // 38: osprey.v1.Token
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
 }
 var file_osprey_v1_config_proto_depIdxs = []int32{
-	30, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	39, // 0: osprey.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: osprey.v1.Sensor.state:type_name -> osprey.v1.SensorState
-	30, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
-	30, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
+	39, // 2: osprey.v1.Sensor.created_at:type_name -> google.protobuf.Timestamp
+	39, // 3: osprey.v1.Sensor.cert_not_before:type_name -> google.protobuf.Timestamp
 	1,  // 4: osprey.v1.SizeLimit.unit:type_name -> osprey.v1.SizeUnit
 	2,  // 5: osprey.v1.SmtpTls.mode:type_name -> osprey.v1.TlsMode
 	3,  // 6: osprey.v1.SmtpTls.client_cert:type_name -> osprey.v1.ClientCertMode
-	14, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
-	15, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
-	16, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
+	17, // 7: osprey.v1.SmtpIntegration.max_message_size:type_name -> osprey.v1.SizeLimit
+	18, // 8: osprey.v1.SmtpIntegration.tls:type_name -> osprey.v1.SmtpTls
+	19, // 9: osprey.v1.SmtpIntegration.limits:type_name -> osprey.v1.SmtpLimits
 	4,  // 10: osprey.v1.SmtpIntegration.mode:type_name -> osprey.v1.SmtpMode
-	22, // 11: osprey.v1.SmtpIntegration.gateway:type_name -> osprey.v1.SmtpGateway
-	15, // 12: osprey.v1.GatewayListener.tls:type_name -> osprey.v1.SmtpTls
-	19, // 13: osprey.v1.LocalDomain.hosts:type_name -> osprey.v1.NextHop
-	18, // 14: osprey.v1.SmtpGateway.inbound:type_name -> osprey.v1.GatewayListener
-	18, // 15: osprey.v1.SmtpGateway.outbound:type_name -> osprey.v1.GatewayListener
-	20, // 16: osprey.v1.SmtpGateway.local_domains:type_name -> osprey.v1.LocalDomain
-	19, // 17: osprey.v1.SmtpGateway.relay_hosts:type_name -> osprey.v1.NextHop
+	25, // 11: osprey.v1.SmtpIntegration.gateway:type_name -> osprey.v1.SmtpGateway
+	18, // 12: osprey.v1.GatewayListener.tls:type_name -> osprey.v1.SmtpTls
+	22, // 13: osprey.v1.LocalDomain.hosts:type_name -> osprey.v1.NextHop
+	21, // 14: osprey.v1.SmtpGateway.inbound:type_name -> osprey.v1.GatewayListener
+	21, // 15: osprey.v1.SmtpGateway.outbound:type_name -> osprey.v1.GatewayListener
+	23, // 16: osprey.v1.SmtpGateway.local_domains:type_name -> osprey.v1.LocalDomain
+	22, // 17: osprey.v1.SmtpGateway.relay_hosts:type_name -> osprey.v1.NextHop
 	5,  // 18: osprey.v1.SmtpGateway.on_timeout:type_name -> osprey.v1.HoldTimeoutAction
-	21, // 19: osprey.v1.SmtpGateway.queue:type_name -> osprey.v1.DeliveryQueueSettings
-	23, // 20: osprey.v1.SmtpGateway.quarantine:type_name -> osprey.v1.QuarantineSettings
-	24, // 21: osprey.v1.SmtpGateway.sender_auth:type_name -> osprey.v1.SenderAuthSettings
-	14, // 22: osprey.v1.QuarantineSettings.max_size:type_name -> osprey.v1.SizeLimit
-	6,  // 23: osprey.v1.SenderAuthSettings.dmarc_temperror:type_name -> osprey.v1.AuthErrorTreatment
-	6,  // 24: osprey.v1.SenderAuthSettings.dmarc_permerror:type_name -> osprey.v1.AuthErrorTreatment
-	7,  // 25: osprey.v1.VerdictPolicy.detected:type_name -> osprey.v1.VerdictAction
-	7,  // 26: osprey.v1.VerdictPolicy.unscannable_limit:type_name -> osprey.v1.VerdictAction
-	7,  // 27: osprey.v1.VerdictPolicy.unscannable_error:type_name -> osprey.v1.VerdictAction
-	25, // 28: osprey.v1.VerdictPolicy.tag_headers:type_name -> osprey.v1.HeaderField
-	7,  // 29: osprey.v1.VerdictPolicy.dmarc_reject:type_name -> osprey.v1.VerdictAction
-	7,  // 30: osprey.v1.VerdictPolicy.dmarc_quarantine:type_name -> osprey.v1.VerdictAction
-	9,  // 31: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
-	8,  // 32: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
-	10, // 33: osprey.v1.User.role:type_name -> osprey.v1.Role
-	30, // 34: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	11, // 35: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
-	30, // 36: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	30, // 37: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	24, // 19: osprey.v1.SmtpGateway.queue:type_name -> osprey.v1.DeliveryQueueSettings
+	32, // 20: osprey.v1.SmtpGateway.quarantine:type_name -> osprey.v1.QuarantineSettings
+	33, // 21: osprey.v1.SmtpGateway.sender_auth:type_name -> osprey.v1.SenderAuthSettings
+	6,  // 22: osprey.v1.SmtpGateway.inbound_acceptance:type_name -> osprey.v1.AcceptanceMode
+	27, // 23: osprey.v1.SmtpGateway.submission:type_name -> osprey.v1.SubmissionSettings
+	30, // 24: osprey.v1.SmtpGateway.recipient_verification:type_name -> osprey.v1.RecipientVerification
+	31, // 25: osprey.v1.SmtpGateway.rate_limits:type_name -> osprey.v1.RateLimits
+	7,  // 26: osprey.v1.AcceptanceList.kind:type_name -> osprey.v1.AcceptanceListKind
+	21, // 27: osprey.v1.SubmissionSettings.listener:type_name -> osprey.v1.GatewayListener
+	6,  // 28: osprey.v1.SubmissionSettings.acceptance:type_name -> osprey.v1.AcceptanceMode
+	8,  // 29: osprey.v1.SubmissionSettings.source:type_name -> osprey.v1.AuthSource
+	28, // 30: osprey.v1.SubmissionSettings.ldap:type_name -> osprey.v1.LdapAuth
+	29, // 31: osprey.v1.SubmissionSettings.smtp_forward:type_name -> osprey.v1.SmtpForwardAuth
+	17, // 32: osprey.v1.QuarantineSettings.max_size:type_name -> osprey.v1.SizeLimit
+	9,  // 33: osprey.v1.SenderAuthSettings.dmarc_temperror:type_name -> osprey.v1.AuthErrorTreatment
+	9,  // 34: osprey.v1.SenderAuthSettings.dmarc_permerror:type_name -> osprey.v1.AuthErrorTreatment
+	10, // 35: osprey.v1.VerdictPolicy.detected:type_name -> osprey.v1.VerdictAction
+	10, // 36: osprey.v1.VerdictPolicy.unscannable_limit:type_name -> osprey.v1.VerdictAction
+	10, // 37: osprey.v1.VerdictPolicy.unscannable_error:type_name -> osprey.v1.VerdictAction
+	34, // 38: osprey.v1.VerdictPolicy.tag_headers:type_name -> osprey.v1.HeaderField
+	10, // 39: osprey.v1.VerdictPolicy.dmarc_reject:type_name -> osprey.v1.VerdictAction
+	10, // 40: osprey.v1.VerdictPolicy.dmarc_quarantine:type_name -> osprey.v1.VerdictAction
+	12, // 41: osprey.v1.Pop3Integration.tls_mode:type_name -> osprey.v1.Pop3TlsMode
+	11, // 42: osprey.v1.Pop3Integration.tls_certificate:type_name -> osprey.v1.TlsCertificatePolicy
+	13, // 43: osprey.v1.User.role:type_name -> osprey.v1.Role
+	39, // 44: osprey.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	14, // 45: osprey.v1.Token.kind:type_name -> osprey.v1.TokenKind
+	39, // 46: osprey.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	39, // 47: osprey.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_config_proto_init() }
@@ -2697,8 +3604,8 @@ func file_osprey_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_config_proto_rawDesc), len(file_osprey_v1_config_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   18,
+			NumEnums:      15,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

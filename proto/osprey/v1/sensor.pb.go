@@ -795,10 +795,13 @@ func (x *EnrollResponse) GetState() SensorState {
 type SensorConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// revision is the etcd revision the snapshot was read at: the configuration version.
-	Revision      int64            `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
-	Sensor        *Sensor          `protobuf:"bytes,2,opt,name=sensor,proto3" json:"sensor,omitempty"`
-	Smtp          *SmtpIntegration `protobuf:"bytes,3,opt,name=smtp,proto3" json:"smtp,omitempty"`
-	Pop3          *Pop3Integration `protobuf:"bytes,4,opt,name=pop3,proto3" json:"pop3,omitempty"`
+	Revision int64            `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Sensor   *Sensor          `protobuf:"bytes,2,opt,name=sensor,proto3" json:"sensor,omitempty"`
+	Smtp     *SmtpIntegration `protobuf:"bytes,3,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	Pop3     *Pop3Integration `protobuf:"bytes,4,opt,name=pop3,proto3" json:"pop3,omitempty"`
+	// acceptance holds the sensor's acceptance lists, one per kind that has
+	// entries.
+	Acceptance    []*AcceptanceList `protobuf:"bytes,5,rep,name=acceptance,proto3" json:"acceptance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,6 +860,13 @@ func (x *SensorConfig) GetSmtp() *SmtpIntegration {
 func (x *SensorConfig) GetPop3() *Pop3Integration {
 	if x != nil {
 		return x.Pop3
+	}
+	return nil
+}
+
+func (x *SensorConfig) GetAcceptance() []*AcceptanceList {
+	if x != nil {
+		return x.Acceptance
 	}
 	return nil
 }
@@ -2268,7 +2278,10 @@ type Envelope struct {
 	Direction MailDirection `protobuf:"varint,10,opt,name=direction,proto3,enum=osprey.v1.MailDirection" json:"direction,omitempty"`
 	// auth holds a gateway's sender authentication of the message, when it
 	// checks senders.
-	Auth          *AuthResults `protobuf:"bytes,11,opt,name=auth,proto3" json:"auth,omitempty"`
+	Auth *AuthResults `protobuf:"bytes,11,opt,name=auth,proto3" json:"auth,omitempty"`
+	// auth_user is the name the client authenticated as (SMTP AUTH on the
+	// submission listener); empty for mail taken without AUTH.
+	AuthUser      string `protobuf:"bytes,12,opt,name=auth_user,json=authUser,proto3" json:"auth_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2378,6 +2391,13 @@ func (x *Envelope) GetAuth() *AuthResults {
 		return x.Auth
 	}
 	return nil
+}
+
+func (x *Envelope) GetAuthUser() string {
+	if x != nil {
+		return x.AuthUser
+	}
+	return ""
 }
 
 // AuthResults are a gateway's checks of who sent a message, as RFC 8601
@@ -4786,12 +4806,15 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\vcertificate\x18\x03 \x01(\fR\vcertificate\x12%\n" +
 	"\x0eca_certificate\x18\x04 \x01(\fR\rcaCertificate\x12 \n" +
 	"\vfingerprint\x18\x05 \x01(\tR\vfingerprint\x12,\n" +
-	"\x05state\x18\x06 \x01(\x0e2\x16.osprey.v1.SensorStateR\x05state\"\xb5\x01\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x16.osprey.v1.SensorStateR\x05state\"\xf0\x01\n" +
 	"\fSensorConfig\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12)\n" +
 	"\x06sensor\x18\x02 \x01(\v2\x11.osprey.v1.SensorR\x06sensor\x12.\n" +
 	"\x04smtp\x18\x03 \x01(\v2\x1a.osprey.v1.SmtpIntegrationR\x04smtp\x12.\n" +
-	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\"\xd4\x03\n" +
+	"\x04pop3\x18\x04 \x01(\v2\x1a.osprey.v1.Pop3IntegrationR\x04pop3\x129\n" +
+	"\n" +
+	"acceptance\x18\x05 \x03(\v2\x19.osprey.v1.AcceptanceListR\n" +
+	"acceptance\"\xd4\x03\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.osprey.v1.HelloH\x00R\x05hello\x12\"\n" +
 	"\x03ack\x18\x02 \x01(\v2\x0e.osprey.v1.AckH\x00R\x03ack\x12%\n" +
@@ -4892,7 +4915,7 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"Y\n" +
 	"\x13ReissuedCertificate\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12 \n" +
-	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x82\x03\n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x9f\x03\n" +
 	"\bEnvelope\x12\x1b\n" +
 	"\tmail_from\x18\x01 \x01(\tR\bmailFrom\x12\x17\n" +
 	"\arcpt_to\x18\x02 \x03(\tR\x06rcptTo\x12\x1f\n" +
@@ -4909,7 +4932,8 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"tls_cipher\x18\t \x01(\tR\ttlsCipher\x126\n" +
 	"\tdirection\x18\n" +
 	" \x01(\x0e2\x18.osprey.v1.MailDirectionR\tdirection\x12*\n" +
-	"\x04auth\x18\v \x01(\v2\x16.osprey.v1.AuthResultsR\x04auth\"\xc3\x01\n" +
+	"\x04auth\x18\v \x01(\v2\x16.osprey.v1.AuthResultsR\x04auth\x12\x1b\n" +
+	"\tauth_user\x18\f \x01(\tR\bauthUser\"\xc3\x01\n" +
 	"\vAuthResults\x12\x10\n" +
 	"\x03spf\x18\x01 \x01(\tR\x03spf\x12\x1d\n" +
 	"\n" +
@@ -5256,114 +5280,116 @@ var file_osprey_v1_sensor_proto_goTypes = []any{
 	(*Sensor)(nil),                  // 63: osprey.v1.Sensor
 	(*SmtpIntegration)(nil),         // 64: osprey.v1.SmtpIntegration
 	(*Pop3Integration)(nil),         // 65: osprey.v1.Pop3Integration
-	(*timestamppb.Timestamp)(nil),   // 66: google.protobuf.Timestamp
-	(VerdictAction)(0),              // 67: osprey.v1.VerdictAction
-	(*HeaderField)(nil),             // 68: osprey.v1.HeaderField
-	(*durationpb.Duration)(nil),     // 69: google.protobuf.Duration
+	(*AcceptanceList)(nil),          // 66: osprey.v1.AcceptanceList
+	(*timestamppb.Timestamp)(nil),   // 67: google.protobuf.Timestamp
+	(VerdictAction)(0),              // 68: osprey.v1.VerdictAction
+	(*HeaderField)(nil),             // 69: osprey.v1.HeaderField
+	(*durationpb.Duration)(nil),     // 70: google.protobuf.Duration
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
 	62, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
 	63, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
 	64, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
 	65, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
-	16, // 4: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
-	17, // 5: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
-	18, // 6: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
-	19, // 7: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
-	22, // 8: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
-	14, // 9: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
-	51, // 10: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
-	57, // 11: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
-	45, // 12: osprey.v1.ConnectRequest.quarantine:type_name -> osprey.v1.QuarantineReport
-	15, // 13: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
-	66, // 14: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
-	66, // 15: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
-	66, // 16: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
-	60, // 17: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
-	20, // 18: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
-	20, // 19: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
-	21, // 20: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
-	56, // 21: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
-	0,  // 22: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
-	66, // 23: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	66, // 24: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	66, // 25: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
-	61, // 26: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
-	1,  // 27: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
-	12, // 28: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	25, // 29: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	24, // 30: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	37, // 31: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
-	28, // 32: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
-	29, // 33: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	66, // 34: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	3,  // 35: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
-	31, // 36: osprey.v1.Envelope.auth:type_name -> osprey.v1.AuthResults
-	32, // 37: osprey.v1.AuthResults.dkim:type_name -> osprey.v1.DkimResult
-	34, // 38: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	2,  // 39: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	30, // 40: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	36, // 41: osprey.v1.UploadResponse.disposition:type_name -> osprey.v1.Disposition
-	67, // 42: osprey.v1.Disposition.action:type_name -> osprey.v1.VerdictAction
-	68, // 43: osprey.v1.Disposition.headers:type_name -> osprey.v1.HeaderField
-	47, // 44: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
-	48, // 45: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
-	49, // 46: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
-	50, // 47: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
-	38, // 48: osprey.v1.SensorRequest.quarantine_get:type_name -> osprey.v1.QuarantineGetRequest
-	39, // 49: osprey.v1.SensorRequest.quarantine_action:type_name -> osprey.v1.QuarantineActionRequest
-	40, // 50: osprey.v1.SensorRequest.quarantine_read:type_name -> osprey.v1.QuarantineReadRequest
-	4,  // 51: osprey.v1.QuarantineActionRequest.action:type_name -> osprey.v1.QuarantineAction
-	3,  // 52: osprey.v1.QuarantineEntry.direction:type_name -> osprey.v1.MailDirection
-	66, // 53: osprey.v1.QuarantineEntry.arrival:type_name -> google.protobuf.Timestamp
-	66, // 54: osprey.v1.QuarantineEntry.quarantined_at:type_name -> google.protobuf.Timestamp
-	42, // 55: osprey.v1.QuarantineEntry.preview:type_name -> osprey.v1.MessagePreview
-	68, // 56: osprey.v1.MessagePreview.headers:type_name -> osprey.v1.HeaderField
-	43, // 57: osprey.v1.MessagePreview.attachments:type_name -> osprey.v1.PreviewAttachment
-	46, // 58: osprey.v1.QuarantineReport.events:type_name -> osprey.v1.QuarantineEvent
-	5,  // 59: osprey.v1.QuarantineEvent.kind:type_name -> osprey.v1.QuarantineEventKind
-	66, // 60: osprey.v1.QuarantineEvent.at:type_name -> google.protobuf.Timestamp
-	6,  // 61: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
-	69, // 62: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
-	69, // 63: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
-	7,  // 64: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
-	8,  // 65: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
-	52, // 66: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
-	53, // 67: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
-	54, // 68: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
-	56, // 69: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
-	41, // 70: osprey.v1.SensorReply.quarantine_entry:type_name -> osprey.v1.QuarantineEntry
-	44, // 71: osprey.v1.SensorReply.quarantine_chunk:type_name -> osprey.v1.QuarantineChunk
-	9,  // 72: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
-	54, // 73: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
-	56, // 74: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
-	66, // 75: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
-	3,  // 76: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
-	55, // 77: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
-	6,  // 78: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
-	66, // 79: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	66, // 80: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
-	66, // 81: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
-	58, // 82: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
-	3,  // 83: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
-	66, // 84: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
-	69, // 85: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
-	59, // 86: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
-	6,  // 87: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
-	66, // 88: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	10, // 89: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	13, // 90: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	33, // 91: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	26, // 92: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	11, // 93: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	23, // 94: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	35, // 95: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	27, // 96: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	93, // [93:97] is the sub-list for method output_type
-	89, // [89:93] is the sub-list for method input_type
-	89, // [89:89] is the sub-list for extension type_name
-	89, // [89:89] is the sub-list for extension extendee
-	0,  // [0:89] is the sub-list for field type_name
+	66, // 4: osprey.v1.SensorConfig.acceptance:type_name -> osprey.v1.AcceptanceList
+	16, // 5: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
+	17, // 6: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
+	18, // 7: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
+	19, // 8: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
+	22, // 9: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
+	14, // 10: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
+	51, // 11: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
+	57, // 12: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
+	45, // 13: osprey.v1.ConnectRequest.quarantine:type_name -> osprey.v1.QuarantineReport
+	15, // 14: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
+	67, // 15: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
+	67, // 16: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
+	67, // 17: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
+	60, // 18: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	20, // 19: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
+	20, // 20: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
+	21, // 21: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
+	56, // 22: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
+	0,  // 23: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
+	67, // 24: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	67, // 25: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	67, // 26: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	61, // 27: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	1,  // 28: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
+	12, // 29: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
+	25, // 30: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	24, // 31: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	37, // 32: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
+	28, // 33: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	29, // 34: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	67, // 35: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 36: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
+	31, // 37: osprey.v1.Envelope.auth:type_name -> osprey.v1.AuthResults
+	32, // 38: osprey.v1.AuthResults.dkim:type_name -> osprey.v1.DkimResult
+	34, // 39: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 40: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	30, // 41: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	36, // 42: osprey.v1.UploadResponse.disposition:type_name -> osprey.v1.Disposition
+	68, // 43: osprey.v1.Disposition.action:type_name -> osprey.v1.VerdictAction
+	69, // 44: osprey.v1.Disposition.headers:type_name -> osprey.v1.HeaderField
+	47, // 45: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
+	48, // 46: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
+	49, // 47: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
+	50, // 48: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
+	38, // 49: osprey.v1.SensorRequest.quarantine_get:type_name -> osprey.v1.QuarantineGetRequest
+	39, // 50: osprey.v1.SensorRequest.quarantine_action:type_name -> osprey.v1.QuarantineActionRequest
+	40, // 51: osprey.v1.SensorRequest.quarantine_read:type_name -> osprey.v1.QuarantineReadRequest
+	4,  // 52: osprey.v1.QuarantineActionRequest.action:type_name -> osprey.v1.QuarantineAction
+	3,  // 53: osprey.v1.QuarantineEntry.direction:type_name -> osprey.v1.MailDirection
+	67, // 54: osprey.v1.QuarantineEntry.arrival:type_name -> google.protobuf.Timestamp
+	67, // 55: osprey.v1.QuarantineEntry.quarantined_at:type_name -> google.protobuf.Timestamp
+	42, // 56: osprey.v1.QuarantineEntry.preview:type_name -> osprey.v1.MessagePreview
+	69, // 57: osprey.v1.MessagePreview.headers:type_name -> osprey.v1.HeaderField
+	43, // 58: osprey.v1.MessagePreview.attachments:type_name -> osprey.v1.PreviewAttachment
+	46, // 59: osprey.v1.QuarantineReport.events:type_name -> osprey.v1.QuarantineEvent
+	5,  // 60: osprey.v1.QuarantineEvent.kind:type_name -> osprey.v1.QuarantineEventKind
+	67, // 61: osprey.v1.QuarantineEvent.at:type_name -> google.protobuf.Timestamp
+	6,  // 62: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
+	70, // 63: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
+	70, // 64: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
+	7,  // 65: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
+	8,  // 66: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
+	52, // 67: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
+	53, // 68: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
+	54, // 69: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
+	56, // 70: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
+	41, // 71: osprey.v1.SensorReply.quarantine_entry:type_name -> osprey.v1.QuarantineEntry
+	44, // 72: osprey.v1.SensorReply.quarantine_chunk:type_name -> osprey.v1.QuarantineChunk
+	9,  // 73: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
+	54, // 74: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
+	56, // 75: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
+	67, // 76: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
+	3,  // 77: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
+	55, // 78: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
+	6,  // 79: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
+	67, // 80: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	67, // 81: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
+	67, // 82: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
+	58, // 83: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
+	3,  // 84: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
+	67, // 85: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
+	70, // 86: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
+	59, // 87: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
+	6,  // 88: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
+	67, // 89: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	10, // 90: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	13, // 91: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	33, // 92: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	26, // 93: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	11, // 94: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	23, // 95: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	35, // 96: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	27, // 97: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	94, // [94:98] is the sub-list for method output_type
+	90, // [90:94] is the sub-list for method input_type
+	90, // [90:90] is the sub-list for extension type_name
+	90, // [90:90] is the sub-list for extension extendee
+	0,  // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
