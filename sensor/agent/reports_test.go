@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/ospreysec/osprey/internal/testwait"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/deliveries"
@@ -44,5 +48,71 @@ func TestDeliveryReports(t *testing.T) {
 	}
 	if fmt.Sprint(sizes) != fmt.Sprint([]int{deliveries.MaxReport, deliveries.MaxReport, 500}) || log.Len() != 0 {
 		t.Errorf("reports of %v attempts, %d left; want %d, %d, 500 and none", sizes, log.Len(), deliveries.MaxReport, deliveries.MaxReport)
+	}
+}
+
+// blockingHandler answers every request once release is closed, counting
+// how many it held at once.
+type blockingHandler struct {
+	release chan struct{}
+	mu      sync.Mutex
+	now     int
+	most    int
+}
+
+func (h *blockingHandler) HandleRequest(ctx context.Context, req *ospreyv1.SensorRequest) *ospreyv1.SensorReply {
+	h.mu.Lock()
+	h.now++
+	h.most = max(h.most, h.now)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.now--
+		h.mu.Unlock()
+	}()
+	select {
+	case <-h.release:
+		return &ospreyv1.SensorReply{}
+	case <-ctx.Done():
+		return &ospreyv1.SensorReply{Error: &ospreyv1.SensorError{Code: ospreyv1.SensorError_CODE_UNAVAILABLE, Message: "timed out"}}
+	}
+}
+
+// TestRequestsWaitTheirTurn: a burst of operators' requests (a bulk
+// release from the UI) is answered in full, maxRequests at a time, instead
+// of the ones past maxRequests being refused as busy.
+func TestRequestsWaitTheirTurn(t *testing.T) {
+	srv := centraltest.NewServer(t, centraltest.Options{})
+	dir, _ := enroll(t, srv, true)
+	h := &blockingHandler{release: make(chan struct{})}
+	startAgent(t, Options{DataDir: dir, Applier: &recorder{}, StatusInterval: time.Hour, Requests: h})
+	st := srv.NextStream(t)
+	st.SendConfig(t, config(1, "127.0.0.1:2525"))
+	st.Next(t) // the ack
+	const burst = 5 * maxRequests
+	for i := range burst {
+		st.SendRequest(t, &ospreyv1.SensorRequest{Id: fmt.Sprintf("r%02d", i)})
+	}
+	testwait.For(t, "the first requests to be taken", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.now == maxRequests
+	})
+	close(h.release)
+	answered := map[string]bool{}
+	for len(answered) < burst {
+		rep := st.Next(t).GetReply()
+		if rep == nil {
+			continue // a status or a delivery report
+		}
+		if rep.GetError() != nil {
+			t.Fatalf("request %s refused: %v", rep.GetId(), rep.GetError())
+		}
+		answered[rep.GetId()] = true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.most != maxRequests {
+		t.Errorf("%d requests handled at once, want %d", h.most, maxRequests)
 	}
 }

@@ -53,16 +53,22 @@ type session struct {
 	// The renewal in flight: the key whose certificate was asked for.
 	renewKey crypto.Signer
 
-	// handling counts the operators' requests being answered, at most
-	// maxRequests; handlers waits for them when the session ends.
+	// admitted counts the operators' requests taken, answered or waiting
+	// for their turn, at most maxRequests+maxWaiting; handling counts
+	// those being answered, at most maxRequests. handlers waits for them
+	// when the session ends.
+	admitted chan struct{}
 	handling chan struct{}
 	handlers *sync.WaitGroup
 }
 
 // maxRequests bounds the operators' requests answered at once on a
-// stream; requestTimeout bounds one (the central's caller waits 15 s).
+// stream, and maxWaiting those that wait for their turn behind them (a
+// bulk release from the UI sends dozens at once); requestTimeout bounds
+// one, its wait included (the central's caller waits 15 s).
 const (
 	maxRequests    = 4
+	maxWaiting     = 256
 	requestTimeout = 10 * time.Second
 )
 
@@ -89,6 +95,7 @@ func (a *Agent) session(ctx context.Context, target string) (time.Duration, erro
 		recvErr:  make(chan error, 1),
 		out:      make(chan *ospreyv1.ConnectRequest, 8),
 		sendDone: make(chan struct{}),
+		admitted: make(chan struct{}, maxRequests+maxWaiting),
 		handling: make(chan struct{}, maxRequests),
 	}
 	var wg sync.WaitGroup
@@ -442,8 +449,10 @@ func (a *Agent) installCert(der []byte, key crypto.Signer, msg string) error {
 }
 
 // handle answers an operator's request on its own goroutine, so that a
-// slow queue does not hold the stream; beyond maxRequests at once, or
-// without a handler, it answers at once that the sensor cannot.
+// slow queue does not hold the stream: maxRequests at once, the others
+// waiting their turn within their timeout. Beyond
+// maxWaiting waiting, or without a handler, it answers at once that the
+// sensor cannot.
 func (s *session) handle(req *ospreyv1.SensorRequest) {
 	refuse := func(msg string) {
 		s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Reply{Reply: &ospreyv1.SensorReply{Id: req.GetId(),
@@ -455,15 +464,22 @@ func (s *session) handle(req *ospreyv1.SensorRequest) {
 		return
 	}
 	select {
-	case s.handling <- struct{}{}:
+	case s.admitted <- struct{}{}:
 	default:
-		refuse(fmt.Sprintf("the sensor is busy with %d requests: retry", maxRequests))
+		refuse(fmt.Sprintf("the sensor is busy with %d requests: retry", maxRequests+maxWaiting))
 		return
 	}
 	s.handlers.Go(func() {
-		defer func() { <-s.handling }()
+		defer func() { <-s.admitted }()
 		ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
 		defer cancel()
+		select {
+		case s.handling <- struct{}{}:
+			defer func() { <-s.handling }()
+		case <-ctx.Done():
+			refuse(fmt.Sprintf("the sensor did not get to the request within %v: it is busy with others", requestTimeout))
+			return
+		}
 		rep := h.HandleRequest(ctx, req)
 		if rep == nil {
 			rep = &ospreyv1.SensorReply{Error: &ospreyv1.SensorError{Code: ospreyv1.SensorError_CODE_INTERNAL, Message: "no reply"}}

@@ -430,6 +430,18 @@ func (st *Stream) SendConfig(t testing.TB, cfg *ospreyv1.SensorConfig) {
 	}
 }
 
+// SendRequest sends an operator's request to the sensor.
+func (st *Stream) SendRequest(t testing.TB, req *ospreyv1.SensorRequest) {
+	t.Helper()
+	select {
+	case st.out <- &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Request{Request: req}}:
+	case <-st.done:
+		t.Fatal("SendRequest: the stream has ended")
+	case <-time.After(Wait):
+		t.Fatalf("SendRequest: not sent within %v", Wait)
+	}
+}
+
 // Next returns the sensor's next message other than a status or a renewal
 // (which the server answers itself).
 func (st *Stream) Next(t testing.TB) *ospreyv1.ConnectRequest {
