@@ -3,9 +3,13 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ospreysec/osprey/internal/testwait"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/ospreysec/osprey/sensor/deliveries"
 	"github.com/ospreysec/osprey/sensor/delivery"
 	"github.com/ospreysec/osprey/sensor/internal/centraltest"
+	"github.com/ospreysec/osprey/sensor/quarantine"
 	"github.com/ospreysec/osprey/sensor/queue"
 )
 
@@ -114,5 +119,64 @@ func TestRequestsWaitTheirTurn(t *testing.T) {
 	defer h.mu.Unlock()
 	if h.most != maxRequests {
 		t.Errorf("%d requests handled at once, want %d", h.most, maxRequests)
+	}
+}
+
+// TestReportsWaitForTheirAnswer: with a central that answers reports, a
+// report whose answer never came (the stream ended) goes again on the
+// next stream, one the central could not record goes again with the next
+// status, and an answered one is done.
+func TestReportsWaitForTheirAnswer(t *testing.T) {
+	srv := centraltest.NewServer(t, centraltest.Options{})
+	dir, _ := enroll(t, srv, true)
+	events := quarantine.NewEvents(nil)
+	events.Add("m1", ospreyv1.QuarantineEventKind_QUARANTINE_EVENT_KIND_EVICTED)
+	events.Add("m2", ospreyv1.QuarantineEventKind_QUARANTINE_EVENT_KIND_EVICTED)
+	changed := make(chan struct{}, 1)
+	startAgent(t, Options{DataDir: dir, Applier: &recorder{}, StatusInterval: time.Hour, StatusChanged: changed, Quarantine: events})
+	features := &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Features{Features: &ospreyv1.StreamFeatures{ReportAcks: true}}}
+	nextReport := func(st *centraltest.Stream) *ospreyv1.QuarantineReport {
+		t.Helper()
+		for {
+			if r := st.Next(t).GetQuarantine(); r != nil {
+				return r
+			}
+		}
+	}
+	ids := func(r *ospreyv1.QuarantineReport) string {
+		var s []string
+		for _, e := range r.GetEvents() {
+			s = append(s, e.GetMessageId())
+		}
+		return strings.Join(s, ",")
+	}
+
+	st := srv.NextStream(t)
+	st.Send(t, features)
+	st.SendConfig(t, config(1, "127.0.0.1:2525"))
+	if r := nextReport(st); ids(r) != "m1,m2" || r.GetSeq() == 0 {
+		t.Fatalf("first report: %v, want m1,m2 numbered", r)
+	}
+	st.End(status.Error(codes.Unavailable, "node going away")) // before answering it
+
+	st = srv.NextStream(t)
+	st.Send(t, features)
+	st.SendConfig(t, config(1, "127.0.0.1:2525"))
+	r := nextReport(st)
+	if ids(r) != "m1,m2" {
+		t.Fatalf("report on the next stream: %v, want m1,m2 again", r)
+	}
+	st.Send(t, &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_ReportAck{ReportAck: &ospreyv1.ReportAck{Seq: r.GetSeq(), Error: "message store unavailable"}}})
+	testwait.For(t, "the report to be given back", func() bool { return events.Len() == 2 })
+	changed <- struct{}{}
+	r = nextReport(st)
+	if ids(r) != "m1,m2" {
+		t.Fatalf("report after the central could not record it: %v, want m1,m2 again", r)
+	}
+	st.Send(t, &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_ReportAck{ReportAck: &ospreyv1.ReportAck{Seq: r.GetSeq()}}})
+	events.Add("m3", ospreyv1.QuarantineEventKind_QUARANTINE_EVENT_KIND_EVICTED)
+	changed <- struct{}{}
+	if r := nextReport(st); ids(r) != "m3" {
+		t.Fatalf("report after the answer: %v, want m3 alone", r)
 	}
 }

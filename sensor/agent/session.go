@@ -60,6 +60,13 @@ type session struct {
 	admitted chan struct{}
 	handling chan struct{}
 	handlers *sync.WaitGroup
+
+	// The reports sent and not yet answered, when the central answers them
+	// (StreamFeatures.report_acks), each with what gives it back to its
+	// source: owned by run, and given back when the stream ends.
+	acks    bool
+	seq     uint64
+	pending map[uint64]func()
 }
 
 // maxRequests bounds the operators' requests answered at once on a
@@ -105,6 +112,7 @@ func (a *Agent) session(ctx context.Context, target string) (time.Duration, erro
 	lived, err := s.run(ctx, target)
 	cancel()
 	wg.Wait()
+	s.giveBackPending()
 	return lived, err
 }
 
@@ -167,10 +175,8 @@ func (s *session) sendLoop() {
 	}
 }
 
-// send queues m for sendLoop. When the stream has ended it drops m: run
-// learns why from recvErr or sendDone.
 // send queues m for the send loop, and reports whether it did (not when
-// the stream has ended).
+// the stream has ended: run learns why from recvErr or sendDone).
 func (s *session) send(m *ospreyv1.ConnectRequest) bool {
 	select {
 	case s.out <- m:
@@ -196,6 +202,7 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 		SoftwareVersion:        a.opts.SoftwareVersion,
 		AppliedRevision:        a.applied.GetRevision(),
 		WantsCertificatePolicy: true,
+		WantsReportAcks:        true,
 	}}})
 
 	statusTick := time.NewTicker(a.interval)
@@ -232,6 +239,10 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 				}
 			case *ospreyv1.ConnectResponse_Request:
 				s.handle(msg.Request)
+			case *ospreyv1.ConnectResponse_Features:
+				s.acks = msg.Features.GetReportAcks()
+			case *ospreyv1.ConnectResponse_ReportAck:
+				s.answered(msg.ReportAck)
 			default:
 				a.log.Debug("ignoring an unknown message from the central", "type", fmt.Sprintf("%T", msg))
 			}
@@ -253,18 +264,18 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 func (s *session) sendStatus() {
 	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Status{Status: s.a.status()}})
 	if src := s.a.opts.Refusals; src != nil {
-		sendReports(s, src, maxRefusalReports, func(rs []*ospreyv1.Refusal) *ospreyv1.ConnectRequest {
-			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Refusals: rs}}}
+		sendReports(s, src, maxRefusalReports, func(seq uint64, rs []*ospreyv1.Refusal) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Refusals: rs, Seq: seq}}}
 		})
 	}
 	if src := s.a.opts.Deliveries; src != nil {
-		sendReports(s, src, maxDeliveryReports, func(as []*ospreyv1.DeliveryAttempt) *ospreyv1.ConnectRequest {
-			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Deliveries{Deliveries: &ospreyv1.DeliveryReport{Attempts: as}}}
+		sendReports(s, src, maxDeliveryReports, func(seq uint64, as []*ospreyv1.DeliveryAttempt) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Deliveries{Deliveries: &ospreyv1.DeliveryReport{Attempts: as, Seq: seq}}}
 		})
 	}
 	if src := s.a.opts.Quarantine; src != nil {
-		sendReports(s, src, maxDeliveryReports, func(es []*ospreyv1.QuarantineEvent) *ospreyv1.ConnectRequest {
-			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Quarantine{Quarantine: &ospreyv1.QuarantineReport{Events: es}}}
+		sendReports(s, src, maxDeliveryReports, func(seq uint64, es []*ospreyv1.QuarantineEvent) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Quarantine{Quarantine: &ospreyv1.QuarantineReport{Events: es, Seq: seq}}}
 		})
 	}
 }
@@ -275,9 +286,12 @@ func (s *session) sendStatus() {
 // attempts are not counted together as refusals are, so more go: with a
 // status every 10 s and reports of up to 1,000 recipients' results, 2,000
 // recipients a second.
+// maxPendingReports bounds the reports sent and not yet answered: past
+// it, what waits stays with its source until answers come.
 const (
 	maxRefusalReports  = 5
 	maxDeliveryReports = 20
+	maxPendingReports  = 200
 )
 
 // reportSource hands over what one report carries (Take: nothing when
@@ -288,18 +302,54 @@ type reportSource[T any] interface {
 }
 
 // sendReports sends up to most reports of what src holds, each made by
-// msg. Those a report could not be queued for are given back for the next
-// status; one queued on a stream that then ends is lost.
-func sendReports[T any](s *session, src reportSource[T], most int, msg func([]T) *ospreyv1.ConnectRequest) {
+// msg with its number on the stream. Those a report could not be queued
+// for are given back for the next status. When the central answers
+// reports, a sent one is kept until its answer, and given back if the
+// central could not record it or the stream ends first; otherwise one
+// queued on a stream that then ends is lost.
+func sendReports[T any](s *session, src reportSource[T], most int, msg func(uint64, []T) *ospreyv1.ConnectRequest) {
 	for range most {
+		if s.acks && len(s.pending) >= maxPendingReports {
+			return
+		}
 		rs := src.Take()
 		if len(rs) == 0 {
 			return
 		}
-		if !s.send(msg(rs)) {
+		s.seq++
+		if !s.send(msg(s.seq, rs)) {
 			src.Return(rs)
 			return
 		}
+		if s.acks {
+			if s.pending == nil {
+				s.pending = make(map[uint64]func())
+			}
+			s.pending[s.seq] = func() { src.Return(rs) }
+		}
+	}
+}
+
+// answered takes the central's answer to a report: done, or given back to
+// its source for a later status when the central could not record it.
+func (s *session) answered(ack *ospreyv1.ReportAck) {
+	giveBack, ok := s.pending[ack.GetSeq()]
+	if !ok {
+		return
+	}
+	delete(s.pending, ack.GetSeq())
+	if ack.GetError() != "" {
+		s.a.log.Warn("the central could not record a report; it goes again with a later status", "err", ack.GetError())
+		giveBack()
+	}
+}
+
+// giveBackPending gives the reports never answered back to their sources,
+// for the next stream.
+func (s *session) giveBackPending() {
+	for seq, giveBack := range s.pending {
+		giveBack()
+		delete(s.pending, seq)
 	}
 }
 
