@@ -927,6 +927,10 @@ type SpamResult struct {
 	// Symbols are the engine's rules that fired, those of the largest scores (either sign)
 	// first, at most 50.
 	Symbols []SpamSymbol `json:"symbols"`
+	// NotChecked, when set, says why the engine gave no score (the fields above are then
+	// empty): "error" (it failed or did not answer in time), "too_large" (over the size
+	// the engine is sent), "paused" (left out for a while after errors in a row).
+	NotChecked string `json:"not_checked,omitempty"`
 }
 
 // SpamSymbol is one rule of the spam engine that fired, with its weight.
