@@ -173,3 +173,29 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// RecipientMap writes a texthash table of recipients in dir and returns
+// the main.cf settings that make an instance the mail server of domains
+// with only those users: it relays the domains (relay_domains), refuses
+// any other recipient of theirs at RCPT with "550 5.1.1 ... User unknown
+// in relay recipient table" (relay_recipient_maps, which
+// smtpd_reject_unlisted_recipient checks for every client), and discards
+// what it takes. Merge them into the conf of Start.
+func RecipientMap(dir string, domains, recipients []string) (map[string]string, error) {
+	var b strings.Builder
+	for _, r := range recipients {
+		fmt.Fprintf(&b, "%s OK\n", r)
+	}
+	path := filepath.Join(dir, "recipients")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return map[string]string{
+		"relay_domains":        strings.Join(domains, " "),
+		"relay_recipient_maps": "texthash:" + path,
+		"relay_transport":      "discard:delivered",
+	}, nil
+}
