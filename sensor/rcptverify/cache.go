@@ -22,7 +22,8 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// cache is the results table: one row a recipient, at most max rows.
+// cache is the results table: one row a recipient, at most max rows. A
+// nil cache (not open) finds nothing and keeps nothing.
 type cache struct {
 	db  *sql.DB
 	max int
@@ -103,6 +104,9 @@ func (c *cache) init(ctx context.Context, log *slog.Logger) error {
 }
 
 func (c *cache) close() error {
+	if c == nil {
+		return nil
+	}
 	for _, s := range []*sql.Stmt{c.getStmt, c.existsStmt, c.putStmt, c.evictStmt, c.expireStmt} {
 		if s != nil {
 			s.Close()
@@ -111,10 +115,18 @@ func (c *cache) close() error {
 	return c.db.Close()
 }
 
-func (c *cache) len() int64 { return c.n.Load() }
+func (c *cache) len() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.n.Load()
+}
 
 // get returns the result cached for key.
 func (c *cache) get(ctx context.Context, key string) (entry, bool, error) {
+	if c == nil {
+		return entry{}, false, nil
+	}
 	var e entry
 	var at int64
 	err := c.getStmt.QueryRowContext(ctx, key).Scan(&e.found, &e.reply, &at)
@@ -132,6 +144,9 @@ func (c *cache) get(ctx context.Context, key string) (entry, bool, error) {
 // results when the cache is over its bound (a hundredth of it at once, so
 // that a full cache does not pay a deletion per probe).
 func (c *cache) put(ctx context.Context, key string, found bool, reply string, at time.Time) error {
+	if c == nil {
+		return nil
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	tx, err := c.db.BeginTx(ctx, nil)
@@ -165,6 +180,9 @@ func (c *cache) put(ctx context.Context, key string, found bool, reply string, a
 // expire deletes the results past their lifetime at now, and returns how
 // many.
 func (c *cache) expire(ctx context.Context, now time.Time, positive, negative time.Duration) (int64, error) {
+	if c == nil {
+		return 0, nil
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	res, err := c.expireStmt.ExecContext(ctx, now.Add(-positive).UnixMicro(), now.Add(-negative).UnixMicro())

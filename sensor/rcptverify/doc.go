@@ -39,7 +39,9 @@
 // get a fresh probe per spelling); the probe sends the address as the
 // client wrote it. The cache holds at most Options.MaxEntries results:
 // past that, the oldest probed go first. Run deletes expired results every
-// few minutes.
+// few minutes. A cache that cannot be opened (a full disk) does not stop
+// the sensor: every lookup probes meanwhile, the status says so, and Run
+// tries again every minute.
 //
 // Trouble. A next hop whose probes keep failing (temporary failures in a
 // row) is named by [Verifier.Problems], which the sensor's status shows:

@@ -77,5 +77,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for i, name := range resultNames {
 		ch <- prometheus.MustNewConstMetric(lookupsDesc, prometheus.CounterValue, float64(c.v.m.lookups[i].Load()), name)
 	}
-	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(c.v.cache.len()))
+	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(c.v.cache.Load().len()))
 }

@@ -139,7 +139,12 @@ type Verifier struct {
 	log    *slog.Logger
 	now    func() time.Time
 	client *delivery.Client
-	cache  *cache
+	// cache is nil while it cannot be opened (a full disk): every lookup
+	// probes then, and Run tries again every minute.
+	cache    atomic.Pointer[cache]
+	dir      string
+	max      int
+	cacheErr atomic.Pointer[error] // why the cache is not open
 	cfg    atomic.Pointer[Config]
 	group  singleflight.Group
 	m      *metrics
@@ -181,23 +186,38 @@ func Open(ctx context.Context, opts Options) (*Verifier, error) {
 	v.life, v.stop = context.WithCancel(context.Background())
 	v.client = delivery.New(delivery.Options{Logger: v.log, Resolver: opts.Resolver, Dialer: opts.Dialer,
 		Hostname: opts.Hostname, CacheSize: -1})
-	max := opts.MaxEntries
-	if max <= 0 {
-		max = DefaultMaxEntries
+	v.dir, v.max = opts.Dir, opts.MaxEntries
+	if v.max <= 0 {
+		v.max = DefaultMaxEntries
 	}
-	var err error
-	if v.cache, err = openCache(ctx, opts.Dir, max, v.log); err != nil {
-		v.stop()
-		return nil, err
+	// A cache that cannot be opened does not stop the sensor, which must
+	// go on taking mail: Run tries again.
+	if err := v.openCache(ctx); err != nil {
+		v.log.Warn("recipient verification: the cache cannot be opened; trying again", "err", err)
 	}
 	v.m = newMetrics(v, opts.Registerer)
 	return v, nil
 }
 
+// openCache opens the cache, unless it is open.
+func (v *Verifier) openCache(ctx context.Context) error {
+	if v.cache.Load() != nil {
+		return nil
+	}
+	c, err := openCache(ctx, v.dir, v.max, v.log)
+	if err != nil {
+		v.cacheErr.Store(&err)
+		return err
+	}
+	v.cache.Store(c)
+	v.cacheErr.Store(nil)
+	return nil
+}
+
 // Close closes the cache; Run must have returned.
 func (v *Verifier) Close() error {
 	v.stop()
-	return v.cache.close()
+	return v.cache.Load().close()
 }
 
 // Apply hands over a configuration; lookups from now on follow it. It
@@ -214,18 +234,27 @@ func (v *Verifier) Apply(cfg Config) error {
 }
 
 // Run refreshes stale results in the background and deletes expired ones
-// until ctx ends; then it cancels the probes in flight.
+// (opening the cache first when Open could not) until ctx ends; then it
+// cancels the probes in flight.
 func (v *Verifier) Run(ctx context.Context) error {
 	defer v.stop()
-	t := time.NewTicker(maintenance)
+	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	v.expire(ctx)
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			v.expire(ctx)
+			if v.cache.Load() == nil {
+				if err := v.openCache(ctx); err != nil {
+					continue
+				}
+				v.log.Info("recipient verification: cache open")
+			}
+			if tick%int(maintenance/time.Minute) == 0 {
+				v.expire(ctx)
+			}
 		case rcpt := <-v.refresh:
 			key := cacheKey(rcpt)
 			v.mu.Lock()
@@ -242,7 +271,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 // uses.
 func (v *Verifier) expire(ctx context.Context) {
 	if cfg := v.cfg.Load(); cfg != nil {
-		if n, err := v.cache.expire(ctx, v.now(), cfg.PositiveTTL, cfg.NegativeTTL); err != nil {
+		if n, err := v.cache.Load().expire(ctx, v.now(), cfg.PositiveTTL, cfg.NegativeTTL); err != nil {
 			v.log.Warn("recipient verification: expired results not deleted", "err", err)
 		} else if n > 0 {
 			v.log.Debug("expired results deleted", "results", n)
@@ -270,7 +299,7 @@ func (v *Verifier) Verify(ctx context.Context, rcpt string) Result {
 	}
 	key := cacheKey(rcpt)
 	now := v.now()
-	e, ok, err := v.cache.get(ctx, key)
+	e, ok, err := v.cache.Load().get(ctx, key)
 	if err != nil {
 		// A cache that cannot be read costs a probe, not the answer.
 		v.log.Warn("recipient verification: cache not read", "err", err)
@@ -339,7 +368,7 @@ func (v *Verifier) probe(cfg *Config, rcpt, key string) Result {
 	}
 	v.trbl.answered(hop)
 	found := r.Reply.Code < 300
-	if err := v.cache.put(v.life, key, found, r.Reply.Text, v.now()); err != nil {
+	if err := v.cache.Load().put(v.life, key, found, r.Reply.Text, v.now()); err != nil {
 		v.log.Warn("recipient verification: result not cached", "rcpt", rcpt, "err", err)
 	}
 	if found {
@@ -404,14 +433,20 @@ func (v *Verifier) Stats() Stats {
 	v.mu.Lock()
 	s.Waiting = v.waiting
 	v.mu.Unlock()
-	s.Entries = v.cache.len()
+	s.Entries = v.cache.Load().len()
 	s.Asking = v.asking.Load()
 	return s
 }
 
-// Problems names the next hops whose probes keep failing, for the
-// sensor's status.
-func (v *Verifier) Problems() []string { return v.trbl.problems(v.now()) }
+// Problems names the next hops whose probes keep failing, and a cache that
+// cannot be opened, for the sensor's status.
+func (v *Verifier) Problems() []string {
+	out := v.trbl.problems(v.now())
+	if err := v.cacheErr.Load(); err != nil {
+		out = append(out, fmt.Sprintf("WARNING: recipient verification: its cache in %s cannot be opened (%v): every recipient is probed and none remembered; trying again every minute", v.dir, *err))
+	}
+	return out
+}
 
 // cacheKey is the cache's key of a recipient.
 func cacheKey(rcpt string) string { return strings.ToLower(rcpt) }

@@ -138,11 +138,11 @@ func TestPostfix(t *testing.T) {
 	}
 	check(t, v, "Unknown@Example.TEST", Unknown, true)
 	check(t, v, "KNOWN@example.test", Exists, true)
-	// Postfix saw the null sender and the gateway's name.
-	log := pf.Log()
-	if !strings.Contains(log, "from=<> to=<unknown@example.test> proto=ESMTP helo=<gw.osprey.test>") {
-		t.Errorf("Postfix's log has no refused probe from=<> with helo gw.osprey.test:\n%s", log)
-	}
+	// Postfix saw the null sender and the gateway's name (its log, which
+	// postlogd writes, may come after the reply).
+	testwait.For(t, "Postfix to log the refused probe from=<> with helo gw.osprey.test", func() bool {
+		return strings.Contains(pf.Log(), "from=<> to=<unknown@example.test> proto=ESMTP helo=<gw.osprey.test>")
+	})
 	if got, want := v.Stats(), (Stats{CacheGood: 2, CacheBad: 1, ProbeGood: 1, ProbeBad: 1, Probes: 2, Entries: 2}); got != want {
 		t.Errorf("Stats() = %+v, want %+v", got, want)
 	}
@@ -375,5 +375,33 @@ func TestNotConfigured(t *testing.T) {
 	}
 	if err := v.Apply(Config{}); err == nil {
 		t.Error("Apply(Config{}) = nil, want the fields that must be positive")
+	}
+}
+
+// TestCacheUnavailable: a cache that cannot be opened does not stop
+// verification, which probes every time and says why in its problems,
+// until the cache can be opened.
+func TestCacheUnavailable(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(blocker, "rcptverify") // under a file: cannot be made
+	v, _ := startVerifier(t, dir, testConfig(startSink(t)), Options{})
+	check(t, v, "a@example.test", Exists, false)
+	check(t, v, "a@example.test", Exists, false)
+	if ps := v.Problems(); len(ps) != 1 || !strings.Contains(ps[0], "cache in "+dir+" cannot be opened") {
+		t.Errorf("Problems() = %q, want the cache that cannot be opened", ps)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.openCache(t.Context()); err != nil {
+		t.Fatalf("openCache: %v", err)
+	}
+	check(t, v, "a@example.test", Exists, false)
+	check(t, v, "a@example.test", Exists, true)
+	if ps := v.Problems(); len(ps) != 0 {
+		t.Errorf("Problems() = %q once the cache is open, want none", ps)
 	}
 }
