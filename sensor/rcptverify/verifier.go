@@ -145,10 +145,10 @@ type Verifier struct {
 	dir      string
 	max      int
 	cacheErr atomic.Pointer[error] // why the cache is not open
-	cfg    atomic.Pointer[Config]
-	group  singleflight.Group
-	m      *metrics
-	trbl   trouble
+	cfg      atomic.Pointer[Config]
+	group    singleflight.Group
+	m        *metrics
+	trbl     trouble
 
 	// life is the context of every probe, cancelled when Run ends.
 	life context.Context
