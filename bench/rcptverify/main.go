@@ -188,20 +188,12 @@ func startPostfix(dir string, n int) (delivery.Config, func(), error) {
 	for i := range known {
 		known[i] = fmt.Sprintf("user%d@example.com", i)
 	}
-	conf, err := postfix.RecipientMap(dir, []string{"example.com"}, known)
+	pf, err := postfix.StartRecipients(dir, []string{"example.com"}, known)
 	if err != nil {
 		return delivery.Config{}, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return delivery.Config{}, nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	pf, err := postfix.Start(filepath.Join(dir, "postfix"), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), conf)
-	if err != nil {
-		return delivery.Config{}, nil, err
-	}
+	_, p, _ := net.SplitHostPort(pf.Addr)
+	port, _ := strconv.Atoi(p)
 	return delivery.Config{HeloName: "gw.bench.test", Routes: []delivery.Route{
 		{Domain: "example.com", Hosts: []delivery.Host{{Host: "127.0.0.1", Port: uint16(port)}}},
 	}}, pf.Stop, nil

@@ -203,3 +203,22 @@ func RecipientMap(dir string, domains, recipients []string) (map[string]string, 
 		"in_flow_delay":        "0",
 	}, nil
 }
+
+// StartRecipients runs an instance from dir that is the mail server of
+// domains with only the users known (see RecipientMap), on a loopback port
+// that the kernel picks.
+func StartRecipients(dir string, domains, known []string) (*Instance, error) {
+	conf, err := RecipientMap(dir, domains, known)
+	if err != nil {
+		return nil, err
+	}
+	// Postfix binds the address itself: the port the kernel gave is
+	// handed over at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return Start(filepath.Join(dir, "postfix"), addr, conf)
+}

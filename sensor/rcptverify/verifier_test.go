@@ -91,18 +91,7 @@ func startPostfix(t *testing.T, known ...string) *postfix.Instance {
 	if os.Geteuid() != 0 {
 		requirePeer(t, "a private Postfix instance needs root")
 	}
-	dir := t.TempDir()
-	conf, err := postfix.RecipientMap(dir, []string{"example.test"}, known)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	pf, err := postfix.Start(filepath.Join(dir, "postfix"), addr, conf)
+	pf, err := postfix.StartRecipients(t.TempDir(), []string{"example.test"}, known)
 	if err != nil {
 		t.Fatalf("postfix: %v", err)
 	}

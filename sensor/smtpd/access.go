@@ -104,24 +104,19 @@ func (s *session) harvestBlock(until time.Time) (*rejection, string) {
 
 // limitMail applies the harvest guard and messages_per_minute to MAIL.
 func (s *session) limitMail() (*rejection, string) {
-	ip := s.c.ip
-	if !s.c.pol.limits(ip) {
-		return nil, ""
-	}
-	l := s.srv.opts.Limiter
-	if until, blocked := l.Blocked(ip); blocked {
-		return s.harvestBlock(until)
-	}
-	if !l.Message(ip) {
-		return reject(reasonRateLimitMessages, 450, smtp.EnhancedCode{4, 7, 1}, "Error: too much mail from "+ip.String()),
-			"over messages_per_minute"
-	}
-	return nil, ""
+	return s.limit((*ratelimit.Limiter).Message, reasonRateLimitMessages, "Error: too much mail from ", "messages_per_minute")
 }
 
 // limitRcpt applies the harvest guard and recipients_per_minute to RCPT:
 // every RCPT counts, as anvil counts them, whatever the answer.
 func (s *session) limitRcpt() (*rejection, string) {
+	return s.limit((*ratelimit.Limiter).Recipient, reasonRateLimitRecipients, "Error: too many recipients from ", "recipients_per_minute")
+}
+
+// limit applies the harvest guard, then counts one event of the client
+// with count, which reports whether it is within the limit named field;
+// past it, the reply is 450 4.7.1 with text and the client's address.
+func (s *session) limit(count func(*ratelimit.Limiter, netip.Addr) bool, r reason, text, field string) (*rejection, string) {
 	ip := s.c.ip
 	if !s.c.pol.limits(ip) {
 		return nil, ""
@@ -130,9 +125,8 @@ func (s *session) limitRcpt() (*rejection, string) {
 	if until, blocked := l.Blocked(ip); blocked {
 		return s.harvestBlock(until)
 	}
-	if !l.Recipient(ip) {
-		return reject(reasonRateLimitRecipients, 450, smtp.EnhancedCode{4, 7, 1}, "Error: too many recipients from "+ip.String()),
-			"over recipients_per_minute"
+	if !count(l, ip) {
+		return reject(r, 450, smtp.EnhancedCode{4, 7, 1}, text+ip.String()), "over " + field
 	}
 	return nil, ""
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,22 +122,13 @@ func startPostfix(t *testing.T, known ...string) (*postfix.Instance, delivery.Co
 	if os.Geteuid() != 0 {
 		requirePeer(t, "a private Postfix instance needs root")
 	}
-	dir := t.TempDir()
-	conf, err := postfix.RecipientMap(dir, []string{"example.com"}, known)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	pf, err := postfix.Start(filepath.Join(dir, "postfix"), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), conf)
+	pf, err := postfix.StartRecipients(t.TempDir(), []string{"example.com"}, known)
 	if err != nil {
 		t.Fatalf("postfix: %v", err)
 	}
 	t.Cleanup(pf.Stop)
+	_, p, _ := net.SplitHostPort(pf.Addr)
+	port, _ := strconv.Atoi(p)
 	return pf, delivery.Config{HeloName: "gw.osprey.test", Routes: []delivery.Route{
 		{Domain: "example.com", Hosts: []delivery.Host{{Host: "127.0.0.1", Port: uint16(port)}}},
 	}}
