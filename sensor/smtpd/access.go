@@ -162,7 +162,7 @@ func (s *session) verify(to string) error {
 	default:
 		// Not the client's doing: it does not count toward max_errors.
 		s.c.noCount.Store(true)
-		return s.refuse(reject(reasonRecipientVerifyTempfail, 450, smtp.EnhancedCode{4, 1, 1},
+		return s.refuse(reject(reasonVerifyTempfail, 450, smtp.EnhancedCode{4, 1, 1},
 			"Recipient address rejected: unverified address: the domain's mail server cannot be asked now, try again later"),
 			"rcpt", to, "reply", detail)
 	}

@@ -11,60 +11,60 @@ import (
 type reason int
 
 const (
-	reasonClientRefused           reason = iota // 554 at connect: not in the clients list
-	reasonConnectionLimit                       // 421 at connect: max_connections reached
-	reasonClientConnectionLimit                 // 421 at connect: max_connections_per_client reached
-	reasonSpoolUnavailable                      // 421 at connect: the spool cannot take mail
-	reasonTLSRequired                           // 530: a mail command before STARTTLS
-	reasonTLSInvalidClientCert                  // the client's certificate did not verify
-	reasonTLSHandshake                          // any other failed TLS handshake
-	reasonSTARTTLSPipelining                    // bytes pipelined after STARTTLS, discarded
-	reasonProtocol                              // unknown command, bad syntax, bad sequence
-	reasonRecipientRefused                      // 550 5.7.1: outside the destination domains
-	reasonTooManyRecipients                     // 452 4.5.3: max_recipients reached
-	reasonMessageTooLarge                       // 552 5.3.4
-	reasonBareNewline                           // 550 5.6.0: a lone CR or bare LF in the message
-	reasonLineTooLong                           // 500 5.5.2
-	reasonSpoolFull                             // 452 4.3.1: spool full or disk low
-	reasonSpoolError                            // 451 4.3.0: the spool failed
-	reasonTimeout                               // 421 4.4.2: command, data or session time limit
-	reasonTooManyErrors                         // 421 4.7.0: max_errors reached
-	reasonRelayDenied                           // 554 5.7.1: a gateway asked to relay for a stranger
-	reasonRateLimitConnections                  // 421 4.7.0 at connect: connections_per_minute
-	reasonRateLimitMessages                     // 450 4.7.1 MAIL: messages_per_minute
-	reasonRateLimitRecipients                   // 450 4.7.1 RCPT: recipients_per_minute
-	reasonHarvestGuard                          // 421 4.7.0: too many unknown recipients, the client is deferred
-	reasonRecipientUnknown                      // 550 5.1.1: the next hop refused the recipient (recipient verification)
-	reasonRecipientVerifyTempfail               // 450 4.1.1: the next hop could not be asked
+	reasonClientRefused         reason = iota // 554 at connect: not in the clients list
+	reasonConnectionLimit                     // 421 at connect: max_connections reached
+	reasonClientConnectionLimit               // 421 at connect: max_connections_per_client reached
+	reasonSpoolUnavailable                    // 421 at connect: the spool cannot take mail
+	reasonTLSRequired                         // 530: a mail command before STARTTLS
+	reasonTLSInvalidClientCert                // the client's certificate did not verify
+	reasonTLSHandshake                        // any other failed TLS handshake
+	reasonSTARTTLSPipelining                  // bytes pipelined after STARTTLS, discarded
+	reasonProtocol                            // unknown command, bad syntax, bad sequence
+	reasonRecipientRefused                    // 550 5.7.1: outside the destination domains
+	reasonTooManyRecipients                   // 452 4.5.3: max_recipients reached
+	reasonMessageTooLarge                     // 552 5.3.4
+	reasonBareNewline                         // 550 5.6.0: a lone CR or bare LF in the message
+	reasonLineTooLong                         // 500 5.5.2
+	reasonSpoolFull                           // 452 4.3.1: spool full or disk low
+	reasonSpoolError                          // 451 4.3.0: the spool failed
+	reasonTimeout                             // 421 4.4.2: command, data or session time limit
+	reasonTooManyErrors                       // 421 4.7.0: max_errors reached
+	reasonRelayDenied                         // 554 5.7.1: a gateway asked to relay for a stranger
+	reasonRateLimitConnections                // 421 4.7.0 at connect: connections_per_minute
+	reasonRateLimitMessages                   // 450 4.7.1 MAIL: messages_per_minute
+	reasonRateLimitRecipients                 // 450 4.7.1 RCPT: recipients_per_minute
+	reasonHarvestGuard                        // 421 4.7.0: too many unknown recipients, the client is deferred
+	reasonRecipientUnknown                    // 550 5.1.1: the next hop refused the recipient (recipient verification)
+	reasonVerifyTempfail                      // 450 4.1.1: the next hop could not be asked
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
-	reasonClientRefused:           "client_refused",
-	reasonConnectionLimit:         "connection_limit",
-	reasonClientConnectionLimit:   "client_connection_limit",
-	reasonSpoolUnavailable:        "spool_unavailable",
-	reasonTLSRequired:             "tls_required",
-	reasonTLSInvalidClientCert:    "tls_invalid_client_certificate",
-	reasonTLSHandshake:            "tls_handshake_failed",
-	reasonSTARTTLSPipelining:      "starttls_pipelining",
-	reasonProtocol:                "protocol_error",
-	reasonRecipientRefused:        "recipient_refused",
-	reasonTooManyRecipients:       "too_many_recipients",
-	reasonMessageTooLarge:         "message_too_large",
-	reasonBareNewline:             "bare_newline",
-	reasonLineTooLong:             "line_too_long",
-	reasonSpoolFull:               "spool_full",
-	reasonSpoolError:              "spool_error",
-	reasonTimeout:                 "timeout",
-	reasonTooManyErrors:           "too_many_errors",
-	reasonRelayDenied:             "relay_denied",
-	reasonRateLimitConnections:    "rate_limit_connections",
-	reasonRateLimitMessages:       "rate_limit_messages",
-	reasonRateLimitRecipients:     "rate_limit_recipients",
-	reasonHarvestGuard:            "harvest_guard",
-	reasonRecipientUnknown:        "recipient_unknown",
-	reasonRecipientVerifyTempfail: "recipient_verify_tempfail",
+	reasonClientRefused:         "client_refused",
+	reasonConnectionLimit:       "connection_limit",
+	reasonClientConnectionLimit: "client_connection_limit",
+	reasonSpoolUnavailable:      "spool_unavailable",
+	reasonTLSRequired:           "tls_required",
+	reasonTLSInvalidClientCert:  "tls_invalid_client_certificate",
+	reasonTLSHandshake:          "tls_handshake_failed",
+	reasonSTARTTLSPipelining:    "starttls_pipelining",
+	reasonProtocol:              "protocol_error",
+	reasonRecipientRefused:      "recipient_refused",
+	reasonTooManyRecipients:     "too_many_recipients",
+	reasonMessageTooLarge:       "message_too_large",
+	reasonBareNewline:           "bare_newline",
+	reasonLineTooLong:           "line_too_long",
+	reasonSpoolFull:             "spool_full",
+	reasonSpoolError:            "spool_error",
+	reasonTimeout:               "timeout",
+	reasonTooManyErrors:         "too_many_errors",
+	reasonRelayDenied:           "relay_denied",
+	reasonRateLimitConnections:  "rate_limit_connections",
+	reasonRateLimitMessages:     "rate_limit_messages",
+	reasonRateLimitRecipients:   "rate_limit_recipients",
+	reasonHarvestGuard:          "harvest_guard",
+	reasonRecipientUnknown:      "recipient_unknown",
+	reasonVerifyTempfail:        "recipient_verify_tempfail",
 }
 
 func (r reason) String() string { return reasonNames[r] }
