@@ -45,6 +45,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ospreysec/osprey/internal/benchproc"
 	"github.com/ospreysec/osprey/internal/postfix"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/delivery"
@@ -328,13 +329,13 @@ func pct(d []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
+// median is the median of f over the rounds.
 func median(ss []stats, f func(stats) float64) float64 {
 	v := make([]float64, len(ss))
 	for i, s := range ss {
 		v[i] = f(s)
 	}
-	slices.Sort(v)
-	return v[len(v)/2]
+	return benchproc.Median(v)
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
