@@ -258,6 +258,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"DeliveryQueueSettings", DeliveryQueueSettings{}, true},
 		{"QuarantineSettings", QuarantineSettings{}, true},
 		{"SenderAuthSettings", SenderAuthSettings{}, true},
+		{"RecipientVerification", RecipientVerification{}, true},
+		{"RateLimits", RateLimits{}, true},
 		{"SMTPApplyResult", SMTPApplyResult{}, false},
 		{"SensorApplyResult", SensorApplyResult{}, false},
 		{"POP3Integration", POP3Integration{}, true},

@@ -379,6 +379,42 @@ type SMTPGateway struct {
 	Quarantine *QuarantineSettings `json:"quarantine,omitempty"`
 	// SenderAuth configures the checks of SPF, DKIM and DMARC; zeros mean the defaults.
 	SenderAuth *SenderAuthSettings `json:"sender_auth,omitempty"`
+	// RecipientVerification asks a local domain's next hop whether a recipient exists
+	// before the inbound listeners take it; zeros mean the defaults.
+	RecipientVerification *RecipientVerification `json:"recipient_verification,omitempty"`
+	// RateLimits bound what one client may do on the inbound listeners; zero means no limit.
+	RateLimits *RateLimits `json:"rate_limits,omitempty"`
+}
+
+// RecipientVerification configures a gateway's recipient verification (docs/configuration.md,
+// "Recipient verification"): a callout to the next hop with the null sender, its results
+// cached. Zero means the default.
+type RecipientVerification struct {
+	Enabled bool `json:"enabled"`
+	// PositiveTTLSeconds: a recipient found is good this long (0: 31 days), and probed
+	// again in the background once its result is PositiveRefreshSeconds old (0: 7 days).
+	PositiveTTLSeconds     uint32 `json:"positive_ttl_seconds"`
+	PositiveRefreshSeconds uint32 `json:"positive_refresh_seconds"`
+	// NegativeTTLSeconds: a recipient refused stays refused this long (0: 3 days).
+	NegativeTTLSeconds uint32 `json:"negative_ttl_seconds"`
+	// ProbeTimeoutSeconds bounds one probe (0: 30).
+	ProbeTimeoutSeconds uint32 `json:"probe_timeout_seconds"`
+	// MaxProbesPerHost bounds the probes at once to one next hop (0: 4).
+	MaxProbesPerHost uint32 `json:"max_probes_per_host"`
+}
+
+// RateLimits bound what one client address (an IPv6 client per /64) may do on a gateway's
+// inbound listeners, per minute; zero means no limit. The trusted networks are not limited.
+type RateLimits struct {
+	ConnectionsPerMinute uint32 `json:"connections_per_minute"`
+	MessagesPerMinute    uint32 `json:"messages_per_minute"`
+	RecipientsPerMinute  uint32 `json:"recipients_per_minute"`
+	// HarvestUnknownRecipients unknown recipients (refused by recipient verification)
+	// within HarvestWindowSeconds (0: 300) defer the client for HarvestBlockSeconds
+	// (0: 900); zero turns the harvest guard off.
+	HarvestUnknownRecipients uint32 `json:"harvest_unknown_recipients"`
+	HarvestWindowSeconds     uint32 `json:"harvest_window_seconds"`
+	HarvestBlockSeconds      uint32 `json:"harvest_block_seconds"`
 }
 
 // QuarantineSettings bound a gateway's quarantine: past either bound the oldest

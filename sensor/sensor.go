@@ -231,6 +231,13 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer gw.Close()
+	// Recipient verification keeps its cache on disk; it closes after the
+	// listeners, which ask it until they stop.
+	acc, err := openAccess(ctx, opts.DataDir, opts.Hostname, dns.delivery, log.With("component", "rcptverify"), reg)
+	if err != nil {
+		return err
+	}
+	defer acc.Close()
 	refused := refusals.New()
 	smtp := newListeners(smtpd.Options{
 		Refusals: refused,
@@ -242,6 +249,8 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:     log.With("component", "smtp"),
 		Registerer: reg,
 		Resolver:   dns.senderAuth,
+		Verifier:   acc.verifier,
+		Limiter:    acc.limiter,
 	})
 	poller, err := pop3poll.New(pop3poll.Options{
 		Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3"), Notify: notify,
@@ -259,14 +268,21 @@ func Run(ctx context.Context, opts Options) error {
 			if err := gw.Check(cfg.GetSmtp()); err != nil {
 				return err
 			}
+			vc, lc, err := acc.compile(cfg.GetSmtp())
+			if err != nil {
+				return err
+			}
 			if err := smtp.Apply(ctx, cfg.GetSmtp()); err != nil {
+				return err
+			}
+			if err := acc.apply(vc, lc); err != nil {
 				return err
 			}
 			return gw.Apply(cfg.GetSmtp())
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, dns: dns, now: time.Now}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, dns: dns, access: acc, now: time.Now}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
@@ -299,6 +315,7 @@ func Run(ctx context.Context, opts Options) error {
 	g.Go(func() error { return st.uploads.Run(gctx) })
 	g.Go(func() error { return poller.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })
+	g.Go(func() error { return acc.Run(gctx) })
 	if opts.MetricsAddr != "" && own != nil {
 		g.Go(func() error { return serveMetrics(gctx, opts.MetricsAddr, own, sp.Check) })
 	}
@@ -317,6 +334,7 @@ type status struct {
 	// deliveries are the delivery attempts waiting for a report.
 	deliveries *deliveries.Log
 	dns        resolvers
+	access     *access
 	now        func() time.Time
 
 	// mu guards spoolErrSince: since when the spool has been failing.
@@ -402,6 +420,7 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		}
 		out.Smtp.Target = strings.Join(targets, ", ")
 	}
+	s.access.status(out)
 
 	// Healthy says whether the sensor can take mail safely (the cluster's DNS
 	// leaves out an unhealthy SMTP sensor): a failing POP3 mailbox reports its

@@ -21,6 +21,8 @@ func emptyGateway() *api.SMTPGateway {
 		OnTimeout: api.DeliverUnscanned, Queue: &api.DeliveryQueueSettings{},
 		Quarantine: &api.QuarantineSettings{},
 		SenderAuth: &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs},
+
+		RecipientVerification: &api.RecipientVerification{}, RateLimits: &api.RateLimits{},
 	}
 }
 
@@ -125,6 +127,10 @@ func TestSMTPGateway(t *testing.T) {
 			Queue:              &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 			SenderAuth: &api.SenderAuthSettings{Enabled: true, AuthservID: "gw.example.com", DMARCTempError: api.AuthErrorFail,
 				DMARCPermError: api.AuthErrorNone, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
+			RecipientVerification: &api.RecipientVerification{Enabled: true, PositiveTTLSeconds: 86400, PositiveRefreshSeconds: 3600,
+				NegativeTTLSeconds: 600, ProbeTimeoutSeconds: 10, MaxProbesPerHost: 2},
+			RateLimits: &api.RateLimits{ConnectionsPerMinute: 60, MessagesPerMinute: 30, RecipientsPerMinute: 300,
+				HarvestUnknownRecipients: 20, HarvestWindowSeconds: 120, HarvestBlockSeconds: 3600},
 		},
 	}
 	got, err := SMTPToProto(in)
@@ -153,6 +159,10 @@ func TestSMTPGateway(t *testing.T) {
 			Queue:              &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 			SenderAuth: &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw.example.com", DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL,
 				DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
+			RecipientVerification: &ospreyv1.RecipientVerification{Enabled: true, PositiveTtlSeconds: 86400, PositiveRefreshSeconds: 3600,
+				NegativeTtlSeconds: 600, ProbeTimeoutSeconds: 10, MaxProbesPerHost: 2},
+			RateLimits: &ospreyv1.RateLimits{ConnectionsPerMinute: 60, MessagesPerMinute: 30, RecipientsPerMinute: 300,
+				HarvestUnknownRecipients: 20, HarvestWindowSeconds: 120, HarvestBlockSeconds: 3600},
 		},
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {

@@ -43,6 +43,8 @@ type gatewayForm struct {
 	OnTimeout         string
 	Queue             []limitField
 	SenderAuth        senderAuthForm
+	Verify            verifyForm
+	Rates             []limitField
 	// domainLines and relayLines are the line (from 1) of each local domain
 	// and each relay host, for their errors.
 	domainLines, relayLines []int
@@ -138,6 +140,7 @@ func addGatewayFields(m map[string]formField) {
 		m[l.Path()] = formField{l.Label, l.ID()}
 	}
 	addSenderAuthFields(m)
+	addLimitFields(m)
 }
 
 func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
@@ -148,6 +151,8 @@ func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
 		HeloName: g.HeloName, OnTimeout: string(g.OnTimeout),
 		Queue:      limitFields("gateway.queue", queueDefs, g.Queue),
 		SenderAuth: senderAuthFormFrom(g.SenderAuth),
+		Verify:     verifyFormFrom(g.RecipientVerification),
+		Rates:      limitFields("gateway.rate_limits", rateDefs, g.RateLimits),
 	}
 	f.LocalDomains, f.domainLines = formatLocalDomains(g.LocalDomains)
 	var lines []string
@@ -212,6 +217,8 @@ func parseGatewayForm(fr *formReader) (gatewayForm, *api.SMTPGateway) {
 	}
 	f.Queue = readLimits(fr, "gateway.queue", queueDefs, g.Queue)
 	f.SenderAuth, g.SenderAuth = readSenderAuth(fr)
+	f.Verify, g.RecipientVerification = readVerify(fr)
+	f.Rates, g.RateLimits = readRates(fr)
 
 	var errs []lineError
 	g.LocalDomains, f.domainLines, errs = parseLocalDomains(f.LocalDomains)

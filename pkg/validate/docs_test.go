@@ -51,6 +51,14 @@ func TestConfigurationReferenceMatchesTheCode(t *testing.T) {
 		"gateway.queue.concurrency":             validate.DefaultConcurrency,
 		"gateway.sender_auth.lookup_timeout_ms": validate.DefaultSenderAuthLookupTimeoutMs,
 		"gateway.sender_auth.check_timeout_ms":  validate.DefaultSenderAuthCheckTimeoutMs,
+
+		"gateway.recipient_verification.positive_ttl_seconds":     validate.DefaultVerifyPositiveTTLSeconds,
+		"gateway.recipient_verification.positive_refresh_seconds": validate.DefaultVerifyPositiveRefreshSeconds,
+		"gateway.recipient_verification.negative_ttl_seconds":     validate.DefaultVerifyNegativeTTLSeconds,
+		"gateway.recipient_verification.probe_timeout_seconds":    validate.DefaultVerifyProbeTimeoutSeconds,
+		"gateway.recipient_verification.max_probes_per_host":      validate.DefaultVerifyMaxProbesPerHost,
+		"gateway.rate_limits.harvest_window_seconds":              validate.DefaultHarvestWindowSeconds,
+		"gateway.rate_limits.harvest_block_seconds":               validate.DefaultHarvestBlockSeconds,
 	} {
 		if row := fmt.Sprintf("| `%s` | integer | %d |", field, def); !strings.Contains(doc, row) {
 			t.Errorf("docs/configuration.md: want the row %q", row)

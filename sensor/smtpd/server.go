@@ -22,6 +22,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/netlist"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/ratelimit"
 	"github.com/ospreysec/osprey/sensor/senderauth"
 	"github.com/ospreysec/osprey/sensor/spool"
 )
@@ -79,6 +80,14 @@ type Options struct {
 	// authentication; a configuration that enables it is refused without
 	// one.
 	Resolver senderauth.Resolver
+	// Verifier asks the next hops of a gateway's local domains whether a
+	// recipient exists; a configuration that enables recipient
+	// verification is refused without one.
+	Verifier RecipientVerifier
+	// Limiter counts what each client does, for a gateway's rate limits
+	// and harvest guard; one Limiter serves every listener of a sensor. A
+	// configuration that sets them is refused without one.
+	Limiter *ratelimit.Limiter
 }
 
 // Server is the SMTP server of a sensor's SMTP integration. Apply hands it
@@ -201,6 +210,9 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 		return nil
 	}
 	if pol.auth, err = s.senderAuth(cfg); err != nil {
+		return fmt.Errorf("smtp integration: %w", err)
+	}
+	if err := s.gatewayAccess(cfg, pol); err != nil {
 		return fmt.Errorf("smtp integration: %w", err)
 	}
 	if s.tune != nil {
@@ -435,6 +447,12 @@ func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
 		s.refused(reasonClientRefused, ip, "", "", "")
 		log.Info("refused connection", "reason", reasonClientRefused)
 		turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
+		return
+	}
+	if r, reply, detail := s.admitRate(ip, pol); reply != "" {
+		s.refused(r, ip, "", "", detail)
+		log.Info("refused connection", "reason", r, "detail", detail)
+		turnAway(nc, reply)
 		return
 	}
 	if r, ok := s.acquire(ip, pol); !ok {
