@@ -196,6 +196,12 @@ func Run(ctx context.Context, opts Options) error {
 		component{"siemfeed", n.feeder.Run},
 		component{"sensor-requests", n.requests.Run},
 		component{"sensor-status", n.status.Run},
+	)
+	if n.primary != nil {
+		// Before the gRPC server: a link records itself under its lease.
+		components = append(components, component{"hierarchy-primary", n.primary.Run})
+	}
+	components = append(components,
 		component{"grpc", func(ctx context.Context) error {
 			return serveUntil(ctx, func() error {
 				if err := n.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -221,6 +227,8 @@ func Run(ctx context.Context, opts Options) error {
 			})
 		}},
 	)
+	// The uplink (an SCN's link to its PCN) reads the node's counts.
+	components = append(components, component{"hierarchy-uplink", n.secondary.Run})
 	components = append(components, cluster.components()...)
 
 	ready := n.ready

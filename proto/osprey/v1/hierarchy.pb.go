@@ -1191,6 +1191,11 @@ type Server struct {
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	AcceptedAt      *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
 	DisconnectedAt  *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=disconnected_at,json=disconnectedAt,proto3" json:"disconnected_at,omitempty"`
+	// key_fingerprints are the SHA-256 of the public keys of the link
+	// certificates that may still link: the last one issued and the one
+	// before it (so an SCN that lost the answer to RenewLink still links).
+	// A certificate of an earlier key, or of an earlier join, is refused.
+	KeyFingerprints []string `protobuf:"bytes,19,rep,name=key_fingerprints,json=keyFingerprints,proto3" json:"key_fingerprints,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1347,6 +1352,13 @@ func (x *Server) GetAcceptedAt() *timestamppb.Timestamp {
 func (x *Server) GetDisconnectedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.DisconnectedAt
+	}
+	return nil
+}
+
+func (x *Server) GetKeyFingerprints() []string {
+	if x != nil {
+		return x.KeyFingerprints
 	}
 	return nil
 }
@@ -1789,7 +1801,7 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x10LinkHeartbeatAck\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"T\n" +
 	"\fTokenRefresh\x12D\n" +
-	"\x10token_expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0etokenExpiresAt\"\xdc\x05\n" +
+	"\x10token_expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0etokenExpiresAt\"\x87\x06\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -1812,7 +1824,8 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"created_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\vaccepted_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x12C\n" +
-	"\x0fdisconnected_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectedAt\"\x88\x03\n" +
+	"\x0fdisconnected_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectedAt\x12)\n" +
+	"\x10key_fingerprints\x18\x13 \x03(\tR\x0fkeyFingerprints\"\x88\x03\n" +
 	"\n" +
 	"ServerLink\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x12\n" +
