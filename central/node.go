@@ -203,7 +203,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	}
 	n.secondary = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
 		Store: st, Client: cli, KEK: kek, NodeName: opts.NodeName, Version: buildinfo.Version(),
-		IsPrimary: opts.Hierarchy.Primary, Counts: n.counts, Logger: log.With("component", "uplink"),
+		IsPrimary: opts.Hierarchy.Primary, OwnFingerprint: caHash, Counts: n.counts, Logger: log.With("component", "uplink"),
 	})
 	apiHandler := httpapi.New(httpapi.Options{
 		Store:      st,
@@ -222,6 +222,8 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		Ready:     n.etcdRead,
 		Available: n.available,
 		Nodes:     n.nodeList,
+		Primary:   n.primary,
+		Uplink:    n.secondary,
 	})
 	// The API keeps its paths; every other path is the web UI.
 	mux := http.NewServeMux()

@@ -46,6 +46,9 @@ type SecondaryOptions struct {
 	KEK      []byte
 	NodeName string
 	Version  string
+	// OwnFingerprint is the fingerprint of this node's cluster CA, shown
+	// for an SCN's administrator to compare when this node is a PCN.
+	OwnFingerprint string
 	// IsPrimary refuses to join a PCN: the hierarchy has two levels.
 	IsPrimary bool
 	// Counts reads the SCN's state for its heartbeats; nil sends zeros.
