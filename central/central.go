@@ -75,6 +75,9 @@ type Ready struct {
 	GossipEncrypted bool
 	// DNSAddr is where the DNS responder listens, DNSZone its zone.
 	DNSAddr, DNSZone string
+	// Primary says the node is a PCN (--pcn): SCNs join it on GRPCAddr,
+	// pinned to CAHash.
+	Primary bool
 }
 
 // Run starts the node and serves until ctx ends or a component fails, then
@@ -234,6 +237,7 @@ func Run(ctx context.Context, opts Options) error {
 	ready := n.ready
 	ready.HTTPURL = httpURL
 	ready.GRPCAddr = advertised(grpcLn.Addr())
+	ready.Primary = opts.Hierarchy.Primary
 	ready.Etcd = cli
 	ready.Metrics = n.registry
 	if embedded != nil {
