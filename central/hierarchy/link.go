@@ -78,8 +78,9 @@ func (s *Secondary) link(ctx context.Context, p *ospreyv1.Primary, lease clientv
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
+		var counts Counts
 		for {
-			hb := s.heartbeat(lctx, version, cert.Leaf.NotAfter)
+			hb := s.heartbeat(lctx, version, cert.Leaf.NotAfter, interval/2, &counts)
 			if err := stream.Send(&ospreyv1.LinkRequest{Msg: &ospreyv1.LinkRequest_Heartbeat{Heartbeat: hb}}); err != nil {
 				sendErr <- err
 				return
@@ -158,17 +159,22 @@ func recvErr(recv, send error) error {
 	return send
 }
 
-// heartbeat reads the SCN's state.
-func (s *Secondary) heartbeat(ctx context.Context, version string, certExpires time.Time) *ospreyv1.LinkHeartbeat {
+// heartbeat reads the SCN's state, within timeout: a heartbeat goes out
+// on time with the last counts read when the stores are slow, for a late
+// heartbeat would take the link down.
+func (s *Secondary) heartbeat(ctx context.Context, version string, certExpires time.Time, timeout time.Duration, last *Counts) *ospreyv1.LinkHeartbeat {
 	hb := &ospreyv1.LinkHeartbeat{SoftwareVersion: version, CertExpiresAt: timestamppb.New(certExpires)}
-	if s.opts.Counts == nil {
-		return hb
+	if s.opts.Counts != nil {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		c, err := s.opts.Counts(cctx)
+		cancel()
+		if err == nil {
+			*last = c
+		} else if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "read the counts for the PCN; sending the last ones", "err", err)
+		}
 	}
-	c, err := s.opts.Counts(ctx)
-	if err != nil {
-		s.log.WarnContext(ctx, "read the counts for the PCN", "err", err)
-		return hb
-	}
+	c := *last
 	hb.Sensors, hb.Alerts = c.Sensors, c.Alerts
 	if !c.LastData.IsZero() {
 		hb.LastDataAt = timestamppb.New(c.LastData)
