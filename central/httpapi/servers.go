@@ -21,6 +21,9 @@ import (
 // errNotPrimary answers the PCN's routes on another node.
 var errNotPrimary = &sensorError{status: http.StatusConflict, msg: "this node is not a PCN: start its nodes with --pcn to accept SCNs"}
 
+// errNoUplink answers the SCN's routes on a node built without one (tests).
+var errNoUplink = &sensorError{status: http.StatusConflict, msg: "this node cannot join a PCN"}
+
 // hierarchyError turns the hierarchy's refusals into answers; other errors
 // go to writeError as they are.
 func hierarchyError(err error) error {
@@ -53,12 +56,12 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request, _ auth.Prin
 }
 
 func (s *Server) acceptServer(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	if s.primary == nil {
-		return errNotPrimary
-	}
 	var in api.AcceptServer
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
+	}
+	if s.primary == nil {
+		return errNotPrimary
 	}
 	if in.Tenant == "" {
 		return badRequest("tenant: required (the tenant the SCN serves)")
@@ -74,10 +77,15 @@ func (s *Server) rejectServer(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	if s.primary == nil {
 		return errNotPrimary
 	}
-	if err := s.primary.Reject(r.Context(), store.AllTenants(), r.PathValue("id")); err != nil {
+	id := r.PathValue("id")
+	v, err := s.primary.Server(r.Context(), store.AllTenants(), id)
+	if err != nil {
+		return err
+	}
+	if err := s.primary.Reject(r.Context(), store.AllTenants(), id); err != nil {
 		return hierarchyError(err)
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -103,7 +111,7 @@ func (s *Server) writeServer(w http.ResponseWriter, r *http.Request, id string) 
 
 func (s *Server) getHierarchy(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 	if s.uplink == nil {
-		return store.ErrNotFound
+		return errNoUplink
 	}
 	v, err := s.uplink.View(r.Context())
 	if err != nil {
@@ -127,12 +135,12 @@ func (s *Server) pcnFingerprint(w http.ResponseWriter, r *http.Request, _ auth.P
 }
 
 func (s *Server) joinPCN(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	if s.uplink == nil {
-		return store.ErrNotFound
-	}
 	var in api.JoinPCN
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
+	}
+	if s.uplink == nil {
+		return errNoUplink
 	}
 	if in.Address == "" || in.Fingerprint == "" || in.Name == "" || in.Username == "" || in.Password == "" {
 		return badRequest("address, fingerprint, name, username and password: all required")
@@ -146,12 +154,12 @@ func (s *Server) joinPCN(w http.ResponseWriter, r *http.Request, _ auth.Principa
 }
 
 func (s *Server) loginPCN(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	if s.uplink == nil {
-		return store.ErrNotFound
-	}
 	var in api.PCNLogin
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
+	}
+	if s.uplink == nil {
+		return errNoUplink
 	}
 	if _, err := s.uplink.Login(r.Context(), in.Username, in.Password); err != nil {
 		return hierarchyError(err)
