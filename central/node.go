@@ -236,8 +236,10 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
-		Nodes:  n.nodeList,
-		Logger: log.With("component", "ui"),
+		Nodes:   n.nodeList,
+		Primary: n.primary,
+		Uplink:  n.secondary,
+		Logger:  log.With("component", "ui"),
 	}))
 	n.handler = mux
 	return n, nil
