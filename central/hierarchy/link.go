@@ -2,6 +2,7 @@ package hierarchy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -112,8 +113,16 @@ func (s *Secondary) link(ctx context.Context, p *ospreyv1.Primary, lease clientv
 	}()
 	silence := time.NewTimer(missedHeartbeats * interval)
 	defer silence.Stop()
+	// The link ends when its certificate is due for renewal, so that the
+	// next one renews it first (a blip, every two thirds of a lifetime).
+	renew := time.NewTimer(renewAt(cert.Leaf).Sub(s.opts.Now()))
+	defer renew.Stop()
 	for {
 		select {
+		case <-renew.C:
+			cancel()
+			<-sendErr
+			return errRenewDue
 		case m := <-recvd:
 			silence.Reset(missedHeartbeats * interval)
 			if hb := m.GetHeartbeat(); hb != nil {
@@ -182,6 +191,15 @@ func (s *Secondary) heartbeat(ctx context.Context, version string, certExpires t
 	return hb
 }
 
+// errRenewDue ends a link whose certificate is due for renewal.
+var errRenewDue = errors.New("the link certificate is due for renewal")
+
+// renewAt is when a link certificate is renewed: two thirds into its life.
+func renewAt(c *x509.Certificate) time.Time {
+	issued := pki.IssuedAt(c)
+	return issued.Add(c.NotAfter.Sub(issued) * 2 / 3)
+}
+
 // renewIfDue renews the link certificate, for a new key, once two thirds
 // of its life have passed, and records it.
 func (s *Secondary) renewIfDue(ctx context.Context, p *ospreyv1.Primary) (*ospreyv1.Primary, error) {
@@ -189,8 +207,7 @@ func (s *Secondary) renewIfDue(ctx context.Context, p *ospreyv1.Primary) (*ospre
 	if err != nil {
 		return nil, err
 	}
-	life := cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore)
-	if s.opts.Now().Before(cert.Leaf.NotBefore.Add(life * 2 / 3)) {
+	if s.opts.Now().Before(renewAt(cert.Leaf)) {
 		return p, nil
 	}
 	key, err := pki.GenerateKey()

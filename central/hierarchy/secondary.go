@@ -375,6 +375,10 @@ func (s *Secondary) lead(ctx context.Context, lease clientv3.LeaseID) {
 			if ctx.Err() != nil {
 				return
 			}
+			if errors.Is(err, errRenewDue) {
+				sleep(ctx, jitter(backoffMin)) // at worst, one renewal a second
+				continue
+			}
 			if s.refused(ctx, err) {
 				backoff = backoffMin
 				continue

@@ -223,6 +223,15 @@ func (ca *CA) signHost(pub crypto.PublicKey, hosts []string, usage []x509.ExtKey
 	return ca.sign(tmpl, pub, validity, now)
 }
 
+// IssuedAt is when a certificate this package signed was issued, as near as
+// the certificate tells: its NotBefore is backdated by five minutes (or
+// moved up to the CA's own NotBefore). A holder that renews at a share of
+// the lifetime measures from here, so that a short lifetime is not mostly
+// the backdating.
+func IssuedAt(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(backdate)
+}
+
 // sign fills in what every leaf shares and signs tmpl for pub.
 func (ca *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity time.Duration, now time.Time) ([]byte, error) {
 	if validity <= 0 {
