@@ -319,7 +319,7 @@ func (p *Primary) Link(stream ospreyv1.HierarchyService_LinkServer) error {
 	srv = proto.Clone(srv).(*ospreyv1.Server)
 	srv.RequestSecretHash, srv.Csr = nil, nil
 	srv.SoftwareVersion = hello.GetSoftwareVersion()
-	if srv, version, err = p.refresh(ctx, srv, version, now); err != nil {
+	if srv, err = p.refresh(ctx, srv, version, now); err != nil {
 		return err
 	}
 	link := &ospreyv1.ServerLink{
@@ -360,11 +360,10 @@ func (p *Primary) Link(stream ospreyv1.HierarchyService_LinkServer) error {
 			continue // a later kind of message this node does not know
 		}
 		now := p.opts.Now()
-		cur, curVersion, err := p.linkedServer(ctx)
+		cur, version, err := p.linkedServer(ctx)
 		if err != nil {
 			return err // disconnected meanwhile
 		}
-		srv, version = cur, curVersion
 		link.SoftwareVersion, link.Sensors, link.Alerts = hb.GetSoftwareVersion(), hb.GetSensors(), hb.GetAlerts()
 		link.LastDataAt, link.ScnLastDataAt = timestamppb.New(now), hb.GetLastDataAt()
 		if err := p.putLink(ctx, link); err != nil {
@@ -374,11 +373,12 @@ func (p *Primary) Link(stream ospreyv1.HierarchyService_LinkServer) error {
 			return err
 		}
 		if now.Sub(lastRefresh) >= refreshEvery {
-			if srv, version, err = p.refresh(ctx, srv, version, now); err != nil {
+			refreshed, err := p.refresh(ctx, cur, version, now)
+			if err != nil {
 				return err
 			}
 			lastRefresh = now
-			if err := stream.Send(tokenRefresh(srv)); err != nil {
+			if err := stream.Send(tokenRefresh(refreshed)); err != nil {
 				return err
 			}
 		}
@@ -386,14 +386,13 @@ func (p *Primary) Link(stream ospreyv1.HierarchyService_LinkServer) error {
 }
 
 // refresh moves the token's expiry to a lifetime from now.
-func (p *Primary) refresh(ctx context.Context, srv *ospreyv1.Server, version int64, now time.Time) (*ospreyv1.Server, int64, error) {
+func (p *Primary) refresh(ctx context.Context, srv *ospreyv1.Server, version int64, now time.Time) (*ospreyv1.Server, error) {
 	srv = proto.Clone(srv).(*ospreyv1.Server)
 	srv.TokenExpiresAt = timestamppb.New(now.Add(p.opts.TokenLifetime))
-	v, err := p.opts.Store.UpdateServer(ctx, store.AllTenants(), srv, version)
-	if err != nil {
-		return nil, 0, storeStatus(err)
+	if _, err := p.opts.Store.UpdateServer(ctx, store.AllTenants(), srv, version); err != nil {
+		return nil, storeStatus(err)
 	}
-	return srv, v, nil
+	return srv, nil
 }
 
 func tokenRefresh(srv *ospreyv1.Server) *ospreyv1.LinkResponse {
