@@ -210,19 +210,7 @@ func (s *Secondary) renewIfDue(ctx context.Context, p *ospreyv1.Primary) (*ospre
 	if s.opts.Now().Before(renewAt(cert.Leaf)) {
 		return p, nil
 	}
-	key, err := pki.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	csr, err := pki.NewCSR(key, p.GetServerId())
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pki.MarshalKeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := pki.Seal(keyPEM, s.opts.KEK, linkKeyLabel)
+	csr, sealed, err := s.newLinkKey(p.GetServerId())
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ospreysec/osprey/central/election"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -154,19 +156,7 @@ func (s *Secondary) Join(ctx context.Context, in JoinInput) (*ospreyv1.Primary, 
 	case ospreyv1.PrimaryState_PRIMARY_STATE_LINKED, ospreyv1.PrimaryState_PRIMARY_STATE_TOKEN_EXPIRED:
 		return nil, ErrLinked
 	}
-	key, err := pki.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	csr, err := pki.NewCSR(key, in.Name)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pki.MarshalKeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := pki.Seal(keyPEM, s.opts.KEK, linkKeyLabel)
+	csr, sealed, err := s.newLinkKey(in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +243,41 @@ func (s *Secondary) State(ctx context.Context) (*ospreyv1.Primary, *ospreyv1.Pri
 	return p, l, nil
 }
 
+// newLinkKey makes a link key and returns a CSR for it and the key sealed
+// with the cluster key, as the record of the PCN keeps it.
+func (s *Secondary) newLinkKey(name string) (csr, sealed []byte, err error) {
+	key, err := pki.GenerateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	if csr, err = pki.NewCSR(key, name); err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := pki.MarshalKeyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sealed, err = pki.Seal(keyPEM, s.opts.KEK, linkKeyLabel); err != nil {
+		return nil, nil, err
+	}
+	return csr, sealed, nil
+}
+
+// Explain says, for a person, why a call to the PCN (Join, Login) failed:
+// in the PCN's own words when it answered, and plainly when its
+// certificate did not have the confirmed fingerprint (which gRPC carries as
+// a message only).
+func Explain(err error) string {
+	st, ok := status.FromError(errors.Unwrap(err))
+	if !ok || st.Message() == "" {
+		return err.Error()
+	}
+	if strings.Contains(st.Message(), pki.ErrPinMismatch.Error()) {
+		return "the PCN's certificate does not have the confirmed fingerprint: nothing was sent"
+	}
+	return "the PCN: " + st.Message()
+}
+
 // linkCert is the SCN's link certificate with its key.
 func (s *Secondary) linkCert(p *ospreyv1.Primary) (tls.Certificate, error) {
 	keyPEM, err := pki.Open(p.GetSealedKey(), s.opts.KEK, linkKeyLabel)
@@ -312,32 +337,8 @@ func (s *Secondary) Run(ctx context.Context) error {
 
 // term wins the election and keeps the link until the session ends.
 func (s *Secondary) term(ctx context.Context) error {
-	sess, err := concurrency.NewSession(s.opts.Client, concurrency.WithTTL(10), concurrency.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("election session: %w", err)
-	}
-	defer sess.Close()
-	el := concurrency.NewElection(sess, store.PrimaryLeaderPrefix())
-	if err := el.Campaign(ctx, s.opts.NodeName); err != nil {
-		return fmt.Errorf("campaign: %w", err)
-	}
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-sess.Done():
-			cancel()
-		case <-tctx.Done():
-		}
-	}()
-	s.lead(tctx, sess.Lease())
-	if ctx.Err() != nil {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer rcancel()
-		_ = el.Resign(rctx)
-		return nil
-	}
-	return errors.New("election session ended")
+	return election.Term(ctx, s.opts.Client, store.PrimaryLeaderPrefix(), s.opts.NodeName, 10,
+		func(ctx context.Context, _ *concurrency.Election, lease clientv3.LeaseID) { s.lead(ctx, lease) })
 }
 
 // Backoff of the link's reconnections.

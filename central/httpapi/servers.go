@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"google.golang.org/grpc/status"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/store"
-	"github.com/ospreysec/osprey/pkg/pki"
 )
 
 // The distributed mode's routes: on a PCN, its SCNs (/api/v1/servers); on
@@ -31,14 +29,8 @@ func hierarchyError(err error) error {
 	case errors.Is(err, hierarchy.ErrNotPending), errors.Is(err, hierarchy.ErrLinked), errors.Is(err, hierarchy.ErrIsPrimary), errors.Is(err, hierarchy.ErrNotJoined):
 		return &sensorError{status: http.StatusConflict, msg: err.Error()}
 	}
-	if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Message() != "" {
-		// gRPC carries a failed handshake as a message only.
-		if strings.Contains(st.Message(), pki.ErrPinMismatch.Error()) {
-			return &sensorError{status: http.StatusBadGateway, msg: "the PCN's certificate does not have the confirmed fingerprint: nothing was sent"}
-		}
-		// The PCN's own answer (wrong credentials, a name taken), or why it
-		// could not be reached.
-		return &sensorError{status: http.StatusBadGateway, msg: "the PCN: " + st.Message()}
+	if _, ok := status.FromError(errors.Unwrap(err)); ok {
+		return &sensorError{status: http.StatusBadGateway, msg: hierarchy.Explain(err)}
 	}
 	return err
 }

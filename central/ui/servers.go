@@ -5,12 +5,9 @@ import (
 	"net/http"
 	"strings"
 
-	"google.golang.org/grpc/status"
-
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/store"
-	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -146,7 +143,7 @@ func (s *Server) pcnJoin(w http.ResponseWriter, r *http.Request, req *request) e
 		Username: r.PostFormValue("username"), Password: r.PostFormValue("password"), OwnAddress: r.Host,
 	}
 	if _, err := s.uplink.Join(r.Context(), in); err != nil {
-		s.flash(req, "error", "The request was not sent: %s", uplinkProblem(err))
+		s.flash(req, "error", "The request was not sent: %s", hierarchy.Explain(err))
 	} else {
 		s.flash(req, "ok", "Request sent to %s: it waits for the PCN's administrator.", in.Address)
 	}
@@ -163,22 +160,10 @@ func (s *Server) pcnLogin(w http.ResponseWriter, r *http.Request, req *request) 
 		return store.ErrNotFound
 	}
 	if _, err := s.uplink.Login(r.Context(), r.PostFormValue("username"), r.PostFormValue("password")); err != nil {
-		s.flash(req, "error", "The PCN did not renew the token: %s", uplinkProblem(err))
+		s.flash(req, "error", "The PCN did not renew the token: %s", hierarchy.Explain(err))
 	} else {
 		s.flash(req, "ok", "Token renewed: the link comes back in a moment.")
 	}
 	redirect(w, r, "/servers")
 	return nil
-}
-
-// uplinkProblem says why a call to the PCN failed, in the PCN's words when
-// it answered.
-func uplinkProblem(err error) string {
-	if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Message() != "" {
-		if strings.Contains(st.Message(), pki.ErrPinMismatch.Error()) {
-			return "the PCN's certificate does not have the confirmed fingerprint; nothing was sent."
-		}
-		return st.Message()
-	}
-	return err.Error()
 }
