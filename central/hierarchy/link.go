@@ -219,7 +219,7 @@ func (s *Secondary) renewIfDue(ctx context.Context, p *ospreyv1.Primary) (*ospre
 		return nil, err
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	resp, err := ospreyv1.NewHierarchyServiceClient(conn).RenewLink(cctx, &ospreyv1.RenewLinkRequest{Csr: csr})
 	if err != nil {

@@ -78,8 +78,12 @@ func NewSecondary(opts SecondaryOptions) *Secondary {
 	return &Secondary{opts: opts, log: log}
 }
 
-// dialTimeout bounds a connection to the PCN made for the administrator.
-const dialTimeout = 10 * time.Second
+// dialTimeout bounds the connection FetchFingerprint makes; callTimeout a
+// call to the PCN (which may check a password with bcrypt on a busy node).
+const (
+	dialTimeout = 10 * time.Second
+	callTimeout = 30 * time.Second
+)
 
 // FetchFingerprint connects to the PCN's gRPC address and returns the
 // fingerprint (SHA-256 of the public key, hex) of the CA its certificate
@@ -165,7 +169,7 @@ func (s *Secondary) Join(ctx context.Context, in JoinInput) (*ospreyv1.Primary, 
 		return nil, err
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	resp, err := ospreyv1.NewHierarchyServiceClient(conn).Join(cctx, &ospreyv1.JoinRequest{
 		Name: in.Name, SoftwareVersion: s.opts.Version, Csr: csr, Username: in.Username, Password: in.Password, Address: in.OwnAddress,
@@ -211,7 +215,7 @@ func (s *Secondary) Login(ctx context.Context, username, password string) (*ospr
 		return nil, err
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	resp, err := ospreyv1.NewHierarchyServiceClient(conn).Login(cctx, &ospreyv1.LoginRequest{Username: username, Password: password})
 	if err != nil {
@@ -466,7 +470,7 @@ func (s *Secondary) poll(ctx context.Context, p *ospreyv1.Primary, version int64
 		return
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	resp, err := ospreyv1.NewHierarchyServiceClient(conn).Poll(cctx, &ospreyv1.PollRequest{RequestId: p.GetRequestId(), RequestSecret: p.GetRequestSecret()})
 	p = proto.Clone(p).(*ospreyv1.Primary)
