@@ -122,6 +122,19 @@ const serverIdentityPrefix = "osprey://server/"
 // "osprey://server/<id>".
 func ServerIdentity(id string) string { return serverIdentityPrefix + id }
 
+// parseServerURI reads "osprey://server/<id>"; as with a sensor's, an id
+// cannot hold '/', '%', '?' or '#', so the URI has one spelling.
+func parseServerURI(s string) (string, error) {
+	id, ok := strings.CutPrefix(s, serverIdentityPrefix)
+	if !ok {
+		return "", fmt.Errorf("URI %q does not start with %s", s, serverIdentityPrefix)
+	}
+	if err := checkID("server id", id); err != nil {
+		return "", fmt.Errorf("URI %q: %w", s, err)
+	}
+	return id, nil
+}
+
 // ServerIDFromCert reads the server id of a link certificate that
 // [CA.SignServerLink] issued, as strictly as [IdentityFromCert] reads a
 // sensor's: exactly one URI SAN "osprey://server/<id>", the common name the
@@ -138,13 +151,9 @@ func ServerIDFromCert(cert *x509.Certificate) (string, error) {
 	if n := len(cert.URIs); n != 1 {
 		return "", fmt.Errorf("certificate has %d URI SANs, want 1: %w", n, ErrNoServerIdentity)
 	}
-	uri := cert.URIs[0].String()
-	id, ok := strings.CutPrefix(uri, serverIdentityPrefix)
-	if !ok {
-		return "", fmt.Errorf("URI %q does not start with %s: %w", uri, serverIdentityPrefix, ErrNoServerIdentity)
-	}
-	if err := checkID("server id", id); err != nil {
-		return "", fmt.Errorf("URI %q: %w: %w", uri, err, ErrNoServerIdentity)
+	id, err := parseServerURI(cert.URIs[0].String())
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", err, ErrNoServerIdentity)
 	}
 	if cert.Subject.CommonName != id {
 		return "", fmt.Errorf("certificate common name %q is not its server id %q: %w", cert.Subject.CommonName, id, ErrNoServerIdentity)

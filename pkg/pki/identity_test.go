@@ -237,3 +237,26 @@ func TestServerIDFromCertRefuses(t *testing.T) {
 		})
 	}
 }
+
+func FuzzServerURI(f *testing.F) {
+	f.Add("osprey://server/branch-1")
+	f.Add("osprey://server/")
+	f.Add("osprey://server/a/b")
+	f.Add("osprey://sensor/default/s1")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := parseServerURI(s)
+		if err != nil {
+			return
+		}
+		if _, err := parseIdentityURI(s); err == nil {
+			t.Fatalf("%q reads as a server's and a sensor's identity", s)
+		}
+		if got := ServerIdentity(id); got != s {
+			t.Fatalf("parseServerURI(%q) = %q, whose URI is %q: a second spelling of one identity", s, id, got)
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.String() != s {
+			t.Fatalf("url.Parse(%q) = %v, %v: the SAN would not read back", s, u, err)
+		}
+	})
+}
