@@ -75,6 +75,9 @@ type Ready struct {
 	GossipEncrypted bool
 	// DNSAddr is where the DNS responder listens, DNSZone its zone.
 	DNSAddr, DNSZone string
+	// Primary says the node is a PCN (--pcn): SCNs join it on GRPCAddr,
+	// pinned to CAHash.
+	Primary bool
 }
 
 // Run starts the node and serves until ctx ends or a component fails, then
@@ -196,6 +199,12 @@ func Run(ctx context.Context, opts Options) error {
 		component{"siemfeed", n.feeder.Run},
 		component{"sensor-requests", n.requests.Run},
 		component{"sensor-status", n.status.Run},
+	)
+	if n.primary != nil {
+		// Before the gRPC server: a link records itself under its lease.
+		components = append(components, component{"hierarchy-primary", n.primary.Run})
+	}
+	components = append(components,
 		component{"grpc", func(ctx context.Context) error {
 			return serveUntil(ctx, func() error {
 				if err := n.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -221,11 +230,14 @@ func Run(ctx context.Context, opts Options) error {
 			})
 		}},
 	)
+	// The uplink (an SCN's link to its PCN) reads the node's counts.
+	components = append(components, component{"hierarchy-uplink", n.secondary.Run})
 	components = append(components, cluster.components()...)
 
 	ready := n.ready
 	ready.HTTPURL = httpURL
 	ready.GRPCAddr = advertised(grpcLn.Addr())
+	ready.Primary = opts.Hierarchy.Primary
 	ready.Etcd = cli
 	ready.Metrics = n.registry
 	if embedded != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/clusterca"
+	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/httpapi"
 	"github.com/ospreysec/osprey/central/pipeline"
 	"github.com/ospreysec/osprey/central/quarantine"
@@ -81,6 +82,10 @@ type node struct {
 	requests *sensorrpc.Router
 	// spam is the spam check (Rspamd); nil without --rspamd-url.
 	spam *pipeline.Spam
+	// primary serves SCNs (nil unless --pcn); secondary links this node's
+	// cluster to its PCN once its administrator joined one.
+	primary   *hierarchy.Primary
+	secondary *hierarchy.Secondary
 }
 
 const (
@@ -188,6 +193,18 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	if err != nil {
 		return nil, err
 	}
+	if opts.Hierarchy.Primary {
+		n.primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{
+			Store: st, CA: ca, Passwords: authn, NodeName: opts.NodeName,
+			TokenLifetime: opts.Hierarchy.TokenLifetime, Heartbeat: opts.Hierarchy.Heartbeat, CertValidity: opts.Hierarchy.CertValidity,
+			Logger: log.With("component", "hierarchy"),
+		})
+		n.primary.Register(n.grpc)
+	}
+	n.secondary = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
+		Store: st, Client: cli, KEK: kek, NodeName: opts.NodeName, Version: buildinfo.Version(),
+		IsPrimary: opts.Hierarchy.Primary, OwnFingerprint: caHash, Counts: n.counts, Logger: log.With("component", "uplink"),
+	})
 	apiHandler := httpapi.New(httpapi.Options{
 		Store:      st,
 		Messages:   db,
@@ -205,6 +222,8 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		Ready:     n.etcdRead,
 		Available: n.available,
 		Nodes:     n.nodeList,
+		Primary:   n.primary,
+		Uplink:    n.secondary,
 	})
 	// The API keeps its paths; every other path is the web UI.
 	mux := http.NewServeMux()
@@ -217,8 +236,10 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
-		Nodes:  n.nodeList,
-		Logger: log.With("component", "ui"),
+		Nodes:   n.nodeList,
+		Primary: n.primary,
+		Uplink:  n.secondary,
+		Logger:  log.With("component", "ui"),
 	}))
 	n.handler = mux
 	return n, nil
@@ -261,6 +282,37 @@ func (n *node) spamHealth() func(context.Context) error {
 		return nil
 	}
 	return n.spam.Health
+}
+
+// counts is what an SCN tells its PCN at each heartbeat: its sensors, the
+// alerts it ever stored (the sum of each tenant's alert numbers) and when
+// it stored the newest.
+func (n *node) counts(ctx context.Context) (hierarchy.Counts, error) {
+	all := store.AllTenants()
+	sensors, err := n.store.ListSensors(ctx, all)
+	if err != nil {
+		return hierarchy.Counts{}, err
+	}
+	tenants, err := n.store.ListTenants(ctx, all)
+	if err != nil {
+		return hierarchy.Counts{}, err
+	}
+	c := hierarchy.Counts{Sensors: int64(len(sensors))}
+	for _, t := range tenants {
+		seq, err := n.db.LastAlertSeq(ctx, all, t.GetId())
+		if err != nil {
+			return hierarchy.Counts{}, err
+		}
+		c.Alerts += seq
+	}
+	page, err := n.db.ListAlerts(ctx, all, sqlstore.AlertQuery{Limit: 1})
+	if err != nil {
+		return hierarchy.Counts{}, err
+	}
+	if len(page.Alerts) > 0 {
+		c.LastData = page.Alerts[0].GetCreatedAt().AsTime()
+	}
+	return c, nil
 }
 
 // available says whether this node reaches the etcd quorum, as far as it

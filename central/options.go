@@ -51,11 +51,52 @@ type Options struct {
 	// --sensor-cert-renew-until); zero fields take the defaults. Every
 	// node of a cluster should be given the same.
 	SensorCerts sensorsvc.CertLifetime
+	// Hierarchy is the distributed mode's (--pcn, --hierarchy-*).
+	Hierarchy HierarchyOptions
 
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// OnReady, when set, is called once the node serves.
 	OnReady func(Ready)
+}
+
+// HierarchyOptions are the distributed mode's. Every node may be made a
+// Secondary Central Node by its administrator (API, ctl or UI: it is a
+// state in etcd, not a flag); Primary makes this node's cluster a Primary
+// Central Node, which serves the hierarchy service on its gRPC address
+// (the same listener and certificate as the sensors'). The rest is the
+// PCN's: every node of a PCN cluster should be given the same.
+type HierarchyOptions struct {
+	// Primary serves SCNs (--pcn).
+	Primary bool
+	// TokenLifetime is how long an SCN may stay offline before it must
+	// log in again with its PCN account (--hierarchy-token-lifetime).
+	TokenLifetime time.Duration
+	// Heartbeat is the SCNs' heartbeat interval; three missed heartbeats
+	// show an SCN offline (--hierarchy-heartbeat).
+	Heartbeat time.Duration
+	// CertValidity is the lifetime of an SCN's link certificate, renewed
+	// at two thirds of it (--hierarchy-cert-validity).
+	CertValidity time.Duration
+}
+
+// validate checks the hierarchy's options; zero durations take the
+// defaults.
+func (h HierarchyOptions) validate() error {
+	var errs []error
+	if h.TokenLifetime != 0 && (h.TokenLifetime < 10*time.Second || h.TokenLifetime > 365*24*time.Hour) {
+		errs = append(errs, fmt.Errorf("--hierarchy-token-lifetime: %v: want 10s to 8760h", h.TokenLifetime))
+	}
+	if h.Heartbeat != 0 && (h.Heartbeat < 100*time.Millisecond || h.Heartbeat > 5*time.Minute) {
+		errs = append(errs, fmt.Errorf("--hierarchy-heartbeat: %v: want 100ms to 5m", h.Heartbeat))
+	}
+	if h.Heartbeat != 0 && h.TokenLifetime != 0 && 3*h.Heartbeat >= h.TokenLifetime {
+		errs = append(errs, errors.New("--hierarchy-token-lifetime: must be longer than three --hierarchy-heartbeat"))
+	}
+	if h.CertValidity != 0 && (h.CertValidity < time.Minute || h.CertValidity > 365*24*time.Hour) {
+		errs = append(errs, fmt.Errorf("--hierarchy-cert-validity: %v: want 1m to 8760h", h.CertValidity))
+	}
+	return errors.Join(errs...)
 }
 
 // HTTPOptions are the REST API's and web UI's listener.
@@ -216,7 +257,7 @@ func (o *Options) Validate() error {
 	if (o.Etcd.CertFile == "") != (o.Etcd.KeyFile == "") {
 		errs = append(errs, errors.New("--etcd-cert and --etcd-key: give both or neither"))
 	}
-	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.SensorCerts.Validate(), o.validateDB(), o.validateScan())
+	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.SensorCerts.Validate(), o.validateDB(), o.validateScan(), o.Hierarchy.validate())
 	return errors.Join(errs...)
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
@@ -58,6 +59,10 @@ type Options struct {
 	// Nodes lists the central node cluster's members and DNS answers (GET
 	// /api/v1/nodes); nil answers 404.
 	Nodes func(context.Context) (*api.NodeList, error)
+	// Primary is the PCN's side of the distributed mode (nil unless
+	// --pcn); Uplink this node's place in it (nil answers 404).
+	Primary *hierarchy.Primary
+	Uplink  *hierarchy.Secondary
 }
 
 // Server is the HTTP handler of the API.
@@ -75,6 +80,8 @@ type Server struct {
 
 	joinTokens func(*ospreyv1.Token) (string, error)
 	nodes      func(context.Context) (*api.NodeList, error)
+	primary    *hierarchy.Primary
+	uplink     *hierarchy.Secondary
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -154,6 +161,14 @@ func Routes() []Route {
 		{"GET", "/api/v1/alerts", reader, (*Server).listAlerts},
 		{"GET", "/api/v1/alerts/{id}", reader, (*Server).getAlert},
 		{"GET", "/api/v1/messages", reader, (*Server).listMessages},
+		{"GET", "/api/v1/servers", admin, (*Server).listServers},
+		{"POST", "/api/v1/servers/{id}/accept", admin, (*Server).acceptServer},
+		{"POST", "/api/v1/servers/{id}/reject", admin, (*Server).rejectServer},
+		{"POST", "/api/v1/servers/{id}/disconnect", admin, (*Server).disconnectServer},
+		{"GET", "/api/v1/pcn", admin, (*Server).getHierarchy},
+		{"POST", "/api/v1/pcn/fingerprint", admin, (*Server).pcnFingerprint},
+		{"POST", "/api/v1/pcn/join", admin, (*Server).joinPCN},
+		{"POST", "/api/v1/pcn/login", admin, (*Server).loginPCN},
 	}
 }
 
@@ -170,6 +185,8 @@ func New(opts Options) *Server {
 
 		joinTokens: opts.JoinTokens,
 		nodes:      opts.Nodes,
+		primary:    opts.Primary,
+		uplink:     opts.Uplink,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osprey_http_requests_total",
 			Help: "HTTP requests served, by route and status code.",

@@ -35,6 +35,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ospreysec/osprey/central/election"
 	"github.com/ospreysec/osprey/central/siem"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -120,54 +121,13 @@ func (f *Feeder) Run(ctx context.Context) error {
 
 // term wins an election and exports until the session ends or ctx does.
 func (f *Feeder) term(ctx context.Context) error {
-	sess, err := concurrency.NewSession(f.opts.Client, concurrency.WithTTL(f.opts.SessionTTL), concurrency.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("election session: %w", err)
-	}
-	defer sess.Close()
-	el := concurrency.NewElection(sess, store.ExportLeaderPrefix())
-	if err := campaign(ctx, el, f.opts.NodeName); err != nil {
-		return fmt.Errorf("campaign: %w", err)
-	}
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-sess.Done():
-			cancel()
-		case <-tctx.Done():
-		}
-	}()
-	f.leader.Set(1)
-	defer f.leader.Set(0)
-	f.log.InfoContext(ctx, "this node exports the alerts to the SIEMs")
-	leader := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
-	f.lead(tctx, leader)
-	if ctx.Err() != nil {
-		// Stopping: hand over at once rather than after the session's TTL.
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer rcancel()
-		_ = el.Resign(rctx)
-		return nil
-	}
-	return errors.New("election session ended")
-}
-
-// campaign is el.Campaign, but returns as soon as ctx ends. Campaign
-// cleans up after a cancelled campaign with a Resign under the client's
-// own context, which has no deadline: without an etcd quorum it waits until
-// the quorum is back or the client is closed, and a node that lost its
-// quorum would not stop. That clean-up is left to finish behind it (the
-// node closes its client once its components have stopped).
-func campaign(ctx context.Context, el *concurrency.Election, val string) error {
-	done := make(chan error, 1)
-	go func() { done <- el.Campaign(ctx, val) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return election.Term(ctx, f.opts.Client, store.ExportLeaderPrefix(), f.opts.NodeName, f.opts.SessionTTL,
+		func(ctx context.Context, el *concurrency.Election, _ clientv3.LeaseID) {
+			f.leader.Set(1)
+			defer f.leader.Set(0)
+			f.log.InfoContext(ctx, "this node exports the alerts to the SIEMs")
+			f.lead(ctx, clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev()))
+		})
 }
 
 // lead applies the exports and runs a feed per exporting tenant until ctx

@@ -33,7 +33,13 @@ import (
 //	cluster/siem-cursor/<tenant>         revision, decimal plain text     SetExportCursor (the leader): the tenant's alerts up to it were exported
 //	cluster/sensor-rpc/<sensor>/<req>    ospreyv1.SensorRequest           central/sensorrpc Call, under the caller's lease (seconds)
 //	cluster/sensor-rpc-reply/<req>       ospreyv1.SensorReply             central/sensorrpc, by the node holding the sensor's stream, same lease
+//	cluster/pcn-link-leader/<lease>      node name, under that session lease  central/hierarchy on an SCN (the node that holds the link to the PCN; an election)
 //	cluster/...                          reserved: cluster coordination
+//	servers/<id>                         ospreyv1.Server                  on a PCN: CreateServer (an SCN's request), UpdateServer (accept, disconnect, token), DeleteServer (reject)
+//	server-status/<id>                   ospreyv1.ServerLink, live        on a PCN: PutServerLink, under the lease of the node holding the SCN's link
+//	server-lastseen/<id>                 ospreyv1.ServerLink, durable     on a PCN: PutServerLink, when the link ends
+//	hierarchy/primary                    ospreyv1.Primary                 on an SCN: PutPrimary (join, acceptance, token, state)
+//	hierarchy/link                       ospreyv1.PrimaryLink, live       on an SCN: PutPrimaryLink, under the lease of the node holding the link
 //
 // Values are protobuf messages in deterministic wire form, except the
 // sensor-tenant index, which holds the bare tenant id, and the plain-text
@@ -77,7 +83,18 @@ const (
 	exportCursorPrefix = rootPrefix + "cluster/siem-seq/"
 	sensorRPCPrefix    = rootPrefix + "cluster/sensor-rpc/"
 	sensorReplyPrefix  = rootPrefix + "cluster/sensor-rpc-reply/"
+
+	primaryLeaderPrefix  = rootPrefix + "cluster/pcn-link-leader/"
+	serversPrefix        = rootPrefix + "servers/"
+	serverStatusPrefix   = rootPrefix + "server-status/"
+	serverLastSeenPrefix = rootPrefix + "server-lastseen/"
+	primaryKey           = rootPrefix + "hierarchy/primary"
+	primaryLinkKey       = rootPrefix + "hierarchy/link"
 )
+
+func serverKey(id string) string         { return serversPrefix + id }
+func serverStatusKey(id string) string   { return serverStatusPrefix + id }
+func serverLastSeenKey(id string) string { return serverLastSeenPrefix + id }
 
 // SensorRequestPrefix is the prefix of the operators' requests to sensors
 // (central/sensorrpc): one key per request, under the sensor's prefix.

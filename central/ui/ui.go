@@ -33,6 +33,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
@@ -71,8 +72,12 @@ type Options struct {
 	JoinTokens func(*ospreyv1.Token) (string, error)
 	// Nodes lists the central node cluster's members and DNS answers for the
 	// cluster page; nil shows none.
-	Nodes  func(context.Context) (*api.NodeList, error)
-	Logger *slog.Logger
+	Nodes func(context.Context) (*api.NodeList, error)
+	// Primary is the PCN's side of the distributed mode (nil unless
+	// --pcn), Uplink this node's place in it; both feed the Servers page.
+	Primary *hierarchy.Primary
+	Uplink  *hierarchy.Secondary
+	Logger  *slog.Logger
 	// Now is the clock of sessions, throttling and token expiry; nil means time.Now.
 	Now func() time.Time
 }
@@ -91,6 +96,8 @@ type Server struct {
 	secure     bool
 	node       nodeInfo
 	joinTokens func(*ospreyv1.Token) (string, error)
+	primary    *hierarchy.Primary
+	uplink     *hierarchy.Secondary
 
 	sessions *sessions
 	pages    *pages
@@ -161,6 +168,11 @@ func routes() []route {
 		{"POST", "/rules/{tenant}/{id}/disable", writer, false, (*Server).disableRule},
 		{"POST", "/rules/{tenant}/{id}/delete", writer, false, (*Server).deleteRule},
 		{"GET", "/cluster", reader, false, (*Server).clusterPage},
+		{"GET", "/servers", reader, false, (*Server).serversPage},
+		{"POST", "/servers/{id}/{action}", writer, false, (*Server).serverAction},
+		{"POST", "/pcn/fingerprint", writer, false, (*Server).pcnFingerprint},
+		{"POST", "/pcn/join", writer, false, (*Server).pcnJoin},
+		{"POST", "/pcn/login", writer, false, (*Server).pcnLogin},
 		{"GET", "/users", reader, false, (*Server).usersPage},
 		{"POST", "/users", writer, false, (*Server).createUser},
 		{"GET", "/tokens", reader, false, (*Server).tokensPage},
@@ -183,6 +195,8 @@ func New(opts Options) *Server {
 		secure:     !opts.InsecureCookies,
 		node:       nodeInfo{Name: opts.NodeName, GRPCAddr: opts.GRPCAddr, Etcd: opts.Etcd, Nodes: opts.Nodes},
 		joinTokens: opts.JoinTokens,
+		primary:    opts.Primary,
+		uplink:     opts.Uplink,
 		pages:      mustParsePages(),
 	}
 	if s.log == nil {

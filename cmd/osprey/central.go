@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ospreysec/osprey/central"
+	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/mailboxlock"
 	"github.com/ospreysec/osprey/central/scan/rspamd"
 	"github.com/ospreysec/osprey/central/sensorsvc"
@@ -91,6 +92,10 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs.DurationVar(&opts.SensorCerts.Validity, "sensor-cert-validity", sensorsvc.DefaultCertValidity, "lifetime of the sensors' client certificates (1h to 8760h)")
 	fs.IntVar(&opts.SensorCerts.RenewFrom, "sensor-cert-renew-from", sensorsvc.DefaultCertRenewFrom, "sensors renew a client certificate after this percent of its lifetime, each at its own point up to --sensor-cert-renew-until (10 to 90)")
 	fs.IntVar(&opts.SensorCerts.RenewUntil, "sensor-cert-renew-until", sensorsvc.DefaultCertRenewUntil, "the end of the renewal window, in percent of a client certificate's lifetime (10 to 90)")
+	fs.BoolVar(&opts.Hierarchy.Primary, "pcn", false, "make this node (every node of its cluster) a Primary Central Node: SCNs join it on --grpc-addr (any node can become an SCN through its API, ctl or UI)")
+	fs.DurationVar(&opts.Hierarchy.TokenLifetime, "hierarchy-token-lifetime", hierarchy.DefaultTokenLifetime, "on a PCN: how long an SCN may stay offline before it must log in again with its PCN account (10s to 8760h)")
+	fs.DurationVar(&opts.Hierarchy.Heartbeat, "hierarchy-heartbeat", hierarchy.DefaultHeartbeat, "on a PCN: the SCNs' heartbeat interval; three missed ones show an SCN offline (100ms to 5m)")
+	fs.DurationVar(&opts.Hierarchy.CertValidity, "hierarchy-cert-validity", hierarchy.DefaultCertValidity, "on a PCN: lifetime of the SCNs' link certificates, renewed at two thirds (1m to 8760h)")
 	fs.StringVar(&opts.BootstrapAdminPassword, "bootstrap-admin-password", "", "password of the first admin on a new cluster (generated when empty)")
 	fs.StringVar(&logFormat, "log-format", map[bool]string{true: "text", false: "json"}[dev], "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -175,6 +180,9 @@ func printReady(w io.Writer, r central.Ready, dev bool) {
 		}
 	}
 	fmt.Fprintf(w, "  Sensors connect: %s   (osprey sensor --central %s --join-token TOKEN)\n", r.GRPCAddr, r.GRPCAddr)
+	if r.Primary {
+		fmt.Fprintf(w, "  PCN fingerprint: %s   (SCNs join at %s; compare it with the one they show)\n", r.CAHash, r.GRPCAddr)
+	}
 	if len(r.EtcdEndpoints) > 0 {
 		fmt.Fprintf(w, "  Embedded etcd:   %s\n", strings.Join(r.EtcdEndpoints, ","))
 	}

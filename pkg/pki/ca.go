@@ -130,28 +130,51 @@ func (ca *CA) SignClient(csrDER []byte, id Identity, validity time.Duration, now
 	if err := id.Validate(); err != nil {
 		return nil, fmt.Errorf("sign client certificate: %w", err)
 	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
-	if err != nil {
-		return nil, fmt.Errorf("sign client certificate: parse request: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("sign client certificate: request signature: %w", err)
-	}
-	uri, err := url.Parse(id.String())
-	if err != nil {
-		return nil, fmt.Errorf("sign client certificate: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: id.SensorID},
-		URIs:        []*url.URL{uri},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := ca.sign(tmpl, csr.PublicKey, validity, now)
+	der, err := ca.signIdentity(csrDER, id.SensorID, id.String(), validity, now)
 	if err != nil {
 		return nil, fmt.Errorf("sign client certificate: %w", err)
 	}
 	return der, nil
+}
+
+// SignServerLink issues the link certificate of the SCN serverID, as
+// [CA.SignClient] issues a sensor's: for the public key of csrDER only, with
+// the URI SAN "osprey://server/<server-id>" (see [ServerIDFromCert]) and the
+// common name server-id, for client authentication only. A sensor's
+// certificate never carries that URI, nor a link certificate a sensor's.
+func (ca *CA) SignServerLink(csrDER []byte, serverID string, validity time.Duration, now time.Time) ([]byte, error) {
+	if err := checkID("server id", serverID); err != nil {
+		return nil, fmt.Errorf("sign link certificate: %w", err)
+	}
+	der, err := ca.signIdentity(csrDER, serverID, ServerIdentity(serverID), validity, now)
+	if err != nil {
+		return nil, fmt.Errorf("sign link certificate: %w", err)
+	}
+	return der, nil
+}
+
+// signIdentity signs a client certificate for the key of csrDER (whose
+// signature it checks, and nothing else) named commonName with the one URI
+// SAN identity.
+func (ca *CA) signIdentity(csrDER []byte, commonName, identity string, validity time.Duration, now time.Time) ([]byte, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("parse request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("request signature: %w", err)
+	}
+	uri, err := url.Parse(identity)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: commonName},
+		URIs:        []*url.URL{uri},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	return ca.sign(tmpl, csr.PublicKey, validity, now)
 }
 
 // SignServer issues a serving certificate for a central node's public key,
@@ -198,6 +221,15 @@ func (ca *CA) signHost(pub crypto.PublicKey, hosts []string, usage []x509.ExtKey
 		}
 	}
 	return ca.sign(tmpl, pub, validity, now)
+}
+
+// IssuedAt is when a certificate this package signed was issued, as near as
+// the certificate tells: its NotBefore is backdated by five minutes (or
+// moved up to the CA's own NotBefore). A holder that renews at a share of
+// the lifetime measures from here, so that a short lifetime is not mostly
+// the backdating.
+func IssuedAt(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(backdate)
 }
 
 // sign fills in what every leaf shares and signs tmpl for pub.

@@ -107,3 +107,56 @@ func IdentityFromCert(cert *x509.Certificate) (Identity, error) {
 	}
 	return id, nil
 }
+
+// ErrNoServerIdentity is returned by [ServerIDFromCert] for a certificate
+// that does not carry exactly one well-formed server (SCN) identity.
+var ErrNoServerIdentity = errors.New("certificate carries no server identity")
+
+// serverIdentityPrefix starts the URI SAN of every link certificate a PCN
+// issues an SCN. It differs from a sensor's in its first path segment, and
+// both parsers demand their own prefix, so neither certificate passes for the
+// other.
+const serverIdentityPrefix = "osprey://server/"
+
+// ServerIdentity returns the URI SAN of the link certificate of the SCN id:
+// "osprey://server/<id>".
+func ServerIdentity(id string) string { return serverIdentityPrefix + id }
+
+// parseServerURI reads "osprey://server/<id>"; as with a sensor's, an id
+// cannot hold '/', '%', '?' or '#', so the URI has one spelling.
+func parseServerURI(s string) (string, error) {
+	id, ok := strings.CutPrefix(s, serverIdentityPrefix)
+	if !ok {
+		return "", fmt.Errorf("URI %q does not start with %s", s, serverIdentityPrefix)
+	}
+	if err := checkID("server id", id); err != nil {
+		return "", fmt.Errorf("URI %q: %w", s, err)
+	}
+	return id, nil
+}
+
+// ServerIDFromCert reads the server id of a link certificate that
+// [CA.SignServerLink] issued, as strictly as [IdentityFromCert] reads a
+// sensor's: exactly one URI SAN "osprey://server/<id>", the common name the
+// id, client authentication allowed, not a CA. Errors wrap
+// [ErrNoServerIdentity]. Like IdentityFromCert it does not check who signed
+// the certificate.
+func ServerIDFromCert(cert *x509.Certificate) (string, error) {
+	if cert.IsCA {
+		return "", fmt.Errorf("certificate is a CA: %w", ErrNoServerIdentity)
+	}
+	if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return "", fmt.Errorf("certificate does not allow client authentication: %w", ErrNoServerIdentity)
+	}
+	if n := len(cert.URIs); n != 1 {
+		return "", fmt.Errorf("certificate has %d URI SANs, want 1: %w", n, ErrNoServerIdentity)
+	}
+	id, err := parseServerURI(cert.URIs[0].String())
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", err, ErrNoServerIdentity)
+	}
+	if cert.Subject.CommonName != id {
+		return "", fmt.Errorf("certificate common name %q is not its server id %q: %w", cert.Subject.CommonName, id, ErrNoServerIdentity)
+	}
+	return id, nil
+}

@@ -177,3 +177,86 @@ func FuzzIdentityURI(f *testing.F) {
 		}
 	})
 }
+
+// A link certificate (an SCN's) and a sensor's are issued by the same CA; a
+// server that reads the identity of one kind must refuse the other.
+func TestServerAndSensorIdentitiesDoNotMix(t *testing.T) {
+	ca := newTestCA(t)
+	_, csr := newTestCSR(t, nil)
+	linkDER, err := ca.SignServerLink(csr, "branch-1", time.Hour, testNow)
+	if err != nil {
+		t.Fatalf("SignServerLink: %v", err)
+	}
+	sensorDER, err := ca.SignClient(csr, Identity{Tenant: "default", SensorID: "branch-1"}, time.Hour, testNow)
+	if err != nil {
+		t.Fatalf("SignClient: %v", err)
+	}
+	link, sensor := parseCert(t, linkDER), parseCert(t, sensorDER)
+
+	id, err := ServerIDFromCert(link)
+	if err != nil || id != "branch-1" {
+		t.Fatalf("ServerIDFromCert(link) = %q, %v; want branch-1", id, err)
+	}
+	if got, err := IdentityFromCert(link); !errors.Is(err, ErrNoIdentity) {
+		t.Errorf("IdentityFromCert(link) = %v, %v; want ErrNoIdentity", got, err)
+	}
+	if got, err := ServerIDFromCert(sensor); !errors.Is(err, ErrNoServerIdentity) {
+		t.Errorf("ServerIDFromCert(sensor) = %q, %v; want ErrNoServerIdentity", got, err)
+	}
+	if got := link.URIs[0].String(); got != "osprey://server/branch-1" {
+		t.Errorf("link URI = %q, want osprey://server/branch-1", got)
+	}
+}
+
+func TestServerIDFromCertRefuses(t *testing.T) {
+	ca := newTestCA(t)
+	uri := func(s string) []*url.URL {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*url.URL{u}
+	}
+	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	tests := []struct {
+		name string
+		tmpl *x509.Certificate
+	}{
+		{"no URI", &x509.Certificate{Subject: pkix.Name{CommonName: "a"}, ExtKeyUsage: client}},
+		{"server auth only", &x509.Certificate{Subject: pkix.Name{CommonName: "a"}, URIs: uri("osprey://server/a"), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}},
+		{"common name differs", &x509.Certificate{Subject: pkix.Name{CommonName: "b"}, URIs: uri("osprey://server/a"), ExtKeyUsage: client}},
+		{"bad id", &x509.Certificate{Subject: pkix.Name{CommonName: "a/b"}, URIs: uri("osprey://server/a/b"), ExtKeyUsage: client}},
+		{"sensor URI", &x509.Certificate{Subject: pkix.Name{CommonName: "a"}, URIs: uri("osprey://sensor/t/a"), ExtKeyUsage: client}},
+		{"two URIs", &x509.Certificate{Subject: pkix.Name{CommonName: "a"}, URIs: append(uri("osprey://server/a"), uri("osprey://server/b")...), ExtKeyUsage: client}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if id, err := ServerIDFromCert(issue(t, ca, tt.tmpl)); !errors.Is(err, ErrNoServerIdentity) {
+				t.Errorf("ServerIDFromCert = %q, %v; want ErrNoServerIdentity", id, err)
+			}
+		})
+	}
+}
+
+func FuzzServerURI(f *testing.F) {
+	f.Add("osprey://server/branch-1")
+	f.Add("osprey://server/")
+	f.Add("osprey://server/a/b")
+	f.Add("osprey://sensor/default/s1")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := parseServerURI(s)
+		if err != nil {
+			return
+		}
+		if _, err := parseIdentityURI(s); err == nil {
+			t.Fatalf("%q reads as a server's and a sensor's identity", s)
+		}
+		if got := ServerIdentity(id); got != s {
+			t.Fatalf("parseServerURI(%q) = %q, whose URI is %q: a second spelling of one identity", s, id, got)
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.String() != s {
+			t.Fatalf("url.Parse(%q) = %v, %v: the SAN would not read back", s, u, err)
+		}
+	})
+}
