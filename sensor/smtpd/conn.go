@@ -86,6 +86,7 @@ type conn struct {
 	ehlo      bool   // and it was EHLO
 	tlsState  *tls.ConnectionState
 	certErr   error  // why the client certificate was refused
+	user      string // the name AUTH succeeded for (since the last STARTTLS)
 	closing   bool   // the session is over: Read returns EOF, Write drops
 	quiet     bool   // drop go-smtp's next reply (to the RSET that ends a DATA)
 	wline     []byte // the start of the reply line being written
@@ -172,7 +173,7 @@ func (c *conn) readCommand() {
 
 // command decides what to do with a command line: go-smtp gets the lines
 // it handles correctly; this connection answers STARTTLS (which it
-// implements), AUTH (not offered), commands go-smtp does not know (so that
+// implements), AUTH (see auth), commands go-smtp does not know (so that
 // max_errors, not go-smtp's fixed threshold, decides when to hang up), and
 // commands out of sequence or refused by the TLS requirement (go-smtp would
 // answer some of them with the wrong code, or not at all after STARTTLS).
@@ -195,6 +196,10 @@ func (c *conn) command(line []byte) {
 		c.startTLS(arg)
 		return
 	case "AUTH":
+		if c.pol.submission != nil {
+			c.auth(arg)
+			return
+		}
 		c.refuse(reasonProtocol, 502, smtp.EnhancedCode{5, 5, 1}, "AUTH not available")
 		return
 	case "BDAT":
@@ -291,6 +296,9 @@ func (c *conn) gate(verb string) *rejection {
 		if mail {
 			return reject(reasonProtocol, 503, smtp.EnhancedCode{5, 5, 1}, "Sender already specified")
 		}
+		if c.pol.submission != nil && c.user == "" {
+			return reject(reasonAuthRequired, 530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
+		}
 	case "RCPT":
 		if !mail {
 			return reject(reasonProtocol, 503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL before RCPT")
@@ -364,9 +372,10 @@ func (c *conn) startTLS(arg string) {
 	c.tlsState = &st
 	c.tr = tc
 	c.br.Reset(tc)
-	// RFC 3207 §4.2: forget what the client said before TLS. No
-	// transaction is open (see above); the greeting must be given again.
-	c.hello, c.ehlo = false, false
+	// RFC 3207 §4.2: forget what the client said before TLS, an AUTH
+	// included. No transaction is open (see above); the greeting must be
+	// given again.
+	c.hello, c.ehlo, c.user = false, false, ""
 	c.log.Debug("TLS started", "version", tlsVersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
 }
 
@@ -654,6 +663,11 @@ func isSizeCapability(line []byte) bool {
 func (c *conn) ehloSize(sep byte) error {
 	if c.pol.tls != nil && c.tlsState == nil {
 		if err := c.send([]byte("250-STARTTLS\r\n")); err != nil {
+			return err
+		}
+	}
+	if c.authOffered() {
+		if err := c.send(authLine); err != nil {
 			return err
 		}
 	}

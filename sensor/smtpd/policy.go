@@ -72,6 +72,7 @@ type policy struct {
 	requireTLS     bool
 	clientCAs      *x509.CertPool      // nil: client certificates are not asked for
 	auth           *senderauth.Checker // nil: senders are not checked
+	submission     *submissionPolicy   // nil: not the submission listener
 }
 
 // compile checks cfg and builds the policy of role's listener; nil, with
@@ -106,6 +107,10 @@ func compile(cfg *ospreyv1.SmtpIntegration, role Role, localSubnets func() ([]ne
 			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
 		}
 	case ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND:
+		if role.Submission {
+			p.compileSubmission(g.GetSubmission())
+			break
+		}
 		// The trusted networks only, to any domain.
 		if p.clients, err = netlist.Parse(g.GetTrustedNetworks()); err != nil {
 			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
@@ -192,7 +197,7 @@ func validateConfig(cfg *ospreyv1.SmtpIntegration) error {
 		}
 	}
 	anyPort(&cfg.Listen)
-	for _, l := range []*ospreyv1.GatewayListener{cfg.GetGateway().GetInbound(), cfg.GetGateway().GetOutbound()} {
+	for _, l := range []*ospreyv1.GatewayListener{cfg.GetGateway().GetInbound(), cfg.GetGateway().GetOutbound(), cfg.GetGateway().GetSubmission().GetListener()} {
 		if l != nil {
 			anyPort(&l.Listen)
 			anyPort(&l.ListenV6)

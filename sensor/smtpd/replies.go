@@ -30,6 +30,10 @@ const (
 	reasonTimeout                             // 421 4.4.2: command, data or session time limit
 	reasonTooManyErrors                       // 421 4.7.0: max_errors reached
 	reasonRelayDenied                         // 554 5.7.1: a gateway asked to relay for a stranger
+	reasonAuthRequired                        // 530 5.7.0: MAIL without AUTH on the submission listener
+	reasonAuthFailed                          // 535 5.7.8: AUTH with bad credentials
+	reasonAuthThrottled                       // 454 4.7.0: AUTH from a client or for a name that failed too often
+	reasonAuthUnavailable                     // 454 4.7.0: the source of AUTH could not answer
 	numReasons
 )
 
@@ -53,6 +57,10 @@ var reasonNames = [numReasons]string{
 	reasonTimeout:               "timeout",
 	reasonTooManyErrors:         "too_many_errors",
 	reasonRelayDenied:           "relay_denied",
+	reasonAuthRequired:          "auth_required",
+	reasonAuthFailed:            "auth_failed",
+	reasonAuthThrottled:         "auth_throttled",
+	reasonAuthUnavailable:       "auth_unavailable",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -105,7 +113,7 @@ func slogLevel(r reason) slog.Level {
 	switch r {
 	case reasonSpoolError:
 		return slog.LevelError
-	case reasonSpoolFull, reasonSpoolUnavailable, reasonTLSInvalidClientCert, reasonSTARTTLSPipelining, reasonBareNewline:
+	case reasonSpoolFull, reasonSpoolUnavailable, reasonTLSInvalidClientCert, reasonSTARTTLSPipelining, reasonBareNewline, reasonAuthUnavailable:
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo

@@ -79,6 +79,10 @@ type Options struct {
 	// authentication; a configuration that enables it is refused without
 	// one.
 	Resolver senderauth.Resolver
+	// Authenticator checks the credentials of AUTH on the submission
+	// listener; a configuration that enables the listener is refused
+	// without one.
+	Authenticator Authenticator
 }
 
 // Server is the SMTP server of a sensor's SMTP integration. Apply hands it
@@ -202,6 +206,9 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 	}
 	if pol.auth, err = s.senderAuth(cfg); err != nil {
 		return fmt.Errorf("smtp integration: %w", err)
+	}
+	if pol.submission != nil && s.opts.Authenticator == nil {
+		return errors.New("smtp integration: gateway.submission: the sensor has no authenticator")
 	}
 	if s.tune != nil {
 		s.tune(pol)
