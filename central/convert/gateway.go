@@ -50,6 +50,7 @@ func gatewayToProto(errs *fieldErrors, in *api.SMTPGateway) *ospreyv1.SmtpGatewa
 		})
 	}
 	out.SenderAuth = senderAuthToProto(errs, in.SenderAuth)
+	out.Submission = submissionToProto(errs, in.Submission)
 	return nilIfEmpty(out)
 }
 
@@ -106,7 +107,7 @@ func nilIfEmpty[M proto.Message](m M) M {
 }
 
 // gatewayFromProto converts the gateway part of an SMTP integration for a read.
-// Nothing is nil: both listeners, the queue and sender_auth are there, lists are [], and the
+// Nothing is nil: both listeners, the queue, sender_auth and submission are there, lists are [], and the
 // listeners' private keys become key_set.
 func gatewayFromProto(g *ospreyv1.SmtpGateway) *api.SMTPGateway {
 	q := g.GetQueue()
@@ -130,6 +131,7 @@ func gatewayFromProto(g *ospreyv1.SmtpGateway) *api.SMTPGateway {
 		},
 		Quarantine: &api.QuarantineSettings{MaxMessages: g.GetQuarantine().GetMaxMessages()},
 		SenderAuth: senderAuthFromProto(g.GetSenderAuth()),
+		Submission: submissionFromProto(g.GetSubmission()),
 	}
 	if m := g.GetQuarantine().GetMaxSize(); m != nil {
 		out.Quarantine.MaxSize = sizeLimitFromProto(m)
