@@ -261,6 +261,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"SubmissionSettings", SubmissionSettings{}, true},
 		{"LDAPAuth", LDAPAuth{}, true},
 		{"SMTPForwardAuth", SMTPForwardAuth{}, true},
+		{"RecipientVerification", RecipientVerification{}, true},
+		{"RateLimits", RateLimits{}, true},
 		{"SMTPApplyResult", SMTPApplyResult{}, false},
 		{"SensorApplyResult", SensorApplyResult{}, false},
 		{"POP3Integration", POP3Integration{}, true},

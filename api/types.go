@@ -381,6 +381,42 @@ type SMTPGateway struct {
 	SenderAuth *SenderAuthSettings `json:"sender_auth,omitempty"`
 	// Submission is the SMTP AUTH listener of the outbound modes. Reads always return it.
 	Submission *SubmissionSettings `json:"submission,omitempty"`
+	// RecipientVerification asks a local domain's next hop whether a recipient exists
+	// before the inbound listeners take it; zeros mean the defaults.
+	RecipientVerification *RecipientVerification `json:"recipient_verification,omitempty"`
+	// RateLimits bound what one client may do on the inbound listeners; zero means no limit.
+	RateLimits *RateLimits `json:"rate_limits,omitempty"`
+}
+
+// RecipientVerification configures a gateway's recipient verification (docs/configuration.md,
+// "Recipient verification"): a callout to the next hop with the null sender, its results
+// cached. Zero means the default.
+type RecipientVerification struct {
+	Enabled bool `json:"enabled"`
+	// PositiveTTLSeconds: a recipient found is good this long (0: 31 days), and probed
+	// again in the background once its result is PositiveRefreshSeconds old (0: 7 days).
+	PositiveTTLSeconds     uint32 `json:"positive_ttl_seconds"`
+	PositiveRefreshSeconds uint32 `json:"positive_refresh_seconds"`
+	// NegativeTTLSeconds: a recipient refused stays refused this long (0: 3 days).
+	NegativeTTLSeconds uint32 `json:"negative_ttl_seconds"`
+	// ProbeTimeoutSeconds bounds one probe (0: 30).
+	ProbeTimeoutSeconds uint32 `json:"probe_timeout_seconds"`
+	// MaxProbesPerHost bounds the probes at once to one next hop (0: 4).
+	MaxProbesPerHost uint32 `json:"max_probes_per_host"`
+}
+
+// RateLimits bound what one client address (an IPv6 client per /64) may do on a gateway's
+// inbound listeners, per minute; zero means no limit. The trusted networks are not limited.
+type RateLimits struct {
+	ConnectionsPerMinute uint32 `json:"connections_per_minute"`
+	MessagesPerMinute    uint32 `json:"messages_per_minute"`
+	RecipientsPerMinute  uint32 `json:"recipients_per_minute"`
+	// HarvestUnknownRecipients unknown recipients (refused by recipient verification)
+	// within HarvestWindowSeconds (0: 300) defer the client for HarvestBlockSeconds
+	// (0: 900); zero turns the harvest guard off.
+	HarvestUnknownRecipients uint32 `json:"harvest_unknown_recipients"`
+	HarvestWindowSeconds     uint32 `json:"harvest_window_seconds"`
+	HarvestBlockSeconds      uint32 `json:"harvest_block_seconds"`
 }
 
 // SubmissionSettings configure a gateway's submission listener (docs/configuration.md,
@@ -1017,6 +1053,10 @@ type SpamResult struct {
 	// Symbols are the engine's rules that fired, those of the largest scores (either sign)
 	// first, at most 50.
 	Symbols []SpamSymbol `json:"symbols"`
+	// NotChecked, when set, says why the engine gave no score (the fields above are then
+	// empty): "error" (it failed or did not answer in time), "too_large" (over the size
+	// the engine is sent), "paused" (left out for a while after errors in a row).
+	NotChecked string `json:"not_checked,omitempty"`
 }
 
 // SpamSymbol is one rule of the spam engine that fired, with its weight.

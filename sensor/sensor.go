@@ -233,6 +233,13 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer gw.Close()
+	// Recipient verification keeps its cache on disk; it closes after the
+	// listeners, which ask it until they stop.
+	acc, err := openAccess(ctx, opts.DataDir, opts.Hostname, dns.delivery, log.With("component", "rcptverify"), reg)
+	if err != nil {
+		return err
+	}
+	defer acc.Close()
 	refused := refusals.New()
 	// The submission listener's credentials are checked against its
 	// directory or SMTP server, behind one throttle and one cache for
@@ -248,6 +255,8 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:        log.With("component", "smtp"),
 		Registerer:    reg,
 		Resolver:      dns.senderAuth,
+		Verifier:      acc.verifier,
+		Limiter:       acc.limiter,
 		Authenticator: auth,
 	})
 	poller, err := pop3poll.New(pop3poll.Options{
@@ -270,7 +279,14 @@ func Run(ctx context.Context, opts Options) error {
 			if err := auth.Check(sub); err != nil {
 				return err
 			}
+			vc, lc, err := acc.compile(cfg.GetSmtp())
+			if err != nil {
+				return err
+			}
 			if err := smtp.Apply(ctx, cfg.GetSmtp()); err != nil {
+				return err
+			}
+			if err := acc.apply(vc, lc); err != nil {
 				return err
 			}
 			if err := auth.Apply(sub); err != nil {
@@ -280,7 +296,7 @@ func Run(ctx context.Context, opts Options) error {
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, dns: dns, auth: auth, now: time.Now}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, dns: dns, access: acc, auth: auth, now: time.Now}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
@@ -314,6 +330,7 @@ func Run(ctx context.Context, opts Options) error {
 	g.Go(func() error { return poller.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return auth.Run(gctx) })
+	g.Go(func() error { return acc.Run(gctx) })
 	if opts.MetricsAddr != "" && own != nil {
 		g.Go(func() error { return serveMetrics(gctx, opts.MetricsAddr, own, sp.Check) })
 	}
@@ -333,6 +350,7 @@ type status struct {
 	deliveries *deliveries.Log
 	dns        resolvers
 	auth       *smtpauth.Authenticator
+	access     *access
 	now        func() time.Time
 
 	// mu guards spoolErrSince: since when the spool has been failing.
@@ -427,6 +445,7 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 		}
 		out.Smtp.Target = strings.Join(targets, ", ")
 	}
+	s.access.status(out)
 
 	// Healthy says whether the sensor can take mail safely (the cluster's DNS
 	// leaves out an unhealthy SMTP sensor): a failing POP3 mailbox reports its

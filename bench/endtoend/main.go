@@ -41,15 +41,14 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ospreysec/osprey/internal/benchproc"
 )
 
 // defaultBaseline is the last commit whose central kept message records and
@@ -123,8 +122,8 @@ func main() {
 		for _, r := range t.rates {
 			each = append(each, fmt.Sprintf("%.0f", r))
 		}
-		fmt.Printf("| %s | %.0f | %s | %d KB | %d KB | %d KB | %d MB |\n", t.name, median(t.rates), strings.Join(each, ", "),
-			medianInt(t.etcdBefore)>>10, medianInt(t.etcd)>>10, medianInt(t.sql)>>10, medianInt(t.rss)>>10)
+		fmt.Printf("| %s | %.0f | %s | %d KB | %d KB | %d KB | %d MB |\n", t.name, benchproc.Median(t.rates), strings.Join(each, ", "),
+			benchproc.Median(t.etcdBefore)>>10, benchproc.Median(t.etcd)>>10, benchproc.Median(t.sql)>>10, benchproc.Median(t.rss)>>10)
 	}
 	if *nodes > 0 {
 		fmt.Printf("\n%d nodes sharing one PostgreSQL: etcd db is the largest member's, SQL store the database's pg_database_size, peak RSS the largest node's.\n", *nodes)
@@ -134,7 +133,7 @@ func main() {
 		for i := range targets[0].rates {
 			ratios = append(ratios, targets[0].rates[i]/targets[1].rates[i])
 		}
-		fmt.Printf("\nthis tree ÷ baseline, round by round: %s; median %.2f\n", fmtFloats(ratios), median(ratios))
+		fmt.Printf("\nthis tree ÷ baseline, round by round: %s; median %.2f\n", fmtFloats(ratios), benchproc.Median(ratios))
 	}
 }
 
@@ -185,57 +184,19 @@ func fetchProfile(url, file string) error {
 	return f.Close()
 }
 
-func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitListen(addr string) {
-	for range 300 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log.Fatalf("nothing listens on %s", addr)
-}
-
-// peakRSS is the process's peak resident set, in KB.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianInt(v []int64) int64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 func fmtFloats(v []float64) string {
 	var s []string
 	for _, f := range v {
 		s = append(s, fmt.Sprintf("%.2f", f))
 	}
 	return strings.Join(s, ", ")
+}
+
+// mustFreePort is a loopback address with a port free now.
+func mustFreePort() string {
+	addr, err := benchproc.FreePort()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return addr
 }

@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/internal/benchproc"
 	"github.com/ospreysec/osprey/internal/nodeproc"
 	"github.com/ospreysec/osprey/internal/promtext"
 )
@@ -58,9 +59,9 @@ func startDev(work, bin string, profile bool) *deployment {
 		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0",
 		"--bootstrap-admin-password", nodeproc.AdminPassword, "--log-level", "warn"}}
-	d := &deployment{nodes: []*nodeproc.Node{n}, smtp: []string{freePort()}, dataDir: dataDir}
+	d := &deployment{nodes: []*nodeproc.Node{n}, smtp: []string{mustFreePort()}, dataDir: dataDir}
 	if profile {
-		d.pprof = freePort()
+		d.pprof = mustFreePort()
 		n.Args = append(n.Args, "--pprof-addr", d.pprof)
 	}
 	d.stop = func() {
@@ -80,7 +81,7 @@ func startDev(work, bin string, profile bool) *deployment {
 func startCluster(ctx context.Context, bin string, nodes int, profile bool) *deployment {
 	d := &deployment{}
 	if profile {
-		d.pprof = freePort() // on 127.0.0.1, n1's address
+		d.pprof = mustFreePort() // on 127.0.0.1, n1's address
 	}
 	c, err := nodeproc.Start(ctx, nodeproc.Options{Bin: bin, Nodes: nodes, Args: func(n *nodeproc.Node) []string {
 		if n.Name == "n1" && d.pprof != "" {
@@ -140,7 +141,9 @@ func (d *deployment) enableSMTP(ctx context.Context) string {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		waitListen(d.smtp[i])
+		if err := benchproc.WaitListen(d.smtp[i]); err != nil {
+			log.Fatal(err)
+		}
 	}
 	return tok.Secret
 }
@@ -182,7 +185,7 @@ func runRound(work, bin string, nodes int, l load, profile string) result {
 	res.rate = float64(res.sent) / res.elapsed.Seconds()
 	var rssSum int64
 	for _, n := range d.nodes {
-		rss := peakRSS(n.Pid())
+		rss := benchproc.PeakRSS(n.Pid())
 		res.rssKB = max(res.rssKB, rss)
 		rssSum += rss
 	}

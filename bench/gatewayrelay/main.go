@@ -220,7 +220,7 @@ func main() {
 		fmt.Printf("| %s | %d | %.0f | %.0f | %.2f | %s / %s | %s / %s | %s / %s | %.2f / %.2f | %.0f / %.0f |\n",
 			sizeName(r.size), *messages, orate, prate, orate/prate,
 			ms(medianOf(ob, func(x result) float64 { return x.p50 })), ms(medianOf(ob, func(x result) float64 { return x.p99 })),
-			ms(median(r.hist50["osprey"])), ms(median(r.hist99["osprey"])),
+			ms(benchproc.Median(r.hist50["osprey"])), ms(benchproc.Median(r.hist99["osprey"])),
 			ms(medianOf(pb, func(x result) float64 { return x.p50 })), ms(medianOf(pb, func(x result) float64 { return x.p99 })),
 			1000*medianOf(ob, func(x result) float64 { return x.cpuPerMsg }), 1000*medianOf(pb, func(x result) float64 { return x.cpuPerMsg }),
 			medianOf(ob, func(x result) float64 { return x.diskPerMsg })/1024, medianOf(pb, func(x result) float64 { return x.diskPerMsg })/1024)
@@ -739,21 +739,12 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[max(i, 0)]
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 func medianOf(rs []result, f func(result) float64) float64 {
 	v := make([]float64, len(rs))
 	for i, r := range rs {
 		v[i] = f(r)
 	}
-	return median(v)
+	return benchproc.Median(v)
 }
 
 // ms formats seconds as milliseconds, or seconds from 1 s on.

@@ -104,7 +104,7 @@ func main() {
 		p50s, p99s = append(p50s, seq[i]), append(p99s, seq[i+1])
 	}
 	fmt.Printf("median: release to delivered p50 %.1f ms, p99 %.1f ms (%d releases a round, one at a time); a burst of %d releases from %d clients delivered at %.1f msg/s\n",
-		median(p50s), median(p99s), *messages/2, *messages-*messages/2, *concurrency, median(burst))
+		benchproc.Median(p50s), benchproc.Median(p99s), *messages/2, *messages-*messages/2, *concurrency, benchproc.Median(burst))
 }
 
 // configure makes the dev node's sensor an inbound gateway for example.com
@@ -260,13 +260,4 @@ func fatalf(format string, args ...any) {
 
 func quantile(sorted []float64, q float64) float64 {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

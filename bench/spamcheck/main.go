@@ -42,6 +42,7 @@ import (
 	"github.com/ospreysec/osprey/central/scan"
 	"github.com/ospreysec/osprey/central/scan/rspamd"
 	"github.com/ospreysec/osprey/central/scan/scantest"
+	"github.com/ospreysec/osprey/internal/benchproc"
 	"github.com/ospreysec/osprey/internal/rspamdtest"
 )
 
@@ -94,7 +95,7 @@ func main() {
 				}
 				p50s, p99s, rates = append(p50s, r.p50), append(p99s, r.p99), append(rates, r.rate)
 			}
-			fmt.Printf("| %d KB | %d | %.0f | %s | %s | %s |\n", kb, conc, median(rates), ms(median(p50s)), ms(median(p99s)), ms(scanP50))
+			fmt.Printf("| %d KB | %d | %.0f | %s | %s | %s |\n", kb, conc, benchproc.Median(rates), ms(benchproc.Median(p50s)), ms(benchproc.Median(p99s)), ms(scanP50))
 		}
 	}
 	log.Printf("load average after: %s", loadavg())
@@ -209,12 +210,6 @@ func percentile(sorted []float64, p float64) float64 {
 		return 0
 	}
 	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return percentile(s, 0.5)
 }
 
 func ms(sec float64) string { return fmt.Sprintf("%.2f ms", sec*1000) }

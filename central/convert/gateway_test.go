@@ -23,6 +23,8 @@ func emptyGateway() *api.SMTPGateway {
 		SenderAuth: &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs},
 		Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptAll,
 			LDAP: &api.LDAPAuth{}, SMTPForward: &api.SMTPForwardAuth{}},
+
+		RecipientVerification: &api.RecipientVerification{}, RateLimits: &api.RateLimits{},
 	}
 }
 
@@ -129,6 +131,10 @@ func TestSMTPGateway(t *testing.T) {
 				DMARCPermError: api.AuthErrorNone, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
 			Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptAll,
 				LDAP: &api.LDAPAuth{}, SMTPForward: &api.SMTPForwardAuth{}},
+			RecipientVerification: &api.RecipientVerification{Enabled: true, PositiveTTLSeconds: 86400, PositiveRefreshSeconds: 3600,
+				NegativeTTLSeconds: 600, ProbeTimeoutSeconds: 10, MaxProbesPerHost: 2},
+			RateLimits: &api.RateLimits{ConnectionsPerMinute: 60, MessagesPerMinute: 30, RecipientsPerMinute: 300,
+				HarvestUnknownRecipients: 20, HarvestWindowSeconds: 120, HarvestBlockSeconds: 3600},
 		},
 	}
 	got, err := SMTPToProto(in)
@@ -157,6 +163,10 @@ func TestSMTPGateway(t *testing.T) {
 			Queue:              &ospreyv1.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 			SenderAuth: &ospreyv1.SenderAuthSettings{Enabled: true, AuthservId: "gw.example.com", DmarcTemperror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_FAIL,
 				DmarcPermerror: ospreyv1.AuthErrorTreatment_AUTH_ERROR_TREATMENT_NONE, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
+			RecipientVerification: &ospreyv1.RecipientVerification{Enabled: true, PositiveTtlSeconds: 86400, PositiveRefreshSeconds: 3600,
+				NegativeTtlSeconds: 600, ProbeTimeoutSeconds: 10, MaxProbesPerHost: 2},
+			RateLimits: &ospreyv1.RateLimits{ConnectionsPerMinute: 60, MessagesPerMinute: 30, RecipientsPerMinute: 300,
+				HarvestUnknownRecipients: 20, HarvestWindowSeconds: 120, HarvestBlockSeconds: 3600},
 		},
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {

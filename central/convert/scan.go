@@ -165,7 +165,7 @@ func spamFromProto(s *ospreyv1.SpamResult) *api.SpamResult {
 		return nil
 	}
 	out := &api.SpamResult{Score: s.GetScore(), RequiredScore: s.GetRequiredScore(), Action: s.GetAction(),
-		Symbols: make([]api.SpamSymbol, len(s.GetSymbols()))}
+		NotChecked: s.GetNotChecked(), Symbols: make([]api.SpamSymbol, len(s.GetSymbols()))}
 	for i, sym := range s.GetSymbols() {
 		out.Symbols[i] = api.SpamSymbol{Name: sym.GetName(), Score: sym.GetScore()}
 	}

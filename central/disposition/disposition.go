@@ -86,7 +86,7 @@ func Decide(in Input) *ospreyv1.Disposition {
 			propose(p.GetDmarcQuarantine(), p.GetSubjectTag(), "DMARC fail for %s, policy quarantine", a.GetFromDomain())
 		}
 	}
-	if s := in.Spam; s != nil {
+	if s := in.Spam; s != nil && s.GetNotChecked() == "" {
 		switch score := s.GetScore(); {
 		case score >= p.GetSpamQuarantineScore():
 			propose(ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE, "", "spam score %.2f at or above %g", score, p.GetSpamQuarantineScore())

@@ -144,23 +144,23 @@ type spamCall struct {
 	res    *ospreyv1.SpamResult
 }
 
-// start starts the check of one message, or returns nil when there is none
-// to make: no spam check configured, a message too large, or the checks
-// paused.
+// start starts the check of one message; nil when there is no spam check
+// configured. A message too large, or one that comes while the checks are
+// paused, gets a call that is done at once and says why.
 func (s *Spam) start(ctx context.Context, rec *ospreyv1.MessageRecord, body sensorsvc.Body) *spamCall {
 	if s == nil {
 		return nil
 	}
 	if body.Size() > s.client.MaxSize() {
 		s.checks.WithLabelValues(spamTooLarge).Inc()
-		return nil
+		return notChecked(notCheckedTooLarge)
 	}
 	s.mu.Lock()
 	paused := s.now().Before(s.pausedUntil)
 	s.mu.Unlock()
 	if paused {
 		s.checks.WithLabelValues(spamSkipped).Inc()
-		return nil
+		return notChecked(notCheckedPaused)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := &spamCall{cancel: cancel, done: make(chan struct{})}
@@ -171,7 +171,23 @@ func (s *Spam) start(ctx context.Context, rec *ospreyv1.MessageRecord, body sens
 	return c
 }
 
-// wait returns the check's result, nil when it failed or there was none.
+// Why a message has no spam score: SpamResult.not_checked.
+const (
+	notCheckedError    = "error"
+	notCheckedTooLarge = "too_large"
+	notCheckedPaused   = "paused"
+)
+
+// notChecked returns a call that is done, with a result saying why the
+// message was not checked.
+func notChecked(why string) *spamCall {
+	c := &spamCall{cancel: func() {}, done: make(chan struct{}), res: &ospreyv1.SpamResult{NotChecked: why}}
+	close(c.done)
+	return c
+}
+
+// wait returns the check's result: nil when there was no check or the
+// upload ended first, a result with not_checked when the check failed.
 func (c *spamCall) wait() *ospreyv1.SpamResult {
 	if c == nil {
 		return nil
@@ -209,15 +225,17 @@ func (s *Spam) check(ctx context.Context, rec *ospreyv1.MessageRecord, body sens
 		return res
 	case errors.Is(err, rspamd.ErrTooLarge):
 		s.checks.WithLabelValues(spamTooLarge).Inc()
+		return &ospreyv1.SpamResult{NotChecked: notCheckedTooLarge}
 	case ctx.Err() != nil:
 		// The upload ended (the sensor went away, the node stops): not
-		// rspamd's failure.
+		// rspamd's failure, and nothing is recorded.
 		s.checks.WithLabelValues(spamCancelled).Inc()
+		return nil
 	default:
 		s.checks.WithLabelValues(spamError).Inc()
 		s.failed(err)
+		return &ospreyv1.SpamResult{NotChecked: notCheckedError}
 	}
-	return nil
 }
 
 func (s *Spam) succeeded() {

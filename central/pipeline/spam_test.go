@@ -141,8 +141,8 @@ osprey_spam_checks_total{result="too_large"} 0
 		if err != nil {
 			t.Fatal(err)
 		}
-		if out.Spam != nil || out.Verdict != scan.VerdictClean || checks(t, spam, spamTooLarge) != 1 {
-			t.Errorf("spam %v, verdict %q, %d too large; want none, clean, 1", out.Spam, out.Verdict, checks(t, spam, spamTooLarge))
+		if out.Spam.GetNotChecked() != notCheckedTooLarge || out.Verdict != scan.VerdictClean || checks(t, spam, spamTooLarge) != 1 {
+			t.Errorf("spam %v, verdict %q, %d too large; want not checked (too large), clean, 1", out.Spam, out.Verdict, checks(t, spam, spamTooLarge))
 		}
 	})
 }
@@ -171,8 +171,8 @@ func TestPipelineWithoutRspamd(t *testing.T) {
 
 	resume := srv.Stall(t)
 	res, took := scanOnce(t)
-	if res != nil || took > timeout+2*time.Second {
-		t.Errorf("hung rspamd: spam result %v after %v; want none after about %v", res, took, timeout)
+	if res.GetNotChecked() != notCheckedError || res.GetScore() != 0 || took > timeout+2*time.Second {
+		t.Errorf("hung rspamd: spam result %v after %v; want not checked (error) after about %v", res, took, timeout)
 	}
 	if checks(t, spam, spamError) != 1 {
 		t.Errorf("checks failed: got %d, want 1", checks(t, spam, spamError))
@@ -185,8 +185,8 @@ func TestPipelineWithoutRspamd(t *testing.T) {
 	if err := spam.Health(t.Context()); err == nil || !strings.Contains(err.Error(), "1 spam checks in a row failed") {
 		t.Errorf("Health after a failed check: got %v, want the failure", err)
 	}
-	if res, _ := scanOnce(t); res == nil {
-		t.Fatal("no spam result once rspamd goes on")
+	if res, _ := scanOnce(t); res == nil || res.GetNotChecked() != "" {
+		t.Fatalf("spam result %v once rspamd goes on, want a score", res)
 	}
 	if err := spam.Health(t.Context()); err != nil {
 		t.Errorf("Health once a check succeeded: %v", err)
@@ -196,15 +196,17 @@ func TestPipelineWithoutRspamd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range spamPauseAfter {
-		if res, _ := scanOnce(t); res != nil {
-			t.Fatalf("stopped rspamd, message %d: got spam result %v", i, res)
+		if res, _ := scanOnce(t); res.GetNotChecked() != notCheckedError {
+			t.Fatalf("stopped rspamd, message %d: got spam result %v, want not checked (error)", i, res)
 		}
 	}
 	if got := checks(t, spam, spamError); got != 1+spamPauseAfter {
 		t.Errorf("checks failed: got %d, want %d", got, 1+spamPauseAfter)
 	}
 	// Paused: the next message is not sent.
-	scanOnce(t)
+	if res, _ := scanOnce(t); res.GetNotChecked() != notCheckedPaused {
+		t.Errorf("during the pause: spam result %v, want not checked (paused)", res)
+	}
 	if got, errs := checks(t, spam, spamSkipped), checks(t, spam, spamError); got != 1 || errs != 1+spamPauseAfter {
 		t.Errorf("during the pause: %d skipped and %d failed, want 1 and %d", got, errs, 1+spamPauseAfter)
 	}

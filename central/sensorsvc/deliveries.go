@@ -17,12 +17,12 @@ const deliveryTimeout = 10 * time.Second
 
 // recordDeliveries adds a gateway sensor's report of delivery attempts to
 // the message audit log, as recordRefusals does refusals: a report that
-// cannot be written is dropped and logged (the sensor does not send it
+// cannot be written is logged and its error returned (the sensor sends it
 // again), and the stream goes on. Past the store's bound, the rest of a
 // report is left out.
-func (s *Service) recordDeliveries(ctx context.Context, id pki.Identity, as []*ospreyv1.DeliveryAttempt) {
+func (s *Service) recordDeliveries(ctx context.Context, id pki.Identity, as []*ospreyv1.DeliveryAttempt) error {
 	if s.messages == nil || len(as) == 0 {
-		return
+		return nil
 	}
 	out := make([]sqlstore.Delivery, 0, len(as))
 	rows := 0
@@ -57,20 +57,23 @@ func (s *Service) recordDeliveries(ctx context.Context, id pki.Identity, as []*o
 	defer cancel()
 	if err := s.messages.RecordDeliveries(wctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, out); err != nil {
 		s.log.Warn("delivery report not recorded", "sensor", id.SensorID, "attempts", len(out), "err", err)
+		return err
 	}
+	return nil
 }
 
 // recordQuarantineEvents applies a gateway sensor's report of what
 // happened in its quarantine (evictions) to the central's list, as
-// recordDeliveries does: a report that cannot be written is dropped and
-// logged, and the stream goes on.
-func (s *Service) recordQuarantineEvents(ctx context.Context, id pki.Identity, es []*ospreyv1.QuarantineEvent) {
+// recordDeliveries does.
+func (s *Service) recordQuarantineEvents(ctx context.Context, id pki.Identity, es []*ospreyv1.QuarantineEvent) error {
 	if s.messages == nil || len(es) == 0 {
-		return
+		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
 	if err := s.messages.RecordQuarantineEvents(wctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, es); err != nil {
 		s.log.Warn("quarantine report not recorded", "sensor", id.SensorID, "events", len(es), "err", err)
+		return err
 	}
+	return nil
 }

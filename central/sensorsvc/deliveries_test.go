@@ -70,3 +70,37 @@ func TestDeliveryReportsReachTheAuditLog(t *testing.T) {
 		t.Errorf("audit log: %+v, want the one attempt of %s in acme", page.Events, id)
 	}
 }
+
+// TestReportsAreAnswered: a sensor that asks for answers to its reports is
+// told first that it gets them, and gets one for each numbered report once
+// it is recorded.
+func TestReportsAreAnswered(t *testing.T) {
+	c := newCluster(t, 0)
+	ctx := t.Context()
+	id, cert := c.approvedSensor(t)
+	s := connectWith(t, c.dial(t, cert.tls()), &ospreyv1.Hello{SoftwareVersion: "test", WantsReportAcks: true})
+	if f := s.next(t).GetFeatures(); !f.GetReportAcks() {
+		t.Fatalf("first message's features: %v, want report_acks", f)
+	}
+	s.send(t, &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Seq: 7, Refusals: []*ospreyv1.Refusal{{
+		Minute: timestamppb.New(time.Now().Truncate(time.Minute)), ClientIp: "192.0.2.9", Reason: "relay_denied", Count: 3,
+		FirstAt: timestamppb.Now(), LastAt: timestamppb.Now(),
+	}}}}})
+	for {
+		m := s.next(t)
+		if m.GetConfig() != nil {
+			continue
+		}
+		if ack := m.GetReportAck(); ack.GetSeq() != 7 || ack.GetError() != "" {
+			t.Fatalf("answer: %v, want report 7 recorded", m)
+		}
+		break
+	}
+	page, err := c.db.ListAudit(ctx, store.TenantScope("acme"), sqlstore.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].SensorID != id {
+		t.Errorf("audit log when the answer came: %+v, want the refusal", page.Events)
+	}
+}

@@ -226,6 +226,12 @@ type stream struct {
 
 func connect(t *testing.T, client ospreyv1.SensorServiceClient, applied int64) *stream {
 	t.Helper()
+	return connectWith(t, client, &ospreyv1.Hello{SoftwareVersion: "test", AppliedRevision: applied})
+}
+
+// connectWith opens a stream that says hello.
+func connectWith(t *testing.T, client ospreyv1.SensorServiceClient, hello *ospreyv1.Hello) *stream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := client.Connect(ctx)
 	if err != nil {
@@ -235,7 +241,7 @@ func connect(t *testing.T, client ospreyv1.SensorServiceClient, applied int64) *
 	// A server that ends the stream at once (a revoked sensor) may do so
 	// before this Send: it then returns io.EOF, and the status is what
 	// Recv returns, which the goroutine below hands to ended.
-	if err := s.Send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Hello{Hello: &ospreyv1.Hello{SoftwareVersion: "test", AppliedRevision: applied}}}); err != nil && !errors.Is(err, io.EOF) {
+	if err := s.Send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Hello{Hello: hello}}); err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

@@ -287,7 +287,7 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	}
 	recvErr, pushErr := make(chan error, 1), make(chan error, 1)
 	go func() { recvErr <- s.receive(pctx, stream, id, leaf, sess, replies) }()
-	go func() { pushErr <- s.push(pctx, stream, id, hello.GetWantsCertificatePolicy(), replies, requests) }()
+	go func() { pushErr <- s.push(pctx, stream, id, hello, replies, requests) }()
 	select {
 	case err = <-pushErr:
 	case err = <-recvErr:
@@ -388,11 +388,20 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 				}
 			}
 		case *ospreyv1.ConnectRequest_Refusals:
-			s.recordRefusals(ctx, id, m.Refusals.GetRefusals())
+			err := s.recordRefusals(ctx, id, m.Refusals.GetRefusals())
+			if err := ackReport(ctx, replies, m.Refusals.GetSeq(), err); err != nil {
+				return err
+			}
 		case *ospreyv1.ConnectRequest_Deliveries:
-			s.recordDeliveries(ctx, id, m.Deliveries.GetAttempts())
+			err := s.recordDeliveries(ctx, id, m.Deliveries.GetAttempts())
+			if err := ackReport(ctx, replies, m.Deliveries.GetSeq(), err); err != nil {
+				return err
+			}
 		case *ospreyv1.ConnectRequest_Quarantine:
-			s.recordQuarantineEvents(ctx, id, m.Quarantine.GetEvents())
+			err := s.recordQuarantineEvents(ctx, id, m.Quarantine.GetEvents())
+			if err := ackReport(ctx, replies, m.Quarantine.GetSeq(), err); err != nil {
+				return err
+			}
 		case *ospreyv1.ConnectRequest_Reply:
 			if s.requests != nil {
 				s.requests.Reply(ctx, m.Reply)
@@ -424,8 +433,13 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 // its configuration, then every change, the replies the receive loop
 // hands over, and the operators' requests; it is the only caller of
 // stream.Send.
-func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, policy bool, replies <-chan *ospreyv1.ConnectResponse, requests <-chan *ospreyv1.SensorRequest) error {
-	if policy {
+func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, hello *ospreyv1.Hello, replies <-chan *ospreyv1.ConnectResponse, requests <-chan *ospreyv1.SensorRequest) error {
+	if hello.GetWantsReportAcks() {
+		if err := stream.Send(&ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Features{Features: &ospreyv1.StreamFeatures{ReportAcks: true}}}); err != nil {
+			return err
+		}
+	}
+	if hello.GetWantsCertificatePolicy() {
 		if err := stream.Send(s.certificatePolicy()); err != nil {
 			return err
 		}
@@ -551,16 +565,41 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// ackReport answers the report numbered seq (none for 0: a sensor that
+// does not wait for answers) with whether recording it failed for a while
+// (the store unavailable or too slow): the sensor sends such a report
+// again later, and one whose answer it never got on its next stream. A
+// report the store refused for what it holds would be refused again, so it
+// is answered as done (and was logged). A report can be recorded twice
+// when a stream ends between the write and its answer: delivery attempts
+// and quarantine events are recorded idempotently, a refusal's count is
+// added again.
+func ackReport(ctx context.Context, replies chan<- *ospreyv1.ConnectResponse, seq uint64, recordErr error) error {
+	if seq == 0 {
+		return nil
+	}
+	ack := &ospreyv1.ReportAck{Seq: seq}
+	if errors.Is(recordErr, sqlstore.ErrUnavailable) || errors.Is(recordErr, context.DeadlineExceeded) {
+		ack.Error = truncate(recordErr.Error(), 1024)
+	}
+	select {
+	case replies <- &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_ReportAck{ReportAck: ack}}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // refusalTimeout bounds the write of one refusal report: the receive loop
 // waits for it.
 const refusalTimeout = 10 * time.Second
 
 // recordRefusals adds a sensor's refusal report to the message audit log.
-// A report that cannot be written is dropped and logged: the sensor does
-// not send it again, and the stream goes on.
-func (s *Service) recordRefusals(ctx context.Context, id pki.Identity, rs []*ospreyv1.Refusal) {
+// A report that cannot be written is logged, and its error returned for
+// the sensor to send it again; the stream goes on.
+func (s *Service) recordRefusals(ctx context.Context, id pki.Identity, rs []*ospreyv1.Refusal) error {
 	if s.messages == nil || len(rs) == 0 {
-		return
+		return nil
 	}
 	if len(rs) > sqlstore.MaxRefusalsPerReport {
 		rs = rs[:sqlstore.MaxRefusalsPerReport]
@@ -577,5 +616,7 @@ func (s *Service) recordRefusals(ctx context.Context, id pki.Identity, rs []*osp
 	defer cancel()
 	if err := s.messages.RecordRefusals(wctx, store.TenantScope(id.Tenant), id.Tenant, id.SensorID, out); err != nil {
 		s.log.Warn("refusal report not recorded", "sensor", id.SensorID, "refusals", len(out), "err", err)
+		return err
 	}
+	return nil
 }

@@ -50,6 +50,12 @@ var auditReasons = []choice{
 	{"spool_error", "the spool failed"},
 	{"timeout", "time limit reached"},
 	{"too_many_errors", "too many errors"},
+	{"rate_limit_connections", "too many connections per minute from the client"},
+	{"rate_limit_messages", "too many messages per minute from the client"},
+	{"rate_limit_recipients", "too many recipients per minute from the client"},
+	{"harvest_guard", "client deferred for naming too many unknown recipients"},
+	{"recipient_unknown", "recipient unknown to the domain's mail server"},
+	{"recipient_verify_tempfail", "recipient not verified: the domain's mail server could not be asked"},
 }
 
 // auditVerdicts are the verdicts a scan gives (package scan's Verdict

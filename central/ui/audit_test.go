@@ -444,6 +444,9 @@ func TestAuditMessageDetail(t *testing.T) {
 	clean.Headers.Subject = ""
 	clean.Envelope.AuthUser = "alice@example.org"
 	e.record(clean, nil)
+	unchecked := auditMessage("default", "s1", "m5", auditT0.Add(3*time.Minute), "alice@example.org", "While Rspamd was down", "bob@example.com")
+	unchecked.Spam = &ospreyv1.SpamResult{NotChecked: "error"}
+	e.record(unchecked, nil)
 	polled := auditMessage("default", "s1", "m3", auditT0.Add(2*time.Minute), "alice@example.org", "Journal copy", "bob@example.com")
 	polled.Source, polled.Uidl = ospreyv1.MailSource_MAIL_SOURCE_POP3, "uidl-1"
 	polled.Envelope.ClientAddr, polled.Envelope.Helo, polled.Envelope.Mailbox = "", "", "journal@mail.example.com"
@@ -517,6 +520,10 @@ func TestAuditMessageDetail(t *testing.T) {
 			"step-received":  "Polled by sensor sensor-s1 From the mailbox journal@mail.example.com, without TLS.",
 			"audit-envelope": "POP3 mailbox journal@mail.example.com",
 		}},
+		{"/audit/default/s1/m5", map[string]string{
+			"step-scanned":           "Scanned: clean By node-1. Not checked for spam: Rspamd failed or did not answer in time.",
+			"audit-spam-not-checked": "Not checked: Rspamd failed or did not answer in time.",
+		}},
 	} {
 		p := b.get(tc.path)
 		if p.status != http.StatusOK {
@@ -534,7 +541,7 @@ func TestAuditMessageDetail(t *testing.T) {
 		if byID(doc, "audit-auth") != nil {
 			t.Errorf("%s shows sender authentication it never had", tc.path)
 		}
-		if byID(doc, "audit-spam") != nil {
+		if byID(doc, "audit-spam") != nil && tc.path != "/audit/default/s1/m5" {
 			t.Errorf("%s shows a spam result it does not have", tc.path)
 		}
 	}

@@ -20,6 +20,22 @@ type spamView struct {
 	Action      string
 	ActionClass string
 	Symbols     []spamSymbolView
+	// NotChecked, when set, says why Rspamd gave no score; the rest is
+	// then empty.
+	NotChecked string
+}
+
+// notCheckedText says why a message has no spam score.
+func notCheckedText(why string) string {
+	switch why {
+	case "error":
+		return "Rspamd failed or did not answer in time"
+	case "too_large":
+		return "the message is over the size Rspamd is sent"
+	case "paused":
+		return "checks were left out for a while after Rspamd failed several times in a row"
+	}
+	return display(why)
 }
 
 // spamSymbolView is a symbol; its score has its sign, "+" too.
@@ -45,6 +61,9 @@ func score(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
 func newSpamView(s *ospreyv1.SpamResult) *spamView {
 	if s == nil {
 		return nil
+	}
+	if s.GetNotChecked() != "" {
+		return &spamView{NotChecked: notCheckedText(s.GetNotChecked())}
 	}
 	v := &spamView{
 		Score: score(s.GetScore()), Required: score(s.GetRequiredScore()), Spam: s.GetScore() >= s.GetRequiredScore(),

@@ -44,6 +44,8 @@ type gatewayForm struct {
 	Queue             []limitField
 	SenderAuth        senderAuthForm
 	Submission        submissionForm
+	Verify            verifyForm
+	Rates             []limitField
 	// domainLines and relayLines are the line (from 1) of each local domain
 	// and each relay host, for their errors.
 	domainLines, relayLines []int
@@ -144,6 +146,7 @@ func addGatewayFields(m map[string]formField) {
 	}
 	addSenderAuthFields(m)
 	addSubmissionFields(m)
+	addLimitFields(m)
 }
 
 func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
@@ -155,6 +158,8 @@ func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
 		Queue:      limitFields("gateway.queue", queueDefs, g.Queue),
 		SenderAuth: senderAuthFormFrom(g.SenderAuth),
 		Submission: submissionFormFrom(g.Submission),
+		Verify:     verifyFormFrom(g.RecipientVerification),
+		Rates:      limitFields("gateway.rate_limits", rateDefs, g.RateLimits),
 	}
 	f.LocalDomains, f.domainLines = formatLocalDomains(g.LocalDomains)
 	var lines []string
@@ -217,6 +222,8 @@ func parseGatewayForm(fr *formReader) (gatewayForm, *api.SMTPGateway) {
 	f.Queue = readLimits(fr, "gateway.queue", queueDefs, g.Queue)
 	f.SenderAuth, g.SenderAuth = readSenderAuth(fr)
 	f.Submission, g.Submission = readSubmission(fr)
+	f.Verify, g.RecipientVerification = readVerify(fr)
+	f.Rates, g.RateLimits = readRates(fr)
 
 	var errs []lineError
 	g.LocalDomains, f.domainLines, errs = parseLocalDomains(f.LocalDomains)

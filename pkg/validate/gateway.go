@@ -124,6 +124,8 @@ func DeliveryQueue(q *ospreyv1.DeliveryQueueSettings) *ospreyv1.DeliveryQueueSet
 //   - helo_name: a host name.
 //   - hold_timeout_seconds, queue: see the constants; 0 means the default.
 //   - sender_auth: see senderAuth; submission: see submission.
+//   - recipient_verification, rate_limits: see recipientVerification and
+//     rateLimits.
 func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, enabled bool) {
 	const f = "gateway."
 	in, out := enabled && Inbound(mode), enabled && Outbound(mode)
@@ -180,6 +182,8 @@ func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, ena
 		sizeLimit(r, f+"quarantine.max_size", l, false)
 	}
 	senderAuth(r, f+"sender_auth.", g.GetSenderAuth())
+	recipientVerification(r, f+"recipient_verification.", g.GetRecipientVerification())
+	rateLimits(r, f+"rate_limits.", g.GetRateLimits(), !in || g.GetRecipientVerification().GetEnabled())
 }
 
 func gatewayListener(r *report, field string, l *ospreyv1.GatewayListener, required bool, seen map[string]string) {

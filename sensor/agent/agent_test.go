@@ -352,7 +352,7 @@ func TestConfigAckAndStatus(t *testing.T) {
 	})
 
 	st := srv.NextStream(t)
-	if diff := cmp.Diff(&ospreyv1.Hello{SoftwareVersion: "1.2.3", WantsCertificatePolicy: true}, st.Hello, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(&ospreyv1.Hello{SoftwareVersion: "1.2.3", WantsCertificatePolicy: true, WantsReportAcks: true}, st.Hello, protocmp.Transform()); diff != "" {
 		t.Errorf("Hello (-want +got):\n%s", diff)
 	}
 	cfg := config(5, "127.0.0.1:2525")

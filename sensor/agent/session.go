@@ -53,16 +53,29 @@ type session struct {
 	// The renewal in flight: the key whose certificate was asked for.
 	renewKey crypto.Signer
 
-	// handling counts the operators' requests being answered, at most
-	// maxRequests; handlers waits for them when the session ends.
+	// admitted counts the operators' requests taken, answered or waiting
+	// for their turn, at most maxRequests+maxWaiting; handling counts
+	// those being answered, at most maxRequests. handlers waits for them
+	// when the session ends.
+	admitted chan struct{}
 	handling chan struct{}
 	handlers *sync.WaitGroup
+
+	// The reports sent and not yet answered, when the central answers them
+	// (StreamFeatures.report_acks), each with what gives it back to its
+	// source: owned by run, and given back when the stream ends.
+	acks    bool
+	seq     uint64
+	pending map[uint64]func()
 }
 
 // maxRequests bounds the operators' requests answered at once on a
-// stream; requestTimeout bounds one (the central's caller waits 15 s).
+// stream, and maxWaiting those that wait for their turn behind them (a
+// bulk release from the UI sends dozens at once); requestTimeout bounds
+// one, its wait included (the central's caller waits 15 s).
 const (
 	maxRequests    = 4
+	maxWaiting     = 256
 	requestTimeout = 10 * time.Second
 )
 
@@ -89,6 +102,7 @@ func (a *Agent) session(ctx context.Context, target string) (time.Duration, erro
 		recvErr:  make(chan error, 1),
 		out:      make(chan *ospreyv1.ConnectRequest, 8),
 		sendDone: make(chan struct{}),
+		admitted: make(chan struct{}, maxRequests+maxWaiting),
 		handling: make(chan struct{}, maxRequests),
 	}
 	var wg sync.WaitGroup
@@ -98,6 +112,7 @@ func (a *Agent) session(ctx context.Context, target string) (time.Duration, erro
 	lived, err := s.run(ctx, target)
 	cancel()
 	wg.Wait()
+	s.giveBackPending()
 	return lived, err
 }
 
@@ -160,10 +175,8 @@ func (s *session) sendLoop() {
 	}
 }
 
-// send queues m for sendLoop. When the stream has ended it drops m: run
-// learns why from recvErr or sendDone.
 // send queues m for the send loop, and reports whether it did (not when
-// the stream has ended).
+// the stream has ended: run learns why from recvErr or sendDone).
 func (s *session) send(m *ospreyv1.ConnectRequest) bool {
 	select {
 	case s.out <- m:
@@ -189,6 +202,7 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 		SoftwareVersion:        a.opts.SoftwareVersion,
 		AppliedRevision:        a.applied.GetRevision(),
 		WantsCertificatePolicy: true,
+		WantsReportAcks:        true,
 	}}})
 
 	statusTick := time.NewTicker(a.interval)
@@ -225,6 +239,10 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 				}
 			case *ospreyv1.ConnectResponse_Request:
 				s.handle(msg.Request)
+			case *ospreyv1.ConnectResponse_Features:
+				s.acks = msg.Features.GetReportAcks()
+			case *ospreyv1.ConnectResponse_ReportAck:
+				s.answered(msg.ReportAck)
 			default:
 				a.log.Debug("ignoring an unknown message from the central", "type", fmt.Sprintf("%T", msg))
 			}
@@ -246,18 +264,18 @@ func (s *session) run(ctx context.Context, target string) (time.Duration, error)
 func (s *session) sendStatus() {
 	s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Status{Status: s.a.status()}})
 	if src := s.a.opts.Refusals; src != nil {
-		sendReports(s, src, maxRefusalReports, func(rs []*ospreyv1.Refusal) *ospreyv1.ConnectRequest {
-			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Refusals: rs}}}
+		sendReports(s, src, maxRefusalReports, func(seq uint64, rs []*ospreyv1.Refusal) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Refusals{Refusals: &ospreyv1.RefusalReport{Refusals: rs, Seq: seq}}}
 		})
 	}
 	if src := s.a.opts.Deliveries; src != nil {
-		sendReports(s, src, maxDeliveryReports, func(as []*ospreyv1.DeliveryAttempt) *ospreyv1.ConnectRequest {
-			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Deliveries{Deliveries: &ospreyv1.DeliveryReport{Attempts: as}}}
+		sendReports(s, src, maxDeliveryReports, func(seq uint64, as []*ospreyv1.DeliveryAttempt) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Deliveries{Deliveries: &ospreyv1.DeliveryReport{Attempts: as, Seq: seq}}}
 		})
 	}
 	if src := s.a.opts.Quarantine; src != nil {
-		sendReports(s, src, maxDeliveryReports, func(es []*ospreyv1.QuarantineEvent) *ospreyv1.ConnectRequest {
-			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Quarantine{Quarantine: &ospreyv1.QuarantineReport{Events: es}}}
+		sendReports(s, src, maxDeliveryReports, func(seq uint64, es []*ospreyv1.QuarantineEvent) *ospreyv1.ConnectRequest {
+			return &ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Quarantine{Quarantine: &ospreyv1.QuarantineReport{Events: es, Seq: seq}}}
 		})
 	}
 }
@@ -268,9 +286,12 @@ func (s *session) sendStatus() {
 // attempts are not counted together as refusals are, so more go: with a
 // status every 10 s and reports of up to 1,000 recipients' results, 2,000
 // recipients a second.
+// maxPendingReports bounds the reports sent and not yet answered: past
+// it, what waits stays with its source until answers come.
 const (
 	maxRefusalReports  = 5
 	maxDeliveryReports = 20
+	maxPendingReports  = 200
 )
 
 // reportSource hands over what one report carries (Take: nothing when
@@ -281,18 +302,54 @@ type reportSource[T any] interface {
 }
 
 // sendReports sends up to most reports of what src holds, each made by
-// msg. Those a report could not be queued for are given back for the next
-// status; one queued on a stream that then ends is lost.
-func sendReports[T any](s *session, src reportSource[T], most int, msg func([]T) *ospreyv1.ConnectRequest) {
+// msg with its number on the stream. Those a report could not be queued
+// for are given back for the next status. When the central answers
+// reports, a sent one is kept until its answer, and given back if the
+// central could not record it or the stream ends first; otherwise one
+// queued on a stream that then ends is lost.
+func sendReports[T any](s *session, src reportSource[T], most int, msg func(uint64, []T) *ospreyv1.ConnectRequest) {
 	for range most {
+		if s.acks && len(s.pending) >= maxPendingReports {
+			return
+		}
 		rs := src.Take()
 		if len(rs) == 0 {
 			return
 		}
-		if !s.send(msg(rs)) {
+		s.seq++
+		if !s.send(msg(s.seq, rs)) {
 			src.Return(rs)
 			return
 		}
+		if s.acks {
+			if s.pending == nil {
+				s.pending = make(map[uint64]func())
+			}
+			s.pending[s.seq] = func() { src.Return(rs) }
+		}
+	}
+}
+
+// answered takes the central's answer to a report: done, or given back to
+// its source for a later status when the central could not record it.
+func (s *session) answered(ack *ospreyv1.ReportAck) {
+	giveBack, ok := s.pending[ack.GetSeq()]
+	if !ok {
+		return
+	}
+	delete(s.pending, ack.GetSeq())
+	if ack.GetError() != "" {
+		s.a.log.Warn("the central could not record a report; it goes again with a later status", "err", ack.GetError())
+		giveBack()
+	}
+}
+
+// giveBackPending gives the reports never answered back to their sources,
+// for the next stream.
+func (s *session) giveBackPending() {
+	for seq, giveBack := range s.pending {
+		giveBack()
+		delete(s.pending, seq)
 	}
 }
 
@@ -442,8 +499,10 @@ func (a *Agent) installCert(der []byte, key crypto.Signer, msg string) error {
 }
 
 // handle answers an operator's request on its own goroutine, so that a
-// slow queue does not hold the stream; beyond maxRequests at once, or
-// without a handler, it answers at once that the sensor cannot.
+// slow queue does not hold the stream: maxRequests at once, the others
+// waiting their turn within their timeout. Beyond
+// maxWaiting waiting, or without a handler, it answers at once that the
+// sensor cannot.
 func (s *session) handle(req *ospreyv1.SensorRequest) {
 	refuse := func(msg string) {
 		s.send(&ospreyv1.ConnectRequest{Msg: &ospreyv1.ConnectRequest_Reply{Reply: &ospreyv1.SensorReply{Id: req.GetId(),
@@ -455,15 +514,22 @@ func (s *session) handle(req *ospreyv1.SensorRequest) {
 		return
 	}
 	select {
-	case s.handling <- struct{}{}:
+	case s.admitted <- struct{}{}:
 	default:
-		refuse(fmt.Sprintf("the sensor is busy with %d requests: retry", maxRequests))
+		refuse(fmt.Sprintf("the sensor is busy with %d requests: retry", maxRequests+maxWaiting))
 		return
 	}
 	s.handlers.Go(func() {
-		defer func() { <-s.handling }()
+		defer func() { <-s.admitted }()
 		ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
 		defer cancel()
+		select {
+		case s.handling <- struct{}{}:
+			defer func() { <-s.handling }()
+		case <-ctx.Done():
+			refuse(fmt.Sprintf("the sensor did not get to the request within %v: it is busy with others", requestTimeout))
+			return
+		}
 		rep := h.HandleRequest(ctx, req)
 		if rep == nil {
 			rep = &ospreyv1.SensorReply{Error: &ospreyv1.SensorError{Code: ospreyv1.SensorError_CODE_INTERNAL, Message: "no reply"}}

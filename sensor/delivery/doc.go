@@ -67,6 +67,13 @@
 // through a new Client over the TLS connection, which is handed the
 // greeting it already had (a new Client reads one) and says EHLO again.
 //
+// Probes. [Client.Probe] is recipient verification's callout, Postfix's
+// verify(8) done the way its smtp(8) does it: the route and the next hops
+// of a delivery, EHLO and STARTTLS as for a message, then MAIL FROM:<>,
+// RCPT, RSET and QUIT on a session of its own, never cached. Only the
+// reply to RCPT speaks of the recipient; a failure before it moves on to
+// the next address, as a delivery does.
+//
 // Safety. Replies are read under bounds: go-smtp's 2000 bytes a line, and
 // 1 MiB in reply to one command, counted by the connection (go-smtp's
 // reader takes any number of lines); a timeout per command, and

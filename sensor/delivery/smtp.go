@@ -114,6 +114,7 @@ func refusal(err error) (reply, bool) {
 type session struct {
 	raw *boundedConn // the TCP connection
 	c   *smtp.Client
+	out io.Writer // what c writes to: raw, or the TLS connection over it
 
 	host    string // "mx1.example.com [192.0.2.1]:25"
 	tls     string // "TLS 1.3 TLS_AES_128_GCM_SHA256", "" for plaintext
@@ -135,6 +136,7 @@ func newSession(conn net.Conn, host string, cmdTimeout, dataTimeout time.Duratio
 // client returns a go-smtp Client on conn with the session's timeouts: a
 // command's reply within cmdTime, the final dot's within dataT.
 func (s *session) client(conn net.Conn) *smtp.Client {
+	s.out = conn
 	c := smtp.NewClient(conn)
 	c.CommandTimeout = s.cmdTime
 	c.SubmissionTimeout = s.dataT
@@ -196,20 +198,21 @@ type tlsError struct{ err error }
 func (e *tlsError) Error() string { return "TLS handshake: " + e.err.Error() }
 func (e *tlsError) Unwrap() error { return e.err }
 
-// send writes the message after DATA's 354 reply, each write under the
-// data timeout, then the final dot, and returns the reply to it. It sends
-// the dot only when body gave exactly size bytes (size < 0: any), so a
-// message cut short by a read error is never delivered truncated: w is
-// left unclosed (the dot unsent) and the session broken, for the caller to
-// close its connection.
+// send writes the message after DATA's 354 reply, dot-stuffed (see
+// dotStuffer), each write under the data timeout, then the final dot, and
+// returns the reply to it. It sends the dot only when body gave exactly
+// size bytes (size < 0: any), so a message cut short by a read error is
+// never delivered truncated: w is left unclosed (the dot unsent) and the
+// session broken, for the caller to close its connection.
 func (s *session) send(w *smtp.DataCommand, body io.Reader, size int64) (reply, error) {
 	buf := make([]byte, 32<<10)
+	out := newDotStuffer(bufio.NewWriterSize(s.out, 32<<10))
 	var n int64
 	for {
 		k, rerr := body.Read(buf)
 		if k > 0 {
 			s.raw.SetWriteDeadline(time.Now().Add(s.dataT))
-			if _, err := w.Write(buf[:k]); err != nil {
+			if _, err := out.Write(buf[:k]); err != nil {
 				s.broken = true
 				return reply{}, err
 			}
@@ -228,6 +231,10 @@ func (s *session) send(w *smtp.DataCommand, body io.Reader, size int64) (reply, 
 		return reply{}, &bodyError{fmt.Errorf("read message: %d bytes, want %d", n, size)}
 	}
 	s.raw.SetWriteDeadline(time.Now().Add(s.dataT))
+	if err := out.finish(w); err != nil {
+		s.broken = true
+		return reply{}, err
+	}
 	resp, err := w.CloseWithResponse() // writes the final dot, reads the reply
 	if err != nil {
 		if _, ok := refusal(err); !ok {

@@ -61,6 +61,13 @@ func (ev *Events) Take() []*ospreyv1.QuarantineEvent {
 	return out
 }
 
+// Len is how many events wait to be reported.
+func (ev *Events) Len() int {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return len(ev.waiting)
+}
+
 // Return puts back events a report could not carry, before the others.
 func (ev *Events) Return(es []*ospreyv1.QuarantineEvent) {
 	ev.mu.Lock()

@@ -68,6 +68,7 @@ type conn struct {
 	errs    atomic.Int32 // failed replies since the start or the last accepted message
 	noCount atomic.Bool  // the next failed reply is not counted as an error
 	linger  atomic.Bool  // the server ends the session while the client may still be sending
+	hangUp  atomic.Bool  // the session's next 421 ends it (see access.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -745,6 +746,13 @@ func (c *conn) observe(head []byte) {
 	}
 	if code == 250 && (c.verb == "HELO" || c.verb == "EHLO") {
 		c.hello, c.ehlo = true, c.verb == "EHLO"
+	}
+	if code == 421 && c.hangUp.Load() {
+		// A 421 of the session's own (the harvest guard): RFC 5321 §3.8,
+		// the server closes the connection after it.
+		c.closing = true
+		c.linger.Store(true)
+		return
 	}
 	if code < 400 || code == 421 || c.closing || c.noCount.Swap(false) {
 		return

@@ -129,6 +129,8 @@
 //	421 4.4.5  at connect: max_connections reached
 //	421 4.7.0  at connect: max_connections_per_client reached
 //	421 4.3.2  at connect: the spool cannot take mail (Spool.Check)
+//	421 4.7.0  at connect: connections_per_minute, or the harvest guard
+//	           defers the client (a gateway's rate limits, see access.go)
 //	530 5.7.0  MAIL, RCPT, DATA, BDAT or VRFY before STARTTLS when TLS is required
 //	530 5.7.0  MAIL before AUTH on the submission listener
 //	235 2.7.0  AUTH succeeded; 535 5.7.8 bad credentials; 454 4.7.0 the
@@ -140,6 +142,10 @@
 //	550 5.7.1  RCPT outside the destination domains, or an address that
 //	           could route elsewhere ('%', '!', two '@', a literal)
 //	452 4.5.3  RCPT past max_recipients
+//	450 4.7.1  MAIL past messages_per_minute, RCPT past recipients_per_minute
+//	550 5.1.1  RCPT the next hop refused (recipient verification);
+//	450 4.1.1  when it could not be asked; 421 4.7.0 and the connection
+//	           closed for the unknown recipient that trips the harvest guard
 //	552 5.3.4  MAIL SIZE= or a message past the size limit
 //	550 5.6.0  a lone CR or bare LF in the message
 //	500 5.5.2  an unknown command, a line too long

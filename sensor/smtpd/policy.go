@@ -73,6 +73,8 @@ type policy struct {
 	clientCAs      *x509.CertPool      // nil: client certificates are not asked for
 	auth           *senderauth.Checker // nil: senders are not checked
 	submission     *submissionPolicy   // nil: not the submission listener
+	verify         bool                // recipient verification of the local domains (see access.go)
+	limited        bool                // the rate limits and the harvest guard apply (see access.go)
 }
 
 // compile checks cfg and builds the policy of role's listener; nil, with

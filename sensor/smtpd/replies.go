@@ -30,6 +30,12 @@ const (
 	reasonTimeout                             // 421 4.4.2: command, data or session time limit
 	reasonTooManyErrors                       // 421 4.7.0: max_errors reached
 	reasonRelayDenied                         // 554 5.7.1: a gateway asked to relay for a stranger
+	reasonRateLimitConnections                // 421 4.7.0 at connect: connections_per_minute
+	reasonRateLimitMessages                   // 450 4.7.1 MAIL: messages_per_minute
+	reasonRateLimitRecipients                 // 450 4.7.1 RCPT: recipients_per_minute
+	reasonHarvestGuard                        // 421 4.7.0: too many unknown recipients, the client is deferred
+	reasonRecipientUnknown                    // 550 5.1.1: the next hop refused the recipient (recipient verification)
+	reasonVerifyTempfail                      // 450 4.1.1: the next hop could not be asked
 	reasonAuthRequired                        // 530 5.7.0: MAIL without AUTH on the submission listener
 	reasonAuthFailed                          // 535 5.7.8: AUTH with bad credentials
 	reasonAuthThrottled                       // 454 4.7.0: AUTH from a client or for a name that failed too often
@@ -57,6 +63,12 @@ var reasonNames = [numReasons]string{
 	reasonTimeout:               "timeout",
 	reasonTooManyErrors:         "too_many_errors",
 	reasonRelayDenied:           "relay_denied",
+	reasonRateLimitConnections:  "rate_limit_connections",
+	reasonRateLimitMessages:     "rate_limit_messages",
+	reasonRateLimitRecipients:   "rate_limit_recipients",
+	reasonHarvestGuard:          "harvest_guard",
+	reasonRecipientUnknown:      "recipient_unknown",
+	reasonVerifyTempfail:        "recipient_verify_tempfail",
 	reasonAuthRequired:          "auth_required",
 	reasonAuthFailed:            "auth_failed",
 	reasonAuthThrottled:         "auth_throttled",

@@ -22,6 +22,7 @@ import (
 	"github.com/ospreysec/osprey/pkg/netlist"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
+	"github.com/ospreysec/osprey/sensor/ratelimit"
 	"github.com/ospreysec/osprey/sensor/senderauth"
 	"github.com/ospreysec/osprey/sensor/spool"
 )
@@ -83,6 +84,14 @@ type Options struct {
 	// listener; a configuration that enables the listener is refused
 	// without one.
 	Authenticator Authenticator
+	// Verifier asks the next hops of a gateway's local domains whether a
+	// recipient exists; a configuration that enables recipient
+	// verification is refused without one.
+	Verifier RecipientVerifier
+	// Limiter counts what each client does, for a gateway's rate limits
+	// and harvest guard; one Limiter serves every listener of a sensor. A
+	// configuration that sets them is refused without one.
+	Limiter *ratelimit.Limiter
 }
 
 // Server is the SMTP server of a sensor's SMTP integration. Apply hands it
@@ -209,6 +218,9 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 	}
 	if pol.submission != nil && s.opts.Authenticator == nil {
 		return errors.New("smtp integration: gateway.submission: the sensor has no authenticator")
+	}
+	if err := s.gatewayAccess(cfg, pol); err != nil {
+		return fmt.Errorf("smtp integration: %w", err)
 	}
 	if s.tune != nil {
 		s.tune(pol)
@@ -442,6 +454,12 @@ func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
 		s.refused(reasonClientRefused, ip, "", "", "")
 		log.Info("refused connection", "reason", reasonClientRefused)
 		turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
+		return
+	}
+	if r, reply, detail := s.admitRate(ip, pol); reply != "" {
+		s.refused(r, ip, "", "", detail)
+		log.Info("refused connection", "reason", r, "detail", detail)
+		turnAway(nc, reply)
 		return
 	}
 	if r, ok := s.acquire(ip, pol); !ok {

@@ -121,6 +121,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts.Size > s.c.pol.maxSize {
 		return s.refuse(errTooLarge, "from", from, "size", opts.Size)
 	}
+	if rej, detail := s.limitMail(); rej != nil {
+		return s.refuse(rej, "from", from, "limit", detail)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mail, s.from, s.utf8 = true, from, opts.UTF8
@@ -140,8 +143,14 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.c.noCount.Store(true)
 		return s.refuse(errTooManyRcpts)
 	}
+	if rej, detail := s.limitRcpt(); rej != nil {
+		return s.refuse(rej, "rcpt", to, "limit", detail)
+	}
 	if rej := s.c.pol.recipient(to, s.c.ip); rej != nil {
 		return s.refuse(rej, "rcpt", to)
+	}
+	if err := s.verify(to); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

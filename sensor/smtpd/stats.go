@@ -26,8 +26,10 @@ type Stats struct {
 	// tls_handshake_failed, starttls_pipelining, protocol_error,
 	// recipient_refused, too_many_recipients, message_too_large,
 	// bare_newline, line_too_long, spool_full, spool_error, timeout,
-	// too_many_errors, relay_denied, auth_required, auth_failed,
-	// auth_throttled, auth_unavailable.
+	// too_many_errors, relay_denied, rate_limit_connections,
+	// rate_limit_messages, rate_limit_recipients, harvest_guard,
+	// recipient_unknown, recipient_verify_tempfail, auth_required,
+	// auth_failed, auth_throttled, auth_unavailable.
 	Rejected map[string]uint64
 	// Authenticated counts the successful AUTH commands (the submission
 	// listener).

@@ -89,7 +89,7 @@ func (w *walker) member(a *archive, r func() (io.Reader, error), name string, de
 		w.skip(a, name, max(declared, 0), false)
 		return !w.done()
 	}
-	s := w.store(src, min(partCap, totalCap, ratioCap), false)
+	s := w.store(src, min(partCap, totalCap, ratioCap), false, true)
 	a.expanded += s.size
 	if s.truncated {
 		switch {

@@ -1,10 +1,11 @@
 // Package walk reads a raw RFC 5322 message as a stream and visits every
 // part a scanner should look at: text and HTML bodies, attachments, attached
 // messages and the members of zip, gzip and tar archives, each with its
-// declared and detected type, name, size and hashes of its decoded bytes.
+// declared and detected type, name, size and, for all but bodies, hashes of
+// its decoded bytes.
 //
 // Design. The message is read once, front to back, and never held whole:
-// each non-multipart part is decoded and hashed as it streams by, and its
+// each non-multipart part is decoded (and hashed) as it streams by, and its
 // bytes are kept (in memory up to Limits.MemoryBytes, then in an unlinked
 // temporary file) only while the engines look at it and while its own
 // members are walked (archives need random access). So at any time the
@@ -104,7 +105,7 @@ type Part struct {
 	// member: its declared size).
 	Size int64
 	// Hex digests of all the decoded bytes; empty when not known (a member
-	// skipped at a bound, an encrypted member).
+	// skipped at a bound, an encrypted member) and for a body.
 	SHA256, SHA1, MD5 string
 	// Depth is the nesting level: parts of the message are at 1.
 	Depth int
@@ -440,7 +441,10 @@ func (w *walker) walkEntity(r io.Reader, depth int, names []string, id string, t
 	if !attachment && name == "" && (mt == "text/plain" || mt == "text/html") {
 		m.kind = KindBody
 	}
-	s := w.store(dec, w.partBudget(), true)
+	// A body is not a file: no rule matches its digests and no alert lists
+	// them, so it is not hashed (for a message mostly of text, the three
+	// digests were a tenth of the scan's CPU).
+	s := w.store(dec, w.partBudget(), true, m.kind != KindBody)
 	w.mimeBounds(s, names, id)
 	for _, n := range st.notes {
 		w.note("%s in %s", n, where(names, id))
@@ -457,7 +461,7 @@ func (w *walker) walkMultipart(body io.Reader, boundary string, depth int, names
 		return
 	}
 	mr := newMultipartReader(body, boundary, 4096)
-	pre := w.store(mr.preamble(), w.partBudget(), true)
+	pre := w.store(mr.preamble(), w.partBudget(), true, true)
 	if !mr.sawDelimiter {
 		w.mimeBounds(pre, names, id)
 	}
@@ -547,10 +551,11 @@ func (w *walker) partBudget() int64 {
 	return min(w.lim.MaxPartBytes, w.lim.MaxTotalBytes-w.total)
 }
 
-// store reads r to its end (hashAll) or until max bytes are kept, keeping
-// at most max bytes. With hashAll the digests cover all bytes read even
-// past max.
-func (w *walker) store(r io.Reader, max int64, hashAll bool) *stored {
+// store reads r to its end (readAll) or until max bytes are kept, keeping
+// at most max bytes. With digest it computes the digests, which with
+// readAll cover all bytes read, past max too, and otherwise are known only
+// when r ended within max.
+func (w *walker) store(r io.Reader, max int64, readAll, digest bool) *stored {
 	s := &stored{b: newBlob(w.lim.MemoryBytes, w.dir)}
 	w.sha256.Reset()
 	w.sha1.Reset()
@@ -563,7 +568,7 @@ func (w *walker) store(r io.Reader, max int64, hashAll bool) *stored {
 		n, err := r.Read(buf)
 		if n > 0 {
 			chunk := buf[:n]
-			if !s.truncated || hashAll {
+			if digest && (!s.truncated || readAll) {
 				w.sha256.Write(chunk)
 				w.sha1.Write(chunk)
 				w.md5.Write(chunk)
@@ -583,7 +588,7 @@ func (w *walker) store(r io.Reader, max int64, hashAll bool) *stored {
 			s.size += int64(n)
 			if s.size > max {
 				s.truncated = true
-				if !hashAll {
+				if !readAll {
 					break
 				}
 			}
@@ -595,7 +600,7 @@ func (w *walker) store(r io.Reader, max int64, hashAll bool) *stored {
 			break
 		}
 	}
-	s.hashed = s.readErr == nil && (!s.truncated || hashAll)
+	s.hashed = digest && s.readErr == nil && (!s.truncated || readAll)
 	if s.hashed {
 		s.sha256 = hex.EncodeToString(w.sha256.Sum(nil))
 		s.sha1 = hex.EncodeToString(w.sha1.Sum(nil))

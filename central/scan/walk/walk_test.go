@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -196,5 +197,26 @@ func TestWalkNeverFails(t *testing.T) {
 		if m.Size != int64(len(in)) {
 			t.Errorf("Walk(%q): size %d, want %d", in, m.Size, len(in))
 		}
+	}
+}
+
+// TestDigests: an attachment has the digests of its decoded bytes; a body,
+// which no rule matches by digest, has none.
+func TestDigests(t *testing.T) {
+	msg := "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nHello.\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=a.bin\r\n\r\nabc\r\n--b--\r\n"
+	digests := map[string][3]string{}
+	if _, err := Walk(context.Background(), strings.NewReader(msg), Options{}, func(p *Part) error {
+		digests[p.Where()] = [3]string{p.SHA256, p.SHA1, p.MD5}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][3]string{
+		"text body":        {},
+		"attachment a.bin": {"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "a9993e364706816aba3e25717850c26c9cd0d89d", "900150983cd24fb0d6963f7d28e17f72"},
+	}
+	if !reflect.DeepEqual(digests, want) {
+		t.Errorf("digests %v, want %v", digests, want)
 	}
 }

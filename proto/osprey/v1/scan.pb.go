@@ -297,8 +297,13 @@ type SpamResult struct {
 	// required_score is the engine's own spam threshold.
 	RequiredScore float64 `protobuf:"fixed64,2,opt,name=required_score,json=requiredScore,proto3" json:"required_score,omitempty"`
 	// action is the engine's own suggestion ("no action", "add header", "reject", ...).
-	Action        string        `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
-	Symbols       []*SpamSymbol `protobuf:"bytes,4,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	Action  string        `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	Symbols []*SpamSymbol `protobuf:"bytes,4,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// not_checked says why the engine gave no score, the other fields then
+	// empty: "error" (it failed or did not answer in time), "too_large" (the
+	// message is over the size the engine is sent), "paused" (left out after
+	// errors in a row). Empty: checked.
+	NotChecked    string `protobuf:"bytes,5,opt,name=not_checked,json=notChecked,proto3" json:"not_checked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,6 +364,13 @@ func (x *SpamResult) GetSymbols() []*SpamSymbol {
 		return x.Symbols
 	}
 	return nil
+}
+
+func (x *SpamResult) GetNotChecked() string {
+	if x != nil {
+		return x.NotChecked
+	}
+	return ""
 }
 
 // SpamSymbol is one rule of the spam engine that fired, with its weight.
@@ -988,13 +1000,15 @@ const file_osprey_v1_scan_proto_rawDesc = "" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x18\n" +
 	"\aversion\x18\t \x01(\x03R\aversion\x120\n" +
 	"\x06action\x18\n" +
-	" \x01(\x0e2\x18.osprey.v1.VerdictActionR\x06action\"\x92\x01\n" +
+	" \x01(\x0e2\x18.osprey.v1.VerdictActionR\x06action\"\xb3\x01\n" +
 	"\n" +
 	"SpamResult\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x01R\x05score\x12%\n" +
 	"\x0erequired_score\x18\x02 \x01(\x01R\rrequiredScore\x12\x16\n" +
 	"\x06action\x18\x03 \x01(\tR\x06action\x12/\n" +
-	"\asymbols\x18\x04 \x03(\v2\x15.osprey.v1.SpamSymbolR\asymbols\"6\n" +
+	"\asymbols\x18\x04 \x03(\v2\x15.osprey.v1.SpamSymbolR\asymbols\x12\x1f\n" +
+	"\vnot_checked\x18\x05 \x01(\tR\n" +
+	"notChecked\"6\n" +
 	"\n" +
 	"SpamSymbol\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +

@@ -621,7 +621,7 @@ func (x SensorError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SensorError_Code.Descriptor instead.
 func (SensorError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{42, 0}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{44, 0}
 }
 
 // EnrollRequest carries the join token's id and secret and a PKCS#10 CSR.
@@ -1071,8 +1071,11 @@ func (*ConnectRequest_Quarantine) isConnectRequest_Msg() {}
 // and minute, so that a flood costs one entry a client and reason a minute.
 // A report lost with its stream is not sent again.
 type RefusalReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Refusals      []*Refusal             `protobuf:"bytes,1,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Refusals []*Refusal             `protobuf:"bytes,1,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	// seq numbers the report on its stream (from 1) for its ReportAck; 0
+	// from a sensor that does not keep reports until they are acknowledged.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1112,6 +1115,13 @@ func (x *RefusalReport) GetRefusals() []*Refusal {
 		return x.Refusals
 	}
 	return nil
+}
+
+func (x *RefusalReport) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // Refusal counts a sensor's refusals of one reason from one client within
@@ -1236,8 +1246,11 @@ type Hello struct {
 	// wants_certificate_policy asks the central to send a CertificatePolicy
 	// first on the stream: the sensor renews its certificate when it says.
 	WantsCertificatePolicy bool `protobuf:"varint,3,opt,name=wants_certificate_policy,json=wantsCertificatePolicy,proto3" json:"wants_certificate_policy,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// wants_report_acks asks the central to answer every report with a
+	// ReportAck; a central that does so says it first with StreamFeatures.
+	WantsReportAcks bool `protobuf:"varint,4,opt,name=wants_report_acks,json=wantsReportAcks,proto3" json:"wants_report_acks,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -1287,6 +1300,13 @@ func (x *Hello) GetAppliedRevision() int64 {
 func (x *Hello) GetWantsCertificatePolicy() bool {
 	if x != nil {
 		return x.WantsCertificatePolicy
+	}
+	return false
+}
+
+func (x *Hello) GetWantsReportAcks() bool {
+	if x != nil {
+		return x.WantsReportAcks
 	}
 	return false
 }
@@ -1792,6 +1812,8 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Renewed
 	//	*ConnectResponse_CertificatePolicy
 	//	*ConnectResponse_Request
+	//	*ConnectResponse_Features
+	//	*ConnectResponse_ReportAck
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1870,6 +1892,24 @@ func (x *ConnectResponse) GetRequest() *SensorRequest {
 	return nil
 }
 
+func (x *ConnectResponse) GetFeatures() *StreamFeatures {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_Features); ok {
+			return x.Features
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetReportAck() *ReportAck {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_ReportAck); ok {
+			return x.ReportAck
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -1890,6 +1930,14 @@ type ConnectResponse_Request struct {
 	Request *SensorRequest `protobuf:"bytes,4,opt,name=request,proto3,oneof"`
 }
 
+type ConnectResponse_Features struct {
+	Features *StreamFeatures `protobuf:"bytes,5,opt,name=features,proto3,oneof"`
+}
+
+type ConnectResponse_ReportAck struct {
+	ReportAck *ReportAck `protobuf:"bytes,6,opt,name=report_ack,json=reportAck,proto3,oneof"`
+}
+
 func (*ConnectResponse_Config) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Renewed) isConnectResponse_Msg() {}
@@ -1897,6 +1945,116 @@ func (*ConnectResponse_Renewed) isConnectResponse_Msg() {}
 func (*ConnectResponse_CertificatePolicy) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Request) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_Features) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_ReportAck) isConnectResponse_Msg() {}
+
+// StreamFeatures is the central's first message on a stream whose Hello
+// asked for a feature: what it does that an older central did not, so
+// that the sensor relies on it only when it is there.
+type StreamFeatures struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// report_acks: every refusal, delivery and quarantine report with a seq
+	// gets a ReportAck once recorded, or once it could not be; the sensor
+	// keeps a report until then, and sends it again on its next stream when
+	// the stream ends first.
+	ReportAcks    bool `protobuf:"varint,1,opt,name=report_acks,json=reportAcks,proto3" json:"report_acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamFeatures) Reset() {
+	*x = StreamFeatures{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamFeatures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamFeatures) ProtoMessage() {}
+
+func (x *StreamFeatures) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamFeatures.ProtoReflect.Descriptor instead.
+func (*StreamFeatures) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StreamFeatures) GetReportAcks() bool {
+	if x != nil {
+		return x.ReportAcks
+	}
+	return false
+}
+
+// ReportAck answers the report numbered seq on the stream.
+type ReportAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// error, when set, says why the report was not recorded: the sensor
+	// sends it again with a later status.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportAck) Reset() {
+	*x = ReportAck{}
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportAck) ProtoMessage() {}
+
+func (x *ReportAck) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportAck.ProtoReflect.Descriptor instead.
+func (*ReportAck) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReportAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ReportAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
 
 // CertificatePolicy says when a sensor renews its client certificate: at a
 // point between renew_from_percent and renew_until_percent of the
@@ -1912,7 +2070,7 @@ type CertificatePolicy struct {
 
 func (x *CertificatePolicy) Reset() {
 	*x = CertificatePolicy{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2082,7 @@ func (x *CertificatePolicy) String() string {
 func (*CertificatePolicy) ProtoMessage() {}
 
 func (x *CertificatePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[14]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2095,7 @@ func (x *CertificatePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatePolicy.ProtoReflect.Descriptor instead.
 func (*CertificatePolicy) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{14}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CertificatePolicy) GetRenewFromPercent() uint32 {
@@ -1964,7 +2122,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2134,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[15]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2147,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{15}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RenewResponse) GetCertificate() []byte {
@@ -2017,7 +2175,7 @@ type ReissueRequest struct {
 
 func (x *ReissueRequest) Reset() {
 	*x = ReissueRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2187,7 @@ func (x *ReissueRequest) String() string {
 func (*ReissueRequest) ProtoMessage() {}
 
 func (x *ReissueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[16]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2200,7 @@ func (x *ReissueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueRequest.ProtoReflect.Descriptor instead.
 func (*ReissueRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{16}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReissueRequest) GetCertificate() []byte {
@@ -2088,7 +2246,7 @@ type ReissueResponse struct {
 
 func (x *ReissueResponse) Reset() {
 	*x = ReissueResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2258,7 @@ func (x *ReissueResponse) String() string {
 func (*ReissueResponse) ProtoMessage() {}
 
 func (x *ReissueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[17]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2271,7 @@ func (x *ReissueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueResponse.ProtoReflect.Descriptor instead.
 func (*ReissueResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{17}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReissueResponse) GetMsg() isReissueResponse_Msg {
@@ -2168,7 +2326,7 @@ type ReissueChallenge struct {
 
 func (x *ReissueChallenge) Reset() {
 	*x = ReissueChallenge{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2338,7 @@ func (x *ReissueChallenge) String() string {
 func (*ReissueChallenge) ProtoMessage() {}
 
 func (x *ReissueChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[18]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2351,7 @@ func (x *ReissueChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueChallenge.ProtoReflect.Descriptor instead.
 func (*ReissueChallenge) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{18}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReissueChallenge) GetNonce() []byte {
@@ -2216,7 +2374,7 @@ type ReissuedCertificate struct {
 
 func (x *ReissuedCertificate) Reset() {
 	*x = ReissuedCertificate{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2386,7 @@ func (x *ReissuedCertificate) String() string {
 func (*ReissuedCertificate) ProtoMessage() {}
 
 func (x *ReissuedCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[19]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2399,7 @@ func (x *ReissuedCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissuedCertificate.ProtoReflect.Descriptor instead.
 func (*ReissuedCertificate) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{19}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReissuedCertificate) GetCertificate() []byte {
@@ -2288,7 +2446,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2458,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[20]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2471,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{20}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Envelope) GetMailFrom() string {
@@ -2422,7 +2580,7 @@ type AuthResults struct {
 
 func (x *AuthResults) Reset() {
 	*x = AuthResults{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2592,7 @@ func (x *AuthResults) String() string {
 func (*AuthResults) ProtoMessage() {}
 
 func (x *AuthResults) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[21]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2605,7 @@ func (x *AuthResults) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthResults.ProtoReflect.Descriptor instead.
 func (*AuthResults) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{21}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AuthResults) GetSpf() string {
@@ -2505,7 +2663,7 @@ type DkimResult struct {
 
 func (x *DkimResult) Reset() {
 	*x = DkimResult{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2675,7 @@ func (x *DkimResult) String() string {
 func (*DkimResult) ProtoMessage() {}
 
 func (x *DkimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[22]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2688,7 @@ func (x *DkimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DkimResult.ProtoReflect.Descriptor instead.
 func (*DkimResult) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{22}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DkimResult) GetResult() string {
@@ -2568,7 +2726,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2738,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[23]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2751,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{23}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UploadRequest) GetMsg() isUploadRequest_Msg {
@@ -2667,7 +2825,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +2837,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[24]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +2850,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{24}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UploadHeader) GetMessageId() string {
@@ -2753,7 +2911,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +2923,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[25]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +2936,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{25}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UploadResponse) GetMessageId() string {
@@ -2827,7 +2985,7 @@ type Disposition struct {
 
 func (x *Disposition) Reset() {
 	*x = Disposition{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2839,7 +2997,7 @@ func (x *Disposition) String() string {
 func (*Disposition) ProtoMessage() {}
 
 func (x *Disposition) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[26]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2852,7 +3010,7 @@ func (x *Disposition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disposition.ProtoReflect.Descriptor instead.
 func (*Disposition) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{26}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Disposition) GetAction() VerdictAction {
@@ -2906,7 +3064,7 @@ type SensorRequest struct {
 
 func (x *SensorRequest) Reset() {
 	*x = SensorRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2918,7 +3076,7 @@ func (x *SensorRequest) String() string {
 func (*SensorRequest) ProtoMessage() {}
 
 func (x *SensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[27]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2931,7 +3089,7 @@ func (x *SensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorRequest.ProtoReflect.Descriptor instead.
 func (*SensorRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{27}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SensorRequest) GetId() string {
@@ -3069,7 +3227,7 @@ type QuarantineGetRequest struct {
 
 func (x *QuarantineGetRequest) Reset() {
 	*x = QuarantineGetRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3239,7 @@ func (x *QuarantineGetRequest) String() string {
 func (*QuarantineGetRequest) ProtoMessage() {}
 
 func (x *QuarantineGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[28]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3252,7 @@ func (x *QuarantineGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineGetRequest.ProtoReflect.Descriptor instead.
 func (*QuarantineGetRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{28}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *QuarantineGetRequest) GetMessageId() string {
@@ -3122,7 +3280,7 @@ type QuarantineActionRequest struct {
 
 func (x *QuarantineActionRequest) Reset() {
 	*x = QuarantineActionRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3134,7 +3292,7 @@ func (x *QuarantineActionRequest) String() string {
 func (*QuarantineActionRequest) ProtoMessage() {}
 
 func (x *QuarantineActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[29]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3147,7 +3305,7 @@ func (x *QuarantineActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineActionRequest.ProtoReflect.Descriptor instead.
 func (*QuarantineActionRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{29}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *QuarantineActionRequest) GetMessageId() string {
@@ -3185,7 +3343,7 @@ type QuarantineReadRequest struct {
 
 func (x *QuarantineReadRequest) Reset() {
 	*x = QuarantineReadRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3355,7 @@ func (x *QuarantineReadRequest) String() string {
 func (*QuarantineReadRequest) ProtoMessage() {}
 
 func (x *QuarantineReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[30]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3368,7 @@ func (x *QuarantineReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineReadRequest.ProtoReflect.Descriptor instead.
 func (*QuarantineReadRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{30}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *QuarantineReadRequest) GetMessageId() string {
@@ -3257,7 +3415,7 @@ type QuarantineEntry struct {
 
 func (x *QuarantineEntry) Reset() {
 	*x = QuarantineEntry{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3269,7 +3427,7 @@ func (x *QuarantineEntry) String() string {
 func (*QuarantineEntry) ProtoMessage() {}
 
 func (x *QuarantineEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[31]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3282,7 +3440,7 @@ func (x *QuarantineEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineEntry.ProtoReflect.Descriptor instead.
 func (*QuarantineEntry) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{31}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *QuarantineEntry) GetMessageId() string {
@@ -3389,7 +3547,7 @@ type MessagePreview struct {
 
 func (x *MessagePreview) Reset() {
 	*x = MessagePreview{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3559,7 @@ func (x *MessagePreview) String() string {
 func (*MessagePreview) ProtoMessage() {}
 
 func (x *MessagePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[32]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3572,7 @@ func (x *MessagePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagePreview.ProtoReflect.Descriptor instead.
 func (*MessagePreview) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{32}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *MessagePreview) GetHeaders() []*HeaderField {
@@ -3472,7 +3630,7 @@ type PreviewAttachment struct {
 
 func (x *PreviewAttachment) Reset() {
 	*x = PreviewAttachment{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3642,7 @@ func (x *PreviewAttachment) String() string {
 func (*PreviewAttachment) ProtoMessage() {}
 
 func (x *PreviewAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[33]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3655,7 @@ func (x *PreviewAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewAttachment.ProtoReflect.Descriptor instead.
 func (*PreviewAttachment) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{33}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PreviewAttachment) GetFilename() string {
@@ -3540,7 +3698,7 @@ type QuarantineChunk struct {
 
 func (x *QuarantineChunk) Reset() {
 	*x = QuarantineChunk{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3710,7 @@ func (x *QuarantineChunk) String() string {
 func (*QuarantineChunk) ProtoMessage() {}
 
 func (x *QuarantineChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[34]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3723,7 @@ func (x *QuarantineChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineChunk.ProtoReflect.Descriptor instead.
 func (*QuarantineChunk) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{34}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *QuarantineChunk) GetData() []byte {
@@ -3586,15 +3744,17 @@ func (x *QuarantineChunk) GetSize() int64 {
 // sensor's own account, for the central's list of quarantined messages
 // and its audit log.
 type QuarantineReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*QuarantineEvent     `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*QuarantineEvent     `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// seq: as RefusalReport's.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QuarantineReport) Reset() {
 	*x = QuarantineReport{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3606,7 +3766,7 @@ func (x *QuarantineReport) String() string {
 func (*QuarantineReport) ProtoMessage() {}
 
 func (x *QuarantineReport) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[35]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3619,7 +3779,7 @@ func (x *QuarantineReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineReport.ProtoReflect.Descriptor instead.
 func (*QuarantineReport) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{35}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *QuarantineReport) GetEvents() []*QuarantineEvent {
@@ -3627,6 +3787,13 @@ func (x *QuarantineReport) GetEvents() []*QuarantineEvent {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *QuarantineReport) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 type QuarantineEvent struct {
@@ -3640,7 +3807,7 @@ type QuarantineEvent struct {
 
 func (x *QuarantineEvent) Reset() {
 	*x = QuarantineEvent{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +3819,7 @@ func (x *QuarantineEvent) String() string {
 func (*QuarantineEvent) ProtoMessage() {}
 
 func (x *QuarantineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[36]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +3832,7 @@ func (x *QuarantineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineEvent.ProtoReflect.Descriptor instead.
 func (*QuarantineEvent) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{36}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *QuarantineEvent) GetMessageId() string {
@@ -3714,7 +3881,7 @@ type QueueListRequest struct {
 
 func (x *QueueListRequest) Reset() {
 	*x = QueueListRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3726,7 +3893,7 @@ func (x *QueueListRequest) String() string {
 func (*QueueListRequest) ProtoMessage() {}
 
 func (x *QueueListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[37]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3739,7 +3906,7 @@ func (x *QueueListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueListRequest.ProtoReflect.Descriptor instead.
 func (*QueueListRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{37}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *QueueListRequest) GetState() QueueState {
@@ -3808,7 +3975,7 @@ type QueueGetRequest struct {
 
 func (x *QueueGetRequest) Reset() {
 	*x = QueueGetRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3820,7 +3987,7 @@ func (x *QueueGetRequest) String() string {
 func (*QueueGetRequest) ProtoMessage() {}
 
 func (x *QueueGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[38]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3833,7 +4000,7 @@ func (x *QueueGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueGetRequest.ProtoReflect.Descriptor instead.
 func (*QueueGetRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{38}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *QueueGetRequest) GetMessageId() string {
@@ -3853,7 +4020,7 @@ type QueueActionRequest struct {
 
 func (x *QueueActionRequest) Reset() {
 	*x = QueueActionRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3865,7 +4032,7 @@ func (x *QueueActionRequest) String() string {
 func (*QueueActionRequest) ProtoMessage() {}
 
 func (x *QueueActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[39]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3878,7 +4045,7 @@ func (x *QueueActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueActionRequest.ProtoReflect.Descriptor instead.
 func (*QueueActionRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{39}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *QueueActionRequest) GetMessageId() string {
@@ -3904,7 +4071,7 @@ type GatewayControlRequest struct {
 
 func (x *GatewayControlRequest) Reset() {
 	*x = GatewayControlRequest{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3916,7 +4083,7 @@ func (x *GatewayControlRequest) String() string {
 func (*GatewayControlRequest) ProtoMessage() {}
 
 func (x *GatewayControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[40]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3929,7 +4096,7 @@ func (x *GatewayControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayControlRequest.ProtoReflect.Descriptor instead.
 func (*GatewayControlRequest) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{40}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GatewayControlRequest) GetControl() GatewayControl {
@@ -3959,7 +4126,7 @@ type SensorReply struct {
 
 func (x *SensorReply) Reset() {
 	*x = SensorReply{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[41]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4138,7 @@ func (x *SensorReply) String() string {
 func (*SensorReply) ProtoMessage() {}
 
 func (x *SensorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[41]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4151,7 @@ func (x *SensorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorReply.ProtoReflect.Descriptor instead.
 func (*SensorReply) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{41}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SensorReply) GetId() string {
@@ -4099,7 +4266,7 @@ type SensorError struct {
 
 func (x *SensorError) Reset() {
 	*x = SensorError{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[42]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4278,7 @@ func (x *SensorError) String() string {
 func (*SensorError) ProtoMessage() {}
 
 func (x *SensorError) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[42]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4291,7 @@ func (x *SensorError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorError.ProtoReflect.Descriptor instead.
 func (*SensorError) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{42}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SensorError) GetCode() SensorError_Code {
@@ -4155,7 +4322,7 @@ type QueuePage struct {
 
 func (x *QueuePage) Reset() {
 	*x = QueuePage{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[43]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4334,7 @@ func (x *QueuePage) String() string {
 func (*QueuePage) ProtoMessage() {}
 
 func (x *QueuePage) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[43]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4347,7 @@ func (x *QueuePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueuePage.ProtoReflect.Descriptor instead.
 func (*QueuePage) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{43}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *QueuePage) GetEntries() []*QueueEntry {
@@ -4225,7 +4392,7 @@ type QueueEntry struct {
 
 func (x *QueueEntry) Reset() {
 	*x = QueueEntry{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[44]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4237,7 +4404,7 @@ func (x *QueueEntry) String() string {
 func (*QueueEntry) ProtoMessage() {}
 
 func (x *QueueEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[44]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4250,7 +4417,7 @@ func (x *QueueEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueEntry.ProtoReflect.Descriptor instead.
 func (*QueueEntry) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{44}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *QueueEntry) GetMessageId() string {
@@ -4344,7 +4511,7 @@ type QueueRecipient struct {
 
 func (x *QueueRecipient) Reset() {
 	*x = QueueRecipient{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[45]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4356,7 +4523,7 @@ func (x *QueueRecipient) String() string {
 func (*QueueRecipient) ProtoMessage() {}
 
 func (x *QueueRecipient) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[45]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4369,7 +4536,7 @@ func (x *QueueRecipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecipient.ProtoReflect.Descriptor instead.
 func (*QueueRecipient) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{45}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *QueueRecipient) GetAddress() string {
@@ -4465,7 +4632,7 @@ type GatewayState struct {
 
 func (x *GatewayState) Reset() {
 	*x = GatewayState{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[46]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4477,7 +4644,7 @@ func (x *GatewayState) String() string {
 func (*GatewayState) ProtoMessage() {}
 
 func (x *GatewayState) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[46]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4490,7 +4657,7 @@ func (x *GatewayState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayState.ProtoReflect.Descriptor instead.
 func (*GatewayState) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{46}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GatewayState) GetSending() bool {
@@ -4545,15 +4712,17 @@ func (x *GatewayState) GetQuarantined() uint64 {
 // DeliveryReport carries a gateway's delivery attempts since its last
 // report, for the message audit log.
 type DeliveryReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Attempts      []*DeliveryAttempt     `protobuf:"bytes,1,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Attempts []*DeliveryAttempt     `protobuf:"bytes,1,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// seq: as RefusalReport's.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeliveryReport) Reset() {
 	*x = DeliveryReport{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[47]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4565,7 +4734,7 @@ func (x *DeliveryReport) String() string {
 func (*DeliveryReport) ProtoMessage() {}
 
 func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[47]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4578,7 +4747,7 @@ func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryReport.ProtoReflect.Descriptor instead.
 func (*DeliveryReport) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{47}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeliveryReport) GetAttempts() []*DeliveryAttempt {
@@ -4586,6 +4755,13 @@ func (x *DeliveryReport) GetAttempts() []*DeliveryAttempt {
 		return x.Attempts
 	}
 	return nil
+}
+
+func (x *DeliveryReport) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // DeliveryAttempt is one attempt to deliver a queued message to one next
@@ -4610,7 +4786,7 @@ type DeliveryAttempt struct {
 
 func (x *DeliveryAttempt) Reset() {
 	*x = DeliveryAttempt{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[48]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4622,7 +4798,7 @@ func (x *DeliveryAttempt) String() string {
 func (*DeliveryAttempt) ProtoMessage() {}
 
 func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[48]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4635,7 +4811,7 @@ func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
 func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{48}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeliveryAttempt) GetMessageId() string {
@@ -4719,7 +4895,7 @@ type DeliveryRecipient struct {
 
 func (x *DeliveryRecipient) Reset() {
 	*x = DeliveryRecipient{}
-	mi := &file_osprey_v1_sensor_proto_msgTypes[49]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4731,7 +4907,7 @@ func (x *DeliveryRecipient) String() string {
 func (*DeliveryRecipient) ProtoMessage() {}
 
 func (x *DeliveryRecipient) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_sensor_proto_msgTypes[49]
+	mi := &file_osprey_v1_sensor_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4744,7 +4920,7 @@ func (x *DeliveryRecipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryRecipient.ProtoReflect.Descriptor instead.
 func (*DeliveryRecipient) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{49}
+	return file_osprey_v1_sensor_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeliveryRecipient) GetAddress() string {
@@ -4829,9 +5005,10 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\n" +
 	"quarantine\x18\t \x01(\v2\x1b.osprey.v1.QuarantineReportH\x00R\n" +
 	"quarantineB\x05\n" +
-	"\x03msg\"?\n" +
+	"\x03msg\"Q\n" +
 	"\rRefusalReport\x12.\n" +
-	"\brefusals\x18\x01 \x03(\v2\x12.osprey.v1.RefusalR\brefusals\"\xbd\x02\n" +
+	"\brefusals\x18\x01 \x03(\v2\x12.osprey.v1.RefusalR\brefusals\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xbd\x02\n" +
 	"\aRefusal\x122\n" +
 	"\x06minute\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06minute\x12\x1b\n" +
 	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\x12\x16\n" +
@@ -4841,11 +5018,12 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\alast_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x06lastAt\x12\x1b\n" +
 	"\tmail_from\x18\a \x01(\tR\bmailFrom\x12\x12\n" +
 	"\x04rcpt\x18\b \x01(\tR\x04rcpt\x12\x16\n" +
-	"\x06detail\x18\t \x01(\tR\x06detail\"\x97\x01\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\"\xc3\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10software_version\x18\x01 \x01(\tR\x0fsoftwareVersion\x12)\n" +
 	"\x10applied_revision\x18\x02 \x01(\x03R\x0fappliedRevision\x128\n" +
-	"\x18wants_certificate_policy\x18\x03 \x01(\bR\x16wantsCertificatePolicy\"!\n" +
+	"\x18wants_certificate_policy\x18\x03 \x01(\bR\x16wantsCertificatePolicy\x12*\n" +
+	"\x11wants_report_acks\x18\x04 \x01(\bR\x0fwantsReportAcks\"!\n" +
 	"\x03Ack\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"8\n" +
 	"\x04Nack\x12\x1a\n" +
@@ -4890,13 +5068,22 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x0emin_free_bytes\x18\x06 \x01(\x04R\fminFreeBytes\x12\x1a\n" +
 	"\bproblems\x18\a \x03(\tR\bproblems\" \n" +
 	"\fRenewRequest\x12\x10\n" +
-	"\x03csr\x18\x01 \x01(\fR\x03csr\"\x86\x02\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"\xf6\x02\n" +
 	"\x0fConnectResponse\x121\n" +
 	"\x06config\x18\x01 \x01(\v2\x17.osprey.v1.SensorConfigH\x00R\x06config\x124\n" +
 	"\arenewed\x18\x02 \x01(\v2\x18.osprey.v1.RenewResponseH\x00R\arenewed\x12M\n" +
 	"\x12certificate_policy\x18\x03 \x01(\v2\x1c.osprey.v1.CertificatePolicyH\x00R\x11certificatePolicy\x124\n" +
-	"\arequest\x18\x04 \x01(\v2\x18.osprey.v1.SensorRequestH\x00R\arequestB\x05\n" +
-	"\x03msg\"q\n" +
+	"\arequest\x18\x04 \x01(\v2\x18.osprey.v1.SensorRequestH\x00R\arequest\x127\n" +
+	"\bfeatures\x18\x05 \x01(\v2\x19.osprey.v1.StreamFeaturesH\x00R\bfeatures\x125\n" +
+	"\n" +
+	"report_ack\x18\x06 \x01(\v2\x14.osprey.v1.ReportAckH\x00R\treportAckB\x05\n" +
+	"\x03msg\"1\n" +
+	"\x0eStreamFeatures\x12\x1f\n" +
+	"\vreport_acks\x18\x01 \x01(\bR\n" +
+	"reportAcks\"3\n" +
+	"\tReportAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"q\n" +
 	"\x11CertificatePolicy\x12,\n" +
 	"\x12renew_from_percent\x18\x01 \x01(\rR\x10renewFromPercent\x12.\n" +
 	"\x13renew_until_percent\x18\x02 \x01(\rR\x11renewUntilPercent\"1\n" +
@@ -5029,9 +5216,10 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"9\n" +
 	"\x0fQuarantineChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x03R\x04size\"F\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\"X\n" +
 	"\x10QuarantineReport\x122\n" +
-	"\x06events\x18\x01 \x03(\v2\x1a.osprey.v1.QuarantineEventR\x06events\"\x90\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x1a.osprey.v1.QuarantineEventR\x06events\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x90\x01\n" +
 	"\x0fQuarantineEvent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x122\n" +
@@ -5116,9 +5304,10 @@ const file_osprey_v1_sensor_proto_rawDesc = "" +
 	"\x06active\x18\x04 \x01(\x04R\x06active\x12\x1a\n" +
 	"\bdeferred\x18\x05 \x01(\x04R\bdeferred\x12\x12\n" +
 	"\x04held\x18\x06 \x01(\x04R\x04held\x12 \n" +
-	"\vquarantined\x18\a \x01(\x04R\vquarantined\"H\n" +
+	"\vquarantined\x18\a \x01(\x04R\vquarantined\"Z\n" +
 	"\x0eDeliveryReport\x126\n" +
-	"\battempts\x18\x01 \x03(\v2\x1a.osprey.v1.DeliveryAttemptR\battempts\"\xe4\x02\n" +
+	"\battempts\x18\x01 \x03(\v2\x1a.osprey.v1.DeliveryAttemptR\battempts\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xe4\x02\n" +
 	"\x0fDeliveryAttempt\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
@@ -5212,7 +5401,7 @@ func file_osprey_v1_sensor_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_osprey_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_osprey_v1_sensor_proto_goTypes = []any{
 	(IntegrationState)(0),           // 0: osprey.v1.IntegrationState
 	(SpoolState)(0),                 // 1: osprey.v1.SpoolState
@@ -5238,158 +5427,162 @@ var file_osprey_v1_sensor_proto_goTypes = []any{
 	(*SpoolStatus)(nil),             // 21: osprey.v1.SpoolStatus
 	(*RenewRequest)(nil),            // 22: osprey.v1.RenewRequest
 	(*ConnectResponse)(nil),         // 23: osprey.v1.ConnectResponse
-	(*CertificatePolicy)(nil),       // 24: osprey.v1.CertificatePolicy
-	(*RenewResponse)(nil),           // 25: osprey.v1.RenewResponse
-	(*ReissueRequest)(nil),          // 26: osprey.v1.ReissueRequest
-	(*ReissueResponse)(nil),         // 27: osprey.v1.ReissueResponse
-	(*ReissueChallenge)(nil),        // 28: osprey.v1.ReissueChallenge
-	(*ReissuedCertificate)(nil),     // 29: osprey.v1.ReissuedCertificate
-	(*Envelope)(nil),                // 30: osprey.v1.Envelope
-	(*AuthResults)(nil),             // 31: osprey.v1.AuthResults
-	(*DkimResult)(nil),              // 32: osprey.v1.DkimResult
-	(*UploadRequest)(nil),           // 33: osprey.v1.UploadRequest
-	(*UploadHeader)(nil),            // 34: osprey.v1.UploadHeader
-	(*UploadResponse)(nil),          // 35: osprey.v1.UploadResponse
-	(*Disposition)(nil),             // 36: osprey.v1.Disposition
-	(*SensorRequest)(nil),           // 37: osprey.v1.SensorRequest
-	(*QuarantineGetRequest)(nil),    // 38: osprey.v1.QuarantineGetRequest
-	(*QuarantineActionRequest)(nil), // 39: osprey.v1.QuarantineActionRequest
-	(*QuarantineReadRequest)(nil),   // 40: osprey.v1.QuarantineReadRequest
-	(*QuarantineEntry)(nil),         // 41: osprey.v1.QuarantineEntry
-	(*MessagePreview)(nil),          // 42: osprey.v1.MessagePreview
-	(*PreviewAttachment)(nil),       // 43: osprey.v1.PreviewAttachment
-	(*QuarantineChunk)(nil),         // 44: osprey.v1.QuarantineChunk
-	(*QuarantineReport)(nil),        // 45: osprey.v1.QuarantineReport
-	(*QuarantineEvent)(nil),         // 46: osprey.v1.QuarantineEvent
-	(*QueueListRequest)(nil),        // 47: osprey.v1.QueueListRequest
-	(*QueueGetRequest)(nil),         // 48: osprey.v1.QueueGetRequest
-	(*QueueActionRequest)(nil),      // 49: osprey.v1.QueueActionRequest
-	(*GatewayControlRequest)(nil),   // 50: osprey.v1.GatewayControlRequest
-	(*SensorReply)(nil),             // 51: osprey.v1.SensorReply
-	(*SensorError)(nil),             // 52: osprey.v1.SensorError
-	(*QueuePage)(nil),               // 53: osprey.v1.QueuePage
-	(*QueueEntry)(nil),              // 54: osprey.v1.QueueEntry
-	(*QueueRecipient)(nil),          // 55: osprey.v1.QueueRecipient
-	(*GatewayState)(nil),            // 56: osprey.v1.GatewayState
-	(*DeliveryReport)(nil),          // 57: osprey.v1.DeliveryReport
-	(*DeliveryAttempt)(nil),         // 58: osprey.v1.DeliveryAttempt
-	(*DeliveryRecipient)(nil),       // 59: osprey.v1.DeliveryRecipient
-	nil,                             // 60: osprey.v1.SensorStatus.CountersEntry
-	nil,                             // 61: osprey.v1.IntegrationStatus.RefusalsEntry
-	(SensorState)(0),                // 62: osprey.v1.SensorState
-	(*Sensor)(nil),                  // 63: osprey.v1.Sensor
-	(*SmtpIntegration)(nil),         // 64: osprey.v1.SmtpIntegration
-	(*Pop3Integration)(nil),         // 65: osprey.v1.Pop3Integration
-	(*AcceptanceList)(nil),          // 66: osprey.v1.AcceptanceList
-	(*timestamppb.Timestamp)(nil),   // 67: google.protobuf.Timestamp
-	(VerdictAction)(0),              // 68: osprey.v1.VerdictAction
-	(*HeaderField)(nil),             // 69: osprey.v1.HeaderField
-	(*durationpb.Duration)(nil),     // 70: google.protobuf.Duration
+	(*StreamFeatures)(nil),          // 24: osprey.v1.StreamFeatures
+	(*ReportAck)(nil),               // 25: osprey.v1.ReportAck
+	(*CertificatePolicy)(nil),       // 26: osprey.v1.CertificatePolicy
+	(*RenewResponse)(nil),           // 27: osprey.v1.RenewResponse
+	(*ReissueRequest)(nil),          // 28: osprey.v1.ReissueRequest
+	(*ReissueResponse)(nil),         // 29: osprey.v1.ReissueResponse
+	(*ReissueChallenge)(nil),        // 30: osprey.v1.ReissueChallenge
+	(*ReissuedCertificate)(nil),     // 31: osprey.v1.ReissuedCertificate
+	(*Envelope)(nil),                // 32: osprey.v1.Envelope
+	(*AuthResults)(nil),             // 33: osprey.v1.AuthResults
+	(*DkimResult)(nil),              // 34: osprey.v1.DkimResult
+	(*UploadRequest)(nil),           // 35: osprey.v1.UploadRequest
+	(*UploadHeader)(nil),            // 36: osprey.v1.UploadHeader
+	(*UploadResponse)(nil),          // 37: osprey.v1.UploadResponse
+	(*Disposition)(nil),             // 38: osprey.v1.Disposition
+	(*SensorRequest)(nil),           // 39: osprey.v1.SensorRequest
+	(*QuarantineGetRequest)(nil),    // 40: osprey.v1.QuarantineGetRequest
+	(*QuarantineActionRequest)(nil), // 41: osprey.v1.QuarantineActionRequest
+	(*QuarantineReadRequest)(nil),   // 42: osprey.v1.QuarantineReadRequest
+	(*QuarantineEntry)(nil),         // 43: osprey.v1.QuarantineEntry
+	(*MessagePreview)(nil),          // 44: osprey.v1.MessagePreview
+	(*PreviewAttachment)(nil),       // 45: osprey.v1.PreviewAttachment
+	(*QuarantineChunk)(nil),         // 46: osprey.v1.QuarantineChunk
+	(*QuarantineReport)(nil),        // 47: osprey.v1.QuarantineReport
+	(*QuarantineEvent)(nil),         // 48: osprey.v1.QuarantineEvent
+	(*QueueListRequest)(nil),        // 49: osprey.v1.QueueListRequest
+	(*QueueGetRequest)(nil),         // 50: osprey.v1.QueueGetRequest
+	(*QueueActionRequest)(nil),      // 51: osprey.v1.QueueActionRequest
+	(*GatewayControlRequest)(nil),   // 52: osprey.v1.GatewayControlRequest
+	(*SensorReply)(nil),             // 53: osprey.v1.SensorReply
+	(*SensorError)(nil),             // 54: osprey.v1.SensorError
+	(*QueuePage)(nil),               // 55: osprey.v1.QueuePage
+	(*QueueEntry)(nil),              // 56: osprey.v1.QueueEntry
+	(*QueueRecipient)(nil),          // 57: osprey.v1.QueueRecipient
+	(*GatewayState)(nil),            // 58: osprey.v1.GatewayState
+	(*DeliveryReport)(nil),          // 59: osprey.v1.DeliveryReport
+	(*DeliveryAttempt)(nil),         // 60: osprey.v1.DeliveryAttempt
+	(*DeliveryRecipient)(nil),       // 61: osprey.v1.DeliveryRecipient
+	nil,                             // 62: osprey.v1.SensorStatus.CountersEntry
+	nil,                             // 63: osprey.v1.IntegrationStatus.RefusalsEntry
+	(SensorState)(0),                // 64: osprey.v1.SensorState
+	(*Sensor)(nil),                  // 65: osprey.v1.Sensor
+	(*SmtpIntegration)(nil),         // 66: osprey.v1.SmtpIntegration
+	(*Pop3Integration)(nil),         // 67: osprey.v1.Pop3Integration
+	(*AcceptanceList)(nil),          // 68: osprey.v1.AcceptanceList
+	(*timestamppb.Timestamp)(nil),   // 69: google.protobuf.Timestamp
+	(VerdictAction)(0),              // 70: osprey.v1.VerdictAction
+	(*HeaderField)(nil),             // 71: osprey.v1.HeaderField
+	(*durationpb.Duration)(nil),     // 72: google.protobuf.Duration
 }
 var file_osprey_v1_sensor_proto_depIdxs = []int32{
-	62, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
-	63, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
-	64, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
-	65, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
-	66, // 4: osprey.v1.SensorConfig.acceptance:type_name -> osprey.v1.AcceptanceList
+	64, // 0: osprey.v1.EnrollResponse.state:type_name -> osprey.v1.SensorState
+	65, // 1: osprey.v1.SensorConfig.sensor:type_name -> osprey.v1.Sensor
+	66, // 2: osprey.v1.SensorConfig.smtp:type_name -> osprey.v1.SmtpIntegration
+	67, // 3: osprey.v1.SensorConfig.pop3:type_name -> osprey.v1.Pop3Integration
+	68, // 4: osprey.v1.SensorConfig.acceptance:type_name -> osprey.v1.AcceptanceList
 	16, // 5: osprey.v1.ConnectRequest.hello:type_name -> osprey.v1.Hello
 	17, // 6: osprey.v1.ConnectRequest.ack:type_name -> osprey.v1.Ack
 	18, // 7: osprey.v1.ConnectRequest.nack:type_name -> osprey.v1.Nack
 	19, // 8: osprey.v1.ConnectRequest.status:type_name -> osprey.v1.SensorStatus
 	22, // 9: osprey.v1.ConnectRequest.renew:type_name -> osprey.v1.RenewRequest
 	14, // 10: osprey.v1.ConnectRequest.refusals:type_name -> osprey.v1.RefusalReport
-	51, // 11: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
-	57, // 12: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
-	45, // 13: osprey.v1.ConnectRequest.quarantine:type_name -> osprey.v1.QuarantineReport
+	53, // 11: osprey.v1.ConnectRequest.reply:type_name -> osprey.v1.SensorReply
+	59, // 12: osprey.v1.ConnectRequest.deliveries:type_name -> osprey.v1.DeliveryReport
+	47, // 13: osprey.v1.ConnectRequest.quarantine:type_name -> osprey.v1.QuarantineReport
 	15, // 14: osprey.v1.RefusalReport.refusals:type_name -> osprey.v1.Refusal
-	67, // 15: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
-	67, // 16: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
-	67, // 17: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
-	60, // 18: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
+	69, // 15: osprey.v1.Refusal.minute:type_name -> google.protobuf.Timestamp
+	69, // 16: osprey.v1.Refusal.first_at:type_name -> google.protobuf.Timestamp
+	69, // 17: osprey.v1.Refusal.last_at:type_name -> google.protobuf.Timestamp
+	62, // 18: osprey.v1.SensorStatus.counters:type_name -> osprey.v1.SensorStatus.CountersEntry
 	20, // 19: osprey.v1.SensorStatus.smtp:type_name -> osprey.v1.IntegrationStatus
 	20, // 20: osprey.v1.SensorStatus.pop3:type_name -> osprey.v1.IntegrationStatus
 	21, // 21: osprey.v1.SensorStatus.spool:type_name -> osprey.v1.SpoolStatus
-	56, // 22: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
+	58, // 22: osprey.v1.SensorStatus.gateway:type_name -> osprey.v1.GatewayState
 	0,  // 23: osprey.v1.IntegrationStatus.state:type_name -> osprey.v1.IntegrationState
-	67, // 24: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	67, // 25: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	67, // 26: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
-	61, // 27: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
+	69, // 24: osprey.v1.IntegrationStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	69, // 25: osprey.v1.IntegrationStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	69, // 26: osprey.v1.IntegrationStatus.failing_since:type_name -> google.protobuf.Timestamp
+	63, // 27: osprey.v1.IntegrationStatus.refusals:type_name -> osprey.v1.IntegrationStatus.RefusalsEntry
 	1,  // 28: osprey.v1.SpoolStatus.state:type_name -> osprey.v1.SpoolState
 	12, // 29: osprey.v1.ConnectResponse.config:type_name -> osprey.v1.SensorConfig
-	25, // 30: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
-	24, // 31: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
-	37, // 32: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
-	28, // 33: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
-	29, // 34: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
-	67, // 35: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	3,  // 36: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
-	31, // 37: osprey.v1.Envelope.auth:type_name -> osprey.v1.AuthResults
-	32, // 38: osprey.v1.AuthResults.dkim:type_name -> osprey.v1.DkimResult
-	34, // 39: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
-	2,  // 40: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
-	30, // 41: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
-	36, // 42: osprey.v1.UploadResponse.disposition:type_name -> osprey.v1.Disposition
-	68, // 43: osprey.v1.Disposition.action:type_name -> osprey.v1.VerdictAction
-	69, // 44: osprey.v1.Disposition.headers:type_name -> osprey.v1.HeaderField
-	47, // 45: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
-	48, // 46: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
-	49, // 47: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
-	50, // 48: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
-	38, // 49: osprey.v1.SensorRequest.quarantine_get:type_name -> osprey.v1.QuarantineGetRequest
-	39, // 50: osprey.v1.SensorRequest.quarantine_action:type_name -> osprey.v1.QuarantineActionRequest
-	40, // 51: osprey.v1.SensorRequest.quarantine_read:type_name -> osprey.v1.QuarantineReadRequest
-	4,  // 52: osprey.v1.QuarantineActionRequest.action:type_name -> osprey.v1.QuarantineAction
-	3,  // 53: osprey.v1.QuarantineEntry.direction:type_name -> osprey.v1.MailDirection
-	67, // 54: osprey.v1.QuarantineEntry.arrival:type_name -> google.protobuf.Timestamp
-	67, // 55: osprey.v1.QuarantineEntry.quarantined_at:type_name -> google.protobuf.Timestamp
-	42, // 56: osprey.v1.QuarantineEntry.preview:type_name -> osprey.v1.MessagePreview
-	69, // 57: osprey.v1.MessagePreview.headers:type_name -> osprey.v1.HeaderField
-	43, // 58: osprey.v1.MessagePreview.attachments:type_name -> osprey.v1.PreviewAttachment
-	46, // 59: osprey.v1.QuarantineReport.events:type_name -> osprey.v1.QuarantineEvent
-	5,  // 60: osprey.v1.QuarantineEvent.kind:type_name -> osprey.v1.QuarantineEventKind
-	67, // 61: osprey.v1.QuarantineEvent.at:type_name -> google.protobuf.Timestamp
-	6,  // 62: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
-	70, // 63: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
-	70, // 64: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
-	7,  // 65: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
-	8,  // 66: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
-	52, // 67: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
-	53, // 68: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
-	54, // 69: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
-	56, // 70: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
-	41, // 71: osprey.v1.SensorReply.quarantine_entry:type_name -> osprey.v1.QuarantineEntry
-	44, // 72: osprey.v1.SensorReply.quarantine_chunk:type_name -> osprey.v1.QuarantineChunk
-	9,  // 73: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
-	54, // 74: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
-	56, // 75: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
-	67, // 76: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
-	3,  // 77: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
-	55, // 78: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
-	6,  // 79: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
-	67, // 80: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	67, // 81: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
-	67, // 82: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
-	58, // 83: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
-	3,  // 84: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
-	67, // 85: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
-	70, // 86: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
-	59, // 87: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
-	6,  // 88: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
-	67, // 89: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
-	10, // 90: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
-	13, // 91: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
-	33, // 92: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
-	26, // 93: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
-	11, // 94: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
-	23, // 95: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
-	35, // 96: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
-	27, // 97: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
-	94, // [94:98] is the sub-list for method output_type
-	90, // [90:94] is the sub-list for method input_type
-	90, // [90:90] is the sub-list for extension type_name
-	90, // [90:90] is the sub-list for extension extendee
-	0,  // [0:90] is the sub-list for field type_name
+	27, // 30: osprey.v1.ConnectResponse.renewed:type_name -> osprey.v1.RenewResponse
+	26, // 31: osprey.v1.ConnectResponse.certificate_policy:type_name -> osprey.v1.CertificatePolicy
+	39, // 32: osprey.v1.ConnectResponse.request:type_name -> osprey.v1.SensorRequest
+	24, // 33: osprey.v1.ConnectResponse.features:type_name -> osprey.v1.StreamFeatures
+	25, // 34: osprey.v1.ConnectResponse.report_ack:type_name -> osprey.v1.ReportAck
+	30, // 35: osprey.v1.ReissueResponse.challenge:type_name -> osprey.v1.ReissueChallenge
+	31, // 36: osprey.v1.ReissueResponse.certificate:type_name -> osprey.v1.ReissuedCertificate
+	69, // 37: osprey.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 38: osprey.v1.Envelope.direction:type_name -> osprey.v1.MailDirection
+	33, // 39: osprey.v1.Envelope.auth:type_name -> osprey.v1.AuthResults
+	34, // 40: osprey.v1.AuthResults.dkim:type_name -> osprey.v1.DkimResult
+	36, // 41: osprey.v1.UploadRequest.header:type_name -> osprey.v1.UploadHeader
+	2,  // 42: osprey.v1.UploadHeader.source:type_name -> osprey.v1.MailSource
+	32, // 43: osprey.v1.UploadHeader.envelope:type_name -> osprey.v1.Envelope
+	38, // 44: osprey.v1.UploadResponse.disposition:type_name -> osprey.v1.Disposition
+	70, // 45: osprey.v1.Disposition.action:type_name -> osprey.v1.VerdictAction
+	71, // 46: osprey.v1.Disposition.headers:type_name -> osprey.v1.HeaderField
+	49, // 47: osprey.v1.SensorRequest.queue_list:type_name -> osprey.v1.QueueListRequest
+	50, // 48: osprey.v1.SensorRequest.queue_get:type_name -> osprey.v1.QueueGetRequest
+	51, // 49: osprey.v1.SensorRequest.queue_action:type_name -> osprey.v1.QueueActionRequest
+	52, // 50: osprey.v1.SensorRequest.control:type_name -> osprey.v1.GatewayControlRequest
+	40, // 51: osprey.v1.SensorRequest.quarantine_get:type_name -> osprey.v1.QuarantineGetRequest
+	41, // 52: osprey.v1.SensorRequest.quarantine_action:type_name -> osprey.v1.QuarantineActionRequest
+	42, // 53: osprey.v1.SensorRequest.quarantine_read:type_name -> osprey.v1.QuarantineReadRequest
+	4,  // 54: osprey.v1.QuarantineActionRequest.action:type_name -> osprey.v1.QuarantineAction
+	3,  // 55: osprey.v1.QuarantineEntry.direction:type_name -> osprey.v1.MailDirection
+	69, // 56: osprey.v1.QuarantineEntry.arrival:type_name -> google.protobuf.Timestamp
+	69, // 57: osprey.v1.QuarantineEntry.quarantined_at:type_name -> google.protobuf.Timestamp
+	44, // 58: osprey.v1.QuarantineEntry.preview:type_name -> osprey.v1.MessagePreview
+	71, // 59: osprey.v1.MessagePreview.headers:type_name -> osprey.v1.HeaderField
+	45, // 60: osprey.v1.MessagePreview.attachments:type_name -> osprey.v1.PreviewAttachment
+	48, // 61: osprey.v1.QuarantineReport.events:type_name -> osprey.v1.QuarantineEvent
+	5,  // 62: osprey.v1.QuarantineEvent.kind:type_name -> osprey.v1.QuarantineEventKind
+	69, // 63: osprey.v1.QuarantineEvent.at:type_name -> google.protobuf.Timestamp
+	6,  // 64: osprey.v1.QueueListRequest.state:type_name -> osprey.v1.QueueState
+	72, // 65: osprey.v1.QueueListRequest.min_age:type_name -> google.protobuf.Duration
+	72, // 66: osprey.v1.QueueListRequest.max_age:type_name -> google.protobuf.Duration
+	7,  // 67: osprey.v1.QueueActionRequest.action:type_name -> osprey.v1.QueueAction
+	8,  // 68: osprey.v1.GatewayControlRequest.control:type_name -> osprey.v1.GatewayControl
+	54, // 69: osprey.v1.SensorReply.error:type_name -> osprey.v1.SensorError
+	55, // 70: osprey.v1.SensorReply.queue_page:type_name -> osprey.v1.QueuePage
+	56, // 71: osprey.v1.SensorReply.queue_entry:type_name -> osprey.v1.QueueEntry
+	58, // 72: osprey.v1.SensorReply.gateway:type_name -> osprey.v1.GatewayState
+	43, // 73: osprey.v1.SensorReply.quarantine_entry:type_name -> osprey.v1.QuarantineEntry
+	46, // 74: osprey.v1.SensorReply.quarantine_chunk:type_name -> osprey.v1.QuarantineChunk
+	9,  // 75: osprey.v1.SensorError.code:type_name -> osprey.v1.SensorError.Code
+	56, // 76: osprey.v1.QueuePage.entries:type_name -> osprey.v1.QueueEntry
+	58, // 77: osprey.v1.QueuePage.gateway:type_name -> osprey.v1.GatewayState
+	69, // 78: osprey.v1.QueueEntry.arrival:type_name -> google.protobuf.Timestamp
+	3,  // 79: osprey.v1.QueueEntry.direction:type_name -> osprey.v1.MailDirection
+	57, // 80: osprey.v1.QueueEntry.recipients:type_name -> osprey.v1.QueueRecipient
+	6,  // 81: osprey.v1.QueueRecipient.state:type_name -> osprey.v1.QueueState
+	69, // 82: osprey.v1.QueueRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	69, // 83: osprey.v1.QueueRecipient.first_attempt:type_name -> google.protobuf.Timestamp
+	69, // 84: osprey.v1.QueueRecipient.last_attempt:type_name -> google.protobuf.Timestamp
+	60, // 85: osprey.v1.DeliveryReport.attempts:type_name -> osprey.v1.DeliveryAttempt
+	3,  // 86: osprey.v1.DeliveryAttempt.direction:type_name -> osprey.v1.MailDirection
+	69, // 87: osprey.v1.DeliveryAttempt.started:type_name -> google.protobuf.Timestamp
+	72, // 88: osprey.v1.DeliveryAttempt.took:type_name -> google.protobuf.Duration
+	61, // 89: osprey.v1.DeliveryAttempt.recipients:type_name -> osprey.v1.DeliveryRecipient
+	6,  // 90: osprey.v1.DeliveryRecipient.state:type_name -> osprey.v1.QueueState
+	69, // 91: osprey.v1.DeliveryRecipient.next_attempt:type_name -> google.protobuf.Timestamp
+	10, // 92: osprey.v1.SensorService.Enroll:input_type -> osprey.v1.EnrollRequest
+	13, // 93: osprey.v1.SensorService.Connect:input_type -> osprey.v1.ConnectRequest
+	35, // 94: osprey.v1.SensorService.Upload:input_type -> osprey.v1.UploadRequest
+	28, // 95: osprey.v1.SensorService.Reissue:input_type -> osprey.v1.ReissueRequest
+	11, // 96: osprey.v1.SensorService.Enroll:output_type -> osprey.v1.EnrollResponse
+	23, // 97: osprey.v1.SensorService.Connect:output_type -> osprey.v1.ConnectResponse
+	37, // 98: osprey.v1.SensorService.Upload:output_type -> osprey.v1.UploadResponse
+	29, // 99: osprey.v1.SensorService.Reissue:output_type -> osprey.v1.ReissueResponse
+	96, // [96:100] is the sub-list for method output_type
+	92, // [92:96] is the sub-list for method input_type
+	92, // [92:92] is the sub-list for extension type_name
+	92, // [92:92] is the sub-list for extension extendee
+	0,  // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_sensor_proto_init() }
@@ -5414,16 +5607,18 @@ func file_osprey_v1_sensor_proto_init() {
 		(*ConnectResponse_Renewed)(nil),
 		(*ConnectResponse_CertificatePolicy)(nil),
 		(*ConnectResponse_Request)(nil),
+		(*ConnectResponse_Features)(nil),
+		(*ConnectResponse_ReportAck)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[17].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[19].OneofWrappers = []any{
 		(*ReissueResponse_Challenge)(nil),
 		(*ReissueResponse_Certificate)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[23].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[25].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Chunk)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[27].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[29].OneofWrappers = []any{
 		(*SensorRequest_QueueList)(nil),
 		(*SensorRequest_QueueGet)(nil),
 		(*SensorRequest_QueueAction)(nil),
@@ -5432,7 +5627,7 @@ func file_osprey_v1_sensor_proto_init() {
 		(*SensorRequest_QuarantineAction)(nil),
 		(*SensorRequest_QuarantineRead)(nil),
 	}
-	file_osprey_v1_sensor_proto_msgTypes[41].OneofWrappers = []any{
+	file_osprey_v1_sensor_proto_msgTypes[43].OneofWrappers = []any{
 		(*SensorReply_QueuePage)(nil),
 		(*SensorReply_QueueEntry)(nil),
 		(*SensorReply_Gateway)(nil),
@@ -5445,7 +5640,7 @@ func file_osprey_v1_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_sensor_proto_rawDesc), len(file_osprey_v1_sensor_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   52,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

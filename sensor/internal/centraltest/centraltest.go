@@ -430,6 +430,30 @@ func (st *Stream) SendConfig(t testing.TB, cfg *ospreyv1.SensorConfig) {
 	}
 }
 
+// Send sends m to the sensor, as a central's stream would.
+func (st *Stream) Send(t testing.TB, m *ospreyv1.ConnectResponse) {
+	t.Helper()
+	select {
+	case st.out <- m:
+	case <-st.done:
+		t.Fatal("Send: the stream has ended")
+	case <-time.After(Wait):
+		t.Fatalf("Send: not sent within %v", Wait)
+	}
+}
+
+// SendRequest sends an operator's request to the sensor.
+func (st *Stream) SendRequest(t testing.TB, req *ospreyv1.SensorRequest) {
+	t.Helper()
+	select {
+	case st.out <- &ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Request{Request: req}}:
+	case <-st.done:
+		t.Fatal("SendRequest: the stream has ended")
+	case <-time.After(Wait):
+		t.Fatalf("SendRequest: not sent within %v", Wait)
+	}
+}
+
 // Next returns the sensor's next message other than a status or a renewal
 // (which the server answers itself).
 func (st *Stream) Next(t testing.TB) *ospreyv1.ConnectRequest {
