@@ -28,11 +28,6 @@ func TestGatewaySubmission(t *testing.T) {
 	sink := startSMTPSink(t)
 	d := startDev(t, filepath.Join(t.TempDir(), "data"))
 	outbound, submission := loopbackPort(t), loopbackPort(t)
-	sinkHost, sinkPort, _ := net.SplitHostPort(sink.addr)
-	port, err := strconv.ParseUint(sinkPort, 10, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
 	d.enableSMTP(t, &api.SMTPIntegration{
 		Enabled:        true,
 		Mode:           api.SMTPOutbound,
@@ -42,7 +37,7 @@ func TestGatewaySubmission(t *testing.T) {
 			// Nobody relays through the outbound listener here: its
 			// trusted network is an address no test client has.
 			TrustedNetworks: []string{"192.0.2.1"},
-			RelayHosts:      []api.NextHop{{Host: sinkHost, Port: uint32(port)}},
+			RelayHosts:      []api.NextHop{hop(t, sink.addr)},
 			HeloName:        "gw.example.com",
 			Submission: &api.SubmissionSettings{
 				Enabled:  true,

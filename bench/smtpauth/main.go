@@ -50,6 +50,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ospreysec/osprey/internal/benchproc"
 	"github.com/ospreysec/osprey/internal/slapdtest"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/smtpauth"
@@ -65,7 +66,7 @@ func main() {
 	concList := flag.String("concurrency", "1,8", "checks at once, comma-separated")
 	flag.Parse()
 	ctx := context.Background()
-	log.Printf("load average before: %s", loadavg())
+	log.Printf("load average before: %s", benchproc.LoadAvg())
 
 	dir, err := os.MkdirTemp("", "bench-smtpauth")
 	if err != nil {
@@ -147,7 +148,7 @@ func main() {
 			printRow("submission listener session (STARTTLS, AUTH PLAIN), "+name, conc, res[i])
 		}
 	}
-	log.Printf("load average after: %s", loadavg())
+	log.Printf("load average after: %s", benchproc.LoadAvg())
 }
 
 func user(i int) string     { return "user" + strconv.Itoa(i) }
@@ -287,13 +288,7 @@ func printRow(name string, conc int, res []result) {
 	for _, r := range res {
 		p50s, p99s, rates = append(p50s, r.p50), append(p99s, r.p99), append(rates, r.rate)
 	}
-	fmt.Printf("| %s | %d | %.0f | %s | %s |\n", name, conc, median(rates), ms(median(p50s)), ms(median(p99s)))
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
+	fmt.Printf("| %s | %d | %.0f | %s | %s |\n", name, conc, benchproc.Median(rates), ms(benchproc.Median(p50s)), ms(benchproc.Median(p99s)))
 }
 
 func ms(sec float64) string {
@@ -313,16 +308,4 @@ func ints(list string) []int {
 		out = append(out, n)
 	}
 	return out
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -27,12 +27,7 @@ func TestSubmission(t *testing.T) {
 	certPEM, _ := keyPairPEM(t)
 	sub := func(s *ospreyv1.SmtpIntegration) *ospreyv1.SubmissionSettings { return s.Gateway.Submission }
 	const f = "gateway.submission."
-	tests := []struct {
-		name       string
-		edit       func(s *ospreyv1.SmtpIntegration)
-		wantFields []string
-		wantText   string
-	}{
+	tests := []integrationCase{
 		{name: "ldap bind as the user", edit: func(s *ospreyv1.SmtpIntegration) {}},
 		{name: "ldap search then bind", edit: func(s *ospreyv1.SmtpIntegration) {
 			sub(s).Ldap = &ospreyv1.LdapAuth{Url: "ldaps://10.0.0.5:636/", CaPem: certPEM, BaseDn: "ou=people,dc=example,dc=com",
@@ -125,21 +120,7 @@ func TestSubmission(t *testing.T) {
 			sub(s).Listener.Tls = &ospreyv1.SmtpTls{Mode: ospreyv1.TlsMode_TLS_MODE_REQUIRE, CertPem: certPEM}
 		}, wantFields: []string{f + "listener.tls.key_pem"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := withSubmission()
-			tt.edit(s)
-			err := SMTPIntegration(s)
-			if diff := cmp.Diff(tt.wantFields, fields(t, err)); diff != "" {
-				t.Fatalf("SMTPIntegration() = %v, fields mismatch (-want +got):\n%s", err, diff)
-			}
-			if tt.wantText != "" {
-				if es, _ := AsErrors(err); !strings.Contains(es[0].Message, tt.wantText) {
-					t.Errorf("message %q, want it to contain %q", es[0].Message, tt.wantText)
-				}
-			}
-		})
-	}
+	checkCases(t, withSubmission, tests)
 }
 
 // TestSubmissionNeverQuotesThePassword: a refused password is named, not

@@ -70,6 +70,15 @@ type attempt struct {
 	name, user, password, want string
 }
 
+// basicAttempts are what every source is asked.
+var basicAttempts = []attempt{
+	{"good", "alice", "alice-pw", "ok"},
+	{"good, spaces and UTF-8", "bob", "b0b pw é", "ok"},
+	{"wrong password", "alice", "bob-pw", "invalid"},
+	{"unknown user", "dave", "alice-pw", "invalid"},
+	{"empty password", "alice", "", "invalid"},
+}
+
 func check(t *testing.T, a *Authenticator, from netip.Addr, tests []attempt) {
 	t.Helper()
 	for _, tt := range tests {
@@ -104,17 +113,12 @@ func TestLDAP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.ldap.TimeoutMs = 10000
 			a := newAuth(t, submission(tt.ldap), Options{})
-			check(t, a, client, []attempt{
-				{"good", "alice", "alice-pw", "ok"},
-				{"good, spaces and UTF-8", "bob", "b0b pw é", "ok"},
-				{"wrong password", "alice", "bob-pw", "invalid"},
-				{"unknown user", "dave", "alice-pw", "invalid"},
-				{"empty password", "alice", "", "invalid"},
-				{"empty user", "", "alice-pw", "invalid"},
-				{"a name that would change the DN", "alice,ou=people", "alice-pw", "invalid"},
-				{"a name that would change the filter", "*", "alice-pw", "invalid"},
-				{"again", "alice", "alice-pw", "ok"},
-			})
+			check(t, a, client, append(basicAttempts[:len(basicAttempts):len(basicAttempts)],
+				attempt{"empty user", "", "alice-pw", "invalid"},
+				attempt{"a name that would change the DN", "alice,ou=people", "alice-pw", "invalid"},
+				attempt{"a name that would change the filter", "*", "alice-pw", "invalid"},
+				attempt{"again", "alice", "alice-pw", "ok"},
+			))
 			if p := a.Problem(); p != "" {
 				t.Errorf("Problem() = %q, want none", p)
 			}

@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -183,19 +182,10 @@ func (c *conn) check(mech string, cred credentials) {
 
 // readAuthLine reads a response line of the AUTH exchange, without its
 // line ending; false when the session ends instead (a timeout, the client
-// gone, a line too long: RFC 4954 §4's 500 5.5.6, and the session closes,
-// since the rest of the line can no longer be told from commands).
+// gone, a line too long: RFC 4954 §4's 500 5.5.6).
 func (c *conn) readAuthLine() (string, bool) {
-	c.setReadDeadline(c.pol.commandTimeout)
-	line, err := c.br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) || len(line) > MaxCommandLine {
-		c.refuse(reasonLineTooLong, 500, smtp.EnhancedCode{5, 5, 6}, "Authentication exchange line is too long")
-		c.closing = true
-		c.linger.Store(true)
-		return "", false
-	}
-	if err != nil {
-		c.readErr(err)
+	line, ok := c.readLine(smtp.EnhancedCode{5, 5, 6}, "Authentication exchange line is too long")
+	if !ok {
 		return "", false
 	}
 	return string(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))), true

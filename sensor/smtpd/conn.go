@@ -157,19 +157,30 @@ func (c *conn) Read(p []byte) (int, error) {
 // readCommand reads one command line and either queues it for go-smtp or
 // answers it here.
 func (c *conn) readCommand() {
+	if line, ok := c.readLine(smtp.EnhancedCode{5, 5, 2}, "Line too long"); ok {
+		c.command(line)
+	}
+}
+
+// readLine reads a line of at most MaxCommandLine bytes, its line ending
+// included, within the command timeout. A longer line is answered 500
+// with enh and msg, and the session closes: the rest of the line can no
+// longer be told from commands. A failed read ends the session too (see
+// readErr). false when the session ends.
+func (c *conn) readLine(enh smtp.EnhancedCode, msg string) ([]byte, bool) {
 	c.setReadDeadline(c.pol.commandTimeout)
 	line, err := c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) || len(line) > MaxCommandLine {
-		c.refuse(reasonLineTooLong, 500, smtp.EnhancedCode{5, 5, 2}, "Line too long")
+		c.refuse(reasonLineTooLong, 500, enh, msg)
 		c.closing = true
 		c.linger.Store(true)
-		return
+		return nil, false
 	}
 	if err != nil {
 		c.readErr(err)
-		return
+		return nil, false
 	}
-	c.command(line)
+	return line, true
 }
 
 // command decides what to do with a command line: go-smtp gets the lines

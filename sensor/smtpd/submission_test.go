@@ -135,7 +135,7 @@ func TestSubmission(t *testing.T) {
 	if st := s.Stats(); st.Authenticated != 1 {
 		t.Errorf("Stats().Authenticated = %d, want 1", st.Authenticated)
 	}
-	metrics := gather(t, s.reg)
+	metrics := gather(t, s.reg, "submission")
 	for name, want := range map[string]float64{
 		"osprey_smtp_auth_total{success}":     1,
 		"osprey_smtp_auth_total{failed}":      1,
@@ -329,9 +329,10 @@ func TestSubmissionSwaks(t *testing.T) {
 	}
 }
 
-// gather reads the registry's counters by name, with their labels other
-// than the listener's in braces.
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+// gather reads the registry's counters and gauges by name, with their
+// labels other than the listener's in braces; it fails t for a listener
+// other than listener.
+func gather(t *testing.T, reg *prometheus.Registry, listener string) map[string]float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -344,10 +345,15 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 			for _, l := range m.GetLabel() {
 				if l.GetName() != "listener" {
 					name += "{" + l.GetValue() + "}"
+				} else if l.GetValue() != listener {
+					t.Errorf("%s: listener %q, want %s", f.GetName(), l.GetValue(), listener)
 				}
 			}
-			if m.GetCounter() != nil {
+			switch {
+			case m.GetCounter() != nil:
 				got[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[name] = m.GetGauge().GetValue()
 			}
 		}
 	}
