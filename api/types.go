@@ -379,6 +379,8 @@ type SMTPGateway struct {
 	Quarantine *QuarantineSettings `json:"quarantine,omitempty"`
 	// SenderAuth configures the checks of SPF, DKIM and DMARC; zeros mean the defaults.
 	SenderAuth *SenderAuthSettings `json:"sender_auth,omitempty"`
+	// Submission is the SMTP AUTH listener of the outbound modes. Reads always return it.
+	Submission *SubmissionSettings `json:"submission,omitempty"`
 	// RecipientVerification asks a local domain's next hop whether a recipient exists
 	// before the inbound listeners take it; zeros mean the defaults.
 	RecipientVerification *RecipientVerification `json:"recipient_verification,omitempty"`
@@ -415,6 +417,91 @@ type RateLimits struct {
 	HarvestUnknownRecipients uint32 `json:"harvest_unknown_recipients"`
 	HarvestWindowSeconds     uint32 `json:"harvest_window_seconds"`
 	HarvestBlockSeconds      uint32 `json:"harvest_block_seconds"`
+}
+
+// SubmissionSettings configure a gateway's submission listener (docs/configuration.md,
+// "Submission"): clients that authenticate with SMTP AUTH relay to any domain. Zeros mean
+// the defaults.
+type SubmissionSettings struct {
+	Enabled bool `json:"enabled"`
+	// Listener is where it listens (Listen ":587" when empty) and its TLS; TLS require is
+	// recommended.
+	Listener *GatewayListener `json:"listener,omitempty"`
+	// AllowAuthWithoutTLS offers AUTH before STARTTLS.
+	AllowAuthWithoutTLS bool `json:"allow_auth_without_tls"`
+	// Acceptance: all (the default) or listed (the clients of the AUTH acceptance list).
+	Acceptance AcceptanceMode `json:"acceptance,omitempty"`
+	// Source is where credentials are checked: ldap or smtp_forward.
+	Source      AuthSource       `json:"source,omitempty"`
+	LDAP        *LDAPAuth        `json:"ldap,omitempty"`
+	SMTPForward *SMTPForwardAuth `json:"smtp_forward,omitempty"`
+	// Failed authentications are throttled: past MaxFailuresPerClient (0: 10) from one
+	// address, or MaxFailuresPerUser (0: 5) for one name, within FailureWindowSeconds
+	// (0: 600), AUTH is refused until the window has passed.
+	MaxFailuresPerClient uint32 `json:"max_failures_per_client"`
+	MaxFailuresPerUser   uint32 `json:"max_failures_per_user"`
+	FailureWindowSeconds uint32 `json:"failure_window_seconds"`
+	// CacheSeconds (0: 300) remembers a successful check; DisableCache checks every AUTH.
+	CacheSeconds uint32 `json:"cache_seconds"`
+	DisableCache bool   `json:"disable_cache"`
+}
+
+// AcceptanceMode says which clients a gateway listener takes mail from.
+type AcceptanceMode string
+
+// The acceptance modes.
+const (
+	AcceptAll    AcceptanceMode = "all"
+	AcceptListed AcceptanceMode = "listed"
+)
+
+// AuthSource is where a submission listener checks credentials.
+type AuthSource string
+
+// The authentication sources.
+const (
+	AuthSourceLDAP        AuthSource = "ldap"
+	AuthSourceSMTPForward AuthSource = "smtp_forward"
+)
+
+// LDAPAuth checks credentials with a bind to a directory: as the user (BindDNTemplate), or
+// as the entry a search finds (BaseDN and Filter).
+type LDAPAuth struct {
+	// URL is ldap://host[:389] or ldaps://host[:636].
+	URL      string `json:"url"`
+	StartTLS bool   `json:"start_tls"`
+	// CAPEM holds the CAs the directory's certificate must chain to; empty: the system roots.
+	CAPEM string `json:"ca_pem"`
+	// BindDNTemplate: "%s" is the user name ("uid=%s,ou=people,dc=example,dc=com").
+	BindDNTemplate string `json:"bind_dn_template"`
+	// BaseDN and Filter ("%s" is the user name) find the user when BindDNTemplate is empty.
+	BaseDN string `json:"base_dn"`
+	Filter string `json:"filter"`
+	// SearchBindDN is the account the search runs as; empty: anonymously.
+	SearchBindDN string `json:"search_bind_dn"`
+	// SearchBindPassword is write-only: reads never return it and say
+	// SearchBindPasswordSet instead. A write with an empty one keeps the stored one while
+	// URL and SearchBindDN stay the same.
+	SearchBindPassword string `json:"search_bind_password,omitempty"`
+	// SearchBindPasswordSet reports whether a password is stored. Read-only.
+	SearchBindPasswordSet bool `json:"search_bind_password_set"`
+	// TimeoutMs bounds a connection and each operation; 0 means 5000.
+	TimeoutMs uint32 `json:"timeout_ms"`
+}
+
+// SMTPForwardAuth checks credentials by AUTH PLAIN, with them, at another SMTP server, over
+// TLS.
+type SMTPForwardAuth struct {
+	// Address is host:port.
+	Address string `json:"address"`
+	// ImplicitTLS: TLS from the first byte (port 465); otherwise STARTTLS.
+	ImplicitTLS bool `json:"implicit_tls"`
+	// CAPEM holds the CAs its certificate must chain to; empty: the system roots.
+	CAPEM string `json:"ca_pem"`
+	// ServerName is the name its certificate must hold; empty: the host of Address.
+	ServerName string `json:"server_name"`
+	// TimeoutMs bounds a check; 0 means 10000.
+	TimeoutMs uint32 `json:"timeout_ms"`
 }
 
 // QuarantineSettings bound a gateway's quarantine: past either bound the oldest
@@ -815,6 +902,9 @@ type Envelope struct {
 	TLSCipher  string `json:"tls_cipher,omitempty"`
 	// Auth holds a gateway's checks of the sender, when it checks senders.
 	Auth *AuthResults `json:"auth,omitempty"`
+	// AuthUser is the name the client authenticated as (SMTP AUTH on a gateway's
+	// submission listener); empty for mail taken without AUTH.
+	AuthUser string `json:"auth_user,omitempty"`
 }
 
 // AuthResults are a gateway's checks of who sent a message, as RFC 8601 names their

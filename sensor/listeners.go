@@ -13,8 +13,8 @@ import (
 )
 
 // listeners are the SMTP servers of the integration, one per listener role
-// (smtpd.Roles): the monitor listener, and a gateway's inbound and
-// outbound listeners for IPv4 and IPv6. Each configuration goes to all of
+// (smtpd.Roles): the monitor listener, and a gateway's inbound, outbound
+// and submission listeners for IPv4 and IPv6. Each configuration goes to all of
 // them; a server whose role the configuration does not use listens on
 // nothing.
 type listeners struct {
@@ -77,6 +77,7 @@ func (l *listeners) Stats() smtpd.Stats {
 		sum.Active += st.Active
 		sum.Accepted += st.Accepted
 		sum.AcceptedBytes += st.AcceptedBytes
+		sum.Authenticated += st.Authenticated
 		if st.LastAccepted.After(sum.LastAccepted) {
 			sum.LastAccepted = st.LastAccepted
 		}

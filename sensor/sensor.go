@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/pkg/jointoken"
+	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/agent"
 	"github.com/ospreysec/osprey/sensor/deliveries"
@@ -31,6 +32,7 @@ import (
 	"github.com/ospreysec/osprey/sensor/quarantine"
 	"github.com/ospreysec/osprey/sensor/queue"
 	"github.com/ospreysec/osprey/sensor/refusals"
+	"github.com/ospreysec/osprey/sensor/smtpauth"
 	"github.com/ospreysec/osprey/sensor/smtpd"
 	"github.com/ospreysec/osprey/sensor/spool"
 	"github.com/ospreysec/osprey/sensor/upload"
@@ -239,18 +241,23 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer acc.Close()
 	refused := refusals.New()
+	// The submission listener's credentials are checked against its
+	// directory or SMTP server, behind one throttle and one cache for
+	// both of its addresses.
+	auth := smtpauth.New(smtpauth.Options{Logger: log.With("component", "smtpauth"), Hostname: opts.Hostname, Registerer: reg})
 	smtp := newListeners(smtpd.Options{
 		Refusals: refused,
 		// An operator may stop the gateway receiving: the listeners then
 		// turn mail away with 421, as when the spool cannot take it.
-		Spool:      gatedSpool{sp, gw.Receiving},
-		Hostname:   opts.Hostname,
-		SensorID:   id.SensorID,
-		Logger:     log.With("component", "smtp"),
-		Registerer: reg,
-		Resolver:   dns.senderAuth,
-		Verifier:   acc.verifier,
-		Limiter:    acc.limiter,
+		Spool:         gatedSpool{sp, gw.Receiving},
+		Hostname:      opts.Hostname,
+		SensorID:      id.SensorID,
+		Logger:        log.With("component", "smtp"),
+		Registerer:    reg,
+		Resolver:      dns.senderAuth,
+		Verifier:      acc.verifier,
+		Limiter:       acc.limiter,
+		Authenticator: auth,
 	})
 	poller, err := pop3poll.New(pop3poll.Options{
 		Spool: sp, Lock: opts.MailboxLock, Logger: log.With("component", "pop3"), Notify: notify,
@@ -265,7 +272,11 @@ func Run(ctx context.Context, opts Options) error {
 		agent.ApplierFunc(func(ctx context.Context, cfg *ospreyv1.SensorConfig) error {
 			// All or nothing: the gateway's part is checked before the
 			// listeners take the configuration, and applied after.
+			sub := submission(cfg.GetSmtp())
 			if err := gw.Check(cfg.GetSmtp()); err != nil {
+				return err
+			}
+			if err := auth.Check(sub); err != nil {
 				return err
 			}
 			vc, lc, err := acc.compile(cfg.GetSmtp())
@@ -278,11 +289,14 @@ func Run(ctx context.Context, opts Options) error {
 			if err := acc.apply(vc, lc); err != nil {
 				return err
 			}
+			if err := auth.Apply(sub); err != nil {
+				return err // Check took it: cannot happen
+			}
 			return gw.Apply(cfg.GetSmtp())
 		}),
 		poller,
 	}, opts.Appliers...)
-	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, dns: dns, access: acc, now: time.Now}
+	st := &status{spool: sp, spoolDir: spoolDir, smtp: smtp, pop3: poller, gateway: gw, deliveries: delivered, dns: dns, access: acc, auth: auth, now: time.Now}
 	a, err := agent.New(agent.Options{
 		DataDir:         opts.DataDir,
 		Targets:         opts.targets(),
@@ -315,6 +329,7 @@ func Run(ctx context.Context, opts Options) error {
 	g.Go(func() error { return st.uploads.Run(gctx) })
 	g.Go(func() error { return poller.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })
+	g.Go(func() error { return auth.Run(gctx) })
 	g.Go(func() error { return acc.Run(gctx) })
 	if opts.MetricsAddr != "" && own != nil {
 		g.Go(func() error { return serveMetrics(gctx, opts.MetricsAddr, own, sp.Check) })
@@ -334,6 +349,7 @@ type status struct {
 	// deliveries are the delivery attempts waiting for a report.
 	deliveries *deliveries.Log
 	dns        resolvers
+	auth       *smtpauth.Authenticator
 	access     *access
 	now        func() time.Time
 
@@ -351,6 +367,9 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 	out.Counters["smtp_connections"] = smtp.Connections
 	out.Counters["smtp_accepted"] = smtp.Accepted
 	out.Counters["smtp_accepted_bytes"] = smtp.AcceptedBytes
+	if smtp.Authenticated > 0 {
+		out.Counters["smtp_authenticated"] = smtp.Authenticated
+	}
 	for reason, n := range smtp.Rejected {
 		out.Counters["smtp_rejected_"+reason] = n
 	}
@@ -411,6 +430,12 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 	}
 	if !smtp.LastAccepted.IsZero() {
 		out.Smtp.LastSuccessAt = timestamppb.New(smtp.LastAccepted)
+	}
+	// The submission listener's source failing turns AUTH away (454),
+	// not the other listeners' mail: a problem, and the sensor healthy.
+	if p := s.auth.Problem(); p != "" {
+		out.Problems = append(out.Problems, p)
+		out.Smtp.Problems = append(out.Smtp.Problems, p)
 	}
 	if addrs := s.smtp.Addrs(); len(addrs) > 0 {
 		out.Smtp.State = ospreyv1.IntegrationState_INTEGRATION_STATE_LISTENING
@@ -541,6 +566,16 @@ func enroll(ctx context.Context, opts Options, log *slog.Logger, notice func(str
 		notice("Waiting for approval: an administrator must approve this sensor; compare the fingerprint above with the one the server list shows first.")
 	}
 	return nil
+}
+
+// submission returns the submission listener's settings of cfg, or nil
+// when the integration does not run it (disabled, or not in an outbound
+// mode): the Authenticator then holds no source and probes nothing.
+func submission(cfg *ospreyv1.SmtpIntegration) *ospreyv1.SubmissionSettings {
+	if !cfg.GetEnabled() || !validate.Outbound(cfg.GetMode()) {
+		return nil
+	}
+	return cfg.GetGateway().GetSubmission()
 }
 
 // gatedSpool is the spool as the listeners see it: it takes no mail while

@@ -383,7 +383,8 @@ func TestRoundTrip(t *testing.T) {
 			trip: func(m proto.Message) (proto.Message, error) {
 				return SMTPToProto(SMTPFromProto(m.(*ospreyv1.SmtpIntegration)))
 			},
-			clear: []string{"tls.key_pem", "gateway.inbound.tls.key_pem", "gateway.outbound.tls.key_pem"},
+			clear: []string{"tls.key_pem", "gateway.inbound.tls.key_pem", "gateway.outbound.tls.key_pem",
+				"gateway.submission.listener.tls.key_pem", "gateway.submission.ldap.search_bind_password"},
 		},
 		{
 			name: "pop3",

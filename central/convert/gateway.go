@@ -50,6 +50,7 @@ func gatewayToProto(errs *fieldErrors, in *api.SMTPGateway) *ospreyv1.SmtpGatewa
 		})
 	}
 	out.SenderAuth = senderAuthToProto(errs, in.SenderAuth)
+	out.Submission = submissionToProto(errs, in.Submission)
 	out.RecipientVerification = recipientVerificationToProto(in.RecipientVerification)
 	out.RateLimits = rateLimitsToProto(in.RateLimits)
 	return nilIfEmpty(out)
@@ -108,8 +109,8 @@ func nilIfEmpty[M proto.Message](m M) M {
 }
 
 // gatewayFromProto converts the gateway part of an SMTP integration for a read.
-// Nothing is nil: both listeners, the queue, sender_auth, recipient_verification and
-// rate_limits are there, lists are [], and the
+// Nothing is nil: both listeners, the queue, sender_auth, recipient_verification,
+// rate_limits and submission are there, lists are [], and the
 // listeners' private keys become key_set.
 func gatewayFromProto(g *ospreyv1.SmtpGateway) *api.SMTPGateway {
 	q := g.GetQueue()
@@ -131,11 +132,11 @@ func gatewayFromProto(g *ospreyv1.SmtpGateway) *api.SMTPGateway {
 			DestinationConcurrency: q.GetDestinationConcurrency(),
 			Concurrency:            q.GetConcurrency(),
 		},
-		Quarantine: &api.QuarantineSettings{MaxMessages: g.GetQuarantine().GetMaxMessages()},
-		SenderAuth: senderAuthFromProto(g.GetSenderAuth()),
-
+		Quarantine:            &api.QuarantineSettings{MaxMessages: g.GetQuarantine().GetMaxMessages()},
+		SenderAuth:            senderAuthFromProto(g.GetSenderAuth()),
 		RecipientVerification: recipientVerificationFromProto(g.GetRecipientVerification()),
 		RateLimits:            rateLimitsFromProto(g.GetRateLimits()),
+		Submission:            submissionFromProto(g.GetSubmission()),
 	}
 	if m := g.GetQuarantine().GetMaxSize(); m != nil {
 		out.Quarantine.MaxSize = sizeLimitFromProto(m)

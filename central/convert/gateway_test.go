@@ -21,6 +21,8 @@ func emptyGateway() *api.SMTPGateway {
 		OnTimeout: api.DeliverUnscanned, Queue: &api.DeliveryQueueSettings{},
 		Quarantine: &api.QuarantineSettings{},
 		SenderAuth: &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs},
+		Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptAll,
+			LDAP: &api.LDAPAuth{}, SMTPForward: &api.SMTPForwardAuth{}},
 
 		RecipientVerification: &api.RecipientVerification{}, RateLimits: &api.RateLimits{},
 	}
@@ -127,6 +129,8 @@ func TestSMTPGateway(t *testing.T) {
 			Queue:              &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 			SenderAuth: &api.SenderAuthSettings{Enabled: true, AuthservID: "gw.example.com", DMARCTempError: api.AuthErrorFail,
 				DMARCPermError: api.AuthErrorNone, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
+			Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptAll,
+				LDAP: &api.LDAPAuth{}, SMTPForward: &api.SMTPForwardAuth{}},
 			RecipientVerification: &api.RecipientVerification{Enabled: true, PositiveTTLSeconds: 86400, PositiveRefreshSeconds: 3600,
 				NegativeTTLSeconds: 600, ProbeTimeoutSeconds: 10, MaxProbesPerHost: 2},
 			RateLimits: &api.RateLimits{ConnectionsPerMinute: 60, MessagesPerMinute: 30, RecipientsPerMinute: 300,

@@ -89,6 +89,7 @@ func envelopeFromProto(p *ospreyv1.Envelope) *api.Envelope {
 		TLSVersion: p.GetTlsVersion(),
 		TLSCipher:  p.GetTlsCipher(),
 		Auth:       authResultsFromProto(p.GetAuth()),
+		AuthUser:   p.GetAuthUser(),
 	}
 }
 

@@ -269,6 +269,7 @@ func spamEnvelope(rec *ospreyv1.MessageRecord) rspamd.Envelope {
 	e := rspamd.Envelope{
 		From: env.GetMailFrom(), Rcpt: env.GetRcptTo(), IP: env.GetClientAddr(), Helo: env.GetHelo(),
 		QueueID: rec.GetMessageId(), TLSVersion: env.GetTlsVersion(), TLSCipher: env.GetTlsCipher(),
+		User: env.GetAuthUser(), // rspamd scores mail of authenticated users as outbound
 	}
 	if e.From == "" && rec.GetSource() == ospreyv1.MailSource_MAIL_SOURCE_SMTP {
 		e.From = "<>"

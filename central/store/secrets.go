@@ -40,6 +40,23 @@ func mergeSMTPSecrets(stored, incoming *ospreyv1.SmtpIntegration) {
 	in, st := incoming.GetGateway(), stored.GetGateway()
 	mergeTLSKey(st.GetInbound().GetTls(), in.GetInbound().GetTls())
 	mergeTLSKey(st.GetOutbound().GetTls(), in.GetOutbound().GetTls())
+	mergeTLSKey(st.GetSubmission().GetListener().GetTls(), in.GetSubmission().GetListener().GetTls())
+	mergeSearchPassword(st.GetSubmission().GetLdap(), in.GetSubmission().GetLdap())
+}
+
+// mergeSearchPassword gives in, the LDAP source of a write that left the search password
+// empty, the stored one, while in searches as the same account of the same directory: the
+// same url (compared without case) and search_bind_dn. Otherwise, as for POP3, a caller
+// who may write the configuration but was never told the password could point the sensor
+// at a directory of their own and receive it in a bind.
+func mergeSearchPassword(st, in *ospreyv1.LdapAuth) {
+	if in == nil || in.SearchBindPassword != "" || in.SearchBindDn == "" || st.GetSearchBindPassword() == "" {
+		return
+	}
+	if !strings.EqualFold(strings.TrimSuffix(in.Url, "/"), strings.TrimSuffix(st.GetUrl(), "/")) || in.SearchBindDn != st.GetSearchBindDn() {
+		return
+	}
+	in.SearchBindPassword = st.GetSearchBindPassword()
 }
 
 // mergeTLSKey gives in the key of st when in has none and the same certificate.

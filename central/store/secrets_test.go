@@ -111,3 +111,44 @@ func TestMergeSMTPSecretsOfGatewayListeners(t *testing.T) {
 		t.Error("the stored keys changed")
 	}
 }
+
+func TestMergeSubmissionSecrets(t *testing.T) {
+	ldap := func(url, dn, pw string) *ospreyv1.SmtpIntegration {
+		key := "" // a read edited and written back: no key
+		if pw != "" {
+			key = pw + "-KEY"
+		}
+		return &ospreyv1.SmtpIntegration{Gateway: &ospreyv1.SmtpGateway{Submission: &ospreyv1.SubmissionSettings{
+			Listener: &ospreyv1.GatewayListener{Tls: &ospreyv1.SmtpTls{CertPem: "CERT", KeyPem: key}},
+			Ldap:     &ospreyv1.LdapAuth{Url: url, BaseDn: "dc=example", Filter: "(uid=%s)", SearchBindDn: dn, SearchBindPassword: pw},
+		}}}
+	}
+	stored := ldap("ldaps://ldap.example.com", "cn=gw,dc=example", "old")
+	tests := []struct {
+		name     string
+		stored   *ospreyv1.SmtpIntegration
+		incoming *ospreyv1.SmtpIntegration
+		want     string
+	}{
+		{name: "empty keeps the stored password", stored: stored, incoming: ldap("ldaps://ldap.example.com", "cn=gw,dc=example", ""), want: "old"},
+		{name: "url compared without case or final slash", stored: stored, incoming: ldap("LDAPS://LDAP.example.com/", "cn=gw,dc=example", ""), want: "old"},
+		{name: "a new password replaces it", stored: stored, incoming: ldap("ldaps://ldap.example.com", "cn=gw,dc=example", "new"), want: "new"},
+		{name: "another directory needs the password again", stored: stored, incoming: ldap("ldap://evil.example.net", "cn=gw,dc=example", ""), want: ""},
+		{name: "another account needs the password again", stored: stored, incoming: ldap("ldaps://ldap.example.com", "cn=admin,dc=example", ""), want: ""},
+		{name: "an anonymous search needs none", stored: stored, incoming: ldap("ldaps://ldap.example.com", "", ""), want: ""},
+		{name: "nothing stored", stored: nil, incoming: ldap("ldaps://ldap.example.com", "cn=gw,dc=example", ""), want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mergeSMTPSecrets(tt.stored, tt.incoming)
+			sub := tt.incoming.GetGateway().GetSubmission()
+			if got := sub.GetLdap().GetSearchBindPassword(); got != tt.want {
+				t.Errorf("search password: got %q, want %q", got, tt.want)
+			}
+			// The listener's key comes with its certificate, as the others'.
+			if tt.stored != nil && sub.GetListener().GetTls().GetKeyPem() == "" {
+				t.Errorf("the submission listener's key was not kept")
+			}
+		})
+	}
+}

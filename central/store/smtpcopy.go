@@ -95,20 +95,31 @@ func (s *Store) CopySMTPToTenant(ctx context.Context, scope Scope, sourceID stri
 
 // withHostSMTPSettings returns a copy of src with the settings that belong
 // to one host taken from own, the integration of the sensor it is for: the
-// monitor listen address, both gateway listeners' addresses (listen and
-// listen_v6), and every listener's TLS certificate and private key. The
-// rest, client CAs included, is src's. Parts left holding nothing are nil.
+// monitor listen address, the gateway listeners' addresses (listen and
+// listen_v6: inbound, outbound and submission), and every listener's TLS
+// certificate and private key. The rest, client CAs included, is src's.
+// Parts left holding nothing are nil.
 func withHostSMTPSettings(src, own *ospreyv1.SmtpIntegration) *ospreyv1.SmtpIntegration {
 	out := proto.Clone(src).(*ospreyv1.SmtpIntegration)
 	out.Listen = own.GetListen()
 	out.Tls = withTLSIdentity(out.Tls, own.GetTls())
 	og := own.GetGateway()
-	if out.Gateway == nil && (og.GetInbound() != nil || og.GetOutbound() != nil) {
+	ownSub := og.GetSubmission().GetListener()
+	if out.Gateway == nil && (og.GetInbound() != nil || og.GetOutbound() != nil || ownSub != nil) {
 		out.Gateway = new(ospreyv1.SmtpGateway)
 	}
 	if g := out.Gateway; g != nil {
 		g.Inbound = withListenerIdentity(g.Inbound, og.GetInbound())
 		g.Outbound = withListenerIdentity(g.Outbound, og.GetOutbound())
+		if g.Submission == nil && ownSub != nil {
+			g.Submission = new(ospreyv1.SubmissionSettings)
+		}
+		if sub := g.Submission; sub != nil {
+			sub.Listener = withListenerIdentity(sub.Listener, ownSub)
+			if proto.Size(sub) == 0 {
+				g.Submission = nil
+			}
+		}
 		if proto.Size(g) == 0 {
 			out.Gateway = nil
 		}

@@ -405,6 +405,9 @@ type envelopeView struct {
 	TLS        bool
 	ReceivedAt time.Time
 	Mailbox    string
+	// AuthUser is the name the client authenticated as (a gateway's
+	// submission listener).
+	AuthUser string
 }
 
 type headersView struct {
@@ -446,16 +449,7 @@ func newAlertDetail(a *ospreyv1.Alert) alertDetail {
 	if a.GetCreatedAt() != nil {
 		d.Time = a.GetCreatedAt().AsTime()
 	}
-	if env := a.GetEnvelope(); env != nil {
-		d.Envelope = &envelopeView{
-			MailFrom: display(env.GetMailFrom()), RcptTo: displayAll(env.GetRcptTo()),
-			ClientAddr: display(env.GetClientAddr()), Helo: display(env.GetHelo()), TLS: env.GetTls(),
-			Mailbox: display(env.GetMailbox()),
-		}
-		if env.GetReceivedAt() != nil {
-			d.Envelope.ReceivedAt = env.GetReceivedAt().AsTime()
-		}
-	}
+	d.Envelope = newEnvelopeView(a.GetEnvelope())
 	if h := a.GetHeaders(); h != nil {
 		d.Headers = &headersView{
 			From: display(h.GetFrom()), Subject: display(h.GetSubject()), MessageID: display(h.GetMessageId()),

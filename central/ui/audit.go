@@ -551,7 +551,7 @@ func newEnvelopeView(env *ospreyv1.Envelope) *envelopeView {
 	v := &envelopeView{
 		MailFrom: display(env.GetMailFrom()), RcptTo: displayAll(env.GetRcptTo()),
 		ClientAddr: display(env.GetClientAddr()), Helo: display(env.GetHelo()), TLS: env.GetTls(),
-		Mailbox: display(env.GetMailbox()),
+		Mailbox: display(env.GetMailbox()), AuthUser: display(env.GetAuthUser()),
 	}
 	if env.GetReceivedAt() != nil {
 		v.ReceivedAt = env.GetReceivedAt().AsTime()

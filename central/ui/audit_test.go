@@ -442,6 +442,7 @@ func TestAuditMessageDetail(t *testing.T) {
 	stored := e.record(rec, eicarAlert("Overdue invoice", ospreyv1.Severity_SEVERITY_HIGH))
 	clean := auditMessage("default", "s1", "m2", auditT0.Add(time.Minute), "alice@example.org", "", "bob@example.com")
 	clean.Headers.Subject = ""
+	clean.Envelope.AuthUser = "alice@example.org"
 	e.record(clean, nil)
 	unchecked := auditMessage("default", "s1", "m5", auditT0.Add(3*time.Minute), "alice@example.org", "While Rspamd was down", "bob@example.com")
 	unchecked.Spam = &ospreyv1.SpamResult{NotChecked: "error"}
@@ -509,10 +510,11 @@ func TestAuditMessageDetail(t *testing.T) {
 		want map[string]string
 	}{
 		{"/audit/default/s1/m2", map[string]string{
-			"audit-title":   "(no subject) accepted",
-			"step-received": "Received by sensor sensor-s1 From the client 192.0.2.10:40000, which said HELO mx.example.org, without TLS.",
-			"step-scanned":  "Scanned: clean",
-			"step-alert":    "No alert The scan engines found nothing.",
+			"audit-title":    "(no subject) accepted",
+			"step-received":  "Received by sensor sensor-s1 From the client 192.0.2.10:40000, which said HELO mx.example.org, without TLS.",
+			"step-scanned":   "Scanned: clean",
+			"step-alert":     "No alert The scan engines found nothing.",
+			"audit-envelope": "HELO mx.example.org Authenticated as alice@example.org TLS no",
 		}},
 		{"/audit/default/s1/m3", map[string]string{
 			"step-received":  "Polled by sensor sensor-s1 From the mailbox journal@mail.example.com, without TLS.",

@@ -310,6 +310,17 @@ func entryError(t *testing.T, p page, id string) string {
 	return text(errEl)
 }
 
+// expectFieldErrors fails t unless the error shown on p beside each field
+// (by its input's id) holds the text given.
+func expectFieldErrors(t *testing.T, p page, want map[string]string) {
+	t.Helper()
+	for id, text := range want {
+		if got := fieldError(t, p, id); !strings.Contains(got, text) {
+			t.Errorf("#%s error %q, want it to contain %q", id, got, text)
+		}
+	}
+}
+
 // fieldError returns the error shown for the input with id: the text of
 // the element id+"-err", which must be in the same field as the input.
 func fieldError(t *testing.T, p page, id string) string {

@@ -43,6 +43,7 @@ type gatewayForm struct {
 	OnTimeout         string
 	Queue             []limitField
 	SenderAuth        senderAuthForm
+	Submission        submissionForm
 	Verify            verifyForm
 	Rates             []limitField
 	// domainLines and relayLines are the line (from 1) of each local domain
@@ -64,6 +65,7 @@ func (f smtpForm) Runs(modes string) bool {
 // empty, only its TLS) the monitor listener's.
 type listenerForm struct {
 	Dir, Title       string // "inbound", "Inbound"
+	path             string // the validation path of its fields; empty: "gateway." + Dir
 	Listen, ListenV6 string
 	TLSMode          string
 	ClientCert       string
@@ -95,8 +97,11 @@ func (l listenerForm) Name(field string) string {
 
 // Path is the validation path of the listener's field ("listen", "tls.mode").
 func (l listenerForm) Path(field string) string {
-	if l.Dir == "" {
+	switch {
+	case l.Dir == "":
 		return field
+	case l.path != "":
+		return l.path + "." + field
 	}
 	return "gateway." + l.Dir + "." + field
 }
@@ -116,7 +121,7 @@ var queueDefs = []limitDef[api.DeliveryQueueSettings]{
 // addGatewayFields adds the gateway's field paths to the SMTP form's.
 func addGatewayFields(m map[string]formField) {
 	m["mode"] = formField{"Mode", "smtp-mode"}
-	for _, l := range []listenerForm{{Dir: "inbound", Title: "Inbound"}, {Dir: "outbound", Title: "Outbound"}} {
+	for _, l := range []listenerForm{{Dir: "inbound", Title: "Inbound"}, {Dir: "outbound", Title: "Outbound"}, submissionListener} {
 		for path, f := range map[string]formField{
 			"listen":            {"listen address (IPv4)", "listen"},
 			"listen_v6":         {"listen address (IPv6)", "listen-v6"},
@@ -140,6 +145,7 @@ func addGatewayFields(m map[string]formField) {
 		m[l.Path()] = formField{l.Label, l.ID()}
 	}
 	addSenderAuthFields(m)
+	addSubmissionFields(m)
 	addLimitFields(m)
 }
 
@@ -151,6 +157,7 @@ func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
 		HeloName: g.HeloName, OnTimeout: string(g.OnTimeout),
 		Queue:      limitFields("gateway.queue", queueDefs, g.Queue),
 		SenderAuth: senderAuthFormFrom(g.SenderAuth),
+		Submission: submissionFormFrom(g.Submission),
 		Verify:     verifyFormFrom(g.RecipientVerification),
 		Rates:      limitFields("gateway.rate_limits", rateDefs, g.RateLimits),
 	}
@@ -171,7 +178,12 @@ func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
 }
 
 func listenerFormFrom(dir, title string, l *api.GatewayListener) listenerForm {
-	f := listenerForm{Dir: dir, Title: title, TLSMode: string(api.TLSOff), ClientCert: string(api.ClientCertOff)}
+	return listenerFormOf(listenerForm{Dir: dir, Title: title}, l)
+}
+
+// listenerFormOf is f, a listener's names, with the settings of l.
+func listenerFormOf(f listenerForm, l *api.GatewayListener) listenerForm {
+	f.TLSMode, f.ClientCert = string(api.TLSOff), string(api.ClientCertOff)
 	if l == nil {
 		return f
 	}
@@ -206,17 +218,10 @@ func parseGatewayForm(fr *formReader) (gatewayForm, *api.SMTPGateway) {
 		OnTimeout:          api.HoldTimeoutAction(f.OnTimeout),
 		Queue:              &api.DeliveryQueueSettings{},
 	}
-	for _, l := range []struct {
-		form *listenerForm
-		dst  **api.GatewayListener
-	}{{&f.Inbound, &g.Inbound}, {&f.Outbound, &g.Outbound}} {
-		*l.dst = &api.GatewayListener{Listen: l.form.Listen, ListenV6: l.form.ListenV6, TLS: tlsOrNil(&api.SMTPTLS{
-			Mode: api.TLSMode(l.form.TLSMode), CertPEM: l.form.CertPEM, KeyPEM: fr.text(l.form.Name("tls_key_pem")),
-			ClientCert: api.ClientCertMode(l.form.ClientCert), ClientCAPEM: l.form.ClientCAPEM,
-		})}
-	}
+	g.Inbound, g.Outbound = f.Inbound.read(fr), f.Outbound.read(fr)
 	f.Queue = readLimits(fr, "gateway.queue", queueDefs, g.Queue)
 	f.SenderAuth, g.SenderAuth = readSenderAuth(fr)
+	f.Submission, g.Submission = readSubmission(fr)
 	f.Verify, g.RecipientVerification = readVerify(fr)
 	f.Rates, g.RateLimits = readRates(fr)
 
@@ -233,11 +238,23 @@ func parseGatewayForm(fr *formReader) (gatewayForm, *api.SMTPGateway) {
 }
 
 func readListener(fr *formReader, dir, title string) listenerForm {
-	l := listenerForm{Dir: dir, Title: title}
+	return readListenerOf(fr, listenerForm{Dir: dir, Title: title})
+}
+
+// readListenerOf reads the fields of l, a listener's names, from the form.
+func readListenerOf(fr *formReader, l listenerForm) listenerForm {
 	l.Listen, l.ListenV6 = fr.text(l.Name("listen")), fr.text(l.Name("listen_v6"))
 	l.TLSMode, l.ClientCert = fr.text(l.Name("tls_mode")), fr.text(l.Name("tls_client_cert"))
 	l.CertPEM, l.ClientCAPEM = fr.text(l.Name("tls_cert_pem")), fr.text(l.Name("tls_client_ca_pem"))
 	return l
+}
+
+// read returns the listener the form's fields say, as written.
+func (l listenerForm) read(fr *formReader) *api.GatewayListener {
+	return &api.GatewayListener{Listen: l.Listen, ListenV6: l.ListenV6, TLS: tlsOrNil(&api.SMTPTLS{
+		Mode: api.TLSMode(l.TLSMode), CertPEM: l.CertPEM, KeyPEM: fr.text(l.Name("tls_key_pem")),
+		ClientCert: api.ClientCertMode(l.ClientCert), ClientCAPEM: l.ClientCAPEM,
+	})}
 }
 
 // routePath matches the path of a route's error: the list, the index, the rest.

@@ -46,3 +46,18 @@ func Profile(pprofAddr, file string, d time.Duration) {
 		log.Printf("cpu profile: %v", err)
 	}
 }
+
+// LoadAvg is the machine's load average over 1, 5 and 15 minutes, as
+// /proc/loadavg says it ("unknown" where there is none): the harnesses
+// print it before and after a run, since their figures move with it.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

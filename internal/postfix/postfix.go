@@ -174,6 +174,37 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// SASLSettings are the main.cf settings of an smtpd that takes AUTH as a
+// submission server does: only after STARTTLS (with the certificate chain
+// and key in certFile and keyFile), checked by Dovecot's SASL on
+// authSocket (a Dovecot of package pop3test started with SASL), and
+// relaying for whoever authenticated.
+func SASLSettings(authSocket, certFile, keyFile string) map[string]string {
+	return map[string]string{
+		"smtpd_sasl_auth_enable":   "yes",
+		"smtpd_sasl_type":          "dovecot",
+		"smtpd_sasl_path":          authSocket,
+		"smtpd_tls_security_level": "may",
+		"smtpd_tls_auth_only":      "yes",
+		"smtpd_tls_cert_file":      certFile,
+		"smtpd_tls_key_file":       keyFile,
+		"smtpd_relay_restrictions": "permit_sasl_authenticated, reject_unauth_destination",
+		"default_transport":        "discard:delivered",
+		"relay_transport":          "discard:delivered",
+	}
+}
+
+// Service is a master.cf line of one more smtpd on listen, with -o
+// settings that override main.cf's (such as smtpd_tls_wrappermode=yes for
+// implicit TLS): pass it to StartWith.
+func Service(listen string, settings ...string) string {
+	line := listen + " inet n - n - - smtpd"
+	for _, s := range settings {
+		line += " -o " + s
+	}
+	return line
+}
+
 // RecipientMap writes a texthash table of recipients in dir and returns
 // the main.cf settings that make an instance the mail server of domains
 // with only those users: it relays the domains (relay_domains), refuses

@@ -123,7 +123,7 @@ func DeliveryQueue(q *ospreyv1.DeliveryQueueSettings) *ospreyv1.DeliveryQueueSet
 //   - require_tls_domains: domain names.
 //   - helo_name: a host name.
 //   - hold_timeout_seconds, queue: see the constants; 0 means the default.
-//   - sender_auth: see senderAuth.
+//   - sender_auth: see senderAuth; submission: see submission.
 //   - recipient_verification, rate_limits: see recipientVerification and
 //     rateLimits.
 func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, enabled bool) {
@@ -133,6 +133,7 @@ func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, ena
 	seen := map[string]string{} // listen address → field
 	gatewayListener(r, f+"inbound", g.GetInbound(), in, seen)
 	gatewayListener(r, f+"outbound", g.GetOutbound(), out, seen)
+	submission(r, f+"submission.", g.GetSubmission(), mode, enabled, seen)
 
 	if in && len(g.GetLocalDomains()) == 0 {
 		r.add(f+"local_domains", "required: the domains the gateway takes inbound mail for")

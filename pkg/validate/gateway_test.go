@@ -29,13 +29,38 @@ func validGateway() *ospreyv1.SmtpIntegration {
 	return s
 }
 
+// integrationCase edits a valid integration and names the fields of the
+// errors it must then have (none: valid), the first one's message holding
+// wantText.
+type integrationCase struct {
+	name       string
+	edit       func(s *ospreyv1.SmtpIntegration)
+	wantFields []string
+	wantText   string
+}
+
+// checkCases validates base() edited by each case.
+func checkCases(t *testing.T, base func() *ospreyv1.SmtpIntegration, tests []integrationCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base()
+			tt.edit(s)
+			err := SMTPIntegration(s)
+			if diff := cmp.Diff(tt.wantFields, fields(t, err)); diff != "" {
+				t.Fatalf("SMTPIntegration() = %v, fields mismatch (-want +got):\n%s", err, diff)
+			}
+			if tt.wantText != "" {
+				if es, _ := AsErrors(err); !strings.Contains(es[0].Message, tt.wantText) {
+					t.Errorf("message %q, want it to contain %q", es[0].Message, tt.wantText)
+				}
+			}
+		})
+	}
+}
+
 func TestSMTPGateway(t *testing.T) {
-	tests := []struct {
-		name       string
-		edit       func(s *ospreyv1.SmtpIntegration)
-		wantFields []string
-		wantText   string
-	}{
+	tests := []integrationCase{
 		{name: "valid", edit: func(s *ospreyv1.SmtpIntegration) {}},
 		{name: "monitor keeps an unused gateway", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Mode, s.Listen, s.Gateway.Inbound = ospreyv1.SmtpMode_SMTP_MODE_MONITOR, "0.0.0.0:25", nil
@@ -100,21 +125,7 @@ func TestSMTPGateway(t *testing.T) {
 			s.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{AuthservId: "192.0.2.1"}
 		}, wantFields: []string{"gateway.sender_auth.authserv_id"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := validGateway()
-			tt.edit(s)
-			err := SMTPIntegration(s)
-			if diff := cmp.Diff(tt.wantFields, fields(t, err)); diff != "" {
-				t.Fatalf("SMTPIntegration() = %v, fields mismatch (-want +got):\n%s", err, diff)
-			}
-			if tt.wantText != "" {
-				if es, _ := AsErrors(err); !strings.Contains(es[0].Message, tt.wantText) {
-					t.Errorf("message %q, want it to contain %q", es[0].Message, tt.wantText)
-				}
-			}
-		})
-	}
+	checkCases(t, validGateway, tests)
 }
 
 func TestSenderAuthDefaults(t *testing.T) {

@@ -87,6 +87,7 @@ type conn struct {
 	ehlo      bool   // and it was EHLO
 	tlsState  *tls.ConnectionState
 	certErr   error  // why the client certificate was refused
+	user      string // the name AUTH succeeded for (since the last STARTTLS)
 	closing   bool   // the session is over: Read returns EOF, Write drops
 	quiet     bool   // drop go-smtp's next reply (to the RSET that ends a DATA)
 	wline     []byte // the start of the reply line being written
@@ -156,24 +157,35 @@ func (c *conn) Read(p []byte) (int, error) {
 // readCommand reads one command line and either queues it for go-smtp or
 // answers it here.
 func (c *conn) readCommand() {
+	if line, ok := c.readLine(smtp.EnhancedCode{5, 5, 2}, "Line too long"); ok {
+		c.command(line)
+	}
+}
+
+// readLine reads a line of at most MaxCommandLine bytes, its line ending
+// included, within the command timeout. A longer line is answered 500
+// with enh and msg, and the session closes: the rest of the line can no
+// longer be told from commands. A failed read ends the session too (see
+// readErr). false when the session ends.
+func (c *conn) readLine(enh smtp.EnhancedCode, msg string) ([]byte, bool) {
 	c.setReadDeadline(c.pol.commandTimeout)
 	line, err := c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) || len(line) > MaxCommandLine {
-		c.refuse(reasonLineTooLong, 500, smtp.EnhancedCode{5, 5, 2}, "Line too long")
+		c.refuse(reasonLineTooLong, 500, enh, msg)
 		c.closing = true
 		c.linger.Store(true)
-		return
+		return nil, false
 	}
 	if err != nil {
 		c.readErr(err)
-		return
+		return nil, false
 	}
-	c.command(line)
+	return line, true
 }
 
 // command decides what to do with a command line: go-smtp gets the lines
 // it handles correctly; this connection answers STARTTLS (which it
-// implements), AUTH (not offered), commands go-smtp does not know (so that
+// implements), AUTH (see auth), commands go-smtp does not know (so that
 // max_errors, not go-smtp's fixed threshold, decides when to hang up), and
 // commands out of sequence or refused by the TLS requirement (go-smtp would
 // answer some of them with the wrong code, or not at all after STARTTLS).
@@ -196,6 +208,10 @@ func (c *conn) command(line []byte) {
 		c.startTLS(arg)
 		return
 	case "AUTH":
+		if c.pol.submission != nil {
+			c.auth(arg)
+			return
+		}
 		c.refuse(reasonProtocol, 502, smtp.EnhancedCode{5, 5, 1}, "AUTH not available")
 		return
 	case "BDAT":
@@ -292,6 +308,9 @@ func (c *conn) gate(verb string) *rejection {
 		if mail {
 			return reject(reasonProtocol, 503, smtp.EnhancedCode{5, 5, 1}, "Sender already specified")
 		}
+		if c.pol.submission != nil && c.user == "" {
+			return reject(reasonAuthRequired, 530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
+		}
 	case "RCPT":
 		if !mail {
 			return reject(reasonProtocol, 503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL before RCPT")
@@ -365,9 +384,10 @@ func (c *conn) startTLS(arg string) {
 	c.tlsState = &st
 	c.tr = tc
 	c.br.Reset(tc)
-	// RFC 3207 §4.2: forget what the client said before TLS. No
-	// transaction is open (see above); the greeting must be given again.
-	c.hello, c.ehlo = false, false
+	// RFC 3207 §4.2: forget what the client said before TLS, an AUTH
+	// included. No transaction is open (see above); the greeting must be
+	// given again.
+	c.hello, c.ehlo, c.user = false, false, ""
 	c.log.Debug("TLS started", "version", tlsVersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
 }
 
@@ -655,6 +675,11 @@ func isSizeCapability(line []byte) bool {
 func (c *conn) ehloSize(sep byte) error {
 	if c.pol.tls != nil && c.tlsState == nil {
 		if err := c.send([]byte("250-STARTTLS\r\n")); err != nil {
+			return err
+		}
+	}
+	if c.authOffered() {
+		if err := c.send(authLine); err != nil {
 			return err
 		}
 	}

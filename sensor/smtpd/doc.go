@@ -79,6 +79,22 @@
 // central's decision. The outbound listener, which only the trusted
 // networks reach, checks nothing.
 //
+// # Submission
+//
+// The submission listener of a gateway (Role.Submission, on
+// gateway.submission's listener, ":587" by default) takes mail from
+// clients that authenticate with SMTP AUTH (RFC 4954) and relays it to
+// any domain, as outbound mail whose envelope names the user (auth_user).
+// conn answers AUTH itself, as it does STARTTLS (see auth.go): go-smtp
+// cannot tell whether the connection is TLS, which decides whether AUTH
+// is offered, and the responses of the exchange must not reach go-smtp's
+// command parser. AUTH PLAIN and LOGIN are advertised in the EHLO reply
+// and taken only after STARTTLS, unless allow_auth_without_tls; MAIL
+// before AUTH is refused; STARTTLS forgets an AUTH given before it (RFC
+// 3207 §4.2). The credentials are checked by Options.Authenticator
+// (package smtpauth), behind its throttle and cache; a failed AUTH is a
+// failed command, so a session that keeps guessing reaches max_errors.
+//
 // # Lifecycle
 //
 // [Server.Apply] checks a configuration, compiles it into a policy and
@@ -116,6 +132,12 @@
 //	421 4.7.0  at connect: connections_per_minute, or the harvest guard
 //	           defers the client (a gateway's rate limits, see access.go)
 //	530 5.7.0  MAIL, RCPT, DATA, BDAT or VRFY before STARTTLS when TLS is required
+//	530 5.7.0  MAIL before AUTH on the submission listener
+//	235 2.7.0  AUTH succeeded; 535 5.7.8 bad credentials; 454 4.7.0 the
+//	           source could not answer, or too many failures lately
+//	538 5.7.11 AUTH before STARTTLS; 504 5.5.4 a mechanism other than
+//	           PLAIN and LOGIN; 501 a response that does not decode, or "*"
+//	502 5.5.1  AUTH on a listener other than the submission one
 //	503 5.5.1  a command out of sequence; 554 5.5.1 DATA without a recipient
 //	550 5.7.1  RCPT outside the destination domains, or an address that
 //	           could route elsewhere ('%', '!', two '@', a literal)

@@ -148,3 +148,86 @@ func referenceScan(b []byte) (n int, end bool, err error) {
 	}
 	return len(b), false, nil
 }
+
+// FuzzAuthExchange plays an AUTH command and up to two response lines, as
+// a client sends them, through the parsing and the PLAIN and LOGIN
+// servers. What the exchange hands to the check must be what a plain
+// reading of the mechanism gives, and credentials it does not mark bad
+// have a printable name and a password without NUL, within the bounds.
+func FuzzAuthExchange(f *testing.F) {
+	for _, seed := range [][3]string{
+		{"PLAIN " + b64("\x00alice\x00pw"), "", ""},
+		{"PLAIN", b64("alice\x00alice\x00pw"), ""},
+		{"plain =", "", ""},
+		{"LOGIN", b64("alice"), b64("pw")},
+		{"LOGIN " + b64("alice"), b64("pw\x00x"), ""},
+		{"LOGIN", "*", ""},
+		{"PLAIN " + b64("a\x00b"), "", ""},
+		{"CRAM-MD5", "", ""},
+		{"PLAIN !!", "", ""},
+		{"LOGIN", "=", "="},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, arg, line1, line2 string) {
+		mech, ir, hasIR, err := parseAuth(arg)
+		if err != nil {
+			return
+		}
+		if !hasIR {
+			ir = nil
+		}
+		lines := []string{line1, line2}
+		var answers [][]byte
+		cred, err := exchange(mech, ir, func([]byte) ([]byte, error) {
+			if len(lines) == 0 {
+				return nil, errEnded
+			}
+			line := lines[0]
+			lines = lines[1:]
+			if line == "*" {
+				return nil, errCancelled
+			}
+			resp, err := decodeSASL(line)
+			if err != nil {
+				return nil, errDecode
+			}
+			answers = append(answers, resp)
+			return resp, nil
+		})
+		if err != nil {
+			return
+		}
+		var wantUser, wantPassword string
+		switch mech {
+		case "PLAIN":
+			resp := ir
+			if !hasIR {
+				resp = answers[0]
+			}
+			parts := bytes.Split(resp, []byte{0})
+			if len(parts) != 3 {
+				t.Fatalf("PLAIN %q gave credentials, want it refused", resp)
+			}
+			wantUser, wantPassword = string(parts[1]), string(parts[2])
+		case "LOGIN":
+			all := append([][]byte{ir}, answers...)
+			if !hasIR {
+				all = answers
+			}
+			if len(all) != 2 {
+				t.Fatalf("LOGIN gave credentials after %d answers, want 2", len(all))
+			}
+			wantUser, wantPassword = string(all[0]), string(all[1])
+		default:
+			t.Fatalf("mechanism %q gave credentials", mech)
+		}
+		if cred.user != wantUser || cred.password != wantPassword {
+			t.Fatalf("credentials %q, %q; want %q, %q", cred.user, cred.password, wantUser, wantPassword)
+		}
+		if cred.bad == "" && (len(cred.user) > maxAuthUser || len(cred.password) > maxAuthPassword ||
+			strings.ContainsRune(cred.password, 0) || clipUser(cred.user) != cred.user) {
+			t.Fatalf("credentials %q, %q not marked bad", cred.user, cred.password)
+		}
+	})
+}

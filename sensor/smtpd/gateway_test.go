@@ -132,7 +132,7 @@ func TestRoleNames(t *testing.T) {
 	for _, r := range Roles {
 		names = append(names, r.String())
 	}
-	if got, want := strings.Join(names, ","), "monitor,inbound,inbound_v6,outbound,outbound_v6"; got != want {
+	if got, want := strings.Join(names, ","), "monitor,inbound,inbound_v6,outbound,outbound_v6,submission,submission_v6"; got != want {
 		t.Errorf("roles %s, want %s", got, want)
 	}
 }

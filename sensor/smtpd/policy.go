@@ -72,6 +72,7 @@ type policy struct {
 	requireTLS     bool
 	clientCAs      *x509.CertPool      // nil: client certificates are not asked for
 	auth           *senderauth.Checker // nil: senders are not checked
+	submission     *submissionPolicy   // nil: not the submission listener
 	verify         bool                // recipient verification of the local domains (see access.go)
 	limited        bool                // the rate limits and the harvest guard apply (see access.go)
 }
@@ -108,6 +109,10 @@ func compile(cfg *ospreyv1.SmtpIntegration, role Role, localSubnets func() ([]ne
 			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
 		}
 	case ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND:
+		if role.Submission {
+			p.compileSubmission(g.GetSubmission())
+			break
+		}
 		// The trusted networks only, to any domain.
 		if p.clients, err = netlist.Parse(g.GetTrustedNetworks()); err != nil {
 			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
@@ -194,7 +199,7 @@ func validateConfig(cfg *ospreyv1.SmtpIntegration) error {
 		}
 	}
 	anyPort(&cfg.Listen)
-	for _, l := range []*ospreyv1.GatewayListener{cfg.GetGateway().GetInbound(), cfg.GetGateway().GetOutbound()} {
+	for _, l := range []*ospreyv1.GatewayListener{cfg.GetGateway().GetInbound(), cfg.GetGateway().GetOutbound(), cfg.GetGateway().GetSubmission().GetListener()} {
 		if l != nil {
 			anyPort(&l.Listen)
 			anyPort(&l.ListenV6)

@@ -36,6 +36,10 @@ const (
 	reasonHarvestGuard                        // 421 4.7.0: too many unknown recipients, the client is deferred
 	reasonRecipientUnknown                    // 550 5.1.1: the next hop refused the recipient (recipient verification)
 	reasonVerifyTempfail                      // 450 4.1.1: the next hop could not be asked
+	reasonAuthRequired                        // 530 5.7.0: MAIL without AUTH on the submission listener
+	reasonAuthFailed                          // 535 5.7.8: AUTH with bad credentials
+	reasonAuthThrottled                       // 454 4.7.0: AUTH from a client or for a name that failed too often
+	reasonAuthUnavailable                     // 454 4.7.0: the source of AUTH could not answer
 	numReasons
 )
 
@@ -65,6 +69,10 @@ var reasonNames = [numReasons]string{
 	reasonHarvestGuard:          "harvest_guard",
 	reasonRecipientUnknown:      "recipient_unknown",
 	reasonVerifyTempfail:        "recipient_verify_tempfail",
+	reasonAuthRequired:          "auth_required",
+	reasonAuthFailed:            "auth_failed",
+	reasonAuthThrottled:         "auth_throttled",
+	reasonAuthUnavailable:       "auth_unavailable",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -117,7 +125,7 @@ func slogLevel(r reason) slog.Level {
 	switch r {
 	case reasonSpoolError:
 		return slog.LevelError
-	case reasonSpoolFull, reasonSpoolUnavailable, reasonTLSInvalidClientCert, reasonSTARTTLSPipelining, reasonBareNewline:
+	case reasonSpoolFull, reasonSpoolUnavailable, reasonTLSInvalidClientCert, reasonSTARTTLSPipelining, reasonBareNewline, reasonAuthUnavailable:
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo

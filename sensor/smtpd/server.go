@@ -80,6 +80,10 @@ type Options struct {
 	// authentication; a configuration that enables it is refused without
 	// one.
 	Resolver senderauth.Resolver
+	// Authenticator checks the credentials of AUTH on the submission
+	// listener; a configuration that enables the listener is refused
+	// without one.
+	Authenticator Authenticator
 	// Verifier asks the next hops of a gateway's local domains whether a
 	// recipient exists; a configuration that enables recipient
 	// verification is refused without one.
@@ -211,6 +215,9 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 	}
 	if pol.auth, err = s.senderAuth(cfg); err != nil {
 		return fmt.Errorf("smtp integration: %w", err)
+	}
+	if pol.submission != nil && s.opts.Authenticator == nil {
+		return errors.New("smtp integration: gateway.submission: the sensor has no authenticator")
 	}
 	if err := s.gatewayAccess(cfg, pol); err != nil {
 		return fmt.Errorf("smtp integration: %w", err)

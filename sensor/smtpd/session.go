@@ -55,6 +55,7 @@ type session struct {
 	helo    string
 	ehlo    bool
 	tls     *tls.ConnectionState
+	user    string // the AUTH user of the transaction
 	rcpts   []string
 }
 
@@ -128,7 +129,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.mail, s.from, s.utf8 = true, from, opts.UTF8
 	// What the Received header says of the client is what it was when the
 	// transaction started.
-	s.helo, s.ehlo, s.tls = s.sc.Hostname(), s.c.ehlo, s.c.tlsState
+	s.helo, s.ehlo, s.tls, s.user = s.sc.Hostname(), s.c.ehlo, s.c.tlsState, s.c.user
 	return nil
 }
 
@@ -175,7 +176,7 @@ func (s *session) receive(r io.Reader, checked bool) error {
 	defer s.leave()
 
 	s.mu.Lock()
-	from, rcpts, helo, ehlo, tlsState, utf8 := s.from, append([]string(nil), s.rcpts...), s.helo, s.ehlo, s.tls, s.utf8
+	from, rcpts, helo, ehlo, tlsState, utf8, user := s.from, append([]string(nil), s.rcpts...), s.helo, s.ehlo, s.tls, s.utf8, s.user
 	s.mu.Unlock()
 
 	now := s.srv.now()
@@ -188,6 +189,7 @@ func (s *session) receive(r io.Reader, checked bool) error {
 		Tls:        tlsState != nil,
 		ReceivedAt: timestamppb.New(now),
 		Direction:  s.c.pol.direction,
+		AuthUser:   user,
 	}
 	if tlsState != nil {
 		env.TlsVersion, env.TlsCipher = tls.VersionName(tlsState.Version), tls.CipherSuiteName(tlsState.CipherSuite)
@@ -197,7 +199,7 @@ func (s *session) receive(r io.Reader, checked bool) error {
 		ip:       s.c.ip,
 		host:     s.srv.hostname,
 		sensorID: s.srv.opts.SensorID,
-		protocol: protocol(ehlo, tlsState != nil, utf8),
+		protocol: protocol(ehlo, tlsState != nil, utf8, user != ""),
 		id:       trace,
 		tls:      tlsState,
 		rcpts:    rcpts,
@@ -361,19 +363,23 @@ func prefixed(prefix, s string) string {
 }
 
 // protocol is the "with" keyword of the Received header (RFC 3848, RFC
-// 6531 §3.7.3).
-func protocol(ehlo, tls, utf8 bool) string {
+// 6531 §3.7.3): "A" at the end after AUTH.
+func protocol(ehlo, tls, utf8, auth bool) string {
+	p := "ESMTP"
 	switch {
 	case !ehlo:
 		return "SMTP"
 	case utf8 && tls:
-		return "UTF8SMTPS"
+		p = "UTF8SMTPS"
 	case utf8:
-		return "UTF8SMTP"
+		p = "UTF8SMTP"
 	case tls:
-		return "ESMTPS"
+		p = "ESMTPS"
 	}
-	return "ESMTP"
+	if auth {
+		p += "A"
+	}
+	return p
 }
 
 // cleanHelo makes the client's HELO argument safe to put in a header: it

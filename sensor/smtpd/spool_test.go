@@ -148,31 +148,7 @@ func TestMetrics(t *testing.T) {
 	c.expect("250 ")
 	c.quit()
 
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			name := f.GetName()
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "listener" {
-					if l.GetValue() != "monitor" {
-						t.Errorf("%s: listener %q, want monitor", f.GetName(), l.GetValue())
-					}
-					continue
-				}
-				name += "{" + l.GetValue() + "}"
-			}
-			switch {
-			case m.GetCounter() != nil:
-				got[name] = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				got[name] = m.GetGauge().GetValue()
-			}
-		}
-	}
+	got := gather(t, reg, "monitor")
 	want := map[string]float64{
 		"osprey_smtp_connections_total":                                1,
 		"osprey_smtp_sessions_active":                                  0,

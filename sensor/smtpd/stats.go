@@ -28,8 +28,12 @@ type Stats struct {
 	// bare_newline, line_too_long, spool_full, spool_error, timeout,
 	// too_many_errors, relay_denied, rate_limit_connections,
 	// rate_limit_messages, rate_limit_recipients, harvest_guard,
-	// recipient_unknown, recipient_verify_tempfail.
+	// recipient_unknown, recipient_verify_tempfail, auth_required,
+	// auth_failed, auth_throttled, auth_unavailable.
 	Rejected map[string]uint64
+	// Authenticated counts the successful AUTH commands (the submission
+	// listener).
+	Authenticated uint64
 }
 
 // counters are the atomics behind Stats and the Prometheus collector.
@@ -42,7 +46,21 @@ type counters struct {
 	rejected      [numReasons]atomic.Uint64
 	// auth counts sender authentication's results by check and result.
 	auth [len(authChecks)][len(authResults)]atomic.Uint64
+	// smtpAuth counts the AUTH commands by result (authOutcomes).
+	smtpAuth [len(authOutcomes)]atomic.Uint64
 }
+
+// The results of an AUTH command, as the metric names them.
+const (
+	authSuccess = iota
+	authFailed
+	authThrottled
+	authUnavailable
+)
+
+var authOutcomes = [...]string{authSuccess: "success", authFailed: "failed", authThrottled: "throttled", authUnavailable: "unavailable"}
+
+func (c *counters) countAuthResult(r int) { c.smtpAuth[r].Add(1) }
 
 // The checks of sender authentication, and their results (RFC 8601's).
 var (
@@ -71,6 +89,7 @@ func (c *counters) snapshot() Stats {
 		Accepted:      c.accepted.Load(),
 		AcceptedBytes: c.acceptedBytes.Load(),
 		Rejected:      make(map[string]uint64, numReasons),
+		Authenticated: c.smtpAuth[authSuccess].Load(),
 	}
 	if ns := c.lastAccepted.Load(); ns != 0 {
 		s.LastAccepted = time.Unix(0, ns)
@@ -85,7 +104,8 @@ func (c *counters) snapshot() Stats {
 type collector struct {
 	c                                             *counters
 	connections, active, accepted, bytes, rejects *prometheus.Desc
-	auth                                          *prometheus.Desc
+	auth, smtpAuth                                *prometheus.Desc
+	submission                                    bool
 }
 
 func newCollector(c *counters, role Role) *collector {
@@ -100,6 +120,10 @@ func newCollector(c *counters, role Role) *collector {
 		auth: prometheus.NewDesc("osprey_smtp_sender_auth_total",
 			"Sender authentication results of the messages spooled, by check (spf, dkim: each signature, or none without one; dmarc) and result.",
 			[]string{"check", "result"}, listener),
+		smtpAuth: prometheus.NewDesc("osprey_smtp_auth_total",
+			"SMTP AUTH commands on the submission listener, by result: success, failed (bad credentials), throttled (too many failures lately), unavailable (the source could not answer).",
+			[]string{"result"}, listener),
+		submission: role.Submission,
 	}
 }
 
@@ -110,6 +134,9 @@ func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- col.bytes
 	ch <- col.rejects
 	ch <- col.auth
+	if col.submission {
+		ch <- col.smtpAuth
+	}
 }
 
 func (col *collector) Collect(ch chan<- prometheus.Metric) {
@@ -126,6 +153,11 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 			if n := c.auth[i][j].Load(); n > 0 {
 				ch <- prometheus.MustNewConstMetric(col.auth, prometheus.CounterValue, float64(n), check, result)
 			}
+		}
+	}
+	if col.submission {
+		for i, r := range authOutcomes {
+			ch <- prometheus.MustNewConstMetric(col.smtpAuth, prometheus.CounterValue, float64(c.smtpAuth[i].Load()), r)
 		}
 	}
 }

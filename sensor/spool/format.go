@@ -63,6 +63,7 @@ type envelopeJSON struct {
 	TLSCipher  string    `json:"tlsCipher,omitempty"`
 	Direction  string    `json:"direction,omitempty"` // the enum's name; omitted when UNSPECIFIED
 	Auth       *authJSON `json:"auth,omitempty"`
+	AuthUser   string    `json:"authUser,omitempty"`
 }
 
 // authJSON is an ospreyv1.AuthResults in the protojson form.
@@ -83,7 +84,8 @@ type dkimJSON struct {
 
 func newEnvelopeJSON(e *ospreyv1.Envelope) envelopeJSON {
 	j := envelopeJSON{MailFrom: e.GetMailFrom(), RcptTo: e.GetRcptTo(), ClientAddr: e.GetClientAddr(),
-		Helo: e.GetHelo(), TLS: e.GetTls(), Mailbox: e.GetMailbox(), TLSVersion: e.GetTlsVersion(), TLSCipher: e.GetTlsCipher()}
+		Helo: e.GetHelo(), TLS: e.GetTls(), Mailbox: e.GetMailbox(), TLSVersion: e.GetTlsVersion(), TLSCipher: e.GetTlsCipher(),
+		AuthUser: e.GetAuthUser()}
 	if ts := e.GetReceivedAt(); ts != nil {
 		j.ReceivedAt = timestampJSON(ts.GetSeconds(), ts.GetNanos())
 	}

@@ -20,7 +20,8 @@ func TestEnvelopeJSONMatchesProtojson(t *testing.T) {
 		Helo: "mx.example.com", Tls: true, ReceivedAt: timestamppb.New(time.Unix(1700000000, 0)), Mailbox: "u@pop.example.com",
 		TlsVersion: "TLS 1.3", TlsCipher: "TLS_AES_128_GCM_SHA256", Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND,
 		Auth: &ospreyv1.AuthResults{Spf: "softfail", SpfDomain: "example.com", Dmarc: "fail", DmarcPolicy: "reject", FromDomain: "example.org",
-			Dkim: []*ospreyv1.DkimResult{{Result: "pass", Domain: "example.org", Selector: "s1"}, {Result: "permerror"}}}}
+			Dkim: []*ospreyv1.DkimResult{{Result: "pass", Domain: "example.org", Selector: "s1"}, {Result: "permerror"}}},
+		AuthUser: "alice@example.com"}
 	for _, m := range []proto.Message{full, full.GetAuth(), full.GetAuth().GetDkim()[0]} {
 		fields := m.ProtoReflect().Descriptor().Fields()
 		for i := range fields.Len() {

@@ -49,6 +49,10 @@ type DovecotOptions struct {
 	// CertPEM and KeyPEM are the serving certificate (chain) and key for
 	// STLS and implicit TLS. Required.
 	CertPEM, KeyPEM []byte
+	// SASL serves Dovecot's authentication to other programs on
+	// AuthSocket: Postfix's smtpd_sasl_type = dovecot checks the users'
+	// passwords there.
+	SASL bool
 }
 
 // Dovecot is a running Dovecot.
@@ -58,6 +62,9 @@ type Dovecot struct {
 	PlainAddr, TLSAddr string
 	// Dir holds the configuration, the log and the Maildirs.
 	Dir string
+	// AuthSocket is the Unix socket of Dovecot's authentication, with
+	// DovecotOptions.SASL; anyone may connect to it.
+	AuthSocket string
 
 	tb       testing.TB
 	conf     string
@@ -125,6 +132,20 @@ func StartDovecot(tb testing.TB, opts DovecotOptions) *Dovecot {
 	}
 	tb.Cleanup(func() { os.RemoveAll(run) })
 	d.runDir = run
+	sasl := ""
+	if opts.SASL {
+		// Postfix's smtpd, running as the postfix user, connects to it.
+		if err := os.Chmod(run, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		d.AuthSocket = filepath.Join(run, "auth-sasl")
+		// Dovecot delays the attempts of a client address after its
+		// failures (its auth penalty, up to 15 s), and every check comes
+		// from 127.0.0.1 here: longer than Postfix waits for its answer
+		// (10 s). The penalty is off when its anvil listener is.
+		sasl = "service auth {\n  unix_listener auth-sasl {\n    mode = 0666\n  }\n}\n" +
+			"service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+	}
 
 	write := func(name string, data []byte, mode os.FileMode) string {
 		p := filepath.Join(d.Dir, name)
@@ -197,7 +218,7 @@ service imap-login {
     port = 0
   }
 }
-`, run, d.Dir, internal, login, d.uid, d.gid, cert, key, passwd, plainPort, tlsPort, group)
+`+sasl, run, d.Dir, internal, login, d.uid, d.gid, cert, key, passwd, plainPort, tlsPort, group)
 	d.conf = write("dovecot.conf", []byte(conf), 0o644)
 	d.Start()
 	tb.Cleanup(func() {
