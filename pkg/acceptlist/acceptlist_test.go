@@ -212,7 +212,7 @@ func TestEdit(t *testing.T) {
 		want        []string
 		errs        []string
 	}{
-		{name: "add", add: []string{"192.0.2.0/24", "192.0.2.1"}, want: []string{"192.0.2.0/24", "192.0.2.1", "2001:db8::/32", "example.com"}},
+		{name: "add", add: []string{"192.0.2.0/24", "192.0.2.1", "Example.COM"}, want: []string{"192.0.2.0/24", "192.0.2.1", "2001:db8::/32", "example.com"}},
 		{name: "remove in another form", remove: []string{"2001:DB8:0::/32"}, want: []string{"192.0.2.1", "example.com"}},
 		{name: "change", add: []string{"example.org"}, remove: []string{"example.com"}, want: []string{"192.0.2.1", "2001:db8::/32", "example.org"}},
 		{name: "exclusion replaces inclusion", add: []string{"!192.0.2.1"}, remove: []string{"192.0.2.1"}, want: []string{"!192.0.2.1", "2001:db8::/32", "example.com"}},

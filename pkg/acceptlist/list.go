@@ -282,12 +282,14 @@ func merge(base *List, removed []bool, adds []sourced, errs *Errors) (*List, err
 			}
 		}
 		i = j
-		opposite := first.e
-		opposite.Exclude = !opposite.Exclude
-		if k, ok := base.find(opposite); ok && !removed[k] {
-			first.src.Err = fmt.Errorf("%w: the list holds %q", ErrContradiction, opposite.String())
-			errs.add(first.src)
-			continue
+		if !first.e.IsDomain() { // a domain is never excluded
+			opposite := first.e
+			opposite.Exclude = !opposite.Exclude
+			if k, ok := base.find(opposite); ok && !removed[k] {
+				first.src.Err = fmt.Errorf("%w: the list holds %q", ErrContradiction, opposite.String())
+				errs.add(first.src)
+				continue
+			}
 		}
 		if k, ok := base.find(first.e); ok && !removed[k] {
 			continue
