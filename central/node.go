@@ -443,6 +443,10 @@ func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA, reg prometheus.Regist
 		// Detect a dead sensor within seconds, and let sensors do the same.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
+		// What sensors send is small. What they are sent is not bounded
+		// here (a server sends any size): a configuration with its
+		// acceptance lists can pass 4 MiB, and the agent raises its
+		// receive limit for it.
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),

@@ -50,6 +50,8 @@ var auditReasons = []choice{
 	{"spool_error", "the spool failed"},
 	{"timeout", "time limit reached"},
 	{"too_many_errors", "too many errors"},
+	{"relay_denied", "relaying denied to a client outside the outbound acceptance list"},
+	{"not_in_acceptance_list", "client not in the gateway listener's acceptance list"},
 }
 
 // auditVerdicts are the verdicts a scan gives (package scan's Verdict

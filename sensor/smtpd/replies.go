@@ -11,7 +11,7 @@ import (
 type reason int
 
 const (
-	reasonClientRefused         reason = iota // 554 at connect: not in the clients list
+	reasonClientRefused         reason = iota // 554 at connect: not in the monitor listener's clients list
 	reasonConnectionLimit                     // 421 at connect: max_connections reached
 	reasonClientConnectionLimit               // 421 at connect: max_connections_per_client reached
 	reasonSpoolUnavailable                    // 421 at connect: the spool cannot take mail
@@ -30,6 +30,7 @@ const (
 	reasonTimeout                             // 421 4.4.2: command, data or session time limit
 	reasonTooManyErrors                       // 421 4.7.0: max_errors reached
 	reasonRelayDenied                         // 554 5.7.1: a gateway asked to relay for a stranger
+	reasonNotInAcceptanceList                 // 554 at connect: not in a gateway listener's acceptance list
 	numReasons
 )
 
@@ -53,6 +54,7 @@ var reasonNames = [numReasons]string{
 	reasonTimeout:               "timeout",
 	reasonTooManyErrors:         "too_many_errors",
 	reasonRelayDenied:           "relay_denied",
+	reasonNotInAcceptanceList:   "not_in_acceptance_list",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -89,7 +91,7 @@ var (
 	}
 	// errRelayDenied is Postfix's reject_unauth_destination: a gateway's
 	// inbound listener takes its local domains from anyone, and relays
-	// elsewhere only for its trusted networks.
+	// elsewhere only for the clients of its outbound acceptance list.
 	errRelayDenied = func(msg string) *rejection {
 		return reject(reasonRelayDenied, 554, smtp.EnhancedCode{5, 7, 1}, msg)
 	}

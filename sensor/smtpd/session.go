@@ -139,7 +139,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.c.noCount.Store(true)
 		return s.refuse(errTooManyRcpts)
 	}
-	if rej := s.c.pol.recipient(to, s.c.ip); rej != nil {
+	if rej := s.c.pol.recipient(to, s.c.trusted); rej != nil {
 		return s.refuse(rej, "rcpt", to)
 	}
 	s.mu.Lock()

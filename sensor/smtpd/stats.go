@@ -26,8 +26,20 @@ type Stats struct {
 	// tls_handshake_failed, starttls_pipelining, protocol_error,
 	// recipient_refused, too_many_recipients, message_too_large,
 	// bare_newline, line_too_long, spool_full, spool_error, timeout,
-	// too_many_errors.
+	// too_many_errors, relay_denied, not_in_acceptance_list.
 	Rejected map[string]uint64
+	// LookupFailures counts the lookups of clients' names for the
+	// acceptance lists that failed (the client then matched by its address
+	// only); LastLookupFailure and LastLookupError tell the last one.
+	LookupFailures    uint64
+	LastLookupFailure time.Time
+	LastLookupError   string
+}
+
+// lookupFailure is the last failed lookup of a client's name.
+type lookupFailure struct {
+	at  time.Time
+	err string
 }
 
 // counters are the atomics behind Stats and the Prometheus collector.
@@ -40,6 +52,16 @@ type counters struct {
 	rejected      [numReasons]atomic.Uint64
 	// auth counts sender authentication's results by check and result.
 	auth [len(authChecks)][len(authResults)]atomic.Uint64
+	// lookupFailures counts failed lookups of clients' names, the last
+	// of which is lastLookup.
+	lookupFailures atomic.Uint64
+	lastLookup     atomic.Pointer[lookupFailure]
+}
+
+// lookupFailed counts a failed lookup of a client's name.
+func (c *counters) lookupFailed(at time.Time, err error) {
+	c.lastLookup.Store(&lookupFailure{at: at, err: err.Error()})
+	c.lookupFailures.Add(1)
 }
 
 // The checks of sender authentication, and their results (RFC 8601's).
@@ -75,6 +97,10 @@ func (c *counters) snapshot() Stats {
 	}
 	for r := range numReasons {
 		s.Rejected[r.String()] = c.rejected[r].Load()
+	}
+	s.LookupFailures = c.lookupFailures.Load()
+	if f := c.lastLookup.Load(); f != nil {
+		s.LastLookupFailure, s.LastLookupError = f.at, f.err
 	}
 	return s
 }
