@@ -300,6 +300,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"QuarantineList", QuarantineList{}, false},
 		{"QuarantineRelease", QuarantineRelease{}, true},
 		{"QuarantineActionResult", QuarantineActionResult{}, false},
+		{"AcceptancePage", AcceptancePage{}, false},
+		{"AcceptanceEdit", AcceptanceEdit{}, true},
+		{"AcceptanceResult", AcceptanceResult{}, false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

@@ -90,6 +90,25 @@ const (
 	initialPasswordFile = "initial-admin-password"
 )
 
+// migrateTrustedNetworks moves the trusted networks an earlier version
+// kept in sensors' SMTP integrations into their outbound acceptance lists
+// (store.MigrateTrustedNetworks); a sensor whose list contradicts them
+// keeps them, and is named in a warning.
+func migrateTrustedNetworks(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	m, err := st.MigrateTrustedNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	if len(m.Moved) > 0 {
+		log.InfoContext(ctx, "trusted networks moved into the sensors' outbound acceptance lists", "sensors", m.Moved)
+	}
+	for id, err := range m.Failed {
+		log.WarnContext(ctx, "trusted networks not moved into the outbound acceptance list: it says otherwise; edit the list, then save the SMTP settings",
+			"sensor", id, "err", err)
+	}
+	return nil
+}
+
 func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client, db *sqlstore.Store, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
 	st := store.New(cli)
 	n := &node{store: st, db: db, etcdRead: func(ctx context.Context) error {
@@ -103,6 +122,9 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil, err
 	}
 	if _, err := upgrade.MoveToSQL(ctx, cli, st, db, log.With("component", "upgrade")); err != nil {
+		return nil, err
+	}
+	if err := migrateTrustedNetworks(ctx, st, log.With("component", "upgrade")); err != nil {
 		return nil, err
 	}
 	ca, err := clusterca.Load(ctx, st, kek)
