@@ -21,8 +21,8 @@ func gatewayToProto(errs *fieldErrors, in *api.SMTPGateway) *ospreyv1.SmtpGatewa
 	inboundAcceptance, err := AcceptanceModeToProto(in.InboundAcceptance)
 	errs.check("gateway.inbound_acceptance", err)
 	out := &ospreyv1.SmtpGateway{
-		Inbound:  listenerToProto(errs, "gateway.inbound.", in.Inbound),
-		Outbound: listenerToProto(errs, "gateway.outbound.", in.Outbound),
+		Inbound:            listenerToProto(errs, "gateway.inbound.", in.Inbound),
+		Outbound:           listenerToProto(errs, "gateway.outbound.", in.Outbound),
 		InboundAcceptance:  inboundAcceptance,
 		RelayHosts:         nextHopsToProto(in.RelayHosts),
 		RequireTlsDomains:  slices.Clone(in.RequireTLSDomains),
