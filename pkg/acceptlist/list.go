@@ -136,19 +136,25 @@ func (l *List) Entries() []string {
 // Parse parses a list of entries, in any order and form, into a list. Bad
 // entries are reported all at once as [*Errors], each with its index.
 func Parse(entries []string) (*List, error) {
-	adds := make([]sourced, 0, len(entries))
 	errs := &Errors{}
+	return merge(nil, nil, parseAll("", entries, errs), errs)
+}
+
+// parseAll parses entries, given in field ("" for a list, "add" for an
+// edit), recording the bad ones in errs.
+func parseAll(field string, entries []string, errs *Errors) []sourced {
+	out := make([]sourced, 0, len(entries))
 	for i, s := range entries {
-		src := &EntryError{Index: i, Entry: s}
+		src := &EntryError{Field: field, Index: i, Entry: s}
 		e, err := ParseEntry(s)
 		if err != nil {
 			src.Err = err
 			errs.add(src)
 			continue
 		}
-		adds = append(adds, sourced{e, src})
+		out = append(out, sourced{e, src})
 	}
-	return merge(nil, nil, adds, errs)
+	return out
 }
 
 // Import parses a text file of entries delimited by commas, semicolons,
@@ -220,18 +226,7 @@ func (l *List) Edit(add, remove []string) (*List, error) {
 			errs.add(src)
 		}
 	}
-	adds := make([]sourced, 0, len(add))
-	for i, s := range add {
-		src := &EntryError{Field: "add", Index: i, Entry: s}
-		e, err := ParseEntry(s)
-		if err != nil {
-			src.Err = err
-			errs.add(src)
-			continue
-		}
-		adds = append(adds, sourced{e, src})
-	}
-	return merge(l, removed, adds, errs)
+	return merge(l, removed, parseAll("add", add, errs), errs)
 }
 
 // find returns the position of e in l.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ospreysec/osprey/pkg/acceptlist"
@@ -66,16 +67,9 @@ func CompileLists(cfg *ospreyv1.SmtpIntegration, lists []*ospreyv1.AcceptanceLis
 	return out, nil
 }
 
+// kindName names a list as its API path does ("inbound").
 func kindName(k ospreyv1.AcceptanceListKind) string {
-	switch k {
-	case ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_INBOUND:
-		return "inbound"
-	case ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND:
-		return "outbound"
-	case ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_AUTH:
-		return "auth"
-	}
-	return fmt.Sprint(int32(k))
+	return strings.ToLower(strings.TrimPrefix(k.String(), "ACCEPTANCE_LIST_KIND_"))
 }
 
 // lookupTimeout bounds the reverse and forward lookups of a client's name
