@@ -719,11 +719,23 @@ func (c *Client) stream(ctx context.Context, path, accept string, w io.Writer) e
 	return nil
 }
 
-// send sends a request with in as its JSON body (if not nil) and returns
-// the response, its body for the caller to read and close.
+// rawBody is a request body sent as it is, not as JSON.
+type rawBody struct {
+	contentType string
+	r           io.Reader
+}
+
+// send sends a request with in as its JSON body (if not nil; a rawBody as
+// it is) and returns the response, its body for the caller to read and
+// close.
 func (c *Client) send(ctx context.Context, method, path string, header http.Header, in any, accept string) (*http.Response, error) {
 	var body io.Reader
-	if in != nil {
+	contentType := "application/json"
+	switch in := in.(type) {
+	case nil:
+	case rawBody:
+		body, contentType = in.r, in.contentType
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, fmt.Errorf("api: %s %s: encode request: %w", method, path, err)
@@ -740,7 +752,7 @@ func (c *Client) send(ctx context.Context, method, path string, header http.Head
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "osprey-api-go")
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	switch {
 	case c.token != "":

@@ -514,7 +514,7 @@ func TestJSONShape(t *testing.T) {
 				`"inbound":{"listen":"0.0.0.0:25","listen_v6":"[::]:25","tls":{"mode":"accept","key_set":false,"client_cert":"off"}},` +
 				`"outbound":{"listen":"10.0.0.2:587","listen_v6":""},` +
 				`"local_domains":[{"domain":"example.com","hosts":[{"host":"10.0.0.10","port":25,"mx_lookup":false,"preference":10}],"require_tls":true}],` +
-				`"trusted_networks":["10.0.0.0/8"],"relay_hosts":[{"host":"example.net","port":0,"mx_lookup":true,"preference":0}],` +
+				`"inbound_acceptance":"listed","relay_hosts":[{"host":"example.net","port":0,"mx_lookup":true,"preference":0}],` +
 				`"require_tls_domains":["bank.example"],"helo_name":"gw.example.com","hold_timeout_seconds":300,"on_timeout":"keep_holding",` +
 				`"queue":{"min_backoff_seconds":60,"max_backoff_seconds":3600,"max_lifetime_seconds":86400,"delay_warning_seconds":7200,` +
 				`"destination_concurrency":5,"concurrency":50}}}`,
@@ -525,7 +525,7 @@ func TestJSONShape(t *testing.T) {
 					Inbound:           &GatewayListener{Listen: "0.0.0.0:25", ListenV6: "[::]:25", TLS: &SMTPTLS{Mode: TLSAccept, ClientCert: ClientCertOff}},
 					Outbound:          &GatewayListener{Listen: "10.0.0.2:587"},
 					LocalDomains:      []LocalDomain{{Domain: "example.com", Hosts: []NextHop{{Host: "10.0.0.10", Port: 25, Preference: 10}}, RequireTLS: true}},
-					TrustedNetworks:   []string{"10.0.0.0/8"},
+					InboundAcceptance: AcceptanceListed,
 					RelayHosts:        []NextHop{{Host: "example.net", MXLookup: true}},
 					RequireTLSDomains: []string{"bank.example"}, HeloName: "gw.example.com", HoldTimeoutSeconds: 300, OnTimeout: KeepHolding,
 					Queue: &DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400,

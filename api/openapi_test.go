@@ -81,6 +81,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		t.Errorf("openapi: got %q, want 3.0.3", s.OpenAPI)
 	}
 	want := []string{
+		"DELETE /api/v1/sensors/{id}/acceptance/{kind}",
 		"DELETE /api/v1/sensors/{id}/quarantine/{msg}",
 		"DELETE /api/v1/sensors/{id}/queue/{msg}",
 		"DELETE /api/v1/tenants/{tenant}/rules/{id}",
@@ -93,6 +94,8 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"GET /api/v1/quarantine",
 		"GET /api/v1/sensors",
 		"GET /api/v1/sensors/{id}",
+		"GET /api/v1/sensors/{id}/acceptance/{kind}",
+		"GET /api/v1/sensors/{id}/acceptance/{kind}/export",
 		"GET /api/v1/sensors/{id}/pop3",
 		"GET /api/v1/sensors/{id}/quarantine/{msg}",
 		"GET /api/v1/sensors/{id}/quarantine/{msg}/eml",
@@ -112,6 +115,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"POST /api/v1/pcn/fingerprint",
 		"POST /api/v1/pcn/join",
 		"POST /api/v1/pcn/login",
+		"POST /api/v1/sensors/{id}/acceptance/{kind}",
 		"POST /api/v1/sensors/{id}/approve",
 		"POST /api/v1/sensors/{id}/gateway/flush",
 		"POST /api/v1/sensors/{id}/gateway/resume-receiving",
@@ -131,6 +135,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"POST /api/v1/tenants/{tenant}/rules",
 		"POST /api/v1/tokens",
 		"POST /api/v1/users",
+		"PUT /api/v1/sensors/{id}/acceptance/{kind}",
 		"PUT /api/v1/sensors/{id}/pop3",
 		"PUT /api/v1/sensors/{id}/smtp",
 		"PUT /api/v1/tenants/{tenant}/export",
@@ -321,6 +326,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"PCNLogin", PCNLogin{}, true},
 		{"QuarantineRelease", QuarantineRelease{}, true},
 		{"QuarantineActionResult", QuarantineActionResult{}, false},
+		{"AcceptancePage", AcceptancePage{}, false},
+		{"AcceptanceEdit", AcceptanceEdit{}, true},
+		{"AcceptanceResult", AcceptanceResult{}, false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

@@ -359,8 +359,15 @@ type SMTPGateway struct {
 	Outbound *GatewayListener `json:"outbound,omitempty"`
 	// LocalDomains are taken from any client and delivered as each says.
 	LocalDomains []LocalDomain `json:"local_domains"`
-	// TrustedNetworks (IPs and CIDRs; "!" excludes) may relay to any domain.
-	TrustedNetworks []string `json:"trusted_networks"`
+	// TrustedNetworks is where an earlier version kept the clients that may relay, now
+	// the sensor's outbound acceptance list (Client.AcceptanceEdit): a Central Node moves
+	// them there when it starts, and a write that sets it is refused.
+	//
+	// Deprecated: use the outbound acceptance list.
+	TrustedNetworks []string `json:"trusted_networks,omitempty"`
+	// InboundAcceptance is which clients the inbound listeners take mail from: all (the
+	// default) or listed, the clients of the inbound acceptance list.
+	InboundAcceptance AcceptanceMode `json:"inbound_acceptance,omitempty"`
 	// RelayHosts take the mail for other domains; empty means their MX hosts.
 	RelayHosts []NextHop `json:"relay_hosts"`
 	// RequireTLSDomains: mail to these domains (and their subdomains) goes only over
@@ -445,15 +452,6 @@ type SubmissionSettings struct {
 	CacheSeconds uint32 `json:"cache_seconds"`
 	DisableCache bool   `json:"disable_cache"`
 }
-
-// AcceptanceMode says which clients a gateway listener takes mail from.
-type AcceptanceMode string
-
-// The acceptance modes.
-const (
-	AcceptAll    AcceptanceMode = "all"
-	AcceptListed AcceptanceMode = "listed"
-)
 
 // AuthSource is where a submission listener checks credentials.
 type AuthSource string

@@ -95,6 +95,25 @@ const (
 	initialPasswordFile = "initial-admin-password"
 )
 
+// migrateTrustedNetworks moves the trusted networks an earlier version
+// kept in sensors' SMTP integrations into their outbound acceptance lists
+// (store.MigrateTrustedNetworks); a sensor whose list contradicts them
+// keeps them, and is named in a warning.
+func migrateTrustedNetworks(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	m, err := st.MigrateTrustedNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	if len(m.Moved) > 0 {
+		log.InfoContext(ctx, "trusted networks moved into the sensors' outbound acceptance lists", "sensors", m.Moved)
+	}
+	for id, err := range m.Failed {
+		log.WarnContext(ctx, "trusted networks not moved into the outbound acceptance list: it says otherwise; edit the list, then save the SMTP settings",
+			"sensor", id, "err", err)
+	}
+	return nil
+}
+
 func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client, db *sqlstore.Store, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
 	st := store.New(cli)
 	n := &node{store: st, db: db, etcdRead: func(ctx context.Context) error {
@@ -108,6 +127,9 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil, err
 	}
 	if _, err := upgrade.MoveToSQL(ctx, cli, st, db, log.With("component", "upgrade")); err != nil {
+		return nil, err
+	}
+	if err := migrateTrustedNetworks(ctx, st, log.With("component", "upgrade")); err != nil {
 		return nil, err
 	}
 	ca, err := clusterca.Load(ctx, st, kek)
@@ -495,6 +517,10 @@ func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA, reg prometheus.Regist
 		// Detect a dead sensor within seconds, and let sensors do the same.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
+		// What sensors send is small. What they are sent is not bounded
+		// here (a server sends any size): a configuration with its
+		// acceptance lists can pass 4 MiB, and the agent raises its
+		// receive limit for it.
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -19,7 +20,10 @@ import (
 // nothing.
 type listeners struct {
 	servers []*smtpd.Server
+
+	mu      sync.Mutex                // guards applied and lists, which Apply sets and the status reads
 	applied *ospreyv1.SmtpIntegration // the configuration every server runs
+	lists   smtpd.Lists               // and its acceptance lists
 }
 
 func newListeners(opts smtpd.Options) *listeners {
@@ -35,18 +39,24 @@ func newListeners(opts smtpd.Options) *listeners {
 	return l
 }
 
-// Apply hands cfg to every server. It takes the whole configuration or
-// none of it: when one server refuses it (an address that cannot be
-// bound), those that took it go back to the configuration before.
-func (l *listeners) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error {
+// Apply hands cfg and the acceptance lists to every server, the lists
+// compiled once for all. It takes the whole configuration or none of it:
+// when one server refuses it (an address that cannot be bound), those that
+// took it go back to the configuration before.
+func (l *listeners) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration, acceptance []*ospreyv1.AcceptanceList) error {
+	lists, err := smtpd.CompileLists(cfg, acceptance)
+	if err != nil {
+		return fmt.Errorf("smtp integration: %w", err)
+	}
+	prev, prevLists := l.running()
 	for i, s := range l.servers {
-		err := s.Apply(ctx, cfg)
+		err := s.ApplyLists(ctx, cfg, lists)
 		if err == nil {
 			continue
 		}
 		var undo []error
 		for _, done := range l.servers[:i] {
-			if uerr := done.Apply(ctx, l.applied); uerr != nil {
+			if uerr := done.ApplyLists(ctx, prev, prevLists); uerr != nil {
 				undo = append(undo, uerr)
 			}
 		}
@@ -55,8 +65,17 @@ func (l *listeners) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) er
 		}
 		return err
 	}
-	l.applied = cfg
+	l.mu.Lock()
+	l.applied, l.lists = cfg, lists
+	l.mu.Unlock()
 	return nil
+}
+
+// running returns the configuration the servers run, and its lists.
+func (l *listeners) running() (*ospreyv1.SmtpIntegration, smtpd.Lists) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied, l.lists
 }
 
 // Run runs every server until ctx ends and each has stopped.
@@ -86,6 +105,10 @@ func (l *listeners) Stats() smtpd.Stats {
 		}
 		for r, n := range st.Rejected {
 			sum.Rejected[r] += n
+		}
+		sum.LookupFailures += st.LookupFailures
+		if st.LastLookupFailure.After(sum.LastLookupFailure) {
+			sum.LastLookupFailure, sum.LastLookupError = st.LastLookupFailure, st.LastLookupError
 		}
 	}
 	return sum

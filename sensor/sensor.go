@@ -283,7 +283,7 @@ func Run(ctx context.Context, opts Options) error {
 			if err != nil {
 				return err
 			}
-			if err := smtp.Apply(ctx, cfg.GetSmtp()); err != nil {
+			if err := smtp.Apply(ctx, cfg.GetSmtp(), cfg.GetAcceptance()); err != nil {
 				return err
 			}
 			if err := acc.apply(vc, lc); err != nil {
@@ -387,6 +387,8 @@ func (s *status) Status() *ospreyv1.SensorStatus {
 	if p := s.dns.problem(s.now()); p != "" {
 		out.Problems = append(out.Problems, p)
 	}
+	cfg, lists := s.smtp.running()
+	out.Problems = append(out.Problems, acceptanceProblems(smtp, cfg, lists, s.now())...)
 	qs := s.gateway.Quarantine().Stats()
 	if qs.Messages > 0 || s.gateway.Enabled() {
 		out.Counters["quarantine_messages"] = uint64(qs.Messages)

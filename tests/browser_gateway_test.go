@@ -43,7 +43,7 @@ func TestBrowserSMTPGatewayMode(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("smtp-gw-inbound-listen-v6"), "[2001:db8::1]:25"),
 		chromedp.SendKeys(chromedp.ID("smtp-gw-outbound-listen"), "192.0.2.1:587"),
 		chromedp.SendKeys(chromedp.ID("smtp-gw-domains"), "example.com  10.0.0.10:25 pref=10  10.0.0.11 pref=20\nexample.org mx.example.org mx"),
-		chromedp.SendKeys(chromedp.ID("smtp-gw-trusted-new"), "10.0.0.0/8"),
+		chromedp.Click(chromedp.ID("smtp-gw-inbound-acceptance-listed")),
 		chromedp.SendKeys(chromedp.ID("smtp-gw-helo"), "gw.example.com"),
 		chromedp.SendKeys(chromedp.ID("smtp-gw-hold-timeout"), "300"),
 		chromedp.SetValue(chromedp.ID("smtp-gw-on-timeout"), "keep_holding"),
@@ -62,17 +62,18 @@ func TestBrowserSMTPGatewayMode(t *testing.T) {
 	g := cfg.GetGateway()
 	if cfg.GetMode() != ospreyv1.SmtpMode_SMTP_MODE_INBOUND_OUTBOUND || g.GetInbound().GetListen() != "192.0.2.1:25" ||
 		len(g.GetLocalDomains()) != 2 || len(g.GetLocalDomains()[0].GetHosts()) != 2 || !g.GetLocalDomains()[1].GetHosts()[0].GetMxLookup() ||
-		g.GetOnTimeout() != ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING || g.GetHoldTimeoutSeconds() != 300 {
+		g.GetOnTimeout() != ospreyv1.HoldTimeoutAction_HOLD_TIMEOUT_ACTION_KEEP_HOLDING || g.GetHoldTimeoutSeconds() != 300 ||
+		g.GetInboundAcceptance() != ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED {
 		t.Fatalf("stored: %v", cfg)
 	}
 
 	// Reloaded, the page shows what was stored.
 	uiDo(t, ctx, "reload", chromedp.Navigate(n.url+"/sensors/dc-frankfurt/smtp"), chromedp.WaitVisible(chromedp.ID("smtp-gw-inbound-listen")))
 	shown := uiRun(t, ctx, "values shown", chromedp.Evaluate[string](`["smtp-mode", "smtp-gw-inbound-listen", "smtp-gw-inbound-listen-v6",
-		"smtp-gw-outbound-listen", "smtp-gw-trusted-0", "smtp-gw-helo", "smtp-gw-hold-timeout", "smtp-gw-on-timeout", "smtp-gw-domains"]
-		.map(id => document.getElementById(id).value).join(" | ")`))
-	want := "inbound_outbound | 192.0.2.1:25 | [2001:db8::1]:25 | 192.0.2.1:587 | 10.0.0.0/8 | gw.example.com | 300 | keep_holding | " +
-		"example.com  10.0.0.10:25 pref=10  10.0.0.11 pref=20\nexample.org  mx.example.org mx"
+		"smtp-gw-outbound-listen", "smtp-gw-helo", "smtp-gw-hold-timeout", "smtp-gw-on-timeout", "smtp-gw-domains"]
+		.map(id => document.getElementById(id).value).concat([document.getElementById("smtp-gw-inbound-acceptance-listed").checked]).join(" | ")`))
+	want := "inbound_outbound | 192.0.2.1:25 | [2001:db8::1]:25 | 192.0.2.1:587 | gw.example.com | 300 | keep_holding | " +
+		"example.com  10.0.0.10:25 pref=10  10.0.0.11 pref=20\nexample.org  mx.example.org mx | true"
 	if shown != want {
 		t.Errorf("after a reload the form shows\n%s\nwant\n%s", shown, want)
 	}

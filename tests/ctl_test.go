@@ -65,6 +65,8 @@ func TestCtlUsageErrors(t *testing.T) {
 		{"missing tenant", nil, []string{"ctl", "rules", "list"}, "rules list: missing TENANT"},
 		{"tokens without a file", nil, []string{"ctl", "tokens", "create"}, "tokens create: --file FILE is required"},
 		{"no command", nil, []string{"ctl"}, "no command"},
+		{"unknown acceptance list", nil, []string{"ctl", "acceptance", "list", "dev", "trusted"}, `acceptance list: KIND "trusted": want inbound, outbound or auth`},
+		{"acceptance import without a file", nil, []string{"ctl", "acceptance", "import", "dev", "inbound"}, "acceptance import: --file FILE is required"},
 		{"unknown flag", nil, []string{"ctl", "--bogus", "sensors", "list"}, "flag provided but not defined: -bogus"},
 		{"address without a scheme", nil, []string{"ctl", "--address", "127.0.0.1:8080", "sensors", "list"},
 			`--address "127.0.0.1:8080" has no scheme: write http://127.0.0.1:8080`},

@@ -413,23 +413,27 @@ func TestGatewayBounceNotifiesSender(t *testing.T) {
 }
 
 // TestGatewayOutbound: a company's Postfix relays its outbound mail
-// through the gateway (its relayhost), which trusts only 127.0.0.1 and
-// relays to its relay host (smtp-sink): mail submitted to Postfix arrives
-// there after its scan, with the verdict. A client from another address
-// (127.0.0.2) is refused at connect.
+// through the gateway (its relayhost), whose outbound acceptance list
+// (set with osprey ctl) holds only 127.0.0.1, and which relays to its
+// relay host (smtp-sink): mail submitted to Postfix arrives there after its
+// scan, with the verdict. A client from another address (127.0.0.2) is
+// refused at connect.
 func TestGatewayOutbound(t *testing.T) {
 	sink := startSMTPSink(t)
 	d := startDev(t, filepath.Join(t.TempDir(), "data"))
 	outbound := loopbackPort(t)
+	ctl := []string{"OSPREY_ADDRESS=" + d.base, "OSPREY_USERNAME=admin", "OSPREY_PASSWORD=" + adminPassword}
+	if r := runOsprey(t, ctl, "ctl", "acceptance", "add", "dev", "outbound", "127.0.0.1"); r.code != 0 {
+		t.Fatalf("ctl acceptance add: exit status %d: %s", r.code, r.stderr)
+	}
 	d.enableSMTP(t, &api.SMTPIntegration{
 		Enabled:        true,
 		Mode:           api.SMTPOutbound,
 		MaxMessageSize: &api.SizeLimit{Value: 1, Unit: api.MB},
 		Gateway: &api.SMTPGateway{
-			Outbound:        &api.GatewayListener{Listen: outbound},
-			TrustedNetworks: []string{"127.0.0.1"},
-			RelayHosts:      []api.NextHop{hop(t, sink.addr)},
-			HeloName:        "gw.example.com",
+			Outbound:   &api.GatewayListener{Listen: outbound},
+			RelayHosts: []api.NextHop{hop(t, sink.addr)},
+			HeloName:   "gw.example.com",
 		},
 	})
 	pf := startPostfix(t, outbound)
@@ -469,7 +473,7 @@ func TestGatewayOutbound(t *testing.T) {
 		t.Errorf("the relay host took:\n%s\nwant the message for dave@faraway.test, through Postfix, with its verdict", m)
 	}
 
-	// 127.0.0.2 is not a trusted network: refused at connect.
+	// 127.0.0.2 is not in the outbound acceptance list: refused at connect.
 	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
 	conn, err := dialer.DialContext(t.Context(), "tcp", outbound)
 	if err != nil {

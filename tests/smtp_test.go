@@ -32,6 +32,9 @@ type devNode struct {
 	// db is the node's SQL store, the SQLite file in its data dir, opened
 	// beside the node (SQLite's WAL lets two processes share it).
 	db *sqlstore.Store
+	// etcd is a client of its embedded etcd, for what the API no longer
+	// writes (an earlier version's values).
+	etcd *clientv3.Client
 }
 
 var etcdLine = regexp.MustCompile(`Embedded etcd:\s+(\S+)`)
@@ -61,7 +64,7 @@ func startDev(t *testing.T, dataDir string, env ...string) *devNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &devNode{proc: p, base: base, api: c, store: store.New(cli), db: db}
+	return &devNode{proc: p, base: base, api: c, store: store.New(cli), db: db, etcd: cli}
 }
 
 // freePort returns a loopback port nobody listens on now, for a listener

@@ -18,6 +18,14 @@
 // turn, rounds interleaved, and the median of the rounds is reported, with
 // the sensor's peak RSS.
 //
+// With -acceptance N the bench measures instead what a gateway's acceptance
+// list costs: the sensor becomes an inbound gateway (delivering to
+// smtp-sink), and its inbound listener is driven in turn taking every
+// client (inbound_acceptance all) and taking only the clients of an inbound
+// acceptance list of N entries, which holds the load tool's address
+// (listed), rounds interleaved; the table gives both medians and their
+// ratio, and the median of the ratios of each round's pair.
+//
 // Usage (as root, with postfix installed): go run ./bench/smtpingest -rounds 5
 package main
 
@@ -54,6 +62,7 @@ func main() {
 	topology := flag.String("topology", "split", `"split": osprey central and osprey sensor in two processes; "dev": osprey dev, both in one`)
 	sizeList := flag.String("sizes", "5,100", "message sizes in KB, comma-separated")
 	messages := flag.Int("messages", 20000, "messages per round (smtp-source -m)")
+	acceptance := flag.Int("acceptance", 0, "entries of an inbound acceptance list: compare a gateway's inbound listener taking every client with it taking only the list's (0: the usual targets)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the sensor's process, taken during its first round of the first size (central paused in the split topology), to this file")
 	flag.Parse()
 	work, err := os.MkdirTemp("", "smtpingest")
@@ -88,6 +97,10 @@ func main() {
 	}
 	defer func() { sink.Process.Kill(); sink.Wait() }()
 	waitListen(sinkAddr)
+	if *acceptance > 0 {
+		benchAcceptance(o, sinkAddr, *acceptance, *sessions, *rounds, *sizeList, *messages, *topology)
+		return
+	}
 
 	type size struct {
 		bytes, messages int
@@ -177,6 +190,8 @@ var (
 // whose RSS is reported, and a way to wait until the sensor has uploaded
 // everything it spooled.
 type osprey struct {
+	api        *api.Client
+	sensorID   string
 	smtpAddr   string
 	sensorPID  int
 	centralPID int    // 0 in the dev topology, where the central is the sensor's process
@@ -272,23 +287,35 @@ func startOsprey(work, topology, pprofAddr string) *osprey {
 			log.Fatal(err)
 		}
 	}
+	o.api, o.sensorID = c, sensorID
 	o.smtpAddr = freePort()
-	_, v, err := c.PutSMTP(ctx, sensorID, &api.SMTPIntegration{Enabled: true, Listen: o.smtpAddr,
+	o.apply(&api.SMTPIntegration{Enabled: true, Listen: o.smtpAddr,
 		DestinationDomains: []string{"example.com"}, Clients: []string{"127.0.0.0/8"},
 		MaxMessageSize: &api.SizeLimit{Value: 10, Unit: api.MB},
-		Limits:         &api.SMTPLimits{MaxConnectionsPerClient: 200}}, 0)
+		Limits:         &api.SMTPLimits{MaxConnectionsPerClient: 200}})
+	waitListen(o.smtpAddr)
+	return o
+}
+
+// apply writes the sensor's SMTP integration and waits until it runs it.
+func (o *osprey) apply(cfg *api.SMTPIntegration) {
+	ctx := context.Background()
+	_, v, err := o.api.PutSMTP(ctx, o.sensorID, cfg, 0)
 	if err != nil {
 		log.Fatal(err)
 	}
+	o.waitApplied(v)
+}
+
+// waitApplied waits until the sensor runs version v or a later one.
+func (o *osprey) waitApplied(v int64) {
 	for {
-		s, err := c.Sensor(ctx, sensorID)
-		if err == nil && s.AppliedVersion == v {
-			break
+		s, err := o.api.Sensor(context.Background(), o.sensorID)
+		if err == nil && s.AppliedVersion >= v {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitListen(o.smtpAddr)
-	return o
 }
 
 // run starts bin with args; its stdout lines arrive on the channel.

@@ -17,11 +17,11 @@ import (
 func emptyGateway() *api.SMTPGateway {
 	return &api.SMTPGateway{
 		Inbound: &api.GatewayListener{}, Outbound: &api.GatewayListener{},
-		LocalDomains: []api.LocalDomain{}, TrustedNetworks: []string{}, RelayHosts: []api.NextHop{}, RequireTLSDomains: []string{},
-		OnTimeout: api.DeliverUnscanned, Queue: &api.DeliveryQueueSettings{},
+		LocalDomains: []api.LocalDomain{}, RelayHosts: []api.NextHop{}, RequireTLSDomains: []string{},
+		InboundAcceptance: api.AcceptanceAll, OnTimeout: api.DeliverUnscanned, Queue: &api.DeliveryQueueSettings{},
 		Quarantine: &api.QuarantineSettings{},
 		SenderAuth: &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs},
-		Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptAll,
+		Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptanceAll,
 			LDAP: &api.LDAPAuth{}, SMTPForward: &api.SMTPForwardAuth{}},
 
 		RecipientVerification: &api.RecipientVerification{}, RateLimits: &api.RateLimits{},
@@ -119,7 +119,7 @@ func TestSMTPGateway(t *testing.T) {
 				{Domain: "example.com", Hosts: []api.NextHop{{Host: "10.0.0.10", Port: 25, Preference: 10}, {Host: "mx.example.com", MXLookup: true, Preference: 20}}, RequireTLS: true},
 				{Domain: "example.org", Hosts: []api.NextHop{}},
 			},
-			TrustedNetworks:    []string{"10.0.0.0/8", "!10.0.0.5"},
+			InboundAcceptance:  api.AcceptanceListed,
 			RelayHosts:         []api.NextHop{{Host: "smarthost.example.net", Port: 2525}},
 			RequireTLSDomains:  []string{"bank.example"},
 			HeloName:           "gw.example.com",
@@ -129,7 +129,7 @@ func TestSMTPGateway(t *testing.T) {
 			Queue:              &api.DeliveryQueueSettings{MinBackoffSeconds: 60, MaxBackoffSeconds: 3600, MaxLifetimeSeconds: 86400, DelayWarningSeconds: 7200, DestinationConcurrency: 5, Concurrency: 50},
 			SenderAuth: &api.SenderAuthSettings{Enabled: true, AuthservID: "gw.example.com", DMARCTempError: api.AuthErrorFail,
 				DMARCPermError: api.AuthErrorNone, LookupTimeoutMs: 1000, CheckTimeoutMs: 3000},
-			Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptAll,
+			Submission: &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptanceAll,
 				LDAP: &api.LDAPAuth{}, SMTPForward: &api.SMTPForwardAuth{}},
 			RecipientVerification: &api.RecipientVerification{Enabled: true, PositiveTTLSeconds: 86400, PositiveRefreshSeconds: 3600,
 				NegativeTTLSeconds: 600, ProbeTimeoutSeconds: 10, MaxProbesPerHost: 2},
@@ -154,7 +154,7 @@ func TestSMTPGateway(t *testing.T) {
 				{Domain: "example.com", Hosts: []*ospreyv1.NextHop{{Host: "10.0.0.10", Port: 25, Preference: 10}, {Host: "mx.example.com", MxLookup: true, Preference: 20}}, RequireTls: true},
 				{Domain: "example.org"},
 			},
-			TrustedNetworks:    []string{"10.0.0.0/8", "!10.0.0.5"},
+			InboundAcceptance:  ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED,
 			RelayHosts:         []*ospreyv1.NextHop{{Host: "smarthost.example.net", Port: 2525}},
 			RequireTlsDomains:  []string{"bank.example"},
 			HeloName:           "gw.example.com",
@@ -210,7 +210,10 @@ func TestSMTPStoredBeforeGatewayModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"mode":"monitor"`, `"local_domains":[]`, `"trusted_networks":[]`, `"relay_hosts":[]`,
+	if strings.Contains(string(b), "trusted_networks") {
+		t.Errorf("JSON of a read: got %s, want no trusted_networks", b)
+	}
+	for _, want := range []string{`"mode":"monitor"`, `"local_domains":[]`, `"inbound_acceptance":"all"`, `"relay_hosts":[]`,
 		`"require_tls_domains":[]`, `"inbound":{"listen":"","listen_v6":""}`, `"on_timeout":"deliver_unscanned"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON of a read: got %s, want %s in it", b, want)
@@ -232,5 +235,59 @@ func TestSMTPStoredBeforeGatewayModes(t *testing.T) {
 	gotBytes, _ := proto.MarshalOptions{Deterministic: true}.Marshal(written)
 	if string(wantBytes) != string(gotBytes) {
 		t.Errorf("written back: got %v, want %v", written, old)
+	}
+}
+
+// Trusted networks in a write reach the model, where validation refuses
+// them saying where the list lives now; a stored value not moved yet reads.
+func TestSMTPTrustedNetworks(t *testing.T) {
+	//lint:ignore SA1019 what is refused
+	in := &api.SMTPIntegration{Gateway: &api.SMTPGateway{TrustedNetworks: []string{"10.0.0.0/8"}}}
+	got, err := SMTPToProto(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	//lint:ignore SA1019 what is refused
+	if diff := cmp.Diff([]string{"10.0.0.0/8"}, got.GetGateway().GetTrustedNetworks()); diff != "" {
+		t.Errorf("trusted networks written (-want +got):\n%s", diff)
+	}
+	//lint:ignore SA1019 what is read
+	if diff := cmp.Diff([]string{"10.0.0.0/8"}, SMTPFromProto(got).Gateway.TrustedNetworks); diff != "" {
+		t.Errorf("trusted networks read (-want +got):\n%s", diff)
+	}
+}
+
+func TestAcceptanceNames(t *testing.T) {
+	for p, a := range map[ospreyv1.AcceptanceMode]api.AcceptanceMode{
+		ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_UNSPECIFIED: api.AcceptanceAll,
+		ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_ALL:         api.AcceptanceAll,
+		ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED:      api.AcceptanceListed,
+	} {
+		if got := AcceptanceModeFromProto(p); got != a {
+			t.Errorf("AcceptanceModeFromProto(%v) = %q, want %q", p, got, a)
+		}
+	}
+	if m, err := AcceptanceModeToProto("all"); err != nil || m != 0 {
+		t.Errorf("AcceptanceModeToProto(all) = %v, %v; want UNSPECIFIED, as before the field existed", m, err)
+	}
+	if _, err := AcceptanceModeToProto("some"); err == nil {
+		t.Error("AcceptanceModeToProto(some): no error")
+	}
+	for name, want := range map[string]ospreyv1.AcceptanceListKind{
+		"inbound":  ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_INBOUND,
+		"outbound": ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND,
+		"auth":     ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_AUTH,
+	} {
+		if got, err := ParseAcceptanceListKind(name); err != nil || got != want {
+			t.Errorf("ParseAcceptanceListKind(%q) = %v, %v", name, got, err)
+		}
+		if got := AcceptanceListKindFromProto(want); string(got) != name {
+			t.Errorf("AcceptanceListKindFromProto(%v) = %q", want, got)
+		}
+	}
+	for _, name := range []string{"", "Inbound", "trusted"} {
+		if _, err := ParseAcceptanceListKind(name); err == nil {
+			t.Errorf("ParseAcceptanceListKind(%q): no error", name)
+		}
 	}
 }

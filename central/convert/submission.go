@@ -5,17 +5,10 @@ import (
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
-var (
-	acceptanceModes = enum[ospreyv1.AcceptanceMode, api.AcceptanceMode]{
-		what:   "acceptance mode",
-		names:  []api.AcceptanceMode{"", api.AcceptAll, api.AcceptListed},
-		zeroIs: ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_ALL,
-	}
-	authSources = enum[ospreyv1.AuthSource, api.AuthSource]{
-		what:  "authentication source",
-		names: []api.AuthSource{"", api.AuthSourceLDAP, api.AuthSourceSMTPForward},
-	}
-)
+var authSources = enum[ospreyv1.AuthSource, api.AuthSource]{
+	what:  "authentication source",
+	names: []api.AuthSource{"", api.AuthSourceLDAP, api.AuthSourceSMTPForward},
+}
 
 // submissionToProto converts the submission listener of a write, recording unknown enum
 // names in errs under "gateway.submission.". The search password goes through as written:

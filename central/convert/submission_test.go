@@ -25,7 +25,7 @@ func TestSubmission(t *testing.T) {
 				Enabled:             true,
 				Listener:            &api.GatewayListener{Listen: "10.0.0.2:587", TLS: &api.SMTPTLS{Mode: api.TLSRequire}},
 				AllowAuthWithoutTLS: true,
-				Acceptance:          api.AcceptListed,
+				Acceptance:          api.AcceptanceListed,
 				Source:              api.AuthSourceLDAP,
 				LDAP: &api.LDAPAuth{URL: "ldaps://ldap.example.com", CAPEM: "CA", BaseDN: "dc=example,dc=com", Filter: "(uid=%s)",
 					SearchBindDN: "cn=gw,dc=example,dc=com", SearchBindPassword: "SEARCH-SECRET", TimeoutMs: 2000},

@@ -49,7 +49,7 @@ func gatewaySMTP(t *testing.T, host string) *api.SMTPIntegration {
 				{Domain: "example.com", Hosts: []api.NextHop{{Host: "10.0.0.10", Port: 25, Preference: 10}, {Host: "10.0.0.11", Preference: 20}}},
 				{Domain: "example.org", Hosts: []api.NextHop{{Host: "example.org", MXLookup: true}}, RequireTLS: true},
 			},
-			TrustedNetworks:    []string{"10.0.0.0/8", "!10.0.0.5"},
+			InboundAcceptance:  api.AcceptanceListed,
 			RelayHosts:         []api.NextHop{{Host: "smarthost.example.net", Port: 2525}},
 			RequireTLSDomains:  []string{"bank.example"},
 			HeloName:           "gw.example.com",
@@ -120,7 +120,9 @@ func TestSMTPGatewayAPI(t *testing.T) {
 	bad.Gateway.LocalDomains[0].Domain = "!example.com"
 	bad.Gateway.LocalDomains[1].Hosts[0].Port = 70000
 	bad.Gateway.RelayHosts[0].Host = ""
-	bad.Gateway.TrustedNetworks = append(bad.Gateway.TrustedNetworks, "10.0.0.1/8")
+	//lint:ignore SA1019 refused
+	bad.Gateway.TrustedNetworks = []string{"10.0.0.0/8"}
+	bad.Gateway.InboundAcceptance = "some"
 	bad.Gateway.Queue.MaxBackoffSeconds = 5
 	_, _, err = c.PutSMTP(ctx, "s1", bad, 0)
 	var apiErr *api.Error
@@ -133,7 +135,7 @@ func TestSMTPGatewayAPI(t *testing.T) {
 	}
 	for _, want := range []string{"gateway.on_timeout", "gateway.inbound.tls.mode", "gateway.outbound.listen",
 		"gateway.local_domains[0].domain", "gateway.local_domains[1].hosts[0].port", "gateway.relay_hosts[0].host",
-		"gateway.trusted_networks[2]", "gateway.queue.max_backoff_seconds"} {
+		"gateway.trusted_networks", "gateway.inbound_acceptance", "gateway.queue.max_backoff_seconds"} {
 		if !slices.Contains(fields, want) {
 			t.Errorf("field errors %v: missing %q", fields, want)
 		}
@@ -154,7 +156,7 @@ func TestSMTPStoredBeforeGatewayReadsAsMonitor(t *testing.T) {
 	}
 	body := rawGet(t, e.url+"/api/v1/sensors/s1/smtp", "alice")
 	for _, want := range []string{`"mode":"monitor"`, `"gateway":{"inbound":{"listen":"","listen_v6":""},"outbound":{"listen":"","listen_v6":""},` +
-		`"local_domains":[],"trusted_networks":[],"relay_hosts":[],"require_tls_domains":[],"helo_name":"","hold_timeout_seconds":0,` +
+		`"local_domains":[],"inbound_acceptance":"all","relay_hosts":[],"require_tls_domains":[],"helo_name":"","hold_timeout_seconds":0,` +
 		`"on_timeout":"deliver_unscanned","queue":{`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET: got %s, want %s in it", body, want)
@@ -183,7 +185,7 @@ func TestApplySensorSMTPToTenant(t *testing.T) {
 	own := gatewaySMTP(t, "192.0.2.3")
 	own.Mode = api.SMTPMonitor
 	own.Listen = "0.0.0.0:2525"
-	own.Gateway.LocalDomains, own.Gateway.TrustedNetworks = nil, nil
+	own.Gateway.LocalDomains = nil
 	if _, _, err := alice.PutSMTP(ctx, "s3", own, 0); err != nil {
 		t.Fatal(err)
 	}

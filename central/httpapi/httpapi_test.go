@@ -45,7 +45,7 @@ var testUsers = []*ospreyv1.User{
 	{Name: "audrey", Role: ospreyv1.Role_ROLE_AUDITOR, Tenant: "default"},
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st := store.New(etcdtest.Client(t))
 	ctx := t.Context()
@@ -105,7 +105,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) client(t *testing.T, user string) *api.Client {
+func (e *env) client(t testing.TB, user string) *api.Client {
 	t.Helper()
 	c, err := api.NewClient(api.Config{Address: e.url, Username: user, Password: testPassword})
 	if err != nil {

@@ -112,7 +112,7 @@ func (c *cluster) joinToken(t *testing.T, maxUses uint32, expires time.Time) joi
 }
 
 // dial connects with the cluster CA pinned and, when cert is set, a client certificate.
-func (c *cluster) dial(t *testing.T, cert *tls.Certificate) ospreyv1.SensorServiceClient {
+func (c *cluster) dial(t *testing.T, cert *tls.Certificate, opts ...grpc.DialOption) ospreyv1.SensorServiceClient {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(c.ca.Cert)
@@ -120,7 +120,7 @@ func (c *cluster) dial(t *testing.T, cert *tls.Certificate) ospreyv1.SensorServi
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
-	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	conn, err := grpc.NewClient(c.addr, append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -491,11 +491,16 @@ func (s *Service) pushConfig(stream ospreyv1.SensorService_ConnectServer, id pki
 	if version == *sent {
 		return nil
 	}
-	err := stream.Send(&ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Config{Config: &ospreyv1.SensorConfig{
-		Revision: version,
-		Sensor:   cfg.Sensor,
-		Smtp:     cfg.SMTP,
-		Pop3:     cfg.POP3,
+	lists, err := cfg.Acceptance()
+	if err != nil {
+		return toStatus(err)
+	}
+	err = stream.Send(&ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Config{Config: &ospreyv1.SensorConfig{
+		Revision:   version,
+		Sensor:     cfg.Sensor,
+		Smtp:       cfg.SMTP,
+		Pop3:       cfg.POP3,
+		Acceptance: lists,
 	}}})
 	if err != nil {
 		return err

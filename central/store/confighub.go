@@ -298,7 +298,7 @@ func (f *Follower) Next(ctx context.Context) (*SensorConfig, error) {
 	f.mu.Unlock()
 	changed := false
 	if resync || f.cfg == nil {
-		cfg, err := f.hub.st.sensorConfigAt(ctx, f.ref.tenant, f.ref.id, 0)
+		cfg, err := f.hub.st.sensorConfigAt(ctx, f.ref.tenant, f.ref.id, true)
 		if err != nil {
 			f.markResync()
 			return nil, err

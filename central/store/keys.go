@@ -2,7 +2,10 @@ package store
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
 // Key layout. Every key the store reads or writes is built in this file, and
@@ -14,6 +17,10 @@ import (
 //	tenants/<tenant>/sensors/<id>/meta   ospreyv1.Sensor                  CreateSensor, UpdateSensor
 //	tenants/<tenant>/sensors/<id>/smtp   ospreyv1.SmtpIntegration         PutSMTP (absent = disabled, version 0)
 //	tenants/<tenant>/sensors/<id>/pop3   ospreyv1.Pop3Integration         PutPOP3 (absent = disabled, version 0)
+//	tenants/<tenant>/sensors/<id>/acceptance/<kind>
+//	                                     head, plain text (see below)     ReplaceAcceptance, EditAcceptance, ClearAcceptance, MigrateTrustedNetworks (absent = empty, version 0)
+//	tenants/<tenant>/sensors/<id>/acceptance/<kind>/<generation>/<nnnnnn>
+//	                                     chunk n: entries, one a line     the same, before the head that names the generation
 //	tenants/<tenant>/rules/<id>          ospreyv1.Rule                    CreateRule, UpdateRule, DeleteRule (followed by RuleCache)
 //	tenants/<tenant>/export              ospreyv1.SyslogExport            PutExport (absent = disabled, version 0; followed by ExportCache)
 //	tenants/<tenant>/policy              ospreyv1.VerdictPolicy           PutPolicy (absent = the defaults, version 0; followed by PolicyCache)
@@ -42,8 +49,8 @@ import (
 //	hierarchy/link                       ospreyv1.PrimaryLink, live       on an SCN: PutPrimaryLink, under the lease of the node holding the link
 //
 // Values are protobuf messages in deterministic wire form, except the
-// sensor-tenant index, which holds the bare tenant id, and the plain-text
-// values of cluster/pubkeys/, cluster/nodes/, cluster/siem-leader/ and
+// sensor-tenant index, which holds the bare tenant id, the heads and chunks
+// of acceptance lists, and the plain-text values of cluster/pubkeys/, cluster/nodes/, cluster/siem-leader/ and
 // cluster/siem-cursor/. A value's version is the
 // ModRevision of its key; a key that was never written has version 0.
 //
@@ -62,6 +69,21 @@ import (
 // prefix tenants/<tenant>/sensors/<id>/, so one range read is a consistent
 // snapshot and one prefix watch sees every change. Sensor ids are unique across
 // tenants (the index enforces it), so a sensor id alone finds its tenant.
+//
+// A gateway's acceptance lists (kind: inbound, outbound, auth) may hold
+// 100,000 entries and more, past what one etcd value or request takes
+// (1.5 MiB by default), so each is a head and chunks of at most
+// maxChunkBytes, under the sensor's prefix like the rest of what the push
+// reads. The head names the generation the list is in and how many entries
+// each of its chunks holds: "<generation> <entries> <n0> <n1> ...", decimal
+// counts separated by spaces; generation "0" with no chunks is the empty
+// list. A write puts a new generation's chunks (in as many transactions as
+// etcd's limits need), then swaps the head in a transaction that checks the
+// head's version, then deletes the chunks of other generations written
+// before the swap. Readers follow the head: the chunks of a generation that
+// no head names (a write interrupted, or beaten by another) are ignored, and
+// the next write of the list removes them. A page is read as the head, then
+// the chunks that hold it, at the head's revision.
 //
 // Ids of tenants, sensors and tokens match [a-z0-9][a-z0-9_.-]{0,62}; user
 // names match [A-Za-z0-9][A-Za-z0-9_.@-]{0,63} (so an e-mail address works).
@@ -127,12 +149,92 @@ const (
 	legacyCursorPrefix   = rootPrefix + "cluster/siem-cursor/"
 )
 
-// Parts of a sensor's configuration: the last element of its keys.
+// Parts of a sensor's configuration: the last element of its keys, or,
+// for an acceptance list, the elements after the sensor id
+// ("acceptance/inbound", "acceptance/inbound/<generation>/<n>").
 const (
-	partMeta = "meta"
-	partSMTP = "smtp"
-	partPOP3 = "pop3"
+	partMeta       = "meta"
+	partSMTP       = "smtp"
+	partPOP3       = "pop3"
+	partAcceptance = "acceptance"
 )
+
+// acceptanceKinds names the acceptance lists in their keys.
+var acceptanceKinds = map[ospreyv1.AcceptanceListKind]string{
+	ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_INBOUND:  "inbound",
+	ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND: "outbound",
+	ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_AUTH:     "auth",
+}
+
+// acceptanceKind returns the kind a key names, or false.
+func acceptanceKind(name string) (ospreyv1.AcceptanceListKind, bool) {
+	for k, n := range acceptanceKinds {
+		if n == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// acceptanceHeadKey is the head of a sensor's acceptance list; the list's
+// chunks are under acceptanceHeadKey + "/".
+func acceptanceHeadKey(tenant, id string, kind ospreyv1.AcceptanceListKind) string {
+	return sensorKey(tenant, id, partAcceptance+"/"+acceptanceKinds[kind])
+}
+
+// acceptanceChunkKey is the key of chunk n of a list's generation; n has
+// six digits, so that the chunks of a generation sort in order and a run of
+// them is one key range.
+func acceptanceChunkKey(tenant, id string, kind ospreyv1.AcceptanceListKind, generation string, n int) string {
+	return sensorKey(tenant, id, acceptanceChunkPart(kind, generation, n))
+}
+
+// acceptanceChunkPart is the part of a chunk's key after the sensor id.
+func acceptanceChunkPart(kind ospreyv1.AcceptanceListKind, generation string, n int) string {
+	return fmt.Sprintf("%s/%s/%s/%06d", partAcceptance, acceptanceKinds[kind], generation, n)
+}
+
+// acceptancePart is the part of a head or chunk key (what parseSensorKey
+// returns) split: the kind, and for a chunk its generation and number.
+type acceptancePart struct {
+	kind       ospreyv1.AcceptanceListKind
+	generation string // "" for the head
+	n          int
+}
+
+// parseAcceptancePart splits the part of an acceptance key.
+func parseAcceptancePart(part string) (acceptancePart, bool) {
+	f := strings.Split(part, "/")
+	if f[0] != partAcceptance || (len(f) != 2 && len(f) != 4) {
+		return acceptancePart{}, false
+	}
+	kind, ok := acceptanceKind(f[1])
+	if !ok {
+		return acceptancePart{}, false
+	}
+	if len(f) == 2 {
+		return acceptancePart{kind: kind}, true
+	}
+	n, err := strconv.Atoi(f[3])
+	if err != nil || n < 0 || !validGeneration(f[2]) {
+		return acceptancePart{}, false
+	}
+	return acceptancePart{kind: kind, generation: f[2], n: n}, true
+}
+
+// validGeneration reports whether g can be the generation of a chunk: 16
+// lower-case hexadecimal digits.
+func validGeneration(g string) bool {
+	if len(g) != 16 {
+		return false
+	}
+	for i := range len(g) {
+		if c := g[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // maxIDLen bounds every id used in a key.
 const maxIDLen = 63
@@ -225,18 +327,22 @@ func tokenKey(id string) string {
 // parseTenantKey returns the tenant of a tenants/<tenant>/meta key.
 func parseTenantKey(key string) (tenant string, ok bool) { return parseTenantValueKey(key, "/meta") }
 
-// parseSensorKey splits a tenants/<tenant>/sensors/<id>/<part> key.
+// parseSensorKey splits a tenants/<tenant>/sensors/<id>/<part> key; the
+// part of an acceptance list's key holds slashes (see parseAcceptancePart).
 func parseSensorKey(key string) (tenant, id, part string, ok bool) {
 	rest, ok := strings.CutPrefix(key, tenantsPrefix)
 	if !ok {
 		return "", "", "", false
 	}
-	f := strings.Split(rest, "/")
+	f := strings.SplitN(rest, "/", 4)
 	if len(f) != 4 || f[1] != "sensors" || !validID(f[0]) || !validID(f[2]) {
 		return "", "", "", false
 	}
 	switch f[3] {
 	case partMeta, partSMTP, partPOP3:
+		return f[0], f[2], f[3], true
+	}
+	if _, ok := parseAcceptancePart(f[3]); ok {
 		return f[0], f[2], f[3], true
 	}
 	return "", "", "", false

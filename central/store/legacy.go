@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ospreysec/osprey/pkg/acceptlist"
+	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -144,4 +147,111 @@ func (s *Store) DeleteLegacyIndexes(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// An earlier version kept a gateway's outbound acceptance list as the
+// trusted_networks of its SMTP integration. MigrateTrustedNetworks moves
+// them into the list, which the push carries on its own.
+
+// TrustedMigration is what MigrateTrustedNetworks did.
+type TrustedMigration struct {
+	// Moved are the sensors whose trusted networks were moved.
+	Moved []string
+	// Failed are the sensors whose trusted networks could not be moved,
+	// with why (an entry the outbound list holds with the opposite '!');
+	// their integration keeps them, and their sensors run them while the
+	// outbound list is empty.
+	Failed map[string]error
+}
+
+// migrateAttempts bounds how often one sensor's move is tried again when
+// its integration or its list changes meanwhile.
+const migrateAttempts = 5
+
+// MigrateTrustedNetworks moves the trusted networks of every sensor's SMTP
+// integration into its outbound acceptance list, beside the entries the
+// list holds, and clears them: one swap of the list's head, with the
+// integration, in one transaction that checks both versions. A node runs
+// it at every start; it costs a read of each sensor's integration, and
+// several nodes running it at once move each sensor once (the loser of a
+// swap reads again, and finds nothing to move).
+func (s *Store) MigrateTrustedNetworks(ctx context.Context) (TrustedMigration, error) {
+	out := TrustedMigration{Failed: map[string]error{}}
+	index, err := s.cli.Get(ctx, sensorTenantPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return out, etcdErr("range", sensorTenantPrefix, err)
+	}
+	for _, kv := range index.Kvs {
+		id, tenant := strings.TrimPrefix(string(kv.Key), sensorTenantPrefix), string(kv.Value)
+		if !validID(id) || !validID(tenant) {
+			continue
+		}
+		moved, err := s.migrateTrusted(ctx, tenant, id)
+		switch {
+		case err != nil && isFieldError(err):
+			out.Failed[id] = err
+		case err != nil:
+			return out, fmt.Errorf("move the trusted networks of sensor %q: %w", id, err)
+		case moved:
+			out.Moved = append(out.Moved, id)
+		}
+	}
+	return out, nil
+}
+
+// migrateTrusted moves one sensor's trusted networks, and reports whether
+// there were any.
+func (s *Store) migrateTrusted(ctx context.Context, tenant, id string) (bool, error) {
+	key := sensorKey(tenant, id, partSMTP)
+	for range migrateAttempts {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return false, etcdErr("get", key, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return false, nil
+		}
+		cfg := new(ospreyv1.SmtpIntegration)
+		if err := decode(resp.Kvs[0], cfg); err != nil {
+			return false, err
+		}
+		//lint:ignore SA1019 what is moved
+		trusted := cfg.GetGateway().GetTrustedNetworks()
+		if len(trusted) == 0 {
+			return false, nil
+		}
+		list, err := s.readAcceptance(ctx, tenant, id, ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND, 0, 0)
+		if errors.Is(err, ErrCompacted) {
+			continue // compacted under the read: read again
+		}
+		if err != nil {
+			return false, err
+		}
+		cur, err := acceptlist.Parse(list.Entries)
+		if err != nil {
+			return false, fmt.Errorf("stored outbound acceptance list: %w", err)
+		}
+		merged, err := cur.Edit(trusted, nil)
+		if err != nil {
+			return false, validate.AcceptanceErrors(err)
+		}
+		//lint:ignore SA1019 cleared
+		cfg.Gateway.TrustedNetworks = nil
+		b, err := encode(cfg)
+		if err != nil {
+			return false, err
+		}
+		_, err = s.writeAcceptance(ctx, tenant, id, ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND, merged.Entries(), list.Version,
+			[]clientv3.Cmp{unmodifiedSince(key, resp.Kvs[0].ModRevision)}, []clientv3.Op{clientv3.OpPut(key, string(b))})
+		if errors.Is(err, errRetry) || errors.Is(err, ErrConflict) {
+			continue
+		}
+		return err == nil, err
+	}
+	return false, fmt.Errorf("sensor %q changed %d times while its trusted networks were moved: %w", id, migrateAttempts, ErrConflict)
+}
+
+func isFieldError(err error) bool {
+	_, ok := validate.AsErrors(err)
+	return ok
 }

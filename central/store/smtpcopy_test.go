@@ -83,7 +83,7 @@ func TestCopySMTPToTenant(t *testing.T) {
 	src.Gateway.Inbound.Tls.ClientCert = ospreyv1.ClientCertMode_CLIENT_CERT_MODE_REQUEST
 	src.Gateway.Inbound.Tls.ClientCaPem = caPEM
 	src.Gateway.LocalDomains = []*ospreyv1.LocalDomain{{Domain: "example.com", Hosts: []*ospreyv1.NextHop{{Host: "10.0.0.10", Port: 25}}}}
-	src.Gateway.TrustedNetworks = []string{"10.0.0.0/8"}
+	src.Gateway.InboundAcceptance = ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED
 	src.Gateway.HoldTimeoutSeconds = 120
 	put("gw-a", src)
 

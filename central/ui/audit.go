@@ -56,6 +56,8 @@ var auditReasons = []choice{
 	{"harvest_guard", "client deferred for naming too many unknown recipients"},
 	{"recipient_unknown", "recipient unknown to the domain's mail server"},
 	{"recipient_verify_tempfail", "recipient not verified: the domain's mail server could not be asked"},
+	{"relay_denied", "relaying denied to a client outside the outbound acceptance list"},
+	{"not_in_acceptance_list", "client not in the gateway listener's acceptance list"},
 }
 
 // auditVerdicts are the verdicts a scan gives (package scan's Verdict

@@ -35,7 +35,11 @@ import (
 type gatewayForm struct {
 	Inbound, Outbound listenerForm
 	LocalDomains      string
-	TrustedNetworks   []string
+	InboundAcceptance string // "all" or "listed"
+	// LegacyTrusted are trusted networks an earlier version kept here that
+	// no node could move into the outbound acceptance list: shown, and
+	// dropped by the next apply.
+	LegacyTrusted     []string
 	RelayHosts        string
 	RequireTLSDomains []string
 	HeloName          string
@@ -135,7 +139,8 @@ func addGatewayFields(m map[string]formField) {
 		}
 	}
 	m["gateway.local_domains"] = formField{"Local domains", "smtp-gw-domains"}
-	m["gateway.trusted_networks"] = formField{"Trusted networks", "smtp-gw-trusted"}
+	m["gateway.inbound_acceptance"] = formField{"Accept inbound mail from", "smtp-gw-inbound-acceptance-all"}
+	m["gateway.trusted_networks"] = formField{"Trusted networks", "smtp-gw-inbound-acceptance-all"}
 	m["gateway.relay_hosts"] = formField{"Relay hosts", "smtp-gw-relay"}
 	m["gateway.require_tls_domains"] = formField{"Require TLS to", "smtp-gw-require-tls"}
 	m["gateway.helo_name"] = formField{"HELO name", "smtp-gw-helo"}
@@ -151,10 +156,12 @@ func addGatewayFields(m map[string]formField) {
 
 func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
 	f := gatewayForm{
-		Inbound:         listenerFormFrom("inbound", "Inbound", g.Inbound),
-		Outbound:        listenerFormFrom("outbound", "Outbound", g.Outbound),
-		TrustedNetworks: g.TrustedNetworks, RequireTLSDomains: g.RequireTLSDomains,
-		HeloName: g.HeloName, OnTimeout: string(g.OnTimeout),
+		Inbound:           listenerFormFrom("inbound", "Inbound", g.Inbound),
+		Outbound:          listenerFormFrom("outbound", "Outbound", g.Outbound),
+		InboundAcceptance: string(g.InboundAcceptance),
+		LegacyTrusted:     g.TrustedNetworks, //lint:ignore SA1019 shown, to be dropped
+		RequireTLSDomains: g.RequireTLSDomains,
+		HeloName:          g.HeloName, OnTimeout: string(g.OnTimeout),
 		Queue:      limitFields("gateway.queue", queueDefs, g.Queue),
 		SenderAuth: senderAuthFormFrom(g.SenderAuth),
 		Submission: submissionFormFrom(g.Submission),
@@ -173,6 +180,9 @@ func gatewayFormFrom(g *api.SMTPGateway) gatewayForm {
 	}
 	if f.OnTimeout == "" {
 		f.OnTimeout = string(api.DeliverUnscanned)
+	}
+	if f.InboundAcceptance == "" {
+		f.InboundAcceptance = string(api.AcceptanceAll)
 	}
 	return f
 }
@@ -205,15 +215,17 @@ func listenerFormOf(f listenerForm, l *api.GatewayListener) listenerForm {
 // errors of their field.
 func parseGatewayForm(fr *formReader) (gatewayForm, *api.SMTPGateway) {
 	f := gatewayForm{
-		Inbound:         readListener(fr, "inbound", "Inbound"),
-		Outbound:        readListener(fr, "outbound", "Outbound"),
-		LocalDomains:    fr.r.PostFormValue("gw_local_domains"),
-		TrustedNetworks: fr.list("gateway.trusted_networks"), RequireTLSDomains: fr.list("gateway.require_tls_domains"),
-		RelayHosts: fr.r.PostFormValue("gw_relay_hosts"),
-		HeloName:   fr.text("gw_helo_name"), HoldTimeout: fr.text("gw_hold_timeout"), OnTimeout: fr.text("gw_on_timeout"),
+		Inbound:           readListener(fr, "inbound", "Inbound"),
+		Outbound:          readListener(fr, "outbound", "Outbound"),
+		LocalDomains:      fr.r.PostFormValue("gw_local_domains"),
+		InboundAcceptance: fr.text("gw_inbound_acceptance"),
+		RequireTLSDomains: fr.list("gateway.require_tls_domains"),
+		RelayHosts:        fr.r.PostFormValue("gw_relay_hosts"),
+		HeloName:          fr.text("gw_helo_name"), HoldTimeout: fr.text("gw_hold_timeout"), OnTimeout: fr.text("gw_on_timeout"),
 	}
 	g := &api.SMTPGateway{
-		TrustedNetworks: f.TrustedNetworks, RequireTLSDomains: f.RequireTLSDomains, HeloName: f.HeloName,
+		InboundAcceptance: api.AcceptanceMode(f.InboundAcceptance),
+		RequireTLSDomains: f.RequireTLSDomains, HeloName: f.HeloName,
 		HoldTimeoutSeconds: uint32(fr.uint("gw_hold_timeout", "gateway.hold_timeout_seconds", 32)),
 		OnTimeout:          api.HoldTimeoutAction(f.OnTimeout),
 		Queue:              &api.DeliveryQueueSettings{},

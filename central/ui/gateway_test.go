@@ -29,7 +29,7 @@ func gatewayForm() url.Values {
 	f.Set("gw_outbound_tls_mode", "off")
 	f.Set("gw_outbound_tls_client_cert", "off")
 	f.Set("gw_local_domains", "example.com  10.0.0.10:25 pref=10  10.0.0.11 pref=20\r\nexample.org mx.example.org mx require_tls\r\n")
-	f["gateway.trusted_networks"] = []string{"10.0.0.0/8", ""}
+	f.Set("gw_inbound_acceptance", "listed")
 	f.Set("gw_relay_hosts", "smarthost.example.net:2525")
 	f["gateway.require_tls_domains"] = []string{""}
 	f.Set("gw_helo_name", "gw.example.com")
@@ -70,7 +70,7 @@ func TestSMTPGatewayForm(t *testing.T) {
 			{Domain: "example.com", Hosts: []*ospreyv1.NextHop{{Host: "10.0.0.10", Port: 25, Preference: 10}, {Host: "10.0.0.11", Preference: 20}}},
 			{Domain: "example.org", Hosts: []*ospreyv1.NextHop{{Host: "mx.example.org", MxLookup: true}}, RequireTls: true},
 		},
-		TrustedNetworks:    []string{"10.0.0.0/8"},
+		InboundAcceptance:  ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED,
 		RelayHosts:         []*ospreyv1.NextHop{{Host: "smarthost.example.net", Port: 2525}},
 		HeloName:           "gw.example.com",
 		HoldTimeoutSeconds: 300,
@@ -88,10 +88,13 @@ func TestSMTPGatewayForm(t *testing.T) {
 	doc = b.get("/sensors/s1/smtp").doc(t)
 	for id, want := range map[string]string{"smtp-gw-inbound-listen": "192.0.2.1:25", "smtp-gw-inbound-listen-v6": "[2001:db8::1]:25",
 		"smtp-gw-outbound-listen": "192.0.2.1:587", "smtp-gw-helo": "gw.example.com", "smtp-gw-hold-timeout": "300",
-		"smtp-gateway-queue-min-backoff-seconds": "60", "smtp-gw-trusted-0": "10.0.0.0/8"} {
+		"smtp-gateway-queue-min-backoff-seconds": "60"} {
 		if got := attr(byID(doc, id), "value"); got != want {
 			t.Errorf("#%s: got %q, want %q", id, got, want)
 		}
+	}
+	if _, checked := attrOK(byID(doc, "smtp-gw-inbound-acceptance-listed"), "checked"); !checked {
+		t.Error("the inbound acceptance is not shown as listed")
 	}
 	if got := textareaValue(byID(doc, "smtp-gw-domains")); got != "example.com  10.0.0.10:25 pref=10  10.0.0.11 pref=20\nexample.org  mx.example.org mx  require_tls" {
 		t.Errorf("local domains shown as %q", got)

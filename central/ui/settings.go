@@ -438,7 +438,7 @@ func (s *Server) applySMTPToTenant(w http.ResponseWriter, r *http.Request, req *
 func (s *Server) smtpRefused(w http.ResponseWriter, req *request, head sensorHead, form smtpForm, problems []fieldError) {
 	problems = form.Gateway.lineErrors(problems)
 	errs := newFieldErrors(problems, smtpFields, map[string][]string{"destination_domains": form.Domains, "clients": form.Clients,
-		"gateway.trusted_networks": form.Gateway.TrustedNetworks, "gateway.require_tls_domains": form.Gateway.RequireTLSDomains})
+		"gateway.require_tls_domains": form.Gateway.RequireTLSDomains})
 	s.renderSMTP(w, http.StatusUnprocessableEntity, req, settingsData{Sensor: head, SMTP: form, Errs: errs})
 }
 

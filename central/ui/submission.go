@@ -75,7 +75,7 @@ func addSubmissionFields(m map[string]formField) {
 func submissionFormFrom(s *api.SubmissionSettings) submissionForm {
 	// No source is chosen until one is: a form applied unchanged then
 	// writes nothing new.
-	f := submissionForm{Listener: listenerFormOf(submissionListener, nil), Acceptance: string(api.AcceptAll),
+	f := submissionForm{Listener: listenerFormOf(submissionListener, nil), Acceptance: string(api.AcceptanceAll),
 		Throttle: limitFields("gateway.submission", submissionDefs, s)}
 	if s == nil {
 		return f

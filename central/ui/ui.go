@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -148,6 +149,9 @@ func routes() []route {
 		{"POST", "/sensors/{id}/smtp/apply-to-tenant", writer, false, (*Server).applySMTPToTenant},
 		{"GET", "/sensors/{id}/pop3", reader, false, (*Server).pop3Page},
 		{"POST", "/sensors/{id}/pop3", writer, false, (*Server).applyPOP3},
+		{"GET", "/sensors/{id}/acceptance/{kind}", reader, false, (*Server).acceptancePage},
+		{"GET", "/sensors/{id}/acceptance/{kind}/export", reader, false, (*Server).acceptanceExport},
+		{"POST", "/sensors/{id}/acceptance/{kind}/{action}", writer, false, (*Server).acceptanceAction},
 		{"GET", "/sensors/{id}/queue", reader, false, (*Server).queuePage},
 		{"POST", "/sensors/{id}/queue/{msg}/{action}", writer, false, (*Server).queueAction},
 		{"POST", "/sensors/{id}/gateway/{control}", writer, false, (*Server).gatewayControl},
@@ -253,14 +257,32 @@ type request struct {
 // maxForm bounds a form's body; the largest carry a few PEM certificates.
 const maxForm = 1 << 20
 
+// readForm reads a POST's form: at most maxForm, or, for a file upload
+// (multipart, the import of an acceptance list), maxUpload, of which what
+// is past 1 MiB waits in a temporary file. It returns what the page says
+// of a form it cannot read, or "".
+func readForm(w http.ResponseWriter, r *http.Request) string {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		r.Body = http.MaxBytesReader(w, r.Body, maxUpload+maxForm)
+		if err := r.ParseMultipartForm(maxForm); err != nil {
+			return fmt.Sprintf("The file could not be read: a file of at most %d MiB is taken.", maxUpload>>20)
+		}
+		return ""
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		return "The form could not be read."
+	}
+	return ""
+}
+
 // wrap checks the session, the CSRF token of a POST and the role before
 // calling the route's handler, and turns its error into a page.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-			if err := r.ParseForm(); err != nil {
-				s.renderError(w, r, nil, http.StatusBadRequest, "The form could not be read.")
+			if problem := readForm(w, r); problem != "" {
+				s.renderError(w, r, nil, http.StatusBadRequest, problem)
 				return
 			}
 		}

@@ -85,7 +85,8 @@ func Inbound(mode ospreyv1.SmtpMode) bool {
 	return mode == ospreyv1.SmtpMode_SMTP_MODE_INBOUND || mode == ospreyv1.SmtpMode_SMTP_MODE_INBOUND_OUTBOUND
 }
 
-// Outbound reports whether mode relays mail from the trusted networks.
+// Outbound reports whether mode relays mail from the clients of the
+// outbound acceptance list.
 func Outbound(mode ospreyv1.SmtpMode) bool {
 	return mode == ospreyv1.SmtpMode_SMTP_MODE_OUTBOUND || mode == ospreyv1.SmtpMode_SMTP_MODE_INBOUND_OUTBOUND
 }
@@ -111,15 +112,17 @@ func DeliveryQueue(q *ospreyv1.DeliveryQueueSettings) *ospreyv1.DeliveryQueueSet
 
 // smtpGateway checks the gateway part of an SMTP integration (field
 // "gateway"). What only a running direction needs (its listener, the local
-// domains of inbound, the trusted networks of outbound) is required only
-// when the integration is enabled in a mode that runs it.
+// domains of inbound) is required only when the integration is enabled in
+// a mode that runs it. The clients that may relay are not here: they are
+// the sensor's outbound acceptance list, kept on its own.
 //
 //   - inbound.listen and outbound.listen: an IPv4 address (or none, for
 //     every IPv4 address) and a port; listen_v6 likewise with an IPv6
 //     address in brackets. No two listeners share an address and port.
 //   - local_domains[i].domain: a domain name, once; hosts: next hops.
 //   - next hops: host a host name or an IP address, port 0 (25) to 65535.
-//   - trusted_networks: as clients (see package netlist).
+//   - trusted_networks: refused (an earlier version's; see AcceptanceList).
+//   - inbound_acceptance: ALL or LISTED (the INBOUND acceptance list).
 //   - require_tls_domains: domain names.
 //   - helo_name: a host name.
 //   - hold_timeout_seconds, queue: see the constants; 0 means the default.
@@ -153,9 +156,13 @@ func smtpGateway(r *report, g *ospreyv1.SmtpGateway, mode ospreyv1.SmtpMode, ena
 		nextHops(r, field+".hosts", d.GetHosts())
 	}
 
-	entryErrors(r, f+"trusted_networks", netlistErrors(g.GetTrustedNetworks()))
-	if out && len(g.GetTrustedNetworks()) == 0 {
-		r.add(f+"trusted_networks", "required: the networks that may relay through the outbound listener")
+	//lint:ignore SA1019 read to refuse it: no write may set it any more
+	if len(g.GetTrustedNetworks()) > 0 {
+		r.add(f+"trusted_networks", "no longer set here: the clients that may relay are the sensor's outbound acceptance list "+
+			"(/api/v1/sensors/{id}/acceptance/outbound, osprey ctl acceptance, the gateway's Outbound acceptance page)")
+	}
+	if _, ok := ospreyv1.AcceptanceMode_name[int32(g.GetInboundAcceptance())]; !ok {
+		r.add(f+"inbound_acceptance", "must be ALL or LISTED")
 	}
 	nextHops(r, f+"relay_hosts", g.GetRelayHosts())
 	for i, d := range g.GetRequireTlsDomains() {

@@ -22,9 +22,8 @@ func validGateway() *ospreyv1.SmtpIntegration {
 			{Domain: "example.com", Hosts: []*ospreyv1.NextHop{{Host: "10.0.0.10", Port: 25}, {Host: "mail2.example.com", Preference: 20}}},
 			{Domain: "example.org"},
 		},
-		TrustedNetworks: []string{"10.0.0.0/8"},
-		RelayHosts:      []*ospreyv1.NextHop{{Host: "smarthost.example.net", MxLookup: true}},
-		HeloName:        "gw.example.com",
+		RelayHosts: []*ospreyv1.NextHop{{Host: "smarthost.example.net", MxLookup: true}},
+		HeloName:   "gw.example.com",
 	}
 	return s
 }
@@ -71,12 +70,12 @@ func TestSMTPGateway(t *testing.T) {
 		{name: "inbound needs its listener and domains", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Mode, s.Gateway.Inbound, s.Gateway.LocalDomains = ospreyv1.SmtpMode_SMTP_MODE_INBOUND, nil, nil
 		}, wantFields: []string{"gateway.inbound.listen", "gateway.local_domains"}, wantText: "required"},
-		{name: "inbound alone needs no trusted networks", edit: func(s *ospreyv1.SmtpIntegration) {
-			s.Mode, s.Gateway.Outbound, s.Gateway.TrustedNetworks = ospreyv1.SmtpMode_SMTP_MODE_INBOUND, nil, nil
+		{name: "inbound alone", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Mode, s.Gateway.Outbound = ospreyv1.SmtpMode_SMTP_MODE_INBOUND, nil
 		}},
-		{name: "outbound needs trusted networks", edit: func(s *ospreyv1.SmtpIntegration) {
-			s.Mode, s.Gateway.TrustedNetworks = ospreyv1.SmtpMode_SMTP_MODE_OUTBOUND, nil
-		}, wantFields: []string{"gateway.trusted_networks"}},
+		{name: "outbound alone: its clients are the outbound acceptance list", edit: func(s *ospreyv1.SmtpIntegration) {
+			s.Mode, s.Gateway.Inbound, s.Gateway.LocalDomains = ospreyv1.SmtpMode_SMTP_MODE_OUTBOUND, nil, nil
+		}},
 		{name: "disabled needs nothing", edit: func(s *ospreyv1.SmtpIntegration) {
 			s.Enabled, s.Gateway = false, nil
 		}},
@@ -96,8 +95,12 @@ func TestSMTPGateway(t *testing.T) {
 			s.Gateway.LocalDomains[0].Hosts = []*ospreyv1.NextHop{{}, {Host: "10.0.0.1", MxLookup: true}, {Host: "mx:25"}, {Host: "mx", Port: 70000}}
 		}, wantFields: []string{"gateway.local_domains[0].hosts[0].host", "gateway.local_domains[0].hosts[1].mx_lookup",
 			"gateway.local_domains[0].hosts[2].host", "gateway.local_domains[0].hosts[3].port"}},
-		{name: "trusted networks as clients", edit: func(s *ospreyv1.SmtpIntegration) { s.Gateway.TrustedNetworks = []string{"10.0.0.1/8"} },
-			wantFields: []string{"gateway.trusted_networks[0]"}},
+		{name: "trusted networks are refused", edit: func(s *ospreyv1.SmtpIntegration) {
+			//lint:ignore SA1019 a write that sets it is refused
+			s.Gateway.TrustedNetworks = []string{"10.0.0.0/8"}
+		}, wantFields: []string{"gateway.trusted_networks"}, wantText: "outbound acceptance list"},
+		{name: "inbound acceptance", edit: func(s *ospreyv1.SmtpIntegration) { s.Gateway.InboundAcceptance = 7 },
+			wantFields: []string{"gateway.inbound_acceptance"}},
 		{name: "helo name", edit: func(s *ospreyv1.SmtpIntegration) { s.Gateway.HeloName = "10.0.0.1" },
 			wantFields: []string{"gateway.helo_name"}},
 		{name: "hold timeout and action", edit: func(s *ospreyv1.SmtpIntegration) {

@@ -26,6 +26,12 @@ const (
 	keepaliveTimeout = 5 * time.Second
 )
 
+// maxRecvMsg bounds a message from the central: the configuration, with
+// its acceptance lists (see TestRecvLimitFitsAcceptanceLists), is the
+// largest. It is the bound of the stored configuration too. The central's
+// server sends messages of any size (gRPC's default).
+const maxRecvMsg = maxAppliedFile
+
 // dialOptions are the options of every client connection the agent makes,
 // for enrollment (with pinned TLS) and for streams (with mutual TLS).
 func dialOptions(tlsConfig *tls.Config) []grpc.DialOption {
@@ -37,6 +43,9 @@ func dialOptions(tlsConfig *tls.Config) []grpc.DialOption {
 			Timeout:             keepaliveTimeout,
 			PermitWithoutStream: true,
 		}),
+		// A configuration may carry three acceptance lists of up to
+		// acceptlist.MaxBytes each, past gRPC's default 4 MiB.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsg)),
 		// The agent paces its own retries; these bound one connection attempt.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 500 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},

@@ -18,8 +18,8 @@ import (
 // This file is the gateway's access control past the relay rules: recipient
 // verification (package rcptverify) and the rate limits with the harvest
 // guard (package ratelimit), on the inbound listeners. Both leave alone
-// the clients that may relay (the trusted networks, the gateway's outbound
-// list), as Kaspersky Secure Mail Gateway skips verification for them; the
+// the clients that may relay (the gateway's outbound acceptance list, the
+// trusted networks), as Kaspersky Secure Mail Gateway skips verification for them; the
 // outbound listener takes only those clients.
 //
 // The replies are Postfix's. Its anvil-based limits answer
@@ -65,21 +65,19 @@ func (s *Server) gatewayAccess(cfg *ospreyv1.SmtpIntegration, pol *policy) error
 	return nil
 }
 
-// exempt reports whether ip may relay through the inbound listener (the
-// trusted networks), which frees it from verification and the limits.
-func (p *policy) exempt(ip netip.Addr) bool {
-	return p.relayFrom != nil && p.relayFrom.Contains(ip)
-}
-
-// limits reports whether the rate limits apply to ip.
-func (p *policy) limits(ip netip.Addr) bool { return p.limited && !p.exempt(ip) }
+// limits reports whether the rate limits apply to a client: not to one
+// that may relay through the inbound listener (trusted: in the outbound
+// acceptance list), which verification leaves alone too.
+func (p *policy) limits(trusted bool) bool { return p.limited && !trusted }
 
 // admitRate applies the harvest guard and connections_per_minute at
 // connect. It returns the refusal's reason, the reply to turn the client
 // away with and what the audit log says of it; an empty reply admits the
 // client.
 func (s *Server) admitRate(ip netip.Addr, pol *policy) (reason, string, string) {
-	if !pol.limits(ip) {
+	// At connect only the address is known: a client the outbound list
+	// takes by its name alone is counted here, and exempt from MAIL on.
+	if !pol.limits(pol.lists.Outbound.Contains(ip)) {
 		return 0, "", ""
 	}
 	switch s.opts.Limiter.Connect(ip) {
@@ -118,7 +116,7 @@ func (s *session) limitRcpt() (*rejection, string) {
 // past it, the reply is 450 4.7.1 with text and the client's address.
 func (s *session) limit(count func(*ratelimit.Limiter, netip.Addr) bool, r reason, text, field string) (*rejection, string) {
 	ip := s.c.ip
-	if !s.c.pol.limits(ip) {
+	if !s.c.pol.limits(s.c.trusted) {
 		return nil, ""
 	}
 	l := s.srv.opts.Limiter
@@ -137,7 +135,7 @@ func (s *session) limit(count func(*ratelimit.Limiter, netip.Addr) bool, r reaso
 // the one that trips it is answered 421 and the connection closed.
 func (s *session) verify(to string) error {
 	p, ip := s.c.pol, s.c.ip
-	if !p.verify || p.exempt(ip) {
+	if !p.verify || s.c.trusted {
 		return nil
 	}
 	if d, err := domainlist.RecipientDomain(to); err != nil || !p.domains.Match(d) {
@@ -150,7 +148,7 @@ func (s *session) verify(to string) error {
 		return nil
 	case rcptverify.Unknown:
 		rej := reject(reasonRecipientUnknown, 550, smtp.EnhancedCode{5, 1, 1}, "Recipient address rejected: undeliverable address: "+printableReply(r.Reply))
-		if !p.limits(ip) || !s.srv.opts.Limiter.Unknown(ip) {
+		if !p.limits(s.c.trusted) || !s.srv.opts.Limiter.Unknown(ip) {
 			return s.refuse(rej, "rcpt", to, "reply", detail)
 		}
 		// This unknown recipient trips the guard: it goes to the audit log

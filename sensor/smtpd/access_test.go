@@ -19,8 +19,6 @@ import (
 	"github.com/ospreysec/osprey/sensor/rcptverify"
 )
 
-var inboundRole = withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND})
-
 func withLimiter(l *ratelimit.Limiter) serverOption { return func(s *Server) { s.opts.Limiter = l } }
 
 func withVerifier(v RecipientVerifier) serverOption { return func(s *Server) { s.opts.Verifier = v } }

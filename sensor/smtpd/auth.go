@@ -14,7 +14,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/ospreysec/osprey/pkg/domainlist"
-	"github.com/ospreysec/osprey/pkg/netlist"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 	"github.com/ospreysec/osprey/sensor/smtpauth"
 )
@@ -42,12 +41,12 @@ type submissionPolicy struct {
 	authWithoutTLS bool
 }
 
-// compileSubmission compiles the submission listener's part: any client
-// (the acceptance mode LISTED, which names the clients of the AUTH
-// acceptance list, is not applied here yet: every client may try), any
-// recipient domain once authenticated.
-func (p *policy) compileSubmission(s *ospreyv1.SubmissionSettings) {
-	p.clients = mustList(netlist.Parse(nil)).WithDefault(netlist.Any)
+// compileSubmission compiles the submission listener's part: every client
+// may try, or (acceptance LISTED) only those of the AUTH acceptance list;
+// any recipient domain once authenticated.
+func (p *policy) compileSubmission(s *ospreyv1.SubmissionSettings, lists Lists) {
+	p.acceptAny = s.GetAcceptance() != ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED
+	p.accept = lists.Auth
 	p.domains = mustList(domainlist.Parse(nil))
 	p.submission = &submissionPolicy{authWithoutTLS: s.GetAllowAuthWithoutTls()}
 }

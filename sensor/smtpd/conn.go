@@ -59,6 +59,7 @@ type conn struct {
 	srv      *Server
 	pol      *policy
 	ip       netip.Addr
+	trusted  bool // the client is in the outbound acceptance list: it may relay to any domain
 	log      *slog.Logger
 	ctx      context.Context // cancelled when the connection closes
 	cancel   context.CancelFunc

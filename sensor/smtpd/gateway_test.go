@@ -8,37 +8,49 @@ import (
 )
 
 // gatewayConfig is an inbound-and-outbound gateway on loopback: example.com
-// is local, 127.0.0.1 is the trusted network, and other clients connect
-// from 127.0.0.2.
+// is local, 127.0.0.1 is in the outbound acceptance list (gatewayLists),
+// and other clients connect from 127.0.0.2.
 func gatewayConfig() *ospreyv1.SmtpIntegration {
 	return &ospreyv1.SmtpIntegration{
 		Enabled:        true,
 		Mode:           ospreyv1.SmtpMode_SMTP_MODE_INBOUND_OUTBOUND,
 		MaxMessageSize: &ospreyv1.SizeLimit{Value: 1, Unit: ospreyv1.SizeUnit_SIZE_UNIT_MB},
 		Gateway: &ospreyv1.SmtpGateway{
-			Inbound:         &ospreyv1.GatewayListener{Listen: "127.0.0.1:0"},
-			Outbound:        &ospreyv1.GatewayListener{Listen: "127.0.0.1:0"},
-			LocalDomains:    []*ospreyv1.LocalDomain{{Domain: "example.com"}},
-			TrustedNetworks: []string{"127.0.0.1"},
+			Inbound:      &ospreyv1.GatewayListener{Listen: "127.0.0.1:0"},
+			Outbound:     &ospreyv1.GatewayListener{Listen: "127.0.0.1:0"},
+			LocalDomains: []*ospreyv1.LocalDomain{{Domain: "example.com"}},
 		},
 	}
+}
+
+// gatewayLists are the acceptance lists of gatewayConfig: 127.0.0.1 may
+// relay.
+func gatewayLists() []*ospreyv1.AcceptanceList {
+	return []*ospreyv1.AcceptanceList{{Kind: ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND, Entries: []string{"127.0.0.1"}}}
+}
+
+// startGateway starts a listener of gatewayConfig's kind with cfg and
+// gatewayLists.
+func startGateway(t *testing.T, cfg *ospreyv1.SmtpIntegration, opts ...serverOption) *testServer {
+	t.Helper()
+	return startServerLists(t, cfg, gatewayLists(), opts...)
 }
 
 func withRole(r Role) serverOption { return func(s *Server) { s.opts.Role = r } }
 
 // TestGatewayRelayRules checks both directions against an open-relay
 // probe: the inbound listener takes only its local domains from strangers,
-// the outbound listener only trusted clients, and each message is spooled
-// with its direction.
+// the outbound listener only the clients of the outbound acceptance list,
+// and each message is spooled with its direction.
 func TestGatewayRelayRules(t *testing.T) {
 	cfg := gatewayConfig()
-	inbound := startServer(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND}))
-	outbound := startServer(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND}))
-	monitor := startServer(t, cfg)
+	inbound := startGateway(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND}))
+	outbound := startGateway(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND}))
+	monitor := startGateway(t, cfg)
 	if monitor.Addr() != nil {
 		t.Errorf("the monitor listener listens on %v in a gateway mode", monitor.Addr())
 	}
-	v6 := startServer(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND, IPv6: true}))
+	v6 := startGateway(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND, IPv6: true}))
 	if v6.Addr() != nil {
 		t.Errorf("the inbound IPv6 listener listens on %v without listen_v6", v6.Addr())
 	}
@@ -56,7 +68,7 @@ func TestGatewayRelayRules(t *testing.T) {
 		c.expect("250 2.0.0 ")
 		c.cmd("QUIT", "221 ")
 	})
-	t.Run("inbound from a trusted network relays", func(t *testing.T) {
+	t.Run("inbound from the outbound acceptance list relays", func(t *testing.T) {
 		c := dialFrom(t, "127.0.0.1", inbound.Addr())
 		c.expect("220 ")
 		c.cmd("EHLO inside.test", "250")
@@ -69,7 +81,7 @@ func TestGatewayRelayRules(t *testing.T) {
 		c.expect("554 5.7.1 ")
 		c.expectClosed()
 	})
-	t.Run("outbound from a trusted network", func(t *testing.T) {
+	t.Run("outbound from the outbound acceptance list", func(t *testing.T) {
 		c := dialFrom(t, "127.0.0.1", outbound.Addr())
 		c.expect("220 ")
 		c.cmd("EHLO inside.test", "250")
@@ -99,8 +111,8 @@ func TestGatewayRelayRules(t *testing.T) {
 	if got := inbound.Stats().Rejected["relay_denied"]; got != 1 {
 		t.Errorf("relay_denied = %d, want 1", got)
 	}
-	if got := outbound.Stats().Rejected["client_refused"]; got != 1 {
-		t.Errorf("outbound client_refused = %d, want 1", got)
+	if got := outbound.Stats().Rejected["not_in_acceptance_list"]; got != 1 {
+		t.Errorf("outbound not_in_acceptance_list = %d, want 1", got)
 	}
 }
 

@@ -167,6 +167,12 @@ func (w tWriter) Write(p []byte) (int, error) {
 // the server at the end of the test.
 func startServer(t *testing.T, cfg *ospreyv1.SmtpIntegration, opts ...serverOption) *testServer {
 	t.Helper()
+	return startServerLists(t, cfg, nil, opts...)
+}
+
+// startServerLists is startServer with a sensor's acceptance lists.
+func startServerLists(t *testing.T, cfg *ospreyv1.SmtpIntegration, lists []*ospreyv1.AcceptanceList, opts ...serverOption) *testServer {
+	t.Helper()
 	sp := &fakeSpool{}
 	s := New(Options{
 		Spool:        sp,
@@ -180,7 +186,11 @@ func startServer(t *testing.T, cfg *ospreyv1.SmtpIntegration, opts ...serverOpti
 		o(s)
 	}
 	runServer(t, s)
-	if err := s.Apply(t.Context(), cfg); err != nil {
+	compiled, err := CompileLists(cfg, lists)
+	if err != nil {
+		t.Fatalf("CompileLists: %v", err)
+	}
+	if err := s.ApplyLists(t.Context(), cfg, compiled); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 	return &testServer{Server: s, spool: sp}

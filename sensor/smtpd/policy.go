@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ospreysec/osprey/pkg/acceptlist"
 	"github.com/ospreysec/osprey/pkg/domainlist"
 	"github.com/ospreysec/osprey/pkg/netlist"
 	"github.com/ospreysec/osprey/pkg/sizeunit"
@@ -56,9 +57,11 @@ const (
 type policy struct {
 	listen         string
 	direction      ospreyv1.MailDirection // the gateway direction; UNSPECIFIED for the monitor listener
-	clients        *netlist.List          // effective: the blank-list rule applied
+	clients        *netlist.List          // the monitor listener's, effective: the blank-list rule applied
+	acceptAny      bool                   // a gateway listener takes mail from every client ...
+	accept         *acceptlist.Matcher    // ... or from those it matches (nil: none)
+	lists          Lists                  // a gateway's acceptance lists; Outbound may relay to any domain
 	domains        *domainlist.List       // the destination domains; a gateway's local domains
-	relayFrom      *netlist.List          // inbound: the clients that may relay to other domains
 	maxSize        int64                  // bytes; HardCeiling when unlimited
 	unlimited      bool
 	maxRecipients  int
@@ -77,13 +80,13 @@ type policy struct {
 	limited        bool                // the rate limits and the harvest guard apply (see access.go)
 }
 
-// compile checks cfg and builds the policy of role's listener; nil, with
-// no error, when cfg gives that listener nothing to do (the integration is
-// disabled, its mode does not run the role, or the role's address is not
-// set). localSubnets is consulted only for the blank-clients rule of the
-// monitor listener; cert returns the certificate to serve when cfg has
-// none.
-func compile(cfg *ospreyv1.SmtpIntegration, role Role, localSubnets func() ([]netip.Prefix, error), cert func() (tls.Certificate, error)) (*policy, error) {
+// compile checks cfg and builds the policy of role's listener, with the
+// gateway's acceptance lists; nil, with no error, when cfg gives that
+// listener nothing to do (the integration is disabled, its mode does not
+// run the role, or the role's address is not set). localSubnets is
+// consulted only for the blank-clients rule of the monitor listener; cert
+// returns the certificate to serve when cfg has none.
+func compile(cfg *ospreyv1.SmtpIntegration, lists Lists, role Role, localSubnets func() ([]netip.Prefix, error), cert func() (tls.Certificate, error)) (*policy, error) {
 	if err := validateConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -91,13 +94,15 @@ func compile(cfg *ospreyv1.SmtpIntegration, role Role, localSubnets func() ([]ne
 	if !cfg.GetEnabled() || listen == "" {
 		return nil, nil
 	}
-	p := &policy{listen: listen, direction: role.Direction}
+	p := &policy{listen: listen, direction: role.Direction, lists: lists}
 	var err error
 	switch g := cfg.GetGateway(); role.Direction {
 	case ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND:
-		// Local domains from anyone; anything else only from the trusted
-		// networks (Postfix's permit_mynetworks, reject_unauth_destination).
-		p.clients = mustList(netlist.Parse(nil)).WithDefault(netlist.Any)
+		// Local domains from every client, or those of the inbound
+		// acceptance list; anything else only from the outbound one
+		// (Postfix's permit_mynetworks, reject_unauth_destination).
+		p.acceptAny = g.GetInboundAcceptance() != ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED
+		p.accept = lists.Inbound
 		local := make([]string, len(g.GetLocalDomains()))
 		for i, d := range g.GetLocalDomains() {
 			local[i] = d.GetDomain()
@@ -105,18 +110,13 @@ func compile(cfg *ospreyv1.SmtpIntegration, role Role, localSubnets func() ([]ne
 		if p.domains, err = domainlist.Parse(local); err != nil {
 			return nil, fmt.Errorf("gateway.local_domains: %w", err)
 		}
-		if p.relayFrom, err = netlist.Parse(g.GetTrustedNetworks()); err != nil {
-			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
-		}
 	case ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND:
 		if role.Submission {
-			p.compileSubmission(g.GetSubmission())
+			p.compileSubmission(g.GetSubmission(), lists)
 			break
 		}
-		// The trusted networks only, to any domain.
-		if p.clients, err = netlist.Parse(g.GetTrustedNetworks()); err != nil {
-			return nil, fmt.Errorf("gateway.trusted_networks: %w", err)
-		}
+		// The outbound acceptance list only, to any domain.
+		p.accept = lists.Outbound
 		p.domains = mustList(domainlist.Parse(nil))
 	default:
 		if err := p.compileMonitor(cfg, localSubnets); err != nil {
@@ -185,12 +185,17 @@ func mustList[L any](l L, err error) L {
 // validateConfig is validate.SMTPIntegration, except that it lets port 0
 // through in every listen address: validate refuses it since an operator
 // has no use for it, but tests and in-process setups bind it, and
-// Server.Addr tells the port.
+// Server.Addr tells the port. It lets the trusted networks through too,
+// which validate refuses in a write: CompileLists runs them.
 func validateConfig(cfg *ospreyv1.SmtpIntegration) error {
 	if cfg == nil {
 		cfg = &ospreyv1.SmtpIntegration{}
 	}
 	cfg = proto.CloneOf(cfg)
+	if g := cfg.GetGateway(); g != nil {
+		//lint:ignore SA1019 see above
+		g.TrustedNetworks = nil
+	}
 	n := 0 // each its own port, as two listeners may not share one
 	anyPort := func(addr *string) {
 		if host, port, err := net.SplitHostPort(*addr); err == nil && port == "0" {
@@ -217,15 +222,11 @@ func hasInclusion(entries []string) bool {
 	return false
 }
 
-// clientAllowed applies the clients rule to a connecting address.
-func (p *policy) clientAllowed(ip netip.Addr) bool {
-	return p.clients.Contains(ip)
-}
-
 // recipient applies the destination-domains rule to a RCPT TO path, as
 // go-smtp passes it (angle brackets and any source route removed, quotes
-// of a quoted local part removed), from the client at ip. It returns nil
-// when the recipient is in scope.
+// of a quoted local part removed), from a client that is in the outbound
+// acceptance list or not (trusted). It returns nil when the recipient is
+// in scope.
 //
 // domainlist.RecipientDomain refuses every form that could make a next hop
 // deliver elsewhere than the domain checked here: '%' and '!' routing in
@@ -236,15 +237,15 @@ func (p *policy) clientAllowed(ip netip.Addr) bool {
 // and the check applies to the final domain, the only one a message to
 // that path could reach.
 //
-// A gateway's inbound listener takes its local domains from anyone and
-// other domains only from its trusted networks (554 5.7.1 otherwise: no
-// open relay); its outbound listener admitted only trusted clients at
-// connect and takes any domain.
-func (p *policy) recipient(to string, ip netip.Addr) *rejection {
+// A gateway's inbound listener takes its local domains from the clients it
+// admitted and other domains only from the clients of the outbound
+// acceptance list (554 5.7.1 otherwise: no open relay); its outbound
+// listener admitted only those at connect and takes any domain.
+func (p *policy) recipient(to string, trusted bool) *rejection {
 	d, err := domainlist.RecipientDomain(to)
 	inbound := p.direction == ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND
 	switch {
-	case inbound && err == nil && !p.domains.Match(d) && !p.relayFrom.Contains(ip):
+	case inbound && err == nil && !p.domains.Match(d) && !trusted:
 		return errRelayDenied("Relay access denied: " + d + " is not a local domain of this gateway")
 	case inbound && errors.Is(err, domainlist.ErrNoDomain):
 		return errRelayDenied("Relay access denied: the recipient has no domain")

@@ -164,11 +164,11 @@ func TestRecipientRule(t *testing.T) {
 		cfg := testConfig()
 		cfg.DestinationDomains = tt.domains
 		cfg.Clients = []string{"127.0.0.1"}
-		p, err := compile(cfg, Role{}, nil, nil)
+		p, err := compile(cfg, Lists{}, Role{}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := p.recipient(tt.to, netip.MustParseAddr("127.0.0.1")) == nil; got != tt.ok {
+		if got := p.recipient(tt.to, false) == nil; got != tt.ok {
 			t.Errorf("domains %q, rcpt %q: in scope %v, want %v", tt.domains, tt.to, got, tt.ok)
 		}
 	}

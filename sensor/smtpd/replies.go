@@ -11,7 +11,7 @@ import (
 type reason int
 
 const (
-	reasonClientRefused         reason = iota // 554 at connect: not in the clients list
+	reasonClientRefused         reason = iota // 554 at connect: not in the monitor listener's clients list
 	reasonConnectionLimit                     // 421 at connect: max_connections reached
 	reasonClientConnectionLimit               // 421 at connect: max_connections_per_client reached
 	reasonSpoolUnavailable                    // 421 at connect: the spool cannot take mail
@@ -40,6 +40,7 @@ const (
 	reasonAuthFailed                          // 535 5.7.8: AUTH with bad credentials
 	reasonAuthThrottled                       // 454 4.7.0: AUTH from a client or for a name that failed too often
 	reasonAuthUnavailable                     // 454 4.7.0: the source of AUTH could not answer
+	reasonNotInAcceptanceList                 // 554 at connect: not in a gateway listener's acceptance list
 	numReasons
 )
 
@@ -73,6 +74,7 @@ var reasonNames = [numReasons]string{
 	reasonAuthFailed:            "auth_failed",
 	reasonAuthThrottled:         "auth_throttled",
 	reasonAuthUnavailable:       "auth_unavailable",
+	reasonNotInAcceptanceList:   "not_in_acceptance_list",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -109,7 +111,7 @@ var (
 	}
 	// errRelayDenied is Postfix's reject_unauth_destination: a gateway's
 	// inbound listener takes its local domains from anyone, and relays
-	// elsewhere only for its trusted networks.
+	// elsewhere only for the clients of its outbound acceptance list.
 	errRelayDenied = func(msg string) *rejection {
 		return reject(reasonRelayDenied, 554, smtp.EnhancedCode{5, 7, 1}, msg)
 	}

@@ -45,8 +45,8 @@ func TestSenderAuth(t *testing.T) {
 	cfg.Gateway.LocalDomains = append(cfg.Gateway.LocalDomains, &ospreyv1.LocalDomain{Domain: "example.net"})
 	cfg.Gateway.SenderAuth = &ospreyv1.SenderAuthSettings{Enabled: true}
 	withSpool := func(s *Server) { s.opts.Spool, s.opts.Resolver = sp, res }
-	inbound := startServer(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND}), withSpool)
-	outbound := startServer(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND}), withSpool)
+	inbound := startGateway(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_INBOUND}), withSpool)
+	outbound := startGateway(t, cfg, withRole(Role{Direction: ospreyv1.MailDirection_MAIL_DIRECTION_OUTBOUND}), withSpool)
 	// The servers stop (their cleanups) before the spool closes.
 	t.Cleanup(func() { sp.Close() })
 

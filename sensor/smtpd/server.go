@@ -105,6 +105,7 @@ type Server struct {
 	stats    counters
 	wake     chan struct{}  // Apply bound a new listener for Run
 	sessions sync.WaitGroup // every session, from NewSession to Logout and its last Data
+	lookups  sync.WaitGroup // the admissions waiting for a client's name
 
 	pol atomic.Pointer[policy] // the policy new connections get; nil when disabled
 
@@ -192,7 +193,21 @@ func (s *Server) Addr() net.Addr {
 // closed. (When the two overlap on one port, as ":25" after "192.0.2.1:25"
 // does, the old one is closed first, and bound again if the new one cannot
 // be.)
+//
+// Apply compiles the acceptance lists cfg holds itself, if any (the trusted
+// networks of an earlier version's configuration); ApplyLists takes those
+// of the sensor's configuration.
 func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error {
+	lists, err := CompileLists(cfg, nil)
+	if err != nil {
+		return fmt.Errorf("smtp integration: %w", err)
+	}
+	return s.ApplyLists(ctx, cfg, lists)
+}
+
+// ApplyLists is Apply with the gateway's acceptance lists, compiled once
+// for every listener by CompileLists.
+func (s *Server) ApplyLists(ctx context.Context, cfg *ospreyv1.SmtpIntegration, lists Lists) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -201,7 +216,7 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 	if s.opts.Spool == nil {
 		return errors.New("smtp integration: the server has no spool")
 	}
-	pol, err := compile(cfg, s.opts.Role, s.opts.LocalSubnets, s.selfSigned)
+	pol, err := compile(cfg, lists, s.opts.Role, s.opts.LocalSubnets, s.selfSigned)
 	if err != nil {
 		return fmt.Errorf("smtp integration: %w", err)
 	}
@@ -212,6 +227,9 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 			s.log.Info("SMTP listener off; open sessions finish")
 		}
 		return nil
+	}
+	if err := s.checkResolver(pol); err != nil {
+		return fmt.Errorf("smtp integration: %w", err)
 	}
 	if pol.auth, err = s.senderAuth(cfg); err != nil {
 		return fmt.Errorf("smtp integration: %w", err)
@@ -237,7 +255,8 @@ func (s *Server) Apply(ctx context.Context, cfg *ospreyv1.SmtpIntegration) error
 		s.setListener(ln, pol.listen)
 	}
 	s.log.Info("SMTP integration applied", "listen", s.ln.Addr().String(), "tls", pol.tls != nil, "require_tls", pol.requireTLS,
-		"max_message_size", pol.maxSize, "unlimited", pol.unlimited, "clients", pol.clients.String(), "destination_domains", pol.domains.String())
+		"max_message_size", pol.maxSize, "unlimited", pol.unlimited, "clients", pol.clients.String(), "destination_domains", pol.domains.String(),
+		"acceptance_any", pol.acceptAny, "acceptance_entries", pol.accept.Len(), "outbound_entries", lists.Outbound.Len())
 	return nil
 }
 
@@ -330,7 +349,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = srv.Serve(cl)
 	}()
 
-	var loops sync.WaitGroup // the accept loops
+	var loops sync.WaitGroup // the accept loops, and the admissions they wait a client's name for
 	s.accept(ctx, base, cl, &loops)
 
 	s.mu.Lock()
@@ -339,6 +358,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.pol.Store(nil)
 	s.mu.Unlock()
 	loops.Wait()
+	s.lookups.Wait()
 	// Serve must have returned before Shutdown, or go-smtp could add a
 	// connection to the wait group Shutdown waits on.
 	_ = cl.Close()
@@ -432,14 +452,17 @@ func (s *Server) acceptLoop(ctx, base context.Context, ln net.Listener, cl *conn
 			continue
 		}
 		delay = 0
-		s.admit(base, nc, cl)
+		s.admit(ctx, base, nc, cl)
 	}
 }
 
-// admit decides at connect: the clients rule (554), the connection limits
-// and the spool's health (421), then hands the connection to go-smtp under
-// the current configuration.
-func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
+// admit decides at connect: the clients rule or the acceptance list (554),
+// the connection limits and the spool's health (421), then hands the
+// connection to go-smtp under the current configuration. A client that an
+// acceptance list may match by its name takes a connection slot and has
+// its name looked up on a goroutine of its own (tracked by s.lookups, and
+// ended by ctx), so that the accept loop never waits on DNS.
+func (s *Server) admit(ctx, base context.Context, nc net.Conn, cl *connListener) {
 	var ip netip.Addr
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		ip = ta.AddrPort().Addr().Unmap()
@@ -450,10 +473,10 @@ func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
 		turnAway(nc, "421 4.3.2 "+s.hostname+" Service not available, closing connection\r\n")
 		return
 	}
-	if !pol.clientAllowed(ip) {
-		s.refused(reasonClientRefused, ip, "", "", "")
-		log.Info("refused connection", "reason", reasonClientRefused)
-		turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
+	c := peer{ip: ip}
+	adm := pol.admit(c, false)
+	if adm == refusedByList {
+		s.refuseClient(nc, pol, ip, "")
 		return
 	}
 	if r, reply, detail := s.admitRate(ip, pol); reply != "" {
@@ -462,6 +485,47 @@ func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
 		turnAway(nc, reply)
 		return
 	}
+	if adm == needsNames {
+		if !s.take(nc, pol, ip, log) {
+			return
+		}
+		s.lookups.Go(func() {
+			names, err := s.lookupNames(ctx, pol, ip)
+			c.names = names
+			if pol.admit(c, true) != admitted {
+				s.releaseSlot(ip)
+				detail := ""
+				if err != nil {
+					detail = "name lookup failed: " + err.Error()
+				}
+				s.refuseClient(nc, pol, ip, detail)
+				return
+			}
+			s.hand(base, nc, cl, pol, c, log)
+		})
+		return
+	}
+	if !s.take(nc, pol, ip, log) {
+		return
+	}
+	s.hand(base, nc, cl, pol, c, log)
+}
+
+// refuseClient turns away a client that the listener's clients rule or
+// acceptance list does not take.
+func (s *Server) refuseClient(nc net.Conn, pol *policy, ip netip.Addr, detail string) {
+	r := reasonClientRefused
+	if pol.direction != ospreyv1.MailDirection_MAIL_DIRECTION_UNSPECIFIED {
+		r = reasonNotInAcceptanceList
+	}
+	s.refused(r, ip, "", "", detail)
+	s.log.Info("refused connection", "client", ip.String(), "reason", r, "detail", detail)
+	turnAway(nc, "554 5.7.1 "+s.hostname+" Access denied: this client may not send mail here\r\n")
+}
+
+// take takes a connection slot for the client at ip, or turns it away
+// (421) when a limit is reached.
+func (s *Server) take(nc net.Conn, pol *policy, ip netip.Addr, log *slog.Logger) bool {
 	if r, ok := s.acquire(ip, pol); !ok {
 		s.refused(r, ip, "", "", "")
 		log.Info("refused connection", "reason", r)
@@ -470,8 +534,15 @@ func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
 			msg = "421 4.7.0 " + s.hostname + " Too many connections from your address, try again later\r\n"
 		}
 		turnAway(nc, msg)
-		return
+		return false
 	}
+	return true
+}
+
+// hand checks the spool (421 when it cannot take mail) and hands the
+// connection of an admitted client, holding its slot, to go-smtp.
+func (s *Server) hand(base context.Context, nc net.Conn, cl *connListener, pol *policy, c peer, log *slog.Logger) {
+	ip := c.ip
 	if err := s.opts.Spool.Check(); err != nil {
 		s.releaseSlot(ip)
 		s.refused(reasonSpoolUnavailable, ip, "", "", err.Error())
@@ -481,16 +552,17 @@ func (s *Server) admit(base context.Context, nc net.Conn, cl *connListener) {
 		turnAway(nc, "421 4.3.2 "+s.hostname+" System not accepting network messages, try another server\r\n")
 		return
 	}
-	c := newConn(base, s, nc, ip, pol)
-	s.register(c)
+	conn := newConn(base, s, nc, ip, pol)
+	conn.trusted = pol.trusted(c)
+	s.register(conn)
 	select {
-	case cl.conns <- c:
+	case cl.conns <- conn:
 		s.stats.connections.Add(1)
 	case <-cl.done:
-		// Run is stopping. (It ends its accept loops before go-smtp, so
-		// this is a safeguard.)
-		s.unregister(c)
-		c.cancel()
+		// Run is stopping. (It ends its accept loops and lookups before
+		// go-smtp, so this is a safeguard.)
+		s.unregister(conn)
+		conn.cancel()
 		turnAway(nc, "421 4.3.2 "+s.hostname+" Service not available, closing connection\r\n")
 	}
 }

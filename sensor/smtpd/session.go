@@ -146,7 +146,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if rej, detail := s.limitRcpt(); rej != nil {
 		return s.refuse(rej, "rcpt", to, "limit", detail)
 	}
-	if rej := s.c.pol.recipient(to, s.c.ip); rej != nil {
+	if rej := s.c.pol.recipient(to, s.c.trusted); rej != nil {
 		return s.refuse(rej, "rcpt", to)
 	}
 	if err := s.verify(to); err != nil {

@@ -29,11 +29,24 @@ type Stats struct {
 	// too_many_errors, relay_denied, rate_limit_connections,
 	// rate_limit_messages, rate_limit_recipients, harvest_guard,
 	// recipient_unknown, recipient_verify_tempfail, auth_required,
-	// auth_failed, auth_throttled, auth_unavailable.
+	// auth_failed, auth_throttled, auth_unavailable,
+	// not_in_acceptance_list.
 	Rejected map[string]uint64
 	// Authenticated counts the successful AUTH commands (the submission
 	// listener).
 	Authenticated uint64
+	// LookupFailures counts the lookups of clients' names for the
+	// acceptance lists that failed (the client then matched by its address
+	// only); LastLookupFailure and LastLookupError tell the last one.
+	LookupFailures    uint64
+	LastLookupFailure time.Time
+	LastLookupError   string
+}
+
+// lookupFailure is the last failed lookup of a client's name.
+type lookupFailure struct {
+	at  time.Time
+	err string
 }
 
 // counters are the atomics behind Stats and the Prometheus collector.
@@ -48,6 +61,16 @@ type counters struct {
 	auth [len(authChecks)][len(authResults)]atomic.Uint64
 	// smtpAuth counts the AUTH commands by result (authOutcomes).
 	smtpAuth [len(authOutcomes)]atomic.Uint64
+	// lookupFailures counts failed lookups of clients' names, the last
+	// of which is lastLookup.
+	lookupFailures atomic.Uint64
+	lastLookup     atomic.Pointer[lookupFailure]
+}
+
+// lookupFailed counts a failed lookup of a client's name.
+func (c *counters) lookupFailed(at time.Time, err error) {
+	c.lastLookup.Store(&lookupFailure{at: at, err: err.Error()})
+	c.lookupFailures.Add(1)
 }
 
 // The results of an AUTH command, as the metric names them.
@@ -96,6 +119,10 @@ func (c *counters) snapshot() Stats {
 	}
 	for r := range numReasons {
 		s.Rejected[r.String()] = c.rejected[r].Load()
+	}
+	s.LookupFailures = c.lookupFailures.Load()
+	if f := c.lastLookup.Load(); f != nil {
+		s.LastLookupFailure, s.LastLookupError = f.at, f.err
 	}
 	return s
 }
