@@ -35,10 +35,9 @@ func TestGatewaySubmission(t *testing.T) {
 		Gateway: &api.SMTPGateway{
 			Outbound: &api.GatewayListener{Listen: outbound},
 			// Nobody relays through the outbound listener here: its
-			// trusted network is an address no test client has.
-			TrustedNetworks: []string{"192.0.2.1"},
-			RelayHosts:      []api.NextHop{hop(t, sink.addr)},
-			HeloName:        "gw.example.com",
+			// acceptance list is empty.
+			RelayHosts: []api.NextHop{hop(t, sink.addr)},
+			HeloName:   "gw.example.com",
 			Submission: &api.SubmissionSettings{
 				Enabled:  true,
 				Listener: &api.GatewayListener{Listen: submission, TLS: &api.SMTPTLS{Mode: api.TLSRequire}},

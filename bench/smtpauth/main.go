@@ -206,8 +206,7 @@ func submission(ctx context.Context, a *ospreyv1.LdapAuth, cache bool) (checker,
 	cfg := &ospreyv1.SmtpIntegration{Enabled: true, Mode: ospreyv1.SmtpMode_SMTP_MODE_OUTBOUND,
 		MaxMessageSize: &ospreyv1.SizeLimit{Value: 1, Unit: ospreyv1.SizeUnit_SIZE_UNIT_MB},
 		Limits:         &ospreyv1.SmtpLimits{MaxConnectionsPerClient: 200},
-		Gateway: &ospreyv1.SmtpGateway{Outbound: &ospreyv1.GatewayListener{Listen: "127.0.0.1:0"},
-			TrustedNetworks: []string{"192.0.2.1"}, Submission: sub}}
+		Gateway:        &ospreyv1.SmtpGateway{Outbound: &ospreyv1.GatewayListener{Listen: "127.0.0.1:0"}, Submission: sub}}
 	if err := srv.Apply(ctx, cfg); err != nil {
 		return nil, nil, err
 	}
