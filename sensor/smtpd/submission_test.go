@@ -359,3 +359,41 @@ func gather(t *testing.T, reg *prometheus.Registry, listener string) map[string]
 	}
 	return got
 }
+
+// TestSubmissionAcceptanceListed: with acceptance LISTED the submission
+// listener takes only the clients of the AUTH acceptance list; the other
+// lists have no say in it.
+func TestSubmissionAcceptanceListed(t *testing.T) {
+	d := slapdtest.Start(t, slapdtest.Options{Users: submissionUsers})
+	cfg := submissionConfig(d)
+	cfg.Gateway.Submission.Acceptance = ospreyv1.AcceptanceMode_ACCEPTANCE_MODE_LISTED
+	a := smtpauth.New(smtpauth.Options{Logger: testLogger(t)})
+	if err := a.Apply(cfg.GetGateway().GetSubmission()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Apply(nil) })
+	for _, tc := range []struct {
+		name     string
+		lists    []*ospreyv1.AcceptanceList
+		greeting string
+	}{
+		{"not listed", []*ospreyv1.AcceptanceList{
+			{Kind: ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_AUTH, Entries: []string{"192.0.2.0/24"}},
+			{Kind: ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_OUTBOUND, Entries: []string{"127.0.0.1"}},
+		}, "554 5.7.1 "},
+		{"listed", []*ospreyv1.AcceptanceList{
+			{Kind: ospreyv1.AcceptanceListKind_ACCEPTANCE_LIST_KIND_AUTH, Entries: []string{"127.0.0.0/8"}},
+		}, "220 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &refusalLog{}
+			s := startServerLists(t, cfg, tc.lists, withRole(submissionRole), func(s *Server) {
+				s.opts.Authenticator, s.opts.Refusals = a, log
+			})
+			dial(t, s.Addr()).expect(tc.greeting)
+			if got := log.reasons()["not_in_acceptance_list"]; (got == 1) != (tc.greeting != "220 ") {
+				t.Errorf("%d refusals not_in_acceptance_list", got)
+			}
+		})
+	}
+}
