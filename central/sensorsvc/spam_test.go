@@ -65,7 +65,7 @@ func TestUploadRecordsTheSpamResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec = upload("m2", spamMsg)
-	if rec.GetSpam() != nil || rec.GetVerdict() != scan.VerdictClean {
-		t.Errorf("record without rspamd: spam %v, verdict %q; want none, clean", rec.GetSpam(), rec.GetVerdict())
+	if rec.GetSpam().GetNotChecked() != "error" || rec.GetSpam().GetScore() != 0 || rec.GetVerdict() != scan.VerdictClean {
+		t.Errorf("record without rspamd: spam %v, verdict %q; want not checked (error), clean", rec.GetSpam(), rec.GetVerdict())
 	}
 }
