@@ -83,6 +83,9 @@ func TestSMTPGatewayAPI(t *testing.T) {
 	want.Gateway = in.Gateway
 	want.Gateway.Quarantine = &api.QuarantineSettings{}
 	want.Gateway.SenderAuth = &api.SenderAuthSettings{DMARCTempError: api.AuthErrorAsIs, DMARCPermError: api.AuthErrorAsIs}
+	want.Gateway.Submission = &api.SubmissionSettings{Listener: &api.GatewayListener{}, Acceptance: api.AcceptanceAll,
+		LDAP: &api.LDAPAuth{}, SMTPForward: &api.SMTPForwardAuth{}}
+	want.Gateway.RecipientVerification, want.Gateway.RateLimits = &api.RecipientVerification{}, &api.RateLimits{}
 	for _, l := range []*api.GatewayListener{want.Gateway.Inbound, want.Gateway.Outbound} {
 		l.TLS.KeyPEM, l.TLS.KeySet = "", true
 	}
