@@ -50,7 +50,7 @@ func TestRateLimits(t *testing.T) {
 	cfg.Gateway.RateLimits = &ospreyv1.RateLimits{ConnectionsPerMinute: 2, MessagesPerMinute: 2, RecipientsPerMinute: 3}
 	l, clock := newLimiter(cfg)
 	log := &refusalLog{}
-	s := startServer(t, cfg, inboundRole, withLimiter(l), withRefusals(log))
+	s := startGateway(t, cfg, inboundRole, withLimiter(l), withRefusals(log))
 
 	t.Run("connections", func(t *testing.T) {
 		for range 2 {
@@ -176,7 +176,7 @@ func TestRecipientVerificationSwaks(t *testing.T) {
 	dir := t.TempDir()
 	v, stopVerifier := openVerifier(t, dir, route, rcptverify.Options{})
 	log := &refusalLog{}
-	s := startServer(t, cfg, inboundRole, withVerifier(v), withRefusals(log))
+	s := startGateway(t, cfg, inboundRole, withVerifier(v), withRefusals(log))
 
 	send := func(t *testing.T, s *testServer, from, to string) string {
 		t.Helper()
@@ -225,7 +225,7 @@ func TestRecipientVerificationSwaks(t *testing.T) {
 	// still down.
 	stopVerifier()
 	v2, _ := openVerifier(t, dir, route, rcptverify.Options{})
-	s2 := startServer(t, cfg, inboundRole, withVerifier(v2))
+	s2 := startGateway(t, cfg, inboundRole, withVerifier(v2))
 	expect(t, send(t, s2, "127.0.0.2", "known@example.com"), "<-  250 2.1.5 Recipient OK", "<-  250 2.0.0 OK: queued as ")
 	expect(t, send(t, s2, "127.0.0.2", "unknown@example.com"), "<** 550 5.1.1 ")
 	if st := v2.Stats(); st.Probes != 0 || st.CacheGood != 1 || st.CacheBad != 1 {
@@ -245,7 +245,7 @@ func TestHarvestGuard(t *testing.T) {
 	l, clock := newLimiter(cfg)
 	v, _ := openVerifier(t, t.TempDir(), route, rcptverify.Options{})
 	log := &refusalLog{}
-	s := startServer(t, cfg, inboundRole, withVerifier(v), withLimiter(l), withRefusals(log))
+	s := startGateway(t, cfg, inboundRole, withVerifier(v), withLimiter(l), withRefusals(log))
 
 	c := dialFrom(t, "127.0.0.2", s.Addr())
 	c.expect("220 ")
