@@ -555,9 +555,12 @@ func (s *Server) hand(base context.Context, nc net.Conn, cl *connListener, pol *
 	conn := newConn(base, s, nc, ip, pol)
 	conn.trusted = pol.trusted(c)
 	s.register(conn)
+	// Counted before go-smtp has it: once it has, the client may be
+	// answered, and done, before this goroutine runs again. A connection
+	// handed over as Run stops (it gets a 421) is counted too.
+	s.stats.connections.Add(1)
 	select {
 	case cl.conns <- conn:
-		s.stats.connections.Add(1)
 	case <-cl.done:
 		// Run is stopping. (It ends its accept loops and lookups before
 		// go-smtp, so this is a safeguard.)
