@@ -18,6 +18,7 @@ import (
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/internal/etcdtest"
+	"github.com/ospreysec/osprey/internal/testwait"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -121,18 +122,6 @@ func startSCN(t *testing.T) *hierarchy.Secondary {
 	return s
 }
 
-// until polls cond until it holds, failing after a minute.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited a minute for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestLinkRenewsItsCertificate links an SCN whose link certificates live
 // six seconds: the SCN renews each at two thirds of its life, for a new
 // key, and the link comes back each time, with its counts.
@@ -154,7 +143,7 @@ func TestLinkRenewsItsCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var first string
-	until(t, "the link with the SCN's counts", func() bool {
+	testwait.For(t, "the link with the SCN's counts", func() bool {
 		v, err := p.primary.Server(ctx, store.AllTenants(), "branch")
 		if err != nil || !v.Online || v.CertExpiresAt == nil {
 			return false
@@ -163,7 +152,7 @@ func TestLinkRenewsItsCertificate(t *testing.T) {
 		return v.Sensors == 7 && v.Alerts == 42
 	})
 	seen := map[string]bool{}
-	until(t, "two renewals, each followed by the link", func() bool {
+	testwait.For(t, "two renewals, each followed by the link", func() bool {
 		v, err := p.primary.Server(ctx, store.AllTenants(), "branch")
 		if err != nil || v.CertExpiresAt == nil || !v.Online {
 			return false

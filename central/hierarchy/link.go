@@ -214,14 +214,9 @@ func (s *Secondary) renewIfDue(ctx context.Context, p *ospreyv1.Primary) (*ospre
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dial(p.GetAddress(), p.GetCaFingerprint(), &cert)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	resp, err := ospreyv1.NewHierarchyServiceClient(conn).RenewLink(cctx, &ospreyv1.RenewLinkRequest{Csr: csr})
+	resp, err := call(ctx, p.GetAddress(), p.GetCaFingerprint(), &cert, func(ctx context.Context, c ospreyv1.HierarchyServiceClient) (*ospreyv1.RenewLinkResponse, error) {
+		return c.RenewLink(ctx, &ospreyv1.RenewLinkRequest{Csr: csr})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("renew the link certificate: %w", err)
 	}

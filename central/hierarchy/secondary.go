@@ -164,15 +164,10 @@ func (s *Secondary) Join(ctx context.Context, in JoinInput) (*ospreyv1.Primary, 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dial(in.Address, in.Fingerprint, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	resp, err := ospreyv1.NewHierarchyServiceClient(conn).Join(cctx, &ospreyv1.JoinRequest{
-		Name: in.Name, SoftwareVersion: s.opts.Version, Csr: csr, Username: in.Username, Password: in.Password, Address: in.OwnAddress,
+	resp, err := call(ctx, in.Address, in.Fingerprint, nil, func(ctx context.Context, c ospreyv1.HierarchyServiceClient) (*ospreyv1.JoinResponse, error) {
+		return c.Join(ctx, &ospreyv1.JoinRequest{
+			Name: in.Name, SoftwareVersion: s.opts.Version, Csr: csr, Username: in.Username, Password: in.Password, Address: in.OwnAddress,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("join the PCN at %s: %w", in.Address, err)
@@ -210,14 +205,9 @@ func (s *Secondary) Login(ctx context.Context, username, password string) (*ospr
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dial(p.GetAddress(), p.GetCaFingerprint(), &cert)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	resp, err := ospreyv1.NewHierarchyServiceClient(conn).Login(cctx, &ospreyv1.LoginRequest{Username: username, Password: password})
+	resp, err := call(ctx, p.GetAddress(), p.GetCaFingerprint(), &cert, func(ctx context.Context, c ospreyv1.HierarchyServiceClient) (*ospreyv1.LoginResponse, error) {
+		return c.Login(ctx, &ospreyv1.LoginRequest{Username: username, Password: password})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("log in to the PCN at %s: %w", p.GetAddress(), err)
 	}
@@ -297,6 +287,20 @@ func (s *Secondary) linkCert(p *ospreyv1.Primary) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("parse the link certificate: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{p.GetCertificate()}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// call makes one unary call to the PCN at address (see dial), within
+// callTimeout.
+func call[R any](ctx context.Context, address, fingerprint string, cert *tls.Certificate, do func(context.Context, ospreyv1.HierarchyServiceClient) (R, error)) (R, error) {
+	conn, err := dial(address, fingerprint, cert)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return do(ctx, ospreyv1.NewHierarchyServiceClient(conn))
 }
 
 // dial makes a client of the PCN at address whose TLS accepts only a chain
