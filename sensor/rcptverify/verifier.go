@@ -358,7 +358,9 @@ func (v *Verifier) probe(cfg *Config, rcpt, key string) Result {
 	ctx, cancel := context.WithTimeout(v.life, cfg.ProbeTimeout)
 	defer cancel()
 	r := v.client.Probe(ctx, rcpt, v.gate(cfg.MaxProbesPerHost))
-	v.m.probed(r.Took)
+	// Counted once its result is cached: whoever sees the count sees the
+	// result too.
+	defer v.m.probed(r.Took)
 	hop := v.client.Destination(rcpt)
 	if !r.AtRcpt || r.Reply.Code < 200 || (r.Reply.Code >= 300 && r.Reply.Code < 500) {
 		v.trbl.failed(hop, r, v.now())
@@ -418,7 +420,8 @@ type Stats struct {
 	// by a probe, their own or shared (ProbeGood, ProbeBad), or nothing
 	// (TempFail).
 	CacheGood, CacheBad, ProbeGood, ProbeBad, TempFail uint64
-	// Probes counts the probes made (callouts to a next hop).
+	// Probes counts the probes made (callouts to a next hop), each once
+	// its result is cached.
 	Probes uint64
 	// Asking is the lookups waiting for a probe now, Waiting the probes
 	// waiting for a slot; Entries the results cached.
