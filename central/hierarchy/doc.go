@@ -34,4 +34,11 @@
 // lost on the way does not lock the SCN out. Disconnect marks the SCN
 // disconnected: its link is refused (PermissionDenied, ErrDisconnected) and
 // the SCN shows it is standalone again.
+//
+// Everything else on the link travels on channels (Channel): each feature
+// that talks over the link (users and rules down, alerts up, sensors managed
+// from the PCN) gives each side a channel, which claims its messages and
+// runs while the link is up, on the node holding it. The link serialises
+// the sends of its loop and its channels; a channel's error ends the link,
+// which the SCN opens again.
 package hierarchy

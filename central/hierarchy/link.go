@@ -35,7 +35,8 @@ func (s *Secondary) link(ctx context.Context, p *ospreyv1.Primary, lease clientv
 		return err
 	}
 	defer conn.Close()
-	lctx, cancel := context.WithCancel(ctx)
+	lctx, fail := context.WithCancelCause(ctx)
+	cancel := func() { fail(nil) }
 	defer cancel()
 	stream, err := ospreyv1.NewHierarchyServiceClient(conn).Link(lctx)
 	if err != nil {
@@ -67,6 +68,10 @@ func (s *Secondary) link(ctx context.Context, p *ospreyv1.Primary, lease clientv
 	}
 	s.update(ctx, func(p *ospreyv1.Primary) { p.Error = "" })
 	s.log.InfoContext(ctx, "linked to the PCN", "pcn", p.GetAddress(), "server", welcome.GetServerId(), "heartbeat", interval)
+	send := lockedSend(stream.Send)
+	chans := runChannels(lctx, fail, s.opts.Channels, welcome.GetServerId(), welcome.GetTenant(), send)
+	defer chans.wait()
+	defer cancel()
 	defer func() {
 		state.Online = false
 		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -82,7 +87,7 @@ func (s *Secondary) link(ctx context.Context, p *ospreyv1.Primary, lease clientv
 		var counts Counts
 		for {
 			hb := s.heartbeat(lctx, version, cert.Leaf.NotAfter, interval/2, &counts)
-			if err := stream.Send(&ospreyv1.LinkRequest{Msg: &ospreyv1.LinkRequest_Heartbeat{Heartbeat: hb}}); err != nil {
+			if err := send(&ospreyv1.LinkRequest{Msg: &ospreyv1.LinkRequest_Heartbeat{Heartbeat: hb}}); err != nil {
 				sendErr <- err
 				return
 			}
@@ -134,6 +139,12 @@ func (s *Secondary) link(ctx context.Context, p *ospreyv1.Primary, lease clientv
 			if t := m.GetToken(); t != nil {
 				s.update(ctx, func(p *ospreyv1.Primary) { p.TokenExpiresAt = t.GetTokenExpiresAt() })
 			}
+			if m.GetHeartbeat() == nil && m.GetToken() == nil {
+				if _, err := chans.deliver(lctx, m); err != nil && ctx.Err() == nil {
+					<-sendErr
+					return context.Cause(lctx)
+				}
+			}
 		case err := <-recvErrs:
 			cancel()
 			<-sendErr
@@ -155,6 +166,10 @@ func (s *Secondary) link(ctx context.Context, p *ospreyv1.Primary, lease clientv
 			cancel()
 			<-sendErr
 			return nil
+		case <-lctx.Done():
+			// A channel failed (fail was given its error).
+			<-sendErr
+			return context.Cause(lctx)
 		}
 	}
 }

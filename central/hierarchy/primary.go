@@ -61,8 +61,10 @@ type PrimaryOptions struct {
 	// CertValidity is the lifetime of a link certificate
 	// (DefaultCertValidity when zero); SCNs renew at two thirds of it.
 	CertValidity time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Channels serve the traffic of the SCNs' links besides heartbeats.
+	Channels []PrimaryChannel
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Primary is the PCN's side: the HierarchyService it serves and what its
@@ -340,24 +342,35 @@ func (p *Primary) Link(stream ospreyv1.HierarchyService_LinkServer) error {
 		}
 		log.InfoContext(ctx, "server link ended")
 	}()
-	if err := stream.Send(&ospreyv1.LinkResponse{Msg: &ospreyv1.LinkResponse_Welcome{Welcome: &ospreyv1.LinkWelcome{
+	send := lockedSend(stream.Send)
+	if err := send(&ospreyv1.LinkResponse{Msg: &ospreyv1.LinkResponse_Welcome{Welcome: &ospreyv1.LinkWelcome{
 		ServerId: srv.GetId(), Tenant: srv.GetTenant(), HeartbeatInterval: durationpb.New(p.opts.Heartbeat),
 	}}}); err != nil {
 		return err
 	}
-	if err := stream.Send(tokenRefresh(srv)); err != nil {
+	if err := send(tokenRefresh(srv)); err != nil {
 		return err
 	}
+	lctx, fail := context.WithCancelCause(ctx)
+	chans := runChannels(lctx, fail, p.opts.Channels, srv.GetId(), srv.GetTenant(), send)
+	defer chans.wait()
+	defer fail(nil)
 	refreshEvery := min(p.opts.TokenLifetime/10, time.Minute)
 	lastRefresh := now
 	for {
-		msg, err := recvTimeout(ctx, stream, missedHeartbeats*p.opts.Heartbeat)
+		msg, err := recvTimeout(lctx, stream, missedHeartbeats*p.opts.Heartbeat)
 		if err != nil {
+			if cause := context.Cause(lctx); ctx.Err() == nil && cause != nil {
+				return status.Error(codes.Unavailable, cause.Error())
+			}
 			return err
 		}
 		hb := msg.GetHeartbeat()
 		if hb == nil {
-			continue // a later kind of message this node does not know
+			if _, err := chans.deliver(lctx, msg); err != nil {
+				return status.FromContextError(err).Err()
+			}
+			continue // delivered, or a later kind of message this node does not know
 		}
 		now := p.opts.Now()
 		cur, version, err := p.linkedServer(ctx)
@@ -369,7 +382,7 @@ func (p *Primary) Link(stream ospreyv1.HierarchyService_LinkServer) error {
 		if err := p.putLink(ctx, link); err != nil {
 			return err
 		}
-		if err := stream.Send(&ospreyv1.LinkResponse{Msg: &ospreyv1.LinkResponse_Heartbeat{Heartbeat: &ospreyv1.LinkHeartbeatAck{At: timestamppb.New(now)}}}); err != nil {
+		if err := send(&ospreyv1.LinkResponse{Msg: &ospreyv1.LinkResponse_Heartbeat{Heartbeat: &ospreyv1.LinkHeartbeatAck{At: timestamppb.New(now)}}}); err != nil {
 			return err
 		}
 		if now.Sub(lastRefresh) >= refreshEvery {
@@ -378,7 +391,7 @@ func (p *Primary) Link(stream ospreyv1.HierarchyService_LinkServer) error {
 				return err
 			}
 			lastRefresh = now
-			if err := stream.Send(tokenRefresh(refreshed)); err != nil {
+			if err := send(tokenRefresh(refreshed)); err != nil {
 				return err
 			}
 		}

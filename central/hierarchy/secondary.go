@@ -55,8 +55,10 @@ type SecondaryOptions struct {
 	IsPrimary bool
 	// Counts reads the SCN's state for its heartbeats; nil sends zeros.
 	Counts func(context.Context) (Counts, error)
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Channels serve the traffic of the link besides heartbeats.
+	Channels []SecondaryChannel
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Secondary is an SCN's side: the join its administrator starts, and the

@@ -1000,7 +1000,7 @@ type LinkResponse_Heartbeat struct {
 }
 
 type LinkResponse_Token struct {
-	Token *TokenRefresh `protobuf:"bytes,3,opt,name=token,proto3,oneof"` // Reserved for later: users and global rules down.
+	Token *TokenRefresh `protobuf:"bytes,3,opt,name=token,proto3,oneof"`
 }
 
 func (*LinkResponse_Welcome) isLinkResponse_Msg() {}
