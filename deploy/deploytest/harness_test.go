@@ -240,9 +240,16 @@ func newProject(t *testing.T, compose []string, images imageSet) *project {
 	return p
 }
 
-// pickSubnets picks two /24s in 10.200.0.0/13 that no Docker network and
-// no interface of this host uses.
+// pickSubnets picks the project's two /24s.
 func (p *project) pickSubnets(t *testing.T) {
+	t.Helper()
+	nets := freeSubnets(t, 2)
+	p.hq, p.branch = nets[0], nets[1]
+}
+
+// freeSubnets picks n consecutive /24s in 10.200.0.0/13 that no Docker
+// network and no interface of this host uses, as "10.201.7" prefixes.
+func freeSubnets(t *testing.T, n int) []string {
 	t.Helper()
 	var used []netip.Prefix
 	if out, err := docker(t.Context(), "network", "ls", "-q"); err == nil {
@@ -272,14 +279,19 @@ func (p *project) pickSubnets(t *testing.T) {
 		return true
 	}
 	for range 100 {
-		b, c := 200+mrand.IntN(8), mrand.IntN(255)
-		hq, branch := fmt.Sprintf("10.%d.%d", b, c), fmt.Sprintf("10.%d.%d", b, c+1)
-		if free(hq) && free(branch) {
-			p.hq, p.branch = hq, branch
-			return
+		b, c := 200+mrand.IntN(8), mrand.IntN(256-n)
+		var nets []string
+		for i := range n {
+			if pf := fmt.Sprintf("10.%d.%d", b, c+i); free(pf) {
+				nets = append(nets, pf)
+			}
+		}
+		if len(nets) == n {
+			return nets
 		}
 	}
-	t.Fatal("no free /24 pair in 10.200.0.0/13")
+	t.Fatalf("no %d free /24s in a row in 10.200.0.0/13", n)
+	return nil
 }
 
 // cluster is the compose cluster, up and configured: the centrals take mail
