@@ -70,7 +70,6 @@ func scopeUser(scope Scope, u *ospreyv1.User) error {
 			return fmt.Errorf("user %q: tenant %q outside scope %s: %w", u.GetName(), t, scope, ErrForbidden)
 		}
 	}
-	slices.Sort(u.Tenants)
 	return nil
 }
 
@@ -114,6 +113,7 @@ func (s *Store) CreateUser(ctx context.Context, scope Scope, u *ospreyv1.User) (
 	if err := validateUser(u); err != nil {
 		return 0, err
 	}
+	slices.Sort(u.Tenants) // stored sorted, once validated in the order written
 	b, err := encode(u)
 	if err != nil {
 		return 0, err
@@ -150,6 +150,7 @@ func (s *Store) UpdateUser(ctx context.Context, scope Scope, u *ospreyv1.User, e
 	if err := validateUser(u); err != nil {
 		return 0, err
 	}
+	slices.Sort(u.Tenants) // stored sorted, once validated in the order written
 	b, err := encode(u)
 	if err != nil {
 		return 0, err
