@@ -77,3 +77,10 @@ func principalOf(u *ospreyv1.User) (Principal, bool) {
 	}
 	return p, true
 }
+
+// Grants reports whether user record u still grants what p holds: the same
+// role and tenants. A session whose user changed is ended.
+func Grants(u *ospreyv1.User, p Principal) bool {
+	q, ok := principalOf(u)
+	return ok && q.Name == p.Name && q.Role == p.Role && q.AllTenants == p.AllTenants && slices.Equal(q.Tenants, p.Tenants)
+}

@@ -39,7 +39,7 @@ func TestEveryRouteByRole(t *testing.T) {
 				resp.Body.Close()
 				may := rt.Needs <= 0 || p.Can(rt.Needs)
 				if forbidden := resp.StatusCode == http.StatusForbidden; forbidden == may || resp.StatusCode == http.StatusUnauthorized {
-					t.Errorf("%s %s (needs %v): got %d, want 403: %v", rt.Method, path, rt.Needs, resp.StatusCode, !may)
+					t.Errorf("%s %s (needs %v): got %d; want 403: %v", rt.Method, path, rt.Needs, resp.StatusCode, !may)
 				}
 			}
 		})
