@@ -1,8 +1,8 @@
 package store
 
 import (
-	"strings"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
