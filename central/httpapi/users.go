@@ -43,8 +43,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if len(u.Tenants) == 0 && !u.AllTenants && p.OnlyTenant() != "" {
 		u.Tenants = []string{p.OnlyTenant()}
 	}
+	// Every problem at once, before the password's costly hash.
+	errs, _ := validate.AsErrors(validate.User(u))
 	if problem := auth.NewPasswordProblem(in.Password); problem != "" {
-		return validate.Errors{{Field: "password", Message: problem}}
+		errs = append(errs, validate.FieldError{Field: "password", Message: problem})
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	if u.PasswordHash, err = auth.HashPassword(in.Password); err != nil {
 		return err
