@@ -216,14 +216,14 @@ func TestRequests(t *testing.T) {
 		{
 			name: "create user",
 			call: func(ctx context.Context, c *Client) error {
-				_, err := c.CreateUser(ctx, User{Name: "eve", Role: RoleAuditor, Tenant: "default", Password: "pw"})
+				_, err := c.CreateUser(ctx, User{Name: "eve", Role: RoleSecurityAuditor, Tenants: []string{"default"}, Password: "pw"})
 				return err
 			},
 			status: 201,
-			body:   `{"name":"eve","role":"auditor","tenant":"default"}`,
+			body:   `{"name":"eve","role":"security-auditor","tenants":["default"]}`,
 			want: request{
 				Method: "POST", Path: "/api/v1/users", ContentType: "application/json", Accept: "application/json",
-				Body: `{"name":"eve","role":"auditor","tenant":"default","password":"pw"}`,
+				Body: `{"name":"eve","role":"security-auditor","tenants":["default"],"password":"pw"}`,
 			},
 		},
 		{
@@ -551,9 +551,9 @@ func TestJSONShape(t *testing.T) {
 		},
 		{
 			name: "user",
-			json: `{"name":"ops","role":"tenant_admin","tenant":"acme","password":"pw"}`,
+			json: `{"name":"ops","role":"administrator","tenants":["acme"],"password":"pw"}`,
 			into: &User{},
-			want: &User{Name: "ops", Role: RoleTenantAdmin, Tenant: "acme", Password: "pw"},
+			want: &User{Name: "ops", Role: RoleAdministrator, Tenants: []string{"acme"}, Password: "pw"},
 		},
 	}
 	for _, tt := range tests {

@@ -15,17 +15,28 @@ const (
 	SensorRevoked SensorState = "revoked"
 )
 
-// Role is what a user may do.
+// Role is what a user may do, in the tenants the user may see (docs/users.md has the
+// table of what each may do).
 type Role string
 
-// The roles of a user.
+// The roles of a user: those of Kaspersky Anti Targeted Attack's distributed mode.
 const (
-	// RoleAdmin may do everything, across tenants.
-	RoleAdmin Role = "admin"
-	// RoleTenantAdmin may do everything within its tenant.
+	// RoleAdministrator may do everything in its tenants; with all tenants also manage
+	// users, tenants, the PCN/SCN hierarchy and the cluster.
+	RoleAdministrator Role = "administrator"
+	// RoleLocalAdministrator configures this node's sensors, integrations, gateway,
+	// acceptance lists and queue in its tenants, and reads alerts.
+	RoleLocalAdministrator Role = "local-administrator"
+	// RoleSeniorSecurityOfficer handles alerts and quarantine, writes rules, reads the
+	// audit log and the configuration.
+	RoleSeniorSecurityOfficer Role = "senior-security-officer"
+	// RoleSecurityOfficer reads and handles alerts, reads quarantine, rules and the audit log.
+	RoleSecurityOfficer Role = "security-officer"
+	// RoleSecurityAuditor reads everything in its tenants and changes nothing.
+	RoleSecurityAuditor Role = "security-auditor"
+	// RoleTenantAdmin is the retired role of a user of one tenant, before the roles
+	// above: reads show it only for a record no node could migrate, writes refuse it.
 	RoleTenantAdmin Role = "tenant_admin"
-	// RoleAuditor may read, within its tenant or (with no tenant) across all.
-	RoleAuditor Role = "auditor"
 )
 
 // TokenKind is what a token may be used for.
@@ -670,7 +681,13 @@ type POP3Integration struct {
 type User struct {
 	Name string `json:"name"`
 	Role Role   `json:"role"`
-	// Tenant scopes tenant_admin and auditor users; empty for admin.
+	// Tenants are the tenants the user may see; AllTenants lets it see every tenant
+	// instead (Tenants then empty). A write with neither, by a user of exactly one
+	// tenant, means that tenant.
+	Tenants    []string `json:"tenants,omitempty"`
+	AllTenants bool     `json:"all_tenants,omitempty"`
+	// Tenant is write-only, for clients written before Tenants: a write with Tenant
+	// and no Tenants means Tenants: [Tenant]. Reads never set it.
 	Tenant string `json:"tenant,omitempty"`
 	// Password is write-only: set it to create a user, reads never return it.
 	Password  string    `json:"password,omitempty"`

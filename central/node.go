@@ -114,6 +114,20 @@ func migrateTrustedNetworks(ctx context.Context, st *store.Store, log *slog.Logg
 	return nil
 }
 
+// migrateUsers gives the users an earlier version stored (admin,
+// tenant_admin, auditor, with one tenant) the product's roles and tenants
+// (store.MigrateUsers, auth.Upgrade).
+func migrateUsers(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	migrated, err := st.MigrateUsers(ctx, auth.Upgrade)
+	if err != nil {
+		return fmt.Errorf("migrate users to the product's roles: %w", err)
+	}
+	if len(migrated) > 0 {
+		log.InfoContext(ctx, "users given the product's roles", "users", migrated)
+	}
+	return nil
+}
+
 func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client, db *sqlstore.Store, grpcAddr net.Addr, log *slog.Logger) (*node, error) {
 	st := store.New(cli)
 	n := &node{store: st, db: db, etcdRead: func(ctx context.Context) error {
@@ -130,6 +144,9 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil, err
 	}
 	if err := migrateTrustedNetworks(ctx, st, log.With("component", "upgrade")); err != nil {
+		return nil, err
+	}
+	if err := migrateUsers(ctx, st, log.With("component", "upgrade")); err != nil {
 		return nil, err
 	}
 	ca, err := clusterca.Load(ctx, st, kek)
@@ -397,7 +414,7 @@ func bootstrap(ctx context.Context, opts Options, st *store.Store, ready *Ready,
 		}
 	}
 	_, err = st.CreateUser(ctx, all, &ospreyv1.User{
-		Name: adminUser, Role: ospreyv1.Role_ROLE_ADMIN, PasswordHash: hash, CreatedAt: timestamppb.Now(),
+		Name: adminUser, Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true, PasswordHash: hash, CreatedAt: timestamppb.Now(),
 	})
 	if errors.Is(err, store.ErrExists) {
 		// Another node bootstrapped the cluster first; its password stands.

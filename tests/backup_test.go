@@ -280,7 +280,7 @@ func configure(t *testing.T, c *api.Client) {
 	if _, err := c.CreateTenant(ctx, api.Tenant{ID: "acme", Name: "Acme"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateUser(ctx, api.User{Name: "acme-admin", Role: api.RoleTenantAdmin, Tenant: "acme", Password: "a long password for acme"}); err != nil {
+	if _, err := c.CreateUser(ctx, api.User{Name: "acme-admin", Role: api.RoleAdministrator, Tenants: []string{"acme"}, Password: "a long password for acme"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tenant := range []string{"default", "acme"} {

@@ -169,7 +169,7 @@ func TestBrowserQuarantine(t *testing.T) {
 
 	// An auditor sees it all, without a button; a POST is refused.
 	const auditorPassword = "a long password for the auditor"
-	if _, err := d.api.CreateUser(t.Context(), api.User{Name: "auditor", Role: api.RoleAuditor, Tenant: "default", Password: auditorPassword}); err != nil {
+	if _, err := d.api.CreateUser(t.Context(), api.User{Name: "auditor", Role: api.RoleSecurityAuditor, Tenants: []string{"default"}, Password: auditorPassword}); err != nil {
 		t.Fatal(err)
 	}
 	if status := uiSubmit(t, ctx, "sign out", `form[action="/signout"] button`); status != http.StatusOK {

@@ -141,7 +141,7 @@ func TestBrowserQueue(t *testing.T) {
 
 	// An auditor sees the queue, and no button that changes anything.
 	const auditorPassword = "a long password for the auditor"
-	if _, err := d.api.CreateUser(t.Context(), api.User{Name: "auditor", Role: api.RoleAuditor, Tenant: "default", Password: auditorPassword}); err != nil {
+	if _, err := d.api.CreateUser(t.Context(), api.User{Name: "auditor", Role: api.RoleSecurityAuditor, Tenants: []string{"default"}, Password: auditorPassword}); err != nil {
 		t.Fatal(err)
 	}
 	if status := uiSubmit(t, ctx, "sign out", `form[action="/signout"] button`); status != http.StatusOK {

@@ -22,7 +22,7 @@ func TestBrowserServersAccept(t *testing.T) {
 	pcnGRPC := grpcLine.FindStringSubmatch(pcn.stdout.String())[1]
 	scn := startDev(t, filepath.Join(dir, "scn"), "OSPREY_HTTP_ADDR=127.0.0.3:0", "OSPREY_GRPC_ADDR=127.0.0.3:0")
 	const scnUser, scnPassword = "branch-ui", "the branch account's long password"
-	if _, err := pcn.api.CreateUser(t.Context(), api.User{Name: scnUser, Role: api.RoleAdmin, Password: scnPassword}); err != nil {
+	if _, err := pcn.api.CreateUser(t.Context(), api.User{Name: scnUser, Role: api.RoleAdministrator, AllTenants: true, Password: scnPassword}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pcn.api.CreateTenant(t.Context(), api.Tenant{ID: "branches", Name: "Branches"}); err != nil {

@@ -136,7 +136,7 @@ func (n *uiNode) seed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := n.store.CreateUser(ctx, all, &ospreyv1.User{
-		Name: "operator", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenant: "acme", PasswordHash: hash, CreatedAt: timestamppb.Now(),
+		Name: "operator", Role: ospreyv1.Role_ROLE_ADMIN, Tenants: []string{"acme"}, PasswordHash: hash, CreatedAt: timestamppb.Now(),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,8 @@ func TestBrowserAdminPages(t *testing.T) {
 		chromedp.Navigate(n.url+"/users"),
 		chromedp.WaitVisible(chromedp.ID("new-user-title")),
 		chromedp.SendKeys(chromedp.ID("user-name"), "soc.analyst"),
-		chromedp.SetValue(chromedp.ID("user-role"), "auditor"),
+		chromedp.SetValue(chromedp.ID("user-role"), "security-auditor"),
+		chromedp.Click(chromedp.ID("user-all-tenants")),
 		chromedp.SendKeys(chromedp.ID("user-password"), "auditor-password-1"),
 		chromedp.SendKeys(chromedp.ID("user-confirm"), "auditor-password-1"),
 	)

@@ -245,3 +245,45 @@ func TestCtlVerifiesANodeCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestCtlUsersWithRoles: `users create` makes users of the product's roles
+// and their tenants, refuses a bad one with the field named, and a user
+// whose role does not manage users cannot make one.
+func TestCtlUsersWithRoles(t *testing.T) {
+	d := startDev(t, filepath.Join(t.TempDir(), "data"))
+	base := apiLine.FindStringSubmatch(d.stdout.String())[1]
+	dir := t.TempDir()
+	const socPassword = "a long password for soc"
+	pwFile := filepath.Join(dir, "soc")
+	if err := os.WriteFile(pwFile, []byte(socPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := []string{"OSPREY_ADDRESS=" + base, "OSPREY_USERNAME=admin", "OSPREY_PASSWORD=" + adminPassword}
+
+	r := runOsprey(t, admin, "ctl", "users", "create", "soc", "--role", "senior-officer", "--tenants", "default", "--new-password-file", pwFile)
+	if r.code != 0 || !strings.Contains(r.stdout, `"role": "senior-security-officer"`) || !strings.Contains(r.stdout, `"default"`) {
+		t.Fatalf("create soc: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runOsprey(t, admin, "ctl", "users", "create", "audit", "--role", "security-auditor", "--all-tenants", "--new-password-file", pwFile)
+	if r.code != 0 {
+		t.Fatalf("create audit: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runOsprey(t, admin, "ctl", "users", "list")
+	for _, want := range []string{"soc", "senior-security-officer", "default", "audit", "(all)", "administrator"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("users list %q lacks %q", r.stdout, want)
+		}
+	}
+	r = runOsprey(t, admin, "ctl", "users", "create", "lost", "--role", "officer", "--new-password-file", pwFile)
+	if r.code != 1 || !strings.Contains(r.stderr, "tenants: required") {
+		t.Errorf("a user of no tenant: exit %d, stderr %q; want 1 and the field tenants", r.code, r.stderr)
+	}
+	soc := []string{"OSPREY_ADDRESS=" + base, "OSPREY_USERNAME=soc", "OSPREY_PASSWORD=" + socPassword}
+	r = runOsprey(t, soc, "ctl", "users", "create", "eve", "--role", "administrator", "--all-tenants", "--new-password-file", pwFile)
+	if r.code != 1 || !strings.Contains(r.stderr, "403") && !strings.Contains(strings.ToLower(r.stderr), "forbidden") {
+		t.Errorf("a senior security officer creates a user: exit %d, stderr %q; want 1 and forbidden", r.code, r.stderr)
+	}
+	if r := runOsprey(t, soc, "ctl", "alerts", "list"); r.code != 0 {
+		t.Errorf("a senior security officer lists alerts: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -108,7 +108,7 @@ func TestGatewayQuarantine(t *testing.T) {
 	}
 
 	// An auditor looks but may not release.
-	if _, err := d.api.CreateUser(ctx, api.User{Name: "audrey", Role: api.RoleAuditor, Password: "a long password for audrey"}); err != nil {
+	if _, err := d.api.CreateUser(ctx, api.User{Name: "audrey", Role: api.RoleSecurityAuditor, AllTenants: true, Password: "a long password for audrey"}); err != nil {
 		t.Fatal(err)
 	}
 	auditor, err := api.NewClient(api.Config{Address: d.base, Username: "audrey", Password: "a long password for audrey"})

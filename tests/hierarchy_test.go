@@ -50,7 +50,7 @@ func TestHierarchyJoinAndLink(t *testing.T) {
 
 	// The account the PCN's administrator makes for the SCN.
 	const scnUser, scnPassword = "branch-1", "the branch account's long password"
-	if _, err := pcn.api.CreateUser(ctx, api.User{Name: scnUser, Role: api.RoleAdmin, Password: scnPassword}); err != nil {
+	if _, err := pcn.api.CreateUser(ctx, api.User{Name: scnUser, Role: api.RoleAdministrator, AllTenants: true, Password: scnPassword}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -65,7 +65,8 @@ func untar(t *testing.T, archive, dir string) {
 // first 5 exported to a SIEM and the last 3 not. The node moves them from
 // etcd into its SQLite store: the API lists every record and alert once,
 // etcd keeps none, the export sends the 3 it had not sent and none of the
-// others, and a second start moves nothing more.
+// others, and a second start moves nothing more. Its admin gets the
+// product's role.
 func TestUpgradeMovesRecordsAndAlertsOutOfEtcd(t *testing.T) {
 	dir := t.TempDir()
 	untar(t, "testdata/upgrade/dev-etcd-records.tar.gz", dir)
@@ -106,6 +107,15 @@ func TestUpgradeMovesRecordsAndAlertsOutOfEtcd(t *testing.T) {
 	want := []string{"eicar 1", "eicar 2", "eicar 3", "eicar 4", "eicar 5", "eicar 6", "eicar 7", "eicar 8"}
 	if !slices.Equal(subjects, want) {
 		t.Fatalf("alerts after the upgrade: %q, want %q", subjects, want)
+	}
+	// The admin the version before made (role admin, no tenant) is an
+	// Administrator of all tenants now, as stored.
+	users, err := c.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 1 || users[0].Role != api.RoleAdministrator || !users[0].AllTenants {
+		t.Errorf("users after the upgrade: %+v, want admin, an administrator of all tenants", users)
 	}
 	msgs, err := c.Messages(ctx, api.MessageQuery{Tenant: "default", Limit: 100})
 	if err != nil {

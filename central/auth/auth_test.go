@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -23,35 +25,77 @@ const (
 	admin       = ospreyv1.Role_ROLE_ADMIN
 	tenantAdmin = ospreyv1.Role_ROLE_TENANT_ADMIN
 	auditor     = ospreyv1.Role_ROLE_AUDITOR
+	localAdmin  = ospreyv1.Role_ROLE_LOCAL_ADMIN
+	senior      = ospreyv1.Role_ROLE_SENIOR_OFFICER
+	officer     = ospreyv1.Role_ROLE_OFFICER
 )
 
-func TestPrincipal(t *testing.T) {
+// TestRoleCapabilities holds the role table against the product's roles, one
+// capability at a time, with all tenants and with one.
+func TestRoleCapabilities(t *testing.T) {
+	all := []Capability{ReadConfig, Configure, ReadAlerts, HandleAlerts, ReadQuarantine, ManageQuarantine,
+		ReadRules, WriteRules, ReadAudit, ReadUsers, ManageUsers, ManageTenants, ManageServers, ManageCluster}
 	tests := []struct {
-		name      string
-		p         Principal
-		isAdmin   bool
-		canWrite  bool
-		access    []string // tenants it may access, of "acme" and "other"
-		noneEmpty bool     // it may not access the empty tenant name
+		role ospreyv1.Role
+		// can is what the role may do with all tenants; limited to some,
+		// it loses the global capabilities.
+		can []Capability
 	}{
-		{name: "admin", p: Principal{Name: "a", Role: admin}, isAdmin: true, canWrite: true, access: []string{"acme", "other"}},
-		{name: "tenant admin", p: Principal{Name: "t", Role: tenantAdmin, Tenant: "acme"}, canWrite: true, access: []string{"acme"}, noneEmpty: true},
-		{name: "tenant admin without a tenant", p: Principal{Name: "t", Role: tenantAdmin}, canWrite: true, noneEmpty: true},
-		{name: "tenant auditor", p: Principal{Name: "u", Role: auditor, Tenant: "acme"}, access: []string{"acme"}, noneEmpty: true},
-		{name: "auditor of every tenant", p: Principal{Name: "u", Role: auditor}, access: []string{"acme", "other"}},
-		{name: "no role", p: Principal{Name: "x", Tenant: "acme"}, noneEmpty: true},
-		{name: "zero", p: Principal{}, noneEmpty: true},
+		{admin, all},
+		{localAdmin, []Capability{ReadConfig, Configure, ReadAlerts}},
+		{senior, []Capability{ReadConfig, ReadAlerts, HandleAlerts, ReadQuarantine, ManageQuarantine, ReadRules, WriteRules, ReadAudit}},
+		{officer, []Capability{ReadAlerts, HandleAlerts, ReadQuarantine, ReadRules, ReadAudit}},
+		{auditor, []Capability{ReadConfig, ReadAlerts, ReadQuarantine, ReadRules, ReadAudit, ReadUsers}},
+		{tenantAdmin, nil},
+		{ospreyv1.Role_ROLE_UNSPECIFIED, nil},
+	}
+	for _, tt := range tests {
+		t.Run(RoleTitle(tt.role), func(t *testing.T) {
+			for _, limited := range []bool{false, true} {
+				p := Principal{Name: "u", Role: tt.role, AllTenants: !limited}
+				if limited {
+					p.Tenants = []string{"acme"}
+				}
+				var got, want []Capability
+				for _, c := range all {
+					if p.Can(c) {
+						got = append(got, c)
+					}
+					if slices.Contains(tt.can, c) && !(limited && c.Global()) {
+						want = append(want, c)
+					}
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("limited to a tenant %v: capabilities (-want +got):\n%s", limited, diff)
+				}
+			}
+		})
+	}
+	for _, c := range all {
+		if c.String() == "" {
+			t.Errorf("capability %d has no name", c)
+		}
+	}
+}
+
+func TestCanAccessTenant(t *testing.T) {
+	tests := []struct {
+		name   string
+		p      Principal
+		access []string // of "acme", "beta" and "other"
+	}{
+		{name: "all tenants", p: Principal{Name: "a", Role: admin, AllTenants: true}, access: []string{"acme", "beta", "other"}},
+		{name: "one tenant", p: Principal{Name: "a", Role: officer, Tenants: []string{"acme"}}, access: []string{"acme"}},
+		{name: "two tenants", p: Principal{Name: "a", Role: auditor, Tenants: []string{"acme", "beta"}}, access: []string{"acme", "beta"}},
+		{name: "no tenant", p: Principal{Name: "a", Role: auditor}},
+		{name: "no role", p: Principal{Name: "x", AllTenants: true}},
+		{name: "retired role", p: Principal{Name: "x", Role: tenantAdmin, Tenants: []string{"acme"}}},
+		{name: "zero", p: Principal{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.p.IsAdmin(); got != tt.isAdmin {
-				t.Errorf("IsAdmin: got %v, want %v", got, tt.isAdmin)
-			}
-			if got := tt.p.CanWrite(); got != tt.canWrite {
-				t.Errorf("CanWrite: got %v, want %v", got, tt.canWrite)
-			}
 			var got []string
-			for _, tenant := range []string{"acme", "other"} {
+			for _, tenant := range []string{"acme", "beta", "other"} {
 				if tt.p.CanAccessTenant(tenant) {
 					got = append(got, tenant)
 				}
@@ -59,8 +103,36 @@ func TestPrincipal(t *testing.T) {
 			if diff := cmp.Diff(tt.access, got); diff != "" {
 				t.Errorf("CanAccessTenant (-want +got):\n%s", diff)
 			}
-			if tt.noneEmpty && tt.p.CanAccessTenant("") {
+			if tt.p.CanAccessTenant("") {
 				t.Error(`CanAccessTenant(""): got true, want false`)
+			}
+		})
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      *ospreyv1.User
+		want    *ospreyv1.User
+		changed bool
+	}{
+		{"admin", &ospreyv1.User{Name: "r", Role: admin}, &ospreyv1.User{Name: "r", Role: admin, AllTenants: true}, true},
+		{"admin with a stray tenant", &ospreyv1.User{Name: "r", Role: admin, Tenant: "acme"}, &ospreyv1.User{Name: "r", Role: admin, AllTenants: true}, true},
+		{"tenant admin", &ospreyv1.User{Name: "t", Role: tenantAdmin, Tenant: "acme"}, &ospreyv1.User{Name: "t", Role: admin, Tenants: []string{"acme"}}, true},
+		{"auditor of a tenant", &ospreyv1.User{Name: "a", Role: auditor, Tenant: "acme"}, &ospreyv1.User{Name: "a", Role: auditor, Tenants: []string{"acme"}}, true},
+		{"auditor of all", &ospreyv1.User{Name: "a", Role: auditor}, &ospreyv1.User{Name: "a", Role: auditor, AllTenants: true}, true},
+		{"tenant admin without a tenant", &ospreyv1.User{Name: "o", Role: tenantAdmin}, &ospreyv1.User{Name: "o", Role: tenantAdmin}, false},
+		{"today's", &ospreyv1.User{Name: "s", Role: senior, Tenants: []string{"acme"}}, &ospreyv1.User{Name: "s", Role: senior, Tenants: []string{"acme"}}, false},
+		{"today's, all tenants", &ospreyv1.User{Name: "s", Role: admin, AllTenants: true}, &ospreyv1.User{Name: "s", Role: admin, AllTenants: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Upgrade(tt.in); got != tt.changed {
+				t.Errorf("Upgrade: got %v, want %v", got, tt.changed)
+			}
+			if diff := cmp.Diff(tt.want, tt.in, protocmp.Transform()); diff != "" {
+				t.Errorf("record (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -265,6 +337,8 @@ func TestAuthenticate(t *testing.T) {
 	dummy := hash("thrown away") // the real dummy hash's cost is slow under -race
 	users := map[string]*ospreyv1.User{
 		"root":     {Name: "root", Role: admin, Tenant: "acme", PasswordHash: hash("rootpw")},
+		"soc":      {Name: "soc", Role: senior, Tenants: []string{"other", "acme"}, PasswordHash: hash("socpw")},
+		"lost":     {Name: "lost", Role: officer, PasswordHash: hash("lostpw")},
 		"ops":      {Name: "ops", Role: tenantAdmin, Tenant: "acme", PasswordHash: hash("opspw")},
 		"audit":    {Name: "audit", Role: auditor, PasswordHash: hash("auditpw")},
 		"orphan":   {Name: "orphan", Role: tenantAdmin, PasswordHash: hash("orphanpw")},
@@ -316,10 +390,12 @@ func TestAuthenticate(t *testing.T) {
 		wantErr   error
 	}{
 		{name: "no credentials", header: hdr(), wantErr: ErrUnauthenticated},
-		{name: "admin", header: basic("root", "rootpw"), want: Principal{Name: "root", Role: admin}},
-		{name: "tenant admin", header: basic("ops", "opspw"), want: Principal{Name: "ops", Role: tenantAdmin, Tenant: "acme"}},
-		{name: "auditor of every tenant", header: basic("audit", "auditpw"), want: Principal{Name: "audit", Role: auditor}},
-		{name: "basic scheme in lower case", header: hdr("Authorization", "basic b3BzOm9wc3B3"), want: Principal{Name: "ops", Role: tenantAdmin, Tenant: "acme"}},
+		{name: "senior officer of two tenants", header: basic("soc", "socpw"), want: Principal{Name: "soc", Role: senior, Tenants: []string{"acme", "other"}}},
+		{name: "user of no tenant", header: basic("lost", "lostpw"), wantErr: ErrUnauthenticated},
+		{name: "admin of before the roles", header: basic("root", "rootpw"), want: Principal{Name: "root", Role: admin, AllTenants: true}},
+		{name: "tenant admin of before the roles: an administrator of its tenant", header: basic("ops", "opspw"), want: Principal{Name: "ops", Role: admin, Tenants: []string{"acme"}}},
+		{name: "auditor of every tenant", header: basic("audit", "auditpw"), want: Principal{Name: "audit", Role: auditor, AllTenants: true}},
+		{name: "basic scheme in lower case", header: hdr("Authorization", "basic b3BzOm9wc3B3"), want: Principal{Name: "ops", Role: admin, Tenants: []string{"acme"}}},
 		{name: "wrong password", header: basic("ops", "rootpw"), wantErr: ErrUnauthenticated},
 		{name: "empty password", header: basic("ops", ""), wantErr: ErrUnauthenticated},
 		{name: "unknown user", header: basic("nobody", "opspw"), wantErr: ErrUnauthenticated},
@@ -331,10 +407,10 @@ func TestAuthenticate(t *testing.T) {
 		{name: "basic without a colon", header: hdr("Authorization", "Basic b3Bz"), wantErr: ErrUnauthenticated},
 		{name: "store down on sign-in", header: basic("ops", "opspw"), storeFail: errStoreDown, wantErr: errStoreDown},
 
-		{name: "api token", header: hdr("Authorization", "Bearer "+apiToken), want: Principal{Name: "ops", Role: tenantAdmin, Tenant: "acme"}},
-		{name: "bearer in lower case, extra spaces", header: hdr("Authorization", "bearer   "+apiToken+" "), want: Principal{Name: "ops", Role: tenantAdmin, Tenant: "acme"}},
-		{name: "token acts with its owner's current role", header: hdr("Authorization", "Bearer "+auditorToken), want: Principal{Name: "audit", Role: auditor}},
-		{name: "token not yet expired", header: hdr("Authorization", "Bearer "+futureToken), want: Principal{Name: "ops", Role: tenantAdmin, Tenant: "acme"}},
+		{name: "api token", header: hdr("Authorization", "Bearer "+apiToken), want: Principal{Name: "ops", Role: admin, Tenants: []string{"acme"}}},
+		{name: "bearer in lower case, extra spaces", header: hdr("Authorization", "bearer   "+apiToken+" "), want: Principal{Name: "ops", Role: admin, Tenants: []string{"acme"}}},
+		{name: "token acts with its owner's current role", header: hdr("Authorization", "Bearer "+auditorToken), want: Principal{Name: "audit", Role: auditor, AllTenants: true}},
+		{name: "token not yet expired", header: hdr("Authorization", "Bearer "+futureToken), want: Principal{Name: "ops", Role: admin, Tenants: []string{"acme"}}},
 		{name: "expired token", header: hdr("Authorization", "Bearer "+expiredToken), wantErr: ErrUnauthenticated},
 		{name: "token expiring now", header: hdr("Authorization", "Bearer "+expiringNow), wantErr: ErrUnauthenticated},
 		{name: "wrong secret", header: hdr("Authorization", "Bearer "+wrongSecret), wantErr: ErrUnauthenticated},

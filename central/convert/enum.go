@@ -126,7 +126,8 @@ var (
 	actionsDefaultQuarantine = enum[ospreyv1.VerdictAction, api.VerdictAction]{what: "action", names: actionNames, zeroIs: ospreyv1.VerdictAction_VERDICT_ACTION_QUARANTINE}
 	roles                    = enum[ospreyv1.Role, api.Role]{
 		what: "role", required: true,
-		names: []api.Role{"", api.RoleAdmin, api.RoleTenantAdmin, api.RoleAuditor},
+		names: []api.Role{"", api.RoleAdministrator, api.RoleTenantAdmin, api.RoleSecurityAuditor,
+			api.RoleLocalAdministrator, api.RoleSeniorSecurityOfficer, api.RoleSecurityOfficer},
 	}
 	tokenKinds = enum[ospreyv1.TokenKind, api.TokenKind]{
 		what: "token kind", required: true,
@@ -221,7 +222,26 @@ func AuthErrorTreatmentToProto(t api.AuthErrorTreatment) (ospreyv1.AuthErrorTrea
 func RoleFromProto(r ospreyv1.Role) api.Role { return roles.toAPI(r) }
 
 // RoleToProto returns the role named r; the name is required.
-func RoleToProto(r api.Role) (ospreyv1.Role, error) { return roles.toProto(r) }
+// The names of before the product's roles, admin and auditor, are read as
+// the roles they became.
+// The choices an error offers leave out the retired tenant_admin.
+func RoleToProto(r api.Role) (ospreyv1.Role, error) {
+	if n, ok := oldRoleNames[r]; ok {
+		r = n
+	}
+	p, err := roles.toProto(r)
+	switch {
+	case err != nil && r == "":
+		return 0, fmt.Errorf("role is required; want %s", roleChoices)
+	case err != nil:
+		return 0, fmt.Errorf("unknown role %q; want %s", r, roleChoices)
+	}
+	return p, nil
+}
+
+const roleChoices = "administrator, local-administrator, senior-security-officer, security-officer or security-auditor"
+
+var oldRoleNames = map[api.Role]api.Role{"admin": api.RoleAdministrator, "auditor": api.RoleSecurityAuditor}
 
 // TokenKindFromProto returns the API name of a token kind ("api", "join").
 func TokenKindFromProto(k ospreyv1.TokenKind) api.TokenKind { return tokenKinds.toAPI(k) }

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -38,8 +39,8 @@ func SensorFromProto(p *ospreyv1.Sensor) api.Sensor {
 }
 
 // UserToProto converts a user from a write. The password is not converted: hash it with
-// auth.HashPassword into PasswordHash. The only error is validate.Errors, for a missing or
-// unknown role.
+// auth.HashPassword into PasswordHash. A write's Tenant (of clients written before Tenants)
+// means Tenants: [Tenant]. The only error is validate.Errors, for a missing or unknown role.
 func UserToProto(in api.User) (*ospreyv1.User, error) {
 	var errs fieldErrors
 	role, err := RoleToProto(in.Role)
@@ -47,16 +48,26 @@ func UserToProto(in api.User) (*ospreyv1.User, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	return &ospreyv1.User{Name: in.Name, Role: role, Tenant: in.Tenant}, nil
+	tenants := slices.Clone(in.Tenants)
+	if len(tenants) == 0 && in.Tenant != "" {
+		tenants = []string{in.Tenant}
+	}
+	return &ospreyv1.User{Name: in.Name, Role: role, Tenants: tenants, AllTenants: in.AllTenants}, nil
 }
 
-// UserFromProto converts a user for a read, without the password hash.
+// UserFromProto converts a user for a read, without the password hash. A record of before
+// the product's roles that no node could migrate shows its one tenant in Tenants.
 func UserFromProto(p *ospreyv1.User) api.User {
+	tenants := slices.Clone(p.GetTenants())
+	if len(tenants) == 0 && p.GetTenant() != "" {
+		tenants = []string{p.GetTenant()}
+	}
 	return api.User{
-		Name:      p.GetName(),
-		Role:      RoleFromProto(p.GetRole()),
-		Tenant:    p.GetTenant(),
-		CreatedAt: timeFromProto(p.GetCreatedAt()),
+		Name:       p.GetName(),
+		Role:       RoleFromProto(p.GetRole()),
+		Tenants:    tenants,
+		AllTenants: p.GetAllTenants(),
+		CreatedAt:  timeFromProto(p.GetCreatedAt()),
 	}
 }
 

@@ -48,7 +48,7 @@ func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateUser(t.Context(), store.AllTenants(), &ospreyv1.User{Name: account, Role: ospreyv1.Role_ROLE_ADMIN, PasswordHash: hash, CreatedAt: timestamppb.Now()}); err != nil {
+	if _, err := st.CreateUser(t.Context(), store.AllTenants(), &ospreyv1.User{Name: account, Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true, PasswordHash: hash, CreatedAt: timestamppb.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.CreateTenant(t.Context(), store.AllTenants(), &ospreyv1.Tenant{Id: "branches", Name: "Branches"}); err != nil {

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 )
 
@@ -213,24 +215,29 @@ func TestDecodeErrorsAreFieldErrors(t *testing.T) {
 	}
 }
 
-// TestCreateUserAnswersWhatWasStored: a tenant admin who leaves out the new
-// user's tenant creates it in their own tenant, and the answer says so.
+// TestCreateUserAnswersWhatWasStored: the answer to a create is the user as
+// stored: its tenants sorted, a client's old single tenant and old role names
+// read as what they mean now.
 func TestCreateUserAnswersWhatWasStored(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	tests := []struct {
-		creator    string
-		in         api.User
-		wantTenant string
+		in   api.User
+		want api.User
 	}{
-		{"bob", api.User{Name: "carol", Role: api.RoleAuditor, Password: testPassword}, "acme"},
-		{"bob", api.User{Name: "dave", Role: api.RoleTenantAdmin, Tenant: "acme", Password: testPassword}, "acme"},
-		{"root", api.User{Name: "erin", Role: api.RoleAuditor, Password: testPassword}, ""},
-		{"root", api.User{Name: "frank", Role: api.RoleAuditor, Tenant: "default", Password: testPassword}, "default"},
+		{api.User{Name: "carol", Role: api.RoleSecurityOfficer, Tenants: []string{"default", "acme"}},
+			api.User{Name: "carol", Role: api.RoleSecurityOfficer, Tenants: []string{"acme", "default"}}},
+		{api.User{Name: "dave", Role: "auditor", Tenant: "acme"},
+			api.User{Name: "dave", Role: api.RoleSecurityAuditor, Tenants: []string{"acme"}}},
+		{api.User{Name: "erin", Role: "admin", AllTenants: true},
+			api.User{Name: "erin", Role: api.RoleAdministrator, AllTenants: true}},
+		{api.User{Name: "frank", Role: api.RoleLocalAdministrator, Tenants: []string{"default"}},
+			api.User{Name: "frank", Role: api.RoleLocalAdministrator, Tenants: []string{"default"}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.creator+" creates "+tt.in.Name, func(t *testing.T) {
-			got, err := e.client(t, tt.creator).CreateUser(ctx, tt.in)
+		t.Run(tt.in.Name, func(t *testing.T) {
+			tt.in.Password = testPassword
+			got, err := e.client(t, "root").CreateUser(ctx, tt.in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,12 +245,53 @@ func TestCreateUserAnswersWhatWasStored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if stored.GetTenant() != tt.wantTenant {
-				t.Fatalf("stored tenant %q, want %q", stored.GetTenant(), tt.wantTenant)
+			tt.want.CreatedAt = stored.GetCreatedAt().AsTime()
+			if diff := cmp.Diff(tt.want, *got); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
 			}
-			want := api.User{Name: stored.GetName(), Role: tt.in.Role, Tenant: stored.GetTenant(), CreatedAt: stored.GetCreatedAt().AsTime()}
-			if diff := cmp.Diff(want, *got); diff != "" {
-				t.Errorf("response (-stored +got):\n%s", diff)
+			if diff := cmp.Diff(tt.want, convert.UserFromProto(stored)); diff != "" {
+				t.Errorf("stored (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCreateUserFieldErrors: a user without tenants, with the retired role,
+// or with tenants that do not exist is refused with the field named.
+func TestCreateUserFieldErrors(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	tests := []struct {
+		name   string
+		in     api.User
+		fields []string
+		status int
+	}{
+		{"no tenants", api.User{Name: "u1", Role: api.RoleSecurityOfficer}, []string{"tenants"}, http.StatusBadRequest},
+		{"retired role", api.User{Name: "u2", Role: api.RoleTenantAdmin, Tenants: []string{"acme"}}, []string{"role"}, http.StatusBadRequest},
+		{"unknown role", api.User{Name: "u3", Role: "root", AllTenants: true}, []string{"role"}, http.StatusBadRequest},
+		{"both", api.User{Name: "u4", Role: api.RoleSecurityOfficer, AllTenants: true, Tenants: []string{"acme"}}, []string{"tenants"}, http.StatusBadRequest},
+		{"bad tenant", api.User{Name: "u5", Role: api.RoleSecurityOfficer, Tenants: []string{"acme", "Not An Id"}}, []string{"tenants[1]"}, http.StatusBadRequest},
+		{"missing tenant", api.User{Name: "u6", Role: api.RoleSecurityOfficer, Tenants: []string{"acme", "nope"}}, nil, http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Password = testPassword
+			_, err := e.client(t, "root").CreateUser(ctx, tt.in)
+			if got := statusOf(err); got != tt.status {
+				t.Fatalf("got status %d (%v), want %d", got, err, tt.status)
+			}
+			var apiErr *api.Error
+			errors.As(err, &apiErr)
+			var fields []string
+			for _, f := range apiErr.Fields {
+				fields = append(fields, f.Field)
+			}
+			if diff := cmp.Diff(tt.fields, fields); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+			if _, _, err := e.store.GetUser(ctx, store.AllTenants(), tt.in.Name); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("user stored: %v", err)
 			}
 		})
 	}
@@ -254,7 +302,7 @@ func TestCreateUserAnswersWhatWasStored(t *testing.T) {
 func TestCreatedAtIsAFieldError(t *testing.T) {
 	e := newEnv(t)
 	for _, path := range []string{"/api/v1/tenants", "/api/v1/users"} {
-		body := `{"name":"carol","role":"auditor","password":"correct horse battery","created_at":"2026-01-02T15:04:05Z"}`
+		body := `{"name":"carol","role":"security-auditor","all_tenants":true,"password":"correct horse battery","created_at":"2026-01-02T15:04:05Z"}`
 		if path == "/api/v1/tenants" {
 			body = `{"id":"globex","name":"Globex","created_at":"2026-01-02T15:04:05Z"}`
 		}

@@ -37,12 +37,16 @@ type env struct {
 
 const testPassword = "correct horse battery"
 
-// users of the test env: name → (role, tenant).
+// users of the test env: an administrator of all tenants (root), one of each
+// tenant (alice, bob), and one user of each other role in tenant default.
 var testUsers = []*ospreyv1.User{
-	{Name: "root", Role: ospreyv1.Role_ROLE_ADMIN},
-	{Name: "alice", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenant: "default"},
-	{Name: "bob", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenant: "acme"},
-	{Name: "audrey", Role: ospreyv1.Role_ROLE_AUDITOR, Tenant: "default"},
+	{Name: "root", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true},
+	{Name: "alice", Role: ospreyv1.Role_ROLE_ADMIN, Tenants: []string{"default"}},
+	{Name: "bob", Role: ospreyv1.Role_ROLE_ADMIN, Tenants: []string{"acme"}},
+	{Name: "audrey", Role: ospreyv1.Role_ROLE_AUDITOR, Tenants: []string{"default"}},
+	{Name: "lena", Role: ospreyv1.Role_ROLE_LOCAL_ADMIN, Tenants: []string{"default"}},
+	{Name: "sam", Role: ospreyv1.Role_ROLE_SENIOR_OFFICER, Tenants: []string{"default"}},
+	{Name: "otto", Role: ospreyv1.Role_ROLE_OFFICER, Tenants: []string{"default"}},
 }
 
 func newEnv(t testing.TB) *env {
@@ -259,15 +263,20 @@ func TestRolesAndTenants(t *testing.T) {
 			return err
 		}, http.StatusNotFound},
 		{"tenant admin creates a user in another tenant", "bob", func(c *api.Client) error {
-			_, err := c.CreateUser(ctx, api.User{Name: "eve", Role: api.RoleTenantAdmin, Tenant: "default", Password: testPassword})
+			_, err := c.CreateUser(ctx, api.User{Name: "eve", Role: api.RoleAdministrator, Tenants: []string{"default"}, Password: testPassword})
 			return err
 		}, http.StatusForbidden},
 		{"tenant admin creates an admin", "bob", func(c *api.Client) error {
-			_, err := c.CreateUser(ctx, api.User{Name: "eve", Role: api.RoleAdmin, Password: testPassword})
+			_, err := c.CreateUser(ctx, api.User{Name: "eve", Role: api.RoleAdministrator, AllTenants: true, Password: testPassword})
 			return err
 		}, http.StatusForbidden},
+		// Users are managed by administrators of all tenants only.
 		{"tenant admin creates a user in own tenant", "bob", func(c *api.Client) error {
-			_, err := c.CreateUser(ctx, api.User{Name: "carol", Role: api.RoleAuditor, Tenant: "acme", Password: testPassword})
+			_, err := c.CreateUser(ctx, api.User{Name: "carol", Role: api.RoleSecurityAuditor, Tenants: []string{"acme"}, Password: testPassword})
+			return err
+		}, http.StatusForbidden},
+		{"admin creates a user of two tenants", "root", func(c *api.Client) error {
+			_, err := c.CreateUser(ctx, api.User{Name: "carol", Role: api.RoleSecurityAuditor, Tenants: []string{"acme", "default"}, Password: testPassword})
 			return err
 		}, 0},
 	}
@@ -295,7 +304,7 @@ func TestListsAreScopedToTheCallersTenant(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	for user, want := range map[string][]string{"root": {"s1", "s2"}, "alice": {"s1"}, "bob": {"s2"}, "audrey": {"s1"}} {
+	for user, want := range map[string][]string{"root": {"s1", "s2"}, "alice": {"s1"}, "bob": {"s2"}, "audrey": {"s1"}, "sam": {"s1"}} {
 		if diff := cmp.Diff(want, ids(user)); diff != "" {
 			t.Errorf("sensors seen by %s (-want +got):\n%s", user, diff)
 		}
@@ -312,8 +321,8 @@ func TestListsAreScopedToTheCallersTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range users {
-		if u.Tenant != "acme" {
-			t.Errorf("bob sees user %s of tenant %q", u.Name, u.Tenant)
+		if u.AllTenants || !slices.Equal(u.Tenants, []string{"acme"}) {
+			t.Errorf("bob sees user %s of tenants %q (all: %v)", u.Name, u.Tenants, u.AllTenants)
 		}
 	}
 }

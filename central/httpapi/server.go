@@ -2,9 +2,10 @@
 // and metrics endpoints beside it.
 //
 // Every /api/v1 route authenticates (HTTP Basic or a Bearer API token) before
-// its handler runs, checks the caller's role, and hands the store a tenant
-// Scope derived from the caller: tenant isolation is enforced by the store, so
-// a handler cannot leak another tenant's data by mistake. Errors become JSON in
+// its handler runs, checks that the caller's role has the capability the
+// route names (auth.Capability), and hands the store a tenant Scope of the
+// caller's tenants: tenant isolation is enforced by the store, so a handler
+// cannot leak another tenant's data by mistake. Errors become JSON in
 // one place (writeError). The route table is data (Routes), so a test can hold
 // it against api/openapi.yaml.
 package httpapi
@@ -92,21 +93,20 @@ type Server struct {
 // 503 in seconds.
 const requestTimeout = 10 * time.Second
 
-// access is the least a caller must be to use a route.
-type access int
-
+// A route needs a capability of the caller's role (auth.ReadConfig, ...), or
+// one of these.
 const (
-	public access = iota // no authentication (health probes only)
-	reader               // any authenticated user, auditors included
-	writer               // a user who may change things (not an auditor)
-	admin                // an admin across tenants
+	public   auth.Capability = -1 // no authentication (health probes only)
+	signedIn auth.Capability = 0  // any authenticated user, whatever the role
 )
 
 // Route is one entry of the API's route table.
 type Route struct {
 	Method  string
 	Pattern string
-	access  access
+	// Needs is what the caller must be able to do (public, signedIn or a
+	// capability).
+	Needs   auth.Capability
 	handler func(*Server, http.ResponseWriter, *http.Request, auth.Principal) error
 }
 
@@ -115,65 +115,65 @@ func Routes() []Route {
 	return []Route{
 		{"GET", "/healthz", public, (*Server).healthz},
 		{"GET", "/readyz", public, (*Server).readyz},
-		{"GET", "/metrics", reader, nil}, // served by promhttp, see New
-		{"GET", "/api/v1/tenants", reader, (*Server).listTenants},
-		{"POST", "/api/v1/tenants", admin, (*Server).createTenant},
-		{"PUT", "/api/v1/tenants/{tenant}/smtp", writer, (*Server).applySMTP},
-		{"GET", "/api/v1/tenants/{tenant}/rules", reader, (*Server).listRules},
-		{"POST", "/api/v1/tenants/{tenant}/rules", writer, (*Server).createRule},
-		{"GET", "/api/v1/tenants/{tenant}/rules/{id}", reader, (*Server).getRule},
-		{"PUT", "/api/v1/tenants/{tenant}/rules/{id}", writer, (*Server).putRule},
-		{"DELETE", "/api/v1/tenants/{tenant}/rules/{id}", writer, (*Server).deleteRule},
-		{"GET", "/api/v1/tenants/{tenant}/export", reader, (*Server).getExport},
-		{"PUT", "/api/v1/tenants/{tenant}/export", writer, (*Server).putExport},
-		{"GET", "/api/v1/tenants/{tenant}/policy", reader, (*Server).getPolicy},
-		{"PUT", "/api/v1/tenants/{tenant}/policy", writer, (*Server).putPolicy},
-		{"GET", "/api/v1/sensors", reader, (*Server).listSensors},
-		{"GET", "/api/v1/sensors/{id}", reader, (*Server).getSensor},
-		{"POST", "/api/v1/sensors/{id}/approve", writer, (*Server).approveSensor},
-		{"POST", "/api/v1/sensors/{id}/revoke", writer, (*Server).revokeSensor},
-		{"GET", "/api/v1/sensors/{id}/smtp", reader, (*Server).getSMTP},
-		{"PUT", "/api/v1/sensors/{id}/smtp", writer, (*Server).putSMTP},
-		{"POST", "/api/v1/sensors/{id}/smtp/apply-to-tenant", writer, (*Server).copySMTPToTenant},
-		{"GET", "/api/v1/quarantine", reader, (*Server).listQuarantine},
-		{"GET", "/api/v1/sensors/{id}/quarantine/{msg}", reader, (*Server).getQuarantined},
-		{"GET", "/api/v1/sensors/{id}/quarantine/{msg}/eml", reader, (*Server).downloadQuarantined},
-		{"POST", "/api/v1/sensors/{id}/quarantine/{msg}/release", writer, (*Server).releaseQuarantined},
-		{"DELETE", "/api/v1/sensors/{id}/quarantine/{msg}", writer, (*Server).deleteQuarantined},
-		{"GET", "/api/v1/sensors/{id}/queue", reader, (*Server).listQueue},
-		{"GET", "/api/v1/sensors/{id}/queue/{msg}", reader, (*Server).getQueued},
-		{"POST", "/api/v1/sensors/{id}/queue/{msg}/retry", writer, actOnQueued(api.QueueRetry)},
-		{"POST", "/api/v1/sensors/{id}/queue/{msg}/hold", writer, actOnQueued(api.QueueHold)},
-		{"POST", "/api/v1/sensors/{id}/queue/{msg}/release", writer, actOnQueued(api.QueueRelease)},
-		{"DELETE", "/api/v1/sensors/{id}/queue/{msg}", writer, (*Server).deleteQueued},
-		{"POST", "/api/v1/sensors/{id}/gateway/stop-sending", writer, controlGateway(api.GatewayStopSending)},
-		{"POST", "/api/v1/sensors/{id}/gateway/resume-sending", writer, controlGateway(api.GatewayResumeSending)},
-		{"POST", "/api/v1/sensors/{id}/gateway/stop-receiving", writer, controlGateway(api.GatewayStopReceiving)},
-		{"POST", "/api/v1/sensors/{id}/gateway/resume-receiving", writer, controlGateway(api.GatewayResumeReceiving)},
-		{"POST", "/api/v1/sensors/{id}/gateway/flush", writer, controlGateway(api.GatewayFlush)},
-		{"GET", "/api/v1/sensors/{id}/acceptance/{kind}", reader, (*Server).getAcceptance},
-		{"POST", "/api/v1/sensors/{id}/acceptance/{kind}", writer, (*Server).editAcceptance},
-		{"PUT", "/api/v1/sensors/{id}/acceptance/{kind}", writer, (*Server).importAcceptance},
-		{"DELETE", "/api/v1/sensors/{id}/acceptance/{kind}", writer, (*Server).clearAcceptance},
-		{"GET", "/api/v1/sensors/{id}/acceptance/{kind}/export", reader, (*Server).exportAcceptance},
-		{"GET", "/api/v1/sensors/{id}/pop3", reader, (*Server).getPOP3},
-		{"PUT", "/api/v1/sensors/{id}/pop3", writer, (*Server).putPOP3},
-		{"GET", "/api/v1/users", reader, (*Server).listUsers},
-		{"POST", "/api/v1/users", writer, (*Server).createUser},
-		{"POST", "/api/v1/tokens", writer, (*Server).createToken},
-		{"GET", "/api/v1/nodes", reader, (*Server).listNodes},
-		{"GET", "/api/v1/audit", reader, (*Server).listAudit},
-		{"GET", "/api/v1/alerts", reader, (*Server).listAlerts},
-		{"GET", "/api/v1/alerts/{id}", reader, (*Server).getAlert},
-		{"GET", "/api/v1/messages", reader, (*Server).listMessages},
-		{"GET", "/api/v1/servers", admin, (*Server).listServers},
-		{"POST", "/api/v1/servers/{id}/accept", admin, (*Server).acceptServer},
-		{"POST", "/api/v1/servers/{id}/reject", admin, (*Server).rejectServer},
-		{"POST", "/api/v1/servers/{id}/disconnect", admin, (*Server).disconnectServer},
-		{"GET", "/api/v1/pcn", admin, (*Server).getHierarchy},
-		{"POST", "/api/v1/pcn/fingerprint", admin, (*Server).pcnFingerprint},
-		{"POST", "/api/v1/pcn/join", admin, (*Server).joinPCN},
-		{"POST", "/api/v1/pcn/login", admin, (*Server).loginPCN},
+		{"GET", "/metrics", auth.ReadConfig, nil}, // served by promhttp, see New
+		{"GET", "/api/v1/tenants", signedIn, (*Server).listTenants},
+		{"POST", "/api/v1/tenants", auth.ManageTenants, (*Server).createTenant},
+		{"PUT", "/api/v1/tenants/{tenant}/smtp", auth.Configure, (*Server).applySMTP},
+		{"GET", "/api/v1/tenants/{tenant}/rules", auth.ReadRules, (*Server).listRules},
+		{"POST", "/api/v1/tenants/{tenant}/rules", auth.WriteRules, (*Server).createRule},
+		{"GET", "/api/v1/tenants/{tenant}/rules/{id}", auth.ReadRules, (*Server).getRule},
+		{"PUT", "/api/v1/tenants/{tenant}/rules/{id}", auth.WriteRules, (*Server).putRule},
+		{"DELETE", "/api/v1/tenants/{tenant}/rules/{id}", auth.WriteRules, (*Server).deleteRule},
+		{"GET", "/api/v1/tenants/{tenant}/export", auth.ReadConfig, (*Server).getExport},
+		{"PUT", "/api/v1/tenants/{tenant}/export", auth.Configure, (*Server).putExport},
+		{"GET", "/api/v1/tenants/{tenant}/policy", auth.ReadConfig, (*Server).getPolicy},
+		{"PUT", "/api/v1/tenants/{tenant}/policy", auth.Configure, (*Server).putPolicy},
+		{"GET", "/api/v1/sensors", auth.ReadConfig, (*Server).listSensors},
+		{"GET", "/api/v1/sensors/{id}", auth.ReadConfig, (*Server).getSensor},
+		{"POST", "/api/v1/sensors/{id}/approve", auth.Configure, (*Server).approveSensor},
+		{"POST", "/api/v1/sensors/{id}/revoke", auth.Configure, (*Server).revokeSensor},
+		{"GET", "/api/v1/sensors/{id}/smtp", auth.ReadConfig, (*Server).getSMTP},
+		{"PUT", "/api/v1/sensors/{id}/smtp", auth.Configure, (*Server).putSMTP},
+		{"POST", "/api/v1/sensors/{id}/smtp/apply-to-tenant", auth.Configure, (*Server).copySMTPToTenant},
+		{"GET", "/api/v1/quarantine", auth.ReadQuarantine, (*Server).listQuarantine},
+		{"GET", "/api/v1/sensors/{id}/quarantine/{msg}", auth.ReadQuarantine, (*Server).getQuarantined},
+		{"GET", "/api/v1/sensors/{id}/quarantine/{msg}/eml", auth.ReadQuarantine, (*Server).downloadQuarantined},
+		{"POST", "/api/v1/sensors/{id}/quarantine/{msg}/release", auth.ManageQuarantine, (*Server).releaseQuarantined},
+		{"DELETE", "/api/v1/sensors/{id}/quarantine/{msg}", auth.ManageQuarantine, (*Server).deleteQuarantined},
+		{"GET", "/api/v1/sensors/{id}/queue", auth.ReadConfig, (*Server).listQueue},
+		{"GET", "/api/v1/sensors/{id}/queue/{msg}", auth.ReadConfig, (*Server).getQueued},
+		{"POST", "/api/v1/sensors/{id}/queue/{msg}/retry", auth.Configure, actOnQueued(api.QueueRetry)},
+		{"POST", "/api/v1/sensors/{id}/queue/{msg}/hold", auth.Configure, actOnQueued(api.QueueHold)},
+		{"POST", "/api/v1/sensors/{id}/queue/{msg}/release", auth.Configure, actOnQueued(api.QueueRelease)},
+		{"DELETE", "/api/v1/sensors/{id}/queue/{msg}", auth.Configure, (*Server).deleteQueued},
+		{"POST", "/api/v1/sensors/{id}/gateway/stop-sending", auth.Configure, controlGateway(api.GatewayStopSending)},
+		{"POST", "/api/v1/sensors/{id}/gateway/resume-sending", auth.Configure, controlGateway(api.GatewayResumeSending)},
+		{"POST", "/api/v1/sensors/{id}/gateway/stop-receiving", auth.Configure, controlGateway(api.GatewayStopReceiving)},
+		{"POST", "/api/v1/sensors/{id}/gateway/resume-receiving", auth.Configure, controlGateway(api.GatewayResumeReceiving)},
+		{"POST", "/api/v1/sensors/{id}/gateway/flush", auth.Configure, controlGateway(api.GatewayFlush)},
+		{"GET", "/api/v1/sensors/{id}/acceptance/{kind}", auth.ReadConfig, (*Server).getAcceptance},
+		{"POST", "/api/v1/sensors/{id}/acceptance/{kind}", auth.Configure, (*Server).editAcceptance},
+		{"PUT", "/api/v1/sensors/{id}/acceptance/{kind}", auth.Configure, (*Server).importAcceptance},
+		{"DELETE", "/api/v1/sensors/{id}/acceptance/{kind}", auth.Configure, (*Server).clearAcceptance},
+		{"GET", "/api/v1/sensors/{id}/acceptance/{kind}/export", auth.ReadConfig, (*Server).exportAcceptance},
+		{"GET", "/api/v1/sensors/{id}/pop3", auth.ReadConfig, (*Server).getPOP3},
+		{"PUT", "/api/v1/sensors/{id}/pop3", auth.Configure, (*Server).putPOP3},
+		{"GET", "/api/v1/users", auth.ReadUsers, (*Server).listUsers},
+		{"POST", "/api/v1/users", auth.ManageUsers, (*Server).createUser},
+		{"POST", "/api/v1/tokens", signedIn, (*Server).createToken},
+		{"GET", "/api/v1/nodes", auth.ReadConfig, (*Server).listNodes},
+		{"GET", "/api/v1/audit", auth.ReadAudit, (*Server).listAudit},
+		{"GET", "/api/v1/alerts", auth.ReadAlerts, (*Server).listAlerts},
+		{"GET", "/api/v1/alerts/{id}", auth.ReadAlerts, (*Server).getAlert},
+		{"GET", "/api/v1/messages", auth.ReadAudit, (*Server).listMessages},
+		{"GET", "/api/v1/servers", auth.ManageServers, (*Server).listServers},
+		{"POST", "/api/v1/servers/{id}/accept", auth.ManageServers, (*Server).acceptServer},
+		{"POST", "/api/v1/servers/{id}/reject", auth.ManageServers, (*Server).rejectServer},
+		{"POST", "/api/v1/servers/{id}/disconnect", auth.ManageServers, (*Server).disconnectServer},
+		{"GET", "/api/v1/pcn", auth.ManageServers, (*Server).getHierarchy},
+		{"POST", "/api/v1/pcn/fingerprint", auth.ManageServers, (*Server).pcnFingerprint},
+		{"POST", "/api/v1/pcn/join", auth.ManageServers, (*Server).joinPCN},
+		{"POST", "/api/v1/pcn/login", auth.ManageServers, (*Server).loginPCN},
 	}
 }
 
@@ -222,12 +222,12 @@ func New(opts Options) *Server {
 		name := rt.Method + " " + rt.Pattern
 		var h http.Handler
 		if rt.handler == nil {
-			h = s.authenticated(rt.access, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+			h = s.authenticated(rt.Needs, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 				metrics.ServeHTTP(w, r)
 				return nil
 			})
 		} else {
-			h = s.authenticated(rt.access, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+			h = s.authenticated(rt.Needs, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 				return rt.handler(s, w, r, p)
 			})
 		}
@@ -248,9 +248,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type handlerFunc func(http.ResponseWriter, *http.Request, auth.Principal) error
 
-// authenticated checks credentials and role before calling h, and turns its
-// error into a response.
-func (s *Server) authenticated(need access, h handlerFunc) http.Handler {
+// authenticated checks credentials and the capability need before calling h,
+// and turns its error into a response.
+func (s *Server) authenticated(need auth.Capability, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p auth.Principal
 		if need != public {
@@ -301,16 +301,8 @@ func retimed(r *http.Request) (*http.Request, context.CancelFunc) {
 	return r.WithContext(ctx), cancel
 }
 
-func allowed(p auth.Principal, need access) bool {
-	switch need {
-	case reader:
-		return true
-	case writer:
-		return p.CanWrite()
-	case admin:
-		return p.IsAdmin()
-	}
-	return need == public
+func allowed(p auth.Principal, need auth.Capability) bool {
+	return need == public || need == signedIn || p.Can(need)
 }
 
 // statusRecorder remembers the status code a handler wrote.
@@ -338,13 +330,13 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 	})
 }
 
-// scope is the store scope of a caller: every tenant for an admin (and for an
-// auditor without a tenant), else the caller's tenant alone.
+// scope is the store scope of a caller: every tenant for a user of all
+// tenants, else the caller's tenants.
 func scope(p auth.Principal) store.Scope {
-	if p.Tenant == "" {
+	if p.AllTenants {
 		return store.AllTenants()
 	}
-	return store.TenantScope(p.Tenant)
+	return store.TenantsScope(p.Tenants...)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Principal) error {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -36,13 +37,19 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	// A tenant admin's user without a tenant is one of theirs (the store
-	// fills it in alike); the answer says so, as it says what was stored.
-	if u.Tenant == "" {
-		u.Tenant = p.Tenant
+	// A user without tenants, made by a user of exactly one, is of that one
+	// (the store fills it in alike); the answer says so, as it says what was
+	// stored.
+	if len(u.Tenants) == 0 && !u.AllTenants && p.OnlyTenant() != "" {
+		u.Tenants = []string{p.OnlyTenant()}
 	}
+	// Every problem at once, before the password's costly hash.
+	errs, _ := validate.AsErrors(validate.User(u))
 	if problem := auth.NewPasswordProblem(in.Password); problem != "" {
-		return validate.Errors{{Field: "password", Message: problem}}
+		errs = append(errs, validate.FieldError{Field: "password", Message: problem})
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	if u.PasswordHash, err = auth.HashPassword(in.Password); err != nil {
 		return err
@@ -53,6 +60,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if _, err := s.store.CreateUser(r.Context(), scope(p), u); err != nil {
 		return err
 	}
+	slices.Sort(u.Tenants) // as stored
 	writeJSON(w, http.StatusCreated, convert.UserFromProto(u))
 	return nil
 }

@@ -218,7 +218,7 @@ func (s *Store) insertAlert(ctx context.Context, tx *sql.Tx, r *alertRow) (int64
 }
 
 // GetAlert returns an alert. tenant "" looks in every tenant of scope (a
-// tenant scope: its own). An alert of another tenant, or past the
+// tenant scope: its own tenants). An alert of another tenant, or past the
 // retention's MaxAge, is store.ErrNotFound.
 func (s *Store) GetAlert(ctx context.Context, scope store.Scope, tenant, id string) (*ospreyv1.Alert, error) {
 	if err := scope.Check(); err != nil {
@@ -235,13 +235,13 @@ func (s *Store) GetAlert(ctx context.Context, scope store.Scope, tenant, id stri
 	if at, _ := alertTime(id); at.Before(s.now().Add(-s.retention.MaxAge)) {
 		return nil, fmt.Errorf("alert %q: %w", id, store.ErrNotFound)
 	}
-	tenant, err := scopedTenant(scope, tenant)
+	tenants, err := scopedTenants(scope, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("alert %q: %w", id, store.ErrNotFound)
 	}
 	query, args := `SELECT alert FROM alerts WHERE id = ?`, []any{id}
-	if tenant != "" {
-		query, args = query+" AND tenant = ?", append(args, tenant)
+	if c, a := tenants.cond("tenant"); c != "" {
+		query, args = query+" AND "+c, append(args, a...)
 	}
 	var body []byte
 	err = s.db.QueryRowContext(ctx, s.d.q(query+" ORDER BY tenant LIMIT 1"), args...).Scan(&body)
@@ -335,7 +335,7 @@ func (s *Store) ListAlerts(ctx context.Context, scope store.Scope, q AlertQuery)
 	if err != nil {
 		return nil, err
 	}
-	tenant, err := scopedTenant(scope, q.Tenant)
+	tenants, err := scopedTenants(scope, q.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -344,8 +344,8 @@ func (s *Store) ListAlerts(ctx context.Context, scope store.Scope, q AlertQuery)
 		from = q.Since
 	}
 	where, args := []string{"id >= ?"}, []any{alertTimePrefix(from)}
-	if tenant != "" {
-		where, args = append(where, "tenant = ?"), append(args, tenant)
+	if c, a := tenants.cond("tenant"); c != "" {
+		where, args = append(where, c), append(args, a...)
 	}
 	if q.MinSeverity > 0 {
 		where, args = append(where, "severity >= ?"), append(args, int32(q.MinSeverity))

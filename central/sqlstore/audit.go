@@ -293,7 +293,7 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, q AuditQuery) 
 	if err != nil {
 		return nil, err
 	}
-	tenant, err := scopedTenant(scope, q.Tenant)
+	tenants, err := scopedTenants(scope, q.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, q AuditQuery) 
 	kinds := []struct {
 		kind string
 		ok   bool
-		list func(context.Context, AuditQuery, string, *auditCursor, int) ([]AuditEvent, error)
+		list func(context.Context, AuditQuery, tenantSet, *auditCursor, int) ([]AuditEvent, error)
 	}{
 		{AuditAccepted, q.Reason == "", s.auditAccepted},
 		{AuditRefused, q.Subject == "" && q.MessageID == "" && q.Verdict == "", s.auditRefused},
@@ -315,7 +315,7 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, q AuditQuery) 
 		if !k.ok || q.Kind != "" && q.Kind != k.kind {
 			continue
 		}
-		got, err := k.list(ctx, q, tenant, cursor, limit+1)
+		got, err := k.list(ctx, q, tenants, cursor, limit+1)
 		if err != nil {
 			return nil, err
 		}
@@ -400,7 +400,7 @@ func after(c *auditCursor, kind string, cols ...string) (string, []any) {
 // likeArg is a LIKE pattern that finds text anywhere, ignoring case.
 func likeArg(text string) string { return "%" + escapeLike(strings.ToLower(text)) + "%" }
 
-func (s *Store) auditAccepted(ctx context.Context, q AuditQuery, tenant string, cursor *auditCursor, limit int) ([]AuditEvent, error) {
+func (s *Store) auditAccepted(ctx context.Context, q AuditQuery, tenants tenantSet, cursor *auditCursor, limit int) ([]AuditEvent, error) {
 	var (
 		where []string
 		args  []any
@@ -421,8 +421,8 @@ func (s *Store) auditAccepted(ctx context.Context, q AuditQuery, tenant string, 
 		add("r.rcpt = ?", strings.ToLower(q.Recipient))
 		add("m.tenant = r.tenant AND m.sensor_id = r.sensor_id AND m.message_id = r.message_id")
 	}
-	if tenant != "" {
-		add(t+".tenant = ?", tenant)
+	if c, a := tenants.cond(t + ".tenant"); c != "" {
+		add(c, a...)
 	}
 	if q.SensorID != "" {
 		add(t+".sensor_id = ?", q.SensorID)
@@ -485,14 +485,14 @@ func (s *Store) auditAccepted(ctx context.Context, q AuditQuery, tenant string, 
 	return out, nil
 }
 
-func (s *Store) auditRefused(ctx context.Context, q AuditQuery, tenant string, cursor *auditCursor, limit int) ([]AuditEvent, error) {
+func (s *Store) auditRefused(ctx context.Context, q AuditQuery, tenants tenantSet, cursor *auditCursor, limit int) ([]AuditEvent, error) {
 	var (
 		where []string
 		args  []any
 	)
 	add := func(cond string, a ...any) { where, args = append(where, cond), append(args, a...) }
-	if tenant != "" {
-		add("tenant = ?", tenant)
+	if c, a := tenants.cond("tenant"); c != "" {
+		add(c, a...)
 	}
 	if q.SensorID != "" {
 		add("sensor_id = ?", q.SensorID)

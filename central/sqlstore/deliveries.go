@@ -190,7 +190,7 @@ func (s *Store) scanDeliveries(rows *sql.Rows) ([]AuditEvent, error) {
 // attempt is several rows, one a recipient: the first query finds the
 // page's attempts, in the log's order, from the indexes; the second reads
 // their rows by key.
-func (s *Store) auditDelivered(ctx context.Context, q AuditQuery, tenant string, cursor *auditCursor, limit int) ([]AuditEvent, error) {
+func (s *Store) auditDelivered(ctx context.Context, q AuditQuery, tenants tenantSet, cursor *auditCursor, limit int) ([]AuditEvent, error) {
 	var (
 		where []string
 		args  []any
@@ -204,16 +204,16 @@ func (s *Store) auditDelivered(ctx context.Context, q AuditQuery, tenant string,
 		// newest first looking for them.
 		from = "messages m CROSS JOIN deliveries d"
 		add("m.header_message_id = ?", normalMessageID(q.MessageID))
-		if tenant != "" {
-			add("m.tenant = ?", tenant)
+		if c, a := tenants.cond("m.tenant"); c != "" {
+			add(c, a...)
 		}
 		add("d.tenant = m.tenant AND d.sensor_id = m.sensor_id AND d.message_id = m.message_id")
 	}
 	if q.Recipient != "" {
 		add("d.rcpt = ?", strings.ToLower(q.Recipient))
 	}
-	if tenant != "" {
-		add("d.tenant = ?", tenant)
+	if c, a := tenants.cond("d.tenant"); c != "" {
+		add(c, a...)
 	}
 	if q.SensorID != "" {
 		add("d.sensor_id = ?", q.SensorID)

@@ -329,7 +329,7 @@ func (s *Store) ListMessages(ctx context.Context, scope store.Scope, q MessageQu
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	tenant, err := scopedTenant(scope, q.Tenant)
+	tenants, err := scopedTenants(scope, q.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -338,8 +338,8 @@ func (s *Store) ListMessages(ctx context.Context, scope store.Scope, q MessageQu
 		where []string
 		args  []any
 	)
-	if tenant != "" {
-		where, args = append(where, "tenant = ?"), append(args, tenant)
+	if c, a := tenants.cond("tenant"); c != "" {
+		where, args = append(where, c), append(args, a...)
 	}
 	if q.SensorID != "" {
 		where, args = append(where, "sensor_id = ?"), append(args, q.SensorID)

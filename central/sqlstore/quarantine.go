@@ -181,7 +181,8 @@ func (s *Store) ListQuarantine(ctx context.Context, scope store.Scope, q Quarant
 		}
 		add("tenant = ?", q.Tenant)
 	case !scope.IsAll():
-		add("tenant = ?", scope.Tenant())
+		c, a := tenantSet(scope.Tenants()).cond("tenant")
+		add(c, a...)
 	}
 	if q.SensorID != "" {
 		add("sensor_id = ?", q.SensorID)
@@ -421,14 +422,14 @@ func (s *Store) RecordQuarantineEvents(ctx context.Context, scope store.Scope, t
 var ErrInvalidCursor = errors.New("invalid cursor")
 
 // auditQuarantine returns a page of the quarantine's steps q selects.
-func (s *Store) auditQuarantine(ctx context.Context, q AuditQuery, tenant string, cursor *auditCursor, limit int) ([]AuditEvent, error) {
+func (s *Store) auditQuarantine(ctx context.Context, q AuditQuery, tenants tenantSet, cursor *auditCursor, limit int) ([]AuditEvent, error) {
 	var (
 		where []string
 		args  []any
 	)
 	add := func(cond string, a ...any) { where, args = append(where, cond), append(args, a...) }
-	if tenant != "" {
-		add("tenant = ?", tenant)
+	if c, a := tenants.cond("tenant"); c != "" {
+		add(c, a...)
 	}
 	if q.SensorID != "" {
 		add("sensor_id = ?", q.SensorID)

@@ -37,6 +37,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -263,16 +264,35 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// scopedTenant is the tenant a read in scope is restricted to: tenant
+// tenantSet is the tenants a read is restricted to; nil means every tenant.
+type tenantSet []string
+
+// cond is the condition that col is one of ts ("" for every tenant), with
+// its arguments.
+func (ts tenantSet) cond(col string) (string, []any) {
+	switch len(ts) {
+	case 0:
+		return "", nil
+	case 1:
+		return col + " = ?", []any{ts[0]}
+	}
+	args := make([]any, len(ts))
+	for i, t := range ts {
+		args[i] = t
+	}
+	return col + " IN (?" + strings.Repeat(", ?", len(ts)-1) + ")", args
+}
+
+// scopedTenants are the tenants a read in scope is restricted to: tenant
 // itself, which scope must allow (store.ErrNotFound: another tenant's data
-// does not show that it exists), or, when it is "", scope's own tenant, or
-// "" (every tenant) for a scope of all tenants.
-func scopedTenant(scope store.Scope, tenant string) (string, error) {
+// does not show that it exists), or, when it is "", scope's own tenants, or
+// nil (every tenant) for a scope of all tenants.
+func scopedTenants(scope store.Scope, tenant string) (tenantSet, error) {
 	switch {
 	case tenant != "" && !scope.Allows(tenant):
-		return "", fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
-	case tenant == "" && !scope.IsAll():
-		return scope.Tenant(), nil
+		return nil, fmt.Errorf("tenant %q: %w", tenant, store.ErrNotFound)
+	case tenant != "":
+		return tenantSet{tenant}, nil
 	}
-	return tenant, nil
+	return scope.Tenants(), nil
 }

@@ -25,7 +25,7 @@ import (
 //	tenants/<tenant>/export              ospreyv1.SyslogExport            PutExport (absent = disabled, version 0; followed by ExportCache)
 //	tenants/<tenant>/policy              ospreyv1.VerdictPolicy           PutPolicy (absent = the defaults, version 0; followed by PolicyCache)
 //	sensor-tenant/<id>                   tenant id, plain text (index)    CreateSensor, in the txn that writes meta
-//	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser
+//	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser, MigrateUsers
 //	tokens/<id>                          ospreyv1.Token                   CreateToken, ConsumeJoinToken, DeleteToken
 //	status/<sensor id>                   ospreyv1.SensorRuntime, live     PutStatus, under the lease of the node holding the stream
 //	lastseen/<sensor id>                 ospreyv1.SensorRuntime, durable  PutStatus (durable), when a stream ends or a version is answered

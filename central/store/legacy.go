@@ -255,3 +255,60 @@ func isFieldError(err error) bool {
 	_, ok := validate.AsErrors(err)
 	return ok
 }
+
+// Before the product's roles, a user had one role of admin, tenant_admin and
+// auditor, and one tenant. MigrateUsers rewrites such records as upgrade
+// says (auth.Upgrade maps them), each in a transaction that checks the
+// version it read. A node runs it at every start; it costs a read of the
+// users, and several nodes running it at once rewrite each user once (the
+// loser of a swap reads again, and finds nothing to change).
+func (s *Store) MigrateUsers(ctx context.Context, upgrade func(*ospreyv1.User) bool) ([]string, error) {
+	resp, err := s.cli.Get(ctx, usersPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, etcdErr("range", usersPrefix, err)
+	}
+	var migrated []string
+	for _, kv := range resp.Kvs {
+		changed, err := s.migrateUser(ctx, string(kv.Key), upgrade)
+		if err != nil {
+			return migrated, err
+		}
+		if changed != "" {
+			migrated = append(migrated, changed)
+		}
+	}
+	return migrated, nil
+}
+
+// migrateUser rewrites the user at key if upgrade changes it, and returns its
+// name if it did.
+func (s *Store) migrateUser(ctx context.Context, key string, upgrade func(*ospreyv1.User) bool) (string, error) {
+	for range migrateAttempts {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return "", etcdErr("get", key, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return "", nil // deleted meanwhile
+		}
+		u := new(ospreyv1.User)
+		if err := decode(resp.Kvs[0], u); err != nil {
+			return "", err
+		}
+		if !upgrade(u) {
+			return "", nil
+		}
+		b, err := encode(u)
+		if err != nil {
+			return "", err
+		}
+		txn, err := s.cli.Txn(ctx).If(unmodifiedSince(key, resp.Kvs[0].ModRevision)).Then(clientv3.OpPut(key, string(b))).Commit()
+		if err != nil {
+			return "", etcdErr("txn", key, err)
+		}
+		if txn.Succeeded {
+			return u.GetName(), nil
+		}
+	}
+	return "", fmt.Errorf("%s changed %d times while its role was migrated: %w", key, migrateAttempts, ErrConflict)
+}

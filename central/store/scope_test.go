@@ -9,12 +9,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ospreysec/osprey/pkg/validate"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
 // seedTwoTenants makes tenants a and b, each with a sensor (a1, b1) with both
-// integrations, a tenant admin (alice, bob), a join token (ja, jb) and an API
-// token of its admin (ka, kb); plus an admin user root with API token kr.
+// integrations, an administrator of the tenant (alice, bob), a join token (ja,
+// jb) and an API token of its administrator (ka, kb); plus an administrator
+// of all tenants, root, with API token kr, and an auditor of both tenants,
+// both.
 func seedTwoTenants(t *testing.T, st *Store) {
 	t.Helper()
 	ctx := t.Context()
@@ -30,7 +33,7 @@ func seedTwoTenants(t *testing.T, st *Store) {
 		if _, err := st.PutPOP3(ctx, all, tc.sensor, pop3("pop.example.com"), AnyVersion); err != nil {
 			t.Fatalf("put pop3: %v", err)
 		}
-		if _, err := st.CreateUser(ctx, all, user(tc.tenant, tc.user, ospreyv1.Role_ROLE_TENANT_ADMIN)); err != nil {
+		if _, err := st.CreateUser(ctx, all, user(tc.tenant, tc.user, ospreyv1.Role_ROLE_ADMIN)); err != nil {
 			t.Fatalf("create user: %v", err)
 		}
 		if _, err := st.CreateToken(ctx, all, joinToken(tc.tenant, tc.join, 5)); err != nil {
@@ -40,8 +43,11 @@ func seedTwoTenants(t *testing.T, st *Store) {
 			t.Fatalf("create api token: %v", err)
 		}
 	}
-	if _, err := st.CreateUser(ctx, all, user("", "root", ospreyv1.Role_ROLE_ADMIN)); err != nil {
+	if _, err := st.CreateUser(ctx, all, user("*", "root", ospreyv1.Role_ROLE_ADMIN)); err != nil {
 		t.Fatalf("create admin: %v", err)
+	}
+	if _, err := st.CreateUser(ctx, all, user("a,b", "both", ospreyv1.Role_ROLE_AUDITOR)); err != nil {
+		t.Fatalf("create auditor of a and b: %v", err)
 	}
 	if _, err := st.CreateToken(ctx, all, apiToken("", "kr", "root")); err != nil {
 		t.Fatalf("create admin api token: %v", err)
@@ -126,12 +132,17 @@ func TestTenantScopeIsolation(t *testing.T) {
 
 		{"GetUser of b", func(ctx context.Context) error { _, _, err := st.GetUser(ctx, a, "bob"); return err }, ErrNotFound},
 		{"GetUser admin", func(ctx context.Context) error { _, _, err := st.GetUser(ctx, a, "root"); return err }, ErrNotFound},
+		{"GetUser of a and b", func(ctx context.Context) error { _, _, err := st.GetUser(ctx, a, "both"); return err }, ErrNotFound},
 		{"CreateUser in b", func(ctx context.Context) error {
-			_, err := st.CreateUser(ctx, a, user("b", "mallory", ospreyv1.Role_ROLE_TENANT_ADMIN))
+			_, err := st.CreateUser(ctx, a, user("b", "mallory", ospreyv1.Role_ROLE_ADMIN))
 			return err
 		}, ErrForbidden},
-		{"CreateUser admin", func(ctx context.Context) error {
-			_, err := st.CreateUser(ctx, a, user("", "mallory", ospreyv1.Role_ROLE_ADMIN))
+		{"CreateUser in a and b", func(ctx context.Context) error {
+			_, err := st.CreateUser(ctx, a, user("a,b", "mallory", ospreyv1.Role_ROLE_OFFICER))
+			return err
+		}, ErrForbidden},
+		{"CreateUser of all tenants", func(ctx context.Context) error {
+			_, err := st.CreateUser(ctx, a, user("*", "mallory", ospreyv1.Role_ROLE_AUDITOR))
 			return err
 		}, ErrForbidden},
 		{"UpdateUser of b", func(ctx context.Context) error {
@@ -143,11 +154,15 @@ func TestTenantScopeIsolation(t *testing.T) {
 			return err
 		}, ErrNotFound},
 		{"UpdateUser own into b", func(ctx context.Context) error {
-			_, err := st.UpdateUser(ctx, a, user("b", "alice", ospreyv1.Role_ROLE_TENANT_ADMIN), AnyVersion)
+			_, err := st.UpdateUser(ctx, a, user("b", "alice", ospreyv1.Role_ROLE_ADMIN), AnyVersion)
 			return err
 		}, ErrForbidden},
-		{"UpdateUser own to admin", func(ctx context.Context) error {
-			_, err := st.UpdateUser(ctx, a, user("a", "alice", ospreyv1.Role_ROLE_ADMIN), AnyVersion)
+		{"UpdateUser own into a and b", func(ctx context.Context) error {
+			_, err := st.UpdateUser(ctx, a, user("a,b", "alice", ospreyv1.Role_ROLE_ADMIN), AnyVersion)
+			return err
+		}, ErrForbidden},
+		{"UpdateUser own to all tenants", func(ctx context.Context) error {
+			_, err := st.UpdateUser(ctx, a, user("*", "alice", ospreyv1.Role_ROLE_ADMIN), AnyVersion)
 			return err
 		}, ErrForbidden},
 
@@ -212,7 +227,7 @@ func TestTenantScopeIsolation(t *testing.T) {
 		{"ListUsers", func(sc Scope) ([]string, error) {
 			us, err := st.ListUsers(ctx, sc)
 			return mapIDs(us, (*ospreyv1.User).GetName), err
-		}, []string{"alice"}, []string{"alice", "bob", "root"}},
+		}, []string{"alice"}, []string{"alice", "bob", "both", "root"}},
 		{"ListTokens", func(sc Scope) ([]string, error) {
 			ts, err := st.ListTokens(ctx, sc)
 			return mapIDs(ts, (*ospreyv1.Token).GetId), err
@@ -260,10 +275,10 @@ func TestTenantScopeOwnObjects(t *testing.T) {
 		t.Errorf("create user in own tenant: %v", err)
 	}
 	u, _, err := st.GetUser(ctx, AllTenants(), "carol")
-	if err != nil || u.GetTenant() != "a" {
-		t.Errorf("user created with no tenant in scope a: got tenant %q (%v), want a", u.GetTenant(), err)
+	if err != nil || !cmp.Equal(u.GetTenants(), []string{"a"}) {
+		t.Errorf("user created with no tenant in scope a: got tenants %q (%v), want [a]", u.GetTenants(), err)
 	}
-	if _, err := st.UpdateUser(ctx, a, user("a", "carol", ospreyv1.Role_ROLE_TENANT_ADMIN), AnyVersion); err != nil {
+	if _, err := st.UpdateUser(ctx, a, user("a", "carol", ospreyv1.Role_ROLE_ADMIN), AnyVersion); err != nil {
 		t.Errorf("update own user: %v", err)
 	}
 	if _, err := st.CreateToken(ctx, a, apiToken("", "kc", "carol")); err != nil {
@@ -283,16 +298,16 @@ func TestUsers(t *testing.T) {
 	all := AllTenants()
 	mustCreate(t, st, []string{"a"})
 
-	if _, err := st.CreateUser(ctx, all, user("", "root", ospreyv1.Role_ROLE_ADMIN)); err != nil {
+	if _, err := st.CreateUser(ctx, all, user("*", "root", ospreyv1.Role_ROLE_ADMIN)); err != nil {
 		t.Fatalf("create admin: %v", err)
 	}
-	if _, err := st.CreateUser(ctx, all, user("", "root", ospreyv1.Role_ROLE_ADMIN)); !errors.Is(err, ErrExists) {
+	if _, err := st.CreateUser(ctx, all, user("*", "root", ospreyv1.Role_ROLE_ADMIN)); !errors.Is(err, ErrExists) {
 		t.Errorf("create admin again: got %v, want ErrExists", err)
 	}
 	if _, err := st.CreateUser(ctx, all, user("nope", "dave", ospreyv1.Role_ROLE_AUDITOR)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("create user of a missing tenant: got %v, want ErrNotFound", err)
 	}
-	v1, err := st.CreateUser(ctx, TenantScope("a"), user("a", "alice", ospreyv1.Role_ROLE_TENANT_ADMIN))
+	v1, err := st.CreateUser(ctx, TenantScope("a"), user("a", "alice", ospreyv1.Role_ROLE_ADMIN))
 	if err != nil {
 		t.Fatalf("create tenant user: %v", err)
 	}
@@ -300,7 +315,7 @@ func TestUsers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("update user: %v", err)
 	}
-	if _, err := st.UpdateUser(ctx, all, user("a", "alice", ospreyv1.Role_ROLE_TENANT_ADMIN), v1); !errors.Is(err, ErrConflict) {
+	if _, err := st.UpdateUser(ctx, all, user("a", "alice", ospreyv1.Role_ROLE_ADMIN), v1); !errors.Is(err, ErrConflict) {
 		t.Errorf("stale update: got %v, want ErrConflict", err)
 	}
 	got, v, err := st.GetUser(ctx, all, "alice")
@@ -312,5 +327,108 @@ func TestUsers(t *testing.T) {
 	}
 	if _, err := st.UpdateUser(ctx, all, user("a", "nobody", ospreyv1.Role_ROLE_AUDITOR), AnyVersion); !errors.Is(err, ErrNotFound) {
 		t.Errorf("update missing user: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestTenantsScope checks a scope of several tenants: it sees and changes
+// what belongs to any of them, nothing of a third, and a user only when it
+// covers all the user's tenants.
+func TestTenantsScope(t *testing.T) {
+	st, cli := testStore(t)
+	seedTwoTenants(t, st)
+	ctx := t.Context()
+	mustCreate(t, st, []string{"c"}, [2]string{"c", "c1"})
+	if _, err := st.CreateUser(ctx, AllTenants(), user("c", "carl", ospreyv1.Role_ROLE_ADMIN)); err != nil {
+		t.Fatal(err)
+	}
+	ab := TenantsScope("b", "a", "b")
+
+	if got, want := ab.String(), `tenants "a, b"`; got != want {
+		t.Errorf("String: got %s, want %s", got, want)
+	}
+	if got := ab.Tenant(); got != "" {
+		t.Errorf("Tenant: got %q, want \"\" (several)", got)
+	}
+	for _, tc := range []struct {
+		name string
+		list func(Scope) ([]string, error)
+		want []string
+	}{
+		{"ListTenants", func(sc Scope) ([]string, error) {
+			ts, err := st.ListTenants(ctx, sc)
+			return mapIDs(ts, (*ospreyv1.Tenant).GetId), err
+		}, []string{"a", "b"}},
+		{"ListSensors", func(sc Scope) ([]string, error) {
+			ss, err := st.ListSensors(ctx, sc)
+			return mapIDs(ss, (*ospreyv1.Sensor).GetId), err
+		}, []string{"a1", "b1"}},
+		{"ListUsers", func(sc Scope) ([]string, error) {
+			us, err := st.ListUsers(ctx, sc)
+			return mapIDs(us, (*ospreyv1.User).GetName), err
+		}, []string{"alice", "bob", "both"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.list(ab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("diff (-want +got):\n%s", d)
+			}
+		})
+	}
+
+	for _, id := range []string{"a1", "b1"} {
+		if _, _, err := st.GetSensor(ctx, ab, id); err != nil {
+			t.Errorf("GetSensor %s: %v", id, err)
+		}
+	}
+	if _, err := st.PutSMTP(ctx, ab, "b1", smtp("b.example.com"), AnyVersion); err != nil {
+		t.Errorf("PutSMTP of b: %v", err)
+	}
+	if _, err := st.CreateUser(ctx, ab, user("a,b", "dora", ospreyv1.Role_ROLE_OFFICER)); err != nil {
+		t.Errorf("CreateUser of a and b: %v", err)
+	}
+
+	before := revision(t, cli)
+	for _, tc := range []struct {
+		name string
+		call func(ctx context.Context) error
+		want error
+	}{
+		{"GetSensor of c", func(ctx context.Context) error { _, _, err := st.GetSensor(ctx, ab, "c1"); return err }, ErrNotFound},
+		{"PutSMTP of c", func(ctx context.Context) error {
+			_, err := st.PutSMTP(ctx, ab, "c1", smtp("evil.example"), AnyVersion)
+			return err
+		}, ErrNotFound},
+		{"GetUser of c", func(ctx context.Context) error { _, _, err := st.GetUser(ctx, ab, "carl"); return err }, ErrNotFound},
+		{"GetUser of all tenants", func(ctx context.Context) error { _, _, err := st.GetUser(ctx, ab, "root"); return err }, ErrNotFound},
+		{"CreateUser of b and c", func(ctx context.Context) error {
+			_, err := st.CreateUser(ctx, ab, user("b,c", "mallory", ospreyv1.Role_ROLE_OFFICER))
+			return err
+		}, ErrForbidden},
+		{"CreateSensor in c", func(ctx context.Context) error { _, err := st.CreateSensor(ctx, ab, sensor("c", "c2")); return err }, ErrForbidden},
+		{"GetTenant c", func(ctx context.Context) error { _, _, err := st.GetTenant(ctx, ab, "c"); return err }, ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(t.Context()); !errors.Is(err, tc.want) {
+				t.Errorf("got error %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// A write naming no tenant is ambiguous in a scope of several: a field
+	// error, not a guess.
+	_, err := st.CreateSensor(ctx, ab, sensor("", "x1"))
+	if errs, ok := validate.AsErrors(err); !ok || errs[0].Field != "tenant" {
+		t.Errorf("CreateSensor without a tenant: got %v, want a field error on tenant", err)
+	}
+	if after := revision(t, cli); after != before {
+		t.Errorf("etcd revision: got %d after the refused calls, want %d", after, before)
+	}
+
+	for _, sc := range []Scope{TenantsScope(), TenantsScope("a", "../b")} {
+		if _, err := st.ListSensors(ctx, sc); !errors.Is(err, ErrForbidden) {
+			t.Errorf("ListSensors in %s: got %v, want ErrForbidden", sc, err)
+		}
 	}
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // sensorTenant returns the tenant under whose keys sensor id lives, as far as
-// scope is concerned: a tenant scope only ever looks under its own tenant (the
-// sensor may then turn out not to be there), AllTenants asks the index.
+// scope is concerned: a scope of one tenant only ever looks under its own
+// tenant (the sensor may then turn out not to be there); any other asks the
+// index, and a scope of several finds only the sensors of its tenants.
 func (s *Store) sensorTenant(ctx context.Context, scope Scope, id string) (string, error) {
 	if err := scope.Check(); err != nil {
 		return "", err
@@ -22,8 +23,8 @@ func (s *Store) sensorTenant(ctx context.Context, scope Scope, id string) (strin
 	if err := CheckID("sensor", id); err != nil {
 		return "", err
 	}
-	if !scope.all {
-		return scope.tenant, nil
+	if only := scope.Tenant(); only != "" {
+		return only, nil
 	}
 	key := sensorTenantKey(id)
 	resp, err := s.cli.Get(ctx, key)
@@ -37,6 +38,9 @@ func (s *Store) sensorTenant(ctx context.Context, scope Scope, id string) (strin
 	if !validID(tenant) {
 		return "", fmt.Errorf("index %s holds invalid tenant id %q", key, tenant)
 	}
+	if !scope.Allows(tenant) {
+		return "", fmt.Errorf("sensor %q: %w", id, ErrNotFound)
+	}
 	return tenant, nil
 }
 
@@ -45,14 +49,25 @@ func (s *Store) ListSensors(ctx context.Context, scope Scope) ([]*ospreyv1.Senso
 	if err := scope.Check(); err != nil {
 		return nil, err
 	}
-	prefix := tenantsPrefix
+	prefixes := []string{tenantsPrefix}
 	if !scope.all {
-		prefix = tenantSensorsPrefix(scope.tenant)
+		prefixes = prefixes[:0]
+		for _, t := range scope.tenants {
+			prefixes = append(prefixes, tenantSensorsPrefix(t))
+		}
 	}
-	return list(ctx, s, prefix, func(key string) bool {
-		_, _, part, ok := parseSensorKey(key)
-		return ok && part == partMeta
-	}, func() *ospreyv1.Sensor { return new(ospreyv1.Sensor) })
+	var out []*ospreyv1.Sensor
+	for _, prefix := range prefixes {
+		got, err := list(ctx, s, prefix, func(key string) bool {
+			_, _, part, ok := parseSensorKey(key)
+			return ok && part == partMeta
+		}, func() *ospreyv1.Sensor { return new(ospreyv1.Sensor) })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
 }
 
 // GetSensor returns a sensor and its version.

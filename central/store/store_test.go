@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,8 +79,18 @@ func pop3(server string) *ospreyv1.Pop3Integration {
 	}
 }
 
-func user(tenant, name string, role ospreyv1.Role) *ospreyv1.User {
-	return &ospreyv1.User{Name: name, Tenant: tenant, Role: role, PasswordHash: []byte("$2a$10$hash"), CreatedAt: created}
+// user makes a user of tenants: "*" for all tenants, "a,b" for a and b, ""
+// for none (the scope's one tenant, on a write).
+func user(tenants, name string, role ospreyv1.Role) *ospreyv1.User {
+	u := &ospreyv1.User{Name: name, Role: role, PasswordHash: []byte("$2a$10$hash"), CreatedAt: created}
+	switch tenants {
+	case "*":
+		u.AllTenants = true
+	case "":
+	default:
+		u.Tenants = strings.Split(tenants, ",")
+	}
+	return u
 }
 
 func joinToken(tenant, id string, uses uint32) *ospreyv1.Token {

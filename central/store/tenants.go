@@ -12,20 +12,24 @@ import (
 )
 
 // ListTenants returns the tenants in scope, ordered by id: every tenant for
-// AllTenants, the scope's own tenant (if it exists) otherwise.
+// AllTenants, the scope's own tenants (those that exist) otherwise.
 func (s *Store) ListTenants(ctx context.Context, scope Scope) ([]*ospreyv1.Tenant, error) {
 	if err := scope.Check(); err != nil {
 		return nil, err
 	}
 	if !scope.all {
-		t, _, err := s.GetTenant(ctx, scope, scope.tenant)
-		if errors.Is(err, ErrNotFound) {
-			return nil, nil
+		var out []*ospreyv1.Tenant
+		for _, id := range scope.tenants {
+			t, _, err := s.GetTenant(ctx, scope, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, t)
 		}
-		if err != nil {
-			return nil, err
-		}
-		return []*ospreyv1.Tenant{t}, nil
+		return out, nil
 	}
 	return list(ctx, s, tenantsPrefix, func(key string) bool {
 		_, ok := parseTenantKey(key)

@@ -52,21 +52,25 @@ func (s *Store) GetToken(ctx context.Context, scope Scope, id string) (*ospreyv1
 }
 
 // CreateToken stores a new token and returns its version (ErrExists when the
-// id is taken). An empty tenant means the scope's own; a tenant scope naming
-// another tenant gets ErrForbidden. The tenant, if any, must exist. An API
-// token's user must exist in scope (ErrNotFound) and belong to the token's
-// tenant (a validation error otherwise).
+// id is taken). A join token's empty tenant means the scope's own; a tenant
+// scope naming another tenant gets ErrForbidden. The tenant, if any, must
+// exist. An API token's user must exist in scope (ErrNotFound); the token
+// belongs to the user's tenant when it has exactly one, and to no tenant
+// otherwise (naming another is a validation error).
 func (s *Store) CreateToken(ctx context.Context, scope Scope, t *ospreyv1.Token) (int64, error) {
 	if err := scope.Check(); err != nil {
 		return 0, err
 	}
 	t = proto.Clone(t).(*ospreyv1.Token)
-	tenant, err := scope.Claim(t.GetTenant())
-	if err != nil {
-		return 0, err
+	api := t.GetKind() == ospreyv1.TokenKind_TOKEN_KIND_API
+	if !api {
+		tenant, err := scope.Claim(t.GetTenant())
+		if err != nil {
+			return 0, err
+		}
+		t.Tenant = tenant
 	}
-	t.Tenant = tenant
-	if tenant != "" {
+	if tenant := t.GetTenant(); tenant != "" {
 		if err := CheckID("tenant", tenant); err != nil {
 			return 0, err
 		}
@@ -75,34 +79,42 @@ func (s *Store) CreateToken(ctx context.Context, scope Scope, t *ospreyv1.Token)
 	if err := CheckID("token", id); err != nil {
 		return 0, err
 	}
-	if err := validateToken(t); err != nil {
-		return 0, err
-	}
-	b, err := encode(t)
-	if err != nil {
-		return 0, err
-	}
 	key := tokenKey(id)
 	var version int64
-	err = retry(ctx, func() error {
+	err := retry(ctx, func() error {
+		var userRead int64
+		var userConds []clientv3.Cmp
+		var userProbes []clientv3.Op
+		if api {
+			// An API token belongs to its user's one tenant, or to none (a
+			// user of several or of all), whatever the request says.
+			u, read, err := s.GetUser(ctx, scope, t.GetUser())
+			if err != nil {
+				return err
+			}
+			if tenant := tokenTenant(u); t.GetTenant() == "" || t.GetTenant() == tenant {
+				t.Tenant = tenant
+			} else {
+				return fieldError("tenant", fmt.Sprintf("must be the tenant of user %q (%q)", u.GetName(), tenant))
+			}
+			userRead = read
+			userConds = []clientv3.Cmp{unmodifiedSince(userKey(u.GetName()), read)}
+			userProbes = []clientv3.Op{probe(userKey(u.GetName()))}
+		}
+		if err := validateToken(t); err != nil {
+			return err
+		}
+		b, err := encode(t)
+		if err != nil {
+			return err
+		}
+		tenant := t.GetTenant()
 		conds, onFail := []clientv3.Cmp{absent(key)}, []clientv3.Op{probe(key)}
 		if tenant != "" {
 			conds = append(conds, exists(tenantKey(tenant)))
 			onFail = append(onFail, probe(tenantKey(tenant)))
 		}
-		var userRead int64
-		if t.GetKind() == ospreyv1.TokenKind_TOKEN_KIND_API {
-			u, read, err := s.GetUser(ctx, scope, t.GetUser())
-			if err != nil {
-				return err
-			}
-			if u.GetTenant() != tenant {
-				return fieldError("tenant", fmt.Sprintf("must be the tenant of user %q", u.GetName()))
-			}
-			userRead = read
-			conds = append(conds, unmodifiedSince(userKey(u.GetName()), read))
-			onFail = append(onFail, probe(userKey(u.GetName())))
-		}
+		conds, onFail = append(conds, userConds...), append(onFail, userProbes...)
 		version, err = s.put(ctx, write{
 			what: fmt.Sprintf("token %q", id), key: key, value: b, expect: AnyVersion,
 			conds: conds, onFail: onFail,
@@ -191,4 +203,19 @@ func (s *Store) ConsumeJoinToken(ctx context.Context, scope Scope, id string, no
 		return nil, err
 	}
 	return out, nil
+}
+
+// tokenTenant is the tenant an API token of u belongs to: u's one tenant, or
+// none for a user of several tenants or of all (its tokens are then seen
+// only with the all-tenants scope).
+func tokenTenant(u *ospreyv1.User) string {
+	switch {
+	case u.GetAllTenants():
+		return ""
+	case len(u.GetTenants()) == 1:
+		return u.GetTenants()[0]
+	case len(u.GetTenants()) == 0:
+		return u.GetTenant() // a record of before the product's roles
+	}
+	return ""
 }

@@ -66,7 +66,7 @@ func TestConsumeJoinToken(t *testing.T) {
 		apiToken("", "api", "root"),
 	} {
 		if tok.GetKind() == ospreyv1.TokenKind_TOKEN_KIND_API {
-			if _, err := st.CreateUser(ctx, AllTenants(), user("", "root", ospreyv1.Role_ROLE_ADMIN)); err != nil {
+			if _, err := st.CreateUser(ctx, AllTenants(), user("*", "root", ospreyv1.Role_ROLE_ADMIN)); err != nil {
 				t.Fatalf("create user: %v", err)
 			}
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -12,7 +13,7 @@ import (
 )
 
 // ListUsers returns the users in scope, ordered by name: all of them for
-// AllTenants, the users of the scope's tenant otherwise.
+// AllTenants, otherwise those whose tenants are all in the scope.
 func (s *Store) ListUsers(ctx context.Context, scope Scope) ([]*ospreyv1.User, error) {
 	if err := scope.Check(); err != nil {
 		return nil, err
@@ -23,7 +24,7 @@ func (s *Store) ListUsers(ctx context.Context, scope Scope) ([]*ospreyv1.User, e
 	}
 	out := all[:0]
 	for _, u := range all {
-		if scope.Allows(u.GetTenant()) {
+		if scope.allowsUser(u) {
 			out = append(out, u)
 		}
 	}
@@ -31,7 +32,7 @@ func (s *Store) ListUsers(ctx context.Context, scope Scope) ([]*ospreyv1.User, e
 }
 
 // GetUser returns a user and its version. Sign-in looks users up with
-// AllTenants; a tenant scope finds only users of its tenant.
+// AllTenants; a tenant scope finds only users whose tenants are all in it.
 func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv1.User, int64, error) {
 	if err := scope.Check(); err != nil {
 		return nil, 0, err
@@ -41,7 +42,7 @@ func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv
 	}
 	u := new(ospreyv1.User)
 	v, err := s.get(ctx, userKey(name), u)
-	if err == nil && !scope.Allows(u.GetTenant()) {
+	if err == nil && !scope.allowsUser(u) {
 		err = ErrNotFound
 	}
 	if err != nil {
@@ -50,26 +51,53 @@ func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv
 	return u, v, nil
 }
 
-// scopeUser fills in and checks what a tenant scope may write of a user: its
-// own tenant (an empty tenant means that one) and never the admin role.
+// scopeUser fills in and checks what a scope may write of a user: no tenants
+// means the scope's one tenant; a tenant scope writes users of its own
+// tenants only, never of all tenants (ErrForbidden). The tenants are stored
+// sorted.
 func scopeUser(scope Scope, u *ospreyv1.User) error {
-	tenant, err := scope.Claim(u.GetTenant())
-	if err != nil {
-		return err
+	if u.GetAllTenants() {
+		if !scope.all {
+			return fmt.Errorf("user %q of all tenants: needs the all-tenants scope: %w", u.GetName(), ErrForbidden)
+		}
+		return nil
 	}
-	u.Tenant = tenant
-	if !scope.all && u.GetRole() == ospreyv1.Role_ROLE_ADMIN {
-		return fmt.Errorf("user %q: role admin needs the all-tenants scope: %w", u.GetName(), ErrForbidden)
+	if len(u.GetTenants()) == 0 && scope.Tenant() != "" {
+		u.Tenants = []string{scope.Tenant()}
 	}
-	if tenant != "" {
-		return CheckID("tenant", tenant)
+	for _, t := range u.GetTenants() {
+		if validID(t) && !scope.Allows(t) {
+			return fmt.Errorf("user %q: tenant %q outside scope %s: %w", u.GetName(), t, scope, ErrForbidden)
+		}
 	}
 	return nil
 }
 
+// userTenantConds are the conditions that a user's tenants exist, with the
+// probes that tell which one does not when they fail.
+func userTenantConds(u *ospreyv1.User) ([]clientv3.Cmp, []clientv3.Op) {
+	var conds []clientv3.Cmp
+	var probes []clientv3.Op
+	for _, t := range u.GetTenants() {
+		conds, probes = append(conds, exists(tenantKey(t))), append(probes, probe(tenantKey(t)))
+	}
+	return conds, probes
+}
+
+// missingTenant names the first of u's tenants the probes found absent, as a
+// field error (a form names them) wrapping ErrNotFound.
+func missingTenant(u *ospreyv1.User, probes []*etcdserverpb.ResponseOp) error {
+	for i, r := range probes {
+		if !found(r) {
+			return fmt.Errorf("tenant %q: %w", u.GetTenants()[i], ErrNotFound)
+		}
+	}
+	return fmt.Errorf("user %q: %w", u.GetName(), ErrConflict)
+}
+
 // CreateUser stores a new user and returns its version (ErrExists when the
-// name is taken). A tenant scope creates users of its own tenant only, and
-// never admins (ErrForbidden). A user's tenant, if any, must exist.
+// name is taken). A tenant scope creates users of its own tenants only, and
+// never of all tenants (ErrForbidden). A user's tenants must exist.
 func (s *Store) CreateUser(ctx context.Context, scope Scope, u *ospreyv1.User) (int64, error) {
 	if err := scope.Check(); err != nil {
 		return 0, err
@@ -85,23 +113,21 @@ func (s *Store) CreateUser(ctx context.Context, scope Scope, u *ospreyv1.User) (
 	if err := validateUser(u); err != nil {
 		return 0, err
 	}
+	slices.Sort(u.Tenants) // stored sorted, once validated in the order written
 	b, err := encode(u)
 	if err != nil {
 		return 0, err
 	}
 	key := userKey(name)
-	conds, onFail := []clientv3.Cmp{absent(key)}, []clientv3.Op{probe(key)}
-	if u.Tenant != "" {
-		conds = append(conds, exists(tenantKey(u.Tenant)))
-	}
+	tconds, tprobes := userTenantConds(u)
 	return s.put(ctx, write{
 		what: fmt.Sprintf("user %q", name), key: key, value: b, expect: AnyVersion,
-		conds: conds, onFail: onFail,
+		conds: append([]clientv3.Cmp{absent(key)}, tconds...), onFail: append([]clientv3.Op{probe(key)}, tprobes...),
 		failErr: func(r []*etcdserverpb.ResponseOp) error {
 			if found(r[0]) {
 				return fmt.Errorf("user %q: %w", name, ErrExists)
 			}
-			return fmt.Errorf("tenant %q: %w", u.Tenant, ErrNotFound)
+			return missingTenant(u, r[1:])
 		},
 	})
 }
@@ -124,6 +150,7 @@ func (s *Store) UpdateUser(ctx context.Context, scope Scope, u *ospreyv1.User, e
 	if err := validateUser(u); err != nil {
 		return 0, err
 	}
+	slices.Sort(u.Tenants) // stored sorted, once validated in the order written
 	b, err := encode(u)
 	if err != nil {
 		return 0, err
@@ -137,19 +164,16 @@ func (s *Store) UpdateUser(ctx context.Context, scope Scope, u *ospreyv1.User, e
 		if err != nil {
 			return err
 		}
-		conds := []clientv3.Cmp{unmodifiedSince(key, read)}
-		onFail := []clientv3.Op{probe(key)}
-		if u.Tenant != "" {
-			conds = append(conds, exists(tenantKey(u.Tenant)))
-		}
+		tconds, tprobes := userTenantConds(u)
 		version, err = s.put(ctx, write{
 			what: fmt.Sprintf("user %q", name), key: key, value: b, expect: expect,
-			conds: conds, onFail: onFail,
+			conds:  append([]clientv3.Cmp{unmodifiedSince(key, read)}, tconds...),
+			onFail: append([]clientv3.Op{probe(key)}, tprobes...),
 			failErr: func(r []*etcdserverpb.ResponseOp) error {
 				if modRevision(r[0]) != read {
 					return errRetry
 				}
-				return fmt.Errorf("tenant %q: %w", u.Tenant, ErrNotFound)
+				return missingTenant(u, r[1:])
 			},
 		})
 		return err

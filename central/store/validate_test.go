@@ -62,7 +62,7 @@ func TestValidationFailureChangesNothing(t *testing.T) {
 			func(ctx context.Context) (any, int64, error) { return st.GetTenant(ctx, all, "a") }},
 		{"CreateUser",
 			func(ctx context.Context, v int64) error {
-				_, err := st.CreateUser(ctx, all, user("", "dave", ospreyv1.Role_ROLE_TENANT_ADMIN))
+				_, err := st.CreateUser(ctx, all, user("", "dave", ospreyv1.Role_ROLE_OFFICER))
 				return err
 			},
 			func(ctx context.Context) (any, int64, error) { return absentOK(st.GetUser(ctx, all, "dave")) }},

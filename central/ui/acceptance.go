@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/acceptlist"
@@ -135,7 +136,7 @@ func (s *Server) acceptanceData(r *http.Request, req *request, kind ospreyv1.Acc
 		return acceptanceData{}, err
 	}
 	name := string(convert.AcceptanceListKindFromProto(kind))
-	d := acceptanceData{Sensor: head, Kind: name, Per: per, PerChoices: acceptancePerPage, ReadOnly: !req.p.CanWrite(),
+	d := acceptanceData{Sensor: head, Kind: name, Per: per, PerChoices: acceptancePerPage, ReadOnly: !req.p.Can(auth.Configure),
 		Base: "/sensors/" + url.PathEscape(id) + "/acceptance/" + name}
 	d.ExportURL = d.Base + "/export"
 	for _, k := range acceptanceKinds {

@@ -28,15 +28,21 @@ type choice struct {
 // ---- Users ----
 
 type userRow struct {
-	Name    string
-	Role    ospreyv1.Role
-	Tenant  string
-	Created string
+	Name       string
+	Role       ospreyv1.Role
+	Tenants    []string
+	AllTenants bool
+	Created    string
 }
 
 type userForm struct {
-	Name, Role, Tenant string
+	Name, Role string
+	Tenants    []string
+	AllTenants bool
 }
+
+// Picked reports whether the form has tenant t ticked.
+func (f userForm) Picked(t string) bool { return slices.Contains(f.Tenants, t) }
 
 type usersData struct {
 	Users    []userRow
@@ -45,16 +51,25 @@ type usersData struct {
 	Form     userForm
 	Errs     *fieldErrors
 	ReadOnly bool
-	// OwnTenant is the tenant a tenant administrator creates users in.
-	OwnTenant string
 }
 
 var userFields = map[string]formField{
-	"name":     {"User name", "user-name"},
-	"role":     {"Role", "user-role"},
-	"tenant":   {"Tenant", "user-tenant"},
-	"password": {"Password", "user-password"},
-	"confirm":  {"Confirm password", "user-confirm"},
+	"name":        {"User name", "user-name"},
+	"role":        {"Role", "user-role"},
+	"tenants":     {"Tenants", "user-tenants"},
+	"all_tenants": {"All tenants", "user-all-tenants"},
+	"password":    {"Password", "user-password"},
+	"confirm":     {"Confirm password", "user-confirm"},
+}
+
+// userRoles are the roles a form offers, with the product's names and what
+// each may do.
+var userRoles = []choice{
+	{string(api.RoleAdministrator), "Administrator: everything in its tenants; with all tenants also users, tenants and servers"},
+	{string(api.RoleLocalAdministrator), "Local administrator: this node's sensors, integrations, gateway and queue; reads alerts"},
+	{string(api.RoleSeniorSecurityOfficer), "Senior security officer: alerts, quarantine, rules, audit log; reads configuration"},
+	{string(api.RoleSecurityOfficer), "Security officer: reads and handles alerts; reads quarantine, rules and audit log"},
+	{string(api.RoleSecurityAuditor), "Security auditor: reads everything in its tenants"},
 }
 
 func (s *Server) usersData(r *http.Request, req *request, form userForm, errs *fieldErrors) (usersData, error) {
@@ -62,25 +77,20 @@ func (s *Server) usersData(r *http.Request, req *request, form userForm, errs *f
 	if err != nil {
 		return usersData{}, err
 	}
-	d := usersData{Form: form, Errs: errs, ReadOnly: !req.p.CanWrite(), OwnTenant: req.p.Tenant}
+	d := usersData{Form: form, Errs: errs, ReadOnly: !req.p.Can(auth.ManageUsers), Roles: userRoles}
 	for _, u := range users {
-		row := userRow{Name: u.GetName(), Role: u.GetRole(), Tenant: u.GetTenant(), Created: "unknown"}
+		au := convert.UserFromProto(u)
+		row := userRow{Name: au.Name, Role: u.GetRole(), Tenants: au.Tenants, AllTenants: au.AllTenants, Created: "unknown"}
 		if u.GetCreatedAt() != nil {
 			row.Created = formatTime(u.GetCreatedAt().AsTime())
 		}
 		d.Users = append(d.Users, row)
 	}
-	if req.scope.IsAll() {
-		if d.Tenants, err = s.store.ListTenants(r.Context(), req.scope); err != nil {
-			return usersData{}, err
-		}
-		d.Roles = append(d.Roles, choice{string(api.RoleAdmin), "Administrator: everything, across tenants"})
+	if d.Tenants, err = s.store.ListTenants(r.Context(), req.scope); err != nil {
+		return usersData{}, err
 	}
-	d.Roles = append(d.Roles,
-		choice{string(api.RoleTenantAdmin), "Tenant administrator: everything within a tenant"},
-		choice{string(api.RoleAuditor), "Auditor: read-only"})
 	if d.Form.Role == "" {
-		d.Form.Role = string(api.RoleAuditor)
+		d.Form.Role = string(api.RoleSecurityOfficer)
 	}
 	return d, nil
 }
@@ -95,22 +105,18 @@ func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, req *request)
 }
 
 // createUser makes a user as the API does: the role converted, the password
-// checked and hashed, and the store's write validated and scoped (a tenant
-// administrator creates users of their own tenant only, never administrators).
+// checked and hashed, and the store's write validated and scoped.
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, req *request) error {
 	fr := &formReader{r: r}
-	form := userForm{Name: fr.text("name"), Role: fr.text("role"), Tenant: fr.text("tenant")}
-	if !req.scope.IsAll() {
-		form.Tenant = req.p.Tenant
-	}
+	form := userForm{Name: fr.text("name"), Role: fr.text("role"), Tenants: r.PostForm["tenants"], AllTenants: r.PostFormValue("all_tenants") != ""}
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
-	in := api.User{Name: form.Name, Role: api.Role(form.Role), Tenant: form.Tenant}
+	in := api.User{Name: form.Name, Role: api.Role(form.Role), Tenants: form.Tenants, AllTenants: form.AllTenants}
 
 	var problems []fieldError
 	u, convErr := convert.UserToProto(in)
 	if verrs, ok := validate.AsErrors(convErr); ok {
 		problems = fieldErrorsOf(verrs)
-		u = &ospreyv1.User{Name: in.Name, Tenant: in.Tenant}
+		u = &ospreyv1.User{Name: in.Name, Tenants: in.Tenants, AllTenants: in.AllTenants}
 	} else if convErr != nil {
 		return convErr
 	}
@@ -119,9 +125,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, req *request
 	} else if password != confirm {
 		problems = append(problems, fieldError{"confirm", "does not match the password"})
 	}
-	if !req.scope.IsAll() && u.GetRole() == ospreyv1.Role_ROLE_ADMIN {
-		problems = append(problems, fieldError{"role", "outside your role: only an administrator makes administrators"})
-	} else if convErr == nil {
+	if convErr == nil {
 		if verrs, ok := validate.AsErrors(validate.User(u)); ok {
 			problems = append(problems, fieldErrorsOf(verrs)...)
 		}
@@ -144,11 +148,17 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, req *request
 		case errors.Is(err, store.ErrExists):
 			problems = []fieldError{{"name", "a user of that name already exists"}}
 		case errors.Is(err, store.ErrForbidden):
-			problems = []fieldError{{"role", "outside your role: a tenant administrator creates users of their own tenant, and never administrators"}}
+			problems = []fieldError{{"tenants", "outside your tenants"}}
 		case errors.Is(err, store.ErrNotFound):
-			problems = []fieldError{{"tenant", "no such tenant"}}
+			problems = []fieldError{{"tenants", "no such tenant"}}
 		default:
 			return err
+		}
+	}
+	// A ticked tenant the validation refuses is named on the tenants field.
+	for i, p := range problems {
+		if list, idx, ok := listEntry(p.Field); ok && list == "tenants" && idx < len(form.Tenants) {
+			problems[i] = fieldError{"tenants", fmt.Sprintf("%q: %s", form.Tenants[idx], p.Message)}
 		}
 	}
 	d, err := s.usersData(r, req, form, newFieldErrors(problems, userFields, nil))
@@ -216,7 +226,7 @@ func (s *Server) tokensData(r *http.Request, req *request, form tokenForm, errs 
 		return tokensData{}, err
 	}
 	now := s.now()
-	d := tokensData{Form: form, Errs: errs, ReadOnly: !req.p.CanWrite(), Available: s.joinTokens != nil, OwnTenant: req.p.Tenant}
+	d := tokensData{Form: form, Errs: errs, ReadOnly: !req.p.Can(auth.Configure), Available: s.joinTokens != nil, OwnTenant: req.p.OnlyTenant()}
 	for _, u := range ttlUnits {
 		d.TTLUnits = append(d.TTLUnits, u.choice)
 	}
@@ -237,7 +247,7 @@ func (s *Server) tokensData(r *http.Request, req *request, form tokenForm, errs 
 		}
 		d.Tokens = append(d.Tokens, row)
 	}
-	if req.scope.IsAll() {
+	if req.severalTenants() {
 		if d.Tenants, err = s.store.ListTenants(r.Context(), req.scope); err != nil {
 			return tokensData{}, err
 		}
@@ -267,8 +277,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, req *reques
 	fr := &formReader{r: r}
 	form := tokenForm{Tenant: fr.text("tenant"), TTL: fr.text("ttl"), TTLUnit: fr.text("ttl_unit"),
 		MaxUses: fr.text("max_uses"), Description: fr.text("description")}
-	if !req.scope.IsAll() {
-		form.Tenant = req.p.Tenant
+	if !req.severalTenants() {
+		form.Tenant = req.p.OnlyTenant()
 	}
 	ttl := fr.uint("ttl", "ttl_seconds", 32)
 	maxUses := fr.uint("max_uses", "max_uses", 32)

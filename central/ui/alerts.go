@@ -304,7 +304,7 @@ type alertListData struct {
 func (s *Server) alertList(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
 	f := parseAlertFilter(r.URL.Query())
-	if !req.scope.IsAll() {
+	if !req.severalTenants() {
 		f.Tenant = "" // a tenant operator's list is their tenant's
 	}
 	d := alertListData{Filter: f}
@@ -320,12 +320,12 @@ func (s *Server) alertList(w http.ResponseWriter, r *http.Request, req *request)
 		if label == "" {
 			label = sn.GetId()
 		}
-		if req.scope.IsAll() {
+		if req.severalTenants() {
 			label += " (" + sn.GetTenant() + ")"
 		}
 		d.Sensors = append(d.Sensors, choice{Value: sn.GetId(), Label: label})
 	}
-	if req.scope.IsAll() {
+	if req.severalTenants() {
 		if d.Tenants, err = s.store.ListTenants(ctx, req.scope); err != nil {
 			return err
 		}

@@ -277,7 +277,7 @@ func (s *Server) sensorNames(ctx context.Context, scope store.Scope) (map[string
 			label = sn.GetId()
 		}
 		names[sn.GetId()] = label
-		if scope.IsAll() {
+		if severalTenants(scope) {
 			label += " (" + sn.GetTenant() + ")"
 		}
 		choices = append(choices, choice{Value: sn.GetId(), Label: label})
@@ -288,7 +288,7 @@ func (s *Server) sensorNames(ctx context.Context, scope store.Scope) (map[string
 // tenantChoices lists the tenants of scope for a filter's drop-down; nil
 // for the scope of one tenant, which has no tenant filter.
 func (s *Server) tenantChoices(ctx context.Context, scope store.Scope) ([]choice, error) {
-	if !scope.IsAll() {
+	if !severalTenants(scope) {
 		return nil, nil
 	}
 	ts, err := s.store.ListTenants(ctx, scope)
@@ -451,7 +451,7 @@ func auditFields(f auditFilter, sensors, tenants []choice, errs *fieldErrors) []
 func (s *Server) auditList(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
 	f := parseAuditFilter(r.URL.Query())
-	if !req.scope.IsAll() {
+	if !req.severalTenants() {
 		f.Tenant = "" // a tenant operator's log is their tenant's
 	}
 	names, sensors, err := s.sensorNames(ctx, req.scope)

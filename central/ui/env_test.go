@@ -38,10 +38,13 @@ const testPassword = "correct horse battery"
 
 // testUsers are the users of every env: one of each role, in two tenants.
 var testUsers = []*ospreyv1.User{
-	{Name: "root", Role: ospreyv1.Role_ROLE_ADMIN},
-	{Name: "alice", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenant: "default"},
-	{Name: "bob", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenant: "acme"},
-	{Name: "audrey", Role: ospreyv1.Role_ROLE_AUDITOR, Tenant: "default"},
+	{Name: "root", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true},
+	{Name: "alice", Role: ospreyv1.Role_ROLE_ADMIN, Tenants: []string{"default"}},
+	{Name: "bob", Role: ospreyv1.Role_ROLE_ADMIN, Tenants: []string{"acme"}},
+	{Name: "audrey", Role: ospreyv1.Role_ROLE_AUDITOR, Tenants: []string{"default"}},
+	{Name: "lena", Role: ospreyv1.Role_ROLE_LOCAL_ADMIN, Tenants: []string{"default"}},
+	{Name: "sam", Role: ospreyv1.Role_ROLE_SENIOR_OFFICER, Tenants: []string{"default"}},
+	{Name: "otto", Role: ospreyv1.Role_ROLE_OFFICER, Tenants: []string{"default"}},
 }
 
 // clock is a settable clock for session expiry and throttling.

@@ -2,9 +2,11 @@ package ui_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,16 +151,17 @@ func TestTenantOperatorCannotReachOtherTenant(t *testing.T) {
 	if p := b.get("/cluster"); p.status != http.StatusForbidden {
 		t.Errorf("GET /cluster as a tenant administrator: got %d, want 403", p.status)
 	}
-	// Users and tokens of another tenant are not listed, nor created.
+	// Users of another tenant are not listed; users are created by an
+	// administrator of all tenants only.
 	if p := b.get("/users"); strings.Contains(p.body, "alice") || !strings.Contains(p.body, "bob") {
 		t.Errorf("bob's user list shows another tenant's users, or not his own")
 	}
-	form := url.Values{"name": {"mallory"}, "role": {"tenant_admin"}, "tenant": {"default"}, "password": {testPassword}, "confirm": {testPassword}}
-	if p := b.post("/users", form); p.status != http.StatusSeeOther {
-		t.Fatalf("create user: got %d", p.status)
+	form := url.Values{"name": {"mallory"}, "role": {"administrator"}, "tenants": {"acme"}, "password": {testPassword}, "confirm": {testPassword}}
+	if p := b.post("/users", form); p.status != http.StatusForbidden {
+		t.Fatalf("create user as an administrator of one tenant: got %d, want 403", p.status)
 	}
-	if u, _, err := e.store.GetUser(t.Context(), store.AllTenants(), "mallory"); err != nil || u.GetTenant() != "acme" {
-		t.Errorf("bob's new user: %v, %v; want tenant acme", u, err)
+	if _, _, err := e.store.GetUser(t.Context(), store.AllTenants(), "mallory"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob's new user: %v; want none", err)
 	}
 }
 
@@ -619,54 +622,59 @@ func TestUsersPage(t *testing.T) {
 	e := newEnv(t)
 	b := e.signedIn("root")
 	p := b.get("/users")
-	for _, name := range []string{"root", "alice", "bob", "audrey"} {
+	for _, name := range []string{"root", "alice", "bob", "audrey", "sam"} {
 		if !strings.Contains(p.body, ">"+name+"<") {
 			t.Errorf("the user list lacks %s", name)
 		}
 	}
-	p = b.post("/users", url.Values{"name": {"alice"}, "role": {"tenant_admin"}, "tenant": {""}, "password": {"short"}, "confirm": {"short"}})
+	for _, title := range []string{"Administrator", "Local administrator", "Senior security officer", "Security officer", "Security auditor"} {
+		if !strings.Contains(p.body, title) {
+			t.Errorf("the page does not name the role %s", title)
+		}
+	}
+	p = b.post("/users", url.Values{"name": {"alice"}, "role": {"security-officer"}, "password": {"short"}, "confirm": {"short"}})
 	if p.status != http.StatusUnprocessableEntity {
 		t.Fatalf("bad user: got %d", p.status)
 	}
 	if got := fieldError(t, p, "user-password"); !strings.Contains(got, "between 12 and 72") {
 		t.Errorf("password error: %q", got)
 	}
-	if got := fieldError(t, p, "user-tenant"); !strings.Contains(got, "required for a tenant_admin") {
-		t.Errorf("tenant error: %q", got)
+	if got := fieldError(t, p, "user-tenants"); !strings.Contains(got, "at least one tenant") {
+		t.Errorf("tenants error: %q", got)
 	}
-	p = b.post("/users", url.Values{"name": {"alice"}, "role": {"auditor"}, "password": {testPassword}, "confirm": {testPassword}})
+	p = b.post("/users", url.Values{"name": {"alice"}, "role": {"security-auditor"}, "all_tenants": {"on"}, "password": {testPassword}, "confirm": {testPassword}})
 	if got := fieldError(t, p, "user-name"); !strings.Contains(got, "already exists") {
 		t.Errorf("duplicate name error: %q", got)
 	}
-	p = b.post("/users", url.Values{"name": {"carol"}, "role": {"tenant_admin"}, "tenant": {"acme"}, "password": {testPassword}, "confirm": {testPassword + "x"}})
+	p = b.post("/users", url.Values{"name": {"carol"}, "role": {"senior-security-officer"}, "tenants": {"acme", "default"}, "password": {testPassword}, "confirm": {testPassword + "x"}})
 	if got := fieldError(t, p, "user-confirm"); !strings.Contains(got, "does not match") {
 		t.Errorf("confirm error: %q", got)
 	}
 	if strings.Contains(p.body, testPassword) {
 		t.Errorf("a refused form shows the password")
 	}
-	p = b.post("/users", url.Values{"name": {"carol"}, "role": {"tenant_admin"}, "tenant": {"acme"}, "password": {testPassword}, "confirm": {testPassword}})
+	p = b.post("/users", url.Values{"name": {"carol"}, "role": {"senior-security-officer"}, "tenants": {"default", "acme"}, "password": {testPassword}, "confirm": {testPassword}})
 	if p.status != http.StatusSeeOther {
 		t.Fatalf("create carol: got %d\n%s", p.status, p.body)
 	}
-	if u, _, err := e.store.GetUser(t.Context(), store.AllTenants(), "carol"); err != nil || u.GetRole() != ospreyv1.Role_ROLE_TENANT_ADMIN || u.GetTenant() != "acme" {
+	if u, _, err := e.store.GetUser(t.Context(), store.AllTenants(), "carol"); err != nil || u.GetRole() != ospreyv1.Role_ROLE_SENIOR_OFFICER ||
+		!slices.Equal(u.GetTenants(), []string{"acme", "default"}) {
 		t.Errorf("carol: %v, %v", u, err)
 	}
-	if p := b.get("/users"); !strings.Contains(p.body, "User carol created.") || !strings.Contains(p.body, ">carol<") {
-		t.Errorf("the list does not show carol")
+	if p := b.get("/users"); !strings.Contains(p.body, "User carol created.") || !strings.Contains(p.body, ">carol<") || !strings.Contains(p.body, "acme, default") {
+		t.Errorf("the list does not show carol of acme and default")
 	}
 
-	// A tenant administrator cannot make an administrator.
+	// An administrator of one tenant reads users but creates none.
 	a := e.signedIn("alice")
-	if p := a.get("/users"); strings.Contains(p.body, `value="admin"`) {
-		t.Errorf("a tenant administrator is offered the admin role")
+	if p := a.get("/users"); p.status != http.StatusOK || !strings.Contains(p.body, `<fieldset class="plain" disabled>`) {
+		t.Errorf("alice's users page: %d, or the form is not read-only", p.status)
 	}
-	p = a.post("/users", url.Values{"name": {"dave"}, "role": {"admin"}, "password": {testPassword}, "confirm": {testPassword}})
-	if p.status != http.StatusUnprocessableEntity || fieldError(t, p, "user-role") == "" {
-		t.Errorf("tenant administrator making an admin: got %d", p.status)
+	if p := a.post("/users", url.Values{"name": {"dave"}, "role": {"administrator"}, "tenants": {"default"}, "password": {testPassword}, "confirm": {testPassword}}); p.status != http.StatusForbidden {
+		t.Errorf("tenant administrator making a user: got %d, want 403", p.status)
 	}
 	if _, _, err := e.store.GetUser(t.Context(), store.AllTenants(), "dave"); err == nil {
-		t.Errorf("a tenant administrator made an administrator")
+		t.Errorf("an administrator of one tenant made a user")
 	}
 }
 

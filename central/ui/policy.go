@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
@@ -179,7 +180,7 @@ type policyData struct {
 }
 
 func (s *Server) renderPolicy(w http.ResponseWriter, status int, req *request, d policyData) {
-	d.Actions, d.ReadOnly = verdictActionChoices, !req.p.CanWrite()
+	d.Actions, d.ReadOnly = verdictActionChoices, !req.p.Can(auth.Configure)
 	s.render(w, status, req, "policy", page{Title: "Verdict policy · " + d.TenantName, Nav: "rules", Data: d})
 }
 

@@ -224,7 +224,7 @@ func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request, req *req
 	}
 	ctx := r.Context()
 	f := parseQuarantineFilter(r.URL.Query())
-	if !req.scope.IsAll() {
+	if !req.severalTenants() {
 		f.Tenant = "" // a tenant operator's quarantine is their tenant's
 	}
 	names, sensors, err := s.sensorNames(ctx, req.scope)

@@ -37,7 +37,7 @@ func TestPreviewShowsHTMLAsText(t *testing.T) {
 		TextType:    "text/html",
 		Attachments: []*ospreyv1.PreviewAttachment{{Filename: `<svg onload=alert(3)>.exe`, ContentType: "application/octet-stream", Size: 68, Sha256: "ab12"}},
 	})}
-	user := auth.Principal{Name: "alice", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenant: "default"}
+	user := auth.Principal{Name: "alice", Role: ospreyv1.Role_ROLE_ADMIN, Tenants: []string{"default"}}
 	var buf bytes.Buffer
 	if err := p.byName["quarantinemsg"].ExecuteTemplate(&buf, "layout", page{User: &user, Data: d}); err != nil {
 		t.Fatal(err)

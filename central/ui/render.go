@@ -64,6 +64,7 @@ func mustParsePages() *pages {
 		"ferr":  func(id string, msgs []string) fieldErrView { return fieldErrView{ID: id, Msgs: msgs} },
 		"list":  newListView,
 		"role":  roleName,
+		"join":  strings.Join,
 		"state": stateName,
 		"time":  formatTime,
 		"bytes": convert.FormatBytes,
@@ -96,9 +97,10 @@ func mustParsePages() *pages {
 type page struct {
 	Title string
 	// Nav is the active entry of the navigation.
-	Nav        string
-	User       *auth.Principal
-	CanWrite   bool
+	Nav  string
+	User *auth.Principal
+	// Can is what the user's role may do, for the page to offer only that.
+	Can        capabilities
 	AllTenants bool
 	CSRF       string
 	Flash      []flash
@@ -111,8 +113,8 @@ func (s *Server) render(w http.ResponseWriter, status int, req *request, name st
 	if req != nil {
 		p := req.p
 		pg.User = &p
-		pg.CanWrite = p.CanWrite()
-		pg.AllTenants = req.scope.IsAll()
+		pg.Can = capabilitiesOf(p)
+		pg.AllTenants = req.severalTenants()
 		pg.CSRF = req.sess.csrf
 		pg.Flash = append(s.sessions.takeFlash(req.sess.id), pg.Flash...)
 	}
@@ -197,17 +199,25 @@ func (s *Server) clearCookie(w http.ResponseWriter, name string) {
 	})
 }
 
-func roleName(r ospreyv1.Role) string {
-	switch r {
-	case ospreyv1.Role_ROLE_ADMIN:
-		return "Administrator"
-	case ospreyv1.Role_ROLE_TENANT_ADMIN:
-		return "Tenant administrator"
-	case ospreyv1.Role_ROLE_AUDITOR:
-		return "Auditor"
-	}
-	return "Unknown role"
+// capabilities are what a page may offer its user (auth.Capability), by name.
+type capabilities struct {
+	ReadConfig, Configure, ReadAlerts, HandleAlerts, ReadQuarantine, ManageQuarantine bool
+	ReadRules, WriteRules, ReadAudit, ReadUsers, ManageUsers, ManageServers           bool
 }
+
+func capabilitiesOf(p auth.Principal) capabilities {
+	return capabilities{
+		ReadConfig: p.Can(auth.ReadConfig), Configure: p.Can(auth.Configure),
+		ReadAlerts: p.Can(auth.ReadAlerts), HandleAlerts: p.Can(auth.HandleAlerts),
+		ReadQuarantine: p.Can(auth.ReadQuarantine), ManageQuarantine: p.Can(auth.ManageQuarantine),
+		ReadRules: p.Can(auth.ReadRules), WriteRules: p.Can(auth.WriteRules),
+		ReadAudit: p.Can(auth.ReadAudit), ReadUsers: p.Can(auth.ReadUsers),
+		ManageUsers: p.Can(auth.ManageUsers), ManageServers: p.Can(auth.ManageServers),
+	}
+}
+
+// roleName is the product's name of a role ("Senior security officer").
+func roleName(r ospreyv1.Role) string { return auth.RoleTitle(r) }
 
 func stateName(st ospreyv1.SensorState) string {
 	switch st {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
@@ -95,8 +96,8 @@ var ruleFields = map[string]formField{
 // rules redirects to the rules of the user's tenant, or of the tenant an
 // administrator chose (?tenant=), or of the first tenant.
 func (s *Server) rules(w http.ResponseWriter, r *http.Request, req *request) error {
-	tenant := req.p.Tenant
-	if req.scope.IsAll() {
+	tenant := req.p.OnlyTenant()
+	if req.severalTenants() {
 		tenant = r.URL.Query().Get("tenant")
 		if tenant == "" {
 			tenants, err := s.store.ListTenants(r.Context(), req.scope)
@@ -128,8 +129,8 @@ func (s *Server) rulesData(r *http.Request, req *request, tenant string, form ru
 	if err != nil {
 		return rulesData{}, err
 	}
-	d := rulesData{Tenant: tenant, TenantName: t.GetName(), Form: form, Errs: errs, ReadOnly: !req.p.CanWrite()}
-	if req.scope.IsAll() {
+	d := rulesData{Tenant: tenant, TenantName: t.GetName(), Form: form, Errs: errs, ReadOnly: !req.p.Can(auth.WriteRules)}
+	if req.severalTenants() {
 		if d.Tenants, err = s.store.ListTenants(ctx, req.scope); err != nil {
 			return rulesData{}, err
 		}

@@ -290,7 +290,7 @@ func (s *Server) sensorList(w http.ResponseWriter, r *http.Request, req *request
 	if err := s.fillStored(ctx, req.scope, d.Rows, statuses); err != nil {
 		return err
 	}
-	if req.scope.IsAll() {
+	if req.severalTenants() {
 		if d.Tenants, err = s.store.ListTenants(ctx, req.scope); err != nil {
 			return err
 		}

@@ -58,9 +58,6 @@ func (s *Server) serversData(r *http.Request) (*serversData, error) {
 }
 
 func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, req *request) error {
-	if !req.p.IsAdmin() {
-		return errForbidden
-	}
 	d, err := s.serversData(r)
 	if err != nil {
 		return err
@@ -72,9 +69,6 @@ func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, req *reques
 // serverAction runs an administrator's decision on an SCN and comes back
 // to the page with what happened.
 func (s *Server) serverAction(w http.ResponseWriter, r *http.Request, req *request) error {
-	if !req.p.IsAdmin() {
-		return errForbidden
-	}
 	if s.primary == nil {
 		return store.ErrNotFound
 	}
@@ -110,9 +104,6 @@ func (s *Server) serverAction(w http.ResponseWriter, r *http.Request, req *reque
 // pcnFingerprint fetches the fingerprint of the PCN at the address given and
 // shows it beside the form that sends the request pinned to it.
 func (s *Server) pcnFingerprint(w http.ResponseWriter, r *http.Request, req *request) error {
-	if !req.p.IsAdmin() {
-		return errForbidden
-	}
 	addr := strings.TrimSpace(r.PostFormValue("address"))
 	fp, err := hierarchy.FetchFingerprint(r.Context(), addr)
 	if err != nil {
@@ -132,9 +123,6 @@ func (s *Server) pcnFingerprint(w http.ResponseWriter, r *http.Request, req *req
 
 // pcnJoin sends the request the administrator confirmed.
 func (s *Server) pcnJoin(w http.ResponseWriter, r *http.Request, req *request) error {
-	if !req.p.IsAdmin() {
-		return errForbidden
-	}
 	if s.uplink == nil {
 		return store.ErrNotFound
 	}
@@ -153,9 +141,6 @@ func (s *Server) pcnJoin(w http.ResponseWriter, r *http.Request, req *request) e
 
 // pcnLogin renews an expired token with the PCN account.
 func (s *Server) pcnLogin(w http.ResponseWriter, r *http.Request, req *request) error {
-	if !req.p.IsAdmin() {
-		return errForbidden
-	}
 	if s.uplink == nil {
 		return store.ErrNotFound
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/convert"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/pkg/validate"
@@ -342,7 +343,7 @@ func (s *Server) smtpPage(w http.ResponseWriter, r *http.Request, req *request) 
 }
 
 func (s *Server) renderSMTP(w http.ResponseWriter, status int, req *request, d settingsData) {
-	d.ReadOnly = !req.p.CanWrite()
+	d.ReadOnly = !req.p.Can(auth.Configure)
 	s.render(w, status, req, "smtp", page{Title: d.Sensor.Name + " · SMTP integration", Nav: "sensors", Data: d})
 }
 
@@ -572,7 +573,7 @@ func (s *Server) pop3Page(w http.ResponseWriter, r *http.Request, req *request) 
 }
 
 func (s *Server) renderPOP3(w http.ResponseWriter, status int, req *request, d settingsData) {
-	d.ReadOnly = !req.p.CanWrite()
+	d.ReadOnly = !req.p.Can(auth.Configure)
 	s.render(w, status, req, "pop3", page{Title: d.Sensor.Name + " · POP3 integration", Nav: "sensors", Data: d})
 }
 

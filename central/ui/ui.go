@@ -112,18 +112,16 @@ type nodeInfo struct {
 	Nodes    func(context.Context) (*api.NodeList, error)
 }
 
-// access is the least a caller must be to use a route.
-type access int
-
+// A route needs a capability of the user's role (auth.ReadConfig, ...), or
+// one of these.
 const (
-	public access = iota // no session needed
-	reader               // any signed-in user, auditors included
-	writer               // a user who may change things (not an auditor)
+	public   auth.Capability = -1 // no session needed
+	signedIn auth.Capability = 0  // any signed-in user, whatever the role
 )
 
 type route struct {
 	method, pattern string
-	access          access
+	needs           auth.Capability
 	// json routes answer 401 instead of redirecting to the sign-in page, and
 	// do not count as activity for the session's idle timeout.
 	json    bool
@@ -132,57 +130,57 @@ type route struct {
 
 func routes() []route {
 	return []route{
-		{"GET", "/{$}", reader, false, (*Server).home},
+		{"GET", "/{$}", signedIn, false, (*Server).home},
 		{"GET", "/signin", public, false, (*Server).signInPage},
 		{"POST", "/signin", public, false, (*Server).signIn},
-		{"POST", "/signout", reader, false, (*Server).signOut},
+		{"POST", "/signout", signedIn, false, (*Server).signOut},
 		{"GET", "/static/{file}", public, false, (*Server).static},
-		{"GET", "/sensors", reader, false, (*Server).sensorList},
-		{"GET", "/sensors.json", reader, true, (*Server).sensorStatus},
-		{"POST", "/sensors/{id}/approve", writer, false, (*Server).approveSensor},
-		{"POST", "/sensors/{id}/reject", writer, false, (*Server).rejectSensor},
-		{"POST", "/sensors/{id}/revoke", writer, false, (*Server).revokeSensor},
-		{"GET", "/sensors/{id}", reader, false, (*Server).sensorHome},
-		{"GET", "/sensors/{id}/status", reader, false, (*Server).statusPage},
-		{"GET", "/sensors/{id}/smtp", reader, false, (*Server).smtpPage},
-		{"POST", "/sensors/{id}/smtp", writer, false, (*Server).applySMTP},
-		{"POST", "/sensors/{id}/smtp/apply-to-tenant", writer, false, (*Server).applySMTPToTenant},
-		{"GET", "/sensors/{id}/pop3", reader, false, (*Server).pop3Page},
-		{"POST", "/sensors/{id}/pop3", writer, false, (*Server).applyPOP3},
-		{"GET", "/sensors/{id}/acceptance/{kind}", reader, false, (*Server).acceptancePage},
-		{"GET", "/sensors/{id}/acceptance/{kind}/export", reader, false, (*Server).acceptanceExport},
-		{"POST", "/sensors/{id}/acceptance/{kind}/{action}", writer, false, (*Server).acceptanceAction},
-		{"GET", "/sensors/{id}/queue", reader, false, (*Server).queuePage},
-		{"POST", "/sensors/{id}/queue/{msg}/{action}", writer, false, (*Server).queueAction},
-		{"POST", "/sensors/{id}/gateway/{control}", writer, false, (*Server).gatewayControl},
-		{"GET", "/quarantine", reader, false, (*Server).quarantineList},
-		{"GET", "/quarantine/{sensor}/{msg}", reader, false, (*Server).quarantineMessagePage},
-		{"GET", "/quarantine/{sensor}/{msg}/eml", reader, false, (*Server).quarantineDownload},
-		{"POST", "/quarantine/{sensor}/{msg}/{action}", writer, false, (*Server).quarantineAction},
-		{"GET", "/alerts", reader, false, (*Server).alertList},
-		{"GET", "/alerts/{tenant}/{id}", reader, false, (*Server).alertPage},
-		{"GET", "/audit", reader, false, (*Server).auditList},
-		{"GET", "/audit/{tenant}/{sensor}/{message}", reader, false, (*Server).auditMessagePage},
-		{"GET", "/rules", reader, false, (*Server).rules},
-		{"GET", "/rules/{tenant}", reader, false, (*Server).rulesPage},
-		{"POST", "/rules/{tenant}", writer, false, (*Server).createRule},
-		{"GET", "/rules/{tenant}/policy", reader, false, (*Server).policyPage},
-		{"POST", "/rules/{tenant}/policy", writer, false, (*Server).applyPolicy},
-		{"POST", "/rules/{tenant}/{id}/enable", writer, false, (*Server).enableRule},
-		{"POST", "/rules/{tenant}/{id}/disable", writer, false, (*Server).disableRule},
-		{"POST", "/rules/{tenant}/{id}/delete", writer, false, (*Server).deleteRule},
-		{"GET", "/cluster", reader, false, (*Server).clusterPage},
-		{"GET", "/servers", reader, false, (*Server).serversPage},
-		{"POST", "/servers/{id}/{action}", writer, false, (*Server).serverAction},
-		{"POST", "/pcn/fingerprint", writer, false, (*Server).pcnFingerprint},
-		{"POST", "/pcn/join", writer, false, (*Server).pcnJoin},
-		{"POST", "/pcn/login", writer, false, (*Server).pcnLogin},
-		{"GET", "/users", reader, false, (*Server).usersPage},
-		{"POST", "/users", writer, false, (*Server).createUser},
-		{"GET", "/tokens", reader, false, (*Server).tokensPage},
-		{"POST", "/tokens", writer, false, (*Server).createToken},
-		{"POST", "/tokens/{id}/delete", writer, false, (*Server).deleteToken},
-		{"", "/", reader, false, (*Server).notFound},
+		{"GET", "/sensors", auth.ReadConfig, false, (*Server).sensorList},
+		{"GET", "/sensors.json", auth.ReadConfig, true, (*Server).sensorStatus},
+		{"POST", "/sensors/{id}/approve", auth.Configure, false, (*Server).approveSensor},
+		{"POST", "/sensors/{id}/reject", auth.Configure, false, (*Server).rejectSensor},
+		{"POST", "/sensors/{id}/revoke", auth.Configure, false, (*Server).revokeSensor},
+		{"GET", "/sensors/{id}", auth.ReadConfig, false, (*Server).sensorHome},
+		{"GET", "/sensors/{id}/status", auth.ReadConfig, false, (*Server).statusPage},
+		{"GET", "/sensors/{id}/smtp", auth.ReadConfig, false, (*Server).smtpPage},
+		{"POST", "/sensors/{id}/smtp", auth.Configure, false, (*Server).applySMTP},
+		{"POST", "/sensors/{id}/smtp/apply-to-tenant", auth.Configure, false, (*Server).applySMTPToTenant},
+		{"GET", "/sensors/{id}/pop3", auth.ReadConfig, false, (*Server).pop3Page},
+		{"POST", "/sensors/{id}/pop3", auth.Configure, false, (*Server).applyPOP3},
+		{"GET", "/sensors/{id}/acceptance/{kind}", auth.ReadConfig, false, (*Server).acceptancePage},
+		{"GET", "/sensors/{id}/acceptance/{kind}/export", auth.ReadConfig, false, (*Server).acceptanceExport},
+		{"POST", "/sensors/{id}/acceptance/{kind}/{action}", auth.Configure, false, (*Server).acceptanceAction},
+		{"GET", "/sensors/{id}/queue", auth.ReadConfig, false, (*Server).queuePage},
+		{"POST", "/sensors/{id}/queue/{msg}/{action}", auth.Configure, false, (*Server).queueAction},
+		{"POST", "/sensors/{id}/gateway/{control}", auth.Configure, false, (*Server).gatewayControl},
+		{"GET", "/quarantine", auth.ReadQuarantine, false, (*Server).quarantineList},
+		{"GET", "/quarantine/{sensor}/{msg}", auth.ReadQuarantine, false, (*Server).quarantineMessagePage},
+		{"GET", "/quarantine/{sensor}/{msg}/eml", auth.ReadQuarantine, false, (*Server).quarantineDownload},
+		{"POST", "/quarantine/{sensor}/{msg}/{action}", auth.ManageQuarantine, false, (*Server).quarantineAction},
+		{"GET", "/alerts", auth.ReadAlerts, false, (*Server).alertList},
+		{"GET", "/alerts/{tenant}/{id}", auth.ReadAlerts, false, (*Server).alertPage},
+		{"GET", "/audit", auth.ReadAudit, false, (*Server).auditList},
+		{"GET", "/audit/{tenant}/{sensor}/{message}", auth.ReadAudit, false, (*Server).auditMessagePage},
+		{"GET", "/rules", auth.ReadRules, false, (*Server).rules},
+		{"GET", "/rules/{tenant}", auth.ReadRules, false, (*Server).rulesPage},
+		{"POST", "/rules/{tenant}", auth.WriteRules, false, (*Server).createRule},
+		{"GET", "/rules/{tenant}/policy", auth.ReadConfig, false, (*Server).policyPage},
+		{"POST", "/rules/{tenant}/policy", auth.Configure, false, (*Server).applyPolicy},
+		{"POST", "/rules/{tenant}/{id}/enable", auth.WriteRules, false, (*Server).enableRule},
+		{"POST", "/rules/{tenant}/{id}/disable", auth.WriteRules, false, (*Server).disableRule},
+		{"POST", "/rules/{tenant}/{id}/delete", auth.WriteRules, false, (*Server).deleteRule},
+		{"GET", "/cluster", auth.ReadConfig, false, (*Server).clusterPage},
+		{"GET", "/servers", auth.ManageServers, false, (*Server).serversPage},
+		{"POST", "/servers/{id}/{action}", auth.ManageServers, false, (*Server).serverAction},
+		{"POST", "/pcn/fingerprint", auth.ManageServers, false, (*Server).pcnFingerprint},
+		{"POST", "/pcn/join", auth.ManageServers, false, (*Server).pcnJoin},
+		{"POST", "/pcn/login", auth.ManageServers, false, (*Server).pcnLogin},
+		{"GET", "/users", auth.ReadUsers, false, (*Server).usersPage},
+		{"POST", "/users", auth.ManageUsers, false, (*Server).createUser},
+		{"GET", "/tokens", auth.ReadConfig, false, (*Server).tokensPage},
+		{"POST", "/tokens", auth.Configure, false, (*Server).createToken},
+		{"POST", "/tokens/{id}/delete", auth.Configure, false, (*Server).deleteToken},
+		{"", "/", signedIn, false, (*Server).notFound},
 	}
 }
 
@@ -286,7 +284,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
-		if rt.access == public {
+		if rt.needs == public {
 			if err := rt.handler(s, w, r, nil); err != nil {
 				s.fail(w, r, nil, err)
 			}
@@ -314,8 +312,8 @@ func (s *Server) wrap(rt route) http.Handler {
 				"The form has expired or did not come from this page. Go back, reload the page and try again.")
 			return
 		}
-		if rt.access == writer && !req.p.CanWrite() {
-			s.renderError(w, r, req, http.StatusForbidden, "Your role is read-only: you can look but not change anything.")
+		if rt.needs != signedIn && !req.p.Can(rt.needs) {
+			s.renderError(w, r, req, http.StatusForbidden, fmt.Sprintf("Your role (%s) may not %s.", auth.RoleTitle(req.p.Role), rt.needs))
 			return
 		}
 		if err := rt.handler(s, w, r, req); err != nil {
@@ -325,7 +323,7 @@ func (s *Server) wrap(rt route) http.Handler {
 }
 
 // signedIn returns the request's session, or ErrUnauthenticated. The user is
-// read again on every request, so a user whose role or tenant changed, or who
+// read again on every request, so a user whose role or tenants changed, or who
 // was removed, is signed out at their next click.
 func (s *Server) signedIn(r *http.Request, touch bool) (*request, error) {
 	c, err := r.Cookie(sessionCookie(s.secure))
@@ -339,7 +337,7 @@ func (s *Server) signedIn(r *http.Request, touch bool) (*request, error) {
 	p := sess.principal
 	u, _, err := s.store.GetUser(r.Context(), store.AllTenants(), p.Name)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidID) ||
-		(err == nil && (u.GetRole() != p.Role || (!p.IsAdmin() && u.GetTenant() != p.Tenant))) {
+		(err == nil && !auth.Grants(u, p)) {
 		s.sessions.delete(sess.id)
 		return nil, auth.ErrUnauthenticated
 	}
@@ -349,13 +347,19 @@ func (s *Server) signedIn(r *http.Request, touch bool) (*request, error) {
 	return &request{sess: sess, p: p, scope: scopeOf(p)}, nil
 }
 
-// scopeOf is the store scope of a user, as for the API: every tenant for an
-// admin and an auditor without a tenant, else the user's tenant alone.
+// severalTenants reports whether the user sees more than one tenant (or all),
+// so that pages show tenants and let the user choose one.
+func (r *request) severalTenants() bool { return severalTenants(r.scope) }
+
+func severalTenants(scope store.Scope) bool { return scope.Tenant() == "" }
+
+// scopeOf is the store scope of a user, as for the API: every tenant for a
+// user of all tenants, else the user's tenants.
 func scopeOf(p auth.Principal) store.Scope {
-	if p.Tenant == "" {
+	if p.AllTenants {
 		return store.AllTenants()
 	}
-	return store.TenantScope(p.Tenant)
+	return store.TenantsScope(p.Tenants...)
 }
 
 // errForbidden is a role check failing in a handler (the store checks tenants).
@@ -412,8 +416,14 @@ func signInURL(next string) string {
 	return "/signin?next=" + url.QueryEscape(next)
 }
 
-func (s *Server) home(w http.ResponseWriter, r *http.Request, _ *request) error {
-	http.Redirect(w, r, "/sensors", http.StatusSeeOther)
+// home is the sensor list, or the alerts for a role that does not read the
+// configuration.
+func (s *Server) home(w http.ResponseWriter, r *http.Request, req *request) error {
+	to := "/sensors"
+	if !req.p.Can(auth.ReadConfig) {
+		to = "/alerts"
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil
 }
 

@@ -140,6 +140,52 @@ func auditFlags(cmd string, args []string) (api.AuditQuery, error) {
 	return q, nil
 }
 
+// roleShortNames are shorter names `users create --role` accepts beside the
+// API's.
+var roleShortNames = map[string]api.Role{
+	"admin": api.RoleAdministrator, "local-admin": api.RoleLocalAdministrator,
+	"senior-officer": api.RoleSeniorSecurityOfficer, "officer": api.RoleSecurityOfficer, "auditor": api.RoleSecurityAuditor,
+}
+
+// userFlags reads "users create NAME --role R (--tenants A,B | --all-tenants)
+// --new-password-file F". The server checks the rest (field errors).
+func userFlags(cmd string, args []string) (api.User, error) {
+	var u api.User
+	if len(args) == 0 {
+		return u, usageErrorf("%s: missing NAME", cmd)
+	}
+	u.Name = args[0]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	role := fs.String("role", "", "")
+	tenants := fs.String("tenants", "", "")
+	fs.BoolVar(&u.AllTenants, "all-tenants", false, "")
+	passwordFile := fs.String("new-password-file", "", "")
+	if err := fs.Parse(args[1:]); err != nil {
+		return u, usageErrorf("%s: %v", cmd, err)
+	}
+	if fs.NArg() > 0 {
+		return u, usageErrorf("%s: unexpected argument %q", cmd, fs.Arg(0))
+	}
+	u.Role = api.Role(*role)
+	if r, ok := roleShortNames[*role]; ok {
+		u.Role = r
+	}
+	if *tenants != "" {
+		u.Tenants = strings.Split(*tenants, ",")
+	}
+	if *passwordFile == "" {
+		return u, usageErrorf("%s: missing --new-password-file (the new user's password, its first line)", cmd)
+	}
+	b, err := os.ReadFile(*passwordFile)
+	if err != nil {
+		return u, fmt.Errorf("read the new user's password: %w", err)
+	}
+	u.Password, _, _ = strings.Cut(string(b), "\n")
+	u.Password = strings.TrimSuffix(u.Password, "\r")
+	return u, nil
+}
+
 // auditRow is one line of "audit list".
 func auditRow(e api.AuditEvent) string {
 	cols := []string{e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Tenant, e.SensorID}

@@ -93,7 +93,10 @@ var configCommands = []ctlCmd{
 	{words: []string{"sensor", "pop3", "get"}, args: "ID", run: documentGet("ID", (*api.Client).POP3)},
 	{words: []string{"sensor", "pop3", "set"}, args: "ID --file pop3.json", run: documentSet("ID", (*api.Client).PutPOP3)},
 	{words: []string{"users", "list"}, run: usersList},
-	{words: []string{"users", "create"}, args: "--file user.json", run: usersCreate},
+	{words: []string{"users", "create"}, args: "NAME --role ROLE (--tenants T1,T2 | --all-tenants) --new-password-file FILE\n" +
+		"             (or: users create --file user.json)\n" +
+		"                                      roles: administrator, local-administrator, senior-security-officer,\n" +
+		"                                      security-officer, security-auditor", run: usersCreate},
 	{words: []string{"tokens", "create"}, args: "--file token.json", help: "(or: tokens create join TENANT [TTL_SECONDS])", run: tokensCreate},
 	{words: []string{"alerts", "list"}, args: "[TENANT [MIN_SEVERITY [TEXT]]]", help: "the newest 50 (low|medium|high|critical)", run: alertsList},
 	{words: []string{"alert", "get"}, args: "TENANT ID", run: alertGet},
@@ -267,16 +270,26 @@ func usersList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) err
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tTENANT")
+	fmt.Fprintln(tw, "NAME\tROLE\tTENANTS")
 	for _, u := range us {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, u.Tenant)
+		tenants := strings.Join(u.Tenants, ",")
+		if u.AllTenants {
+			tenants = "(all)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, tenants)
 	}
 	return tw.Flush()
 }
 
 func usersCreate(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
 	var u api.User
-	if err := readFileFlag(a.cmd, a.rest, &u); err != nil {
+	var err error
+	if len(a.rest) > 0 && strings.HasPrefix(a.rest[0], "-") {
+		err = readFileFlag(a.cmd, a.rest, &u)
+	} else {
+		u, err = userFlags(a.cmd, a.rest)
+	}
+	if err != nil {
 		return err
 	}
 	got, err := c.CreateUser(ctx, u)

@@ -27,10 +27,10 @@ func ExampleSMTPIntegration() {
 }
 
 func ExampleUser() {
-	err := validate.User(&ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_TENANT_ADMIN})
+	err := validate.User(&ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_OFFICER, Tenants: []string{"acme", "Beta"}})
 	fmt.Println(err)
 	// Output:
-	// tenant: required for a tenant_admin
+	// tenants[1]: must be 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit
 }
 
 func ExampleErrors_Prefix() {

@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"unicode"
@@ -89,10 +90,14 @@ func Sensor(sn *ospreyv1.Sensor) error {
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// User validates a user: name per the rule above; role required; an admin
-// works across tenants and has no tenant, a tenant_admin needs one, an
-// auditor may have one (read-only within it) or not (read-only across all);
-// tenant, when set, an identifier.
+// MaxUserTenants is how many tenants one user may be given by name (beyond it, give all
+// tenants).
+const MaxUserTenants = 64
+
+// User validates a user: name per the rule above; role required, one of the product's
+// (the retired tenant_admin is refused: an administrator with tenants does its work);
+// tenants, each an identifier and none twice, at least one unless all_tenants is set,
+// and none with it; the retired single tenant field empty.
 func User(u *ospreyv1.User) error {
 	var r report
 	if n := u.GetName(); n == "" {
@@ -100,27 +105,43 @@ func User(u *ospreyv1.User) error {
 	} else if !userName.MatchString(n) {
 		r.add("name", userNameRule)
 	}
-	tenant := u.GetTenant()
-	if tenant != "" && !identifier.MatchString(tenant) {
-		r.add("tenant", identifierRule)
-	}
 	switch u.GetRole() {
 	case ospreyv1.Role_ROLE_UNSPECIFIED:
-		r.add("role", "required: admin, tenant_admin or auditor")
-	case ospreyv1.Role_ROLE_ADMIN:
-		if tenant != "" {
-			r.add("tenant", "must be empty for an admin, who works across tenants")
-		}
+		r.add("role", "required: %s", roleChoices)
 	case ospreyv1.Role_ROLE_TENANT_ADMIN:
-		if tenant == "" {
-			r.add("tenant", "required for a tenant_admin")
-		}
-	case ospreyv1.Role_ROLE_AUDITOR:
+		r.add("role", "tenant_admin is retired: make the user an administrator of its tenants")
+	case ospreyv1.Role_ROLE_ADMIN, ospreyv1.Role_ROLE_LOCAL_ADMIN, ospreyv1.Role_ROLE_SENIOR_OFFICER,
+		ospreyv1.Role_ROLE_OFFICER, ospreyv1.Role_ROLE_AUDITOR:
 	default:
-		r.add("role", "must be admin, tenant_admin or auditor")
+		r.add("role", "must be one of %s", roleChoices)
+	}
+	if u.GetTenant() != "" {
+		r.add("tenant", "retired: name the user's tenants in tenants")
+	}
+	tenants := u.GetTenants()
+	switch {
+	case u.GetAllTenants() && len(tenants) > 0:
+		r.add("tenants", "must be empty for a user of all tenants")
+	case !u.GetAllTenants() && len(tenants) == 0:
+		r.add("tenants", "required: at least one tenant, or all tenants")
+	case len(tenants) > MaxUserTenants:
+		r.add("tenants", "at most %d; give the user all tenants instead", MaxUserTenants)
+	}
+	seen := map[string]bool{}
+	for i, t := range tenants {
+		field := fmt.Sprintf("tenants[%d]", i)
+		switch {
+		case !identifier.MatchString(t):
+			r.add(field, identifierRule)
+		case seen[t]:
+			r.add(field, "%q named twice", t)
+		}
+		seen[t] = true
 	}
 	return r.err()
 }
+
+const roleChoices = "administrator, local-administrator, senior-security-officer, security-officer or security-auditor"
 
 // Token validates a token: id, when set, an identifier; kind required. A
 // join token needs a tenant (it enrolls sensors into it) and counts its

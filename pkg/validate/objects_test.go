@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -87,22 +88,28 @@ func TestUser(t *testing.T) {
 		wantFields []string
 		wantText   string
 	}{
-		{name: "admin", in: &ospreyv1.User{Name: "admin", Role: ospreyv1.Role_ROLE_ADMIN}},
-		{name: "tenant admin", in: &ospreyv1.User{Name: "alice@example.com", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenant: "acme"}},
-		{name: "global auditor", in: &ospreyv1.User{Name: "audit.bot", Role: ospreyv1.Role_ROLE_AUDITOR}},
-		{name: "tenant auditor", in: &ospreyv1.User{Name: "bob_1", Role: ospreyv1.Role_ROLE_AUDITOR, Tenant: "acme"}},
-		{name: "admin with tenant", in: &ospreyv1.User{Name: "admin", Role: ospreyv1.Role_ROLE_ADMIN, Tenant: "acme"}, wantFields: []string{"tenant"}, wantText: "across tenants"},
-		{name: "tenant admin without tenant", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_TENANT_ADMIN}, wantFields: []string{"tenant"}, wantText: "required"},
-		{name: "role required", in: &ospreyv1.User{Name: "alice"}, wantFields: []string{"role"}},
-		{name: "role unknown", in: &ospreyv1.User{Name: "alice", Role: 8}, wantFields: []string{"role"}},
-		{name: "name required", in: &ospreyv1.User{Role: ospreyv1.Role_ROLE_ADMIN}, wantFields: []string{"name"}},
-		{name: "name space", in: &ospreyv1.User{Name: "alice smith", Role: ospreyv1.Role_ROLE_ADMIN}, wantFields: []string{"name"}},
-		{name: "name leading dot", in: &ospreyv1.User{Name: ".alice", Role: ospreyv1.Role_ROLE_ADMIN}, wantFields: []string{"name"}},
-		{name: "name unicode", in: &ospreyv1.User{Name: "jörg", Role: ospreyv1.Role_ROLE_ADMIN}, wantFields: []string{"name"}},
-		{name: "name too long", in: &ospreyv1.User{Name: strings.Repeat("a", 65), Role: ospreyv1.Role_ROLE_ADMIN}, wantFields: []string{"name"}},
-		{name: "name of 64", in: &ospreyv1.User{Name: strings.Repeat("a", 64), Role: ospreyv1.Role_ROLE_ADMIN}},
-		{name: "bad tenant", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_AUDITOR, Tenant: "Acme Corp"}, wantFields: []string{"tenant"}},
-		{name: "all at once", in: &ospreyv1.User{Name: "a b", Role: ospreyv1.Role_ROLE_ADMIN, Tenant: "x"}, wantFields: []string{"name", "tenant"}},
+		{name: "administrator of all tenants", in: &ospreyv1.User{Name: "admin", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true}},
+		{name: "administrator of one tenant", in: &ospreyv1.User{Name: "alice@example.com", Role: ospreyv1.Role_ROLE_ADMIN, Tenants: []string{"acme"}}},
+		{name: "local administrator", in: &ospreyv1.User{Name: "ops", Role: ospreyv1.Role_ROLE_LOCAL_ADMIN, Tenants: []string{"acme", "beta"}}},
+		{name: "senior officer", in: &ospreyv1.User{Name: "soc1", Role: ospreyv1.Role_ROLE_SENIOR_OFFICER, AllTenants: true}},
+		{name: "officer", in: &ospreyv1.User{Name: "soc2", Role: ospreyv1.Role_ROLE_OFFICER, Tenants: []string{"acme"}}},
+		{name: "auditor", in: &ospreyv1.User{Name: "bob_1", Role: ospreyv1.Role_ROLE_AUDITOR, Tenants: []string{"acme"}}},
+		{name: "tenant admin retired", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_TENANT_ADMIN, Tenants: []string{"acme"}}, wantFields: []string{"role"}, wantText: "retired"},
+		{name: "old tenant field", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_AUDITOR, Tenant: "acme", Tenants: []string{"acme"}}, wantFields: []string{"tenant"}},
+		{name: "no tenants", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_OFFICER}, wantFields: []string{"tenants"}, wantText: "required"},
+		{name: "tenants and all tenants", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_OFFICER, AllTenants: true, Tenants: []string{"acme"}}, wantFields: []string{"tenants"}},
+		{name: "tenant twice", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_OFFICER, Tenants: []string{"acme", "acme"}}, wantFields: []string{"tenants[1]"}},
+		{name: "too many tenants", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_OFFICER, Tenants: manyTenants(MaxUserTenants + 1)}, wantFields: []string{"tenants"}},
+		{name: "role required", in: &ospreyv1.User{Name: "alice", AllTenants: true}, wantFields: []string{"role"}},
+		{name: "role unknown", in: &ospreyv1.User{Name: "alice", Role: 9, AllTenants: true}, wantFields: []string{"role"}},
+		{name: "name required", in: &ospreyv1.User{Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true}, wantFields: []string{"name"}},
+		{name: "name space", in: &ospreyv1.User{Name: "alice smith", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true}, wantFields: []string{"name"}},
+		{name: "name leading dot", in: &ospreyv1.User{Name: ".alice", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true}, wantFields: []string{"name"}},
+		{name: "name unicode", in: &ospreyv1.User{Name: "jörg", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true}, wantFields: []string{"name"}},
+		{name: "name too long", in: &ospreyv1.User{Name: strings.Repeat("a", 65), Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true}, wantFields: []string{"name"}},
+		{name: "name of 64", in: &ospreyv1.User{Name: strings.Repeat("a", 64), Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true}},
+		{name: "bad tenant", in: &ospreyv1.User{Name: "alice", Role: ospreyv1.Role_ROLE_AUDITOR, Tenants: []string{"Acme Corp"}}, wantFields: []string{"tenants[0]"}},
+		{name: "all at once", in: &ospreyv1.User{Name: "a b", Role: ospreyv1.Role_ROLE_TENANT_ADMIN}, wantFields: []string{"name", "role", "tenants"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +122,14 @@ func TestUser(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyTenants(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("t%d", i)
+	}
+	return out
 }
 
 func TestToken(t *testing.T) {

@@ -754,17 +754,31 @@ func (Pop3TlsMode) EnumDescriptor() ([]byte, []int) {
 	return file_osprey_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
-// Role is what a user may do.
+// Role is what a user may do, within the tenants the user may see (User.tenants,
+// User.all_tenants). The roles are those of the product we reproduce; what each may do
+// is the capability table in central/auth (docs/users.md).
 type Role int32
 
 const (
 	Role_ROLE_UNSPECIFIED Role = 0
-	// ROLE_ADMIN: everything, across tenants.
+	// ROLE_ADMIN (Administrator): everything in its tenants; with all tenants also users,
+	// tenants, the PCN/SCN hierarchy and cluster settings.
 	Role_ROLE_ADMIN Role = 1
-	// ROLE_TENANT_ADMIN: everything within one tenant.
+	// ROLE_TENANT_ADMIN is deprecated: everything within one tenant (User.tenant). Kept only
+	// to read records written before the product's roles; a node migrates such users to
+	// ROLE_ADMIN of that tenant at start, and writes refuse it.
 	Role_ROLE_TENANT_ADMIN Role = 2
-	// ROLE_AUDITOR: read-only, within one tenant or (with no tenant) across all.
+	// ROLE_AUDITOR (Security auditor): reads everything in its tenants, changes nothing.
 	Role_ROLE_AUDITOR Role = 3
+	// ROLE_LOCAL_ADMIN (Local administrator): this node's own configuration (sensors,
+	// integrations, gateway, acceptance lists, queue, nodes) in its tenants; reads alerts.
+	Role_ROLE_LOCAL_ADMIN Role = 4
+	// ROLE_SENIOR_OFFICER (Senior security officer): handles alerts and quarantine, writes
+	// rules, reads the audit log and the configuration.
+	Role_ROLE_SENIOR_OFFICER Role = 5
+	// ROLE_OFFICER (Security officer): reads and handles alerts; reads quarantine, rules and
+	// the audit log.
+	Role_ROLE_OFFICER Role = 6
 )
 
 // Enum value maps for Role.
@@ -774,12 +788,18 @@ var (
 		1: "ROLE_ADMIN",
 		2: "ROLE_TENANT_ADMIN",
 		3: "ROLE_AUDITOR",
+		4: "ROLE_LOCAL_ADMIN",
+		5: "ROLE_SENIOR_OFFICER",
+		6: "ROLE_OFFICER",
 	}
 	Role_value = map[string]int32{
-		"ROLE_UNSPECIFIED":  0,
-		"ROLE_ADMIN":        1,
-		"ROLE_TENANT_ADMIN": 2,
-		"ROLE_AUDITOR":      3,
+		"ROLE_UNSPECIFIED":    0,
+		"ROLE_ADMIN":          1,
+		"ROLE_TENANT_ADMIN":   2,
+		"ROLE_AUDITOR":        3,
+		"ROLE_LOCAL_ADMIN":    4,
+		"ROLE_SENIOR_OFFICER": 5,
+		"ROLE_OFFICER":        6,
 	}
 )
 
@@ -2980,11 +3000,16 @@ type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Role  Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=osprey.v1.Role" json:"role,omitempty"`
-	// tenant scopes tenant_admin and auditor users; empty for admin.
+	// tenant is the one tenant of a user written before tenants/all_tenants (a tenant_admin
+	// or a tenant's auditor; empty for an admin). Read only by the migration at start.
 	Tenant string `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// password_hash is a bcrypt hash; never returned.
-	PasswordHash  []byte                 `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	PasswordHash []byte                 `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// tenants are the tenants the user may see, sorted; ignored when all_tenants is set.
+	Tenants []string `protobuf:"bytes,6,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	// all_tenants lets the user see every tenant, present and future.
+	AllTenants    bool `protobuf:"varint,7,opt,name=all_tenants,json=allTenants,proto3" json:"all_tenants,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3052,6 +3077,20 @@ func (x *User) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *User) GetTenants() []string {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+func (x *User) GetAllTenants() bool {
+	if x != nil {
+		return x.AllTenants
+	}
+	return false
 }
 
 // Token is a bearer secret. Only its hash is stored; the secret is shown once at creation.
@@ -3382,14 +3421,17 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x0ftls_certificate\x18\t \x01(\x0e2\x1f.osprey.v1.TlsCertificatePolicyR\x0etlsCertificate\x12!\n" +
 	"\fcipher_suite\x18\n" +
 	" \x01(\tR\vcipherSuite\x12\x15\n" +
-	"\x06ca_pem\x18\v \x01(\tR\x05caPem\"\xb7\x01\n" +
+	"\x06ca_pem\x18\v \x01(\tR\x05caPem\"\xf2\x01\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x0f.osprey.v1.RoleR\x04role\x12\x16\n" +
 	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12#\n" +
 	"\rpassword_hash\x18\x04 \x01(\fR\fpasswordHash\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xfb\x02\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x18\n" +
+	"\atenants\x18\x06 \x03(\tR\atenants\x12\x1f\n" +
+	"\vall_tenants\x18\a \x01(\bR\n" +
+	"allTenants\"\xfb\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.osprey.v1.TokenKindR\x04kind\x12\x16\n" +
@@ -3470,13 +3512,16 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\vPop3TlsMode\x12\x1d\n" +
 	"\x19POP3_TLS_MODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16POP3_TLS_MODE_IMPLICIT\x10\x01\x12\x1a\n" +
-	"\x16POP3_TLS_MODE_STARTTLS\x10\x02*U\n" +
+	"\x16POP3_TLS_MODE_STARTTLS\x10\x02*\x96\x01\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x01\x12\x15\n" +
 	"\x11ROLE_TENANT_ADMIN\x10\x02\x12\x10\n" +
-	"\fROLE_AUDITOR\x10\x03*P\n" +
+	"\fROLE_AUDITOR\x10\x03\x12\x14\n" +
+	"\x10ROLE_LOCAL_ADMIN\x10\x04\x12\x17\n" +
+	"\x13ROLE_SENIOR_OFFICER\x10\x05\x12\x10\n" +
+	"\fROLE_OFFICER\x10\x06*P\n" +
 	"\tTokenKind\x12\x1a\n" +
 	"\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTOKEN_KIND_API\x10\x01\x12\x13\n" +
