@@ -24,7 +24,7 @@ func TestHierarchyClusterSCN(t *testing.T) {
 	ctx := t.Context()
 
 	const scnUser, scnPassword = "branch-cluster", "the branch cluster account's long password"
-	if _, err := pcn.api.CreateUser(ctx, api.User{Name: scnUser, Role: api.RoleAdmin, Password: scnPassword}); err != nil {
+	if _, err := pcn.api.CreateUser(ctx, api.User{Name: scnUser, Role: api.RoleAdministrator, AllTenants: true, Password: scnPassword}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := pcn.api.Hierarchy(ctx)

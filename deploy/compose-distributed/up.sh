@@ -78,7 +78,7 @@ fingerprint=$(ctl pcn pcn status | sed -n 's/.*"own_fingerprint": *"\([0-9a-f]*\
 for s in a b; do
 	ctl pcn tenants list | grep "^branch-$s\b" >/dev/null || ctl pcn tenants create "branch-$s" "Branch office ${s^^}" >/dev/null
 	ctl pcn users list | grep "^scn-$s\b" >/dev/null ||
-		echo "{\"name\":\"scn-$s\",\"role\":\"admin\",\"password\":\"$(setting "OSPREY_SCN_${s^^}_PASSWORD" "")\"}" | ctl pcn users create --file - >/dev/null
+		echo "{\"name\":\"scn-$s\",\"role\":\"administrator\",\"all_tenants\":true,\"password\":\"$(setting "OSPREY_SCN_${s^^}_PASSWORD" "")\"}" | ctl pcn users create --file - >/dev/null
 done
 
 # Each SCN asks to join, pinned to the PCN's fingerprint as its
