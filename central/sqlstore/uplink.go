@@ -153,8 +153,10 @@ func (s *Store) touchServer(ctx context.Context, tx *sql.Tx, serverID, tenant st
 }
 
 // StoreUplinkAlerts stores a batch of the SCN serverID's alerts as alerts
-// of tenant (the PCN's tenant of that SCN) and moves the SCN's cursor for
-// the batch's SCN tenant to its last number, in one transaction. An alert
+// of tenant (the PCN's tenant of that SCN) and sets the SCN's cursor for
+// the batch's SCN tenant to its last number, in one transaction (batches
+// come in order; one that starts again lower, from an SCN whose numbers
+// went back, moves the cursor back with it). An alert
 // stored before (same server and id) is not stored again; one past the
 // retention's MaxAge is not stored. It returns how many it stored.
 func (s *Store) StoreUplinkAlerts(ctx context.Context, scope store.Scope, serverID, tenant string, b *ospreyv1.UplinkAlerts, now time.Time) (int, error) {
@@ -219,8 +221,7 @@ func (s *Store) StoreUplinkAlerts(ctx context.Context, scope store.Scope, server
 			}
 		}
 		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO uplink_cursors (server_id, scn_tenant, seq) VALUES (?, ?, ?)
-			ON CONFLICT (server_id, scn_tenant) DO UPDATE SET
-			seq = CASE WHEN excluded.seq > uplink_cursors.seq THEN excluded.seq ELSE uplink_cursors.seq END`),
+			ON CONFLICT (server_id, scn_tenant) DO UPDATE SET seq = excluded.seq`),
 			serverID, b.GetTenant(), b.GetLast()); err != nil {
 			return s.d.wrap("move the SCN's cursor", err)
 		}

@@ -155,6 +155,13 @@ func (s *Sender) sendAlerts(ctx context.Context, l *hierarchy.Link[*ospreyv1.Lin
 		return err
 	}
 	for _, t := range slices.Sorted(maps.Keys(seqs)) {
+		if seqs[t] < st.sent[t] && st.inFlight == 0 {
+			// The SCN's numbers went back (its store restored from an
+			// older backup): send everything again; the PCN stores each
+			// alert once.
+			s.log.WarnContext(ctx, "the alert numbers went back below the PCN's cursor: sending the tenant's alerts again", "tenant", t, "cursor", st.sent[t], "last", seqs[t])
+			st.sent[t] = 0
+		}
 		for st.inFlight < s.opts.Window && seqs[t] > st.sent[t] {
 			after := st.sent[t]
 			alerts, err := s.opts.Messages.AlertsAfter(ctx, all, t, after, s.opts.Batch)

@@ -1,6 +1,6 @@
 -- Distributed mode: what a PCN keeps of its SCNs' alerts and message
 -- summaries. An SCN's alerts go to the alerts table with its server_id
--- ('' for the PCN's own), unique by (server_id, id); uplink_cursors is,
+-- ('' for the PCN's own); uplink_cursors is,
 -- per SCN and SCN tenant, the last alert number stored (moved in the
 -- transaction that stores the alerts); uplink_servers is, per SCN, the end
 -- of the summaries stored and when data last came; message_summaries
@@ -9,7 +9,9 @@
 
 -- +goose Up
 ALTER TABLE alerts ADD COLUMN server_id TEXT NOT NULL DEFAULT '';
-CREATE UNIQUE INDEX alerts_server ON alerts (server_id, id) WHERE server_id <> '';
+-- Unique: an SCN's alert is stored once (its tenant on the PCN is the
+-- SCN's); the PCN's own, server_id '', are unique by the primary key.
+CREATE UNIQUE INDEX alerts_server ON alerts (server_id, id, tenant);
 
 CREATE TABLE uplink_cursors (
     server_id  TEXT    NOT NULL,
