@@ -302,7 +302,7 @@ type alertListData struct {
 	Servers []choice
 	Totals  []sqlstore.SummaryTotal
 	Errs    *fieldErrors
-	Rows       []alertRow
+	Rows    []alertRow
 	// FirstURL leads back to the newest alerts when this is a later page;
 	// NextURL to older ones when there are more.
 	FirstURL, NextURL string

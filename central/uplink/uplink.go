@@ -55,7 +55,7 @@ const (
 	DefaultSummaryEvery = 30 * time.Second
 	// DefaultCleanEvery is how often the PCN looks for disconnected SCNs
 	// whose alerts it still holds.
-	DefaultCleanEvery = time.Minute
+	DefaultCleanEvery = 30 * time.Second
 )
 
 // summaryLate is how far before the end the PCN acknowledged the SCN
