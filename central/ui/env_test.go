@@ -22,6 +22,7 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
+	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
@@ -57,6 +58,8 @@ type env struct {
 
 type envOptions struct {
 	secureCookies bool
+	// primary makes the node a PCN.
+	primary bool
 }
 
 func newEnv(t *testing.T, opts ...envOptions) *env {
@@ -110,7 +113,12 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	router := sensorrpc.New(cli, nil)
+	var primary *hierarchy.Primary
+	if o.primary {
+		primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{Store: st, Now: c.Now})
+	}
 	h := ui.New(ui.Options{
+		Primary: primary,
 		Store: st, Messages: db, Requests: router, Auth: authn, InsecureCookies: !o.secureCookies,
 		Quarantine: quarantine.New(quarantine.Options{Store: st, DB: db, Requests: router, Now: c.Now}),
 		NodeName:   "node-1", GRPCAddr: "0.0.0.0:7443", Etcd: cli,
