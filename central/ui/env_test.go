@@ -20,9 +20,9 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
-	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
@@ -118,7 +118,6 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{Store: st, Now: c.Now})
 	}
 	h := ui.New(ui.Options{
-		Primary: primary,
 		Store: st, Messages: db, Requests: router, Auth: authn, InsecureCookies: !o.secureCookies,
 		Quarantine: quarantine.New(quarantine.Options{Store: st, DB: db, Requests: router, Now: c.Now}),
 		NodeName:   "node-1", GRPCAddr: "0.0.0.0:7443", Etcd: cli,
@@ -127,8 +126,9 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			tok.Id, tok.SecretHash = issued.ID, issued.SecretHash
 			return "ospj_" + issued.ID + "_secret", nil
 		},
-		Nodes: func(context.Context) (*api.NodeList, error) { return testNodes(), nil },
-		Now:   c.Now,
+		Nodes:   func(context.Context) (*api.NodeList, error) { return testNodes(), nil },
+		Now:     c.Now,
+		Primary: primary,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
