@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,12 +114,17 @@ func openSQL(t *testing.T, path string) *sqlstore.Store {
 	return st
 }
 
-// recordAlerts stores n alerts on an SCN, as its scanner does.
-func recordAlerts(t *testing.T, st *sqlstore.Store, from, n int) {
+// recordAlerts stores n alerts on an SCN, as its scanner does, with a
+// subject of subjectBytes.
+func recordAlerts(t *testing.T, st *sqlstore.Store, from, n int, subjectBytes ...int) {
 	t.Helper()
+	subject := ""
+	if len(subjectBytes) > 0 {
+		subject = strings.Repeat("x", subjectBytes[0])
+	}
 	for i := from; i < from+n; i++ {
 		rec := &ospreyv1.MessageRecord{Tenant: "default", SensorId: "s1", MessageId: fmt.Sprintf("m%03d", i), Verdict: "detected"}
-		alert := &ospreyv1.Alert{Severity: ospreyv1.Severity_SEVERITY_HIGH, Verdict: "detected"}
+		alert := &ospreyv1.Alert{Severity: ospreyv1.Severity_SEVERITY_HIGH, Verdict: "detected", Headers: &ospreyv1.HeaderSummary{Subject: subject}}
 		if _, _, err := st.RecordScan(t.Context(), store.AllTenants(), rec, alert, time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -198,9 +204,11 @@ func TestUplinkAcrossOutages(t *testing.T) {
 	recordAlerts(t, scnDB1, 15, 5)
 	waitAlerts(t, pcnDB, 20)
 
-	// The link is cut while alerts keep coming.
+	// The link is cut while alerts keep coming, some large (batches are
+	// cut by size, within gRPC's message limit).
 	px.cut(true)
-	recordAlerts(t, scnDB1, 20, 30)
+	recordAlerts(t, scnDB1, 20, 20)
+	recordAlerts(t, scnDB1, 40, 10, 450<<10)
 	px.up(p.addr)
 	waitAlerts(t, pcnDB, 50)
 

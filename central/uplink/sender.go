@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/central/hierarchy"
@@ -169,11 +170,18 @@ func (s *Sender) sendAlerts(ctx context.Context, l *hierarchy.Link[*ospreyv1.Lin
 				return err
 			}
 			b := &ospreyv1.UplinkAlerts{Tenant: t, After: after, Last: after, SentAt: timestamppb.New(s.opts.Now())}
+			size, full := 0, false
 			for _, a := range alerts {
+				n := proto.Size(a.Alert)
+				if len(b.Alerts) > 0 && size+n > maxBatchBytes {
+					full = true // the rest goes in the next batch
+					break
+				}
+				size += n
 				b.Alerts = append(b.Alerts, a.Alert)
 				b.Last = a.Seq
 			}
-			if len(alerts) < s.opts.Batch {
+			if !full && len(alerts) < s.opts.Batch {
 				// The rest up to seqs[t] went with the retention.
 				b.Last = max(b.Last, seqs[t])
 			}
@@ -194,7 +202,12 @@ func (s *Sender) sendSummaries(ctx context.Context, l *hierarchy.Link[*ospreyv1.
 	if st.summarising || now.Before(st.nextSummary) {
 		return nil
 	}
-	from := st.summariesTo.Add(-summaryLate)
+	// From where the PCN stands, but the last few minutes always: their
+	// records may have committed after they were counted.
+	from := st.summariesTo
+	if recount := now.Add(-summaryLate); from.After(recount) {
+		from = recount
+	}
 	if st.summariesTo.IsZero() {
 		from = now.Add(-summaryBackfill)
 	}
@@ -206,6 +219,22 @@ func (s *Sender) sendSummaries(ctx context.Context, l *hierarchy.Link[*ospreyv1.
 	sums, err := s.opts.Messages.MessageSummaries(ctx, store.AllTenants(), from, to)
 	if err != nil {
 		return err
+	}
+	if len(sums) > maxSummaries {
+		// Up to the bucket that would pass the bound; the next message
+		// starts there (a bucket alone is sent whole).
+		cut := maxSummaries
+		for cut > 0 && sums[cut].GetBucket().AsTime().Equal(sums[cut-1].GetBucket().AsTime()) {
+			cut--
+		}
+		if cut == 0 {
+			for cut = 1; cut < len(sums) && sums[cut].GetBucket().AsTime().Equal(sums[0].GetBucket().AsTime()); cut++ {
+			}
+		}
+		if cut < len(sums) {
+			to = sums[cut].GetBucket().AsTime()
+			sums = sums[:cut]
+		}
 	}
 	if err := l.Send(&ospreyv1.LinkRequest{Msg: &ospreyv1.LinkRequest_Summaries{Summaries: &ospreyv1.UplinkSummaries{
 		From: timestamppb.New(from), To: timestamppb.New(to), Summaries: sums,

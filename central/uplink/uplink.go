@@ -28,9 +28,10 @@
 //
 // Message-log summaries are absolute counts per sensor, minute and verdict,
 // upserted on the PCN, so sending one again is harmless: the SCN sends the
-// buckets from a little before the end the PCN acknowledged (the PCN says
-// where at the start of a link) up to the current minute, at every
-// interval, which also catches the records of a minute that committed late.
+// buckets from the end the PCN acknowledged (the PCN says where at the
+// start of a link), an hour a message while it catches up, and then, at
+// every interval, the last few minutes up to the current one, which also
+// counts the records of a minute that committed late.
 //
 // On the PCN, the SCNs' alerts join its own in the alerts table with their
 // tenant (the one the SCN was accepted for) and server id, under the same
@@ -58,9 +59,18 @@ const (
 	DefaultCleanEvery = 30 * time.Second
 )
 
-// summaryLate is how far before the end the PCN acknowledged the SCN
-// counts again: records of those minutes may have committed after they
-// were counted.
+// maxBatchBytes bounds the alerts of one batch (encoded), well within
+// gRPC's 4 MiB message limit; a batch holds at least one alert (an alert
+// is at most 512 KiB).
+const maxBatchBytes = 1 << 20
+
+// maxSummaries bounds the summaries of one message (each some 60 bytes
+// encoded): a span with more is cut at a bucket's start.
+const maxSummaries = 20_000
+
+// summaryLate is how many of the last minutes the SCN always counts
+// again: records of those minutes may have committed after they were
+// counted.
 const summaryLate = 3 * time.Minute
 
 // summaryChunk is the span of one summaries message while catching up.
