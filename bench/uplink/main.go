@@ -254,8 +254,12 @@ func (w *watcher) waitFor(n int) {
 	}
 }
 
+// openSQL opens a store whose retention keeps every alert of the run (by
+// default a tenant keeps 20,000: a longer outage would have the SCN drop
+// the oldest before they are sent, by design, and the count would not
+// meet).
 func openSQL(ctx context.Context, url string) *sqlstore.Store {
-	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: url})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: url, AlertRetention: sqlstore.AlertRetention{MaxAlerts: sqlstore.MaxMaxAlerts}})
 	if err != nil {
 		log.Fatal(err)
 	}
