@@ -492,6 +492,7 @@ func (c *Client) Alerts(ctx context.Context, q AlertQuery) (*AlertList, error) {
 		v.Set("since", q.Since.Format(time.RFC3339Nano))
 	}
 	set("sensor", q.Sensor)
+	set("server", q.Server)
 	set("q", q.Q)
 	set("page_token", q.PageToken)
 	if q.Limit != 0 {

@@ -48,9 +48,14 @@ type Server struct {
 	TokenExpiresAt *time.Time `json:"token_expires_at,omitempty"`
 	CertExpiresAt  *time.Time `json:"cert_expires_at,omitempty"`
 	Sensors        int64      `json:"sensors"`
-	Alerts         int64      `json:"alerts"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	AcceptedAt     *time.Time `json:"accepted_at,omitempty"`
+	// Alerts is how many alerts the SCN holds (its heartbeat says);
+	// PCNAlerts how many of them this PCN holds.
+	Alerts    int64 `json:"alerts"`
+	PCNAlerts int64 `json:"pcn_alerts"`
+	// UplinkAt is when the SCN's alerts or message summaries last came.
+	UplinkAt   *time.Time `json:"uplink_at,omitempty"`
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
 }
 
 // ServerList is the answer of GET /api/v1/servers.

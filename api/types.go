@@ -988,10 +988,12 @@ type Attachment struct {
 // Alert is raised once for each scanned message with at least one match.
 type Alert struct {
 	// ID sorts by time: 16 hex digits of the scan time in Unix nanoseconds, "-", 16 hex digits.
-	ID          string         `json:"id"`
-	Tenant      string         `json:"tenant"`
-	SensorID    string         `json:"sensor_id"`
-	MessageID   string         `json:"message_id"`
+	ID        string `json:"id"`
+	Tenant    string `json:"tenant"`
+	SensorID  string `json:"sensor_id"`
+	MessageID string `json:"message_id"`
+	// ServerID is, on a PCN, the SCN the alert came from ("" for its own).
+	ServerID    string         `json:"server_id,omitempty"`
 	Source      MailSource     `json:"source,omitempty"`
 	Envelope    *Envelope      `json:"envelope,omitempty"`
 	Headers     *HeaderSummary `json:"headers,omitempty"`
@@ -1025,6 +1027,8 @@ type AlertQuery struct {
 	Since time.Time
 	// Sensor lists one sensor's alerts.
 	Sensor string
+	// Server lists, on a PCN, the alerts that came from one SCN.
+	Server string
 	// Q is text that must occur, ignoring case, in the subject, From, To, Cc, envelope sender or
 	// recipients, attachment names, or the matches' rule ids and descriptions.
 	Q string

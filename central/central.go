@@ -202,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 	)
 	if n.primary != nil {
 		// Before the gRPC server: a link records itself under its lease.
-		components = append(components, component{"hierarchy-primary", n.primary.Run})
+		components = append(components, component{"hierarchy-primary", n.primary.Run}, component{"uplink-clean", n.uplinkIn.Run})
 	}
 	components = append(components,
 		component{"grpc", func(ctx context.Context) error {

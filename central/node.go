@@ -44,6 +44,7 @@ import (
 	"github.com/ospreysec/osprey/central/store"
 	"github.com/ospreysec/osprey/central/ui"
 	"github.com/ospreysec/osprey/central/upgrade"
+	"github.com/ospreysec/osprey/central/uplink"
 	"github.com/ospreysec/osprey/internal/buildinfo"
 	"github.com/ospreysec/osprey/pkg/jointoken"
 	"github.com/ospreysec/osprey/pkg/pki"
@@ -86,6 +87,9 @@ type node struct {
 	// cluster to its PCN once its administrator joined one.
 	primary   *hierarchy.Primary
 	secondary *hierarchy.Secondary
+	// uplinkIn stores the SCNs' alerts and summaries on a PCN (nil unless
+	// --pcn).
+	uplinkIn *uplink.Receiver
 }
 
 const (
@@ -233,16 +237,19 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		return nil, err
 	}
 	if opts.Hierarchy.Primary {
+		n.uplinkIn = uplink.NewReceiver(uplink.ReceiverOptions{Messages: db, Servers: st, Logger: log.With("component", "uplink-in")})
 		n.primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{
 			Store: st, CA: ca, Passwords: authn, NodeName: opts.NodeName,
 			TokenLifetime: opts.Hierarchy.TokenLifetime, Heartbeat: opts.Hierarchy.Heartbeat, CertValidity: opts.Hierarchy.CertValidity,
-			Logger: log.With("component", "hierarchy"),
+			Channels: []hierarchy.PrimaryChannel{n.uplinkIn},
+			Logger:   log.With("component", "hierarchy"),
 		})
 		n.primary.Register(n.grpc)
 	}
 	n.secondary = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
 		Store: st, Client: cli, KEK: kek, NodeName: opts.NodeName, Version: buildinfo.Version(),
 		IsPrimary: opts.Hierarchy.Primary, OwnFingerprint: caHash, Counts: n.counts, Logger: log.With("component", "uplink"),
+		Channels: []hierarchy.SecondaryChannel{uplink.NewSender(uplink.SenderOptions{Messages: db, Logger: log.With("component", "uplink-out")})},
 	})
 	apiHandler := httpapi.New(httpapi.Options{
 		Store:      st,

@@ -112,6 +112,7 @@ func AlertFromProto(p *ospreyv1.Alert) api.Alert {
 		Tenant:      p.GetTenant(),
 		SensorID:    p.GetSensorId(),
 		MessageID:   p.GetMessageId(),
+		ServerID:    p.GetServerId(),
 		Source:      mailSources.toAPI(p.GetSource()),
 		Envelope:    envelopeFromProto(p.GetEnvelope()),
 		Severity:    severities.toAPI(p.GetSeverity()),

@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -34,7 +36,10 @@ type pcn struct {
 	addr    string
 	ca      *pki.CA
 	store   *store.Store
+	authn   *auth.Authenticator
 	primary *hierarchy.Primary
+	// stop ends the service (the PCN's process going away).
+	stop func()
 }
 
 func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
@@ -64,18 +69,27 @@ func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Store, opts.CA, opts.Passwords, opts.NodeName = st, ca, authn, "pcn-1"
-	p := hierarchy.NewPrimary(opts)
-	cert, err := clusterca.NewServerCert(ca, []string{"127.0.0.1"}, nil)
+	p := &pcn{ca: ca, store: st, authn: authn}
+	p.serve(t, opts)
+	return p
+}
+
+// serve starts the PCN's hierarchy service, on a new address, until stop
+// or the end of the test.
+func (p *pcn) serve(t *testing.T, opts hierarchy.PrimaryOptions) {
+	t.Helper()
+	opts.Store, opts.CA, opts.Passwords, opts.NodeName = p.store, p.ca, p.authn, "pcn-1"
+	p.primary = hierarchy.NewPrimary(opts)
+	cert, err := clusterca.NewServerCert(p.ca, []string{"127.0.0.1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
+	pool.AddCert(p.ca.Cert)
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
 		MinVersion: tls.VersionTLS12, GetCertificate: cert.GetCertificate, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool,
 	})))
-	p.Register(srv)
+	p.primary.Register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -85,26 +99,37 @@ func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = p.Run(ctx)
+		_ = p.primary.Run(ctx)
 	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		cancel()
-		<-done
-	})
-	return &pcn{addr: ln.Addr().String(), ca: ca, store: st, primary: p}
+	var once sync.Once
+	p.stop = func() {
+		once.Do(func() {
+			srv.Stop()
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(p.stop)
+	p.addr = ln.Addr().String()
 }
 
 // startSCN runs an SCN's side with its own etcd until the test ends.
-func startSCN(t *testing.T) *hierarchy.Secondary {
+func startSCN(t *testing.T, chans ...hierarchy.SecondaryChannel) *hierarchy.Secondary {
 	t.Helper()
-	cli := etcdtest.Client(t)
 	kek := make([]byte, pki.KEKSize)
 	if _, err := rand.Read(kek); err != nil {
 		t.Fatal(err)
 	}
-	s := hierarchy.NewSecondary(hierarchy.SecondaryOptions{
-		Store: store.New(cli), Client: cli, KEK: kek, NodeName: "scn-1", Version: "test",
+	s, _ := startSCNNode(t, etcdtest.Client(t), kek, "scn-1", chans...)
+	return s
+}
+
+// startSCNNode runs one node of an SCN, on the SCN's etcd and with its
+// cluster key, until stop or the end of the test.
+func startSCNNode(t *testing.T, cli *clientv3.Client, kek []byte, name string, chans ...hierarchy.SecondaryChannel) (s *hierarchy.Secondary, stop func()) {
+	t.Helper()
+	s = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
+		Store: store.New(cli), Client: cli, KEK: kek, NodeName: name, Version: "test", Channels: chans,
 		Counts: func(context.Context) (hierarchy.Counts, error) {
 			return hierarchy.Counts{Sensors: 7, Alerts: 42, LastData: time.Now()}, nil
 		},
@@ -115,11 +140,15 @@ func startSCN(t *testing.T) *hierarchy.Secondary {
 		defer close(done)
 		_ = s.Run(ctx)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return s
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
 }
 
 // TestLinkRenewsItsCertificate links an SCN whose link certificates live

@@ -13,12 +13,12 @@ import (
 
 // listAlerts answers one page of the alerts the query selects, newest first.
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	v, err := queryParams(r, "tenant", "severity", "since", "sensor", "q", "page_token", "limit")
+	v, err := queryParams(r, "tenant", "severity", "since", "sensor", "server", "q", "page_token", "limit")
 	if err != nil {
 		return err
 	}
 	q := sqlstore.AlertQuery{
-		Tenant: v.Get("tenant"), SensorID: v.Get("sensor"), Q: v.Get("q"), PageToken: v.Get("page_token"),
+		Tenant: v.Get("tenant"), SensorID: v.Get("sensor"), ServerID: v.Get("server"), Q: v.Get("q"), PageToken: v.Get("page_token"),
 	}
 	var errs validate.Errors
 	if sev, err := convert.SeverityToProto(api.Severity(v.Get("severity"))); err != nil {

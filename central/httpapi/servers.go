@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"google.golang.org/grpc/status"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/central/uplink"
 )
 
 // The distributed mode's routes: on a PCN, its SCNs (/api/v1/servers); on
@@ -41,6 +43,9 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request, _ auth.Prin
 	}
 	list, err := s.primary.Servers(r.Context(), store.AllTenants())
 	if err != nil {
+		return err
+	}
+	if list, err = uplink.WithData(r.Context(), s.messages, store.AllTenants(), list, time.Now()); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, api.ServerList{Servers: list})
@@ -97,7 +102,11 @@ func (s *Server) writeServer(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v)
+	list, err := uplink.WithData(r.Context(), s.messages, store.AllTenants(), []api.Server{v}, time.Now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list[0])
 	return nil
 }
 

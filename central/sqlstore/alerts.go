@@ -271,6 +271,8 @@ type AlertQuery struct {
 	Since time.Time
 	// SensorID keeps the alerts of one sensor.
 	SensorID string
+	// ServerID keeps the alerts that came from one SCN (on a PCN).
+	ServerID string
 	// Q keeps alerts where it occurs, ignoring case, in the subject, the
 	// header From, To and Cc, the envelope sender and recipients, the
 	// attachments' names and paths, or the matches' rule ids and descriptions.
@@ -303,6 +305,9 @@ func (q *AlertQuery) check() (after []string, err error) {
 	}
 	if q.SensorID != "" && store.CheckID("sensor", q.SensorID) != nil {
 		errs = append(errs, validate.FieldError{Field: "sensor", Message: "not a sensor id"})
+	}
+	if q.ServerID != "" && store.CheckID("server", q.ServerID) != nil {
+		errs = append(errs, validate.FieldError{Field: "server", Message: "not a server id"})
 	}
 	if len(q.Q) > maxQueryBytes {
 		errs = append(errs, validate.FieldError{Field: "q", Message: fmt.Sprintf("must be at most %d bytes long", maxQueryBytes)})
@@ -352,6 +357,9 @@ func (s *Store) ListAlerts(ctx context.Context, scope store.Scope, q AlertQuery)
 	}
 	if q.SensorID != "" {
 		where, args = append(where, "sensor_id = ?"), append(args, q.SensorID)
+	}
+	if q.ServerID != "" {
+		where, args = append(where, "server_id = ?"), append(args, q.ServerID)
 	}
 	if q.Q != "" {
 		where, args = append(where, `search LIKE ? ESCAPE '\'`), append(args, "%"+escapeLike(strings.ToLower(q.Q))+"%")

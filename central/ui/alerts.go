@@ -133,6 +133,7 @@ type alertFilter struct {
 	Severity string // minimum severity name; "" for any
 	Sensor   string
 	Tenant   string // administrators only
+	Server   string // on a PCN: the SCN the alerts came from
 	Q        string
 	Since    string // as typed: "2026-03-01T09:30", "2026-03-01" or RFC 3339
 	Token    string // the store's page token
@@ -144,7 +145,7 @@ var sinceLayouts = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-
 
 func parseAlertFilter(q url.Values) alertFilter {
 	return alertFilter{
-		Severity: q.Get("severity"), Sensor: q.Get("sensor"), Tenant: q.Get("tenant"),
+		Severity: q.Get("severity"), Sensor: q.Get("sensor"), Tenant: q.Get("tenant"), Server: q.Get("server"),
 		Q: strings.TrimSpace(q.Get("q")), Since: strings.TrimSpace(q.Get("since")), Token: q.Get("page_token"),
 	}
 }
@@ -152,7 +153,7 @@ func parseAlertFilter(q url.Values) alertFilter {
 // query turns the filter into the store's query, or the errors of the
 // fields that cannot be read, named as the store names them.
 func (f alertFilter) query(limit int) (sqlstore.AlertQuery, []fieldError) {
-	q := sqlstore.AlertQuery{Tenant: f.Tenant, SensorID: f.Sensor, Q: f.Q, PageToken: f.Token, Limit: limit}
+	q := sqlstore.AlertQuery{Tenant: f.Tenant, SensorID: f.Sensor, ServerID: f.Server, Q: f.Q, PageToken: f.Token, Limit: limit}
 	var errs []fieldError
 	if f.Severity != "" {
 		sev, ok := parseSeverity(f.Severity)
@@ -180,7 +181,7 @@ func (f alertFilter) query(limit int) (sqlstore.AlertQuery, []fieldError) {
 // url is the list's URL with this filter, on the page that token starts.
 func (f alertFilter) url(token string) string {
 	v := url.Values{}
-	for k, val := range map[string]string{"severity": f.Severity, "sensor": f.Sensor, "tenant": f.Tenant,
+	for k, val := range map[string]string{"severity": f.Severity, "sensor": f.Sensor, "tenant": f.Tenant, "server": f.Server,
 		"q": f.Q, "since": f.Since, "page_token": token} {
 		if val != "" {
 			v.Set(k, val)
@@ -194,7 +195,7 @@ func (f alertFilter) url(token string) string {
 
 // Filtered reports whether any filter is set.
 func (f alertFilter) Filtered() bool {
-	return f.Severity != "" || f.Sensor != "" || f.Tenant != "" || f.Q != "" || f.Since != ""
+	return f.Severity != "" || f.Sensor != "" || f.Tenant != "" || f.Server != "" || f.Q != "" || f.Since != ""
 }
 
 // alertPageSize is the number of alerts on one page of the list.
@@ -204,6 +205,7 @@ var alertFilterFields = map[string]formField{
 	"severity":   {"Severity", "af-severity"},
 	"sensor":     {"Sensor", "af-sensor"},
 	"tenant":     {"Tenant", "af-tenant"},
+	"server":     {"SCN", "af-server"},
 	"q":          {"Search", "af-q"},
 	"since":      {"Since", "af-since"},
 	"page_token": {"Page", ""},
@@ -213,6 +215,7 @@ var alertFilterFields = map[string]formField{
 // alertRow is one alert as the list shows it.
 type alertRow struct {
 	ID, Tenant   string
+	Server       string // the SCN it came from, on a PCN
 	Time         time.Time
 	Severity     string
 	Sensor       string // the sensor's name
@@ -242,7 +245,7 @@ const (
 
 func newAlertRow(a *ospreyv1.Alert, sensorNames map[string]string) alertRow {
 	row := alertRow{
-		ID: a.GetId(), Tenant: a.GetTenant(), Severity: severityName(a.GetSeverity()),
+		ID: a.GetId(), Tenant: a.GetTenant(), Server: a.GetServerId(), Severity: severityName(a.GetSeverity()),
 		SensorID: a.GetSensorId(), Sensor: a.GetSensorId(), Source: sourceName(a.GetSource()),
 		Subject: short(a.GetHeaders().GetSubject()), Verdict: short(a.GetVerdict()),
 		URL:          alertURL(a.GetTenant(), a.GetId()),
@@ -294,8 +297,12 @@ type alertListData struct {
 	Severities []string
 	Sensors    []choice
 	Tenants    []*ospreyv1.Tenant
-	Errs       *fieldErrors
-	Rows       []alertRow
+	// Servers are a PCN's SCNs in scope (none elsewhere); Totals the
+	// messages of the last day per tenant and SCN.
+	Servers []choice
+	Totals  []sqlstore.SummaryTotal
+	Errs    *fieldErrors
+	Rows    []alertRow
 	// FirstURL leads back to the newest alerts when this is a later page;
 	// NextURL to older ones when there are more.
 	FirstURL, NextURL string
@@ -327,6 +334,11 @@ func (s *Server) alertList(w http.ResponseWriter, r *http.Request, req *request)
 	}
 	if req.severalTenants() {
 		if d.Tenants, err = s.store.ListTenants(ctx, req.scope); err != nil {
+			return err
+		}
+	}
+	if s.primary != nil {
+		if err := s.pcnTotals(r, req, &d); err != nil {
 			return err
 		}
 	}
@@ -374,6 +386,22 @@ func (s *Server) alertList(w http.ResponseWriter, r *http.Request, req *request)
 	}
 	s.render(w, status, req, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
 	return nil
+}
+
+// pcnTotals fills, on a PCN, the SCNs the reader may filter by and the
+// totals of the last day across tenants and SCNs, in the reader's scope.
+func (s *Server) pcnTotals(r *http.Request, req *request, d *alertListData) error {
+	srvs, err := s.primary.Servers(r.Context(), store.AllTenants())
+	if err != nil {
+		return err
+	}
+	for _, sv := range srvs {
+		if sv.Tenant != "" && req.scope.Allows(sv.Tenant) {
+			d.Servers = append(d.Servers, choice{Value: sv.ID, Label: sv.Name + " (" + sv.Tenant + ")"})
+		}
+	}
+	d.Totals, err = s.messages.SummaryTotals(r.Context(), req.scope, s.now().Add(-24*time.Hour))
+	return err
 }
 
 // ---- Detail ----

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
+	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/quarantine"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
@@ -60,6 +61,8 @@ type env struct {
 
 type envOptions struct {
 	secureCookies bool
+	// primary makes the node a PCN.
+	primary bool
 }
 
 func newEnv(t *testing.T, opts ...envOptions) *env {
@@ -113,6 +116,10 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	router := sensorrpc.New(cli, nil)
+	var primary *hierarchy.Primary
+	if o.primary {
+		primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{Store: st, Now: c.Now})
+	}
 	h := ui.New(ui.Options{
 		Store: st, Messages: db, Requests: router, Auth: authn, InsecureCookies: !o.secureCookies,
 		Quarantine: quarantine.New(quarantine.Options{Store: st, DB: db, Requests: router, Now: c.Now}),
@@ -122,8 +129,9 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			tok.Id, tok.SecretHash = issued.ID, issued.SecretHash
 			return "ospj_" + issued.ID + "_secret", nil
 		},
-		Nodes: func(context.Context) (*api.NodeList, error) { return testNodes(), nil },
-		Now:   c.Now,
+		Nodes:   func(context.Context) (*api.NodeList, error) { return testNodes(), nil },
+		Now:     c.Now,
+		Primary: primary,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -8,6 +8,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/central/uplink"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
@@ -34,6 +35,9 @@ func (s *Server) serversData(r *http.Request) (*serversData, error) {
 	if s.primary != nil {
 		list, err := s.primary.Servers(r.Context(), store.AllTenants())
 		if err != nil {
+			return nil, err
+		}
+		if list, err = uplink.WithData(r.Context(), s.messages, store.AllTenants(), list, s.now()); err != nil {
 			return nil, err
 		}
 		for _, sv := range list {

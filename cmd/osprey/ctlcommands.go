@@ -98,7 +98,7 @@ var configCommands = []ctlCmd{
 		"                                      roles: administrator, local-administrator, senior-security-officer,\n" +
 		"                                      security-officer, security-auditor", run: usersCreate},
 	{words: []string{"tokens", "create"}, args: "--file token.json", help: "(or: tokens create join TENANT [TTL_SECONDS])", run: tokensCreate},
-	{words: []string{"alerts", "list"}, args: "[TENANT [MIN_SEVERITY [TEXT]]]", help: "the newest 50 (low|medium|high|critical)", run: alertsList},
+	{words: []string{"alerts", "list"}, args: "[TENANT [MIN_SEVERITY [TEXT]]] [--server SCN]", help: "the newest 50 (low|medium|high|critical); on a PCN, --server: one SCN's", run: alertsList},
 	{words: []string{"alert", "get"}, args: "TENANT ID", run: alertGet},
 	{words: []string{"audit", "list"}, args: "[--since 24h] [--tenant T] [--sensor S] [--kind accepted|refused|delivery|quarantine]\n" +
 		"             [--sender TEXT] [--recipient ADDR] [--subject TEXT] [--message-id ID]\n" +
@@ -320,9 +320,23 @@ func tokensCreate(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) 
 
 func alertsList(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
 	q := api.AlertQuery{}
+	var pos []string
+	for i := 0; i < len(a.rest); i++ {
+		switch arg := a.rest[i]; {
+		case arg == "--server" && i+1 < len(a.rest):
+			q.Server = a.rest[i+1]
+			i++
+		case strings.HasPrefix(arg, "--server="):
+			q.Server = strings.TrimPrefix(arg, "--server=")
+		case strings.HasPrefix(arg, "--"):
+			return usageErrorf("%s: unknown flag %s", a.cmd, arg)
+		default:
+			pos = append(pos, arg)
+		}
+	}
 	for i, f := range []*string{&q.Tenant, (*string)(&q.Severity), &q.Q} {
-		if i < len(a.rest) {
-			*f = a.rest[i]
+		if i < len(pos) {
+			*f = pos[i]
 		}
 	}
 	list, err := c.Alerts(ctx, q)
@@ -330,7 +344,7 @@ func alertsList(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) er
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tTENANT\tID\tSEVERITY\tSENSOR\tFROM\tSUBJECT\tMATCHES")
+	fmt.Fprintln(tw, "TIME\tTENANT\tSCN\tID\tSEVERITY\tSENSOR\tFROM\tSUBJECT\tMATCHES")
 	for _, al := range list.Alerts {
 		var subject string
 		if al.Headers != nil {
@@ -340,7 +354,7 @@ func alertsList(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) er
 		for _, m := range al.Matches {
 			rules = append(rules, m.Engine+":"+m.RuleID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%q\t%s\n", al.CreatedAt.Format("2006-01-02 15:04:05"), al.Tenant, al.ID,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%q\t%s\n", al.CreatedAt.Format("2006-01-02 15:04:05"), al.Tenant, dash(al.ServerID), al.ID,
 			al.Severity, al.SensorID, alertSender(al), subject, strings.Join(rules, ","))
 	}
 	return tw.Flush()

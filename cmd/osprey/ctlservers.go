@@ -33,7 +33,7 @@ func serversList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) e
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tTENANT\tONLINE\tLAST DATA\tVERSION\tSENSORS\tALERTS\tTOKEN EXPIRES\tADDRESS\tFINGERPRINT")
+	fmt.Fprintln(tw, "ID\tSTATE\tTENANT\tONLINE\tLAST DATA\tVERSION\tSENSORS\tALERTS\tON PCN\tTOKEN EXPIRES\tADDRESS\tFINGERPRINT")
 	for _, s := range list.Servers {
 		online := "-"
 		if s.State == api.ServerAccepted {
@@ -43,8 +43,8 @@ func serversList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) e
 		if s.NoData && s.State == api.ServerAccepted {
 			last += " (no data for over 5 minutes)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.State, dash(s.Tenant), online, last, dash(s.Version),
-			s.Sensors, s.Alerts, when(s.TokenExpiresAt), dash(s.Address), shortFingerprint(s.Fingerprint))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.State, dash(s.Tenant), online, last, dash(s.Version),
+			s.Sensors, s.Alerts, s.PCNAlerts, when(s.TokenExpiresAt), dash(s.Address), shortFingerprint(s.Fingerprint))
 	}
 	return tw.Flush()
 }

@@ -702,6 +702,8 @@ type LinkRequest struct {
 	//
 	//	*LinkRequest_Hello
 	//	*LinkRequest_Heartbeat
+	//	*LinkRequest_Alerts
+	//	*LinkRequest_Summaries
 	Msg           isLinkRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -762,6 +764,24 @@ func (x *LinkRequest) GetHeartbeat() *LinkHeartbeat {
 	return nil
 }
 
+func (x *LinkRequest) GetAlerts() *UplinkAlerts {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkRequest_Alerts); ok {
+			return x.Alerts
+		}
+	}
+	return nil
+}
+
+func (x *LinkRequest) GetSummaries() *UplinkSummaries {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkRequest_Summaries); ok {
+			return x.Summaries
+		}
+	}
+	return nil
+}
+
 type isLinkRequest_Msg interface {
 	isLinkRequest_Msg()
 }
@@ -774,9 +794,23 @@ type LinkRequest_Heartbeat struct {
 	Heartbeat *LinkHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
 }
 
+type LinkRequest_Alerts struct {
+	// Fields 10-19: answers to users and global rules sent down.
+	// Fields 20-29: alerts and message-log summaries up.
+	Alerts *UplinkAlerts `protobuf:"bytes,20,opt,name=alerts,proto3,oneof"`
+}
+
+type LinkRequest_Summaries struct {
+	Summaries *UplinkSummaries `protobuf:"bytes,21,opt,name=summaries,proto3,oneof"` // Fields 30-39: sensors managed from the PCN (lists, answers).
+}
+
 func (*LinkRequest_Hello) isLinkRequest_Msg() {}
 
 func (*LinkRequest_Heartbeat) isLinkRequest_Msg() {}
+
+func (*LinkRequest_Alerts) isLinkRequest_Msg() {}
+
+func (*LinkRequest_Summaries) isLinkRequest_Msg() {}
 
 // LinkHello opens the link.
 type LinkHello struct {
@@ -918,6 +952,9 @@ type LinkResponse struct {
 	//	*LinkResponse_Welcome
 	//	*LinkResponse_Heartbeat
 	//	*LinkResponse_Token
+	//	*LinkResponse_UplinkCursor
+	//	*LinkResponse_AlertsAck
+	//	*LinkResponse_SummariesAck
 	Msg           isLinkResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -987,6 +1024,33 @@ func (x *LinkResponse) GetToken() *TokenRefresh {
 	return nil
 }
 
+func (x *LinkResponse) GetUplinkCursor() *UplinkCursor {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkResponse_UplinkCursor); ok {
+			return x.UplinkCursor
+		}
+	}
+	return nil
+}
+
+func (x *LinkResponse) GetAlertsAck() *UplinkAlertsAck {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkResponse_AlertsAck); ok {
+			return x.AlertsAck
+		}
+	}
+	return nil
+}
+
+func (x *LinkResponse) GetSummariesAck() *UplinkSummariesAck {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkResponse_SummariesAck); ok {
+			return x.SummariesAck
+		}
+	}
+	return nil
+}
+
 type isLinkResponse_Msg interface {
 	isLinkResponse_Msg()
 }
@@ -1003,11 +1067,31 @@ type LinkResponse_Token struct {
 	Token *TokenRefresh `protobuf:"bytes,3,opt,name=token,proto3,oneof"`
 }
 
+type LinkResponse_UplinkCursor struct {
+	// Fields 10-19: users and global rules down.
+	// Fields 20-29: acknowledgements of alerts and summaries sent up.
+	UplinkCursor *UplinkCursor `protobuf:"bytes,20,opt,name=uplink_cursor,json=uplinkCursor,proto3,oneof"`
+}
+
+type LinkResponse_AlertsAck struct {
+	AlertsAck *UplinkAlertsAck `protobuf:"bytes,21,opt,name=alerts_ack,json=alertsAck,proto3,oneof"`
+}
+
+type LinkResponse_SummariesAck struct {
+	SummariesAck *UplinkSummariesAck `protobuf:"bytes,22,opt,name=summaries_ack,json=summariesAck,proto3,oneof"` // Fields 30-39: sensors managed from the PCN (requests).
+}
+
 func (*LinkResponse_Welcome) isLinkResponse_Msg() {}
 
 func (*LinkResponse_Heartbeat) isLinkResponse_Msg() {}
 
 func (*LinkResponse_Token) isLinkResponse_Msg() {}
+
+func (*LinkResponse_UplinkCursor) isLinkResponse_Msg() {}
+
+func (*LinkResponse_AlertsAck) isLinkResponse_Msg() {}
+
+func (*LinkResponse_SummariesAck) isLinkResponse_Msg() {}
 
 // LinkWelcome answers the hello.
 type LinkWelcome struct {
@@ -1737,7 +1821,7 @@ var File_osprey_v1_hierarchy_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\n" +
-	"\x19osprey/v1/hierarchy.proto\x12\tosprey.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n" +
+	"\x19osprey/v1/hierarchy.proto\x12\tosprey.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/uplink.proto\"\xb0\x01\n" +
 	"\vJoinRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10software_version\x18\x02 \x01(\tR\x0fsoftwareVersion\x12\x10\n" +
@@ -1774,10 +1858,12 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x10RenewLinkRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"5\n" +
 	"\x11RenewLinkResponse\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"|\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xeb\x01\n" +
 	"\vLinkRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.osprey.v1.LinkHelloH\x00R\x05hello\x128\n" +
-	"\theartbeat\x18\x02 \x01(\v2\x18.osprey.v1.LinkHeartbeatH\x00R\theartbeatB\x05\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x18.osprey.v1.LinkHeartbeatH\x00R\theartbeat\x121\n" +
+	"\x06alerts\x18\x14 \x01(\v2\x17.osprey.v1.UplinkAlertsH\x00R\x06alerts\x12:\n" +
+	"\tsummaries\x18\x15 \x01(\v2\x1a.osprey.v1.UplinkSummariesH\x00R\tsummariesB\x05\n" +
 	"\x03msg\"L\n" +
 	"\tLinkHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12)\n" +
@@ -1788,11 +1874,15 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x06alerts\x18\x03 \x01(\x03R\x06alerts\x12<\n" +
 	"\flast_data_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastDataAt\x12B\n" +
-	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xb7\x01\n" +
+	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xfa\x02\n" +
 	"\fLinkResponse\x122\n" +
 	"\awelcome\x18\x01 \x01(\v2\x16.osprey.v1.LinkWelcomeH\x00R\awelcome\x12;\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1b.osprey.v1.LinkHeartbeatAckH\x00R\theartbeat\x12/\n" +
-	"\x05token\x18\x03 \x01(\v2\x17.osprey.v1.TokenRefreshH\x00R\x05tokenB\x05\n" +
+	"\x05token\x18\x03 \x01(\v2\x17.osprey.v1.TokenRefreshH\x00R\x05token\x12>\n" +
+	"\ruplink_cursor\x18\x14 \x01(\v2\x17.osprey.v1.UplinkCursorH\x00R\fuplinkCursor\x12;\n" +
+	"\n" +
+	"alerts_ack\x18\x15 \x01(\v2\x1a.osprey.v1.UplinkAlertsAckH\x00R\talertsAck\x12D\n" +
+	"\rsummaries_ack\x18\x16 \x01(\v2\x1d.osprey.v1.UplinkSummariesAckH\x00R\fsummariesAckB\x05\n" +
 	"\x03msg\"\x8c\x01\n" +
 	"\vLinkWelcome\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x16\n" +
@@ -1924,7 +2014,12 @@ var file_osprey_v1_hierarchy_proto_goTypes = []any{
 	(*Primary)(nil),               // 20: osprey.v1.Primary
 	(*PrimaryLink)(nil),           // 21: osprey.v1.PrimaryLink
 	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*UplinkAlerts)(nil),          // 23: osprey.v1.UplinkAlerts
+	(*UplinkSummaries)(nil),       // 24: osprey.v1.UplinkSummaries
+	(*UplinkCursor)(nil),          // 25: osprey.v1.UplinkCursor
+	(*UplinkAlertsAck)(nil),       // 26: osprey.v1.UplinkAlertsAck
+	(*UplinkSummariesAck)(nil),    // 27: osprey.v1.UplinkSummariesAck
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
 }
 var file_osprey_v1_hierarchy_proto_depIdxs = []int32{
 	2,  // 0: osprey.v1.PollResponse.state:type_name -> osprey.v1.PollResponse.State
@@ -1932,44 +2027,49 @@ var file_osprey_v1_hierarchy_proto_depIdxs = []int32{
 	22, // 2: osprey.v1.LoginResponse.token_expires_at:type_name -> google.protobuf.Timestamp
 	12, // 3: osprey.v1.LinkRequest.hello:type_name -> osprey.v1.LinkHello
 	13, // 4: osprey.v1.LinkRequest.heartbeat:type_name -> osprey.v1.LinkHeartbeat
-	22, // 5: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 6: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
-	15, // 7: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
-	16, // 8: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
-	17, // 9: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
-	23, // 10: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	22, // 11: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
-	22, // 12: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 13: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
-	22, // 14: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 15: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 16: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
-	22, // 17: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
-	22, // 18: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
-	22, // 19: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 20: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 21: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
-	1,  // 22: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
-	22, // 23: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 24: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
-	22, // 25: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
-	22, // 26: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
-	22, // 27: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	3,  // 28: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
-	5,  // 29: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
-	7,  // 30: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
-	9,  // 31: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
-	11, // 32: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
-	4,  // 33: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
-	6,  // 34: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
-	8,  // 35: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
-	10, // 36: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
-	14, // 37: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
-	33, // [33:38] is the sub-list for method output_type
-	28, // [28:33] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	23, // 5: osprey.v1.LinkRequest.alerts:type_name -> osprey.v1.UplinkAlerts
+	24, // 6: osprey.v1.LinkRequest.summaries:type_name -> osprey.v1.UplinkSummaries
+	22, // 7: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
+	22, // 8: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
+	15, // 9: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
+	16, // 10: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
+	17, // 11: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
+	25, // 12: osprey.v1.LinkResponse.uplink_cursor:type_name -> osprey.v1.UplinkCursor
+	26, // 13: osprey.v1.LinkResponse.alerts_ack:type_name -> osprey.v1.UplinkAlertsAck
+	27, // 14: osprey.v1.LinkResponse.summaries_ack:type_name -> osprey.v1.UplinkSummariesAck
+	28, // 15: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	22, // 16: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
+	22, // 17: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 18: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
+	22, // 19: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
+	22, // 20: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
+	22, // 21: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	22, // 22: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
+	22, // 23: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
+	22, // 24: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
+	22, // 25: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
+	22, // 26: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
+	1,  // 27: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
+	22, // 28: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
+	22, // 29: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
+	22, // 30: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
+	22, // 31: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
+	22, // 32: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	3,  // 33: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
+	5,  // 34: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
+	7,  // 35: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
+	9,  // 36: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
+	11, // 37: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
+	4,  // 38: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
+	6,  // 39: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
+	8,  // 40: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
+	10, // 41: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
+	14, // 42: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
+	38, // [38:43] is the sub-list for method output_type
+	33, // [33:38] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_hierarchy_proto_init() }
@@ -1977,14 +2077,20 @@ func file_osprey_v1_hierarchy_proto_init() {
 	if File_osprey_v1_hierarchy_proto != nil {
 		return
 	}
+	file_osprey_v1_uplink_proto_init()
 	file_osprey_v1_hierarchy_proto_msgTypes[8].OneofWrappers = []any{
 		(*LinkRequest_Hello)(nil),
 		(*LinkRequest_Heartbeat)(nil),
+		(*LinkRequest_Alerts)(nil),
+		(*LinkRequest_Summaries)(nil),
 	}
 	file_osprey_v1_hierarchy_proto_msgTypes[11].OneofWrappers = []any{
 		(*LinkResponse_Welcome)(nil),
 		(*LinkResponse_Heartbeat)(nil),
 		(*LinkResponse_Token)(nil),
+		(*LinkResponse_UplinkCursor)(nil),
+		(*LinkResponse_AlertsAck)(nil),
+		(*LinkResponse_SummariesAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

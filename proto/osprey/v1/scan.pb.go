@@ -733,9 +733,12 @@ type Alert struct {
 	// node is the central node that scanned the message.
 	Node string `protobuf:"bytes,12,opt,name=node,proto3" json:"node,omitempty"`
 	// verdict is the message's verdict ("detected", or "unscannable: limit" with matches found before the limit).
-	Verdict       string `protobuf:"bytes,13,opt,name=verdict,proto3" json:"verdict,omitempty"`
-	Size          int64  `protobuf:"varint,14,opt,name=size,proto3" json:"size,omitempty"`
-	Sha256        string `protobuf:"bytes,15,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Verdict string `protobuf:"bytes,13,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Size    int64  `protobuf:"varint,14,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256  string `protobuf:"bytes,15,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// server_id is, on a PCN, the SCN the alert came from ("" for the PCN's
+	// own alerts).
+	ServerId      string `protobuf:"bytes,16,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -871,6 +874,13 @@ func (x *Alert) GetSize() int64 {
 func (x *Alert) GetSha256() string {
 	if x != nil {
 		return x.Sha256
+	}
+	return ""
+}
+
+func (x *Alert) GetServerId() string {
+	if x != nil {
+		return x.ServerId
 	}
 	return ""
 }
@@ -1038,7 +1048,7 @@ const file_osprey_v1_scan_proto_rawDesc = "" +
 	"message_id\x18\x05 \x01(\tR\tmessageId\x12.\n" +
 	"\x04date\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04date\x12\x1a\n" +
 	"\breceived\x18\a \x03(\tR\breceived\x125\n" +
-	"\x16authentication_results\x18\b \x03(\tR\x15authenticationResults\"\xaa\x04\n" +
+	"\x16authentication_results\x18\b \x03(\tR\x15authenticationResults\"\xc7\x04\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1b\n" +
@@ -1057,7 +1067,8 @@ const file_osprey_v1_scan_proto_rawDesc = "" +
 	"\x04node\x18\f \x01(\tR\x04node\x12\x18\n" +
 	"\averdict\x18\r \x01(\tR\averdict\x12\x12\n" +
 	"\x04size\x18\x0e \x01(\x03R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x0f \x01(\tR\x06sha256\"\xdd\x01\n" +
+	"\x06sha256\x18\x0f \x01(\tR\x06sha256\x12\x1b\n" +
+	"\tserver_id\x18\x10 \x01(\tR\bserverId\"\xdd\x01\n" +
 	"\fSyslogExport\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
