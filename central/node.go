@@ -522,6 +522,10 @@ func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA, reg prometheus.Regist
 		// acceptance lists can pass 4 MiB, and the agent raises its
 		// receive limit for it.
 		grpc.MaxRecvMsgSize(4<<20),
+		// No read buffer of gRPC's own: TLS already holds each decrypted
+		// record, so the 32 KiB per connection would only copy it again
+		// (most of an idle sensor stream's memory; see docs/BENCHMARKS.md).
+		grpc.ReadBufferSize(0),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
 		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered)),
