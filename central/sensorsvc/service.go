@@ -143,6 +143,7 @@ type Service struct {
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
+	streams      streams
 
 	scanner    Scanner
 	spillDir   string
@@ -285,6 +286,8 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 		requests, detach = s.requests.Attach(pctx, id.SensorID)
 		defer detach()
 	}
+	held, release := s.streams.hold()
+	defer release()
 	recvErr, pushErr := make(chan error, 1), make(chan error, 1)
 	go func() { recvErr <- s.receive(pctx, stream, id, leaf, sess, replies) }()
 	go func() { pushErr <- s.push(pctx, stream, id, hello, replies, requests) }()
@@ -295,6 +298,10 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 		<-pushErr
 	case <-s.shutdown:
 		err = status.Error(codes.Unavailable, "central node shutting down")
+		cancel()
+		<-pushErr
+	case <-held.moved:
+		err = errRebalance
 		cancel()
 		<-pushErr
 	}
