@@ -33,6 +33,24 @@ var errRebalance = func() error {
 type streams struct {
 	mu  sync.Mutex
 	set map[*heldStream]struct{}
+	// limit, while above zero, is how many streams the node takes: set by
+	// the Balancer while it moves streams, so that the sensors it moves
+	// and those that come back are turned away at once rather than held
+	// and moved again.
+	limit int
+}
+
+// admit says whether the node takes one more stream now.
+func (s *streams) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limit <= 0 || len(s.set) < s.limit
+}
+
+func (s *streams) setLimit(n int) {
+	s.mu.Lock()
+	s.limit = n
+	s.mu.Unlock()
 }
 
 // heldStream is one open Connect stream; moved is closed when the Balancer
@@ -116,10 +134,14 @@ type BalanceOptions struct {
 // (their live status entries in etcd) divided by the nodes that take
 // streams, and when it holds more than its share (by more than a
 // twentieth, and two), it ends a few of its streams, at most Step of them,
-// with the rebalance status. Their sensors reconnect through the name: most
-// reach another node, those that come back may be moved again later. So a
-// returning node fills gradually, a few percent of each node's sensors per
-// interval, and the reconnections never come as one storm.
+// with the rebalance status. Their sensors reconnect through the name at
+// once; until its next count the node turns away, with the same status,
+// any stream past its share and slack (the ones it moved that come back,
+// and others), so they try again and reach a node with room. A node that
+// holds its share takes every stream: after a node dies, its sensors are
+// taken by the survivors at once, and balancing waits for the next count.
+// So a returning node fills gradually, a few percent of each node's
+// sensors per interval, and the reconnections never come as one storm.
 type Balancer struct {
 	svc      *Service
 	nodes    func() int
@@ -178,14 +200,17 @@ func (b *Balancer) balance(ctx context.Context) error {
 	}
 	nodes := b.nodes()
 	if nodes < 2 {
+		b.svc.streams.setLimit(0)
 		return nil
 	}
 	total, err := b.svc.store.CountOnline(ctx)
 	if err != nil {
+		b.svc.streams.setLimit(0)
 		return err
 	}
 	held := b.svc.streams.count()
-	n := excess(held, total, nodes, b.step)
+	n, limit := excess(held, total, nodes, b.step)
+	b.svc.streams.setLimit(limit)
 	if n == 0 {
 		return nil
 	}
@@ -195,13 +220,20 @@ func (b *Balancer) balance(ctx context.Context) error {
 	return nil
 }
 
-// excess is how many of held streams to move now: none while held is
-// within a twentieth (and two) of the share, total/nodes rounded up;
-// otherwise what is above the share, at most step of held (at least one).
-func excess(held, total, nodes int, step float64) int {
-	share := (max(total, held) + nodes - 1) / nodes
-	if held <= share+max(2, share/20) {
-		return 0
+// excess is how many of held streams to move now, and how many streams to
+// take until the next count (0: any number): none to move, and no limit,
+// while held is within the slack (a twentieth of the share, and at least
+// two) of the share, total/nodes rounded up; otherwise what is above the
+// share, at most step of held (at least one), and no more streams than the
+// share and its slack.
+func excess(held, total, nodes int, step float64) (move, limit int) {
+	if total < held {
+		return 0, 0 // A count from before this node's streams: wait for the next.
 	}
-	return min(held-share, max(1, int(float64(held)*step)))
+	share := (total + nodes - 1) / nodes
+	slack := max(2, share/20)
+	if held <= share+slack {
+		return 0, 0
+	}
+	return min(held-share, max(1, int(float64(held)*step))), share + slack
 }

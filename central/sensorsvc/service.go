@@ -241,6 +241,9 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
+	if !s.streams.admit() {
+		return errRebalance
+	}
 	sn, err := s.sensor(ctx, id)
 	if err != nil {
 		return err

@@ -129,7 +129,9 @@ type Sensor struct {
 	closed bool
 	addr   string    // the central node of the current stream
 	since  time.Time // when the current stream said hello
-	ends   []error   // why each stream under Run ended
+	ends   []error   // why each stream under Run that had a configuration ended
+	// configured says the current stream has had a configuration.
+	configured bool
 }
 
 // Connect opens the sensor's stream and says hello; a goroutine then
@@ -157,7 +159,7 @@ func (s *Sensor) Connect(ctx context.Context, addr string) error {
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.conn, s.done, s.err, s.closed = conn, done, nil, false
-	s.addr, s.since = addr, time.Now()
+	s.addr, s.since, s.configured = addr, time.Now(), false
 	s.mu.Unlock()
 	go func() {
 		defer close(done)
@@ -180,6 +182,7 @@ func (s *Sensor) Connect(ctx context.Context, addr string) error {
 			now := time.Now()
 			s.mu.Lock()
 			s.at[v] = now
+			s.configured = true
 			s.mu.Unlock()
 			s.got.Store(v)
 		}
@@ -203,7 +206,7 @@ type Reconnect struct {
 // Run keeps the sensor connected until ctx ends: it connects to one of
 // r.Addrs, and whenever the stream ends or no address takes it, waits as
 // r.Retry says and connects again. Addr says where it is connected, and
-// Ends how many of its streams ended with each error; Close ends the
+// Ends why its streams ended; Close ends the
 // current stream, as a dropped link would (Run reconnects).
 func (s *Sensor) Run(ctx context.Context, r Reconnect) {
 	attempt := 0
@@ -228,7 +231,9 @@ func (s *Sensor) Run(ctx context.Context, r Reconnect) {
 			}
 			s.mu.Lock()
 			err = s.err
-			s.ends = append(s.ends, err)
+			if s.configured {
+				s.ends = append(s.ends, err)
+			}
 			s.mu.Unlock()
 			s.drop()
 		}
@@ -269,8 +274,8 @@ func (s *Sensor) Addr() string {
 	}
 }
 
-// Ends returns the errors that ended the sensor's streams under Run, oldest
-// first.
+// Ends returns the errors that ended the sensor's streams under Run that
+// had a configuration (not those refused at once), oldest first.
 func (s *Sensor) Ends() []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
