@@ -130,8 +130,10 @@ type Sensor struct {
 	addr   string    // the central node of the current stream
 	since  time.Time // when the current stream said hello
 	ends   []error   // why each stream under Run that had a configuration ended
-	// configured says the current stream has had a configuration.
-	configured bool
+	// configured says the current stream has had a configuration, first
+	// at configuredAt.
+	configured   bool
+	configuredAt time.Time
 }
 
 // Connect opens the sensor's stream and says hello; a goroutine then
@@ -182,7 +184,9 @@ func (s *Sensor) Connect(ctx context.Context, addr string) error {
 			now := time.Now()
 			s.mu.Lock()
 			s.at[v] = now
-			s.configured = true
+			if !s.configured {
+				s.configured, s.configuredAt = true, now
+			}
 			s.mu.Unlock()
 			s.got.Store(v)
 		}
@@ -271,6 +275,23 @@ func (s *Sensor) Addr() string {
 		return ""
 	default:
 		return s.addr
+	}
+}
+
+// Held returns the address of the central node whose stream gave the
+// sensor a configuration, and when it first did; "" while the sensor has
+// no such stream.
+func (s *Sensor) Held() (string, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || !s.configured {
+		return "", time.Time{}
+	}
+	select {
+	case <-s.done:
+		return "", time.Time{}
+	default:
+		return s.addr, s.configuredAt
 	}
 }
 
