@@ -65,6 +65,7 @@ const agentBackoffReset = 30 * time.Second
 func main() {
 	n := flag.Int("n", 3000, "simulated sensors")
 	interval := flag.Duration("balance-interval", 5*time.Second, "the nodes' --sensor-balance-interval")
+	logs := flag.String("logs", "", "directory to keep the nodes' logs in (empty: none)")
 	flag.Parse()
 	raiseFileLimit()
 	bin, err := build()
@@ -72,12 +73,12 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(filepath.Dir(bin))
-	if err := run(bin, *n, *interval); err != nil {
+	if err := run(bin, *n, *interval, *logs); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(bin string, n int, interval time.Duration) error {
+func run(bin string, n int, interval time.Duration, logs string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := nodeproc.Start(ctx, nodeproc.Options{Bin: bin, Nodes: 3, Args: func(*nodeproc.Node) []string {
@@ -87,6 +88,13 @@ func run(bin string, n int, interval time.Duration) error {
 		return err
 	}
 	defer func() {
+		if logs != "" {
+			for _, nd := range c.Nodes {
+				if b, err := os.ReadFile(nd.LogFile); err == nil {
+					os.WriteFile(filepath.Join(logs, nd.Name+".log"), b, 0o644)
+				}
+			}
+		}
 		if err := c.Stop(); err != nil {
 			log.Print(err)
 		}
@@ -215,12 +223,15 @@ func run(bin string, n int, interval time.Duration) error {
 	}
 	storm.stop()
 	stormLen := time.Since(killed)
-	var times []time.Duration
+	var times, hellos []time.Duration
 	for _, s := range orphans {
 		_, at := s.Held()
 		times = append(times, at.Sub(killed))
+		hellos = append(hellos, s.ConnectedAt().Sub(killed))
 	}
 	slices.Sort(times)
+	slices.Sort(hellos)
+	fmt.Printf("\nkill: stream opened (hello sent) after median %s, p99 %s, max %s\n", ms(pct(hellos, 50)), ms(pct(hellos, 99)), ms(hellos[len(hellos)-1]))
 	fmt.Printf("\nkill %s (%d sensors): all back on the survivors after %s; per sensor median %s, p99 %s, max %s; held: %v\n",
 		victim.Name, len(orphans), ms(stormLen), ms(pct(times, 50)), ms(pct(times, 99)), ms(times[len(times)-1]), held())
 	fmt.Println("\n| window | length | etcd puts+deletes/s | raft proposals/s | WAL fsync p99 | backend commit p99 |")
