@@ -44,6 +44,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/nodeproc"
 	"github.com/ospreysec/osprey/internal/sensorsim"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -62,8 +63,8 @@ func main() {
 	changes := flag.Int("changes", 20, "configuration changes timed per count")
 	flag.StringVar(&profileDir, "profile", "", "directory for the central's heap and goroutine profiles with N streams open (empty: none)")
 	flag.Parse()
-	raiseFileLimit()
-	bin, err := build()
+	nodeproc.RaiseFileLimit()
+	bin, err := nodeproc.Build("configpush")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -78,33 +79,6 @@ func main() {
 			log.Fatalf("n=%d: %v", n, err)
 		}
 	}
-}
-
-// raiseFileLimit lifts RLIMIT_NOFILE as far as the system allows: every
-// simulated sensor holds a connection.
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
-	}
-	want := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-}
-
-func build() (string, error) {
-	dir, err := os.MkdirTemp("", "configpush")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "osprey")
-	out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build: %v\n%s", err, out)
-	}
-	return bin, nil
 }
 
 var (

@@ -37,7 +37,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -67,8 +66,8 @@ func main() {
 	interval := flag.Duration("balance-interval", 5*time.Second, "the nodes' --sensor-balance-interval")
 	logs := flag.String("logs", "", "directory to keep the nodes' logs in (empty: none)")
 	flag.Parse()
-	raiseFileLimit()
-	bin, err := build()
+	nodeproc.RaiseFileLimit()
+	bin, err := nodeproc.Build("fleet")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -458,33 +457,6 @@ func scrape(nd *nodeproc.Node) (sample, error) {
 		fsync:     hist("etcd_disk_wal_fsync_duration_seconds"),
 		commit:    hist("etcd_disk_backend_commit_duration_seconds"),
 	}, nil
-}
-
-// raiseFileLimit lifts RLIMIT_NOFILE as far as the system allows: every
-// simulated sensor holds a connection, and the nodes inherit the limit.
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
-	}
-	want := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-}
-
-func build() (string, error) {
-	dir, err := os.MkdirTemp("", "fleet")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "osprey")
-	out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build: %v\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // pct is the p-th percentile of sorted, nearest rank.
