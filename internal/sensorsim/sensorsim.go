@@ -93,9 +93,25 @@ func newSensor(id, tenant string, csr []byte, key crypto.Signer, ca *pki.CA, poo
 }
 
 // Connect connects every sensor to the central node's gRPC address, up to 16
-// at a time, and returns once every stream has said hello.
+// at a time, and returns once every stream has said hello. A sensor whose
+// connection fails (a handshake the central, busy with thousands of them,
+// gave up on) tries again a second later, up to five times, as an agent
+// would.
 func (f *Fleet) Connect(ctx context.Context, addr string) error {
-	return each(f.Sensors, func(s *Sensor) error { return s.Connect(ctx, addr) })
+	return each(f.Sensors, func(s *Sensor) error {
+		var err error
+		for range 5 {
+			if err = s.Connect(ctx, addr); err == nil {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Second):
+			}
+		}
+		return err
+	})
 }
 
 // Close closes every sensor's connection.
