@@ -199,6 +199,7 @@ func Run(ctx context.Context, opts Options) error {
 		component{"siemfeed", n.feeder.Run},
 		component{"sensor-requests", n.requests.Run},
 		component{"sensor-status", n.status.Run},
+		component{"sensor-balance", n.balancer.Run},
 	)
 	if n.primary != nil {
 		// Before the gRPC server: a link records itself under its lease.

@@ -29,6 +29,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/clusterca"
+	"github.com/ospreysec/osprey/central/gossip"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/httpapi"
 	"github.com/ospreysec/osprey/central/pipeline"
@@ -69,6 +70,9 @@ type node struct {
 	configs *store.ConfigHub
 	sensors *sensorsvc.Service
 	status  *sensorsvc.StatusWriter
+	// balancer moves sensor streams to other nodes when this one holds
+	// more than its share.
+	balancer *sensorsvc.Balancer
 
 	// The scanning pipeline's background work: the rule cache, the
 	// alert sweeper (each started by Run with the node's errgroup).
@@ -216,6 +220,10 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		Scanner:  pipeline.New(scanner, n.rules, n.policies, log.With("component", "pipeline")).WithSpam(n.spam),
 		Certs:    opts.SensorCerts,
 		Requests: n.requests,
+	})
+	n.balancer = sensorsvc.NewBalancer(n.sensors, sensorsvc.BalanceOptions{
+		Nodes: n.streamNodes, Interval: opts.SensorBalance.Interval, Step: opts.SensorBalance.Step,
+		Registerer: reg, Logger: log.With("component", "sensor-balance"),
 	})
 	if n.grpc, err = newGRPCServer(serverCert, ca, reg, log.With("component", "grpc")); err != nil {
 		return nil, err
@@ -368,6 +376,16 @@ func (n *node) available() error {
 		return fmt.Errorf("no successful etcd read for %v: %w", etcdGrace, store.ErrUnavailable)
 	}
 	return nil
+}
+
+// streamNodes is how many central nodes take sensor streams now, as the
+// cluster's name answers (0 until the cluster component runs).
+func (n *node) streamNodes() int {
+	c := n.cluster.Load()
+	if c == nil {
+		return 0
+	}
+	return len(c.gossip.Healthy(gossip.RoleCentral))
 }
 
 // nodeList lists the cluster's members, once the cluster component runs.
@@ -546,6 +564,10 @@ func newGRPCServer(cert *clusterca.ServerCert, ca *pki.CA, reg prometheus.Regist
 		// acceptance lists can pass 4 MiB, and the agent raises its
 		// receive limit for it.
 		grpc.MaxRecvMsgSize(4<<20),
+		// No read buffer of gRPC's own: TLS already holds each decrypted
+		// record, so the 32 KiB per connection would only copy it again
+		// (most of an idle sensor stream's memory; see docs/BENCHMARKS.md).
+		grpc.ReadBufferSize(0),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
 		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered)),

@@ -51,6 +51,9 @@ type Options struct {
 	// --sensor-cert-renew-until); zero fields take the defaults. Every
 	// node of a cluster should be given the same.
 	SensorCerts sensorsvc.CertLifetime
+	// SensorBalance is how the node keeps its share of the cluster's
+	// sensor streams (--sensor-balance-interval, --sensor-balance-step).
+	SensorBalance SensorBalanceOptions
 	// Hierarchy is the distributed mode's (--pcn, --hierarchy-*).
 	Hierarchy HierarchyOptions
 
@@ -82,6 +85,26 @@ type HierarchyOptions struct {
 
 // validate checks the hierarchy's options; zero durations take the
 // defaults.
+// SensorBalanceOptions say how often a node compares the sensor streams it
+// holds with its share of the cluster's, and how many it moves at most each
+// time (see sensorsvc.Balancer); zero fields take the defaults, 5 s and
+// 0.05 of its streams.
+type SensorBalanceOptions struct {
+	Interval time.Duration
+	Step     float64
+}
+
+func (b SensorBalanceOptions) validate() error {
+	var errs []error
+	if b.Interval != 0 && (b.Interval < 100*time.Millisecond || b.Interval > time.Hour) {
+		errs = append(errs, fmt.Errorf("--sensor-balance-interval: %v: want 100ms to 1h", b.Interval))
+	}
+	if b.Step < 0 || b.Step > 1 {
+		errs = append(errs, fmt.Errorf("--sensor-balance-step: %v: want 0 to 1 (a fraction of the node's streams)", b.Step))
+	}
+	return errors.Join(errs...)
+}
+
 func (h HierarchyOptions) validate() error {
 	var errs []error
 	if h.TokenLifetime != 0 && (h.TokenLifetime < 10*time.Second || h.TokenLifetime > 365*24*time.Hour) {
@@ -257,7 +280,7 @@ func (o *Options) Validate() error {
 	if (o.Etcd.CertFile == "") != (o.Etcd.KeyFile == "") {
 		errs = append(errs, errors.New("--etcd-cert and --etcd-key: give both or neither"))
 	}
-	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.SensorCerts.Validate(), o.validateDB(), o.validateScan(), o.Hierarchy.validate())
+	errs = append(errs, o.validateEtcdCluster(), o.validateCluster(), o.SensorCerts.Validate(), o.SensorBalance.validate(), o.validateDB(), o.validateScan(), o.Hierarchy.validate())
 	return errors.Join(errs...)
 }
 

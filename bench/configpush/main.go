@@ -25,7 +25,10 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +44,7 @@ import (
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/clusterca"
 	"github.com/ospreysec/osprey/central/store"
+	"github.com/ospreysec/osprey/internal/nodeproc"
 	"github.com/ospreysec/osprey/internal/sensorsim"
 	"github.com/ospreysec/osprey/pkg/pki"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -48,20 +52,24 @@ import (
 
 const password = "configpush bench password"
 
+// profileDir is where run saves the central's profiles (-profile).
+var profileDir string
+
 // gossipKey encrypts the node's gossip (base64 of 32 bytes); the node is alone.
 const gossipKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 func main() {
 	ns := flag.String("n", "1,100,1000", "comma-separated sensor counts")
 	changes := flag.Int("changes", 20, "configuration changes timed per count")
+	flag.StringVar(&profileDir, "profile", "", "directory for the central's heap and goroutine profiles with N streams open (empty: none)")
 	flag.Parse()
-	raiseFileLimit()
-	bin, err := build()
+	nodeproc.RaiseFileLimit()
+	bin, err := nodeproc.Build("configpush")
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("| sensors | changes | call returned → last ACK, median | p99 | call started → last ACK, median | p99 | API call, median | central RSS |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| sensors | changes | call returned → last ACK, median | p99 | call started → last ACK, median | p99 | API call, median | central RSS | per stream |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -71,33 +79,6 @@ func main() {
 			log.Fatalf("n=%d: %v", n, err)
 		}
 	}
-}
-
-// raiseFileLimit lifts RLIMIT_NOFILE as far as the system allows: every
-// simulated sensor holds a connection.
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
-	}
-	want := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-}
-
-func build() (string, error) {
-	dir, err := os.MkdirTemp("", "configpush")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "osprey")
-	out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build: %v\n%s", err, out)
-	}
-	return bin, nil
 }
 
 var (
@@ -119,6 +100,14 @@ func run(bin string, n, changes int) error {
 		"--etcd-client-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--gossip-key", gossipKey,
 		"--bootstrap-admin-password", password, "--log-level", "warn")
+	var pprofAddr string
+	if profileDir != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return err
+		}
+		cmd.Args = append(cmd.Args, "--pprof-addr", pprofAddr)
+		log.Printf("central pprof: http://%s/debug/pprof/", pprofAddr)
+	}
 	// The central gets the raised file limit too (rlimits are inherited).
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -172,6 +161,7 @@ func run(bin string, n, changes int) error {
 		return err
 	}
 	defer fleet.Close()
+	idle := rssKB(cmd.Process.Pid)
 	if err := fleet.Connect(ctx, grpcAddr); err != nil {
 		return err
 	}
@@ -181,6 +171,11 @@ func run(bin string, n, changes int) error {
 		return err
 	}
 	rss := rssKB(cmd.Process.Pid)
+	if profileDir != "" {
+		if err := saveProfiles(pprofAddr, n); err != nil {
+			return err
+		}
+	}
 
 	// Automation uses an API token: a bcrypt check per call (HTTP Basic)
 	// would dominate the timing.
@@ -225,8 +220,9 @@ func run(bin string, n, changes int) error {
 		fromStart = append(fromStart, last.Sub(start))
 		calls = append(calls, returned.Sub(start))
 	}
-	fmt.Printf("| %d | %d | %s | %s | %s | %s | %s | %.0f MB |\n", n, changes,
-		ms(median(toLast)), ms(pct(toLast, 0.99)), ms(median(fromStart)), ms(pct(fromStart, 0.99)), ms(median(calls)), float64(rss)/1024)
+	fmt.Printf("| %d | %d | %s | %s | %s | %s | %s | %.0f MB | %.1f KB |\n", n, changes,
+		ms(median(toLast)), ms(pct(toLast, 0.99)), ms(median(fromStart)), ms(pct(fromStart, 0.99)), ms(median(calls)),
+		float64(rss)/1024, float64(rss-idle)/float64(n))
 	return nil
 }
 
@@ -262,3 +258,38 @@ func pct(d []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// freeAddr returns a loopback address that was free a moment ago, for the
+// central's pprof listener (whose address the central logs only at info).
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// saveProfiles saves the central's heap and goroutine profiles, taken with
+// n streams open, in profileDir.
+func saveProfiles(addr string, n int) error {
+	for _, p := range []string{"heap?gc=1", "goroutine", "allocs", "heap?debug=1"} {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/" + p)
+		if err != nil {
+			return fmt.Errorf("profile %s: %w", p, err)
+		}
+		name := filepath.Join(profileDir, fmt.Sprintf("%s-%d.pb.gz", strings.SplitN(p, "?", 2)[0], n))
+		if strings.HasSuffix(p, "debug=1") {
+			name = filepath.Join(profileDir, fmt.Sprintf("memstats-%d.txt", n))
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("profile %s: %w", p, err)
+		}
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

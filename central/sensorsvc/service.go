@@ -2,9 +2,9 @@
 // contract: enrollment, the configuration stream, and (with the SMTP work)
 // uploads.
 //
-// Design note. A Connect stream has exactly two goroutines besides the
-// handler, as etcd's watch server does: a receive loop (acks, nacks, status
-// reports, renewals) and a send loop that owns stream.Send and follows the
+// Design note. A Connect stream has one goroutine besides the handler's, as
+// etcd's watch server does: a receive loop (acks, nacks, status reports,
+// renewals); the handler runs the send loop, which owns stream.Send and follows the
 // sensor's configuration through the node's store.ConfigHub (a snapshot,
 // then the changes from the node's one shared watch). The send loop pushes
 // full configurations tagged with their version only when the integrations
@@ -15,7 +15,9 @@
 // approved sensor, current by the same watch, rather than reading etcd: a
 // revocation refuses uploads within the watch's latency, as it ends the
 // stream. Status goes to etcd through StatusWriter, batched, under the node's
-// lease.
+// lease. A Balancer ends a few streams of a node that holds more than its
+// share of the cluster's (see balance.go), and meanwhile Connect turns away
+// new streams past that share, before any read of etcd.
 //
 // # Certificates
 //
@@ -143,6 +145,7 @@ type Service struct {
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
+	streams      streams
 
 	scanner    Scanner
 	spillDir   string
@@ -240,6 +243,9 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
+	if !s.streams.admit() {
+		return errRebalance
+	}
 	sn, err := s.sensor(ctx, id)
 	if err != nil {
 		return err
@@ -275,7 +281,8 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 	log.Info("sensor connected", "software", hello.GetSoftwareVersion(), "applied", hello.GetAppliedRevision())
 
 	// The receive loop ends when the stream does, which is when this handler
-	// returns; the push loop owns stream.Send and must end before that.
+	// returns (or when pctx ends); the push loop owns stream.Send and ends
+	// before that.
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	replies := make(chan *ospreyv1.ConnectResponse, 1)
@@ -285,19 +292,15 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 		requests, detach = s.requests.Attach(pctx, id.SensorID)
 		defer detach()
 	}
-	recvErr, pushErr := make(chan error, 1), make(chan error, 1)
+	held, release := s.streams.hold()
+	defer release()
+	// The push loop runs on the handler's goroutine (one goroutine less
+	// per stream) and ends the stream when the receive loop ends, the node
+	// shuts down, or the Balancer moves the stream.
+	recvErr := make(chan error, 1)
 	go func() { recvErr <- s.receive(pctx, stream, id, leaf, sess, replies) }()
-	go func() { pushErr <- s.push(pctx, stream, id, hello, replies, requests) }()
-	select {
-	case err = <-pushErr:
-	case err = <-recvErr:
-		cancel()
-		<-pushErr
-	case <-s.shutdown:
-		err = status.Error(codes.Unavailable, "central node shutting down")
-		cancel()
-		<-pushErr
-	}
+	err = s.push(pctx, stream, id, hello, replies, requests, streamEnds{recv: recvErr, moved: held.moved})
+	cancel()
 	if errors.Is(err, errStreamClosed) {
 		err = nil
 	}
@@ -306,6 +309,13 @@ func (s *Service) Connect(stream ospreyv1.SensorService_ConnectServer) error {
 }
 
 var errStreamClosed = errors.New("the sensor closed its stream")
+
+// streamEnds are what ends a stream's push loop besides its context: the
+// receive loop's end (with why), and the Balancer's move.
+type streamEnds struct {
+	recv  <-chan error
+	moved <-chan struct{}
+}
 
 func recvHello(ctx context.Context, stream ospreyv1.SensorService_ConnectServer) (*ospreyv1.Hello, error) {
 	type result struct {
@@ -433,7 +443,7 @@ func (s *Service) receive(ctx context.Context, stream ospreyv1.SensorService_Con
 // its configuration, then every change, the replies the receive loop
 // hands over, and the operators' requests; it is the only caller of
 // stream.Send.
-func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, hello *ospreyv1.Hello, replies <-chan *ospreyv1.ConnectResponse, requests <-chan *ospreyv1.SensorRequest) error {
+func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_ConnectServer, id pki.Identity, hello *ospreyv1.Hello, replies <-chan *ospreyv1.ConnectResponse, requests <-chan *ospreyv1.SensorRequest, end streamEnds) error {
 	if hello.GetWantsReportAcks() {
 		if err := stream.Send(&ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Features{Features: &ospreyv1.StreamFeatures{ReportAcks: true}}}); err != nil {
 			return err
@@ -471,6 +481,12 @@ func (s *Service) push(ctx context.Context, stream ospreyv1.SensorService_Connec
 			if err := stream.Send(&ospreyv1.ConnectResponse{Msg: &ospreyv1.ConnectResponse_Request{Request: req}}); err != nil {
 				return err
 			}
+		case err := <-end.recv:
+			return err
+		case <-s.shutdown:
+			return status.Error(codes.Unavailable, "central node shutting down")
+		case <-end.moved:
+			return errRebalance
 		case <-ctx.Done():
 			return ctx.Err()
 		}

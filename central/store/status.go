@@ -152,3 +152,15 @@ func (s *Store) Revoke(ctx context.Context, lease clientv3.LeaseID) error {
 	}
 	return nil
 }
+
+// CountOnline returns how many sensors hold a stream with some node of the
+// cluster: the live status entries, which each node keeps under its lease
+// (so a dead node's drop out with its lease). It is for the nodes'
+// balancing of streams and reads a count only, no tenant's data.
+func (s *Store) CountOnline(ctx context.Context) (int, error) {
+	resp, err := s.cli.Get(ctx, statusPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, etcdErr("range", statusPrefix, err)
+	}
+	return int(resp.Count), nil
+}

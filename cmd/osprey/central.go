@@ -92,6 +92,8 @@ func runCentral(ctx context.Context, args []string, dev bool, stdout, stderr io.
 	fs.DurationVar(&opts.SensorCerts.Validity, "sensor-cert-validity", sensorsvc.DefaultCertValidity, "lifetime of the sensors' client certificates (1h to 8760h)")
 	fs.IntVar(&opts.SensorCerts.RenewFrom, "sensor-cert-renew-from", sensorsvc.DefaultCertRenewFrom, "sensors renew a client certificate after this percent of its lifetime, each at its own point up to --sensor-cert-renew-until (10 to 90)")
 	fs.IntVar(&opts.SensorCerts.RenewUntil, "sensor-cert-renew-until", sensorsvc.DefaultCertRenewUntil, "the end of the renewal window, in percent of a client certificate's lifetime (10 to 90)")
+	fs.DurationVar(&opts.SensorBalance.Interval, "sensor-balance-interval", sensorsvc.DefaultBalanceInterval, "how often a node compares the sensor streams it holds with its share of the cluster's, and moves a few to other nodes when it holds more (100ms to 1h)")
+	fs.Float64Var(&opts.SensorBalance.Step, "sensor-balance-step", sensorsvc.DefaultBalanceStep, "the most streams a node moves to other nodes in one interval, as a fraction of those it holds (0 to 1; 0: the default)")
 	fs.BoolVar(&opts.Hierarchy.Primary, "pcn", false, "make this node (every node of its cluster) a Primary Central Node: SCNs join it on --grpc-addr (any node can become an SCN through its API, ctl or UI)")
 	fs.DurationVar(&opts.Hierarchy.TokenLifetime, "hierarchy-token-lifetime", hierarchy.DefaultTokenLifetime, "on a PCN: how long an SCN may stay offline before it must log in again with its PCN account (10s to 8760h)")
 	fs.DurationVar(&opts.Hierarchy.Heartbeat, "hierarchy-heartbeat", hierarchy.DefaultHeartbeat, "on a PCN: the SCNs' heartbeat interval; three missed ones show an SCN offline (100ms to 5m)")

@@ -346,3 +346,34 @@ func freePort(ips []string, used map[int]bool) (int, error) {
 	}
 	return 0, fmt.Errorf("no port free on all of %v", ips)
 }
+
+// Build builds the osprey binary of the tree the harness runs in (its
+// working directory is the module's root) into a new temporary directory,
+// and returns its path; the caller removes the directory.
+func Build(name string) (string, error) {
+	dir, err := os.MkdirTemp("", name)
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "osprey")
+	out, err := exec.Command("go", "build", "-o", bin, "./cmd/osprey").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// RaiseFileLimit lifts RLIMIT_NOFILE as far as the system allows, for a
+// harness whose simulated sensors each hold a connection; the nodes it
+// starts inherit the limit.
+func RaiseFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	want := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}

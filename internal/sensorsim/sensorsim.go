@@ -16,6 +16,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,9 +93,25 @@ func newSensor(id, tenant string, csr []byte, key crypto.Signer, ca *pki.CA, poo
 }
 
 // Connect connects every sensor to the central node's gRPC address, up to 16
-// at a time, and returns once every stream has said hello.
+// at a time, and returns once every stream has said hello. A sensor whose
+// connection fails (a handshake the central, busy with thousands of them,
+// gave up on) tries again a second later, up to five times, as an agent
+// would.
 func (f *Fleet) Connect(ctx context.Context, addr string) error {
-	return each(f.Sensors, func(s *Sensor) error { return s.Connect(ctx, addr) })
+	return each(f.Sensors, func(s *Sensor) error {
+		var err error
+		for range 5 {
+			if err = s.Connect(ctx, addr); err == nil {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Second):
+			}
+		}
+		return err
+	})
 }
 
 // Close closes every sensor's connection.
@@ -125,6 +143,13 @@ type Sensor struct {
 	at     map[int64]time.Time
 	got    atomic.Int64 // the newest version acknowledged; -1 before the first
 	closed bool
+	addr   string    // the central node of the current stream
+	since  time.Time // when the current stream said hello
+	ends   []error   // why each stream under Run that had a configuration ended
+	// configured says the current stream has had a configuration, first
+	// at configuredAt.
+	configured   bool
+	configuredAt time.Time
 }
 
 // Connect opens the sensor's stream and says hello; a goroutine then
@@ -152,6 +177,7 @@ func (s *Sensor) Connect(ctx context.Context, addr string) error {
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.conn, s.done, s.err, s.closed = conn, done, nil, false
+	s.addr, s.since, s.configured = addr, time.Now(), false
 	s.mu.Unlock()
 	go func() {
 		defer close(done)
@@ -174,11 +200,142 @@ func (s *Sensor) Connect(ctx context.Context, addr string) error {
 			now := time.Now()
 			s.mu.Lock()
 			s.at[v] = now
+			if !s.configured {
+				s.configured, s.configuredAt = true, now
+			}
 			s.mu.Unlock()
 			s.got.Store(v)
 		}
 	}()
 	return nil
+}
+
+// Reconnect is how a simulated sensor finds its way back, as the sensor
+// agent does: Addrs lists the central nodes' addresses the cluster's name
+// answers with now (tried in a shuffled order, as the agent's pick_first
+// does), and Retry says how long to wait after the stream's failed attempt
+// n (counted from 0, and from 0 again after a stream that lived
+// ResetAfter) that ended with err. Retry returning a negative wait resets
+// the count and waits its absolute value.
+type Reconnect struct {
+	Addrs      func() []string
+	Retry      func(attempt int, err error) time.Duration
+	ResetAfter time.Duration
+}
+
+// Run keeps the sensor connected until ctx ends: it connects to one of
+// r.Addrs, and whenever the stream ends or no address takes it, waits as
+// r.Retry says and connects again. Addr says where it is connected, and
+// Ends why its streams ended; Close ends the
+// current stream, as a dropped link would (Run reconnects).
+func (s *Sensor) Run(ctx context.Context, r Reconnect) {
+	attempt := 0
+	for ctx.Err() == nil {
+		var err error
+		began := time.Now()
+		addrs := r.Addrs()
+		rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+		err = errors.New("no central node")
+		for _, addr := range addrs {
+			if err = s.Connect(ctx, addr); err == nil {
+				break
+			}
+		}
+		if err == nil {
+			s.mu.Lock()
+			done := s.done
+			s.mu.Unlock()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+			s.mu.Lock()
+			err = s.err
+			if s.configured {
+				s.ends = append(s.ends, err)
+			}
+			s.mu.Unlock()
+			s.drop()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(began) > r.ResetAfter {
+			attempt = 0
+		}
+		d := r.Retry(attempt, err)
+		attempt++
+		if d < 0 {
+			d, attempt = -d, 0
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+	s.Close()
+}
+
+// Addr returns the address of the central node the sensor holds its
+// stream with, or "" while it has none.
+func (s *Sensor) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return ""
+	}
+	select {
+	case <-s.done:
+		return ""
+	default:
+		return s.addr
+	}
+}
+
+// Held returns the address of the central node whose stream gave the
+// sensor a configuration, and when it first did; "" while the sensor has
+// no such stream.
+func (s *Sensor) Held() (string, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || !s.configured {
+		return "", time.Time{}
+	}
+	select {
+	case <-s.done:
+		return "", time.Time{}
+	default:
+		return s.addr, s.configuredAt
+	}
+}
+
+// Ends returns the errors that ended the sensor's streams under Run that
+// had a configuration (not those refused at once), oldest first.
+func (s *Sensor) Ends() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ends)
+}
+
+// ConnectedAt returns when the sensor's current (or last) stream said hello.
+func (s *Sensor) ConnectedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.since
+}
+
+// drop closes the ended stream's connection without marking the sensor
+// closed.
+func (s *Sensor) drop() {
+	s.mu.Lock()
+	conn := s.conn
+	s.conn = nil
+	s.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
 }
 
 // Upload uploads one message to the central node at addr over a

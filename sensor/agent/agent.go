@@ -259,7 +259,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if lived > backoffReset {
+		if lived > backoffReset || Moved(err) {
 			attempt = 0
 		}
 		d := a.retry(attempt, err)
@@ -283,6 +283,12 @@ func (a *Agent) logStreamEnd(target string, err error, retryIn time.Duration) {
 		return
 	}
 	switch status.Code(err) {
+	case codes.Unavailable:
+		if Moved(err) {
+			a.log.Info("the central node moves this sensor to another node (it holds more than its share); reconnecting", "central", target, "retry_in", retryIn)
+			return
+		}
+		a.log.Warn("no stream with the central; retrying", "central", target, "retry_in", retryIn, "err", err)
 	case codes.FailedPrecondition:
 		a.log.Info("the central has not approved this sensor yet; an administrator must approve it (compare the fingerprint first)",
 			"central", target, "fingerprint", a.State().Fingerprint, "retry_in", retryIn, "err", err)

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -43,4 +44,25 @@ func DefaultRetry(attempt int, err error) time.Duration {
 		return revokedBackoff.Delay(attempt, rand.Float64())
 	}
 	return reconnectBackoff.Delay(attempt, rand.Float64())
+}
+
+// rebalanceReason is the reason (google.rpc.ErrorInfo) with which a central
+// node ends a stream it moves to another node because it holds more than
+// its share of the cluster's sensors (sensorsvc.RebalanceReason).
+const rebalanceReason = "OSPREY_REBALANCE"
+
+// Moved says whether err is a central node's request to reconnect
+// elsewhere: the stream had nothing wrong, and the agent reconnects at once
+// (within the first step of its backoff, jittered so that the sensors a
+// node moves together do not arrive together), however often it happens.
+func Moved(err error) bool {
+	if status.Code(err) != codes.Unavailable {
+		return false
+	}
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == rebalanceReason {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -61,6 +62,39 @@ func TestDefaultRetry(t *testing.T) {
 			}
 			if d := DefaultRetry(0, tt.err); d > tt.max {
 				t.Errorf("DefaultRetry(0, %v) = %v, want at most %v", tt.err, d, tt.max)
+			}
+		})
+	}
+}
+
+func TestMoved(t *testing.T) {
+	moved, err := status.New(codes.Unavailable, "move").WithDetails(&errdetails.ErrorInfo{Reason: rebalanceReason, Domain: "osprey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := status.New(codes.Unavailable, "other").WithDetails(&errdetails.ErrorInfo{Reason: "SOMETHING_ELSE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied, err := status.New(codes.PermissionDenied, "move").WithDetails(&errdetails.ErrorInfo{Reason: rebalanceReason})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"rebalance", moved.Err(), true},
+		{"unavailable for another reason", other.Err(), false},
+		{"unavailable without details", status.Error(codes.Unavailable, "connection refused"), false},
+		{"the reason with another code", denied.Err(), false},
+		{"not a status", errors.New("stream closed"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Moved(tt.err); got != tt.want {
+				t.Errorf("Moved(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -3,17 +3,26 @@ package agent
 import (
 	"context"
 	"errors"
+	"slices"
+	"time"
 
 	"google.golang.org/grpc"
 
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
+// clientIdleTimeout is how long a connection of Client stays up with no
+// call: an idle sensor then holds one connection with the cluster (its
+// stream's), not two, which halves what a central node holds for its idle
+// sensors. The next call connects again.
+const clientIdleTimeout = time.Minute
+
 // Client returns a client of the central nodes for the calls besides the
 // configuration stream (uploads). It uses the target of the current (or last)
 // stream, over a connection per target made on first use and kept until Run
-// ends; every handshake presents the current client certificate, so a renewal
-// applies to it too.
+// ends (closed while idle for clientIdleTimeout, and made again on the next
+// call); every handshake presents the current client certificate, so a
+// renewal applies to it too.
 func (a *Agent) Client(ctx context.Context) (ospreyv1.SensorServiceClient, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -30,7 +39,8 @@ func (a *Agent) Client(ctx context.Context) (ospreyv1.SensorServiceClient, error
 	conn := a.conns[target]
 	if conn == nil {
 		var err error
-		if conn, err = newClient(target, a.tlsConfig(), a.opts.dialOptions); err != nil {
+		opts := append(slices.Clone(a.opts.dialOptions), grpc.WithIdleTimeout(clientIdleTimeout))
+		if conn, err = newClient(target, a.tlsConfig(), opts); err != nil {
 			return nil, err
 		}
 		if a.conns == nil {
