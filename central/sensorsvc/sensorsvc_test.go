@@ -267,8 +267,10 @@ func (s *stream) next(t *testing.T) *ospreyv1.ConnectResponse {
 		return m
 	case err := <-s.errc:
 		t.Fatalf("stream ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message within 10s")
+	case <-time.After(testwait.Timeout):
+		// Generous: a 10 MB configuration under -race on a busy machine
+		// took over ten seconds.
+		t.Fatalf("no message within %v", testwait.Timeout)
 	}
 	return nil
 }
