@@ -119,7 +119,18 @@ func User(u *ospreyv1.User) error {
 	default:
 		r.add("role", "must be admin, tenant_admin or auditor")
 	}
+	origin(&r, u.GetOrigin())
 	return r.err()
+}
+
+// OriginPCN is the origin of a user or global rule an SCN got from its PCN.
+const OriginPCN = "pcn"
+
+// origin checks who manages a user or rule: this node (empty) or the PCN.
+func origin(r *report, o string) {
+	if o != "" && o != OriginPCN {
+		r.add("origin", "must be empty or %q", OriginPCN)
+	}
 }
 
 // Token validates a token: id, when set, an identifier; kind required. A

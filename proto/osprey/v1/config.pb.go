@@ -2983,8 +2983,13 @@ type User struct {
 	// tenant scopes tenant_admin and auditor users; empty for admin.
 	Tenant string `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// password_hash is a bcrypt hash; never returned.
-	PasswordHash  []byte                 `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	PasswordHash []byte                 `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// origin says who manages the account: empty for an account of this
+	// node; "pcn" for one an SCN got from its PCN over the link, which is
+	// read-only on the SCN (the PCN writes and deletes it) until the SCN is
+	// disconnected, when it becomes local.
+	Origin        string `protobuf:"bytes,10,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3052,6 +3057,13 @@ func (x *User) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *User) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
 }
 
 // Token is a bearer secret. Only its hash is stored; the secret is shown once at creation.
@@ -3382,14 +3394,16 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x0ftls_certificate\x18\t \x01(\x0e2\x1f.osprey.v1.TlsCertificatePolicyR\x0etlsCertificate\x12!\n" +
 	"\fcipher_suite\x18\n" +
 	" \x01(\tR\vcipherSuite\x12\x15\n" +
-	"\x06ca_pem\x18\v \x01(\tR\x05caPem\"\xb7\x01\n" +
+	"\x06ca_pem\x18\v \x01(\tR\x05caPem\"\xcf\x01\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x0f.osprey.v1.RoleR\x04role\x12\x16\n" +
 	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12#\n" +
 	"\rpassword_hash\x18\x04 \x01(\fR\fpasswordHash\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xfb\x02\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
+	"\x06origin\x18\n" +
+	" \x01(\tR\x06origin\"\xfb\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.osprey.v1.TokenKindR\x04kind\x12\x16\n" +
