@@ -219,13 +219,16 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		n.primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{
 			Store: st, CA: ca, Passwords: authn, NodeName: opts.NodeName,
 			TokenLifetime: opts.Hierarchy.TokenLifetime, Heartbeat: opts.Hierarchy.Heartbeat, CertValidity: opts.Hierarchy.CertValidity,
-			Logger: log.With("component", "hierarchy"),
+			Channels: []hierarchy.PrimaryChannel{hierarchy.NewDown(st, log.With("component", "hierarchy-down"))},
+			Logger:   log.With("component", "hierarchy"),
 		})
 		n.primary.Register(n.grpc)
 	}
 	n.secondary = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
 		Store: st, Client: cli, KEK: kek, NodeName: opts.NodeName, Version: buildinfo.Version(),
 		IsPrimary: opts.Hierarchy.Primary, OwnFingerprint: caHash, Counts: n.counts, Logger: log.With("component", "uplink"),
+		Channels:     []hierarchy.SecondaryChannel{hierarchy.NewDownApply(st, log.With("component", "uplink-down"))},
+		Disconnected: hierarchy.MakeLocal(st),
 	})
 	apiHandler := httpapi.New(httpapi.Options{
 		Store:      st,
