@@ -65,6 +65,7 @@ func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
 		t.Fatal(err)
 	}
 	opts.Store, opts.CA, opts.Passwords, opts.NodeName = st, ca, authn, "pcn-1"
+	opts.Channels = append(opts.Channels, hierarchy.NewDown(st, nil)) // as central/node.go
 	p := hierarchy.NewPrimary(opts)
 	cert, err := clusterca.NewServerCert(ca, []string{"127.0.0.1"}, nil)
 	if err != nil {
@@ -98,16 +99,27 @@ func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
 // startSCN runs an SCN's side with its own etcd until the test ends.
 func startSCN(t *testing.T) *hierarchy.Secondary {
 	t.Helper()
+	s, _ := startSCNStore(t)
+	return s
+}
+
+// startSCNStore is startSCN that also returns the SCN's store.
+func startSCNStore(t *testing.T) (*hierarchy.Secondary, *store.Store) {
+	t.Helper()
 	cli := etcdtest.Client(t)
 	kek := make([]byte, pki.KEKSize)
 	if _, err := rand.Read(kek); err != nil {
 		t.Fatal(err)
 	}
+	st := store.New(cli)
 	s := hierarchy.NewSecondary(hierarchy.SecondaryOptions{
-		Store: store.New(cli), Client: cli, KEK: kek, NodeName: "scn-1", Version: "test",
+		Store: st, Client: cli, KEK: kek, NodeName: "scn-1", Version: "test",
 		Counts: func(context.Context) (hierarchy.Counts, error) {
 			return hierarchy.Counts{Sensors: 7, Alerts: 42, LastData: time.Now()}, nil
 		},
+		// As central/node.go.
+		Channels:     []hierarchy.SecondaryChannel{hierarchy.NewDownApply(st, nil)},
+		Disconnected: hierarchy.MakeLocal(st),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -119,7 +131,7 @@ func startSCN(t *testing.T) *hierarchy.Secondary {
 		cancel()
 		<-done
 	})
-	return s
+	return s, st
 }
 
 // TestLinkRenewsItsCertificate links an SCN whose link certificates live
