@@ -57,6 +57,7 @@ func UserFromProto(p *ospreyv1.User) api.User {
 		Role:      RoleFromProto(p.GetRole()),
 		Tenant:    p.GetTenant(),
 		CreatedAt: timeFromProto(p.GetCreatedAt()),
+		Origin:    p.GetOrigin(),
 	}
 }
 

@@ -121,7 +121,7 @@ func TestUsersAndGlobalRulesDown(t *testing.T) {
 		return u["dave"] != nil && g[r1.GetId()].GetDescription() == "changed on the PCN" && g[r2.GetId()] != nil
 	})
 	acked(t, p, "the changes")
-	if err := p.store.DeleteUser(ctx, all, "dave", store.AnyVersion); err != nil {
+	if _, err := p.store.DeleteUser(ctx, all, "dave", store.AnyVersion); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.store.DeleteGlobalRule(ctx, all, r1.GetId(), store.AnyVersion); err != nil {
@@ -138,7 +138,7 @@ func TestUsersAndGlobalRulesDown(t *testing.T) {
 	alice.Origin = ""
 	for what, err := range map[string]error{
 		"update a PCN user": func() error { _, err := scn.UpdateUser(ctx, all, alice, store.AnyVersion); return err }(),
-		"delete a PCN user": scn.DeleteUser(ctx, all, "alice", store.AnyVersion),
+		"delete a PCN user": func() error { _, err := scn.DeleteUser(ctx, all, "alice", store.AnyVersion); return err }(),
 		"delete a PCN rule": func() error { _, err := scn.DeleteGlobalRule(ctx, all, r2.GetId(), store.AnyVersion); return err }(),
 	} {
 		if !errors.Is(err, store.ErrForbidden) {
@@ -200,7 +200,7 @@ func TestUsersAndGlobalRulesDown(t *testing.T) {
 		u, g := usersOf(ctx, scn), globalRulesOf(ctx, scn)
 		return u["alice"] != nil && u["alice"].GetOrigin() == "" && g[r2.GetId()] != nil && g[r2.GetId()].GetOrigin() == ""
 	})
-	if err := scn.DeleteUser(ctx, all, "alice", store.AnyVersion); err != nil {
+	if _, err := scn.DeleteUser(ctx, all, "alice", store.AnyVersion); err != nil {
 		t.Errorf("delete alice on the disconnected SCN: %v", err)
 	}
 }

@@ -173,13 +173,14 @@ func writableUser(u *ospreyv1.User) error {
 }
 
 // DeleteUser removes a user if its version is still expect (or with
-// AnyVersion, whatever it is). A tenant scope finds only users of its
+// AnyVersion, whatever it is), and returns the user it removed. A tenant scope finds only users of its
 // tenant (ErrNotFound otherwise) and never deletes an admin (ErrForbidden);
 // a user the PCN manages is ErrForbidden. The user's API tokens stay until
 // they are deleted, but authenticate no one (sign-in finds no user).
-func (s *Store) DeleteUser(ctx context.Context, scope Scope, name string, expect int64) error {
+func (s *Store) DeleteUser(ctx context.Context, scope Scope, name string, expect int64) (*ospreyv1.User, error) {
 	key := userKey(name)
-	return retry(ctx, func() error {
+	var out *ospreyv1.User
+	err := retry(ctx, func() error {
 		stored, read, err := s.GetUser(ctx, scope, name)
 		if err != nil {
 			return err
@@ -200,6 +201,8 @@ func (s *Store) DeleteUser(ctx context.Context, scope Scope, name string, expect
 		if !resp.Succeeded {
 			return errRetry
 		}
+		out = stored
 		return nil
 	})
+	return out, err
 }
