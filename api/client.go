@@ -477,6 +477,65 @@ func (c *Client) DeleteRule(ctx context.Context, tenant, id string, version int6
 	return err
 }
 
+// GlobalRules lists the global rules, which apply to every tenant's
+// messages, by id.
+func (c *Client) GlobalRules(ctx context.Context) ([]Rule, error) {
+	var out RuleList
+	if _, err := c.do(ctx, http.MethodGet, "/api/v1/rules", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Rules, nil
+}
+
+// CreateGlobalRule creates a global rule (an administrator of all tenants
+// only) and returns it as stored.
+func (c *Client) CreateGlobalRule(ctx context.Context, r Rule) (*Rule, error) {
+	var out Rule
+	if _, err := c.do(ctx, http.MethodPost, "/api/v1/rules", nil, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateGlobalRule replaces the global rule r.ID and returns it as stored.
+// Version works as in UpdateRule.
+func (c *Client) UpdateGlobalRule(ctx context.Context, r Rule, version int64) (*Rule, error) {
+	p, err := globalRulePath(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	h, err := ifMatch(version)
+	if err != nil {
+		return nil, err
+	}
+	var out Rule
+	if _, err := c.do(ctx, http.MethodPut, p, h, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteGlobalRule deletes a global rule. Version works as in UpdateRule.
+func (c *Client) DeleteGlobalRule(ctx context.Context, id string, version int64) error {
+	p, err := globalRulePath(id)
+	if err != nil {
+		return err
+	}
+	h, err := ifMatch(version)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, http.MethodDelete, p, h, nil, nil)
+	return err
+}
+
+func globalRulePath(id string) (string, error) {
+	if id == "" || id == "." || id == ".." {
+		return "", fmt.Errorf("api: invalid rule id %q", id)
+	}
+	return "/api/v1/rules/" + url.PathEscape(id), nil
+}
+
 // Alerts returns one page of the alerts q selects, newest first. Pass the page's
 // NextPageToken as q.PageToken for the next one, until it is empty.
 func (c *Client) Alerts(ctx context.Context, q AlertQuery) (*AlertList, error) {
