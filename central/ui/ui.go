@@ -171,6 +171,7 @@ func routes() []route {
 		{"POST", "/rules/{tenant}/{id}/enable", writer, false, (*Server).enableRule},
 		{"POST", "/rules/{tenant}/{id}/disable", writer, false, (*Server).disableRule},
 		{"POST", "/rules/{tenant}/{id}/delete", writer, false, (*Server).deleteRule},
+		{"POST", "/rules/{tenant}/global/{id}/delete", writer, false, (*Server).deleteGlobalRule},
 		{"GET", "/cluster", reader, false, (*Server).clusterPage},
 		{"GET", "/servers", reader, false, (*Server).serversPage},
 		{"POST", "/servers/{id}/{action}", writer, false, (*Server).serverAction},
