@@ -206,7 +206,7 @@ func TestUsersAndGlobalRulesDown(t *testing.T) {
 }
 
 // join makes the SCN an accepted SCN of tenant "branches", as "branch".
-func join(t *testing.T, p *pcn, s *hierarchy.Secondary) {
+func join(t testing.TB, p *pcn, s *hierarchy.Secondary) {
 	t.Helper()
 	ctx := t.Context()
 	fp, err := hierarchy.FetchFingerprint(ctx, p.addr)
@@ -222,7 +222,7 @@ func join(t *testing.T, p *pcn, s *hierarchy.Secondary) {
 }
 
 // acked waits until the SCN acknowledged everything the PCN sent.
-func acked(t *testing.T, p *pcn, what string) {
+func acked(t testing.TB, p *pcn, what string) {
 	t.Helper()
 	testwait.For(t, what+" acknowledged on the PCN", func() bool {
 		v, err := p.primary.Server(t.Context(), store.AllTenants(), "branch")

@@ -37,7 +37,7 @@ type pcn struct {
 	primary *hierarchy.Primary
 }
 
-func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
+func startPCN(t testing.TB, opts hierarchy.PrimaryOptions) *pcn {
 	t.Helper()
 	st := store.New(etcdtest.Client(t))
 	ca, err := pki.NewCA("test PCN CA", 0)
@@ -97,14 +97,14 @@ func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
 }
 
 // startSCN runs an SCN's side with its own etcd until the test ends.
-func startSCN(t *testing.T) *hierarchy.Secondary {
+func startSCN(t testing.TB) *hierarchy.Secondary {
 	t.Helper()
 	s, _ := startSCNStore(t)
 	return s
 }
 
 // startSCNStore is startSCN that also returns the SCN's store.
-func startSCNStore(t *testing.T) (*hierarchy.Secondary, *store.Store) {
+func startSCNStore(t testing.TB) (*hierarchy.Secondary, *store.Store) {
 	t.Helper()
 	cli := etcdtest.Client(t)
 	kek := make([]byte, pki.KEKSize)
