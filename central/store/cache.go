@@ -37,6 +37,9 @@ type CacheOptions struct {
 type RuleCache struct {
 	c      *tenantCache[*ospreyv1.Rule]
 	global *tenantCache[*ospreyv1.Rule]
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at every change of either
 }
 
 // NewRuleCache returns a cache of st's rules; it is empty until Run has
@@ -53,7 +56,16 @@ func NewRuleCache(st *Store, opts CacheOptions) *RuleCache {
 			parseGlobalRuleKey, newRule, setVersion, enabled),
 	}
 	c.global.watch = globalRulesPrefix
+	c.changed = make(chan struct{})
+	c.c.onChange, c.global.onChange = c.notify, c.notify
 	return c
+}
+
+func (c *RuleCache) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // Run loads every rule and follows the changes until ctx ends; it returns
@@ -97,19 +109,11 @@ func (c *RuleCache) Rules(tenant string) ([]*ospreyv1.Rule, int64) {
 	return append(slices.Clip(own), global...), max(rev, grev)
 }
 
-// Changed returns a channel that is closed at the next change of any rule
-// (each call holds a goroutine until then).
+// Changed returns a channel that is closed at the next change of any rule.
 func (c *RuleCache) Changed() <-chan struct{} {
-	own, global := c.c.changedChan(), c.global.changedChan()
-	out := make(chan struct{})
-	go func() {
-		select {
-		case <-own:
-		case <-global:
-		}
-		close(out)
-	}()
-	return out
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
 }
 
 // ExportCache holds every tenant's syslog export in memory and follows their
@@ -216,6 +220,8 @@ type tenantCache[T proto.Message] struct {
 	log  *slog.Logger
 	// watch is the prefix loaded and watched: tenants/, unless set.
 	watch string
+	// onChange, when set, runs at every change, under mu.
+	onChange func()
 	// fetch is the prefix that holds a tenant's keys of this kind.
 	fetch      func(tenant string) string
 	parse      func(key string) (tenant, id string, ok bool)
@@ -462,4 +468,7 @@ func (c *tenantCache[T]) list(byID map[string]T) []T {
 func (c *tenantCache[T]) notifyLocked() {
 	close(c.changed)
 	c.changed = make(chan struct{})
+	if c.onChange != nil {
+		c.onChange()
+	}
 }
