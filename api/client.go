@@ -452,6 +452,11 @@ func (c *Client) UpdateRule(ctx context.Context, tenant string, r Rule, version 
 	if err != nil {
 		return nil, err
 	}
+	return c.putRule(ctx, p, r, version)
+}
+
+// putRule replaces the rule at path p; version works as in UpdateRule.
+func (c *Client) putRule(ctx context.Context, p string, r Rule, version int64) (*Rule, error) {
 	h, err := ifMatch(version)
 	if err != nil {
 		return nil, err
@@ -469,6 +474,11 @@ func (c *Client) DeleteRule(ctx context.Context, tenant, id string, version int6
 	if err != nil {
 		return err
 	}
+	return c.deleteAt(ctx, p, version)
+}
+
+// deleteAt deletes what is at path p; version works as in UpdateRule.
+func (c *Client) deleteAt(ctx context.Context, p string, version int64) error {
 	h, err := ifMatch(version)
 	if err != nil {
 		return err
@@ -504,15 +514,7 @@ func (c *Client) UpdateGlobalRule(ctx context.Context, r Rule, version int64) (*
 	if err != nil {
 		return nil, err
 	}
-	h, err := ifMatch(version)
-	if err != nil {
-		return nil, err
-	}
-	var out Rule
-	if _, err := c.do(ctx, http.MethodPut, p, h, r, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return c.putRule(ctx, p, r, version)
 }
 
 // DeleteGlobalRule deletes a global rule. Version works as in UpdateRule.
@@ -521,12 +523,7 @@ func (c *Client) DeleteGlobalRule(ctx context.Context, id string, version int64)
 	if err != nil {
 		return err
 	}
-	h, err := ifMatch(version)
-	if err != nil {
-		return err
-	}
-	_, err = c.do(ctx, http.MethodDelete, p, h, nil, nil)
-	return err
+	return c.deleteAt(ctx, p, version)
 }
 
 func globalRulePath(id string) (string, error) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/ospreysec/osprey/api"
@@ -82,11 +83,19 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, p auth.Princ
 
 // putRule replaces a rule; with If-Match, only if it is still that version.
 func (s *Server) putRule(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	return replaceRule(w, r, p, ruleFromRequest, s.store.UpdateRule)
+}
+
+// replaceRule decodes the rule of a PUT and writes it with update, at the
+// version If-Match names (any without one).
+func replaceRule(w http.ResponseWriter, r *http.Request, p auth.Principal,
+	decode func(http.ResponseWriter, *http.Request) (*ospreyv1.Rule, error),
+	update func(context.Context, store.Scope, *ospreyv1.Rule, int64) (*ospreyv1.Rule, error)) error {
 	expect, err := writeVersion(r)
 	if err != nil {
 		return err
 	}
-	rl, err := ruleFromRequest(w, r)
+	rl, err := decode(w, r)
 	if err != nil {
 		return err
 	}
@@ -95,7 +104,7 @@ func (s *Server) putRule(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return validate.Errors{{Field: "id", Message: "must be empty or the id of the path"}}
 	}
 	rl.Id = id
-	stored, err := s.store.UpdateRule(r.Context(), scope(p), rl, expect)
+	stored, err := update(r.Context(), scope(p), rl, expect)
 	return writeRule(w, http.StatusOK, stored, err)
 }
 
@@ -163,21 +172,7 @@ func (s *Server) createGlobalRule(w http.ResponseWriter, r *http.Request, p auth
 // putGlobalRule replaces a global rule; with If-Match, only if it is still
 // that version.
 func (s *Server) putGlobalRule(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	expect, err := writeVersion(r)
-	if err != nil {
-		return err
-	}
-	rl, err := globalRuleFromRequest(w, r)
-	if err != nil {
-		return err
-	}
-	id := r.PathValue("id")
-	if rl.GetId() != "" && rl.GetId() != id {
-		return validate.Errors{{Field: "id", Message: "must be empty or the id of the path"}}
-	}
-	rl.Id = id
-	stored, err := s.store.UpdateGlobalRule(r.Context(), scope(p), rl, expect)
-	return writeRule(w, http.StatusOK, stored, err)
+	return replaceRule(w, r, p, globalRuleFromRequest, s.store.UpdateGlobalRule)
 }
 
 // deleteGlobalRule deletes a global rule (with If-Match, only if it is

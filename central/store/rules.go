@@ -172,13 +172,9 @@ func (s *Store) CreateRule(ctx context.Context, scope Scope, r *ospreyv1.Rule) (
 // CreateGlobalRule stores a new global rule (AllTenants only) and returns
 // it as CreateRule does.
 func (s *Store) CreateGlobalRule(ctx context.Context, scope Scope, r *ospreyv1.Rule) (*ospreyv1.Rule, error) {
-	if err := scope.RequireAll("a global rule"); err != nil {
+	r, err := globalWrite(scope, r)
+	if err != nil {
 		return nil, err
-	}
-	r = proto.Clone(r).(*ospreyv1.Rule)
-	r.Global = true
-	if r.GetOrigin() != "" {
-		return nil, validate.Errors{{Field: "origin", Message: "is set by the link from the PCN; leave it out"}}
 	}
 	return s.createRule(ctx, ruleLoc{global: true}, r, nil, nil, nil)
 }
@@ -246,6 +242,18 @@ func (s *Store) UpdateRule(ctx context.Context, scope Scope, r *ospreyv1.Rule, e
 // UpdateGlobalRule replaces a global rule (AllTenants only) as UpdateRule
 // does. A rule the PCN manages is ErrForbidden.
 func (s *Store) UpdateGlobalRule(ctx context.Context, scope Scope, r *ospreyv1.Rule, expect int64) (*ospreyv1.Rule, error) {
+	r, err := globalWrite(scope, r)
+	if err != nil {
+		return nil, err
+	}
+	return s.updateRule(ctx, ruleLoc{global: true}, r, expect, func() (*ospreyv1.Rule, error) {
+		return s.getWritableGlobalRule(ctx, r.GetId())
+	})
+}
+
+// globalWrite checks a write of a global rule (AllTenants only, no
+// origin) and returns a copy of r marked global.
+func globalWrite(scope Scope, r *ospreyv1.Rule) (*ospreyv1.Rule, error) {
 	if err := scope.RequireAll("a global rule"); err != nil {
 		return nil, err
 	}
@@ -254,9 +262,7 @@ func (s *Store) UpdateGlobalRule(ctx context.Context, scope Scope, r *ospreyv1.R
 	if r.GetOrigin() != "" {
 		return nil, validate.Errors{{Field: "origin", Message: "is set by the link from the PCN; leave it out"}}
 	}
-	return s.updateRule(ctx, ruleLoc{global: true}, r, expect, func() (*ospreyv1.Rule, error) {
-		return s.getWritableGlobalRule(ctx, r.GetId())
-	})
+	return r, nil
 }
 
 // getWritableGlobalRule reads a global rule that this node may change:
