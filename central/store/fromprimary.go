@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -170,7 +171,7 @@ func (s *Store) ApplyPrimaryUpdate(ctx context.Context, up *ospreyv1.DownUpdate)
 		case sent && !fromPCN:
 			clashes = append(clashes, fmt.Sprintf("user %q", u.GetName()))
 		case sent:
-			if err := s.putFromPrimary(ctx, string(kv.Key), kv.ModRevision, userFromPrimary(want)); err != nil {
+			if err := s.putFromPrimary(ctx, string(kv.Key), kv.ModRevision, kv.Value, userFromPrimary(want)); err != nil {
 				return err
 			}
 		case fromPCN && (deleted[u.GetName()] || up.GetSnapshot()):
@@ -181,7 +182,7 @@ func (s *Store) ApplyPrimaryUpdate(ctx context.Context, up *ospreyv1.DownUpdate)
 	}
 	for _, u := range up.GetUsers() {
 		if !have[u.GetName()] {
-			if err := s.putFromPrimary(ctx, userKey(u.GetName()), 0, userFromPrimary(u)); err != nil {
+			if err := s.putFromPrimary(ctx, userKey(u.GetName()), 0, nil, userFromPrimary(u)); err != nil {
 				return err
 			}
 		}
@@ -216,7 +217,7 @@ func (s *Store) ApplyPrimaryUpdate(ctx context.Context, up *ospreyv1.DownUpdate)
 		case sent && !fromPCN:
 			clashes = append(clashes, fmt.Sprintf("global rule %q", id))
 		case sent:
-			if err := s.putRuleFromPrimary(ctx, kv.ModRevision, want); err != nil {
+			if err := s.putRuleFromPrimary(ctx, kv.ModRevision, kv.Value, want); err != nil {
 				return err
 			}
 		case fromPCN && (deleted[id] || up.GetSnapshot()):
@@ -227,7 +228,7 @@ func (s *Store) ApplyPrimaryUpdate(ctx context.Context, up *ospreyv1.DownUpdate)
 	}
 	for _, r := range up.GetRules() {
 		if !have[r.GetId()] {
-			if err := s.putRuleFromPrimary(ctx, 0, r); err != nil {
+			if err := s.putRuleFromPrimary(ctx, 0, nil, r); err != nil {
 				return err
 			}
 		}
@@ -245,29 +246,34 @@ func userFromPrimary(u *ospreyv1.User) proto.Message {
 	return u
 }
 
-func (s *Store) putRuleFromPrimary(ctx context.Context, read int64, r *ospreyv1.Rule) error {
+func (s *Store) putRuleFromPrimary(ctx context.Context, read int64, old []byte, r *ospreyv1.Rule) error {
 	r = proto.Clone(r).(*ospreyv1.Rule)
 	r.Tenant, r.Global, r.Origin = "", true, validate.OriginPCN
 	b, err := encodeRule(r)
 	if err != nil {
 		return err
 	}
-	return s.putFromPrimaryBytes(ctx, globalRuleKey(r.GetId()), read, b)
+	return s.putFromPrimaryBytes(ctx, globalRuleKey(r.GetId()), read, old, b)
 }
 
-func (s *Store) putFromPrimary(ctx context.Context, key string, read int64, m proto.Message) error {
+func (s *Store) putFromPrimary(ctx context.Context, key string, read int64, old []byte, m proto.Message) error {
 	b, err := encode(m)
 	if err != nil {
 		return err
 	}
-	return s.putFromPrimaryBytes(ctx, key, read, b)
+	return s.putFromPrimaryBytes(ctx, key, read, old, b)
 }
 
-// putFromPrimaryBytes writes key if it is still at revision read (0:
-// absent). A key changed meanwhile is a local write that won the race:
-// ErrConflict, and the PCN's next snapshot (the link's next start) tries
+// putFromPrimaryBytes writes b at key if it is still at revision read (0:
+// absent) and holds something else than old (a snapshot at each link
+// start rewrites nothing that did not change). A key changed meanwhile is
+// a local write that won the race: ErrConflict, and the PCN's next
+// snapshot (the link's next start, or the update after this NACK) tries
 // again.
-func (s *Store) putFromPrimaryBytes(ctx context.Context, key string, read int64, b []byte) error {
+func (s *Store) putFromPrimaryBytes(ctx context.Context, key string, read int64, old, b []byte) error {
+	if read != 0 && bytes.Equal(old, b) {
+		return nil
+	}
 	resp, err := s.cli.Txn(ctx).If(unmodifiedSince(key, read)).Then(clientv3.OpPut(key, string(b))).Commit()
 	if err != nil {
 		return etcdErr("txn", key, err)
@@ -322,7 +328,7 @@ func (s *Store) ClearPrimaryOrigin(ctx context.Context) (int, error) {
 			case *ospreyv1.Rule:
 				v.Origin, v.Version = "", 0
 			}
-			err := s.putFromPrimary(ctx, string(kv.Key), kv.ModRevision, m)
+			err := s.putFromPrimary(ctx, string(kv.Key), kv.ModRevision, nil, m)
 			if errors.Is(err, ErrConflict) {
 				continue // a newer write (none but ours is allowed): left for the next call
 			}
