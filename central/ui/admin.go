@@ -32,6 +32,8 @@ type userRow struct {
 	Role    ospreyv1.Role
 	Tenant  string
 	Created string
+	// FromPCN marks an account an SCN got from its PCN (read-only here).
+	FromPCN bool
 }
 
 type userForm struct {
@@ -64,7 +66,7 @@ func (s *Server) usersData(r *http.Request, req *request, form userForm, errs *f
 	}
 	d := usersData{Form: form, Errs: errs, ReadOnly: !req.p.CanWrite(), OwnTenant: req.p.Tenant}
 	for _, u := range users {
-		row := userRow{Name: u.GetName(), Role: u.GetRole(), Tenant: u.GetTenant(), Created: "unknown"}
+		row := userRow{Name: u.GetName(), Role: u.GetRole(), Tenant: u.GetTenant(), Created: "unknown", FromPCN: u.GetOrigin() != ""}
 		if u.GetCreatedAt() != nil {
 			row.Created = formatTime(u.GetCreatedAt().AsTime())
 		}
