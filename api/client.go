@@ -452,6 +452,11 @@ func (c *Client) UpdateRule(ctx context.Context, tenant string, r Rule, version 
 	if err != nil {
 		return nil, err
 	}
+	return c.putRule(ctx, p, r, version)
+}
+
+// putRule replaces the rule at path p; version works as in UpdateRule.
+func (c *Client) putRule(ctx context.Context, p string, r Rule, version int64) (*Rule, error) {
 	h, err := ifMatch(version)
 	if err != nil {
 		return nil, err
@@ -469,12 +474,63 @@ func (c *Client) DeleteRule(ctx context.Context, tenant, id string, version int6
 	if err != nil {
 		return err
 	}
+	return c.deleteAt(ctx, p, version)
+}
+
+// deleteAt deletes what is at path p; version works as in UpdateRule.
+func (c *Client) deleteAt(ctx context.Context, p string, version int64) error {
 	h, err := ifMatch(version)
 	if err != nil {
 		return err
 	}
 	_, err = c.do(ctx, http.MethodDelete, p, h, nil, nil)
 	return err
+}
+
+// GlobalRules lists the global rules, which apply to every tenant's
+// messages, by id.
+func (c *Client) GlobalRules(ctx context.Context) ([]Rule, error) {
+	var out RuleList
+	if _, err := c.do(ctx, http.MethodGet, "/api/v1/rules", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Rules, nil
+}
+
+// CreateGlobalRule creates a global rule (an administrator of all tenants
+// only) and returns it as stored.
+func (c *Client) CreateGlobalRule(ctx context.Context, r Rule) (*Rule, error) {
+	var out Rule
+	if _, err := c.do(ctx, http.MethodPost, "/api/v1/rules", nil, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateGlobalRule replaces the global rule r.ID and returns it as stored.
+// Version works as in UpdateRule.
+func (c *Client) UpdateGlobalRule(ctx context.Context, r Rule, version int64) (*Rule, error) {
+	p, err := globalRulePath(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	return c.putRule(ctx, p, r, version)
+}
+
+// DeleteGlobalRule deletes a global rule. Version works as in UpdateRule.
+func (c *Client) DeleteGlobalRule(ctx context.Context, id string, version int64) error {
+	p, err := globalRulePath(id)
+	if err != nil {
+		return err
+	}
+	return c.deleteAt(ctx, p, version)
+}
+
+func globalRulePath(id string) (string, error) {
+	if id == "" || id == "." || id == ".." {
+		return "", fmt.Errorf("api: invalid rule id %q", id)
+	}
+	return "/api/v1/rules/" + url.PathEscape(id), nil
 }
 
 // Alerts returns one page of the alerts q selects, newest first. Pass the page's

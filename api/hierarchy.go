@@ -56,6 +56,26 @@ type Server struct {
 	UplinkAt   *time.Time `json:"uplink_at,omitempty"`
 	CreatedAt  *time.Time `json:"created_at,omitempty"`
 	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
+	// Down is what the SCN answered to the users and global rules the PCN
+	// sends it; nil before the first was sent.
+	Down *ServerDown `json:"down,omitempty"`
+}
+
+// ServerDown is where an SCN stands with the users and global rules of
+// its PCN. Versions are the PCN's etcd revisions.
+type ServerDown struct {
+	// SentVersion is the last version sent, AppliedVersion the last the
+	// SCN acknowledged (it is behind while an update travels, or after a
+	// NACK).
+	SentVersion    int64      `json:"sent_version"`
+	AppliedVersion int64      `json:"applied_version"`
+	AppliedAt      *time.Time `json:"applied_at,omitempty"`
+	// NackVersion, NackReason and NackAt are the SCN's last refusal (kept
+	// after later updates were acknowledged; NackVersion tells whether it is
+	// older than AppliedVersion).
+	NackVersion int64      `json:"nack_version,omitempty"`
+	NackReason  string     `json:"nack_reason,omitempty"`
+	NackAt      *time.Time `json:"nack_at,omitempty"`
 }
 
 // ServerList is the answer of GET /api/v1/servers.

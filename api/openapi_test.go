@@ -81,10 +81,12 @@ func TestOpenAPIRoutes(t *testing.T) {
 		t.Errorf("openapi: got %q, want 3.0.3", s.OpenAPI)
 	}
 	want := []string{
+		"DELETE /api/v1/rules/{id}",
 		"DELETE /api/v1/sensors/{id}/acceptance/{kind}",
 		"DELETE /api/v1/sensors/{id}/quarantine/{msg}",
 		"DELETE /api/v1/sensors/{id}/queue/{msg}",
 		"DELETE /api/v1/tenants/{tenant}/rules/{id}",
+		"DELETE /api/v1/users/{name}",
 		"GET /api/v1/alerts",
 		"GET /api/v1/alerts/{id}",
 		"GET /api/v1/audit",
@@ -92,6 +94,8 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"GET /api/v1/nodes",
 		"GET /api/v1/pcn",
 		"GET /api/v1/quarantine",
+		"GET /api/v1/rules",
+		"GET /api/v1/rules/{id}",
 		"GET /api/v1/sensors",
 		"GET /api/v1/sensors/{id}",
 		"GET /api/v1/sensors/{id}/acceptance/{kind}",
@@ -115,6 +119,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"POST /api/v1/pcn/fingerprint",
 		"POST /api/v1/pcn/join",
 		"POST /api/v1/pcn/login",
+		"POST /api/v1/rules",
 		"POST /api/v1/sensors/{id}/acceptance/{kind}",
 		"POST /api/v1/sensors/{id}/approve",
 		"POST /api/v1/sensors/{id}/gateway/flush",
@@ -135,6 +140,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		"POST /api/v1/tenants/{tenant}/rules",
 		"POST /api/v1/tokens",
 		"POST /api/v1/users",
+		"PUT /api/v1/rules/{id}",
 		"PUT /api/v1/sensors/{id}/acceptance/{kind}",
 		"PUT /api/v1/sensors/{id}/pop3",
 		"PUT /api/v1/sensors/{id}/smtp",
@@ -317,6 +323,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"PreviewAttachment", PreviewAttachment{}, false},
 		{"QuarantineList", QuarantineList{}, false},
 		{"Server", Server{}, false},
+		{"ServerDown", ServerDown{}, false},
 		{"ServerList", ServerList{}, false},
 		{"AcceptServer", AcceptServer{}, true},
 		{"Hierarchy", Hierarchy{}, false},
@@ -376,6 +383,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Rule", "tenant"},
 		{"Rule", "created_at"},
 		{"Rule", "version"},
+		{"Rule", "global"},
+		{"Rule", "origin"},
+		{"User", "origin"},
 	} {
 		if !s.Components.Schemas[f.schema].Properties[f.field].ReadOnly {
 			t.Errorf("%s.%s: not readOnly", f.schema, f.field)
@@ -403,7 +413,7 @@ func jsonFields(t reflect.Type) []string {
 func TestOpenAPIStatusCodes(t *testing.T) {
 	s := loadSpec(t)
 	created := map[string]bool{"POST /api/v1/tenants": true, "POST /api/v1/users": true, "POST /api/v1/tokens": true,
-		"POST /api/v1/tenants/{tenant}/rules": true}
+		"POST /api/v1/tenants/{tenant}/rules": true, "POST /api/v1/rules": true}
 	for route, op := range s.ops {
 		want := []string{"200"}
 		if created[route] {

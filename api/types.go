@@ -692,6 +692,10 @@ type User struct {
 	// Password is write-only: set it to create a user, reads never return it.
 	Password  string    `json:"password,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// Origin is set by the server: "pcn" on an SCN for an account its PCN
+	// manages (read-only there; it becomes local when the PCN disconnects
+	// the SCN).
+	Origin string `json:"origin,omitempty"`
 }
 
 // UserList is the body of GET /api/v1/users.
@@ -886,9 +890,16 @@ type Rule struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Version is the rule's version, set by the server (the same as its ETag).
 	Version int64 `json:"version,omitempty"`
+	// Global is set by the server on the rules of /api/v1/rules, which apply
+	// to every tenant's messages (a match names them "global/<id>").
+	Global bool `json:"global,omitempty"`
+	// Origin is set by the server: "pcn" on an SCN for a global rule its
+	// PCN manages (read-only there).
+	Origin string `json:"origin,omitempty"`
 }
 
-// RuleList is the body of GET /api/v1/tenants/{tenant}/rules.
+// RuleList is the body of GET /api/v1/tenants/{tenant}/rules and GET
+// /api/v1/rules.
 type RuleList struct {
 	Rules []Rule `json:"rules"`
 }

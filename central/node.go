@@ -249,7 +249,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		n.primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{
 			Store: st, CA: ca, Passwords: authn, NodeName: opts.NodeName,
 			TokenLifetime: opts.Hierarchy.TokenLifetime, Heartbeat: opts.Hierarchy.Heartbeat, CertValidity: opts.Hierarchy.CertValidity,
-			Channels: []hierarchy.PrimaryChannel{n.uplinkIn},
+			Channels: []hierarchy.PrimaryChannel{n.uplinkIn, hierarchy.NewDown(st, log.With("component", "hierarchy-down"))},
 			Logger:   log.With("component", "hierarchy"),
 		})
 		n.primary.Register(n.grpc)
@@ -257,7 +257,11 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	n.secondary = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
 		Store: st, Client: cli, KEK: kek, NodeName: opts.NodeName, Version: buildinfo.Version(),
 		IsPrimary: opts.Hierarchy.Primary, OwnFingerprint: caHash, Counts: n.counts, Logger: log.With("component", "uplink"),
-		Channels: []hierarchy.SecondaryChannel{uplink.NewSender(uplink.SenderOptions{Messages: db, Logger: log.With("component", "uplink-out")})},
+		Channels: []hierarchy.SecondaryChannel{
+			uplink.NewSender(uplink.SenderOptions{Messages: db, Logger: log.With("component", "uplink-out")}),
+			hierarchy.NewDownApply(st, log.With("component", "hierarchy-down")),
+		},
+		Disconnected: hierarchy.MakeLocal(st),
 	})
 	apiHandler := httpapi.New(httpapi.Options{
 		Store:      st,

@@ -64,12 +64,14 @@ func TestBrowserServersAccept(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("tenant-branch-ui"), "branches"),
 	)
 	uiSubmit(t, ctx, "accept", `#pending-servers tr[data-server="branch-ui"] button[aria-label="Accept server branch-ui"]`)
-	waitServer(t, pcn, "branch-ui", "online in tenant branches", func(s api.Server) bool {
-		return s.Online && s.Tenant == "branches"
+	waitServer(t, pcn, "branch-ui", "online in tenant branches, its NACK of the PCN's admin recorded", func(s api.Server) bool {
+		// Both nodes have an "admin": the SCN keeps its own and NACKs the PCN's.
+		return s.Online && s.Tenant == "branches" && s.Down != nil && s.Down.NackReason != ""
 	})
-	uiDo(t, ctx, "the SCN online on the Servers page",
+	uiDo(t, ctx, "the SCN online on the Servers page, with its NACK",
 		chromedp.Navigate(pcn.base+"/servers"),
 		chromedp.WaitVisible(chromedp.CSS(`#servers tr[data-server="branch-ui"] .conn-online`)),
+		chromedp.WaitVisible(chromedp.CSS(`#servers tr[data-server="branch-ui"] .nack`)),
 	)
 	uiScreenshot(t, ctx, "servers")
 }

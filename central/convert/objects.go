@@ -68,6 +68,7 @@ func UserFromProto(p *ospreyv1.User) api.User {
 		Tenants:    tenants,
 		AllTenants: p.GetAllTenants(),
 		CreatedAt:  timeFromProto(p.GetCreatedAt()),
+		Origin:     p.GetOrigin(),
 	}
 }
 

@@ -71,6 +71,8 @@ func RuleFromProto(p *ospreyv1.Rule) api.Rule {
 		Action:      verdictActions.toAPI(p.GetAction()),
 		CreatedAt:   timeFromProto(p.GetCreatedAt()),
 		Version:     p.GetVersion(),
+		Global:      p.GetGlobal(),
+		Origin:      p.GetOrigin(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ type pcn struct {
 	stop func()
 }
 
-func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
+func startPCN(t testing.TB, opts hierarchy.PrimaryOptions) *pcn {
 	t.Helper()
 	st := store.New(etcdtest.Client(t))
 	ca, err := pki.NewCA("test PCN CA", 0)
@@ -76,9 +77,10 @@ func startPCN(t *testing.T, opts hierarchy.PrimaryOptions) *pcn {
 
 // serve starts the PCN's hierarchy service, on a new address, until stop
 // or the end of the test.
-func (p *pcn) serve(t *testing.T, opts hierarchy.PrimaryOptions) {
+func (p *pcn) serve(t testing.TB, opts hierarchy.PrimaryOptions) {
 	t.Helper()
 	opts.Store, opts.CA, opts.Passwords, opts.NodeName = p.store, p.ca, p.authn, "pcn-1"
+	opts.Channels = append(slices.Clip(opts.Channels), hierarchy.NewDown(p.store, nil)) // as central/node.go
 	p.primary = hierarchy.NewPrimary(opts)
 	cert, err := clusterca.NewServerCert(p.ca, []string{"127.0.0.1"}, nil)
 	if err != nil {
@@ -114,25 +116,37 @@ func (p *pcn) serve(t *testing.T, opts hierarchy.PrimaryOptions) {
 }
 
 // startSCN runs an SCN's side with its own etcd until the test ends.
-func startSCN(t *testing.T, chans ...hierarchy.SecondaryChannel) *hierarchy.Secondary {
+func startSCN(t testing.TB, chans ...hierarchy.SecondaryChannel) *hierarchy.Secondary {
+	t.Helper()
+	s, _ := startSCNStore(t, chans...)
+	return s
+}
+
+// startSCNStore is startSCN that also returns the SCN's store.
+func startSCNStore(t testing.TB, chans ...hierarchy.SecondaryChannel) (*hierarchy.Secondary, *store.Store) {
 	t.Helper()
 	kek := make([]byte, pki.KEKSize)
 	if _, err := rand.Read(kek); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := startSCNNode(t, etcdtest.Client(t), kek, "scn-1", chans...)
-	return s
+	cli := etcdtest.Client(t)
+	s, _ := startSCNNode(t, cli, kek, "scn-1", chans...)
+	return s, store.New(cli)
 }
 
 // startSCNNode runs one node of an SCN, on the SCN's etcd and with its
 // cluster key, until stop or the end of the test.
-func startSCNNode(t *testing.T, cli *clientv3.Client, kek []byte, name string, chans ...hierarchy.SecondaryChannel) (s *hierarchy.Secondary, stop func()) {
+func startSCNNode(t testing.TB, cli *clientv3.Client, kek []byte, name string, chans ...hierarchy.SecondaryChannel) (s *hierarchy.Secondary, stop func()) {
 	t.Helper()
+	st := store.New(cli)
 	s = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
-		Store: store.New(cli), Client: cli, KEK: kek, NodeName: name, Version: "test", Channels: chans,
+		Store: st, Client: cli, KEK: kek, NodeName: name, Version: "test",
 		Counts: func(context.Context) (hierarchy.Counts, error) {
 			return hierarchy.Counts{Sensors: 7, Alerts: 42, LastData: time.Now()}, nil
 		},
+		// As central/node.go.
+		Channels:     append(slices.Clip(chans), hierarchy.NewDownApply(st, nil)),
+		Disconnected: hierarchy.MakeLocal(st),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -57,8 +57,12 @@ type SecondaryOptions struct {
 	Counts func(context.Context) (Counts, error)
 	// Channels serve the traffic of the link besides heartbeats.
 	Channels []SecondaryChannel
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Disconnected, when set, runs on the node holding the election once
+	// the PCN disconnected this SCN (and again at each term until it
+	// succeeds): what the SCN got from the PCN becomes its own (MakeLocal).
+	Disconnected func(context.Context) error
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Secondary is an SCN's side: the join its administrator starts, and the
@@ -370,6 +374,7 @@ func jitter(d time.Duration) time.Duration {
 // lead does what the record of the PCN asks, until ctx ends.
 func (s *Secondary) lead(ctx context.Context, lease clientv3.LeaseID) {
 	backoff := backoffMin
+	madeLocal := false
 	for ctx.Err() == nil {
 		p, version, err := s.opts.Store.Primary(ctx)
 		if err != nil {
@@ -401,6 +406,15 @@ func (s *Secondary) lead(ctx context.Context, lease clientv3.LeaseID) {
 			s.setError(ctx, err)
 			sleep(ctx, jitter(backoff))
 			backoff = min(2*backoff, backoffMax)
+		case ospreyv1.PrimaryState_PRIMARY_STATE_DISCONNECTED:
+			if !madeLocal && s.opts.Disconnected != nil {
+				if err := s.opts.Disconnected(ctx); err != nil {
+					s.log.WarnContext(ctx, "make what the PCN sent local; retrying", "err", err)
+				} else {
+					madeLocal = true
+				}
+			}
+			sleep(ctx, idleEvery)
 		default:
 			sleep(ctx, idleEvery)
 		}

@@ -22,12 +22,18 @@ func (p *Primary) Servers(ctx context.Context, scope store.Scope) ([]api.Server,
 	if err != nil {
 		return nil, err
 	}
+	downs, err := p.opts.Store.DownStatuses(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := p.opts.Now()
 	out := make([]api.Server, 0, len(srvs))
 	for _, pending := range []bool{true, false} {
 		for _, s := range srvs {
 			if (s.GetState() == ospreyv1.ServerState_SERVER_STATE_PENDING) == pending {
-				out = append(out, ServerView(s, links[s.GetId()], now))
+				v := ServerView(s, links[s.GetId()], now)
+				v.Down = DownView(downs[s.GetId()])
+				out = append(out, v)
 			}
 		}
 	}
@@ -44,7 +50,13 @@ func (p *Primary) Server(ctx context.Context, scope store.Scope, id string) (api
 	if err != nil {
 		return api.Server{}, err
 	}
-	return ServerView(s, links[id], p.opts.Now()), nil
+	downs, err := p.opts.Store.DownStatuses(ctx)
+	if err != nil {
+		return api.Server{}, err
+	}
+	v := ServerView(s, links[id], p.opts.Now())
+	v.Down = DownView(downs[id])
+	return v, nil
 }
 
 var serverStates = map[ospreyv1.ServerState]api.ServerState{
@@ -75,6 +87,18 @@ func ServerView(s *ospreyv1.Server, l *ospreyv1.ServerLink, now time.Time) api.S
 		v.NoData = v.LastDataAt == nil || now.Sub(*v.LastDataAt) > api.NoDataAfter
 	}
 	return v
+}
+
+// DownView is an SCN's answers to the users and global rules sent down,
+// as the API shows them; nil for none.
+func DownView(d *ospreyv1.DownStatus) *api.ServerDown {
+	if d == nil {
+		return nil
+	}
+	return &api.ServerDown{
+		SentVersion: d.GetSentVersion(), AppliedVersion: d.GetAppliedVersion(), AppliedAt: timeOf(d.GetAppliedAt()),
+		NackVersion: d.GetNackVersion(), NackReason: d.GetNackReason(), NackAt: timeOf(d.GetNackAt()),
+	}
 }
 
 var primaryStates = map[ospreyv1.PrimaryState]api.PrimaryState{

@@ -13,6 +13,8 @@ import (
 
 	"github.com/ospreysec/osprey/api"
 	"github.com/ospreysec/osprey/central/httpapi"
+	"github.com/ospreysec/osprey/central/store"
+	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
 
 // specRoutes returns "METHOD /path" for every operation of api/openapi.yaml.
@@ -53,6 +55,11 @@ func TestServedRoutesMatchOpenAPI(t *testing.T) {
 	}
 
 	e := newEnv(t)
+	// A global rule s1, so that DELETE /api/v1/rules/{id} finds one.
+	if _, err := e.store.CreateGlobalRule(t.Context(), store.AllTenants(), &ospreyv1.Rule{Id: "s1",
+		Kind: ospreyv1.RuleKind_RULE_KIND_SENDER, Value: "a@example.com", Severity: ospreyv1.Severity_SEVERITY_LOW}); err != nil {
+		t.Fatal(err)
+	}
 	for route := range served {
 		method, path, _ := strings.Cut(route, " ")
 		t.Run(route, func(t *testing.T) {

@@ -124,6 +124,13 @@ func Routes() []Route {
 		{"GET", "/api/v1/tenants/{tenant}/rules/{id}", auth.ReadRules, (*Server).getRule},
 		{"PUT", "/api/v1/tenants/{tenant}/rules/{id}", auth.WriteRules, (*Server).putRule},
 		{"DELETE", "/api/v1/tenants/{tenant}/rules/{id}", auth.WriteRules, (*Server).deleteRule},
+		// Global rules: read by every reader of rules, written by a writer
+		// of rules of all tenants (the store refuses a narrower scope).
+		{"GET", "/api/v1/rules", auth.ReadRules, (*Server).listGlobalRules},
+		{"POST", "/api/v1/rules", auth.WriteRules, (*Server).createGlobalRule},
+		{"GET", "/api/v1/rules/{id}", auth.ReadRules, (*Server).getGlobalRule},
+		{"PUT", "/api/v1/rules/{id}", auth.WriteRules, (*Server).putGlobalRule},
+		{"DELETE", "/api/v1/rules/{id}", auth.WriteRules, (*Server).deleteGlobalRule},
 		{"GET", "/api/v1/tenants/{tenant}/export", auth.ReadConfig, (*Server).getExport},
 		{"PUT", "/api/v1/tenants/{tenant}/export", auth.Configure, (*Server).putExport},
 		{"GET", "/api/v1/tenants/{tenant}/policy", auth.ReadConfig, (*Server).getPolicy},
@@ -160,6 +167,7 @@ func Routes() []Route {
 		{"PUT", "/api/v1/sensors/{id}/pop3", auth.Configure, (*Server).putPOP3},
 		{"GET", "/api/v1/users", auth.ReadUsers, (*Server).listUsers},
 		{"POST", "/api/v1/users", auth.ManageUsers, (*Server).createUser},
+		{"DELETE", "/api/v1/users/{name}", auth.ManageUsers, (*Server).deleteUser},
 		{"POST", "/api/v1/tokens", signedIn, (*Server).createToken},
 		{"GET", "/api/v1/nodes", auth.ReadConfig, (*Server).listNodes},
 		{"GET", "/api/v1/audit", auth.ReadAudit, (*Server).listAudit},

@@ -64,3 +64,19 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 	writeJSON(w, http.StatusCreated, convert.UserFromProto(u))
 	return nil
 }
+
+// deleteUser deletes a user (with If-Match, only if it is still that
+// version) and answers with the user it deleted. On an SCN, a user the PCN
+// manages is refused (403).
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	expect, err := writeVersion(r)
+	if err != nil {
+		return err
+	}
+	gone, err := s.store.DeleteUser(r.Context(), scope(p), r.PathValue("name"), expect)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, convert.UserFromProto(gone))
+	return nil
+}

@@ -176,7 +176,7 @@ func (p *Pipeline) ruleSet(ctx context.Context, tenant string) (compiled, error)
 			if c.actions == nil {
 				c.actions = map[string]ospreyv1.VerdictAction{}
 			}
-			c.actions[r.GetId()] = a
+			c.actions[ioc.MatchID(r)] = a
 		}
 	}
 	p.compiled[tenant] = c

@@ -24,47 +24,97 @@ type CacheOptions struct {
 	Logger *slog.Logger
 }
 
-// RuleCache holds every tenant's scan rules in memory and follows their
-// changes with one etcd watch, so that the scanner reads a tenant's rules on
-// every message for the price of a map lookup, and a rule written through any
-// node applies to the next message scanned. When the watch fails or etcd has
+// RuleCache holds every tenant's scan rules and the global rules in memory
+// and follows their changes with two etcd watches (tenants/ and
+// global-rules/), so that the scanner reads a tenant's rules on every
+// message for the price of a map lookup, and a rule written through any
+// node applies to the next message scanned. When a watch fails or etcd has
 // compacted the revision it needs, the cache reloads everything and watches
 // again, keeping the rules it had meanwhile.
 //
 // Run follows etcd until its context ends; Rules answers from memory and
 // never blocks on etcd.
 type RuleCache struct {
-	c *tenantCache[*ospreyv1.Rule]
+	c      *tenantCache[*ospreyv1.Rule]
+	global *tenantCache[*ospreyv1.Rule]
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at every change of either
 }
 
 // NewRuleCache returns a cache of st's rules; it is empty until Run has
 // loaded them (see Wait).
 func NewRuleCache(st *Store, opts CacheOptions) *RuleCache {
-	return &RuleCache{c: newTenantCache(st, opts, "rules", tenantRulesPrefix,
-		func(key string) (string, string, bool) { return parseRuleKey(key) },
-		func() *ospreyv1.Rule { return new(ospreyv1.Rule) },
-		func(r *ospreyv1.Rule, v int64) { r.Version = v },
-		func(r *ospreyv1.Rule) bool { return !r.GetDisabled() })}
+	newRule := func() *ospreyv1.Rule { return new(ospreyv1.Rule) }
+	setVersion := func(r *ospreyv1.Rule, v int64) { r.Version = v }
+	enabled := func(r *ospreyv1.Rule) bool { return !r.GetDisabled() }
+	c := &RuleCache{
+		c: newTenantCache(st, opts, "rules", tenantRulesPrefix,
+			func(key string) (string, string, bool) { return parseRuleKey(key) },
+			newRule, setVersion, enabled),
+		global: newTenantCache(st, opts, "global rules", func(string) string { return globalRulesPrefix },
+			parseGlobalRuleKey, newRule, setVersion, enabled),
+	}
+	c.global.watch = globalRulesPrefix
+	c.changed = make(chan struct{})
+	c.c.onChange, c.global.onChange = c.notify, c.notify
+	return c
+}
+
+func (c *RuleCache) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // Run loads every rule and follows the changes until ctx ends; it returns
 // nil then. Failures are logged and retried with backoff.
-func (c *RuleCache) Run(ctx context.Context) error { return c.c.run(ctx) }
+func (c *RuleCache) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.global.run(ctx)
+	}()
+	err := c.c.run(ctx)
+	<-done
+	return err
+}
 
 // Wait blocks until the first load has completed, or ctx ends.
-func (c *RuleCache) Wait(ctx context.Context) error { return c.c.wait(ctx) }
+func (c *RuleCache) Wait(ctx context.Context) error {
+	if err := c.c.wait(ctx); err != nil {
+		return err
+	}
+	return c.global.wait(ctx)
+}
 
-// Rules returns a tenant's enabled rules, ordered by id, with the etcd
-// revision the cache holds at (0 before the first load). The slice and the
-// rules are shared: callers must not modify them.
+// Rules returns a tenant's enabled rules, ordered by id, then the enabled
+// global rules, ordered by id, with the etcd revision the cache holds at
+// (0 before the first load; it moves at every change of either). The slice
+// and the rules are shared: callers must not modify them.
 func (c *RuleCache) Rules(tenant string) ([]*ospreyv1.Rule, int64) {
 	c.c.mu.RLock()
-	defer c.c.mu.RUnlock()
-	return c.c.lists[tenant], c.c.rev
+	own, rev := c.c.lists[tenant], c.c.rev
+	c.c.mu.RUnlock()
+	c.global.mu.RLock()
+	global, grev := c.global.lists[""], c.global.rev
+	c.global.mu.RUnlock()
+	if len(global) == 0 {
+		return own, max(rev, grev)
+	}
+	if len(own) == 0 {
+		return global, max(rev, grev)
+	}
+	return append(slices.Clip(own), global...), max(rev, grev)
 }
 
 // Changed returns a channel that is closed at the next change of any rule.
-func (c *RuleCache) Changed() <-chan struct{} { return c.c.changedChan() }
+func (c *RuleCache) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
 
 // ExportCache holds every tenant's syslog export in memory and follows their
 // changes with one etcd watch, as RuleCache does for rules: the exporter
@@ -162,11 +212,16 @@ func (c *PolicyCache) Policy(tenant string) *ospreyv1.VerdictPolicy {
 }
 
 // tenantCache follows one kind of key under tenants/ (rules, the export)
-// for every tenant, with one prefix watch of tenants/ that skips other keys.
+// for every tenant, with one prefix watch of tenants/ that skips other keys
+// (or of another prefix: watch).
 type tenantCache[T proto.Message] struct {
 	st   *Store
 	what string
 	log  *slog.Logger
+	// watch is the prefix loaded and watched: tenants/, unless set.
+	watch string
+	// onChange, when set, runs at every change, under mu.
+	onChange func()
 	// fetch is the prefix that holds a tenant's keys of this kind.
 	fetch      func(tenant string) string
 	parse      func(key string) (tenant, id string, ok bool)
@@ -193,7 +248,7 @@ func newTenantCache[T proto.Message](st *Store, opts CacheOptions, what string, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &tenantCache[T]{
-		st: st, what: what, log: log,
+		st: st, what: what, log: log, watch: tenantsPrefix,
 		fetch: fetch, parse: parse, newT: newT, setVersion: setVersion, keep: keep,
 		ready:   make(chan struct{}),
 		items:   map[string]map[string]T{},
@@ -262,12 +317,12 @@ func (c *tenantCache[T]) follow(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for wr := range c.st.cli.Watch(ctx, tenantsPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+	for wr := range c.st.cli.Watch(ctx, c.watch, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
 		if wr.CompactRevision != 0 {
 			return fmt.Errorf("watch %s from revision %d: compacted at %d: %w", c.what, rev, wr.CompactRevision, ErrCompacted)
 		}
 		if err := wr.Err(); err != nil {
-			return etcdErr("watch", tenantsPrefix, err)
+			return etcdErr("watch", c.watch, err)
 		}
 		if err := c.apply(wr.Events, wr.Header.Revision); err != nil {
 			return err
@@ -282,9 +337,9 @@ func (c *tenantCache[T]) follow(ctx context.Context) error {
 // load reads every key of the cache's kind at one revision: the keys of
 // tenants/ first (keys only), then each tenant's range that holds some.
 func (c *tenantCache[T]) load(ctx context.Context) (int64, map[string]map[string]T, error) {
-	resp, err := c.st.cli.Get(ctx, tenantsPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := c.st.cli.Get(ctx, c.watch, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
-		return 0, nil, etcdErr("range", tenantsPrefix, err)
+		return 0, nil, etcdErr("range", c.watch, err)
 	}
 	rev := resp.Header.Revision
 	var tenants []string
@@ -413,4 +468,7 @@ func (c *tenantCache[T]) list(byID map[string]T) []T {
 func (c *tenantCache[T]) notifyLocked() {
 	close(c.changed)
 	c.changed = make(chan struct{})
+	if c.onChange != nil {
+		c.onChange()
+	}
 }

@@ -25,7 +25,8 @@ import (
 //	tenants/<tenant>/export              ospreyv1.SyslogExport            PutExport (absent = disabled, version 0; followed by ExportCache)
 //	tenants/<tenant>/policy              ospreyv1.VerdictPolicy           PutPolicy (absent = the defaults, version 0; followed by PolicyCache)
 //	sensor-tenant/<id>                   tenant id, plain text (index)    CreateSensor, in the txn that writes meta
-//	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser, MigrateUsers
+//	global-rules/<id>                    ospreyv1.Rule (global)           CreateGlobalRule, UpdateGlobalRule, DeleteGlobalRule; on an SCN ApplyPrimaryUpdate (followed by RuleCache)
+//	users/<name>                         ospreyv1.User                    CreateUser, UpdateUser, DeleteUser, MigrateUsers; on an SCN ApplyPrimaryUpdate (origin "pcn")
 //	tokens/<id>                          ospreyv1.Token                   CreateToken, ConsumeJoinToken, DeleteToken
 //	status/<sensor id>                   ospreyv1.SensorRuntime, live     PutStatus, under the lease of the node holding the stream
 //	lastseen/<sensor id>                 ospreyv1.SensorRuntime, durable  PutStatus (durable), when a stream ends or a version is answered
@@ -45,6 +46,7 @@ import (
 //	servers/<id>                         ospreyv1.Server                  on a PCN: CreateServer (an SCN's request), UpdateServer (accept, disconnect, token), DeleteServer (reject)
 //	server-status/<id>                   ospreyv1.ServerLink, live        on a PCN: PutServerLink, under the lease of the node holding the SCN's link
 //	server-lastseen/<id>                 ospreyv1.ServerLink, durable     on a PCN: PutServerLink, when the link ends
+//	server-down/<id>                     ospreyv1.DownStatus, durable     on a PCN: PutDownStatus, by the node holding the SCN's link (users and rules sent, ACK/NACK)
 //	hierarchy/primary                    ospreyv1.Primary                 on an SCN: PutPrimary (join, acceptance, token, state)
 //	hierarchy/link                       ospreyv1.PrimaryLink, live       on an SCN: PutPrimaryLink, under the lease of the node holding the link
 //
@@ -95,6 +97,7 @@ const (
 	tenantsPrefix      = rootPrefix + "tenants/"
 	sensorTenantPrefix = rootPrefix + "sensor-tenant/"
 	usersPrefix        = rootPrefix + "users/"
+	globalRulesPrefix  = rootPrefix + "global-rules/"
 	tokensPrefix       = rootPrefix + "tokens/"
 	statusPrefix       = rootPrefix + "status/"
 	lastSeenPrefix     = rootPrefix + "lastseen/"
@@ -110,6 +113,7 @@ const (
 	serversPrefix        = rootPrefix + "servers/"
 	serverStatusPrefix   = rootPrefix + "server-status/"
 	serverLastSeenPrefix = rootPrefix + "server-lastseen/"
+	serverDownPrefix     = rootPrefix + "server-down/"
 	primaryKey           = rootPrefix + "hierarchy/primary"
 	primaryLinkKey       = rootPrefix + "hierarchy/link"
 )
@@ -117,6 +121,7 @@ const (
 func serverKey(id string) string         { return serversPrefix + id }
 func serverStatusKey(id string) string   { return serverStatusPrefix + id }
 func serverLastSeenKey(id string) string { return serverLastSeenPrefix + id }
+func serverDownKey(id string) string     { return serverDownPrefix + id }
 
 // SensorRequestPrefix is the prefix of the operators' requests to sensors
 // (central/sensorrpc): one key per request, under the sensor's prefix.
@@ -384,6 +389,18 @@ func parseRuleKey(key string) (tenant, id string, ok bool) {
 		return "", "", false
 	}
 	return f[0], f[2], true
+}
+
+func globalRuleKey(id string) string { return globalRulesPrefix + id }
+
+// parseGlobalRuleKey returns the id of a global-rules/<id> key; the tenant
+// is always empty (RuleCache keeps the global rules as tenant "").
+func parseGlobalRuleKey(key string) (tenant, id string, ok bool) {
+	id, ok = strings.CutPrefix(key, globalRulesPrefix)
+	if !ok || !validID(id) {
+		return "", "", false
+	}
+	return "", id, true
 }
 
 func exportKey(tenant string) string {

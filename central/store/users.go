@@ -54,8 +54,11 @@ func (s *Store) GetUser(ctx context.Context, scope Scope, name string) (*ospreyv
 // scopeUser fills in and checks what a scope may write of a user: no tenants
 // means the scope's one tenant; a tenant scope writes users of its own
 // tenants only, never of all tenants (ErrForbidden). The tenants are stored
-// sorted.
+// sorted. No scope writes a user's origin: only ApplyPrimaryUpdate does.
 func scopeUser(scope Scope, u *ospreyv1.User) error {
+	if u.GetOrigin() != "" {
+		return fmt.Errorf("user %q: origin is set by the link from the PCN only: %w", u.GetName(), ErrForbidden)
+	}
 	if u.GetAllTenants() {
 		if !scope.all {
 			return fmt.Errorf("user %q of all tenants: needs the all-tenants scope: %w", u.GetName(), ErrForbidden)
@@ -160,8 +163,11 @@ func (s *Store) UpdateUser(ctx context.Context, scope Scope, u *ospreyv1.User, e
 	err = retry(ctx, func() error {
 		// The scope check is on the stored user; the write then compares the
 		// revision that was checked, so the user cannot have moved meanwhile.
-		_, read, err := s.GetUser(ctx, scope, name)
+		stored, read, err := s.GetUser(ctx, scope, name)
 		if err != nil {
+			return err
+		}
+		if err := writableUser(stored); err != nil {
 			return err
 		}
 		tconds, tprobes := userTenantConds(u)
@@ -179,4 +185,47 @@ func (s *Store) UpdateUser(ctx context.Context, scope Scope, u *ospreyv1.User, e
 		return err
 	})
 	return version, err
+}
+
+// writableUser refuses a change to a user the PCN manages (on an SCN).
+func writableUser(u *ospreyv1.User) error {
+	if o := u.GetOrigin(); o != "" {
+		return fmt.Errorf("user %q is managed by the PCN (origin %q): change it there: %w", u.GetName(), o, ErrForbidden)
+	}
+	return nil
+}
+
+// DeleteUser removes a user if its version is still expect (or with
+// AnyVersion, whatever it is), and returns the user it removed. A tenant scope finds only users of its
+// tenant (ErrNotFound otherwise) and never deletes an admin (ErrForbidden);
+// a user the PCN manages is ErrForbidden. The user's API tokens stay until
+// they are deleted, but authenticate no one (sign-in finds no user).
+func (s *Store) DeleteUser(ctx context.Context, scope Scope, name string, expect int64) (*ospreyv1.User, error) {
+	key := userKey(name)
+	var out *ospreyv1.User
+	err := retry(ctx, func() error {
+		stored, read, err := s.GetUser(ctx, scope, name)
+		if err != nil {
+			return err
+		}
+		if err := writableUser(stored); err != nil {
+			return err
+		}
+		if !scope.all && stored.GetRole() == ospreyv1.Role_ROLE_ADMIN {
+			return fmt.Errorf("user %q: role admin needs the all-tenants scope: %w", name, ErrForbidden)
+		}
+		if expect != AnyVersion && read != expect {
+			return fmt.Errorf("user %q: at version %d, not %d: %w", name, read, expect, ErrConflict)
+		}
+		resp, err := s.cli.Txn(ctx).If(unmodifiedSince(key, read)).Then(clientv3.OpDelete(key)).Commit()
+		if err != nil {
+			return etcdErr("txn", key, err)
+		}
+		if !resp.Succeeded {
+			return errRetry
+		}
+		out = stored
+		return nil
+	})
+	return out, err
 }

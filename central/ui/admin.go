@@ -33,6 +33,8 @@ type userRow struct {
 	Tenants    []string
 	AllTenants bool
 	Created    string
+	// FromPCN marks an account an SCN got from its PCN (read-only here).
+	FromPCN bool
 }
 
 type userForm struct {
@@ -80,7 +82,7 @@ func (s *Server) usersData(r *http.Request, req *request, form userForm, errs *f
 	d := usersData{Form: form, Errs: errs, ReadOnly: !req.p.Can(auth.ManageUsers), Roles: userRoles}
 	for _, u := range users {
 		au := convert.UserFromProto(u)
-		row := userRow{Name: au.Name, Role: u.GetRole(), Tenants: au.Tenants, AllTenants: au.AllTenants, Created: "unknown"}
+		row := userRow{Name: au.Name, Role: u.GetRole(), Tenants: au.Tenants, AllTenants: au.AllTenants, Created: "unknown", FromPCN: u.GetOrigin() != ""}
 		if u.GetCreatedAt() != nil {
 			row.Created = formatTime(u.GetCreatedAt().AsTime())
 		}

@@ -53,6 +53,8 @@ func rulesURL(tenant string) string { return "/rules/" + url.PathEscape(tenant) 
 
 type ruleRow struct {
 	ID, Kind, KindName, Value, Severity, Description string
+	// FromPCN marks a global rule an SCN got from its PCN (read-only here).
+	FromPCN bool
 	// Action is what a gateway does with a message the rule matched.
 	Action   string
 	Disabled bool
@@ -62,6 +64,8 @@ type ruleRow struct {
 
 type ruleForm struct {
 	Kind, Value, Severity, Description, Action string
+	// Global adds the rule to every tenant (administrators of all tenants).
+	Global bool
 }
 
 type ruleKindChoice struct {
@@ -83,6 +87,10 @@ type rulesData struct {
 	Errs     *fieldErrors
 	Conflict string
 	ReadOnly bool
+	// Global are the global rules, which apply to this tenant's messages
+	// as to every other's; GlobalWrite lets the user add and delete them.
+	Global      []ruleRow
+	GlobalWrite bool
 }
 
 var ruleFields = map[string]formField{
@@ -144,25 +152,39 @@ func (s *Server) rulesData(r *http.Request, req *request, tenant string, form ru
 		return rulesData{}, err
 	}
 	for _, rule := range list {
-		row := ruleRow{
-			ID: rule.GetId(), Kind: ruleKindLabel(rule.GetKind()), Value: display(rule.GetValue()),
-			Severity: severityName(rule.GetSeverity()), Description: display(rule.GetDescription()),
-			Disabled: rule.GetDisabled(), Created: "unknown", Version: rule.GetVersion(),
-			KindName: string(convert.RuleKindFromProto(rule.GetKind())),
-			Action:   verdictActionLabel(convert.VerdictActionFromProto(rule.GetAction())),
-		}
-		if rule.GetCreatedAt() != nil {
-			row.Created = formatTime(rule.GetCreatedAt().AsTime())
-		}
+		row := ruleRowOf(rule)
 		if !row.Disabled {
 			d.Enabled++
 		}
 		d.Rules = append(d.Rules, row)
 	}
+	global, err := s.store.ListGlobalRules(ctx, req.scope)
+	if err != nil {
+		return rulesData{}, err
+	}
+	for _, rule := range global {
+		d.Global = append(d.Global, ruleRowOf(rule))
+	}
+	d.GlobalWrite = req.scope.IsAll() && req.p.Can(auth.WriteRules)
 	if d.Form == (ruleForm{}) {
 		d.Form = ruleForm{Kind: "url_host", Severity: "high"}
 	}
 	return d, nil
+}
+
+func ruleRowOf(rule *ospreyv1.Rule) ruleRow {
+	row := ruleRow{
+		ID: rule.GetId(), Kind: ruleKindLabel(rule.GetKind()), Value: display(rule.GetValue()),
+		Severity: severityName(rule.GetSeverity()), Description: display(rule.GetDescription()),
+		Disabled: rule.GetDisabled(), Created: "unknown", Version: rule.GetVersion(),
+		KindName: string(convert.RuleKindFromProto(rule.GetKind())),
+		Action:   verdictActionLabel(convert.VerdictActionFromProto(rule.GetAction())),
+		FromPCN:  rule.GetOrigin() != "",
+	}
+	if rule.GetCreatedAt() != nil {
+		row.Created = formatTime(rule.GetCreatedAt().AsTime())
+	}
+	return row
 }
 
 func (s *Server) renderRules(w http.ResponseWriter, status int, req *request, d rulesData) {
@@ -189,8 +211,14 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, req *request
 	}
 	fr := &formReader{r: r}
 	form := ruleForm{Kind: fr.text("kind"), Value: fr.text("value"), Severity: fr.text("severity"), Description: fr.text("description"),
-		Action: fr.text("action")}
+		Action: fr.text("action"), Global: fr.text("scope") == "global"}
 	rule := &ospreyv1.Rule{Tenant: tenant, Value: form.Value, Description: form.Description}
+	create, what := s.store.CreateRule, "Rule"
+	if form.Global {
+		// The store refuses a scope other than all tenants.
+		rule.Tenant, rule.Global = "", true
+		create, what = s.store.CreateGlobalRule, "Global rule"
+	}
 	var problems []fieldError
 	kind, err := convert.RuleKindToProto(api.RuleKind(form.Kind))
 	rule.Kind = kind
@@ -212,12 +240,12 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, req *request
 			return err
 		}
 	} else {
-		created, err := s.store.CreateRule(r.Context(), req.scope, rule)
+		created, err := create(r.Context(), req.scope, rule)
 		switch verrs, isValidation := validate.AsErrors(err); {
 		case err == nil:
-			s.log.InfoContext(r.Context(), "rule created", "tenant", tenant, "rule", created.GetId(),
+			s.log.InfoContext(r.Context(), "rule created", "tenant", rule.GetTenant(), "global", form.Global, "rule", created.GetId(),
 				"kind", form.Kind, "action", form.Action, "user", req.p.Name)
-			s.flash(req, "ok", "Rule %s created: it applies from the next message scanned.", created.GetId())
+			s.flash(req, "ok", "%s %s created: it applies from the next message scanned.", what, created.GetId())
 			redirect(w, r, rulesURL(tenant))
 			return nil
 		case isValidation:
@@ -307,6 +335,31 @@ func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request, req *request
 	}
 	s.log.InfoContext(r.Context(), "rule deleted", "tenant", tenant, "rule", id, "user", req.p.Name)
 	s.flash(req, "ok", "Rule %s deleted.", id)
+	redirect(w, r, rulesURL(tenant))
+	return nil
+}
+
+// deleteGlobalRule deletes a global rule from a tenant's rules page and
+// comes back to it.
+func (s *Server) deleteGlobalRule(w http.ResponseWriter, r *http.Request, req *request) error {
+	tenant, id := r.PathValue("tenant"), r.PathValue("id")
+	version, err := ruleVersion(r)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.DeleteGlobalRule(r.Context(), req.scope, id, version)
+	if errors.Is(err, store.ErrConflict) {
+		now, err := s.store.GetGlobalRule(r.Context(), req.scope, id)
+		if err != nil {
+			return err
+		}
+		return s.ruleConflict(w, r, req, tenant, id, version, now.GetVersion())
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "global rule deleted", "rule", id, "user", req.p.Name)
+	s.flash(req, "ok", "Global rule %s deleted.", id)
 	redirect(w, r, rulesURL(tenant))
 	return nil
 }

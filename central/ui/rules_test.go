@@ -245,3 +245,44 @@ func TestRuleValueIsEscaped(t *testing.T) {
 		t.Errorf("the description is not shown")
 	}
 }
+
+// TestGlobalRules: an administrator of all tenants adds a global rule from
+// a tenant's page and deletes it; every tenant's page lists it; a tenant
+// operator has no "Global" box, and the store refuses a forged one.
+func TestGlobalRules(t *testing.T) {
+	e := newEnv(t)
+	root := e.signedIn("root")
+	if p := root.get("/rules/default"); !strings.Contains(p.body, `id="rule-global"`) || !strings.Contains(p.body, "No global rules.") {
+		t.Fatalf("an administrator's rules page: no Global box, or global rules listed")
+	}
+	p := root.post("/rules/default", url.Values{"kind": {"sender"}, "value": {"mallory@evil.example"}, "severity": {"high"}, "scope": {"global"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("add a global rule: got %d", p.status)
+	}
+	global, err := e.store.ListGlobalRules(t.Context(), store.AllTenants())
+	if err != nil || len(global) != 1 || !global[0].GetGlobal() || len(e.rules("default")) != 0 {
+		t.Fatalf("after the form: global rules %v (%v), default's %v; want one global rule", global, err, e.rules("default"))
+	}
+	g := global[0]
+	bob := e.signedIn("bob")
+	p = bob.get("/rules/acme")
+	if !strings.Contains(text(byID(p.doc(t), "global-rule-"+g.GetId())), "mallory@evil.example") {
+		t.Errorf("acme's rules page does not list the global rule")
+	}
+	if strings.Contains(p.body, `id="rule-global"`) || strings.Contains(p.body, "/global/"+g.GetId()+"/delete") {
+		t.Errorf("a tenant operator is offered to add or delete global rules")
+	}
+	if p := bob.post("/rules/acme", url.Values{"kind": {"sender"}, "value": {"eve@evil.example"}, "severity": {"high"}, "scope": {"global"}}); p.status != http.StatusForbidden {
+		t.Errorf("a tenant operator's forged global rule: got %d, want 403", p.status)
+	}
+	if p := bob.post("/rules/acme/global/"+g.GetId()+"/delete", url.Values{"version": {strconv.FormatInt(g.GetVersion(), 10)}}); p.status != http.StatusForbidden {
+		t.Errorf("a tenant operator deletes a global rule: got %d, want 403", p.status)
+	}
+	root.get("/rules/default")
+	if p := root.post("/rules/default/global/"+g.GetId()+"/delete", url.Values{"version": {strconv.FormatInt(g.GetVersion(), 10)}}); p.status != http.StatusSeeOther {
+		t.Fatalf("delete the global rule: got %d", p.status)
+	}
+	if global, _ := e.store.ListGlobalRules(t.Context(), store.AllTenants()); len(global) != 0 {
+		t.Errorf("after the delete: %v", global)
+	}
+}

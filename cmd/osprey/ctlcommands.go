@@ -104,9 +104,9 @@ var configCommands = []ctlCmd{
 		"             [--sender TEXT] [--recipient ADDR] [--subject TEXT] [--message-id ID]\n" +
 		"             [--client IP] [--verdict V] [--reason R] [--limit N]\n" +
 		"                                      the message audit log, newest first", run: auditList},
-	{words: []string{"rules", "list"}, args: "TENANT", run: rulesList},
-	{words: []string{"rules", "create"}, args: "TENANT --file rule.json", run: rulesCreate},
-	{words: []string{"rules", "delete"}, args: "TENANT ID", run: rulesDelete},
+	{words: []string{"rules", "list"}, args: "TENANT|--global", run: rulesList},
+	{words: []string{"rules", "create"}, args: "TENANT|--global --file rule.json", run: rulesCreate},
+	{words: []string{"rules", "delete"}, args: "TENANT|--global ID", run: rulesDelete},
 	{words: []string{"policy", "get"}, args: "TENANT", help: "what the tenant's gateways do with each verdict", run: documentGet("TENANT", (*api.Client).Policy)},
 	{words: []string{"policy", "set"}, args: "TENANT --file policy.json", run: documentSet("TENANT", (*api.Client).PutPolicy)},
 }
@@ -399,29 +399,49 @@ func auditList(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) err
 	return nil
 }
 
+// ruleScope is the first argument of a rules command: a tenant, or
+// --global for the global rules (which apply to every tenant); global
+// reports the latter.
+func ruleScope(a ctlArgs) (tenant string, global bool, err error) {
+	if len(a.rest) > 0 && (a.rest[0] == "--global" || a.rest[0] == "-global") {
+		return "", true, nil
+	}
+	tenant, err = a.pos(0, "TENANT (or --global)")
+	return tenant, false, err
+}
+
 func rulesList(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-	tenant, err := a.pos(0, "TENANT")
+	tenant, global, err := ruleScope(a)
 	if err != nil {
 		return err
 	}
-	rules, err := c.Rules(ctx, tenant)
+	var rules []api.Rule
+	if global {
+		rules, err = c.GlobalRules(ctx)
+	} else {
+		rules, err = c.Rules(ctx, tenant)
+	}
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tVALUE\tSEVERITY\tACTION\tDISABLED\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tKIND\tVALUE\tSEVERITY\tACTION\tDISABLED\tFROM\tDESCRIPTION")
 	for _, r := range rules {
 		action := string(r.Action)
 		if action == "" {
 			action = "(policy)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", r.ID, r.Kind, r.Value, r.Severity, action, r.Disabled, r.Description)
+		from := "local"
+		if r.Origin != "" {
+			from = r.Origin
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", r.ID, r.Kind, r.Value, r.Severity, action, r.Disabled, from, r.Description)
 	}
 	return tw.Flush()
 }
 
 func rulesCreate(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) error {
-	tenant, err := a.pos(0, "TENANT")
+	tenant, global, err := ruleScope(a)
 	if err != nil {
 		return err
 	}
@@ -429,7 +449,12 @@ func rulesCreate(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) e
 	if err := readFileFlag(a.cmd, a.rest[1:], &r); err != nil {
 		return err
 	}
-	created, err := c.CreateRule(ctx, tenant, r)
+	var created *api.Rule
+	if global {
+		created, err = c.CreateGlobalRule(ctx, r)
+	} else {
+		created, err = c.CreateRule(ctx, tenant, r)
+	}
 	if err != nil {
 		return err
 	}
@@ -437,13 +462,16 @@ func rulesCreate(ctx context.Context, c *api.Client, a ctlArgs, out io.Writer) e
 }
 
 func rulesDelete(ctx context.Context, c *api.Client, a ctlArgs, _ io.Writer) error {
-	tenant, err := a.pos(0, "TENANT")
+	tenant, global, err := ruleScope(a)
 	if err != nil {
 		return err
 	}
 	id, err := a.pos(1, "ID")
 	if err != nil {
 		return err
+	}
+	if global {
+		return c.DeleteGlobalRule(ctx, id, 0)
 	}
 	return c.DeleteRule(ctx, tenant, id, 0)
 }

@@ -33,7 +33,7 @@ func serversList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) e
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tTENANT\tONLINE\tLAST DATA\tVERSION\tSENSORS\tALERTS\tON PCN\tTOKEN EXPIRES\tADDRESS\tFINGERPRINT")
+	fmt.Fprintln(tw, "ID\tSTATE\tTENANT\tONLINE\tLAST DATA\tVERSION\tSENSORS\tALERTS\tON PCN\tTOKEN EXPIRES\tADDRESS\tFINGERPRINT\tUSERS+RULES")
 	for _, s := range list.Servers {
 		online := "-"
 		if s.State == api.ServerAccepted {
@@ -43,10 +43,27 @@ func serversList(ctx context.Context, c *api.Client, _ ctlArgs, out io.Writer) e
 		if s.NoData && s.State == api.ServerAccepted {
 			last += " (no data for over 5 minutes)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.State, dash(s.Tenant), online, last, dash(s.Version),
-			s.Sensors, s.Alerts, s.PCNAlerts, when(s.TokenExpiresAt), dash(s.Address), shortFingerprint(s.Fingerprint))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.State, dash(s.Tenant), online, last, dash(s.Version),
+			s.Sensors, s.Alerts, s.PCNAlerts, when(s.TokenExpiresAt), dash(s.Address), shortFingerprint(s.Fingerprint), downState(s.Down))
 	}
 	return tw.Flush()
+}
+
+// downState says where an SCN stands with the users and global rules the
+// PCN sends it: the version it applied, behind the one sent, and its last
+// NACK when that is not older than what it applied since.
+func downState(d *api.ServerDown) string {
+	if d == nil {
+		return "-"
+	}
+	out := fmt.Sprintf("applied %d", d.AppliedVersion)
+	if d.SentVersion > d.AppliedVersion {
+		out += fmt.Sprintf(" (sent %d)", d.SentVersion)
+	}
+	if d.NackReason != "" && d.NackVersion >= d.AppliedVersion {
+		out += fmt.Sprintf("; NACK %d: %s", d.NackVersion, d.NackReason)
+	}
+	return out
 }
 
 func when(t *time.Time) string {

@@ -138,10 +138,21 @@ func User(u *ospreyv1.User) error {
 		}
 		seen[t] = true
 	}
+	origin(&r, u.GetOrigin())
 	return r.err()
 }
 
 const roleChoices = "administrator, local-administrator, senior-security-officer, security-officer or security-auditor"
+
+// OriginPCN is the origin of a user or global rule an SCN got from its PCN.
+const OriginPCN = "pcn"
+
+// origin checks who manages a user or rule: this node (empty) or the PCN.
+func origin(r *report, o string) {
+	if o != "" && o != OriginPCN {
+		r.add("origin", "must be empty or %q", OriginPCN)
+	}
+}
 
 // Token validates a token: id, when set, an identifier; kind required. A
 // join token needs a tenant (it enrolls sensors into it) and counts its

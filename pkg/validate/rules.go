@@ -43,7 +43,10 @@ func Rule(rule *ospreyv1.Rule) error {
 	}
 	if tenant := rule.GetTenant(); tenant != "" && !identifier.MatchString(tenant) {
 		r.add("tenant", identifierRule)
+	} else if tenant != "" && rule.GetGlobal() {
+		r.add("tenant", "must be empty for a global rule, which applies to every tenant")
 	}
+	origin(&r, rule.GetOrigin())
 	kind := rule.GetKind()
 	switch {
 	case kind == ospreyv1.RuleKind_RULE_KIND_UNSPECIFIED:

@@ -160,5 +160,18 @@ func match(r *ospreyv1.Rule, part, what string) *ospreyv1.Match {
 	if sev == ospreyv1.Severity_SEVERITY_UNSPECIFIED {
 		sev = ospreyv1.Severity_SEVERITY_MEDIUM
 	}
-	return &ospreyv1.Match{Engine: Name, RuleId: r.GetId(), Severity: sev, What: what, Part: part}
+	return &ospreyv1.Match{Engine: Name, RuleId: MatchID(r), Severity: sev, What: what, Part: part}
+}
+
+// GlobalPrefix starts the rule id of a global rule's match.
+const GlobalPrefix = "global/"
+
+// MatchID is the rule id a match of r names: its id, or for a global rule
+// (which applies to every tenant) "global/<id>", so that an alert says
+// which kind of rule it was and a tenant's rule never shares its name.
+func MatchID(r *ospreyv1.Rule) string {
+	if r.GetGlobal() {
+		return GlobalPrefix + r.GetId()
+	}
+	return r.GetId()
 }

@@ -3009,7 +3009,12 @@ type User struct {
 	// tenants are the tenants the user may see, sorted; ignored when all_tenants is set.
 	Tenants []string `protobuf:"bytes,6,rep,name=tenants,proto3" json:"tenants,omitempty"`
 	// all_tenants lets the user see every tenant, present and future.
-	AllTenants    bool `protobuf:"varint,7,opt,name=all_tenants,json=allTenants,proto3" json:"all_tenants,omitempty"`
+	AllTenants bool `protobuf:"varint,7,opt,name=all_tenants,json=allTenants,proto3" json:"all_tenants,omitempty"`
+	// origin says who manages the account: empty for an account of this
+	// node; "pcn" for one an SCN got from its PCN over the link, which is
+	// read-only on the SCN (the PCN writes and deletes it) until the SCN is
+	// disconnected, when it becomes local.
+	Origin        string `protobuf:"bytes,10,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3091,6 +3096,13 @@ func (x *User) GetAllTenants() bool {
 		return x.AllTenants
 	}
 	return false
+}
+
+func (x *User) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
 }
 
 // Token is a bearer secret. Only its hash is stored; the secret is shown once at creation.
@@ -3421,7 +3433,7 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"\x0ftls_certificate\x18\t \x01(\x0e2\x1f.osprey.v1.TlsCertificatePolicyR\x0etlsCertificate\x12!\n" +
 	"\fcipher_suite\x18\n" +
 	" \x01(\tR\vcipherSuite\x12\x15\n" +
-	"\x06ca_pem\x18\v \x01(\tR\x05caPem\"\xf2\x01\n" +
+	"\x06ca_pem\x18\v \x01(\tR\x05caPem\"\x8a\x02\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x0f.osprey.v1.RoleR\x04role\x12\x16\n" +
@@ -3431,7 +3443,9 @@ const file_osprey_v1_config_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x18\n" +
 	"\atenants\x18\x06 \x03(\tR\atenants\x12\x1f\n" +
 	"\vall_tenants\x18\a \x01(\bR\n" +
-	"allTenants\"\xfb\x02\n" +
+	"allTenants\x12\x16\n" +
+	"\x06origin\x18\n" +
+	" \x01(\tR\x06origin\"\xfb\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.osprey.v1.TokenKindR\x04kind\x12\x16\n" +

@@ -702,6 +702,7 @@ type LinkRequest struct {
 	//
 	//	*LinkRequest_Hello
 	//	*LinkRequest_Heartbeat
+	//	*LinkRequest_DownAck
 	//	*LinkRequest_Alerts
 	//	*LinkRequest_Summaries
 	Msg           isLinkRequest_Msg `protobuf_oneof:"msg"`
@@ -764,6 +765,15 @@ func (x *LinkRequest) GetHeartbeat() *LinkHeartbeat {
 	return nil
 }
 
+func (x *LinkRequest) GetDownAck() *DownAck {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkRequest_DownAck); ok {
+			return x.DownAck
+		}
+	}
+	return nil
+}
+
 func (x *LinkRequest) GetAlerts() *UplinkAlerts {
 	if x != nil {
 		if x, ok := x.Msg.(*LinkRequest_Alerts); ok {
@@ -794,8 +804,12 @@ type LinkRequest_Heartbeat struct {
 	Heartbeat *LinkHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
 }
 
-type LinkRequest_Alerts struct {
+type LinkRequest_DownAck struct {
 	// Fields 10-19: answers to users and global rules sent down.
+	DownAck *DownAck `protobuf:"bytes,10,opt,name=down_ack,json=downAck,proto3,oneof"`
+}
+
+type LinkRequest_Alerts struct {
 	// Fields 20-29: alerts and message-log summaries up.
 	Alerts *UplinkAlerts `protobuf:"bytes,20,opt,name=alerts,proto3,oneof"`
 }
@@ -807,6 +821,8 @@ type LinkRequest_Summaries struct {
 func (*LinkRequest_Hello) isLinkRequest_Msg() {}
 
 func (*LinkRequest_Heartbeat) isLinkRequest_Msg() {}
+
+func (*LinkRequest_DownAck) isLinkRequest_Msg() {}
 
 func (*LinkRequest_Alerts) isLinkRequest_Msg() {}
 
@@ -952,6 +968,7 @@ type LinkResponse struct {
 	//	*LinkResponse_Welcome
 	//	*LinkResponse_Heartbeat
 	//	*LinkResponse_Token
+	//	*LinkResponse_Down
 	//	*LinkResponse_UplinkCursor
 	//	*LinkResponse_AlertsAck
 	//	*LinkResponse_SummariesAck
@@ -1024,6 +1041,15 @@ func (x *LinkResponse) GetToken() *TokenRefresh {
 	return nil
 }
 
+func (x *LinkResponse) GetDown() *DownUpdate {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkResponse_Down); ok {
+			return x.Down
+		}
+	}
+	return nil
+}
+
 func (x *LinkResponse) GetUplinkCursor() *UplinkCursor {
 	if x != nil {
 		if x, ok := x.Msg.(*LinkResponse_UplinkCursor); ok {
@@ -1067,8 +1093,12 @@ type LinkResponse_Token struct {
 	Token *TokenRefresh `protobuf:"bytes,3,opt,name=token,proto3,oneof"`
 }
 
-type LinkResponse_UplinkCursor struct {
+type LinkResponse_Down struct {
 	// Fields 10-19: users and global rules down.
+	Down *DownUpdate `protobuf:"bytes,10,opt,name=down,proto3,oneof"`
+}
+
+type LinkResponse_UplinkCursor struct {
 	// Fields 20-29: acknowledgements of alerts and summaries sent up.
 	UplinkCursor *UplinkCursor `protobuf:"bytes,20,opt,name=uplink_cursor,json=uplinkCursor,proto3,oneof"`
 }
@@ -1087,11 +1117,269 @@ func (*LinkResponse_Heartbeat) isLinkResponse_Msg() {}
 
 func (*LinkResponse_Token) isLinkResponse_Msg() {}
 
+func (*LinkResponse_Down) isLinkResponse_Msg() {}
+
 func (*LinkResponse_UplinkCursor) isLinkResponse_Msg() {}
 
 func (*LinkResponse_AlertsAck) isLinkResponse_Msg() {}
 
 func (*LinkResponse_SummariesAck) isLinkResponse_Msg() {}
+
+// DownUpdate carries the PCN's users (those that see the SCN's tenant) and
+// its global rules to an SCN. The first after the link opens is a
+// snapshot: everything, and the SCN removes the PCN-origin users and rules
+// it holds that are not in it. Later ones are changes. version is the PCN's
+// etcd revision the update brings the SCN to; the SCN answers each with a
+// DownAck of that version.
+type DownUpdate struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Version  int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Snapshot bool                   `protobuf:"varint,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// users are written (created or replaced), with their password hashes
+	// (the link is mutual TLS, pinned to the PCN's CA); API tokens never
+	// travel.
+	Users []*User `protobuf:"bytes,3,rep,name=users,proto3" json:"users,omitempty"`
+	// deleted_users are names to delete (deleted on the PCN, or no longer
+	// seeing the SCN's tenant).
+	DeletedUsers  []string `protobuf:"bytes,4,rep,name=deleted_users,json=deletedUsers,proto3" json:"deleted_users,omitempty"`
+	Rules         []*Rule  `protobuf:"bytes,5,rep,name=rules,proto3" json:"rules,omitempty"`
+	DeletedRules  []string `protobuf:"bytes,6,rep,name=deleted_rules,json=deletedRules,proto3" json:"deleted_rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownUpdate) Reset() {
+	*x = DownUpdate{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownUpdate) ProtoMessage() {}
+
+func (x *DownUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownUpdate.ProtoReflect.Descriptor instead.
+func (*DownUpdate) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DownUpdate) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DownUpdate) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
+func (x *DownUpdate) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *DownUpdate) GetDeletedUsers() []string {
+	if x != nil {
+		return x.DeletedUsers
+	}
+	return nil
+}
+
+func (x *DownUpdate) GetRules() []*Rule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *DownUpdate) GetDeletedRules() []string {
+	if x != nil {
+		return x.DeletedRules
+	}
+	return nil
+}
+
+// DownAck answers a DownUpdate: applied (ok), or refused with the reason
+// (NACK); a refused update changes nothing on the SCN.
+type DownAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownAck) Reset() {
+	*x = DownAck{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownAck) ProtoMessage() {}
+
+func (x *DownAck) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownAck.ProtoReflect.Descriptor instead.
+func (*DownAck) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DownAck) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DownAck) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *DownAck) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// DownStatus is what an SCN last answered to the users and rules sent
+// down, at server-down/<id>, written by the PCN node holding its link.
+type DownStatus struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ServerId string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// applied_version is the last version the SCN acknowledged;
+	// applied_at when.
+	AppliedVersion int64                  `protobuf:"varint,2,opt,name=applied_version,json=appliedVersion,proto3" json:"applied_version,omitempty"`
+	AppliedAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	// sent_version is the last version sent.
+	SentVersion int64 `protobuf:"varint,4,opt,name=sent_version,json=sentVersion,proto3" json:"sent_version,omitempty"`
+	// nack_version, nack_reason and nack_at are the last refusal; they stay
+	// after later updates are acknowledged, so an operator sees what failed.
+	NackVersion   int64                  `protobuf:"varint,5,opt,name=nack_version,json=nackVersion,proto3" json:"nack_version,omitempty"`
+	NackReason    string                 `protobuf:"bytes,6,opt,name=nack_reason,json=nackReason,proto3" json:"nack_reason,omitempty"`
+	NackAt        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=nack_at,json=nackAt,proto3" json:"nack_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownStatus) Reset() {
+	*x = DownStatus{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownStatus) ProtoMessage() {}
+
+func (x *DownStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownStatus.ProtoReflect.Descriptor instead.
+func (*DownStatus) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DownStatus) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *DownStatus) GetAppliedVersion() int64 {
+	if x != nil {
+		return x.AppliedVersion
+	}
+	return 0
+}
+
+func (x *DownStatus) GetAppliedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AppliedAt
+	}
+	return nil
+}
+
+func (x *DownStatus) GetSentVersion() int64 {
+	if x != nil {
+		return x.SentVersion
+	}
+	return 0
+}
+
+func (x *DownStatus) GetNackVersion() int64 {
+	if x != nil {
+		return x.NackVersion
+	}
+	return 0
+}
+
+func (x *DownStatus) GetNackReason() string {
+	if x != nil {
+		return x.NackReason
+	}
+	return ""
+}
+
+func (x *DownStatus) GetNackAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NackAt
+	}
+	return nil
+}
 
 // LinkWelcome answers the hello.
 type LinkWelcome struct {
@@ -1107,7 +1395,7 @@ type LinkWelcome struct {
 
 func (x *LinkWelcome) Reset() {
 	*x = LinkWelcome{}
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[12]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1407,7 @@ func (x *LinkWelcome) String() string {
 func (*LinkWelcome) ProtoMessage() {}
 
 func (x *LinkWelcome) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[12]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1420,7 @@ func (x *LinkWelcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkWelcome.ProtoReflect.Descriptor instead.
 func (*LinkWelcome) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{12}
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LinkWelcome) GetServerId() string {
@@ -1166,7 +1454,7 @@ type LinkHeartbeatAck struct {
 
 func (x *LinkHeartbeatAck) Reset() {
 	*x = LinkHeartbeatAck{}
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[13]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1466,7 @@ func (x *LinkHeartbeatAck) String() string {
 func (*LinkHeartbeatAck) ProtoMessage() {}
 
 func (x *LinkHeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[13]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1479,7 @@ func (x *LinkHeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkHeartbeatAck.ProtoReflect.Descriptor instead.
 func (*LinkHeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{13}
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LinkHeartbeatAck) GetAt() *timestamppb.Timestamp {
@@ -1211,7 +1499,7 @@ type TokenRefresh struct {
 
 func (x *TokenRefresh) Reset() {
 	*x = TokenRefresh{}
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[14]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1511,7 @@ func (x *TokenRefresh) String() string {
 func (*TokenRefresh) ProtoMessage() {}
 
 func (x *TokenRefresh) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[14]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1524,7 @@ func (x *TokenRefresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRefresh.ProtoReflect.Descriptor instead.
 func (*TokenRefresh) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{14}
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TokenRefresh) GetTokenExpiresAt() *timestamppb.Timestamp {
@@ -1286,7 +1574,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[15]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1586,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[15]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1599,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{15}
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Server) GetId() string {
@@ -1470,7 +1758,7 @@ type ServerLink struct {
 
 func (x *ServerLink) Reset() {
 	*x = ServerLink{}
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[16]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1770,7 @@ func (x *ServerLink) String() string {
 func (*ServerLink) ProtoMessage() {}
 
 func (x *ServerLink) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[16]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1783,7 @@ func (x *ServerLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerLink.ProtoReflect.Descriptor instead.
 func (*ServerLink) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{16}
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ServerLink) GetServerId() string {
@@ -1600,7 +1888,7 @@ type Primary struct {
 
 func (x *Primary) Reset() {
 	*x = Primary{}
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[17]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1900,7 @@ func (x *Primary) String() string {
 func (*Primary) ProtoMessage() {}
 
 func (x *Primary) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[17]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1913,7 @@ func (x *Primary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Primary.ProtoReflect.Descriptor instead.
 func (*Primary) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{17}
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Primary) GetAddress() string {
@@ -1761,7 +2049,7 @@ type PrimaryLink struct {
 
 func (x *PrimaryLink) Reset() {
 	*x = PrimaryLink{}
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[18]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2061,7 @@ func (x *PrimaryLink) String() string {
 func (*PrimaryLink) ProtoMessage() {}
 
 func (x *PrimaryLink) ProtoReflect() protoreflect.Message {
-	mi := &file_osprey_v1_hierarchy_proto_msgTypes[18]
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2074,7 @@ func (x *PrimaryLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrimaryLink.ProtoReflect.Descriptor instead.
 func (*PrimaryLink) Descriptor() ([]byte, []int) {
-	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{18}
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PrimaryLink) GetNode() string {
@@ -1821,7 +2109,7 @@ var File_osprey_v1_hierarchy_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\n" +
-	"\x19osprey/v1/hierarchy.proto\x12\tosprey.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/uplink.proto\"\xb0\x01\n" +
+	"\x19osprey/v1/hierarchy.proto\x12\tosprey.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/uplink.proto\x1a\x16osprey/v1/config.proto\x1a\x14osprey/v1/scan.proto\"\xb0\x01\n" +
 	"\vJoinRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10software_version\x18\x02 \x01(\tR\x0fsoftwareVersion\x12\x10\n" +
@@ -1858,10 +2146,12 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x10RenewLinkRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"5\n" +
 	"\x11RenewLinkResponse\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xeb\x01\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\x9c\x02\n" +
 	"\vLinkRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.osprey.v1.LinkHelloH\x00R\x05hello\x128\n" +
-	"\theartbeat\x18\x02 \x01(\v2\x18.osprey.v1.LinkHeartbeatH\x00R\theartbeat\x121\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x18.osprey.v1.LinkHeartbeatH\x00R\theartbeat\x12/\n" +
+	"\bdown_ack\x18\n" +
+	" \x01(\v2\x12.osprey.v1.DownAckH\x00R\adownAck\x121\n" +
 	"\x06alerts\x18\x14 \x01(\v2\x17.osprey.v1.UplinkAlertsH\x00R\x06alerts\x12:\n" +
 	"\tsummaries\x18\x15 \x01(\v2\x1a.osprey.v1.UplinkSummariesH\x00R\tsummariesB\x05\n" +
 	"\x03msg\"L\n" +
@@ -1874,16 +2164,41 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x06alerts\x18\x03 \x01(\x03R\x06alerts\x12<\n" +
 	"\flast_data_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastDataAt\x12B\n" +
-	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xfa\x02\n" +
+	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xa7\x03\n" +
 	"\fLinkResponse\x122\n" +
 	"\awelcome\x18\x01 \x01(\v2\x16.osprey.v1.LinkWelcomeH\x00R\awelcome\x12;\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1b.osprey.v1.LinkHeartbeatAckH\x00R\theartbeat\x12/\n" +
-	"\x05token\x18\x03 \x01(\v2\x17.osprey.v1.TokenRefreshH\x00R\x05token\x12>\n" +
+	"\x05token\x18\x03 \x01(\v2\x17.osprey.v1.TokenRefreshH\x00R\x05token\x12+\n" +
+	"\x04down\x18\n" +
+	" \x01(\v2\x15.osprey.v1.DownUpdateH\x00R\x04down\x12>\n" +
 	"\ruplink_cursor\x18\x14 \x01(\v2\x17.osprey.v1.UplinkCursorH\x00R\fuplinkCursor\x12;\n" +
 	"\n" +
 	"alerts_ack\x18\x15 \x01(\v2\x1a.osprey.v1.UplinkAlertsAckH\x00R\talertsAck\x12D\n" +
 	"\rsummaries_ack\x18\x16 \x01(\v2\x1d.osprey.v1.UplinkSummariesAckH\x00R\fsummariesAckB\x05\n" +
-	"\x03msg\"\x8c\x01\n" +
+	"\x03msg\"\xda\x01\n" +
+	"\n" +
+	"DownUpdate\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x1a\n" +
+	"\bsnapshot\x18\x02 \x01(\bR\bsnapshot\x12%\n" +
+	"\x05users\x18\x03 \x03(\v2\x0f.osprey.v1.UserR\x05users\x12#\n" +
+	"\rdeleted_users\x18\x04 \x03(\tR\fdeletedUsers\x12%\n" +
+	"\x05rules\x18\x05 \x03(\v2\x0f.osprey.v1.RuleR\x05rules\x12#\n" +
+	"\rdeleted_rules\x18\x06 \x03(\tR\fdeletedRules\"K\n" +
+	"\aDownAck\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa9\x02\n" +
+	"\n" +
+	"DownStatus\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12'\n" +
+	"\x0fapplied_version\x18\x02 \x01(\x03R\x0eappliedVersion\x129\n" +
+	"\n" +
+	"applied_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x12!\n" +
+	"\fsent_version\x18\x04 \x01(\x03R\vsentVersion\x12!\n" +
+	"\fnack_version\x18\x05 \x01(\x03R\vnackVersion\x12\x1f\n" +
+	"\vnack_reason\x18\x06 \x01(\tR\n" +
+	"nackReason\x123\n" +
+	"\anack_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06nackAt\"\x8c\x01\n" +
 	"\vLinkWelcome\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12H\n" +
@@ -1989,7 +2304,7 @@ func file_osprey_v1_hierarchy_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_hierarchy_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_osprey_v1_hierarchy_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_osprey_v1_hierarchy_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_osprey_v1_hierarchy_proto_goTypes = []any{
 	(ServerState)(0),              // 0: osprey.v1.ServerState
 	(PrimaryState)(0),             // 1: osprey.v1.PrimaryState
@@ -2006,70 +2321,81 @@ var file_osprey_v1_hierarchy_proto_goTypes = []any{
 	(*LinkHello)(nil),             // 12: osprey.v1.LinkHello
 	(*LinkHeartbeat)(nil),         // 13: osprey.v1.LinkHeartbeat
 	(*LinkResponse)(nil),          // 14: osprey.v1.LinkResponse
-	(*LinkWelcome)(nil),           // 15: osprey.v1.LinkWelcome
-	(*LinkHeartbeatAck)(nil),      // 16: osprey.v1.LinkHeartbeatAck
-	(*TokenRefresh)(nil),          // 17: osprey.v1.TokenRefresh
-	(*Server)(nil),                // 18: osprey.v1.Server
-	(*ServerLink)(nil),            // 19: osprey.v1.ServerLink
-	(*Primary)(nil),               // 20: osprey.v1.Primary
-	(*PrimaryLink)(nil),           // 21: osprey.v1.PrimaryLink
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*UplinkAlerts)(nil),          // 23: osprey.v1.UplinkAlerts
-	(*UplinkSummaries)(nil),       // 24: osprey.v1.UplinkSummaries
-	(*UplinkCursor)(nil),          // 25: osprey.v1.UplinkCursor
-	(*UplinkAlertsAck)(nil),       // 26: osprey.v1.UplinkAlertsAck
-	(*UplinkSummariesAck)(nil),    // 27: osprey.v1.UplinkSummariesAck
-	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*DownUpdate)(nil),            // 15: osprey.v1.DownUpdate
+	(*DownAck)(nil),               // 16: osprey.v1.DownAck
+	(*DownStatus)(nil),            // 17: osprey.v1.DownStatus
+	(*LinkWelcome)(nil),           // 18: osprey.v1.LinkWelcome
+	(*LinkHeartbeatAck)(nil),      // 19: osprey.v1.LinkHeartbeatAck
+	(*TokenRefresh)(nil),          // 20: osprey.v1.TokenRefresh
+	(*Server)(nil),                // 21: osprey.v1.Server
+	(*ServerLink)(nil),            // 22: osprey.v1.ServerLink
+	(*Primary)(nil),               // 23: osprey.v1.Primary
+	(*PrimaryLink)(nil),           // 24: osprey.v1.PrimaryLink
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*UplinkAlerts)(nil),          // 26: osprey.v1.UplinkAlerts
+	(*UplinkSummaries)(nil),       // 27: osprey.v1.UplinkSummaries
+	(*UplinkCursor)(nil),          // 28: osprey.v1.UplinkCursor
+	(*UplinkAlertsAck)(nil),       // 29: osprey.v1.UplinkAlertsAck
+	(*UplinkSummariesAck)(nil),    // 30: osprey.v1.UplinkSummariesAck
+	(*User)(nil),                  // 31: osprey.v1.User
+	(*Rule)(nil),                  // 32: osprey.v1.Rule
+	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
 }
 var file_osprey_v1_hierarchy_proto_depIdxs = []int32{
 	2,  // 0: osprey.v1.PollResponse.state:type_name -> osprey.v1.PollResponse.State
-	22, // 1: osprey.v1.PollResponse.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 2: osprey.v1.LoginResponse.token_expires_at:type_name -> google.protobuf.Timestamp
+	25, // 1: osprey.v1.PollResponse.token_expires_at:type_name -> google.protobuf.Timestamp
+	25, // 2: osprey.v1.LoginResponse.token_expires_at:type_name -> google.protobuf.Timestamp
 	12, // 3: osprey.v1.LinkRequest.hello:type_name -> osprey.v1.LinkHello
 	13, // 4: osprey.v1.LinkRequest.heartbeat:type_name -> osprey.v1.LinkHeartbeat
-	23, // 5: osprey.v1.LinkRequest.alerts:type_name -> osprey.v1.UplinkAlerts
-	24, // 6: osprey.v1.LinkRequest.summaries:type_name -> osprey.v1.UplinkSummaries
-	22, // 7: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 8: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
-	15, // 9: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
-	16, // 10: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
-	17, // 11: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
-	25, // 12: osprey.v1.LinkResponse.uplink_cursor:type_name -> osprey.v1.UplinkCursor
-	26, // 13: osprey.v1.LinkResponse.alerts_ack:type_name -> osprey.v1.UplinkAlertsAck
-	27, // 14: osprey.v1.LinkResponse.summaries_ack:type_name -> osprey.v1.UplinkSummariesAck
-	28, // 15: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	22, // 16: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
-	22, // 17: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 18: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
-	22, // 19: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 20: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 21: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
-	22, // 22: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
-	22, // 23: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
-	22, // 24: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 25: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 26: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
-	1,  // 27: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
-	22, // 28: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 29: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
-	22, // 30: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
-	22, // 31: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
-	22, // 32: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	3,  // 33: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
-	5,  // 34: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
-	7,  // 35: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
-	9,  // 36: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
-	11, // 37: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
-	4,  // 38: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
-	6,  // 39: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
-	8,  // 40: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
-	10, // 41: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
-	14, // 42: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
-	38, // [38:43] is the sub-list for method output_type
-	33, // [33:38] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	16, // 5: osprey.v1.LinkRequest.down_ack:type_name -> osprey.v1.DownAck
+	26, // 6: osprey.v1.LinkRequest.alerts:type_name -> osprey.v1.UplinkAlerts
+	27, // 7: osprey.v1.LinkRequest.summaries:type_name -> osprey.v1.UplinkSummaries
+	25, // 8: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
+	25, // 9: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
+	18, // 10: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
+	19, // 11: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
+	20, // 12: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
+	15, // 13: osprey.v1.LinkResponse.down:type_name -> osprey.v1.DownUpdate
+	28, // 14: osprey.v1.LinkResponse.uplink_cursor:type_name -> osprey.v1.UplinkCursor
+	29, // 15: osprey.v1.LinkResponse.alerts_ack:type_name -> osprey.v1.UplinkAlertsAck
+	30, // 16: osprey.v1.LinkResponse.summaries_ack:type_name -> osprey.v1.UplinkSummariesAck
+	31, // 17: osprey.v1.DownUpdate.users:type_name -> osprey.v1.User
+	32, // 18: osprey.v1.DownUpdate.rules:type_name -> osprey.v1.Rule
+	25, // 19: osprey.v1.DownStatus.applied_at:type_name -> google.protobuf.Timestamp
+	25, // 20: osprey.v1.DownStatus.nack_at:type_name -> google.protobuf.Timestamp
+	33, // 21: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	25, // 22: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
+	25, // 23: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 24: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
+	25, // 25: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
+	25, // 26: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
+	25, // 27: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	25, // 28: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
+	25, // 29: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
+	25, // 30: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
+	25, // 31: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
+	25, // 32: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
+	1,  // 33: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
+	25, // 34: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
+	25, // 35: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
+	25, // 36: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
+	25, // 37: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
+	25, // 38: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	3,  // 39: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
+	5,  // 40: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
+	7,  // 41: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
+	9,  // 42: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
+	11, // 43: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
+	4,  // 44: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
+	6,  // 45: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
+	8,  // 46: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
+	10, // 47: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
+	14, // 48: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
+	44, // [44:49] is the sub-list for method output_type
+	39, // [39:44] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_hierarchy_proto_init() }
@@ -2078,9 +2404,12 @@ func file_osprey_v1_hierarchy_proto_init() {
 		return
 	}
 	file_osprey_v1_uplink_proto_init()
+	file_osprey_v1_config_proto_init()
+	file_osprey_v1_scan_proto_init()
 	file_osprey_v1_hierarchy_proto_msgTypes[8].OneofWrappers = []any{
 		(*LinkRequest_Hello)(nil),
 		(*LinkRequest_Heartbeat)(nil),
+		(*LinkRequest_DownAck)(nil),
 		(*LinkRequest_Alerts)(nil),
 		(*LinkRequest_Summaries)(nil),
 	}
@@ -2088,6 +2417,7 @@ func file_osprey_v1_hierarchy_proto_init() {
 		(*LinkResponse_Welcome)(nil),
 		(*LinkResponse_Heartbeat)(nil),
 		(*LinkResponse_Token)(nil),
+		(*LinkResponse_Down)(nil),
 		(*LinkResponse_UplinkCursor)(nil),
 		(*LinkResponse_AlertsAck)(nil),
 		(*LinkResponse_SummariesAck)(nil),
@@ -2098,7 +2428,7 @@ func file_osprey_v1_hierarchy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_hierarchy_proto_rawDesc), len(file_osprey_v1_hierarchy_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

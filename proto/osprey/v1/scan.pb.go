@@ -185,7 +185,16 @@ type Rule struct {
 	Version int64 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
 	// action, when set, is what a gateway does with a message this rule
 	// matched, instead of the tenant's policy for detected messages.
-	Action        VerdictAction `protobuf:"varint,10,opt,name=action,proto3,enum=osprey.v1.VerdictAction" json:"action,omitempty"`
+	Action VerdictAction `protobuf:"varint,10,opt,name=action,proto3,enum=osprey.v1.VerdictAction" json:"action,omitempty"`
+	// global rules apply to every tenant's messages: tenant is empty, they
+	// are stored at global-rules/<id> and managed through /api/v1/rules by
+	// administrators of all tenants. A match of one names it
+	// "global/<id>" (ioc.MatchID).
+	Global bool `protobuf:"varint,11,opt,name=global,proto3" json:"global,omitempty"`
+	// origin is "pcn" for a global rule an SCN got from its PCN over the
+	// link: read-only on the SCN until it is disconnected (then it stays, as
+	// a local global rule). Empty for a rule written on this node.
+	Origin        string `protobuf:"bytes,12,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -288,6 +297,20 @@ func (x *Rule) GetAction() VerdictAction {
 		return x.Action
 	}
 	return VerdictAction_VERDICT_ACTION_UNSPECIFIED
+}
+
+func (x *Rule) GetGlobal() bool {
+	if x != nil {
+		return x.Global
+	}
+	return false
+}
+
+func (x *Rule) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
 }
 
 // SpamResult is a spam engine's (Rspamd's) opinion of a message.
@@ -997,7 +1020,7 @@ var File_osprey_v1_scan_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_scan_proto_rawDesc = "" +
 	"\n" +
-	"\x14osprey/v1/scan.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/config.proto\x1a\x16osprey/v1/sensor.proto\"\xe3\x02\n" +
+	"\x14osprey/v1/scan.proto\x12\tosprey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16osprey/v1/config.proto\x1a\x16osprey/v1/sensor.proto\"\x93\x03\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12'\n" +
@@ -1010,7 +1033,9 @@ const file_osprey_v1_scan_proto_rawDesc = "" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x18\n" +
 	"\aversion\x18\t \x01(\x03R\aversion\x120\n" +
 	"\x06action\x18\n" +
-	" \x01(\x0e2\x18.osprey.v1.VerdictActionR\x06action\"\xb3\x01\n" +
+	" \x01(\x0e2\x18.osprey.v1.VerdictActionR\x06action\x12\x16\n" +
+	"\x06global\x18\v \x01(\bR\x06global\x12\x16\n" +
+	"\x06origin\x18\f \x01(\tR\x06origin\"\xb3\x01\n" +
 	"\n" +
 	"SpamResult\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x01R\x05score\x12%\n" +
