@@ -23,6 +23,7 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/quarantine"
+	"github.com/ospreysec/osprey/central/remotesensors"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -63,6 +64,9 @@ type Options struct {
 	// --pcn); Uplink this node's place in it (nil answers 404).
 	Primary *hierarchy.Primary
 	Uplink  *hierarchy.Secondary
+	// RemoteSensors is the PCN's management of its SCNs' sensors (nil
+	// unless --pcn).
+	RemoteSensors *remotesensors.Primary
 }
 
 // Server is the HTTP handler of the API.
@@ -82,6 +86,7 @@ type Server struct {
 	nodes      func(context.Context) (*api.NodeList, error)
 	primary    *hierarchy.Primary
 	uplink     *hierarchy.Secondary
+	remote     *remotesensors.Primary
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -170,10 +175,17 @@ func Routes() []Route {
 		{"POST", "/api/v1/servers/{id}/accept", admin, (*Server).acceptServer},
 		{"POST", "/api/v1/servers/{id}/reject", admin, (*Server).rejectServer},
 		{"POST", "/api/v1/servers/{id}/disconnect", admin, (*Server).disconnectServer},
+		{"GET", "/api/v1/servers/{id}/sensors", reader, (*Server).listServerSensors},
+		{"GET", "/api/v1/servers/{id}/sensors/{sensor}/smtp", reader, serverSensorDocument("smtp", false)},
+		{"PUT", "/api/v1/servers/{id}/sensors/{sensor}/smtp", writer, serverSensorDocument("smtp", true)},
+		{"GET", "/api/v1/servers/{id}/sensors/{sensor}/pop3", reader, serverSensorDocument("pop3", false)},
+		{"PUT", "/api/v1/servers/{id}/sensors/{sensor}/pop3", writer, serverSensorDocument("pop3", true)},
 		{"GET", "/api/v1/pcn", admin, (*Server).getHierarchy},
 		{"POST", "/api/v1/pcn/fingerprint", admin, (*Server).pcnFingerprint},
 		{"POST", "/api/v1/pcn/join", admin, (*Server).joinPCN},
 		{"POST", "/api/v1/pcn/login", admin, (*Server).loginPCN},
+		{"GET", "/api/v1/pcn/sensor-management", admin, (*Server).getSensorManagement},
+		{"PUT", "/api/v1/pcn/sensor-management", admin, (*Server).putSensorManagement},
 	}
 }
 
@@ -192,6 +204,7 @@ func New(opts Options) *Server {
 		nodes:      opts.Nodes,
 		primary:    opts.Primary,
 		uplink:     opts.Uplink,
+		remote:     opts.RemoteSensors,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osprey_http_requests_total",
 			Help: "HTTP requests served, by route and status code.",

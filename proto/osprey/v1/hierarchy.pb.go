@@ -702,6 +702,8 @@ type LinkRequest struct {
 	//
 	//	*LinkRequest_Hello
 	//	*LinkRequest_Heartbeat
+	//	*LinkRequest_SensorList
+	//	*LinkRequest_SensorAnswer
 	Msg           isLinkRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -762,6 +764,24 @@ func (x *LinkRequest) GetHeartbeat() *LinkHeartbeat {
 	return nil
 }
 
+func (x *LinkRequest) GetSensorList() *RemoteSensorList {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkRequest_SensorList); ok {
+			return x.SensorList
+		}
+	}
+	return nil
+}
+
+func (x *LinkRequest) GetSensorAnswer() *RemoteSensorAnswer {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkRequest_SensorAnswer); ok {
+			return x.SensorAnswer
+		}
+	}
+	return nil
+}
+
 type isLinkRequest_Msg interface {
 	isLinkRequest_Msg()
 }
@@ -774,9 +794,24 @@ type LinkRequest_Heartbeat struct {
 	Heartbeat *LinkHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
 }
 
+type LinkRequest_SensorList struct {
+	// Fields 10-19: answers to users and global rules sent down.
+	// Fields 20-29: alerts and message-log summaries up.
+	// Fields 30-39: sensors managed from the PCN (lists, answers).
+	SensorList *RemoteSensorList `protobuf:"bytes,30,opt,name=sensor_list,json=sensorList,proto3,oneof"`
+}
+
+type LinkRequest_SensorAnswer struct {
+	SensorAnswer *RemoteSensorAnswer `protobuf:"bytes,31,opt,name=sensor_answer,json=sensorAnswer,proto3,oneof"`
+}
+
 func (*LinkRequest_Hello) isLinkRequest_Msg() {}
 
 func (*LinkRequest_Heartbeat) isLinkRequest_Msg() {}
+
+func (*LinkRequest_SensorList) isLinkRequest_Msg() {}
+
+func (*LinkRequest_SensorAnswer) isLinkRequest_Msg() {}
 
 // LinkHello opens the link.
 type LinkHello struct {
@@ -918,6 +953,7 @@ type LinkResponse struct {
 	//	*LinkResponse_Welcome
 	//	*LinkResponse_Heartbeat
 	//	*LinkResponse_Token
+	//	*LinkResponse_SensorCall
 	Msg           isLinkResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -987,6 +1023,15 @@ func (x *LinkResponse) GetToken() *TokenRefresh {
 	return nil
 }
 
+func (x *LinkResponse) GetSensorCall() *RemoteSensorCall {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkResponse_SensorCall); ok {
+			return x.SensorCall
+		}
+	}
+	return nil
+}
+
 type isLinkResponse_Msg interface {
 	isLinkResponse_Msg()
 }
@@ -1003,11 +1048,20 @@ type LinkResponse_Token struct {
 	Token *TokenRefresh `protobuf:"bytes,3,opt,name=token,proto3,oneof"`
 }
 
+type LinkResponse_SensorCall struct {
+	// Fields 10-19: users and global rules down.
+	// Fields 20-29: acknowledgements of alerts and summaries sent up.
+	// Fields 30-39: sensors managed from the PCN (requests).
+	SensorCall *RemoteSensorCall `protobuf:"bytes,30,opt,name=sensor_call,json=sensorCall,proto3,oneof"`
+}
+
 func (*LinkResponse_Welcome) isLinkResponse_Msg() {}
 
 func (*LinkResponse_Heartbeat) isLinkResponse_Msg() {}
 
 func (*LinkResponse_Token) isLinkResponse_Msg() {}
+
+func (*LinkResponse_SensorCall) isLinkResponse_Msg() {}
 
 // LinkWelcome answers the hello.
 type LinkWelcome struct {
@@ -1733,6 +1787,495 @@ func (x *PrimaryLink) GetLastHeartbeatAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// RemoteSensorList is an SCN's sensors as its own sensors page shows them,
+// sent up when the link comes up and when they change (central/remotesensors).
+// The PCN keeps the last one at server-sensors/<server id>.
+type RemoteSensorList struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sensors []*RemoteSensor        `protobuf:"bytes,1,rep,name=sensors,proto3" json:"sensors,omitempty"`
+	// writes_refused: the SCN's administrator switched off sensor management
+	// from the PCN; the PCN's writes are refused.
+	WritesRefused bool `protobuf:"varint,2,opt,name=writes_refused,json=writesRefused,proto3" json:"writes_refused,omitempty"`
+	// truncated: the SCN has more sensors than one list carries.
+	Truncated bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// at is when the SCN read the list; received_at when the PCN stored it.
+	At         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// server_id is set by the PCN when it stores the list.
+	ServerId      string `protobuf:"bytes,6,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoteSensorList) Reset() {
+	*x = RemoteSensorList{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensorList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensorList) ProtoMessage() {}
+
+func (x *RemoteSensorList) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensorList.ProtoReflect.Descriptor instead.
+func (*RemoteSensorList) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RemoteSensorList) GetSensors() []*RemoteSensor {
+	if x != nil {
+		return x.Sensors
+	}
+	return nil
+}
+
+func (x *RemoteSensorList) GetWritesRefused() bool {
+	if x != nil {
+		return x.WritesRefused
+	}
+	return false
+}
+
+func (x *RemoteSensorList) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *RemoteSensorList) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *RemoteSensorList) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *RemoteSensorList) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// RemoteSensor is one sensor of an SCN. The states are the API's strings
+// (api.SensorState, api.IntegrationState).
+type RemoteSensor struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name            string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Tenant          string                 `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	State           string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Online          bool                   `protobuf:"varint,5,opt,name=online,proto3" json:"online,omitempty"`
+	Node            string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	Type            string                 `protobuf:"bytes,7,opt,name=type,proto3" json:"type,omitempty"`
+	SoftwareVersion string                 `protobuf:"bytes,8,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
+	// config_version is the version of the configuration stored for the
+	// sensor; applied_version the last one it acknowledged (ACK), last_error
+	// why it refused the last one it refused (NACK).
+	ConfigVersion  int64  `protobuf:"varint,9,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	AppliedVersion int64  `protobuf:"varint,10,opt,name=applied_version,json=appliedVersion,proto3" json:"applied_version,omitempty"`
+	LastError      string `protobuf:"bytes,11,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Healthy        bool   `protobuf:"varint,12,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	SmtpState      string `protobuf:"bytes,13,opt,name=smtp_state,json=smtpState,proto3" json:"smtp_state,omitempty"`
+	Pop3State      string `protobuf:"bytes,14,opt,name=pop3_state,json=pop3State,proto3" json:"pop3_state,omitempty"`
+	Gateway        bool   `protobuf:"varint,15,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RemoteSensor) Reset() {
+	*x = RemoteSensor{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensor) ProtoMessage() {}
+
+func (x *RemoteSensor) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensor.ProtoReflect.Descriptor instead.
+func (*RemoteSensor) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RemoteSensor) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *RemoteSensor) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetSoftwareVersion() string {
+	if x != nil {
+		return x.SoftwareVersion
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetConfigVersion() int64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
+func (x *RemoteSensor) GetAppliedVersion() int64 {
+	if x != nil {
+		return x.AppliedVersion
+	}
+	return 0
+}
+
+func (x *RemoteSensor) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *RemoteSensor) GetSmtpState() string {
+	if x != nil {
+		return x.SmtpState
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetPop3State() string {
+	if x != nil {
+		return x.Pop3State
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetGateway() bool {
+	if x != nil {
+		return x.Gateway
+	}
+	return false
+}
+
+// RemoteSensorCall is a read or a write of a sensor's settings document
+// (SMTP, gateway included, or POP3), made on the PCN for an SCN's sensor.
+type RemoteSensorCall struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Sensor string                 `protobuf:"bytes,2,opt,name=sensor,proto3" json:"sensor,omitempty"`
+	// document is "smtp" or "pop3".
+	Document string `protobuf:"bytes,3,opt,name=document,proto3" json:"document,omitempty"`
+	// write: a PUT of body; else a GET.
+	Write bool `protobuf:"varint,4,opt,name=write,proto3" json:"write,omitempty"`
+	// body is the JSON document, as the SCN's own API takes it.
+	Body []byte `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	// if_match is the version the write expects; 0: the version read first.
+	IfMatch int64 `protobuf:"varint,6,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
+	// caller names the PCN account that made the call, for the SCN's log.
+	Caller        string `protobuf:"bytes,7,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoteSensorCall) Reset() {
+	*x = RemoteSensorCall{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensorCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensorCall) ProtoMessage() {}
+
+func (x *RemoteSensorCall) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensorCall.ProtoReflect.Descriptor instead.
+func (*RemoteSensorCall) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RemoteSensorCall) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoteSensorCall) GetSensor() string {
+	if x != nil {
+		return x.Sensor
+	}
+	return ""
+}
+
+func (x *RemoteSensorCall) GetDocument() string {
+	if x != nil {
+		return x.Document
+	}
+	return ""
+}
+
+func (x *RemoteSensorCall) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
+}
+
+func (x *RemoteSensorCall) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *RemoteSensorCall) GetIfMatch() int64 {
+	if x != nil {
+		return x.IfMatch
+	}
+	return 0
+}
+
+func (x *RemoteSensorCall) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+// RemoteSensorAnswer is the SCN's answer to a call: what its own API would
+// have answered.
+type RemoteSensorAnswer struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	HttpStatus int32                  `protobuf:"varint,2,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	// body is the JSON answer: the document, or the API's error (with the
+	// field errors of a bad document).
+	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// version is the document's version (its ETag) after a read or a write.
+	Version       int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoteSensorAnswer) Reset() {
+	*x = RemoteSensorAnswer{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensorAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensorAnswer) ProtoMessage() {}
+
+func (x *RemoteSensorAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensorAnswer.ProtoReflect.Descriptor instead.
+func (*RemoteSensorAnswer) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RemoteSensorAnswer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoteSensorAnswer) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *RemoteSensorAnswer) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *RemoteSensorAnswer) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// SensorManagement is an SCN's administrator's choice about its PCN, at
+// hierarchy/sensor-management (absent: the PCN may write).
+type SensorManagement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refuse_writes: the PCN's writes of this SCN's sensor settings are
+	// refused; the PCN still lists the sensors.
+	RefuseWrites  bool                   `protobuf:"varint,1,opt,name=refuse_writes,json=refuseWrites,proto3" json:"refuse_writes,omitempty"`
+	ChangedBy     string                 `protobuf:"bytes,2,opt,name=changed_by,json=changedBy,proto3" json:"changed_by,omitempty"`
+	ChangedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorManagement) Reset() {
+	*x = SensorManagement{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorManagement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorManagement) ProtoMessage() {}
+
+func (x *SensorManagement) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorManagement.ProtoReflect.Descriptor instead.
+func (*SensorManagement) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SensorManagement) GetRefuseWrites() bool {
+	if x != nil {
+		return x.RefuseWrites
+	}
+	return false
+}
+
+func (x *SensorManagement) GetChangedBy() string {
+	if x != nil {
+		return x.ChangedBy
+	}
+	return ""
+}
+
+func (x *SensorManagement) GetChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangedAt
+	}
+	return nil
+}
+
 var File_osprey_v1_hierarchy_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_hierarchy_proto_rawDesc = "" +
@@ -1774,10 +2317,13 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x10RenewLinkRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"5\n" +
 	"\x11RenewLinkResponse\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"|\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\x82\x02\n" +
 	"\vLinkRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.osprey.v1.LinkHelloH\x00R\x05hello\x128\n" +
-	"\theartbeat\x18\x02 \x01(\v2\x18.osprey.v1.LinkHeartbeatH\x00R\theartbeatB\x05\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x18.osprey.v1.LinkHeartbeatH\x00R\theartbeat\x12>\n" +
+	"\vsensor_list\x18\x1e \x01(\v2\x1b.osprey.v1.RemoteSensorListH\x00R\n" +
+	"sensorList\x12D\n" +
+	"\rsensor_answer\x18\x1f \x01(\v2\x1d.osprey.v1.RemoteSensorAnswerH\x00R\fsensorAnswerB\x05\n" +
 	"\x03msg\"L\n" +
 	"\tLinkHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12)\n" +
@@ -1788,11 +2334,13 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x06alerts\x18\x03 \x01(\x03R\x06alerts\x12<\n" +
 	"\flast_data_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastDataAt\x12B\n" +
-	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xb7\x01\n" +
+	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xf7\x01\n" +
 	"\fLinkResponse\x122\n" +
 	"\awelcome\x18\x01 \x01(\v2\x16.osprey.v1.LinkWelcomeH\x00R\awelcome\x12;\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1b.osprey.v1.LinkHeartbeatAckH\x00R\theartbeat\x12/\n" +
-	"\x05token\x18\x03 \x01(\v2\x17.osprey.v1.TokenRefreshH\x00R\x05tokenB\x05\n" +
+	"\x05token\x18\x03 \x01(\v2\x17.osprey.v1.TokenRefreshH\x00R\x05token\x12>\n" +
+	"\vsensor_call\x18\x1e \x01(\v2\x1b.osprey.v1.RemoteSensorCallH\x00R\n" +
+	"sensorCallB\x05\n" +
 	"\x03msg\"\x8c\x01\n" +
 	"\vLinkWelcome\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x16\n" +
@@ -1866,7 +2414,55 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x12=\n" +
 	"\fconnected_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vconnectedAt\x12F\n" +
-	"\x11last_heartbeat_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt*\x7f\n" +
+	"\x11last_heartbeat_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt\"\x90\x02\n" +
+	"\x10RemoteSensorList\x121\n" +
+	"\asensors\x18\x01 \x03(\v2\x17.osprey.v1.RemoteSensorR\asensors\x12%\n" +
+	"\x0ewrites_refused\x18\x02 \x01(\bR\rwritesRefused\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12;\n" +
+	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x1b\n" +
+	"\tserver_id\x18\x06 \x01(\tR\bserverId\"\xac\x03\n" +
+	"\fRemoteSensor\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x16\n" +
+	"\x06online\x18\x05 \x01(\bR\x06online\x12\x12\n" +
+	"\x04node\x18\x06 \x01(\tR\x04node\x12\x12\n" +
+	"\x04type\x18\a \x01(\tR\x04type\x12)\n" +
+	"\x10software_version\x18\b \x01(\tR\x0fsoftwareVersion\x12%\n" +
+	"\x0econfig_version\x18\t \x01(\x03R\rconfigVersion\x12'\n" +
+	"\x0fapplied_version\x18\n" +
+	" \x01(\x03R\x0eappliedVersion\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\v \x01(\tR\tlastError\x12\x18\n" +
+	"\ahealthy\x18\f \x01(\bR\ahealthy\x12\x1d\n" +
+	"\n" +
+	"smtp_state\x18\r \x01(\tR\tsmtpState\x12\x1d\n" +
+	"\n" +
+	"pop3_state\x18\x0e \x01(\tR\tpop3State\x12\x18\n" +
+	"\agateway\x18\x0f \x01(\bR\agateway\"\xb3\x01\n" +
+	"\x10RemoteSensorCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06sensor\x18\x02 \x01(\tR\x06sensor\x12\x1a\n" +
+	"\bdocument\x18\x03 \x01(\tR\bdocument\x12\x14\n" +
+	"\x05write\x18\x04 \x01(\bR\x05write\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\fR\x04body\x12\x19\n" +
+	"\bif_match\x18\x06 \x01(\x03R\aifMatch\x12\x16\n" +
+	"\x06caller\x18\a \x01(\tR\x06caller\"s\n" +
+	"\x12RemoteSensorAnswer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vhttp_status\x18\x02 \x01(\x05R\n" +
+	"httpStatus\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"\x91\x01\n" +
+	"\x10SensorManagement\x12#\n" +
+	"\rrefuse_writes\x18\x01 \x01(\bR\frefuseWrites\x12\x1d\n" +
+	"\n" +
+	"changed_by\x18\x02 \x01(\tR\tchangedBy\x129\n" +
+	"\n" +
+	"changed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt*\x7f\n" +
 	"\vServerState\x12\x1c\n" +
 	"\x18SERVER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SERVER_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -1899,7 +2495,7 @@ func file_osprey_v1_hierarchy_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_hierarchy_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_osprey_v1_hierarchy_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_osprey_v1_hierarchy_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_osprey_v1_hierarchy_proto_goTypes = []any{
 	(ServerState)(0),              // 0: osprey.v1.ServerState
 	(PrimaryState)(0),             // 1: osprey.v1.PrimaryState
@@ -1923,53 +2519,65 @@ var file_osprey_v1_hierarchy_proto_goTypes = []any{
 	(*ServerLink)(nil),            // 19: osprey.v1.ServerLink
 	(*Primary)(nil),               // 20: osprey.v1.Primary
 	(*PrimaryLink)(nil),           // 21: osprey.v1.PrimaryLink
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*RemoteSensorList)(nil),      // 22: osprey.v1.RemoteSensorList
+	(*RemoteSensor)(nil),          // 23: osprey.v1.RemoteSensor
+	(*RemoteSensorCall)(nil),      // 24: osprey.v1.RemoteSensorCall
+	(*RemoteSensorAnswer)(nil),    // 25: osprey.v1.RemoteSensorAnswer
+	(*SensorManagement)(nil),      // 26: osprey.v1.SensorManagement
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
 }
 var file_osprey_v1_hierarchy_proto_depIdxs = []int32{
 	2,  // 0: osprey.v1.PollResponse.state:type_name -> osprey.v1.PollResponse.State
-	22, // 1: osprey.v1.PollResponse.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 2: osprey.v1.LoginResponse.token_expires_at:type_name -> google.protobuf.Timestamp
+	27, // 1: osprey.v1.PollResponse.token_expires_at:type_name -> google.protobuf.Timestamp
+	27, // 2: osprey.v1.LoginResponse.token_expires_at:type_name -> google.protobuf.Timestamp
 	12, // 3: osprey.v1.LinkRequest.hello:type_name -> osprey.v1.LinkHello
 	13, // 4: osprey.v1.LinkRequest.heartbeat:type_name -> osprey.v1.LinkHeartbeat
-	22, // 5: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 6: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
-	15, // 7: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
-	16, // 8: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
-	17, // 9: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
-	23, // 10: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	22, // 11: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
-	22, // 12: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 13: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
-	22, // 14: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 15: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 16: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
-	22, // 17: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
-	22, // 18: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
-	22, // 19: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 20: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
-	22, // 21: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
-	1,  // 22: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
-	22, // 23: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
-	22, // 24: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
-	22, // 25: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
-	22, // 26: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
-	22, // 27: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	3,  // 28: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
-	5,  // 29: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
-	7,  // 30: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
-	9,  // 31: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
-	11, // 32: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
-	4,  // 33: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
-	6,  // 34: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
-	8,  // 35: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
-	10, // 36: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
-	14, // 37: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
-	33, // [33:38] is the sub-list for method output_type
-	28, // [28:33] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	22, // 5: osprey.v1.LinkRequest.sensor_list:type_name -> osprey.v1.RemoteSensorList
+	25, // 6: osprey.v1.LinkRequest.sensor_answer:type_name -> osprey.v1.RemoteSensorAnswer
+	27, // 7: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
+	27, // 8: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
+	15, // 9: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
+	16, // 10: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
+	17, // 11: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
+	24, // 12: osprey.v1.LinkResponse.sensor_call:type_name -> osprey.v1.RemoteSensorCall
+	28, // 13: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	27, // 14: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
+	27, // 15: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 16: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
+	27, // 17: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
+	27, // 18: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
+	27, // 19: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	27, // 20: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
+	27, // 21: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
+	27, // 22: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
+	27, // 23: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
+	27, // 24: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
+	1,  // 25: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
+	27, // 26: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
+	27, // 27: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
+	27, // 28: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
+	27, // 29: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
+	27, // 30: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	23, // 31: osprey.v1.RemoteSensorList.sensors:type_name -> osprey.v1.RemoteSensor
+	27, // 32: osprey.v1.RemoteSensorList.at:type_name -> google.protobuf.Timestamp
+	27, // 33: osprey.v1.RemoteSensorList.received_at:type_name -> google.protobuf.Timestamp
+	27, // 34: osprey.v1.SensorManagement.changed_at:type_name -> google.protobuf.Timestamp
+	3,  // 35: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
+	5,  // 36: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
+	7,  // 37: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
+	9,  // 38: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
+	11, // 39: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
+	4,  // 40: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
+	6,  // 41: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
+	8,  // 42: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
+	10, // 43: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
+	14, // 44: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
+	40, // [40:45] is the sub-list for method output_type
+	35, // [35:40] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_hierarchy_proto_init() }
@@ -1980,11 +2588,14 @@ func file_osprey_v1_hierarchy_proto_init() {
 	file_osprey_v1_hierarchy_proto_msgTypes[8].OneofWrappers = []any{
 		(*LinkRequest_Hello)(nil),
 		(*LinkRequest_Heartbeat)(nil),
+		(*LinkRequest_SensorList)(nil),
+		(*LinkRequest_SensorAnswer)(nil),
 	}
 	file_osprey_v1_hierarchy_proto_msgTypes[11].OneofWrappers = []any{
 		(*LinkResponse_Welcome)(nil),
 		(*LinkResponse_Heartbeat)(nil),
 		(*LinkResponse_Token)(nil),
+		(*LinkResponse_SensorCall)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1992,7 +2603,7 @@ func file_osprey_v1_hierarchy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_hierarchy_proto_rawDesc), len(file_osprey_v1_hierarchy_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
