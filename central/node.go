@@ -273,9 +273,10 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 			return mintJoinToken(t, caHash)
 		},
 		Nodes:   n.nodeList,
-		Primary: n.primary,
-		Uplink:  n.secondary,
-		Logger:  log.With("component", "ui"),
+		Primary:       n.primary,
+		Uplink:        n.secondary,
+		RemoteSensors: remote,
+		Logger:        log.With("component", "ui"),
 	}))
 	n.handler = mux
 	return n, nil
