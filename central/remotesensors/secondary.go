@@ -24,7 +24,7 @@ import (
 const (
 	// DefaultDebounce is how long the SCN waits, after a change, for the
 	// changes that come with it before it reads and sends its list.
-	DefaultDebounce = 200 * time.Millisecond
+	DefaultDebounce = 100 * time.Millisecond
 	// MaxSensors bounds one list (a few hundred bytes each, under etcd's
 	// default 1.5 MiB value); the list says when it was cut.
 	MaxSensors = 4000
