@@ -110,6 +110,10 @@ func TestRemoteSensors(t *testing.T) {
 	}
 	waitRemoteSensors(t, pcn, "writes allowed again", func(l *api.ServerSensors) bool { return !l.WritesRefused })
 
+	// Who sees and writes the SCN's sensors on the PCN, user by user (the
+	// SCN serves tenant default).
+	checkRemoteSensorAccess(t, pcn, sensor.ID)
+
 	// The SCN stopped: the PCN says it is offline at once.
 	stopProc(t, scn.proc)
 	waitServer(t, pcn, "branch-1", "offline", func(s api.Server) bool { return !s.Online })
@@ -165,4 +169,68 @@ func waitRemoteSensors(t *testing.T, pcn *devNode, what string, ok func(*api.Ser
 		return ok(l)
 	})
 	return last
+}
+
+// checkRemoteSensorAccess checks, route by route, who may list, read and
+// write the sensors of branch-1 (serving tenant default) on the PCN: a
+// tenant administrator of default all three; an auditor (of default, or of
+// every tenant) reads only; a tenant administrator of another tenant does
+// not even see the SCN.
+func checkRemoteSensorAccess(t *testing.T, pcn *devNode, sensor string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := pcn.api.CreateTenant(ctx, api.Tenant{ID: "other", Name: "Other"}); err != nil {
+		t.Fatal(err)
+	}
+	const password = "a long password of a user"
+	for _, tt := range []struct {
+		user                string
+		role                api.Role
+		tenant              string
+		list, read, written int
+	}{
+		{"ta-default", api.RoleTenantAdmin, "default", 200, 200, 200},
+		{"aud-default", api.RoleAuditor, "default", 200, 200, 403},
+		{"aud-everyone", api.RoleAuditor, "", 200, 200, 403},
+		{"ta-other", api.RoleTenantAdmin, "other", 404, 404, 404},
+	} {
+		t.Run(tt.user, func(t *testing.T) {
+			if _, err := pcn.api.CreateUser(ctx, api.User{Name: tt.user, Role: tt.role, Tenant: tt.tenant, Password: password}); err != nil {
+				t.Fatal(err)
+			}
+			c, err := api.NewClient(api.Config{Address: pcn.base, Username: tt.user, Password: password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.ServerSensors(ctx, "branch-1")
+			if got := apiStatus(t, err); got != tt.list {
+				t.Errorf("list: got %d (%v), want %d", got, err, tt.list)
+			}
+			cfg, version, err := c.ServerSensorPOP3(ctx, "branch-1", sensor)
+			if got := apiStatus(t, err); got != tt.read {
+				t.Errorf("read: got %d (%v), want %d", got, err, tt.read)
+			}
+			if cfg == nil {
+				cfg = &api.POP3Integration{}
+			}
+			_, _, err = c.PutServerSensorPOP3(ctx, "branch-1", sensor, cfg, version)
+			if got := apiStatus(t, err); got != tt.written {
+				t.Errorf("write: got %d (%v), want %d", got, err, tt.written)
+			}
+		})
+	}
+}
+
+// apiStatus is the HTTP status of an API call's outcome: 200 for none.
+func apiStatus(t *testing.T, err error) int {
+	t.Helper()
+	var ae *api.Error
+	switch {
+	case err == nil:
+		return 200
+	case errors.As(err, &ae):
+		return ae.StatusCode
+	}
+	t.Fatalf("not an API error: %v", err)
+	return 0
 }

@@ -229,6 +229,8 @@ func (s *Secondary) answer(ctx context.Context, call *ospreyv1.RemoteSensorCall)
 			return fail(http.StatusServiceUnavailable, "the SCN could not read its settings: "+err.Error())
 		}
 		if m.GetRefuseWrites() {
+			s.log.InfoContext(ctx, "refused the PCN's write of a sensor's settings: sensor management from the PCN is off",
+				"sensor", call.GetSensor(), "document", call.GetDocument(), "caller", call.GetCaller())
 			return fail(http.StatusForbidden, ErrWritesRefused)
 		}
 	}
