@@ -272,7 +272,7 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
-		Nodes:   n.nodeList,
+		Nodes:         n.nodeList,
 		Primary:       n.primary,
 		Uplink:        n.secondary,
 		RemoteSensors: remote,
