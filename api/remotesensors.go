@@ -155,11 +155,7 @@ func (c *Client) serverSensorGet(ctx context.Context, server, sensor, doc string
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.do(ctx, http.MethodGet, p, nil, nil, out)
-	if err != nil {
-		return 0, err
-	}
-	return responseVersion(resp)
+	return c.getVersionedAt(ctx, p, out)
 }
 
 func (c *Client) serverSensorPut(ctx context.Context, server, sensor, doc string, in any, version int64, out any) (int64, error) {
@@ -167,18 +163,7 @@ func (c *Client) serverSensorPut(ctx context.Context, server, sensor, doc string
 	if err != nil {
 		return 0, err
 	}
-	if version < 0 {
-		return 0, fmt.Errorf("api: negative version %d", version)
-	}
-	h := http.Header{}
-	if version != 0 {
-		h.Set("If-Match", FormatETag(version))
-	}
-	resp, err := c.do(ctx, http.MethodPut, p, h, in, out)
-	if err != nil {
-		return 0, err
-	}
-	return responseVersion(resp)
+	return c.putVersionedAt(ctx, p, in, version, out)
 }
 
 // SensorManagement reads this node's choice about its PCN's writes.
