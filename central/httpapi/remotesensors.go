@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -52,6 +51,13 @@ func (s *Server) listServerSensors(w http.ResponseWriter, r *http.Request, p aut
 	return nil
 }
 
+// remoteDocuments are the documents of a sensor the PCN reads and writes,
+// by name, each a new value of its type.
+var remoteDocuments = map[string]func() any{
+	"smtp": func() any { return new(api.SMTPIntegration) },
+	"pop3": func() any { return new(api.POP3Integration) },
+}
+
 // serverSensorDocument reads (write false) or writes a settings document
 // of an SCN's sensor through the link, and answers what the SCN's own API
 // answered: the document and its ETag, or its error (400 with the field
@@ -59,20 +65,22 @@ func (s *Server) listServerSensors(w http.ResponseWriter, r *http.Request, p aut
 // PCN's writes).
 func serverSensorDocument(doc string, write bool) func(*Server, http.ResponseWriter, *http.Request, auth.Principal) error {
 	return func(s *Server, w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-		if err := s.remoteServer(r, p, write); err != nil {
-			return err
-		}
 		call := &ospreyv1.RemoteSensorCall{Sensor: r.PathValue("sensor"), Document: doc, Write: write, Caller: p.Name}
 		if write {
 			v, err := ifMatch(r)
 			if err != nil {
 				return err
 			}
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-			if err != nil {
-				return badRequest("body larger than %d bytes", maxBody)
+			// A body that is not one JSON object of the document's shape
+			// is refused here, as the SCN's own route would (the same
+			// decoder); what its values mean is the SCN's to check.
+			if call.Body, err = readJSON(w, r, remoteDocuments[doc]()); err != nil {
+				return err
 			}
-			call.IfMatch, call.Body = v, body
+			call.IfMatch = v
+		}
+		if err := s.remoteServer(r, p, write); err != nil {
+			return err
 		}
 		a, err := s.remote.Call(r.Context(), scope(p), r.PathValue("id"), call)
 		switch {
