@@ -327,6 +327,11 @@ func (c *Client) getVersioned(ctx context.Context, id, part string, out any) (in
 	if err != nil {
 		return 0, err
 	}
+	return c.getVersionedAt(ctx, p, out)
+}
+
+// getVersionedAt reads the document at path p and returns its version.
+func (c *Client) getVersionedAt(ctx context.Context, p string, out any) (int64, error) {
 	resp, err := c.do(ctx, http.MethodGet, p, nil, nil, out)
 	if err != nil {
 		return 0, err
@@ -339,6 +344,12 @@ func (c *Client) putVersioned(ctx context.Context, id, part string, in any, vers
 	if err != nil {
 		return 0, err
 	}
+	return c.putVersionedAt(ctx, p, in, version, out)
+}
+
+// putVersionedAt writes the document at path p, if version is not 0 only
+// while its stored version is still version, and returns its new version.
+func (c *Client) putVersionedAt(ctx context.Context, p string, in any, version int64, out any) (int64, error) {
 	if version < 0 {
 		return 0, fmt.Errorf("api: negative version %d", version)
 	}

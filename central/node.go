@@ -34,6 +34,7 @@ import (
 	"github.com/ospreysec/osprey/central/httpapi"
 	"github.com/ospreysec/osprey/central/pipeline"
 	"github.com/ospreysec/osprey/central/quarantine"
+	"github.com/ospreysec/osprey/central/remotesensors"
 	"github.com/ospreysec/osprey/central/scan"
 	"github.com/ospreysec/osprey/central/scan/clamav"
 	"github.com/ospreysec/osprey/central/scan/rspamd"
@@ -244,26 +245,37 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 	if err != nil {
 		return nil, err
 	}
+	var remote *remotesensors.Primary
 	if opts.Hierarchy.Primary {
 		n.uplinkIn = uplink.NewReceiver(uplink.ReceiverOptions{Messages: db, Servers: st, Logger: log.With("component", "uplink-in")})
+		remote = remotesensors.NewPrimary(remotesensors.PrimaryOptions{Client: cli, Store: st, Logger: log.With("component", "remote-sensors")})
 		n.primary = hierarchy.NewPrimary(hierarchy.PrimaryOptions{
 			Store: st, CA: ca, Passwords: authn, NodeName: opts.NodeName,
 			TokenLifetime: opts.Hierarchy.TokenLifetime, Heartbeat: opts.Hierarchy.Heartbeat, CertValidity: opts.Hierarchy.CertValidity,
-			Channels: []hierarchy.PrimaryChannel{n.uplinkIn, hierarchy.NewDown(st, log.With("component", "hierarchy-down"))},
+			Channels: []hierarchy.PrimaryChannel{n.uplinkIn, hierarchy.NewDown(st, log.With("component", "hierarchy-down")), remote},
 			Logger:   log.With("component", "hierarchy"),
 		})
 		n.primary.Register(n.grpc)
 	}
+	// The PCN's calls to this node's sensors run through its own API
+	// (built below, before the link can run).
+	var apiHandler *httpapi.Server
 	n.secondary = hierarchy.NewSecondary(hierarchy.SecondaryOptions{
 		Store: st, Client: cli, KEK: kek, NodeName: opts.NodeName, Version: buildinfo.Version(),
 		IsPrimary: opts.Hierarchy.Primary, OwnFingerprint: caHash, Counts: n.counts, Logger: log.With("component", "uplink"),
 		Channels: []hierarchy.SecondaryChannel{
 			uplink.NewSender(uplink.SenderOptions{Messages: db, Logger: log.With("component", "uplink-out")}),
 			hierarchy.NewDownApply(st, log.With("component", "hierarchy-down")),
+			remotesensors.NewSecondary(remotesensors.SecondaryOptions{
+				Client: cli, Store: st, Logger: log.With("component", "remote-sensors"),
+				Documents: func(ctx context.Context, call *ospreyv1.RemoteSensorCall) (int, []byte, int64) {
+					return apiHandler.SensorDocument(ctx, call)
+				},
+			}),
 		},
 		Disconnected: hierarchy.MakeLocal(st),
 	})
-	apiHandler := httpapi.New(httpapi.Options{
+	apiHandler = httpapi.New(httpapi.Options{
 		Store:      st,
 		Messages:   db,
 		Requests:   n.requests,
@@ -277,11 +289,12 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		// Ready is etcd's quorum only: without its SQL store the node still
 		// pushes configuration and serves the API and UI (which show the
 		// store's state); only uploads wait.
-		Ready:     n.etcdRead,
-		Available: n.available,
-		Nodes:     n.nodeList,
-		Primary:   n.primary,
-		Uplink:    n.secondary,
+		Ready:         n.etcdRead,
+		Available:     n.available,
+		Nodes:         n.nodeList,
+		Primary:       n.primary,
+		Uplink:        n.secondary,
+		RemoteSensors: remote,
 	})
 	// The API keeps its paths; every other path is the web UI.
 	mux := http.NewServeMux()
@@ -294,10 +307,11 @@ func newNode(ctx context.Context, opts Options, kek []byte, cli *clientv3.Client
 		JoinTokens: func(t *ospreyv1.Token) (string, error) {
 			return mintJoinToken(t, caHash)
 		},
-		Nodes:   n.nodeList,
-		Primary: n.primary,
-		Uplink:  n.secondary,
-		Logger:  log.With("component", "ui"),
+		Nodes:         n.nodeList,
+		Primary:       n.primary,
+		Uplink:        n.secondary,
+		RemoteSensors: remote,
+		Logger:        log.With("component", "ui"),
 	}))
 	n.handler = mux
 	return n, nil

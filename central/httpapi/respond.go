@@ -34,15 +34,25 @@ func badRequest(format string, args ...any) error {
 // that names each. Either way v is left as it was, so a handler that returns
 // the error writes nothing.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	_, err := readJSON(w, r, v)
+	return err
+}
+
+// readJSON is decodeJSON that also returns the body it read.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) ([]byte, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			return badRequest("body larger than %d bytes", maxBody)
+			return nil, badRequest("body larger than %d bytes", maxBody)
 		}
-		return fmt.Errorf("read request body: %w", err)
+		return nil, fmt.Errorf("read request body: %w", err)
 	}
-	err = validate.DecodeJSON(data, v)
+	return data, decodeBody(data, v)
+}
+
+func decodeBody(data []byte, v any) error {
+	err := validate.DecodeJSON(data, v)
 	if errors.Is(err, validate.ErrNotJSONObject) {
 		return badRequest("request body: %v", err)
 	}

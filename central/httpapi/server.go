@@ -24,6 +24,7 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/quarantine"
+	"github.com/ospreysec/osprey/central/remotesensors"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -64,6 +65,9 @@ type Options struct {
 	// --pcn); Uplink this node's place in it (nil answers 404).
 	Primary *hierarchy.Primary
 	Uplink  *hierarchy.Secondary
+	// RemoteSensors is the PCN's management of its SCNs' sensors (nil
+	// unless --pcn).
+	RemoteSensors *remotesensors.Primary
 }
 
 // Server is the HTTP handler of the API.
@@ -83,6 +87,7 @@ type Server struct {
 	nodes      func(context.Context) (*api.NodeList, error)
 	primary    *hierarchy.Primary
 	uplink     *hierarchy.Secondary
+	remote     *remotesensors.Primary
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -178,10 +183,19 @@ func Routes() []Route {
 		{"POST", "/api/v1/servers/{id}/accept", auth.ManageServers, (*Server).acceptServer},
 		{"POST", "/api/v1/servers/{id}/reject", auth.ManageServers, (*Server).rejectServer},
 		{"POST", "/api/v1/servers/{id}/disconnect", auth.ManageServers, (*Server).disconnectServer},
+		// An SCN's sensors, managed from the PCN: the SCN's tenant is
+		// checked too (remotesensors.Allowed).
+		{"GET", "/api/v1/servers/{id}/sensors", auth.ReadConfig, (*Server).listServerSensors},
+		{"GET", "/api/v1/servers/{id}/sensors/{sensor}/smtp", auth.ReadConfig, serverSensorDocument("smtp", false)},
+		{"PUT", "/api/v1/servers/{id}/sensors/{sensor}/smtp", auth.Configure, serverSensorDocument("smtp", true)},
+		{"GET", "/api/v1/servers/{id}/sensors/{sensor}/pop3", auth.ReadConfig, serverSensorDocument("pop3", false)},
+		{"PUT", "/api/v1/servers/{id}/sensors/{sensor}/pop3", auth.Configure, serverSensorDocument("pop3", true)},
 		{"GET", "/api/v1/pcn", auth.ManageServers, (*Server).getHierarchy},
 		{"POST", "/api/v1/pcn/fingerprint", auth.ManageServers, (*Server).pcnFingerprint},
 		{"POST", "/api/v1/pcn/join", auth.ManageServers, (*Server).joinPCN},
 		{"POST", "/api/v1/pcn/login", auth.ManageServers, (*Server).loginPCN},
+		{"GET", "/api/v1/pcn/sensor-management", auth.ReadConfig, (*Server).getSensorManagement},
+		{"PUT", "/api/v1/pcn/sensor-management", auth.Configure, (*Server).putSensorManagement},
 	}
 }
 
@@ -200,6 +214,7 @@ func New(opts Options) *Server {
 		nodes:      opts.Nodes,
 		primary:    opts.Primary,
 		uplink:     opts.Uplink,
+		remote:     opts.RemoteSensors,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osprey_http_requests_total",
 			Help: "HTTP requests served, by route and status code.",

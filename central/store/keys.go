@@ -49,6 +49,10 @@ import (
 //	server-down/<id>                     ospreyv1.DownStatus, durable     on a PCN: PutDownStatus, by the node holding the SCN's link (users and rules sent, ACK/NACK)
 //	hierarchy/primary                    ospreyv1.Primary                 on an SCN: PutPrimary (join, acceptance, token, state)
 //	hierarchy/link                       ospreyv1.PrimaryLink, live       on an SCN: PutPrimaryLink, under the lease of the node holding the link
+//	hierarchy/sensor-management          ospreyv1.SensorManagement        on an SCN: PutSensorManagement (absent: the PCN may write its sensors' settings)
+//	server-sensors/<id>                  ospreyv1.RemoteSensorList        on a PCN: PutServerSensors, by the node holding the SCN's link (central/remotesensors)
+//	cluster/server-rpc/<id>/<req>        ospreyv1.RemoteSensorCall        on a PCN: central/remotesensors Call, under the caller's lease (seconds)
+//	cluster/server-rpc-reply/<req>       ospreyv1.RemoteSensorAnswer      on a PCN: central/remotesensors, by the node holding the SCN's link, same lease
 //
 // Values are protobuf messages in deterministic wire form, except the
 // sensor-tenant index, which holds the bare tenant id, the heads and chunks
@@ -116,7 +120,20 @@ const (
 	serverDownPrefix     = rootPrefix + "server-down/"
 	primaryKey           = rootPrefix + "hierarchy/primary"
 	primaryLinkKey       = rootPrefix + "hierarchy/link"
+
+	sensorManagementKey = rootPrefix + "hierarchy/sensor-management"
+	serverSensorsPrefix = rootPrefix + "server-sensors/"
+	serverRPCPrefix     = rootPrefix + "cluster/server-rpc/"
+	serverReplyPrefix   = rootPrefix + "cluster/server-rpc-reply/"
 )
+
+func serverSensorsKey(id string) string { return serverSensorsPrefix + id }
+
+// ServerRequestKey is the key of request req to the SCN server (req ""
+// gives the prefix of the SCN's requests); ServerReplyKey the key of its
+// answer (central/remotesensors).
+func ServerRequestKey(server, req string) string { return serverRPCPrefix + server + "/" + req }
+func ServerReplyKey(req string) string           { return serverReplyPrefix + req }
 
 func serverKey(id string) string         { return serversPrefix + id }
 func serverStatusKey(id string) string   { return serverStatusPrefix + id }

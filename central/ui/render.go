@@ -31,7 +31,7 @@ type staticFile struct {
 	contentType string
 }
 
-var pageNames = []string{"signin", "sensors", "status", "smtp", "pop3", "alerts", "alert", "audit", "auditmsg", "rules", "cluster", "users", "tokens", "queue", "quarantine", "quarantinemsg", "policy", "acceptance", "servers", "error"}
+var pageNames = []string{"signin", "sensors", "status", "smtp", "pop3", "alerts", "alert", "audit", "auditmsg", "rules", "cluster", "users", "tokens", "queue", "quarantine", "quarantinemsg", "policy", "acceptance", "servers", "serversensors", "error"}
 
 func mustParsePages() *pages {
 	p := &pages{byName: map[string]*template.Template{}, static: map[string]staticFile{}}

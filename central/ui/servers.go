@@ -28,6 +28,8 @@ type serversData struct {
 	Uplink   bool
 	Fetched  *api.PCNFingerprint
 	JoinName string
+	// Management is an SCN administrator's switch of the PCN's writes.
+	Management api.SensorManagement
 }
 
 func (s *Server) serversData(r *http.Request) (*serversData, error) {
@@ -57,6 +59,11 @@ func (s *Server) serversData(r *http.Request) (*serversData, error) {
 			return nil, err
 		}
 		d.Self = v
+		m, err := s.store.SensorManagement(r.Context())
+		if err != nil {
+			return nil, err
+		}
+		d.Management = api.SensorManagement{PCNWrites: !m.GetRefuseWrites(), ChangedBy: m.GetChangedBy()}
 	}
 	return d, nil
 }

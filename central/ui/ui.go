@@ -36,6 +36,7 @@ import (
 	"github.com/ospreysec/osprey/central/auth"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/quarantine"
+	"github.com/ospreysec/osprey/central/remotesensors"
 	"github.com/ospreysec/osprey/central/sensorrpc"
 	"github.com/ospreysec/osprey/central/sqlstore"
 	"github.com/ospreysec/osprey/central/store"
@@ -78,7 +79,10 @@ type Options struct {
 	// --pcn), Uplink this node's place in it; both feed the Servers page.
 	Primary *hierarchy.Primary
 	Uplink  *hierarchy.Secondary
-	Logger  *slog.Logger
+	// RemoteSensors lists and configures the SCNs' sensors (nil unless
+	// --pcn).
+	RemoteSensors *remotesensors.Primary
+	Logger        *slog.Logger
 	// Now is the clock of sessions, throttling and token expiry; nil means time.Now.
 	Now func() time.Time
 }
@@ -99,6 +103,7 @@ type Server struct {
 	joinTokens func(*ospreyv1.Token) (string, error)
 	primary    *hierarchy.Primary
 	uplink     *hierarchy.Secondary
+	remote     *remotesensors.Primary
 
 	sessions *sessions
 	pages    *pages
@@ -173,6 +178,9 @@ func routes() []route {
 		{"GET", "/cluster", auth.ReadConfig, false, (*Server).clusterPage},
 		{"GET", "/servers", auth.ManageServers, false, (*Server).serversPage},
 		{"POST", "/servers/{id}/{action}", auth.ManageServers, false, (*Server).serverAction},
+		{"GET", "/servers/{id}/sensors", auth.ReadConfig, false, (*Server).serverSensorsPage},
+		{"POST", "/servers/{id}/sensors/{sensor}/{doc}", auth.Configure, false, (*Server).serverSensorWrite},
+		{"POST", "/pcn/sensor-management", auth.Configure, false, (*Server).sensorManagement},
 		{"POST", "/pcn/fingerprint", auth.ManageServers, false, (*Server).pcnFingerprint},
 		{"POST", "/pcn/join", auth.ManageServers, false, (*Server).pcnJoin},
 		{"POST", "/pcn/login", auth.ManageServers, false, (*Server).pcnLogin},
@@ -200,6 +208,7 @@ func New(opts Options) *Server {
 		joinTokens: opts.JoinTokens,
 		primary:    opts.Primary,
 		uplink:     opts.Uplink,
+		remote:     opts.RemoteSensors,
 		pages:      mustParsePages(),
 	}
 	if s.log == nil {

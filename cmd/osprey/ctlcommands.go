@@ -75,7 +75,7 @@ func ctlCommandList() string {
 }
 
 // ctlCommands are the commands of `osprey ctl`, in the order of its usage.
-var ctlCommands = slices.Concat(configCommands, acceptanceCommands, queueCommands, quarantineCommands, hierarchyCommands)
+var ctlCommands = slices.Concat(configCommands, acceptanceCommands, queueCommands, quarantineCommands, hierarchyCommands, remoteSensorCommands)
 
 // configCommands are the commands on the configuration and the logs.
 var configCommands = []ctlCmd{

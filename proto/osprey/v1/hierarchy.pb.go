@@ -705,6 +705,8 @@ type LinkRequest struct {
 	//	*LinkRequest_DownAck
 	//	*LinkRequest_Alerts
 	//	*LinkRequest_Summaries
+	//	*LinkRequest_SensorList
+	//	*LinkRequest_SensorAnswer
 	Msg           isLinkRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -792,6 +794,24 @@ func (x *LinkRequest) GetSummaries() *UplinkSummaries {
 	return nil
 }
 
+func (x *LinkRequest) GetSensorList() *RemoteSensorList {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkRequest_SensorList); ok {
+			return x.SensorList
+		}
+	}
+	return nil
+}
+
+func (x *LinkRequest) GetSensorAnswer() *RemoteSensorAnswer {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkRequest_SensorAnswer); ok {
+			return x.SensorAnswer
+		}
+	}
+	return nil
+}
+
 type isLinkRequest_Msg interface {
 	isLinkRequest_Msg()
 }
@@ -815,7 +835,16 @@ type LinkRequest_Alerts struct {
 }
 
 type LinkRequest_Summaries struct {
-	Summaries *UplinkSummaries `protobuf:"bytes,21,opt,name=summaries,proto3,oneof"` // Fields 30-39: sensors managed from the PCN (lists, answers).
+	Summaries *UplinkSummaries `protobuf:"bytes,21,opt,name=summaries,proto3,oneof"`
+}
+
+type LinkRequest_SensorList struct {
+	// Fields 30-39: sensors managed from the PCN (lists, answers).
+	SensorList *RemoteSensorList `protobuf:"bytes,30,opt,name=sensor_list,json=sensorList,proto3,oneof"`
+}
+
+type LinkRequest_SensorAnswer struct {
+	SensorAnswer *RemoteSensorAnswer `protobuf:"bytes,31,opt,name=sensor_answer,json=sensorAnswer,proto3,oneof"`
 }
 
 func (*LinkRequest_Hello) isLinkRequest_Msg() {}
@@ -827,6 +856,10 @@ func (*LinkRequest_DownAck) isLinkRequest_Msg() {}
 func (*LinkRequest_Alerts) isLinkRequest_Msg() {}
 
 func (*LinkRequest_Summaries) isLinkRequest_Msg() {}
+
+func (*LinkRequest_SensorList) isLinkRequest_Msg() {}
+
+func (*LinkRequest_SensorAnswer) isLinkRequest_Msg() {}
 
 // LinkHello opens the link.
 type LinkHello struct {
@@ -972,6 +1005,7 @@ type LinkResponse struct {
 	//	*LinkResponse_UplinkCursor
 	//	*LinkResponse_AlertsAck
 	//	*LinkResponse_SummariesAck
+	//	*LinkResponse_SensorCall
 	Msg           isLinkResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1077,6 +1111,15 @@ func (x *LinkResponse) GetSummariesAck() *UplinkSummariesAck {
 	return nil
 }
 
+func (x *LinkResponse) GetSensorCall() *RemoteSensorCall {
+	if x != nil {
+		if x, ok := x.Msg.(*LinkResponse_SensorCall); ok {
+			return x.SensorCall
+		}
+	}
+	return nil
+}
+
 type isLinkResponse_Msg interface {
 	isLinkResponse_Msg()
 }
@@ -1108,7 +1151,12 @@ type LinkResponse_AlertsAck struct {
 }
 
 type LinkResponse_SummariesAck struct {
-	SummariesAck *UplinkSummariesAck `protobuf:"bytes,22,opt,name=summaries_ack,json=summariesAck,proto3,oneof"` // Fields 30-39: sensors managed from the PCN (requests).
+	SummariesAck *UplinkSummariesAck `protobuf:"bytes,22,opt,name=summaries_ack,json=summariesAck,proto3,oneof"`
+}
+
+type LinkResponse_SensorCall struct {
+	// Fields 30-39: sensors managed from the PCN (requests).
+	SensorCall *RemoteSensorCall `protobuf:"bytes,30,opt,name=sensor_call,json=sensorCall,proto3,oneof"`
 }
 
 func (*LinkResponse_Welcome) isLinkResponse_Msg() {}
@@ -1124,6 +1172,8 @@ func (*LinkResponse_UplinkCursor) isLinkResponse_Msg() {}
 func (*LinkResponse_AlertsAck) isLinkResponse_Msg() {}
 
 func (*LinkResponse_SummariesAck) isLinkResponse_Msg() {}
+
+func (*LinkResponse_SensorCall) isLinkResponse_Msg() {}
 
 // DownUpdate carries the PCN's users (those that see the SCN's tenant) and
 // its global rules to an SCN. The first after the link opens is a
@@ -2105,6 +2155,495 @@ func (x *PrimaryLink) GetLastHeartbeatAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// RemoteSensorList is an SCN's sensors as its own sensors page shows them,
+// sent up when the link comes up and when they change (central/remotesensors).
+// The PCN keeps the last one at server-sensors/<server id>.
+type RemoteSensorList struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sensors []*RemoteSensor        `protobuf:"bytes,1,rep,name=sensors,proto3" json:"sensors,omitempty"`
+	// writes_refused: the SCN's administrator switched off sensor management
+	// from the PCN; the PCN's writes are refused.
+	WritesRefused bool `protobuf:"varint,2,opt,name=writes_refused,json=writesRefused,proto3" json:"writes_refused,omitempty"`
+	// truncated: the SCN has more sensors than one list carries.
+	Truncated bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// at is when the SCN read the list; received_at when the PCN stored it.
+	At         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// server_id is set by the PCN when it stores the list.
+	ServerId      string `protobuf:"bytes,6,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoteSensorList) Reset() {
+	*x = RemoteSensorList{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensorList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensorList) ProtoMessage() {}
+
+func (x *RemoteSensorList) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensorList.ProtoReflect.Descriptor instead.
+func (*RemoteSensorList) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RemoteSensorList) GetSensors() []*RemoteSensor {
+	if x != nil {
+		return x.Sensors
+	}
+	return nil
+}
+
+func (x *RemoteSensorList) GetWritesRefused() bool {
+	if x != nil {
+		return x.WritesRefused
+	}
+	return false
+}
+
+func (x *RemoteSensorList) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *RemoteSensorList) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *RemoteSensorList) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *RemoteSensorList) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// RemoteSensor is one sensor of an SCN. The states are the API's strings
+// (api.SensorState, api.IntegrationState).
+type RemoteSensor struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name            string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Tenant          string                 `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	State           string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Online          bool                   `protobuf:"varint,5,opt,name=online,proto3" json:"online,omitempty"`
+	Node            string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	Type            string                 `protobuf:"bytes,7,opt,name=type,proto3" json:"type,omitempty"`
+	SoftwareVersion string                 `protobuf:"bytes,8,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
+	// config_version is the version of the configuration stored for the
+	// sensor; applied_version the last one it acknowledged (ACK), last_error
+	// why it refused the last one it refused (NACK).
+	ConfigVersion  int64  `protobuf:"varint,9,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	AppliedVersion int64  `protobuf:"varint,10,opt,name=applied_version,json=appliedVersion,proto3" json:"applied_version,omitempty"`
+	LastError      string `protobuf:"bytes,11,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Healthy        bool   `protobuf:"varint,12,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	SmtpState      string `protobuf:"bytes,13,opt,name=smtp_state,json=smtpState,proto3" json:"smtp_state,omitempty"`
+	Pop3State      string `protobuf:"bytes,14,opt,name=pop3_state,json=pop3State,proto3" json:"pop3_state,omitempty"`
+	Gateway        bool   `protobuf:"varint,15,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RemoteSensor) Reset() {
+	*x = RemoteSensor{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensor) ProtoMessage() {}
+
+func (x *RemoteSensor) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensor.ProtoReflect.Descriptor instead.
+func (*RemoteSensor) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RemoteSensor) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *RemoteSensor) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetSoftwareVersion() string {
+	if x != nil {
+		return x.SoftwareVersion
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetConfigVersion() int64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
+func (x *RemoteSensor) GetAppliedVersion() int64 {
+	if x != nil {
+		return x.AppliedVersion
+	}
+	return 0
+}
+
+func (x *RemoteSensor) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *RemoteSensor) GetSmtpState() string {
+	if x != nil {
+		return x.SmtpState
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetPop3State() string {
+	if x != nil {
+		return x.Pop3State
+	}
+	return ""
+}
+
+func (x *RemoteSensor) GetGateway() bool {
+	if x != nil {
+		return x.Gateway
+	}
+	return false
+}
+
+// RemoteSensorCall is a read or a write of a sensor's settings document
+// (SMTP, gateway included, or POP3), made on the PCN for an SCN's sensor.
+type RemoteSensorCall struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Sensor string                 `protobuf:"bytes,2,opt,name=sensor,proto3" json:"sensor,omitempty"`
+	// document is "smtp" or "pop3".
+	Document string `protobuf:"bytes,3,opt,name=document,proto3" json:"document,omitempty"`
+	// write: a PUT of body; else a GET.
+	Write bool `protobuf:"varint,4,opt,name=write,proto3" json:"write,omitempty"`
+	// body is the JSON document, as the SCN's own API takes it.
+	Body []byte `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	// if_match is the version the write expects; 0: the version read first.
+	IfMatch int64 `protobuf:"varint,6,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
+	// caller names the PCN account that made the call, for the SCN's log.
+	Caller        string `protobuf:"bytes,7,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoteSensorCall) Reset() {
+	*x = RemoteSensorCall{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensorCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensorCall) ProtoMessage() {}
+
+func (x *RemoteSensorCall) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensorCall.ProtoReflect.Descriptor instead.
+func (*RemoteSensorCall) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RemoteSensorCall) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoteSensorCall) GetSensor() string {
+	if x != nil {
+		return x.Sensor
+	}
+	return ""
+}
+
+func (x *RemoteSensorCall) GetDocument() string {
+	if x != nil {
+		return x.Document
+	}
+	return ""
+}
+
+func (x *RemoteSensorCall) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
+}
+
+func (x *RemoteSensorCall) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *RemoteSensorCall) GetIfMatch() int64 {
+	if x != nil {
+		return x.IfMatch
+	}
+	return 0
+}
+
+func (x *RemoteSensorCall) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+// RemoteSensorAnswer is the SCN's answer to a call: what its own API would
+// have answered.
+type RemoteSensorAnswer struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	HttpStatus int32                  `protobuf:"varint,2,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	// body is the JSON answer: the document, or the API's error (with the
+	// field errors of a bad document).
+	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// version is the document's version (its ETag) after a read or a write.
+	Version       int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoteSensorAnswer) Reset() {
+	*x = RemoteSensorAnswer{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteSensorAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteSensorAnswer) ProtoMessage() {}
+
+func (x *RemoteSensorAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteSensorAnswer.ProtoReflect.Descriptor instead.
+func (*RemoteSensorAnswer) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RemoteSensorAnswer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoteSensorAnswer) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *RemoteSensorAnswer) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *RemoteSensorAnswer) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// SensorManagement is an SCN's administrator's choice about its PCN, at
+// hierarchy/sensor-management (absent: the PCN may write).
+type SensorManagement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refuse_writes: the PCN's writes of this SCN's sensor settings are
+	// refused; the PCN still lists the sensors.
+	RefuseWrites  bool                   `protobuf:"varint,1,opt,name=refuse_writes,json=refuseWrites,proto3" json:"refuse_writes,omitempty"`
+	ChangedBy     string                 `protobuf:"bytes,2,opt,name=changed_by,json=changedBy,proto3" json:"changed_by,omitempty"`
+	ChangedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorManagement) Reset() {
+	*x = SensorManagement{}
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorManagement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorManagement) ProtoMessage() {}
+
+func (x *SensorManagement) ProtoReflect() protoreflect.Message {
+	mi := &file_osprey_v1_hierarchy_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorManagement.ProtoReflect.Descriptor instead.
+func (*SensorManagement) Descriptor() ([]byte, []int) {
+	return file_osprey_v1_hierarchy_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SensorManagement) GetRefuseWrites() bool {
+	if x != nil {
+		return x.RefuseWrites
+	}
+	return false
+}
+
+func (x *SensorManagement) GetChangedBy() string {
+	if x != nil {
+		return x.ChangedBy
+	}
+	return ""
+}
+
+func (x *SensorManagement) GetChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangedAt
+	}
+	return nil
+}
+
 var File_osprey_v1_hierarchy_proto protoreflect.FileDescriptor
 
 const file_osprey_v1_hierarchy_proto_rawDesc = "" +
@@ -2146,14 +2685,17 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x10RenewLinkRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"5\n" +
 	"\x11RenewLinkResponse\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\x9c\x02\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xa2\x03\n" +
 	"\vLinkRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.osprey.v1.LinkHelloH\x00R\x05hello\x128\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x18.osprey.v1.LinkHeartbeatH\x00R\theartbeat\x12/\n" +
 	"\bdown_ack\x18\n" +
 	" \x01(\v2\x12.osprey.v1.DownAckH\x00R\adownAck\x121\n" +
 	"\x06alerts\x18\x14 \x01(\v2\x17.osprey.v1.UplinkAlertsH\x00R\x06alerts\x12:\n" +
-	"\tsummaries\x18\x15 \x01(\v2\x1a.osprey.v1.UplinkSummariesH\x00R\tsummariesB\x05\n" +
+	"\tsummaries\x18\x15 \x01(\v2\x1a.osprey.v1.UplinkSummariesH\x00R\tsummaries\x12>\n" +
+	"\vsensor_list\x18\x1e \x01(\v2\x1b.osprey.v1.RemoteSensorListH\x00R\n" +
+	"sensorList\x12D\n" +
+	"\rsensor_answer\x18\x1f \x01(\v2\x1d.osprey.v1.RemoteSensorAnswerH\x00R\fsensorAnswerB\x05\n" +
 	"\x03msg\"L\n" +
 	"\tLinkHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12)\n" +
@@ -2164,7 +2706,7 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x06alerts\x18\x03 \x01(\x03R\x06alerts\x12<\n" +
 	"\flast_data_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastDataAt\x12B\n" +
-	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xa7\x03\n" +
+	"\x0fcert_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\"\xe7\x03\n" +
 	"\fLinkResponse\x122\n" +
 	"\awelcome\x18\x01 \x01(\v2\x16.osprey.v1.LinkWelcomeH\x00R\awelcome\x12;\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1b.osprey.v1.LinkHeartbeatAckH\x00R\theartbeat\x12/\n" +
@@ -2174,7 +2716,9 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\ruplink_cursor\x18\x14 \x01(\v2\x17.osprey.v1.UplinkCursorH\x00R\fuplinkCursor\x12;\n" +
 	"\n" +
 	"alerts_ack\x18\x15 \x01(\v2\x1a.osprey.v1.UplinkAlertsAckH\x00R\talertsAck\x12D\n" +
-	"\rsummaries_ack\x18\x16 \x01(\v2\x1d.osprey.v1.UplinkSummariesAckH\x00R\fsummariesAckB\x05\n" +
+	"\rsummaries_ack\x18\x16 \x01(\v2\x1d.osprey.v1.UplinkSummariesAckH\x00R\fsummariesAck\x12>\n" +
+	"\vsensor_call\x18\x1e \x01(\v2\x1b.osprey.v1.RemoteSensorCallH\x00R\n" +
+	"sensorCallB\x05\n" +
 	"\x03msg\"\xda\x01\n" +
 	"\n" +
 	"DownUpdate\x12\x18\n" +
@@ -2271,7 +2815,55 @@ const file_osprey_v1_hierarchy_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x12=\n" +
 	"\fconnected_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vconnectedAt\x12F\n" +
-	"\x11last_heartbeat_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt*\x7f\n" +
+	"\x11last_heartbeat_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt\"\x90\x02\n" +
+	"\x10RemoteSensorList\x121\n" +
+	"\asensors\x18\x01 \x03(\v2\x17.osprey.v1.RemoteSensorR\asensors\x12%\n" +
+	"\x0ewrites_refused\x18\x02 \x01(\bR\rwritesRefused\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12;\n" +
+	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x1b\n" +
+	"\tserver_id\x18\x06 \x01(\tR\bserverId\"\xac\x03\n" +
+	"\fRemoteSensor\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x16\n" +
+	"\x06online\x18\x05 \x01(\bR\x06online\x12\x12\n" +
+	"\x04node\x18\x06 \x01(\tR\x04node\x12\x12\n" +
+	"\x04type\x18\a \x01(\tR\x04type\x12)\n" +
+	"\x10software_version\x18\b \x01(\tR\x0fsoftwareVersion\x12%\n" +
+	"\x0econfig_version\x18\t \x01(\x03R\rconfigVersion\x12'\n" +
+	"\x0fapplied_version\x18\n" +
+	" \x01(\x03R\x0eappliedVersion\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\v \x01(\tR\tlastError\x12\x18\n" +
+	"\ahealthy\x18\f \x01(\bR\ahealthy\x12\x1d\n" +
+	"\n" +
+	"smtp_state\x18\r \x01(\tR\tsmtpState\x12\x1d\n" +
+	"\n" +
+	"pop3_state\x18\x0e \x01(\tR\tpop3State\x12\x18\n" +
+	"\agateway\x18\x0f \x01(\bR\agateway\"\xb3\x01\n" +
+	"\x10RemoteSensorCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06sensor\x18\x02 \x01(\tR\x06sensor\x12\x1a\n" +
+	"\bdocument\x18\x03 \x01(\tR\bdocument\x12\x14\n" +
+	"\x05write\x18\x04 \x01(\bR\x05write\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\fR\x04body\x12\x19\n" +
+	"\bif_match\x18\x06 \x01(\x03R\aifMatch\x12\x16\n" +
+	"\x06caller\x18\a \x01(\tR\x06caller\"s\n" +
+	"\x12RemoteSensorAnswer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vhttp_status\x18\x02 \x01(\x05R\n" +
+	"httpStatus\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"\x91\x01\n" +
+	"\x10SensorManagement\x12#\n" +
+	"\rrefuse_writes\x18\x01 \x01(\bR\frefuseWrites\x12\x1d\n" +
+	"\n" +
+	"changed_by\x18\x02 \x01(\tR\tchangedBy\x129\n" +
+	"\n" +
+	"changed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt*\x7f\n" +
 	"\vServerState\x12\x1c\n" +
 	"\x18SERVER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SERVER_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -2304,7 +2896,7 @@ func file_osprey_v1_hierarchy_proto_rawDescGZIP() []byte {
 }
 
 var file_osprey_v1_hierarchy_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_osprey_v1_hierarchy_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_osprey_v1_hierarchy_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_osprey_v1_hierarchy_proto_goTypes = []any{
 	(ServerState)(0),              // 0: osprey.v1.ServerState
 	(PrimaryState)(0),             // 1: osprey.v1.PrimaryState
@@ -2331,71 +2923,83 @@ var file_osprey_v1_hierarchy_proto_goTypes = []any{
 	(*ServerLink)(nil),            // 22: osprey.v1.ServerLink
 	(*Primary)(nil),               // 23: osprey.v1.Primary
 	(*PrimaryLink)(nil),           // 24: osprey.v1.PrimaryLink
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*UplinkAlerts)(nil),          // 26: osprey.v1.UplinkAlerts
-	(*UplinkSummaries)(nil),       // 27: osprey.v1.UplinkSummaries
-	(*UplinkCursor)(nil),          // 28: osprey.v1.UplinkCursor
-	(*UplinkAlertsAck)(nil),       // 29: osprey.v1.UplinkAlertsAck
-	(*UplinkSummariesAck)(nil),    // 30: osprey.v1.UplinkSummariesAck
-	(*User)(nil),                  // 31: osprey.v1.User
-	(*Rule)(nil),                  // 32: osprey.v1.Rule
-	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
+	(*RemoteSensorList)(nil),      // 25: osprey.v1.RemoteSensorList
+	(*RemoteSensor)(nil),          // 26: osprey.v1.RemoteSensor
+	(*RemoteSensorCall)(nil),      // 27: osprey.v1.RemoteSensorCall
+	(*RemoteSensorAnswer)(nil),    // 28: osprey.v1.RemoteSensorAnswer
+	(*SensorManagement)(nil),      // 29: osprey.v1.SensorManagement
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*UplinkAlerts)(nil),          // 31: osprey.v1.UplinkAlerts
+	(*UplinkSummaries)(nil),       // 32: osprey.v1.UplinkSummaries
+	(*UplinkCursor)(nil),          // 33: osprey.v1.UplinkCursor
+	(*UplinkAlertsAck)(nil),       // 34: osprey.v1.UplinkAlertsAck
+	(*UplinkSummariesAck)(nil),    // 35: osprey.v1.UplinkSummariesAck
+	(*User)(nil),                  // 36: osprey.v1.User
+	(*Rule)(nil),                  // 37: osprey.v1.Rule
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
 }
 var file_osprey_v1_hierarchy_proto_depIdxs = []int32{
 	2,  // 0: osprey.v1.PollResponse.state:type_name -> osprey.v1.PollResponse.State
-	25, // 1: osprey.v1.PollResponse.token_expires_at:type_name -> google.protobuf.Timestamp
-	25, // 2: osprey.v1.LoginResponse.token_expires_at:type_name -> google.protobuf.Timestamp
+	30, // 1: osprey.v1.PollResponse.token_expires_at:type_name -> google.protobuf.Timestamp
+	30, // 2: osprey.v1.LoginResponse.token_expires_at:type_name -> google.protobuf.Timestamp
 	12, // 3: osprey.v1.LinkRequest.hello:type_name -> osprey.v1.LinkHello
 	13, // 4: osprey.v1.LinkRequest.heartbeat:type_name -> osprey.v1.LinkHeartbeat
 	16, // 5: osprey.v1.LinkRequest.down_ack:type_name -> osprey.v1.DownAck
-	26, // 6: osprey.v1.LinkRequest.alerts:type_name -> osprey.v1.UplinkAlerts
-	27, // 7: osprey.v1.LinkRequest.summaries:type_name -> osprey.v1.UplinkSummaries
-	25, // 8: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
-	25, // 9: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
-	18, // 10: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
-	19, // 11: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
-	20, // 12: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
-	15, // 13: osprey.v1.LinkResponse.down:type_name -> osprey.v1.DownUpdate
-	28, // 14: osprey.v1.LinkResponse.uplink_cursor:type_name -> osprey.v1.UplinkCursor
-	29, // 15: osprey.v1.LinkResponse.alerts_ack:type_name -> osprey.v1.UplinkAlertsAck
-	30, // 16: osprey.v1.LinkResponse.summaries_ack:type_name -> osprey.v1.UplinkSummariesAck
-	31, // 17: osprey.v1.DownUpdate.users:type_name -> osprey.v1.User
-	32, // 18: osprey.v1.DownUpdate.rules:type_name -> osprey.v1.Rule
-	25, // 19: osprey.v1.DownStatus.applied_at:type_name -> google.protobuf.Timestamp
-	25, // 20: osprey.v1.DownStatus.nack_at:type_name -> google.protobuf.Timestamp
-	33, // 21: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	25, // 22: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
-	25, // 23: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 24: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
-	25, // 25: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
-	25, // 26: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
-	25, // 27: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
-	25, // 28: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
-	25, // 29: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
-	25, // 30: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
-	25, // 31: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
-	25, // 32: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
-	1,  // 33: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
-	25, // 34: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
-	25, // 35: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
-	25, // 36: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
-	25, // 37: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
-	25, // 38: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	3,  // 39: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
-	5,  // 40: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
-	7,  // 41: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
-	9,  // 42: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
-	11, // 43: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
-	4,  // 44: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
-	6,  // 45: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
-	8,  // 46: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
-	10, // 47: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
-	14, // 48: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
-	44, // [44:49] is the sub-list for method output_type
-	39, // [39:44] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	31, // 6: osprey.v1.LinkRequest.alerts:type_name -> osprey.v1.UplinkAlerts
+	32, // 7: osprey.v1.LinkRequest.summaries:type_name -> osprey.v1.UplinkSummaries
+	25, // 8: osprey.v1.LinkRequest.sensor_list:type_name -> osprey.v1.RemoteSensorList
+	28, // 9: osprey.v1.LinkRequest.sensor_answer:type_name -> osprey.v1.RemoteSensorAnswer
+	30, // 10: osprey.v1.LinkHeartbeat.last_data_at:type_name -> google.protobuf.Timestamp
+	30, // 11: osprey.v1.LinkHeartbeat.cert_expires_at:type_name -> google.protobuf.Timestamp
+	18, // 12: osprey.v1.LinkResponse.welcome:type_name -> osprey.v1.LinkWelcome
+	19, // 13: osprey.v1.LinkResponse.heartbeat:type_name -> osprey.v1.LinkHeartbeatAck
+	20, // 14: osprey.v1.LinkResponse.token:type_name -> osprey.v1.TokenRefresh
+	15, // 15: osprey.v1.LinkResponse.down:type_name -> osprey.v1.DownUpdate
+	33, // 16: osprey.v1.LinkResponse.uplink_cursor:type_name -> osprey.v1.UplinkCursor
+	34, // 17: osprey.v1.LinkResponse.alerts_ack:type_name -> osprey.v1.UplinkAlertsAck
+	35, // 18: osprey.v1.LinkResponse.summaries_ack:type_name -> osprey.v1.UplinkSummariesAck
+	27, // 19: osprey.v1.LinkResponse.sensor_call:type_name -> osprey.v1.RemoteSensorCall
+	36, // 20: osprey.v1.DownUpdate.users:type_name -> osprey.v1.User
+	37, // 21: osprey.v1.DownUpdate.rules:type_name -> osprey.v1.Rule
+	30, // 22: osprey.v1.DownStatus.applied_at:type_name -> google.protobuf.Timestamp
+	30, // 23: osprey.v1.DownStatus.nack_at:type_name -> google.protobuf.Timestamp
+	38, // 24: osprey.v1.LinkWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	30, // 25: osprey.v1.LinkHeartbeatAck.at:type_name -> google.protobuf.Timestamp
+	30, // 26: osprey.v1.TokenRefresh.token_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 27: osprey.v1.Server.state:type_name -> osprey.v1.ServerState
+	30, // 28: osprey.v1.Server.cert_expires_at:type_name -> google.protobuf.Timestamp
+	30, // 29: osprey.v1.Server.token_expires_at:type_name -> google.protobuf.Timestamp
+	30, // 30: osprey.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	30, // 31: osprey.v1.Server.accepted_at:type_name -> google.protobuf.Timestamp
+	30, // 32: osprey.v1.Server.disconnected_at:type_name -> google.protobuf.Timestamp
+	30, // 33: osprey.v1.ServerLink.last_data_at:type_name -> google.protobuf.Timestamp
+	30, // 34: osprey.v1.ServerLink.scn_last_data_at:type_name -> google.protobuf.Timestamp
+	30, // 35: osprey.v1.ServerLink.connected_at:type_name -> google.protobuf.Timestamp
+	1,  // 36: osprey.v1.Primary.state:type_name -> osprey.v1.PrimaryState
+	30, // 37: osprey.v1.Primary.token_expires_at:type_name -> google.protobuf.Timestamp
+	30, // 38: osprey.v1.Primary.requested_at:type_name -> google.protobuf.Timestamp
+	30, // 39: osprey.v1.Primary.changed_at:type_name -> google.protobuf.Timestamp
+	30, // 40: osprey.v1.PrimaryLink.connected_at:type_name -> google.protobuf.Timestamp
+	30, // 41: osprey.v1.PrimaryLink.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	26, // 42: osprey.v1.RemoteSensorList.sensors:type_name -> osprey.v1.RemoteSensor
+	30, // 43: osprey.v1.RemoteSensorList.at:type_name -> google.protobuf.Timestamp
+	30, // 44: osprey.v1.RemoteSensorList.received_at:type_name -> google.protobuf.Timestamp
+	30, // 45: osprey.v1.SensorManagement.changed_at:type_name -> google.protobuf.Timestamp
+	3,  // 46: osprey.v1.HierarchyService.Join:input_type -> osprey.v1.JoinRequest
+	5,  // 47: osprey.v1.HierarchyService.Poll:input_type -> osprey.v1.PollRequest
+	7,  // 48: osprey.v1.HierarchyService.Login:input_type -> osprey.v1.LoginRequest
+	9,  // 49: osprey.v1.HierarchyService.RenewLink:input_type -> osprey.v1.RenewLinkRequest
+	11, // 50: osprey.v1.HierarchyService.Link:input_type -> osprey.v1.LinkRequest
+	4,  // 51: osprey.v1.HierarchyService.Join:output_type -> osprey.v1.JoinResponse
+	6,  // 52: osprey.v1.HierarchyService.Poll:output_type -> osprey.v1.PollResponse
+	8,  // 53: osprey.v1.HierarchyService.Login:output_type -> osprey.v1.LoginResponse
+	10, // 54: osprey.v1.HierarchyService.RenewLink:output_type -> osprey.v1.RenewLinkResponse
+	14, // 55: osprey.v1.HierarchyService.Link:output_type -> osprey.v1.LinkResponse
+	51, // [51:56] is the sub-list for method output_type
+	46, // [46:51] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_osprey_v1_hierarchy_proto_init() }
@@ -2412,6 +3016,8 @@ func file_osprey_v1_hierarchy_proto_init() {
 		(*LinkRequest_DownAck)(nil),
 		(*LinkRequest_Alerts)(nil),
 		(*LinkRequest_Summaries)(nil),
+		(*LinkRequest_SensorList)(nil),
+		(*LinkRequest_SensorAnswer)(nil),
 	}
 	file_osprey_v1_hierarchy_proto_msgTypes[11].OneofWrappers = []any{
 		(*LinkResponse_Welcome)(nil),
@@ -2421,6 +3027,7 @@ func file_osprey_v1_hierarchy_proto_init() {
 		(*LinkResponse_UplinkCursor)(nil),
 		(*LinkResponse_AlertsAck)(nil),
 		(*LinkResponse_SummariesAck)(nil),
+		(*LinkResponse_SensorCall)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2428,7 +3035,7 @@ func file_osprey_v1_hierarchy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_osprey_v1_hierarchy_proto_rawDesc), len(file_osprey_v1_hierarchy_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
