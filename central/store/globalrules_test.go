@@ -88,12 +88,12 @@ func TestPrimaryOrigin(t *testing.T) {
 	st, _ := testStore(t)
 	ctx := t.Context()
 	all := AllTenants()
-	local := &ospreyv1.User{Name: "carol", Role: ospreyv1.Role_ROLE_ADMIN, PasswordHash: []byte("local"), CreatedAt: created}
+	local := &ospreyv1.User{Name: "carol", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true, PasswordHash: []byte("local"), CreatedAt: created}
 	if _, err := st.CreateUser(ctx, all, local); err != nil {
 		t.Fatal(err)
 	}
 	pcnUser := func(name string) *ospreyv1.User {
-		return &ospreyv1.User{Name: name, Role: ospreyv1.Role_ROLE_ADMIN, PasswordHash: []byte("pcn"), CreatedAt: created}
+		return &ospreyv1.User{Name: name, Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true, PasswordHash: []byte("pcn"), CreatedAt: created}
 	}
 	// Invalid: nothing applied.
 	bad := &ospreyv1.DownUpdate{Users: []*ospreyv1.User{pcnUser("alice"), {Name: "bob"}}}
