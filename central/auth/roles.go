@@ -50,6 +50,9 @@ const (
 	ManageServers
 	// ManageCluster: settings of the whole cluster of central nodes.
 	ManageCluster
+	// WriteGlobalRules: the global scan rules, which apply to every tenant (a PCN sends
+	// them to its SCNs).
+	WriteGlobalRules
 )
 
 var capabilityNames = map[Capability]string{
@@ -57,7 +60,7 @@ var capabilityNames = map[Capability]string{
 	HandleAlerts: "handle alerts", ReadQuarantine: "read quarantine", ManageQuarantine: "manage quarantine",
 	ReadRules: "read rules", WriteRules: "write rules", ReadAudit: "read the audit log", ReadUsers: "read users",
 	ManageUsers: "manage users", ManageTenants: "manage tenants", ManageServers: "manage servers",
-	ManageCluster: "manage the cluster",
+	ManageCluster: "manage the cluster", WriteGlobalRules: "write global rules",
 }
 
 // String names c for messages ("manage users").
@@ -70,12 +73,13 @@ func (c Capability) Global() bool { return c >= ManageUsers }
 var roleCapabilities = map[ospreyv1.Role][]Capability{
 	// Administrator: everything in its tenants; with all tenants also the global ones.
 	ospreyv1.Role_ROLE_ADMIN: {ReadConfig, Configure, ReadAlerts, HandleAlerts, ReadQuarantine, ManageQuarantine,
-		ReadRules, WriteRules, ReadAudit, ReadUsers, ManageUsers, ManageTenants, ManageServers, ManageCluster},
+		ReadRules, WriteRules, ReadAudit, ReadUsers, ManageUsers, ManageTenants, ManageServers, ManageCluster,
+		WriteGlobalRules},
 	// Local administrator: this node's own configuration; reads alerts. No users, no hierarchy.
 	ospreyv1.Role_ROLE_LOCAL_ADMIN: {ReadConfig, Configure, ReadAlerts},
 	// Senior security officer: alerts and quarantine, rules, the audit log; reads configuration.
 	ospreyv1.Role_ROLE_SENIOR_OFFICER: {ReadConfig, ReadAlerts, HandleAlerts, ReadQuarantine, ManageQuarantine,
-		ReadRules, WriteRules, ReadAudit},
+		ReadRules, WriteRules, ReadAudit, WriteGlobalRules},
 	// Security officer: reads and handles alerts; reads quarantine, rules and the audit log.
 	ospreyv1.Role_ROLE_OFFICER: {ReadAlerts, HandleAlerts, ReadQuarantine, ReadRules, ReadAudit},
 	// Security auditor: reads everything in its tenants, changes nothing.

@@ -55,7 +55,7 @@ func TestGlobalRulesAPI(t *testing.T) {
 
 	// What came from a PCN is read-only.
 	if err := e.store.ApplyPrimaryUpdate(ctx, &ospreyv1.DownUpdate{
-		Users: []*ospreyv1.User{{Name: "pcn-admin", Role: ospreyv1.Role_ROLE_ADMIN, PasswordHash: []byte("x")}},
+		Users: []*ospreyv1.User{{Name: "pcn-admin", Role: ospreyv1.Role_ROLE_ADMIN, AllTenants: true, PasswordHash: []byte("x")}},
 		Rules: []*ospreyv1.Rule{{Id: "fromthepcn", Kind: ospreyv1.RuleKind_RULE_KIND_SENDER, Value: "eve@evil.example", Severity: ospreyv1.Severity_SEVERITY_LOW}},
 	}); err != nil {
 		t.Fatal(err)

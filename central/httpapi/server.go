@@ -129,13 +129,11 @@ func Routes() []Route {
 		{"GET", "/api/v1/tenants/{tenant}/rules/{id}", auth.ReadRules, (*Server).getRule},
 		{"PUT", "/api/v1/tenants/{tenant}/rules/{id}", auth.WriteRules, (*Server).putRule},
 		{"DELETE", "/api/v1/tenants/{tenant}/rules/{id}", auth.WriteRules, (*Server).deleteRule},
-		// Global rules: read by every reader of rules, written by a writer
-		// of rules of all tenants (the store refuses a narrower scope).
 		{"GET", "/api/v1/rules", auth.ReadRules, (*Server).listGlobalRules},
-		{"POST", "/api/v1/rules", auth.WriteRules, (*Server).createGlobalRule},
+		{"POST", "/api/v1/rules", auth.WriteGlobalRules, (*Server).createGlobalRule},
 		{"GET", "/api/v1/rules/{id}", auth.ReadRules, (*Server).getGlobalRule},
-		{"PUT", "/api/v1/rules/{id}", auth.WriteRules, (*Server).putGlobalRule},
-		{"DELETE", "/api/v1/rules/{id}", auth.WriteRules, (*Server).deleteGlobalRule},
+		{"PUT", "/api/v1/rules/{id}", auth.WriteGlobalRules, (*Server).putGlobalRule},
+		{"DELETE", "/api/v1/rules/{id}", auth.WriteGlobalRules, (*Server).deleteGlobalRule},
 		{"GET", "/api/v1/tenants/{tenant}/export", auth.ReadConfig, (*Server).getExport},
 		{"PUT", "/api/v1/tenants/{tenant}/export", auth.Configure, (*Server).putExport},
 		{"GET", "/api/v1/tenants/{tenant}/policy", auth.ReadConfig, (*Server).getPolicy},

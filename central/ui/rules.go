@@ -165,7 +165,7 @@ func (s *Server) rulesData(r *http.Request, req *request, tenant string, form ru
 	for _, rule := range global {
 		d.Global = append(d.Global, ruleRowOf(rule))
 	}
-	d.GlobalWrite = req.scope.IsAll() && req.p.Can(auth.WriteRules)
+	d.GlobalWrite = req.p.Can(auth.WriteGlobalRules)
 	if d.Form == (ruleForm{}) {
 		d.Form = ruleForm{Kind: "url_host", Severity: "high"}
 	}

@@ -174,7 +174,7 @@ func routes() []route {
 		{"POST", "/rules/{tenant}/{id}/enable", auth.WriteRules, false, (*Server).enableRule},
 		{"POST", "/rules/{tenant}/{id}/disable", auth.WriteRules, false, (*Server).disableRule},
 		{"POST", "/rules/{tenant}/{id}/delete", auth.WriteRules, false, (*Server).deleteRule},
-		{"POST", "/rules/{tenant}/global/{id}/delete", auth.WriteRules, false, (*Server).deleteGlobalRule},
+		{"POST", "/rules/{tenant}/global/{id}/delete", auth.WriteGlobalRules, false, (*Server).deleteGlobalRule},
 		{"GET", "/cluster", auth.ReadConfig, false, (*Server).clusterPage},
 		{"GET", "/servers", auth.ManageServers, false, (*Server).serversPage},
 		{"POST", "/servers/{id}/{action}", auth.ManageServers, false, (*Server).serverAction},
