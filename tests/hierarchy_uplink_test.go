@@ -109,6 +109,17 @@ func TestHierarchyAlertsUp(t *testing.T) {
 	if list, err := officer("other-officer").Alerts(ctx, api.AlertQuery{Server: "branch-1"}); err != nil || len(list.Alerts) != 0 {
 		t.Errorf("another tenant's officer: %v, %v; want no alerts", list, err)
 	}
+	// The SCNs too: an officer sees those of its tenant, with their state,
+	// and no other; it may not disconnect one.
+	if list, err := officer("acme-officer").Servers(ctx); err != nil || len(list.Servers) != 1 || list.Servers[0].ID != "branch-1" || list.Servers[0].PCNAlerts != 5 {
+		t.Errorf("acme's officer lists the SCNs: %+v, %v; want branch-1 with its 5 alerts", list, err)
+	}
+	if list, err := officer("other-officer").Servers(ctx); err != nil || len(list.Servers) != 0 {
+		t.Errorf("another tenant's officer lists the SCNs: %+v, %v; want none", list, err)
+	}
+	if _, err := officer("acme-officer").DisconnectServer(ctx, "branch-1"); err == nil {
+		t.Error("acme's officer disconnected the SCN")
+	}
 
 	// The PCN is killed while alerts keep coming, and restarts.
 	pcn.kill(t)

@@ -37,15 +37,17 @@ func hierarchyError(err error) error {
 	return err
 }
 
-func (s *Server) listServers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+// listServers lists the SCNs of the tenants p may see (a pending request,
+// of no tenant yet, only to those of all tenants).
+func (s *Server) listServers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	if s.primary == nil {
 		return errNotPrimary
 	}
-	list, err := s.primary.Servers(r.Context(), store.AllTenants())
+	list, err := s.primary.Servers(r.Context(), scope(p))
 	if err != nil {
 		return err
 	}
-	if list, err = uplink.WithData(r.Context(), s.messages, store.AllTenants(), list, time.Now()); err != nil {
+	if list, err = uplink.WithData(r.Context(), s.messages, scope(p), list, time.Now()); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, api.ServerList{Servers: list})

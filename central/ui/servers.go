@@ -32,14 +32,17 @@ type serversData struct {
 	Management api.SensorManagement
 }
 
-func (s *Server) serversData(r *http.Request) (*serversData, error) {
+// serversData is what the Servers page shows in scope: on a PCN, the SCNs
+// of the tenants the user may see (pending requests, of no tenant yet, to
+// users of all tenants only).
+func (s *Server) serversData(r *http.Request, scope store.Scope) (*serversData, error) {
 	d := &serversData{Primary: s.primary != nil, Uplink: s.uplink != nil}
 	if s.primary != nil {
-		list, err := s.primary.Servers(r.Context(), store.AllTenants())
+		list, err := s.primary.Servers(r.Context(), scope)
 		if err != nil {
 			return nil, err
 		}
-		if list, err = uplink.WithData(r.Context(), s.messages, store.AllTenants(), list, s.now()); err != nil {
+		if list, err = uplink.WithData(r.Context(), s.messages, scope, list, s.now()); err != nil {
 			return nil, err
 		}
 		for _, sv := range list {
@@ -49,7 +52,7 @@ func (s *Server) serversData(r *http.Request) (*serversData, error) {
 				d.Servers = append(d.Servers, sv)
 			}
 		}
-		if d.Tenants, err = s.store.ListTenants(r.Context(), store.AllTenants()); err != nil {
+		if d.Tenants, err = s.store.ListTenants(r.Context(), scope); err != nil {
 			return nil, err
 		}
 	}
@@ -69,7 +72,7 @@ func (s *Server) serversData(r *http.Request) (*serversData, error) {
 }
 
 func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, req *request) error {
-	d, err := s.serversData(r)
+	d, err := s.serversData(r, req.scope)
 	if err != nil {
 		return err
 	}
@@ -122,7 +125,7 @@ func (s *Server) pcnFingerprint(w http.ResponseWriter, r *http.Request, req *req
 		redirect(w, r, "/servers")
 		return nil
 	}
-	d, err := s.serversData(r)
+	d, err := s.serversData(r, req.scope)
 	if err != nil {
 		return err
 	}

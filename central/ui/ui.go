@@ -176,7 +176,7 @@ func routes() []route {
 		{"POST", "/rules/{tenant}/{id}/delete", auth.WriteRules, false, (*Server).deleteRule},
 		{"POST", "/rules/{tenant}/global/{id}/delete", auth.WriteGlobalRules, false, (*Server).deleteGlobalRule},
 		{"GET", "/cluster", auth.ReadConfig, false, (*Server).clusterPage},
-		{"GET", "/servers", auth.ManageServers, false, (*Server).serversPage},
+		{"GET", "/servers", auth.ReadAlerts, false, (*Server).serversPage},
 		{"POST", "/servers/{id}/{action}", auth.ManageServers, false, (*Server).serverAction},
 		{"GET", "/servers/{id}/sensors", auth.ReadConfig, false, (*Server).serverSensorsPage},
 		{"POST", "/servers/{id}/sensors/{sensor}/{doc}", auth.Configure, false, (*Server).serverSensorWrite},
