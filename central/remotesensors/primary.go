@@ -2,8 +2,6 @@ package remotesensors
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ospreysec/osprey/api"
+	"github.com/ospreysec/osprey/central/etcdcall"
 	"github.com/ospreysec/osprey/central/hierarchy"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
@@ -24,9 +23,6 @@ import (
 // DefaultTimeout bounds a Call's wait for the SCN's answer: below the API's
 // own request timeout, so the caller hears why.
 const DefaultTimeout = 8 * time.Second
-
-// leaseTTL is the lease of a request and its answer, in seconds.
-const leaseTTL = 30
 
 // ErrOffline is the error of a Call to an SCN whose link is down: it was
 // not asked.
@@ -208,56 +204,21 @@ func (p *Primary) Call(ctx context.Context, sc store.Scope, server string, call 
 	if !links[server].GetOnline() {
 		return nil, fmt.Errorf("SCN %s: %w", server, ErrOffline)
 	}
-	id, err := newID()
+	id, err := etcdcall.NewID()
 	if err != nil {
 		return nil, err
 	}
 	call = proto.CloneOf(call)
 	call.Id = id
-	b, err := proto.Marshal(call)
-	if err != nil {
-		return nil, fmt.Errorf("encode the call: %w", err)
-	}
-	lease, err := p.opts.Client.Grant(ctx, leaseTTL)
-	if err != nil {
-		return nil, fmt.Errorf("call to SCN %s: grant a lease: %w", server, err)
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_, _ = p.opts.Client.Revoke(rctx, lease.ID) // deletes the call and the answer
-	}()
-	put, err := p.opts.Client.Put(ctx, store.ServerRequestKey(server, id), string(b), clientv3.WithLease(lease.ID))
-	if err != nil {
+	a := new(ospreyv1.RemoteSensorAnswer)
+	err = etcdcall.Call(ctx, p.opts.Client, store.ServerRequestKey(server, id), store.ServerReplyKey(id), call, p.opts.Timeout, a)
+	switch {
+	case errors.Is(err, etcdcall.ErrNoReply):
+		return nil, fmt.Errorf("SCN %s, after %v: %w", server, p.opts.Timeout, ErrNoAnswer)
+	case err != nil:
 		return nil, fmt.Errorf("call to SCN %s: %w", server, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
-	defer cancel()
-	for resp := range p.opts.Client.Watch(wctx, store.ServerReplyKey(id), clientv3.WithRev(put.Header.Revision+1), clientv3.WithFilterDelete()) {
-		if err := resp.Err(); err != nil {
-			return nil, fmt.Errorf("call to SCN %s: wait for the answer: %w", server, err)
-		}
-		for _, ev := range resp.Events {
-			a := new(ospreyv1.RemoteSensorAnswer)
-			if err := proto.Unmarshal(ev.Kv.Value, a); err != nil {
-				return nil, fmt.Errorf("answer of SCN %s: %w", server, err)
-			}
-			return a, nil
-		}
-	}
-	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return nil, err
-	}
-	return nil, fmt.Errorf("SCN %s, after %v: %w", server, p.opts.Timeout, ErrNoAnswer)
-}
-
-// newID is a request id: 16 random bytes in hex (a valid store id).
-func newID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("request id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
+	return a, nil
 }
 
 // Sensors returns the sensors of SCN server, in scope sc, as the PCN last

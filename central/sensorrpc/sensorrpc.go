@@ -24,8 +24,6 @@ package sensorrpc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +33,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ospreysec/osprey/central/etcdcall"
 	"github.com/ospreysec/osprey/central/store"
 	ospreyv1 "github.com/ospreysec/osprey/proto/osprey/v1"
 )
@@ -43,9 +42,6 @@ import (
 const (
 	// DefaultTimeout bounds a Call when its context has no earlier deadline.
 	DefaultTimeout = 15 * time.Second
-	// leaseTTL is the lease of a request and its reply, in seconds: what a
-	// request outlives its caller by.
-	leaseTTL = 30
 	// queued bounds the requests waiting for one stream.
 	queued = 16
 )
@@ -148,7 +144,7 @@ func (r *Router) handOver(key, value []byte, lease clientv3.LeaseID) {
 	}
 	now := time.Now()
 	for k, at := range r.seen {
-		if now.Sub(at) > 2*leaseTTL*time.Second {
+		if now.Sub(at) > 2*etcdcall.LeaseTTL*time.Second {
 			delete(r.seen, k)
 			delete(r.leases, k) // never answered: its caller gave up long ago
 		}
@@ -232,54 +228,19 @@ func (r *Router) Call(ctx context.Context, sensor string, req *ospreyv1.SensorRe
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
-	id, err := newID()
+	id, err := etcdcall.NewID()
 	if err != nil {
 		return nil, err
 	}
 	req = proto.CloneOf(req)
 	req.Id = id
-	b, err := proto.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode the request: %w", err)
-	}
-	lease, err := r.cli.Grant(ctx, leaseTTL)
-	if err != nil {
-		return nil, fmt.Errorf("request to sensor %s: grant a lease: %w", sensor, err)
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_, _ = r.cli.Revoke(rctx, lease.ID) // deletes the request and the reply
-	}()
-	put, err := r.cli.Put(ctx, store.SensorRequestKey(sensor, id), string(b), clientv3.WithLease(lease.ID))
-	if err != nil {
+	rep := new(ospreyv1.SensorReply)
+	err = etcdcall.Call(ctx, r.cli, store.SensorRequestKey(sensor, id), store.SensorReplyKey(id), req, r.replyWait, rep)
+	switch {
+	case errors.Is(err, etcdcall.ErrNoReply):
+		return nil, fmt.Errorf("sensor %s: no reply: %w", sensor, ErrUnavailable)
+	case err != nil:
 		return nil, fmt.Errorf("request to sensor %s: %w", sensor, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, r.replyWait)
-	defer cancel()
-	for resp := range r.cli.Watch(wctx, store.SensorReplyKey(id), clientv3.WithRev(put.Header.Revision+1), clientv3.WithFilterDelete()) {
-		if err := resp.Err(); err != nil {
-			return nil, fmt.Errorf("request to sensor %s: wait for the reply: %w", sensor, err)
-		}
-		for _, ev := range resp.Events {
-			rep := new(ospreyv1.SensorReply)
-			if err := proto.Unmarshal(ev.Kv.Value, rep); err != nil {
-				return nil, fmt.Errorf("reply of sensor %s: %w", sensor, err)
-			}
-			return rep, nil
-		}
-	}
-	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return nil, err
-	}
-	return nil, fmt.Errorf("sensor %s: no reply: %w", sensor, ErrUnavailable)
-}
-
-// newID is a request id: 16 random bytes in hex (a valid store id).
-func newID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("request id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
+	return rep, nil
 }
